@@ -1,0 +1,61 @@
+"""The ``cardperso`` command: the only place that parses arguments and prints for people.
+
+Exit codes: 0 ok, 1 data or validation problems, 2 usage, 3 device or transport failure.
+Expected errors (:class:`~cardperso.errors.CardPersoError`) print one clear line, never a
+traceback; ``CARDPERSO_DEBUG=1`` shows tracebacks for developers.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+from typing import Any
+
+import click
+
+from cardperso import __version__
+from cardperso.errors import CardPersoError
+
+EXIT_OK, EXIT_DATA, EXIT_USAGE, EXIT_DEVICE = 0, 1, 2, 3
+
+
+class _Group(click.Group):
+    """A click group that turns cardperso errors into one line and a distinct exit code."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except CardPersoError as exc:
+            if os.environ.get("CARDPERSO_DEBUG"):
+                raise
+            click.echo(f"error: {exc}", err=True)
+            ctx.exit(exc.exit_code)
+
+
+@click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="cardperso")
+@click.option("-v", "--verbose", count=True, help="More log output (-vv for debug traces).")
+def cli(verbose: int) -> None:
+    """cardperso: batch data preparation and chip encoding for social-security cards."""
+    level = logging.WARNING - 10 * min(verbose, 2)
+    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+
+
+def _register() -> None:
+    """Attach the sub-command groups (each module adds its own commands)."""
+    from cardperso.cli import commands
+
+    commands.register(cli)
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Console-script entry point."""
+    _register()
+    try:
+        cli.main(args=argv, prog_name="cardperso", standalone_mode=True)
+    except SystemExit:
+        raise
+    except KeyboardInterrupt:  # pragma: no cover - interactive
+        click.echo("interrupted", err=True)
+        sys.exit(130)
