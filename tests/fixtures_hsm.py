@@ -1,0 +1,1 @@
+"""Fixtures: hsm (filled by its owner)."""

@@ -1,0 +1,1 @@
+"""Fixtures: keys (filled by its owner)."""

@@ -1,0 +1,1 @@
+"""Fixtures: pcsc (filled by its owner)."""
