@@ -1,0 +1,332 @@
+"""The key-store interface: every key operation of data preparation, the stations and the bank.
+
+How this works
+--------------
+Callers never hold master keys. They name a key (``"pboc-imk-ac"``, ``"gp-kmc"``...) and ask a
+:class:`KeyStore` to *use* it: derive per-card keys for a batch of cards, wrap or unwrap data
+under a transport KEK, MAC, encrypt, compute a check value, or verify an ARQC and answer with an
+ARPC. Two implementations pass one contract test suite (``tests/keystore_contract.py``):
+
+* :class:`cardperso.keystore.software.SoftwareKeyStore` - a JSON file, every key in clear in host
+  memory while it is loaded (tests, samples, development);
+* ``cardperso.keystore.pkcs11`` - a PKCS#11 token (HSM); master keys never leave it.
+
+Per-card keys and the transport KEK
+-----------------------------------
+The batch derivations (:meth:`KeyStore.derive_emv_a`, :meth:`KeyStore.derive_ssse`,
+:meth:`KeyStore.diversify_gp`) return :class:`DerivedKey` values **wrapped under a transport
+KEK** by default (``wrap_under=DEFAULT_KEK``, the key named ``"transport-kek"``). Passing
+``wrap_under=None`` explicitly asks for the per-card keys in clear; a store may refuse that
+(a PKCS#11 store in its strict mode raises :class:`~cardperso.errors.KeyStoreError`).
+
+Wrapping format (``cardperso-wrap/1``, identical bytes from every store)
+-----------------------------------------------------------------------
+``wrapped = ECB-encrypt(KEK algorithm, KEK, plaintext)``, no IV, no length field, deterministic:
+
+* key values (every derived key: 3DES 16/24 bytes, AES 16/32, SM4 16) are encrypted as they are,
+  which is what PKCS#11 ``C_WrapKey`` with ``CKM_DES3_ECB`` / ``CKM_AES_ECB`` produces, so a
+  token can wrap per-card keys without ever exposing them to the host;
+* other data must be a whole number of KEK blocks, or be wrapped with ``pad=True``: then the
+  plaintext is ``data ‖ 80 ‖ 00…`` (ISO/IEC 9797-1 padding method 2, always added, up to the KEK
+  block size: 8 for 3DES, 16 for AES/SM4) and :meth:`KeyStore.unwrap` with ``pad=True`` removes it.
+
+The length of an unwrapped key is known from its algorithm and is checked against the
+:attr:`DerivedKey.kcv` the derivation returned.
+
+Check values (:func:`cardperso.crypto.kcv`): DES/3DES ``E(K, 00×8)[:3]``, AES ``E(K, 01×16)[:3]``,
+SM4 ``E(K, 00×16)[:3]``.
+"""
+
+from __future__ import annotations
+
+import abc
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Final, Literal
+
+from cardperso.crypto import SecretKey
+from cardperso.errors import KeyStoreError, UsageError
+
+#: Name of the transport KEK that protects personalization files (the default ``wrap_under``).
+DEFAULT_KEK: Final = "transport-kek"
+
+#: A card for EMV derivation: (PAN digits, PAN sequence number as 2 digits, e.g. ``"01"``).
+EmvCard = tuple[str, str]
+
+#: MAC methods of :meth:`KeyStore.mac`:
+#: ``"alg1"`` ISO/IEC 9797-1 MAC algorithm 1 (CBC-MAC, full block, padding method 2, IV 0) for
+#: 3DES/AES/SM4; ``"alg3"`` MAC algorithm 3 (retail MAC, padding 2, 8 bytes) for 16-byte 3DES;
+#: ``"cmac"`` NIST SP 800-38B CMAC (full block) for AES/SM4.
+MacMethod = Literal["alg1", "alg3", "cmac"]
+MAC_METHODS: Final[tuple[str, ...]] = ("alg1", "alg3", "cmac")
+
+#: Cipher modes of :meth:`KeyStore.encrypt` (data must be a whole number of blocks; CBC IV 0
+#: unless given).
+CipherMode = Literal["ecb", "cbc"]
+
+
+@dataclass(frozen=True, slots=True)
+class KeyInfo:
+    """What may be shown about a stored key: never its value."""
+
+    name: str
+    algorithm: str
+    #: Key check value, 3 bytes (conventions in the module docstring).
+    kcv: bytes
+    #: Where the key lives, for people and audits: ``"file:/path/keys.json"``,
+    #: ``"pkcs11:token-label"``...
+    location: str
+    #: True when the key belongs to a test key set (samples, generated test stores).
+    test_key: bool
+
+    @property
+    def is_sample(self) -> bool:
+        """True when this key's check value is one of the published sample keys."""
+        return is_sample_kcv(self.kcv)
+
+
+@dataclass(frozen=True, slots=True)
+class DerivedKey:
+    """A per-card key produced by a derivation: wrapped under a KEK, or (on request) in clear.
+
+    ``data`` is the wrapped key (``kek`` set) or the clear key value (``kek`` is ``None``); it
+    never appears in ``repr``. ``kcv`` is the check value of the clear key, so the station can
+    check what it unwraps and a personalization file can be audited without unwrapping.
+    """
+
+    algorithm: str
+    kcv: bytes
+    kek: str | None
+    data: bytes = field(repr=False)
+
+    @property
+    def wrapped(self) -> bool:
+        return self.kek is not None
+
+    def secret(self, name: str = "") -> SecretKey:
+        """The clear key as a :class:`SecretKey`; :class:`UsageError` if it is wrapped."""
+        if self.kek is not None:
+            raise UsageError(f"key is wrapped under {self.kek!r}: unwrap it with the key store")
+        return SecretKey(self.algorithm, self.data, name)
+
+
+@dataclass(frozen=True, slots=True)
+class GpCardKeys:
+    """The three per-card GlobalPlatform static keys (ENC=01, MAC=02, DEK=03) of one card."""
+
+    enc: DerivedKey
+    mac: DerivedKey
+    dek: DerivedKey
+
+
+class KeyStore(abc.ABC):
+    """One interface for every key operation (software file store, PKCS#11 token).
+
+    Keys are named; errors are :class:`~cardperso.errors.KeyStoreError` naming the key and the
+    reason, never a value. Batch methods take many cards and make one cipher (or HSM) call per
+    master key per chunk; the one-card form is a batch of one.
+    """
+
+    # -- inventory -----------------------------------------------------------------------------
+
+    @abc.abstractmethod
+    def names(self) -> list[str]:
+        """Names of the keys in the store, sorted."""
+
+    @abc.abstractmethod
+    def info(self, name: str) -> KeyInfo:
+        """Algorithm, check value and location of ``name`` (:class:`KeyStoreError` if absent)."""
+
+    def kcv(self, name: str) -> bytes:
+        """3-byte check value of ``name``."""
+        return self.info(name).kcv
+
+    @property
+    @abc.abstractmethod
+    def location(self) -> str:
+        """Where this store lives (``file:…``, ``pkcs11:…``), for people and audit logs."""
+
+    @property
+    def is_software(self) -> bool:
+        """True when keys are held in clear in host memory (production needs an override)."""
+        return False
+
+    def close(self) -> None:  # noqa: B027 - optional hook
+        """Release resources (sessions, clear key material where possible)."""
+
+    def __enter__(self) -> KeyStore:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- per-card derivations (batch) ----------------------------------------------------------
+
+    @abc.abstractmethod
+    def derive_emv_a(
+        self, imk_name: str, cards: Sequence[EmvCard], *, wrap_under: str | None = DEFAULT_KEK
+    ) -> list[DerivedKey]:
+        """EMV Book 2 A1.4.1 option A ICC master keys (3DES, 16 bytes, odd parity), one per card,
+        from the issuer master key ``imk_name``; ``cards`` are (PAN digits, PSN 2 digits)."""
+
+    @abc.abstractmethod
+    def derive_ssse(
+        self, master_name: str, factors: Sequence[bytes], *, wrap_under: str | None = DEFAULT_KEK
+    ) -> list[DerivedKey]:
+        """Per-card SSSE keys (16 bytes, the master's algorithm), one per 8-byte factor:
+        3DES ``E(M, f) ‖ E(M, ~f)``; SM4 ``E(M, f ‖ ~f)``
+        (:func:`cardperso.crypto.ssse.diversify`)."""
+
+    @abc.abstractmethod
+    def diversify_gp(
+        self,
+        kmc_name: str,
+        kdds: Sequence[bytes],
+        method: str = "emv",
+        *,
+        wrap_under: str | None = DEFAULT_KEK,
+    ) -> list[GpCardKeys]:
+        """Per-card GP static keys from the KMC ``kmc_name`` and each card's 10-byte KDD (first
+        10 bytes of the INITIALIZE UPDATE response); ``method`` names a diversification of
+        :func:`cardperso.crypto.gp.diversify` (``"emv"``, ``"visa2"``, ``"none"``...)."""
+
+    # -- transport KEK -------------------------------------------------------------------------
+
+    @abc.abstractmethod
+    def wrap(self, kek_name: str, data: bytes, *, pad: bool = False) -> bytes:
+        """Encrypt ``data`` under the KEK (format ``cardperso-wrap/1``, module docstring)."""
+
+    @abc.abstractmethod
+    def unwrap(self, kek_name: str, data: bytes, *, pad: bool = False) -> bytes:
+        """Decrypt ``wrap`` output (at the station). The result is in clear in host memory."""
+
+    def unwrap_key(self, derived: DerivedKey, name: str = "") -> SecretKey:
+        """Unwrap a :class:`DerivedKey` (or take it as is when clear) and check its KCV."""
+        from cardperso.crypto import equal, kcv
+
+        value = derived.data if derived.kek is None else self.unwrap(derived.kek, derived.data)
+        try:
+            key = SecretKey(derived.algorithm, value, name)
+        except UsageError:
+            raise KeyStoreError(f"unwrapped key {name or '(per-card)'} has a bad length") from None
+        if not equal(kcv(derived.algorithm, value), derived.kcv):
+            raise KeyStoreError(f"unwrapped key {name or '(per-card)'} does not match its KCV")
+        return key
+
+    # -- using a named key ---------------------------------------------------------------------
+
+    @abc.abstractmethod
+    def mac(self, name: str, data: bytes, method: MacMethod = "alg1") -> bytes:
+        """MAC ``data`` under ``name`` (:data:`MacMethod`); padding method 2 for alg1/alg3."""
+
+    @abc.abstractmethod
+    def encrypt(
+        self, name: str, data: bytes, mode: CipherMode = "ecb", iv: bytes | None = None
+    ) -> bytes:
+        """Encrypt whole blocks under ``name`` (ECB, or CBC with ``iv``, zero when omitted)."""
+
+    # -- issuer host (EMV, keys derived inside the store) --------------------------------------
+
+    @abc.abstractmethod
+    def verify_arqc(
+        self, imk_ac_name: str, card: EmvCard, atc: bytes, data: bytes, arqc: bytes
+    ) -> None:
+        """Derive the card's AC master key (option A) and session key (common session key,
+        ATC 2 bytes), recompute the cryptogram over ``data`` (the CDOL1 data, MAC algorithm 3,
+        padding 2) and compare in constant time: raises
+        :class:`~cardperso.errors.CryptogramMismatch` when it does not verify."""
+
+    @abc.abstractmethod
+    def make_arpc(
+        self,
+        imk_ac_name: str,
+        card: EmvCard,
+        atc: bytes,
+        arqc: bytes,
+        *,
+        arc: bytes = b"",
+        csu: bytes = b"",
+        prop: bytes = b"",
+        method: int = 1,
+    ) -> bytes:
+        """ARPC under the card's AC session key: method 1 ``TDES(SK)[ARQC ⊕ (ARC ‖ 00×6)]``
+        (8 bytes, needs ``arc``, 2 bytes) or method 2 (4 bytes, needs ``csu``, 4 bytes, and
+        optional proprietary authentication data ``prop``)."""
+
+    @abc.abstractmethod
+    def script_mac(self, imk_smi_name: str, card: EmvCard, atc: bytes, data: bytes) -> bytes:
+        """Issuer-script MAC (8 bytes; scripts carry the leftmost 4) under the card's SMI session
+        key (option A master key from ``imk_smi_name``, common session key with ``atc``), MAC
+        algorithm 3 with padding method 2 over ``data`` (command header ‖ ATC ‖ ARQC ‖ data...)."""
+
+    # -- lifecycle (ceremonies) ----------------------------------------------------------------
+
+    @abc.abstractmethod
+    def import_key(
+        self, key: SecretKey, *, test_key: bool = False, replace: bool = False
+    ) -> KeyInfo:
+        """Store ``key`` under ``key.name`` (software: saved to the file; PKCS#11: created in the
+        token as a sensitive, non-extractable object). Refuses an existing name unless
+        ``replace``."""
+
+    @abc.abstractmethod
+    def generate_key(
+        self, name: str, algorithm: str, length: int = 16, *, replace: bool = False
+    ) -> KeyInfo:
+        """Create a fresh random key (inside the token for PKCS#11) and return its info."""
+
+
+# -- production guard ----------------------------------------------------------------------------
+
+#: Check values (3 bytes, upper-case hex) of the published sample keys in ``keys-sample/keys.json``
+#: by name. Production refuses any key with one of these check values, whatever its name.
+SAMPLE_KCVS: Final[dict[str, str]] = {
+    "gp-kmc": "8BAF47",
+    "gp-kmc-aes": "504A77",
+    "pboc-imk-ac": "2EF33D",
+    "pboc-imk-smc": "9A3AA8",
+    "pboc-imk-smi": "DCEB4F",
+    "ssse-ek-read": "D547E5",
+    "ssse-ek-read-3des": "30517D",
+    "ssse-irk": "1AF931",
+    "ssse-irk-3des": "81D8DC",
+    "ssse-mk": "0C31A3",
+    "ssse-mk-3des": "20D4C0",
+    "ssse-pin-reload": "064143",
+    "ssse-pin-reload-3des": "55F933",
+    "ssse-uk-ef05": "B08A35",
+    "ssse-uk-ef05-3des": "77F053",
+    "ssse-uk-ef06": "4C3EF0",
+    "ssse-uk-ef06-3des": "36C8DD",
+    "ssse-uk-ef0d": "FB069B",
+    "ssse-uk-ef0d-3des": "E911BF",
+    "transport-kek": "C68821",
+}
+
+
+def is_sample_kcv(kcv: bytes) -> bool:
+    """True when ``kcv`` is the check value of one of the published sample keys."""
+    return kcv.hex().upper() in _SAMPLE_KCV_SET
+
+
+_SAMPLE_KCV_SET: Final[frozenset[str]] = frozenset(SAMPLE_KCVS.values())
+
+
+def production_guard(store: KeyStore, *, allow_software_store: bool = False) -> None:
+    """Refuse a key store that must not serve a production run.
+
+    Raises :class:`KeyStoreError` when any key is one of the published sample keys (recognised by
+    its check value) or marked as a test key, and when the store is a software store unless
+    ``allow_software_store`` (the caller logs that override).
+    """
+    if store.is_software and not allow_software_store:
+        raise KeyStoreError(
+            f"production refuses a software key store ({store.location}); "
+            "use the HSM store or pass the explicit override"
+        )
+    for name in store.names():
+        info = store.info(name)
+        if info.is_sample:
+            raise KeyStoreError(f"production refuses key {name!r}: it is a published sample key")
+        if info.test_key:
+            raise KeyStoreError(f"production refuses key {name!r}: it is marked as a test key")
