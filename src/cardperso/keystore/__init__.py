@@ -7,6 +7,7 @@ guard, and ``docs/keystore.md`` for the file format and where keys are in clear.
 from cardperso.keystore.base import (
     DEFAULT_KEK,
     MAC_METHODS,
+    REFERENCE_KEY_SET,
     SAMPLE_KCVS,
     CipherMode,
     DerivedKey,
@@ -15,6 +16,7 @@ from cardperso.keystore.base import (
     KeyInfo,
     KeyStore,
     MacMethod,
+    SessionKeyMethod,
     is_sample_kcv,
     production_guard,
 )
@@ -22,6 +24,7 @@ from cardperso.keystore.base import (
 __all__ = [
     "DEFAULT_KEK",
     "MAC_METHODS",
+    "REFERENCE_KEY_SET",
     "SAMPLE_KCVS",
     "CipherMode",
     "DerivedKey",
@@ -30,6 +33,7 @@ __all__ = [
     "KeyInfo",
     "KeyStore",
     "MacMethod",
+    "SessionKeyMethod",
     "is_sample_kcv",
     "production_guard",
 ]

@@ -60,6 +60,12 @@ EmvCard = tuple[str, str]
 MacMethod = Literal["alg1", "alg3", "cmac"]
 MAC_METHODS: Final[tuple[str, ...]] = ("alg1", "alg3", "cmac")
 
+#: EMV session-key derivations of the issuer-host operations, both from the 2-byte ATC:
+#: ``"common"`` EMV Book 2 A1.3.1 common session key with R = ATC ‖ 00×6
+#: (:func:`cardperso.crypto.emv.session_key_common`); ``"pboc"`` the PBOC process key
+#: ``TDES(MK)[00×6 ‖ ATC] ‖ TDES(MK)[00×6 ‖ ~ATC]`` (:func:`cardperso.crypto.emv.session_key_pboc`).
+SessionKeyMethod = Literal["common", "pboc"]
+
 #: Cipher modes of :meth:`KeyStore.encrypt` (data must be a whole number of blocks; CBC IV 0
 #: unless given).
 CipherMode = Literal["ecb", "cbc"]
@@ -229,10 +235,17 @@ class KeyStore(abc.ABC):
 
     @abc.abstractmethod
     def verify_arqc(
-        self, imk_ac_name: str, card: EmvCard, atc: bytes, data: bytes, arqc: bytes
+        self,
+        imk_ac_name: str,
+        card: EmvCard,
+        atc: bytes,
+        data: bytes,
+        arqc: bytes,
+        *,
+        session: SessionKeyMethod = "common",
     ) -> None:
-        """Derive the card's AC master key (option A) and session key (common session key,
-        ATC 2 bytes), recompute the cryptogram over ``data`` (the CDOL1 data, MAC algorithm 3,
+        """Derive the card's AC master key (option A) and its session key (``session``, ATC
+        2 bytes), recompute the cryptogram over ``data`` (the CDOL1 data, MAC algorithm 3,
         padding 2) and compare in constant time: raises
         :class:`~cardperso.errors.CryptogramMismatch` when it does not verify."""
 
@@ -248,16 +261,26 @@ class KeyStore(abc.ABC):
         csu: bytes = b"",
         prop: bytes = b"",
         method: int = 1,
+        session: SessionKeyMethod = "common",
     ) -> bytes:
         """ARPC under the card's AC session key: method 1 ``TDES(SK)[ARQC ⊕ (ARC ‖ 00×6)]``
         (8 bytes, needs ``arc``, 2 bytes) or method 2 (4 bytes, needs ``csu``, 4 bytes, and
-        optional proprietary authentication data ``prop``)."""
+        optional proprietary authentication data ``prop``, 0-8 bytes)."""
 
     @abc.abstractmethod
-    def script_mac(self, imk_smi_name: str, card: EmvCard, atc: bytes, data: bytes) -> bytes:
+    def script_mac(
+        self,
+        imk_smi_name: str,
+        card: EmvCard,
+        atc: bytes,
+        data: bytes,
+        *,
+        session: SessionKeyMethod = "common",
+    ) -> bytes:
         """Issuer-script MAC (8 bytes; scripts carry the leftmost 4) under the card's SMI session
-        key (option A master key from ``imk_smi_name``, common session key with ``atc``), MAC
-        algorithm 3 with padding method 2 over ``data`` (command header ‖ ATC ‖ ARQC ‖ data...)."""
+        key (option A master key from ``imk_smi_name``, session key from ``atc``), MAC algorithm
+        3 with padding method 2 over ``data``
+        (:func:`cardperso.crypto.emv.issuer_script_mac_input`: header ‖ Lc ‖ ATC ‖ ARQC ‖ data)."""
 
     # -- lifecycle (ceremonies) ----------------------------------------------------------------
 
@@ -276,7 +299,31 @@ class KeyStore(abc.ABC):
         """Create a fresh random key (inside the token for PKCS#11) and return its info."""
 
 
-# -- production guard ----------------------------------------------------------------------------
+# -- the reference key set and the production guard -------------------------------------------
+
+_SSSE_KEYS: Final[dict[str, str]] = {
+    "ssse-mk": "SSSE card master (control) key",
+    "ssse-irk": "SSSE internal authentication key",
+    "ssse-ek-read": "SSSE external authentication key for reading (key 0A)",
+    "ssse-uk-ef05": "SSSE update key for EF05 (key 04)",
+    "ssse-uk-ef06": "SSSE update key for EF06 (key 04)",
+    "ssse-uk-ef0d": "SSSE update key for EF0D (key 0D)",
+    "ssse-pin-reload": "SSSE PIN reload key (key 06)",
+}
+
+#: The keys the reference profile needs: name -> (algorithm, length in bytes, purpose). The
+#: published sample store (``keys-sample/keys.json``) and ``cardperso keys generate`` use these
+#: names. SSSE keys are SM4 for 3rd-generation cards; the ``-3des`` variants serve 2nd-generation.
+REFERENCE_KEY_SET: Final[dict[str, tuple[str, int, str]]] = {
+    "gp-kmc": ("3DES", 16, "issuer security domain master key (SCP02)"),
+    "gp-kmc-aes": ("AES", 16, "issuer security domain master key (SCP03)"),
+    "pboc-imk-ac": ("3DES", 16, "PBOC issuer master key, application cryptograms (MK-AC)"),
+    "pboc-imk-smi": ("3DES", 16, "PBOC issuer master key, secure messaging integrity (MK-SMI)"),
+    "pboc-imk-smc": ("3DES", 16, "PBOC issuer master key, secure messaging confidentiality"),
+    **{name: ("SM4", 16, purpose) for name, purpose in _SSSE_KEYS.items()},
+    **{f"{n}-3des": ("3DES", 16, f"{p}, 2nd generation") for n, p in _SSSE_KEYS.items()},
+    "transport-kek": ("3DES", 16, "transport KEK protecting personalization files"),
+}
 
 #: Check values (3 bytes, upper-case hex) of the published sample keys in ``keys-sample/keys.json``
 #: by name. Production refuses any key with one of these check values, whatever its name.
