@@ -1,0 +1,175 @@
+"""What every on-card application shares: the parsed command, status-word exits, the base class.
+
+An applet method either returns response data (the dispatcher appends ``90 00``), returns a
+full :class:`Reply` (data and a status word other than 9000), or raises :class:`Sw` with a
+status word. Nothing else may escape: the dispatcher turns any other exception into ``6F00``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from cardperso.card.state import CardState
+
+
+class Sw(Exception):
+    """Leave command processing with status word ``sw`` (and optional response data)."""
+
+    def __init__(self, sw: int, data: bytes = b"") -> None:
+        super().__init__(f"{sw:04X}")
+        self.sw = sw
+        self.data = data
+
+
+# Status words the card uses (ISO/IEC 7816-4, GlobalPlatform, EMV).
+SW_OK = 0x9000
+SW_WRONG_LENGTH = 0x6700
+SW_SM_NOT_SUPPORTED = 0x6882
+SW_SECURITY = 0x6982
+SW_AUTH_BLOCKED = 0x6983
+SW_REF_DATA_UNUSABLE = 0x6984
+SW_CONDITIONS = 0x6985
+SW_SM_DATA_MISSING = 0x6987
+SW_SM_INCORRECT = 0x6988
+SW_WRONG_DATA = 0x6A80
+SW_FUNC_NOT_SUPPORTED = 0x6A81
+SW_NOT_FOUND = 0x6A82
+SW_RECORD_NOT_FOUND = 0x6A83
+SW_NO_SPACE = 0x6A84
+SW_WRONG_P1P2 = 0x6A86
+SW_REF_NOT_FOUND = 0x6A88
+SW_INS_NOT_SUPPORTED = 0x6D00
+SW_CLA_NOT_SUPPORTED = 0x6E00
+SW_UNKNOWN = 0x6F00
+SW_COMMAND_NOT_ALLOWED = 0x6986
+SW_INCORRECT_P1P2 = 0x6B00
+
+
+@dataclass(frozen=True, slots=True)
+class Command:
+    """A command APDU as the card sees it (short or extended length)."""
+
+    cla: int
+    ins: int
+    p1: int
+    p2: int
+    data: bytes
+    le: int | None
+    raw: bytes
+
+    @property
+    def header(self) -> bytes:
+        return bytes((self.cla, self.ins, self.p1, self.p2))
+
+    @property
+    def chan_cla(self) -> int:
+        """CLA without the secure-messaging and logical-channel bits (00, 80, ...)."""
+        return self.cla & 0xF0 & ~0x0C if self.cla & 0x40 == 0 else self.cla & 0xF0
+
+    @property
+    def secure_messaging(self) -> bool:
+        return bool(self.cla & 0x0C) if self.cla & 0x40 == 0 else bool(self.cla & 0x20)
+
+    def with_data(self, data: bytes, cla: int | None = None) -> Command:
+        """The same command with new data (and CLA), re-encoded as a short APDU."""
+        c = self.cla if cla is None else cla
+        raw = bytes((c, self.ins, self.p1, self.p2))
+        if data:
+            raw += bytes((len(data),)) + data
+        if self.le is not None:
+            raw += bytes((self.le & 0xFF,))
+        return Command(c, self.ins, self.p1, self.p2, data, self.le, raw)
+
+
+def parse_command(raw: bytes) -> Command:
+    """Parse ISO/IEC 7816-3 cases 1-4 (short and extended); raise :class:`Sw` 6700 when the
+    length fields do not match the bytes received."""
+    n = len(raw)
+    if n < 4:
+        raise Sw(SW_WRONG_LENGTH)
+    cla, ins, p1, p2 = raw[0], raw[1], raw[2], raw[3]
+    if cla == 0xFF:
+        raise Sw(SW_CLA_NOT_SUPPORTED)
+    if ins & 0xF0 in (0x60, 0x90):
+        raise Sw(SW_INS_NOT_SUPPORTED)
+    body = raw[4:]
+    data, le = b"", None
+    if not body:
+        pass
+    elif len(body) == 1:
+        le = body[0] or 256
+    elif body[0] != 0:
+        lc = body[0]
+        if len(body) == 1 + lc:
+            data = body[1:]
+        elif len(body) == 2 + lc:
+            data, le = body[1:-1], body[-1] or 256
+        else:
+            raise Sw(SW_WRONG_LENGTH)
+    else:
+        # extended length: 00 then 2-byte Lc or Le
+        if len(body) == 3:
+            le = int.from_bytes(body[1:3], "big") or 65536
+        else:
+            if len(body) < 3:
+                raise Sw(SW_WRONG_LENGTH)
+            lc = int.from_bytes(body[1:3], "big")
+            if lc == 0:
+                raise Sw(SW_WRONG_LENGTH)
+            if len(body) == 3 + lc:
+                data = body[3:]
+            elif len(body) == 5 + lc:
+                data = body[3 : 3 + lc]
+                le = int.from_bytes(body[-2:], "big") or 65536
+            else:
+                raise Sw(SW_WRONG_LENGTH)
+    return Command(cla, ins, p1, p2, bytes(data), le, bytes(raw))
+
+
+@dataclass(frozen=True, slots=True)
+class Reply:
+    """Response data with a status word other than 9000 (e.g. 63Cx with no data)."""
+
+    data: bytes
+    sw: int
+
+
+class Applet:
+    """Base class of on-card applications: selection hooks and command processing."""
+
+    kind = "applet"
+
+    def __init__(self, nv: CardState) -> None:
+        self.nv = nv
+
+    def rebind(self, nv: CardState) -> None:
+        """Point the applet at a (reloaded) non-volatile state and drop volatile state."""
+        self.nv = nv
+        self.deselect()
+
+    def select(self, cmd: Command, aid: bytes) -> bytes | Reply:
+        """Answer SELECT (the FCI)."""
+        raise Sw(SW_NOT_FOUND)
+
+    def deselect(self) -> None:
+        """Drop volatile state (another application was selected, reset, power off)."""
+
+    def process(self, cmd: Command) -> bytes | Reply:
+        """Process one command while selected."""
+        raise Sw(SW_INS_NOT_SUPPORTED)
+
+
+def need(condition: bool, sw: int) -> None:
+    """Raise :class:`Sw` ``sw`` unless ``condition``."""
+    if not condition:
+        raise Sw(sw)
+
+
+def check_p1p2(cmd: Command, p1: int, p2: int) -> None:
+    need(cmd.p1 == p1 and cmd.p2 == p2, SW_WRONG_P1P2)
+
+
+def check_lc(cmd: Command, *lengths: int) -> None:
+    need(len(cmd.data) in lengths, SW_WRONG_LENGTH)

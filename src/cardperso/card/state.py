@@ -1,0 +1,261 @@
+"""The virtual card's non-volatile memory: typed state and its image file.
+
+How this works
+--------------
+One card = one image file, JSON (``"format": "cardperso-vcard/1"``) so that a person can
+inspect a card with any text tool. Bytes are upper-case hex strings; every object is a
+mutable slotted dataclass below (non-volatile memory *is* mutable state), converted to and
+from JSON by one generic walker (:func:`to_json` / :func:`from_json`) driven by the type hints.
+
+Writes are atomic like an EEPROM transaction: :func:`write_image` writes a temporary file in
+the same directory, ``fsync``-s it, ``os.replace``-s the image and ``fsync``-s the directory.
+A crash at any point leaves either the old image or the new one, never a mixture; a stray
+temporary file is ignored by :func:`read_image`.
+
+The image holds key values in clear: it is a *simulator's* EEPROM, never a production key
+store. Treat image files of cards personalized with real keys as secret.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import tempfile
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from cardperso.errors import DataError
+
+_T = typing.TypeVar("_T")
+
+FORMAT = "cardperso-vcard/1"
+
+#: GlobalPlatform test key 404142...4F (GP card specification, test key set, KVN FF).
+GP_TEST_KEY = bytes(range(0x40, 0x50))
+
+
+@dataclass(slots=True)
+class KeySet:
+    """One GlobalPlatform static key set (ENC, MAC, DEK) with its key version number."""
+
+    kvn: int
+    enc: bytes
+    mac: bytes
+    dek: bytes
+
+
+@dataclass(slots=True)
+class SecurityDomain:
+    """The issuer security domain: keys, sequence counter and the failed-authentication count."""
+
+    aid: bytes
+    scp: str
+    keys: list[KeySet]
+    seq_counter: int = 0
+    auth_failures: int = 0
+    max_auth_failures: int = 10
+
+    @property
+    def blocked(self) -> bool:
+        return self.auth_failures >= self.max_auth_failures
+
+    def keyset(self, kvn: int) -> KeySet | None:
+        """The key set with version ``kvn`` (0 = the first/default one)."""
+        for ks in self.keys:
+            if kvn in (0, ks.kvn):
+                return ks
+        return None
+
+
+@dataclass(slots=True)
+class Package:
+    """An executable load file present on the card, with its one executable module."""
+
+    aid: bytes
+    module: bytes
+    kind: str
+
+
+@dataclass(slots=True)
+class Application:
+    """An installed application instance and its GlobalPlatform life-cycle state."""
+
+    aid: bytes
+    kind: str
+    package: bytes
+    lifecycle: str
+    privileges: bytes = b"\x00"
+
+
+@dataclass(slots=True)
+class SsseData:
+    """Personalized contents of the SSSE application (see docs/card-dgi-map.md)."""
+
+    algorithm: int = 0
+    records: dict[str, bytes] = field(default_factory=dict)
+    keys: dict[str, bytes] = field(default_factory=dict)
+    key_tries: dict[str, int] = field(default_factory=dict)
+    pin: bytes = b""
+    pin_try_limit: int = 0
+    pin_tries_left: int = 0
+    generation: int = 3
+
+
+@dataclass(slots=True)
+class PbocData:
+    """Personalized contents and counters of the PBOC debit / e-cash application."""
+
+    dgis: dict[str, bytes] = field(default_factory=dict)
+    ac_key: bytes = b""
+    smi_key: bytes = b""
+    smc_key: bytes = b""
+    pin_block: bytes = b""
+    pin_try_limit: int = 0
+    pin_tries_left: int = 0
+    atc: int = 0
+    last_online_atc: int = 0
+    ec_balance: int = 0
+    ec_balance_limit: int = 0
+    ec_single_limit: int = 0
+    ec_reset_threshold: int = 0
+    last_script_atc: int = -1
+
+
+@dataclass(slots=True)
+class CardState:
+    """The whole non-volatile memory of one virtual card."""
+
+    serial: bytes
+    lifecycle: str
+    isd: SecurityDomain
+    packages: list[Package]
+    apps: dict[str, Application] = field(default_factory=dict)
+    ssse: SsseData = field(default_factory=SsseData)
+    pboc: PbocData = field(default_factory=PbocData)
+    cplc: bytes = b""
+
+    def app(self, aid: bytes) -> Application | None:
+        return self.apps.get(aid.hex().upper())
+
+    def app_of_kind(self, kind: str) -> Application | None:
+        for app in self.apps.values():
+            if app.kind == kind:
+                return app
+        return None
+
+
+# -- generic JSON conversion ---------------------------------------------------------------------
+
+
+def to_json(obj: Any) -> Any:
+    """A JSON-compatible value for a state object (bytes as upper-case hex)."""
+    if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
+        return {f.name: to_json(getattr(obj, f.name)) for f in dataclasses.fields(obj)}
+    if isinstance(obj, bytes):
+        return obj.hex().upper()
+    if isinstance(obj, list):
+        return [to_json(v) for v in obj]
+    if isinstance(obj, dict):
+        return {str(k): to_json(v) for k, v in obj.items()}
+    return obj
+
+
+def _convert(tp: Any, value: Any, where: str) -> Any:
+    origin = typing.get_origin(tp)
+    if tp is bytes:
+        if not isinstance(value, str):
+            raise DataError("expected a hex string", field=where)
+        try:
+            return bytes.fromhex(value)
+        except ValueError:
+            raise DataError("bad hex string", field=where) from None
+    if tp in (int, str, bool):
+        if not isinstance(value, tp) or (tp is int and isinstance(value, bool)):
+            raise DataError(f"expected {tp.__name__}", field=where)
+        return value
+    if origin is list:
+        (item,) = typing.get_args(tp)
+        if not isinstance(value, list):
+            raise DataError("expected a list", field=where)
+        return [_convert(item, v, f"{where}[{i}]") for i, v in enumerate(value)]
+    if origin is dict:
+        _, item = typing.get_args(tp)
+        if not isinstance(value, dict):
+            raise DataError("expected an object", field=where)
+        return {k: _convert(item, v, f"{where}.{k}") for k, v in value.items()}
+    if origin in (typing.Union, types.UnionType):
+        args = [a for a in typing.get_args(tp) if a is not type(None)]
+        if value is None:
+            return None
+        return _convert(args[0], value, where)
+    if isinstance(tp, type) and dataclasses.is_dataclass(tp):
+        return from_json(tp, value, where)
+    raise DataError(f"unsupported type {tp!r}", field=where)  # pragma: no cover
+
+
+def from_json(cls: type[_T], data: Any, where: str = "card") -> _T:
+    """Rebuild dataclass ``cls`` from :func:`to_json` output, validating every field type."""
+    if not isinstance(data, dict):
+        raise DataError("expected an object", field=where)
+    hints = typing.get_type_hints(cls)
+    kwargs: dict[str, Any] = {}
+    for f in dataclasses.fields(cls):  # type: ignore[arg-type]
+        if f.name not in data:
+            if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING:
+                raise DataError("missing", field=f"{where}.{f.name}")
+            continue
+        kwargs[f.name] = _convert(hints[f.name], data[f.name], f"{where}.{f.name}")
+    return cls(**kwargs)
+
+
+def dumps(state: CardState) -> str:
+    """The image text of ``state`` (stable key order, so equal states give equal text)."""
+    return json.dumps({"format": FORMAT, "card": to_json(state)}, indent=1, sort_keys=True)
+
+
+def loads(text: str) -> CardState:
+    """Parse image text; raise :class:`DataError` for anything that is not a valid image."""
+    try:
+        doc = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise DataError(f"card image is not JSON: {exc.msg}", field="image") from None
+    if not isinstance(doc, dict) or doc.get("format") != FORMAT:
+        raise DataError(f"not a {FORMAT} card image", field="format")
+    return from_json(CardState, doc.get("card"))
+
+
+def read_image(path: Path) -> CardState:
+    return loads(path.read_text(encoding="utf-8"))
+
+
+def write_image(path: Path, text: str, *, tear: bool = False) -> None:
+    """Atomically replace ``path`` with ``text`` (temp file + fsync + os.replace + dir fsync).
+
+    With ``tear=True`` the power is lost half-way through writing the temporary file: the
+    partial temporary file stays behind (as after a real crash) and ``path`` is untouched.
+    """
+    directory = path.parent
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=directory)
+    data = text.encode("utf-8")
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            if tear:
+                fh.write(data[: len(data) // 2])
+                return
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+    dir_fd = os.open(directory, os.O_RDONLY)
+    try:
+        os.fsync(dir_fd)
+    finally:
+        os.close(dir_fd)
