@@ -39,7 +39,7 @@ def _check_common(pan: str, expiry_yymm: str, service_code: str) -> None:
 def track1(
     pan: str, name: str, expiry_yymm: str, service_code: str = "220", discretionary: str = ""
 ) -> str:
-    """Track 1 data (format code B). ``name`` must be Latin (pinyin) ``SURNAME/GIVEN``; 2-26 chars."""
+    """Track 1 data (format code B); ``name`` is Latin (pinyin) ``SURNAME/GIVEN``, 2-26 chars."""
     _check_common(pan, expiry_yymm, service_code)
     name = name.upper()
     if not 2 <= len(name) <= 26 or not set(name) <= _TRACK1_CHARS or "^" in name:
