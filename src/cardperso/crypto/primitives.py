@@ -60,6 +60,8 @@ def _algo(algorithm: str, key: bytes) -> algorithms.AES | algorithms.SM4 | Tripl
 
 
 def _check_blocks(algorithm: str, data: bytes) -> None:
+    if algorithm not in BLOCK_SIZE:
+        raise UsageError(f"unknown algorithm {algorithm!r} (expected one of {ALGORITHMS})")
     if len(data) % BLOCK_SIZE[algorithm]:
         raise UsageError(f"{algorithm} data must be a multiple of {BLOCK_SIZE[algorithm]} bytes")
 
