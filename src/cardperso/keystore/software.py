@@ -1,0 +1,515 @@
+"""The software key store: a human-readable JSON file, every key in clear in host memory.
+
+For tests, samples and development. Production refuses it unless explicitly overridden
+(:func:`cardperso.keystore.base.production_guard`).
+
+File format (``cardperso-keystore/1``)::
+
+    {
+      "format": "cardperso-keystore/1",
+      "_warning": "optional free text (top-level names starting with _ are comments)",
+      "test_keys": true,
+      "keys": {
+        "gp-kmc": {"algorithm": "3DES", "value": "4041…4F", "kcv": "8BAF47",
+                   "purpose": "optional free text"}
+      }
+    }
+
+``algorithm`` is ``3DES`` (16 or 24 bytes), ``AES`` (16/24/32) or ``SM4`` (16); ``value`` and
+``kcv`` are hex (case-insensitive). The loader verifies every check value and refuses a file whose
+KCV does not match, naming the key and never its value. Files are written atomically with mode
+0600 (temporary file in the same directory, fsync, rename).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import os
+import stat
+import tempfile
+from collections.abc import Iterable, Mapping, Sequence
+from pathlib import Path
+from typing import Any, Final
+
+from cardperso.crypto import primitives as cp
+from cardperso.crypto.primitives import SecretKey
+from cardperso.errors import KeyStoreError, UsageError
+from cardperso.keystore.base import (
+    DEFAULT_KEK,
+    REFERENCE_KEY_SET,
+    CipherMode,
+    DerivedKey,
+    EmvCard,
+    GpCardKeys,
+    KeyInfo,
+    KeyStore,
+    MacMethod,
+    SessionKeyMethod,
+)
+
+log = logging.getLogger(__name__)
+
+FORMAT: Final = "cardperso-keystore/1"
+
+#: The KMC algorithm each built-in GP diversification method works with.
+_GP_METHOD_ALGORITHM: Final[dict[str, str]] = {"emv": "3DES", "visa2": "3DES", "kdf3": "AES"}
+
+
+def _parse_hex(text: object, what: str) -> bytes:
+    if not isinstance(text, str):
+        raise KeyStoreError(f"{what} must be a hex string")
+    try:
+        return bytes.fromhex(text)
+    except ValueError:
+        raise KeyStoreError(f"{what} is not valid hex") from None
+
+
+def _random_key(algorithm: str, length: int) -> bytes:
+    value = cp.random_bytes(length)
+    return cp.odd_parity(value) if algorithm == "3DES" else value
+
+
+class SoftwareKeyStore(KeyStore):
+    """Keys held as :class:`SecretKey` objects, loaded from / saved to a JSON file.
+
+    Everything is in clear in host memory while the store is loaded; ``close()`` drops the
+    references (Python cannot promise to wipe the bytes).
+    """
+
+    def __init__(
+        self,
+        keys: Iterable[SecretKey],
+        *,
+        test_keys: bool,
+        path: Path | None = None,
+        purposes: Mapping[str, str] | None = None,
+        comments: Mapping[str, str] | None = None,
+    ) -> None:
+        self._keys: dict[str, SecretKey] = {}
+        for key in keys:
+            if not key.name:
+                raise UsageError("every key in a key store needs a name")
+            if key.name in self._keys:
+                raise KeyStoreError(f"key {key.name!r} appears twice")
+            self._keys[key.name] = key
+        self.test_keys = test_keys
+        self.path = path
+        self._purposes = dict(purposes or {})
+        self._comments = dict(comments or {})
+
+    # -- file format ---------------------------------------------------------------------------
+
+    @classmethod
+    def load(cls, path: str | os.PathLike[str]) -> SoftwareKeyStore:
+        """Load and verify a key-store file (every KCV checked; errors name the key only)."""
+        p = Path(path)
+        try:
+            text = p.read_text(encoding="utf-8")
+        except FileNotFoundError:
+            raise KeyStoreError(f"key store {p}: file not found") from None
+        except OSError as exc:
+            raise KeyStoreError(f"key store {p}: cannot read ({exc.strerror})") from None
+        try:
+            doc = json.loads(text)
+        except json.JSONDecodeError as exc:
+            # The decoder's message names line and column only, never the document text.
+            raise KeyStoreError(
+                f"key store {p}: not valid JSON (line {exc.lineno}, column {exc.colno})"
+            ) from None
+        store = cls.from_document(doc, where=str(p))
+        store.path = p
+        if not store.test_keys and os.name == "posix":
+            mode = p.stat().st_mode
+            if mode & (stat.S_IRWXG | stat.S_IRWXO):
+                log.warning(
+                    "key store %s is readable by group or others (mode %o)", p, mode & 0o777
+                )
+        return store
+
+    @classmethod
+    def from_document(cls, doc: object, *, where: str = "key store") -> SoftwareKeyStore:
+        """Build a store from a parsed JSON document (see the module docstring)."""
+        if not isinstance(doc, dict):
+            raise KeyStoreError(f"{where}: the document must be a JSON object")
+        if doc.get("format") != FORMAT:
+            raise KeyStoreError(f"{where}: format must be {FORMAT!r}")
+        test_keys = doc.get("test_keys")
+        if not isinstance(test_keys, bool):
+            raise KeyStoreError(f"{where}: 'test_keys' must be true or false")
+        entries = doc.get("keys")
+        if not isinstance(entries, dict):
+            raise KeyStoreError(f"{where}: 'keys' must be an object of named keys")
+        unknown = sorted(k for k in doc if k not in ("format", "test_keys", "keys"))
+        unknown = [k for k in unknown if not k.startswith("_")]
+        if unknown:
+            raise KeyStoreError(f"{where}: unknown top-level field(s) {', '.join(unknown)}")
+        keys: list[SecretKey] = []
+        purposes: dict[str, str] = {}
+        for name, entry in entries.items():
+            keys.append(_load_entry(where, name, entry))
+            if isinstance(entry, dict) and isinstance(entry.get("purpose"), str):
+                purposes[name] = entry["purpose"]
+        comments = {k: v for k, v in doc.items() if k.startswith("_") and isinstance(v, str)}
+        return cls(keys, test_keys=test_keys, purposes=purposes, comments=comments)
+
+    def to_document(self) -> dict[str, Any]:
+        """The JSON document, **with key values in clear** (for :meth:`save` only)."""
+        keys: dict[str, dict[str, str]] = {}
+        for name in self.names():
+            key = self._keys[name]
+            entry = {
+                "algorithm": key.algorithm,
+                "value": key.value.hex().upper(),
+                "kcv": key.kcv().hex().upper(),
+            }
+            if name in self._purposes:
+                entry["purpose"] = self._purposes[name]
+            keys[name] = entry
+        doc: dict[str, Any] = {"format": FORMAT}
+        doc.update(self._comments)
+        doc["test_keys"] = self.test_keys
+        doc["keys"] = keys
+        return doc
+
+    def save(self, path: str | os.PathLike[str] | None = None, *, overwrite: bool = True) -> Path:
+        """Write the store atomically with mode 0600; ``overwrite=False`` refuses an existing
+        file. Returns the path written."""
+        target = Path(path) if path is not None else self.path
+        if target is None:
+            raise UsageError("this key store has no file: give a path to save it")
+        if not overwrite and target.exists():
+            raise KeyStoreError(f"{target} exists: refusing to overwrite it (use --force)")
+        text = json.dumps(self.to_document(), indent=2) + "\n"
+        _atomic_write(target, text)
+        self.path = target
+        return target
+
+    # -- construction helpers ------------------------------------------------------------------
+
+    @classmethod
+    def generate(
+        cls,
+        spec: Mapping[str, tuple[str, int]] | None = None,
+        *,
+        test_keys: bool = False,
+        purposes: Mapping[str, str] | None = None,
+    ) -> SoftwareKeyStore:
+        """A store of fresh random keys: ``spec`` maps names to (algorithm, length in bytes);
+        by default the reference key set (the names of the published sample keys).
+        3DES keys get odd parity."""
+        if spec is None:
+            spec = {name: (alg, length) for name, (alg, length, _) in REFERENCE_KEY_SET.items()}
+            purposes = purposes or {n: p for n, (_, _, p) in REFERENCE_KEY_SET.items()}
+        keys = [
+            SecretKey(alg, _random_key(alg, length), name) for name, (alg, length) in spec.items()
+        ]
+        return cls(keys, test_keys=test_keys, purposes=purposes)
+
+    # -- inventory -----------------------------------------------------------------------------
+
+    @property
+    def location(self) -> str:
+        return f"file:{self.path}" if self.path is not None else "memory"
+
+    @property
+    def is_software(self) -> bool:
+        return True
+
+    def names(self) -> list[str]:
+        return sorted(self._keys)
+
+    def info(self, name: str) -> KeyInfo:
+        key = self._key(name)
+        return KeyInfo(name, key.algorithm, key.kcv(), self.location, self.test_keys)
+
+    def purpose(self, name: str) -> str:
+        """The free-text purpose recorded for ``name`` (empty when none)."""
+        self._key(name)
+        return self._purposes.get(name, "")
+
+    def close(self) -> None:
+        self._keys.clear()
+
+    def __repr__(self) -> str:
+        return f"<SoftwareKeyStore {self.location} keys={len(self._keys)} test={self.test_keys}>"
+
+    def _key(self, name: str) -> SecretKey:
+        try:
+            return self._keys[name]
+        except KeyError:
+            raise KeyStoreError(f"no key named {name!r} in {self.location}") from None
+
+    # -- derivations ---------------------------------------------------------------------------
+
+    def _out(
+        self, algorithm: str, values: Sequence[bytes], wrap_under: str | None
+    ) -> list[DerivedKey]:
+        """Per-card keys as :class:`DerivedKey`: check values, then one ECB call under the KEK
+        over the whole batch (every key is a whole number of KEK blocks)."""
+        kcvs = [cp.kcv(algorithm, v) for v in values]
+        if wrap_under is None:
+            return [DerivedKey(algorithm, k, None, v) for k, v in zip(kcvs, values)]
+        kek = self._key(wrap_under)
+        block = cp.BLOCK_SIZE[kek.algorithm]
+        if any(len(v) % block for v in values):
+            raise KeyStoreError(f"keys of this length cannot be wrapped under {wrap_under!r}")
+        wrapped = cp.ecb_encrypt(kek.algorithm, kek.value, b"".join(values))
+        out, pos = [], 0
+        for k, v in zip(kcvs, values):
+            out.append(DerivedKey(algorithm, k, wrap_under, wrapped[pos : pos + len(v)]))
+            pos += len(v)
+        return out
+
+    def derive_emv_a(
+        self, imk_name: str, cards: Sequence[EmvCard], *, wrap_under: str | None = DEFAULT_KEK
+    ) -> list[DerivedKey]:
+        from cardperso.crypto import emv
+
+        imk = self._key_of(imk_name, "3DES")
+        return self._out("3DES", emv.derive_icc_master_keys_a(imk.value, cards), wrap_under)
+
+    def derive_ssse(
+        self, master_name: str, factors: Sequence[bytes], *, wrap_under: str | None = DEFAULT_KEK
+    ) -> list[DerivedKey]:
+        from cardperso.crypto import ssse
+
+        master = self._key(master_name)
+        values = ssse.diversify(master.value, master.algorithm, factors)
+        return self._out(master.algorithm, values, wrap_under)
+
+    def diversify_gp(
+        self,
+        kmc_name: str,
+        kdds: Sequence[bytes],
+        method: str = "emv",
+        *,
+        wrap_under: str | None = DEFAULT_KEK,
+    ) -> list[GpCardKeys]:
+        from cardperso.crypto import gp
+
+        kmc = self._key(kmc_name)
+        needs = _GP_METHOD_ALGORITHM.get(method)
+        if needs is not None and kmc.algorithm != needs:
+            raise KeyStoreError(
+                f"GP diversification {method!r} needs a {needs} KMC; {kmc_name!r} is not"
+            )
+        sets = gp.diversify(kmc.value, kdds, method)
+        flat = [v for s in sets for v in (s.enc, s.mac, s.dek)]
+        keys = self._out(kmc.algorithm, flat, wrap_under)
+        return [GpCardKeys(*keys[i : i + 3]) for i in range(0, len(keys), 3)]
+
+    # -- KEK -----------------------------------------------------------------------------------
+
+    def wrap(self, kek_name: str, data: bytes, *, pad: bool = False) -> bytes:
+        kek = self._key(kek_name)
+        block = cp.BLOCK_SIZE[kek.algorithm]
+        if pad:
+            data = cp.pad_method2(data, block)
+        elif len(data) % block:
+            raise UsageError(f"data to wrap must be a multiple of {block} bytes (or use pad=True)")
+        return cp.ecb_encrypt(kek.algorithm, kek.value, data)
+
+    def unwrap(self, kek_name: str, data: bytes, *, pad: bool = False) -> bytes:
+        kek = self._key(kek_name)
+        block = cp.BLOCK_SIZE[kek.algorithm]
+        if not data or len(data) % block:
+            raise KeyStoreError(f"wrapped data under {kek_name!r} has a bad length")
+        clear = cp.ecb_decrypt(kek.algorithm, kek.value, data)
+        if pad:
+            try:
+                return cp.unpad_method2(clear)
+            except UsageError:
+                raise KeyStoreError(f"data unwrapped under {kek_name!r} has bad padding") from None
+        return clear
+
+    # -- using a named key ---------------------------------------------------------------------
+
+    def _key_of(self, name: str, algorithm: str) -> SecretKey:
+        key = self._key(name)
+        if key.algorithm != algorithm:
+            raise KeyStoreError(
+                f"key {name!r} is {key.algorithm}, this operation needs {algorithm}"
+            )
+        return key
+
+    def mac(self, name: str, data: bytes, method: MacMethod = "alg1") -> bytes:
+        key = self._key(name)
+        if method == "alg1":
+            return cp.mac_algorithm1(key.algorithm, key.value, data)
+        if method == "alg3":
+            if key.algorithm != "3DES" or len(key.value) != 16:
+                raise KeyStoreError(f"MAC algorithm 3 needs a 16-byte 3DES key, {name!r} is not")
+            return cp.mac_algorithm3(key.value, data)
+        if method == "cmac":
+            if key.algorithm == "3DES":
+                raise KeyStoreError(f"CMAC is provided for AES and SM4 keys, {name!r} is 3DES")
+            return cp.cmac(key.algorithm, key.value, data)
+        raise UsageError(f"unknown MAC method {method!r}")
+
+    def encrypt(
+        self, name: str, data: bytes, mode: CipherMode = "ecb", iv: bytes | None = None
+    ) -> bytes:
+        key = self._key(name)
+        if mode == "ecb":
+            if iv is not None:
+                raise UsageError("ECB takes no IV")
+            return cp.ecb_encrypt(key.algorithm, key.value, data)
+        if mode == "cbc":
+            return cp.cbc_encrypt(key.algorithm, key.value, data, iv)
+        raise UsageError(f"unknown cipher mode {mode!r}")
+
+    # -- issuer host ---------------------------------------------------------------------------
+
+    def _session_key(
+        self, imk_name: str, card: EmvCard, atc: bytes, session: SessionKeyMethod
+    ) -> bytes:
+        from cardperso.crypto import emv
+
+        imk = self._key_of(imk_name, "3DES")
+        (mk,) = emv.derive_icc_master_keys_a(imk.value, [card])
+        if session == "common":
+            return emv.session_key_common(mk, atc)
+        if session == "pboc":
+            return emv.session_key_pboc(mk, atc)
+        raise UsageError(f"unknown session key method {session!r}")
+
+    def verify_arqc(
+        self,
+        imk_ac_name: str,
+        card: EmvCard,
+        atc: bytes,
+        data: bytes,
+        arqc: bytes,
+        *,
+        session: SessionKeyMethod = "common",
+    ) -> None:
+        from cardperso.crypto import emv
+
+        sk = self._session_key(imk_ac_name, card, atc, session)
+        emv.verify_application_cryptogram(sk, data, arqc)
+
+    def make_arpc(
+        self,
+        imk_ac_name: str,
+        card: EmvCard,
+        atc: bytes,
+        arqc: bytes,
+        *,
+        arc: bytes = b"",
+        csu: bytes = b"",
+        prop: bytes = b"",
+        method: int = 1,
+        session: SessionKeyMethod = "common",
+    ) -> bytes:
+        from cardperso.crypto import emv
+
+        sk = self._session_key(imk_ac_name, card, atc, session)
+        if method == 1:
+            if len(arc) != 2:
+                raise UsageError("ARPC method 1 needs a 2-byte ARC")
+            return emv.arpc_method1(sk, arqc, arc)
+        if method == 2:
+            if len(csu) != 4:
+                raise UsageError("ARPC method 2 needs a 4-byte CSU")
+            return emv.arpc_method2(sk, arqc, csu, prop)
+        raise UsageError(f"unknown ARPC method {method}")
+
+    def script_mac(
+        self,
+        imk_smi_name: str,
+        card: EmvCard,
+        atc: bytes,
+        data: bytes,
+        *,
+        session: SessionKeyMethod = "common",
+    ) -> bytes:
+        from cardperso.crypto import emv
+
+        return emv.issuer_script_mac(self._session_key(imk_smi_name, card, atc, session), data)
+
+    # -- lifecycle -----------------------------------------------------------------------------
+
+    def import_key(
+        self, key: SecretKey, *, test_key: bool = False, replace: bool = False
+    ) -> KeyInfo:
+        if not key.name:
+            raise UsageError("the key to import needs a name")
+        if key.name in self._keys and not replace:
+            raise KeyStoreError(f"key {key.name!r} already exists in {self.location}")
+        # The file-level "test_keys" flag marks every key of a software store; ``test_key``
+        # only matters for stores that mark keys one by one.
+        self._keys[key.name] = key
+        if self.path is not None:
+            self.save()
+        return self.info(key.name)
+
+    def generate_key(
+        self, name: str, algorithm: str, length: int = 16, *, replace: bool = False
+    ) -> KeyInfo:
+        return self.import_key(
+            SecretKey(algorithm, _random_key(algorithm, length), name),
+            test_key=self.test_keys,
+            replace=replace,
+        )
+
+
+def generate_file(
+    path: str | os.PathLike[str],
+    *,
+    overwrite: bool = False,
+    spec: Mapping[str, tuple[str, int]] | None = None,
+) -> SoftwareKeyStore:
+    """Write a store of fresh random keys (the reference key set unless ``spec``) to ``path``
+    (mode 0600, ``test_keys`` false); refuses an existing file unless ``overwrite``."""
+    store = SoftwareKeyStore.generate(spec)
+    store.save(path, overwrite=overwrite)
+    return store
+
+
+def _load_entry(where: str, name: object, entry: object) -> SecretKey:
+    if not isinstance(name, str) or not name:
+        raise KeyStoreError(f"{where}: key names must be non-empty strings")
+    if not isinstance(entry, dict):
+        raise KeyStoreError(f"{where}: key {name!r} must be an object")
+    algorithm = entry.get("algorithm")
+    if algorithm not in cp.ALGORITHMS:
+        raise KeyStoreError(
+            f"{where}: key {name!r} has algorithm {algorithm!r} (expected one of "
+            f"{', '.join(cp.ALGORITHMS)})"
+        )
+    value = _parse_hex(entry.get("value"), f"{where}: key {name!r} value")
+    kcv = _parse_hex(entry.get("kcv"), f"{where}: key {name!r} kcv")
+    try:
+        key = SecretKey(str(algorithm), value, name)
+    except UsageError:
+        raise KeyStoreError(f"{where}: key {name!r} has a bad length for {algorithm}") from None
+    if not 2 <= len(kcv) <= 8:
+        raise KeyStoreError(f"{where}: key {name!r} kcv must be 2 to 8 bytes")
+    if not cp.equal(key.kcv(len(kcv)), kcv):
+        raise KeyStoreError(f"{where}: key {name!r} does not match its check value")
+    return key
+
+
+def _atomic_write(target: Path, text: str) -> None:
+    """Write ``text`` to ``target`` with mode 0600: temporary file, fsync, rename."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+    try:
+        os.fchmod(fd, 0o600)
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            fh.write(text)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, target)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise
+    with contextlib.suppress(OSError):  # make the rename durable where the platform allows it
+        dfd = os.open(target.parent, os.O_RDONLY)
+        try:
+            os.fsync(dfd)
+        finally:
+            os.close(dfd)
