@@ -43,8 +43,10 @@ __all__ = [
     "LAYOUTS",
     "BerLength",
     "CodecField",
+    "FieldError",
     "Layout",
     "all_layouts",
+    "codec_error",
     "register_layout",
 ]
 
@@ -74,8 +76,11 @@ def all_layouts() -> dict[str, Layout[Any]]:
 # --- errors ------------------------------------------------------------------------------------
 
 
-class _FieldError(cs.ConstructError):  # type: ignore[misc]
-    """A codec error inside a field, carried through Construct with its absolute offset."""
+class FieldError(cs.ConstructError):  # type: ignore[misc]
+    """A codec error inside a field, carried through Construct with its absolute offset.
+
+    Raised by field constructs only; :class:`Layout` turns it into DecodeError / EncodingError.
+    """
 
     def __init__(self, reason: str, *, path: str | None, offset: int | None, field: str | None):
         super().__init__(reason, path=path)
@@ -95,6 +100,20 @@ def _field_of(path: str | None) -> str | None:
 
 #: DecodeError puts "at offset N: " in front of its reason; the layout re-bases the offset.
 _OFFSET_PREFIX = re.compile(r"^at offset \d+: ")
+
+
+def codec_error(
+    exc: DataError, *, path: str | None, start: int | None, field: str | None, prefix: str = ""
+) -> FieldError:
+    """Wrap a codec DataError raised for a field that starts at *start* in the parsed value.
+
+    The codec's own offset (relative to the field) becomes absolute; *prefix* locates the
+    field further (a record number, say).
+    """
+    inner = getattr(exc, "offset", None)
+    offset = None if start is None else start + (inner if isinstance(inner, int) else 0)
+    reason = prefix + _OFFSET_PREFIX.sub("", exc.reason)
+    return FieldError(reason, path=path, offset=offset, field=exc.field or field)
 
 
 def _reason(exc: cs.ConstructError) -> str:
@@ -147,10 +166,7 @@ class CodecField(cs.Construct):  # type: ignore[misc]
         try:
             return self._decode_fn(raw, field)
         except DataError as exc:
-            inner = getattr(exc, "offset", None)
-            offset = start + inner if isinstance(inner, int) else start
-            reason = _OFFSET_PREFIX.sub("", exc.reason)
-            raise _FieldError(reason, path=path, offset=offset, field=exc.field or field) from None
+            raise codec_error(exc, path=path, start=start, field=field) from None
 
     def _build(self, obj: Any, stream: Any, context: Any, path: str) -> Any:
         field = _field_of(path) or self.kind
@@ -296,7 +312,7 @@ class Layout(Generic[M]):
         stream = _TrackingStream(data)
         try:
             obj = self.struct.parse_stream(stream)
-        except _FieldError as exc:
+        except FieldError as exc:
             raise DecodeError(exc.reason, offset=exc.offset, field=exc.field) from None
         except cs.ConstructError as exc:
             raise DecodeError(
@@ -328,7 +344,7 @@ class Layout(Generic[M]):
         values = self._from_model(obj) if self._from_model is not None else _model_to_dict(obj)
         try:
             return bytes(self.struct.build(values))
-        except _FieldError as exc:
+        except FieldError as exc:
             raise EncodingError(exc.reason, field=exc.field) from None
         except cs.ConstructError as exc:
             raise EncodingError(f"{self.name}: {_reason(exc)}", field=_field_of(exc.path)) from None
