@@ -14,7 +14,7 @@ import pytest
 from cardperso.errors import IllegalTransition, UsageError
 from cardperso.line import jobs
 from cardperso.line.journal import JobSeed, Journal
-from cardperso.registry.db import Database
+from cardperso.storage.db import Database
 
 PG_URL = os.environ.get("CARDPERSO_TEST_PG", "postgresql://postgres@127.0.0.1:5432/test")
 
@@ -93,7 +93,7 @@ def test_run_cannot_be_created_twice(db: Database) -> None:
 _WORKER = r"""
 import sys, time
 from cardperso.line.journal import Journal
-from cardperso.registry.db import Database
+from cardperso.storage.db import Database
 db = Database(sys.argv[1]); j = Journal(db, sys.argv[2])
 j.recover()
 while (job := j.claim("st")) is not None:

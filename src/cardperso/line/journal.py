@@ -22,7 +22,7 @@ from dataclasses import dataclass
 
 from cardperso.errors import UsageError
 from cardperso.line import jobs
-from cardperso.registry.db import Database
+from cardperso.storage.db import Database
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,0 +1,1 @@
+"""Persistence shared by the line journal and the registry: SQLite and PostgreSQL."""
