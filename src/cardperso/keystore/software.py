@@ -118,7 +118,7 @@ class SoftwareKeyStore(KeyStore):
             raise KeyStoreError(
                 f"key store {p}: not valid JSON (line {exc.lineno}, column {exc.colno})"
             ) from None
-        store = cls.from_document(doc, where=str(p))
+        store = cls.from_document(doc, where=f"key store {p}")
         store.path = p
         if not store.test_keys and os.name == "posix":
             mode = p.stat().st_mode

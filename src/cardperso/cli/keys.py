@@ -1,0 +1,251 @@
+"""``cardperso keys``: generate, check, list key stores and import keys from components.
+
+Nothing here ever prints a key value: only names, algorithms, check values and locations.
+
+A key store is named by a path (a ``cardperso-keystore/1`` JSON file) or by
+``pkcs11:CONFIG`` (served by ``cardperso.keystore.pkcs11.open_store(CONFIG)`` when that module is
+installed).
+"""
+
+from __future__ import annotations
+
+import importlib
+import logging
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import click
+
+from cardperso.crypto import primitives as cp
+from cardperso.crypto.primitives import SecretKey
+from cardperso.errors import DataError, KeyStoreError, UsageError
+from cardperso.keystore.base import KeyInfo, KeyStore
+from cardperso.keystore.software import SoftwareKeyStore, generate_file
+
+log = logging.getLogger(__name__)
+
+PKCS11_PREFIX = "pkcs11:"
+
+
+def open_store(spec: str) -> KeyStore:
+    """Open a key store named by a file path or ``pkcs11:CONFIG``."""
+    if spec.startswith(PKCS11_PREFIX):
+        try:
+            module = importlib.import_module("cardperso.keystore.pkcs11")
+        except ImportError:
+            raise UsageError("this installation has no PKCS#11 key store") from None
+        opener: Any = getattr(module, "open_store", None)
+        if opener is None:
+            raise UsageError("the PKCS#11 key store cannot be opened from the command line")
+        store: KeyStore = opener(spec[len(PKCS11_PREFIX) :])
+        return store
+    return SoftwareKeyStore.load(spec)
+
+
+def _marks(info: KeyInfo) -> str:
+    marks = []
+    if info.test_key:
+        marks.append("test")
+    if info.is_sample:
+        marks.append("SAMPLE")
+    return ",".join(marks) or "-"
+
+
+def _print_table(store: KeyStore, *, location: bool) -> None:
+    infos = [store.info(n) for n in store.names()]
+    width = max((len(i.name) for i in infos), default=4)
+    header = f"{'name':<{width}}  {'alg':<4}  kcv     marks"
+    if location:
+        header += "        location"
+    click.echo(header)
+    for i in infos:
+        line = f"{i.name:<{width}}  {i.algorithm:<4}  {i.kcv.hex().upper():<6}  {_marks(i):<11}"
+        if location:
+            line += f"  {i.location}"
+        click.echo(line.rstrip())
+
+
+@click.group("keys")
+def keys_group() -> None:
+    """Key stores: generate fresh keys, check and list them, import keys from components."""
+
+
+@keys_group.command("generate")
+@click.option(
+    "--out",
+    "out",
+    required=True,
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Key-store file to write (mode 0600).",
+)
+@click.option("--force", is_flag=True, help="Overwrite an existing file.")
+def generate_cmd(out: Path, force: bool) -> None:
+    """Write a key store of fresh random keys with the reference key names.
+
+    Use it instead of the published sample keys (keys-sample/), which production refuses.
+    Prints names and check values only.
+    """
+    store = generate_file(out, overwrite=force)
+    click.echo(f"wrote {len(store.names())} fresh keys to {out}")
+    _print_table(store, location=False)
+
+
+@keys_group.command("check")
+@click.argument("store_spec", metavar="STORE")
+def check_cmd(store_spec: str) -> None:
+    """Verify every key's check value (exit 1 naming the first key that does not match)."""
+    store = open_store(store_spec)
+    infos = [store.info(n) for n in store.names()]
+    click.echo(f"ok: {len(infos)} keys verified in {store.location}")
+    samples = [i.name for i in infos if i.is_sample]
+    if samples:
+        click.echo(
+            f"warning: {len(samples)} published sample key(s), refused in production: "
+            + ", ".join(samples),
+            err=True,
+        )
+
+
+@keys_group.command("list")
+@click.argument("store_spec", metavar="STORE")
+def list_cmd(store_spec: str) -> None:
+    """Names, algorithms, check values, test/sample markers and where each key lives."""
+    _print_table(open_store(store_spec), location=True)
+
+
+def _parse_component(text: str, what: str) -> bytes:
+    cleaned = "".join(text.split())
+    try:
+        value = bytes.fromhex(cleaned)
+    except ValueError:
+        raise DataError("not valid hex", field=what) from None
+    if not value:
+        raise DataError("empty", field=what)
+    return value
+
+
+def _parse_kcv(text: str, what: str) -> bytes:
+    value = _parse_hex_kcv(text)
+    if value is None:
+        raise DataError("a check value is 2 to 8 bytes of hex", field=what)
+    return value
+
+
+def _parse_hex_kcv(text: str) -> bytes | None:
+    try:
+        value = bytes.fromhex("".join(text.split()))
+    except ValueError:
+        return None
+    return value if 2 <= len(value) <= 8 else None
+
+
+def _check_kcv(algorithm: str, value: bytes, expected: bytes, what: str) -> None:
+    try:
+        actual = cp.kcv(algorithm, value, len(expected))
+    except UsageError as exc:
+        raise DataError(str(exc), field=what) from None
+    if not cp.equal(actual, expected):
+        raise KeyStoreError(f"{what} does not match its check value")
+
+
+@keys_group.command("import-components")
+@click.option("--store", "store_spec", required=True, help="Key store (file or pkcs11:CONFIG).")
+@click.option("--name", required=True, help="Name of the key to create.")
+@click.option(
+    "--algorithm", required=True, type=click.Choice(list(cp.ALGORITHMS)), help="Key algorithm."
+)
+@click.option(
+    "--components",
+    "count",
+    type=click.IntRange(2, 3),
+    default=None,
+    help="Number of components to prompt for (2 or 3; default 2 without --component-file).",
+)
+@click.option(
+    "--component-file",
+    "files",
+    multiple=True,
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="File holding one component in hex (repeat 2 or 3 times).",
+)
+@click.option(
+    "--component-kcv",
+    "component_kcvs",
+    multiple=True,
+    help="Check value of each component, in order (prompted when missing).",
+)
+@click.option("--kcv", "kcv_text", default=None, help="Check value of the combined key.")
+@click.option("--replace", is_flag=True, help="Replace an existing key of that name.")
+@click.option("--create", is_flag=True, help="Create the key-store file if it does not exist yet.")
+def import_components_cmd(
+    store_spec: str,
+    name: str,
+    algorithm: str,
+    count: int | None,
+    files: Sequence[Path],
+    component_kcvs: Sequence[str],
+    kcv_text: str | None,
+    replace: bool,
+    create: bool,
+) -> None:
+    """Import a key from 2 or 3 components (XOR), typed without echo or read from files.
+
+    Each component is checked against its check value, then the combined key against its own;
+    the key is written to the store and only its check value is printed.
+    """
+    if files and count is not None and count != len(files):
+        raise UsageError("--components does not match the number of --component-file options")
+    n = len(files) if files else (count or 2)
+    if not 2 <= n <= 3:
+        raise UsageError("give 2 or 3 components")
+    if component_kcvs and len(component_kcvs) != n:
+        raise UsageError(f"give one --component-kcv per component ({n})")
+    store = _open_for_import(store_spec, create)
+
+    components: list[bytes] = []
+    for i in range(n):
+        what = f"component {i + 1}"
+        if files:
+            text = files[i].read_text(encoding="ascii", errors="replace")
+        else:
+            text = click.prompt(f"{what} of {name!r} (hex, not shown)", hide_input=True)
+        value = _parse_component(text, what)
+        if components and len(value) != len(components[0]):
+            raise DataError("components differ in length", field=what)
+        if i < len(component_kcvs):
+            expected = _parse_kcv(component_kcvs[i], f"{what} check value")
+        else:
+            expected = _parse_kcv(click.prompt(f"{what} check value"), f"{what} check value")
+        _check_kcv(algorithm, value, expected, what)
+        click.echo(f"{what}: check value {expected.hex().upper()} ok")
+        components.append(value)
+
+    combined = components[0]
+    for c in components[1:]:
+        combined = cp.xor(combined, c)
+    try:
+        key = SecretKey(algorithm, combined, name)
+    except UsageError as exc:
+        raise DataError(str(exc), field="combined key") from None
+    expected = _parse_kcv(
+        kcv_text if kcv_text is not None else click.prompt("combined key check value"),
+        "combined key check value",
+    )
+    _check_kcv(algorithm, combined, expected, f"combined key {name!r}")
+    info = store.import_key(key, replace=replace)
+    log.info("imported key %r (%s, kcv %s) into %s", name, algorithm, info.kcv.hex(), info.location)
+    click.echo(f"imported {name} ({algorithm}, kcv {info.kcv.hex().upper()}) into {info.location}")
+
+
+def _open_for_import(spec: str, create: bool) -> KeyStore:
+    if spec.startswith(PKCS11_PREFIX) or Path(spec).exists():
+        return open_store(spec)
+    if not create:
+        raise KeyStoreError(f"key store {spec}: file not found (use --create for a new one)")
+    store = SoftwareKeyStore([], test_keys=False)
+    store.save(spec, overwrite=False)
+    return store
+
+
+COMMANDS = [keys_group]
