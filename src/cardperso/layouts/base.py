@@ -332,7 +332,11 @@ class Layout(Generic[M]):
             return self._to_model(container)
         try:
             return _container_to_model(self.model, container)
-        except (TypeError, ValueError) as exc:  # a model's __post_init__ rejected the value
+        except DecodeError:
+            raise
+        except DataError as exc:  # a model's __post_init__ rejected a decoded value
+            raise DecodeError(f"{self.name}: {exc.reason}", field=exc.field) from None
+        except (TypeError, ValueError) as exc:
             raise DecodeError(f"{self.name}: {exc}") from None
 
     def encode(self, obj: M) -> bytes:

@@ -107,10 +107,10 @@ class RecordSpec:
     def __post_init__(self) -> None:
         if not 1 <= self.rec <= 254:
             raise UsageError(f"record {self.name}: record number {self.rec} out of 1..254")
-        if not 0 <= self.tag <= 0xFE:
-            raise UsageError(f"record {self.name}: tag {self.tag} out of 00..FE")
-        if not 0 <= self.length <= 255:
-            raise UsageError(f"record {self.name}: length {self.length} out of 0..255")
+        if not 0x01 <= self.tag <= 0xFE:  # 00 and FF are padding in simple TLV
+            raise UsageError(f"record {self.name}: tag {self.tag} out of 01..FE")
+        if not 0 <= self.length <= 254:  # FF announces the 3-byte length form
+            raise UsageError(f"record {self.name}: length {self.length} out of 0..254")
         if self.fmt not in FORMATS:
             raise UsageError(f"record {self.name}: unknown format {self.fmt!r}")
 
