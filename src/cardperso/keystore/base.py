@@ -44,7 +44,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Final, Literal
 
-from cardperso.crypto import SecretKey
+from cardperso.crypto import primitives as cp
+from cardperso.crypto.primitives import SecretKey
 from cardperso.errors import KeyStoreError, UsageError
 
 #: Name of the transport KEK that protects personalization files (the default ``wrap_under``).
@@ -208,14 +209,12 @@ class KeyStore(abc.ABC):
 
     def unwrap_key(self, derived: DerivedKey, name: str = "") -> SecretKey:
         """Unwrap a :class:`DerivedKey` (or take it as is when clear) and check its KCV."""
-        from cardperso.crypto import equal, kcv
-
         value = derived.data if derived.kek is None else self.unwrap(derived.kek, derived.data)
         try:
             key = SecretKey(derived.algorithm, value, name)
         except UsageError:
             raise KeyStoreError(f"unwrapped key {name or '(per-card)'} has a bad length") from None
-        if not equal(kcv(derived.algorithm, value), derived.kcv):
+        if not cp.equal(cp.kcv(derived.algorithm, value), derived.kcv):
             raise KeyStoreError(f"unwrapped key {name or '(per-card)'} does not match its KCV")
         return key
 
