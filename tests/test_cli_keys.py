@@ -272,3 +272,13 @@ def test_console_script_generate_and_check(tmp_path: Path) -> None:
     assert bad.stderr.strip().splitlines() == [
         f"error: key store {out}: key 'pboc-imk-ac' does not match its check value"
     ]
+
+
+def test_pkcs11_store_needs_a_readable_config(cli: click.Group, tmp_path: Path) -> None:
+    result = run(cli, "keys", "list", f"pkcs11:{tmp_path / 'missing.yaml'}")
+    assert result.exit_code == 2 and "PKCS#11" in result.output
+    assert "Traceback" not in result.output
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("- just\n- a list\n")
+    result = run(cli, "keys", "list", f"pkcs11:{bad}")
+    assert result.exit_code == 2 and "PKCS#11" in result.output

@@ -3,19 +3,21 @@
 Nothing here ever prints a key value: only names, algorithms, check values and locations.
 
 A key store is named by a path (a ``cardperso-keystore/1`` JSON file) or by
-``pkcs11:CONFIG`` (served by ``cardperso.keystore.pkcs11.open_store(CONFIG)`` when that module is
-installed).
+``pkcs11:CONFIG``, a JSON or YAML file of PKCS#11 settings (module, token, PIN source, labels,
+mode) handed to ``cardperso.keystore.pkcs11``.
 """
 
 from __future__ import annotations
 
 import importlib
+import json
 import logging
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import click
+import yaml
 
 from cardperso.crypto import primitives as cp
 from cardperso.crypto.primitives import SecretKey
@@ -29,18 +31,38 @@ PKCS11_PREFIX = "pkcs11:"
 
 
 def open_store(spec: str) -> KeyStore:
-    """Open a key store named by a file path or ``pkcs11:CONFIG``."""
+    """Open a key store named by a file path or ``pkcs11:CONFIG``.
+
+    ``CONFIG`` is a JSON or YAML file with the PKCS#11 store's settings (module, token, PIN
+    source, labels, mode); the PIN itself never appears on the command line.
+    """
     if spec.startswith(PKCS11_PREFIX):
-        try:
-            module = importlib.import_module("cardperso.keystore.pkcs11")
-        except ImportError:
-            raise UsageError("this installation has no PKCS#11 key store") from None
-        opener: Any = getattr(module, "open_store", None)
-        if opener is None:
-            raise UsageError("the PKCS#11 key store cannot be opened from the command line")
-        store: KeyStore = opener(spec[len(PKCS11_PREFIX) :])
-        return store
+        return _open_pkcs11(spec[len(PKCS11_PREFIX) :])
     return SoftwareKeyStore.load(spec)
+
+
+def _open_pkcs11(config_path: str) -> KeyStore:
+    try:
+        module = importlib.import_module("cardperso.keystore.pkcs11")
+    except ImportError as exc:
+        raise UsageError(f"the PKCS#11 key store is not available ({exc})") from None
+    opener: Any = getattr(module, "open_store", None)
+    if opener is not None:
+        opened: KeyStore = opener(config_path)
+        return opened
+    path = Path(config_path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise UsageError(f"PKCS#11 configuration {path}: {exc.strerror}") from None
+    try:
+        config = json.loads(text) if path.suffix == ".json" else yaml.safe_load(text)
+    except (ValueError, yaml.YAMLError):
+        raise UsageError(f"PKCS#11 configuration {path}: not valid JSON/YAML") from None
+    if not isinstance(config, dict):
+        raise UsageError(f"PKCS#11 configuration {path}: expected a mapping of settings")
+    store: KeyStore = module.Pkcs11KeyStore.from_config(config)
+    return store
 
 
 def _marks(info: KeyInfo) -> str:
