@@ -7,6 +7,7 @@ Vectors live beside each layout (with their sources named there); this module on
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 from dataclasses import dataclass
 from typing import Any
 
@@ -15,7 +16,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from cardperso.errors import DecodeError
+from cardperso.errors import DecodeError, UsageError
 from cardperso.layouts import Layout, all_layouts
 
 REGISTRY = all_layouts()
@@ -51,6 +52,29 @@ def test_a_layout_without_vectors_fails() -> None:
     bare = Layout("test.bare", "none", cs.Struct("x" / cs.Int8ub), One, register=False)
     with pytest.raises(AssertionError, match="no vectors"):
         check_vectors(bare)
+
+
+def test_model_must_be_a_frozen_slotted_dataclass() -> None:
+    @dataclass
+    class Loose:
+        x: int
+
+    with pytest.raises(UsageError):
+        Layout("test.loose", "none", cs.Struct("x" / cs.Int8ub), Loose, register=False)
+
+
+def test_a_name_registers_once() -> None:
+    existing = REGISTRY["gp.cplc"]
+    with pytest.raises(UsageError):
+        Layout("gp.cplc", existing.spec, existing.struct, existing.model)
+
+
+def test_every_model_is_frozen_and_slotted() -> None:
+    for layout in REGISTRY.values():
+        model, _ = layout.vectors[0]
+        assert not hasattr(model, "__dict__"), layout.name
+        with pytest.raises(dataclasses.FrozenInstanceError):
+            setattr(model, dataclasses.fields(model)[0].name, None)
 
 
 @pytest.mark.parametrize("name", NAMES)

@@ -169,3 +169,20 @@ def test_ef06_round_trip(name: str, ssn: str, nation: str) -> None:
         return
     assert ssse.EF06.decode(data) == model
     assert len(data) == sum(2 + r.length for r in ssse.EF06_RECORDS)
+
+
+def test_dates_need_all_eight_digits() -> None:
+    with pytest.raises(EncodingError) as info:
+        ssse.EF06.encode(dataclasses.replace(PERSON, birth_date="911010"))
+    assert info.value.field == "birth_date"
+    bad = EF06_BYTES[:-1] + b"\xff"  # 0D 04 19 91 01 FF: six digits
+    with pytest.raises(DecodeError) as info2:
+        ssse.EF06.decode(bad)
+    assert info2.value.field == "birth_date"
+
+
+def test_unset_date_is_all_f() -> None:
+    model = dataclasses.replace(ssse.EF05.vectors[0][0], expiry_date="")
+    records = ssse.EF05.encode_records(model)
+    assert records[5] == bytes.fromhex("0604FFFFFFFF")
+    assert ssse.EF05.decode_records(records) == model

@@ -282,6 +282,9 @@ class Layout(Generic[M]):
     ) -> None:
         if not (isinstance(model, type) and dataclasses.is_dataclass(model)):
             raise UsageError(f"layout {name!r}: model must be a dataclass type")
+        params = getattr(model, "__dataclass_params__", None)
+        if not (params is not None and params.frozen and "__slots__" in model.__dict__):
+            raise UsageError(f"layout {name!r}: model must be a frozen, slotted dataclass")
         self.name = name
         self.spec = spec
         self.struct = struct
@@ -303,11 +306,8 @@ class Layout(Generic[M]):
         except cs.SizeofError:
             return None
 
-    def parse_container(self, data: bytes) -> Mapping[str, Any]:
-        """Parse *data* with the struct (whole input, no trailing bytes); errors are DecodeError.
-
-        Meant for layout modules that post-process the container; callers use :meth:`decode`.
-        """
+    def _parse_container(self, data: bytes) -> Mapping[str, Any]:
+        """Parse *data* with the struct (whole input, no trailing bytes); errors are DecodeError."""
         data = bytes(data)
         stream = _TrackingStream(data)
         try:
@@ -327,7 +327,7 @@ class Layout(Generic[M]):
 
     def decode(self, data: bytes) -> M:
         """Parse *data* into the model; malformed input raises :class:`DecodeError`."""
-        container = self.parse_container(data)
+        container = self._parse_container(data)
         if self._to_model is not None:
             return self._to_model(container)
         try:

@@ -14,7 +14,7 @@ extension) is just another table. :func:`record_file` turns a table into a
 :meth:`RecordFile.encode_records` gives one simple TLV per record for UPDATE RECORD.
 
 Formats: ``b`` raw bytes; ``an`` ASCII, 00 padded; ``gbk`` GBK text, 00 padded; ``cn``
-packed BCD, F padded (dates are ``YYYYMMDD`` strings). The name (tag 09, 30 bytes) continues
+packed BCD, F padded; ``date`` cn with all 8 digits ``YYYYMMDD`` (or all F: not set). The name (tag 09, 30 bytes) continues
 in the name extension (tag 4E, 20 bytes): the model holds the whole name and the layout splits
 it on a character boundary with :func:`cardperso.codec.fields.split_gbk`; a name longer than
 both records, or with a character GBK cannot encode, is an EncodingError, never truncated.
@@ -30,7 +30,7 @@ from typing import Any, TypeVar
 import construct as cs
 
 from cardperso.codec import fields
-from cardperso.errors import DataError, DecodeError, UsageError
+from cardperso.errors import DataError, DecodeError, EncodingError, UsageError
 from cardperso.layouts.base import FieldError, Layout, codec_error
 
 __all__ = [
@@ -69,6 +69,19 @@ def _decode_text(raw: bytes, charset: str, field: str) -> str:
     return text
 
 
+def _decode_date(raw: bytes, length: int, field: str) -> str:
+    digits = fields.decode_cn(raw, field)
+    if digits and len(digits) != 2 * length:
+        raise DecodeError(f"date has {len(digits)} digits, expected {2 * length}", field=field)
+    return digits
+
+
+def _encode_date(value: str, length: int, field: str) -> bytes:
+    if not isinstance(value, str) or (value and len(value) != 2 * length):
+        raise EncodingError(f"date must be {2 * length} digits (YYYYMMDD) or empty", field=field)
+    return fields.encode_cn(value, length, field)
+
+
 #: Record value formats: name -> (decode(raw, length, field), encode(value, length, field)).
 FORMATS: Mapping[str, tuple[Callable[[bytes, int, str], Any], Callable[[Any, int, str], bytes]]] = {
     "b": (
@@ -87,6 +100,9 @@ FORMATS: Mapping[str, tuple[Callable[[bytes, int, str], Any], Callable[[Any, int
         lambda raw, n, f: fields.decode_cn(raw, f),
         lambda v, n, f: fields.encode_cn(v, n, f),
     ),
+    # cn holding a date: every digit present (YYYYMMDD in 4 bytes), or all F for "not set".
+    # Calendar validity is checked where the data is prepared (cardperso.codec.numbers).
+    "date": (_decode_date, _encode_date),
 }
 
 #: The name and its extension: the model's ``name`` spans both records.
@@ -123,8 +139,8 @@ EF05_RECORDS: tuple[RecordSpec, ...] = (
     RecordSpec(2, 0x02, "card_category", 1, "an", "卡的类别"),
     RecordSpec(3, 0x03, "spec_version", 4, "an", "规范版本"),
     RecordSpec(4, 0x04, "initialising_institution", 12, "cn", "初始化机构编号"),
-    RecordSpec(5, 0x05, "issue_date", 4, "cn", "发卡日期"),
-    RecordSpec(6, 0x06, "expiry_date", 4, "cn", "卡有效期"),
+    RecordSpec(5, 0x05, "issue_date", 4, "date", "发卡日期"),
+    RecordSpec(6, 0x06, "expiry_date", 4, "date", "卡有效期"),
     RecordSpec(7, 0x07, "card_number", 9, "an", "卡号"),
 )
 
@@ -136,7 +152,7 @@ EF06_RECORDS: tuple[RecordSpec, ...] = (
     RecordSpec(4, 0x0A, "gender", 1, "an", "性别"),
     RecordSpec(5, 0x0B, "nation", 1, "cn", "民族"),
     RecordSpec(6, 0x0C, "birth_place", 3, "cn", "出生地"),
-    RecordSpec(7, 0x0D, "birth_date", 4, "cn", "出生日期"),
+    RecordSpec(7, 0x0D, "birth_date", 4, "date", "出生日期"),
 )
 
 #: EF06 on 1.0 cards: gender is record 3. The reference only states the gender position; the
@@ -147,7 +163,7 @@ EF06_RECORDS_V1: tuple[RecordSpec, ...] = (
     RecordSpec(3, 0x0A, "gender", 1, "an", "性别"),
     RecordSpec(4, 0x0B, "nation", 1, "cn", "民族"),
     RecordSpec(5, 0x0C, "birth_place", 3, "cn", "出生地"),
-    RecordSpec(6, 0x0D, "birth_date", 4, "cn", "出生日期"),
+    RecordSpec(6, 0x0D, "birth_date", 4, "date", "出生日期"),
 )
 
 #: EF0D (3rd generation). One public source only: keep it overridable.
