@@ -128,3 +128,8 @@ def test_ssse_records_agree_with_simple_tlv_codec(layout: ssse.RecordFile[object
         assert [len(v) for _, v in pairs] == [r.length for r in layout.records]
         for record, (tag, value) in zip(layout.encode_records(model), pairs):
             assert simpletlv.encode(tag, value) == record
+
+
+def test_dgi_9104_value_is_the_format2_content() -> None:
+    model, f2 = pboc.GPO_RESPONSE_FORMAT2.vectors[0]
+    assert tlv.encode(0x77, pboc.GPO_AIP_AFL.encode(model)) == f2

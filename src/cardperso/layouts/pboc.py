@@ -23,6 +23,7 @@ __all__ = [
     "AFL_ENTRY",
     "EC_DATA_OBJECT",
     "EC_TAGS",
+    "GPO_AIP_AFL",
     "GPO_RESPONSE_FORMAT1",
     "GPO_RESPONSE_FORMAT2",
     "N12_AMOUNT",
@@ -261,24 +262,18 @@ _GPO1 = cs.FocusedSeq(
     ),
 )
 
-# Format 2: 77 L { 82 02 AIP, 94 L AFL } - this layout takes exactly these two objects, in this
-# order (what a contact PBOC debit GPO returns); responses with more objects need the TLV codec.
-_GPO2 = cs.FocusedSeq(
-    "body",
-    cs.Const(b"\x77"),
-    "body"
-    / cs.Prefixed(
-        BerLength,
-        _strict(
-            cs.Struct(
-                cs.Const(b"\x82\x02"),
-                "aip" / cs.Bytes(2),
-                cs.Const(b"\x94"),
-                "afl" / cs.Prefixed(BerLength, _strict(cs.GreedyRange(_AFL_ENTRY))),
-            )
-        ),
-    ),
+# Format 2 content: { 82 02 AIP, 94 L AFL } - exactly these two objects in this order (what a
+# contact PBOC debit GPO returns); responses with more objects need the TLV codec. This is also
+# the value of the GPO-response DGIs 9104 / 9203 (docs/card-dgi-map.md).
+_AIP_AFL = cs.Struct(
+    cs.Const(b"\x82\x02"),
+    "aip" / cs.Bytes(2),
+    cs.Const(b"\x94"),
+    "afl" / cs.Prefixed(BerLength, _strict(cs.GreedyRange(_AFL_ENTRY))),
 )
+
+# Format 2: 77 L { 82 02 AIP, 94 L AFL }.
+_GPO2 = cs.FocusedSeq("body", cs.Const(b"\x77"), "body" / cs.Prefixed(BerLength, _strict(_AIP_AFL)))
 
 # Constructed: AIP 7C 00 = SDA, DDA, cardholder verification, terminal risk management and
 # issuer authentication supported (byte 1 bits 7-3), and the sample AFL above.
@@ -300,4 +295,13 @@ GPO_RESPONSE_FORMAT2: Layout[GpoResponse] = Layout(
     GpoResponse,
     # 77 | 16 (4 + 2 + 16 = 22) | 82 02 7C 00 | 94 10 (16) | AFL
     vectors=[(_SAMPLE_GPO, bytes.fromhex("7716" + "82027C00" + "9410" + _SAMPLE_AFL_HEX))],
+)
+
+GPO_AIP_AFL: Layout[GpoResponse] = Layout(
+    "pboc.gpo_aip_afl",
+    "EMV 4.3 Book 3 6.5.8.4 format 2 content; EMV CPS DGI 9104 / 9203 (docs/card-dgi-map.md)",
+    _AIP_AFL,
+    GpoResponse,
+    # 82 02 7C 00 | 94 10 (16) | AFL - the format 2 vector without its 77 16 header
+    vectors=[(_SAMPLE_GPO, bytes.fromhex("82027C00" + "9410" + _SAMPLE_AFL_HEX))],
 )
