@@ -1,1 +1,269 @@
-"""Fixtures: pcsc (filled by its owner)."""
+"""Fixtures: a lab of real PC/SC readers (pcscd + vpcd) whose cards are Python objects.
+
+``pcsc_lab`` (session scope) gives ``.slots``: each a :class:`LabSlot` with a PC/SC reader name,
+a vpcd port and ``insert(card)`` / ``remove()`` that return once pcscd has seen the change.
+``pcsc_slot`` (function scope) is one free slot of the lab, emptied after the test.
+
+How the lab works
+-----------------
+There is one pcscd per machine (its socket is always ``/run/pcscd/pcscd.comm``), and several
+pytest sessions (other developers' runs, xdist workers) may use it at once. So:
+
+* The lab's reader entries (``LAB_SLOTS`` slots on ports 35980, 35981, ..., away from the
+  Debian default 35963; one entry and one driver copy per two slots) live in ``LAB_DIR``
+  (``CARDPERSO_PCSC_LAB``, default ``/tmp/cardperso-pcsc-lab``).
+* Under an exclusive lock, a session reuses a running pcscd that already lists the lab's
+  readers; otherwise, as root, it (re)starts ``pcscd -f -c LAB_DIR/reader.conf.d`` (stopping the
+  pcscd that runs). Not root and no such pcscd: the session FAILS with what to run.
+* Each session claims free slots with one lock file per slot (``CARDPERSO_PCSC_LAB_CLAIM``
+  slots, default 8), so parallel sessions never serve two cards on one port.
+* The last session to finish stops the pcscd the lab started.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import os
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO
+
+import pytest
+
+from cardperso.card import pcscd
+from cardperso.card.faults import FaultPlan
+from cardperso.card.vpcd import Slot
+from cardperso.devices import pcsc
+
+LAB_DIR = Path(os.environ.get("CARDPERSO_PCSC_LAB", "/tmp/cardperso-pcsc-lab"))
+LAB_PORT = 35980
+#: pcsc-lite serves at most 16 readers: the lab takes them all.
+LAB_SLOTS = 16
+LAB_NAME = "cardperso-lab"
+CLAIM = int(os.environ.get("CARDPERSO_PCSC_LAB_CLAIM", "8"))
+#: Reader timeout of lab slots (mute cards): short, the tests do not wait for a real reader.
+LAB_READER_TIMEOUT = 0.3
+#: pcscd polls card presence every 0.4 s; allow for a loaded machine.
+PRESENCE_TIMEOUT = 5.0
+
+
+# -- small test cards with the VirtualCard shape ------------------------------------------------
+
+
+class EchoCard:
+    """Answers every command with its data field followed by 9000 (and honours its faults)."""
+
+    ATR = bytes.fromhex("3B8880010000000000000000")
+
+    def __init__(self, atr: bytes | None = None) -> None:
+        self.faults = FaultPlan()
+        self._atr = atr or self.ATR
+        self.powered = False
+        self.power_ons = 0
+        self.commands: list[bytes] = []
+
+    @property
+    def atr(self) -> bytes:
+        return self.faults.wrong_atr or self._atr
+
+    def power_on(self) -> bytes:
+        self.faults.before_power()
+        self.powered = True
+        self.power_ons += 1
+        return self.atr
+
+    def power_off(self) -> None:
+        self.powered = False
+
+    def reset(self) -> bytes:
+        return self.power_on()
+
+    def transmit(self, apdu: bytes) -> bytes:
+        self.faults.before_command()
+        self.commands.append(apdu)
+        return self.answer(apdu)
+
+    def answer(self, apdu: bytes) -> bytes:
+        data = apdu[5 : 5 + apdu[4]] if len(apdu) > 5 else b""
+        return data + b"\x90\x00"
+
+
+class T0Card(EchoCard):
+    """A card that answers like a T=0 card (ISO 7816-3 case 2/4 conventions).
+
+    * ``80 CA 00 00 00`` (GET DATA, Le=0) → ``6C 10``; re-sent with Le=10 → 16 bytes + 9000.
+    * ``80 CB 00 00 <lc> <data>`` (case 4) → ``61 xx``; GET RESPONSE (``00 C0 00 00 xx``) gives
+      the data reversed in chunks of at most 7 bytes, each but the last ending ``61 xx``.
+    """
+
+    RECORD = bytes(range(0x10, 0x20))
+
+    def __init__(self) -> None:
+        super().__init__(atr=bytes.fromhex("3B6800000073C84013009000"))
+        self._pending = b""
+
+    def answer(self, apdu: bytes) -> bytes:
+        ins = apdu[1]
+        if ins == 0xCA:
+            if len(apdu) == 5 and apdu[4] == len(self.RECORD):
+                return self.RECORD + b"\x90\x00"
+            return bytes([0x6C, len(self.RECORD)])
+        if ins == 0xCB:
+            self._pending = apdu[5 : 5 + apdu[4]][::-1]
+            return bytes([0x61, min(7, len(self._pending))])
+        if ins == 0xC0:
+            chunk, self._pending = self._pending[: apdu[4]], self._pending[apdu[4] :]
+            if self._pending:
+                return chunk + bytes([0x61, min(7, len(self._pending))])
+            return chunk + b"\x90\x00"
+        return super().answer(apdu)
+
+
+# -- the lab ------------------------------------------------------------------------------------
+
+
+@dataclass
+class LabSlot:
+    """One lab reader slot: reader ``name``, vpcd ``port``, and the slot that serves cards."""
+
+    name: str
+    port: int
+    slot: Slot
+    lock: IO[bytes] = field(repr=False)
+
+    @property
+    def card(self) -> object | None:
+        return self.slot.card
+
+    def insert(self, card: object, *, wait: bool = True) -> None:
+        """Put ``card`` in; with ``wait``, return when pcscd has seen and powered it."""
+        self.slot.insert(card)  # type: ignore[arg-type]
+        if wait:
+            pcsc.wait_for_card(self.name, PRESENCE_TIMEOUT)
+
+    def remove(self, *, wait: bool = True) -> object | None:
+        """Take the card out; with ``wait``, return when pcscd has seen the reader empty."""
+        card = self.slot.remove()
+        if wait:
+            pcsc.wait_for_removal(self.name, PRESENCE_TIMEOUT)
+        return card
+
+    def wait_empty(self) -> None:
+        pcsc.wait_for_removal(self.name, PRESENCE_TIMEOUT)
+
+
+@dataclass
+class PcscLab:
+    """The readers this session owns (see the module docstring)."""
+
+    config_dir: Path
+    slots: list[LabSlot]
+    started_pcscd: bool
+
+    def free_slot(self) -> LabSlot:
+        for s in self.slots:
+            if s.slot.card is None:
+                return s
+        raise AssertionError("every lab slot holds a card: a test did not clean up")
+
+
+def _lock(path: Path, how: int) -> IO[bytes] | None:
+    f = open(path, "a+b")  # noqa: SIM115 - the lock lives as long as the file stays open
+    try:
+        fcntl.flock(f, how)
+    except BlockingIOError:
+        f.close()
+        return None
+    return f
+
+
+def _pid_alive_pcscd(pid: int) -> bool:
+    return pid in pcscd.pcscd_pids()
+
+
+def _ensure_pcscd(config_dir: Path, names: list[str]) -> bool:
+    """Make pcscd list ``names``; True if this call started it. Fails (never skips) if it can't."""
+    if set(names) <= set(pcscd.reader_names()):
+        return False
+    if os.geteuid() != 0:
+        running = pcscd.pcscd_pids()
+        pytest.fail(
+            "the PC/SC tests need pcscd serving the lab's vpcd readers "
+            f"({names[0]} ...), and only root can (re)start pcscd. Ask an administrator "
+            f"to run: `sudo pkill -x pcscd; sudo pcscd -f -c {config_dir.resolve()}` "
+            f"(pcscd running now: {'pid ' + str(running[0]) if running else 'none'}). "
+            "See docs/virtual-readers.md.",
+            pytrace=False,
+        )
+    pcscd.write_reader_entries(config_dir, LAB_SLOTS, LAB_PORT, name=LAB_NAME)
+    daemon = pcscd.Pcscd(config_dir, log_path=LAB_DIR / "pcscd.log")
+    daemon.start(replace=True, detach=True)
+    (LAB_DIR / "pcscd.pid").write_text(str(daemon.pid))
+    pcscd.wait_for_readers(names, timeout=10.0)
+    return True
+
+
+@pytest.fixture(scope="session")
+def pcsc_lab() -> Iterator[PcscLab]:
+    LAB_DIR.mkdir(parents=True, exist_ok=True)
+    config_dir = LAB_DIR / "reader.conf.d"
+    layout = pcscd.reader_layout(LAB_SLOTS, LAB_PORT, LAB_NAME)
+    setup = _lock(LAB_DIR / "setup.lock", fcntl.LOCK_EX)
+    assert setup is not None
+    try:
+        session = _lock(LAB_DIR / "sessions.lock", fcntl.LOCK_SH)
+        started = _ensure_pcscd(config_dir, [s.name for s in layout])
+    finally:
+        setup.close()
+    assert session is not None
+    slots: list[LabSlot] = []
+    deadline = time.monotonic() + 120
+    while not slots:
+        for rs in layout:
+            held = _lock(LAB_DIR / f"slot-{rs.index:02d}.lock", fcntl.LOCK_EX | fcntl.LOCK_NB)
+            if held is None:
+                continue
+            slot = Slot(rs.port, name=rs.name, reader_timeout=LAB_READER_TIMEOUT).start()
+            slots.append(LabSlot(rs.name, rs.port, slot, held))
+            if len(slots) == CLAIM:
+                break
+        if not slots:
+            if time.monotonic() > deadline:
+                pytest.fail("no free PC/SC lab slot for 120 s (other test sessions hold them)")
+            time.sleep(0.5)
+    lab = PcscLab(config_dir, slots, started)
+    try:
+        yield lab
+    finally:
+        for s in slots:
+            s.slot.stop()
+            s.lock.close()
+        setup = _lock(LAB_DIR / "setup.lock", fcntl.LOCK_EX)
+        try:
+            session.close()
+            last = _lock(LAB_DIR / "sessions.lock", fcntl.LOCK_EX | fcntl.LOCK_NB)
+            if last is not None:
+                pidfile = LAB_DIR / "pcscd.pid"
+                with contextlib.suppress(FileNotFoundError, ValueError):
+                    pid = int(pidfile.read_text())
+                    if _pid_alive_pcscd(pid):
+                        pcscd.stop_pcscd(pid)
+                    pidfile.unlink()
+                last.close()
+        finally:
+            if setup is not None:
+                setup.close()
+
+
+@pytest.fixture
+def pcsc_slot(pcsc_lab: PcscLab) -> Iterator[LabSlot]:
+    """One free lab slot, emptied (and seen empty by pcscd) after the test."""
+    slot = pcsc_lab.free_slot()
+    try:
+        yield slot
+    finally:
+        if slot.slot.card is not None:
+            slot.remove()

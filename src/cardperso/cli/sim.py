@@ -1,0 +1,244 @@
+"""``cardperso sim cards|serve`` and ``cardperso readers``: virtual cards behind real PC/SC.
+
+``sim cards`` and ``sim serve`` connect card programs to vpcd reader slots (ports P, P+1, ...)
+and serve them until Ctrl-C or SIGTERM; any PC/SC client (pyscard, pcsc_scan, opensc-tool) then
+sees ordinary readers with cards in them. pcscd must have vpcd entries for those ports: the
+Debian package installs one entry (ports 35963 and 35964); ``--write-readers DIR`` writes
+entries for any number of slots and ``--start-pcscd`` (root) restarts pcscd with them.
+"""
+
+from __future__ import annotations
+
+import signal
+import threading
+from collections.abc import Sequence
+from pathlib import Path
+from types import FrameType
+
+import click
+
+from cardperso.card import pcscd
+from cardperso.card.vcard import VirtualCard
+from cardperso.card.vpcd import DEFAULT_READER_TIMEOUT, CardLike, SlotGroup
+from cardperso.devices.pcsc import list_readers
+from cardperso.errors import UsageError
+
+#: File name of the card image of slot i in ``sim cards --state DIR``.
+CARD_NAME = "card-{index:02d}.card"
+#: Card image files ``sim serve`` picks up (sorted by name, one per slot).
+IMAGE_SUFFIXES = (".card", ".json", ".vcard")
+#: Debian's own vpcd entry (``/etc/reader.conf.d/vpcd``): two slots on ports 35963 and 35964.
+DEBIAN_VPCD_PORT = 35963
+
+
+def _wait_for_signal() -> None:
+    """Block until Ctrl-C or SIGTERM."""
+    done = threading.Event()
+
+    def on_signal(signum: int, frame: FrameType | None) -> None:
+        done.set()
+
+    old_term = signal.signal(signal.SIGTERM, on_signal)
+    old_int = signal.signal(signal.SIGINT, on_signal)
+    try:
+        while not done.wait(0.5):
+            pass
+    finally:
+        signal.signal(signal.SIGTERM, old_term)
+        signal.signal(signal.SIGINT, old_int)
+
+
+def _readers_setup(
+    slots: int, port: int, write_readers: Path | None, start_pcscd: bool, state: Path, name: str
+) -> list[str] | None:
+    """Write entries / start pcscd as asked; the reader names when we know them."""
+    if start_pcscd and write_readers is None:
+        write_readers = state / "reader.conf.d"
+    if write_readers is None:
+        if port == DEBIAN_VPCD_PORT and slots <= 2:
+            return ["Virtual PCD 00 00", "Virtual PCD 00 01"][:slots]
+        return None
+    layout = pcscd.write_reader_entries(write_readers, slots, port, name=name)
+    click.echo(f"wrote pcscd reader entries for {slots} slot(s) in {write_readers.resolve()}")
+    if start_pcscd:
+        daemon = pcscd.Pcscd(write_readers, log_path=state / "pcscd.log")
+        daemon.start(replace=True, detach=True)
+        click.echo(f"started pcscd (pid {daemon.pid}) with those entries; log: {state}/pcscd.log")
+        pcscd.wait_for_readers([s.name for s in layout])
+    else:
+        click.echo("to use them, (re)start pcscd " + pcscd.restart_hint(write_readers))
+    return [s.name for s in layout]
+
+
+def _serve(
+    cards: Sequence[CardLike],
+    paths: Sequence[Path],
+    port: int,
+    names: list[str] | None,
+    reader_timeout: float,
+) -> None:
+    group = SlotGroup.on_ports(port, cards, names=names, reader_timeout=reader_timeout)
+    for i, path in enumerate(paths):
+        reader = names[i] if names else f"the vpcd reader slot on port {port + i}"
+        click.echo(f"  {reader}  <-  {path}  (port {port + i})")
+    if names is None:
+        click.echo(
+            f"reader names depend on pcscd's vpcd entries for ports {port}..{port + len(cards) - 1}"
+            " (see `cardperso readers`; --write-readers DIR writes matching entries)"
+        )
+    with group:
+        click.echo(f"serving {len(cards)} card(s); Ctrl-C or SIGTERM to stop")
+        _wait_for_signal()
+    click.echo("stopped")
+
+
+@click.group("sim")
+def sim_group() -> None:
+    """Simulators: virtual cards in vpcd reader slots behind pcscd."""
+
+
+@sim_group.command("cards")
+@click.option(
+    "--slots",
+    type=click.IntRange(1, 16),
+    default=2,
+    show_default=True,
+    help="Number of reader slots (one card each).",
+)
+@click.option(
+    "--port",
+    type=click.IntRange(1024, 65533),
+    default=DEBIAN_VPCD_PORT,
+    show_default=True,
+    help="vpcd port of the first slot (slots use P, P+1, ...).",
+)
+@click.option(
+    "--state",
+    "state",
+    type=click.Path(file_okay=False, path_type=Path),
+    required=True,
+    help="Directory of the card images (blank cards are created when absent).",
+)
+@click.option(
+    "--scp",
+    type=click.Choice(["02", "03"]),
+    default="02",
+    show_default=True,
+    help="Secure channel protocol of new blank cards.",
+)
+@click.option(
+    "--write-readers",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Write pcscd reader entries for these slots into this directory.",
+)
+@click.option(
+    "--start-pcscd",
+    is_flag=True,
+    help="(root) Stop the running pcscd and start `pcscd -f -c` with the entries.",
+)
+@click.option(
+    "--name",
+    default=pcscd.DEFAULT_NAME,
+    show_default=True,
+    help="Reader name prefix in the written entries.",
+)
+@click.option(
+    "--reader-timeout",
+    type=float,
+    default=DEFAULT_READER_TIMEOUT,
+    show_default=True,
+    help="Seconds before a mute card's command fails, like a real reader.",
+)
+def sim_cards(
+    slots: int,
+    port: int,
+    state: Path,
+    scp: str,
+    write_readers: Path | None,
+    start_pcscd: bool,
+    name: str,
+    reader_timeout: float,
+) -> None:
+    """Serve N virtual cards (blank ones created in STATE) until Ctrl-C/SIGTERM."""
+    state.mkdir(parents=True, exist_ok=True)
+    paths = [state / CARD_NAME.format(index=i) for i in range(slots)]
+    cards: list[CardLike] = []
+    for path in paths:
+        if path.exists():
+            cards.append(VirtualCard.load(path))
+        else:
+            cards.append(VirtualCard.create_blank(path, scp=scp))
+            click.echo(f"created blank card {path} (SCP{scp}, GP test keys)")
+    names = _readers_setup(slots, port, write_readers, start_pcscd, state, name)
+    _serve(cards, paths, port, names, reader_timeout)
+
+
+@sim_group.command("serve")
+@click.option(
+    "--cards",
+    "cards_dir",
+    type=click.Path(exists=True, file_okay=False, path_type=Path),
+    required=True,
+    help="Directory of card images, one per slot.",
+)
+@click.option(
+    "--port",
+    type=click.IntRange(1024, 65533),
+    default=DEBIAN_VPCD_PORT,
+    show_default=True,
+    help="vpcd port of the first slot.",
+)
+@click.option(
+    "--write-readers",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Write pcscd reader entries for these slots into this directory.",
+)
+@click.option(
+    "--start-pcscd",
+    is_flag=True,
+    help="(root) Stop the running pcscd and start `pcscd -f -c` with the entries.",
+)
+@click.option(
+    "--name",
+    default=pcscd.DEFAULT_NAME,
+    show_default=True,
+    help="Reader name prefix in the written entries.",
+)
+@click.option("--reader-timeout", type=float, default=DEFAULT_READER_TIMEOUT, show_default=True)
+def sim_serve(
+    cards_dir: Path,
+    port: int,
+    write_readers: Path | None,
+    start_pcscd: bool,
+    name: str,
+    reader_timeout: float,
+) -> None:
+    """Serve stored card images (e.g. personalized cards) one per slot, for any PC/SC tool."""
+    paths = sorted(
+        p
+        for p in cards_dir.iterdir()
+        if p.is_file() and p.suffix in IMAGE_SUFFIXES and not p.name.startswith(".")
+    )
+    if not paths:
+        raise UsageError(f"no card images ({', '.join(IMAGE_SUFFIXES)}) in {cards_dir}")
+    if len(paths) > 16:
+        raise UsageError(f"{len(paths)} card images; pcscd serves at most 16 readers")
+    cards: list[CardLike] = [VirtualCard.load(p) for p in paths]
+    names = _readers_setup(len(paths), port, write_readers, start_pcscd, cards_dir, name)
+    _serve(cards, paths, port, names, reader_timeout)
+
+
+@click.command("readers")
+def readers_cmd() -> None:
+    """List PC/SC readers, whether a card is present, and its ATR."""
+    readers = list_readers()
+    if not readers:
+        click.echo("no PC/SC readers (is pcscd running? see docs/virtual-readers.md)")
+        return
+    width = max(len(r.name) for r in readers)
+    for r in readers:
+        card = f"card  ATR {r.atr.hex().upper()}" if r.card_present else "empty"
+        click.echo(f"{r.name:<{width}}  {card}")
+
+
+COMMANDS = [sim_group, readers_cmd]
