@@ -78,6 +78,12 @@ class KeyStoreContract:
     ALGORITHMS: ClassVar[tuple[str, ...]] = ("3DES", "AES", "SM4")
     #: Whether ``wrap_under=None`` returns clear per-card keys (False: it must raise).
     CLEAR_DERIVATION: ClassVar[bool] = True
+    #: The transport KEK the wrapping tests use (``"transport-kek-aes"`` for AES-only wrapping).
+    KEK: ClassVar[str] = DEFAULT_KEK
+
+    def _wrap_kw(self) -> dict[str, str]:
+        """Derivation keyword: the default (no argument) when testing the default KEK."""
+        return {} if self.KEK == DEFAULT_KEK else {"wrap_under": self.KEK}
 
     @pytest.fixture
     def store(self) -> KeyStore:  # pragma: no cover - always overridden
@@ -115,26 +121,28 @@ class KeyStoreContract:
     # -- wrap / unwrap -------------------------------------------------------------------------
 
     def test_wrap_is_ecb_under_the_kek(self, store: KeyStore, keys: dict[str, SecretKey]) -> None:
-        kek = keys[DEFAULT_KEK]
+        kek = keys[self.KEK]
         data = bytes.fromhex("00112233445566778899AABBCCDDEEFF")
-        wrapped = store.wrap(DEFAULT_KEK, data)
+        wrapped = store.wrap(self.KEK, data)
         assert wrapped == cp.ecb_encrypt(kek.algorithm, kek.value, data)
-        assert store.unwrap(DEFAULT_KEK, wrapped) == data
+        assert store.unwrap(self.KEK, wrapped) == data
 
     def test_wrap_padded_format(self, store: KeyStore, keys: dict[str, SecretKey]) -> None:
-        kek = keys[DEFAULT_KEK]
+        kek = keys[self.KEK]
         data = b"\x12\x34\x56"
-        wrapped = store.wrap(DEFAULT_KEK, data, pad=True)
-        assert wrapped == cp.ecb_encrypt(kek.algorithm, kek.value, data + b"\x80" + bytes(4))
-        assert store.unwrap(DEFAULT_KEK, wrapped, pad=True) == data
+        wrapped = store.wrap(self.KEK, data, pad=True)
+        padded = cp.pad_method2(data, cp.BLOCK_SIZE[kek.algorithm])
+        assert padded.startswith(b"\x12\x34\x56\x80\x00")
+        assert wrapped == cp.ecb_encrypt(kek.algorithm, kek.value, padded)
+        assert store.unwrap(self.KEK, wrapped, pad=True) == data
         # an aligned value still gets a whole padding block
-        assert len(store.wrap(DEFAULT_KEK, bytes(8), pad=True)) == 16
+        assert len(store.wrap(self.KEK, bytes(8), pad=True)) == 16
 
     def test_wrap_refuses_unaligned_data(self, store: KeyStore) -> None:
         with pytest.raises(UsageError):
-            store.wrap(DEFAULT_KEK, b"\x01\x02\x03")
+            store.wrap(self.KEK, b"\x01\x02\x03")
         with pytest.raises(KeyStoreError):
-            store.unwrap(DEFAULT_KEK, b"\x01\x02\x03")
+            store.unwrap(self.KEK, b"\x01\x02\x03")
 
     @settings(
         max_examples=25,
@@ -146,7 +154,7 @@ class KeyStoreContract:
     )
     @given(data=st.binary(max_size=64))
     def test_wrap_round_trip(self, store: KeyStore, data: bytes) -> None:
-        assert store.unwrap(DEFAULT_KEK, store.wrap(DEFAULT_KEK, data, pad=True), pad=True) == data
+        assert store.unwrap(self.KEK, store.wrap(self.KEK, data, pad=True), pad=True) == data
 
     # -- derivations ---------------------------------------------------------------------------
 
@@ -158,8 +166,8 @@ class KeyStoreContract:
         expected: bytes,
         alg: str,
     ) -> None:
-        kek = keys[DEFAULT_KEK]
-        assert got.wrapped and got.kek == DEFAULT_KEK and got.algorithm == alg
+        kek = keys[self.KEK]
+        assert got.wrapped and got.kek == self.KEK and got.algorithm == alg
         assert got.data == cp.ecb_encrypt(kek.algorithm, kek.value, expected)
         assert got.kcv == cp.kcv(alg, expected)
         assert store.unwrap_key(got).value == expected
@@ -173,7 +181,7 @@ class KeyStoreContract:
     def test_derive_emv_a(self, store: KeyStore, keys: dict[str, SecretKey]) -> None:
         for name in ("pboc-imk-ac", "pboc-imk-smi", "pboc-imk-smc"):
             expected = emv.derive_icc_master_keys_a(keys[name].value, CARDS)
-            got = store.derive_emv_a(name, CARDS)
+            got = store.derive_emv_a(name, CARDS, **self._wrap_kw())
             assert len(got) == len(CARDS)
             for g, e in zip(got, expected):
                 self._check_wrapped(store, keys, g, e, "3DES")
@@ -196,7 +204,7 @@ class KeyStoreContract:
         for name in masters:
             key = keys[name]
             expected = ssse.diversify(key.value, key.algorithm, FACTORS)
-            got = store.derive_ssse(name, FACTORS)
+            got = store.derive_ssse(name, FACTORS, **self._wrap_kw())
             for g, e in zip(got, expected, strict=True):
                 self._check_wrapped(store, keys, g, e, key.algorithm)
             self._check_clear_or_refused(
@@ -209,7 +217,7 @@ class KeyStoreContract:
             cases.append(("gp-kmc-aes", "kdf3", "AES"))
         for kmc, method, alg in cases:
             expected = gp.diversify(keys[kmc].value, KDDS, method)
-            got = store.diversify_gp(kmc, KDDS, method)
+            got = store.diversify_gp(kmc, KDDS, method, **self._wrap_kw())
             assert len(got) == len(KDDS)
             for g, e in zip(got, expected):
                 for part, value in ((g.enc, e.enc), (g.mac, e.mac), (g.dek, e.dek)):
@@ -221,14 +229,15 @@ class KeyStoreContract:
                 ]
 
     def test_empty_batches(self, store: KeyStore) -> None:
-        assert store.derive_emv_a("pboc-imk-ac", []) == []
-        assert store.derive_ssse("ssse-mk-3des", []) == []
-        assert store.diversify_gp("gp-kmc", []) == []
+        kw = self._wrap_kw()
+        assert store.derive_emv_a("pboc-imk-ac", [], **kw) == []
+        assert store.derive_ssse("ssse-mk-3des", [], **kw) == []
+        assert store.diversify_gp("gp-kmc", [], **kw) == []
 
     def test_batch_equals_one_by_one(self, store: KeyStore) -> None:
         cards = [(f"62170000{i:08d}", "01") for i in range(50)]
-        batch = store.derive_emv_a("pboc-imk-ac", cards)
-        singles = [store.derive_emv_a("pboc-imk-ac", [c])[0] for c in cards]
+        batch = store.derive_emv_a("pboc-imk-ac", cards, **self._wrap_kw())
+        singles = [store.derive_emv_a("pboc-imk-ac", [c], **self._wrap_kw())[0] for c in cards]
         assert batch == singles
 
     def test_derive_with_wrong_algorithm_is_refused(self, store: KeyStore) -> None:
@@ -341,10 +350,10 @@ class KeyStoreContract:
     def test_no_value_in_repr_or_errors(self, store: KeyStore, keys: dict[str, SecretKey]) -> None:
         texts = [repr(store), str(store)]
         texts += [repr(store.info(n)) for n in self._usable(keys)]
-        texts += [repr(d) for d in store.derive_emv_a("pboc-imk-ac", CARDS)]
-        texts += [repr(g) for g in store.diversify_gp("gp-kmc", KDDS)]
+        texts += [repr(d) for d in store.derive_emv_a("pboc-imk-ac", CARDS, **self._wrap_kw())]
+        texts += [repr(g) for g in store.diversify_gp("gp-kmc", KDDS, **self._wrap_kw())]
         for call in (
-            lambda: store.unwrap(DEFAULT_KEK, b"\x00" * 7),
+            lambda: store.unwrap(self.KEK, b"\x00" * 7),
             lambda: store.mac("transport-kek", b"x", "cmac"),
             lambda: store.derive_emv_a("gp-kmc-aes", CARDS),
         ):

@@ -77,7 +77,7 @@ def test_generate_refuses_to_overwrite(cli: click.Group, tmp_path: Path) -> None
 def test_check_ok_and_sample_warning(cli: click.Group, sample_keystore_path: Path) -> None:
     result = run(cli, "keys", "check", str(sample_keystore_path))
     assert result.exit_code == 0
-    assert "ok: 20 keys verified" in result.stdout
+    assert "ok: 21 keys verified" in result.stdout
     assert "published sample key" in result.stderr
 
 
@@ -250,7 +250,7 @@ def test_console_script_generate_and_check(tmp_path: Path) -> None:
         timeout=60,
     )
     assert chk.returncode == 0, chk.stderr
-    assert "ok: 20 keys verified" in chk.stdout
+    assert "ok: 21 keys verified" in chk.stdout
     store = SoftwareKeyStore.load(out)
     for name in store.names():
         v = store._key(name).value

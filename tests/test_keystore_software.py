@@ -39,6 +39,16 @@ class TestSoftwareStoreFromFile(KeyStoreContract):
         return SoftwareKeyStore.load(copy)
 
 
+class TestSoftwareStoreAesKek(KeyStoreContract):
+    """The contract with per-card keys wrapped under the AES transport KEK."""
+
+    KEK = "transport-kek-aes"
+
+    @pytest.fixture
+    def store(self, sample_keystore: SoftwareKeyStore) -> KeyStore:
+        return SoftwareKeyStore(contract_keys().values(), test_keys=True)
+
+
 class TestSoftwareStoreInMemory(KeyStoreContract):
     """The contract against a store built in memory (no file behind it)."""
 

@@ -322,6 +322,7 @@ REFERENCE_KEY_SET: Final[dict[str, tuple[str, int, str]]] = {
     **{name: ("SM4", 16, purpose) for name, purpose in _SSSE_KEYS.items()},
     **{f"{n}-3des": ("3DES", 16, f"{p}, 2nd generation") for n, p in _SSSE_KEYS.items()},
     "transport-kek": ("3DES", 16, "transport KEK protecting personalization files"),
+    "transport-kek-aes": ("AES", 16, "AES transport KEK (for stores and HSMs that wrap under AES)"),
 }
 
 #: Check values (3 bytes, upper-case hex) of the published sample keys in ``keys-sample/keys.json``
@@ -347,6 +348,7 @@ SAMPLE_KCVS: Final[dict[str, str]] = {
     "ssse-uk-ef0d": "FB069B",
     "ssse-uk-ef0d-3des": "E911BF",
     "transport-kek": "C68821",
+    "transport-kek-aes": "2C80DE",
 }
 
 
