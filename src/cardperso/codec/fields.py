@@ -8,7 +8,8 @@ How this works
 * **n** (numeric): packed BCD, right aligned and left-padded with ``0`` nibbles (an EMV amount
   n12 of 1234 is ``00 00 00 00 12 34``).
 * **an**: text in ASCII or, for Chinese text on social-security cards, GBK, right-padded with
-  ``00`` bytes. A value that is too long or contains a character the charset cannot encode is
+  ``00`` bytes. Control characters (``00``-``1F``, ``7F``) are refused: ``00`` is the padding
+  and the others are always a data error in a card field. A value that is too long or contains a character the charset cannot encode is
   an :class:`~cardperso.errors.EncodingError`, never silently truncated.
 * **b**: raw bytes of an exact length.
 
@@ -157,11 +158,13 @@ def _encode_text(value: str, charset: str, field: str) -> bytes:
     _check_charset(charset, field)
     if not isinstance(value, str):
         raise EncodingError(f"an value must be a str, got {type(value).__name__}", field=field)
-    nul = value.find("\x00")
-    if nul >= 0:
-        raise EncodingError(
-            f"NUL character at position {nul} (00 is the padding byte)", field=field
-        )
+    for i, ch in enumerate(value):
+        if ch == "\x00":
+            raise EncodingError(
+                f"NUL character at position {i} (00 is the padding byte)", field=field
+            )
+        if ch < " " or ch == "\x7f":
+            raise EncodingError(f"control character at position {i} (U+{ord(ch):04X})", field=field)
     try:
         return value.encode(charset)
     except UnicodeEncodeError as exc:
