@@ -166,6 +166,12 @@ def test_unreadable_files_are_refused(tmp_path: Path) -> None:
     assert "0011" not in str(exc.value)
     with pytest.raises(KeyStoreError, match="JSON object"):
         SoftwareKeyStore.load(_write(tmp_path, [1, 2]))
+    binary = tmp_path / "binary.json"
+    binary.write_bytes(b"\xff\xfe\x00")
+    with pytest.raises(KeyStoreError, match="not a UTF-8 text file"):
+        SoftwareKeyStore.load(binary)
+    with pytest.raises(KeyStoreError, match="cannot read"):
+        SoftwareKeyStore.load(tmp_path)
 
 
 def test_longer_and_lower_case_check_values_are_accepted(

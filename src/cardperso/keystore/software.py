@@ -111,6 +111,8 @@ class SoftwareKeyStore(KeyStore):
             raise KeyStoreError(f"key store {p}: file not found") from None
         except OSError as exc:
             raise KeyStoreError(f"key store {p}: cannot read ({exc.strerror})") from None
+        except UnicodeDecodeError:
+            raise KeyStoreError(f"key store {p}: not a UTF-8 text file") from None
         try:
             doc = json.loads(text)
         except json.JSONDecodeError as exc:
