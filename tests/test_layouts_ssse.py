@@ -151,7 +151,7 @@ def test_personal_data_stays_out_of_repr() -> None:
     assert "张" not in repr(PERSON)
 
 
-GBK_CHARS = st.characters(codec="gbk", exclude_characters="\x00")
+GBK_CHARS = st.characters(codec="gbk", exclude_categories=["Cc", "Cs"])
 
 
 @given(
@@ -186,3 +186,26 @@ def test_unset_date_is_all_f() -> None:
     records = ssse.EF05.encode_records(model)
     assert records[5] == bytes.fromhex("0604FFFFFFFF")
     assert ssse.EF05.decode_records(records) == model
+
+
+def test_select_fci_agrees_with_tlv_codec() -> None:
+    from cardperso.codec import tlv
+
+    _, data = ssse.SELECT_FCI.vectors[0]
+    fci = tlv.parse_one(data)
+    assert fci.tag == 0x6F
+    name, proprietary = fci.children or ()
+    assert (name.tag, name.value) == (0x84, ssse.SSSE_DF_NAME)
+    assert proprietary.tag == 0xA5
+    assert tlv.to_dict(proprietary.children or ())[0x9F0C] == bytes.fromhex("860103")
+
+
+def test_card_identification_code_needs_the_constant() -> None:
+    model, data = ssse.CARD_IDENTIFICATION_CODE.vectors[0]
+    bad = data[:3] + b"\xd1\x56\x00\x00\x06" + data[8:]
+    with pytest.raises(DecodeError) as info:
+        ssse.CARD_IDENTIFICATION_CODE.decode(bad)
+    assert info.value.offset == 3
+    assert ssse.EF05.vectors[0][0].card_identification_code == data
+    with pytest.raises(EncodingError):
+        ssse.CARD_IDENTIFICATION_CODE.encode(dataclasses.replace(model, region="3604001"))

@@ -31,9 +31,11 @@ import construct as cs
 
 from cardperso.codec import fields
 from cardperso.errors import DataError, DecodeError, EncodingError, UsageError
-from cardperso.layouts.base import FieldError, Layout, codec_error
+from cardperso.layouts.base import CodecField, FieldError, Layout, codec_error
 
 __all__ = [
+    "CARD_IDENTIFICATION_CODE",
+    "CIC_CONSTANT",
     "EF0D",
     "EF0D_RECORDS",
     "EF05",
@@ -43,12 +45,16 @@ __all__ = [
     "EF06_RECORDS_V1",
     "EF06_V1",
     "FORMATS",
+    "SELECT_FCI",
+    "SSSE_DF_NAME",
     "TABLES",
+    "CardIdentificationCode",
     "Ef0D",
     "Ef05",
     "Ef06",
     "RecordFile",
     "RecordSpec",
+    "SsseFci",
     "override",
     "record_file",
 ]
@@ -57,7 +63,8 @@ M = TypeVar("M")
 
 
 def _decode_text(raw: bytes, charset: str, field: str) -> str:
-    """decode_an, refusing a 00 byte before the padding (it could never be encoded back)."""
+    """decode_an, refusing text that encode_an would refuse (a 00 byte before the padding, a
+    control character): whatever a layout decodes, it can encode back."""
     text = fields.decode_an(raw, charset, field)
     nul = text.find("\x00")
     if nul >= 0:
@@ -66,6 +73,10 @@ def _decode_text(raw: bytes, charset: str, field: str) -> str:
             offset=len(text[:nul].encode(charset)),
             field=field,
         )
+    try:
+        fields.encode_an(text, len(raw), field, charset=charset)
+    except EncodingError as exc:
+        raise DecodeError(exc.reason, field=field) from None
     return text
 
 
@@ -537,4 +548,71 @@ EF0D: RecordFile[Ef0D] = RecordFile(
         )
     ],
     register=True,
+)
+
+
+# --- card identification code and the SSSE FCI ----------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class CardIdentificationCode:
+    """The 16-byte card identification code (卡识别码, EF05 record 1), as inferred from real
+    cards: issuing region (6 digits, BCD) | D1 56 00 00 05 | chip serial (4 bytes, also in the
+    ATR) | a 4-byte issuer check value whose algorithm is not public (profile-selected)."""
+
+    region: str
+    chip_serial: bytes
+    check: bytes
+
+
+#: The constant bytes 4-8 of the card identification code (the SSSE RID D156000005).
+CIC_CONSTANT = bytes.fromhex("D156000005")
+
+CARD_IDENTIFICATION_CODE: Layout[CardIdentificationCode] = Layout(
+    "ssse.card_identification_code",
+    "social-security-card.md, 'Card identification code' (inferred from real examples)",
+    cs.Struct(
+        "region" / CodecField(3, fields.decode_cn, lambda v, f: fields.encode_cn(v, 3, f)),
+        cs.Const(CIC_CONSTANT),
+        "chip_serial" / cs.Bytes(4),
+        "check" / cs.Bytes(4),
+    ),
+    CardIdentificationCode,
+    vectors=[
+        # The EF05 vector's code: 36 04 00 (region 360400) | D1 56 00 00 05 | 12 34 56 78 |
+        # 9A BC DE F0
+        (
+            CardIdentificationCode("360400", bytes.fromhex("12345678"), bytes.fromhex("9ABCDEF0")),
+            _EF05_MODEL.card_identification_code,
+        ),
+    ],
+)
+
+#: The SSSE DF name "sx1.sh.社会保障" in GBK (15 bytes), also its AID for SELECT and INSTALL.
+SSSE_DF_NAME = "sx1.sh.社会保障".encode("gbk")
+
+
+@dataclass(frozen=True, slots=True)
+class SsseFci:
+    """The FCI the SSSE answers to SELECT: its DF name and the algorithm indicator."""
+
+    algorithm: int  # 03 = SM4, other values 3DES (social-security-card.md, "Directory")
+
+
+SELECT_FCI: Layout[SsseFci] = Layout(
+    "ssse.select_fci",
+    "social-security-card.md 'Directory'; docs/card-dgi-map.md 'SSSE commands' (SELECT)",
+    cs.Struct(
+        # 6F 19 | 84 0F <15-byte name> | A5 06 | 9F 0C 03 | 86 01 xx
+        # (6F value: 2 + 15 + 2 + 6 = 25 = 19h; A5 value: 3 + 3 = 6)
+        cs.Const(b"\x6f\x19\x84\x0f" + SSSE_DF_NAME + b"\xa5\x06\x9f\x0c\x03\x86\x01"),
+        "algorithm" / cs.Int8ub,
+    ),
+    SsseFci,
+    vectors=[
+        (
+            SsseFci(0x03),
+            bytes.fromhex("6F19840F7378312E73682EC9E7BBE1B1A3D5CFA5069F0C03860103"),
+        ),
+    ],
 )
