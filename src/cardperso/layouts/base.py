@@ -26,13 +26,14 @@ layout without vectors fails that test.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import importlib
 import io
 import pkgutil
 import re
 import types
 import typing
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Hashable, Iterable, Mapping
 from typing import Any, Generic, TypeVar
 
 import construct as cs
@@ -232,13 +233,16 @@ def _to_value(tp: Any, value: Any) -> Any:
     return value
 
 
-def _container_to_model(model: type[M], container: Mapping[str, Any]) -> M:
+@functools.cache
+def _field_types(model: Any) -> tuple[tuple[str, Any], ...]:
+    """(name, resolved type) of every init field of a model (resolved once per model)."""
     hints = typing.get_type_hints(model)
-    kwargs = {
-        f.name: _to_value(hints[f.name], container[f.name])
-        for f in dataclasses.fields(model)  # type: ignore[arg-type]
-        if f.init
-    }
+    return tuple((f.name, hints[f.name]) for f in dataclasses.fields(model) if f.init)
+
+
+def _container_to_model(model: type[M], container: Mapping[str, Any]) -> M:
+    types_ = _field_types(typing.cast(Hashable, model))
+    kwargs = {name: _to_value(tp, container[name]) for name, tp in types_}
     return model(**kwargs)
 
 
