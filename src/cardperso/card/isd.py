@@ -1,14 +1,76 @@
-"""The GlobalPlatform issuer security domain (card manager) of the virtual card."""
+"""The GlobalPlatform issuer security domain (card manager) of the virtual card.
+
+How this works
+--------------
+* Secure channel: INITIALIZE UPDATE / EXTERNAL AUTHENTICATE are handed to the CARD side of
+  :mod:`cardperso.protocol` (SCP02 i=55 or SCP03 i=70, see :mod:`cardperso.card.channel`);
+  this module never computes a cryptogram or a MAC itself. Once authenticated, every command
+  to the ISD must carry the protection of the session's security level (else ``6982``, and
+  the session is closed, as after any MAC failure).
+* The failed-authentication counter lives in non-volatile memory: a failed EXTERNAL
+  AUTHENTICATE answers ``6300`` and counts; a successful one resets the count; when the count
+  reaches the limit, INITIALIZE UPDATE and EXTERNAL AUTHENTICATE answer ``6983`` for ever
+  (the domain is blocked, across power cycles).
+* INSTALL, STORE DATA (routed to the application being personalized, see
+  docs/card-dgi-map.md), SET STATUS (through the one life-cycle table) and PUT KEY.
+"""
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from cardperso.card.applet import Applet, Command, Reply
-from cardperso.card.state import CardState
+from cardperso.card import lifecycle
+from cardperso.card.applet import (
+    SW_AUTH_BLOCKED,
+    SW_CONDITIONS,
+    SW_INS_NOT_SUPPORTED,
+    SW_NOT_FOUND,
+    SW_REF_NOT_FOUND,
+    SW_SECURITY,
+    SW_WRONG_DATA,
+    SW_WRONG_LENGTH,
+    SW_WRONG_P1P2,
+    Applet,
+    Command,
+    Reply,
+    Sw,
+    need,
+    parse_command,
+)
+from cardperso.card.channel import CardChannel, kdd_for, open_channel
+from cardperso.card.perso import DgiAssembler, Personalizer
+from cardperso.card.state import CardState, KeySet
+from cardperso.codec import tlv
+from cardperso.crypto import primitives as cp
+from cardperso.errors import CardPersoError, IllegalTransition
 
 if TYPE_CHECKING:
     from cardperso.card.vcard import VirtualCard
+
+#: GP card recognition data (GP 2.3 H.2): GP 2.3, SCP02 i=55 or SCP03 i=70.
+_OID_GP = bytes.fromhex("2A864886FC6B")
+
+
+def card_recognition_data(scp: str) -> bytes:
+    scp_id, i = (0x02, 0x55) if scp == "02" else (0x03, 0x70)
+    body = (
+        tlv.encode(0x06, _OID_GP + b"\x01")
+        + tlv.encode(0x60, tlv.encode(0x06, _OID_GP + b"\x02\x02\x03"))
+        + tlv.encode(0x63, tlv.encode(0x06, _OID_GP + b"\x03"))
+        + tlv.encode(0x64, tlv.encode(0x06, _OID_GP + b"\x04" + bytes((scp_id, i))))
+    )
+    return tlv.encode(0x66, tlv.encode(0x73, body))
+
+
+def key_information(nv: CardState) -> bytes:
+    """Key information template E0 (GP 2.3 11.3.3.1): one C0 per key: id, KVN, type, length."""
+    key_type = 0x80 if nv.isd.scp == "02" else 0x88
+    entries = b"".join(
+        tlv.encode(0xC0, bytes((key_id, ks.kvn, key_type, len(ks.enc))))
+        for ks in nv.isd.keys
+        for key_id in (1, 2, 3)
+    )
+    return tlv.encode(0xE0, entries)
 
 
 class IssuerSecurityDomain(Applet):
@@ -17,6 +79,359 @@ class IssuerSecurityDomain(Applet):
     def __init__(self, nv: CardState, card: VirtualCard) -> None:
         super().__init__(nv)
         self.card = card
+        self.channel: CardChannel | None = None
+        self.perso: Personalizer | None = None
+        self._assembler = DgiAssembler()
+        self._perso_seq = 0
+
+    # -- selection ---------------------------------------------------------------------------
 
     def select(self, cmd: Command, aid: bytes) -> bytes | Reply:
-        return b"\x6f" + bytes((len(aid) + 2,)) + b"\x84" + bytes((len(aid),)) + aid
+        prop = tlv.encode(0x9F6E, self.nv.cplc[:2] + self.nv.cplc[12:16]) + tlv.encode(
+            0x9F65, b"\xff"
+        )
+        return tlv.encode(0x6F, tlv.encode(0x84, aid) + tlv.encode(0xA5, prop))
+
+    def deselect(self) -> None:
+        self.channel = None
+        self.perso = None
+        self._assembler = DgiAssembler()
+        self._perso_seq = 0
+
+    def _close(self) -> None:
+        self.deselect()
+
+    # -- dispatch ----------------------------------------------------------------------------
+
+    def process(self, cmd: Command) -> bytes | Reply:
+        if cmd.ins == 0x50 and cmd.cla & 0xFC == 0x80:
+            return self._initialize_update(cmd)
+        if cmd.ins == 0x82 and cmd.cla & 0xFC == 0x84 and self.channel is not None:
+            return self._external_authenticate(cmd)
+        cmd = self._unwrap(cmd)
+        result = self._process_plain(cmd)
+        return self._wrap(result)
+
+    def _unwrap(self, cmd: Command) -> Command:
+        ch = self.channel
+        if ch is None or not ch.authenticated:
+            if cmd.cla & 0x0C:
+                raise Sw(SW_SECURITY)
+            return cmd
+        if not ch.security_level & 0x01:
+            if cmd.cla & 0x0C:
+                self._close()
+                raise Sw(SW_SECURITY)
+            return cmd
+        if not cmd.cla & 0x04:
+            self._close()
+            raise Sw(SW_SECURITY)
+        try:
+            plain = ch.unwrap_command(cmd.raw)
+        except CardPersoError:
+            self._close()
+            raise Sw(SW_SECURITY) from None
+        return parse_command(plain)
+
+    def _wrap(self, result: bytes | Reply) -> bytes | Reply:
+        ch = self.channel
+        if ch is None or not ch.authenticated:
+            return result
+        data, sw = (result.data, result.sw) if isinstance(result, Reply) else (result, 0x9000)
+        wrapped = ch.wrap_response(data, sw)
+        return Reply(wrapped[:-2], int.from_bytes(wrapped[-2:], "big"))
+
+    def _process_plain(self, cmd: Command) -> bytes | Reply:
+        ins = cmd.ins
+        if ins == 0xCA and cmd.cla & 0x7C in (0x00,):
+            return self._get_data(cmd)
+        if cmd.cla & 0x80 == 0:
+            raise Sw(SW_INS_NOT_SUPPORTED if ins != 0xA4 else SW_WRONG_P1P2)
+        if self.nv.lifecycle == "TERMINATED":
+            raise Sw(SW_CONDITIONS)
+        if ins == 0xF2:
+            return self._get_status(cmd)
+        handlers = {
+            0xE6: self._install,
+            0xE2: self._store_data,
+            0xF0: self._set_status,
+            0xD8: self._put_key,
+        }
+        handler = handlers.get(ins)
+        if handler is None:
+            raise Sw(SW_INS_NOT_SUPPORTED)
+        if self.channel is None or not self.channel.authenticated:
+            raise Sw(SW_SECURITY)
+        return handler(cmd)
+
+    # -- GET DATA / GET STATUS -----------------------------------------------------------------
+
+    def _get_data(self, cmd: Command) -> bytes:
+        tag = cmd.p1 << 8 | cmd.p2
+        need(not cmd.data, SW_WRONG_LENGTH)
+        if tag == 0x9F7F:
+            return tlv.encode(0x9F7F, self.nv.cplc)
+        if tag == 0x0066:
+            return card_recognition_data(self.nv.isd.scp)
+        if tag == 0x00E0:
+            return key_information(self.nv)
+        if tag == 0x00CF:
+            return tlv.encode(0xCF, kdd_for(self.nv.serial))
+        if tag == 0x0045:
+            return tlv.encode(0x45, kdd_for(self.nv.serial))
+        raise Sw(SW_REF_NOT_FOUND)
+
+    def _get_status(self, cmd: Command) -> bytes:
+        """GET STATUS (GP 11.4) with P2 = 02 (TLV form), no search filter beyond ``4F 00``."""
+        need(cmd.p2 & 0xFE == 0x02, SW_WRONG_P1P2)
+        entries: list[tuple[bytes, str, bytes]] = []
+        if cmd.p1 == 0x80:
+            entries.append((self.nv.isd.aid, self.nv.lifecycle, b"\x9e"))
+        elif cmd.p1 == 0x40:
+            entries += [(a.aid, a.lifecycle, a.privileges) for a in self.nv.apps.values()]
+        elif cmd.p1 in (0x20, 0x10):
+            entries += [(p.aid, "LOADED", b"") for p in self.nv.packages]
+        else:
+            raise Sw(SW_WRONG_P1P2)
+        need(bool(entries), SW_NOT_FOUND)
+        out = b""
+        for aid, state, priv in entries:
+            code = lifecycle.CODING.get(state, 0x01)
+            body = tlv.encode(0x4F, aid) + tlv.encode(0x9F70, bytes((code,)))
+            if priv:
+                body += tlv.encode(0xC5, priv)
+            out += tlv.encode(0xE3, body)
+        return out
+
+    # -- secure channel ------------------------------------------------------------------------
+
+    def _initialize_update(self, cmd: Command) -> bytes | Reply:
+        isd = self.nv.isd
+        self._close()
+        if isd.blocked:
+            raise Sw(SW_AUTH_BLOCKED)
+        need(cmd.p2 == 0x00, SW_WRONG_P1P2)
+        need(len(cmd.data) == 8, SW_WRONG_LENGTH)
+        keyset = isd.keyset(cmd.p1)
+        need(keyset is not None, SW_REF_NOT_FOUND)
+        assert keyset is not None
+        channel = open_channel(isd, keyset, self.nv.serial)
+        try:
+            response = channel.initialize_update(cmd.raw)
+        except CardPersoError:
+            raise Sw(SW_WRONG_DATA) from None
+        if response[-2:] == b"\x90\x00":
+            self.channel = channel
+            isd.seq_counter = channel.seq_counter
+        return _reply(response)
+
+    def _external_authenticate(self, cmd: Command) -> bytes | Reply:
+        isd = self.nv.isd
+        ch = self.channel
+        assert ch is not None
+        if isd.blocked:
+            self._close()
+            raise Sw(SW_AUTH_BLOCKED)
+        if ch.authenticated:
+            self._close()
+            raise Sw(SW_CONDITIONS)
+        try:
+            response = ch.external_authenticate(cmd.raw)
+        except CardPersoError:
+            response = b"\x69\x82"
+        sw = int.from_bytes(response[-2:], "big")
+        if sw == 0x9000:
+            isd.auth_failures = 0
+            isd.seq_counter = ch.seq_counter
+            return _reply(response)
+        self._close()
+        if sw in (0x6300, 0x6982):
+            # a wrong host cryptogram or a wrong MAC on EXTERNAL AUTHENTICATE: a failed
+            # authentication, counted in non-volatile memory (answer 6300 either way)
+            isd.auth_failures += 1
+            return Reply(b"", 0x6300)
+        return _reply(response)
+
+    # -- INSTALL -------------------------------------------------------------------------------
+
+    def _install(self, cmd: Command) -> bytes:
+        need(cmd.p2 in (0x00, 0x80), SW_WRONG_P1P2)
+        fields = _lv_fields(cmd.data)
+        if cmd.p1 == 0x20:
+            return self._install_for_perso(fields)
+        if cmd.p1 not in (0x04, 0x08, 0x0C):
+            raise Sw(SW_WRONG_P1P2)
+        need(len(fields) >= 6, SW_WRONG_DATA)
+        load_file, module, app_aid, privileges = fields[0], fields[1], fields[2], fields[3]
+        if cmd.p1 == 0x08:
+            app = self.nv.app(app_aid)
+            need(app is not None, SW_NOT_FOUND)
+            assert app is not None
+            self._transition_app(app.aid, "make_selectable")
+            return b"\x00"
+        need(5 <= len(app_aid) <= 16 and len(privileges) in (1, 3), SW_WRONG_DATA)
+        package = next((p for p in self.nv.packages if p.aid == load_file), None)
+        need(package is not None, SW_NOT_FOUND)
+        assert package is not None
+        need(module == package.module, SW_NOT_FOUND)
+        need(self.nv.app(app_aid) is None and app_aid != self.nv.isd.aid, SW_CONDITIONS)
+        need(self.nv.app_of_kind(package.kind) is None, SW_CONDITIONS)
+        from cardperso.card.state import Application
+
+        self.nv.apps[app_aid.hex().upper()] = Application(
+            aid=app_aid,
+            kind=package.kind,
+            package=package.aid,
+            lifecycle="INSTALLED",
+            privileges=privileges,
+        )
+        if cmd.p1 & 0x08:
+            self._transition_app(app_aid, "make_selectable")
+        return b"\x00"
+
+    def _install_for_perso(self, fields: list[bytes]) -> bytes:
+        need(len(fields) >= 3, SW_WRONG_DATA)
+        aid = fields[2]
+        app = self.nv.app(aid)
+        need(app is not None, SW_NOT_FOUND)
+        assert app is not None
+        need(app.lifecycle in ("INSTALLED", "SELECTABLE"), SW_CONDITIONS)
+        self.perso = self.card.personalizer(app.kind)
+        self._assembler = DgiAssembler()
+        self._perso_seq = 0
+        self._perso_aid = app.aid
+        return b"\x00"
+
+    def _transition_app(self, aid: bytes, event: str) -> None:
+        app = self.nv.app(aid)
+        if app is None:
+            raise Sw(SW_NOT_FOUND)
+        try:
+            app.lifecycle = lifecycle.transition(lifecycle.APP, app.lifecycle, event)
+        except IllegalTransition:
+            raise Sw(SW_CONDITIONS) from None
+
+    # -- STORE DATA ----------------------------------------------------------------------------
+
+    def _store_data(self, cmd: Command) -> bytes:
+        perso = self.perso
+        need(perso is not None, SW_CONDITIONS)
+        assert perso is not None and self.channel is not None
+        app = self.nv.app(self._perso_aid)
+        need(app is not None and app.lifecycle in ("INSTALLED", "SELECTABLE"), SW_CONDITIONS)
+        need(cmd.p2 == self._perso_seq & 0xFF, SW_WRONG_P1P2)
+        need(cmd.p1 & 0x18 != 0x10 and cmd.p1 & 0x60 in (0x00, 0x60), SW_WRONG_P1P2)
+        need(bool(cmd.data), SW_WRONG_LENGTH)
+        last = bool(cmd.p1 & 0x80)
+        encrypted = cmd.p1 & 0x60 == 0x60
+        assembler = self._assembler.copy()
+        try:
+            complete = assembler.feed(cmd.data, encrypted)
+        except ValueError:
+            raise Sw(SW_WRONG_DATA) from None
+        if last and assembler.pending:
+            raise Sw(SW_WRONG_DATA)
+        channel = self.channel
+        for dgi, value, enc in complete:
+            if enc:
+                try:
+                    value = channel.decrypt_dgi_data(value)
+                except CardPersoError:
+                    raise Sw(SW_WRONG_DATA) from None
+            perso.store(dgi, value, enc)
+        if last:
+            perso.finish()
+            self._transition_app(app.aid if app else b"", "personalize")
+            self.perso = None
+        self._assembler = assembler
+        self._perso_seq += 1
+        return b""
+
+    # -- SET STATUS ----------------------------------------------------------------------------
+
+    def _set_status(self, cmd: Command) -> bytes:
+        try:
+            if cmd.p1 == 0x80:
+                need(not cmd.data, SW_WRONG_LENGTH)
+                event = lifecycle.card_event_for(self.nv.lifecycle, cmd.p2)
+                self.nv.lifecycle = lifecycle.transition(lifecycle.CARD, self.nv.lifecycle, event)
+                return b""
+            if cmd.p1 == 0x40:
+                app = self.nv.app(cmd.data) if cmd.data else None
+                need(app is not None, SW_NOT_FOUND)
+                assert app is not None
+                event = lifecycle.app_event_for(app.lifecycle, cmd.p2)
+                app.lifecycle = lifecycle.transition(lifecycle.APP, app.lifecycle, event)
+                return b""
+        except IllegalTransition:
+            raise Sw(SW_CONDITIONS) from None
+        raise Sw(SW_WRONG_P1P2)
+
+    # -- PUT KEY -------------------------------------------------------------------------------
+
+    def _put_key(self, cmd: Command) -> bytes:
+        """PUT KEY (GP 11.8): P1 = KVN to replace (00 = add), P2 = 81 (keys 1-3 in one
+        command). Data: new KVN, then three key blocks ``type len [len] E(DEK, key) 03 KCV``."""
+        isd = self.nv.isd
+        ch = self.channel
+        assert ch is not None
+        need(cmd.p2 == 0x81, SW_WRONG_P1P2)
+        need(cmd.p1 == 0 or (isd.keyset(cmd.p1) is not None and cmd.p1 != 0), SW_REF_NOT_FOUND)
+        data = cmd.data
+        need(len(data) >= 1, SW_WRONG_LENGTH)
+        new_kvn = data[0]
+        need(1 <= new_kvn <= 0x7F or new_kvn == 0xFF, SW_WRONG_DATA)
+        pos = 1
+        algorithm = "3DES" if isd.scp == "02" else "AES"
+        want_type = 0x80 if algorithm == "3DES" else 0x88
+        keys: list[bytes] = []
+        kcvs = b""
+        for _ in range(3):
+            need(pos + 2 <= len(data), SW_WRONG_LENGTH)
+            ktype, klen = data[pos], data[pos + 1]
+            pos += 2
+            need(ktype == want_type, SW_WRONG_DATA)
+            block = data[pos : pos + klen]
+            need(len(block) == klen and klen >= 2, SW_WRONG_LENGTH)
+            pos += klen
+            # GP 11.8.2.3: DES keys "80 len E(key)"; AES keys "88 len keylen E(key)"
+            key_len, enc = (block[0], block[1:]) if ktype == 0x88 else (klen, block)
+            need(key_len == 16 and len(enc) == 16, SW_WRONG_DATA)
+            try:
+                key = ch.decrypt_dgi_data(enc)[:key_len]
+            except CardPersoError:
+                raise Sw(SW_WRONG_DATA) from None
+            need(pos < len(data) and data[pos] == 3 and pos + 4 <= len(data), SW_WRONG_DATA)
+            kcv = data[pos + 1 : pos + 4]
+            pos += 4
+            if not cp.equal(kcv, cp.kcv(algorithm, key)):
+                raise Sw(SW_WRONG_DATA)
+            keys.append(key)
+            kcvs += kcv
+        need(pos == len(data), SW_WRONG_LENGTH)
+        new = KeySet(new_kvn, keys[0], keys[1], keys[2])
+        if cmd.p1 == 0:
+            need(isd.keyset(new_kvn) is None, SW_CONDITIONS)
+            isd.keys.append(new)
+        else:
+            idx = next(i for i, ks in enumerate(isd.keys) if ks.kvn == cmd.p1)
+            need(new_kvn == cmd.p1 or isd.keyset(new_kvn) is None, SW_CONDITIONS)
+            isd.keys[idx] = new
+        return bytes((new_kvn,)) + kcvs
+
+
+def _reply(response: bytes) -> Reply:
+    return Reply(response[:-2], int.from_bytes(response[-2:], "big"))
+
+
+def _lv_fields(data: bytes) -> list[bytes]:
+    """Split ``len ‖ value`` fields (one-byte lengths); ``6A80`` when they run past the end."""
+    out: list[bytes] = []
+    pos = 0
+    while pos < len(data):
+        n = data[pos]
+        if pos + 1 + n > len(data):
+            raise Sw(SW_WRONG_DATA)
+        out.append(data[pos + 1 : pos + 1 + n])
+        pos += 1 + n
+    return out

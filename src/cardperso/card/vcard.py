@@ -18,6 +18,7 @@ How this works
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from pathlib import Path
 
@@ -38,6 +39,7 @@ from cardperso.card.applet import (
 from cardperso.card.faults import CardMute, CardTorn, FaultPlan
 from cardperso.card.isd import IssuerSecurityDomain
 from cardperso.card.pboc import PPSE_NAME, PSE_NAME, DirectoryApplet, PbocApplet
+from cardperso.card.perso import Personalizer
 from cardperso.card.ssse import SsseApplet
 from cardperso.card.state import (
     GP_TEST_KEY,
@@ -64,6 +66,8 @@ PBOC_MODULE = bytes.fromhex("A000000333010101")
 
 #: Instructions that never change non-volatile memory (their commit check is skipped).
 _READ_ONLY_INS = frozenset({0xA4, 0xB0, 0xB2, 0xCA, 0xCB, 0x84, 0xC0, 0xF2})
+#: SW1 values after which a command's non-volatile changes are committed (success, warnings).
+_KEEP_SW1 = frozenset({0x90, 0x61, 0x62, 0x63})
 
 
 def build_atr(serial: bytes, lifecycle_state: str) -> bytes:
@@ -205,12 +209,25 @@ class VirtualCard:
             self._rollback()
             return SW_UNKNOWN.to_bytes(2, "big")
         if len(apdu) < 2 or apdu[1] not in _READ_ONLY_INS:
-            self._commit()
+            self._commit(response[-2] in _KEEP_SW1)
         return response
 
-    def _commit(self) -> None:
+    def personalizer(self, kind: str) -> Personalizer:
+        """The STORE DATA receiver of the application kind ``kind`` (for the ISD)."""
+        if kind == "ssse":
+            return self.ssse.personalizer()
+        if kind == "pboc":
+            return self.pboc.personalizer()
+        raise UsageError(f"no personalizer for {kind!r}")  # pragma: no cover
+
+    def _commit(self, keep: bool) -> None:
+        """End of the APDU's transaction: commit when the command succeeded (or answered a
+        warning, e.g. 63Cx after counting a failed PIN), otherwise abort it."""
         text = dumps(self._nv)
         if text == self._committed:
+            return
+        if not keep:
+            self._restore()
             return
         if self.faults.tear_next_write:
             self.faults.tear_next_write = False
@@ -220,6 +237,13 @@ class VirtualCard:
             raise CardTorn("power lost while writing non-volatile memory")
         write_image(self.path, text)
         self._committed = text
+
+    def _restore(self) -> None:
+        """Abort the transaction in place: non-volatile memory back to the last commit,
+        volatile state (selection, secure channel) kept."""
+        old = loads(self._committed)
+        for f in dataclasses.fields(old):
+            setattr(self._nv, f.name, getattr(old, f.name))
 
     def _rollback(self) -> None:
         """Abort the transaction: back to the last committed image, volatile state dropped."""
