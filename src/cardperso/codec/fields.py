@@ -8,8 +8,8 @@ How this works
 * **n** (numeric): packed BCD, right aligned and left-padded with ``0`` nibbles (an EMV amount
   n12 of 1234 is ``00 00 00 00 12 34``).
 * **an**: text in ASCII or, for Chinese text on social-security cards, GBK, right-padded with
-  ``00`` bytes. Control characters (``00``-``1F``, ``7F``) are refused: ``00`` is the padding
-  and the others are always a data error in a card field. A value that is too long or contains a character the charset cannot encode is
+  ``00`` bytes, so a NUL character inside the text is refused. Other control characters are
+  encoded as they are: rejecting them is the input validation's job, not the codec's. A value that is too long or contains a character the charset cannot encode is
   an :class:`~cardperso.errors.EncodingError`, never silently truncated.
 * **b**: raw bytes of an exact length.
 
@@ -163,8 +163,6 @@ def _encode_text(value: str, charset: str, field: str) -> bytes:
             raise EncodingError(
                 f"NUL character at position {i} (00 is the padding byte)", field=field
             )
-        if ch < " " or ch == "\x7f":
-            raise EncodingError(f"control character at position {i} (U+{ord(ch):04X})", field=field)
     try:
         return value.encode(charset)
     except UnicodeEncodeError as exc:
@@ -188,9 +186,16 @@ def encode_an(value: str, length: int, field: str, charset: str = "ascii") -> by
 
 
 def decode_an(data: bytes, charset: str = "ascii", field: str | None = None) -> str:
-    """Decode an bytes: strip trailing 00 padding and decode in *charset*."""
+    """Decode an bytes: strip trailing 00 padding and decode in *charset*.
+
+    Accepts exactly what :func:`encode_an` produces: a 00 byte followed by text is a
+    :class:`DecodeError`, so a decoded value can always be encoded again.
+    """
     _check_charset(charset, field)
     raw = bytes(data).rstrip(b"\x00")
+    nul = raw.find(b"\x00")
+    if nul >= 0:  # GBK trail bytes are 40-FE, so a 00 byte is always a NUL character
+        raise DecodeError("NUL byte before the end of the text", offset=nul, field=field)
     try:
         return raw.decode(charset)
     except UnicodeDecodeError as exc:
