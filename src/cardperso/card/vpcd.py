@@ -40,6 +40,7 @@ import contextlib
 import logging
 import socket
 import threading
+import time
 from collections.abc import Iterable, Iterator, Sequence
 from typing import Protocol
 
@@ -135,6 +136,10 @@ class Slot:
         self._lock = threading.Lock()
         self._changed = threading.Condition(self._lock)
         self._stop = threading.Event()
+        #: Set by remove()/stop() to cut short a latency or mute wait.
+        self._interrupt = threading.Event()
+        #: The card the slot thread is using (connected or connecting), None when idle.
+        self._holding: CardLike | None = None
         self._sock: socket.socket | None = None
         self._thread: threading.Thread | None = None
         #: Number of command APDUs answered and of connections made (for tests and stats).
@@ -160,12 +165,23 @@ class Slot:
             self._card = card
             self._changed.notify_all()
 
-    def remove(self) -> CardLike | None:
-        """Take the card out (closing its connection, even mid-command); returns it."""
+    def remove(self, timeout: float = 5.0) -> CardLike | None:
+        """Take the card out (closing its connection, even mid-command); returns it.
+
+        Returns once the slot thread has let go of the card (disconnected, powered off), so
+        the caller may use the card elsewhere at once.
+        """
         with self._lock:
             card, self._card = self._card, None
+            self._interrupt.set()
             self._shutdown_socket()
             self._changed.notify_all()
+            deadline = time.monotonic() + timeout
+            while card is not None and self._holding is card:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    raise TransportError(f"{self.name}: the slot did not release its card")
+                self._changed.wait(left)
         return card
 
     @property
@@ -192,6 +208,7 @@ class Slot:
     def stop(self, timeout: float = 5.0) -> None:
         """Stop serving: the connection is closed, the card powered off (it stays in the slot)."""
         self._stop.set()
+        self._interrupt.set()
         with self._lock:
             self._shutdown_socket()
             self._changed.notify_all()
@@ -216,27 +233,38 @@ class Slot:
             card = self._wait_for_card()
             if card is None:
                 return
-            sock = self._connect(card)
-            if sock is None:
-                continue
-            keep_power, linger = False, 0.0
             try:
-                self._serve(sock, card)
-            except _Disconnect as exc:
-                log.debug("%s: connection ended: %s", self.name, exc)
-                keep_power, linger = exc.keep_power, exc.linger
-            except OSError as exc:
-                log.debug("%s: connection lost: %s", self.name, exc)
+                self._connect_and_serve(card)
             finally:
-                self._connected.clear()
                 with self._lock:
-                    self._sock = None
-                sock.close()
+                    self._holding = None
+                    self._changed.notify_all()
+
+    def _connect_and_serve(self, card: CardLike) -> None:
+        with self._lock:
+            self._holding = card
+        sock = self._connect(card)
+        if sock is None:
+            return
+        keep_power, linger = False, 0.0
+        try:
+            self._serve(sock, card)
+        except _Disconnect as exc:
+            log.debug("%s: connection ended: %s", self.name, exc)
+            keep_power, linger = exc.keep_power, exc.linger
+        except OSError as exc:
+            log.debug("%s: connection lost: %s", self.name, exc)
+        finally:
+            self._connected.clear()
+            with self._lock:
+                self._sock = None
+            # Power goes before the contacts: the card is off once vpcd sees it gone.
             if not keep_power or self._card is not card or self._stop.is_set():
                 with contextlib.suppress(Exception):
                     card.power_off()
-            if linger > 0:
-                self._stop.wait(linger)
+            sock.close()
+        if linger > 0:
+            self._interrupt.wait(linger)
 
     def _wait_for_card(self) -> CardLike | None:
         """Block until the slot holds a card that is not removed (or the slot stops)."""
@@ -266,6 +294,7 @@ class Slot:
                     sock.close()
                     return None
                 self._sock = sock
+                self._interrupt.clear()
             self.connections += 1
             self._connected.set()
             log.debug("%s: connected to vpcd", self.name)
@@ -285,8 +314,8 @@ class Slot:
                 response = card.transmit(message)
             except CardMute:
                 # No answer: a reader gives up after its waiting time, then so do we.
-                if self._stop.wait(self.reader_timeout):
-                    raise _Disconnect("stopped") from None
+                if self._interrupt.wait(self.reader_timeout):
+                    raise _Disconnect("interrupted") from None
                 raise _Disconnect("mute card: reader timeout", keep_power=True) from None
             except TransportError as exc:
                 # Removed (the slot then waits for faults.removed to clear) or torn: a torn
@@ -294,8 +323,8 @@ class Slot:
                 linger = 0.0 if _faults_removed(card) else REMOVAL_VISIBLE
                 raise _Disconnect(f"card fault: {exc}", linger=linger) from None
             delay = _latency(card, message, response)
-            if delay > 0 and self._stop.wait(delay):
-                raise _Disconnect("stopped")
+            if delay > 0 and self._interrupt.wait(delay):
+                raise _Disconnect("interrupted")
             if self._card is not card:
                 raise _Disconnect("card taken out")
             self.apdus += 1
