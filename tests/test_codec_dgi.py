@@ -5,7 +5,7 @@ from __future__ import annotations
 import contextlib
 
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from cardperso.codec import dgi
@@ -74,6 +74,7 @@ def test_round_trip(items: list[tuple[int, bytes]]) -> None:
     assert dgi.parse_dgis(dgi.encode_dgis(items)) == items
 
 
+@settings(deadline=None)
 @given(_dgis.filter(bool), st.binary(min_size=1, max_size=4))
 def test_prefixes_and_trailing(items: list[tuple[int, bytes]], extra: bytes) -> None:
     data = dgi.encode_dgis(items)

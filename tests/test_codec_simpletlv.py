@@ -6,7 +6,7 @@ from __future__ import annotations
 import contextlib
 
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from cardperso.codec import simpletlv
@@ -76,6 +76,7 @@ def test_round_trip(items: list[tuple[int, bytes]]) -> None:
     assert simpletlv.parse(data) == items
 
 
+@settings(deadline=None)
 @given(_items.filter(bool), st.binary(min_size=1, max_size=3))
 def test_prefixes_and_trailing(items: list[tuple[int, bytes]], extra: bytes) -> None:
     data = b"".join(simpletlv.encode(t, v) for t, v in items)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from cardperso.codec import tlv
@@ -39,8 +39,8 @@ def ber_tags(draw: st.DrawFn, constructed: bool | None = None) -> int:
     return int.from_bytes(bytes([first, *inner, last]), "big")
 
 
-def tlv_trees(max_leaves: int = 12) -> st.SearchStrategy[Tlv]:
-    leaves = st.builds(Tlv, ber_tags(constructed=False), st.binary(max_size=300))
+def tlv_trees(max_leaves: int = 12, max_value: int = 300) -> st.SearchStrategy[Tlv]:
+    leaves = st.builds(Tlv, ber_tags(constructed=False), st.binary(max_size=max_value))
     return st.recursive(
         leaves,
         lambda kids: st.builds(
@@ -204,6 +204,19 @@ def test_read_tlv_streams() -> None:
     assert pos == len(data) and second.to_bytes() == PPSE_FCI
 
 
+def test_nesting_depth_bounded() -> None:
+    ok = b"\x5a\x00"
+    for _ in range(tlv.MAX_DEPTH):
+        ok = tlv.encode(0x70, ok)
+    assert tlv.find(tlv.parse(ok), 0x5A) == Tlv(0x5A, b"")
+    hostile = b"\xa5\x00"
+    for _ in range(5000):  # about 20 kB of nested templates: a hostile command payload
+        hostile = tlv.encode(0xA5, hostile)
+    with pytest.raises(DecodeError) as e:
+        tlv.parse(hostile)
+    assert f"nested deeper than {tlv.MAX_DEPTH}" in e.value.reason
+
+
 def test_to_dict_rejects_duplicates() -> None:
     with pytest.raises(DecodeError) as e:
         tlv.to_dict(tlv.parse(bytes.fromhex("5A01015A0102")))
@@ -237,7 +250,8 @@ def test_tree_round_trip(trees: list[Tlv]) -> None:
     assert tlv.build(tlv.parse(data)) == data
 
 
-@given(tlv_trees(max_leaves=6))
+@settings(deadline=None)
+@given(tlv_trees(max_leaves=6, max_value=140))
 def test_prefixes_raise_decode_error_only(tree: Tlv) -> None:
     data = tree.to_bytes()
     for i in range(len(data)):
@@ -245,7 +259,8 @@ def test_prefixes_raise_decode_error_only(tree: Tlv) -> None:
             tlv.parse_one(data[:i])
 
 
-@given(st.lists(tlv_trees(max_leaves=4), min_size=1, max_size=3))
+@settings(deadline=None)
+@given(st.lists(tlv_trees(max_leaves=4, max_value=140), min_size=1, max_size=3))
 def test_stream_fed_byte_by_byte(trees: list[Tlv]) -> None:
     """Parse a growing buffer as bytes arrive: every prefix either parses or raises DecodeError,
     and the objects come out exactly once the last byte of each has arrived."""

@@ -130,6 +130,7 @@ def _compile(table: Mapping[str, str]) -> list[tuple[int, int, int, str]]:
 
 
 _PATTERNS = _compile(_TABLE)
+_ZERO_MEANS_256 = frozenset({0x6100, 0x6C00})
 
 
 def _check_sw(sw: int) -> None:
@@ -144,8 +145,8 @@ def describe(sw: int) -> str:
         if sw & mask == value:
             if "{x}" in meaning:
                 x = sw & ((1 << (4 * wild)) - 1)
-                if meaning.startswith("success; {x}") and x == 0:
-                    x = 256  # 6100: 256 bytes available
+                if x == 0 and mask == 0xFF00 and value in _ZERO_MEANS_256:
+                    x = 256  # 6100: 256 bytes available; 6C00: exact Le is 256
                 return meaning.format(x=x)
             return meaning
     return "unknown status word"

@@ -9,6 +9,7 @@ How this works
 * **Length**: ``00``-``7F`` in one byte; ``81 xx``, ``82 xxxx``, ``83 xxxxxx``, ``84 xxxxxxxx``
   for longer values. The indefinite form (``80``) is not allowed here (EMV forbids it).
   Non-minimal long forms (``81 05``) are accepted when parsing; encoding is always minimal.
+* **Nesting** deeper than :data:`MAX_DEPTH` constructed levels is a decode error.
 * **Padding**: EMV Book 3 allows ``00`` bytes before, between and after data objects, and some
   cards pad records with ``FF``. Both are rejected unless ``allow_padding=True`` is passed.
 
@@ -42,6 +43,9 @@ __all__ = [
 ]
 
 MAX_TAG_BYTES = 4
+#: Deepest nesting of constructed objects accepted (EMV uses 3-4 levels; a bound keeps hostile
+#: input from exhausting the interpreter stack).
+MAX_DEPTH = 32
 MAX_LENGTH = 0xFFFFFFFF
 _PADDING = (0x00, 0xFF)
 
@@ -198,8 +202,10 @@ def _read_length(data: bytes, pos: int, end: int) -> tuple[int, int]:
     return int.from_bytes(data[pos + 1 : pos + 1 + n], "big"), pos + 1 + n
 
 
-def _read(data: bytes, pos: int, end: int, allow_padding: bool) -> tuple[Tlv, int]:
+def _read(data: bytes, pos: int, end: int, allow_padding: bool, depth: int = 0) -> tuple[Tlv, int]:
     start = pos
+    if depth > MAX_DEPTH:
+        raise DecodeError(f"constructed objects nested deeper than {MAX_DEPTH}", offset=pos)
     tag, pos = _read_tag(data, pos, end)
     length, pos = _read_length(data, pos, end)
     if pos + length > end:
@@ -210,11 +216,13 @@ def _read(data: bytes, pos: int, end: int, allow_padding: bool) -> tuple[Tlv, in
     value = bytes(data[pos : pos + length])
     children: tuple[Tlv, ...] | None = None
     if data[start] & 0x20:
-        children = tuple(_parse_range(data, pos, pos + length, allow_padding))
+        children = tuple(_parse_range(data, pos, pos + length, allow_padding, depth + 1))
     return Tlv(tag, value, children), pos + length
 
 
-def _parse_range(data: bytes, pos: int, end: int, allow_padding: bool) -> Iterator[Tlv]:
+def _parse_range(
+    data: bytes, pos: int, end: int, allow_padding: bool, depth: int = 0
+) -> Iterator[Tlv]:
     while pos < end:
         if data[pos] in _PADDING:
             if not allow_padding:
@@ -224,7 +232,7 @@ def _parse_range(data: bytes, pos: int, end: int, allow_padding: bool) -> Iterat
                 )
             pos += 1
             continue
-        tlv, pos = _read(data, pos, end, allow_padding)
+        tlv, pos = _read(data, pos, end, allow_padding, depth)
         yield tlv
 
 
