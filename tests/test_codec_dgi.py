@@ -41,19 +41,20 @@ def test_non_minimal_three_byte_length_accepted() -> None:
 
 
 @pytest.mark.parametrize(
-    ("hexdata", "offset", "why"),
+    ("hexdata", "field", "offset", "why"),
     [
-        ("01", 0, "truncated DGI identifier: 1 of 2 bytes"),
-        ("0101", 2, "DGI 0101: length byte missing"),
-        ("0101FF01", 2, "truncated 3-byte length"),
-        ("010103AABB", 0, "DGI 0101: length 3 goes beyond the data (2 bytes left)"),
-        ("01010170" + "0202", 6, "DGI 0202: length byte missing"),
+        ("01", "dgi", 0, "truncated DGI identifier: 1 of 2 bytes"),
+        ("0101", "length", 2, "DGI 0101: length byte missing"),
+        ("0101FF01", "length", 2, "truncated 3-byte length"),
+        ("010103AABB", "length", 0, "DGI 0101: length 3 goes beyond the data (2 bytes left)"),
+        ("01010170" + "0202", "length", 6, "DGI 0202: length byte missing"),
     ],
 )
-def test_decode_errors(hexdata: str, offset: int, why: str) -> None:
+def test_decode_errors(hexdata: str, field: str, offset: int, why: str) -> None:
     with pytest.raises(DecodeError) as e:
         dgi.parse_dgis(bytes.fromhex(hexdata))
     assert e.value.offset == offset
+    assert e.value.field == field
     assert why in e.value.reason
 
 

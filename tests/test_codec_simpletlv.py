@@ -35,19 +35,20 @@ def test_padding_flag() -> None:
 
 
 @pytest.mark.parametrize(
-    ("hexdata", "offset", "why"),
+    ("hexdata", "field", "offset", "why"),
     [
-        ("", 0, "tag byte missing"),
-        ("09", 1, "tag 09: length byte missing"),
-        ("0903AABB", 0, "tag 09: length 3 goes beyond the data (2 bytes left)"),
-        ("09FF0001AA", 1, "3-byte length form"),
-        ("00", 0, "invalid simple-TLV tag 00"),
+        ("", "tag", 0, "tag byte missing"),
+        ("09", "length", 1, "tag 09: length byte missing"),
+        ("0903AABB", "length", 0, "tag 09: length 3 goes beyond the data (2 bytes left)"),
+        ("09FF0001AA", "length", 1, "3-byte length form"),
+        ("00", "tag", 0, "invalid simple-TLV tag 00"),
     ],
 )
-def test_decode_errors(hexdata: str, offset: int, why: str) -> None:
+def test_decode_errors(hexdata: str, field: str, offset: int, why: str) -> None:
     with pytest.raises(DecodeError) as e:
         simpletlv.parse_one(bytes.fromhex(hexdata))
     assert e.value.offset == offset
+    assert e.value.field == field
     assert why in e.value.reason
 
 

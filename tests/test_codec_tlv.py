@@ -148,29 +148,30 @@ def test_constructed_value_is_parsed_on_construction() -> None:
 
 
 @pytest.mark.parametrize(
-    ("hexdata", "offset", "why"),
+    ("hexdata", "field", "offset", "why"),
     [
-        ("9F", 1, "truncated tag"),
-        ("DF81", 2, "truncated tag"),
-        ("5A", 1, "truncated length: no length byte"),
-        ("5A81", 1, "truncated length: 81 announces 1"),
-        ("5A8201", 1, "truncated length: 82 announces 2"),
-        ("5A80", 1, "indefinite length"),
-        ("5A85000000000001", 1, "not supported"),
-        ("5A0301", 0, "length 3 goes beyond the data (1 bytes left)"),
-        ("9F360200", 0, "tag 9F36: length 2 goes beyond"),
-        ("5A0100005A0100", 3, "padding byte 00"),
-        ("FF", 0, "padding byte FF"),
-        ("9F8001", 1, "first subsequent byte is 80"),
-        ("DF81818101", 0, "longer than 4 bytes"),
-        ("70035A0301", 2, "tag 5A: length 3 goes beyond the data (1 bytes left)"),
-        ("70020181", 3, "truncated length: 81 announces 1 length bytes, 0 left"),
+        ("9F", "tag", 1, "truncated tag"),
+        ("DF81", "tag", 2, "truncated tag"),
+        ("5A", "length", 1, "truncated length: no length byte"),
+        ("5A81", "length", 1, "truncated length: 81 announces 1"),
+        ("5A8201", "length", 1, "truncated length: 82 announces 2"),
+        ("5A80", "length", 1, "indefinite length"),
+        ("5A85000000000001", "length", 1, "not supported"),
+        ("5A0301", "length", 0, "length 3 goes beyond the data (1 bytes left)"),
+        ("9F360200", "length", 0, "tag 9F36: length 2 goes beyond"),
+        ("5A0100005A0100", "tag", 3, "padding byte 00"),
+        ("FF", "tag", 0, "padding byte FF"),
+        ("9F8001", "tag", 1, "first subsequent byte is 80"),
+        ("DF81818101", "tag", 0, "longer than 4 bytes"),
+        ("70035A0301", "length", 2, "tag 5A: length 3 goes beyond the data (1 bytes left)"),
+        ("70020181", "length", 3, "truncated length: 81 announces 1 length bytes, 0 left"),
     ],
 )
-def test_decode_errors_name_offset(hexdata: str, offset: int, why: str) -> None:
+def test_decode_errors_name_offset(hexdata: str, field: str, offset: int, why: str) -> None:
     with pytest.raises(DecodeError) as e:
         tlv.parse(bytes.fromhex(hexdata))
     assert e.value.offset == offset
+    assert e.value.field == field
     assert why in e.value.reason
 
 

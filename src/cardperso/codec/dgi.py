@@ -43,17 +43,20 @@ def read_dgi(data: bytes, offset: int = 0) -> tuple[int, bytes, int]:
     end = len(raw)
     pos = offset
     if pos + 2 > end:
-        raise DecodeError(f"truncated DGI identifier: {end - pos} of 2 bytes", offset=pos)
+        raise DecodeError(
+            f"truncated DGI identifier: {end - pos} of 2 bytes", offset=pos, field="dgi"
+        )
     dgi = int.from_bytes(raw[pos : pos + 2], "big")
     pos += 2
     if pos >= end:
-        raise DecodeError(f"DGI {dgi:04X}: length byte missing", offset=pos)
+        raise DecodeError(f"DGI {dgi:04X}: length byte missing", offset=pos, field="length")
     n = raw[pos]
     if n == 0xFF:
         if pos + 3 > end:
             raise DecodeError(
                 f"DGI {dgi:04X}: truncated 3-byte length (FF + 2 bytes), {end - pos} bytes left",
                 offset=pos,
+                field="length",
             )
         n = int.from_bytes(raw[pos + 1 : pos + 3], "big")
         pos += 3
@@ -63,6 +66,7 @@ def read_dgi(data: bytes, offset: int = 0) -> tuple[int, bytes, int]:
         raise DecodeError(
             f"DGI {dgi:04X}: length {n} goes beyond the data ({end - pos} bytes left)",
             offset=offset,
+            field="length",
         )
     return dgi, raw[pos : pos + n], pos + n
 

@@ -38,21 +38,24 @@ def read(data: bytes, offset: int = 0) -> tuple[int, bytes, int]:
     end = len(raw)
     pos = offset
     if pos >= end:
-        raise DecodeError("truncated simple TLV: tag byte missing", offset=pos)
+        raise DecodeError("truncated simple TLV: tag byte missing", offset=pos, field="tag")
     tag = raw[pos]
     if tag in _PADDING:
-        raise DecodeError(f"invalid simple-TLV tag {tag:02X}", offset=pos)
+        raise DecodeError(f"invalid simple-TLV tag {tag:02X}", offset=pos, field="tag")
     if pos + 1 >= end:
-        raise DecodeError(f"tag {tag:02X}: length byte missing", offset=pos + 1)
+        raise DecodeError(f"tag {tag:02X}: length byte missing", offset=pos + 1, field="length")
     n = raw[pos + 1]
     if n == 0xFF:
         raise DecodeError(
-            f"tag {tag:02X}: 3-byte length form (FF) not used in SSSE records", offset=pos + 1
+            f"tag {tag:02X}: 3-byte length form (FF) not used in SSSE records",
+            offset=pos + 1,
+            field="length",
         )
     if pos + 2 + n > end:
         raise DecodeError(
             f"tag {tag:02X}: length {n} goes beyond the data ({end - pos - 2} bytes left)",
             offset=pos,
+            field="length",
         )
     return tag, raw[pos + 2 : pos + 2 + n], pos + 2 + n
 

@@ -165,39 +165,46 @@ def build(tlv: Tlv | Iterable[Tlv]) -> bytes:
 def _read_tag(data: bytes, pos: int, end: int) -> tuple[int, int]:
     start = pos
     if pos >= end:
-        raise DecodeError("truncated tag: no tag byte", offset=pos)
+        raise DecodeError("truncated tag: no tag byte", offset=pos, field="tag")
     first = data[pos]
     pos += 1
     if first & 0x1F == 0x1F:
         while True:
             if pos >= end:
-                raise DecodeError("truncated tag: subsequent tag byte missing", offset=pos)
+                raise DecodeError(
+                    "truncated tag: subsequent tag byte missing", offset=pos, field="tag"
+                )
             b = data[pos]
             pos += 1
             if pos - start == 2 and b == 0x80:
-                raise DecodeError("tag: first subsequent byte is 80", offset=pos - 1)
+                raise DecodeError("tag: first subsequent byte is 80", offset=pos - 1, field="tag")
             if not b & 0x80:
                 break
             if pos - start >= MAX_TAG_BYTES:
-                raise DecodeError(f"tag longer than {MAX_TAG_BYTES} bytes", offset=start)
+                raise DecodeError(
+                    f"tag longer than {MAX_TAG_BYTES} bytes", offset=start, field="tag"
+                )
     return int.from_bytes(data[start:pos], "big"), pos
 
 
 def _read_length(data: bytes, pos: int, end: int) -> tuple[int, int]:
     if pos >= end:
-        raise DecodeError("truncated length: no length byte", offset=pos)
+        raise DecodeError("truncated length: no length byte", offset=pos, field="length")
     first = data[pos]
     if first < 0x80:
         return first, pos + 1
     if first == 0x80:
-        raise DecodeError("indefinite length (80) is not allowed", offset=pos)
+        raise DecodeError("indefinite length (80) is not allowed", offset=pos, field="length")
     n = first & 0x7F
     if n > 4:
-        raise DecodeError(f"length form {first:02X} not supported (max 84)", offset=pos)
+        raise DecodeError(
+            f"length form {first:02X} not supported (max 84)", offset=pos, field="length"
+        )
     if pos + 1 + n > end:
         raise DecodeError(
             f"truncated length: {first:02X} announces {n} length bytes, {end - pos - 1} left",
             offset=pos,
+            field="length",
         )
     return int.from_bytes(data[pos + 1 : pos + 1 + n], "big"), pos + 1 + n
 
@@ -205,13 +212,16 @@ def _read_length(data: bytes, pos: int, end: int) -> tuple[int, int]:
 def _read(data: bytes, pos: int, end: int, allow_padding: bool, depth: int = 0) -> tuple[Tlv, int]:
     start = pos
     if depth > MAX_DEPTH:
-        raise DecodeError(f"constructed objects nested deeper than {MAX_DEPTH}", offset=pos)
+        raise DecodeError(
+            f"constructed objects nested deeper than {MAX_DEPTH}", offset=pos, field="value"
+        )
     tag, pos = _read_tag(data, pos, end)
     length, pos = _read_length(data, pos, end)
     if pos + length > end:
         raise DecodeError(
             f"tag {tag_hex(tag)}: length {length} goes beyond the data ({end - pos} bytes left)",
             offset=start,
+            field="length",
         )
     value = bytes(data[pos : pos + length])
     children: tuple[Tlv, ...] | None = None
@@ -229,6 +239,7 @@ def _parse_range(
                 raise DecodeError(
                     f"padding byte {data[pos]:02X} between objects (allow_padding not set)",
                     offset=pos,
+                    field="tag",
                 )
             pos += 1
             continue
