@@ -54,8 +54,8 @@ def _err(fn: object, *args: object, **kw: object) -> DataError:
         ("11010519491231002x", "upper-case 'X', got lower-case 'x'"),
         ("11010519491231002Y", "must be a digit or 'X'"),
         ("000000199101010071", "starts with 00, not a GB/T 2260 province"),
-        ("990426199101010071", "starts with 99"),
-        ("360426199102300071", "1991-02-30 is not a calendar date"),
+        ("990426199101010071", "region (characters 1-6): region code starts with 99"),
+        ("360426199102300071", "birth date (characters 7-14): 1991-02-30 is not a calendar"),
         ("360426209101010071", "in the future"),
         ("360426189101010071", "before 1900"),
     ],
@@ -191,7 +191,8 @@ def test_region_and_dates() -> None:
     assert numbers.parse_date("20240229", "issue_date") == datetime.date(2024, 2, 29)
     for s, why in [
         ("20230229", "2023-02-29 is not a calendar date"),
-        ("2024-02-2", "8 digits"),
+        ("2024-0229", "got 9 characters"),
+        ("2024-229", "character 5 is not"),
         ("2024022", "got 7 characters"),
     ]:
         e = _err(numbers.parse_date, s, "expiry_date")

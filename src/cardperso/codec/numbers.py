@@ -82,9 +82,11 @@ def _first_not_in(s: str, allowed: frozenset[str] | str) -> int | None:
 def parse_date(s: str, field: str = "date") -> datetime.date:
     """Parse ``YYYYMMDD`` into a real calendar date."""
     s = _need_str(s, field)
-    bad = _first_not_in(s, _DIGITS)
-    if len(s) != 8 or bad is not None:
+    if len(s) != 8:
         raise DataError(f"date must be 8 digits YYYYMMDD, got {len(s)} characters", field=field)
+    bad = _first_not_in(s, _DIGITS)
+    if bad is not None:
+        raise DataError(f"date must be 8 digits YYYYMMDD; character {bad + 1} is not", field=field)
     try:
         return datetime.date(int(s[:4]), int(s[4:6]), int(s[6:]))
     except ValueError:
@@ -142,8 +144,14 @@ def check_resident_id(
         raise DataError("check character must be upper-case 'X', got lower-case 'x'", field=field)
     if last not in _DIGITS and last != "X":
         raise DataError("check character (18th) must be a digit or 'X'", field=field)
-    region = check_region(s[:6], field)
-    birth = parse_date(s[6:14], field)
+    try:
+        region = check_region(s[:6], field)
+    except DataError as exc:
+        raise DataError(f"region (characters 1-6): {exc.reason}", field=field) from None
+    try:
+        birth = parse_date(s[6:14], field)
+    except DataError as exc:
+        raise DataError(f"birth date (characters 7-14): {exc.reason}", field=field) from None
     today = today or datetime.date.today()
     if birth > today:
         raise DataError("birth date (characters 7-14) is in the future", field=field)
