@@ -114,3 +114,91 @@ def test_scp03_kdf_length_and_label(key: bytes, context: bytes, bits: int) -> No
     assert len(out) == bits // 8
     # L is part of the label, so a shorter output is not a prefix of a longer one.
     assert gp.scp03_kdf(key, 0x04, context, bits + 64)[: bits // 8] != out
+
+
+@pytest.mark.parametrize(
+    ("key", "length", "prefix", "suffix", "ctr", "out"),
+    [
+        # NIST CAVP SP 800-108 KBKDF counter-mode CMAC-AES vectors (KDFCTR_gen), as quoted in
+        # omfgp tests/omfgp/crypto_test.py test_kbkdf_counter_mode_cmac_aes.
+        (
+            "dff1e50ac0b69dc40f1051d46c2b069c",
+            16,
+            "",
+            "c16e6e02c5a3dcc8d78b9ac1306877761310455b4e41469951d9e6c2245a064b"
+            "33fd8c3b01203a7824485bf0a64060c4648b707d2607935699316ea5",
+            1,
+            "8be8f0869b3c0ba97b71863d1b9f7813",
+        ),
+        (
+            "7aa9973481d560f3be217ac3341144d8",
+            20,
+            "",
+            "46f88b5af7fb9e29262dd4e010143a0a9c465c627450ec74ab7251889529193e"
+            "995c4b56ff55bc2fc8992a0df1ee8056f6816b7614fba4c12d3be1a5",
+            1,
+            "1746ae4f09903f74bfbe1b8ae2b79d74576a3b09",
+        ),
+        (
+            "bb31eef5a2ca3bfb342c5800fee67313",
+            40,
+            "",
+            "f85ae18f15ce1a5e036d6e3fd227243a9863f88ef532ce1da810b6639c0928f9"
+            "b99fe909487d3748cff857cdb790f89e09d8c634dccb616cf7a2663a",
+            1,
+            "8923d38effde99e24f67dec9330c4f1b874fc382ad644140e73a8e406f405d3fe4b4730b7291275a",
+        ),
+        (
+            "30ec5f6fa1def33cff008178c4454211",
+            16,
+            "",
+            "c95e7b1d4f2570259abfc05bb00730f0284c3bb9a61d07259848a1cb57c81d8a"
+            "6c3382c500bf801dfc8f70726b082cf4c3fa34386c1e7bf0e5471438",
+            2,
+            "00018fff9574994f5c4457f461c7a67e",
+        ),
+        (
+            "b6e04abd1651f8794d4326f4c684e631",
+            16,
+            "93612f7256c46a3d856d3e951e32dbf15fe11159d0b389ad38d603850fee6d18"
+            "d22031435ed36ee20da76745fbea4b10fe1e",
+            "99322aae605a5f01e32b",
+            1,
+            "dcb1db87a68762c6b3354779fa590bef",
+        ),
+        (
+            "aeb7201d055f754212b3e497bd0b25789a49e51da9f363df414a0f80e6f4e42c",
+            16,
+            "",
+            "11ec30761780d4c44acb1f26ca1eb770f87c0e74505e15b7e456b019ce0c3810"
+            "3c4d14afa1de71d340db51410596627512cf199fffa20ef8c5f4841e",
+            1,
+            "2a9e2fe078bd4f5d3076d14d46f39fb2",
+        ),
+    ],
+)
+def test_kbkdf_nist_vectors(
+    key: str, length: int, prefix: str, suffix: str, ctr: int, out: str
+) -> None:
+    assert gp.kbkdf_cmac(H(key), length, H(prefix), H(suffix), ctr) == H(out)
+
+
+def test_scp03_kdf_omfgp_vectors() -> None:
+    # omfgp tests/omfgp/scp03_test.py test_derive_data / test_derive_card_challenge.
+    context = H("68E9C8799FF8CB46F8D89D88BA1287BF")
+    sk = gp.scp03_session_keys(gp.StaticKeys(KEY_16, KEY_16, KEY_16, "AES"), context)
+    assert sk.enc == H("3C64070C595D1D72BDEE692DA99B7AE4")
+    assert sk.mac == H("6E8468B74A707842E3D3696F338D2657")
+    assert sk.rmac == H("FDD1D7C84750994815D0082734C31D88")
+    assert gp.scp03_cryptogram(sk.mac, gp.SCP03_CARD_CRYPTOGRAM, context) == H("9B5C9D42D5059430")
+    assert gp.scp03_cryptogram(sk.mac, gp.SCP03_HOST_CRYPTOGRAM, context) == H("F3C7624565B5894F")
+    challenge = gp.scp03_card_challenge(KEY_16, H("00002A"), H("A000000018434D08090A0B0C000000"))
+    assert challenge == H("A3F5F144D19BE66E")
+
+
+def test_scp02_session_keys_omfgp() -> None:
+    # omfgp tests/omfgp/scp02_test.py test_derive_key: key 404142..4F, sequence counter 0007.
+    sk = gp.scp02_session_keys(gp.StaticKeys(KEY_16, KEY_16, KEY_16), H("0007"))
+    assert sk.mac == H("7A227D376A9DBE23AB50B7DCB45B2093")
+    assert sk.rmac == H("EF14C57DB4BB9015E88963D9D920A588")
+    assert sk.enc == H("A2268F71917EFE0F33CC6166E1154E27")

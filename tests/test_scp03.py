@@ -271,3 +271,185 @@ def test_response_tamper(level: int, rdata: bytes, data: st.DataObject) -> None:
     resp[pos] ^= data.draw(st.integers(1, 255))
     with pytest.raises(MacMismatch):
         host.unwrap(bytes(resp))
+
+
+# omfgp tests/omfgp/scp_test.py (miketlk/omfgp): SCP03 sessions with the GP test key
+# 404142..4F (ENC = MAC = DEK), i = 00 (random challenge) and i = 70 (pseudo-random, ISD AID
+# A000000151000000 as context, which these vectors confirm), three GET STATUS commands each;
+# the 6A88 answers carry no R-MAC, and the encryption counter advances per command.
+GP_KEY = H("404142434445464748494A4B4C4D4E4F")
+GP_AES = gp.StaticKeys(GP_KEY, GP_KEY, GP_KEY, "AES")
+ISD = H("A000000151000000")
+_GS1, _GS2, _GS3 = H("80F28002024F00"), H("80F24002024F00"), H("80F21002024F00")
+_R1 = H("E3264F08A0000001510000009F700101C5039EFE80C407A0000001515350CC08A000000151000000")
+_R3 = H("E3254F07A00000015153509F700101CE02FFFF8408A000000151535041CC08A000000151000000")
+_R1_00 = H(
+    "E32A4F08A0000001510000009F700107C5039EFE80C407A0000000620001CE020100CC08A000000151000000"
+)
+
+
+@dataclass(frozen=True)
+class Session:
+    name: str
+    level: int
+    hc: str
+    iu_resp: str
+    ext_data: str
+    steps: list[tuple[bytes, str, str, bytes]]  # plain cmd, wrapped, response on wire, plain
+
+
+OMFGP = [
+    Session(
+        "clear",
+        0x00,
+        "2E6805A2847B9844",
+        "00008048007283073469FF0300E4A2A07404C25B33766379EE21A55CFA",
+        "684C48D43FEDEFD990252090A826F975",
+        [(_GS1, "80F28002024F00", _R1_00.hex(), _R1_00), (_GS2, "80F24002024F00", "", b"")],
+    ),
+    Session(
+        "C_MAC",
+        0x01,
+        "68E9C8799FF8CB46",
+        "00008048007283073469FF0300F8D89D88BA1287BF9B5C9D42D5059430",
+        "F3C7624565B5894F16EF5681573C34A2",
+        [
+            (_GS1, "84F280020A4F004C4C51B5DFA7A181", _R1_00.hex(), _R1_00),
+            (_GS2, "84F240020A4F002108D3E0BA43B673", "", b""),
+        ],
+    ),
+    Session(
+        "C_DEC_C_MAC",
+        0x03,
+        "CC8A0407F63066E8",
+        "00008048007283073469FF0300EF23AAB4C343EDDE5B283674A8983749",
+        "112355D07180C24547A5EB3BD470F7C5",
+        [
+            (
+                _GS1,
+                "84F28002184EE4C1127567676E7E08833B785051FD96FDFE1EC5BD293F",
+                _R1_00.hex(),
+                _R1_00,
+            ),
+            (_GS2, "84F2400218E33CB507A6FFF09CE7A44EEB7498295D99F96B9F2470A782", "", b""),
+        ],
+    ),
+    Session(
+        "C_MAC_R_MAC",
+        0x11,
+        "CB6DA009E0404A67",
+        "0000013628140599538231037021428DA9468C2D5A8D05CE9657FBD5ED00001D",
+        "CC606C998B98BF8AF0746E4F50D3F65E",
+        [
+            (_GS1, "84F280020A4F002987243A9C15F44A", _R1.hex() + "7D5F8BBC66683F42", _R1),
+            (_GS2, "84F240020A4F00EB20CB18E1CE889F", "", b""),
+            (_GS3, "84F210020A4F00B334705EAFAB9FB1", _R3.hex() + "4457D7641E95465F", _R3),
+        ],
+    ),
+    Session(
+        "C_DEC_C_MAC_R_MAC",
+        0x13,
+        "F70E1C5D67085E4B",
+        "000001362814059953823103707B9EAD94A8B88028F47137A2FB093F5E000021",
+        "2E2057B873FCD25D175D4D63C5CD4CEB",
+        [
+            (
+                _GS1,
+                "84F2800218E9170B7D79EA80AF507247375BB3F8EDE6F54FDD858BAE89",
+                _R1.hex() + "707D9895B36C6F6B",
+                _R1,
+            ),
+            (_GS2, "84F240021804B77FFA640854E3BA8611F944C9B99F938E8E1A5FF70E98", "", b""),
+            (
+                _GS3,
+                "84F2100218291B45B303C43B6222834BC0011A83A91BDD0CFD8BACD09B",
+                _R3.hex() + "39B68A29F735CFCC",
+                _R3,
+            ),
+        ],
+    ),
+    Session(
+        "C_DEC_R_ENC_C_MAC_R_MAC",
+        0x33,
+        "0C980267C298D194",
+        "00000136281405995382310370730BE014C03B4558A2155798D5B2C602000023",
+        "9716680D938E0CE764738F77E5E39408",
+        [
+            (
+                _GS1,
+                "84F2800218AFB12C966FF538690FA04199550D8E93AF7F2569E92DEC66",
+                "0C7A219212D7B6E7B1F602BA291660368CA6E7C959E343FDBCDA20285A5A2A52"
+                "143C8AA1ED5580A5DDB8A1D54730F461424520A6C56622FD",
+                _R1,
+            ),
+            (_GS2, "84F240021851EF5596042E756C67E7A031A33F88C25E0F05398B4ADFBA", "", b""),
+            (
+                _GS3,
+                "84F2100218CEB683FB79244285024670A969C17182CE2534871478DDA2",
+                "123AB3A33146D67BC317E3873631F83DFC1C680D88E8147DD9CB28"
+                "99433878847B911D7678CA6879E2FD674F02A778D56B563952AFA82611",
+                _R3,
+            ),
+        ],
+    ),
+]
+
+
+def _sw(plain: bytes) -> int:
+    return 0x9000 if plain else 0x6A88
+
+
+@pytest.mark.parametrize("s", OMFGP, ids=lambda s: s.name)
+def test_omfgp_sessions_host_side(s: Session) -> None:
+    host = Scp03Host(GP_AES, s.level)
+    host.initialize_update(H(s.hc))
+    ext = host.process_initialize_update_response(H(s.iu_resp) + OK)
+    assert ext == bytes([0x84, 0x82, s.level, 0x00, 0x10]) + H(s.ext_data)
+    host.process_external_authenticate_response(OK)
+    for plain, wrapped, wire, unwrapped in s.steps:
+        assert host.wrap(plain) == H(wrapped)
+        sw = _sw(unwrapped).to_bytes(2, "big")
+        assert host.unwrap(H(wire) + sw) == unwrapped + sw
+
+
+@pytest.mark.parametrize("s", OMFGP, ids=lambda s: s.name)
+def test_omfgp_sessions_card_side(s: Session) -> None:
+    iu = H(s.iu_resp)
+    i = iu[12]
+    seq = int.from_bytes(iu[29:32], "big") - 1 if i & 0x10 else 0
+    card = Scp03Card(
+        GP_AES,
+        kvn=iu[10],
+        seq_counter=seq,
+        i=i,
+        kdd=iu[:10],
+        aid=ISD,
+        challenge=lambda n: iu[13:21],
+    )
+    assert card.initialize_update(H("8050000008") + H(s.hc) + b"\x00") == iu + OK
+    assert (
+        card.external_authenticate(bytes([0x84, 0x82, s.level, 0x00, 0x10]) + H(s.ext_data)) == OK
+    )
+    for plain, wrapped, wire, unwrapped in s.steps:
+        assert card.unwrap_command(H(wrapped)) == plain
+        assert card.wrap_response(unwrapped, _sw(unwrapped)) == H(wire) + _sw(unwrapped).to_bytes(
+            2, "big"
+        )
+
+
+def test_omfgp_dek_encryption() -> None:
+    # omfgp tests/omfgp/scp_test.py test_scp03_Key_DEK: AES-CBC, IV 0, static DEK 404142..4F.
+    pt = H(
+        "8B37F9148DF4BB25956BE6310C73C8DC58EA9714FF49B643107B34C9BFF096A9"
+        "4FEDD6823526ABC27A8E0B16616EEE254AB4567DD68E8CCD4C38AC563B13639C"
+    )
+    ct = H(
+        "014E02F68B094BE48EE05AFC1B1A14D6193BDB0EDF8171115B6643A2EA4F1459"
+        "9B9EE7FB0FF02C9B7FF297E96A0F4441D5B7ABC1380A54164D39F0004D4C8016"
+    )
+    s = OMFGP[0]
+    host = Scp03Host(GP_AES, 0x00)
+    host.initialize_update(H(s.hc))
+    host.process_initialize_update_response(H(s.iu_resp))
+    host.process_external_authenticate_response(OK)
+    assert host.encrypt_dgi_data(pt) == ct

@@ -45,6 +45,7 @@ __all__ = [
     "diversification_methods",
     "diversify",
     "diversify_one",
+    "kbkdf_cmac",
     "kdf3",
     "register_diversification",
     "scp02_card_cryptogram",
@@ -154,13 +155,26 @@ def _none(kmc: bytes, kdds: Sequence[bytes]) -> list[StaticKeys]:
     return [StaticKeys(kmc, kmc, kmc, algorithm) for _ in kdds]
 
 
+def kbkdf_cmac(
+    key: bytes, length: int, prefix: bytes = b"", suffix: bytes = b"", counter_bytes: int = 1
+) -> bytes:
+    """NIST SP 800-108 KDF in counter mode with AES-CMAC as PRF: ``length`` bytes of
+    ``CMAC(key, prefix || [i] || suffix)`` for i = 1, 2, ... (``counter_bytes`` wide, big
+    endian). An empty prefix is NIST's "counter before fixed input" layout."""
+    n = -(-length // 16)
+    if length <= 0 or n >= 1 << (8 * counter_bytes):
+        raise UsageError("KBKDF output length out of range for the counter width")
+    return b"".join(
+        cp.cmac("AES", key, prefix + i.to_bytes(counter_bytes, "big") + suffix)
+        for i in range(1, n + 1)
+    )[:length]
+
+
 def kdf3(kmc: bytes, key_id: int, kdd: bytes) -> bytes:
     """The ``kdf3`` AES diversification of one key: SP 800-108 counter mode, PRF AES-CMAC,
-    8-bit counter i from 1 before the fixed input ``00 00 00 id 00 || KDD``, as many CMAC
-    blocks as the KMC is long."""
-    fixed = bytes([0, 0, 0, key_id, 0]) + kdd
-    out = b"".join(cp.cmac("AES", kmc, bytes([i]) + fixed) for i in range(1, 3))
-    return out[: len(kmc)]
+    8-bit counter i from 1 before the fixed input ``00 00 00 id 00 || KDD``, as many bytes
+    as the KMC is long."""
+    return kbkdf_cmac(kmc, len(kmc), suffix=bytes([0, 0, 0, key_id, 0]) + kdd)
 
 
 def _kdf3(kmc: bytes, kdds: Sequence[bytes]) -> list[StaticKeys]:
@@ -261,9 +275,7 @@ def scp03_kdf(key: bytes, constant: int, context: bytes, bits: int) -> bytes:
     if bits % 8 or not 0 < bits <= 0xFFFF:
         raise UsageError("SCP03 KDF output length must be a positive number of bytes")
     label = bytes(11) + bytes([constant, 0]) + bits.to_bytes(2, "big")
-    n = -(-bits // 128)
-    out = b"".join(cp.cmac("AES", key, label + bytes([i]) + context) for i in range(1, n + 1))
-    return out[: bits // 8]
+    return kbkdf_cmac(key, bits // 8, prefix=label, suffix=context)
 
 
 @dataclass(frozen=True, slots=True, repr=False)
