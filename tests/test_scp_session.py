@@ -23,8 +23,7 @@ def test_table_is_the_only_way() -> None:
     with pytest.raises(IllegalTransition) as info:
         s.fire(Event.WRAP)
     assert (info.value.machine, info.value.state, info.value.event) == ("test", "init_sent", "wrap")
-    s.fire(Event.FAIL)
-    assert s.state is State.CLOSED
+    assert s.fire(Event.FAIL) is State.CLOSED
     # nothing leaves CLOSED except CLOSE itself: a failed host session is never reused
     assert [e for (st_, e) in TRANSITIONS if st_ is State.CLOSED] == [Event.CLOSE]
 
