@@ -186,7 +186,7 @@ def pboc_dgis(
     fci = tlv.encode(0x50, b"PBOC DEBIT") + tlv.encode(0x87, b"\x01") + tlv.encode(0x9F38, PDOL)
     gpo = tlv.encode(0x82, AIP_DEBIT) + tlv.encode(0x94, bytes.fromhex("0801010010010200"))
     gpo_ec = tlv.encode(0x82, AIP_EC) + tlv.encode(0x94, bytes.fromhex("0801010010010200"))
-    rec0101 = tlv.encode(0x70, tlv.encode(0x57, bytes.fromhex("6214830000000019D3401201123456F")))
+    rec0101 = tlv.encode(0x70, tlv.encode(0x57, bytes.fromhex("6214830000000019D34012011234567F")))
     rec0201 = tlv.encode(
         0x70,
         tlv.encode(0x5A, bytes.fromhex(PAN))
