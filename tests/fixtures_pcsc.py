@@ -171,7 +171,11 @@ class PcscLab:
 
 
 def _lock(path: Path, how: int) -> IO[bytes] | None:
-    f = open(path, "a+b")  # noqa: SIM115 - the lock lives as long as the file stays open
+    """flock ``path`` (created shareable by every user); None if LOCK_NB and it is taken."""
+    fd = os.open(path, os.O_RDONLY | os.O_CREAT, 0o666)
+    with contextlib.suppress(OSError):
+        os.fchmod(fd, 0o666)  # one lab for every user of the machine
+    f = os.fdopen(fd, "rb")
     try:
         fcntl.flock(f, how)
     except BlockingIOError:
@@ -184,19 +188,24 @@ def _pid_alive_pcscd(pid: int) -> bool:
     return pid in pcscd.pcscd_pids()
 
 
+class LabUnavailable(Exception):
+    """The lab cannot run here (not root and no pcscd with the lab's readers)."""
+
+
 def _ensure_pcscd(config_dir: Path, names: list[str]) -> bool:
-    """Make pcscd list ``names``; True if this call started it. Fails (never skips) if it can't."""
+    """Make pcscd list ``names``; True if this call started it."""
     if set(names) <= set(pcscd.reader_names()):
         return False
     if os.geteuid() != 0:
         running = pcscd.pcscd_pids()
-        pytest.fail(
+        raise LabUnavailable(
             "the PC/SC tests need pcscd serving the lab's vpcd readers "
             f"({names[0]} ...), and only root can (re)start pcscd. Ask an administrator "
-            f"to run: `sudo pkill -x pcscd; sudo pcscd -f -c {config_dir.resolve()}` "
+            f"to run: `sudo python -m fixtures_pcsc` from tests/ (writes the entries into "
+            f"{config_dir.resolve()}), then `sudo pkill -x pcscd; sudo pcscd -f -c "
+            f"{config_dir.resolve()} &` "
             f"(pcscd running now: {'pid ' + str(running[0]) if running else 'none'}). "
-            "See docs/virtual-readers.md.",
-            pytrace=False,
+            "See docs/virtual-readers.md."
         )
     pcscd.write_reader_entries(config_dir, LAB_SLOTS, LAB_PORT, name=LAB_NAME)
     daemon = pcscd.Pcscd(config_dir, log_path=LAB_DIR / "pcscd.log")
@@ -206,19 +215,26 @@ def _ensure_pcscd(config_dir: Path, names: list[str]) -> bool:
     return True
 
 
-@pytest.fixture(scope="session")
-def pcsc_lab() -> Iterator[PcscLab]:
-    LAB_DIR.mkdir(parents=True, exist_ok=True)
+@contextlib.contextmanager
+def open_lab(claim: int = CLAIM) -> Iterator[PcscLab]:
+    """The lab as a context manager (for the fixture and for benchmarks)."""
+    if not LAB_DIR.exists():
+        LAB_DIR.mkdir(parents=True)
+        LAB_DIR.chmod(0o1777)  # shared like /tmp: other users' sessions take slot locks here
     config_dir = LAB_DIR / "reader.conf.d"
     layout = pcscd.reader_layout(LAB_SLOTS, LAB_PORT, LAB_NAME)
     setup = _lock(LAB_DIR / "setup.lock", fcntl.LOCK_EX)
     assert setup is not None
     try:
         session = _lock(LAB_DIR / "sessions.lock", fcntl.LOCK_SH)
-        started = _ensure_pcscd(config_dir, [s.name for s in layout])
+        assert session is not None
+        try:
+            started = _ensure_pcscd(config_dir, [s.name for s in layout])
+        except BaseException:
+            session.close()
+            raise
     finally:
         setup.close()
-    assert session is not None
     slots: list[LabSlot] = []
     deadline = time.monotonic() + 120
     while not slots:
@@ -228,11 +244,12 @@ def pcsc_lab() -> Iterator[PcscLab]:
                 continue
             slot = Slot(rs.port, name=rs.name, reader_timeout=LAB_READER_TIMEOUT).start()
             slots.append(LabSlot(rs.name, rs.port, slot, held))
-            if len(slots) == CLAIM:
+            if len(slots) == claim:
                 break
         if not slots:
             if time.monotonic() > deadline:
-                pytest.fail("no free PC/SC lab slot for 120 s (other test sessions hold them)")
+                session.close()
+                raise LabUnavailable("no free PC/SC lab slot for 120 s (other sessions hold them)")
             time.sleep(0.5)
     lab = PcscLab(config_dir, slots, started)
     try:
@@ -258,12 +275,32 @@ def pcsc_lab() -> Iterator[PcscLab]:
                 setup.close()
 
 
+@pytest.fixture(scope="session")
+def pcsc_lab() -> Iterator[PcscLab]:
+    """The session's lab readers; FAILS (never skips) when the lab cannot run here."""
+    with contextlib.ExitStack() as stack:
+        try:
+            lab = stack.enter_context(open_lab())
+        except LabUnavailable as exc:
+            pytest.fail(str(exc), pytrace=False)
+        yield lab
+
+
 @pytest.fixture
 def pcsc_slot(pcsc_lab: PcscLab) -> Iterator[LabSlot]:
     """One free lab slot, emptied (and seen empty by pcscd) after the test."""
     slot = pcsc_lab.free_slot()
+    slot.wait_empty()
     try:
         yield slot
     finally:
         if slot.slot.card is not None:
             slot.remove()
+
+
+if __name__ == "__main__":
+    # For an administrator: write the lab's reader entries (then start pcscd with them).
+    written = pcscd.write_reader_entries(
+        LAB_DIR / "reader.conf.d", LAB_SLOTS, LAB_PORT, name=LAB_NAME
+    )
+    print(f"wrote {len(written)} lab slots; now: pcscd -f -c {(LAB_DIR / 'reader.conf.d')}")
