@@ -233,3 +233,18 @@ def test_wrong_kcv_refused_at_store_data(tmp_path: Path) -> None:
     assert host.install_for_perso(PBOC_AID) == 0x9000
     assert host.store_data(dgis) == [0x9000, 0x6A80]
     assert host.card.state.pboc.dgis.get("9000") is None
+
+
+@pytest.mark.parametrize("scp", ["02", "03"])
+def test_packed_store_data_with_a_dgi_spanning_commands(tmp_path: Path, scp: str) -> None:
+    host = Host(new_card(tmp_path, scp), scp)
+    host.authenticate(0x03)
+    install_pboc(host)
+    big = tlv.encode(0x70, tlv.encode(0x90, bytes(range(256)) + bytes(144)))
+    dgis = [*pboc_dgis(), (0x0301, big, False)]
+    assert host.install_for_perso(PBOC_AID) == 0x9000
+    sws = host.store_data(dgis, pack=True)
+    assert len(sws) < len(dgis) and all(sw == 0x9000 for sw in sws)
+    host.ok(SELECT_PBOC)
+    assert host.ok("00B2011C00") == big
+    assert host.card.state.pboc.ac_key == emv.derive_icc_master_key_a(IMK_AC, PAN, PSN)

@@ -13,12 +13,12 @@ from cardperso.card.ssse import SSSE_NAME
 from cardperso.card.state import GP_TEST_KEY
 from cardperso.card.vcard import PBOC_MODULE, PBOC_PACKAGE, SSSE_MODULE, SSSE_PACKAGE
 from cardperso.codec import simpletlv, tlv
-from cardperso.codec.dgi import encode_dgi
 from cardperso.crypto import emv
 from cardperso.crypto import primitives as cp
 from cardperso.crypto.gp import StaticKeys
 from cardperso.protocol.scp02 import Scp02Host
 from cardperso.protocol.scp03 import Scp03Host
+from cardperso.protocol.storedata import DgiItem, StoreDataConventions, build_store_data
 
 PBOC_AID = bytes.fromhex("A000000333010101")
 ISD_SELECT = bytes.fromhex("00A4040008A000000151000000")
@@ -92,19 +92,14 @@ class Host:
         data = b"\x00\x00" + bytes((len(aid),)) + aid + b"\x00\x00\x00"
         return self.secure(bytes((0x80, 0xE6, 0x20, 0x00, len(data))) + data)[1]
 
-    def store_data(self, dgis: list[tuple[int, bytes, bool]]) -> list[int]:
-        """One STORE DATA per DGI; encrypted ones padded per the DGI map; returns the SWs."""
+    def store_data(self, dgis: list[tuple[int, bytes, bool]], *, pack: bool = False) -> list[int]:
+        """STORE DATA built by the protocol module's host side (padding per the DGI map:
+        80-pad only when unaligned); one DGI per command unless ``pack``; returns the SWs."""
         assert self.channel is not None
-        block = 8 if self.scp == "02" else 16
-        sws = []
-        for seq, (dgi, value, encrypt) in enumerate(dgis):
-            if encrypt:
-                padded = value if len(value) % block == 0 else cp.pad_method2(value, block)
-                value = self.channel.encrypt_dgi_data(padded)
-            p1 = (0x60 if encrypt else 0x00) | (0x80 if seq == len(dgis) - 1 else 0x00)
-            data = encode_dgi(dgi, value)
-            sws.append(self.secure(bytes((0x80, 0xE2, p1, seq, len(data))) + data)[1])
-        return sws
+        conv = StoreDataConventions(block_size=8 if self.scp == "02" else 16, pack=pack)
+        items = [DgiItem(d, v, e) for d, v, e in dgis]
+        apdus = build_store_data(items, conv, self.channel.encrypt_dgi_data)
+        return [self.secure(apdu)[1] for apdu in apdus]
 
     def personalize(self, aid: bytes, dgis: list[tuple[int, bytes, bool]]) -> None:
         assert self.install_for_perso(aid) == 0x9000

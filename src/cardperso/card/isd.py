@@ -17,6 +17,7 @@ How this works
 
 from __future__ import annotations
 
+import copy
 from typing import TYPE_CHECKING
 
 from cardperso.card import lifecycle
@@ -38,11 +39,12 @@ from cardperso.card.applet import (
     parse_command,
 )
 from cardperso.card.channel import CardChannel, kdd_for, open_channel
-from cardperso.card.perso import DgiAssembler, Personalizer
+from cardperso.card.perso import Personalizer
 from cardperso.card.state import CardState, KeySet
 from cardperso.codec import tlv
 from cardperso.crypto import primitives as cp
 from cardperso.errors import CardPersoError, IllegalTransition
+from cardperso.protocol.storedata import StoreDataReceiver, StoreDataRejected
 
 if TYPE_CHECKING:
     from cardperso.card.vcard import VirtualCard
@@ -81,8 +83,8 @@ class IssuerSecurityDomain(Applet):
         self.card = card
         self.channel: CardChannel | None = None
         self.perso: Personalizer | None = None
-        self._assembler = DgiAssembler()
-        self._perso_seq = 0
+        self._receiver = StoreDataReceiver()
+        self._perso_aid = b""
 
     # -- selection ---------------------------------------------------------------------------
 
@@ -95,8 +97,7 @@ class IssuerSecurityDomain(Applet):
     def deselect(self) -> None:
         self.channel = None
         self.perso = None
-        self._assembler = DgiAssembler()
-        self._perso_seq = 0
+        self._receiver = StoreDataReceiver()
 
     def _close(self) -> None:
         self.deselect()
@@ -297,8 +298,7 @@ class IssuerSecurityDomain(Applet):
         assert app is not None
         need(app.lifecycle in ("INSTALLED", "SELECTABLE"), SW_CONDITIONS)
         self.perso = self.card.personalizer(app.kind)
-        self._assembler = DgiAssembler()
-        self._perso_seq = 0
+        self._receiver = StoreDataReceiver()
         self._perso_aid = app.aid
         return b"\x00"
 
@@ -314,37 +314,33 @@ class IssuerSecurityDomain(Applet):
     # -- STORE DATA ----------------------------------------------------------------------------
 
     def _store_data(self, cmd: Command) -> bytes:
+        """STORE DATA: reassembly and sequence checks by the protocol's card-side receiver
+        (the same module the host uses to build the commands); decryption by the channel."""
         perso = self.perso
         need(perso is not None, SW_CONDITIONS)
         assert perso is not None and self.channel is not None
         app = self.nv.app(self._perso_aid)
         need(app is not None and app.lifecycle in ("INSTALLED", "SELECTABLE"), SW_CONDITIONS)
-        need(cmd.p2 == self._perso_seq & 0xFF, SW_WRONG_P1P2)
-        need(cmd.p1 & 0x18 != 0x10 and cmd.p1 & 0x60 in (0x00, 0x60), SW_WRONG_P1P2)
+        assert app is not None
         need(bool(cmd.data), SW_WRONG_LENGTH)
-        last = bool(cmd.p1 & 0x80)
-        encrypted = cmd.p1 & 0x60 == 0x60
-        assembler = self._assembler.copy()
+        receiver = copy.copy(self._receiver)
         try:
-            complete = assembler.feed(cmd.data, encrypted)
-        except ValueError:
-            raise Sw(SW_WRONG_DATA) from None
-        if last and assembler.pending:
-            raise Sw(SW_WRONG_DATA)
-        channel = self.channel
-        for dgi, value, enc in complete:
-            if enc:
+            complete = receiver.feed(cmd.raw)
+        except StoreDataRejected as exc:
+            raise Sw(exc.sw) from None
+        for item in complete:
+            value = item.data
+            if item.encrypted:
                 try:
-                    value = channel.decrypt_dgi_data(value)
+                    value = self.channel.decrypt_dgi_data(value)
                 except CardPersoError:
                     raise Sw(SW_WRONG_DATA) from None
-            perso.store(dgi, value, enc)
-        if last:
+            perso.store(item.dgi, value, item.encrypted)
+        if receiver.finished:
             perso.finish()
-            self._transition_app(app.aid if app else b"", "personalize")
+            self._transition_app(app.aid, "personalize")
             self.perso = None
-        self._assembler = assembler
-        self._perso_seq += 1
+        self._receiver = receiver
         return b""
 
     # -- SET STATUS ----------------------------------------------------------------------------
