@@ -151,16 +151,28 @@ class CardState:
 # -- generic JSON conversion ---------------------------------------------------------------------
 
 
+_FIELD_NAMES: dict[type, tuple[str, ...]] = {}
+
+
+def _field_names(cls: type) -> tuple[str, ...]:
+    names = _FIELD_NAMES.get(cls)
+    if names is None:
+        names = _FIELD_NAMES[cls] = tuple(f.name for f in dataclasses.fields(cls))
+    return names
+
+
 def to_json(obj: Any) -> Any:
     """A JSON-compatible value for a state object (bytes as upper-case hex)."""
-    if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
-        return {f.name: to_json(getattr(obj, f.name)) for f in dataclasses.fields(obj)}
     if isinstance(obj, bytes):
         return obj.hex().upper()
+    if isinstance(obj, (int, str)) or obj is None:
+        return obj
     if isinstance(obj, list):
         return [to_json(v) for v in obj]
     if isinstance(obj, dict):
         return {str(k): to_json(v) for k, v in obj.items()}
+    if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
+        return {name: to_json(getattr(obj, name)) for name in _field_names(type(obj))}
     return obj
 
 
@@ -212,9 +224,13 @@ def from_json(cls: type[_T], data: Any, where: str = "card") -> _T:
     return cls(**kwargs)
 
 
-def dumps(state: CardState) -> str:
-    """The image text of ``state`` (stable key order, so equal states give equal text)."""
-    return json.dumps({"format": FORMAT, "card": to_json(state)}, indent=1, sort_keys=True)
+def dumps(state: CardState, *, compact: bool = False) -> str:
+    """The image text of ``state`` (stable key order, so equal states give equal text);
+    ``compact`` drops the indentation (the card compares states in that form: it is faster)."""
+    doc = {"format": FORMAT, "card": to_json(state)}
+    if compact:
+        return json.dumps(doc, sort_keys=True, separators=(",", ":"))
+    return json.dumps(doc, indent=1, sort_keys=True)
 
 
 def loads(text: str) -> CardState:

@@ -88,7 +88,7 @@ class VirtualCard:
     def __init__(self, path: Path, state: CardState, *, strict: bool = False) -> None:
         self.path = Path(path)
         self._nv = state
-        self._committed = dumps(state)
+        self._committed = dumps(state, compact=True)
         self.faults = FaultPlan()
         #: Re-raise unexpected exceptions instead of answering 6F00 (tests and fuzzing).
         self.strict = strict
@@ -223,7 +223,7 @@ class VirtualCard:
     def _commit(self, keep: bool) -> None:
         """End of the APDU's transaction: commit when the command succeeded (or answered a
         warning, e.g. 63Cx after counting a failed PIN), otherwise abort it."""
-        text = dumps(self._nv)
+        text = dumps(self._nv, compact=True)
         if text == self._committed:
             return
         if not keep:
@@ -231,11 +231,11 @@ class VirtualCard:
             return
         if self.faults.tear_next_write:
             self.faults.tear_next_write = False
-            write_image(self.path, text, tear=True)
+            write_image(self.path, dumps(self._nv), tear=True)
             self._rollback()
             self.power_off()
             raise CardTorn("power lost while writing non-volatile memory")
-        write_image(self.path, text)
+        write_image(self.path, dumps(self._nv))
         self._committed = text
 
     def _restore(self) -> None:
