@@ -1,0 +1,251 @@
+"""Write, verify and read personalization files (layout: :mod:`cardperso.layouts.persofile`).
+
+How this works
+--------------
+* :func:`file_key` derives the batch's MAC key from the transport KEK through the key store
+  (one ``wrap`` of a label naming the batch id and the profile digest), so only a holder of the
+  KEK can make or check a file, and files of other batches or profiles never verify.
+* :class:`PersoWriter` writes the header (record count patched when the file is closed),
+  then records framed as ``length ‖ seq ‖ body ‖ MAC`` and the trailer with the file MAC. The
+  worker processes hash each body (SHA-256); the writer only MACs ``seq ‖ digest`` so the
+  serial part stays small.
+* :func:`verify` streams the file and refuses it on the first problem: bad magic or version,
+  KEK check value that differs from the store's, a record MAC that fails (tampering, mixing),
+  a sequence number out of order (reordering), a missing trailer or wrong counts
+  (truncation), trailing bytes, a file MAC that fails. Nothing is handed to a station before
+  the whole file verified (:func:`read_verified`).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import hmac
+import os
+import struct
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import IO
+
+from cardperso.errors import DecodeError, KeyStoreError, MacMismatch
+from cardperso.keystore import KeyStore
+from cardperso.layouts import persofile as pf
+
+__all__ = [
+    "PersoWriter",
+    "VerifyResult",
+    "file_key",
+    "iter_records",
+    "read_header",
+    "record_mac",
+    "verify",
+]
+
+_LABEL = b"cardperso-persofile/1"
+_SEQ = struct.Struct(">I")
+_FRAME = struct.Struct(">II")
+
+
+def _label(batch_id: str, profile_digest: bytes) -> bytes:
+    bid = batch_id.encode("utf-8")
+    return hashlib.sha256(_LABEL + bytes((len(bid),)) + bid + profile_digest).digest()
+
+
+def file_key(
+    store: KeyStore, kek: str, batch_id: str, profile_digest: bytes
+) -> tuple[bytes, bytes]:
+    """(MAC key, default PIN seed) of a batch, derived from the KEK (see the module docstring)."""
+    x = store.wrap(kek, _label(batch_id, profile_digest))
+    return hashlib.sha256(b"mac" + x).digest(), hashlib.sha256(b"pin" + x).digest()
+
+
+def record_mac(key: bytes, seq: int, body_digest: bytes) -> bytes:
+    """The 16-byte MAC of record *seq* whose body has SHA-256 *body_digest*."""
+    return hmac.digest(key, b"R" + _SEQ.pack(seq) + body_digest, "sha256")[:16]
+
+
+def _file_mac(key: bytes, header: bytes, macs_digest: bytes, count: int) -> bytes:
+    msg = b"F" + hashlib.sha256(header).digest() + macs_digest + _SEQ.pack(count)
+    return hmac.digest(key, msg, "sha256")
+
+
+class PersoWriter:
+    """Streams a personalization file: header, records in order, trailer (see module doc)."""
+
+    def __init__(self, path: str | os.PathLike[str], header: pf.PersoHeader, key: bytes) -> None:
+        self.path = os.fspath(path)
+        self._key = key
+        self._fh: IO[bytes] = open(self.path, "wb")  # noqa: SIM115 - closed in close()
+        self._header = pf.PERSO_HEADER.encode(header)
+        self._fh.write(self._header)
+        self._macs = hashlib.sha256()
+        self.count = 0
+        self._pending: list[bytes] = []
+        self._pending_size = 0
+
+    def add(self, body: bytes | memoryview, body_digest: bytes) -> None:
+        """Append one record (its body and the SHA-256 of the body)."""
+        seq = self.count
+        mac = hmac.digest(self._key, b"R" + _SEQ.pack(seq) + body_digest, "sha256")[:16]
+        self._macs.update(mac)
+        pend = self._pending
+        pend.append(_FRAME.pack(len(body), seq))
+        pend.append(body)  # type: ignore[arg-type]
+        pend.append(mac)
+        self.count = seq + 1
+        self._pending_size += len(body) + 24
+        if self._pending_size > 1 << 20:
+            self.flush()
+
+    def flush(self) -> None:
+        if self._pending:
+            self._fh.write(b"".join(self._pending))
+            self._pending.clear()
+            self._pending_size = 0
+
+    def close(self, read_count: int, rejected_count: int) -> None:
+        """Write the trailer and patch the counts in the header."""
+        self.flush()
+        head = bytearray(self._header)
+        struct.pack_into(
+            ">III", head, pf.RECORD_COUNT_OFFSET, self.count, read_count, rejected_count
+        )
+        mac = _file_mac(self._key, bytes(head), self._macs.digest(), self.count)
+        self._fh.write(pf.TRAILER_MAGIC + _SEQ.pack(self.count) + mac)
+        self._fh.seek(0)
+        self._fh.write(head)
+        self._fh.close()
+
+    def abort(self) -> None:
+        self._fh.close()
+        with contextlib.suppress(OSError):
+            os.unlink(self.path)
+
+
+def read_header(fh: IO[bytes]) -> tuple[pf.PersoHeader, bytes]:
+    """Read and decode the header at the start of *fh*; returns (header, its bytes)."""
+    fixed = fh.read(10)
+    if len(fixed) < 10 or fixed[:4] != pf.MAGIC:
+        raise DecodeError("not a cardperso personalization file (bad magic)", offset=0)
+    version = int.from_bytes(fixed[4:6], "big")
+    if version != pf.FORMAT_VERSION:
+        raise DecodeError(f"unsupported personalization file version {version}", offset=4)
+    rest_len = int.from_bytes(fixed[6:10], "big")
+    if rest_len > 1 << 20:
+        raise DecodeError("header length is implausible", offset=6)
+    rest = fh.read(rest_len)
+    if len(rest) != rest_len:
+        raise DecodeError("file is truncated inside the header", offset=10 + len(rest))
+    raw = fixed + rest
+    return pf.PERSO_HEADER.decode(raw), raw
+
+
+@dataclass(frozen=True, slots=True)
+class VerifyResult:
+    header: pf.PersoHeader
+    records: int
+    size: int
+
+
+def _check_kek(store: KeyStore, header: pf.PersoHeader) -> None:
+    info = store.info(header.kek_name)
+    if not hmac.compare_digest(info.kcv, header.kek_kcv):
+        raise KeyStoreError(
+            f"the file was made under a different {header.kek_name!r} "
+            f"(KCV {header.kek_kcv.hex().upper()}, this store has {info.kcv.hex().upper()})"
+        )
+
+
+def _records(fh: IO[bytes], start: int) -> Iterator[tuple[int, int, bytes, bytes]]:
+    """Yield (seq, offset, body, mac) per record; at the trailer yield
+    (-1, offset, record count (4 bytes), file MAC) after checking nothing follows it."""
+    pos = start
+    buf = b""
+    bufpos = 0
+    chunk = 1 << 22
+
+    def need(n: int) -> bytes | None:
+        nonlocal buf, bufpos
+        while len(buf) - bufpos < n:
+            more = fh.read(max(chunk, n))
+            if not more:
+                return None
+            buf = buf[bufpos:] + more
+            bufpos = 0
+        out = buf[bufpos : bufpos + n]
+        bufpos += n
+        return out
+
+    while True:
+        head = need(8)
+        if head is None:
+            raise DecodeError("file is truncated: no trailer", offset=pos)
+        if head[:4] == pf.TRAILER_MAGIC:
+            file_mac = need(32)
+            if file_mac is None:
+                raise DecodeError("file is truncated inside the trailer", offset=pos)
+            extra = need(1)
+            if extra is not None:
+                raise DecodeError("unexpected bytes after the trailer", offset=pos + 40)
+            yield (-1, pos, head[4:8], file_mac)
+            return
+        length, seq = _FRAME.unpack(head)
+        if length > 1 << 24:
+            raise DecodeError("record length is implausible (corrupt file)", offset=pos)
+        rest = need(length + 16)
+        if rest is None:
+            raise DecodeError("file is truncated inside a record", offset=pos)
+        yield (seq, pos, rest[:length], rest[length:])
+        pos += 24 + length
+
+
+def verify(path: str | os.PathLike[str], store: KeyStore) -> VerifyResult:
+    """Check every MAC, the order, the counts and the end of the file; raise on the first
+    problem (:class:`MacMismatch` or :class:`DecodeError`), else return what was checked."""
+    with open(path, "rb") as fh:
+        header, raw = read_header(fh)
+        _check_kek(store, header)
+        key, _seed = file_key(store, header.kek_name, header.batch_id, header.profile_digest)
+        macs = hashlib.sha256()
+        expect = 0
+        sha = hashlib.sha256
+        digest = hmac.digest
+        pack = _SEQ.pack
+        for seq, pos, body, mac in _records(fh, len(raw)):
+            if seq < 0:
+                count = int.from_bytes(body, "big")
+                if count != expect or header.record_count != expect:
+                    raise DecodeError(
+                        f"record count mismatch: header {header.record_count}, trailer {count}, "
+                        f"file {expect} (truncated or spliced file)",
+                        offset=pos,
+                    )
+                want = _file_mac(key, raw, macs.digest(), expect)
+                if not hmac.compare_digest(want, mac):
+                    raise MacMismatch("file MAC does not verify (tampered, truncated or mixed)")
+                return VerifyResult(header, expect, pos + pf.TRAILER_SIZE)
+            if seq != expect:
+                raise DecodeError(
+                    f"record {expect} has sequence number {seq} (reordered or spliced file)",
+                    offset=pos,
+                )
+            want_mac = digest(key, b"R" + pack(seq) + sha(body).digest(), "sha256")[:16]
+            if not hmac.compare_digest(want_mac, mac):
+                raise MacMismatch(f"record {seq} (offset {pos}) MAC does not verify")
+            macs.update(mac)
+            expect += 1  # noqa: SIM113 - also the count after the loop
+        raise DecodeError("file is truncated: no trailer")  # pragma: no cover
+
+
+def iter_records(path: str | os.PathLike[str]) -> Iterator[tuple[int, pf.PersoRecordBody]]:
+    """Decode every record body (no MAC check: call :func:`verify` first)."""
+    with open(path, "rb") as fh:
+        _header, raw = read_header(fh)
+        for seq, _pos, body, _mac in _records(fh, len(raw)):
+            if seq < 0:
+                return
+            yield seq, pf.PERSO_RECORD_BODY.decode(body)
+
+
+def decode_body(body: bytes) -> pf.PersoRecordBody:
+    return pf.PERSO_RECORD_BODY.decode(body)

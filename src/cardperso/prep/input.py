@@ -1,0 +1,235 @@
+"""Streaming input: CSV (UTF-8, header row) or JSON Lines, cut into chunks of records.
+
+How this works
+--------------
+The main process never parses fields. :func:`open_input` reads the CSV header (mapping column
+names and ministry aliases to canonical names, refusing unknown, duplicate or missing
+columns), then :meth:`InputFile.chunks` streams the file as bytes and groups physical lines
+into *records*: a CSV record continues over the next line while its double quotes are
+unbalanced (a quoted field with a newline). A record that is still open after
+:data:`MAX_RECORD_LINES` lines or :data:`MAX_RECORD_BYTES` bytes is cut and marked malformed.
+Each chunk is ``(first index, [(line number, raw bytes)...])``; workers decode and parse it
+(:func:`parse_chunk`), so every problem is reported against the record's first input line.
+
+Blank lines are not records and are not counted.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+from cardperso.errors import DataError
+from cardperso.prep.validate import ROW, Reject
+from cardperso.profiles.fields import INPUT_FIELDS, canonical
+
+__all__ = [
+    "MAX_RECORD_BYTES",
+    "MAX_RECORD_LINES",
+    "Chunk",
+    "InputFile",
+    "open_input",
+    "parse_chunk",
+]
+
+MAX_RECORD_LINES = 16
+MAX_RECORD_BYTES = 64 * 1024
+
+#: (line number, raw record bytes, malformed-cut flag)
+RawRecord = tuple[int, bytes, bool]
+
+
+@dataclass(frozen=True, slots=True)
+class Chunk:
+    index: int
+    fmt: str
+    columns: tuple[str, ...]
+    records: list[RawRecord]
+
+
+def _detect(path: str, fmt: str | None) -> str:
+    if fmt:
+        if fmt not in ("csv", "jsonl"):
+            raise DataError(f"unknown input format {fmt!r} (csv or jsonl)", field="format")
+        return fmt
+    low = path.lower()
+    if low.endswith((".jsonl", ".ndjson", ".json")):
+        return "jsonl"
+    return "csv"
+
+
+class InputFile:
+    """An opened input (see the module docstring)."""
+
+    def __init__(self, path: str, fmt: str, columns: tuple[str, ...], data_start: int) -> None:
+        self.path = path
+        self.fmt = fmt
+        self.columns = columns
+        self._start = data_start
+        self.header_line = 1 if fmt == "csv" else 0
+
+    def chunks(self, size: int = 2000) -> Iterator[Chunk]:
+        """Yield chunks of at most *size* records, in input order."""
+        fmt, columns = self.fmt, self.columns
+        index = 0
+        recs: list[RawRecord] = []
+        line_no = self.header_line
+        with open(self.path, "rb") as fh:
+            fh.seek(self._start)
+            pending: list[bytes] = []
+            pending_start = 0
+            pending_size = 0
+            for raw in fh:
+                line_no += 1
+                if pending:
+                    pending.append(raw)
+                    pending_size += len(raw)
+                    if b"".join(pending).count(b'"') % 2 == 0:
+                        recs.append((pending_start, b"".join(pending), False))
+                        pending = []
+                    elif len(pending) >= MAX_RECORD_LINES or pending_size > MAX_RECORD_BYTES:
+                        recs.append((pending_start, b"".join(pending), True))
+                        pending = []
+                    else:
+                        continue
+                elif fmt == "csv" and b'"' in raw and raw.count(b'"') % 2:
+                    pending, pending_start, pending_size = [raw], line_no, len(raw)
+                    continue
+                elif not raw.strip():
+                    continue
+                else:
+                    recs.append((line_no, raw, False))
+                if len(recs) >= size:
+                    yield Chunk(index, fmt, columns, recs)
+                    index += 1
+                    recs = []
+            if pending:
+                recs.append((pending_start, b"".join(pending), True))
+            if recs:
+                yield Chunk(index, fmt, columns, recs)
+
+
+def open_input(
+    path: str | os.PathLike[str], fmt: str | None = None, *, required: frozenset[str] = frozenset()
+) -> InputFile:
+    """Open *path*, read and check the CSV header (file-level errors are :class:`DataError`)."""
+    p = os.fspath(path)
+    kind = _detect(p, fmt)
+    try:
+        fh = open(p, "rb")  # noqa: SIM115 - closed below
+    except OSError as exc:
+        raise DataError(f"cannot open input {p}: {exc.strerror}", field="input") from None
+    with fh:
+        if kind == "jsonl":
+            head = fh.read(3)
+            start = 3 if head == b"\xef\xbb\xbf" else 0
+            return InputFile(p, kind, (), start)
+        first = fh.readline()
+        start = fh.tell()
+    if not first.strip():
+        raise DataError("the CSV file has no header row", field="header", record=1)
+    try:
+        text = first.decode("utf-8-sig")
+    except UnicodeDecodeError:
+        raise DataError("the header row is not valid UTF-8", field="header", record=1) from None
+    names = next(csv.reader([text.rstrip("\r\n")]))
+    columns: list[str] = []
+    for i, name in enumerate(names):
+        canon = canonical(name)
+        if canon is None:
+            raise DataError(
+                f"column {i + 1} {name.strip()!r} is not an input field "
+                f"(known: {', '.join(INPUT_FIELDS)}, or AAC002... aliases)",
+                field="header",
+                record=1,
+            )
+        if canon in columns:
+            raise DataError(f"column {canon!r} appears twice", field="header", record=1)
+        columns.append(canon)
+    missing = sorted(required - set(columns))
+    if missing:
+        raise DataError(
+            f"required column(s) missing: {', '.join(missing)}", field="header", record=1
+        )
+    return InputFile(p, kind, tuple(columns), start)
+
+
+def _decode(raw: bytes) -> str:
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise Reject(ROW, f"is not valid UTF-8 (byte {exc.start + 1} of the record)") from None
+
+
+def _json_record(text: str) -> dict[str, Any]:
+    try:
+        obj = json.loads(text)
+    except ValueError as exc:
+        raise Reject(ROW, f"is not valid JSON ({exc.args[0].split(':')[0]})") from None
+    if not isinstance(obj, dict):
+        raise Reject(ROW, "is not a JSON object")
+    out: dict[str, Any] = {}
+    for key, value in obj.items():
+        canon = canonical(key) if isinstance(key, str) else None
+        if canon is None:
+            raise Reject(str(key)[:40], "unknown field")
+        if canon in out:
+            raise Reject(canon, "given twice (name and alias)")
+        if value is None:
+            out[canon] = ""
+        elif isinstance(value, str):
+            out[canon] = value
+        elif isinstance(value, int) and not isinstance(value, bool):
+            out[canon] = str(value)
+        else:
+            raise Reject(canon, "must be a string or a whole number")
+    return out
+
+
+def parse_chunk(chunk: Chunk) -> Iterator[tuple[int, dict[str, Any] | Reject]]:
+    """Yield (line, record dict) or (line, Reject) for every record of *chunk*, in order."""
+    columns = chunk.columns
+    ncol = len(columns)
+    if chunk.fmt == "jsonl":
+        for line, raw, _cut in chunk.records:
+            try:
+                yield line, _json_record(_decode(raw))
+            except Reject as rej:
+                yield line, rej
+        return
+    texts: list[str] = []
+    lines: list[int] = []
+    for line, raw, cut in chunk.records:
+        if cut:
+            yield line, Reject(ROW, "malformed CSV: a quoted field is never closed")
+            continue
+        try:
+            texts.append(_decode(raw))
+        except Reject as rej:
+            yield line, rej
+            continue
+        lines.append(line)
+    try:
+        rows = list(csv.reader(texts))
+        if len(rows) != len(texts):
+            raise csv.Error("record count changed")
+    except csv.Error:
+        rows = []
+        for t in texts:
+            try:
+                rows.append(next(csv.reader(io.StringIO(t))))
+            except (csv.Error, StopIteration) as exc:
+                rows.append([f"\x00csv-error:{exc}"])
+    for line, row in zip(lines, rows):
+        if len(row) != ncol:
+            if len(row) == 1 and row[0].startswith("\x00csv-error:"):
+                yield line, Reject(ROW, f"malformed CSV: {row[0][11:]}")
+            else:
+                yield line, Reject(ROW, f"has {len(row)} fields, the header has {ncol}")
+            continue
+        yield line, dict(zip(columns, row))

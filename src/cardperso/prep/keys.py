@@ -1,0 +1,148 @@
+"""Per-chunk key work: card master keys, SSSE per-card keys, PIN blocks, all under the KEK.
+
+How this works
+--------------
+For a chunk of validated cards, :meth:`ChunkKeys.derive` makes **one key-store call per master
+key** for the whole chunk, never one per card:
+
+* PBOC (EMV Book 2 A1.4.1 option A): :meth:`KeyStore.derive_emv_a` for MK-AC, MK-SMI and
+  MK-SMC returns each card's key wrapped under the transport KEK with its check value; DGI 8000
+  is the three wrapped keys concatenated (ECB wrapping, so that is the encryption of
+  AC ‖ SMI ‖ SMC) and DGI 9000 the three check values.
+* SSSE: each card's key for card key id *k* is diversified from the master named by the
+  profile with the card's 8-byte factor (the 8 body characters of the card number, ASCII):
+  ``K = E(M, f ‖ ~f)`` for both SM4 and 3DES (:func:`cardperso.crypto.ssse.diversify`).
+  With a software store the factors of the chunk go through one ``encrypt`` call per master
+  and every clear key of the chunk is wrapped in one ``wrap`` call (the same bytes as
+  :meth:`KeyStore.derive_ssse`, which also computes per-key check values prep does not need);
+  with any other store (an HSM) :meth:`KeyStore.derive_ssse` is used so keys stay inside it.
+* PIN blocks (ISO 9564 format 2: ``2L PPPP… FF``) are wrapped in one call. PINs come from the
+  input or, by the profile's policy, from the seeded generator :func:`seeded_pin`.
+"""
+
+from __future__ import annotations
+
+import hmac
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from cardperso.crypto import BLOCK_SIZE
+from cardperso.errors import KeyStoreError
+from cardperso.keystore import KeyStore
+from cardperso.profiles.model import Profile
+
+__all__ = ["CardKeys", "ChunkKeys", "pin_block", "seeded_pin"]
+
+_FF8 = b"\xff" * 8
+
+
+def seeded_pin(seed: bytes, ssn: str, length: int) -> str:
+    """A PIN of *length* digits from the batch's PIN seed and the card's identity number."""
+    n = int.from_bytes(hmac.digest(seed, ssn.encode("ascii"), "sha256")[:8], "big")
+    return str(n % 10**length).zfill(length)
+
+
+def pin_block(pin: str) -> bytes:
+    """ISO 9564 format-2 plaintext PIN block (8 bytes): ``2`` ‖ length ‖ digits ‖ ``F`` pad."""
+    return bytes.fromhex(f"2{len(pin):X}{pin}".ljust(16, "F"))
+
+
+@dataclass(frozen=True, slots=True)
+class CardKeys:
+    """One card's protected key material (all encrypted under the transport KEK)."""
+
+    pboc_mk: bytes  # 48 bytes: wrapped AC ‖ SMI ‖ SMC (empty without PBOC)
+    pboc_kcv: bytes  # 9 bytes: their check values (empty without PBOC)
+    ssse_keys: bytes  # 16 bytes per SSSE key, in profile order
+    pin: bytes  # wrapped PIN block
+
+
+class ChunkKeys:
+    """Key work for one profile with one key store (see the module docstring)."""
+
+    def __init__(self, store: KeyStore, profile: Profile, pin_seed: bytes) -> None:
+        self.store = store
+        self.profile = profile
+        self.kek = profile.transport_kek
+        kek_info = store.info(self.kek)
+        self.kek_block = BLOCK_SIZE[kek_info.algorithm]
+        self.pin_seed = pin_seed
+        self.fast = store.is_software
+        ss = profile.ssse
+        self.ssse_masters = tuple(k.master for k in ss.keys)
+        for name in self.ssse_masters:
+            alg = store.info(name).algorithm
+            if alg != ss.algorithm:
+                raise KeyStoreError(
+                    f"key {name!r} is {alg}, profile {profile.name} needs {ss.algorithm} SSSE keys"
+                )
+        self.pboc = profile.pboc
+        if self.pboc is not None:
+            for name in (self.pboc.imk_ac, self.pboc.imk_smi, self.pboc.imk_smc):
+                if store.info(name).algorithm != "3DES":
+                    raise KeyStoreError(f"key {name!r} must be 3DES (EMV option A)")
+        self.pin_len = profile.pin.length
+        self.pin_policy = profile.pin.source
+
+    def _pins(self, cards: Sequence[dict[str, Any]]) -> bytes:
+        seed, n, policy = self.pin_seed, self.pin_len, self.pin_policy
+        blocks = []
+        for v in cards:
+            pin = v.get("pin") if policy != "seeded" else ""
+            blocks.append(pin_block(pin or seeded_pin(seed, v["ssn"], n)))
+        return b"".join(blocks)
+
+    def derive(self, cards: Sequence[dict[str, Any]]) -> list[CardKeys]:
+        """Key material for every card of the chunk, in order."""
+        count = len(cards)
+        if not count:
+            return []
+        store, kek = self.store, self.kek
+        factors = [v["card_no"][:8].encode("ascii") for v in cards]
+        pins_clear = self._pins(cards)
+        pin_len = 8 if 8 % self.kek_block == 0 else self.kek_block
+        nkeys = len(self.ssse_masters)
+        if self.fast:
+            blocks = b"".join(f + bytes(b ^ 0xFF for b in f) for f in factors)
+            per_master = [store.encrypt(m, blocks, "ecb") for m in self.ssse_masters]
+            # card-major order: card i's keys are contiguous
+            clear = b"".join(
+                b"".join(pm[16 * i : 16 * i + 16] for pm in per_master) for i in range(count)
+            )
+            if pin_len == 8:
+                wrapped = store.wrap(kek, clear + pins_clear)
+                ssse_w, pins_w = wrapped[: 16 * nkeys * count], wrapped[16 * nkeys * count :]
+            else:
+                ssse_w = store.wrap(kek, clear)
+                pins_w = b"".join(
+                    store.wrap(kek, pins_clear[8 * i : 8 * i + 8], pad=True) for i in range(count)
+                )
+            ssse_cards = [ssse_w[16 * nkeys * i : 16 * nkeys * (i + 1)] for i in range(count)]
+        else:
+            derived = [store.derive_ssse(m, factors, wrap_under=kek) for m in self.ssse_masters]
+            ssse_cards = [b"".join(d[i].data for d in derived) for i in range(count)]
+            if pin_len == 8:
+                pins_w = store.wrap(kek, pins_clear)
+            else:
+                pins_w = b"".join(
+                    store.wrap(kek, pins_clear[8 * i : 8 * i + 8], pad=True) for i in range(count)
+                )
+        pins = [pins_w[pin_len * i : pin_len * (i + 1)] for i in range(count)]
+        if self.pboc is None:
+            return [CardKeys(b"", b"", ssse_cards[i], pins[i]) for i in range(count)]
+        emv_cards = [(v["pan"], v["pan_seq"]) for v in cards]
+        p = self.pboc
+        ac, smi, smc = (
+            store.derive_emv_a(name, emv_cards, wrap_under=kek)
+            for name in (p.imk_ac, p.imk_smi, p.imk_smc)
+        )
+        return [
+            CardKeys(
+                ac[i].data + smi[i].data + smc[i].data,
+                ac[i].kcv + smi[i].kcv + smc[i].kcv,
+                ssse_cards[i],
+                pins[i],
+            )
+            for i in range(count)
+        ]

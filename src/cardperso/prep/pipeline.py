@@ -1,0 +1,470 @@
+"""Batch data preparation: input records in, a protected personalization file out.
+
+How this works
+--------------
+::
+
+    main process                      worker processes (or the main one with workers=1)
+    ------------                      ----------------------------------------------------
+    read lines, group records  ─────▶ parse CSV/JSONL, validate every rule,
+    (chunks of 2,000)                 derive keys for the chunk (1 store call per master key),
+                                      fill the precompiled DGI templates, hash each body
+    in input order:           ◀───── bodies (one bytes blob), SHA-256s, fingerprints, rejects
+      duplicates (ssn, card_no, PAN: first occurrence wins),
+      sequence numbers, record MACs, write; rejects file; totals
+
+At most ``2 × workers + 2`` chunks are in flight, so memory does not grow with the batch. The
+output depends only on the input, the profile, the keys and the options: the worker count and
+the chunk size change nothing in the file.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import multiprocessing
+import os
+import struct
+import time
+from array import array
+from collections import Counter, deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from cardperso.errors import DataError, UsageError
+from cardperso.keystore import KeyStore
+from cardperso.layouts import persofile as pf
+from cardperso.prep.container import PersoWriter, file_key
+from cardperso.prep.dedup import FingerprintSet, card_no_fp, pan_fp, ssn_fp
+from cardperso.prep.input import Chunk, open_input, parse_chunk
+from cardperso.prep.keys import ChunkKeys
+from cardperso.prep.rejects import RejectsWriter
+from cardperso.prep.templates import PbocTemplate, SsseTemplate, ssse_key_dgi
+from cardperso.prep.validate import Reject, Validator
+from cardperso.profiles.model import Profile
+
+__all__ = ["PrepOptions", "PrepSummary", "build_header", "prepare", "validate_only"]
+
+StoreOpener = Callable[[], KeyStore]
+
+_BODY_HEAD = struct.Struct(">BI9s18sB")
+_U32 = struct.Struct(">I")
+_U16 = struct.Struct(">H")
+
+
+@dataclass(frozen=True, slots=True)
+class PrepOptions:
+    batch_id: str
+    created: int
+    workers: int = 1
+    chunk_size: int = 2000
+    pin_seed: bytes | None = None
+    input_format: str | None = None
+
+
+@dataclass(slots=True)
+class PrepSummary:
+    read: int = 0
+    prepared: int = 0
+    rejected: int = 0
+    reasons: Counter[str] = field(default_factory=Counter)
+    seconds: float = 0.0
+    output: str = ""
+
+    @property
+    def rate(self) -> float:
+        return self.read / self.seconds if self.seconds else 0.0
+
+
+@dataclass(slots=True)
+class ChunkResult:
+    index: int
+    read: int
+    bodies: bytes
+    ends: array[int]
+    digests: bytes
+    fps: array[int]  # 3 per record: ssn, card_no, pan (0 = none)
+    lines: array[int]
+    rejects: list[tuple[int, str, str, str]]  # line, field, reason, masked ssn
+
+
+def _mask(ssn: Any) -> str:
+    if not isinstance(ssn, str) or len(ssn) < 8:
+        return ""
+    return ssn[:6] + "*" * (len(ssn) - 10) + ssn[-4:]
+
+
+class Preparer:
+    """Everything a worker needs for one profile and key store: compiled once per process."""
+
+    def __init__(
+        self, profile: Profile, store: KeyStore | None, base_dir: str, pin_seed: bytes
+    ) -> None:
+        self.profile = profile
+        self.validator = Validator(profile, base_dir)
+        self.ssse = SsseTemplate(profile)
+        self.pboc = PbocTemplate(profile) if profile.pboc is not None else None
+        self.keys = ChunkKeys(store, profile, pin_seed) if store is not None else None
+        self.ssse_aid_head = bytes((len(profile.ssse.df_name),)) + profile.ssse.df_name
+        self.pboc_aid_head = (
+            bytes((len(profile.pboc.aid),)) + profile.pboc.aid if profile.pboc else b""
+        )
+        self.flags = 1 if profile.pboc is not None else 0
+        self.napps = b"\x02" if profile.pboc is not None else b"\x01"
+        self.face = tuple(f.src for f in profile.card_face)
+        ms = profile.mag_stripe
+        self.tracks = (ms.track1, ms.track2, ms.track3) if ms is not None else ("", "", "")
+        if profile.pboc is not None:
+            self.service_code = profile.pboc.service_code
+            self.disc = profile.pboc.track2_discretionary
+            self.latin_default = profile.pboc.latin_name_default
+        else:
+            self.service_code = self.disc = self.latin_default = ""
+
+    def validate_chunk(
+        self, chunk: Chunk
+    ) -> tuple[list[tuple[int, dict[str, Any]]], list[tuple[int, str, str, str]]]:
+        good: list[tuple[int, dict[str, Any]]] = []
+        bad: list[tuple[int, str, str, str]] = []
+        check = self.validator.check
+        for line, rec in parse_chunk(chunk):
+            if isinstance(rec, Reject):
+                bad.append((line, rec.field, rec.reason, ""))
+                continue
+            try:
+                good.append((line, check(rec)))
+            except Reject as rej:
+                bad.append((line, rej.field, rej.reason, _mask(rec.get("ssn"))))
+            except Exception as exc:
+                bad.append((line, "(record)", f"internal error: {type(exc).__name__}", ""))
+        return good, bad
+
+    def _face_tracks(self, v: dict[str, Any]) -> tuple[bytes, bytes, bytes, bytes]:
+        v["service_code"] = self.service_code
+        v["discretionary"] = self.disc
+        latin = v.get("name_latin") or self.latin_default
+        face_vals = []
+        for src in self.face:
+            value = v.get(src) or ""
+            face_vals.append(value.hex().upper() if isinstance(value, bytes) else value)
+        face = "\x1f".join(face_vals).encode("utf-8")
+        t1, t2, t3 = self.tracks
+        ctx = v
+        ctx["name_latin"] = latin.upper()
+        out1 = t1.format_map(ctx).encode("ascii") if t1 else b""
+        out2 = t2.format_map(ctx).encode("ascii") if t2 else b""
+        out3 = t3.format_map(ctx).encode("ascii") if t3 else b""
+        return face, out1, out2, out3
+
+    def process(self, chunk: Chunk) -> ChunkResult:
+        good, bad = self.validate_chunk(chunk)
+        assert self.keys is not None
+        keys = self.keys.derive([v for _line, v in good])
+        bodies: list[bytes] = []
+        ends = array("I")
+        digests: list[bytes] = []
+        fps = array("Q")
+        lines = array("I")
+        pos = 0
+        ssse, pboc = self.ssse, self.pboc
+        sha = hashlib.sha256
+        for (line, v), k in zip(good, keys):
+            try:
+                sdgis = ssse.clear_dgis(v) + ssse.secret_dgis(k.ssse_keys, k.pin)
+                pan = v.get("pan", "") if pboc is not None else ""
+                parts = [
+                    _BODY_HEAD.pack(
+                        self.flags,
+                        line,
+                        v["card_no"].encode("ascii"),
+                        v["ssn"].encode("ascii"),
+                        len(pan),
+                    ),
+                    pan.encode("ascii"),
+                    v["card_id"],
+                    self.napps,
+                    self.ssse_aid_head,
+                    _U32.pack(len(sdgis)),
+                    sdgis,
+                ]
+                if pboc is not None:
+                    pdgis = pboc.dgis(v, k.pboc_mk, k.pboc_kcv, k.pin)
+                    parts += [self.pboc_aid_head, _U32.pack(len(pdgis)), pdgis]
+                face, t1, t2, t3 = self._face_tracks(v)
+                if len(face) > 0xFFFF or max(len(t1), len(t2), len(t3)) > 0xFF:
+                    raise Reject("(record)", "card-face or track data is too long")
+                parts += [
+                    _U16.pack(len(face)),
+                    face,
+                    bytes((len(t1),)),
+                    t1,
+                    bytes((len(t2),)),
+                    t2,
+                    bytes((len(t3),)),
+                    t3,
+                ]
+                body = b"".join(parts)
+            except Reject as rej:
+                bad.append((line, rej.field, rej.reason, _mask(v.get("ssn"))))
+                continue
+            except (UnicodeEncodeError, ValueError, KeyError) as exc:
+                reason = f"cannot be encoded ({type(exc).__name__})"
+                bad.append((line, "(record)", reason, _mask(v.get("ssn"))))
+                continue
+            bodies.append(body)
+            pos += len(body)
+            ends.append(pos)
+            digests.append(sha(body).digest())
+            fps.append(ssn_fp(v["ssn"]))
+            fps.append(card_no_fp(v["card_no"]))
+            fps.append(pan_fp(pan) if pan else 0)
+            lines.append(line)
+        bad.sort()
+        return ChunkResult(
+            chunk.index,
+            len(chunk.records),
+            b"".join(bodies),
+            ends,
+            b"".join(digests),
+            fps,
+            lines,
+            bad,
+        )
+
+
+# -- worker processes ------------------------------------------------------------------------
+
+_WORKER: Preparer | None = None
+
+
+def _init_worker(
+    profile: Profile, opener: StoreOpener | None, base_dir: str, pin_seed: bytes
+) -> None:
+    global _WORKER
+    store = opener() if opener is not None else None
+    _WORKER = Preparer(profile, store, base_dir, pin_seed)
+
+
+def _work(chunk: Chunk) -> ChunkResult:
+    assert _WORKER is not None
+    return _WORKER.process(chunk)
+
+
+def _validate_work(chunk: Chunk) -> tuple[int, list[tuple[int, dict[str, Any]]], list[Any]]:
+    assert _WORKER is not None
+    good, bad = _WORKER.validate_chunk(chunk)
+    slim = [
+        (line, {"ssn": v["ssn"], "card_no": v["card_no"], "pan": v.get("pan", "")})
+        for line, v in good
+    ]
+    return len(chunk.records), slim, bad
+
+
+# -- the batch ---------------------------------------------------------------------------------
+
+
+def build_header(
+    profile: Profile, store: KeyStore, batch_id: str, created: int, pin_seed_wrapped: bytes
+) -> pf.PersoHeader:
+    kek = store.info(profile.transport_kek)
+    keys = tuple(
+        pf.KeyRef(n, store.info(n).algorithm, store.info(n).kcv) for n in profile.master_key_names()
+    )
+    ssse_secret = (*tuple(ssse_key_dgi(k.id) for k in profile.ssse.keys), 36624)
+    apps = [pf.AppRef("ssse", profile.ssse.df_name, ssse_secret)]
+    if profile.pboc is not None:
+        apps.append(pf.AppRef("pboc", profile.pboc.aid, (0x8000, 0x8010)))
+    return pf.PersoHeader(
+        version=pf.FORMAT_VERSION,
+        record_count=0,
+        read_count=0,
+        rejected_count=0,
+        created=created,
+        batch_id=batch_id,
+        profile=profile.name,
+        profile_digest=profile.digest,
+        kek_name=profile.transport_kek,
+        kek_algorithm=kek.algorithm,
+        kek_kcv=kek.kcv,
+        mac_scheme=pf.MAC_SCHEME,
+        pin_seed=pin_seed_wrapped,
+        keys=keys,
+        apps=tuple(apps),
+        face_fields=tuple(f.name for f in profile.card_face),
+    )
+
+
+def _required_columns(profile: Profile, fmt: str) -> frozenset[str]:
+    if fmt == "jsonl":
+        return frozenset()
+    return Validator(profile).required
+
+
+def _run_chunks(
+    worker_fn: Callable[[Chunk], Any],
+    chunks: Any,
+    workers: int,
+    init_args: tuple[Any, ...],
+    sink: Callable[[Any], None],
+) -> None:
+    """Run *worker_fn* over *chunks* in order (bounded in flight) and feed *sink* in order."""
+    if workers <= 1:
+        _init_worker(*init_args)
+        for chunk in chunks:
+            sink(worker_fn(chunk))
+        return
+    ctx = multiprocessing.get_context("fork")
+    with ctx.Pool(workers, initializer=_init_worker, initargs=init_args) as pool:
+        inflight: deque[Any] = deque()
+        limit = 2 * workers + 2
+        for chunk in chunks:
+            inflight.append(pool.apply_async(worker_fn, (chunk,)))
+            if len(inflight) >= limit:
+                sink(inflight.popleft().get())
+        while inflight:
+            sink(inflight.popleft().get())
+
+
+def prepare(
+    input_path: str | os.PathLike[str],
+    profile: Profile,
+    store: KeyStore,
+    opener: StoreOpener,
+    out_path: str | os.PathLike[str],
+    rejects_path: str | os.PathLike[str],
+    options: PrepOptions,
+    progress: Callable[[int], None] | None = None,
+) -> PrepSummary:
+    """Prepare a batch (see the module docstring); returns the totals."""
+    if options.workers < 1:
+        raise UsageError("--workers must be at least 1")
+    started = time.perf_counter()
+    src = open_input(input_path, options.input_format)
+    required = _required_columns(profile, src.fmt)
+    missing = sorted(required - set(src.columns)) if src.fmt == "csv" else []
+    if missing:
+        raise DataError(
+            f"required column(s) missing: {', '.join(missing)}", field="header", record=1
+        )
+    kek = profile.transport_kek
+    key, derived_seed = file_key(store, kek, options.batch_id, profile.digest)
+    pin_seed = options.pin_seed if options.pin_seed is not None else derived_seed
+    seed_wrapped = store.wrap(kek, pin_seed, pad=True)
+    header = build_header(profile, store, options.batch_id, options.created, seed_wrapped)
+    # fail on missing keys before touching the input
+    ChunkKeys(store, profile, pin_seed)
+    writer = PersoWriter(out_path, header, key)
+    rejects = RejectsWriter(rejects_path)
+    summary = PrepSummary(output=os.fspath(out_path))
+    dup_sets = (FingerprintSet(), FingerprintSet(), FingerprintSet())
+    dup_names = ("ssn", "card_no", "pan")
+
+    def sink(res: ChunkResult) -> None:
+        summary.read += res.read
+        rej = list(res.rejects)
+        start = 0
+        bodies = memoryview(res.bodies)
+        digests = res.digests
+        fps = res.fps
+        for i, end in enumerate(res.ends):
+            line = res.lines[i]
+            dup = 0
+            for j in range(3):
+                fp = fps[3 * i + j]
+                if fp:
+                    first = dup_sets[j].add(fp, line)
+                    if first:
+                        rej.append((line, dup_names[j], f"duplicate of line {first}", ""))
+                        dup = 1
+                        break
+            if not dup:
+                writer.add(bodies[start:end], digests[32 * i : 32 * i + 32])
+            start = end
+        if len(rej) != len(res.rejects):
+            rej.sort()
+        for line, fld, reason, masked in rej:
+            rejects.add(line, fld, reason, masked)
+            summary.reasons[fld] += 1
+        summary.rejected += len(rej)
+        if progress is not None:
+            progress(res.read)
+
+    base_dir = str(Path(os.fspath(input_path)).resolve().parent)
+    init_args = (profile, opener if options.workers > 1 else (lambda: store), base_dir, pin_seed)
+    try:
+        _run_chunks(_work, src.chunks(options.chunk_size), options.workers, init_args, sink)
+    except BaseException:
+        writer.abort()
+        rejects.close()
+        raise
+    summary.prepared = writer.count
+    writer.close(summary.read, summary.rejected)
+    rejects.close()
+    summary.seconds = time.perf_counter() - started
+    if summary.read != summary.prepared + summary.rejected:  # pragma: no cover - invariant
+        raise UsageError("internal error: read != prepared + rejected")
+    return summary
+
+
+def validate_only(
+    input_path: str | os.PathLike[str],
+    profile: Profile,
+    rejects_path: str | os.PathLike[str] | None,
+    *,
+    workers: int = 1,
+    chunk_size: int = 2000,
+    input_format: str | None = None,
+    progress: Callable[[int], None] | None = None,
+) -> PrepSummary:
+    """Check a batch without keys and without preparing it (same rules, same rejects)."""
+    started = time.perf_counter()
+    src = open_input(input_path, input_format)
+    required = _required_columns(profile, src.fmt)
+    missing = sorted(required - set(src.columns)) if src.fmt == "csv" else []
+    if missing:
+        raise DataError(
+            f"required column(s) missing: {', '.join(missing)}", field="header", record=1
+        )
+    rejects = RejectsWriter(rejects_path) if rejects_path else None
+    summary = PrepSummary()
+    dup_sets = (FingerprintSet(), FingerprintSet(), FingerprintSet())
+
+    def sink(res: tuple[int, list[tuple[int, dict[str, Any]]], list[Any]]) -> None:
+        read, good, bad = res
+        summary.read += read
+        rej = list(bad)
+        for line, v in good:
+            pan = v["pan"]
+            for j, (name, fp) in enumerate(
+                (
+                    ("ssn", ssn_fp(v["ssn"])),
+                    ("card_no", card_no_fp(v["card_no"])),
+                    ("pan", pan_fp(pan) if pan else 0),
+                )
+            ):
+                if fp:
+                    first = dup_sets[j].add(fp, line)
+                    if first:
+                        rej.append((line, name, f"duplicate of line {first}", ""))
+                        break
+            else:
+                summary.prepared += 1
+        rej.sort()
+        for line, fld, reason, masked in rej:
+            if rejects is not None:
+                rejects.add(line, fld, reason, masked)
+            summary.reasons[fld] += 1
+        summary.rejected += len(rej)
+        if progress is not None:
+            progress(read)
+
+    base_dir = str(Path(os.fspath(input_path)).resolve().parent)
+    init_args = (profile, None, base_dir, b"")
+    try:
+        _run_chunks(_validate_work, src.chunks(chunk_size), workers, init_args, sink)
+    finally:
+        if rejects is not None:
+            rejects.close()
+    summary.seconds = time.perf_counter() - started
+    return summary

@@ -1,0 +1,42 @@
+"""The rejects file: one row per rejected record, CSV or JSON Lines (chosen by extension).
+
+Columns: ``line`` (the record's first input line, the header being line 1), ``field`` (a
+canonical field name, ``(row)`` for the shape of the row, ``(record)`` for the record as a
+whole), ``reason`` (what is wrong, in words a person can act on) and ``ssn_masked`` (the
+identity number with its middle masked, when the record had one, to help find the applicant).
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+from typing import IO
+
+__all__ = ["REJECT_COLUMNS", "RejectsWriter"]
+
+REJECT_COLUMNS = ("line", "field", "reason", "ssn_masked")
+
+
+class RejectsWriter:
+    def __init__(self, path: str | os.PathLike[str]) -> None:
+        p = os.fspath(path)
+        self.path = p
+        self.jsonl = p.lower().endswith((".jsonl", ".ndjson", ".json"))
+        self._fh: IO[str] = open(p, "w", encoding="utf-8", newline="")  # noqa: SIM115
+        self._csv = None if self.jsonl else csv.writer(self._fh, lineterminator="\n")
+        if self._csv is not None:
+            self._csv.writerow(REJECT_COLUMNS)
+        self.count = 0
+
+    def add(self, line: int, field: str, reason: str, ssn_masked: str = "") -> None:
+        self.count += 1
+        if self._csv is not None:
+            self._csv.writerow((line, field, reason, ssn_masked))
+        else:
+            row = {"line": line, "field": field, "reason": reason, "ssn_masked": ssn_masked}
+            self._fh.write(json.dumps(row, ensure_ascii=False) + "\n")
+
+    def close(self) -> None:
+        if not self._fh.closed:
+            self._fh.close()

@@ -1,0 +1,360 @@
+"""Record validation: every rule of the input, fast on good records, precise on bad ones.
+
+How this works
+--------------
+A :class:`Validator` is compiled once per (profile, input columns). :meth:`Validator.check`
+takes one record as a ``dict`` of canonical field name → string and returns the normalized
+record (the same dict, with derived values added) or raises :class:`Reject` naming the field
+and a reason a person can act on.
+
+Good records are the common case, so each rule first runs a cheap test (digit and length
+checks with ``str`` methods, table lookups, cached calendar dates); only when the cheap test
+fails does the validator ask the full validator of :mod:`cardperso.codec.numbers` for the
+precise reason. Duplicates are not checked here: the batch pipeline checks them in input order
+(:mod:`cardperso.prep.dedup`) so that the first occurrence wins whatever the worker count.
+
+Derived values added to a valid record: ``name_head`` / ``name_ext`` (the GBK name split over
+EF06 tags 09 and 4E), ``expiry_yymm``, ``pin`` (from the input or empty when the PIN is
+seeded), the four EC amounts as ints (``ec``), ``card_id`` (16 bytes).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime
+import os
+import zlib
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from cardperso.codec import numbers
+from cardperso.codec.fields import split_gbk
+from cardperso.errors import DataError
+from cardperso.profiles.fields import OPTIONAL_FIELDS, PBOC_FIELDS
+from cardperso.profiles.model import Profile
+
+__all__ = ["ROW", "Reject", "Validator", "check_jpeg", "date_ordinal"]
+
+#: Field name used for problems with a whole row (CSV shape, encoding, JSON syntax).
+ROW = "(row)"
+
+
+class Reject(Exception):
+    """A record is rejected: ``field`` and ``reason`` go to the rejects file."""
+
+    __slots__ = ("field", "reason")
+
+    def __init__(self, field: str, reason: str) -> None:
+        super().__init__(field, reason)
+        self.field = field
+        self.reason = reason
+
+
+_DATE_CACHE: dict[str, int] = {}
+
+
+def date_ordinal(s: str, field: str) -> int:
+    """Proleptic ordinal of a ``YYYYMMDD`` date (cached); :class:`Reject` when not a date."""
+    got = _DATE_CACHE.get(s)
+    if got is not None:
+        return got
+    try:
+        d = numbers.parse_date(s, field)
+    except DataError as exc:
+        raise Reject(field, exc.reason) from None
+    if d.year < 1900:
+        raise Reject(field, "year before 1900 is not plausible")
+    ordinal = d.toordinal()
+    if len(_DATE_CACHE) < 200_000:
+        _DATE_CACHE[s] = ordinal
+    return ordinal
+
+
+_ALNUM = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ"
+_ALNUM_SET = frozenset(_ALNUM)
+_CARD_W = (3, 7, 9, 10, 5, 8, 4, 2)
+_CARD_VAL = {c: i for i, c in enumerate(_ALNUM)}
+_RIC_W = (7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2)
+_RIC_OFFSET = 48 * sum(_RIC_W)
+_RIC_CHECK = "10X98765432"
+_LUHN_DOUBLE = str.maketrans("0123456789", "0246813579")
+_PROVINCES = frozenset(f"{p:02d}" for p in numbers.PROVINCE_CODES)
+_NATIONS = frozenset([f"{i:02d}" for i in range(1, 57)] + ["97", "98"])
+_LATIN = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz /.-")
+_CONTROL = frozenset(chr(c) for c in range(32)) | {"\x7f"}
+
+
+def _precise(fn: Callable[[], Any], field: str, fallback: str) -> Reject:
+    """The precise reason from a codec validator, or *fallback* when it does not object."""
+    try:
+        fn()
+    except DataError as exc:
+        return Reject(field, exc.reason)
+    return Reject(field, fallback)
+
+
+def _region(value: str, field: str) -> None:
+    if len(value) != 6 or not value.isdigit() or not value.isascii() or value[:2] not in _PROVINCES:
+        raise _precise(
+            lambda: numbers.check_region(value, field), field, "must be a 6-digit region code"
+        )
+
+
+_JPEG_CACHE: dict[str, str] = {}
+
+
+def check_jpeg(path: str) -> str:
+    """Structural JPEG check: SOI, well-formed marker segments up to SOS, a frame header (SOF)
+    with non-zero dimensions, and EOI at the end. Returns "" when good, else the reason."""
+    try:
+        with open(path, "rb") as fh:
+            data = fh.read()
+    except FileNotFoundError:
+        return "file not found"
+    except IsADirectoryError:
+        return "is a directory, not a JPEG file"
+    except OSError as exc:
+        return f"cannot be read ({exc.strerror})"
+    if len(data) < 4 or data[:2] != b"\xff\xd8":
+        return "is not a JPEG file (no SOI marker)"
+    if data.rstrip(b"\x00")[-2:] != b"\xff\xd9":
+        return "is a truncated JPEG (no EOI marker)"
+    pos, n, frame = 2, len(data), False
+    while pos + 4 <= n:
+        if data[pos] != 0xFF:
+            return f"is a corrupt JPEG (bad marker at offset {pos})"
+        marker = data[pos + 1]
+        if marker == 0xFF:
+            pos += 1
+            continue
+        seglen = (data[pos + 2] << 8) | data[pos + 3]
+        if seglen < 2 or pos + 2 + seglen > n:
+            return f"is a corrupt JPEG (bad segment length at offset {pos})"
+        if 0xC0 <= marker <= 0xCF and marker not in (0xC4, 0xC8, 0xCC):
+            if seglen < 8:
+                return "is a corrupt JPEG (short frame header)"
+            h = (data[pos + 5] << 8) | data[pos + 6]
+            w = (data[pos + 7] << 8) | data[pos + 8]
+            if not h or not w:
+                return "is a JPEG with zero width or height"
+            frame = True
+        if marker == 0xDA:
+            return "" if frame else "is a corrupt JPEG (scan before frame header)"
+        pos += 2 + seglen
+    return "is a corrupt JPEG (no image data)"
+
+
+class Validator:
+    """Checks records for one profile; see the module docstring."""
+
+    def __init__(self, profile: Profile, base_dir: str | os.PathLike[str] = ".") -> None:
+        self.profile = profile
+        self.base_dir = Path(base_dir)
+        self.pboc = profile.pboc
+        required = {"ssn", "name", "gender", "nation", "birth_date", "birth_place", "region"}
+        required |= {"card_no", "issue_date", "expiry_date"}
+        if profile.photo == "required":
+            required.add("photo")
+        if profile.pboc is not None:
+            required |= PBOC_FIELDS
+        if profile.pin.source == "input":
+            required.add("pin")
+        #: Fields a record must have (non-empty).
+        self.required = frozenset(required)
+        #: Fields a record may have.
+        self.allowed = frozenset(required | OPTIONAL_FIELDS | {"photo"} | PBOC_FIELDS)
+        self._required_order = tuple(sorted(self.required))
+        cid = profile.ssse.card_id
+        self._cid_mid = cid.prefix + cid.serial_placeholder
+        self._cid_crc = cid.check == "crc32"
+        self._photo_cache: dict[str, str] = {}
+        self._pin_len = profile.pin.length
+        self._today = datetime.date.today().toordinal()
+
+    # -- pieces ------------------------------------------------------------------------------
+
+    def _ssn(self, ssn: str) -> None:
+        if len(ssn) == 18 and ssn.isascii() and ssn[:17].isdigit():
+            raw = ssn.encode()
+            total = sum(map(int.__mul__, _RIC_W, raw[:17])) - _RIC_OFFSET
+            if (
+                _RIC_CHECK[total % 11] == ssn[17]
+                and ssn[:2] in _PROVINCES
+                and _DATE_CACHE.get(ssn[6:14], 0) != 0
+            ):
+                return
+        raise _precise(
+            lambda: numbers.check_resident_id(ssn, "ssn"), "ssn", "is not a valid identity number"
+        )
+
+    def _card_no(self, card_no: str) -> None:
+        if (
+            len(card_no) == 9
+            and card_no.isascii()
+            and (card_no.isdigit() or (card_no.isalnum() and card_no.isupper()))
+        ):
+            val = _CARD_VAL
+            try:
+                total = sum(w * val[c] for w, c in zip(_CARD_W, card_no))
+            except KeyError:
+                total = -1
+            if total >= 0:
+                r = 11 - total % 11
+                check = "X" if r == 10 else "0" if r == 11 else str(r)
+                if check == card_no[8]:
+                    return
+        raise _precise(
+            lambda: numbers.check_card_number(card_no, "card_no"),
+            "card_no",
+            "is not a valid card number",
+        )
+
+    def _pan(self, pan: str) -> None:
+        if 16 <= len(pan) <= 19 and pan.isascii() and pan.isdigit():
+            total = sum(map(int, pan[-1::-2])) + sum(map(int, pan[-2::-2].translate(_LUHN_DOUBLE)))
+            if total % 10 == 0:
+                return
+        raise _precise(lambda: numbers.check_pan(pan, field="pan"), "pan", "is not a valid PAN")
+
+    def _photo(self, rel: str) -> None:
+        got = self._photo_cache.get(rel)
+        if got is None:
+            path = rel if os.path.isabs(rel) else os.path.join(self.base_dir, rel)
+            got = check_jpeg(path)
+            if len(self._photo_cache) < 100_000:
+                self._photo_cache[rel] = got
+        if got:
+            raise Reject("photo", got)
+
+    def _amount(self, v: dict[str, Any], field: str, default: int) -> int:
+        s = v.get(field) or ""
+        if not s:
+            return default
+        if not (s.isascii() and s.isdigit()) or len(s) > 12:
+            raise Reject(field, "must be a whole number of fen (0-999999999999)")
+        return int(s)
+
+    # -- the check ---------------------------------------------------------------------------
+
+    def check(self, v: dict[str, Any]) -> dict[str, Any]:
+        """Validate and normalize one record in place (see the module docstring)."""
+        for f in self._required_order:
+            if not v.get(f):
+                raise Reject(
+                    f, "required field is empty" if f in v else "required field is missing"
+                )
+        ssn = v["ssn"]
+        # dates first: the identity number's birth date uses the same cache
+        birth = date_ordinal(v["birth_date"], "birth_date")
+        if birth > self._today:
+            raise Reject("birth_date", "is in the future")
+        if len(ssn) == 18:
+            s6 = ssn[6:14]
+            if s6 not in _DATE_CACHE and s6.isdigit():
+                with contextlib.suppress(Reject):
+                    date_ordinal(s6, "ssn")
+        self._ssn(ssn)
+        if ssn[6:14] != v["birth_date"]:
+            raise Reject("birth_date", "does not match the birth date in ssn")
+        gender = v["gender"]
+        if gender != "1" and gender != "2":
+            raise Reject("gender", "must be 1 (male) or 2 (female)")
+        if (ord(ssn[16]) & 1) != (gender == "1"):
+            raise Reject("gender", "does not match the gender digit of ssn (odd = male)")
+        if v["nation"] not in _NATIONS:
+            raise Reject("nation", "must be a GB 3304 ethnic-group code (01-56, 97, 98)")
+        _region(v["birth_place"], "birth_place")
+        _region(v["region"], "region")
+        self._card_no(v["card_no"])
+        issue = date_ordinal(v["issue_date"], "issue_date")
+        expiry = date_ordinal(v["expiry_date"], "expiry_date")
+        if expiry <= issue:
+            raise Reject("expiry_date", "must be after issue_date")
+        if birth > issue:
+            raise Reject("birth_date", "is after issue_date")
+        accepted = v.get("accepted_date")
+        if accepted and date_ordinal(accepted, "accepted_date") > issue:
+            raise Reject("accepted_date", "is after issue_date")
+        app_type = v.get("application_type")
+        if app_type and app_type != "batch" and app_type != "sporadic":
+            raise Reject("application_type", "must be batch or sporadic")
+        # name: GBK, within 09 (30 bytes) + 4E (20 bytes)
+        name = v["name"]
+        try:
+            raw = name.encode("gbk")
+        except UnicodeEncodeError as exc:
+            ch = name[exc.start]
+            raise Reject(
+                "name",
+                f"character at position {exc.start} (U+{ord(ch):04X}) cannot be encoded in GBK",
+            ) from None
+        if not _CONTROL.isdisjoint(name):
+            raise Reject("name", "contains a control character")
+        if name != name.strip():
+            raise Reject("name", "has leading or trailing spaces")
+        if len(raw) <= 30:
+            v["name_head"], v["name_ext"] = raw, b""
+        else:
+            try:
+                v["name_head"], v["name_ext"] = split_gbk(name, 30, 20, "name")
+            except DataError:
+                raise Reject(
+                    "name", f"is {len(raw)} bytes in GBK, max 50 (30 name + 20 extension)"
+                ) from None
+        latin = v.get("name_latin")
+        if latin and (not 2 <= len(latin) <= 26 or not _LATIN.issuperset(latin)):
+            raise Reject("name_latin", "must be 2-26 Latin letters, spaces, '/', '.' or '-'")
+        code = v.get("person_code")
+        if code:
+            if len(code) != 12 or not _ALNUM_SET.issuperset(code):
+                raise Reject("person_code", "must be 12 characters 0-9 or A-Z")
+        else:
+            v["person_code"] = "000000000000"
+        photo = v.get("photo")
+        if photo and self.profile.photo != "absent":
+            self._photo(photo)
+        pin = v.get("pin")
+        if pin and (len(pin) != self._pin_len or not pin.isdigit() or not pin.isascii()):
+            raise Reject("pin", f"must be {self._pin_len} digits")
+        if self.profile.pin.source == "seeded":
+            v["pin"] = ""
+        if self.pboc is not None:
+            pboc = self.pboc
+            if not (v["bank_code"].isdigit() and 3 <= len(v["bank_code"]) <= 12):
+                raise Reject("bank_code", "must be 3-12 digits")
+            self._pan(v["pan"])
+            psn = v["pan_seq"]
+            if len(psn) != 2 or not psn.isdigit():
+                raise Reject("pan_seq", "must be 2 digits")
+            ec = pboc.ec
+            limit = self._amount(v, "ec_limit", ec.default_limit)
+            balance = self._amount(v, "ec_balance", ec.default_balance)
+            single = self._amount(v, "ec_single_limit", ec.default_single_limit)
+            reset = self._amount(v, "ec_reset_threshold", ec.default_reset_threshold)
+            if limit > ec.max_balance_limit:
+                raise Reject(
+                    "ec_limit", f"exceeds the profile maximum of {ec.max_balance_limit} fen"
+                )
+            if balance > limit:
+                raise Reject("ec_balance", "exceeds ec_limit")
+            if single > limit:
+                raise Reject("ec_single_limit", "exceeds ec_limit")
+            if single > ec.max_single_limit:
+                raise Reject(
+                    "ec_single_limit", f"exceeds the profile maximum of {ec.max_single_limit} fen"
+                )
+            if reset > limit:
+                raise Reject("ec_reset_threshold", "exceeds ec_limit")
+            if reset > ec.max_reset_threshold:
+                raise Reject(
+                    "ec_reset_threshold",
+                    f"exceeds the profile maximum of {ec.max_reset_threshold} fen",
+                )
+            v["ec"] = (balance, limit, single, reset)
+            v["expiry_yymm"] = v["expiry_date"][2:6]
+        # card identification code: region BCD(3) ‖ prefix(5) ‖ serial placeholder(4) ‖ check(4)
+        head = bytes.fromhex(v["region"]) + self._cid_mid
+        check = zlib.crc32(head).to_bytes(4, "big") if self._cid_crc else b"\x00\x00\x00\x00"
+        v["card_id"] = head + check
+        return v

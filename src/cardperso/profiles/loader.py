@@ -1,0 +1,476 @@
+"""Load ``profiles/*.yaml`` into :class:`~cardperso.profiles.model.Profile` objects.
+
+How this works
+--------------
+1. :func:`cardperso.profiles.schema.load_yaml` composes the file into nodes with line marks.
+2. :data:`SCHEMA` checks shapes, types, ranges and unknown keys, naming ``file:line`` and the
+   field path of the first problem.
+3. :func:`_semantic` checks what a schema cannot (record tags unique in a file, a record has
+   exactly one of ``src``/``const``, sources are known input or derived fields, constants fit
+   their record), again naming the line.
+4. The plain data is turned into frozen dataclasses; the profile *digest* is SHA-256 over the
+   canonical JSON of the checked data, so comments and formatting do not change it.
+
+Profiles are found by name in ``$CARDPERSO_PROFILES`` (a directory) or the repository's
+``profiles/`` directory; a path to a ``.yaml`` file is loaded as is.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from cardperso.errors import ProfileError
+from cardperso.profiles import schema as s
+from cardperso.profiles.fields import INPUT_FIELDS
+from cardperso.profiles.model import (
+    DERIVED_SOURCES,
+    CardIdSpec,
+    ConstantDgi,
+    EcSpec,
+    FaceField,
+    FileSpec,
+    GpSpec,
+    MagStripeSpec,
+    PbocSpec,
+    PinSpec,
+    Profile,
+    RecordSpec,
+    SsseKeySpec,
+    SsseSpec,
+    StoreDataSpec,
+    TlvItem,
+)
+
+__all__ = ["SCHEMA", "list_profiles", "load_profile", "parse_profile", "profile_dirs"]
+
+_KEY_NAME = s.Str(pattern=r"[a-z0-9][a-z0-9._-]*", hint="a key-store key name")
+_DIGITS = r"[0-9]+"
+_HEX_TAG = s.Str(pattern=r"(?:[0-9A-Fa-f]{2}){1,3}", hint="a hex tag of 1-3 bytes")
+_DGI = s.Str(pattern=r"[0-9A-Fa-f]{4}", hint="a 4-hex-digit DGI")
+_AMOUNT = s.Int(min=0, max=999_999_999_999)
+
+_RECORD = s.Map(
+    {
+        "rec": s.Int(min=1, max=254),
+        "tag": s.Int(min=0, max=255),
+        "len": s.Int(min=1, max=255),
+        "fmt": s.Enum(("b", "an", "gbk", "cn", "n")),
+        "src": s.Str(pattern=r"[a-z_]+", hint="a field name"),
+        "const": s.Any_(),
+    },
+    required=("rec", "tag", "len", "fmt"),
+)
+
+_TLV = s.Map({"tag": _HEX_TAG, "value": s.Hex(max_len=252)}, required=("tag", "value"))
+
+SCHEMA = s.Map(
+    {
+        "name": s.Str(pattern=r"[a-z0-9][a-z0-9-]*", hint="a profile name (a-z, 0-9, -)"),
+        "title": s.Str(min_len=1),
+        "generation": s.Int(min=1, max=3),
+        "photo": s.Enum(("required", "optional", "absent")),
+        "pin": s.Map(
+            {
+                "source": s.Enum(("seeded", "input", "input-or-seeded")),
+                "length": s.Int(min=4, max=12),
+                "try_limit": s.Int(min=1, max=15),
+            },
+            required=("source", "length", "try_limit"),
+        ),
+        "ssse": s.Map(
+            {
+                "df_name": s.Hex(min_len=5, max_len=16),
+                "algorithm": s.Enum(("SM4", "3DES")),
+                "algorithm_indicator": s.Int(min=0, max=255),
+                "card_id": s.Map(
+                    {
+                        "prefix": s.Hex(length=5),
+                        "serial_placeholder": s.Hex(length=4),
+                        "check": s.Enum(("crc32", "zero")),
+                    },
+                    required=("prefix", "serial_placeholder", "check"),
+                ),
+                "files": s.ListOf(
+                    s.Map(
+                        {
+                            "name": s.Str(pattern=r"EF[0-9A-F]{2}", hint="an EF name like EF05"),
+                            "sfi": s.Int(min=1, max=30),
+                            "records": s.ListOf(_RECORD, min_len=1),
+                        },
+                        required=("name", "sfi", "records"),
+                    ),
+                    min_len=1,
+                ),
+                "key_factor": s.Enum(("card_no_body",)),
+                "keys": s.ListOf(
+                    s.Map(
+                        {
+                            "id": s.Int(min=0, max=255),
+                            "name": s.Str(min_len=1),
+                            "master": _KEY_NAME,
+                            "version": s.Int(min=0, max=255),
+                        },
+                        required=("id", "name", "master"),
+                        defaults={"version": 1},
+                    )
+                ),
+            },
+            required=("df_name", "algorithm", "algorithm_indicator", "card_id", "files", "keys"),
+            defaults={"key_factor": "card_no_body"},
+        ),
+        "pboc": s.Map(
+            {
+                "aid": s.Hex(min_len=5, max_len=16),
+                "keys": s.Map(
+                    {
+                        "ac": _KEY_NAME,
+                        "smi": _KEY_NAME,
+                        "smc": _KEY_NAME,
+                        "derivation": s.Enum(("emv-a",)),
+                    },
+                    required=("ac", "smi", "smc"),
+                    defaults={"derivation": "emv-a"},
+                ),
+                "service_code": s.Str(pattern=r"[0-9]{3}", hint="3 digits"),
+                "track2_discretionary": s.Str(pattern=r"[0-9]{0,13}", hint="up to 13 digits"),
+                "latin_name_default": s.Str(pattern=r"[ -~]{2,26}", hint="2-26 ASCII characters"),
+                "extended_name_gbk": s.Bool(),
+                "id_type": s.Int(min=0, max=99),
+                "app_version": s.Hex(length=2),
+                "iad": s.Hex(min_len=1, max_len=32),
+                "ec": s.Map(
+                    {
+                        "currency": s.Str(pattern=r"[0-9]{4}", hint="4 digits (n3, 0156 = CNY)"),
+                        "auth_code": s.Str(pattern=r"[ -~]{6}", hint="6 ASCII characters"),
+                        "max_balance_limit": _AMOUNT,
+                        "max_single_limit": _AMOUNT,
+                        "max_reset_threshold": _AMOUNT,
+                        "defaults": s.Map(
+                            {
+                                "balance": _AMOUNT,
+                                "limit": _AMOUNT,
+                                "single_limit": _AMOUNT,
+                                "reset_threshold": _AMOUNT,
+                            },
+                            required=("balance", "limit", "single_limit", "reset_threshold"),
+                        ),
+                    },
+                    required=(
+                        "currency",
+                        "auth_code",
+                        "max_balance_limit",
+                        "max_single_limit",
+                        "max_reset_threshold",
+                        "defaults",
+                    ),
+                ),
+                "constant_dgis": s.ListOf(
+                    s.Map(
+                        {"dgi": _DGI, "template": _HEX_TAG, "tlv": s.ListOf(_TLV, min_len=1)},
+                        required=("dgi", "tlv"),
+                    )
+                ),
+            },
+            required=("aid", "keys", "service_code", "ec", "iad", "constant_dgis"),
+            defaults={
+                "track2_discretionary": "00000",
+                "latin_name_default": " /",
+                "extended_name_gbk": True,
+                "id_type": 0,
+                "app_version": bytes.fromhex("0030"),
+            },
+        ),
+        "gp": s.Map(
+            {
+                "kmc": _KEY_NAME,
+                "diversification": s.Str(pattern=r"[a-z0-9-]+", hint="a method name"),
+                "scp": s.Enum(("02", "03")),
+                "i": s.Int(min=0, max=255),
+                "kvn": s.Int(min=0, max=255),
+            },
+            required=("kmc", "scp"),
+            defaults={"diversification": "emv", "i": 0x55, "kvn": 0},
+        ),
+        "store_data": s.Map(
+            {
+                "encrypted_dgis": s.ListOf(_DGI),
+                "pad_encrypted": s.Bool(),
+                "p1_dgi_format": s.Int(min=0, max=255),
+            },
+            required=("encrypted_dgis",),
+            defaults={"pad_encrypted": False, "p1_dgi_format": 0x00},
+        ),
+        "transport_kek": _KEY_NAME,
+        "card_face": s.ListOf(
+            s.Map(
+                {"name": s.Str(pattern=r"[a-z_]+", hint="a face field name"), "src": s.Str()},
+                required=("name", "src"),
+            )
+        ),
+        "mag_stripe": s.Map(
+            {"track1": s.Str(), "track2": s.Str(), "track3": s.Str()},
+            required=("track2",),
+            defaults={"track1": "", "track3": ""},
+        ),
+    },
+    required=("name", "title", "generation", "photo", "pin", "ssse", "gp", "store_data"),
+    defaults={"transport_kek": "transport-kek", "card_face": []},
+)
+
+#: Names a card-face field or a magnetic-stripe template may use besides input fields.
+TEMPLATE_VALUES = (
+    "pan",
+    "expiry_yymm",
+    "service_code",
+    "discretionary",
+    "name_latin",
+    "card_id",
+    "bank_code",
+)
+
+
+def _canonical(value: Any) -> Any:
+    if isinstance(value, bytes):
+        return value.hex().upper()
+    if isinstance(value, dict):
+        return {k: _canonical(v) for k, v in sorted(value.items())}
+    if isinstance(value, list):
+        return [_canonical(v) for v in value]
+    return value
+
+
+def _semantic(data: dict[str, Any], root: yaml.Node, filename: str) -> None:
+    def fail(path: str, reason: str) -> ProfileError:
+        return s.fail_at(s.find_node(root, path), filename, path, reason)
+
+    sources = set(INPUT_FIELDS) | set(DERIVED_SOURCES)
+    ssse = data["ssse"]
+    sfis: set[int] = set()
+    for fi, f in enumerate(ssse["files"]):
+        fpath = f"ssse.files[{fi}]"
+        if f["sfi"] in sfis:
+            raise fail(f"{fpath}.sfi", "SFI used by two files")
+        sfis.add(f["sfi"])
+        tags: set[int] = set()
+        recs: set[int] = set()
+        for ri, r in enumerate(f["records"]):
+            rpath = f"{fpath}.records[{ri}]"
+            if r["tag"] in tags:
+                raise fail(f"{rpath}.tag", f"tag {r['tag']:02X} used twice in {f['name']}")
+            if r["rec"] in recs:
+                raise fail(f"{rpath}.rec", f"record {r['rec']} used twice in {f['name']}")
+            tags.add(r["tag"])
+            recs.add(r["rec"])
+            has_src, has_const = "src" in r, "const" in r
+            if has_src == has_const:
+                raise fail(rpath, "a record needs exactly one of 'src' or 'const'")
+            if has_src and r["src"] not in sources:
+                raise fail(f"{rpath}.src", f"unknown source {r['src']!r}")
+            if has_const:
+                _check_const(r, fail, f"{rpath}.const")
+    ids = [k["id"] for k in ssse["keys"]]
+    if len(ids) != len(set(ids)):
+        raise fail("ssse.keys", "two keys share a card key id")
+    pboc = data.get("pboc")
+    if pboc is not None:
+        ec = pboc["ec"]
+        d = ec["defaults"]
+        if not (d["balance"] <= d["limit"] <= ec["max_balance_limit"]):
+            raise fail("pboc.ec.defaults", "defaults need balance <= limit <= max_balance_limit")
+        if d["single_limit"] > min(d["limit"], ec["max_single_limit"]):
+            raise fail("pboc.ec.defaults.single_limit", "exceeds the limit or its maximum")
+        if d["reset_threshold"] > min(d["limit"], ec["max_reset_threshold"]):
+            raise fail("pboc.ec.defaults.reset_threshold", "exceeds the limit or its maximum")
+    elif "{pan}" in str(data.get("mag_stripe", "")):
+        raise fail("mag_stripe", "a magnetic stripe with a PAN needs a 'pboc' section")
+    values = sources | set(TEMPLATE_VALUES)
+    for i, ff in enumerate(data.get("card_face", [])):
+        if ff["src"] not in values:
+            raise fail(f"card_face[{i}].src", f"unknown source {ff['src']!r}")
+    ms = data.get("mag_stripe")
+    if ms is not None:
+        for track in ("track1", "track2", "track3"):
+            try:
+                ms[track].format(**{v: "" for v in values})
+            except (KeyError, IndexError, ValueError) as exc:
+                raise fail(f"mag_stripe.{track}", f"bad template: {exc}") from None
+
+
+def _check_const(r: dict[str, Any], fail: Any, path: str) -> None:
+    value = str(r["const"])
+    fmt, length = r["fmt"], r["len"]
+    if fmt in ("cn", "n"):
+        if not value.isdigit() or len(value) > 2 * length:
+            raise fail(path, f"needs up to {2 * length} digits for {fmt}{length}")
+    elif fmt == "b":
+        try:
+            raw = bytes.fromhex(value)
+        except ValueError:
+            raise fail(path, "needs hex bytes for format b") from None
+        if len(raw) != length:
+            raise fail(path, f"needs exactly {length} bytes")
+    else:
+        try:
+            raw = value.encode("ascii" if fmt == "an" else "gbk")
+        except UnicodeEncodeError:
+            raise fail(path, f"cannot be encoded as {fmt}") from None
+        if len(raw) > length:
+            raise fail(path, f"is longer than {length} bytes")
+
+
+def _build(data: dict[str, Any], digest: bytes, source: str) -> Profile:
+    ss = data["ssse"]
+    cid = ss["card_id"]
+    ssse = SsseSpec(
+        df_name=ss["df_name"],
+        algorithm=ss["algorithm"],
+        algorithm_indicator=ss["algorithm_indicator"],
+        card_id=CardIdSpec(cid["prefix"], cid["serial_placeholder"], cid["check"]),
+        files=tuple(
+            FileSpec(
+                f["name"],
+                f["sfi"],
+                tuple(
+                    RecordSpec(
+                        r["rec"],
+                        r["tag"],
+                        r["len"],
+                        r["fmt"],
+                        r.get("src"),
+                        None if "const" not in r else str(r["const"]),
+                    )
+                    for r in f["records"]
+                ),
+            )
+            for f in ss["files"]
+        ),
+        key_factor=ss["key_factor"],
+        keys=tuple(SsseKeySpec(k["id"], k["name"], k["master"], k["version"]) for k in ss["keys"]),
+    )
+    pboc = None
+    if "pboc" in data:
+        p = data["pboc"]
+        ec = p["ec"]
+        d = ec["defaults"]
+        pboc = PbocSpec(
+            aid=p["aid"],
+            imk_ac=p["keys"]["ac"],
+            imk_smi=p["keys"]["smi"],
+            imk_smc=p["keys"]["smc"],
+            derivation=p["keys"]["derivation"],
+            service_code=p["service_code"],
+            track2_discretionary=p["track2_discretionary"],
+            latin_name_default=p["latin_name_default"],
+            extended_name_gbk=p["extended_name_gbk"],
+            id_type=p["id_type"],
+            app_version=p["app_version"],
+            iad=p["iad"],
+            ec=EcSpec(
+                currency=ec["currency"],
+                auth_code=ec["auth_code"],
+                max_balance_limit=ec["max_balance_limit"],
+                max_single_limit=ec["max_single_limit"],
+                max_reset_threshold=ec["max_reset_threshold"],
+                default_balance=d["balance"],
+                default_limit=d["limit"],
+                default_single_limit=d["single_limit"],
+                default_reset_threshold=d["reset_threshold"],
+            ),
+            constant_dgis=tuple(
+                ConstantDgi(
+                    int(c["dgi"], 16),
+                    int(c["template"], 16) if "template" in c else None,
+                    tuple(TlvItem(int(t["tag"], 16), t["value"]) for t in c["tlv"]),
+                )
+                for c in p["constant_dgis"]
+            ),
+        )
+    gp = data["gp"]
+    sd = data["store_data"]
+    pin = data["pin"]
+    ms = data.get("mag_stripe")
+    return Profile(
+        name=data["name"],
+        title=data["title"],
+        generation=data["generation"],
+        photo=data["photo"],
+        pin=PinSpec(pin["source"], pin["length"], pin["try_limit"]),
+        ssse=ssse,
+        pboc=pboc,
+        gp=GpSpec(gp["kmc"], gp["diversification"], gp["scp"], gp["i"], gp["kvn"]),
+        store_data=StoreDataSpec(
+            tuple(int(x, 16) for x in sd["encrypted_dgis"]),
+            sd["pad_encrypted"],
+            sd["p1_dgi_format"],
+        ),
+        transport_kek=data["transport_kek"],
+        card_face=tuple(FaceField(f["name"], f["src"]) for f in data["card_face"]),
+        mag_stripe=None if ms is None else MagStripeSpec(ms["track1"], ms["track2"], ms["track3"]),
+        digest=digest,
+        source=source,
+    )
+
+
+def parse_profile(text: str, filename: str = "<profile>") -> Profile:
+    """Parse and check profile YAML *text*; errors name *filename*, the line and the field."""
+    root = s.load_yaml(text, filename)
+    data = s.check(SCHEMA, root, filename)
+    _semantic(data, root, filename)
+    canonical = json.dumps(_canonical(data), sort_keys=True, ensure_ascii=False)
+    digest = hashlib.sha256(canonical.encode("utf-8")).digest()
+    return _build(data, digest, filename)
+
+
+def profile_dirs() -> list[Path]:
+    """Directories searched for profiles by name."""
+    dirs: list[Path] = []
+    env = os.environ.get("CARDPERSO_PROFILES")
+    if env:
+        dirs += [Path(p) for p in env.split(os.pathsep) if p]
+    here = Path(__file__).resolve()
+    for parent in here.parents:
+        cand = parent / "profiles"
+        if (parent / "pyproject.toml").exists() and cand.is_dir():
+            dirs.append(cand)
+            break
+    dirs.append(Path.cwd() / "profiles")
+    return dirs
+
+
+def list_profiles() -> list[str]:
+    names: set[str] = set()
+    for d in profile_dirs():
+        if d.is_dir():
+            names.update(p.stem for p in d.glob("*.yaml"))
+    return sorted(names)
+
+
+def load_profile(name_or_path: str | os.PathLike[str]) -> Profile:
+    """Load a profile by name (``ssc3-pboc``) or by path to a YAML file."""
+    text_name = os.fspath(name_or_path)
+    path = Path(text_name)
+    if not (text_name.endswith((".yaml", ".yml")) or os.sep in text_name):
+        for d in profile_dirs():
+            cand = d / f"{text_name}.yaml"
+            if cand.is_file():
+                path = cand
+                break
+        else:
+            known = ", ".join(list_profiles()) or "none found"
+            raise ProfileError(f"no profile named {text_name!r} (known: {known})")
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ProfileError(f"{path}: cannot read profile: {exc.strerror}") from None
+    except UnicodeDecodeError:
+        raise ProfileError(f"{path}: profile is not valid UTF-8") from None
+    profile = parse_profile(text, str(path))
+    if path.stem != profile.name and path.suffix in (".yaml", ".yml"):
+        raise ProfileError(f"{path}: field 'name': {profile.name!r} differs from the file name")
+    return profile

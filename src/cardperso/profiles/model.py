@@ -1,0 +1,191 @@
+"""Typed profile objects: what one card product is made of (frozen, slotted dataclasses).
+
+A :class:`Profile` is loaded from ``profiles/NAME.yaml`` by :mod:`cardperso.profiles.loader`;
+every field here has the same name as its YAML key. Byte values are ``bytes`` (hex in YAML).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+#: Field formats of SSSE records: b (binary), an (ASCII, 00-padded), gbk (GBK text, 00-padded),
+#: cn (BCD, F-padded), n (BCD, 0-padded on the left).
+RecordFormat = Literal["b", "an", "gbk", "cn", "n"]
+
+#: Derived sources an SSSE record may take besides input fields.
+DERIVED_SOURCES = ("card_id", "name_head", "name_ext")
+
+
+@dataclass(frozen=True, slots=True)
+class RecordSpec:
+    """One simple-TLV record of an SSSE elementary file."""
+
+    rec: int
+    tag: int
+    len: int
+    fmt: RecordFormat
+    src: str | None = None
+    const: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class FileSpec:
+    name: str
+    sfi: int
+    records: tuple[RecordSpec, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class SsseKeySpec:
+    """A per-card SSSE key: card key ``id``, diversified from the store key ``master``."""
+
+    id: int
+    name: str
+    master: str
+    version: int = 1
+
+
+@dataclass(frozen=True, slots=True)
+class CardIdSpec:
+    """Card identification code: region BCD(3) ‖ ``prefix`` (5) ‖ serial (4) ‖ check (4)."""
+
+    prefix: bytes
+    serial_placeholder: bytes
+    check: Literal["crc32", "zero"]
+
+
+@dataclass(frozen=True, slots=True)
+class SsseSpec:
+    df_name: bytes
+    algorithm: Literal["SM4", "3DES"]
+    algorithm_indicator: int
+    card_id: CardIdSpec
+    files: tuple[FileSpec, ...]
+    key_factor: Literal["card_no_body"]
+    keys: tuple[SsseKeySpec, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class EcSpec:
+    """Electronic-cash settings and limits (amounts in fen)."""
+
+    currency: str
+    auth_code: str
+    max_balance_limit: int
+    max_single_limit: int
+    max_reset_threshold: int
+    default_balance: int
+    default_limit: int
+    default_single_limit: int
+    default_reset_threshold: int
+
+
+@dataclass(frozen=True, slots=True)
+class TlvItem:
+    tag: int
+    value: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class ConstantDgi:
+    """A DGI whose content is the same on every card: optional template tag around TLVs."""
+
+    dgi: int
+    template: int | None
+    tlv: tuple[TlvItem, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class PbocSpec:
+    aid: bytes
+    imk_ac: str
+    imk_smi: str
+    imk_smc: str
+    derivation: Literal["emv-a"]
+    service_code: str
+    track2_discretionary: str
+    latin_name_default: str
+    extended_name_gbk: bool
+    id_type: int
+    app_version: bytes
+    iad: bytes
+    ec: EcSpec
+    constant_dgis: tuple[ConstantDgi, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class GpSpec:
+    kmc: str
+    diversification: str
+    scp: Literal["02", "03"]
+    i: int
+    kvn: int
+
+
+@dataclass(frozen=True, slots=True)
+class StoreDataSpec:
+    """STORE DATA conventions (used by the encoding station)."""
+
+    encrypted_dgis: tuple[int, ...]
+    pad_encrypted: bool
+    p1_dgi_format: int
+
+
+@dataclass(frozen=True, slots=True)
+class PinSpec:
+    source: Literal["seeded", "input", "input-or-seeded"]
+    length: int
+    try_limit: int
+
+
+@dataclass(frozen=True, slots=True)
+class FaceField:
+    name: str
+    src: str
+
+
+@dataclass(frozen=True, slots=True)
+class MagStripeSpec:
+    track1: str
+    track2: str
+    track3: str
+
+
+@dataclass(frozen=True, slots=True)
+class Profile:
+    """One card product (see ``docs/prep.md`` for every key)."""
+
+    name: str
+    title: str
+    generation: int
+    photo: Literal["required", "optional", "absent"]
+    pin: PinSpec
+    ssse: SsseSpec
+    pboc: PbocSpec | None
+    gp: GpSpec
+    store_data: StoreDataSpec
+    transport_kek: str
+    card_face: tuple[FaceField, ...]
+    mag_stripe: MagStripeSpec | None
+    #: SHA-256 of the canonical JSON of the profile's data (comments and layout do not count).
+    digest: bytes
+    #: Where it was loaded from (for messages).
+    source: str
+
+    @property
+    def needs_pan(self) -> bool:
+        return self.pboc is not None
+
+    def master_key_names(self) -> tuple[str, ...]:
+        """Key-store names this profile uses, in a stable order."""
+        names: list[str] = []
+        if self.pboc is not None:
+            names += [self.pboc.imk_ac, self.pboc.imk_smi, self.pboc.imk_smc]
+        names += [k.master for k in self.ssse.keys]
+        names.append(self.transport_kek)
+        out: list[str] = []
+        for n in names:
+            if n not in out:
+                out.append(n)
+        return tuple(out)
