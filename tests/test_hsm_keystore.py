@@ -53,6 +53,8 @@ def load(store: Pkcs11KeyStore, keys: dict[str, SecretKey]) -> Pkcs11KeyStore:
 
 
 AES_KEK = "transport-kek-aes"
+#: Keys the contract MACs with algorithm 3 (the store creates their K1‖K1 / K2‖K2 halves).
+ALG3_KEYS = ("pboc-imk-ac",)
 
 
 class TestStrictContract(KeyStoreContract):
@@ -62,7 +64,7 @@ class TestStrictContract(KeyStoreContract):
 
     @pytest.fixture
     def store(self, hsm_store_factory: Factory, keys: dict[str, SecretKey]) -> KeyStore:
-        return load(hsm_store_factory(mode="strict"), keys)
+        return load(hsm_store_factory(mode="strict", alg3_halves=ALG3_KEYS), keys)
 
 
 class TestFastContract(KeyStoreContract):
@@ -71,7 +73,7 @@ class TestFastContract(KeyStoreContract):
 
     @pytest.fixture
     def store(self, hsm_store_factory: Factory, keys: dict[str, SecretKey]) -> KeyStore:
-        return load(hsm_store_factory(mode="fast", chunk_size=7), keys)
+        return load(hsm_store_factory(mode="fast", chunk_size=7, alg3_halves=ALG3_KEYS), keys)
 
 
 # -- the same bytes as the software store ---------------------------------------------------------
@@ -162,7 +164,7 @@ def _raw_session(softhsm: SoftHsm) -> Any:
 def test_master_keys_are_sensitive_and_not_extractable(
     hsm_store_factory: Factory, softhsm: SoftHsm
 ) -> None:
-    store = hsm_store_factory(label_prefix="sens/", mode="strict")
+    store = hsm_store_factory(label_prefix="sens/", mode="strict", alg3_halves=True)
     store.import_key(SecretKey("3DES", bytes(range(16)), "imported"))
     store.import_key(SecretKey("AES", bytes(range(16)), DEFAULT_KEK))
     store.generate_key("generated", "3DES", 16)
@@ -184,6 +186,11 @@ def test_master_keys_are_sensitive_and_not_extractable(
             if obj is not kek:
                 with pytest.raises(p11e.PKCS11Error):
                     kek.wrap_key(obj, mechanism=Mechanism.AES_KEY_WRAP)
+        halves = [o for o in ours if o[Attribute.LABEL].endswith(("#k1k1", "#k2k2"))]
+        assert len(halves) == 4
+        for half in halves:  # single-DES strength: usable for MAC algorithm 3 only
+            assert half[Attribute.DERIVE] is False and half[Attribute.WRAP] is False
+            assert half[Attribute.ENCRYPT] is True
         generated = [o for o in ours if "generated" in o[Attribute.LABEL]]
         assert all(o[Attribute.NEVER_EXTRACTABLE] is True for o in generated)
     finally:
@@ -191,8 +198,11 @@ def test_master_keys_are_sensitive_and_not_extractable(
 
 
 def test_generated_key_halves_match_the_key(hsm_store_factory: Factory) -> None:
-    store = hsm_store_factory()
+    store = hsm_store_factory(alg3_halves=["gen"])
     store.generate_key("gen", "3DES", 16)
+    store.generate_key("plain", "3DES", 16)
+    with pytest.raises(KeyStoreError, match="alg3_halves"):
+        store.mac("plain", b"x", "alg3")
     # For one block, MAC algorithm 3 (single DES K1, DES^-1 K2, DES K1) is 3DES-EDE(K1, K2):
     # the in-token halves K1‖K1 / K2‖K2 must agree with the key itself.
     data = b"1234567"
