@@ -63,25 +63,6 @@ class Command:
     def header(self) -> bytes:
         return bytes((self.cla, self.ins, self.p1, self.p2))
 
-    @property
-    def chan_cla(self) -> int:
-        """CLA without the secure-messaging and logical-channel bits (00, 80, ...)."""
-        return self.cla & 0xF0 & ~0x0C if self.cla & 0x40 == 0 else self.cla & 0xF0
-
-    @property
-    def secure_messaging(self) -> bool:
-        return bool(self.cla & 0x0C) if self.cla & 0x40 == 0 else bool(self.cla & 0x20)
-
-    def with_data(self, data: bytes, cla: int | None = None) -> Command:
-        """The same command with new data (and CLA), re-encoded as a short APDU."""
-        c = self.cla if cla is None else cla
-        raw = bytes((c, self.ins, self.p1, self.p2))
-        if data:
-            raw += bytes((len(data),)) + data
-        if self.le is not None:
-            raw += bytes((self.le & 0xFF,))
-        return Command(c, self.ins, self.p1, self.p2, data, self.le, raw)
-
 
 def parse_command(raw: bytes) -> Command:
     """Parse ISO/IEC 7816-3 cases 1-4 (short and extended); raise :class:`Sw` 6700 when the

@@ -40,7 +40,7 @@ from cardperso.card.applet import (
 )
 from cardperso.card.channel import CardChannel, kdd_for, open_channel
 from cardperso.card.perso import Personalizer
-from cardperso.card.state import CardState, KeySet
+from cardperso.card.state import Application, CardState, KeySet
 from cardperso.codec import tlv
 from cardperso.crypto import primitives as cp
 from cardperso.errors import CardPersoError, IllegalTransition
@@ -89,6 +89,7 @@ class IssuerSecurityDomain(Applet):
     # -- selection ---------------------------------------------------------------------------
 
     def select(self, cmd: Command, aid: bytes) -> bytes | Reply:
+        self.deselect()  # (re)selection ends any secure channel session
         prop = tlv.encode(0x9F6E, self.nv.cplc[:2] + self.nv.cplc[12:16]) + tlv.encode(
             0x9F65, b"\xff"
         )
@@ -277,8 +278,6 @@ class IssuerSecurityDomain(Applet):
         need(module == package.module, SW_NOT_FOUND)
         need(self.nv.app(app_aid) is None and app_aid != self.nv.isd.aid, SW_CONDITIONS)
         need(self.nv.app_of_kind(package.kind) is None, SW_CONDITIONS)
-        from cardperso.card.state import Application
-
         self.nv.apps[app_aid.hex().upper()] = Application(
             aid=app_aid,
             kind=package.kind,

@@ -98,7 +98,6 @@ class SsseData:
     algorithm: int = 0
     records: dict[str, bytes] = field(default_factory=dict)
     keys: dict[str, bytes] = field(default_factory=dict)
-    key_tries: dict[str, int] = field(default_factory=dict)
     pin: bytes = b""
     pin_try_limit: int = 0
     pin_tries_left: int = 0
@@ -122,7 +121,6 @@ class PbocData:
     ec_balance_limit: int = 0
     ec_single_limit: int = 0
     ec_reset_threshold: int = 0
-    last_script_atc: int = -1
 
 
 @dataclass(slots=True)
