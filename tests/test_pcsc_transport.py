@@ -18,6 +18,7 @@ from cardperso.devices.pcsc import (
     MuteCard,
     NoCard,
     PcscTransport,
+    UnsupportedCard,
 )
 from cardperso.errors import TransportError, UsageError
 from fixtures_pcsc import EchoCard, LabSlot, PcscLab, T0Card
@@ -50,6 +51,30 @@ def test_apdus_round_trip(pcsc_slot: LabSlot) -> None:
             assert t.transmit(apdu) == data + b"\x90\x00"
     assert card.commands[0] == SELECT
     assert len(card.commands) == 5
+
+
+def test_t0_card_and_protocol_choice(pcsc_slot: LabSlot) -> None:
+    pcsc_slot.insert(T0Card())  # ATR 3B68...: no TD1, so T=0 only
+    with PcscTransport(pcsc_slot.name) as t:
+        assert t.protocol == "T=0"
+    with PcscTransport(pcsc_slot.name, protocol="T=0") as t:
+        assert t.protocol == "T=0"
+    t = PcscTransport(pcsc_slot.name, protocol="T=1")
+    with pytest.raises(UnsupportedCard, match="T=0/T=1"):
+        t.connect()
+    t.disconnect()
+    with pytest.raises(UsageError):
+        PcscTransport(pcsc_slot.name, protocol="T=2")
+
+
+def test_unusable_atr(pcsc_slot: LabSlot) -> None:
+    card = EchoCard()
+    card.faults.wrong_atr = b"\xff"  # not an ATR (TS must be 3B or 3F)
+    pcsc_slot.insert(card)
+    t = PcscTransport(pcsc_slot.name)
+    with pytest.raises(UnsupportedCard):
+        t.connect()
+    t.disconnect()
 
 
 def test_no_card(pcsc_slot: LabSlot) -> None:

@@ -11,9 +11,10 @@ the card answers with the response APDU (data || SW1 SW2). pcscd polls card pres
 every 400 ms with a get-ATR control message.
 
 One :class:`Slot` = one reader slot = one port = one thread. A slot can be empty; a card is put
-in with :meth:`Slot.insert` and taken out with :meth:`Slot.remove` at any time (the printer
-simulator moves cards in and out of the contact station this way). The card object is used
-only by the slot's thread while it is inserted (never share one card between two slots).
+in with :meth:`Slot.insert` and taken out with :meth:`Slot.remove` at any time, even in the
+middle of a command (the printer simulator moves cards in and out of the contact station this
+way). The card object is used only by the slot's thread while it is inserted; ``remove``
+returns once that thread has let go of it (never share one card between two slots).
 
 The card is sans-IO (see :class:`CardLike`); faults are the card's (:mod:`cardperso.card.faults`)
 and this bridge turns them into what a reader would see:
@@ -21,14 +22,17 @@ and this bridge turns them into what a reader would see:
 * ``CardMute`` from ``transmit``: no answer. After the reader's waiting time
   (``reader_timeout``) the bridge drops the connection, as a real reader gives up on a mute
   card; pcscd reports a failed transmission. The card stays in the slot and reconnects.
-* ``CardRemoved`` (and ``CardTorn``): the connection is closed in the middle of the command;
-  while ``card.faults.removed`` stays true the slot looks empty, and the card comes back by
-  itself when the fault is cleared (``card.faults.reinsert()``) or by :meth:`Slot.insert`.
+* ``CardRemoved``: the connection is closed in the middle of the command; while
+  ``card.faults.removed`` stays true the slot looks empty (a presence poll also notices a
+  card removed while idle), and the card comes back by itself once the fault is cleared
+  (``card.faults.reinsert()``).
+* ``CardTorn`` (power lost during a write): the connection is closed and the card stays away
+  for ``REMOVAL_VISIBLE`` seconds, so that pcscd sees it go and come back and powers it up.
 * ``card.faults.latency(command, response)`` seconds are slept before each answer.
 
 Latency: a plain socket costs ~48 ms per APDU because of delayed ACKs against vpcd's split
 writes. The bridge sets ``TCP_NODELAY`` and re-arms ``TCP_QUICKACK`` before and after every
-receive, which brings a round trip through pcscd to ~0.1 ms.
+receive, which brings a round trip through pcscd to ~0.08 ms (docs/virtual-readers.md).
 
 If pcscd (and so vpcd) stops or restarts, the connection breaks: the slot powers its card off
 and reconnects as soon as the port listens again.

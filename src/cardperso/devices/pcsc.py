@@ -75,7 +75,7 @@ _ERRORS: dict[int, tuple[type[TransportError], str]] = {
     scard.SCARD_W_UNSUPPORTED_CARD: (UnsupportedCard, "unsupported card (ATR not usable)"),
     scard.SCARD_E_PROTO_MISMATCH: (
         UnsupportedCard,
-        "the card does not offer the requested protocol (T=0/T=1)",
+        "the card's ATR offers none of the requested protocols (T=0/T=1) or does not parse",
     ),
     scard.SCARD_E_CARD_UNSUPPORTED: (UnsupportedCard, "unsupported card"),
     scard.SCARD_E_UNKNOWN_READER: (ReaderUnavailable, "no such reader"),
