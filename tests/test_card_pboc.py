@@ -109,15 +109,24 @@ def test_arqc_verifies_with_issuer_master_key(tmp_path: Path) -> None:
     atc = ac[0x9F36]
     assert atc == b"\x00\x01" and get_data(host, 0x9F36) == atc
     sk_ac, _ = issuer_keys(atc)
-    emv.verify_application_cryptogram(sk_ac, data + AIP_DEBIT + atc + IAD[3:7], ac[0x9F26])
+    # the issuer takes the CVR from the IAD the card sent (9F10 bytes 4-7): the card fills it
+    iad = ac[0x9F10]
+    assert iad[:3] + iad[7:] == IAD[:3] + IAD[7:]
+    assert iad[3:7] == bytes.fromhex("03A00000")  # 2nd AC not requested, 1st AC = ARQC
+    emv.verify_application_cryptogram(sk_ac, data + AIP_DEBIT + atc + iad[3:7], ac[0x9F26])
     with pytest.raises(CryptogramMismatch):
-        emv.verify_application_cryptogram(sk_ac, cdol1(12346) + AIP_DEBIT + atc, ac[0x9F26])
+        emv.verify_application_cryptogram(
+            sk_ac, cdol1(12346) + AIP_DEBIT + atc + iad[3:7], ac[0x9F26]
+        )
     # ARPC method 1, then the second GENERATE AC gives a TC
     arpc = emv.arpc_method1(sk_ac, ac[0x9F26], b"00")
     assert host.send(b"\x00\x82\x00\x00\x0a" + arpc + b"00")[1] == 0x9000
     assert get_data(host, 0x9F13) == atc
     tc = generate_ac(host, 0x40, b"00" + data)
     assert tc[0x9F27] == b"\x40"
+    assert tc[0x9F10][3:7] == bytes.fromhex("03600000")  # 2nd AC = TC, 1st AC = ARQC
+    cvr = tc[0x9F10][3:7]
+    emv.verify_application_cryptogram(sk_ac, b"00" + data + AIP_DEBIT + atc + cvr, tc[0x9F26])
     # the ATC increments with every transaction, across power cycles
     host.card.power_off()
     host.transport.connect()
@@ -248,3 +257,15 @@ def test_packed_store_data_with_a_dgi_spanning_commands(tmp_path: Path, scp: str
     host.ok(SELECT_PBOC)
     assert host.ok("00B2011C00") == big
     assert host.card.state.pboc.ac_key == emv.derive_icc_master_key_a(IMK_AC, PAN, PSN)
+
+
+def test_cvr_counts_scripts_and_pin(tmp_path: Path) -> None:
+    host = personalized(tmp_path)
+    host.ok(SELECT_PBOC)
+    assert host.send("0020008008241235FFFFFFFFFF")[1] == 0x63C2
+    gpo(host, ec=False)
+    ac = generate_ac(host, 0x80, cdol1(0))
+    assert ac[0x9F10][3:7] == bytes.fromhex("03A60000")  # offline PIN performed and failed
+    assert online_load(host, 100) == 0x9000
+    tc = generate_ac(host, 0x40, b"00" + cdol1(0))
+    assert tc[0x9F10][3:7] == bytes.fromhex("03600010")  # one issuer script command processed

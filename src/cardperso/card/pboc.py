@@ -215,7 +215,9 @@ class PbocApplet(Applet):
         self.arqc: bytes | None = None
         self.issuer_auth: bool | None = None
         self.scripts: set[bytes] = set()
+        self.script_failed = False
         self.pin_verified = False
+        self.pin_tried = False
 
     # -- selection -----------------------------------------------------------------------------
 
@@ -331,6 +333,7 @@ class PbocApplet(Applet):
         if not cmd.data:
             return Reply(b"", 0x63C0 | d.pin_tries_left)
         need(len(cmd.data) == 8, SW_WRONG_LENGTH)
+        self.pin_tried = True
         if cp.equal(cmd.data, d.pin_block):
             d.pin_tries_left = d.pin_try_limit
             self.pin_verified = True
@@ -363,6 +366,24 @@ class PbocApplet(Applet):
             return "TC"
         return "AAC"
 
+    def _cvr(self, decision: str) -> bytes:
+        """Card verification results (4 bytes, IAD bytes 4-7; VIS/PBOC layout): byte 2 b8-7
+        AC type of the 2nd GENERATE AC (00 AAC, 01 TC, 10 not requested), b6-5 of the 1st
+        (00 AAC, 01 TC, 10 ARQC), b4 issuer authentication failed, b3 offline PIN performed,
+        b2 offline PIN failed; byte 3 b7 PIN try limit exceeded; byte 4 b8-5 issuer script
+        commands processed, b4 issuer script failed."""
+        code = {"AAC": 0, "TC": 1, "ARQC": 2}
+        first = self.first_ac if self.ac_count else decision
+        second = code[decision] if self.ac_count else 2
+        b2 = second << 6 | code[first or decision] << 4
+        if self.issuer_auth is False:
+            b2 |= 0x08
+        if self.pin_tried:
+            b2 |= 0x04 | (0 if self.pin_verified else 0x02)
+        b3 = 0x40 if self.data.pin_block and self.data.pin_tries_left == 0 else 0
+        b4 = min(len(self.scripts), 15) << 4 | (0x08 if self.script_failed else 0)
+        return bytes((0x03, b2, b3, b4))
+
     def _generate_ac(self, cmd: Command) -> bytes:
         d = self.data
         need(cmd.p2 == 0x00 and cmd.p1 & 0xC0 != 0xC0 and cmd.p1 & 0x2F == 0, SW_WRONG_P1P2)
@@ -379,7 +400,10 @@ class PbocApplet(Applet):
         decision = self._decide(requested, amount)
         atc = d.atc.to_bytes(2, "big")
         iad = d.dgis.get("9200", b"")
-        cvr = iad[3:7] if len(iad) >= 7 else b""
+        cvr = b""
+        if len(iad) >= 7 and iad[3] == 0x03:
+            cvr = self._cvr(decision)
+            iad = iad[:3] + cvr + iad[7:]
         sk = emv.session_key_common(d.ac_key, atc)
         ac = emv.application_cryptogram(sk, cmd.data + self.aip + atc + cvr)
         if self.ac_count == 0:
@@ -429,6 +453,7 @@ class PbocApplet(Applet):
         try:
             emv.verify_issuer_script_mac(sk, mac_input, mac)
         except MacMismatch:
+            self.script_failed = True
             raise Sw(SW_SM_INCORRECT) from None
         self.scripts.add(cmd.raw)
         setattr(d, EC_FIELDS[tag], decode_n(value))
