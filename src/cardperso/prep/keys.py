@@ -27,14 +27,14 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from cardperso.crypto import BLOCK_SIZE
+from cardperso.crypto import BLOCK_SIZE, kcv, odd_parity
 from cardperso.errors import KeyStoreError
 from cardperso.keystore import KeyStore
 from cardperso.profiles.model import Profile
 
 __all__ = ["CardKeys", "ChunkKeys", "pin_block", "seeded_pin"]
 
-_FF8 = b"\xff" * 8
+_INVERT = bytes(b ^ 0xFF for b in range(256))
 
 
 def seeded_pin(seed: bytes, ssn: str, length: int) -> str:
@@ -87,11 +87,38 @@ class ChunkKeys:
 
     def _pins(self, cards: Sequence[dict[str, Any]]) -> bytes:
         seed, n, policy = self.pin_seed, self.pin_len, self.pin_policy
-        blocks = []
+        mod = 10**n
+        digest = hmac.digest
+        parts = []
         for v in cards:
             pin = v.get("pin") if policy != "seeded" else ""
-            blocks.append(pin_block(pin or seeded_pin(seed, v["ssn"], n)))
-        return b"".join(blocks)
+            if not pin:
+                x = int.from_bytes(digest(seed, v["ssn"].encode("ascii"), "sha256")[:8], "big")
+                pin = str(x % mod).zfill(n)
+            parts.append(f"2{len(pin):X}{pin}".ljust(16, "F"))
+        return bytes.fromhex("".join(parts))
+
+    def _emv_fast(self, cards: Sequence[dict[str, Any]]) -> tuple[list[bytes], list[bytes]]:
+        """Option A for the chunk with one ECB call per IMK and per half (Y, then ~Y);
+        returns (wrapped AC ‖ SMI ‖ SMC per card, KCVs per card)."""
+        assert self.pboc is not None
+        store, count = self.store, len(cards)
+        y = bytes.fromhex("".join((v["pan"] + v["pan_seq"])[-16:].rjust(16, "0") for v in cards))
+        ny = y.translate(_INVERT)
+        per_imk = []
+        for name in (self.pboc.imk_ac, self.pboc.imk_smi, self.pboc.imk_smc):
+            left = odd_parity(store.encrypt(name, y, "ecb"))
+            right = odd_parity(store.encrypt(name, ny, "ecb"))
+            per_imk.append(
+                [left[8 * i : 8 * i + 8] + right[8 * i : 8 * i + 8] for i in range(count)]
+            )
+        ac, smi, smc = per_imk
+        clear = [ac[i] + smi[i] + smc[i] for i in range(count)]
+        wrapped = store.wrap(self.kek, b"".join(clear))
+        kcvs = [
+            kcv("3DES", ac[i]) + kcv("3DES", smi[i]) + kcv("3DES", smc[i]) for i in range(count)
+        ]
+        return [wrapped[48 * i : 48 * i + 48] for i in range(count)], kcvs
 
     def derive(self, cards: Sequence[dict[str, Any]]) -> list[CardKeys]:
         """Key material for every card of the chunk, in order."""
@@ -102,47 +129,43 @@ class ChunkKeys:
         factors = [v["card_no"][:8].encode("ascii") for v in cards]
         pins_clear = self._pins(cards)
         pin_len = 8 if 8 % self.kek_block == 0 else self.kek_block
-        nkeys = len(self.ssse_masters)
-        if self.fast:
-            blocks = b"".join(f + bytes(b ^ 0xFF for b in f) for f in factors)
-            per_master = [store.encrypt(m, blocks, "ecb") for m in self.ssse_masters]
-            # card-major order: card i's keys are contiguous
-            clear = b"".join(
-                b"".join(pm[16 * i : 16 * i + 16] for pm in per_master) for i in range(count)
-            )
-            if pin_len == 8:
-                wrapped = store.wrap(kek, clear + pins_clear)
-                ssse_w, pins_w = wrapped[: 16 * nkeys * count], wrapped[16 * nkeys * count :]
-            else:
-                ssse_w = store.wrap(kek, clear)
-                pins_w = b"".join(
-                    store.wrap(kek, pins_clear[8 * i : 8 * i + 8], pad=True) for i in range(count)
-                )
-            ssse_cards = [ssse_w[16 * nkeys * i : 16 * nkeys * (i + 1)] for i in range(count)]
+        if pin_len == 8:
+            pins_w = store.wrap(kek, pins_clear)
         else:
-            derived = [store.derive_ssse(m, factors, wrap_under=kek) for m in self.ssse_masters]
-            ssse_cards = [b"".join(d[i].data for d in derived) for i in range(count)]
-            if pin_len == 8:
-                pins_w = store.wrap(kek, pins_clear)
-            else:
-                pins_w = b"".join(
-                    store.wrap(kek, pins_clear[8 * i : 8 * i + 8], pad=True) for i in range(count)
-                )
-        pins = [pins_w[pin_len * i : pin_len * (i + 1)] for i in range(count)]
-        if self.pboc is None:
-            return [CardKeys(b"", b"", ssse_cards[i], pins[i]) for i in range(count)]
-        emv_cards = [(v["pan"], v["pan_seq"]) for v in cards]
-        p = self.pboc
-        ac, smi, smc = (
-            store.derive_emv_a(name, emv_cards, wrap_under=kek)
-            for name in (p.imk_ac, p.imk_smi, p.imk_smc)
-        )
-        return [
-            CardKeys(
-                ac[i].data + smi[i].data + smc[i].data,
-                ac[i].kcv + smi[i].kcv + smc[i].kcv,
-                ssse_cards[i],
-                pins[i],
+            pins_w = b"".join(
+                store.wrap(kek, pins_clear[8 * i : 8 * i + 8], pad=True) for i in range(count)
             )
+        pins = [pins_w[pin_len * i : pin_len * (i + 1)] for i in range(count)]
+        # SSSE keys: master-major blobs, then card i's keys are slices at 16*i of each blob
+        if self.fast:
+            f = b"".join(factors)
+            blocks = b"".join(
+                f[8 * i : 8 * i + 8] + f[8 * i : 8 * i + 8].translate(_INVERT) for i in range(count)
+            )
+            clear = b"".join(store.encrypt(m, blocks, "ecb") for m in self.ssse_masters)
+            wrapped = store.wrap(kek, clear)
+        else:
+            wrapped = b"".join(
+                b"".join(d.data for d in store.derive_ssse(m, factors, wrap_under=kek))
+                for m in self.ssse_masters
+            )
+        stride = 16 * count
+        nkeys = len(self.ssse_masters)
+        ssse_cards = [
+            b"".join(wrapped[j * stride + 16 * i : j * stride + 16 * i + 16] for j in range(nkeys))
             for i in range(count)
         ]
+        if self.pboc is None:
+            return [CardKeys(b"", b"", ssse_cards[i], pins[i]) for i in range(count)]
+        if self.fast:
+            mks, kcvs = self._emv_fast(cards)
+        else:
+            emv_cards = [(v["pan"], v["pan_seq"]) for v in cards]
+            p = self.pboc
+            ac, smi, smc = (
+                store.derive_emv_a(name, emv_cards, wrap_under=kek)
+                for name in (p.imk_ac, p.imk_smi, p.imk_smc)
+            )
+            mks = [ac[i].data + smi[i].data + smc[i].data for i in range(count)]
+            kcvs = [ac[i].kcv + smi[i].kcv + smc[i].kcv for i in range(count)]
+        return [CardKeys(mks[i], kcvs[i], ssse_cards[i], pins[i]) for i in range(count)]
