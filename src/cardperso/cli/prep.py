@@ -51,7 +51,11 @@ def _progress(total_hint: int | None, unit: str) -> tuple[Callable[[int], None] 
     from tqdm import tqdm
 
     bar = tqdm(total=total_hint, unit=unit, unit_scale=True, file=sys.stderr, leave=False)
-    return bar.update, bar
+
+    def update(n: int) -> None:
+        bar.update(n)
+
+    return update, bar
 
 
 def _report(summary: PrepSummary, what: str) -> None:
