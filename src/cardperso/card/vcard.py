@@ -36,9 +36,10 @@ from cardperso.card.applet import (
     Sw,
     parse_command,
 )
+from cardperso.card.directory import PPSE_NAME, PSE_NAME, DirectoryApplet
 from cardperso.card.faults import CardMute, CardTorn, FaultPlan
 from cardperso.card.isd import IssuerSecurityDomain
-from cardperso.card.pboc import PPSE_NAME, PSE_NAME, DirectoryApplet, PbocApplet
+from cardperso.card.pboc import PbocApplet
 from cardperso.card.perso import Personalizer
 from cardperso.card.ssse import SsseApplet
 from cardperso.card.state import (
