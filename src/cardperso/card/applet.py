@@ -10,6 +10,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from cardperso.codec.apdu import CommandAPDU
+from cardperso.errors import CardPersoError
+
 if TYPE_CHECKING:
     from cardperso.card.state import CardState
 
@@ -65,48 +68,18 @@ class Command:
 
 
 def parse_command(raw: bytes) -> Command:
-    """Parse ISO/IEC 7816-3 cases 1-4 (short and extended); raise :class:`Sw` 6700 when the
-    length fields do not match the bytes received."""
-    n = len(raw)
-    if n < 4:
-        raise Sw(SW_WRONG_LENGTH)
-    cla, ins, p1, p2 = raw[0], raw[1], raw[2], raw[3]
-    if cla == 0xFF:
+    """Parse ISO/IEC 7816-3 cases 1-4 (short and extended) with :mod:`cardperso.codec.apdu`;
+    raise :class:`Sw` 6700 when the length fields do not match the bytes received, 6E00 /
+    6D00 for a CLA / INS no card may use (``FF``; ``6x``, ``9x``)."""
+    if len(raw) >= 2 and raw[0] == 0xFF:
         raise Sw(SW_CLA_NOT_SUPPORTED)
-    if ins & 0xF0 in (0x60, 0x90):
+    if len(raw) >= 2 and raw[1] & 0xF0 in (0x60, 0x90):
         raise Sw(SW_INS_NOT_SUPPORTED)
-    body = raw[4:]
-    data, le = b"", None
-    if not body:
-        pass
-    elif len(body) == 1:
-        le = body[0] or 256
-    elif body[0] != 0:
-        lc = body[0]
-        if len(body) == 1 + lc:
-            data = body[1:]
-        elif len(body) == 2 + lc:
-            data, le = body[1:-1], body[-1] or 256
-        else:
-            raise Sw(SW_WRONG_LENGTH)
-    else:
-        # extended length: 00 then 2-byte Lc or Le
-        if len(body) == 3:
-            le = int.from_bytes(body[1:3], "big") or 65536
-        else:
-            if len(body) < 3:
-                raise Sw(SW_WRONG_LENGTH)
-            lc = int.from_bytes(body[1:3], "big")
-            if lc == 0:
-                raise Sw(SW_WRONG_LENGTH)
-            if len(body) == 3 + lc:
-                data = body[3:]
-            elif len(body) == 5 + lc:
-                data = body[3 : 3 + lc]
-                le = int.from_bytes(body[-2:], "big") or 65536
-            else:
-                raise Sw(SW_WRONG_LENGTH)
-    return Command(cla, ins, p1, p2, bytes(data), le, bytes(raw))
+    try:
+        c = CommandAPDU.parse(raw)
+    except CardPersoError:
+        raise Sw(SW_WRONG_LENGTH) from None
+    return Command(c.cla, c.ins, c.p1, c.p2, c.data, c.le, bytes(raw))
 
 
 @dataclass(frozen=True, slots=True)

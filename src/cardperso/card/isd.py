@@ -145,7 +145,7 @@ class IssuerSecurityDomain(Applet):
 
     def _process_plain(self, cmd: Command) -> bytes | Reply:
         ins = cmd.ins
-        if ins == 0xCA and cmd.cla & 0x7C in (0x00,):
+        if ins == 0xCA:
             return self._get_data(cmd)
         if cmd.cla & 0x80 == 0:
             raise Sw(SW_INS_NOT_SUPPORTED if ins != 0xA4 else SW_WRONG_P1P2)
