@@ -1,0 +1,83 @@
+"""From a profile and a perso-file record to what the chip workflow needs."""
+
+from __future__ import annotations
+
+from cardperso.codec import tlv
+from cardperso.codec.dgi import parse_dgis
+from cardperso.layouts.persofile import PersoHeader, PersoRecordBody
+from cardperso.line.workflow import CardApp, CardData, ChipPlan
+from cardperso.profiles.model import Profile
+
+#: The ATR prefix of cardperso's virtual cards (docs/card-dgi-map.md); a profile for real
+#: cards would carry its own.
+VIRTUAL_CARD_ATR_PREFIX = bytes.fromhex("3B8C8001")
+
+
+def chip_plan(
+    profile: Profile,
+    header: PersoHeader,
+    *,
+    scp: str | None = None,
+    kmc: str | None = None,
+    transport_kmc: str | None = None,
+    verify_ac: bool = True,
+    atr_prefix: bytes = VIRTUAL_CARD_ATR_PREFIX,
+) -> ChipPlan:
+    """The station's plan for cards of ``profile`` from the file described by ``header``."""
+    chosen = scp or profile.gp.scp
+    aes = chosen == "03"
+    default_kmc = (
+        profile.gp.kmc if chosen == profile.gp.scp else ("gp-kmc-aes" if aes else "gp-kmc")
+    )
+    return ChipPlan(
+        kmc=kmc or default_kmc,
+        kek=header.kek_name,
+        transport_kmc=transport_kmc or ("gp-kmc-aes" if aes else "gp-kmc"),
+        new_kvn=profile.gp.kvn,
+        scp=chosen,
+        i=profile.gp.i if chosen == "02" else 0x70,
+        diversification=profile.gp.diversification
+        if chosen == profile.gp.scp
+        else ("kdf3" if aes else "emv"),
+        atr_prefix=atr_prefix,
+        card_id_check=profile.ssse.card_id.check,
+        ssse_aid=profile.ssse.df_name,
+        ssse_algorithm=profile.ssse.algorithm,
+        ssse_generation=profile.generation,
+        imk_ac=profile.pboc.imk_ac if profile.pboc is not None else "",
+        verify_ac=verify_ac and profile.pboc is not None,
+        dgi_format=profile.store_data.p1_dgi_format,
+    )
+
+
+def _psn(dgis: tuple[tuple[int, bytes], ...]) -> str:
+    for dgi, value in dgis:
+        if dgi >> 8 in range(1, 11):
+            try:
+                found = tlv.find(tlv.parse(value), 0x5F34)
+            except Exception:  # noqa: S112 - a record without TLVs is simply skipped
+                continue
+            if found is not None:
+                return found.value.hex()
+    return "00"
+
+
+def card_data(header: PersoHeader, body: PersoRecordBody, index: int) -> CardData:
+    """The chip workflow's view of one perso-file record."""
+    refs = {a.aid: a for a in header.apps}
+    apps = []
+    psn = "00"
+    for app in body.apps:
+        ref = refs.get(app.aid)
+        dgis = tuple(parse_dgis(app.dgis))
+        if ref is not None and ref.name.lower().startswith("pboc"):
+            psn = _psn(dgis)
+        apps.append(
+            CardApp(
+                ref.name if ref else app.aid.hex(),
+                app.aid,
+                dgis,
+                frozenset(ref.secret_dgis if ref else ()),
+            )
+        )
+    return CardData(index, body.card_no, body.pan, psn, tuple(apps))

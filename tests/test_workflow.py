@@ -1,0 +1,96 @@
+"""The per-card chip workflow end to end, in process: a prepared perso file personalizes blank
+virtual cards, which are then read back (SSSE records, PBOC records, an ARQC that verifies)."""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+from pathlib import Path
+
+import pytest
+
+from cardperso.card.inprocess import InProcessTransport
+from cardperso.card.vcard import VirtualCard
+from cardperso.keystore.software import SoftwareKeyStore
+from cardperso.line.perso import card_data, chip_plan
+from cardperso.line.workflow import ChipFailure, check_atr, drive, personalize
+from cardperso.prep.container import iter_records, read_header
+from cardperso.prep.pipeline import PrepOptions, prepare
+from cardperso.prep.synth import make_batch
+from cardperso.profiles.loader import load_profile
+
+ROOT = Path(__file__).resolve().parent.parent
+SAMPLE_KEYS = ROOT / "keys-sample" / "keys.json"
+
+
+@pytest.fixture(scope="module")
+def prepared(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, object]:
+    tmp = tmp_path_factory.mktemp("wf")
+    make_batch(tmp / "batch.csv", 4, seed=3)
+    store = SoftwareKeyStore.load(SAMPLE_KEYS)
+    profile = load_profile("ssc3-pboc")
+    out = tmp / "batch.perso"
+    summary = prepare(
+        tmp / "batch.csv", profile, store, functools.partial(SoftwareKeyStore.load, SAMPLE_KEYS),
+        out, tmp / "rejects.csv", PrepOptions(batch_id="WF1", created=1_700_000_000),
+    )  # fmt: skip
+    assert summary.prepared == 4
+    return out, profile
+
+
+def _records(path: Path) -> list[object]:
+    return [body for _, body in iter_records(path)]
+
+
+@pytest.mark.parametrize("scp", ["02", "03"])
+def test_blank_virtual_cards_are_personalized_and_verified(
+    prepared: tuple[Path, object], tmp_path: Path, scp: str
+) -> None:
+    path, profile = prepared
+    with path.open("rb") as fh:
+        header, _ = read_header(fh)
+    store = SoftwareKeyStore.load(SAMPLE_KEYS)
+    plan = chip_plan(profile, header, scp=scp)  # type: ignore[arg-type]
+    for n, body in enumerate(_records(path)[:2]):
+        card = VirtualCard.create_blank(tmp_path / f"card{n}.json", scp=scp)
+        transport = InProcessTransport(card)
+        atr = transport.connect()
+        check_atr(atr, plan)
+        data = card_data(header, body, n)  # type: ignore[arg-type]
+        result = drive(personalize(data, plan, store), transport.transmit)
+        assert result.arqc_verified
+        assert result.checks == ("ssse-records", "pboc-records", "arqc")
+        assert result.chip_serial == card.serial
+        assert result.card_id[8:12] == card.serial  # the chip serial went into the card id
+        # the transport keys were replaced: they no longer open the card ...
+        again = VirtualCard.load(tmp_path / f"card{n}.json")
+        t2 = InProcessTransport(again)
+        t2.connect()
+        with pytest.raises(ChipFailure, match="INITIALIZE UPDATE"):
+            drive(personalize(data, plan, store), t2.transmit)
+        # ... the per-card keys do, and the personalized card refuses to be personalized again
+        per_card = dataclasses.replace(
+            plan,
+            transport_kmc=plan.kmc,
+            transport_diversification=plan.diversification,
+            put_key=False,
+        )
+        t2.reconnect()
+        with pytest.raises(ChipFailure, match="INSTALL"):
+            drive(personalize(data, per_card, store), t2.transmit)
+
+
+def test_wrong_kmc_is_an_authentication_failure_never_retried(
+    prepared: tuple[Path, object], tmp_path: Path
+) -> None:
+    path, profile = prepared
+    with path.open("rb") as fh:
+        header, _ = read_header(fh)
+    store = SoftwareKeyStore.load(SAMPLE_KEYS)
+    plan = chip_plan(profile, header, transport_kmc="pboc-imk-ac")  # type: ignore[arg-type]
+    card = VirtualCard.create_blank(tmp_path / "c.json")
+    transport = InProcessTransport(card)
+    transport.connect()
+    with pytest.raises(ChipFailure) as info:
+        drive(personalize(card_data(header, _records(path)[0], 0), plan, store), transport.transmit)  # type: ignore[arg-type]
+    assert info.value.auth_failure and info.value.step == "INITIALIZE UPDATE"
