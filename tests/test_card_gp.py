@@ -212,3 +212,47 @@ def test_put_key_bad_kcv_refused(tmp_path: Path) -> None:
     _, sw = host.secure(bytes((0x80, 0xD8, 0xFF, 0x81, len(body))) + body)
     assert sw == 0x6A80
     assert card.state.isd.keys[0].kvn == 0xFF
+
+
+@pytest.mark.parametrize(
+    ("apdu", "sw"),
+    [
+        ("00", 0x6700),
+        ("00A404", 0x6700),
+        ("00A4040008A0000001", 0x6700),  # Lc says 8, 4 bytes follow
+        ("00A404000000", 0x6700),  # extended length with one byte
+        ("FFA4040000", 0x6E00),
+        ("0060000000", 0x6D00),
+        ("0012000000", 0x6D00),
+        ("01A4040000", 0x6881),  # logical channel 1
+        ("00A40488", 0x6A86),
+        ("00A4040005A000000999", 0x6A82),
+        ("80CA9F7000", 0x6A88),
+        ("80E60C0000", 0x6982),
+        ("84CA9F7F00", 0x6982),
+        ("80F2800002", 0x6982),
+        ("8050000000", 0x6700),
+        ("805000000800000000000000000000", 0x6700),
+        ("80502000080000000000000000", 0x6A88),  # no key set 20
+        ("0082000010" + "00" * 16, 0x6D00),  # EXTERNAL AUTHENTICATE without a session
+    ],
+)
+def test_malformed_and_refused_commands(tmp_path: Path, apdu: str, sw: int) -> None:
+    host = Host(new_card(tmp_path))
+    host.ok("00A4040008A000000151000000")
+    assert host.send(apdu)[1] == sw
+
+
+def test_install_then_make_selectable(tmp_path: Path) -> None:
+    card = new_card(tmp_path)
+    host = Host(card)
+    host.authenticate()
+    data = bytes.fromhex("07A000000333010108A00000033301010108A0000003330101010100")
+    data += bytes.fromhex("02C90000")
+    assert host.secure(bytes((0x80, 0xE6, 0x04, 0x00, len(data))) + data)[1] == 0x9000
+    assert card.state.app(PBOC_AID).lifecycle == "INSTALLED"  # type: ignore[union-attr]
+    sel = bytes.fromhex("000008A000000333010101000000")
+    assert host.secure(bytes((0x80, 0xE6, 0x08, 0x00, len(sel))) + sel)[1] == 0x9000
+    assert card.state.app(PBOC_AID).lifecycle == "SELECTABLE"  # type: ignore[union-attr]
+    status, sw = host.secure("80F24002024F0000")
+    assert sw == 0x9000 and PBOC_AID in status

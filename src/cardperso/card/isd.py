@@ -151,9 +151,8 @@ class IssuerSecurityDomain(Applet):
             raise Sw(SW_INS_NOT_SUPPORTED if ins != 0xA4 else SW_WRONG_P1P2)
         if self.nv.lifecycle == "TERMINATED":
             raise Sw(SW_CONDITIONS)
-        if ins == 0xF2:
-            return self._get_status(cmd)
         handlers = {
+            0xF2: self._get_status,
             0xE6: self._install,
             0xE2: self._store_data,
             0xF0: self._set_status,

@@ -24,6 +24,7 @@ from pathlib import Path
 
 from cardperso.card import lifecycle
 from cardperso.card.applet import (
+    SW_CHANNEL_NOT_SUPPORTED,
     SW_CLA_NOT_SUPPORTED,
     SW_CONDITIONS,
     SW_FUNC_NOT_SUPPORTED,
@@ -264,9 +265,10 @@ class VirtualCard:
         return result + b"\x90\x00"
 
     def _route(self, cmd: Command) -> bytes | Reply:
-        if cmd.cla & 0x03 or cmd.cla & 0x40:
-            # logical channels are not supported (ISO 7816-4: 6881 is also possible)
+        if cmd.cla & 0x40 or (cmd.cla & 0x60 == 0x20):
             raise Sw(SW_CLA_NOT_SUPPORTED)
+        if cmd.cla & 0x03:
+            raise Sw(SW_CHANNEL_NOT_SUPPORTED)  # only the basic logical channel
         if cmd.ins == 0x70:  # MANAGE CHANNEL
             raise Sw(SW_FUNC_NOT_SUPPORTED)
         if cmd.ins == 0xA4 and cmd.p1 == 0x04 and cmd.cla & 0x80 == 0:
