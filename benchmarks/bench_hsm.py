@@ -14,12 +14,15 @@ Measured:
    ``C_WrapKey`` + KCV per card, AES KEK), fast mode (2 ``C_Encrypt`` per chunk) and the software
    store;
 3. GP diversification (3 keys per card) and the key work of data preparation per card (three
-   PBOC master keys, four SSSE 3DES keys, one padded PIN block wrap) in each mode.
+   PBOC master keys, four SSSE 3DES keys, one padded PIN block wrap) in each mode;
+4. data preparation end to end (``cardperso.prep.pipeline.prepare``, profile ``ssc2-pboc``, one
+   worker) with each store (fast and strict with the AES KEK, the software store with 3DES).
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import os
 import platform
 import secrets
@@ -27,17 +30,23 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable
+from functools import partial
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests"))
 
 from pkcs11 import Mechanism  # noqa: E402
 
+from cardperso.keystore.base import KeyStore  # noqa: E402
 from cardperso.keystore.pkcs11 import Pkcs11KeyStore  # noqa: E402
 from cardperso.keystore.software import SoftwareKeyStore  # noqa: E402
-from fixtures_hsm import SOFTHSM_MODULE, init_token  # noqa: E402
-from keystore_contract import contract_keys  # noqa: E402
+from cardperso.prep.pipeline import PrepOptions, prepare  # noqa: E402
+from cardperso.prep.synth import make_batch  # noqa: E402
+from cardperso.profiles.loader import load_profile  # noqa: E402
+from fixtures_hsm import SOFTHSM_MODULE, init_token  # type: ignore[import-not-found,unused-ignore]  # noqa: E402
+from keystore_contract import contract_keys  # type: ignore[import-not-found,unused-ignore]  # noqa: E402
 
 PIN_ENV = "CARDPERSO_BENCH_HSM_PIN"
 AES_KEK = "transport-kek-aes"
@@ -51,6 +60,19 @@ def best(fn: Callable[[], object], repeat: int) -> float:
         fn()
         times.append(time.perf_counter() - t0)
     return min(times)
+
+
+def per_block(obj: Any, block: bytes, mech: Mechanism, count: int) -> None:
+    for _ in range(count):
+        obj.encrypt(block, mechanism=mech)
+
+
+def run_prep(batch: Path, store: KeyStore, kek: str) -> None:
+    profile = dataclasses.replace(load_profile("ssc2-pboc"), transport_kek=kek)
+    out = batch.with_suffix(f".{secrets.token_hex(4)}.perso")
+    options = PrepOptions(batch_id="BENCH", created=1_790_000_000, chunk_size=1000)
+    summary = prepare(batch, profile, store, lambda: store, out, out.with_suffix(".rej"), options)
+    assert summary.prepared == summary.read
 
 
 def setup_token() -> tuple[str, str]:
@@ -102,22 +124,22 @@ def main() -> None:
         blocks = 2000
         one = bytes(block)
         many = bytes(block * blocks)
-        t = best(lambda obj=obj, one=one, mech=mech: [obj.encrypt(one, mechanism=mech)
-                                                      for _ in range(2000)], rep)  # fmt: skip
+        t = best(partial(per_block, obj, one, mech, blocks), rep)
         row(f"{alg} C_Encrypt, one call per block ({blocks} calls)", t, blocks, "block")
-        t = best(lambda obj=obj, many=many, mech=mech: obj.encrypt(many, mechanism=mech), rep)
+        t = best(partial(obj.encrypt, many, mechanism=mech), rep)
         row(f"{alg} C_Encrypt, one call over {blocks} blocks", t, blocks, "block")
 
     # 2. EMV option A per-card keys
     cards = [(f"621700{i:010d}", f"{i % 100:02d}") for i in range(n)]
     imk = "pboc-imk-ac"
-    for what, store, kek in (
+    stores: list[tuple[str, KeyStore, str]] = [
         ("software store", soft, DES_KEK),
         ("PKCS#11 fast, 3DES KEK", fast, DES_KEK),
         ("PKCS#11 fast, AES KEK", fast, AES_KEK),
         ("PKCS#11 strict, AES KEK", strict, AES_KEK),
-    ):
-        t = best(lambda store=store, kek=kek: store.derive_emv_a(imk, cards, wrap_under=kek), rep)
+    ]
+    for what, store, kek in stores:
+        t = best(partial(store.derive_emv_a, imk, cards, wrap_under=kek), rep)
         row(f"EMV option A, {n} cards, {what}", t, n, "card")
 
     # 3. GP diversification and the data-preparation key work per card
@@ -125,23 +147,30 @@ def main() -> None:
     factors = [i.to_bytes(8, "big") for i in range(n)]
     pins = b"".join(bytes.fromhex("241234FFFFFFFFFF") for _ in range(n))
 
-    def prep_keys(store: object, kek: str) -> None:
-        assert isinstance(store, (SoftwareKeyStore, Pkcs11KeyStore))
+    def prep_keys(store: KeyStore, kek: str) -> None:
         for master in ("pboc-imk-ac", "pboc-imk-smi", "pboc-imk-smc"):
             store.derive_emv_a(master, cards, wrap_under=kek)
         for master in ("ssse-mk-3des", "ssse-uk-ef05-3des", "ssse-uk-ef06-3des", "ssse-irk-3des"):
             store.derive_ssse(master, factors, wrap_under=kek)
         store.wrap(kek, pins)
 
-    for what, store, kek in (
+    stores = [
         ("software store", soft, DES_KEK),
         ("PKCS#11 fast", fast, AES_KEK),
         ("PKCS#11 strict", strict, AES_KEK),
-    ):
-        t = best(lambda s=store, k=kek: s.diversify_gp("gp-kmc", kdds, "emv", wrap_under=k), rep)
+    ]
+    for what, store, kek in stores:
+        t = best(partial(store.diversify_gp, "gp-kmc", kdds, "emv", wrap_under=kek), rep)
         row(f"GP emv diversification (3 keys), {n} cards, {what}", t, n, "card")
-        t = best(lambda s=store, k=kek: prep_keys(s, k), rep)
+        t = best(partial(prep_keys, store, kek), rep)
         row(f"prep key work (3 PBOC + 4 SSSE keys + PIN), {n} cards, {what}", t, n, "card")
+
+    # 4. data preparation end to end (ssc2-pboc: 3DES SSSE keys + PBOC), one worker
+    batch = Path(tempfile.mkdtemp(prefix="bench-prep-")) / "batch.csv"
+    make_batch(batch, n, seed=3)
+    for what, store, kek in stores:
+        t = best(partial(run_prep, batch, store, kek), 1)
+        row(f"data preparation ssc2-pboc, {n} cards, 1 worker, {what}", t, n, "card")
 
     print(f"machine: {platform.node()} {platform.machine()} {platform.processor() or ''} "
           f"python {platform.python_version()} cpus {os.cpu_count()}")  # fmt: skip
