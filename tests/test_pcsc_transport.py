@@ -112,6 +112,8 @@ def test_get_response_and_wrong_le(pcsc_slot: LabSlot) -> None:
         assert t.transmit(bytes.fromhex("80CA000000")) == T0Card.RECORD + b"\x90\x00"
         assert [x.command for x in traces] == ["80CA000000", "80CA000010"]
         assert traces[0].response == "6C10"
+        # Extended-length commands are not re-sent (6Cxx is a short-APDU convention).
+        assert t.transmit(bytes.fromhex("80CA0000000000")) == bytes.fromhex("6C10")
         # 61xx -> GET RESPONSE until 9000, data concatenated
         traces.clear()
         data = bytes(range(20))

@@ -194,8 +194,10 @@ def _establish() -> int:
     return int(ctx)
 
 
-def _with_le(apdu: bytes, le: int) -> bytes:
-    """The same short command with Le set to ``le`` (for a 6Cxx re-send)."""
+def _with_le(apdu: bytes, le: int) -> bytes | None:
+    """The same short command with Le set to ``le`` (for a 6Cxx re-send); None if extended."""
+    if len(apdu) > 5 and apdu[4] == 0:
+        return None  # extended length: 6Cxx does not apply
     if len(apdu) == 4:
         return apdu + bytes([le])
     if len(apdu) == 5:
@@ -268,8 +270,11 @@ class PcscTransport:
         self._owner = threading.get_ident()
         if self._ctx is None:
             self._ctx = _establish()
-        if timeout > 0:
-            _wait_state(self._ctx, self.reader, present=True, timeout=timeout)
+        if (
+            timeout > 0
+            and _wait_state(self._ctx, self.reader, present=True, timeout=timeout) is None
+        ):
+            raise NoCard(f"{self.reader}: no card arrived within {timeout:g} s")
         rc, card, proto = scard.SCardConnect(self._ctx, self.reader, self._share, self._want)
         if rc != scard.SCARD_S_SUCCESS:
             raise pcsc_error(rc, self.reader, "connect")
@@ -332,8 +337,10 @@ class PcscTransport:
         response = self._exchange(apdu)
         sw1 = response[-2]
         if sw1 == 0x6C and len(apdu) >= 4:
-            response = self._exchange(_with_le(apdu, response[-1]))
-            sw1 = response[-2]
+            again = _with_le(apdu, response[-1])
+            if again is not None:
+                response = self._exchange(again)
+                sw1 = response[-2]
         if sw1 == 0x61:
             data = bytearray(response[:-2])
             get_response = bytes([_get_response_cla(apdu[0]), 0xC0, 0x00, 0x00, 0])
@@ -375,8 +382,10 @@ class PcscTransport:
         # Mute, or removed before pcscd noticed? Ask pcscd for a little while.
         assert self._ctx is not None
         try:
-            _wait_state(self._ctx, self.reader, present=False, timeout=self.removal_grace)
-        except TransportError:
+            gone = _wait_state(self._ctx, self.reader, present=False, timeout=self.removal_grace)
+        except TransportError as exc:
+            return exc
+        if gone is None:
             return MuteCard(f"{self.reader}: the card did not answer the command (mute card)")
         return CardRemoved(f"{self.reader}: the card was removed during the command")
 
@@ -418,8 +427,8 @@ def list_readers() -> list[ReaderInfo]:
         scard.SCardReleaseContext(ctx)
 
 
-def _wait_state(ctx: int, reader: str, *, present: bool, timeout: float) -> bytes:
-    """Wait until ``reader`` has (or has no) card; returns the ATR; NoCard/TransportError."""
+def _wait_state(ctx: int, reader: str, *, present: bool, timeout: float) -> bytes | None:
+    """Wait until ``reader`` has (or has no) card: its ATR (b"" if none), or None on timeout."""
     want = scard.SCARD_STATE_PRESENT if present else scard.SCARD_STATE_EMPTY
     deadline = time.monotonic() + timeout
     state = scard.SCARD_STATE_UNAWARE
@@ -438,24 +447,27 @@ def _wait_state(ctx: int, reader: str, *, present: bool, timeout: float) -> byte
         state = event & ~scard.SCARD_STATE_CHANGED
         if time.monotonic() >= deadline:
             break
-    if present:
-        raise NoCard(f"{reader}: no card arrived within {timeout:g} s")
-    raise TransportError(f"{reader}: the card was not taken out within {timeout:g} s")
+    return None
 
 
 def wait_for_card(reader: str, timeout: float) -> bytes:
     """Wait up to ``timeout`` s for a card in ``reader``; returns its ATR, or raises NoCard."""
     ctx = _establish()
     try:
-        return _wait_state(ctx, reader, present=True, timeout=timeout)
+        atr = _wait_state(ctx, reader, present=True, timeout=timeout)
     finally:
         scard.SCardReleaseContext(ctx)
+    if atr is None:
+        raise NoCard(f"{reader}: no card arrived within {timeout:g} s")
+    return atr
 
 
 def wait_for_removal(reader: str, timeout: float) -> None:
     """Wait up to ``timeout`` s until ``reader`` is empty (TransportError on timeout)."""
     ctx = _establish()
     try:
-        _wait_state(ctx, reader, present=False, timeout=timeout)
+        gone = _wait_state(ctx, reader, present=False, timeout=timeout)
     finally:
         scard.SCardReleaseContext(ctx)
+    if gone is None:
+        raise TransportError(f"{reader}: the card was not taken out within {timeout:g} s")
