@@ -125,3 +125,64 @@ def test_random_store_data_in_a_session(
             break
         _, sw = host.secure(apdu)
         assert sw >> 8 in (0x90, 0x61, 0x62, 0x63, 0x67, 0x68, 0x69, 0x6A, 0x6B, 0x6D, 0x6E)
+
+
+def _cmd(cla: int, ins: int, p1: int, p2: int, data: bytes, le: bool = True) -> bytes:
+    return bytes((cla, ins, p1, p2, len(data))) + data + (b"\x00" if le else b"")
+
+
+_b = st.binary
+_i = st.integers(0, 255)
+#: Commands that are valid or nearly so, to reach the deeper states of a transaction.
+near_valid = st.one_of(
+    st.sampled_from(SELECTS),
+    st.just(
+        _cmd(0x80, 0xA8, 0, 0, bytes.fromhex("8309") + b"\x01" + bytes(5) + b"\x01\x00\x01\x56")
+    ),
+    st.just(_cmd(0x80, 0xA8, 0, 0, bytes.fromhex("830900") + bytes(8))),
+    st.builds(
+        lambda p1, d: _cmd(0x80, 0xAE, p1, 0, d),
+        st.sampled_from([0, 0x40, 0x80, 0x90]),
+        _b(min_size=29, max_size=31),
+    ),
+    st.builds(lambda d: _cmd(0x00, 0x82, 0, 0, d, False), _b(min_size=10, max_size=10)),
+    st.builds(
+        lambda t, d: _cmd(0x04, 0xDA, 0x9F, t, d, False),
+        st.sampled_from([0x79, 0x77, 0x78, 0x6D, 0x36]),
+        _b(min_size=9, max_size=11),
+    ),
+    st.builds(lambda d: _cmd(0x00, 0x20, 0, 0x80, d, False), _b(min_size=8, max_size=8)),
+    st.builds(lambda r, p2: bytes((0, 0xB2, r, p2, 0)), _i, _i),
+    st.builds(
+        lambda t: bytes((0x80, 0xCA, 0x9F, t, 0)),
+        st.sampled_from([0x79, 0x36, 0x13, 0x17, 0x74, 0x51]),
+    ),
+    st.just(bytes.fromhex("0084000008")),
+    st.builds(
+        lambda k, d: _cmd(0, 0x82, 0, k, d, False),
+        st.sampled_from([0x04, 0x0A, 0x0D, 0x01]),
+        _b(min_size=16, max_size=16),
+    ),
+    st.builds(lambda d: _cmd(0, 0x88, 0, 0, d, False), _b(min_size=16, max_size=16)),
+    st.builds(
+        lambda r, p2, d: _cmd(0, 0xDC, r, p2, d, False),
+        _i,
+        st.sampled_from([0x2C, 0x34, 0x6C, 0x30]),
+        _b(min_size=1, max_size=34),
+    ),
+    st.builds(lambda d: _cmd(0x80, 0x5E, 1, 0, d, False), _b(min_size=1, max_size=13)),
+    st.builds(lambda d: _cmd(0, 0x20, 0, 0, d, False), _b(max_size=7)),
+)
+
+
+@settings(
+    max_examples=100, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(sequence=st.lists(st.one_of(near_valid, apdus), min_size=1, max_size=40))
+def test_near_valid_transactions(images: dict[str, Path], sequence: list[bytes]) -> None:
+    card = fresh(images["perso"])
+    for apdu in sequence:
+        check(card, card.transmit(apdu))
+    state = card.state.pboc
+    assert 0 <= state.ec_balance <= state.ec_balance_limit
+    assert dumps(VirtualCard.load(card.path).state) == dumps(card.state)
