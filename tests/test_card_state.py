@@ -112,6 +112,7 @@ def test_removed_mid_command(tmp_path: Path) -> None:
     card.transmit(bytes.fromhex("00A4040000"))
     with pytest.raises(CardRemoved):
         card.transmit(bytes.fromhex("00A4040000"))
+    assert not card.powered
     with pytest.raises(CardRemoved):
         card.power_on()
     card.faults.reinsert()

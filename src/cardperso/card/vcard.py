@@ -38,7 +38,7 @@ from cardperso.card.applet import (
     parse_command,
 )
 from cardperso.card.directory import PPSE_NAME, PSE_NAME, DirectoryApplet
-from cardperso.card.faults import CardMute, CardTorn, FaultPlan
+from cardperso.card.faults import CardMute, CardRemoved, CardTorn, FaultPlan
 from cardperso.card.isd import IssuerSecurityDomain
 from cardperso.card.pboc import PbocApplet
 from cardperso.card.perso import Personalizer
@@ -198,7 +198,11 @@ class VirtualCard:
 
     def transmit(self, apdu: bytes) -> bytes:
         """Process one command APDU, return ``data || SW1 SW2``."""
-        self.faults.before_command()
+        try:
+            self.faults.before_command()
+        except CardRemoved:
+            self.power_off()  # a removed card has lost its power (and volatile state)
+            raise
         if not self._powered:
             raise CardMute("card is not powered")
         apdu = bytes(apdu)
