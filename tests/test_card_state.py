@@ -10,6 +10,7 @@ from cardperso.card import CardMute, CardRemoved, CardTorn, VirtualCard
 from cardperso.card.inprocess import InProcessTransport
 from cardperso.card.ssse import SSSE_NAME
 from cardperso.card.state import dumps, read_image
+from cardperso.card.vcard import fresh_serial
 from cardperso.errors import DataError, TransportError, UsageError
 from test_card_support import Host, install_ssse, new_card, ssse_dgis
 
@@ -164,3 +165,9 @@ def test_bad_images_rejected(tmp_path: Path) -> None:
     path.write_text('{"format": "cardperso-vcard/1", "card": {"serial": 5}}')
     with pytest.raises(DataError):
         VirtualCard.load(path)
+
+
+def test_fresh_serials_avoid_cards_in_the_directory(tmp_path: Path) -> None:
+    VirtualCard.create_blank(tmp_path / "a.json", serial=b"\x00\x00\x00\x01")
+    draws = iter([b"\x00\x00\x00\x01", b"\x00\x00\x00\x02"])
+    assert fresh_serial(tmp_path, lambda n: next(draws)) == b"\x00\x00\x00\x02"

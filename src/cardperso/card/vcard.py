@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+from collections.abc import Callable
 from pathlib import Path
 
 from cardperso.card import lifecycle
@@ -55,7 +56,7 @@ from cardperso.card.state import (
     write_image,
 )
 from cardperso.crypto import primitives as cp
-from cardperso.errors import UsageError
+from cardperso.errors import CardPersoError, UsageError
 
 log = logging.getLogger(__name__)
 
@@ -118,7 +119,7 @@ class VirtualCard:
         if scp not in ("02", "03"):
             raise UsageError("scp must be '02' or '03'")
         if serial is None:
-            serial = cp.random_bytes(4)
+            serial = fresh_serial(path.parent)
         if len(serial) != 4:
             raise UsageError("the chip serial is 4 bytes")
         if path.exists():
@@ -309,6 +310,22 @@ class VirtualCard:
                 applet: Applet = self.ssse if app.kind == "ssse" else self.pboc
                 return applet, app.aid
         return None, b""
+
+
+def fresh_serial(directory: Path, draw: Callable[[int], bytes] = cp.random_bytes) -> bytes:
+    """A random 4-byte chip serial not used by any card image already in ``directory``
+    (random alone would collide within tens of thousands of cards)."""
+    used: set[str] = set()
+    if directory.is_dir():
+        for image in directory.glob("*.json"):
+            try:
+                used.add(read_image(image).serial.hex())
+            except (OSError, CardPersoError):
+                continue
+    while True:
+        serial = draw(4)
+        if serial.hex() not in used:
+            return serial
 
 
 def build_cplc(serial: bytes) -> bytes:
