@@ -35,11 +35,15 @@ def test_blank_card_authenticates_with_test_keys(tmp_path: Path, scp: str, level
     assert all(c.value[1] == 0xFF for c in kit.children)
 
 
-def test_scp03_rmac_level(tmp_path: Path) -> None:
+@pytest.mark.parametrize("level", [0x13, 0x33])
+def test_scp03_rmac_and_renc_levels(tmp_path: Path, level: int) -> None:
     host = Host(new_card(tmp_path, "03"), "03")
-    assert host.authenticate(0x13) == 0x9000
+    assert host.authenticate(level) == 0x9000
     data, sw = host.secure("80CA9F7F00")
     assert sw == 0x9000 and data[:2] == b"\x9f\x7f"
+    assert host.secure("80CA9F7000")[1] == 0x6A88  # an error answer carries no R-MAC
+    data, sw = host.secure("80CA00E000")
+    assert sw == 0x9000 and data[0] == 0xE0
 
 
 def test_get_data_cplc_and_card_data(tmp_path: Path) -> None:

@@ -111,7 +111,10 @@ class IssuerSecurityDomain(Applet):
         if cmd.ins == 0x82 and cmd.cla & 0xFC == 0x84 and self.channel is not None:
             return self._external_authenticate(cmd)
         cmd = self._unwrap(cmd)
-        result = self._process_plain(cmd)
+        try:
+            result = self._process_plain(cmd)
+        except Sw as exc:
+            result = Reply(exc.data, exc.sw)
         return self._wrap(result)
 
     def _unwrap(self, cmd: Command) -> Command:
