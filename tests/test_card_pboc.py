@@ -146,7 +146,9 @@ def test_bad_arpc_refused(tmp_path: Path) -> None:
     assert tc[0x9F27] == b"\x00"  # issuer authentication failed: AAC
 
 
-def online_load(host: Host, new_balance: int, *, good_mac: bool = True) -> int:
+def online_load(
+    host: Host, new_balance: int, *, good_mac: bool = True, sent: list[bytes] | None = None
+) -> int:
     """ARQC, ARPC, then the issuer script PUT DATA 9F79; returns the script's SW."""
     host.ok(SELECT_PBOC)
     gpo(host, ec=False)
@@ -160,6 +162,8 @@ def online_load(host: Host, new_balance: int, *, good_mac: bool = True) -> int:
     if not good_mac:
         mac = bytes(b ^ 0xFF for b in mac)
     script = header + b"\x0a" + value + mac
+    if sent is not None:
+        sent.append(script)
     sw = host.send(script)[1]
     if sw == 0x9000:
         assert host.send(script)[1] == 0x6985  # replay in the same transaction
@@ -269,3 +273,12 @@ def test_cvr_counts_scripts_and_pin(tmp_path: Path) -> None:
     assert online_load(host, 100) == 0x9000
     tc = generate_ac(host, 0x40, b"00" + cdol1(0))
     assert tc[0x9F10][3:7] == bytes.fromhex("03600010")  # one issuer script command processed
+
+
+def test_script_replayed_in_a_later_transaction_refused(tmp_path: Path) -> None:
+    host = personalized(tmp_path)
+    sent: list[bytes] = []
+    assert online_load(host, 3000, sent=sent) == 0x9000
+    assert online_load(host, 100) == 0x9000  # a new transaction, balance now 1.00
+    assert host.send(sent[0])[1] == 0x6988  # the old script's MAC covers the old ATC/ARQC
+    assert get_data(host, 0x9F79) == bytes.fromhex("000000000100")
