@@ -1,0 +1,121 @@
+"""The line file (YAML): which stations a line has, each a card printer paired with a reader.
+
+```yaml
+stations:
+  - name: st1
+    printer: /dev/ttyUSB0          # or a pty path, or socket://host:port
+    reader: "Virtual PCD 00 00"    # PC/SC reader name at the printer's contact station
+options:                           # all optional
+  card_timeout: 10                 # seconds to wait for the parked card in the reader
+  max_attempts: 3                  # cards tried per record before it is given up
+  stop_after_auth_failures: 3      # consecutive EXTERNAL AUTHENTICATE failures that stop the line
+  pause_retry: 2.0                 # a paused station retries its printer this often (seconds)
+  verify_ac: true                  # read-back includes a GENERATE AC verified with the issuer keys
+```
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from cardperso.errors import DataError
+
+
+@dataclass(frozen=True, slots=True)
+class StationSpec:
+    name: str
+    printer: str
+    reader: str
+
+
+@dataclass(frozen=True, slots=True)
+class LineOptions:
+    card_timeout: float = 10.0
+    max_attempts: int = 3
+    stop_after_auth_failures: int = 3
+    pause_retry: float = 2.0
+    verify_ac: bool = True
+
+
+@dataclass(frozen=True, slots=True)
+class LineSpec:
+    stations: tuple[StationSpec, ...]
+    options: LineOptions = field(default_factory=LineOptions)
+    source: str = ""
+
+
+_OPTION_TYPES: dict[str, type] = {
+    "card_timeout": float,
+    "max_attempts": int,
+    "stop_after_auth_failures": int,
+    "pause_retry": float,
+    "verify_ac": bool,
+}
+
+
+def parse_line(text: str, source: str = "<line>") -> LineSpec:
+    try:
+        data: Any = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise DataError(
+            f"{source}: not valid YAML ({exc.__class__.__name__})", field="line"
+        ) from None
+    if (
+        not isinstance(data, dict)
+        or not isinstance(data.get("stations"), list)
+        or not data["stations"]
+    ):
+        raise DataError(
+            f"{source}: a line file needs a non-empty 'stations' list", field="stations"
+        )
+    stations = []
+    for n, st in enumerate(data["stations"], 1):
+        if not isinstance(st, dict):
+            raise DataError(f"{source}: station {n} must be a mapping", field="stations")
+        missing = [k for k in ("name", "printer", "reader") if not st.get(k)]
+        if missing:
+            raise DataError(f"{source}: station {n} lacks {', '.join(missing)}", field="stations")
+        stations.append(StationSpec(str(st["name"]), str(st["printer"]), str(st["reader"])))
+    names = [s.name for s in stations]
+    if len(set(names)) != len(names):
+        raise DataError(f"{source}: station names must be unique", field="stations")
+    raw_opts = data.get("options") or {}
+    if not isinstance(raw_opts, dict):
+        raise DataError(f"{source}: 'options' must be a mapping", field="options")
+    opts: dict[str, Any] = {}
+    for key, value in raw_opts.items():
+        kind = _OPTION_TYPES.get(key)
+        if kind is None:
+            raise DataError(f"{source}: unknown option {key!r}", field=f"options.{key}")
+        if kind is bool and not isinstance(value, bool):
+            raise DataError(f"{source}: option {key} must be true or false", field=f"options.{key}")
+        try:
+            opts[key] = kind(value)
+        except (TypeError, ValueError):
+            raise DataError(
+                f"{source}: option {key} must be a {kind.__name__}", field=f"options.{key}"
+            ) from None
+    return LineSpec(tuple(stations), LineOptions(**opts), source)
+
+
+def load_line(path: str | Path) -> LineSpec:
+    p = Path(path)
+    try:
+        text = p.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise DataError(f"cannot read line file {p}: {exc.strerror}", field="line") from None
+    return parse_line(text, str(p))
+
+
+def dump_line(spec: LineSpec) -> str:
+    data = {
+        "stations": [
+            {"name": s.name, "printer": s.printer, "reader": s.reader} for s in spec.stations
+        ],
+        "options": {k: getattr(spec.options, k) for k in _OPTION_TYPES},
+    }
+    return yaml.safe_dump(data, sort_keys=False, allow_unicode=True)

@@ -1,0 +1,481 @@
+"""Running a personalization file on a line: one worker thread per station, a shared journal.
+
+How this works
+--------------
+:func:`run_line` verifies the personalization file (MACs, KEK check value) before any card is
+touched, creates (or, with ``resume``, reopens) the run in the journal and starts one worker per
+station. Each worker owns its printer and its PC/SC connection (never shared across threads)
+and repeats: claim the next queued record → park a blank card at the contact station → wait
+for it in the reader → check the ATR → drive the chip workflow → print the face and write the
+magnetic stripe → eject. Any chip failure rejects the card and queues the record again (until
+its attempts run out). A failed card cryptogram is never retried on the same card; after
+``stop_after_auth_failures`` in a row (wrong keys loaded) the whole line stops.
+
+A printer fault that needs an operator (ribbon, cover, feeder, jam, reject box) pauses the
+station with a message; it retries every ``pause_retry`` seconds or at once when an operator
+resumes it (``cardperso line resume-station``, through the journal's database). Nothing is
+lost or made twice: every step is in the journal before the next one starts.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import csv
+import logging
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Protocol
+
+from cardperso.devices import cardface
+from cardperso.devices.pcsc import PcscTransport, wait_for_card
+from cardperso.devices.printer import CardPrinter, EvolisPrinter, PrinterFault
+from cardperso.errors import CardPersoError, DataError, DeviceError, UsageError
+from cardperso.keystore.base import KeyStore
+from cardperso.layouts.persofile import PersoHeader, PersoRecordBody
+from cardperso.line import jobs
+from cardperso.line.journal import Job, JobSeed, Journal
+from cardperso.line.linefile import LineSpec, StationSpec
+from cardperso.line.perso import card_data, chip_plan
+from cardperso.line.workflow import ChipFailure, ChipPlan, check_atr, drive, personalize
+from cardperso.prep.container import iter_records, verify
+from cardperso.profiles.loader import load_profile
+from cardperso.storage.db import Database
+
+log = logging.getLogger("cardperso.line")
+
+
+class Transport(Protocol):
+    def connect(self, timeout: float = 0.0) -> bytes: ...
+
+    def transmit(self, apdu: bytes) -> bytes: ...
+
+    def disconnect(self, *, unpower: bool = False) -> None: ...
+
+
+@dataclass
+class StationStatus:
+    name: str
+    state: str = "idle"
+    message: str = ""
+    made: int = 0
+    rejected: int = 0
+    busy_seconds: float = 0.0
+
+
+@dataclass
+class RunSummary:
+    run_id: str
+    counts: dict[str, int]
+    stations: list[StationStatus]
+    seconds: float
+    results_file: str
+    stopped: str = ""
+    apdus_per_card: float = 0.0
+
+    @property
+    def done(self) -> int:
+        return self.counts.get(jobs.DONE, 0)
+
+    @property
+    def failed(self) -> int:
+        return self.counts.get(jobs.FAILED, 0)
+
+
+@dataclass
+class _Shared:
+    stop: threading.Event = field(default_factory=threading.Event)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+    auth_failures_in_a_row: int = 0
+    stopped_reason: str = ""
+    apdus: int = 0
+    chips: int = 0
+
+
+def _face_fields(header: PersoHeader, body: PersoRecordBody) -> dict[str, str]:
+    values = body.face.split("\x1f") if body.face else []
+    return dict(zip(header.face_fields, values))
+
+
+def _photo(value: str, base: Path) -> bytes | None:
+    if not value:
+        return None
+    path = Path(value)
+    if not path.is_absolute():
+        path = base / path
+    try:
+        return path.read_bytes()
+    except OSError:
+        return None
+
+
+class Station:
+    """One printer + reader pair, driven by one thread."""
+
+    def __init__(
+        self,
+        spec: StationSpec,
+        run: LineRun,
+        printer_factory: Callable[[str], CardPrinter],
+        transport_factory: Callable[[str], Transport],
+    ) -> None:
+        self.spec = spec
+        self.run = run
+        self.status = StationStatus(spec.name)
+        self._printer_factory = printer_factory
+        self._transport_factory = transport_factory
+        self.thread = threading.Thread(target=self._main, name=f"station-{spec.name}", daemon=True)
+
+    # -- printer commands that may pause the station -----------------------------------------
+    def _printer_step(self, what: str, action: Callable[[], None]) -> None:
+        while True:
+            try:
+                action()
+                if self.status.state == "paused":
+                    log.warning("station %s resumed", self.spec.name)
+                self.status.state = "busy"
+                self.status.message = ""
+                return
+            except PrinterFault as fault:
+                if not fault.pauses_station:
+                    raise
+                self.status.state = "paused"
+                self.status.message = str(fault)
+                log.error("station %s paused during %s: %s", self.spec.name, what, fault)
+                self.run.wait_for_resume(self.spec.name)
+                if self.run.shared.stop.is_set():
+                    raise
+
+    def _main(self) -> None:
+        printer = self._printer_factory(self.spec.printer)
+        try:
+            self._clear_leftover(printer)
+            while not self.run.shared.stop.is_set():
+                job = self.run.journal.claim(self.spec.name)
+                if job is None:
+                    break
+                started = time.monotonic()
+                self._make(job, printer)
+                self.status.busy_seconds += time.monotonic() - started
+        except CardPersoError as exc:  # a station that cannot go on stops the line
+            self.run.stop(f"station {self.spec.name}: {exc}")
+        finally:
+            self.status.state = "stopped"
+            printer.close()
+
+    def _clear_leftover(self, printer: CardPrinter) -> None:
+        """A card left in the printer by an interrupted run is suspect: reject it."""
+        status = printer.status()
+        if status.get("card", "none") not in ("none", ""):
+            log.warning("station %s: rejecting a card left from an interrupted run", self.spec.name)
+            self._printer_step("reject", printer.reject)
+
+    def _make(self, job: Job, printer: CardPrinter) -> None:
+        name = self.spec.name
+        body = self.run.records[job.index]
+        self.status.state = "busy"
+        self._printer_step("park", printer.park_for_encoding)
+        transport: Transport | None = None
+        try:
+            wait_for_card(self.spec.reader, self.run.spec.options.card_timeout)
+            transport = self._transport_factory(self.spec.reader)
+            atr = transport.connect(self.run.spec.options.card_timeout)
+            check_atr(atr, self.run.plan)
+            data = card_data(self.run.header, body, job.index)
+            result = drive(personalize(data, self.run.plan, self.run.keys), transport.transmit)
+        except ChipFailure as exc:
+            self._reject(job, printer, str(exc), auth=exc.auth_failure)
+            return
+        except CardPersoError as exc:
+            self._reject(job, printer, f"{type(exc).__name__}: {exc}")
+            return
+        finally:
+            if transport is not None:
+                with contextlib.suppress(CardPersoError):
+                    transport.disconnect()
+        self.run.auth_ok()
+        self.run.count_apdus(result.apdus)
+        job = self.run.journal.chip_ok(
+            job,
+            chip_serial=result.chip_serial.hex().upper(),
+            atr=atr.hex().upper(),
+            card_id_code=result.card_id.hex().upper(),
+            pan_masked=_mask_pan(body.pan),
+        )
+        fields = _face_fields(self.run.header, body)
+        photo = _photo(fields.pop("photo", ""), self.run.base_dir)
+        panels = cardface.panels(cardface.render(fields, photo))
+        tracks = {n: t for n, t in ((1, body.track1), (2, body.track2), (3, body.track3)) if t}
+        try:
+            self._printer_step("print", lambda: printer.print_and_eject(panels, tracks, "ymcko"))
+        except PrinterFault as fault:  # magnetic errors: the card is spoiled, make it again
+            self._reject(
+                job, printer, f"printer: {fault}", chip_serial=result.chip_serial.hex().upper()
+            )
+            return
+        self.run.journal.printed(job)
+        self.status.made += 1
+        log.info("station %s made card %s (record %d)", name, body.card_no, job.index)
+
+    def _reject(
+        self,
+        job: Job,
+        printer: CardPrinter,
+        reason: str,
+        *,
+        auth: bool = False,
+        chip_serial: str | None = None,
+    ) -> None:
+        log.warning(
+            "station %s rejects the card of record %d: %s", self.spec.name, job.index, reason
+        )
+        self._printer_step("reject", printer.reject)
+        self.run.journal.fail(job, reason, chip_serial=chip_serial)
+        self.status.rejected += 1
+        if auth:
+            self.run.auth_failed(self.spec.name)
+
+
+def _mask_pan(pan: str) -> str:
+    return pan[:6] + "*" * max(0, len(pan) - 10) + pan[-4:] if len(pan) > 10 else ""
+
+
+class LineRun:
+    """One run of a personalization file on a line."""
+
+    def __init__(
+        self,
+        perso_file: Path,
+        spec: LineSpec,
+        keys: KeyStore,
+        db: Database,
+        *,
+        resume: bool = False,
+        printer_factory: Callable[[str], CardPrinter] = EvolisPrinter,
+        transport_factory: Callable[[str], Transport] = PcscTransport,
+        scp: str | None = None,
+    ) -> None:
+        self.perso_file = Path(perso_file)
+        self.base_dir = self.perso_file.parent
+        self.spec = spec
+        self.keys = keys
+        self.db = db
+        self.shared = _Shared()
+        checked = verify(self.perso_file, keys)  # refuses tampered/truncated/mixed files
+        self.header = checked.header
+        profile = load_profile(self.header.profile)
+        if profile.digest != self.header.profile_digest:
+            raise DataError(
+                f"profile {profile.name} changed since the file was prepared (digest differs)",
+                field="profile",
+            )
+        self.plan: ChipPlan = chip_plan(
+            profile, self.header, scp=scp, verify_ac=spec.options.verify_ac
+        )
+        self.records: dict[int, PersoRecordBody] = dict(iter_records(self.perso_file))
+        run_id = f"{self.header.batch_id}-{self.header.profile_digest[:4].hex()}"
+        self.journal = Journal(db, run_id)
+        digest = self.header.profile_digest.hex()
+        if self.journal.exists():
+            if not resume:
+                raise UsageError(f"run {run_id} exists in the journal: add --resume to continue it")
+            suspects = self.journal.recover()
+            if suspects:
+                log.warning(
+                    "%d suspect card(s) from the interrupted run: records made again", len(suspects)
+                )
+        else:
+            seeds = [
+                JobSeed(i, b.card_no, _mask_ssn(b.ssn)) for i, b in sorted(self.records.items())
+            ]
+            self.journal.create(
+                seeds,
+                source=str(self.perso_file),
+                digest=digest,
+                max_attempts=spec.options.max_attempts,
+            )
+        self.stations = [
+            Station(s, self, printer_factory, transport_factory) for s in spec.stations
+        ]
+        self._resume_events = {s.name: threading.Event() for s in spec.stations}
+
+    # -- coordination --------------------------------------------------------------------------
+    def stop(self, reason: str) -> None:
+        with self.shared.lock:
+            if not self.shared.stopped_reason:
+                self.shared.stopped_reason = reason
+                log.error("line stopped: %s", reason)
+        self.shared.stop.set()
+        for event in self._resume_events.values():
+            event.set()
+
+    def auth_failed(self, station: str) -> None:
+        with self.shared.lock:
+            self.shared.auth_failures_in_a_row += 1
+            n = self.shared.auth_failures_in_a_row
+        log.error(
+            "ALERT station %s: card authentication failed (%d in a row): check the KMC loaded",
+            station,
+            n,
+        )
+        if n >= self.spec.options.stop_after_auth_failures:
+            self.stop(
+                f"{n} card authentication failures in a row: wrong keys loaded? (check the KMC and its diversification)"
+            )
+
+    def auth_ok(self) -> None:
+        with self.shared.lock:
+            self.shared.auth_failures_in_a_row = 0
+
+    def count_apdus(self, n: int) -> None:
+        with self.shared.lock:
+            self.shared.apdus += n
+            self.shared.chips += 1
+
+    def resume_station(self, name: str) -> None:
+        if name not in self._resume_events:
+            raise UsageError(f"no station named {name!r}")
+        self._resume_events[name].set()
+
+    def wait_for_resume(self, name: str) -> None:
+        event = self._resume_events[name]
+        if self._resume_requested(name):
+            return
+        event.wait(self.spec.options.pause_retry)
+        event.clear()
+
+    def _resume_requested(self, name: str) -> bool:
+        rows = (
+            self.db.execute(
+                "SELECT id FROM line_control WHERE run_id = ? AND station = ? AND done = 0",
+                (self.journal.run_id, name),
+            )
+            if self._control_table()
+            else []
+        )
+        if rows:
+            self.db.execute("UPDATE line_control SET done = 1 WHERE id = ?", (rows[0][0],))
+            return True
+        return False
+
+    def _control_table(self) -> bool:
+        ensure_control_table(self.db)
+        return True
+
+    # -- running ---------------------------------------------------------------------------
+    def run(
+        self, results_file: Path, *, on_tick: Callable[[LineRun], None] | None = None
+    ) -> RunSummary:
+        started = time.monotonic()
+        for station in self.stations:
+            station.thread.start()
+        while any(s.thread.is_alive() for s in self.stations):
+            if on_tick is not None:
+                on_tick(self)
+            for s in self.stations:
+                s.thread.join(timeout=0.2)
+        if on_tick is not None:
+            on_tick(self)
+        write_results(self.journal, results_file)
+        chips = self.shared.chips or 1
+        return RunSummary(
+            self.journal.run_id,
+            self.journal.counts(),
+            [s.status for s in self.stations],
+            time.monotonic() - started,
+            str(results_file),
+            self.shared.stopped_reason,
+            self.shared.apdus / chips,
+        )
+
+
+def _mask_ssn(ssn: str) -> str:
+    return ssn[:6] + "********" + ssn[-4:] if len(ssn) == 18 else ""
+
+
+def ensure_control_table(db: Database) -> None:
+    db.execute(
+        f"CREATE TABLE IF NOT EXISTS line_control (id {db.autoincrement}, run_id TEXT, station TEXT, "
+        "command TEXT, done INTEGER DEFAULT 0, at DOUBLE PRECISION)"
+    )
+
+
+def request_resume(db: Database, run_id: str, station: str) -> None:
+    """What ``cardperso line resume-station`` does: tell a paused station to retry now."""
+    ensure_control_table(db)
+    db.execute(
+        "INSERT INTO line_control (run_id, station, command, done, at) VALUES (?, ?, 'resume', 0, ?)",
+        (run_id, station, time.time()),
+    )
+
+
+RESULT_COLUMNS = (
+    "record",
+    "card_no",
+    "ssn_masked",
+    "outcome",
+    "attempts",
+    "station",
+    "chip_serial",
+    "atr",
+    "card_id_code",
+    "pan_masked",
+    "reject_reason",
+)
+
+
+def write_results(journal: Journal, path: Path) -> None:
+    """The per-card result file: record → chip serial → ATR → card id code → outcome → reason."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    with tmp.open("w", newline="", encoding="utf-8") as fh:
+        w = csv.writer(fh)
+        w.writerow(RESULT_COLUMNS)
+        for r in journal.results():
+            outcome = {"done": "produced", "failed": "rejected"}.get(
+                str(r["state"]), str(r["state"])
+            )
+            w.writerow(
+                [
+                    r["record_index"],
+                    r["card_no"],
+                    r["ssn_masked"],
+                    outcome,
+                    r["attempts"],
+                    r["station"] or "",
+                    r["chip_serial"] or "",
+                    r["atr"] or "",
+                    r["card_id_code"] or "",
+                    r["pan_masked"] or "",
+                    r["reason"] or "",
+                ]
+            )
+    tmp.replace(path)
+
+
+def run_line(
+    perso_file: Path,
+    spec: LineSpec,
+    keys: KeyStore,
+    db: Database,
+    results_file: Path,
+    *,
+    resume: bool = False,
+    on_tick: Callable[[LineRun], None] | None = None,
+    **factories: object,
+) -> RunSummary:
+    run = LineRun(perso_file, spec, keys, db, resume=resume, **factories)  # type: ignore[arg-type]
+    return run.run(results_file, on_tick=on_tick)
+
+
+__all__ = [
+    "DeviceError",
+    "LineRun",
+    "RunSummary",
+    "Station",
+    "request_resume",
+    "run_line",
+    "write_results",
+]

@@ -1,0 +1,248 @@
+"""The simulated line: printers on ptys and virtual cards behind real pcscd + vpcd readers.
+
+Each simulated station is a :class:`~cardperso.devices.printer_sim.PrinterCore` served on a pty
+(the line opens it with pyserial like a real port) whose contact station is a vpcd reader slot.
+When the printer parks a card, a blank :class:`~cardperso.card.vcard.VirtualCard` is created in
+``DIR/stations/NAME/`` and inserted into the slot; when the card leaves, it is taken out of the
+slot and its image moves to ``DIR/output/`` (with the printed face as PNG and the magnetic
+tracks as JSON) or ``DIR/rejects/``.
+
+Faults (``--faults``) are a comma-separated list of ``STATION:FAULT@CARD``, the fault applying
+to the CARD-th card fed at that station (1-based): card faults ``mute``, ``removed`` (pulled out
+in the middle of STORE DATA), ``tear`` (power lost during a write), ``wrong_atr``; printer
+faults ``ribbon_out``, ``ribbon_broken``, ``jam``, ``cover_open``, ``feeder_empty``,
+``reject_full``, ``mag_write_error`` (injected when that card is parked; they clear themselves
+after two refused commands, as an operator would fix them, unless ``!`` follows: ``jam@3!``).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import shutil
+import threading
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Protocol
+
+from cardperso.card import pcscd
+from cardperso.card.vcard import VirtualCard
+from cardperso.card.vpcd import Slot
+from cardperso.devices import cardface, pcsc
+from cardperso.devices.printer_sim import FAULTS as PRINTER_FAULTS
+from cardperso.devices.printer_sim import PrinterCore, PrintJob, PtyPrinter
+from cardperso.errors import DataError, TransportError
+from cardperso.line.linefile import LineOptions, LineSpec, StationSpec, dump_line
+
+log = logging.getLogger("cardperso.sim")
+
+CARD_FAULTS = ("mute", "removed", "tear", "wrong_atr")
+DEFAULT_PORT = 36200
+PRESENCE_TIMEOUT = 5.0
+
+
+class ReaderSlot(Protocol):
+    """A reader slot a simulated station can put cards in (a vpcd slot, or a test lab slot)."""
+
+    name: str
+
+    def insert(self, card: VirtualCard) -> None: ...
+
+    def remove(self) -> object | None: ...
+
+
+@dataclass(frozen=True, slots=True)
+class Fault:
+    station: str
+    kind: str
+    card: int
+    sticky: bool = False
+
+
+def parse_faults(spec: str | None) -> list[Fault]:
+    """``st1:mute@2,st2:ribbon_out@3!`` → faults (see the module docstring)."""
+    out: list[Fault] = []
+    for item in filter(None, (s.strip() for s in (spec or "").split(","))):
+        try:
+            station, rest = item.split(":", 1)
+            kind, card = rest.split("@", 1)
+            sticky = card.endswith("!")
+            number = int(card.rstrip("!"))
+        except ValueError:
+            raise DataError(f"fault {item!r} is not STATION:FAULT@CARD", field="faults") from None
+        if kind not in CARD_FAULTS and kind not in PRINTER_FAULTS:
+            known = ", ".join((*CARD_FAULTS, *PRINTER_FAULTS))
+            raise DataError(f"unknown fault {kind!r} (known: {known})", field="faults")
+        out.append(Fault(station, kind, number, sticky))
+    return out
+
+
+class _VpcdReader:
+    """A vpcd slot seen through pcscd: insert/remove return once pcscd has seen the change."""
+
+    def __init__(self, name: str, slot: Slot) -> None:
+        self.name = name
+        self.slot = slot
+
+    def insert(self, card: VirtualCard) -> None:
+        self.slot.insert(card)
+
+    def remove(self) -> object | None:
+        card = self.slot.remove()
+        try:
+            pcsc.wait_for_removal(self.name, PRESENCE_TIMEOUT)
+        except TransportError:
+            log.warning("reader %s still shows a card after removal", self.name)
+        return card
+
+
+@dataclass
+class SimStation:
+    """One simulated printer and its reader slot (the printer's :class:`PrinterEvents`)."""
+
+    name: str
+    reader: ReaderSlot
+    state_dir: Path
+    faults: list[Fault]
+    scp: str = "02"
+    apdu_latency: float = 0.0
+    feeder: int = 10_000
+    core: PrinterCore = field(init=False)
+    pty: PtyPrinter = field(init=False)
+    cards: dict[int, VirtualCard] = field(default_factory=dict)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def __post_init__(self) -> None:
+        self.core = PrinterCore(feeder=self.feeder, serial=f"SIM-{self.name}", events=self)
+        self.pty = PtyPrinter(self.core)
+        for d in ("stations/" + self.name, "output", "rejects"):
+            (self.state_dir / d).mkdir(parents=True, exist_ok=True)
+
+    # -- PrinterEvents ---------------------------------------------------------------------
+    def card_parked(self, card_number: int, station: str) -> None:
+        path = self.state_dir / "stations" / self.name / f"card-{card_number:06d}.json"
+        if path.exists():
+            path.unlink()
+        card = VirtualCard.create_blank(path, scp=self.scp)
+        card.faults.latency_per_apdu = self.apdu_latency
+        for fault in self.faults:
+            if fault.card != card_number:
+                continue
+            if fault.kind == "mute":
+                card.faults.mute = True
+            elif fault.kind == "removed":
+                card.faults.remove_after = 14  # in the middle of INSTALL / STORE DATA
+            elif fault.kind == "tear":
+                card.faults.tear_next_write = True
+            elif fault.kind == "wrong_atr":
+                card.faults.wrong_atr = bytes.fromhex("3B00")
+            else:
+                self.core.inject(fault.kind, auto_clear_after=None if fault.sticky else 2)
+        with self.lock:
+            self.cards[card_number] = card
+        self.reader.insert(card)
+
+    def card_left(self, card_number: int, destination: str, job: PrintJob) -> None:
+        self.reader.remove()
+        with self.lock:
+            card = self.cards.pop(card_number, None)
+        if card is None:
+            return
+        serial = card.serial.hex().upper()
+        target_dir = self.state_dir / ("output" if destination == "output" else "rejects")
+        target = target_dir / f"{serial}.json"
+        shutil.move(str(card.path), target)
+        if destination == "output":
+            panels = {name: data for (side, name), data in job.panels.items() if side == "front"}
+            if panels:
+                (target_dir / f"{serial}.png").write_bytes(
+                    cardface.to_png(cardface.compose(panels))
+                )
+            tracks = {str(k): v for k, v in job.written_tracks.items()}
+            (target_dir / f"{serial}.tracks.json").write_text(json.dumps(tracks))
+            os.chmod(target_dir / f"{serial}.tracks.json", 0o600)
+
+    def clear_faults(self) -> None:
+        self.core.clear()
+
+
+class SimLine:
+    """N simulated stations; ``start()`` brings them up, ``spec`` is the line for ``run``."""
+
+    def __init__(
+        self,
+        stations: int,
+        state_dir: Path,
+        *,
+        faults: str | None = None,
+        scp: str = "02",
+        apdu_latency: float = 0.0,
+        port: int = DEFAULT_PORT,
+        readers: list[ReaderSlot] | None = None,
+        options: LineOptions | None = None,
+    ) -> None:
+        if stations < 1:
+            raise DataError("a line needs at least one station", field="stations")
+        self.state_dir = Path(state_dir)
+        self.port = port
+        self.options = options or LineOptions(card_timeout=10.0, pause_retry=0.5)
+        self._own_readers = readers is None
+        self._pcscd: pcscd.Pcscd | None = None
+        self._slots: list[Slot] = []
+        self._readers = readers
+        self.n = stations
+        self.faults = parse_faults(faults)
+        self.scp = scp
+        self.apdu_latency = apdu_latency
+        self.stations: list[SimStation] = []
+
+    def start(self, *, replace_pcscd: bool = True) -> SimLine:
+        readers = self._readers
+        if readers is None:
+            conf = self.state_dir / "pcsc" / "reader.conf.d"
+            layout = pcscd.write_reader_entries(conf, self.n, self.port, name="cardperso-line")
+            self._pcscd = pcscd.Pcscd(conf, log_path=self.state_dir / "pcsc" / "pcscd.log")
+            self._pcscd.start(replace=replace_pcscd)
+            pcscd.wait_for_readers([s.name for s in layout], timeout=15)
+            self._slots = [Slot(s.port, None, name=s.name).start() for s in layout]
+            readers = [_VpcdReader(s.name, slot) for s, slot in zip(layout, self._slots)]
+        if len(readers) < self.n:
+            raise DataError(
+                f"{self.n} stations need {self.n} readers, {len(readers)} given", field="stations"
+            )
+        for i in range(self.n):
+            name = f"st{i + 1}"
+            mine = [f for f in self.faults if f.station == name]
+            st = SimStation(name, readers[i], self.state_dir, mine, self.scp, self.apdu_latency)
+            st.pty.start()
+            self.stations.append(st)
+        unknown = {f.station for f in self.faults} - {s.name for s in self.stations}
+        if unknown:
+            self.stop()
+            raise DataError(
+                f"faults name unknown stations: {', '.join(sorted(unknown))}", field="faults"
+            )
+        (self.state_dir / "line.yaml").write_text(dump_line(self.spec))
+        return self
+
+    @property
+    def spec(self) -> LineSpec:
+        return LineSpec(
+            tuple(StationSpec(s.name, s.pty.port, s.reader.name) for s in self.stations),
+            self.options,
+        )
+
+    def stop(self) -> None:
+        for st in self.stations:
+            st.pty.close()
+        for slot in self._slots:
+            slot.stop()
+        if self._pcscd is not None:
+            self._pcscd.stop()
+
+    def __enter__(self) -> SimLine:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
