@@ -116,6 +116,8 @@ def check_jpeg(path: str) -> str:
         return "is a directory, not a JPEG file"
     except OSError as exc:
         return f"cannot be read ({exc.strerror})"
+    except ValueError:
+        return "is not a valid file path"
     if len(data) < 4 or data[:2] != b"\xff\xd8":
         return "is not a JPEG file (no SOI marker)"
     if data.rstrip(b"\x00")[-2:] != b"\xff\xd9":

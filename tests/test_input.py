@@ -1,0 +1,210 @@
+"""Input files: CSV and JSON Lines, aliases, row-shape problems, encodings, duplicates, and the
+totals (read = prepared + rejected). Every reject names the input line, the field, the reason."""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from cardperso.errors import DataError
+from cardperso.prep.dedup import FingerprintSet
+from cardperso.prep.input import open_input
+from cardperso.prep.pipeline import validate_only
+from cardperso.prep.synth import COLUMNS, make_batch, records
+from cardperso.profiles.loader import load_profile
+
+PROFILE = load_profile("ssc3-pboc")
+
+
+def write_csv(path: Path, header: list[str], rows: list[list[str]]) -> Path:
+    with open(path, "w", encoding="utf-8", newline="") as fh:
+        w = csv.writer(fh, lineterminator="\n")
+        w.writerow(header)
+        w.writerows(rows)
+    return path
+
+
+def rejects_of(path: Path) -> list[tuple[int, str, str]]:
+    with open(path, encoding="utf-8") as fh:
+        return [(int(r["line"]), r["field"], r["reason"]) for r in csv.DictReader(fh)]
+
+
+@pytest.fixture
+def batch(tmp_path: Path) -> tuple[Path, list[dict[str, str]]]:
+    make_batch(tmp_path / "batch.csv", 6, photos=2)
+    return tmp_path, list(records(6, photos=2))
+
+
+def run(
+    tmp_path: Path, name: str = "in.csv", **kw: object
+) -> tuple[object, list[tuple[int, str, str]]]:
+    rej = tmp_path / "rejects.csv"
+    summary = validate_only(tmp_path / name, PROFILE, rej, **kw)  # type: ignore[arg-type]
+    assert summary.read == summary.prepared + summary.rejected
+    return summary, rejects_of(rej)
+
+
+def test_generated_batch_is_all_valid(batch: tuple[Path, list[dict[str, str]]]) -> None:
+    tmp, _ = batch
+    summary, rej = run(tmp, "batch.csv")
+    assert rej == [] and summary.prepared == 6  # type: ignore[attr-defined]
+
+
+def test_ministry_aliases_in_the_header(batch: tuple[Path, list[dict[str, str]]]) -> None:
+    tmp, recs = batch
+    alias = {"ssn": "AAC002", "name": "aac003", "gender": "AAC004", "nation": "AAC005"}
+    alias |= {"birth_date": "AAC006", "region": "AAB301", "card_no": "AAZ500"}
+    header = [alias.get(c, c) for c in COLUMNS]
+    write_csv(tmp / "in.csv", header, [[r[c] for c in COLUMNS] for r in recs])
+    summary, rej = run(tmp)
+    assert rej == [] and summary.prepared == 6  # type: ignore[attr-defined]
+
+
+def test_jsonl_input_with_aliases_and_numbers(batch: tuple[Path, list[dict[str, str]]]) -> None:
+    tmp, recs = batch
+    with open(tmp / "in.jsonl", "w", encoding="utf-8") as fh:
+        for i, r in enumerate(recs):
+            obj: dict[str, object] = {k: v for k, v in r.items() if v}
+            obj["AAC002"] = obj.pop("ssn")
+            if i == 1:
+                obj["ec_limit"] = 15000  # a JSON number is accepted for an amount
+                obj["ec_balance"] = 0
+            fh.write(json.dumps(obj, ensure_ascii=False) + "\n")
+        fh.write("\n")  # blank lines are not records
+        fh.write('{"ssn": ' + "\n")
+        fh.write("[1, 2]\n")
+        fh.write(json.dumps({**recs[0], "shoe_size": "42"}) + "\n")
+        fh.write(json.dumps({**recs[0], "ec_limit": 1.5}) + "\n")
+        fh.write(json.dumps({k: v for k, v in recs[0].items() if k != "name"}) + "\n")
+    summary, rej = run(tmp, "in.jsonl")
+    assert summary.read == 11  # type: ignore[attr-defined]
+    assert rej == [
+        (8, "(row)", "is not valid JSON (Expecting value)"),
+        (9, "(row)", "is not a JSON object"),
+        (10, "shoe_size", "unknown field"),
+        (11, "ec_limit", "must be a string or a whole number"),
+        (12, "name", "required field is missing"),
+    ]
+
+
+def test_row_shape_encoding_and_quoting(batch: tuple[Path, list[dict[str, str]]]) -> None:
+    tmp, recs = batch
+    rows = [",".join(recs[0][c] for c in COLUMNS)]
+    rows.append(",".join(recs[1][c] for c in COLUMNS) + ",extra")  # line 3: 22 fields
+    rows.append(",".join(recs[2][c] for c in COLUMNS[:-1]))  # line 4: 20 fields
+    quoted = dict(recs[3], name='"张\n三"')  # line 5-6: a quoted newline in the name
+    rows.append(",".join(quoted[c] for c in COLUMNS))
+    rows.append("")  # blank line 7
+    rows.append('"unterminated,' + ",".join(recs[4][c] for c in COLUMNS[1:]))  # line 8 ...
+    rows.append(",".join(recs[5][c] for c in COLUMNS))  # ... swallows line 9 (no closing quote)
+    text = "\n".join([",".join(COLUMNS), *rows]) + "\n"
+    (tmp / "in.csv").write_bytes(text.encode("utf-8"))
+    summary, rej = run(tmp)
+    assert rej == [
+        (3, "(row)", "has 22 fields, the header has 21"),
+        (4, "(row)", "has 20 fields, the header has 21"),
+        (5, "name", "contains a control character"),
+        (8, "(row)", "malformed CSV: a quoted field is never closed"),
+    ]
+    assert summary.read == 5 and summary.prepared == 1  # type: ignore[attr-defined]
+
+
+def test_bad_utf8_rejects_only_that_record(batch: tuple[Path, list[dict[str, str]]]) -> None:
+    tmp, recs = batch
+    lines = [",".join(COLUMNS).encode()]
+    for i, r in enumerate(recs):
+        line = ",".join(r[c] for c in COLUMNS).encode("utf-8")
+        if i == 2:
+            line = line.replace(r["name"].encode("utf-8"), r["name"].encode("gbk"))
+        lines.append(line)
+    (tmp / "in.csv").write_bytes(b"\n".join(lines) + b"\n")
+    summary, rej = run(tmp)
+    assert len(rej) == 1 and rej[0][:2] == (4, "(row)")
+    assert rej[0][2].startswith("is not valid UTF-8 (byte ")
+    assert summary.prepared == 5  # type: ignore[attr-defined]
+
+
+def test_duplicates_first_occurrence_wins_across_chunks(
+    batch: tuple[Path, list[dict[str, str]]],
+) -> None:
+    tmp, recs = batch
+    dup_ssn = dict(recs[5], ssn=recs[0]["ssn"], birth_date=recs[0]["birth_date"])
+    dup_ssn["gender"] = recs[0]["gender"]
+    dup_card = dict(recs[4])
+    dup_card["ssn"] = recs[3]["ssn"][:14] + "999"
+    from cardperso.codec.numbers import resident_id_check_char
+
+    dup_card["ssn"] += resident_id_check_char(dup_card["ssn"])
+    dup_card["gender"] = "1"
+    dup_card["birth_date"] = dup_card["ssn"][6:14]
+    dup_card["card_no"] = recs[1]["card_no"]
+    dup_pan = dict(recs[2])
+    dup_pan["ssn"] = recs[2]["ssn"][:14] + "998"
+    dup_pan["ssn"] += resident_id_check_char(dup_pan["ssn"])
+    dup_pan["gender"] = "2"
+    dup_pan["card_no"] = "B7K334774"
+    rows = [[r[c] for c in COLUMNS] for r in (*recs, dup_ssn, dup_card, dup_pan)]
+    write_csv(tmp / "in.csv", list(COLUMNS), rows)
+    for workers, chunk in ((1, 2000), (2, 2)):
+        _summary, rej = run(tmp, workers=workers, chunk_size=chunk)
+        assert rej == [
+            (8, "ssn", "duplicate of line 2"),
+            (9, "card_no", "duplicate of line 3"),
+            (10, "pan", "duplicate of line 4"),
+        ]
+
+
+def test_header_problems_are_file_level_errors(tmp_path: Path) -> None:
+    write_csv(tmp_path / "a.csv", [*COLUMNS, "shoe_size"], [])
+    with pytest.raises(DataError, match="column 22 'shoe_size' is not an input field"):
+        validate_only(tmp_path / "a.csv", PROFILE, None)
+    write_csv(tmp_path / "b.csv", [c for c in COLUMNS if c not in ("pan", "photo")], [])
+    with pytest.raises(DataError, match="required column\\(s\\) missing: pan, photo"):
+        validate_only(tmp_path / "b.csv", PROFILE, None)
+    write_csv(tmp_path / "c.csv", [*COLUMNS, "AAC002"], [])
+    with pytest.raises(DataError, match="column 'ssn' appears twice"):
+        validate_only(tmp_path / "c.csv", PROFILE, None)
+    (tmp_path / "d.csv").write_bytes(b"")
+    with pytest.raises(DataError, match="no header row"):
+        open_input(tmp_path / "d.csv")
+
+
+def test_rejects_file_as_jsonl(batch: tuple[Path, list[dict[str, str]]]) -> None:
+    tmp, recs = batch
+    write_csv(tmp / "in.csv", list(COLUMNS), [[dict(recs[0], gender="9")[c] for c in COLUMNS]])
+    validate_only(tmp / "in.csv", PROFILE, tmp / "rej.jsonl")
+    rows = [json.loads(x) for x in (tmp / "rej.jsonl").read_text(encoding="utf-8").splitlines()]
+    assert rows == [
+        {
+            "line": 2,
+            "field": "gender",
+            "reason": "must be 1 (male) or 2 (female)",
+            "ssn_masked": recs[0]["ssn"][:6] + "********" + recs[0]["ssn"][-4:],
+        }
+    ]
+
+
+def test_fingerprint_set_grows_and_remembers_lines() -> None:
+    s = FingerprintSet(capacity_bits=4)
+    for i in range(1, 1000):
+        assert s.add(i * 7919, i) == 0
+    for i in range(1, 1000):
+        assert s.add(i * 7919, 5000 + i) == i
+    assert s.count == 999
+
+
+@settings(
+    max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(data=st.binary(max_size=400))
+def test_arbitrary_bytes_never_crash_the_reader(tmp_path: Path, data: bytes) -> None:
+    """Garbage after a good header: every record is read and either valid or rejected."""
+    path = tmp_path / "fuzz.csv"
+    path.write_bytes(",".join(COLUMNS).encode() + b"\n" + data)
+    summary = validate_only(path, PROFILE, tmp_path / "fuzz-rejects.csv")
+    assert summary.read == summary.prepared + summary.rejected
