@@ -12,7 +12,8 @@ to the CARD-th card fed at that station (1-based): card faults ``mute``, ``remov
 in the middle of STORE DATA), ``tear`` (power lost during a write), ``wrong_atr``; printer
 faults ``ribbon_out``, ``ribbon_broken``, ``jam``, ``cover_open``, ``feeder_empty``,
 ``reject_full``, ``mag_write_error`` (injected when that card is parked; they clear themselves
-after two refused commands, as an operator would fix them, unless ``!`` follows: ``jam@3!``).
+after two refused commands, as an operator would fix them, a magnetic write error after one
+card, unless ``!`` follows: ``jam@3!``).
 """
 
 from __future__ import annotations
@@ -138,7 +139,10 @@ class SimStation:
             elif fault.kind == "wrong_atr":
                 card.faults.wrong_atr = bytes.fromhex("3B00")
             else:
-                self.core.inject(fault.kind, auto_clear_after=None if fault.sticky else 2)
+                # an operator clears a pausing fault after two refusals; a magnetic write error
+                # spoils one card only
+                once = 1 if fault.kind == "mag_write_error" else 2
+                self.core.inject(fault.kind, auto_clear_after=None if fault.sticky else once)
         with self.lock:
             self.cards[card_number] = card
         self.reader.insert(card)

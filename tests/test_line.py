@@ -1,0 +1,95 @@
+"""The production line through real pcscd + vpcd readers and printers on ptys.
+
+Every record ends up produced or rejected (never both, never neither), faulted cards go to the
+reject box and their records are made again, printer faults pause and resume a station."""
+
+from __future__ import annotations
+
+import csv
+import functools
+import json
+from pathlib import Path
+
+import pytest
+
+from cardperso.errors import DataError
+from cardperso.keystore.software import SoftwareKeyStore
+from cardperso.line.linefile import LineOptions, load_line
+from cardperso.line.runner import run_line
+from cardperso.line.simulated import SimLine, parse_faults
+from cardperso.prep.pipeline import PrepOptions, prepare
+from cardperso.prep.synth import make_batch
+from cardperso.profiles.loader import load_profile
+from cardperso.storage.db import Database
+
+ROOT = Path(__file__).resolve().parent.parent
+SAMPLE_KEYS = ROOT / "keys-sample" / "keys.json"
+
+pytestmark = pytest.mark.pcsc
+
+
+def _prepare(tmp: Path, count: int) -> Path:
+    make_batch(tmp / "batch.csv", count, seed=11)
+    store = SoftwareKeyStore.load(SAMPLE_KEYS)
+    out = tmp / "batch.perso"
+    summary = prepare(
+        tmp / "batch.csv", load_profile("ssc3-pboc"), store,
+        functools.partial(SoftwareKeyStore.load, SAMPLE_KEYS), out, tmp / "rejects.csv",
+        PrepOptions(batch_id=f"L{count}", created=1_700_000_000),
+    )  # fmt: skip
+    assert summary.prepared == count
+    return out
+
+
+def _results(path: Path) -> list[dict[str, str]]:
+    with path.open(newline="") as fh:
+        return list(csv.DictReader(fh))
+
+
+def test_fault_spec_parsing() -> None:
+    assert [
+        (f.station, f.kind, f.card, f.sticky) for f in parse_faults("st1:mute@2, st2:jam@3!")
+    ] == [
+        ("st1", "mute", 2, False),
+        ("st2", "jam", 3, True),
+    ]
+    with pytest.raises(DataError, match="unknown fault"):
+        parse_faults("st1:melt@1")
+
+
+def test_two_stations_make_every_card_with_faults(pcsc_lab, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    perso = _prepare(tmp_path, 6)
+    readers = [pcsc_lab.free_slot() for _ in range(1)]
+    readers.append(next(s for s in pcsc_lab.slots if s.card is None and s is not readers[0]))
+    faults = "st1:mute@1,st2:ribbon_out@1,st1:mag_write_error@3"
+    line = SimLine(
+        2,
+        tmp_path / "line",
+        faults=faults,
+        readers=readers,  # type: ignore[arg-type]
+        options=LineOptions(card_timeout=5, pause_retry=0.2, max_attempts=3),
+    )
+    with line:
+        spec = load_line(tmp_path / "line" / "line.yaml")
+        assert [s.reader for s in spec.stations] == [r.name for r in readers]
+        summary = run_line(
+            perso,
+            line.spec,
+            SoftwareKeyStore.load(SAMPLE_KEYS),
+            Database(tmp_path / "journal.db"),
+            tmp_path / "results.csv",
+        )
+    assert summary.done == 6 and summary.failed == 0, summary
+    rows = _results(tmp_path / "results.csv")
+    assert sorted(int(r["record"]) for r in rows) == list(range(6))
+    assert all(r["outcome"] == "produced" and len(r["chip_serial"]) == 8 for r in rows)
+    assert len({r["chip_serial"] for r in rows}) == 6, "each record is paired with its own chip"
+    output = tmp_path / "line" / "output"
+    assert len(list(output.glob("*.json"))) - len(list(output.glob("*.tracks.json"))) == 6
+    assert len(list(output.glob("*.png"))) == 6
+    rejects = list((tmp_path / "line" / "rejects").glob("*.json"))
+    assert len(rejects) == 2  # the mute card and the card whose stripe failed
+    # a produced image holds the chip serial recorded for its record
+    for r in rows:
+        image = json.loads((output / f"{r['chip_serial']}.json").read_text())
+        assert image  # the card image exists under the serial the journal recorded
