@@ -1,0 +1,278 @@
+"""``cardperso run``, ``cardperso line resume-station``, ``cardperso sim line`` and ``cardperso demo``."""
+
+from __future__ import annotations
+
+import functools
+import os
+import signal
+import sys
+import threading
+import time
+from pathlib import Path
+
+import click
+
+from cardperso.cli.keys import open_store
+from cardperso.cli.sim import sim_group
+from cardperso.errors import UsageError
+from cardperso.line.linefile import LineOptions, load_line
+from cardperso.line.runner import LineRun, RunSummary, request_resume
+from cardperso.line.simulated import SimLine
+from cardperso.storage.db import Database
+
+DEFAULT_DB = "cardperso-journal.db"
+
+
+def _live_view(run: LineRun, started: float) -> None:
+    """One status line per station, redrawn in place on a terminal."""
+    counts = run.journal.counts()
+    elapsed = max(time.monotonic() - started, 1e-6)
+    rate = counts["done"] / elapsed * 3600
+    lines = [
+        f"done {counts['done']}  queued {counts['queued']}  on stations "
+        f"{counts['encoding'] + counts['chip_done']}  given up {counts['failed']}  "
+        f"{rate:,.0f} cards/hour"
+    ]
+    for st in run.stations:
+        s = st.status
+        msg = f" - {s.message}" if s.message else ""
+        lines.append(f"  {s.name:<6} {s.state:<8} made {s.made:<5} rejected {s.rejected:<4}{msg}")
+    sys.stderr.write(
+        "\x1b[2K" + "\n\x1b[2K".join(lines) + f"\x1b[{len(lines) - 1}F\r" if len(lines) > 1 else ""
+    )
+    sys.stderr.flush()
+
+
+def _print_summary(summary: RunSummary, results: Path) -> None:
+    c = summary.counts
+    click.echo(
+        f"run {summary.run_id}: {c['done']} produced, {c['failed']} rejected for good, "
+        f"{c['queued'] + c['encoding'] + c['chip_done']} not finished, in {summary.seconds:.1f} s"
+    )
+    for s in summary.stations:
+        busy = f"{s.busy_seconds / summary.seconds:.0%}" if summary.seconds else "-"
+        click.echo(f"  station {s.name}: {s.made} made, {s.rejected} cards rejected, busy {busy}")
+    if summary.apdus_per_card:
+        click.echo(f"  {summary.apdus_per_card:.0f} APDUs per card")
+    click.echo(f"per-card results: {results}")
+    if summary.stopped:
+        click.echo(f"LINE STOPPED: {summary.stopped}", err=True)
+
+
+def _run(
+    perso: Path,
+    line: object,
+    keys_spec: str,
+    db_url: str,
+    resume: bool,
+    results: Path,
+    scp: str | None,
+    live: bool,
+) -> RunSummary:
+    store = open_store(keys_spec)
+    db = Database(db_url)
+    try:
+        run = LineRun(perso, line, store, db, resume=resume, scp=scp)  # type: ignore[arg-type]
+        click.echo(
+            f"run {run.journal.run_id}: {len(run.records)} records on {len(run.stations)} stations"
+        )
+        started = time.monotonic()
+        tick = functools.partial(_live_view, started=started) if live else None
+        summary = run.run(results, on_tick=tick)
+        if live:
+            sys.stderr.write("\n" * (len(run.stations) + 1))
+        return summary
+    finally:
+        db.close()
+
+
+@click.command("run")
+@click.argument("perso_file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--line", "line_file", required=True, type=click.Path(exists=True, dir_okay=False))
+@click.option("--keys", "-k", "keys_spec", required=True, help="Key store (file or pkcs11:CONFIG).")
+@click.option(
+    "--db",
+    "db_url",
+    default=DEFAULT_DB,
+    show_default=True,
+    help="Journal: SQLite file or postgresql:// URL.",
+)
+@click.option("--resume", is_flag=True, help="Continue a run that was interrupted.")
+@click.option(
+    "--results",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="Per-card result file (default: PERSO_FILE.results.csv).",
+)
+@click.option(
+    "--scp", type=click.Choice(["02", "03"]), default=None, help="Override the profile's SCP."
+)
+def run_cmd(
+    perso_file: Path,
+    line_file: str,
+    keys_spec: str,
+    db_url: str,
+    resume: bool,
+    results: Path | None,
+    scp: str | None,
+) -> None:
+    """Personalize and print the cards of PERSO_FILE on the line described by LINE.yaml."""
+    results = results or perso_file.with_suffix(".results.csv")
+    summary = _run(
+        perso_file,
+        load_line(line_file),
+        keys_spec,
+        db_url,
+        resume,
+        results,
+        scp,
+        live=sys.stderr.isatty() and not os.environ.get("CI"),
+    )
+    _print_summary(summary, results)
+    if summary.stopped:
+        sys.exit(3)
+    if summary.failed:
+        sys.exit(1)
+
+
+@click.group("line")
+def line_group() -> None:
+    """Operator commands for a running line."""
+
+
+@line_group.command("resume-station")
+@click.argument("station")
+@click.option("--run", "run_id", required=True, help="The run id `cardperso run` printed.")
+@click.option("--db", "db_url", default=DEFAULT_DB, show_default=True)
+def resume_station(station: str, run_id: str, db_url: str) -> None:
+    """Tell a paused STATION that its fault is cleared (it retries at once)."""
+    with Database(db_url) as db:
+        request_resume(db, run_id, station)
+    click.echo(f"station {station} of run {run_id}: resume requested")
+
+
+def _wait_for_signal() -> None:
+    done = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: done.set())
+    done.wait()
+
+
+@sim_group.command("line")
+@click.option("--stations", "-n", type=int, default=2, show_default=True)
+@click.option(
+    "--state", "state_dir", required=True, type=click.Path(file_okay=False, path_type=Path)
+)
+@click.option(
+    "--faults", default=None, help="e.g. 'st1:mute@2,st2:ribbon_out@3' (see docs/line.md)."
+)
+@click.option(
+    "--chip-latency", type=float, default=0.0, show_default=True, help="Seconds per APDU."
+)
+@click.option("--scp", type=click.Choice(["02", "03"]), default="02", show_default=True)
+@click.option("--port", type=int, default=36200, show_default=True, help="First vpcd port.")
+def sim_line(
+    stations: int, state_dir: Path, faults: str | None, chip_latency: float, scp: str, port: int
+) -> None:
+    """Start N simulated printers (ptys) with virtual card readers; write DIR/line.yaml."""
+    line = SimLine(
+        stations, state_dir, faults=faults, scp=scp, apdu_latency=chip_latency, port=port
+    )
+    line.start()
+    try:
+        click.echo(f"{stations} simulated stations ready; line file: {state_dir / 'line.yaml'}")
+        for st in line.stations:
+            click.echo(f"  {st.name}: printer {st.pty.port}, reader {st.reader.name!r}")
+        click.echo(
+            "finished cards go to output/, rejected cards to rejects/; Ctrl-C stops the line"
+        )
+        _wait_for_signal()
+    finally:
+        line.stop()
+
+
+@click.command("demo")
+@click.option(
+    "--count", type=int, default=12, show_default=True, help="Cards in the synthetic batch."
+)
+@click.option("--stations", "-n", type=int, default=3, show_default=True)
+@click.option(
+    "--state",
+    "state_dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=Path("demo-out"),
+    show_default=True,
+)
+@click.option(
+    "--keys", "-k", "keys_spec", default=None, help="Key store (default: the sample TEST keys)."
+)
+def demo_cmd(count: int, stations: int, state_dir: Path, keys_spec: str | None) -> None:
+    """The whole flow on a simulated line: a synthetic batch (with a few bad records) is
+    validated and prepared into a protected perso file, then personalized and printed."""
+    from cardperso.prep.pipeline import PrepOptions, prepare
+    from cardperso.prep.synth import make_batch
+    from cardperso.profiles.loader import load_profile
+
+    keys_spec = keys_spec or str(_sample_keys())
+    state_dir = state_dir.resolve()
+    if (state_dir / "journal.db").exists():
+        raise UsageError(f"{state_dir} holds a previous demo: remove it or pass --state NEWDIR")
+    state_dir.mkdir(parents=True, exist_ok=True)
+    batch = state_dir / "batch.csv"
+    counts = make_batch(batch, count, seed=2026, errors=max(1, count // 6))
+    click.echo(
+        f"1. batch: {counts['records']} records ({counts['bad']} deliberately bad) → {batch}"
+    )
+    store = open_store(keys_spec)
+    perso = state_dir / "batch.perso"
+    summary = prepare(
+        batch, load_profile("ssc3-pboc"), store, functools.partial(open_store, keys_spec), perso,
+        state_dir / "rejects.csv", PrepOptions(batch_id="DEMO", created=int(time.time())),
+    )  # fmt: skip
+    click.echo(
+        f"2. prepared: read {summary.read} = {summary.prepared} prepared + {summary.rejected} rejected "
+        f"→ {perso} (rejects: {state_dir / 'rejects.csv'})"
+    )
+    line = SimLine(
+        stations, state_dir / "line", options=LineOptions(card_timeout=10, pause_retry=0.5)
+    )
+    line.start()
+    try:
+        click.echo(
+            f"3. simulated line: {stations} stations (printers on ptys, readers behind pcscd + vpcd)"
+        )
+        results = state_dir / "results.csv"
+        run_summary = _run(
+            perso,
+            line.spec,
+            keys_spec,
+            str(state_dir / "journal.db"),
+            False,
+            results,
+            None,
+            live=sys.stderr.isatty() and not os.environ.get("CI"),
+        )
+    finally:
+        line.stop()
+    _print_summary(run_summary, results)
+    out = state_dir / "line" / "output"
+    click.echo(
+        f"4. cards: images and printed faces in {out}, rejected cards in {state_dir / 'line' / 'rejects'}"
+    )
+    click.echo(
+        f"   inspect one with any PC/SC tool: cardperso sim serve --cards {out} --port 35990"
+    )
+    if run_summary.stopped or run_summary.failed:
+        sys.exit(1)
+
+
+def _sample_keys() -> Path:
+    here = Path(__file__).resolve()
+    for parent in here.parents:
+        candidate = parent / "keys-sample" / "keys.json"
+        if candidate.exists():
+            return candidate
+    raise UsageError("keys-sample/keys.json not found: pass --keys")
+
+
+COMMANDS = [run_cmd, line_group, demo_cmd]
