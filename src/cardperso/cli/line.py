@@ -206,7 +206,7 @@ def sim_line(
 @click.option(
     "--keys", "-k", "keys_spec", default=None, help="Key store (default: the sample TEST keys)."
 )
-def demo_cmd(count: int, stations: int, state_dir: Path, keys_spec: str | None) -> None:
+def demo_cmd(count: int, stations: int, state_dir: Path | None, keys_spec: str | None) -> None:
     """The whole flow on a simulated line: a synthetic batch (with a few bad records) is
     validated and prepared into a protected perso file, then personalized and printed."""
     from cardperso.prep.pipeline import PrepOptions, prepare
@@ -214,7 +214,7 @@ def demo_cmd(count: int, stations: int, state_dir: Path, keys_spec: str | None) 
     from cardperso.profiles.loader import load_profile
 
     keys_spec = keys_spec or str(_sample_keys())
-    state_dir = state_dir.resolve()
+    state_dir = (state_dir or Path("demo-out") / time.strftime("run-%Y%m%d-%H%M%S")).resolve()
     if (state_dir / "journal.db").exists():
         raise UsageError(f"{state_dir} holds a previous demo: remove it or pass --state NEWDIR")
     state_dir.mkdir(parents=True, exist_ok=True)
