@@ -171,6 +171,20 @@ def _logout(module: str, label: str) -> None:
 _REFUSED: Final = (p11e.PKCS11Error, AttributeError)
 
 
+def _after_fork_in_child() -> None:
+    """PKCS#11 state does not survive fork (PKCS#11 2.40 §6.6.1): a child process (prep
+    ``--workers``) must initialise the module again and log in with its own session."""
+    global _lock
+    _lock = threading.Lock()
+    _logins.clear()
+    for lib in _libs.values():
+        with contextlib.suppress(Exception):
+            lib.reinitialize()
+
+
+os.register_at_fork(after_in_child=_after_fork_in_child)
+
+
 def _why(exc: BaseException) -> str:
     if isinstance(exc, AttributeError):
         return "the key lacks that capability"
