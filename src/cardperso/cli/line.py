@@ -266,6 +266,11 @@ def demo_cmd(count: int, stations: int, state_dir: Path | None, keys_spec: str |
         sys.exit(1)
 
 
+def _make_sim_line(stations: int, state_dir: Path) -> SimLine:
+    """The demo's simulated line (its own pcscd and vpcd readers)."""
+    return SimLine(stations, state_dir, options=LineOptions(card_timeout=10, pause_retry=0.5))
+
+
 def _sample_keys() -> Path:
     here = Path(__file__).resolve()
     for parent in here.parents:
