@@ -33,6 +33,7 @@ from cardperso.keystore.pkcs11 import (
     emv_a_data,
     gp_data,
     kdf3_data,
+    module_lib,
     read_pin,
 )
 from cardperso.keystore.software import SoftwareKeyStore
@@ -155,9 +156,7 @@ def test_cmac_subkey_vector() -> None:
 
 
 def _raw_session(softhsm: SoftHsm) -> Any:
-    from cardperso.keystore import pkcs11 as mod
-
-    lib = mod._lib(softhsm.module)
+    lib = module_lib(softhsm.module)
     return lib.get_token(token_label=softhsm.token_label).open(rw=True)
 
 
