@@ -1,0 +1,203 @@
+"""Data-preparation throughput, memory and time breakdown (issue 4, "Performance").
+
+Usage (from the repository root)::
+
+    .venv/bin/python benchmarks/bench_prep.py                      # 100k records, 1 and 2 workers
+    .venv/bin/python benchmarks/bench_prep.py --count 1000000 --workers 2
+    .venv/bin/python benchmarks/bench_prep.py --rss 10000,100000,1000000 --workers 2
+    .venv/bin/python benchmarks/bench_prep.py --breakdown           # where a card's time goes
+
+Each run is ``cardperso prep`` (CSV → perso file) then ``cardperso perso-file verify`` in child
+processes, for the reference profile ``ssc3-pboc`` with the sample key store. Throughput is
+records / wall seconds; "end to end" includes the verification. Peak RSS is the peak of the sum
+of the RSS of the ``prep`` process tree (main process + workers), sampled every 20 ms from
+/proc. Batches come from the synthetic generator (``cardperso examples make-batch``, 64 shared
+photos) and are cached in ``--dir``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+PY = sys.executable
+KEYS = ROOT / "keys-sample" / "keys.json"
+
+
+def _children(pid: int) -> list[int]:
+    out = []
+    try:
+        for task in os.listdir(f"/proc/{pid}/task"):
+            with open(f"/proc/{pid}/task/{task}/children") as fh:
+                out += [int(x) for x in fh.read().split()]
+    except OSError:
+        pass
+    return out
+
+
+def _rss_kb(pid: int) -> int:
+    try:
+        with open(f"/proc/{pid}/status") as fh:
+            for line in fh:
+                if line.startswith("VmRSS:"):
+                    return int(line.split()[1])
+    except OSError:
+        pass
+    return 0
+
+
+def _tree_rss_kb(pid: int) -> int:
+    total, todo = 0, [pid]
+    while todo:
+        p = todo.pop()
+        total += _rss_kb(p)
+        todo += _children(p)
+    return total
+
+
+def run_measured(cmd: list[str]) -> tuple[float, int, str]:
+    """Run *cmd*; return (wall seconds, peak tree RSS in kB, output)."""
+    start = time.perf_counter()
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    peak = 0
+    done = threading.Event()
+
+    def sample() -> None:
+        nonlocal peak
+        while not done.is_set():
+            peak = max(peak, _tree_rss_kb(proc.pid))
+            time.sleep(0.02)
+
+    t = threading.Thread(target=sample, daemon=True)
+    t.start()
+    out, _ = proc.communicate()
+    done.set()
+    t.join()
+    wall = time.perf_counter() - start
+    if proc.returncode not in (0, 1):
+        raise SystemExit(f"command failed ({proc.returncode}): {' '.join(cmd)}\n{out}")
+    return wall, peak, out
+
+
+def batch(directory: Path, count: int) -> Path:
+    path = directory / f"batch-{count}.csv"
+    if not path.exists():
+        print(f"generating {count} records in {path} ...", flush=True)
+        from cardperso.prep.synth import make_batch
+
+        make_batch(path, count, photos=64)
+    return path
+
+
+def bench(directory: Path, count: int, workers: int, profile: str) -> dict[str, float]:
+    src = batch(directory, count)
+    out = directory / f"out-{count}-{workers}.cppf"
+    rej = directory / f"rejects-{count}-{workers}.csv"
+    cli = [PY, "-m", "cardperso"]
+    prep_cmd = [*cli, "prep", str(src), "-p", profile, "-k", str(KEYS), "-o", str(out)]
+    prep_cmd += ["-r", str(rej), "-w", str(workers), "--created", "2026-01-15T00:00:00Z"]
+    wall, peak, text = run_measured(prep_cmd)
+    vwall, vpeak, vtext = run_measured([*cli, "perso-file", "verify", str(out), "-k", str(KEYS)])
+    if "OK" not in vtext:
+        raise SystemExit(vtext)
+    size = out.stat().st_size
+    out.unlink()
+    return {
+        "count": count,
+        "workers": workers,
+        "prep_s": wall,
+        "prep_rate": count / wall,
+        "verify_s": vwall,
+        "e2e_rate": count / (wall + vwall),
+        "peak_rss_mb": peak / 1024,
+        "verify_rss_mb": vpeak / 1024,
+        "file_mb": size / 1e6,
+        "summary": text.strip().splitlines()[0] if text.strip() else "",
+    }
+
+
+def breakdown(directory: Path, profile_name: str, chunks: int = 10) -> None:
+    """Per-card time of each phase, single process, on *chunks* chunks of 2,000 records."""
+    import hashlib
+
+    from cardperso.keystore.software import SoftwareKeyStore
+    from cardperso.prep.input import open_input, parse_chunk
+    from cardperso.prep.pipeline import Preparer
+    from cardperso.profiles.loader import load_profile
+
+    src = batch(directory, 2000 * chunks)
+    profile = load_profile(profile_name)
+    store = SoftwareKeyStore.load(KEYS)
+    prep = Preparer(profile, store, str(src.parent), b"\x00" * 32)
+    parts = list(open_input(src).chunks(2000))
+    assert prep.keys is not None
+    t = dict.fromkeys(("read+parse", "validate", "keys (crypto)", "build (encoding)", "hash"), 0.0)
+    n = 0
+    for chunk in parts:
+        n += len(chunk.records)
+        a = time.perf_counter()
+        list(parse_chunk(chunk))
+        b = time.perf_counter()
+        good, _bad = prep.validate_chunk(chunk)
+        c = time.perf_counter()
+        cards = [v for _l, v in good]
+        keys = prep.keys.derive(cards)
+        d = time.perf_counter()
+        prep.validate_chunk = lambda _c, g=good, bd=_bad: (g, bd)  # type: ignore[method-assign]
+        prep.keys.derive = lambda _cards, k=keys: k  # type: ignore[method-assign]
+        result = prep.process(chunk)
+        e = time.perf_counter()
+        del prep.validate_chunk, prep.keys.derive
+        start = 0
+        for end in result.ends:
+            hashlib.sha256(result.bodies[start:end]).digest()
+            start = end
+        f = time.perf_counter()
+        t["read+parse"] += b - a
+        t["validate"] += (c - b) - (b - a)
+        t["keys (crypto)"] += d - c
+        t["build (encoding)"] += (e - d) - (f - e)
+        t["hash"] += f - e
+    total = sum(t.values())
+    print(f"per-card time, 1 process, {n} records (profile {profile_name}):")
+    for k, v in t.items():
+        print(f"  {k:<18} {v / n * 1e6:6.1f} us  {100 * v / total:5.1f} %")
+    print(f"  {'total':<18} {total / n * 1e6:6.1f} us  (plus the main process: MAC + write)")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    ap.add_argument("--count", type=int, default=100_000)
+    ap.add_argument("--workers", default="1,2", help="comma-separated worker counts")
+    ap.add_argument("--rss", default=None, help="comma-separated batch sizes for the RSS series")
+    ap.add_argument("--profile", default="ssc3-pboc")
+    ap.add_argument("--dir", default="/tmp/cardperso-bench")
+    ap.add_argument("--breakdown", action="store_true")
+    args = ap.parse_args()
+    directory = Path(args.dir)
+    directory.mkdir(parents=True, exist_ok=True)
+    print(f"machine: {os.cpu_count()} CPUs, Python {sys.version.split()[0]}")
+    if args.breakdown:
+        breakdown(directory, args.profile)
+        return
+    counts = [int(x) for x in args.rss.split(",")] if args.rss else [args.count]
+    for count in counts:
+        for w in (int(x) for x in args.workers.split(",")):
+            r = bench(directory, count, w, args.profile)
+            print(
+                f"{r['count']:>9} records  workers {r['workers']}  prep {r['prep_s']:7.2f} s "
+                f"= {r['prep_rate']:8.0f}/s  verify {r['verify_s']:6.2f} s  end-to-end "
+                f"{r['e2e_rate']:8.0f}/s  peak RSS {r['peak_rss_mb']:6.1f} MB (verify "
+                f"{r['verify_rss_mb']:.1f} MB)  file {r['file_mb']:.0f} MB",
+                flush=True,
+            )
+
+
+if __name__ == "__main__":
+    main()
