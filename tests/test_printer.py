@@ -217,3 +217,22 @@ def test_driver_reports_a_silent_printer() -> None:
     finally:
         os.close(master)
         os.close(slave)
+
+
+def test_simulator_drops_a_command_left_incomplete_by_a_dead_sender() -> None:
+    import os
+    import time
+
+    core = PrinterCore(feeder=1)
+    with PtyPrinter(core) as sim:
+        fd = os.open(sim.port, os.O_RDWR | os.O_NOCTTY)
+        try:
+            os.write(fd, b"\x1bDb;k;2;" + bytes(1000))  # a panel download cut short
+            time.sleep(PtyPrinter.RECEIVE_TIMEOUT + 0.3)
+        finally:
+            os.close(fd)
+        printer = EvolisPrinter(sim.port, timeout=3)
+        try:
+            assert printer.command("Rsn").value == core.serial  # the line is usable again
+        finally:
+            printer.close()

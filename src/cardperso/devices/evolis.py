@@ -117,6 +117,15 @@ class CommandParser:
     def __init__(self) -> None:
         self._buf = bytearray()
 
+    @property
+    def pending(self) -> int:
+        """Bytes of an incomplete command waiting for more input."""
+        return len(self._buf)
+
+    def reset(self) -> None:
+        """Drop an incomplete command (a receive time-out: the sender went away mid-command)."""
+        self._buf.clear()
+
     def feed(self, data: bytes) -> Iterator[Command]:
         self._buf += data
         while True:

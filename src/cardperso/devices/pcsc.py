@@ -300,6 +300,10 @@ class PcscTransport:
         self._atr = self._status_atr()
         return self._atr
 
+    def reconnect(self) -> bytes:
+        """Warm reset (the name :class:`~cardperso.card.inprocess.InProcessTransport` uses)."""
+        return self.reset()
+
     def disconnect(self, *, unpower: bool = False) -> None:
         """Release the card (left powered unless ``unpower``) and the PC/SC context."""
         if self._card is not None:

@@ -71,6 +71,7 @@ class EvolisPrinter:
             self._serial = serial.serial_for_url(port, baudrate=baudrate, timeout=0.05)
         except (serial.SerialException, OSError) as exc:
             raise DeviceError(f"cannot open printer port {port}: {exc}") from None
+        self._serial.reset_input_buffer()  # replies meant for a previous, interrupted session
         self._port = port
         self._timeout = timeout
         self._parser = ReplyParser()

@@ -302,12 +302,19 @@ class PtyPrinter:
         self._thread.start()
         return self
 
+    #: A command left incomplete this long is dropped (its sender went away mid-command).
+    RECEIVE_TIMEOUT = 0.5
+
     def _run(self) -> None:
         parser = CommandParser()
+        last = time.monotonic()
         while not self._stop.is_set():
             ready, _, _ = select.select([self._master], [], [], 0.1)
             if not ready:
+                if parser.pending and time.monotonic() - last > self.RECEIVE_TIMEOUT:
+                    parser.reset()
                 continue
+            last = time.monotonic()
             try:
                 data = os.read(self._master, 65536)
             except OSError:

@@ -9,6 +9,9 @@ card, until the attempts run out::
        └──── retry ──────┴──── fail ────────────┘ (attempts left; the card is rejected)
                          └──── give_up ─────────┘──▶ failed   (no attempts left)
 
+``recover_printed``: a ``chip_done`` job whose card is found in the output hopper (by its chip
+serial) was finished before the crash and is ``done``.
+
 ``recover`` is what a resumed run does to a job found ``encoding`` or ``chip_done`` after a
 crash (or whose claim expired because its line died): the card that was in the station is
 suspect, so it is rejected and the record is made again (``queued``) or given up (``failed``).
@@ -38,6 +41,7 @@ TRANSITIONS: Final[dict[tuple[str, str], str]] = {
     (CHIP_DONE, "recover"): QUEUED,
     (ENCODING, "recover_give_up"): FAILED,
     (CHIP_DONE, "recover_give_up"): FAILED,
+    (CHIP_DONE, "recover_printed"): DONE,
 }
 
 

@@ -17,7 +17,7 @@ No personal data is journaled beyond the card number and a masked identity numbe
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 from cardperso.errors import UsageError
@@ -207,11 +207,19 @@ class Journal:
         )
         return int(rows[0][0])
 
-    def recover(self, *, stale_after: float | None = None, station: str | None = None) -> list[Job]:
+    def recover(
+        self,
+        *,
+        stale_after: float | None = None,
+        station: str | None = None,
+        in_output: Callable[[str], bool] | None = None,
+    ) -> list[Job]:
         """Jobs that were on a station when a run died (or whose claim went stale) are suspect:
-        queue their records again (or give up when out of attempts). Returns the suspects."""
+        queue their records again (or give up when out of attempts). A ``chip_done`` job whose
+        card ``in_output(chip_serial)`` finds in the output hopper was finished: it is done.
+        Returns the suspects."""
         query = (
-            "SELECT record_index, card_no, state, attempts, station FROM line_jobs "
+            "SELECT record_index, card_no, state, attempts, station, chip_serial FROM line_jobs "
             "WHERE run_id = ? AND state IN (?, ?)"
         )
         params: list[object] = [self.run_id, jobs.ENCODING, jobs.CHIP_DONE]
@@ -223,10 +231,21 @@ class Journal:
             params.append(station)
         suspects: list[Job] = []
         with self.db.transaction():
-            for index, card_no, state, attempts, st in self.db.execute(
-                query + self.db.skip_locked, params
-            ):
+            rows = self.db.execute(query + self.db.skip_locked, params)
+            for index, card_no, state, attempts, st, serial in rows:
                 job = Job(self.run_id, int(index), str(card_no), str(state), int(attempts), st)
+                if (
+                    state == jobs.CHIP_DONE
+                    and serial
+                    and in_output is not None
+                    and in_output(str(serial))
+                ):
+                    self._move(
+                        job,
+                        "recover_printed",
+                        detail="found in the output hopper after an interrupted run",
+                    )
+                    continue
                 event = jobs.failure_event(int(attempts), self.max_attempts, recovering=True)
                 self._move(
                     job,

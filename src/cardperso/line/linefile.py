@@ -11,6 +11,9 @@ options:                           # all optional
   stop_after_auth_failures: 3      # consecutive EXTERNAL AUTHENTICATE failures that stop the line
   pause_retry: 2.0                 # a paused station retries its printer this often (seconds)
   verify_ac: true                  # read-back includes a GENERATE AC verified with the issuer keys
+  output_check: ""                 # a directory where finished cards appear as <CHIP SERIAL>.json
+                                   # (a vision/reader check of the output hopper); used after a
+                                   # crash to tell printed cards from suspect ones
 ```
 """
 
@@ -39,6 +42,7 @@ class LineOptions:
     stop_after_auth_failures: int = 3
     pause_retry: float = 2.0
     verify_ac: bool = True
+    output_check: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,6 +58,7 @@ _OPTION_TYPES: dict[str, type] = {
     "stop_after_auth_failures": int,
     "pause_retry": float,
     "verify_ac": bool,
+    "output_check": str,
 }
 
 

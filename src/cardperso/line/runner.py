@@ -281,7 +281,12 @@ class LineRun:
         if self.journal.exists():
             if not resume:
                 raise UsageError(f"run {run_id} exists in the journal: add --resume to continue it")
-            suspects = self.journal.recover()
+            check = spec.options.output_check
+            suspects = self.journal.recover(
+                in_output=(lambda serial: (Path(check) / f"{serial}.json").exists())
+                if check
+                else None
+            )
             if suspects:
                 log.warning(
                     "%d suspect card(s) from the interrupted run: records made again", len(suspects)
