@@ -151,11 +151,19 @@ def resume_station(station: str, run_id: str, db_url: str) -> None:
     click.echo(f"station {station} of run {run_id}: resume requested")
 
 
-def _wait_for_signal() -> None:
+def _serve_until_signal(line: SimLine) -> None:
+    """Run until SIGINT/SIGTERM; clear printer faults when ``clear-faults`` asks for it."""
     done = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: done.set())
-    done.wait()
+    request = line.state_dir / "clear-faults"
+    while not done.wait(0.3):
+        if request.exists():
+            names = set(request.read_text().split()) or {s.name for s in line.stations}
+            for st in line.stations:
+                if st.name in names:
+                    st.clear_faults()
+            request.unlink()
 
 
 @sim_group.command("line")
@@ -189,6 +197,18 @@ def sim_line(
         _wait_for_signal()
     finally:
         line.stop()
+
+
+@sim_group.command("clear-faults")
+@click.option(
+    "--state", "state_dir", required=True, type=click.Path(file_okay=False, path_type=Path)
+)
+@click.argument("stations", nargs=-1)
+def sim_clear_faults(state_dir: Path, stations: tuple[str, ...]) -> None:
+    """Clear the printer faults of a running `sim line` (all stations, or those named): what an
+    operator does at the machine before `cardperso line resume-station`."""
+    (state_dir / "clear-faults").write_text(" ".join(stations))
+    click.echo("printer faults will be cleared within a second")
 
 
 @click.command("demo")
