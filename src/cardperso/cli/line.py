@@ -194,7 +194,7 @@ def sim_line(
         click.echo(
             "finished cards go to output/, rejected cards to rejects/; Ctrl-C stops the line"
         )
-        _wait_for_signal()
+        _serve_until_signal(line)
     finally:
         line.stop()
 
