@@ -208,3 +208,30 @@ def test_arbitrary_bytes_never_crash_the_reader(tmp_path: Path, data: bytes) -> 
     path.write_bytes(",".join(COLUMNS).encode() + b"\n" + data)
     summary = validate_only(path, PROFILE, tmp_path / "fuzz-rejects.csv")
     assert summary.read == summary.prepared + summary.rejected
+
+
+def test_chunk_boundaries_do_not_change_results(tmp_path: Path) -> None:
+    """Quoted fields with newlines and an unterminated quote, cut into small or large pieces:
+    the same records, lines and rejects."""
+    make_batch(tmp_path / "batch.csv", 1, photos=1)
+    recs = list(records(200, photos=1))
+    rows = []
+    for i, r in enumerate(recs):
+        if i % 3 == 0:
+            r = dict(r, name="张\n三")  # quoted newline: rejected (control character)
+        elif i % 3 == 1:
+            r = dict(r, bank_code='10"3')  # an escaped quote inside a quoted field
+        rows.append([r[c] for c in COLUMNS])
+    write_csv(tmp_path / "in.csv", list(COLUMNS), rows)
+    with open(tmp_path / "in.csv", "a", encoding="utf-8") as fh:
+        fh.write('"never closed,' + ",".join(recs[0][c] for c in COLUMNS[1:]) + "\n")
+        for r in recs[:20]:
+            fh.write(",".join(r[c] for c in COLUMNS) + "\n")
+    results = []
+    for chunk_size in (1, 7, 2000):
+        summary, rej = run(tmp_path, chunk_size=chunk_size)
+        results.append((summary.read, summary.prepared, rej))  # type: ignore[attr-defined]
+    assert results[0] == results[1] == results[2]
+    read, _prepared, rej = results[0]
+    assert (rej[0][0], rej[0][1]) == (2, "name") and (rej[1][0], rej[1][1]) == (4, "bank_code")
+    assert any(r[2] == "malformed CSV: a quoted field is never closed" for r in rej)

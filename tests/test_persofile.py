@@ -80,7 +80,7 @@ def test_fast_writer_matches_the_construct_layouts(files: tuple[Path, Path, Path
     assert header.record_count == len(frames) == 12
     for seq, frame in enumerate(frames):
         rec = pf.PERSO_RECORD.decode(frame)
-        assert rec.seq == seq and pf.PERSO_RECORD.encode(rec) == frame
+        assert rec.line == seq + 2 and pf.PERSO_RECORD.encode(rec) == frame
         body = pf.PERSO_RECORD_BODY.decode(rec.body)
         assert pf.PERSO_RECORD_BODY.encode(body) == rec.body
     t = pf.PERSO_TRAILER.decode(trailer)
@@ -162,9 +162,9 @@ def test_reordering_is_refused(
     raw, frames, trailer = _frames(a.read_bytes())
     swapped = [frames[1], frames[0], *frames[2:]]
     bad = tmp_path / "bad.cppf"
-    _refused(bad, raw + b"".join(swapped), sample_keystore, DecodeError, "sequence number")
-    # renumbering the swapped frames does not help: the MAC binds the sequence number
-    renum = [f[:4] + struct.pack(">I", i) + f[8:] for i, f in enumerate(swapped)]
+    _refused(bad, raw + b"".join(swapped), sample_keystore, DecodeError, "reordered")
+    # renumbering the swapped frames does not help: the MAC binds the input line number
+    renum = [f[:4] + struct.pack(">I", i + 2) + f[8:] for i, f in enumerate(swapped)]
     _refused(bad, raw + b"".join(renum) + trailer, sample_keystore, MacMismatch, "record 0")
 
 
@@ -197,7 +197,7 @@ def test_records_decode_and_carry_no_clear_secret(files: tuple[Path, Path, Path]
 
     a, _b, _a2 = files
     recs = list(iter_records(a))
-    assert [s for s, _ in recs] == list(range(12))
+    assert [line for line, _ in recs] == list(range(2, 14))
     for _seq, body in recs:
         ssse = dict(parse_dgis(body.apps[0].dgis))
         assert all(len(ssse[0x8F00 | k.id]) == 16 for k in PROFILE.ssse.keys)

@@ -301,22 +301,21 @@ def test_valid_records_round_trip(
     round_trip_env: tuple[Path, Preparer], recs: list[dict[str, str]]
 ) -> None:
     """Prepared chip data decode back to the input values (hypothesis-generated records)."""
-    from cardperso.layouts.persofile import PERSO_RECORD_BODY
+    from cardperso.layouts.persofile import PERSO_RECORD, PERSO_RECORD_BODY
     from cardperso.prep.input import Chunk
 
     _tmp, preparer = round_trip_env
-    raw = [
-        (i + 2, (",".join(r[c] for c in COLUMNS) + "\n").encode(), False)
-        for i, r in enumerate(recs)
-    ]
-    result = preparer.process(Chunk(0, "csv", COLUMNS, raw))
+    data = "".join(",".join(r[c] for c in COLUMNS) + "\n" for r in recs).encode()
+    result = preparer.process(Chunk(0, "csv", COLUMNS, data, 2))
     assert result.rejects == []
     start = 0
     store = preparer.keys.store if preparer.keys else None
     assert store is not None
     for i, end in enumerate(result.ends):
-        body = PERSO_RECORD_BODY.decode(result.bodies[start:end])
+        frame = PERSO_RECORD.decode(result.frames[start:end])
         start = end
+        assert frame.line == i + 2
+        body = PERSO_RECORD_BODY.decode(frame.body)
         got = _decode_card(body.apps, store)  # type: ignore[arg-type]
         rec = recs[i]
         for key in ("ssn", "name", "gender", "nation", "birth_date", "birth_place", "card_no"):

@@ -257,13 +257,13 @@ def show_cmd(path: str, as_json: bool, limit: int | None) -> None:
         )
         for k in head["keys"]:
             click.echo(f"  key {k['name']:<22} {k['algorithm']:<4} KCV {k['kcv']}")
-    for seq, rec in iter_records(path):
+    for seq, (line, rec) in enumerate(iter_records(path)):
         if limit is not None and seq >= limit:
             break
         apps = {a.aid.hex().upper(): _dgi_list(a.dgis) for a in rec.apps}
         row = {
             "seq": seq,
-            "line": rec.line,
+            "line": line,
             "card_no": rec.card_no,
             "ssn": mask_id(rec.ssn),
             "pan": mask_id(rec.pan) if rec.pan else "",
@@ -275,7 +275,7 @@ def show_cmd(path: str, as_json: bool, limit: int | None) -> None:
         else:
             dg = "; ".join(f"{aid[:8]}…: {' '.join(d)}" for aid, d in apps.items())
             click.echo(
-                f"{seq:>7} line {rec.line:<7} {rec.card_no} {row['ssn']} {row['pan'] or '-':<19} {dg}"
+                f"{seq:>7} line {line:<7} {rec.card_no} {row['ssn']} {row['pan'] or '-':<19} {dg}"
             )
 
 

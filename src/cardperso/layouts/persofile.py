@@ -10,15 +10,16 @@ integers are big-endian. A file is::
   name and SHA-256 digest, the transport KEK (name, algorithm, KCV), the MAC scheme, the PIN
   seed wrapped under the KEK, the check values of every key used, the applications (name, AID,
   which of their DGIs are encrypted under the KEK) and the names of the card-face fields.
-* **Record** (:data:`RECORD`): body length, sequence number (0, 1, 2 ...), the body
-  (:data:`RECORD_BODY`: flags, input line, card number, identity number, PAN, card
+* **Record** (:data:`RECORD`): body length, the record's input line number (strictly
+  increasing through the file), the body (:data:`RECORD_BODY`: flags, card number, identity
+  number, PAN, card
   identification code, per application its AID and DGI stream, card-face values joined by
   ``1F``, magnetic-stripe tracks) and a 16-byte MAC.
 * **Trailer** (:data:`TRAILER`): magic ``CPPE``, record count, 32-byte file MAC.
 
 The MACs (computed in :mod:`cardperso.prep.container`): ``K`` = SHA-256("mac" ‖
 wrap(KEK, SHA-256("cardperso-persofile/1" ‖ len ‖ batch id ‖ profile digest))); record MAC =
-HMAC-SHA-256(K, "R" ‖ seq ‖ SHA-256(body))[:16]; file MAC = HMAC-SHA-256(K, "F" ‖
+HMAC-SHA-256(K, "R" ‖ line ‖ SHA-256(body))[:16]; file MAC = HMAC-SHA-256(K, "F" ‖
 SHA-256(header) ‖ SHA-256(MAC₀ ‖ MAC₁ ‖ …) ‖ count).
 
 The data-preparation hot path writes records with ``struct`` directly; the tests prove those
@@ -151,7 +152,6 @@ class PersoApp:
 @dataclass(frozen=True, slots=True)
 class PersoRecordBody:
     flags: int
-    line: int
     card_no: str
     ssn: str
     pan: str
@@ -168,7 +168,6 @@ _Ascii8 = cs.PascalString(cs.Int8ub, "ascii")
 #: Record body. ``flags`` bit 0: the card has a financial (PBOC) application.
 RECORD_BODY = cs.Struct(
     "flags" / cs.Int8ub,
-    "line" / cs.Int32ub,
     "card_no" / cs.PaddedString(9, "ascii"),
     "ssn" / cs.PaddedString(18, "ascii"),
     "pan" / _Ascii8,
@@ -187,15 +186,15 @@ RECORD_BODY = cs.Struct(
 
 @dataclass(frozen=True, slots=True)
 class PersoRecord:
-    seq: int
+    line: int
     body: bytes
     mac: bytes
 
 
-#: Record frame: body length ‖ sequence number ‖ body ‖ MAC (16).
+#: Record frame: body length ‖ input line number ‖ body ‖ MAC (16).
 RECORD = cs.Struct(
     "length" / cs.Rebuild(cs.Int32ub, cs.len_(cs.this.body)),
-    "seq" / cs.Int32ub,
+    "line" / cs.Int32ub,
     "body" / cs.Bytes(cs.this.length),
     "mac" / cs.Bytes(16),
 )
@@ -319,7 +318,6 @@ PERSO_HEADER: Layout[PersoHeader] = Layout(
 
 _BODY_VECTOR = PersoRecordBody(
     flags=1,
-    line=2,
     card_no="X00000019",
     ssn="360426199101010071",
     pan="62",
@@ -331,7 +329,7 @@ _BODY_VECTOR = PersoRecordBody(
     track3="",
 )
 _BODY_BYTES = (
-    b"\x01\x00\x00\x00\x02X00000019360426199101010071\x0262"
+    b"\x01X00000019360426199101010071\x0262"
     + bytes(16)
     + b"\x01\x01\xa0\x00\x00\x00\x03\x01\x01\x00"
     + b"\x00\x03a\x1fb"

@@ -6,12 +6,13 @@ How this works
   (one ``wrap`` of a label naming the batch id and the profile digest), so only a holder of the
   KEK can make or check a file, and files of other batches or profiles never verify.
 * :class:`PersoWriter` writes the header (record count patched when the file is closed),
-  then records framed as ``length ‖ seq ‖ body ‖ MAC`` and the trailer with the file MAC. The
-  worker processes hash each body (SHA-256); the writer only MACs ``seq ‖ digest`` so the
-  serial part stays small.
+  then records framed as ``length ‖ line ‖ body ‖ MAC`` and the trailer with the file MAC.
+  The worker processes frame and MAC the records themselves (the MAC binds the record's input
+  line number, which only grows through a file), so the writer only appends bytes and hashes
+  the 16-byte MACs into the file MAC.
 * :func:`verify` streams the file and refuses it on the first problem: bad magic or version,
   KEK check value that differs from the store's, a record MAC that fails (tampering, mixing),
-  a sequence number out of order (reordering), a missing trailer or wrong counts
+  a line number that does not grow (reordering), a missing trailer or wrong counts
   (truncation), trailing bytes, a file MAC that fails. Nothing is handed to a station before
   the whole file verified (:func:`read_verified`).
 """
@@ -59,9 +60,15 @@ def file_key(
     return hashlib.sha256(b"mac" + x).digest(), hashlib.sha256(b"pin" + x).digest()
 
 
-def record_mac(key: bytes, seq: int, body_digest: bytes) -> bytes:
-    """The 16-byte MAC of record *seq* whose body has SHA-256 *body_digest*."""
-    return hmac.digest(key, b"R" + _SEQ.pack(seq) + body_digest, "sha256")[:16]
+def record_mac(key: bytes, line: int, body: bytes) -> bytes:
+    """The 16-byte MAC of the record from input *line* with *body*."""
+    msg = b"R" + _SEQ.pack(line) + hashlib.sha256(body).digest()
+    return hmac.digest(key, msg, "sha256")[:16]
+
+
+def frame(key: bytes, line: int, body: bytes) -> bytes:
+    """One framed record: ``length ‖ line ‖ body ‖ MAC``."""
+    return _FRAME.pack(len(body), line) + body + record_mac(key, line, body)
 
 
 def _file_mac(key: bytes, header: bytes, macs_digest: bytes, count: int) -> bytes:
@@ -83,18 +90,13 @@ class PersoWriter:
         self._pending: list[bytes] = []
         self._pending_size = 0
 
-    def add(self, body: bytes | memoryview, body_digest: bytes) -> None:
-        """Append one record (its body and the SHA-256 of the body)."""
-        seq = self.count
-        mac = hmac.digest(self._key, b"R" + _SEQ.pack(seq) + body_digest, "sha256")[:16]
-        self._macs.update(mac)
-        pend = self._pending
-        pend.append(_FRAME.pack(len(body), seq))
-        pend.append(body)  # type: ignore[arg-type]
-        pend.append(mac)
-        self.count = seq + 1
-        self._pending_size += len(body) + 24
-        if self._pending_size > 1 << 20:
+    def add_frames(self, frames: bytes, macs: bytes, count: int) -> None:
+        """Append *count* framed records (see :func:`frame`) and their MACs, in input order."""
+        self._macs.update(macs)
+        self.count += count
+        self._pending.append(frames)
+        self._pending_size += len(frames)
+        if self._pending_size > 1 << 22:
             self.flush()
 
     def flush(self) -> None:
@@ -157,7 +159,7 @@ def _check_kek(store: KeyStore, header: pf.PersoHeader) -> None:
 
 
 def _records(fh: IO[bytes], start: int) -> Iterator[tuple[int, int, bytes, bytes]]:
-    """Yield (seq, offset, body, mac) per record; at the trailer yield
+    """Yield (line, offset, body, mac) per record; at the trailer yield
     (-1, offset, record count (4 bytes), file MAC) after checking nothing follows it."""
     pos = start
     buf = b""
@@ -208,6 +210,7 @@ def verify(path: str | os.PathLike[str], store: KeyStore) -> VerifyResult:
         key, _seed = file_key(store, header.kek_name, header.batch_id, header.profile_digest)
         macs = hashlib.sha256()
         expect = 0
+        last_line = -1
         sha = hashlib.sha256
         digest = hmac.digest
         pack = _SEQ.pack
@@ -224,21 +227,25 @@ def verify(path: str | os.PathLike[str], store: KeyStore) -> VerifyResult:
                 if not hmac.compare_digest(want, mac):
                     raise MacMismatch("file MAC does not verify (tampered, truncated or mixed)")
                 return VerifyResult(header, expect, pos + pf.TRAILER_SIZE)
-            if seq != expect:
+            if seq <= last_line:
                 raise DecodeError(
-                    f"record {expect} has sequence number {seq} (reordered or spliced file)",
+                    f"record {expect} (input line {seq}) comes after input line {last_line}: "
+                    "reordered or spliced file",
                     offset=pos,
                 )
+            last_line = seq
             want_mac = digest(key, b"R" + pack(seq) + sha(body).digest(), "sha256")[:16]
             if not hmac.compare_digest(want_mac, mac):
-                raise MacMismatch(f"record {seq} (offset {pos}) MAC does not verify")
+                raise MacMismatch(
+                    f"record {expect} (input line {seq}, offset {pos}) MAC does not verify"
+                )
             macs.update(mac)
             expect += 1  # noqa: SIM113 - also the count after the loop
         raise DecodeError("file is truncated: no trailer")  # pragma: no cover
 
 
 def iter_records(path: str | os.PathLike[str]) -> Iterator[tuple[int, pf.PersoRecordBody]]:
-    """Decode every record body (no MAC check: call :func:`verify` first)."""
+    """(input line, decoded body) of every record (no MAC check: call :func:`verify` first)."""
     with open(path, "rb") as fh:
         _header, raw = read_header(fh)
         for seq, _pos, body, _mac in _records(fh, len(raw)):

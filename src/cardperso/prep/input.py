@@ -4,11 +4,12 @@ How this works
 --------------
 The main process never parses fields. :func:`open_input` reads the CSV header (mapping column
 names and ministry aliases to canonical names, refusing unknown, duplicate or missing
-columns), then :meth:`InputFile.chunks` streams the file as bytes and groups physical lines
-into *records*: a CSV record continues over the next line while its double quotes are
-unbalanced (a quoted field with a newline). A record that is still open after
-:data:`MAX_RECORD_LINES` lines or :data:`MAX_RECORD_BYTES` bytes is cut and marked malformed.
-Each chunk is ``(first index, [(line number, raw bytes)...])``; workers decode and parse it
+columns), then :meth:`InputFile.chunks` streams the file in large byte pieces that end on a
+record boundary: after a newline preceded by an even number of double quotes (so not inside a
+quoted field). Workers split a piece into *records* (:func:`records_of`): a CSV record
+continues over the next line while its double quotes are unbalanced (a quoted field with a
+newline); a record still open after :data:`MAX_RECORD_LINES` lines or
+:data:`MAX_RECORD_BYTES` bytes is cut and marked malformed. Then they decode and parse it
 (:func:`parse_chunk`), so every problem is reported against the record's first input line.
 
 Blank lines are not records and are not counted.
@@ -46,10 +47,14 @@ RawRecord = tuple[int, bytes, bool]
 
 @dataclass(frozen=True, slots=True)
 class Chunk:
+    """A piece of the input that starts and ends on record boundaries: raw bytes and the input
+    line number of its first line. Workers split it into records (:func:`records_of`)."""
+
     index: int
     fmt: str
     columns: tuple[str, ...]
-    records: list[RawRecord]
+    data: bytes
+    first_line: int
 
 
 def _detect(path: str, fmt: str | None) -> str:
@@ -63,6 +68,26 @@ def _detect(path: str, fmt: str | None) -> str:
     return "csv"
 
 
+def _even_boundary(piece: bytes) -> int:
+    """Length of the longest prefix of *piece* (a run of whole lines starting on a record
+    boundary) that ends on a record boundary: after a newline with an even number of double
+    quotes before it. 0 when the first record never closes inside *piece*."""
+    total = piece.count(b'"')
+    if total % 2 == 0:
+        return len(piece)
+    end = len(piece)
+    suffix = 0
+    while end > 0:
+        start = piece.rfind(b"\n", 0, end - 1) + 1
+        suffix += piece.count(b'"', start, end)
+        if start == 0:
+            return 0
+        if (total - suffix) % 2 == 0:
+            return start
+        end = start
+    return 0
+
+
 class InputFile:
     """An opened input (see the module docstring)."""
 
@@ -74,44 +99,66 @@ class InputFile:
         self.header_line = 1 if fmt == "csv" else 0
 
     def chunks(self, size: int = 2000) -> Iterator[Chunk]:
-        """Yield chunks of at most *size* records, in input order."""
+        """Yield pieces of about *size* records (estimated at 400 bytes each), in input order."""
         fmt, columns = self.fmt, self.columns
+        target = max(4096, 400 * size)
         index = 0
-        recs: list[RawRecord] = []
-        line_no = self.header_line
+        line = self.header_line + 1
+        buf = b""
         with open(self.path, "rb") as fh:
             fh.seek(self._start)
-            pending: list[bytes] = []
-            pending_start = 0
-            pending_size = 0
-            for raw in fh:
-                line_no += 1
-                if pending:
-                    pending.append(raw)
-                    pending_size += len(raw)
-                    if b"".join(pending).count(b'"') % 2 == 0:
-                        recs.append((pending_start, b"".join(pending), False))
-                        pending = []
-                    elif len(pending) >= MAX_RECORD_LINES or pending_size > MAX_RECORD_BYTES:
-                        recs.append((pending_start, b"".join(pending), True))
-                        pending = []
-                    else:
-                        continue
-                elif fmt == "csv" and b'"' in raw and raw.count(b'"') % 2:
-                    pending, pending_start, pending_size = [raw], line_no, len(raw)
+            while True:
+                block = fh.read(target)
+                buf += block
+                if not block:
+                    if buf:
+                        yield Chunk(index, fmt, columns, buf, line)
+                    return
+                cut = buf.rfind(b"\n") + 1
+                if cut == 0 or len(buf) < target // 2:
                     continue
-                elif not raw.strip():
-                    continue
-                else:
-                    recs.append((line_no, raw, False))
-                if len(recs) >= size:
-                    yield Chunk(index, fmt, columns, recs)
-                    index += 1
-                    recs = []
-            if pending:
-                recs.append((pending_start, b"".join(pending), True))
-            if recs:
-                yield Chunk(index, fmt, columns, recs)
+                piece = buf[:cut]
+                if fmt == "csv" and b'"' in piece:
+                    even = _even_boundary(piece)
+                    if even:
+                        piece = piece[:even]
+                    elif len(buf) < 2 * target:
+                        continue  # a long quoted record: read more before giving up on it
+                yield Chunk(index, fmt, columns, piece, line)
+                index += 1
+                line += piece.count(b"\n")
+                buf = buf[len(piece) :]
+
+
+def records_of(chunk: Chunk) -> Iterator[RawRecord]:
+    """(line number, raw bytes, cut) for each record of *chunk*; blank lines are skipped. A CSV
+    record continues over the next line while its quotes are unbalanced, up to
+    :data:`MAX_RECORD_LINES` lines / :data:`MAX_RECORD_BYTES` bytes (then it is cut)."""
+    lines = chunk.data.split(b"\n")
+    if lines and lines[-1] == b"":
+        lines.pop()
+    csv_fmt = chunk.fmt == "csv"
+    line_no = chunk.first_line - 1
+    pending: list[bytes] = []
+    pending_start = pending_size = 0
+    for raw in lines:
+        line_no += 1
+        if pending:
+            pending.append(raw)
+            pending_size += len(raw)
+            joined = b"\n".join(pending)
+            if joined.count(b'"') % 2 == 0:
+                yield (pending_start, joined, False)
+                pending = []
+            elif len(pending) >= MAX_RECORD_LINES or pending_size > MAX_RECORD_BYTES:
+                yield (pending_start, joined, True)
+                pending = []
+        elif csv_fmt and b'"' in raw and raw.count(b'"') % 2:
+            pending, pending_start, pending_size = [raw], line_no, len(raw)
+        elif raw.strip():
+            yield (line_no, raw, False)
+    if pending:
+        yield (pending_start, b"\n".join(pending), True)
 
 
 def open_input(
@@ -196,7 +243,7 @@ def parse_chunk(chunk: Chunk) -> Iterator[tuple[int, dict[str, Any] | Reject]]:
     columns = chunk.columns
     ncol = len(columns)
     if chunk.fmt == "jsonl":
-        for line, raw, _cut in chunk.records:
+        for line, raw, _cut in records_of(chunk):
             try:
                 yield line, _json_record(_decode(raw))
             except Reject as rej:
@@ -204,7 +251,7 @@ def parse_chunk(chunk: Chunk) -> Iterator[tuple[int, dict[str, Any] | Reject]]:
         return
     texts: list[str] = []
     lines: list[int] = []
-    for line, raw, cut in chunk.records:
+    for line, raw, cut in records_of(chunk):
         if cut:
             yield line, Reject(ROW, "malformed CSV: a quoted field is never closed")
             continue

@@ -21,6 +21,7 @@ the chunk size change nothing in the file.
 from __future__ import annotations
 
 import hashlib
+import hmac
 import multiprocessing
 import os
 import struct
@@ -48,7 +49,8 @@ __all__ = ["PrepOptions", "PrepSummary", "build_header", "prepare", "validate_on
 
 StoreOpener = Callable[[], KeyStore]
 
-_BODY_HEAD = struct.Struct(">BI9s18sB")
+_BODY_HEAD = struct.Struct(">B9s18sB")
+_FRAME = struct.Struct(">II")
 _U32 = struct.Struct(">I")
 _U16 = struct.Struct(">H")
 
@@ -81,9 +83,9 @@ class PrepSummary:
 class ChunkResult:
     index: int
     read: int
-    bodies: bytes
-    ends: array[int]
-    digests: bytes
+    frames: bytes  # framed records: length ‖ line ‖ body ‖ MAC, in input order
+    ends: array[int]  # end offset of each frame in *frames*
+    macs: bytes  # the 16-byte MAC of each frame, concatenated
     fps: array[int]  # 3 per record: ssn, card_no, pan (0 = none)
     lines: array[int]
     rejects: list[tuple[int, str, str, str]]  # line, field, reason, masked ssn
@@ -99,9 +101,16 @@ class Preparer:
     """Everything a worker needs for one profile and key store: compiled once per process."""
 
     def __init__(
-        self, profile: Profile, store: KeyStore | None, base_dir: str, pin_seed: bytes
+        self,
+        profile: Profile,
+        store: KeyStore | None,
+        base_dir: str,
+        pin_seed: bytes,
+        mac_key: bytes = b"",
     ) -> None:
         self.profile = profile
+        self.mac_key = mac_key
+        self.last_read = 0
         self.validator = Validator(profile, base_dir)
         self.ssse = SsseTemplate(profile)
         self.pboc = PbocTemplate(profile) if profile.pboc is not None else None
@@ -128,7 +137,9 @@ class Preparer:
         good: list[tuple[int, dict[str, Any]]] = []
         bad: list[tuple[int, str, str, str]] = []
         check = self.validator.check
+        self.last_read = 0
         for line, rec in parse_chunk(chunk):
+            self.last_read += 1
             if isinstance(rec, Reject):
                 bad.append((line, rec.field, rec.reason, ""))
                 continue
@@ -159,16 +170,20 @@ class Preparer:
 
     def process(self, chunk: Chunk) -> ChunkResult:
         good, bad = self.validate_chunk(chunk)
+        read = self.last_read
         assert self.keys is not None
         keys = self.keys.derive([v for _line, v in good])
-        bodies: list[bytes] = []
+        frames: list[bytes] = []
         ends = array("I")
-        digests: list[bytes] = []
+        macs: list[bytes] = []
         fps = array("Q")
         lines = array("I")
         pos = 0
         ssse, pboc = self.ssse, self.pboc
         sha = hashlib.sha256
+        hmac_digest = hmac.digest
+        key = self.mac_key
+        frame_head = _FRAME.pack
         for (line, v), k in zip(good, keys):
             try:
                 sdgis = ssse.clear_dgis(v) + ssse.secret_dgis(k.ssse_keys, k.pin)
@@ -176,7 +191,6 @@ class Preparer:
                 parts = [
                     _BODY_HEAD.pack(
                         self.flags,
-                        line,
                         v["card_no"].encode("ascii"),
                         v["ssn"].encode("ascii"),
                         len(pan),
@@ -212,24 +226,19 @@ class Preparer:
                 reason = f"cannot be encoded ({type(exc).__name__})"
                 bad.append((line, "(record)", reason, _mask(v.get("ssn"))))
                 continue
-            bodies.append(body)
-            pos += len(body)
+            head = frame_head(len(body), line)
+            mac = hmac_digest(key, b"R" + head[4:] + sha(body).digest(), "sha256")[:16]
+            frames += (head, body, mac)
+            macs.append(mac)
+            pos += len(body) + 24
             ends.append(pos)
-            digests.append(sha(body).digest())
             fps.append(ssn_fp(v["ssn"]))
             fps.append(card_no_fp(v["card_no"]))
             fps.append(pan_fp(pan) if pan else 0)
             lines.append(line)
         bad.sort()
         return ChunkResult(
-            chunk.index,
-            len(chunk.records),
-            b"".join(bodies),
-            ends,
-            b"".join(digests),
-            fps,
-            lines,
-            bad,
+            chunk.index, read, b"".join(frames), ends, b"".join(macs), fps, lines, bad
         )
 
 
@@ -239,11 +248,15 @@ _WORKER: Preparer | None = None
 
 
 def _init_worker(
-    profile: Profile, opener: StoreOpener | None, base_dir: str, pin_seed: bytes
+    profile: Profile,
+    opener: StoreOpener | None,
+    base_dir: str,
+    pin_seed: bytes,
+    mac_key: bytes = b"",
 ) -> None:
     global _WORKER
     store = opener() if opener is not None else None
-    _WORKER = Preparer(profile, store, base_dir, pin_seed)
+    _WORKER = Preparer(profile, store, base_dir, pin_seed, mac_key)
 
 
 def _work(chunk: Chunk) -> ChunkResult:
@@ -258,7 +271,7 @@ def _validate_work(chunk: Chunk) -> tuple[int, list[tuple[int, dict[str, Any]]],
         (line, {"ssn": v["ssn"], "card_no": v["card_no"], "pan": v.get("pan", "")})
         for line, v in good
     ]
-    return len(chunk.records), slim, bad
+    return _WORKER.last_read, slim, bad
 
 
 # -- the batch ---------------------------------------------------------------------------------
@@ -363,25 +376,25 @@ def prepare(
     def sink(res: ChunkResult) -> None:
         summary.read += res.read
         rej = list(res.rejects)
-        start = 0
-        bodies = memoryview(res.bodies)
-        digests = res.digests
         fps = res.fps
-        for i, end in enumerate(res.ends):
-            line = res.lines[i]
-            dup = 0
+        drop: set[int] = set()
+        for i in range(len(res.ends)):
             for j in range(3):
                 fp = fps[3 * i + j]
                 if fp:
-                    first = dup_sets[j].add(fp, line)
+                    first = dup_sets[j].add(fp, res.lines[i])
                     if first:
-                        rej.append((line, dup_names[j], f"duplicate of line {first}", ""))
-                        dup = 1
+                        rej.append((res.lines[i], dup_names[j], f"duplicate of line {first}", ""))
+                        drop.add(i)
                         break
-            if not dup:
-                writer.add(bodies[start:end], digests[32 * i : 32 * i + 32])
-            start = end
-        if len(rej) != len(res.rejects):
+        if not drop:
+            writer.add_frames(res.frames, res.macs, len(res.ends))
+        else:
+            start = 0
+            for i, end in enumerate(res.ends):
+                if i not in drop:
+                    writer.add_frames(res.frames[start:end], res.macs[16 * i : 16 * i + 16], 1)
+                start = end
             rej.sort()
         for line, fld, reason, masked in rej:
             rejects.add(line, fld, reason, masked)
@@ -391,7 +404,13 @@ def prepare(
             progress(res.read)
 
     base_dir = str(Path(os.fspath(input_path)).resolve().parent)
-    init_args = (profile, opener if options.workers > 1 else (lambda: store), base_dir, pin_seed)
+    init_args = (
+        profile,
+        opener if options.workers > 1 else (lambda: store),
+        base_dir,
+        pin_seed,
+        key,
+    )
     try:
         _run_chunks(_work, src.chunks(options.chunk_size), options.workers, init_args, sink)
     except BaseException:
