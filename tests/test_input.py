@@ -232,6 +232,6 @@ def test_chunk_boundaries_do_not_change_results(tmp_path: Path) -> None:
         summary, rej = run(tmp_path, chunk_size=chunk_size)
         results.append((summary.read, summary.prepared, rej))  # type: ignore[attr-defined]
     assert results[0] == results[1] == results[2]
-    read, _prepared, rej = results[0]
+    _read, _prepared, rej = results[0]
     assert (rej[0][0], rej[0][1]) == (2, "name") and (rej[1][0], rej[1][1]) == (4, "bank_code")
     assert any(r[2] == "malformed CSV: a quoted field is never closed" for r in rej)
