@@ -26,7 +26,7 @@ from cardperso.crypto import emv, gp
 from cardperso.crypto import primitives as cp
 from cardperso.crypto.primitives import SecretKey
 from cardperso.errors import KeyStoreError, UsageError
-from cardperso.keystore.base import DEFAULT_KEK, KeyStore
+from cardperso.keystore.base import DEFAULT_KEK, KeyStore, production_guard
 from cardperso.keystore.pkcs11 import (
     Pkcs11KeyStore,
     cmac_subkey1,
@@ -406,3 +406,18 @@ def test_ssse_sm4_master_is_not_in_the_token(hsm_store_factory: Factory) -> None
     store = load(hsm_store_factory(mode="fast"), contract_keys())
     with pytest.raises(KeyStoreError):
         store.derive_ssse("ssse-mk", FACTORS)
+
+
+def test_production_guard_on_the_token(hsm_store_factory: Factory) -> None:
+    store = hsm_store_factory()
+    store.generate_key("pboc-imk-ac", "3DES", 16)
+    store.generate_key(DEFAULT_KEK, "AES", 16)
+    assert store.is_software is False
+    production_guard(store)  # keys generated in the token: accepted
+    store.import_key(contract_keys()["gp-kmc"])  # a published sample key, not marked as test
+    with pytest.raises(KeyStoreError, match="sample"):
+        production_guard(store)
+    store.delete_key("gp-kmc")
+    store.import_key(SecretKey("3DES", cp.random_bytes(16), "scratch"), test_key=True)
+    with pytest.raises(KeyStoreError, match="test key"):
+        production_guard(store)
