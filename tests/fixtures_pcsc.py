@@ -37,6 +37,7 @@ from cardperso.card import pcscd
 from cardperso.card.faults import FaultPlan
 from cardperso.card.vpcd import Slot
 from cardperso.devices import pcsc
+from cardperso.errors import TransportError
 
 LAB_DIR = Path(os.environ.get("CARDPERSO_PCSC_LAB", "/tmp/cardperso-pcsc-lab"))
 LAB_PORT = 35980
@@ -192,11 +193,18 @@ class LabUnavailable(Exception):
     """The lab cannot run here (not root and no pcscd with the lab's readers)."""
 
 
-def _ensure_pcscd(config_dir: Path, names: list[str]) -> bool:
-    """Make pcscd list ``names``; True if this call started it."""
-    if set(names) <= set(pcscd.reader_names()):
-        return False
+def _ensure_pcscd(config_dir: Path, names: list[str], *, alone: bool) -> tuple[bool, list[str]]:
+    """Make pcscd serve the lab; (whether we started it, the lab readers it lists).
+
+    A pcscd that lists lab readers is reused as it is when another session may be using it
+    (restarting it would pull the readers from under that session's tests).
+    """
+    listed = [n for n in names if n in set(pcscd.reader_names())]
+    if listed and (len(listed) == len(names) or not alone):
+        return False, listed
     if os.geteuid() != 0:
+        if listed:
+            return False, listed
         running = pcscd.pcscd_pids()
         raise LabUnavailable(
             "the PC/SC tests need pcscd serving the lab's vpcd readers "
@@ -207,12 +215,22 @@ def _ensure_pcscd(config_dir: Path, names: list[str]) -> bool:
             f"(pcscd running now: {'pid ' + str(running[0]) if running else 'none'}). "
             "See docs/virtual-readers.md."
         )
-    pcscd.write_reader_entries(config_dir, LAB_SLOTS, LAB_PORT, name=LAB_NAME)
-    daemon = pcscd.Pcscd(config_dir, log_path=LAB_DIR / "pcscd.log")
-    daemon.start(replace=True, detach=True)
-    (LAB_DIR / "pcscd.pid").write_text(str(daemon.pid))
-    pcscd.wait_for_readers(names, timeout=10.0)
-    return True
+    for attempt in range(3):
+        pcscd.write_reader_entries(config_dir, LAB_SLOTS, LAB_PORT, name=LAB_NAME)
+        daemon = pcscd.Pcscd(config_dir, log_path=LAB_DIR / "pcscd.log")
+        daemon.start(replace=True, detach=True)
+        (LAB_DIR / "pcscd.pid").write_text(str(daemon.pid))
+        with contextlib.suppress(TransportError):
+            pcscd.wait_for_readers(names, timeout=5.0)
+            return True, names
+        # A reader whose port another program holds (vpcd: "Address already in use"; the lab
+        # ports are inside the kernel's ephemeral range) fails; try again, then make do.
+        listed = [n for n in names if n in set(pcscd.reader_names())]
+        if attempt < 2:
+            time.sleep(1.0)
+    if listed:
+        return True, listed
+    raise LabUnavailable(f"pcscd did not create the lab's readers; see {LAB_DIR / 'pcscd.log'}")
 
 
 @contextlib.contextmanager
@@ -226,10 +244,16 @@ def open_lab(claim: int = CLAIM) -> Iterator[PcscLab]:
     setup = _lock(LAB_DIR / "setup.lock", fcntl.LOCK_EX)
     assert setup is not None
     try:
-        session = _lock(LAB_DIR / "sessions.lock", fcntl.LOCK_SH)
+        # Alone: no other session holds the lab (then we may restart its pcscd).
+        session = _lock(LAB_DIR / "sessions.lock", fcntl.LOCK_EX | fcntl.LOCK_NB)
+        alone = session is not None
+        if session is not None:
+            fcntl.flock(session, fcntl.LOCK_SH)
+        else:
+            session = _lock(LAB_DIR / "sessions.lock", fcntl.LOCK_SH)
         assert session is not None
         try:
-            started = _ensure_pcscd(config_dir, [s.name for s in layout])
+            started, available = _ensure_pcscd(config_dir, [s.name for s in layout], alone=alone)
         except BaseException:
             session.close()
             raise
@@ -239,6 +263,8 @@ def open_lab(claim: int = CLAIM) -> Iterator[PcscLab]:
     deadline = time.monotonic() + 120
     while not slots:
         for rs in layout:
+            if rs.name not in available:
+                continue
             held = _lock(LAB_DIR / f"slot-{rs.index:02d}.lock", fcntl.LOCK_EX | fcntl.LOCK_NB)
             if held is None:
                 continue

@@ -13,8 +13,18 @@ import time
 from collections.abc import Iterator
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
-from cardperso.card.vpcd import CTRL_ATR, CTRL_OFF, CTRL_ON, CTRL_RESET, Slot, SlotGroup
+from cardperso.card.vpcd import (
+    CTRL_ATR,
+    CTRL_OFF,
+    CTRL_ON,
+    CTRL_RESET,
+    Slot,
+    SlotGroup,
+    iter_frames,
+)
 from cardperso.errors import UsageError
 from fixtures_pcsc import EchoCard
 
@@ -243,3 +253,38 @@ def test_slot_group_ports() -> None:
     ]
     with pytest.raises(UsageError):
         Slot(0)
+
+
+def _tcp_pair() -> tuple[socket.socket, socket.socket]:
+    """A connected TCP pair on localhost (the bridge sets TCP options on its socket)."""
+    with socket.create_server(("127.0.0.1", 0)) as server:
+        a = socket.create_connection(server.getsockname())
+        b, _ = server.accept()
+    return a, b
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    messages=st.lists(st.binary(min_size=1, max_size=300), max_size=8),
+    cuts=st.lists(st.integers(1, 64), max_size=40),
+    trailing=st.binary(max_size=3),
+)
+def test_frames_however_tcp_splits_them(
+    messages: list[bytes], cuts: list[int], trailing: bytes
+) -> None:
+    """Frames fed whole, in arbitrary pieces, and with a truncated frame at the end."""
+    stream = b"".join(len(m).to_bytes(2, "big") + m for m in messages)
+    a, b = _tcp_pair()
+    try:
+        pos = 0
+        for cut in [*cuts, len(stream)]:
+            piece = stream[pos : pos + cut]
+            if piece:
+                a.sendall(piece)
+            pos += len(piece)
+        a.sendall(trailing[:1])  # at most one byte of a next length: never a whole frame
+        a.shutdown(socket.SHUT_WR)
+        assert list(iter_frames(b)) == messages
+    finally:
+        a.close()
+        b.close()

@@ -59,8 +59,10 @@ CTRL_OFF, CTRL_ON, CTRL_RESET, CTRL_ATR = 0x00, 0x01, 0x02, 0x04
 DEFAULT_HOST = "127.0.0.1"
 #: How long a real reader waits for a mute card before it reports an error (seconds).
 DEFAULT_READER_TIMEOUT = 1.0
-#: Pause between connection attempts while vpcd's port is closed (pcscd not running).
-RECONNECT_INTERVAL = 0.05
+#: Pause between connection attempts while vpcd's port is closed (pcscd not running),
+#: doubling up to the maximum.
+RECONNECT_INTERVAL = 0.02
+RECONNECT_MAX_INTERVAL = 0.25
 
 _TCP_QUICKACK = getattr(socket, "TCP_QUICKACK", None)
 
@@ -247,6 +249,7 @@ class Slot:
     def _connect_and_serve(self, card: CardLike) -> None:
         with self._lock:
             self._holding = card
+            self._interrupt.clear()
         sock = self._connect(card)
         if sock is None:
             return
@@ -282,6 +285,7 @@ class Slot:
         return None
 
     def _connect(self, card: CardLike) -> socket.socket | None:
+        pause = RECONNECT_INTERVAL
         while not self._stop.is_set():
             with self._lock:
                 if self._card is not card:
@@ -289,7 +293,14 @@ class Slot:
             try:
                 sock = socket.create_connection((self.host, self.port), timeout=1.0)
             except OSError:
-                self._stop.wait(RECONNECT_INTERVAL)
+                self._interrupt.wait(pause)
+                pause = min(pause * 2, RECONNECT_MAX_INTERVAL)
+                continue
+            if sock.getsockname() == sock.getpeername():
+                # TCP self-connect: the port is in the ephemeral range and nothing listens, so
+                # the kernel gave us that very port; holding it would keep vpcd from binding it.
+                sock.close()
+                self._interrupt.wait(pause)
                 continue
             sock.settimeout(None)
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
@@ -298,7 +309,6 @@ class Slot:
                     sock.close()
                     return None
                 self._sock = sock
-                self._interrupt.clear()
             self.connections += 1
             self._connected.set()
             log.debug("%s: connected to vpcd", self.name)
@@ -308,7 +318,7 @@ class Slot:
     # -- one connection --------------------------------------------------------------------
 
     def _serve(self, sock: socket.socket, card: CardLike) -> None:
-        for message in _frames(sock):
+        for message in iter_frames(sock):
             if self._card is not card:
                 raise _Disconnect("card taken out")
             if len(message) == 1:
@@ -358,8 +368,11 @@ def _quickack(sock: socket.socket) -> None:
         sock.setsockopt(socket.IPPROTO_TCP, _TCP_QUICKACK, 1)
 
 
-def _frames(sock: socket.socket) -> Iterator[bytes]:
-    """Messages from vpcd (length-prefixed); ends when the connection closes."""
+def iter_frames(sock: socket.socket) -> Iterator[bytes]:
+    """Messages from vpcd (length-prefixed, however TCP splits or joins them); ends at EOF.
+
+    ``TCP_QUICKACK`` is re-armed before and after every receive (Linux clears it by itself).
+    """
     buf = bytearray()
     while True:
         while len(buf) >= 2:

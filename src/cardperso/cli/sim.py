@@ -63,7 +63,10 @@ def _readers_setup(
     if start_pcscd:
         daemon = pcscd.Pcscd(write_readers, log_path=state / "pcscd.log")
         daemon.start(replace=True, detach=True)
-        click.echo(f"started pcscd (pid {daemon.pid}) with those entries; log: {state}/pcscd.log")
+        click.echo(
+            f"started pcscd (pid {daemon.pid}) with those entries; log: {state}/pcscd.log; "
+            f"it keeps running after this command (stop it with `kill {daemon.pid}`)"
+        )
         pcscd.wait_for_readers([s.name for s in layout])
     else:
         click.echo("to use them, (re)start pcscd " + pcscd.restart_hint(write_readers))
