@@ -29,7 +29,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-__all__ = ["kcv_3des_many"]
+__all__ = ["kcv_3des_blob", "kcv_3des_many"]
 
 _PC1 = (
     57, 49, 41, 33, 25, 17, 9, 1, 58, 50, 42, 34, 26, 18,
@@ -189,14 +189,22 @@ def _pack(blob: bytes, key_len: int, groups: int) -> list[int]:
 
 def kcv_3des_many(keys: Sequence[bytes], length: int = 3) -> list[bytes]:
     """``TDES(K, 00×8)[:length]`` of every 16-byte key (K1 ‖ K2, two-key 3DES)."""
-    n = len(keys)
-    if n == 0:
-        return []
     if any(len(k) != 16 for k in keys):
         raise ValueError("kcv_3des_many takes 16-byte double-length DES keys")
+    out = kcv_3des_blob(b"".join(keys), length)
+    return [out[length * i : length * i + length] for i in range(len(keys))]
+
+
+def kcv_3des_blob(blob: bytes, length: int = 3) -> bytes:
+    """Check values of the 16-byte keys laid end to end in *blob*, end to end (*length* each)."""
+    if len(blob) % 16:
+        raise ValueError("kcv_3des_blob takes whole 16-byte keys")
+    n = len(blob) // 16
+    if n == 0:
+        return b""
     groups = (n + 7) // 8
     lanes = 8 * groups
-    blob = b"".join(keys) + bytes(16 * (lanes - n))
+    blob = blob + bytes(16 * (lanes - n))
     bits = _pack(blob, 16, groups)
     ones = (1 << lanes) - 1
     k1, k2 = bits[:64], bits[64:]
@@ -221,4 +229,4 @@ def kcv_3des_many(keys: Sequence[bytes], length: int = 3) -> list[bytes]:
                 acc |= int.from_bytes(raw.translate(pick), "little") << (7 - i)
             per_group.append(acc.to_bytes(groups, "little"))
         res[k::length] = b"".join(per_group)
-    return [bytes(res[length * i : length * i + length]) for i in range(n)]
+    return bytes(res[: length * n])

@@ -30,7 +30,7 @@ from typing import Any
 from cardperso.crypto import BLOCK_SIZE, odd_parity
 from cardperso.errors import KeyStoreError
 from cardperso.keystore import KeyStore
-from cardperso.prep.kcvbatch import kcv_3des_many
+from cardperso.prep.kcvbatch import kcv_3des_blob
 from cardperso.profiles.model import Profile
 
 __all__ = ["CardKeys", "ChunkKeys", "pin_block", "seeded_pin"]
@@ -99,26 +99,22 @@ class ChunkKeys:
             parts.append(f"2{len(pin):X}{pin}".ljust(16, "F"))
         return bytes.fromhex("".join(parts))
 
-    def _emv_fast(self, cards: Sequence[dict[str, Any]]) -> tuple[list[bytes], list[bytes]]:
-        """Option A for the chunk with one ECB call per IMK and per half (Y, then ~Y);
-        returns (wrapped AC ‖ SMI ‖ SMC per card, KCVs per card)."""
+    def _emv_fast(self, cards: Sequence[dict[str, Any]]) -> tuple[bytes, bytes]:
+        """Option A for the chunk with one ECB call per IMK and per half (Y, then ~Y).
+
+        Returns (wrapped keys, check values), card-major: card i's AC ‖ SMI ‖ SMC are bytes
+        48i..48i+48 of the first, their KCVs bytes 9i..9i+9 of the second."""
         assert self.pboc is not None
         store, count = self.store, len(cards)
         y = bytes.fromhex("".join((v["pan"] + v["pan_seq"])[-16:].rjust(16, "0") for v in cards))
         ny = y.translate(_INVERT)
-        per_imk = []
-        for name in (self.pboc.imk_ac, self.pboc.imk_smi, self.pboc.imk_smc):
-            left = odd_parity(store.encrypt(name, y, "ecb"))
-            right = odd_parity(store.encrypt(name, ny, "ecb"))
-            per_imk.append(
-                [left[8 * i : 8 * i + 8] + right[8 * i : 8 * i + 8] for i in range(count)]
-            )
-        ac, smi, smc = per_imk
-        clear = [ac[i] + smi[i] + smc[i] for i in range(count)]
-        wrapped = store.wrap(self.kek, b"".join(clear))
-        flat = kcv_3des_many(ac + smi + smc)  # one bitsliced pass for the chunk
-        kcvs = [flat[i] + flat[count + i] + flat[2 * count + i] for i in range(count)]
-        return [wrapped[48 * i : 48 * i + 48] for i in range(count)], kcvs
+        clear = bytearray(48 * count)
+        q = memoryview(clear).cast("Q")
+        for j, name in enumerate((self.pboc.imk_ac, self.pboc.imk_smi, self.pboc.imk_smc)):
+            q[2 * j :: 6] = memoryview(odd_parity(store.encrypt(name, y, "ecb"))).cast("Q")
+            q[2 * j + 1 :: 6] = memoryview(odd_parity(store.encrypt(name, ny, "ecb"))).cast("Q")
+        keys = bytes(clear)
+        return store.wrap(self.kek, keys), kcv_3des_blob(keys)
 
     def derive(self, cards: Sequence[dict[str, Any]]) -> list[CardKeys]:
         """Key material for every card of the chunk, in order."""
@@ -135,28 +131,39 @@ class ChunkKeys:
             pins_w = b"".join(
                 store.wrap(kek, pins_clear[8 * i : 8 * i + 8], pad=True) for i in range(count)
             )
-        pins = [pins_w[pin_len * i : pin_len * (i + 1)] for i in range(count)]
-        # SSSE keys: master-major blobs, then card i's keys are slices at 16*i of each blob
+        # SSSE keys, card-major: card i's keys (profile order) are 16·n bytes at 16·n·i
+        nkeys = len(self.ssse_masters)
+        width = 16 * nkeys
         if self.fast:
             f = b"".join(factors)
-            blocks = b"".join(
-                f[8 * i : 8 * i + 8] + f[8 * i : 8 * i + 8].translate(_INVERT) for i in range(count)
-            )
-            clear = b"".join(store.encrypt(m, blocks, "ecb") for m in self.ssse_masters)
-            wrapped = store.wrap(kek, clear)
+            blocks = bytearray(16 * count)
+            bq = memoryview(blocks).cast("Q")
+            bq[0::2] = memoryview(f).cast("Q")
+            bq[1::2] = memoryview(f.translate(_INVERT)).cast("Q")
+            clear = bytearray(width * count)
+            cq = memoryview(clear).cast("Q")
+            step = 2 * nkeys
+            for j, m in enumerate(self.ssse_masters):
+                kq = memoryview(store.encrypt(m, bytes(blocks), "ecb")).cast("Q")
+                cq[2 * j :: step] = kq[0::2]
+                cq[2 * j + 1 :: step] = kq[1::2]
+            ssse_w = store.wrap(kek, bytes(clear))
         else:
-            wrapped = b"".join(
+            per = [
                 b"".join(d.data for d in store.derive_ssse(m, factors, wrap_under=kek))
                 for m in self.ssse_masters
-            )
-        stride = 16 * count
-        nkeys = len(self.ssse_masters)
-        ssse_cards = [
-            b"".join(wrapped[j * stride + 16 * i : j * stride + 16 * i + 16] for j in range(nkeys))
-            for i in range(count)
-        ]
+            ]
+            ssse_w = b"".join(b"".join(p[16 * i : 16 * i + 16] for p in per) for i in range(count))
         if self.pboc is None:
-            return [CardKeys(b"", b"", ssse_cards[i], pins[i]) for i in range(count)]
+            return [
+                CardKeys(
+                    b"",
+                    b"",
+                    ssse_w[width * i : width * i + width],
+                    pins_w[pin_len * i : pin_len * i + pin_len],
+                )
+                for i in range(count)
+            ]
         if self.fast:
             mks, kcvs = self._emv_fast(cards)
         else:
@@ -166,6 +173,14 @@ class ChunkKeys:
                 store.derive_emv_a(name, emv_cards, wrap_under=kek)
                 for name in (p.imk_ac, p.imk_smi, p.imk_smc)
             )
-            mks = [ac[i].data + smi[i].data + smc[i].data for i in range(count)]
-            kcvs = [ac[i].kcv + smi[i].kcv + smc[i].kcv for i in range(count)]
-        return [CardKeys(mks[i], kcvs[i], ssse_cards[i], pins[i]) for i in range(count)]
+            mks = b"".join(ac[i].data + smi[i].data + smc[i].data for i in range(count))
+            kcvs = b"".join(ac[i].kcv + smi[i].kcv + smc[i].kcv for i in range(count))
+        return [
+            CardKeys(
+                mks[48 * i : 48 * i + 48],
+                kcvs[9 * i : 9 * i + 9],
+                ssse_w[width * i : width * i + width],
+                pins_w[pin_len * i : pin_len * i + pin_len],
+            )
+            for i in range(count)
+        ]

@@ -122,6 +122,7 @@ class Preparer:
         self.flags = 1 if profile.pboc is not None else 0
         self.napps = b"\x02" if profile.pboc is not None else b"\x01"
         self.face = tuple(f.src for f in profile.card_face)
+        self._blank = ("",) * len(self.face)
         ms = profile.mag_stripe
         self.tracks = (ms.track1, ms.track2, ms.track3) if ms is not None else ("", "", "")
         if profile.pboc is not None:
@@ -151,22 +152,27 @@ class Preparer:
                 bad.append((line, "(record)", f"internal error: {type(exc).__name__}", ""))
         return good, bad
 
-    def _face_tracks(self, v: dict[str, Any]) -> tuple[bytes, bytes, bytes, bytes]:
+    def _face_tracks(self, v: dict[str, Any]) -> tuple[bytes, bytes]:
+        """Card-face values joined by 1F (UTF-8) and the three tracks, length-prefixed."""
         v["service_code"] = self.service_code
         v["discretionary"] = self.disc
-        latin = v.get("name_latin") or self.latin_default
-        face_vals = []
-        for src in self.face:
-            value = v.get(src) or ""
-            face_vals.append(value.hex().upper() if isinstance(value, bytes) else value)
-        face = "\x1f".join(face_vals).encode("utf-8")
-        t1, t2, t3 = self.tracks
-        ctx = v
-        ctx["name_latin"] = latin.upper()
-        out1 = t1.format_map(ctx).encode("ascii") if t1 else b""
-        out2 = t2.format_map(ctx).encode("ascii") if t2 else b""
-        out3 = t3.format_map(ctx).encode("ascii") if t3 else b""
-        return face, out1, out2, out3
+        v["name_latin"] = (v.get("name_latin") or self.latin_default).upper()
+        get = v.get
+        face = "\x1f".join(
+            [
+                x.hex().upper() if isinstance(x, bytes) else x
+                for x in map(get, self.face, self._blank)
+            ]
+        ).encode("utf-8")
+        out = []
+        for t in self.tracks:
+            track = t.format_map(v).encode("ascii") if t else b""
+            if len(track) > 0xFF:
+                raise Reject("(record)", "magnetic-stripe track data is too long")
+            out.append(bytes((len(track),)) + track)
+        if len(face) > 0xFFFF:
+            raise Reject("(record)", "card-face data is too long")
+        return _U16.pack(len(face)) + face, b"".join(out)
 
     def process(self, chunk: Chunk) -> ChunkResult:
         good, bad = self.validate_chunk(chunk)
@@ -179,46 +185,54 @@ class Preparer:
         fps = array("Q")
         lines = array("I")
         pos = 0
-        ssse, pboc = self.ssse, self.pboc
+        ssse_build, pboc = self.ssse.build, self.pboc
+        pboc_dgis = pboc.dgis if pboc is not None else None
         sha = hashlib.sha256
         hmac_digest = hmac.digest
         key = self.mac_key
         frame_head = _FRAME.pack
+        body_head = _BODY_HEAD.pack
+        u32 = _U32.pack
+        flags, napps = self.flags, self.napps
+        ssse_aid_head, pboc_aid_head = self.ssse_aid_head, self.pboc_aid_head
         for (line, v), k in zip(good, keys):
             try:
-                sdgis = ssse.clear_dgis(v) + ssse.secret_dgis(k.ssse_keys, k.pin)
-                pan = v.get("pan", "") if pboc is not None else ""
-                parts = [
-                    _BODY_HEAD.pack(
-                        self.flags,
-                        v["card_no"].encode("ascii"),
-                        v["ssn"].encode("ascii"),
-                        len(pan),
-                    ),
-                    pan.encode("ascii"),
-                    v["card_id"],
-                    self.napps,
-                    self.ssse_aid_head,
-                    _U32.pack(len(sdgis)),
-                    sdgis,
-                ]
-                if pboc is not None:
-                    pdgis = pboc.dgis(v, k.pboc_mk, k.pboc_kcv, k.pin)
-                    parts += [self.pboc_aid_head, _U32.pack(len(pdgis)), pdgis]
-                face, t1, t2, t3 = self._face_tracks(v)
-                if len(face) > 0xFFFF or max(len(t1), len(t2), len(t3)) > 0xFF:
-                    raise Reject("(record)", "card-face or track data is too long")
-                parts += [
-                    _U16.pack(len(face)),
-                    face,
-                    bytes((len(t1),)),
-                    t1,
-                    bytes((len(t2),)),
-                    t2,
-                    bytes((len(t3),)),
-                    t3,
-                ]
-                body = b"".join(parts)
+                sdgis = ssse_build(v, k.ssse_keys, k.pin)
+                card_no, ssn = v["card_no"], v["ssn"]
+                face, tracks = self._face_tracks(v)
+                if pboc_dgis is not None:
+                    pan = v["pan"]
+                    pdgis = pboc_dgis(v, k.pboc_mk, k.pboc_kcv, k.pin)
+                    body = b"".join(
+                        (
+                            body_head(flags, card_no.encode(), ssn.encode(), len(pan)),
+                            pan.encode(),
+                            v["card_id"],
+                            napps,
+                            ssse_aid_head,
+                            u32(len(sdgis)),
+                            sdgis,
+                            pboc_aid_head,
+                            u32(len(pdgis)),
+                            pdgis,
+                            face,
+                            tracks,
+                        )
+                    )
+                else:
+                    pan = ""
+                    body = b"".join(
+                        (
+                            body_head(flags, card_no.encode(), ssn.encode(), 0),
+                            v["card_id"],
+                            napps,
+                            ssse_aid_head,
+                            u32(len(sdgis)),
+                            sdgis,
+                            face,
+                            tracks,
+                        )
+                    )
             except Reject as rej:
                 bad.append((line, rej.field, rej.reason, _mask(v.get("ssn"))))
                 continue
@@ -232,8 +246,8 @@ class Preparer:
             macs.append(mac)
             pos += len(body) + 24
             ends.append(pos)
-            fps.append(ssn_fp(v["ssn"]))
-            fps.append(card_no_fp(v["card_no"]))
+            fps.append(int(ssn[:17]) + 1)
+            fps.append(int(card_no[:8], 36) + 1)
             fps.append(pan_fp(pan) if pan else 0)
             lines.append(line)
         bad.sort()

@@ -162,29 +162,33 @@ class SsseTemplate:
         tries = bytes([profile.pin.try_limit, profile.pin.try_limit])
         pending += encode_dgi(SSSE_PIN_TRY_DGI, tries)
         flush()
-        src = "def build(v):\n    return b''.join((" + ", ".join(parts) + ",))\n"
+        clear_parts = list(parts)
+        # encrypted DGIs: 8Fxx keys (16 bytes each, slices of the card's wrapped key blob),
+        # then 8F10 the PIN block (its length depends on the KEK block size)
+        self.key_ids = tuple(k.id for k in ss.keys)
+        for i, key_id in enumerate(self.key_ids):
+            pending += dgi_header(ssse_key_dgi(key_id), 16)
+            flush()
+            parts.append(f"sk[{16 * i}:{16 * i + 16}]")
+        pending += SSSE_PIN_DGI.to_bytes(2, "big")
+        flush()
+        parts.append("bytes((len(pin),))")
+        parts.append("pin")
+        src = (
+            "def clear(v):\n    return b''.join((" + ", ".join(clear_parts) + ",))\n"
+            "def build(v, sk, pin):\n    return b''.join((" + ", ".join(parts) + ",))\n"
+        )
         namespace: dict[str, Any] = dict(consts)
         namespace["_fit"] = _fit
         exec(compile(src, f"<ssse template {profile.name}>", "exec"), namespace)  # noqa: S102
-        self._build = namespace["build"]
+        self._clear = namespace["clear"]
+        self.build = namespace["build"]
         self.source = src
-        self.key_ids = tuple(k.id for k in ss.keys)
-        self._key_headers = tuple(dgi_header(ssse_key_dgi(k), 16) for k in self.key_ids)
 
     def clear_dgis(self, v: dict[str, Any]) -> bytes:
         """The clear DGIs of one card (records, 9F0C, 9F10)."""
-        out: bytes = self._build(v)
+        out: bytes = self._clear(v)
         return out
-
-    def secret_dgis(self, wrapped_keys: bytes, wrapped_pin: bytes) -> bytes:
-        """8Fxx DGIs from the card's wrapped keys (16 bytes each, profile order) and 8F10."""
-        parts: list[bytes] = []
-        for i, head in enumerate(self._key_headers):
-            parts.append(head)
-            parts.append(wrapped_keys[16 * i : 16 * i + 16])
-        parts.append(dgi_header(SSSE_PIN_DGI, len(wrapped_pin)))
-        parts.append(wrapped_pin)
-        return b"".join(parts)
 
 
 def _ber_len(n: int) -> bytes:
@@ -297,18 +301,38 @@ class PbocTemplate:
                 self.d0d01_tail,
             )
         )
+        n1, n3, n4 = len(r0101), len(r0301), len(r0302)
         return b"".join(
             (
                 self.head,
-                _dgi(b"\x01\x01", b"\x70" + _ber_len(len(r0101)) + r0101),
-                _dgi(b"\x03\x01", b"\x70" + _ber_len(len(r0301)) + r0301),
-                _dgi(b"\x03\x02", b"\x70" + _ber_len(len(r0302)) + r0302),
+                b"\x01\x01",
+                bytes((n1 + 2, 0x70, n1)),
+                r0101,
+                b"\x03\x01",
+                bytes((n3 + 2, 0x70, n3)),
+                r0301,
+                b"\x03\x02" + bytes((n4 + 2, 0x70, n4)) if n4 < 0x80 else _dgi_70(b"\x03\x02", n4),
+                r0302,
                 self.records_const,
-                _dgi(b"\x0d\x01", d0d01),
+                b"\x0d\x01",
+                bytes((len(d0d01),)),
+                d0d01,
                 self.tail,
-                _dgi(b"\x80\x00", wrapped_mk),
-                _dgi(b"\x90\x00", kcvs),
-                _dgi(b"\x80\x10", wrapped_pin),
+                b"\x80\x00",
+                bytes((len(wrapped_mk),)),
+                wrapped_mk,
+                b"\x90\x00",
+                bytes((len(kcvs),)),
+                kcvs,
+                b"\x80\x10",
+                bytes((len(wrapped_pin),)),
+                wrapped_pin,
                 self.pin_try,
             )
         )
+
+
+def _dgi_70(dgi: bytes, n: int) -> bytes:
+    """DGI header and ``70`` template header for a record of *n* (128-250) bytes."""
+    inner = bytes((0x70,)) + _ber_len(n)
+    return dgi + bytes((n + len(inner),)) + inner

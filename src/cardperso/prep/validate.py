@@ -241,11 +241,11 @@ class Validator:
 
     def check(self, v: dict[str, Any]) -> dict[str, Any]:
         """Validate and normalize one record in place (see the module docstring)."""
-        for f in self._required_order:
-            if not v.get(f):
-                raise Reject(
-                    f, "required field is empty" if f in v else "required field is missing"
-                )
+        if not all(map(v.get, self._required_order)):
+            for f in self._required_order:
+                if not v.get(f):
+                    reason = "required field is empty" if f in v else "required field is missing"
+                    raise Reject(f, reason)
         ssn = v["ssn"]
         # dates first: the identity number's birth date uses the same cache
         birth = date_ordinal(v["birth_date"], "birth_date")
