@@ -8,7 +8,9 @@ serves the lab's readers, or starts one as root):
 3. cardperso ``PcscTransport.transmit(bytes) -> bytes`` (the engine: bytes in/out, 61xx/6Cxx
    handling, error mapping, thread check) and its overhead over (1);
 4. the same with the trace hook on (redaction + a no-op sink);
-5. a real ``VirtualCard`` (GET DATA CPLC, the card's own processing included).
+5. a real ``VirtualCard`` (GET DATA CPLC, the card's own processing included);
+6. for comparison, a naive card program (plain blocking socket, no ``TCP_NODELAY`` and no
+   ``TCP_QUICKACK``): what the bridge's socket options save.
 
 The card for 1-4 is an echo card (zero card time), so the figures are the stack's own cost.
 Run: ``.venv/bin/python benchmarks/bench_apdu_roundtrip.py [--apdus N] [--rounds R]``.
@@ -19,9 +21,11 @@ from __future__ import annotations
 import argparse
 import os
 import platform
+import socket
 import statistics
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -33,7 +37,7 @@ from smartcard.CardConnection import CardConnection
 from smartcard.System import readers
 
 from cardperso.card import VirtualCard
-from cardperso.devices.pcsc import ApduTrace, PcscTransport
+from cardperso.devices.pcsc import ApduTrace, PcscTransport, wait_for_card, wait_for_removal
 from fixtures_pcsc import EchoCard, open_lab
 
 #: A short case-4 command (SELECT by AID, 8-byte AID) and its 10-byte answer from the echo card.
@@ -59,6 +63,35 @@ def measure(
                 fn()
             times[label].append((time.perf_counter() - t0) / n)
     return {k: (statistics.median(v), min(v)) for k, v in times.items()}
+
+
+class NaiveCardProgram:
+    """An echo card served the obvious way: blocking socket, default TCP options."""
+
+    def __init__(self, port: int) -> None:
+        self.sock = socket.create_connection(("127.0.0.1", port))
+        self.thread = threading.Thread(target=self._serve, daemon=True)
+        self.thread.start()
+
+    def _serve(self) -> None:
+        stream = self.sock.makefile("rb")
+        while True:
+            head = stream.read(2)
+            if len(head) < 2:
+                return
+            message = stream.read(int.from_bytes(head, "big"))
+            if len(message) == 1:
+                if message[0] != 0x04:
+                    continue
+                out = EchoCard.ATR
+            else:
+                out = message[5 : 5 + message[4]] + b"\x90\x00"
+            self.sock.sendall(len(out).to_bytes(2, "big") + out)
+
+    def stop(self) -> None:
+        self.sock.shutdown(socket.SHUT_RDWR)
+        self.thread.join()
+        self.sock.close()
 
 
 def cpu_name() -> str:
@@ -145,6 +178,24 @@ def main() -> None:
                     )
                 )
             slot.remove()
+
+        # A naive card program on the same reader (few APDUs: each costs a delayed ACK).
+        naive = NaiveCardProgram(slot.port)
+        wait_for_card(slot.name, 5)
+        with PcscTransport(slot.name) as t:
+            results.update(
+                measure(
+                    {
+                        "naive card program (no TCP_NODELAY / TCP_QUICKACK)": lambda: t.transmit(
+                            SHORT_APDU
+                        )
+                    },
+                    20,
+                    3,
+                )
+            )
+        naive.stop()
+        wait_for_removal(slot.name, 5)
 
     print(
         f"machine: {cpu_name()}, {os.cpu_count()} CPUs, Python {platform.python_version()}, "
