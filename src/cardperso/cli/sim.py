@@ -54,6 +54,11 @@ def _readers_setup(
     """Write entries / start pcscd as asked; the reader names when we know them."""
     if start_pcscd and write_readers is None:
         write_readers = state / "reader.conf.d"
+    if not start_pcscd and not pcscd.pcscd_pids():
+        click.echo(
+            "note: pcscd is not running; the cards wait for it (as root: `pcscd` or "
+            "`systemctl start pcscd`; see docs/virtual-readers.md)"
+        )
     if write_readers is None:
         if port == DEBIAN_VPCD_PORT and slots <= 2:
             return ["Virtual PCD 00 00", "Virtual PCD 00 01"][:slots]
