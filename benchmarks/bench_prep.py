@@ -52,26 +52,42 @@ def _rss_kb(pid: int) -> int:
     return 0
 
 
-def _tree_rss_kb(pid: int) -> int:
-    total, todo = 0, [pid]
+def _pss_kb(pid: int) -> int:
+    try:
+        with open(f"/proc/{pid}/smaps_rollup") as fh:
+            for line in fh:
+                if line.startswith("Pss:"):
+                    return int(line.split()[1])
+    except OSError:
+        pass
+    return 0
+
+
+def _tree_kb(pid: int) -> tuple[int, int]:
+    """(sum of RSS, sum of PSS) of *pid* and its descendants, in kB."""
+    rss = pss = 0
+    todo = [pid]
     while todo:
         p = todo.pop()
-        total += _rss_kb(p)
+        rss += _rss_kb(p)
+        pss += _pss_kb(p)
         todo += _children(p)
-    return total
+    return rss, pss
 
 
-def run_measured(cmd: list[str]) -> tuple[float, int, str]:
-    """Run *cmd*; return (wall seconds, peak tree RSS in kB, output)."""
+def run_measured(cmd: list[str]) -> tuple[float, int, str, int, float]:
+    """Run *cmd*; return (wall s, peak tree RSS kB, output, peak tree PSS kB, CPU s)."""
     start = time.perf_counter()
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    peak = 0
+    peak = peak_pss = 0
     done = threading.Event()
+    before = os.times()
 
     def sample() -> None:
-        nonlocal peak
+        nonlocal peak, peak_pss
         while not done.is_set():
-            peak = max(peak, _tree_rss_kb(proc.pid))
+            rss, pss = _tree_kb(proc.pid)
+            peak, peak_pss = max(peak, rss), max(peak_pss, pss)
             time.sleep(0.02)
 
     t = threading.Thread(target=sample, daemon=True)
@@ -80,9 +96,13 @@ def run_measured(cmd: list[str]) -> tuple[float, int, str]:
     done.set()
     t.join()
     wall = time.perf_counter() - start
+    after = os.times()
+    cpu = (after.children_user - before.children_user) + (
+        after.children_system - before.children_system
+    )
     if proc.returncode not in (0, 1):
         raise SystemExit(f"command failed ({proc.returncode}): {' '.join(cmd)}\n{out}")
-    return wall, peak, out
+    return wall, peak, out, peak_pss, cpu
 
 
 def batch(directory: Path, count: int) -> Path:
@@ -102,8 +122,10 @@ def bench(directory: Path, count: int, workers: int, profile: str) -> dict[str, 
     cli = [PY, "-m", "cardperso"]
     prep_cmd = [*cli, "prep", str(src), "-p", profile, "-k", str(KEYS), "-o", str(out)]
     prep_cmd += ["-r", str(rej), "-w", str(workers), "--created", "2026-01-15T00:00:00Z"]
-    wall, peak, text = run_measured(prep_cmd)
-    vwall, vpeak, vtext = run_measured([*cli, "perso-file", "verify", str(out), "-k", str(KEYS)])
+    wall, peak, text, pss, cpu = run_measured(prep_cmd)
+    vwall, vpeak, vtext, _vpss, vcpu = run_measured(
+        [*cli, "perso-file", "verify", str(out), "-k", str(KEYS)]
+    )
     if "OK" not in vtext:
         raise SystemExit(vtext)
     size = out.stat().st_size
@@ -116,6 +138,8 @@ def bench(directory: Path, count: int, workers: int, profile: str) -> dict[str, 
         "verify_s": vwall,
         "e2e_rate": count / (wall + vwall),
         "peak_rss_mb": peak / 1024,
+        "peak_pss_mb": pss / 1024,
+        "cpu_us_per_card": 1e6 * (cpu + vcpu) / count,
         "verify_rss_mb": vpeak / 1024,
         "file_mb": size / 1e6,
         "summary": text.strip().splitlines()[0] if text.strip() else "",
@@ -202,7 +226,8 @@ def main() -> None:
             print(
                 f"{r['count']:>9} records  workers {r['workers']}  prep {r['prep_s']:7.2f} s "
                 f"= {r['prep_rate']:8.0f}/s  verify {r['verify_s']:6.2f} s  end-to-end "
-                f"{r['e2e_rate']:8.0f}/s  peak RSS {r['peak_rss_mb']:6.1f} MB (verify "
+                f"{r['e2e_rate']:8.0f}/s  CPU {r['cpu_us_per_card']:5.1f} us/card  peak RSS "
+                f"{r['peak_rss_mb']:6.1f} MB (PSS {r['peak_pss_mb']:6.1f} MB, verify "
                 f"{r['verify_rss_mb']:.1f} MB)  file {r['file_mb']:.0f} MB",
                 flush=True,
             )

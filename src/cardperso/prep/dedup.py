@@ -13,6 +13,7 @@ characters of a card number, :func:`pan_fp` the PAN without its Luhn digit and i
 from __future__ import annotations
 
 from array import array
+from collections.abc import Container, Sequence
 
 __all__ = ["FingerprintSet", "card_no_fp", "pan_fp", "ssn_fp"]
 
@@ -37,7 +38,7 @@ class FingerprintSet:
 
     __slots__ = ("_bits", "_keys", "_lines", "_mask", "count")
 
-    def __init__(self, capacity_bits: int = 14) -> None:
+    def __init__(self, capacity_bits: int = 16) -> None:
         self._bits = capacity_bits
         size = 1 << capacity_bits
         self._mask = size - 1
@@ -61,6 +62,34 @@ class FingerprintSet:
             if k == fp:
                 return self._lines[i] or 1
             i = (i + 1) & mask
+
+    def add_many(
+        self, fps: Sequence[int], lines: Sequence[int], skip: Container[int] = ()
+    ) -> dict[int, int]:
+        """Add every non-zero ``fps[i]`` (first seen at ``lines[i]``) whose index is not in
+        *skip*, in order; return {index: line of the first occurrence} of the duplicates."""
+        dups: dict[int, int] = {}
+        keys, lines_arr, mask, shift = self._keys, self._lines, self._mask, 64 - self._bits
+        for idx, fp in enumerate(fps):
+            if not fp or idx in skip:
+                continue
+            i = ((fp * _MULT) & _MASK64) >> shift
+            while True:
+                k = keys[i]
+                if k == 0:
+                    keys[i] = fp
+                    lines_arr[i] = lines[idx]
+                    self.count += 1
+                    if self.count * 2 > mask:
+                        self._grow()
+                        keys, lines_arr = self._keys, self._lines
+                        mask, shift = self._mask, 64 - self._bits
+                    break
+                if k == fp:
+                    dups[idx] = lines_arr[i] or 1
+                    break
+                i = (i + 1) & mask
+        return dups
 
     def _grow(self) -> None:
         old_keys, old_lines = self._keys, self._lines

@@ -390,17 +390,13 @@ def prepare(
     def sink(res: ChunkResult) -> None:
         summary.read += res.read
         rej = list(res.rejects)
-        fps = res.fps
-        drop: set[int] = set()
-        for i in range(len(res.ends)):
-            for j in range(3):
-                fp = fps[3 * i + j]
-                if fp:
-                    first = dup_sets[j].add(fp, res.lines[i])
-                    if first:
-                        rej.append((res.lines[i], dup_names[j], f"duplicate of line {first}", ""))
-                        drop.add(i)
-                        break
+        fps, lines = res.fps, res.lines
+        drop: dict[int, int] = {}
+        for j in range(3):
+            found = dup_sets[j].add_many(fps[j::3], lines, drop)
+            for i, first in found.items():
+                rej.append((lines[i], dup_names[j], f"duplicate of line {first}", ""))
+            drop |= found
         if not drop:
             writer.add_frames(res.frames, res.macs, len(res.ends))
         else:
