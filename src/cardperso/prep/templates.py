@@ -234,8 +234,7 @@ class PbocTemplate:
         tail.append(encode_dgi(0x9200, p.iad))
         self.tail = b"".join(tail)
         cur = bytes.fromhex(p.ec.currency)
-        self.sc_t2 = p.service_code
-        self.disc = p.track2_discretionary
+        self.sc_disc = p.service_code + p.track2_discretionary
         self.p0301_tail = b"\x9f\x08\x02" + p.app_version
         self.p0302_head = b"\x5f\x28\x02" + cur + b"\x9f\x07\x02\xff\x00"
         self.p0302_sc = b"\x5f\x30\x02" + bytes.fromhex("0" + p.service_code)
@@ -250,25 +249,14 @@ class PbocTemplate:
     def dgis(self, v: dict[str, Any], wrapped_mk: bytes, kcvs: bytes, wrapped_pin: bytes) -> bytes:
         """All DGIs of one card: constants, per-card records and EC data, then 8000/9000/8010."""
         pan: str = v["pan"]
-        odd = len(pan) & 1
-        yymm = v["expiry_yymm"]
-        t2 = pan + "D" + yymm + self.sc_t2 + self.disc
+        t2 = pan + "D" + v["expiry_yymm"] + self.sc_disc
         if len(t2) & 1:
             t2 += "F"
-        t2b = bytes.fromhex(t2)
-        r0101 = b"\x57" + bytes((len(t2b),)) + t2b
-        panb = bytes.fromhex(pan + "F") if odd else bytes.fromhex(pan)
-        exp = bytes.fromhex(v["expiry_date"][2:])
-        eff = bytes.fromhex(v["issue_date"][2:])
+        r0101 = bytes.fromhex(f"57{len(t2) >> 1:02X}{t2}")
+        panh = pan + "F" if len(pan) & 1 else pan
+        exp, eff = v["expiry_date"][2:], v["issue_date"][2:]
         r0301 = (
-            b"\x5a"
-            + bytes((len(panb),))
-            + panb
-            + b"\x5f\x24\x03"
-            + exp
-            + b"\x5f\x25\x03"
-            + eff
-            + self.p0301_tail
+            bytes.fromhex(f"5A{len(panh) >> 1:02X}{panh}5F2403{exp}5F2503{eff}") + self.p0301_tail
         )
         latin = (v.get("name_latin") or self.latin_default).upper().encode("ascii")
         parts = [
@@ -287,19 +275,12 @@ class PbocTemplate:
         parts += [b"\x9f\x61\x12", v["ssn"].encode("ascii"), self.p0302_idtype]
         r0302 = b"".join(parts)
         bal, lim, single, reset = v["ec"]
-        d0d01 = b"".join(
-            (
-                self.d0d01_head,
-                b"\x9f\x79\x06",
-                _n12(bal),
-                b"\x9f\x77\x06",
-                _n12(lim),
-                b"\x9f\x78\x06",
-                _n12(single),
-                b"\x9f\x6d\x06",
-                _n12(reset),
-                self.d0d01_tail,
+        d0d01 = (
+            self.d0d01_head
+            + bytes.fromhex(
+                f"9F7906{bal:012d}9F7706{lim:012d}9F7806{single:012d}9F6D06{reset:012d}"
             )
+            + self.d0d01_tail
         )
         n1, n3, n4 = len(r0101), len(r0301), len(r0302)
         return b"".join(

@@ -196,9 +196,8 @@ class Validator:
             and card_no.isascii()
             and (card_no.isdigit() or (card_no.isalnum() and card_no.isupper()))
         ):
-            val = _CARD_VAL
             try:
-                total = sum(w * val[c] for w, c in zip(_CARD_W, card_no))
+                total = sum(map(int.__mul__, _CARD_W, map(_CARD_VAL.__getitem__, card_no[:8])))
             except KeyError:
                 total = -1
             if total >= 0:
@@ -214,7 +213,7 @@ class Validator:
 
     def _pan(self, pan: str) -> None:
         if 16 <= len(pan) <= 19 and pan.isascii() and pan.isdigit():
-            total = sum(map(int, pan[-1::-2])) + sum(map(int, pan[-2::-2].translate(_LUHN_DOUBLE)))
+            total = sum(map(int, pan[-1::-2] + pan[-2::-2].translate(_LUHN_DOUBLE)))
             if total % 10 == 0:
                 return
         raise _precise(lambda: numbers.check_pan(pan, field="pan"), "pan", "is not a valid PAN")
