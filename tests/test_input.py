@@ -16,6 +16,7 @@ from cardperso.prep.dedup import FingerprintSet
 from cardperso.prep.input import open_input
 from cardperso.prep.pipeline import validate_only
 from cardperso.prep.synth import COLUMNS, make_batch, records
+from cardperso.prep.validate import Reject
 from cardperso.profiles.loader import load_profile
 
 PROFILE = load_profile("ssc3-pboc")
@@ -255,6 +256,6 @@ def test_fast_csv_path_agrees_with_the_record_path(text: str) -> None:
         inp._fast_csv = orig
 
     def norm(items: list[tuple[int, object]]) -> list[tuple[int, object]]:
-        return [(ln, (r.field, r.reason) if isinstance(r, inp.Reject) else r) for ln, r in items]
+        return [(ln, (r.field, r.reason) if isinstance(r, Reject) else r) for ln, r in items]
 
     assert norm(fast) == norm(slow)  # type: ignore[arg-type]
