@@ -242,3 +242,29 @@ def test_corrupted_fields_never_crash(photo_dir: Path, field: str, value: str) -
         Validator(PROFILE, photo_dir).check(rec)
     except Reject as rej:
         assert rej.field and rej.reason
+
+
+@settings(max_examples=300)
+@given(body=st.from_regex(r"[0-9]{17}", fullmatch=True), other=st.sampled_from("0123456789X"))
+def test_fast_identity_check_agrees_with_the_codec(body: str, other: str) -> None:
+    """The validator's base-13 MOD 11-2 shortcut agrees with cardperso.codec.numbers."""
+    from cardperso.codec.numbers import resident_id_check_char
+    from cardperso.prep import validate as v
+
+    good = resident_id_check_char(body)
+    assert v._RIC_CHECK[2 * int(body, 13) % 11] == good
+    if other != good:
+        assert v._RIC_CHECK[2 * int(body, 13) % 11] != other
+
+
+@settings(max_examples=300)
+@given(body=st.from_regex(r"[0-9]{15,18}", fullmatch=True))
+def test_fast_luhn_agrees_with_the_codec(body: str) -> None:
+    from cardperso.codec.numbers import luhn_check_digit
+
+    pan = body + luhn_check_digit(body)
+    validator = Validator(PROFILE)
+    validator._pan(pan)
+    bad = pan[:-1] + str((int(pan[-1]) + 3) % 10)
+    with pytest.raises(Reject):
+        validator._pan(bad)
