@@ -164,7 +164,30 @@ class PcscLab:
     slots: list[LabSlot]
     started_pcscd: bool
 
+    def heal(self) -> None:
+        """Bring the lab's pcscd back if something replaced or stopped it (the slots reconnect).
+
+        One pcscd per machine: a test that starts its own pcscd (a simulated line with its own
+        entries) takes the lab's readers away until this runs.
+        """
+        mine = {s.name for s in self.slots}
+        if mine <= set(pcscd.reader_names()):
+            return
+        setup = _lock(LAB_DIR / "setup.lock", fcntl.LOCK_EX)
+        try:
+            if mine <= set(pcscd.reader_names()):
+                return
+            names = [s.name for s in pcscd.reader_layout(LAB_SLOTS, LAB_PORT, LAB_NAME)]
+            _, available = _ensure_pcscd(self.config_dir, names, alone=True)
+            if not mine <= set(available):
+                raise LabUnavailable("pcscd came back without some of this session's readers")
+            self.started_pcscd = True
+        finally:
+            if setup is not None:
+                setup.close()
+
     def free_slot(self) -> LabSlot:
+        self.heal()
         for s in self.slots:
             if s.slot.card is None:
                 return s
