@@ -18,6 +18,7 @@ from cardperso.devices.pcsc import (
     MuteCard,
     NoCard,
     PcscTransport,
+    ReaderUnavailable,
     UnsupportedCard,
 )
 from cardperso.errors import TransportError, UsageError
@@ -178,6 +179,18 @@ def test_reset_by_another_connection(pcsc_slot: LabSlot) -> None:
             t.transmit(SELECT)
         # Our own reset brings the session back.
         assert t.reset() == EchoCard.ATR
+        assert t.transmit(SELECT)[-2:] == b"\x90\x00"
+
+
+def test_exclusive_access(pcsc_slot: LabSlot) -> None:
+    pcsc_slot.insert(EchoCard())
+    with PcscTransport(pcsc_slot.name, exclusive=True) as t:
+        other = PcscTransport(pcsc_slot.name)
+        with pytest.raises(ReaderUnavailable, match="another program"):
+            other.connect()
+        other.disconnect()
+        assert t.transmit(SELECT)[-2:] == b"\x90\x00"
+    with PcscTransport(pcsc_slot.name) as t:  # released
         assert t.transmit(SELECT)[-2:] == b"\x90\x00"
 
 

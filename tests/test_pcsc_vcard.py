@@ -114,3 +114,20 @@ def test_sim_serve_without_images_is_a_usage_error(tmp_path: Path) -> None:
     out, _ = proc.communicate(timeout=30)
     assert proc.returncode == 2
     assert "no card images" in out
+
+
+def test_sim_cards_writes_reader_entries(pcsc_slot: LabSlot, tmp_path: Path) -> None:
+    readers = tmp_path / "readers"
+    proc = _cli(
+        "sim", "cards", "--slots", "1", "--port", str(pcsc_slot.port),
+        "--state", str(tmp_path / "cards"), "--write-readers", str(readers), "--name", "ci",
+    )  # fmt: skip
+    try:
+        pcsc.wait_for_card(pcsc_slot.name, 30)  # served on the lab's port meanwhile
+    finally:
+        out = _stop(proc)
+    entry = readers / f"cardperso-vpcd-{pcsc_slot.port}"
+    assert f'FRIENDLYNAME "ci {pcsc_slot.port}"' in entry.read_text()
+    assert f"ci {pcsc_slot.port} 00 00  <-  " in out
+    assert "(re)start pcscd" in out and str(readers.resolve()) in out
+    pcsc.wait_for_removal(pcsc_slot.name, 5)
