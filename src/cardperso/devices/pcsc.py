@@ -267,7 +267,12 @@ class PcscTransport:
         """Connect to the card (waiting up to ``timeout`` s for one to arrive); returns the ATR."""
         if self._card is not None:
             raise UsageError(f"{self.reader}: already connected")
-        self._owner = threading.get_ident()
+        me = threading.get_ident()
+        if self._ctx is not None and self._owner != me:
+            # A context left by a failed connect in another thread: contexts stay per thread.
+            scard.SCardReleaseContext(self._ctx)
+            self._ctx = None
+        self._owner = me
         if self._ctx is None:
             self._ctx = _establish()
         if (
