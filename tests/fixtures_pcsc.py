@@ -35,7 +35,7 @@ import pytest
 
 from cardperso.card import pcscd
 from cardperso.card.faults import FaultPlan
-from cardperso.card.vpcd import Slot
+from cardperso.card.vpcd import CardLike, Slot
 from cardperso.devices import pcsc
 from cardperso.errors import TransportError
 
@@ -136,16 +136,16 @@ class LabSlot:
     lock: IO[bytes] = field(repr=False)
 
     @property
-    def card(self) -> object | None:
+    def card(self) -> CardLike | None:
         return self.slot.card
 
-    def insert(self, card: object, *, wait: bool = True) -> None:
+    def insert(self, card: CardLike, *, wait: bool = True) -> None:
         """Put ``card`` in; with ``wait``, return when pcscd has seen and powered it."""
-        self.slot.insert(card)  # type: ignore[arg-type]
+        self.slot.insert(card)
         if wait:
             pcsc.wait_for_card(self.name, PRESENCE_TIMEOUT)
 
-    def remove(self, *, wait: bool = True) -> object | None:
+    def remove(self, *, wait: bool = True) -> CardLike | None:
         """Take the card out; with ``wait``, return when pcscd has seen the reader empty."""
         card = self.slot.remove()
         if wait:
