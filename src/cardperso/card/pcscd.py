@@ -20,6 +20,7 @@ How this works
 from __future__ import annotations
 
 import contextlib
+import filecmp
 import glob
 import os
 import shutil
@@ -126,7 +127,7 @@ def write_reader_entries(
         old.unlink()
     for entry_port in sorted({s.port - s.index % 2 for s in layout}):
         lib = drivers / f"libifdvpcd-{entry_port}.so"
-        if not lib.exists() or lib.stat().st_size != source.stat().st_size:
+        if not lib.exists() or not filecmp.cmp(source, lib, shallow=False):
             tmp = lib.with_suffix(".tmp")
             shutil.copyfile(source, tmp)
             tmp.replace(lib)
