@@ -349,6 +349,9 @@ def pcsc_slot(pcsc_lab: PcscLab) -> Iterator[LabSlot]:
 
 if __name__ == "__main__":
     # For an administrator: write the lab's reader entries (then start pcscd with them).
+    if not LAB_DIR.exists():
+        LAB_DIR.mkdir(parents=True)
+        LAB_DIR.chmod(0o1777)
     written = pcscd.write_reader_entries(
         LAB_DIR / "reader.conf.d", LAB_SLOTS, LAB_PORT, name=LAB_NAME
     )
