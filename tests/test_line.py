@@ -12,11 +12,13 @@ from pathlib import Path
 
 import pytest
 
+from cardperso.card.vcard import VirtualCard
 from cardperso.errors import DataError
 from cardperso.keystore.software import SoftwareKeyStore
 from cardperso.line.linefile import LineOptions, load_line
 from cardperso.line.runner import run_line
 from cardperso.line.simulated import SimLine, parse_faults
+from cardperso.prep.container import iter_records
 from cardperso.prep.pipeline import PrepOptions, prepare
 from cardperso.prep.synth import make_batch
 from cardperso.profiles.loader import load_profile
@@ -81,7 +83,7 @@ def test_two_stations_make_every_card_with_faults(pcsc_lab, tmp_path: Path) -> N
         )
     assert summary.done == 6 and summary.failed == 0, summary
     rows = _results(tmp_path / "results.csv")
-    assert sorted(int(r["record"]) for r in rows) == list(range(6))
+    assert sorted(int(r["record"]) for r in rows) == sorted(line for line, _ in iter_records(perso))
     assert all(r["outcome"] == "produced" and len(r["chip_serial"]) == 8 for r in rows)
     assert len({r["chip_serial"] for r in rows}) == 6, "each record is paired with its own chip"
     output = tmp_path / "line" / "output"
@@ -93,3 +95,38 @@ def test_two_stations_make_every_card_with_faults(pcsc_lab, tmp_path: Path) -> N
     for r in rows:
         image = json.loads((output / f"{r['chip_serial']}.json").read_text())
         assert image  # the card image exists under the serial the journal recorded
+
+
+def test_wrong_keys_stop_the_line_without_retrying_authentication(pcsc_lab, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    from cardperso.crypto import kcv, random_bytes
+
+    perso = _prepare(tmp_path, 5)
+    doc = json.loads(SAMPLE_KEYS.read_text())
+    wrong = random_bytes(16)
+    doc["keys"]["gp-kmc"].update(value=wrong.hex().upper(), kcv=kcv("3DES", wrong).hex().upper())
+    (tmp_path / "wrong.json").write_text(json.dumps(doc))
+    readers = [s for s in pcsc_lab.slots if s.card is None][:1]
+    line = SimLine(
+        1,
+        tmp_path / "line",
+        readers=readers,  # type: ignore[arg-type]
+        options=LineOptions(card_timeout=5, pause_retry=0.2, stop_after_auth_failures=2),
+    )
+    with line:
+        summary = run_line(
+            perso,
+            line.spec,
+            SoftwareKeyStore.load(tmp_path / "wrong.json"),
+            Database(tmp_path / "journal.db"),
+            tmp_path / "results.csv",
+        )
+    assert "authentication failures in a row" in summary.stopped
+    assert summary.done == 0 and summary.stations[0].rejected == 2
+    rows = _results(tmp_path / "results.csv")
+    assert len(rows) == 5, "no record lost: the others stay queued for a run with the right keys"
+    assert sum(r["outcome"] == "queued" for r in rows) == 5
+    rejected = list((tmp_path / "line" / "rejects").glob("*.json"))
+    assert len(rejected) == 2
+    for image in rejected:  # no card saw a second authentication attempt
+        card = VirtualCard.load(image)
+        assert card.state.isd.auth_failures <= 1 and not card.state.isd.blocked
