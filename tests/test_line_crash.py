@@ -79,7 +79,7 @@ def test_sigkill_at_random_points_then_resume(pcsc_lab, tmp_path: Path) -> None:
             proc.wait()
             kills += 1
         final = subprocess.run(
-            cmd + ["--resume"], env=env, capture_output=True, text=True, timeout=300
+            [*cmd, "--resume"], env=env, capture_output=True, text=True, timeout=300
         )
     assert final.returncode == 0, final.stdout + final.stderr
     assert kills >= 2, "the run must have been killed mid-way at least twice"
