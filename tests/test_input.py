@@ -191,7 +191,7 @@ def test_rejects_file_as_jsonl(batch: tuple[Path, list[dict[str, str]]]) -> None
 
 
 def test_fingerprint_set_grows_and_remembers_lines() -> None:
-    s = FingerprintSet(capacity_bits=4)
+    s = FingerprintSet(capacity=16)
     for i in range(1, 1000):
         assert s.add(i * 7919, i) == 0
     for i in range(1, 1000):

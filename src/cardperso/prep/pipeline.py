@@ -13,7 +13,7 @@ How this works
       duplicates (ssn, card_no, PAN: first occurrence wins),
       sequence numbers, record MACs, write; rejects file; totals
 
-At most ``2 × workers + 2`` chunks are in flight, so memory does not grow with the batch. The
+At most ``workers + 2`` chunks are in flight, so memory does not grow with the batch. The
 output depends only on the input, the profile, the keys and the options: the worker count and
 the chunk size change nothing in the file.
 """
@@ -344,7 +344,7 @@ def _run_chunks(
     ctx = multiprocessing.get_context("fork")
     with ctx.Pool(workers, initializer=_init_worker, initargs=init_args) as pool:
         inflight: deque[Any] = deque()
-        limit = 2 * workers + 2
+        limit = workers + 2
         for chunk in chunks:
             inflight.append(pool.apply_async(worker_fn, (chunk,)))
             if len(inflight) >= limit:
