@@ -253,9 +253,7 @@ def demo_cmd(count: int, stations: int, state_dir: Path | None, keys_spec: str |
         f"2. prepared: read {summary.read} = {summary.prepared} prepared + {summary.rejected} rejected "
         f"→ {perso} (rejects: {state_dir / 'rejects.csv'})"
     )
-    line = SimLine(
-        stations, state_dir / "line", options=LineOptions(card_timeout=10, pause_retry=0.5)
-    )
+    line = _make_sim_line(stations, state_dir / "line")
     line.start()
     try:
         click.echo(
