@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import logging
 import os
 import signal
 import sys
@@ -14,6 +15,7 @@ import click
 
 from cardperso.cli.keys import open_store
 from cardperso.cli.sim import sim_group
+from cardperso.devices import pcsc
 from cardperso.errors import UsageError
 from cardperso.line.linefile import LineOptions, load_line
 from cardperso.line.runner import LineRun, RunSummary, request_resume
@@ -72,7 +74,9 @@ def _run(
     store = open_store(keys_spec)
     db = Database(db_url)
     try:
-        run = LineRun(perso, line, store, db, resume=resume, scp=scp)  # type: ignore[arg-type]
+        # -vv: the APDU trace of every station (secrets redacted) goes to the debug log
+        trace = pcsc.log_trace() if pcsc.log.isEnabledFor(logging.DEBUG) else None
+        run = LineRun(perso, line, store, db, resume=resume, scp=scp, trace=trace)  # type: ignore[arg-type]
         click.echo(
             f"run {run.journal.run_id}: {len(run.records)} records on {len(run.stations)} stations"
         )

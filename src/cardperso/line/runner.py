@@ -15,12 +15,20 @@ A printer fault that needs an operator (ribbon, cover, feeder, jam, reject box) 
 station with a message; it retries every ``pause_retry`` seconds or at once when an operator
 resumes it (``cardperso line resume-station``, through the journal's database). Nothing is
 lost or made twice: every step is in the journal before the next one starts.
+
+Several lines on one run (``join``): each line process holds its own stations in the journal,
+a heartbeat thread beats for them (and the jobs they hold) every ``heartbeat`` seconds and
+releases the jobs of lines whose beat stopped more than ``stale_after`` seconds ago. A station
+that finds no queued job while other lines still hold jobs waits (one of them may die and its
+job come back) until every job is finished. Before printing (the step that cannot be undone)
+a station confirms that its claim is still its own.
 """
 
 from __future__ import annotations
 
 import contextlib
 import csv
+import functools
 import logging
 import threading
 import time
@@ -30,13 +38,13 @@ from pathlib import Path
 from typing import Protocol
 
 from cardperso.devices import cardface
-from cardperso.devices.pcsc import PcscTransport, wait_for_card
+from cardperso.devices.pcsc import PcscTransport, TraceHook, wait_for_card
 from cardperso.devices.printer import CardPrinter, EvolisPrinter, PrinterFault
 from cardperso.errors import CardPersoError, DataError, DeviceError, UsageError
 from cardperso.keystore.base import KeyStore
 from cardperso.layouts.persofile import PersoHeader, PersoRecordBody
 from cardperso.line import jobs
-from cardperso.line.journal import Job, JobSeed, Journal
+from cardperso.line.journal import ClaimLost, Job, JobSeed, Journal, member_id
 from cardperso.line.linefile import LineSpec, StationSpec
 from cardperso.line.perso import card_data, chip_plan
 from cardperso.line.workflow import ChipFailure, ChipPlan, check_atr, drive, personalize
@@ -155,6 +163,10 @@ class Station:
             while not self.run.shared.stop.is_set():
                 job = self.run.journal.claim(self.spec.name)
                 if job is None:
+                    if self.run.join and self.run.journal.in_flight():
+                        self.status.state = "waiting"
+                        self.run.shared.stop.wait(self.run.heartbeat)
+                        continue
                     break
                 started = time.monotonic()
                 self._make(job, printer)
@@ -197,13 +209,18 @@ class Station:
                     transport.disconnect()
         self.run.auth_ok()
         self.run.count_apdus(result.apdus)
-        job = self.run.journal.chip_ok(
-            job,
-            chip_serial=result.chip_serial.hex().upper(),
-            atr=atr.hex().upper(),
-            card_id_code=result.card_id.hex().upper(),
-            pan_masked=_mask_pan(body.pan),
-        )
+        try:
+            job = self.run.journal.chip_ok(
+                job,
+                chip_serial=result.chip_serial.hex().upper(),
+                atr=atr.hex().upper(),
+                card_id_code=result.card_id.hex().upper(),
+                pan_masked=_mask_pan(body.pan),
+            )
+            self.run.journal.confirm(job)  # the claim is still ours: print
+        except ClaimLost as lost:
+            self._lost(job, printer, lost)
+            return
         fields = _face_fields(self.run.header, body)
         photo = _photo(fields.pop("photo", ""), self.run.base_dir)
         panels = cardface.panels(cardface.render(fields, photo))
@@ -215,9 +232,19 @@ class Station:
                 job, printer, f"printer: {fault}", chip_serial=result.chip_serial.hex().upper()
             )
             return
-        self.run.journal.printed(job)
+        try:
+            self.run.journal.printed(job)
+        except ClaimLost as lost:  # our beat stopped for longer than stale_after
+            log.error("station %s: %s (the card is in the output hopper)", name, lost)
+            return
         self.status.made += 1
         log.info("station %s made card %s (record %d)", name, body.card_no, job.index)
+
+    def _lost(self, job: Job, printer: CardPrinter, lost: ClaimLost) -> None:
+        """Another line released this claim (ours looked dead): the card is not ours to keep."""
+        log.error("station %s rejects the card of record %d: %s", self.spec.name, job.index, lost)
+        self._printer_step("reject", printer.reject)
+        self.status.rejected += 1
 
     def _reject(
         self,
@@ -232,8 +259,12 @@ class Station:
             "station %s rejects the card of record %d: %s", self.spec.name, job.index, reason
         )
         self._printer_step("reject", printer.reject)
-        self.run.journal.fail(job, reason, chip_serial=chip_serial)
         self.status.rejected += 1
+        try:
+            self.run.journal.fail(job, reason, chip_serial=chip_serial)
+        except ClaimLost as lost:
+            log.error("station %s: %s", self.spec.name, lost)
+            return
         if auth:
             self.run.auth_failed(self.spec.name)
 
@@ -254,9 +285,18 @@ class LineRun:
         *,
         resume: bool = False,
         printer_factory: Callable[[str], CardPrinter] = EvolisPrinter,
-        transport_factory: Callable[[str], Transport] = PcscTransport,
+        transport_factory: Callable[[str], Transport] | None = None,
         scp: str | None = None,
+        trace: TraceHook | None = None,
+        join: bool = False,
+        heartbeat: float = 1.0,
+        stale_after: float = 15.0,
     ) -> None:
+        """``trace`` receives every APDU exchange of the stations' PC/SC transports, secrets
+        redacted (e.g. :func:`cardperso.devices.pcsc.log_trace`); it is ignored when a
+        ``transport_factory`` is given."""
+        if transport_factory is None:
+            transport_factory = functools.partial(PcscTransport, trace=trace)
         self.perso_file = Path(perso_file)
         self.base_dir = self.perso_file.parent
         self.spec = spec
@@ -278,15 +318,33 @@ class LineRun:
         run_id = f"{self.header.batch_id}-{self.header.profile_digest[:4].hex()}"
         self.journal = Journal(db, run_id)
         digest = self.header.profile_digest.hex()
-        if self.journal.exists():
+        self.join = join
+        self.heartbeat = heartbeat
+        self.stale_after = stale_after
+        self.member = member_id()
+        check = spec.options.output_check
+        self._in_output: Callable[[str], bool] | None = (
+            (lambda serial: (Path(check) / f"{serial}.json").exists()) if check else None
+        )
+        if join:
+            seeds = [
+                JobSeed(i, b.card_no, _mask_ssn(b.ssn)) for i, b in sorted(self.records.items())
+            ]
+            created = self.journal.create_or_join(
+                seeds,
+                source=str(self.perso_file),
+                digest=digest,
+                max_attempts=spec.options.max_attempts,
+            )
+            names = [s.name for s in spec.stations]
+            self.journal.hold_stations(self.member, names, stale_after=stale_after)
+            for name in names:  # our own stations' claims from a previous life of this line
+                self.journal.recover(station=name, in_output=self._in_output)
+            log.info("%s run %s", "created" if created else "joined", run_id)
+        elif self.journal.exists():
             if not resume:
                 raise UsageError(f"run {run_id} exists in the journal: add --resume to continue it")
-            check = spec.options.output_check
-            suspects = self.journal.recover(
-                in_output=(lambda serial: (Path(check) / f"{serial}.json").exists())
-                if check
-                else None
-            )
+            suspects = self.journal.recover(in_output=self._in_output)
             if suspects:
                 log.warning(
                     "%d suspect card(s) from the interrupted run: records made again", len(suspects)
@@ -305,6 +363,28 @@ class LineRun:
             Station(s, self, printer_factory, transport_factory) for s in spec.stations
         ]
         self._resume_events = {s.name: threading.Event() for s in spec.stations}
+        self._beating = threading.Event()
+
+    # -- heartbeat -------------------------------------------------------------------------------
+    def _beat_loop(self) -> None:
+        """Beat for our stations; with ``join``, release the jobs of lines that stopped beating."""
+        names = [s.name for s in self.spec.stations]
+        while not self._beating.wait(self.heartbeat):
+            try:
+                self.journal.beat(self.member, names)
+                if self.join:
+                    stale = self.journal.recover(
+                        stale_after=self.stale_after, in_output=self._in_output
+                    )
+                    if stale:
+                        log.warning(
+                            "released %d job(s) of a line that stopped beating: made again",
+                            len(stale),
+                        )
+            except CardPersoError as exc:
+                log.error("heartbeat: %s", exc)
+            except Exception as exc:  # a lost database connection: the line's claims go stale
+                log.error("heartbeat failed: %s", type(exc).__name__)
 
     # -- coordination --------------------------------------------------------------------------
     def stop(self, reason: str) -> None:
@@ -374,6 +454,8 @@ class LineRun:
         self, results_file: Path, *, on_tick: Callable[[LineRun], None] | None = None
     ) -> RunSummary:
         started = time.monotonic()
+        beat = threading.Thread(target=self._beat_loop, name="line-heartbeat", daemon=True)
+        beat.start()
         for station in self.stations:
             station.thread.start()
         while any(s.thread.is_alive() for s in self.stations):
@@ -383,6 +465,10 @@ class LineRun:
                 s.thread.join(timeout=0.2)
         if on_tick is not None:
             on_tick(self)
+        self._beating.set()
+        beat.join()
+        if self.join:
+            self.journal.release_stations(self.member)
         write_results(self.journal, results_file)
         chips = self.shared.chips or 1
         return RunSummary(
