@@ -41,8 +41,10 @@ from cardperso.errors import TransportError
 
 LAB_DIR = Path(os.environ.get("CARDPERSO_PCSC_LAB", "/tmp/cardperso-pcsc-lab"))
 LAB_PORT = 35980
-#: pcsc-lite serves at most 16 readers: the lab takes them all.
-LAB_SLOTS = 16
+#: pcsc-lite serves at most 16 readers per client context, and clients such as pcsc_scan add
+#: the plug-and-play pseudo reader to that count: with 16 real readers they fail with
+#: "SCardGetStatusChange: Invalid parameter given". The lab leaves room for it.
+LAB_SLOTS = 14
 LAB_NAME = "cardperso-lab"
 CLAIM = int(os.environ.get("CARDPERSO_PCSC_LAB_CLAIM", "8"))
 #: Reader timeout of lab slots (mute cards): short, the tests do not wait for a real reader.
