@@ -1,0 +1,525 @@
+"""The production line's performance (issue 6, "Performance"): engine overhead per APDU, APDU
+count and STORE DATA fill per reference card, and line throughput with 1 and 8 stations.
+
+Usage (from the repository root)::
+
+    .venv/bin/python benchmarks/bench_line.py                       # everything
+    .venv/bin/python benchmarks/bench_line.py --part apdu           # engine overhead, APDU census
+    .venv/bin/python benchmarks/bench_line.py --part zero           # zero-latency cards, 1 and 8 stations
+    .venv/bin/python benchmarks/bench_line.py --part latency        # ~2 s of chip time per card
+
+Readers: the benchmark borrows slots of the PC/SC test lab (``tests/fixtures_pcsc.py``): it
+reuses the pcscd that serves the lab's readers (or, as root with no other session, starts one)
+and claims free slots with the lab's per-slot locks, exactly like a pytest session. So it never
+restarts a pcscd under a test session running at the same time, and tests and benchmark never
+serve two cards on one port. The line parts need 8 free slots (the lab has 16; a test session
+claims 8).
+
+Parts
+-----
+``apdu``: one ``ssc3-pboc`` card (prepared by the real pipeline with the sample key store) is
+personalized once in process against a blank :class:`~cardperso.card.VirtualCard` and its
+exchanges recorded, with the host's random numbers (SCP host challenge, SSSE challenge) drawn
+from a seeded generator so that every replay produces the same bytes. A *replay card* (zero card
+time: it answers the recorded responses in order) is served on a lab reader, and per card:
+
+1. bare pyscard: ``scard.SCardTransmit`` over the recorded commands (prepared lists);
+2. ``PcscTransport.transmit`` over the same commands (the transport alone);
+3. the engine: ``card_data`` + ``drive(personalize(...), PcscTransport.transmit)`` — the
+   station's chip step: SCP02 wrapping, key diversification, KEK unwrapping, DEK encryption,
+   read-back checks and ARQC verification included;
+4. the engine with no I/O at all (``drive`` over the replay list): host CPU per card.
+
+Overhead = (3 − 1) / 1. Rounds are interleaved; median and best round.
+
+``zero`` / ``latency``: a :class:`~cardperso.line.simulated.SimLine` on lab readers (printers
+on ptys, blank virtual cards), ``run_line`` over a prepared file; cards per second = produced
+cards / the run's wall time. ``latency`` sets the virtual card's per-APDU latency so that the
+card's chip time is ``--chip-seconds`` (default 2 s) per card. CPU: the process's CPU time
+(host engine and simulator share the process), the station threads' CPU time (the host
+engine's own share), and pcscd's CPU time from /proc.
+"""
+
+from __future__ import annotations
+
+import argparse
+import functools
+import os
+import platform
+import random
+import statistics
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import ClassVar
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "tests"))
+
+from smartcard import scard  # noqa: E402
+
+import cardperso.crypto.primitives as cp  # noqa: E402
+from cardperso.card import pcscd  # noqa: E402
+from cardperso.card.inprocess import InProcessTransport  # noqa: E402
+from cardperso.card.vcard import VirtualCard  # noqa: E402
+from cardperso.devices.pcsc import PcscTransport  # noqa: E402
+from cardperso.devices.printer import EvolisPrinter  # noqa: E402
+from cardperso.keystore.software import SoftwareKeyStore  # noqa: E402
+from cardperso.layouts.persofile import PersoHeader, PersoRecordBody  # noqa: E402
+from cardperso.line import workflow  # noqa: E402
+from cardperso.line.linefile import LineOptions  # noqa: E402
+from cardperso.line.perso import card_data, chip_plan  # noqa: E402
+from cardperso.line.runner import RunSummary, run_line  # noqa: E402
+from cardperso.line.simulated import SimLine  # noqa: E402
+from cardperso.line.workflow import ChipPlan, drive, personalize  # noqa: E402
+from cardperso.prep.container import iter_records, read_header  # noqa: E402
+from cardperso.prep.pipeline import PrepOptions, prepare  # noqa: E402
+from cardperso.prep.synth import make_batch  # noqa: E402
+from cardperso.profiles.loader import load_profile  # noqa: E402
+from cardperso.storage.db import Database  # noqa: E402
+from fixtures_pcsc import EchoCard, LabSlot, open_lab  # type: ignore[import-not-found]  # noqa: E402
+
+KEYS = ROOT / "keys-sample" / "keys.json"
+PROFILE = "ssc3-pboc"
+
+
+# -- shared set-up -----------------------------------------------------------------------------
+
+
+def prepare_file(directory: Path, count: int, batch_id: str) -> Path:
+    """A verified ``ssc3-pboc`` perso file of ``count`` synthetic records (cached by name)."""
+    out = directory / f"{batch_id}.perso"
+    if out.exists():
+        return out
+    make_batch(directory / f"{batch_id}.csv", count, seed=11)
+    store = SoftwareKeyStore.load(KEYS)
+    summary = prepare(
+        directory / f"{batch_id}.csv",
+        load_profile(PROFILE),
+        store,
+        functools.partial(SoftwareKeyStore.load, KEYS),
+        out,
+        directory / f"{batch_id}.rejects.csv",
+        PrepOptions(batch_id=batch_id, created=1_700_000_000),
+    )
+    assert summary.prepared == count, summary
+    return out
+
+
+def cpu_name() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown CPU"
+
+
+def machine() -> str:
+    load = os.getloadavg()
+    return (
+        f"machine: {cpu_name()}, {os.cpu_count()} CPUs, Python {platform.python_version()}, "
+        f"{platform.system()} {platform.release()}; load average {load[0]:.2f} {load[1]:.2f}"
+    )
+
+
+@contextmanager
+def lab_slots(n: int) -> Iterator[list[LabSlot]]:
+    """``n`` free lab slots (see the module docstring), empty and seen empty by pcscd."""
+    deadline = time.monotonic() + 300
+    while True:
+        with open_lab(claim=n) as lab:
+            if len(lab.slots) >= n:
+                lab.heal()
+                for s in lab.slots:
+                    s.wait_empty()
+                yield lab.slots[:n]
+                return
+            got = len(lab.slots)
+        if time.monotonic() > deadline:
+            raise SystemExit(f"only {got} free lab slots for 300 s; {n} needed")
+        print(f"  {got} free lab slots, {n} needed: waiting for test sessions to finish")
+        time.sleep(10)
+
+
+# -- deterministic host randomness (so that a recorded card can be replayed) --------------------
+
+
+@contextmanager
+def seeded_host(seed: int) -> Iterator[Callable[[], None]]:
+    """Replace the host's random source by a seeded one; yields ``reseed()``."""
+    rng = random.Random(seed)
+
+    def fake(n: int) -> bytes:
+        return rng.randbytes(n)
+
+    def reseed() -> None:
+        rng.seed(seed)
+
+    patched = ((cp, "random_bytes"), (workflow, "random_bytes"))
+    saved = [getattr(module, name) for module, name in patched]
+    for module, name in patched:
+        setattr(module, name, fake)
+    try:
+        yield reseed
+    finally:
+        for (module, name), value in zip(patched, saved):
+            setattr(module, name, value)
+
+
+class ReplayCard(EchoCard):  # type: ignore[misc]
+    """Answers the recorded responses in order (zero card time); counts command mismatches."""
+
+    def __init__(self, atr: bytes, exchanges: list[tuple[bytes, bytes]]) -> None:
+        super().__init__(atr=atr)
+        self.exchanges = exchanges
+        self.i = 0
+        self.mismatches = 0
+
+    def transmit(self, apdu: bytes) -> bytes:
+        command, response = self.exchanges[self.i]
+        if apdu != command:
+            self.mismatches += 1
+        self.i = (self.i + 1) % len(self.exchanges)
+        return response
+
+
+# -- part 1: engine overhead per APDU, APDU census ---------------------------------------------
+
+
+@dataclass
+class Census:
+    apdus: int
+    by_ins: dict[str, int]
+    store_data: list[tuple[int, int]]  # (plain data length, wrapped Lc) per STORE DATA
+
+
+INS_NAMES = {
+    0xA4: "SELECT",
+    0xCA: "GET DATA",
+    0x50: "INITIALIZE UPDATE",
+    0x82: "EXTERNAL AUTHENTICATE",
+    0xD8: "PUT KEY",
+    0xE6: "INSTALL",
+    0xE2: "STORE DATA",
+    0xF0: "SET STATUS",
+    0x88: "INTERNAL AUTHENTICATE",
+    0x84: "GET CHALLENGE",
+    0xB2: "READ RECORD",
+    0xA8: "GPO",
+    0xAE: "GENERATE AC",
+}
+
+
+def record_card(
+    header: PersoHeader, body: PersoRecordBody, plan: ChipPlan, keys: SoftwareKeyStore, tmp: Path
+) -> tuple[bytes, list[tuple[bytes, bytes]]]:
+    """Personalize a blank virtual card in process; (ATR, exchanges)."""
+    card = VirtualCard.create_blank(tmp / "recorded.card", scp=plan.scp)
+    transport = InProcessTransport(card)
+    atr = transport.connect()
+    log: list[tuple[bytes, bytes]] = []
+
+    def tx(apdu: bytes) -> bytes:
+        response = transport.transmit(apdu)
+        log.append((apdu, response))
+        return response
+
+    result = drive(personalize(card_data(header, body, 0), plan, keys), tx)
+    assert result.checks == ("ssse-records", "pboc-records", "arqc"), result.checks
+    return atr, log
+
+
+def census(
+    header: PersoHeader, body: PersoRecordBody, plan: ChipPlan, keys: SoftwareKeyStore
+) -> Census:
+    """APDUs per card by instruction, and the plain size of every STORE DATA command."""
+    from cardperso.protocol.storedata import StoreDataConventions, build_store_data
+
+    with tempfile.TemporaryDirectory() as tmp:
+        _, log = record_card(header, body, plan, keys, Path(tmp))
+    by_ins: dict[str, int] = {}
+    for command, _ in log:
+        name = INS_NAMES.get(command[1], f"INS {command[1]:02X}")
+        by_ins[name] = by_ins.get(name, 0) + 1
+    # the plain commands (before C-MAC / C-DEC), rebuilt as the workflow builds them
+    conv = StoreDataConventions(
+        max_data=plan.max_data, dgi_format=plan.dgi_format, block_size=16 if plan.scp == "03" else 8
+    )
+    data = card_data(header, body, 0)
+    plain: list[int] = []
+    for app in data.apps:
+        items = workflow._secret_items(app, keys, plan.kek, bytes(4), plan)
+        plain += [c[4] for c in build_store_data(items, conv, lambda b: b)]
+    wrapped = [c[4] for c, _ in log if c[1] == 0xE2]
+    return Census(len(log), by_ins, list(zip(plain, wrapped)))
+
+
+def part_apdu(work: Path, rounds: int, cards: int) -> None:
+    perso = prepare_file(work, 4, "BENCHAPDU")
+    with perso.open("rb") as fh:
+        header, _ = read_header(fh)
+    body = next(b for _, b in iter_records(perso))
+    keys = SoftwareKeyStore.load(KEYS)
+    plan = chip_plan(load_profile(PROFILE), header)
+
+    c = census(header, body, plan, keys)
+    print(f"\nAPDUs per {PROFILE} card (SCP02, PUT KEY, read-back, GENERATE AC): {c.apdus}")
+    print("| command | APDUs |\n|---|---:|")
+    for name, n in c.by_ins.items():
+        print(f"| {name} | {n} |")
+    print(f"STORE DATA commands: {len(c.store_data)}; plain data bytes (max {plan.max_data}) / Lc")
+    print("  " + ", ".join(f"{p}/{w}" for p, w in c.store_data))
+    total = sum(p for p, _ in c.store_data)
+    print(
+        f"  {total} plain bytes in {len(c.store_data)} commands: average fill "
+        f"{100 * total / (len(c.store_data) * plan.max_data):.0f} %"
+    )
+
+    with seeded_host(20261122) as reseed, tempfile.TemporaryDirectory() as tmp:
+        reseed()
+        atr, exchanges = record_card(header, body, plan, keys, Path(tmp))
+        commands = [c for c, _ in exchanges]
+        prepared = [list(c) for c in commands]
+        n_apdu = len(commands)
+        replay = ReplayCard(atr, exchanges)
+        with lab_slots(1) as (slot,):
+            slot.insert(replay)
+            rc, ctx = scard.SCardEstablishContext(scard.SCARD_SCOPE_USER)
+            rc, handle, proto = scard.SCardConnect(
+                ctx, slot.name, scard.SCARD_SHARE_SHARED,
+                scard.SCARD_PROTOCOL_T0 | scard.SCARD_PROTOCOL_T1,
+            )  # fmt: skip
+            assert rc == scard.SCARD_S_SUCCESS, scard.SCardGetErrorMessage(rc)
+            transport = PcscTransport(slot.name)
+            transport.connect()
+
+            def bare() -> None:
+                for cmd in prepared:
+                    scard.SCardTransmit(handle, proto, cmd)
+
+            def ours_transport() -> None:
+                for cmd in commands:
+                    transport.transmit(cmd)
+
+            def engine() -> None:
+                reseed()
+                data = card_data(header, body, 0)
+                drive(personalize(data, plan, keys), transport.transmit)
+
+            responses = [r for _, r in exchanges]
+
+            def host_only() -> None:
+                reseed()
+                it = iter(responses)
+                data = card_data(header, body, 0)
+                drive(personalize(data, plan, keys), lambda _apdu: next(it))
+
+            variants = {
+                "bare pyscard `scard.SCardTransmit` (prepared lists)": bare,
+                "cardperso `PcscTransport.transmit` (recorded commands)": ours_transport,
+                "cardperso engine: `drive(personalize(…), PcscTransport.transmit)`": engine,
+                "engine with no I/O (host CPU per card)": host_only,
+            }
+            for fn in variants.values():  # warm up, and check that the replay holds
+                for _ in range(3):
+                    fn()
+            assert replay.mismatches == 0, "the engine's commands differ from the recording"
+            times: dict[str, list[float]] = {k: [] for k in variants}
+            for _ in range(rounds):
+                for label, fn in variants.items():
+                    t0 = time.perf_counter()
+                    for _ in range(cards):
+                        fn()
+                    times[label].append((time.perf_counter() - t0) / cards)
+            assert replay.mismatches == 0, "the engine's commands differ from the recording"
+            transport.disconnect()
+            scard.SCardDisconnect(handle, scard.SCARD_LEAVE_CARD)
+            scard.SCardReleaseContext(ctx)
+            slot.remove()
+
+    print(f"\n{machine()}")
+    print(f"{cards} cards x {rounds} rounds, {n_apdu} APDUs per card, replay card (zero card time)")
+    print("| path | ms per card (median) | µs per APDU (median) | best round µs/APDU |")
+    print("|---|---:|---:|---:|")
+    res = {k: (statistics.median(v), min(v)) for k, v in times.items()}
+    for label, (med, best) in res.items():
+        print(
+            f"| {label} | {med * 1e3:.2f} | {med / n_apdu * 1e6:.1f} | {best / n_apdu * 1e6:.1f} |"
+        )
+    bare_t = res["bare pyscard `scard.SCardTransmit` (prepared lists)"]
+    eng = res["cardperso engine: `drive(personalize(…), PcscTransport.transmit)`"]
+    for i, what in enumerate(("median", "best")):
+        print(
+            f"engine overhead over bare pyscard ({what} rounds): "
+            f"{100 * (eng[i] - bare_t[i]) / bare_t[i]:+.1f} % "
+            f"({(eng[i] - bare_t[i]) / n_apdu * 1e6:+.1f} µs per APDU); target: within 20 %"
+        )
+
+
+# -- parts 2 and 3: line throughput ------------------------------------------------------------
+
+
+class _CpuPrinter(EvolisPrinter):
+    """The line's printer driver; on ``close`` (the station thread's last act) it records the
+    station thread's CPU time."""
+
+    cpu: ClassVar[list[float]] = []
+
+    def close(self) -> None:
+        _CpuPrinter.cpu.append(time.thread_time())
+        super().close()
+
+
+def _proc_cpu(pid: int) -> float:
+    """User + system CPU seconds of process ``pid`` (0 if gone)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+@dataclass
+class LineRunFigures:
+    stations: int
+    cards: int
+    seconds: float
+    process_cpu: float
+    station_cpu: float
+    pcscd_cpu: float
+    apdus_per_card: float
+
+    @property
+    def cards_per_second(self) -> float:
+        return self.cards / self.seconds
+
+
+def line_run(
+    work: Path, slots: list[LabSlot], stations: int, cards: int, latency: float, tag: str
+) -> LineRunFigures:
+    perso = prepare_file(work, cards, f"BENCHLINE{cards}")
+    with tempfile.TemporaryDirectory(dir=work) as tmp:
+        state = Path(tmp)
+        line = SimLine(
+            stations,
+            state / "line",
+            readers=slots[:stations],
+            apdu_latency=latency,
+            options=LineOptions(card_timeout=10, pause_retry=0.5),
+        )
+        keys = SoftwareKeyStore.load(KEYS)
+        with line:
+            _CpuPrinter.cpu = []
+            pids = pcscd.pcscd_pids()
+            pcscd0 = sum(_proc_cpu(p) for p in pids)
+            cpu0 = time.process_time()
+            summary: RunSummary = run_line(
+                perso,
+                line.spec,
+                keys,
+                Database(state / "journal.db"),
+                state / "results.csv",
+                printer_factory=_CpuPrinter,
+            )
+            cpu = time.process_time() - cpu0
+            pcscd_cpu = sum(_proc_cpu(p) for p in pids) - pcscd0
+    if summary.done != cards or summary.stopped:
+        raise SystemExit(
+            f"{tag}: {summary.done}/{cards} cards made ({summary.stopped or summary.counts})"
+        )
+    return LineRunFigures(
+        stations, cards, summary.seconds, cpu, sum(_CpuPrinter.cpu), pcscd_cpu,
+        summary.apdus_per_card,
+    )  # fmt: skip
+
+
+def part_line(
+    work: Path,
+    label: str,
+    latency: float,
+    station_counts: list[int],
+    cards: dict[int, int],
+    rounds: int,
+) -> dict[int, list[LineRunFigures]]:
+    figures: dict[int, list[LineRunFigures]] = {n: [] for n in station_counts}
+    with lab_slots(max(station_counts)) as slots:
+        print(f"\n{label}: readers {slots[0].name} ... {slots[max(station_counts) - 1].name}")
+        for r in range(rounds):
+            for n in station_counts:
+                f = line_run(work, slots, n, cards[n], latency, f"{label} {n} stations")
+                figures[n].append(f)
+                print(
+                    f"  round {r + 1}, {n} station(s): {f.cards} cards in {f.seconds:.2f} s = "
+                    f"{f.cards_per_second:.2f} cards/s; process CPU {f.process_cpu:.2f} s, "
+                    f"station threads {f.station_cpu:.2f} s, pcscd {f.pcscd_cpu:.2f} s; "
+                    f"load {os.getloadavg()[0]:.2f}"
+                )
+    print(f"\n{machine()}")
+    print(f"{label} (median of {rounds} rounds)")
+    print(
+        "| stations | cards | cards/s | s per card per station | process CPU s per card | "
+        "station-thread CPU s per card | pcscd CPU s per card | CPU per station (cores) |"
+    )
+    print("|---:|---:|---:|---:|---:|---:|---:|---:|")
+    med: dict[int, float] = {}
+    for n, runs in figures.items():
+        cps = statistics.median(f.cards_per_second for f in runs)
+        med[n] = cps
+        per_card = statistics.median(f.process_cpu / f.cards for f in runs)
+        st = statistics.median(f.station_cpu / f.cards for f in runs)
+        pd = statistics.median(f.pcscd_cpu / f.cards for f in runs)
+        share = statistics.median(
+            (f.process_cpu + f.pcscd_cpu) / f.seconds / f.stations for f in runs
+        )
+        print(
+            f"| {n} | {runs[0].cards} | {cps:.2f} | {n / cps:.2f} | {per_card * 1e3:.0f} ms | "
+            f"{st * 1e3:.0f} ms | {pd * 1e3:.0f} ms | {share:.3f} |"
+        )
+    if len(station_counts) > 1:
+        lo, hi = min(station_counts), max(station_counts)
+        print(f"throughput {hi} stations / {lo} station: {med[hi] / med[lo]:.2f}x")
+    print(f"APDUs per card: {figures[station_counts[0]][0].apdus_per_card:.1f}")
+    return figures
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--part", default="apdu,zero,latency")
+    parser.add_argument("--rounds", type=int, default=5, help="rounds (apdu part)")
+    parser.add_argument("--cards", type=int, default=100, help="cards per round (apdu part)")
+    parser.add_argument(
+        "--dir", type=Path, default=Path(tempfile.gettempdir()) / "cardperso-bench-line"
+    )
+    parser.add_argument("--line-rounds", type=int, default=3, help="rounds (line parts)")
+    parser.add_argument("--zero-cards", type=int, default=20, help="cards per station (zero)")
+    parser.add_argument("--latency-cards", type=int, default=5, help="cards per station (latency)")
+    parser.add_argument("--chip-seconds", type=float, default=2.0, help="chip time per card")
+    parser.add_argument("--apdus-per-card", type=int, default=48, help="to set the latency")
+    args = parser.parse_args()
+    args.dir.mkdir(parents=True, exist_ok=True)
+    parts = args.part.split(",")
+    if "apdu" in parts:
+        part_apdu(args.dir, args.rounds, args.cards)
+    if "zero" in parts:
+        part_line(
+            args.dir, "zero-latency virtual cards", 0.0, [1, 8],
+            {1: args.zero_cards, 8: 8 * args.zero_cards}, args.line_rounds,
+        )  # fmt: skip
+    if "latency" in parts:
+        latency = args.chip_seconds / args.apdus_per_card
+        part_line(
+            args.dir,
+            f"chip latency {latency * 1e3:.1f} ms per APDU (~{args.chip_seconds:g} s of chip "
+            f"time per card)",
+            latency, [1, 8], {1: args.latency_cards, 8: 8 * args.latency_cards}, args.line_rounds,
+        )  # fmt: skip
+
+
+if __name__ == "__main__":
+    main()
