@@ -7,7 +7,7 @@ import importlib
 import click
 
 #: Modules under ``cardperso.cli`` that define ``group`` (a click command or group).
-MODULES: tuple[str, ...] = ("keys", "sim", "prep", "profile", "examples", "line")
+MODULES: tuple[str, ...] = ("keys", "sim", "prep", "profile", "examples", "line", "bank")
 
 
 def register(root: click.Group) -> None:

@@ -1,0 +1,101 @@
+"""Bank-stage figures (issue 8, "Tests and measures").
+
+Usage (from the repository root)::
+
+    .venv/bin/python benchmarks/bench_bank.py                 # ARQC verifications per second
+    .venv/bin/python benchmarks/bench_bank.py --count 20000 --cards 2000
+    .venv/bin/python benchmarks/bench_bank.py --perso 20       # bank personalization, in process
+
+``arqc``: the issuer host (:class:`cardperso.bank.host.IssuerHost`) over the software store with
+the published bank TEST keys (``keys-sample/bank-keys.json``): each verification derives the
+card's AC master key (option A), the common session key from the ATC, and recomputes the
+cryptogram (MAC algorithm 3) over a 43-byte CDOL1 + AIP + ATC + CVR input, then compares. A
+"load" adds the ARPC (method 1) and the PUT DATA 9F79 script MAC (SMI key), i.e. a whole online
+EC-load authorisation. ``--perso N``: the bank's personalization of N two-stage cards (SSD
+secure channel, PUT KEY, PBOC STORE DATA, read-back with a verified ARQC) against in-process
+virtual cards, cards per second (the chip exchange dominates; no reader latency).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "src"))
+
+from cardperso.bank.host import AuthRequest, IssuerHost  # noqa: E402
+from cardperso.crypto import emv  # noqa: E402
+from cardperso.keystore.software import SoftwareKeyStore  # noqa: E402
+
+BANK_KEYS = ROOT / "keys-sample" / "bank-keys.json"
+
+
+def _requests(store: SoftwareKeyStore, cards: int) -> list[AuthRequest]:
+    # cryptograms computed with the clear sample key (the benchmark's own card side)
+    imk = store._key("pboc-imk-ac").value
+    out = []
+    for i in range(cards):
+        body = f"62148300{i:08d}"
+        pan = body + str(_luhn(body))
+        atc = (i % 65535 + 1).to_bytes(2, "big")
+        data = os.urandom(43) + b"\x7c\x00" + atc + bytes.fromhex("03A00000")
+        mk = emv.derive_icc_master_key_a(imk, pan, "01")
+        ac = emv.application_cryptogram(emv.session_key_common(mk, atc), data)
+        out.append(AuthRequest(pan, "01", atc, ac, data))
+    return out
+
+
+def _luhn(body: str) -> int:
+    total = 0
+    for i, ch in enumerate(reversed(body)):
+        d = int(ch) * (2 if i % 2 == 0 else 1)
+        total += d - 9 if d > 9 else d
+    return (10 - total % 10) % 10
+
+
+def bench_arqc(count: int, cards: int) -> None:
+    store = SoftwareKeyStore.load(BANK_KEYS)
+    host = IssuerHost(store)
+    reqs = _requests(store, cards)
+    t0 = time.perf_counter()
+    for i in range(count):
+        host.verify(reqs[i % cards])
+    dt = time.perf_counter() - t0
+    print(f"ARQC verifications: {count} in {dt:.3f} s = {count / dt:,.0f} per second (1 thread)")
+    t0 = time.perf_counter()
+    n = count // 4
+    for i in range(n):
+        host.authorize_load(reqs[i % cards], balance=0, limit=10**9, amount=100)
+    dt = time.perf_counter() - t0
+    print(f"EC load authorisations (ARQC + ARPC + script MAC): {n / dt:,.0f} per second")
+
+
+def bench_perso(count: int) -> None:
+    import tempfile
+
+    from cardperso.bank import personalize as bp
+
+    with tempfile.TemporaryDirectory() as tmp:
+        rate = bp.benchmark_in_process(Path(tmp), count)
+    print(f"bank personalization (in process, no reader latency): {rate:.1f} cards per second")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    ap.add_argument("--count", type=int, default=20000)
+    ap.add_argument("--cards", type=int, default=1000)
+    ap.add_argument("--perso", type=int, default=0, help="cards for the personalization run")
+    args = ap.parse_args()
+    print(f"machine: {platform.machine()} {os.cpu_count()} CPU, Python {platform.python_version()}")
+    bench_arqc(args.count, args.cards)
+    if args.perso:
+        bench_perso(args.perso)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,190 @@
+"""The issuer host: ARQC verification, ARPC method 1 and electronic-cash issuer scripts.
+
+How this works
+--------------
+The bank's keys stay in its :class:`~cardperso.keystore.base.KeyStore` (a software file for
+tests, an HSM in production): the host names them and asks the store to *use* them, so the
+card master keys (EMV option A from the issuer master keys, PAN and PSN) and the session keys
+(EMV common session key, R = ATC ‖ 00×6) never leave the store.
+
+* :meth:`IssuerHost.verify` recomputes the ARQC over the cryptogram input the terminal
+  assembled (CDOL1 data ‖ AIP ‖ ATC ‖ CVR, docs/card-dgi-map.md) and raises
+  :class:`~cardperso.errors.CryptogramMismatch` when it does not verify.
+* :meth:`IssuerHost.arpc` answers with ARPC method 1, ``TDES(SK-AC)[ARQC ⊕ (ARC ‖ 00×6)]``.
+* :meth:`IssuerHost.put_data_script` builds ``04 DA 9F tt 0A ‖ value(n12) ‖ MAC(4)`` with the MAC
+  under the SMI session key over ``header ‖ Lc ‖ ATC ‖ ARQC ‖ value``
+  (:func:`cardperso.crypto.emv.issuer_script_mac_input`; pboc-financial.md).
+* :meth:`IssuerHost.authorize_load` is the whole online decision for an electronic-cash load:
+  the ARQC must verify, the new balance must stay within the balance limit (else
+  :class:`LoadRefused`, and no script is produced), then ARPC and the PUT DATA 9F79 script.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from cardperso.crypto import emv
+from cardperso.errors import DataError, UsageError
+from cardperso.keystore.base import KeyStore, SessionKeyMethod
+
+__all__ = [
+    "ARC_APPROVED",
+    "ARC_DECLINED",
+    "EC_TAGS",
+    "AuthRequest",
+    "AuthResponse",
+    "HostKeys",
+    "IssuerHost",
+    "LoadRefused",
+    "n12",
+]
+
+#: Authorisation response codes (EMV tag 8A, two ASCII characters): "00" approved, "51" declined.
+ARC_APPROVED = b"00"
+ARC_DECLINED = b"51"
+
+#: Electronic-cash data objects an issuer script may set (pboc-financial.md).
+EC_TAGS: dict[str, int] = {
+    "balance": 0x9F79,
+    "balance_limit": 0x9F77,
+    "single_limit": 0x9F78,
+    "reset_threshold": 0x9F6D,
+}
+
+#: Largest n12 amount (fen).
+MAX_N12 = 999_999_999_999
+
+
+class LoadRefused(DataError):
+    """The host refuses an electronic-cash load (it would pass the balance limit, ...)."""
+
+
+def n12(amount: int, what: str = "amount") -> bytes:
+    """An amount in fen as n12 (6 bytes BCD)."""
+    if not 0 <= amount <= MAX_N12:
+        raise DataError("must be 0..999999999999 fen", field=what)
+    return bytes.fromhex(f"{amount:012d}")
+
+
+@dataclass(frozen=True, slots=True)
+class HostKeys:
+    """Names of the issuer master keys in the bank's store, and the session-key method."""
+
+    imk_ac: str = "pboc-imk-ac"
+    imk_smi: str = "pboc-imk-smi"
+    session: SessionKeyMethod = "common"
+
+
+@dataclass(frozen=True, slots=True)
+class AuthRequest:
+    """What the terminal sends the host for one online transaction (an authorisation request).
+
+    ``data`` is the cryptogram input exactly as the card MACed it: CDOL1 data ‖ AIP ‖ ATC ‖ CVR.
+    """
+
+    pan: str = field(repr=False)
+    psn: str
+    atc: bytes
+    arqc: bytes
+    data: bytes = field(repr=False)
+
+    def __post_init__(self) -> None:
+        if len(self.atc) != 2 or len(self.arqc) != 8:
+            raise UsageError("an authorisation request needs a 2-byte ATC and an 8-byte ARQC")
+
+    @property
+    def card(self) -> tuple[str, str]:
+        return (self.pan, self.psn)
+
+    @property
+    def pan_masked(self) -> str:
+        return mask_pan(self.pan)
+
+
+@dataclass(frozen=True, slots=True)
+class AuthResponse:
+    """The host's answer: ARC, ARPC (method 1) and the issuer scripts to send after it."""
+
+    arc: bytes
+    arpc: bytes
+    scripts: tuple[bytes, ...] = ()
+
+    @property
+    def approved(self) -> bool:
+        return self.arc == ARC_APPROVED
+
+    @property
+    def external_authenticate_data(self) -> bytes:
+        """The 10 data bytes of EXTERNAL AUTHENTICATE: ARPC ‖ ARC."""
+        return self.arpc + self.arc
+
+
+def mask_pan(pan: str) -> str:
+    """First 6 and last 4 digits of a PAN, the rest as ``*`` (what logs and files may show)."""
+    if len(pan) <= 10:
+        return "*" * len(pan)
+    return pan[:6] + "*" * (len(pan) - 10) + pan[-4:]
+
+
+class IssuerHost:
+    """The bank's issuer host over a key store (see the module docstring)."""
+
+    def __init__(self, store: KeyStore, keys: HostKeys | None = None) -> None:
+        self.store = store
+        self.keys = keys or HostKeys()
+
+    def verify(self, req: AuthRequest) -> None:
+        """Raise :class:`~cardperso.errors.CryptogramMismatch` unless the ARQC verifies."""
+        self.store.verify_arqc(
+            self.keys.imk_ac, req.card, req.atc, req.data, req.arqc, session=self.keys.session
+        )
+
+    def arpc(self, req: AuthRequest, arc: bytes = ARC_APPROVED) -> bytes:
+        """ARPC method 1 for ``arc`` (2 bytes)."""
+        return self.store.make_arpc(
+            self.keys.imk_ac, req.card, req.atc, req.arqc, arc=arc, session=self.keys.session
+        )
+
+    def script_mac(self, req: AuthRequest, header: bytes, value: bytes) -> bytes:
+        """The 4-byte MAC of an issuer-script command ``header ‖ Lc ‖ value ‖ MAC``."""
+        mac_input = emv.issuer_script_mac_input(header, req.atc, req.arqc, value)
+        return self.store.script_mac(
+            self.keys.imk_smi, req.card, req.atc, mac_input, session=self.keys.session
+        )[:4]
+
+    def put_data_script(self, req: AuthRequest, tag: int, amount: int) -> bytes:
+        """Issuer script ``04 DA 9F tt 0A ‖ n12(amount) ‖ MAC`` setting EC object ``tag``."""
+        if tag not in EC_TAGS.values():
+            raise UsageError(f"tag {tag:04X} is not an electronic-cash object")
+        header = bytes((0x04, 0xDA, tag >> 8, tag & 0xFF))
+        value = n12(amount, f"{tag:04X}")
+        return header + bytes((len(value) + 4,)) + value + self.script_mac(req, header, value)
+
+    def authorize(self, req: AuthRequest) -> AuthResponse:
+        """Verify the ARQC and approve (no scripts): the quality-control check of a card."""
+        self.verify(req)
+        return AuthResponse(ARC_APPROVED, self.arpc(req, ARC_APPROVED))
+
+    def authorize_load(
+        self, req: AuthRequest, *, balance: int, limit: int, amount: int
+    ) -> AuthResponse:
+        """Online electronic-cash load: verify the ARQC, refuse a load past the balance limit,
+        then ARPC (approved) and the script ``PUT DATA 9F79 = balance + amount``."""
+        if amount <= 0:
+            raise LoadRefused("a load needs a positive amount", field="amount")
+        self.verify(req)
+        new_balance = balance + amount
+        if new_balance > limit:
+            raise LoadRefused(
+                f"balance {balance} + load {amount} would pass the balance limit {limit} (fen)",
+                field="amount",
+            )
+        script = self.put_data_script(req, EC_TAGS["balance"], new_balance)
+        return AuthResponse(ARC_APPROVED, self.arpc(req, ARC_APPROVED), (script,))
+
+    def authorize_update(self, req: AuthRequest, values: dict[str, int]) -> AuthResponse:
+        """Verify the ARQC and return scripts setting the EC objects in ``values`` (names of
+        :data:`EC_TAGS`, amounts in fen), e.g. a new balance limit."""
+        self.verify(req)
+        scripts = tuple(self.put_data_script(req, EC_TAGS[k], v) for k, v in values.items())
+        return AuthResponse(ARC_APPROVED, self.arpc(req, ARC_APPROVED), scripts)
