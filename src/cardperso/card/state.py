@@ -40,17 +40,19 @@ GP_TEST_KEY = bytes(range(0x40, 0x50))
 
 @dataclass(slots=True)
 class KeySet:
-    """One GlobalPlatform static key set (ENC, MAC, DEK) with its key version number."""
+    """One GlobalPlatform static key set (ENC, MAC, DEK) with its key version number.
+    ``repr`` shows the version only."""
 
     kvn: int
-    enc: bytes
-    mac: bytes
-    dek: bytes
+    enc: bytes = field(repr=False)
+    mac: bytes = field(repr=False)
+    dek: bytes = field(repr=False)
 
 
 @dataclass(slots=True)
 class SecurityDomain:
-    """The issuer security domain: keys, sequence counter and the failed-authentication count."""
+    """A security domain (the issuer security domain, or a supplementary one created by
+    INSTALL): its keys, sequence counter and failed-authentication count."""
 
     aid: bytes
     scp: str
@@ -89,16 +91,19 @@ class Application:
     package: bytes
     lifecycle: str
     privileges: bytes = b"\x00"
+    #: AID of the associated security domain (empty: the issuer security domain).
+    domain: bytes = b""
 
 
 @dataclass(slots=True)
 class SsseData:
-    """Personalized contents of the SSSE application (see docs/card-dgi-map.md)."""
+    """Personalized contents of the SSSE application (see docs/card-dgi-map.md). ``repr``
+    leaves out the records (personal data), the keys and the PIN."""
 
     algorithm: int = 0
-    records: dict[str, bytes] = field(default_factory=dict)
-    keys: dict[str, bytes] = field(default_factory=dict)
-    pin: bytes = b""
+    records: dict[str, bytes] = field(default_factory=dict, repr=False)
+    keys: dict[str, bytes] = field(default_factory=dict, repr=False)
+    pin: bytes = field(default=b"", repr=False)
     pin_try_limit: int = 0
     pin_tries_left: int = 0
     generation: int = 3
@@ -106,13 +111,14 @@ class SsseData:
 
 @dataclass(slots=True)
 class PbocData:
-    """Personalized contents and counters of the PBOC debit / e-cash application."""
+    """Personalized contents and counters of the PBOC debit / e-cash application. ``repr``
+    leaves out the DGIs (personal data), the keys and the PIN block."""
 
-    dgis: dict[str, bytes] = field(default_factory=dict)
-    ac_key: bytes = b""
-    smi_key: bytes = b""
-    smc_key: bytes = b""
-    pin_block: bytes = b""
+    dgis: dict[str, bytes] = field(default_factory=dict, repr=False)
+    ac_key: bytes = field(default=b"", repr=False)
+    smi_key: bytes = field(default=b"", repr=False)
+    smc_key: bytes = field(default=b"", repr=False)
+    pin_block: bytes = field(default=b"", repr=False)
     pin_try_limit: int = 0
     pin_tries_left: int = 0
     atc: int = 0
@@ -135,9 +141,19 @@ class CardState:
     ssse: SsseData = field(default_factory=SsseData)
     pboc: PbocData = field(default_factory=PbocData)
     cplc: bytes = b""
+    #: Supplementary security domains by AID (upper-case hex); each also has an entry of
+    #: kind ``"ssd"`` in :attr:`apps` (life-cycle, privileges, associated domain).
+    ssds: dict[str, SecurityDomain] = field(default_factory=dict)
 
     def app(self, aid: bytes) -> Application | None:
         return self.apps.get(aid.hex().upper())
+
+    def ssd(self, aid: bytes) -> SecurityDomain | None:
+        return self.ssds.get(aid.hex().upper())
+
+    def domain_of(self, app: Application) -> bytes:
+        """AID of the security domain ``app`` is associated with."""
+        return app.domain or self.isd.aid
 
     def app_of_kind(self, kind: str) -> Application | None:
         for app in self.apps.values():
