@@ -67,11 +67,12 @@ class ChipFailure(CardPersoError):
 
 @dataclass(frozen=True, slots=True)
 class CardApp:
-    """One application's personalization data for one card (secret DGIs wrapped under the KEK)."""
+    """One application's personalization data for one card (secret DGIs wrapped under the KEK).
+    ``repr`` leaves out the DGIs (personal data)."""
 
     name: str
     aid: bytes
-    dgis: tuple[tuple[int, bytes], ...]
+    dgis: tuple[tuple[int, bytes], ...] = field(repr=False)
     secret: frozenset[int]
 
 
