@@ -118,6 +118,7 @@ def _hex_forms(value: bytes) -> Iterator[tuple[str, bytes]]:
     pairs = " ".join(h[i : i + 2] for i in range(0, len(h), 2))
     yield "spaced hex", pairs.encode()
     yield "SPACED HEX", pairs.upper().encode()
+    yield "bytes repr", repr(value)[2:-1].encode()
 
 
 def scan_keys(data: bytes, found: Secrets) -> list[str]:
