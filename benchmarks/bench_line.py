@@ -50,7 +50,7 @@ import statistics
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -165,7 +165,7 @@ def fixed_random() -> Iterator[None]:
     saved = [getattr(module, name) for module, name in patched]
     for module, name in patched:
         setattr(module, name, fixed)
-    kwdefaults = [c.__init__.__kwdefaults__ for c in (Scp02Card, Scp03Card)]
+    kwdefaults = [c.__init__.__kwdefaults__ or {} for c in (Scp02Card, Scp03Card)]
     for kw in kwdefaults:
         kw["challenge"] = fixed
     try:
@@ -298,7 +298,7 @@ def census(
 
 
 def interleaved(
-    variants: dict[str, Callable[[int], None]], rounds: int, cards: int
+    variants: Mapping[str, Callable[[int], None]], rounds: int, cards: int
 ) -> dict[str, tuple[float, float]]:
     """Seconds per card of each variant (called with the card number): (median, best round).
     Rounds are interleaved so that machine load hits every variant alike."""
