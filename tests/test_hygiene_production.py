@@ -1,0 +1,84 @@
+"""The production guard on the command line (issue 5): ``--production`` refuses the published
+sample keys (recognised by their check values, whatever their names), test keys and a software
+key store unless ``--allow-software-keystore``, whose use is logged at WARNING."""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from cardperso.cli.production import check_production
+from cardperso.crypto.primitives import SecretKey
+from cardperso.errors import KeyStoreError
+from cardperso.keystore.software import SoftwareKeyStore, generate_file
+
+SAMPLE_KEYS = Path(__file__).resolve().parents[1] / "keys-sample" / "keys.json"
+
+
+def _overrides(caplog: pytest.LogCaptureFixture) -> list[logging.LogRecord]:
+    return [
+        r
+        for r in caplog.records
+        if r.levelno == logging.WARNING and "--allow-software-keystore" in r.getMessage()
+    ]
+
+
+def test_production_refuses_a_software_store_without_the_override(tmp_path: Path) -> None:
+    store = generate_file(tmp_path / "keys.json")
+    with pytest.raises(KeyStoreError, match="software key store"):
+        check_production(store, production=True, allow_software_keystore=False, what="prep x")
+
+
+def test_the_override_is_logged_at_warning_naming_the_store(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    store = generate_file(tmp_path / "keys.json")
+    with caplog.at_level(logging.INFO, logger="cardperso.production"):
+        check_production(store, production=True, allow_software_keystore=True, what="prep x")
+    (warning,) = _overrides(caplog)
+    assert "PRODUCTION OVERRIDE" in warning.getMessage()
+    assert str(tmp_path / "keys.json") in warning.getMessage()
+
+
+def test_production_refuses_the_sample_keys_even_with_the_override(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    store = SoftwareKeyStore.load(SAMPLE_KEYS)
+    with pytest.raises(KeyStoreError, match=r"published sample key|test key"):
+        check_production(store, production=True, allow_software_keystore=True, what="run x")
+    assert len(_overrides(caplog)) == 1  # the override was logged before the refusal
+
+
+def test_a_sample_key_is_recognised_by_its_check_value_under_any_name(tmp_path: Path) -> None:
+    """A fresh store (not marked test) holding one sample key value under another name."""
+    store = generate_file(tmp_path / "keys.json")
+    sample = json.loads(SAMPLE_KEYS.read_text())["keys"]["pboc-imk-ac"]
+    store.import_key(SecretKey("3DES", bytes.fromhex(sample["value"]), "issuer-ac-2026"))
+    with pytest.raises(KeyStoreError, match="'issuer-ac-2026': it is a published sample key"):
+        check_production(store, production=True, allow_software_keystore=True, what="prep x")
+
+
+def test_not_production_changes_nothing_and_says_the_flag_is_idle(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    store = SoftwareKeyStore.load(SAMPLE_KEYS)
+    check_production(store, production=False, allow_software_keystore=False, what="prep x")
+    assert not caplog.records
+    check_production(store, production=False, allow_software_keystore=True, what="prep x")
+    assert "no effect" in caplog.records[-1].getMessage()
+
+
+@pytest.mark.hsm
+def test_an_hsm_store_of_fresh_keys_passes_without_override(
+    hsm_store_factory: Callable[..., Any], caplog: pytest.LogCaptureFixture
+) -> None:
+    store = hsm_store_factory()
+    store.generate_key("pboc-imk-ac", "3DES", 16)
+    store.generate_key("transport-kek", "3DES", 16)
+    check_production(store, production=True, allow_software_keystore=False, what="prep x")
+    assert not _overrides(caplog)
