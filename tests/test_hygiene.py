@@ -42,7 +42,7 @@ import pytest
 
 from cardperso.card.channel import kdd_for
 from cardperso.card.state import GP_TEST_KEY
-from cardperso.crypto import emv, gp, kcv, ssse
+from cardperso.crypto import emv, gp, kcv, odd_parity, ssse
 from cardperso.keystore.software import SoftwareKeyStore
 from cardperso.line.linefile import LineOptions
 from cardperso.line.simulated import SimLine
@@ -265,6 +265,7 @@ def prepped(tmp_path_factory: pytest.TempPathFactory) -> Prepped:
     keys_dir = work.root / "keys"
     keys_path = keys_dir / "keys.json"
     work.cli("keys", "generate", "--out", keys_path)
+    components = _import_from_components(work, keys_path)
     # The blank virtual cards' transport key is the GlobalPlatform test key (public; the
     # encoding station opens them with gp-kmc, diversification "none", then PUT KEY replaces it
     # by per-card keys diversified from the same KMC). Every other key stays fresh and random.
@@ -287,10 +288,15 @@ def prepped(tmp_path_factory: pytest.TempPathFactory) -> Prepped:
     show = work.cli("perso-file", "show", "--json", perso)
     work.cli("perso-file", "show", perso)
     work.cli("perso-file", "verify", perso, "--keys", keys_path)
+    work.cli("validate", batch, "--profile", PROFILE, "--rejects", out / "validate.csv", ok=(1,))
+    work.cli("keys", "list", keys_path)
+    work.cli("keys", "check", keys_path)
 
     found = Secrets()
     for name, value in values.items():
         found.add_key(f"store key {name}", value)
+    for i, component in enumerate(components):
+        found.add_key(f"key component {i + 1}", component)
     with perso.open("rb") as fh:
         header, _raw = read_header(fh)
     mac_key, seed = file_key(store, header.kek_name, header.batch_id, header.profile_digest)
@@ -309,6 +315,22 @@ def prepped(tmp_path_factory: pytest.TempPathFactory) -> Prepped:
     return Prepped(
         work, store, values, keys_path, perso, good, found, (batch.parent, keys_dir), show
     )
+
+
+def _import_from_components(work: Workdir, keys_path: Path) -> list[bytes]:
+    """The key ceremony: a key imported from two component files (KCVs given), -vv."""
+    parts = [odd_parity(secrets.token_bytes(16)) for _ in range(2)]
+    args: list[str | Path] = []
+    for i, part in enumerate(parts):
+        path = keys_path.parent / f"component-{i + 1}.hex"
+        path.write_text(part.hex().upper() + "\n")
+        args += ["--component-file", path, "--component-kcv", kcv("3DES", part).hex()]
+    combined = bytes(a ^ b for a, b in zip(*parts))
+    work.cli(
+        "keys", "import-components", "--store", keys_path, "--name", "ceremony-kek",
+        "--algorithm", "3DES", *args, "--kcv", kcv("3DES", combined).hex(),
+    )  # fmt: skip
+    return parts
 
 
 def _add_derived(found: Secrets, value: dict[str, bytes], good: list[dict[str, str]]) -> None:
