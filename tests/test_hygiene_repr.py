@@ -24,7 +24,9 @@ from cardperso.keystore.base import DerivedKey, GpCardKeys
 from cardperso.keystore.software import SoftwareKeyStore, generate_file
 from cardperso.layouts.persofile import PersoApp, PersoRecordBody
 from cardperso.line.workflow import CardApp, CardData
+from cardperso.prep.input import Chunk
 from cardperso.prep.keys import pin_block
+from cardperso.prep.pipeline import PrepOptions
 from cardperso.protocol.storedata import DgiItem
 
 K1, K2, K3 = (cp.odd_parity(random_bytes(16)) for _ in range(3))
@@ -42,6 +44,8 @@ def leaks(text: str) -> list[str]:
         or value.hex() in text.lower().replace(" ", "")
         or repr(value)[2:-1] in text  # a bytes repr: b'\x8a%*\xa7...'
     ]
+    if PIN in text:
+        found.append("PIN")
     if SSN.lower() in text.lower():
         found.append("identity number")
     if SSN.encode().hex() in text.lower():
@@ -81,6 +85,10 @@ OBJECTS: dict[str, Callable[[], object]] = {
     ),
     "PbocData (virtual card)": lambda: PbocData(
         {"0302": b"\x9f\x61\x12" + SSN.encode()}, K1, K2, K3, BLOCK
+    ),
+    "PrepOptions (PIN seed)": lambda: PrepOptions("b", 0, pin_seed=K1),
+    "Chunk (raw input records)": lambda: Chunk(
+        0, "csv", ("ssn", "pin"), f"{SSN},{PIN}\n".encode(), 2
     ),
     "PersoRecordBody": lambda: PersoRecordBody(
         1,
