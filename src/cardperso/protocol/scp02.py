@@ -25,23 +25,20 @@ from cardperso.codec.apdu import CommandAPDU
 from cardperso.crypto import gp
 from cardperso.crypto import primitives as cp
 from cardperso.errors import CryptogramMismatch, DecodeError, MacMismatch, UsageError
+from cardperso.protocol.base import CardChannelBase, HostChannelBase
 from cardperso.protocol.channel import (
     C_DEC,
     C_MAC,
     KeySource,
     SessionInfo,
-    check_success,
-    parse_command,
     resolve_keys,
     split_response,
 )
-from cardperso.protocol.session import Event, Session, State
 
 __all__ = ["LEVELS", "Scp02Card", "Scp02Host", "Scp02Messaging"]
 
 LEVELS = (0x00, C_MAC, C_MAC | C_DEC)
 _SUPPORTED_I_BITS = 0x01 | 0x04 | 0x10 | 0x40
-_SW_OK = b"\x90\x00"
 
 
 def _check_i(i: int) -> None:
@@ -80,8 +77,9 @@ class Scp02Messaging:
         self._icv = gp.scp02_icv_encrypt(self._keys.mac, mac) if self.i & 0x10 else mac
         return mac
 
-    def wrap(self, cmd: CommandAPDU) -> bytes:
-        """The secured form of ``cmd`` (level 00 returns it unchanged)."""
+    def wrap(self, cmd: CommandAPDU, *, count: bool = True) -> bytes:
+        """The secured form of ``cmd`` (level 00 returns it unchanged). SCP02 keeps no
+        command counter: ``count`` is there for the shared messaging interface."""
         if not self.level & C_MAC:
             return cmd.to_bytes()
         mac = self._mac(cmd.cla, cmd.ins, cmd.p1, cmd.p2, cmd.data)
@@ -92,7 +90,7 @@ class Scp02Messaging:
             raise UsageError("SCP02 encrypted command data too long for a short APDU")
         return CommandAPDU(cmd.cla | 0x04, cmd.ins, cmd.p1, cmd.p2, data + mac, cmd.le).to_bytes()
 
-    def unwrap(self, cmd: CommandAPDU) -> CommandAPDU:
+    def unwrap(self, cmd: CommandAPDU, *, count: bool = True) -> CommandAPDU:
         """Check (and decrypt) a secured command; raise :class:`MacMismatch`."""
         if not self.level & C_MAC:
             return cmd
@@ -110,6 +108,15 @@ class Scp02Messaging:
         cp.verify_mac(self._mac(cmd.cla, cmd.ins, cmd.p1, cmd.p2, plain), received, "C-MAC")
         return CommandAPDU(cmd.cla & ~0x04 & 0xFF, cmd.ins, cmd.p1, cmd.p2, plain, cmd.le)
 
+    def wrap_response(self, data: bytes, sw: int) -> bytes:
+        """Levels 00/01/03 have no response protection: ``data || SW``."""
+        return data + sw.to_bytes(2, "big")
+
+    def unwrap_response(self, response: bytes) -> bytes:
+        """Responses are unprotected: checks the form (a status word), returns ``response``."""
+        split_response(response)
+        return response
+
 
 def _parse_iu_response(data: bytes) -> tuple[bytes, int, int, bytes, bytes, bytes]:
     if len(data) != 28:
@@ -120,115 +127,53 @@ def _parse_iu_response(data: bytes) -> tuple[bytes, int, int, bytes, bytes, byte
     return kdd, kvn, scp, data[12:14], data[14:20], data[20:28]
 
 
-class Scp02Host:
+class Scp02Host(HostChannelBase):
     """Host (off-card entity) side of an SCP02 session.
 
     Use: ``initialize_update()`` -> transmit -> ``process_initialize_update_response(resp)``
     (verifies the card cryptogram, raises :class:`CryptogramMismatch` and closes the session
     for good: never retry) -> transmit the returned EXTERNAL AUTHENTICATE ->
-    ``process_external_authenticate_response(resp)`` -> ``wrap`` / ``unwrap``.
+    ``process_external_authenticate_response(resp)`` -> ``wrap`` / ``unwrap`` (SCP02 levels
+    00/01/03 leave responses unprotected: ``unwrap`` checks the form and returns them).
     """
+
+    _NAME = _CHALLENGE_NAME = "SCP02"
+    _IU_RESPONSE_WITH_SW = (30,)
 
     def __init__(
         self, static_keys: KeySource, security_level: int = C_MAC, i: int = 0x55, kvn: int = 0
     ) -> None:
         _check_i(i)
         _check_level(security_level)
-        self._keys_source = static_keys
-        self.security_level = security_level
+        super().__init__(static_keys, security_level, kvn)
         self.i = i
-        self.kvn = kvn
-        self._state = Session("SCP02 host")
-        self._host_challenge = b""
-        self._info: SessionInfo | None = None
         self._sk: gp.Scp02SessionKeys | None = None
-        self._sm: Scp02Messaging | None = None
 
-    @property
-    def state(self) -> State:
-        return self._state.state
-
-    @property
-    def is_open(self) -> bool:
-        return self._state.state is State.OPEN
-
-    @property
-    def session(self) -> SessionInfo | None:
-        """Session facts (no keys) once INITIALIZE UPDATE was answered, else None."""
-        return self._info
-
-    def initialize_update(self, host_challenge: bytes | None = None) -> bytes:
-        """``80 50 KVN 00 08 <host challenge> 00`` (a random challenge unless one is given)."""
-        hc = cp.random_bytes(8) if host_challenge is None else host_challenge
-        if len(hc) != 8:
-            raise UsageError("SCP02 host challenge must be 8 bytes")
-        self._state.fire(Event.INITIALIZE_UPDATE)
-        self._host_challenge = hc
-        return CommandAPDU(0x80, 0x50, self.kvn, 0x00, hc, 256).to_bytes()
-
-    def process_initialize_update_response(self, response: bytes) -> bytes:
-        """Verify the card cryptogram and return the EXTERNAL AUTHENTICATE APDU.
-        ``response`` may end with its status word (9000) or be the bare 28 data bytes."""
-        if self._state.state is not State.INIT_SENT:
-            self._state.fire(Event.CARD_AUTHENTICATED)  # raises IllegalTransition
-        try:
-            data = check_success(response, "INITIALIZE UPDATE") if len(response) == 30 else response
-            kdd, kvn, _, seq, cc, cryptogram = _parse_iu_response(data)
-            sk = gp.scp02_session_keys(resolve_keys(self._keys_source, kdd), seq)
-            expected = gp.scp02_card_cryptogram(sk.enc, self._host_challenge, seq, cc)
-            if not cp.equal(expected, cryptogram):
-                raise CryptogramMismatch(
-                    "SCP02 card cryptogram does not verify: wrong keys (or KVN/diversification); "
-                    "do not retry EXTERNAL AUTHENTICATE with these keys"
-                )
-        except Exception:
-            self._state.fire(Event.FAIL)
-            raise
-        self._state.fire(Event.CARD_AUTHENTICATED)
-        self._info = SessionInfo(2, self.i, kvn, kdd, seq, self.security_level)
+    def _verify_card(self, data: bytes) -> tuple[SessionInfo, bytes]:
+        kdd, kvn, _, seq, cc, cryptogram = _parse_iu_response(data)
+        sk = gp.scp02_session_keys(resolve_keys(self._keys_source, kdd), seq)
+        expected = gp.scp02_card_cryptogram(sk.enc, self._host_challenge, seq, cc)
+        if not cp.equal(expected, cryptogram):
+            raise CryptogramMismatch(
+                "SCP02 card cryptogram does not verify: wrong keys (or KVN/diversification); "
+                "do not retry EXTERNAL AUTHENTICATE with these keys"
+            )
         self._sk = sk
+        self._sm = Scp02Messaging(sk, self.i, C_MAC)
         host_cryptogram = gp.scp02_host_cryptogram(sk.enc, self._host_challenge, seq, cc)
-        self._sm = Scp02Messaging(sk, self.i, C_MAC)  # EXTERNAL AUTHENTICATE is always MACed
-        ext = CommandAPDU(0x80, 0x82, self.security_level, 0x00, host_cryptogram)
-        wrapped = self._sm.wrap(ext)
-        self._sm.level = self.security_level
-        return wrapped
+        return SessionInfo(2, self.i, kvn, kdd, seq, self.security_level), host_cryptogram
 
-    def process_external_authenticate_response(self, response: bytes) -> None:
-        """Open the session on 9000; otherwise close it and raise :class:`CardError`."""
-        try:
-            check_success(response, "EXTERNAL AUTHENTICATE")
-        except Exception:
-            self._state.fire(Event.FAIL)
-            raise
-        self._state.fire(Event.AUTHENTICATED)
-
-    def wrap(self, apdu: bytes) -> bytes:
-        """Secure a command APDU at the session's security level."""
-        self._state.fire(Event.WRAP)
-        assert self._sm is not None
-        return self._sm.wrap(parse_command(apdu))
-
-    def unwrap(self, response: bytes) -> bytes:
-        """SCP02 levels 00/01/03 leave responses unprotected: checks the form, returns it."""
-        self._state.fire(Event.UNWRAP)
-        split_response(response)
-        return response
-
-    def encrypt_dgi_data(self, data: bytes) -> bytes:
-        """TDES-ECB under the session DEK (``data`` already padded to 8-byte blocks)."""
-        self._state.fire(Event.ENCRYPT_DATA)
+    def _encrypt_dgi(self, data: bytes) -> bytes:
+        """TDES-ECB under the session DEK."""
         assert self._sk is not None
         return cp.ecb_encrypt("3DES", self._sk.dek, data)
 
-    def close(self) -> None:
-        self._state.fire(Event.CLOSE)
 
+class Scp02Card(CardChannelBase[gp.Scp02SessionKeys]):
+    """Card (security domain) side of SCP02, for the virtual card (see
+    :class:`~cardperso.protocol.base.CardChannelBase` for the answers to failures)."""
 
-class Scp02Card:
-    """Card (security domain) side of SCP02, for the virtual card. Failure counting is the
-    caller's: :meth:`external_authenticate` answers ``6300`` on a bad host cryptogram and
-    ``6982`` on a bad MAC; :meth:`unwrap_command` raises :class:`MacMismatch` (answer 6982)."""
+    _NAME = "SCP02"
 
     def __init__(
         self,
@@ -241,91 +186,32 @@ class Scp02Card:
         challenge: Callable[[int], bytes] = cp.random_bytes,
     ) -> None:
         _check_i(i)
-        if len(kdd) != 10:
-            raise UsageError("KDD must be 10 bytes")
-        self._static = static_keys
-        self.kvn = kvn
-        self.seq_counter = seq_counter
-        self.i = i
-        self.kdd = kdd
-        self._challenge = challenge
-        self._state = Session("SCP02 card")
-        self._sk: gp.Scp02SessionKeys | None = None
-        self._sm: Scp02Messaging | None = None
+        super().__init__(static_keys, kvn, seq_counter, i, kdd, challenge)
         self._hc = self._cc = b""
-        self.security_level = 0
 
-    @property
-    def state(self) -> State:
-        return self._state.state
+    def _seq(self) -> bytes:
+        return (self.seq_counter & 0xFFFF).to_bytes(2, "big")
 
-    @property
-    def is_open(self) -> bool:
-        return self._state.state is State.OPEN
-
-    def reset(self) -> None:
-        """Card reset / new SELECT: drop the session."""
-        if self._state.allowed(Event.CARD_REJECT):
-            self._state.fire(Event.CARD_REJECT)
-
-    def initialize_update(self, apdu: bytes) -> bytes:
-        cmd = parse_command(apdu)
-        if len(cmd.data) != 8:
-            return b"\x67\x00"
-        if cmd.p1 not in (0, self.kvn):
-            return b"\x6a\x88"
-        self._state.fire(Event.CARD_INITIALIZE_UPDATE)
-        seq = (self.seq_counter & 0xFFFF).to_bytes(2, "big")
+    def _answer_initialize_update(self, host_challenge: bytes) -> bytes:
+        seq = self._seq()
         self._sk = gp.scp02_session_keys(self._static, seq)
-        self._hc, self._cc = cmd.data, self._challenge(6)
+        self._hc, self._cc = host_challenge, self._challenge(6)
         cryptogram = gp.scp02_card_cryptogram(self._sk.enc, self._hc, seq, self._cc)
-        self._sm = None
-        return self.kdd + bytes([self.kvn, 0x02]) + seq + self._cc + cryptogram + _SW_OK
+        return self.kdd + bytes([self.kvn, 0x02]) + seq + self._cc + cryptogram
 
-    def external_authenticate(self, apdu: bytes) -> bytes:
-        if self._state.state is not State.AUTH_PENDING or self._sk is None:
-            return b"\x69\x85"
-        cmd = parse_command(apdu)
-        level = cmd.p1
-        if level not in LEVELS or len(cmd.data) != 16:
-            self._state.fire(Event.CARD_REJECT)
-            return b"\x6a\x86" if level not in LEVELS else b"\x67\x00"
-        seq = (self.seq_counter & 0xFFFF).to_bytes(2, "big")
-        sm = Scp02Messaging(self._sk, self.i, C_MAC)
-        try:
-            plain = sm.unwrap(cmd)
-        except MacMismatch:
-            self._state.fire(Event.CARD_REJECT)
-            return b"\x69\x82"
-        expected = gp.scp02_host_cryptogram(self._sk.enc, self._hc, seq, self._cc)
-        if not cp.equal(expected, plain.data):
-            self._state.fire(Event.CARD_REJECT)
-            return b"\x63\x00"
-        sm.level = level
-        self._sm = sm
-        self.security_level = level
+    def _level_ok(self, level: int) -> bool:
+        return level in LEVELS
+
+    def _messaging(self, sk: gp.Scp02SessionKeys, level: int) -> Scp02Messaging:
+        return Scp02Messaging(sk, self.i, level)
+
+    def _host_cryptogram(self, sk: gp.Scp02SessionKeys) -> bytes:
+        return gp.scp02_host_cryptogram(sk.enc, self._hc, self._seq(), self._cc)
+
+    def _opened(self) -> None:
         self.seq_counter = (self.seq_counter + 1) & 0xFFFF
-        self._state.fire(Event.AUTHENTICATED)
-        return _SW_OK
 
-    def unwrap_command(self, apdu: bytes) -> bytes:
-        """The plain command; a bad or missing C-MAC raises :class:`MacMismatch` and ends the
-        session (the card answers 6982)."""
-        self._state.fire(Event.UNWRAP_COMMAND)
-        assert self._sm is not None
-        try:
-            return self._sm.unwrap(parse_command(apdu)).to_bytes()
-        except MacMismatch:
-            self._state.fire(Event.CARD_REJECT)
-            raise
-
-    def wrap_response(self, data: bytes, sw: int) -> bytes:
-        """Levels 00/01/03 have no response protection: ``data || SW``."""
-        self._state.fire(Event.WRAP_RESPONSE)
-        return data + sw.to_bytes(2, "big")
-
-    def decrypt_dgi_data(self, data: bytes) -> bytes:
+    def _decrypt_dgi(self, data: bytes) -> bytes:
         """TDES-ECB decryption under the session DEK."""
-        self._state.fire(Event.DECRYPT_DATA)
         assert self._sk is not None
         return cp.ecb_decrypt("3DES", self._sk.dek, data)
