@@ -41,12 +41,13 @@ from __future__ import annotations
 
 import abc
 from collections.abc import Sequence
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
-from typing import Final, Literal
+from typing import Final, Literal, Protocol
 
 from cardperso.crypto import primitives as cp
 from cardperso.crypto.primitives import SecretKey
-from cardperso.errors import KeyStoreError, UsageError
+from cardperso.errors import CryptogramMismatch, KeyStoreError, UsageError
 
 #: Name of the transport KEK that protects personalization files (the default ``wrap_under``).
 DEFAULT_KEK: Final = "transport-kek"
@@ -70,6 +71,18 @@ SessionKeyMethod = Literal["common", "pboc"]
 #: Cipher modes of :meth:`KeyStore.encrypt` (data must be a whole number of blocks; CBC IV 0
 #: unless given).
 CipherMode = Literal["ecb", "cbc"]
+
+
+class EmvSessionKey(Protocol):
+    """A card's EMV session key (16-byte 3DES) as a store holds it: in clear or in a token."""
+
+    def mac3(self, data: bytes) -> bytes:
+        """ISO/IEC 9797-1 MAC algorithm 3, padding method 2, IV 0: 8 bytes."""
+        ...
+
+    def encrypt_block(self, block: bytes) -> bytes:
+        """TDES-ECB of one 8-byte block."""
+        ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -233,6 +246,13 @@ class KeyStore(abc.ABC):
     # -- issuer host (EMV, keys derived inside the store) --------------------------------------
 
     @abc.abstractmethod
+    def _emv_session_key(
+        self, imk_name: str, card: EmvCard, atc: bytes, session: SessionKeyMethod
+    ) -> AbstractContextManager[EmvSessionKey]:
+        """The card's session key where the store keeps keys: its option A master key from
+        ``imk_name`` (a 3DES key), then the session key from the 2-byte ``atc`` by ``session``;
+        what the store made for it is dropped when the context ends."""
+
     def verify_arqc(
         self,
         imk_ac_name: str,
@@ -247,8 +267,11 @@ class KeyStore(abc.ABC):
         2 bytes), recompute the cryptogram over ``data`` (the CDOL1 data, MAC algorithm 3,
         padding 2) and compare in constant time: raises
         :class:`~cardperso.errors.CryptogramMismatch` when it does not verify."""
+        with self._emv_session_key(imk_ac_name, card, atc, session) as sk:
+            expected = sk.mac3(data)
+        if not cp.equal(expected, arqc):
+            raise CryptogramMismatch("ARQC does not verify under the card's session key")
 
-    @abc.abstractmethod
     def make_arpc(
         self,
         imk_ac_name: str,
@@ -265,8 +288,19 @@ class KeyStore(abc.ABC):
         """ARPC under the card's AC session key: method 1 ``TDES(SK)[ARQC ⊕ (ARC ‖ 00×6)]``
         (8 bytes, needs ``arc``, 2 bytes) or method 2 (4 bytes, needs ``csu``, 4 bytes, and
         optional proprietary authentication data ``prop``, 0-8 bytes)."""
+        if method not in (1, 2):
+            raise UsageError(f"unknown ARPC method {method}")
+        if len(arqc) != 8:
+            raise UsageError("ARPC needs an 8-byte ARQC")
+        if method == 1 and len(arc) != 2:
+            raise UsageError("ARPC method 1 needs a 2-byte ARC")
+        if method == 2 and (len(csu) != 4 or len(prop) > 8):
+            raise UsageError("ARPC method 2 needs a 4-byte CSU and 0-8 bytes of prop. data")
+        with self._emv_session_key(imk_ac_name, card, atc, session) as sk:
+            if method == 1:
+                return sk.encrypt_block(cp.xor(arqc, arc + bytes(6)))
+            return sk.mac3(arqc + csu + prop)[:4]
 
-    @abc.abstractmethod
     def script_mac(
         self,
         imk_smi_name: str,
@@ -280,6 +314,8 @@ class KeyStore(abc.ABC):
         key (option A master key from ``imk_smi_name``, session key from ``atc``), MAC algorithm
         3 with padding method 2 over ``data``
         (:func:`cardperso.crypto.emv.issuer_script_mac_input`: header ‖ Lc ‖ ATC ‖ ARQC ‖ data)."""
+        with self._emv_session_key(imk_smi_name, card, atc, session) as sk:
+            return sk.mac3(data)
 
     # -- lifecycle (ceremonies) ----------------------------------------------------------------
 

@@ -29,7 +29,7 @@ import logging
 import os
 import stat
 import tempfile
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any, Final
 
@@ -42,6 +42,7 @@ from cardperso.keystore.base import (
     CipherMode,
     DerivedKey,
     EmvCard,
+    EmvSessionKey,
     GpCardKeys,
     KeyInfo,
     KeyStore,
@@ -69,6 +70,24 @@ def _parse_hex(text: object, what: str) -> bytes:
 def _random_key(algorithm: str, length: int) -> bytes:
     value = cp.random_bytes(length)
     return cp.odd_parity(value) if algorithm == "3DES" else value
+
+
+class _ClearSessionKey:
+    """A session key in host memory (:class:`~cardperso.keystore.base.EmvSessionKey`)."""
+
+    __slots__ = ("_sk",)
+
+    def __init__(self, sk: bytes) -> None:
+        self._sk = sk
+
+    def mac3(self, data: bytes) -> bytes:
+        return cp.mac_algorithm3(self._sk, data, padding=2)
+
+    def encrypt_block(self, block: bytes) -> bytes:
+        return cp.ecb_encrypt("3DES", self._sk, block)
+
+    def __repr__(self) -> str:
+        return "<EMV session key>"
 
 
 class SoftwareKeyStore(KeyStore):
@@ -364,72 +383,20 @@ class SoftwareKeyStore(KeyStore):
 
     # -- issuer host ---------------------------------------------------------------------------
 
-    def _session_key(
+    @contextlib.contextmanager
+    def _emv_session_key(
         self, imk_name: str, card: EmvCard, atc: bytes, session: SessionKeyMethod
-    ) -> bytes:
+    ) -> Iterator[EmvSessionKey]:
         from cardperso.crypto import emv
 
         imk = self._key_of(imk_name, "3DES")
         (mk,) = emv.derive_icc_master_keys_a(imk.value, [card])
         if session == "common":
-            return emv.session_key_common(mk, atc)
-        if session == "pboc":
-            return emv.session_key_pboc(mk, atc)
-        raise UsageError(f"unknown session key method {session!r}")
-
-    def verify_arqc(
-        self,
-        imk_ac_name: str,
-        card: EmvCard,
-        atc: bytes,
-        data: bytes,
-        arqc: bytes,
-        *,
-        session: SessionKeyMethod = "common",
-    ) -> None:
-        from cardperso.crypto import emv
-
-        sk = self._session_key(imk_ac_name, card, atc, session)
-        emv.verify_application_cryptogram(sk, data, arqc)
-
-    def make_arpc(
-        self,
-        imk_ac_name: str,
-        card: EmvCard,
-        atc: bytes,
-        arqc: bytes,
-        *,
-        arc: bytes = b"",
-        csu: bytes = b"",
-        prop: bytes = b"",
-        method: int = 1,
-        session: SessionKeyMethod = "common",
-    ) -> bytes:
-        from cardperso.crypto import emv
-
-        sk = self._session_key(imk_ac_name, card, atc, session)
-        if method == 1:
-            if len(arc) != 2:
-                raise UsageError("ARPC method 1 needs a 2-byte ARC")
-            return emv.arpc_method1(sk, arqc, arc)
-        if method == 2:
-            if len(csu) != 4:
-                raise UsageError("ARPC method 2 needs a 4-byte CSU")
-            return emv.arpc_method2(sk, arqc, csu, prop)
-        raise UsageError(f"unknown ARPC method {method}")
-
-    def script_mac(
-        self,
-        imk_smi_name: str,
-        card: EmvCard,
-        atc: bytes,
-        data: bytes,
-        *,
-        session: SessionKeyMethod = "common",
-    ) -> bytes:
-        from cardperso.crypto import emv
-
-        return emv.issuer_script_mac(self._session_key(imk_smi_name, card, atc, session), data)
+            yield _ClearSessionKey(emv.session_key_common(mk, atc))
+        elif session == "pboc":
+            yield _ClearSessionKey(emv.session_key_pboc(mk, atc))
+        else:
+            raise UsageError(f"unknown session key method {session!r}")
 
     # -- lifecycle -----------------------------------------------------------------------------
 

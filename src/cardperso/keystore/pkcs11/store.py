@@ -10,14 +10,15 @@ from typing import Any, Final, Literal
 from pkcs11 import Attribute, KeyType, Mechanism, MechanismFlag, ObjectClass
 from pkcs11 import exceptions as p11e
 
-from cardperso.crypto import SecretKey, equal, odd_parity, pad_method2, unpad_method2, xor
+from cardperso.crypto import SecretKey, equal, odd_parity, pad_method2, unpad_method2
 from cardperso.crypto import kcv as soft_kcv
-from cardperso.errors import CryptogramMismatch, KeyStoreError, UsageError
+from cardperso.errors import KeyStoreError, UsageError
 from cardperso.keystore.base import (
     DEFAULT_KEK,
     CipherMode,
     DerivedKey,
     EmvCard,
+    EmvSessionKey,
     GpCardKeys,
     KeyInfo,
     KeyStore,
@@ -57,6 +58,21 @@ log = logging.getLogger("cardperso.keystore.pkcs11")
 
 Mode = Literal["strict", "fast"]
 MODES: Final[tuple[str, ...]] = ("strict", "fast")
+
+
+class _TokenSessionKey:
+    """A session key as token objects (:class:`~cardperso.keystore.base.EmvSessionKey`)."""
+
+    __slots__ = ("_left", "_right", "_sk")
+
+    def __init__(self, sk: Any, left: Any, right: Any) -> None:
+        self._sk, self._left, self._right = sk, left, right
+
+    def mac3(self, data: bytes) -> bytes:
+        return retail_mac(self._left, self._right, data)
+
+    def encrypt_block(self, block: bytes) -> bytes:
+        return only_bytes(self._sk.encrypt(block, mechanism=Mechanism.DES3_ECB))
 
 
 class Pkcs11KeyStore(KeyStore):
@@ -489,76 +505,23 @@ class Pkcs11KeyStore(KeyStore):
     # -- issuer host ---------------------------------------------------------------------------
 
     @contextlib.contextmanager
-    def _session_keys(
+    def _emv_session_key(
         self, imk_name: str, card: EmvCard, atc: bytes, session: SessionKeyMethod
-    ) -> Iterator[Any]:
-        """(SK, SK_L‖SK_L, SK_R‖SK_R): the card's session key and its doubled halves, derived
-        inside the token from the option A master key; destroyed on exit."""
+    ) -> Iterator[EmvSessionKey]:
+        """The card's session key and its doubled halves ``SK_L‖SK_L``, ``SK_R‖SK_R`` (for
+        MAC algorithm 3), derived inside the token from the option A master key; destroyed on
+        exit with the scratch session."""
         r1, r2 = session_key_data(atc, session)
         self._require(imk_name, "3DES", "EMV session keys")
-        with self._scratch() as session:
-            imk = self._key(imk_name, session)
+        with self._scratch() as scratch:
+            imk = self._key(imk_name, scratch)
             des = Mechanism.DES3_ECB_ENCRYPT_DATA
             mk = derive_object(imk, des, emv_a_data(card), KeyType.DES2)
-            yield (
+            yield _TokenSessionKey(
                 derive_object(mk, des, r1 + r2, KeyType.DES2),
                 derive_object(mk, des, r1 + r1, KeyType.DES2),
                 derive_object(mk, des, r2 + r2, KeyType.DES2),
             )
-
-    def verify_arqc(
-        self,
-        imk_ac_name: str,
-        card: EmvCard,
-        atc: bytes,
-        data: bytes,
-        arqc: bytes,
-        *,
-        session: SessionKeyMethod = "common",
-    ) -> None:
-        with self._session_keys(imk_ac_name, card, atc, session) as (_, left, right):
-            expected = retail_mac(left, right, data)
-        if not equal(expected, arqc):
-            raise CryptogramMismatch("ARQC does not verify under the card's session key")
-
-    def make_arpc(
-        self,
-        imk_ac_name: str,
-        card: EmvCard,
-        atc: bytes,
-        arqc: bytes,
-        *,
-        arc: bytes = b"",
-        csu: bytes = b"",
-        prop: bytes = b"",
-        method: int = 1,
-        session: SessionKeyMethod = "common",
-    ) -> bytes:
-        if method not in (1, 2):
-            raise UsageError(f"unknown ARPC method {method}")
-        if len(arqc) != 8:
-            raise UsageError("ARPC needs an 8-byte ARQC")
-        if method == 1 and len(arc) != 2:
-            raise UsageError("ARPC method 1 needs a 2-byte ARC")
-        if method == 2 and (len(csu) != 4 or len(prop) > 8):
-            raise UsageError("ARPC method 2 needs a 4-byte CSU and 0-8 bytes of prop. data")
-        with self._session_keys(imk_ac_name, card, atc, session) as (sk, left, right):
-            if method == 1:
-                block = xor(arqc, arc + bytes(6))
-                return only_bytes(sk.encrypt(block, mechanism=Mechanism.DES3_ECB))
-            return retail_mac(left, right, arqc + csu + prop)[:4]
-
-    def script_mac(
-        self,
-        imk_smi_name: str,
-        card: EmvCard,
-        atc: bytes,
-        data: bytes,
-        *,
-        session: SessionKeyMethod = "common",
-    ) -> bytes:
-        with self._session_keys(imk_smi_name, card, atc, session) as (_, left, right):
-            return retail_mac(left, right, data)
 
     # -- ceremonies ----------------------------------------------------------------------------
 
