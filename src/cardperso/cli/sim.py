@@ -11,9 +11,10 @@ from __future__ import annotations
 
 import signal
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from types import FrameType
+from typing import Any, TypeVar
 
 import click
 
@@ -100,6 +101,42 @@ def _serve(
     click.echo("stopped")
 
 
+F = TypeVar("F", bound=Callable[..., Any])
+
+#: The options both ``sim`` commands end with: pcscd reader entries and the reader timeout.
+_READER_OPTIONS = (
+    click.option(
+        "--write-readers",
+        type=click.Path(file_okay=False, path_type=Path),
+        help="Write pcscd reader entries for these slots into this directory.",
+    ),
+    click.option(
+        "--start-pcscd",
+        is_flag=True,
+        help="(root) Stop the running pcscd and start `pcscd -f -c` with the entries.",
+    ),
+    click.option(
+        "--name",
+        default=pcscd.DEFAULT_NAME,
+        show_default=True,
+        help="Reader name prefix in the written entries.",
+    ),
+    click.option(
+        "--reader-timeout",
+        type=float,
+        default=DEFAULT_READER_TIMEOUT,
+        show_default=True,
+        help="Seconds before a mute card's command fails, like a real reader.",
+    ),
+)
+
+
+def _reader_options(f: F) -> F:
+    for option in reversed(_READER_OPTIONS):
+        f = option(f)
+    return f
+
+
 @click.group("sim")
 def sim_group() -> None:
     """Simulators: virtual cards in vpcd reader slots behind pcscd."""
@@ -134,29 +171,7 @@ def sim_group() -> None:
     show_default=True,
     help="Secure channel protocol of new blank cards.",
 )
-@click.option(
-    "--write-readers",
-    type=click.Path(file_okay=False, path_type=Path),
-    help="Write pcscd reader entries for these slots into this directory.",
-)
-@click.option(
-    "--start-pcscd",
-    is_flag=True,
-    help="(root) Stop the running pcscd and start `pcscd -f -c` with the entries.",
-)
-@click.option(
-    "--name",
-    default=pcscd.DEFAULT_NAME,
-    show_default=True,
-    help="Reader name prefix in the written entries.",
-)
-@click.option(
-    "--reader-timeout",
-    type=float,
-    default=DEFAULT_READER_TIMEOUT,
-    show_default=True,
-    help="Seconds before a mute card's command fails, like a real reader.",
-)
+@_reader_options
 def sim_cards(
     slots: int,
     port: int,
@@ -196,23 +211,7 @@ def sim_cards(
     show_default=True,
     help="vpcd port of the first slot.",
 )
-@click.option(
-    "--write-readers",
-    type=click.Path(file_okay=False, path_type=Path),
-    help="Write pcscd reader entries for these slots into this directory.",
-)
-@click.option(
-    "--start-pcscd",
-    is_flag=True,
-    help="(root) Stop the running pcscd and start `pcscd -f -c` with the entries.",
-)
-@click.option(
-    "--name",
-    default=pcscd.DEFAULT_NAME,
-    show_default=True,
-    help="Reader name prefix in the written entries.",
-)
-@click.option("--reader-timeout", type=float, default=DEFAULT_READER_TIMEOUT, show_default=True)
+@_reader_options
 def sim_serve(
     cards_dir: Path,
     port: int,
