@@ -167,14 +167,11 @@ EF06_RECORDS: tuple[RecordSpec, ...] = (
 )
 
 #: EF06 on 1.0 cards: gender is record 3. The reference only states the gender position; the
-#: absence of the name extension (and so records 4-6 for the rest) is inferred from it.
-EF06_RECORDS_V1: tuple[RecordSpec, ...] = (
-    RecordSpec(1, 0x08, "social_security_number", 18, "an", "社会保障号码"),
-    RecordSpec(2, 0x09, _NAME, 30, "gbk", "姓名"),
-    RecordSpec(3, 0x0A, "gender", 1, "an", "性别"),
-    RecordSpec(4, 0x0B, "nation", 1, "cn", "民族"),
-    RecordSpec(5, 0x0C, "birth_place", 3, "cn", "出生地"),
-    RecordSpec(6, 0x0D, "birth_date", 4, "date", "出生日期"),
+#: absence of the name extension (and so records 4-6 for the rest) is inferred from it: the
+#: 2.0 rows without 4E, renumbered 1-6.
+EF06_RECORDS_V1: tuple[RecordSpec, ...] = tuple(
+    dataclasses.replace(row, rec=rec)
+    for rec, row in enumerate((r for r in EF06_RECORDS if r.tag != 0x4E), start=1)
 )
 
 #: EF0D (3rd generation). One public source only: keep it overridable.
