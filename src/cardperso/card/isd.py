@@ -13,6 +13,26 @@ How this works
   (the domain is blocked, across power cycles).
 * INSTALL, STORE DATA (routed to the application being personalized, see
   docs/card-dgi-map.md), SET STATUS (through the one life-cycle table) and PUT KEY.
+
+Supplementary security domains (GP 2.3 §7.2, delegated management; docs/bank.md)
+-------------------------------------------------------------------------------
+The same class serves a supplementary security domain (SSD) when built with its AID: its own
+key sets, sequence counter and failure count (:attr:`CardState.ssds`), its own applications
+(:attr:`Application.domain`). The rules the card enforces:
+
+* the ISD creates an SSD with INSTALL [for install (and make selectable)] from the built-in
+  security-domain load file (:data:`SD_PACKAGE` / :data:`SD_MODULE`, privilege byte 1 with
+  b8 "security domain"); the SSD starts with **no keys**;
+* its first key set arrives through the ISD: INSTALL [for personalization] naming the SSD,
+  then PUT KEY in the ISD's session (DEK of the ISD session) is forwarded to the SSD, which
+  becomes PERSONALIZED; from then on the ISD can neither add nor replace the SSD's keys
+  (INSTALL [for personalization] of a PERSONALIZED SSD answers ``6985``);
+* INSTALL [for extradition] (P1 ``10``) by the ISD moves one of its applications to an SSD;
+* a domain personalizes (INSTALL [for personalization], STORE DATA), makes selectable and
+  SET STATUSes **only its own applications** (``6985`` otherwise); an SSD needs the delegated
+  management privilege (``20``) for INSTALL [for install] / [for make selectable], and never
+  changes the card's life-cycle;
+* PUT KEY in an SSD's own session changes only the SSD's keys.
 """
 
 from __future__ import annotations
@@ -40,7 +60,7 @@ from cardperso.card.applet import (
 )
 from cardperso.card.channel import CardChannel, kdd_for, open_channel
 from cardperso.card.perso import Personalizer
-from cardperso.card.state import Application, CardState, KeySet
+from cardperso.card.state import Application, CardState, KeySet, Package, SecurityDomain
 from cardperso.codec import tlv
 from cardperso.crypto import primitives as cp
 from cardperso.errors import CardPersoError, IllegalTransition
@@ -64,27 +84,72 @@ def card_recognition_data(scp: str) -> bytes:
     return tlv.encode(0x66, tlv.encode(0x73, body))
 
 
-def key_information(nv: CardState) -> bytes:
+#: The built-in security-domain load file and module (GP: an SSD is an instance of it).
+SD_PACKAGE = bytes.fromhex("A0000001515350")
+SD_MODULE = bytes.fromhex("A000000151535041")
+#: Privilege bits (GP 2.3 table 6-1): byte 1.
+PRIV_SECURITY_DOMAIN = 0x80
+PRIV_DELEGATED_MANAGEMENT = 0x20
+
+
+def key_information(nv: CardState, sd: SecurityDomain | None = None) -> bytes:
     """Key information template E0 (GP 2.3 11.3.3.1): one C0 per key: id, KVN, type, length."""
-    key_type = 0x80 if nv.isd.scp == "02" else 0x88
+    sd = sd or nv.isd
+    key_type = 0x80 if sd.scp == "02" else 0x88
     entries = b"".join(
         tlv.encode(0xC0, bytes((key_id, ks.kvn, key_type, len(ks.enc))))
-        for ks in nv.isd.keys
+        for ks in sd.keys
         for key_id in (1, 2, 3)
     )
     return tlv.encode(0xE0, entries)
 
 
 class IssuerSecurityDomain(Applet):
+    """The issuer security domain, or (``domain_aid`` given) a supplementary one."""
+
     kind = "isd"
 
-    def __init__(self, nv: CardState, card: VirtualCard) -> None:
+    def __init__(self, nv: CardState, card: VirtualCard, domain_aid: bytes | None = None) -> None:
         super().__init__(nv)
         self.card = card
+        self.domain_aid = domain_aid
         self.channel: CardChannel | None = None
         self.perso: Personalizer | None = None
         self._receiver = StoreDataReceiver()
         self._perso_aid = b""
+        self._perso_ssd = b""
+
+    @property
+    def is_isd(self) -> bool:
+        return self.domain_aid is None
+
+    @property
+    def sd(self) -> SecurityDomain:
+        """This domain's keys and counters (non-volatile)."""
+        if self.domain_aid is None:
+            return self.nv.isd
+        sd = self.nv.ssd(self.domain_aid)
+        if sd is None:
+            raise Sw(SW_NOT_FOUND)
+        return sd
+
+    def _privileges(self) -> bytes:
+        if self.domain_aid is None:
+            return b"\x9e\xfe\x80"  # the ISD: security domain, card lock/terminate, AM ...
+        app = self.nv.app(self.domain_aid)
+        return app.privileges if app is not None else b"\x00"
+
+    def _may_manage_content(self) -> bool:
+        """INSTALL [for install] / [for make selectable]: the ISD, or DM / AM privileges."""
+        priv = self._privileges()
+        return (
+            self.is_isd
+            or bool(priv[0] & PRIV_DELEGATED_MANAGEMENT)
+            or (len(priv) > 1 and bool(priv[1] & 0x40))
+        )
+
+    def _owns(self, app: Application) -> bool:
+        return self.nv.domain_of(app) == self.sd.aid
 
     # -- selection ---------------------------------------------------------------------------
 
@@ -99,6 +164,7 @@ class IssuerSecurityDomain(Applet):
         self.channel = None
         self.perso = None
         self._receiver = StoreDataReceiver()
+        self._perso_ssd = b""
 
     def _close(self) -> None:
         self.deselect()
@@ -176,9 +242,9 @@ class IssuerSecurityDomain(Applet):
         if tag == 0x9F7F:
             return tlv.encode(0x9F7F, self.nv.cplc)
         if tag == 0x0066:
-            return card_recognition_data(self.nv.isd.scp)
+            return card_recognition_data(self.sd.scp)
         if tag == 0x00E0:
-            return key_information(self.nv)
+            return key_information(self.nv, self.sd)
         if tag == 0x00CF:
             return tlv.encode(0xCF, kdd_for(self.nv.serial))
         if tag == 0x0045:
@@ -190,10 +256,16 @@ class IssuerSecurityDomain(Applet):
         need(cmd.p2 & 0xFE == 0x02, SW_WRONG_P1P2)
         entries: list[tuple[bytes, str, bytes]] = []
         if cmd.p1 == 0x80:
+            need(self.is_isd, SW_NOT_FOUND)
             entries.append((self.nv.isd.aid, self.nv.lifecycle, b"\x9e"))
         elif cmd.p1 == 0x40:
-            entries += [(a.aid, a.lifecycle, a.privileges) for a in self.nv.apps.values()]
+            entries += [
+                (a.aid, a.lifecycle, a.privileges)
+                for a in self.nv.apps.values()
+                if self.is_isd or self._owns(a)
+            ]
         elif cmd.p1 in (0x20, 0x10):
+            need(self.is_isd, SW_NOT_FOUND)
             entries += [(p.aid, "LOADED", b"") for p in self.nv.packages]
         else:
             raise Sw(SW_WRONG_P1P2)
@@ -210,7 +282,7 @@ class IssuerSecurityDomain(Applet):
     # -- secure channel ------------------------------------------------------------------------
 
     def _initialize_update(self, cmd: Command) -> bytes | Reply:
-        isd = self.nv.isd
+        isd = self.sd
         self._close()
         if isd.blocked:
             raise Sw(SW_AUTH_BLOCKED)
@@ -230,7 +302,7 @@ class IssuerSecurityDomain(Applet):
         return _reply(response)
 
     def _external_authenticate(self, cmd: Command) -> bytes | Reply:
-        isd = self.nv.isd
+        isd = self.sd
         ch = self.channel
         assert ch is not None
         if isd.blocked:
@@ -263,29 +335,50 @@ class IssuerSecurityDomain(Applet):
         fields = _lv_fields(cmd.data)
         if cmd.p1 == 0x20:
             return self._install_for_perso(fields)
+        if cmd.p1 == 0x10:
+            return self._install_for_extradition(fields)
         if cmd.p1 not in (0x04, 0x08, 0x0C):
             raise Sw(SW_WRONG_P1P2)
+        need(self._may_manage_content(), SW_CONDITIONS)
         need(len(fields) >= 6, SW_WRONG_DATA)
         load_file, module, app_aid, privileges = fields[0], fields[1], fields[2], fields[3]
         if cmd.p1 == 0x08:
             app = self.nv.app(app_aid)
             need(app is not None, SW_NOT_FOUND)
             assert app is not None
+            need(self._owns(app), SW_CONDITIONS)
             self._transition_app(app.aid, "make_selectable")
             return b"\x00"
         need(5 <= len(app_aid) <= 16 and len(privileges) in (1, 3), SW_WRONG_DATA)
         package = next((p for p in self.nv.packages if p.aid == load_file), None)
+        if package is None and load_file == SD_PACKAGE:
+            package = Package(SD_PACKAGE, SD_MODULE, "ssd")
         need(package is not None, SW_NOT_FOUND)
         assert package is not None
         need(module == package.module, SW_NOT_FOUND)
-        need(self.nv.app(app_aid) is None and app_aid != self.nv.isd.aid, SW_CONDITIONS)
-        need(self.nv.app_of_kind(package.kind) is None, SW_CONDITIONS)
+        need(
+            self.nv.app(app_aid) is None
+            and app_aid != self.nv.isd.aid
+            and self.nv.ssd(app_aid) is None,
+            SW_CONDITIONS,
+        )
+        if package.kind == "ssd":
+            # only the ISD creates security domains; the new SSD starts with no keys
+            need(self.is_isd and bool(privileges[0] & PRIV_SECURITY_DOMAIN), SW_CONDITIONS)
+            isd = self.nv.isd
+            self.nv.ssds[app_aid.hex().upper()] = SecurityDomain(
+                aid=app_aid, scp=isd.scp, keys=[], max_auth_failures=isd.max_auth_failures
+            )
+        else:
+            need(not privileges[0] & PRIV_SECURITY_DOMAIN, SW_WRONG_DATA)
+            need(self.nv.app_of_kind(package.kind) is None, SW_CONDITIONS)
         self.nv.apps[app_aid.hex().upper()] = Application(
             aid=app_aid,
             kind=package.kind,
             package=package.aid,
             lifecycle="INSTALLED",
             privileges=privileges,
+            domain=b"" if self.is_isd else self.sd.aid,
         )
         if cmd.p1 & 0x08:
             self._transition_app(app_aid, "make_selectable")
@@ -298,9 +391,34 @@ class IssuerSecurityDomain(Applet):
         need(app is not None, SW_NOT_FOUND)
         assert app is not None
         need(app.lifecycle in ("INSTALLED", "SELECTABLE"), SW_CONDITIONS)
+        need(self._owns(app), SW_CONDITIONS)
+        self._perso_ssd = b""
+        if app.kind == "ssd":
+            # the SSD's first key set: the next PUT KEY of this session is forwarded to it
+            self.perso = None
+            self._perso_ssd = app.aid
+            return b"\x00"
         self.perso = self.card.personalizer(app.kind)
         self._receiver = StoreDataReceiver()
         self._perso_aid = app.aid
+        return b"\x00"
+
+    def _install_for_extradition(self, fields: list[bytes]) -> bytes:
+        """INSTALL [for extradition] (GP 2.3 11.5.2.3.4): ``len‖SD AID 00 len‖app AID 00
+        len‖params len‖token``: associate one of this domain's applications with another
+        security domain (the ISD, or an SSD). Only the ISD extradites."""
+        need(self.is_isd, SW_CONDITIONS)
+        need(len(fields) >= 3, SW_WRONG_DATA)
+        target, aid = fields[0], fields[2]
+        app = self.nv.app(aid)
+        need(app is not None, SW_NOT_FOUND)
+        assert app is not None
+        need(app.kind != "ssd" and self._owns(app), SW_CONDITIONS)
+        if target == self.nv.isd.aid:
+            app.domain = b""
+            return b"\x00"
+        need(self.nv.ssd(target) is not None, SW_NOT_FOUND)
+        app.domain = target
         return b"\x00"
 
     def _transition_app(self, aid: bytes, event: str) -> None:
@@ -350,6 +468,7 @@ class IssuerSecurityDomain(Applet):
         try:
             if cmd.p1 == 0x80:
                 need(not cmd.data, SW_WRONG_LENGTH)
+                need(self.is_isd, SW_CONDITIONS)
                 event = lifecycle.card_event_for(self.nv.lifecycle, cmd.p2)
                 self.nv.lifecycle = lifecycle.transition(lifecycle.CARD, self.nv.lifecycle, event)
                 return b""
@@ -357,6 +476,7 @@ class IssuerSecurityDomain(Applet):
                 app = self.nv.app(cmd.data) if cmd.data else None
                 need(app is not None, SW_NOT_FOUND)
                 assert app is not None
+                need(self._owns(app), SW_CONDITIONS)
                 event = lifecycle.app_event_for(app.lifecycle, cmd.p2)
                 app.lifecycle = lifecycle.transition(lifecycle.APP, app.lifecycle, event)
                 return b""
@@ -368,8 +488,17 @@ class IssuerSecurityDomain(Applet):
 
     def _put_key(self, cmd: Command) -> bytes:
         """PUT KEY (GP 11.8): P1 = KVN to replace (00 = add), P2 = 81 (keys 1-3 in one
-        command). Data: new KVN, then three key blocks ``type len [len] E(DEK, key) 03 KCV``."""
-        isd = self.nv.isd
+        command). Data: new KVN, then three key blocks ``type len [len] E(DEK, key) 03 KCV``.
+
+        After INSTALL [for personalization] of an SSD (ISD session only), the key set goes to
+        that SSD (its first keys; P1 must be 00) and the SSD becomes PERSONALIZED."""
+        forward = self._perso_ssd
+        isd = self.sd
+        if forward:
+            target = self.nv.ssd(forward)
+            need(target is not None and cmd.p1 == 0, SW_CONDITIONS)
+            assert target is not None
+            isd = target
         ch = self.channel
         assert ch is not None
         need(cmd.p2 == 0x81, SW_WRONG_P1P2)
@@ -414,6 +543,9 @@ class IssuerSecurityDomain(Applet):
             idx = next(i for i, ks in enumerate(isd.keys) if ks.kvn == cmd.p1)
             need(new_kvn == cmd.p1 or isd.keyset(new_kvn) is None, SW_CONDITIONS)
             isd.keys[idx] = new
+        if forward:
+            self._transition_app(forward, "personalize")
+            self._perso_ssd = b""
         return bytes((new_kvn,)) + kcvs
 
 

@@ -101,6 +101,8 @@ class VirtualCard:
         self.pboc = PbocApplet(state)
         self.pse = DirectoryApplet(state, contactless=False)
         self.ppse = DirectoryApplet(state, contactless=True)
+        #: Supplementary security domains' applets, by AID (hex), made on first selection.
+        self._ssd_applets: dict[str, IssuerSecurityDomain] = {}
         self._selected: Applet | None = None
 
     # -- creation and loading ------------------------------------------------------------------
@@ -193,7 +195,14 @@ class VirtualCard:
         self._selected = None
 
     def _applets(self) -> tuple[Applet, ...]:
-        return (self.isd, self.ssse, self.pboc, self.pse, self.ppse)
+        return (self.isd, self.ssse, self.pboc, self.pse, self.ppse, *self._ssd_applets.values())
+
+    def _ssd_applet(self, aid: bytes) -> IssuerSecurityDomain:
+        key = aid.hex().upper()
+        applet = self._ssd_applets.get(key)
+        if applet is None:
+            applet = self._ssd_applets[key] = IssuerSecurityDomain(self._nv, self, aid)
+        return applet
 
     # -- the APDU path -------------------------------------------------------------------------
 
@@ -307,7 +316,11 @@ class VirtualCard:
             if app.aid.startswith(aid) and len(aid) >= 5:
                 if not (card_ok and lifecycle.selectable(app.lifecycle)):
                     return None, b""
-                applet: Applet = self.ssse if app.kind == "ssse" else self.pboc
+                applet: Applet
+                if app.kind == "ssd":
+                    applet = self._ssd_applet(app.aid)
+                else:
+                    applet = self.ssse if app.kind == "ssse" else self.pboc
                 return applet, app.aid
         return None, b""
 

@@ -47,7 +47,7 @@ from cardperso.profiles.model import (
     TlvItem,
 )
 
-__all__ = ["SCHEMA", "list_profiles", "load_profile", "parse_profile", "profile_dirs"]
+__all__ = ["SCHEMA", "TWO_STAGE", "list_profiles", "load_profile", "parse_profile", "profile_dirs"]
 
 _KEY_NAME = s.Str(pattern=r"[a-z0-9][a-z0-9._-]*", hint="a key-store key name")
 _DIGITS = r"[0-9]+"
@@ -68,6 +68,35 @@ _RECORD = s.Map(
 )
 
 _TLV = s.Map({"tag": _HEX_TAG, "value": s.Hex(max_len=252)}, required=("tag", "value"))
+
+#: Optional ``two_stage`` section (factory + bank personalization, read by cardperso.bank;
+#: docs/bank.md): the bank's supplementary security domain and the profile whose ``pboc``
+#: section the bank personalizes with its own keys.
+TWO_STAGE = s.Map(
+    {
+        "ssd": s.Map(
+            {
+                "aid": s.Hex(min_len=5, max_len=16),
+                "privileges": s.Hex(min_len=1, max_len=3),
+                "transport_kvn": s.Int(min=1, max=0x7F),
+                "bank_kvn": s.Int(min=1, max=0x7F),
+                "key_exchange_kek": _KEY_NAME,
+                "transport_kmc": _KEY_NAME,
+                "kmc": _KEY_NAME,
+                "diversification": s.Str(pattern=r"[a-z0-9-]+", hint="a method name"),
+            },
+            required=("aid", "privileges", "transport_kvn", "bank_kvn"),
+            defaults={
+                "key_exchange_kek": "kek-exchange",
+                "transport_kmc": "bank-ssd-transport-kmc",
+                "kmc": "bank-kmc",
+                "diversification": "emv",
+            },
+        ),
+        "bank_profile": s.Str(pattern=r"[a-z0-9][a-z0-9-]*", hint="a profile name"),
+    },
+    required=("ssd", "bank_profile"),
+)
 
 SCHEMA = s.Map(
     {
@@ -218,6 +247,7 @@ SCHEMA = s.Map(
             required=("track2",),
             defaults={"track1": "", "track3": ""},
         ),
+        "two_stage": TWO_STAGE,
     },
     required=("name", "title", "generation", "photo", "pin", "ssse", "gp", "store_data"),
     defaults={"transport_kek": "transport-kek", "card_face": []},

@@ -1,0 +1,274 @@
+"""The bank's personalization of a two-stage card, sans-IO, and the batch around it.
+
+How this works
+--------------
+:func:`bank_card` is a generator (the shape of :mod:`cardperso.line.workflow`):
+
+1. SELECT the issuer security domain and GET DATA CPLC (no authentication needed): the chip
+   serial, which finds the card's account row (:class:`~cardperso.bank.accounts.AccountBatch`);
+2. the card's PBOC DGIs are built with the **bank's** keys: card master keys by EMV option A
+   from the bank's issuer master keys, derived inside the bank's store and wrapped under the
+   bank's KEK; the records from :class:`cardperso.prep.templates.PbocTemplate` of the bank
+   profile (the same template data preparation uses);
+3. SELECT the bank's SSD and open SCP02 with the batch's transport keys; PUT KEY replaces them
+   with per-card keys diversified from the bank's KMC and the card's KDD (key version
+   ``bank_kvn``); a card whose SSD does not accept the transport keys (already personalized,
+   or another bank's card) fails **before** EXTERNAL AUTHENTICATE;
+4. INSTALL [for make selectable] and INSTALL [for personalization] of the PBOC application,
+   STORE DATA (8000 / 8010 unwrapped from the bank KEK and at once encrypted under the
+   session DEK);
+5. read-back: :func:`cardperso.bank.terminal.verify_card` (PSE selection, GPO, records, an
+   ARQC the issuer host verifies, issuer authentication).
+
+:func:`personalize_batch` drives it for every card presented (a callable returns a transport
+per card) and writes the account-opening file.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import time
+from collections.abc import Callable, Generator, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Protocol
+
+from cardperso.bank import terminal
+from cardperso.bank.accounts import AccountBatch, AccountFile, AccountRecord
+from cardperso.bank.channel import (
+    install_command,
+    install_for_perso,
+    ok,
+    open_domain,
+    put_key_command,
+)
+from cardperso.bank.host import HostKeys, IssuerHost
+from cardperso.bank.twostage import TwoStage, transport_keys
+from cardperso.codec.apdu import CommandAPDU
+from cardperso.codec.dgi import parse_dgis
+from cardperso.crypto.gp import StaticKeys
+from cardperso.errors import CardPersoError, DataError, SecurityError
+from cardperso.keystore.base import KeyStore
+from cardperso.layouts.gp import CPLC
+from cardperso.prep.keys import pin_block, seeded_pin
+from cardperso.prep.templates import PbocTemplate
+from cardperso.protocol.storedata import DgiItem, StoreDataConventions, build_store_data
+
+__all__ = [
+    "BankPlan",
+    "BankResult",
+    "bank_card",
+    "pboc_items",
+    "personalize_batch",
+    "read_serial",
+]
+
+log = logging.getLogger(__name__)
+
+ISD_AID = bytes.fromhex("A000000151000000")
+#: Secret DGIs and their plaintext length (a longer wrapped value was padded).
+SECRET_DGIS = {0x8000: 48, 0x8010: 8}
+
+
+class Transport(Protocol):
+    def transmit(self, apdu: bytes) -> bytes: ...
+
+
+@dataclass(frozen=True, slots=True)
+class BankPlan:
+    """Everything the bank's chip steps need besides the keys and the account row."""
+
+    two: TwoStage
+    batch: str
+    kek: str = "transport-kek"
+    pin_seed: bytes = b""
+    verify: bool = True
+
+
+@dataclass(frozen=True, slots=True)
+class BankResult:
+    chip_serial: bytes
+    line: int
+    pan_masked: str
+    checks: tuple[str, ...]
+    apdus: int
+
+
+class NoAccount(DataError):
+    """The card in the reader has no row in the bank's input."""
+
+
+def read_serial() -> Generator[bytes, bytes, bytes]:
+    """SELECT ISD, GET DATA CPLC → the 4-byte IC serial number."""
+    ok((yield CommandAPDU(0x00, 0xA4, 0x04, 0x00, ISD_AID, le=256).to_bytes()), "SELECT ISD")
+    raw = ok((yield CommandAPDU(0x80, 0xCA, 0x9F, 0x7F, le=256).to_bytes()), "GET DATA CPLC")
+    if raw[:2] == b"\x9f\x7f":
+        raw = raw[3:]
+    serial: bytes = CPLC.decode(raw).ic_serial_number
+    return serial
+
+
+def pboc_items(rec: AccountRecord, plan: BankPlan, store: KeyStore) -> list[tuple[int, bytes]]:
+    """The card's PBOC DGIs, secret ones (8000, 8010) still wrapped under the bank's KEK."""
+    pboc = plan.two.bank.pboc
+    assert pboc is not None
+    card = [(rec.pan, rec.pan_seq)]
+    ac, smi, smc = (
+        store.derive_emv_a(name, card, wrap_under=plan.kek)[0]
+        for name in (pboc.imk_ac, pboc.imk_smi, pboc.imk_smc)
+    )
+    pin = rec.pin or seeded_pin(plan.pin_seed, rec.ssn, plan.two.bank.pin.length)
+    aligned = store.info(plan.kek).algorithm == "3DES"  # an 8-byte block is a whole 3DES block
+    wrapped_pin = store.wrap(plan.kek, pin_block(pin), pad=not aligned)
+    template = PbocTemplate(plan.two.bank)
+    blob = template.dgis(
+        rec.template_values(), ac.data + smi.data + smc.data, ac.kcv + smi.kcv + smc.kcv,
+        wrapped_pin,
+    )  # fmt: skip
+    return list(parse_dgis(blob))
+
+
+def _bank_keys(store: KeyStore, plan: BankPlan, kdd: bytes) -> StaticKeys:
+    ssd = plan.two.ssd
+    (keys,) = store.diversify_gp(ssd.kmc, [kdd], ssd.diversification, wrap_under=None)
+    return StaticKeys(
+        keys.enc.secret().value, keys.mac.secret().value, keys.dek.secret().value, "3DES"
+    )
+
+
+def bank_card(
+    batch: AccountBatch,
+    plan: BankPlan,
+    store: KeyStore,
+    host: IssuerHost,
+    handover: dict[bytes, str] | None = None,
+) -> Generator[bytes, bytes, BankResult]:
+    """The bank's chip steps for the card in the reader (see the module docstring)."""
+    count = 0
+
+    def counted(flow: Generator[bytes, bytes, Any]) -> Generator[bytes, bytes, Any]:
+        nonlocal count
+        try:
+            apdu = next(flow)
+            while True:
+                count += 1
+                apdu = flow.send((yield apdu))
+        except StopIteration as done:
+            return done.value
+
+    serial = yield from counted(read_serial())
+    rec = batch.match(serial, handover)
+    if rec is None:
+        raise NoAccount(f"chip {serial.hex().upper()} has no account row", field="chip_serial")
+    two = plan.two
+    ssd = two.ssd
+    dgis = pboc_items(rec, plan, store)
+    transport = transport_keys(store, two, plan.batch)
+    session = yield from counted(
+        open_domain(ssd.aid, transport, kvn=ssd.transport_kvn, security_level=0x03)
+    )
+    del transport
+    new_keys = _bank_keys(store, plan, session.kdd)
+    yield from counted(
+        session.send(
+            put_key_command(new_keys, ssd.bank_kvn, session.encrypt, replace_kvn=ssd.transport_kvn),
+            "PUT KEY (per-card SSD keys)",
+        )
+    )
+    del new_keys
+    pboc_aid = two.pboc_aid
+    yield from counted(
+        session.send(install_command(0x08, b"", b"", pboc_aid, b""), "INSTALL make selectable")
+    )
+    yield from counted(session.send(install_for_perso(pboc_aid), "INSTALL [for personalization]"))
+    items = [
+        DgiItem(d, store.unwrap(plan.kek, v, pad=len(v) != SECRET_DGIS[d]), True)
+        if d in SECRET_DGIS
+        else DgiItem(d, v, False)
+        for d, v in dgis
+    ]
+    conv = StoreDataConventions(dgi_format=two.bank.store_data.p1_dgi_format, block_size=8)
+    for n, cmd in enumerate(build_store_data(items, conv, session.encrypt)):
+        yield from counted(session.send(cmd, f"STORE DATA #{n}"))
+    del items
+    session.close()
+    checks = ["ssd-keys", "pboc-personalized"]
+    if plan.verify:
+        result = yield from counted(terminal.verify_card(host))
+        checks += list(result.checks)
+    return BankResult(serial, rec.line, rec.pan_masked, tuple(checks), count)
+
+
+def pin_seed_for(store: KeyStore, kek: str, batch: str) -> bytes:
+    """The batch's PIN seed, derived from the bank's KEK (deterministic; regenerable)."""
+    digest = hashlib.sha256(b"cardperso bank pin seed " + batch.encode("utf-8")).digest()[:16]
+    return store.encrypt(kek, digest, "ecb")
+
+
+@dataclass(slots=True)
+class BatchSummary:
+    cards: int = 0
+    opened: int = 0
+    failed: int = 0
+    no_account: int = 0
+
+
+def personalize_batch(
+    batch: AccountBatch,
+    plan: BankPlan,
+    store: KeyStore,
+    cards: Iterator[Transport],
+    out: AccountFile,
+    *,
+    host_keys: HostKeys | None = None,
+    handover: dict[bytes, str] | None = None,
+    on_card: Callable[[bytes, str, str], None] | None = None,
+    registry: Callable[[AccountRecord, bool, str], None] | None = None,
+) -> BatchSummary:
+    """Personalize every card ``cards`` yields; one account-opening row per card."""
+    host = IssuerHost(store, host_keys or HostKeys())
+    summary = BatchSummary()
+    for transport in cards:
+        summary.cards += 1
+        serial = b""
+        rec: AccountRecord | None = None
+        try:
+            serial = terminal.run(read_serial(), transport.transmit)
+            rec = batch.match(serial, handover)
+            result = terminal.run(bank_card(batch, plan, store, host, handover), transport.transmit)
+        except NoAccount as exc:
+            summary.no_account += 1
+            out.add(None, serial, "no_account", exc.reason)
+            _tell(on_card, serial, "no_account", exc.reason)
+            continue
+        except (CardPersoError, SecurityError) as exc:
+            summary.failed += 1
+            reason = str(exc)
+            out.add(rec, serial, "account_failed", reason)
+            _tell(on_card, serial, "account_failed", reason)
+            if registry is not None and rec is not None:
+                registry(rec, False, reason)
+            continue
+        summary.opened += 1
+        out.add(rec, serial, "account_opened")
+        _tell(on_card, serial, "account_opened", result.pan_masked)
+        if registry is not None and rec is not None:
+            registry(rec, True, "")
+    return summary
+
+
+def _tell(on_card: Callable[[bytes, str, str], None] | None, serial: bytes, o: str, r: str) -> None:
+    log.info("chip %s: %s %s", serial.hex().upper(), o, r)
+    if on_card is not None:
+        on_card(serial, o, r)
+
+
+def benchmark_in_process(directory: Path, count: int) -> float:
+    """Cards per second of the bank stage against in-process virtual cards (benchmarks)."""
+    from cardperso.bank import demo
+
+    cards = demo.factory_cards(directory, count)
+    t0 = time.perf_counter()
+    demo.bank_stage(directory, cards)
+    return count / (time.perf_counter() - t0)
