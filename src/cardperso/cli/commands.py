@@ -7,7 +7,17 @@ import importlib
 import click
 
 #: Modules under ``cardperso.cli`` that define ``group`` (a click command or group).
-MODULES: tuple[str, ...] = ("keys", "sim", "prep", "profile", "examples", "line", "bank")
+MODULES: tuple[str, ...] = (
+    "keys",
+    "sim",
+    "prep",
+    "profile",
+    "examples",
+    "line",
+    "bank",
+    "registry",
+    "db",
+)
 
 
 def register(root: click.Group) -> None:

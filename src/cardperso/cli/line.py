@@ -70,13 +70,19 @@ def _run(
     results: Path,
     scp: str | None,
     live: bool,
+    *,
+    join: bool = False,
+    stale_after: float = 15.0,
 ) -> RunSummary:
     store = open_store(keys_spec)
     db = Database(db_url)
     try:
         # -vv: the APDU trace of every station (secrets redacted) goes to the debug log
         trace = pcsc.log_trace() if pcsc.log.isEnabledFor(logging.DEBUG) else None
-        run = LineRun(perso, line, store, db, resume=resume, scp=scp, trace=trace)  # type: ignore[arg-type]
+        run = LineRun(
+            perso, line, store, db, resume=resume, scp=scp, trace=trace,  # type: ignore[arg-type]
+            join=join, stale_after=stale_after,
+        )  # fmt: skip
         click.echo(
             f"run {run.journal.run_id}: {len(run.records)} records on {len(run.stations)} stations"
         )
@@ -85,9 +91,21 @@ def _run(
         summary = run.run(results, on_tick=tick)
         if live:
             sys.stderr.write("\n" * (len(run.stations) + 1))
+        _feed_registry(db, summary)
         return summary
     finally:
         db.close()
+
+
+def _feed_registry(db: Database, summary: RunSummary) -> None:
+    """When the registry lives in the journal's database, the run's results flow into it."""
+    from cardperso.registry.production import absorb_run, registry_present
+
+    if not registry_present(db):
+        return
+    moved = absorb_run(db, summary.run_id, actor=f"line run {summary.run_id}")
+    if moved.total:
+        click.echo(f"registry: {moved.describe()}")
 
 
 @click.command("run")
@@ -111,6 +129,18 @@ def _run(
 @click.option(
     "--scp", type=click.Choice(["02", "03"]), default=None, help="Override the profile's SCP."
 )
+@click.option(
+    "--join",
+    is_flag=True,
+    help="Work the run together with other lines (create it if absent); see docs/registry.md.",
+)
+@click.option(
+    "--stale-after",
+    type=float,
+    default=15.0,
+    show_default=True,
+    help="With --join: seconds without a heartbeat after which another line's claims are released.",
+)
 def run_cmd(
     perso_file: Path,
     line_file: str,
@@ -119,6 +149,8 @@ def run_cmd(
     resume: bool,
     results: Path | None,
     scp: str | None,
+    join: bool,
+    stale_after: float,
 ) -> None:
     """Personalize and print the cards of PERSO_FILE on the line described by LINE.yaml."""
     results = results or perso_file.with_suffix(".results.csv")
@@ -131,6 +163,8 @@ def run_cmd(
         results,
         scp,
         live=sys.stderr.isatty() and not os.environ.get("CI"),
+        join=join,
+        stale_after=stale_after,
     )
     _print_summary(summary, results)
     if summary.stopped:

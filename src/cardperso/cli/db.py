@@ -1,0 +1,45 @@
+"""``cardperso db upgrade``: apply the schema migrations (SQLite file or PostgreSQL URL)."""
+
+from __future__ import annotations
+
+import click
+
+from cardperso.registry.schema import LATEST, current_version, upgrade
+from cardperso.storage.db import Database
+
+DEFAULT_DB = "cardperso-journal.db"
+DB_OPTION = click.option(
+    "--db",
+    "db_url",
+    default=DEFAULT_DB,
+    show_default=True,
+    envvar="CARDPERSO_DB",
+    help="SQLite file or postgresql:// URL (env CARDPERSO_DB).",
+)
+
+
+@click.group("db")
+def db_group() -> None:
+    """The database shared by the line's journal and the registry."""
+
+
+@db_group.command("upgrade")
+@DB_OPTION
+def upgrade_cmd(db_url: str) -> None:
+    """Apply the missing schema migrations."""
+    with Database(db_url) as db:
+        applied = upgrade(db)
+        for version, name in applied:
+            click.echo(f"applied migration {version}: {name}")
+        click.echo(f"{db!r}: schema at version {current_version(db)} (latest {LATEST})")
+
+
+@db_group.command("version")
+@DB_OPTION
+def version_cmd(db_url: str) -> None:
+    """Show the schema version of the database."""
+    with Database(db_url) as db:
+        click.echo(f"schema version {current_version(db)} (this cardperso: {LATEST})")
+
+
+COMMANDS = [db_group]

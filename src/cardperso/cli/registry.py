@@ -1,0 +1,348 @@
+"""``cardperso registry …``: applications and cards from acceptance to issuance (docs/registry.md).
+
+Every command takes ``--db`` (SQLite file or ``postgresql://`` URL, env ``CARDPERSO_DB``) and
+``--by`` (who acts, for the transition log; default ``user@host``). Output names cards by
+number and people by masked identity number only.
+"""
+
+from __future__ import annotations
+
+import datetime
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import click
+
+from cardperso.cli.db import DB_OPTION
+from cardperso.errors import DataError
+from cardperso.prep.rejects import RejectsWriter
+from cardperso.profiles.loader import load_profile
+from cardperso.registry import applications, cards, production, reports, store
+from cardperso.registry.calendar import load_calendar, parse_day
+from cardperso.storage.db import Database
+
+BY_OPTION = click.option(
+    "--by", "actor", default=None, help="Who does this (transition log); default user@host."
+)
+CALENDAR_OPTION = click.option(
+    "--calendar",
+    "calendar_file",
+    default=None,
+    envvar="CARDPERSO_CALENDAR",
+    type=click.Path(exists=True, dir_okay=False),
+    help="Holiday and make-up workday file (env CARDPERSO_CALENDAR); default weekends only.",
+)
+
+
+@contextmanager
+def _registry(db_url: str) -> Iterator[Database]:
+    with Database(db_url) as db:
+        yield store.open_registry(db)
+
+
+def _actor(actor: str | None) -> str:
+    return actor or store.default_actor()
+
+
+def _day(value: str | None, what: str) -> datetime.date:
+    return parse_day(value, what) if value else datetime.date.today()
+
+
+@click.group("registry")
+def registry_group() -> None:
+    """Cardholders' applications and cards: import, audit, compare, register, produce, issue."""
+
+
+@registry_group.command("import")
+@click.argument("applications_file", type=click.Path(exists=True, dir_okay=False))
+@DB_OPTION
+@BY_OPTION
+@click.option("--profile", default="ssc3-pboc", show_default=True, help="Validation profile.")
+@click.option("--rejects", type=click.Path(dir_okay=False), default=None, help="Rejects file.")
+def import_cmd(
+    applications_file: str, db_url: str, actor: str | None, profile: str, rejects: str | None
+) -> None:
+    """Accept the applications of APPLICATIONS_FILE (prep input fields + accepted_date,
+    application_type; CSV or JSON Lines)."""
+    with _registry(db_url) as db:
+        summary = applications.import_applications(
+            db, applications_file, load_profile(profile), actor=_actor(actor)
+        )
+    if rejects:
+        writer = RejectsWriter(rejects)
+        for line, field, reason, ssn in summary.rejects:
+            writer.add(line, field, reason, ssn)
+        writer.close()
+    else:
+        for line, field, reason, ssn in summary.rejects[:20]:
+            click.echo(f"  line {line}: {field}: {reason} {ssn}".rstrip(), err=True)
+    click.echo(
+        f"read {summary.read}, accepted {summary.accepted}, rejected {summary.rejected}"
+        + (f" (see {rejects})" if rejects and summary.rejected else "")
+    )
+    if summary.rejected:
+        sys.exit(1)
+
+
+@registry_group.command("audit")
+@DB_OPTION
+@BY_OPTION
+@click.option("--profile", default="ssc3-pboc", show_default=True)
+@click.option("--reject", "reject_id", type=int, default=None, help="Reject this application id.")
+@click.option("--reason", default="", help="With --reject: why.")
+def audit_cmd(
+    db_url: str, actor: str | None, profile: str, reject_id: int | None, reason: str
+) -> None:
+    """Audit the accepted applications (audited or rejected), or --reject one."""
+    with _registry(db_url) as db:
+        if reject_id is not None:
+            if not reason:
+                raise DataError("--reject needs --reason", field="reason")
+            applications.reject(db, reject_id, reason, actor=_actor(actor))
+            click.echo(f"application {reject_id}: rejected")
+            return
+        out = applications.audit(db, load_profile(profile), actor=_actor(actor))
+    bad = [o for o in out if o.state == "rejected"]
+    for o in bad:
+        click.echo(f"  application {o.app_id} {o.ssn_masked}: rejected: {o.reason}")
+    click.echo(f"audited {len(out) - len(bad)}, rejected {len(bad)}")
+
+
+@registry_group.command("compare")
+@DB_OPTION
+@BY_OPTION
+@click.option("--population", required=True, type=click.Path(exists=True, dir_okay=False))
+@click.option("--bank", default=None, type=click.Path(exists=True, dir_okay=False))
+def compare_cmd(db_url: str, actor: str | None, population: str, bank: str | None) -> None:
+    """Compare audited applications with the population and bank extracts; mismatches are
+    returned to the insured unit with their reasons."""
+    with _registry(db_url) as db:
+        out = applications.compare(db, population, bank, actor=_actor(actor))
+    returned = [o for o in out if o.state == "returned"]
+    for o in returned:
+        click.echo(f"  application {o.app_id} {o.ssn_masked}: returned: {o.reason}")
+    click.echo(f"compared {len(out) - len(returned)}, returned {len(returned)}")
+
+
+@registry_group.command("register")
+@DB_OPTION
+@BY_OPTION
+@click.option("--limit", type=int, default=None)
+def register_cmd(db_url: str, actor: str | None, limit: int | None) -> None:
+    """Register compared applications: allocate card numbers, cancel active duplicates."""
+    with _registry(db_url) as db:
+        out = cards.register(db, actor=_actor(actor), limit=limit)
+    for r in out:
+        if r.cancelled:
+            click.echo(
+                f"  {r.ssn_masked}: card {r.card_no} replaces {', '.join(r.cancelled)} (cancelled)"
+            )
+    click.echo(f"registered {len(out)}, duplicates cancelled {sum(len(r.cancelled) for r in out)}")
+
+
+@registry_group.command("region")
+@click.argument("region")
+@click.option("--prefix", required=True, help="Two characters 0-9/A-Z that start its numbers.")
+@DB_OPTION
+def region_cmd(region: str, prefix: str, db_url: str) -> None:
+    """Pin the card-number prefix of REGION (before its first card)."""
+    with _registry(db_url) as db:
+        cards.set_region_prefix(db, region, prefix)
+    click.echo(f"region {region}: card numbers start with {prefix}")
+
+
+@registry_group.command("export-batch")
+@DB_OPTION
+@BY_OPTION
+@click.option("--out", required=True, type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--batch", "batch_no", default=None, help="Batch number (default BYYYYMMDD-NNN).")
+@click.option("--profile", default=None, help="Profile (default ssc3-pboc, or ssc3-temporary).")
+@click.option("--issue-date", default=None, help="Issue date (default today).")
+@click.option("--validity-years", type=int, default=10, show_default=True)
+@click.option("--temporary", is_flag=True, help="Export account-failed applications instead.")
+@click.option("--limit", type=int, default=None)
+def export_cmd(
+    db_url: str,
+    actor: str | None,
+    out: Path,
+    batch_no: str | None,
+    profile: str | None,
+    issue_date: str | None,
+    validity_years: int,
+    temporary: bool,
+    limit: int | None,
+) -> None:
+    """Write registered applications as a data-preparation input file (mode 0600)."""
+    with _registry(db_url) as db:
+        batch = production.export_batch(
+            db,
+            out,
+            actor=_actor(actor),
+            batch_no=batch_no,
+            profile=profile,
+            issue_date=_day(issue_date, "issue_date") if issue_date else None,
+            validity_years=validity_years,
+            temporary=temporary,
+            limit=limit,
+        )
+    click.echo(
+        f"batch {batch.batch_no}: {batch.records} {batch.kind} cards → {batch.file} "
+        f"(prepare with: cardperso prep {batch.file} --profile {batch.profile} "
+        f"--batch-id {batch.batch_no} …)"
+    )
+
+
+@registry_group.command("import-results")
+@click.argument("results_file", type=click.Path(exists=True, dir_okay=False))
+@DB_OPTION
+@BY_OPTION
+def import_results_cmd(results_file: str, db_url: str, actor: str | None) -> None:
+    """Record the line's per-card results (cardperso run --results FILE)."""
+    with _registry(db_url) as db:
+        got = production.import_results(
+            db, production.read_results_file(results_file), actor=_actor(actor)
+        )
+    for p in got.problems:
+        click.echo(f"  {p}", err=True)
+    click.echo(got.describe())
+    if got.problems:
+        sys.exit(1)
+
+
+@registry_group.command("accounts")
+@click.argument("answers_file", type=click.Path(exists=True, dir_okay=False))
+@DB_OPTION
+@BY_OPTION
+def accounts_cmd(answers_file: str, db_url: str, actor: str | None) -> None:
+    """Record the bank's answers (CSV card_no,status,reason; status opened|failed)."""
+    with _registry(db_url) as db:
+        opened, failed, problems = production.record_accounts(
+            db, production.read_accounts_file(answers_file), actor=_actor(actor)
+        )
+    for p in problems:
+        click.echo(f"  {p}", err=True)
+    click.echo(
+        f"accounts opened {opened}, failed {failed} (temporary cards: export-batch --temporary)"
+    )
+    if problems:
+        sys.exit(1)
+
+
+@registry_group.command("notify")
+@DB_OPTION
+@BY_OPTION
+@click.option("--date", "date", default=None, help="Notification date (default today).")
+def notify_cmd(db_url: str, actor: str | None, date: str | None) -> None:
+    """Notify the cardholders whose cards are ready for collection, and list them."""
+    with _registry(db_url) as db:
+        out = production.notify(db, date=_day(date, "date"), actor=_actor(actor))
+    for n in out:
+        tag = " (temporary card)" if n.kind == "temporary" else ""
+        click.echo(f"  {n.card_no}  {n.ssn_masked}  region {n.region}{tag}")
+    click.echo(f"{len(out)} card(s) ready for collection")
+
+
+@registry_group.command("issue")
+@click.argument("card_no")
+@click.option("--to", "to", required=True, help="Who collected the card (cardholder or agent).")
+@click.option("--date", "date", required=True, help="Date of receipt (YYYY-MM-DD).")
+@DB_OPTION
+@BY_OPTION
+def issue_cmd(card_no: str, to: str, date: str, db_url: str, actor: str | None) -> None:
+    """Record that CARD_NO was collected."""
+    day = parse_day(date, "date")
+    with _registry(db_url) as db:
+        cards.issue(db, card_no, to=to, date=f"{day:%Y%m%d}", actor=_actor(actor))
+    click.echo(f"card {card_no}: issued on {day.isoformat()}")
+
+
+@registry_group.command("cancel")
+@click.argument("card_no")
+@click.option("--reason", required=True, help="e.g. lost, withdrawn.")
+@DB_OPTION
+@BY_OPTION
+def cancel_cmd(card_no: str, reason: str, db_url: str, actor: str | None) -> None:
+    """Cancel CARD_NO (lost, withdrawn)."""
+    with _registry(db_url) as db:
+        cards.cancel(db, card_no, reason=reason, actor=_actor(actor))
+    click.echo(f"card {card_no}: cancelled ({reason})")
+
+
+@registry_group.command("history")
+@click.argument("card_or_id")
+@DB_OPTION
+def history_cmd(card_or_id: str, db_url: str) -> None:
+    """Every transition of an application (by card number or application id)."""
+    with _registry(db_url) as db:
+        if card_or_id.isdigit() and len(card_or_id) < 9:
+            app_id = int(card_or_id)
+        else:
+            app_id = store.app_by_card(db, card_or_id).id
+        for t in store.history(db, app_id):
+            when = datetime.datetime.fromtimestamp(t.at, datetime.UTC).strftime("%Y-%m-%d %H:%M:%S")
+            click.echo(
+                f"{when}Z  {t.event:<17} {t.from_state or '-':>20} → {t.to_state:<20} "
+                f"{t.card_no or '':9}  by {t.actor}{'  ' + t.detail if t.detail else ''}"
+            )
+
+
+@registry_group.group("report")
+def report_group() -> None:
+    """Reports for the social-security centre."""
+
+
+@report_group.command("return-file")
+@click.option("--batch", "batch_no", required=True)
+@click.option("--out", required=True, type=click.Path(dir_okay=False, path_type=Path))
+@DB_OPTION
+def return_file_cmd(batch_no: str, out: Path, db_url: str) -> None:
+    """The card-return report of a batch (CSV, personal data: mode 0600)."""
+    with _registry(db_url) as db:
+        n = reports.return_file(db, batch_no, out)
+    click.echo(f"return file of batch {batch_no}: {n} cards → {out} (personal data, mode 0600)")
+
+
+@registry_group.command("overdue")
+@DB_OPTION
+@CALENDAR_OPTION
+@click.option("--as-of", "as_of", default=None, help="Date to judge on (default today).")
+def overdue_cmd(db_url: str, calendar_file: str | None, as_of: str | None) -> None:
+    """Applications late or at risk against their time target (working days)."""
+    day = _day(as_of, "as_of")
+    with _registry(db_url) as db:
+        out = reports.overdue(db, load_calendar(calendar_file), day)
+    for o in out:
+        click.echo(
+            f"  {o.status:<7} app {o.app_id:<6} {o.card_no or '-':9} {o.ssn_masked}  "
+            f"{o.application_type:<8} {o.stage:<20} accepted {o.accepted.isoformat()} "
+            f"due {o.due.isoformat()}  {o.days_left:+d} working days"
+        )
+    late = sum(o.days_left < 0 for o in out)
+    click.echo(f"as of {day.isoformat()}: {late} late, {len(out) - late} at risk")
+
+
+@registry_group.command("stats")
+@DB_OPTION
+@CALENDAR_OPTION
+def stats_cmd(db_url: str, calendar_file: str | None) -> None:
+    """Counts per stage and the distribution of lead times (working days to notification)."""
+    with _registry(db_url) as db:
+        st = reports.stats(db, load_calendar(calendar_file))
+    click.echo("stage counts:")
+    for state, n in st.per_stage.items():
+        click.echo(f"  {state:<22} {n}")
+    for lt in st.lead_times:
+        s = lt.summary()
+        if not s:
+            continue
+        click.echo(
+            f"lead time, {lt.application_type} (target {lt.target} working days): n {s['n']:.0f}, "
+            f"min {s['min']:.0f}, median {s['median']:g}, p90 {s['p90']:.0f}, max {s['max']:.0f}, "
+            f"within target {s['within_target']:.0f}"
+        )
+        click.echo("  " + "  ".join(f"{b}: {n}" for b, n in lt.histogram()))
+
+
+COMMANDS = [registry_group]

@@ -1,0 +1,349 @@
+"""Accepting applications (``registry import``), auditing them and comparing them with the
+population and bank databases.
+
+An application file has the record fields of data preparation (``docs/prep.md``: CSV or JSON
+Lines, the same readers, aliases and validation rules) plus ``accepted_date`` and
+``application_type`` (both required here), and without the fields the registry allocates
+later: ``card_no``, ``issue_date`` and ``expiry_date`` (columns with those names are ignored).
+The validation is :class:`cardperso.prep.validate.Validator` itself, run with stand-ins for the
+allocated fields. A ``pin`` column is never stored: PINs are seeded at preparation.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Final
+
+from cardperso.codec.numbers import mask_id
+from cardperso.errors import DataError
+from cardperso.prep.input import open_input, parse_chunk
+from cardperso.prep.validate import Reject, Validator, date_ordinal
+from cardperso.profiles.fields import canonical
+from cardperso.profiles.model import Profile
+from cardperso.registry import lifecycle
+from cardperso.registry.store import Application, move, select_apps
+from cardperso.storage.db import Database
+
+#: Fields an application must have (beyond the profile's own required fields).
+REQUIRED: Final = frozenset({"accepted_date", "application_type"})
+#: Fields the registry allocates: not part of an application.
+ALLOCATED: Final = frozenset({"card_no", "issue_date", "expiry_date"})
+#: Optional fields kept as they are (JSON column ``extra``).
+EXTRA: Final = (
+    "ec_balance",
+    "ec_limit",
+    "ec_single_limit",
+    "ec_reset_threshold",
+    "name_latin",
+    "person_code",
+)
+_STAND_IN_CARD: Final = "X00000019"  # a valid card number (reference shelf), never stored
+_OPEN: Final = tuple(sorted(lifecycle.PENDING | {lifecycle.READY}))
+
+
+@dataclass
+class ImportSummary:
+    read: int = 0
+    accepted: int = 0
+    rejects: list[tuple[int, str, str, str]] = field(default_factory=list)  # line, field, why, ssn
+
+    @property
+    def rejected(self) -> int:
+        return len(self.rejects)
+
+
+def _check(validator: Validator, raw: dict[str, Any]) -> dict[str, str]:
+    """Validate one application; the stored values (strings), or :class:`Reject`."""
+    for name in REQUIRED:
+        if not raw.get(name):
+            raise Reject(
+                name, "required field is empty" if name in raw else "required field is missing"
+            )
+    accepted = raw["accepted_date"]
+    ordinal = date_ordinal(accepted, "accepted_date")
+    if ordinal > time.time() // 86400 + 719163 + 1:  # tomorrow (UTC), as a proleptic ordinal
+        raise Reject("accepted_date", "is in the future")
+    keep = {k: v for k, v in raw.items() if k not in ALLOCATED and k != "pin"}
+    trial = dict(keep, card_no=_STAND_IN_CARD, issue_date=accepted, pin="")
+    trial["expiry_date"] = f"{int(accepted[:4]) + 10:04d}{accepted[4:]}"
+    if trial["expiry_date"].endswith("0229"):
+        trial["expiry_date"] = trial["expiry_date"][:-2] + "28"
+    try:
+        validator.check(trial)
+    except Reject as rej:
+        if rej.field == "birth_date" and "issue_date" in rej.reason:
+            raise Reject("birth_date", "is after accepted_date") from None
+        raise
+    return {k: str(v) for k, v in keep.items()}
+
+
+def import_applications(
+    db: Database,
+    path: str | os.PathLike[str],
+    profile: Profile,
+    *,
+    actor: str,
+    chunk_size: int = 2000,
+) -> ImportSummary:
+    """Accept the valid applications of ``path`` (state ``accepted``); the summary lists the
+    rejected records (line, field, reason, masked identity number). An identity number with an
+    application still open (not issued, returned, rejected or cancelled) is refused, as is a
+    second application in the same file."""
+    inp = open_input(path, required=frozenset({"ssn", *REQUIRED}))
+    validator = Validator(profile, Path(path).parent)
+    base = Path(path).resolve().parent
+    summary = ImportSummary()
+    seen: dict[str, int] = {}
+    for chunk in inp.chunks(chunk_size):
+        good: list[tuple[int, dict[str, str]]] = []
+        for line, rec in parse_chunk(chunk):
+            summary.read += 1
+            if isinstance(rec, Reject):
+                summary.rejects.append((line, rec.field, rec.reason, ""))
+                continue
+            ssn = str(rec.get("ssn", ""))
+            try:
+                values = _check(validator, rec)
+            except Reject as rej:
+                summary.rejects.append((line, rej.field, rej.reason, mask_id(ssn)))
+                continue
+            if ssn in seen:
+                summary.rejects.append(
+                    (line, "ssn", f"duplicate of line {seen[ssn]}", mask_id(ssn))
+                )
+                continue
+            seen[ssn] = line
+            good.append((line, values))
+        if good:
+            _insert(db, good, base, summary, actor=actor, source=str(path))
+    return summary
+
+
+def _insert(
+    db: Database,
+    good: list[tuple[int, dict[str, str]]],
+    base: Path,
+    summary: ImportSummary,
+    *,
+    actor: str,
+    source: str,
+) -> None:
+    now = time.time()
+    with db.transaction():
+        marks = ", ".join("?" for _ in good)
+        states = ", ".join("?" for _ in _OPEN)
+        open_ = {
+            str(s): int(i)
+            for s, i in db.execute(
+                f"SELECT ssn, id FROM reg_applications WHERE ssn IN ({marks}) "
+                f"AND state IN ({states})",
+                (*(v["ssn"] for _, v in good), *_OPEN),
+            )
+        }
+        transitions = []
+        for line, v in good:
+            if v["ssn"] in open_:
+                summary.rejects.append(
+                    (
+                        line,
+                        "ssn",
+                        f"has an open application in the registry (id {open_[v['ssn']]})",
+                        mask_id(v["ssn"]),
+                    )
+                )
+                continue
+            photo = v.get("photo", "")
+            if photo and not os.path.isabs(photo):
+                photo = str(base / photo)
+            extra = {k: v[k] for k in EXTRA if v.get(k)}
+            row = db.execute(
+                "INSERT INTO reg_applications (ssn, name, gender, nation, birth_date, birth_place, "
+                "region, photo, bank_code, pan, pan_seq, extra, application_type, accepted_date, "
+                "state, state_at, source, created_at) VALUES "
+                "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
+                (
+                    v["ssn"],
+                    v["name"],
+                    v["gender"],
+                    v["nation"],
+                    v["birth_date"],
+                    v["birth_place"],
+                    v["region"],
+                    photo or None,
+                    v.get("bank_code") or None,
+                    v.get("pan") or None,
+                    v.get("pan_seq") or None,
+                    json.dumps(extra, sort_keys=True) if extra else None,
+                    v["application_type"],
+                    v["accepted_date"],
+                    lifecycle.ACCEPTED,
+                    now,
+                    f"{source}:{line}",
+                    now,
+                ),
+            )
+            transitions.append(
+                (int(row[0][0]), None, lifecycle.ACCEPTED, "accept", actor, now, f"line {line}")
+            )
+            summary.accepted += 1
+        db.executemany(
+            "INSERT INTO reg_transitions (application_id, from_state, to_state, event, actor, at, "
+            "detail) VALUES (?, ?, ?, ?, ?, ?, ?)",
+            transitions,
+        )
+
+
+# -- audit ------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    """What happened to one application in a step (no personal data beyond a masked id)."""
+
+    app_id: int
+    ssn_masked: str
+    state: str
+    reason: str = ""
+    card_no: str = ""
+
+
+def _as_record(app: Application) -> dict[str, str]:
+    rec = {
+        "ssn": app.ssn,
+        "name": app.name,
+        "gender": app.gender,
+        "nation": app.nation,
+        "birth_date": app.birth_date,
+        "birth_place": app.birth_place,
+        "region": app.region,
+        "photo": app.photo,
+        "bank_code": app.bank_code,
+        "pan": app.pan,
+        "pan_seq": app.pan_seq,
+        "application_type": app.application_type,
+        "accepted_date": app.accepted_date,
+    }
+    rec.update(app.extra)
+    return {k: v for k, v in rec.items() if v}
+
+
+def audit(db: Database, profile: Profile, *, actor: str) -> list[Outcome]:
+    """Check every accepted application again (the data as stored, its photo as it is now):
+    ``audited``, or ``rejected`` with the field and reason."""
+    validator = Validator(profile, "/")
+    out: list[Outcome] = []
+    for app in select_apps(db, "state = ?", (lifecycle.ACCEPTED,)):
+        try:
+            _check(validator, _as_record(app))
+        except Reject as rej:
+            reason = f"{rej.field}: {rej.reason}"
+            with db.transaction():
+                state = move(db, app.id, "reject", actor=actor, detail=reason, reason=reason)
+            out.append(Outcome(app.id, app.ssn_masked, state, reason))
+            continue
+        with db.transaction():
+            state = move(db, app.id, "audit", actor=actor)
+        out.append(Outcome(app.id, app.ssn_masked, state))
+    return out
+
+
+def reject(db: Database, app_id: int, reason: str, *, actor: str) -> str:
+    """An auditor's decision: reject an accepted application with a reason."""
+    with db.transaction():
+        return move(db, app_id, "reject", actor=actor, detail=reason, reason=reason)
+
+
+# -- comparison -------------------------------------------------------------------------------
+
+
+def _reference(
+    path: str | os.PathLike[str], wanted: set[str], what: str
+) -> dict[str, dict[str, str]]:
+    """The rows of a reference extract (CSV with a header; prep field names or aliases, plus
+    ``account`` as an alias of ``pan`` in bank extracts) whose ``ssn`` is in ``wanted``."""
+    try:
+        fh = open(path, encoding="utf-8-sig", newline="")  # noqa: SIM115 - closed below
+    except OSError as exc:
+        raise DataError(f"cannot read {what} extract {path}: {exc.strerror}", field=what) from None
+    out: dict[str, dict[str, str]] = {}
+    with fh:
+        reader = csv.reader(fh)
+        header = next(reader, None)
+        if not header:
+            raise DataError(f"{what} extract {path} has no header row", field=what)
+        names = [
+            "pan" if h.strip().lower() in ("account", "bank_card_no") else canonical(h) or h
+            for h in header
+        ]
+        if "ssn" not in names:
+            raise DataError(f"{what} extract {path} has no ssn (AAC002) column", field=what)
+        for row in reader:
+            rec = dict(zip(names, (c.strip() for c in row)))
+            if rec.get("ssn") in wanted:
+                out[rec["ssn"]] = rec
+    return out
+
+
+_POPULATION_FIELDS: Final = ("name", "gender", "birth_date")
+_BANK_FIELDS: Final = ("bank_code", "pan")
+
+
+def mismatches(
+    app: Application, person: dict[str, str] | None, bank: dict[str, str] | None
+) -> list[str]:
+    """Why ``app`` does not agree with the reference data (empty when it does)."""
+    reasons: list[str] = []
+    if person is None:
+        reasons.append("identity number not found in the population database")
+    else:
+        for name in _POPULATION_FIELDS:
+            theirs = person.get(name)
+            if theirs is not None and theirs != getattr(app, name):
+                reasons.append(f"{name} differs from the population database")
+    if app.bank_code or app.pan:
+        if bank is None:
+            reasons.append("no account request for this identity number at the bank")
+        else:
+            for name in _BANK_FIELDS:
+                theirs = bank.get(name)
+                if theirs is not None and theirs != getattr(app, name):
+                    what = "bank card number" if name == "pan" else "bank"
+                    reasons.append(f"{what} differs from the bank's data")
+    return reasons
+
+
+def compare(
+    db: Database,
+    population: str | os.PathLike[str],
+    bank: str | os.PathLike[str] | None,
+    *,
+    actor: str,
+) -> list[Outcome]:
+    """Compare every audited application with the population extract (identity number, name,
+    gender, birth date) and the bank extract (chosen bank, bank card number): ``compared``, or
+    ``returned`` to the insured unit with the reasons."""
+    apps = select_apps(db, "state = ?", (lifecycle.AUDITED,))
+    wanted = {a.ssn for a in apps}
+    people = _reference(population, wanted, "population")
+    accounts = _reference(bank, wanted, "bank") if bank else {}
+    out: list[Outcome] = []
+    for app in apps:
+        reasons = mismatches(app, people.get(app.ssn), accounts.get(app.ssn) if bank else {})
+        with db.transaction():
+            if reasons:
+                reason = "; ".join(reasons)
+                state = move(db, app.id, "compare_fail", actor=actor, detail=reason, reason=reason)
+            else:
+                state = move(db, app.id, "compare_ok", actor=actor)
+        out.append(Outcome(app.id, app.ssn_masked, state, "; ".join(reasons)))
+    return out
+
+
+def iter_outcomes(outcomes: list[Outcome], state: str) -> Iterator[Outcome]:
+    return (o for o in outcomes if o.state == state)

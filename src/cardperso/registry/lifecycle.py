@@ -1,0 +1,112 @@
+"""A cardholder's application and its card, from acceptance to issuance: one transition table.
+
+An application is accepted at a service point, audited, compared with the population and bank
+databases, registered against the provincial card database (which allocates its card number),
+made at the factory, given a bank account, and issued to the cardholder. After registration the
+application *is* its card: the state below is the card's state too::
+
+    accepted ─audit─▶ audited ─compare_ok─▶ compared ─register─▶ registered ─export─▶ in_production
+       │                 │                                          ▲                    │
+       └─reject─▶ rejected └─compare_fail─▶ returned                └─production_failed──┤
+                                                                                       produced
+    issued ◀─issue─ ready_for_collection ◀─notify─ account_opened ◀─account_open─ personalized
+                           ▲                                                        │   │
+                           └──────────────── notify_temporary ──────────────────────┘   │
+                                                                                  account_fail
+    account_failed ─export_temporary─▶ in_production (SSSE-only profile) ◀──────────────┘
+
+``cancel`` (a duplicate replaced by a new card, a lost card, a withdrawn application) ends any
+state that is not already final. ``returned`` (comparison failed: back to the insured unit with
+the reason), ``rejected``, ``cancelled`` and ``issued`` are final. Every change goes through
+:func:`next_state`; the registry records each one (who, when, why) in ``reg_transitions``.
+"""
+
+from __future__ import annotations
+
+from typing import Final
+
+from cardperso.errors import IllegalTransition
+
+ACCEPTED = "accepted"
+AUDITED = "audited"
+COMPARED = "compared"
+REGISTERED = "registered"
+IN_PRODUCTION = "in_production"
+PERSONALIZED = "personalized"
+ACCOUNT_OPENED = "account_opened"
+READY = "ready_for_collection"
+ISSUED = "issued"
+RETURNED = "returned"
+REJECTED = "rejected"
+CANCELLED = "cancelled"
+ACCOUNT_FAILED = "account_failed"
+
+#: The main path, in order (the stages of ``registry stats``), then the side states.
+STATES: Final = (
+    ACCEPTED,
+    AUDITED,
+    COMPARED,
+    REGISTERED,
+    IN_PRODUCTION,
+    PERSONALIZED,
+    ACCOUNT_OPENED,
+    ACCOUNT_FAILED,
+    READY,
+    ISSUED,
+    RETURNED,
+    REJECTED,
+    CANCELLED,
+)
+FINAL: Final = frozenset({ISSUED, RETURNED, REJECTED, CANCELLED})
+#: States in which a card exists (registered and after) and has not been cancelled.
+WITH_CARD: Final = frozenset(
+    {REGISTERED, IN_PRODUCTION, PERSONALIZED, ACCOUNT_OPENED, ACCOUNT_FAILED, READY, ISSUED}
+)
+#: States counted against the time target (not yet notified for collection, not final).
+PENDING: Final = frozenset(
+    {
+        ACCEPTED,
+        AUDITED,
+        COMPARED,
+        REGISTERED,
+        IN_PRODUCTION,
+        PERSONALIZED,
+        ACCOUNT_OPENED,
+        ACCOUNT_FAILED,
+    }
+)
+
+MACHINE = "application"
+
+#: (state, event) → next state. Everything that changes an application's state goes through
+#: :func:`next_state`.
+TRANSITIONS: Final[dict[tuple[str, str], str]] = {
+    (ACCEPTED, "audit"): AUDITED,
+    (ACCEPTED, "reject"): REJECTED,
+    (AUDITED, "compare_ok"): COMPARED,
+    (AUDITED, "compare_fail"): RETURNED,
+    (COMPARED, "register"): REGISTERED,
+    (REGISTERED, "export"): IN_PRODUCTION,
+    (IN_PRODUCTION, "produced"): PERSONALIZED,
+    (IN_PRODUCTION, "production_failed"): REGISTERED,
+    (PERSONALIZED, "account_open"): ACCOUNT_OPENED,
+    (PERSONALIZED, "account_fail"): ACCOUNT_FAILED,
+    (PERSONALIZED, "notify_temporary"): READY,
+    (ACCOUNT_FAILED, "export_temporary"): IN_PRODUCTION,
+    (ACCOUNT_OPENED, "notify"): READY,
+    (READY, "issue"): ISSUED,
+    **{(s, "cancel"): CANCELLED for s in STATES if s not in (RETURNED, REJECTED, CANCELLED)},
+}
+
+
+def next_state(state: str, event: str) -> str:
+    """The state after ``event``; :class:`IllegalTransition` when the table does not allow it."""
+    try:
+        return TRANSITIONS[(state, event)]
+    except KeyError:
+        raise IllegalTransition(MACHINE, state, event) from None
+
+
+def events_from(state: str) -> list[str]:
+    """The events the table allows in ``state`` (for messages and tests)."""
+    return sorted(e for (s, e) in TRANSITIONS if s == state)

@@ -1,0 +1,391 @@
+"""The factory and the bank: export a batch, take the line's results, the bank's accounts, and
+notify cardholders.
+
+* :func:`export_batch` writes the registered applications as a data-preparation input file
+  (the ``docs/prep.md`` columns, with the allocated card number and issue/expiry dates) and
+  moves them to ``in_production`` in the same transaction (the file appears, by rename, only
+  when that transaction committed). ``temporary=True`` exports the applications whose bank
+  account could not be opened, for the SSSE-only profile (``ssc3-temporary``): no bank fields.
+* :func:`import_results` takes the line's per-card results (``docs/line.md``: card number,
+  outcome, chip serial, ATR, card identification code, masked PAN): ``produced`` →
+  ``personalized``; a record given up → ``registered`` again (it goes into a later batch).
+  :func:`absorb_run` does the same straight from the line's journal when the line and the
+  registry share a database (``cardperso run`` calls it after the run).
+* :func:`record_accounts` takes the bank's answers (account opened or failed).
+* :func:`notify` moves the cards ready for collection and returns them.
+
+The export file holds personal data (it is what data preparation reads): it is written with
+mode 0600.
+"""
+
+from __future__ import annotations
+
+import csv
+import datetime
+import os
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Final, TextIO
+
+from cardperso.codec.numbers import mask_id
+from cardperso.errors import DataError, UsageError
+from cardperso.line.journal import Journal
+from cardperso.registry import lifecycle
+from cardperso.registry.applications import EXTRA
+from cardperso.registry.schema import LATEST, current_version, has_table
+from cardperso.registry.store import Application, move, select_apps
+from cardperso.storage.db import Database
+
+#: Columns of the exported data-preparation input file.
+EXPORT_COLUMNS: Final = (
+    "ssn",
+    "name",
+    "gender",
+    "nation",
+    "birth_date",
+    "birth_place",
+    "region",
+    "card_no",
+    "issue_date",
+    "expiry_date",
+    "photo",
+    "bank_code",
+    "pan",
+    "pan_seq",
+    *EXTRA,
+    "application_type",
+    "accepted_date",
+)
+
+
+def registry_present(db: Database) -> bool:
+    """Whether ``db`` holds a registry this version of cardperso can feed."""
+    return has_table(db, "reg_cards") and current_version(db) >= LATEST
+
+
+def _expiry(issue: datetime.date, years: int) -> datetime.date:
+    try:
+        return issue.replace(year=issue.year + years)
+    except ValueError:  # 29 February
+        return issue.replace(year=issue.year + years, day=28)
+
+
+def _write_private(path: Path) -> tuple[Path, TextIO]:
+    """A temporary file beside ``path``, readable by its owner only (personal data)."""
+    tmp = path.with_name(path.name + ".tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    os.fchmod(fd, 0o600)
+    return tmp, os.fdopen(fd, "w", encoding="utf-8", newline="")
+
+
+@dataclass(frozen=True, slots=True)
+class Batch:
+    batch_no: str
+    kind: str
+    profile: str
+    records: int
+    file: str
+
+
+def _next_batch_no(db: Database, day: datetime.date) -> str:
+    stem = f"B{day:%Y%m%d}"
+    rows = db.execute("SELECT batch_no FROM reg_batches WHERE batch_no LIKE ?", (stem + "-%",))
+    n = max(
+        (int(str(b).rsplit("-", 1)[1]) for (b,) in rows if str(b).rsplit("-", 1)[1].isdigit()),
+        default=0,
+    )
+    return f"{stem}-{n + 1:03d}"
+
+
+def export_batch(
+    db: Database,
+    out: Path,
+    *,
+    actor: str,
+    batch_no: str | None = None,
+    profile: str | None = None,
+    issue_date: datetime.date | None = None,
+    validity_years: int = 10,
+    temporary: bool = False,
+    limit: int | None = None,
+) -> Batch:
+    """Export registered (or, ``temporary``, account-failed) applications; see the module
+    docstring. Refused when there is nothing to export."""
+    issue = issue_date or datetime.date.today()
+    expiry = _expiry(issue, validity_years)
+    kind = "temporary" if temporary else "standard"
+    profile = profile or ("ssc3-temporary" if temporary else "ssc3-pboc")
+    state = lifecycle.ACCOUNT_FAILED if temporary else lifecycle.REGISTERED
+    event = "export_temporary" if temporary else "export"
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp, fh = _write_private(out)
+    committed = False
+    try:
+        with db.transaction():
+            number = batch_no or _next_batch_no(db, issue)
+            if db.execute("SELECT 1 FROM reg_batches WHERE batch_no = ?", (number,)):
+                raise UsageError(f"batch {number} exists already")
+            # a concurrent export of the same applications fails on the transition (rolled back)
+            apps = select_apps(db, "state = ?", (state,))[:limit]
+            if not apps:
+                raise UsageError(f"no application is {state}: nothing to export")
+            with fh:
+                writer = csv.writer(fh, lineterminator="\n")
+                writer.writerow(EXPORT_COLUMNS)
+                for app in apps:
+                    writer.writerow(_export_row(app, issue, expiry, temporary))
+            for app in apps:
+                db.execute(
+                    "UPDATE reg_cards SET batch_no = ?, profile = ?, kind = ?, issue_date = ?, "
+                    "expiry_date = ?"
+                    + (
+                        ", pan = NULL, chip_serial = NULL, atr = NULL, card_id_code = NULL"
+                        if temporary
+                        else ""
+                    )
+                    + " WHERE card_no = ?",
+                    (number, profile, kind, f"{issue:%Y%m%d}", f"{expiry:%Y%m%d}", app.card_no),
+                )
+                move(db, app.id, event, actor=actor, detail=f"batch {number}")
+            db.execute(
+                "INSERT INTO reg_batches (batch_no, kind, profile, records, file, created_at) "
+                "VALUES (?, ?, ?, ?, ?, ?)",
+                (number, kind, profile, len(apps), str(out), time.time()),
+            )
+        committed = True
+    finally:
+        if committed:
+            tmp.replace(out)
+        else:
+            tmp.unlink(missing_ok=True)
+    return Batch(number, kind, profile, len(apps), str(out))
+
+
+def _export_row(
+    app: Application, issue: datetime.date, expiry: datetime.date, temporary: bool
+) -> list[str]:
+    values = {
+        "ssn": app.ssn,
+        "name": app.name,
+        "gender": app.gender,
+        "nation": app.nation,
+        "birth_date": app.birth_date,
+        "birth_place": app.birth_place,
+        "region": app.region,
+        "card_no": app.card_no,
+        "issue_date": f"{issue:%Y%m%d}",
+        "expiry_date": f"{expiry:%Y%m%d}",
+        "photo": app.photo,
+        "application_type": app.application_type,
+        "accepted_date": app.accepted_date,
+        **app.extra,
+    }
+    if not temporary:
+        values.update(bank_code=app.bank_code, pan=app.pan, pan_seq=app.pan_seq)
+    return [values.get(c, "") for c in EXPORT_COLUMNS]
+
+
+# -- results from the line --------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class LineResult:
+    card_no: str
+    outcome: str  # produced | rejected | anything else (not finished)
+    chip_serial: str = ""
+    atr: str = ""
+    card_id_code: str = ""
+    pan_masked: str = ""
+    reason: str = ""
+
+
+@dataclass
+class Absorbed:
+    personalized: int = 0
+    requeued: int = 0
+    unchanged: int = 0
+    unfinished: int = 0
+    problems: list[str] = field(default_factory=list)
+
+    @property
+    def total(self) -> int:
+        return self.personalized + self.requeued + len(self.problems)
+
+    def describe(self) -> str:
+        text = (
+            f"{self.personalized} personalized, {self.requeued} back to registered (given up "
+            f"on the line), {self.unchanged} already recorded, {self.unfinished} not finished"
+        )
+        return text + (f", {len(self.problems)} problem(s)" if self.problems else "")
+
+
+def _mask_pan(pan: str) -> str:
+    return pan[:6] + "*" * max(0, len(pan) - 10) + pan[-4:] if len(pan) > 10 else ""
+
+
+def import_results(db: Database, results: Iterable[LineResult], *, actor: str) -> Absorbed:
+    """Record the line's results (see the module docstring); idempotent."""
+    out = Absorbed()
+    for r in results:
+        if r.outcome not in ("produced", "rejected"):
+            out.unfinished += 1
+            continue
+        rows = db.execute(
+            "SELECT c.application_id, c.pan, c.chip_serial, a.state FROM reg_cards c "
+            "JOIN reg_applications a ON a.id = c.application_id WHERE c.card_no = ?",
+            (r.card_no,),
+        )
+        if not rows:
+            out.problems.append(f"card {r.card_no}: not in the registry")
+            continue
+        app_id, pan, serial, state = int(rows[0][0]), rows[0][1] or "", rows[0][2], rows[0][3]
+        if state != lifecycle.IN_PRODUCTION:
+            if (serial and serial == r.chip_serial) or r.outcome == "rejected":
+                out.unchanged += 1
+            else:
+                out.problems.append(f"card {r.card_no}: is {state}, not in production")
+            continue
+        if r.outcome == "rejected":
+            with db.transaction():
+                move(db, app_id, "production_failed", actor=actor, detail=r.reason or "given up")
+            out.requeued += 1
+            continue
+        if r.pan_masked and pan and _mask_pan(pan) != r.pan_masked:
+            out.problems.append(f"card {r.card_no}: the line's PAN does not match the registry's")
+            continue
+        with db.transaction():
+            db.execute(
+                "UPDATE reg_cards SET chip_serial = ?, atr = ?, card_id_code = ? WHERE card_no = ?",
+                (r.chip_serial, r.atr, r.card_id_code, r.card_no),
+            )
+            move(db, app_id, "produced", actor=actor, detail=f"chip {r.chip_serial}")
+        out.personalized += 1
+    return out
+
+
+def read_results_file(path: str | os.PathLike[str]) -> list[LineResult]:
+    """The line's per-card result file (``cardperso run --results``)."""
+    try:
+        fh = open(path, encoding="utf-8", newline="")  # noqa: SIM115 - closed below
+    except OSError as exc:
+        raise DataError(f"cannot read results {path}: {exc.strerror}", field="results") from None
+    with fh:
+        reader = csv.DictReader(fh)
+        need = {"card_no", "outcome", "chip_serial", "atr", "card_id_code"}
+        if not need <= set(reader.fieldnames or ()):
+            missing = ", ".join(sorted(need - set(reader.fieldnames or ())))
+            raise DataError(
+                f"{path} is not a line result file (missing {missing})", field="results"
+            )
+        return [
+            LineResult(
+                row["card_no"],
+                row["outcome"],
+                row.get("chip_serial") or "",
+                row.get("atr") or "",
+                row.get("card_id_code") or "",
+                row.get("pan_masked") or "",
+                row.get("reject_reason") or "",
+            )
+            for row in reader
+        ]
+
+
+def absorb_run(db: Database, run_id: str, *, actor: str) -> Absorbed:
+    """Feed a line run's results from the journal in the same database."""
+    outcome = {"done": "produced", "failed": "rejected"}
+    results = [
+        LineResult(
+            str(r["card_no"]),
+            outcome.get(str(r["state"]), str(r["state"])),
+            str(r["chip_serial"] or ""),
+            str(r["atr"] or ""),
+            str(r["card_id_code"] or ""),
+            str(r["pan_masked"] or ""),
+            str(r["reason"] or ""),
+        )
+        for r in Journal(db, run_id).results()
+    ]
+    return import_results(db, results, actor=actor)
+
+
+# -- the bank and collection ------------------------------------------------------------------
+
+
+def record_accounts(
+    db: Database, answers: Iterable[tuple[str, bool, str]], *, actor: str
+) -> tuple[int, int, list[str]]:
+    """The bank's answers (card number, opened?, reason): (opened, failed, problems)."""
+    opened = failed = 0
+    problems: list[str] = []
+    for card_no, ok, reason in answers:
+        rows = db.execute("SELECT application_id FROM reg_cards WHERE card_no = ?", (card_no,))
+        if not rows:
+            problems.append(f"card {card_no}: not in the registry")
+            continue
+        try:
+            with db.transaction():
+                if ok:
+                    move(db, int(rows[0][0]), "account_open", actor=actor)
+                else:
+                    move(
+                        db,
+                        int(rows[0][0]),
+                        "account_fail",
+                        actor=actor,
+                        detail=reason,
+                        reason=reason,
+                    )
+        except UsageError as exc:
+            problems.append(f"card {card_no}: {exc}")
+            continue
+        opened += ok
+        failed += not ok
+    return opened, failed, problems
+
+
+def read_accounts_file(path: str | os.PathLike[str]) -> list[tuple[str, bool, str]]:
+    """CSV ``card_no,status,reason`` (status ``opened`` or ``failed``)."""
+    try:
+        fh = open(path, encoding="utf-8-sig", newline="")  # noqa: SIM115 - closed below
+    except OSError as exc:
+        raise DataError(f"cannot read {path}: {exc.strerror}", field="accounts") from None
+    out = []
+    with fh:
+        for n, row in enumerate(csv.DictReader(fh), 2):
+            status = (row.get("status") or "").strip().lower()
+            if status not in ("opened", "failed") or not row.get("card_no"):
+                raise DataError("needs card_no and status opened|failed", field="status", record=n)
+            out.append(
+                (row["card_no"].strip(), status == "opened", (row.get("reason") or "").strip())
+            )
+    return out
+
+
+@dataclass(frozen=True, slots=True)
+class Notice:
+    card_no: str
+    ssn_masked: str
+    region: str
+    kind: str
+    accepted_date: str
+
+
+def notify(db: Database, *, date: datetime.date, actor: str) -> list[Notice]:
+    """Cards ready for collection: accounts opened, and personalized temporary cards."""
+    rows = db.execute(
+        "SELECT a.id, a.card_no, a.ssn, a.region, c.kind, a.state, a.accepted_date "
+        "FROM reg_applications a JOIN reg_cards c ON c.card_no = a.card_no "
+        "WHERE a.state = ? OR (a.state = ? AND c.kind = 'temporary') ORDER BY a.id",
+        (lifecycle.ACCOUNT_OPENED, lifecycle.PERSONALIZED),
+    )
+    out: list[Notice] = []
+    for app_id, card_no, ssn, region, kind, state, accepted in rows:
+        event = "notify" if state == lifecycle.ACCOUNT_OPENED else "notify_temporary"
+        with db.transaction():
+            move(db, int(app_id), event, actor=actor, notified_date=f"{date:%Y%m%d}")
+        out.append(Notice(str(card_no), mask_id(str(ssn)), str(region), str(kind), str(accepted)))
+    return out

@@ -1,0 +1,159 @@
+"""Reports: the card-return file (回盘), applications late or at risk, and statistics.
+
+The return file is a deliverable that, by its nature, holds personal data (identity number and
+name of every cardholder of the batch): it is written with mode 0600 and belongs on the
+protected exchange with the social-security centre, never in logs or tickets.
+"""
+
+from __future__ import annotations
+
+import csv
+import datetime
+import os
+import statistics
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Final
+
+from cardperso.errors import UsageError
+from cardperso.registry import lifecycle
+from cardperso.registry.calendar import AT_RISK, TARGETS, Calendar, deadline, parse_day
+from cardperso.registry.store import counts, select_apps
+from cardperso.storage.db import Database
+
+RETURN_COLUMNS: Final = (
+    "card_no",
+    "ssn",
+    "name",
+    "issue_date",
+    "expiry_date",
+    "card_id_code",
+    "atr",
+    "bank_card_no",
+    "batch_no",
+)
+
+
+def return_file(db: Database, batch_no: str, out: Path) -> int:
+    """Write the card-return report of ``batch_no`` (cards the line produced); the count."""
+    if not db.execute("SELECT 1 FROM reg_batches WHERE batch_no = ?", (batch_no,)):
+        raise UsageError(f"no batch {batch_no} in the registry")
+    rows = db.execute(
+        "SELECT c.card_no, a.ssn, a.name, c.issue_date, c.expiry_date, c.card_id_code, c.atr, "
+        "c.pan, c.batch_no FROM reg_cards c JOIN reg_applications a ON a.id = c.application_id "
+        "WHERE c.batch_no = ? AND c.chip_serial IS NOT NULL ORDER BY c.card_no",
+        (batch_no,),
+    )
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_name(out.name + ".tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    os.fchmod(fd, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8", newline="") as fh:
+        writer = csv.writer(fh, lineterminator="\n")
+        writer.writerow(RETURN_COLUMNS)
+        for row in rows:
+            writer.writerow(["" if v is None else str(v) for v in row])
+    tmp.replace(out)
+    return len(rows)
+
+
+@dataclass(frozen=True, slots=True)
+class Overdue:
+    app_id: int
+    card_no: str
+    ssn_masked: str
+    application_type: str
+    stage: str
+    accepted: datetime.date
+    due: datetime.date
+    days_left: int
+
+    @property
+    def status(self) -> str:
+        return "LATE" if self.days_left < 0 else "at risk"
+
+
+def overdue(db: Database, cal: Calendar, as_of: datetime.date) -> list[Overdue]:
+    """Applications not yet notified whose time target has passed or is near (fewest working
+    days left first)."""
+    pending = tuple(sorted(lifecycle.PENDING))
+    marks = ", ".join("?" for _ in pending)
+    out: list[Overdue] = []
+    for app in select_apps(db, f"state IN ({marks})", pending):
+        accepted = parse_day(app.accepted_date, "accepted_date")
+        d = deadline(cal, accepted, app.application_type, as_of)
+        if d.days_left <= AT_RISK.get(app.application_type, AT_RISK["batch"]):
+            out.append(
+                Overdue(
+                    app.id,
+                    app.card_no,
+                    app.ssn_masked,
+                    app.application_type,
+                    app.state,
+                    accepted,
+                    d.deadline,
+                    d.days_left,
+                )
+            )
+    out.sort(key=lambda o: (o.days_left, o.app_id))
+    return out
+
+
+@dataclass(frozen=True, slots=True)
+class LeadTimes:
+    """Working days from acceptance to notification, for one application type."""
+
+    application_type: str
+    target: int
+    values: tuple[int, ...]
+
+    @property
+    def within_target(self) -> int:
+        return sum(v <= self.target for v in self.values)
+
+    def summary(self) -> dict[str, float]:
+        v = sorted(self.values)
+        if not v:
+            return {}
+        p90 = v[min(len(v) - 1, round(0.9 * (len(v) - 1)))]
+        return {
+            "n": len(v),
+            "min": v[0],
+            "median": statistics.median(v),
+            "p90": p90,
+            "max": v[-1],
+            "within_target": self.within_target,
+        }
+
+    def histogram(self, edges: tuple[int, ...] = (5, 10, 20, 30)) -> list[tuple[str, int]]:
+        out = []
+        low = 0
+        for edge in edges:
+            out.append((f"{low}-{edge}", sum(low <= x <= edge for x in self.values)))
+            low = edge + 1
+        out.append((f">{edges[-1]}", sum(x > edges[-1] for x in self.values)))
+        return out
+
+
+@dataclass(frozen=True, slots=True)
+class Stats:
+    per_stage: dict[str, int]
+    lead_times: tuple[LeadTimes, ...]
+
+
+def stats(db: Database, cal: Calendar) -> Stats:
+    values: dict[str, list[int]] = {t: [] for t in TARGETS}
+    rows = db.execute(
+        "SELECT application_type, accepted_date, notified_date FROM reg_applications "
+        "WHERE notified_date IS NOT NULL"
+    )
+    for kind, accepted, notified in rows:
+        days = cal.working_days_between(
+            parse_day(str(accepted), "accepted_date"), parse_day(str(notified), "notified_date")
+        )
+        values.setdefault(str(kind), []).append(days)
+    lead = tuple(
+        LeadTimes(k, TARGETS.get(k, TARGETS["batch"]), tuple(v)) for k, v in values.items()
+    )
+    return Stats(counts(db), lead)

@@ -1,0 +1,130 @@
+"""The database schema, applied by numbered migrations (``cardperso db upgrade``).
+
+The same statements run on SQLite and PostgreSQL (the few dialect differences come from
+:class:`~cardperso.storage.db.Database`). ``schema_migrations`` records which versions were
+applied; :func:`upgrade` applies the missing ones in order, each in its own transaction, under
+a lock (``BEGIN IMMEDIATE`` on SQLite, an advisory transaction lock on PostgreSQL) so two
+upgrades at once apply each migration once.
+
+Migration 1 is the production line's journal (the line also creates it on first use, so a line
+on its own needs no upgrade); migration 2 is the registry. The partial unique index
+``reg_cards_one_active`` is what makes "one active card per identity number" hold even when
+two processes register the same person at the same moment.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from collections.abc import Callable
+from typing import Final
+
+from cardperso.errors import UsageError
+from cardperso.line.journal import schema as journal_schema
+from cardperso.storage.db import Database
+
+#: An arbitrary constant: the PostgreSQL advisory lock taken while migrating.
+_LOCK_KEY: Final = 0x0CA2D9E2
+
+
+def _registry(db: Database) -> list[str]:
+    pk = db.autoincrement
+    return [
+        f"CREATE TABLE reg_applications (id {pk}, ssn TEXT NOT NULL, name TEXT NOT NULL, "
+        "gender TEXT NOT NULL, nation TEXT NOT NULL, birth_date TEXT NOT NULL, "
+        "birth_place TEXT NOT NULL, region TEXT NOT NULL, photo TEXT, bank_code TEXT, pan TEXT, "
+        "pan_seq TEXT, extra TEXT, application_type TEXT NOT NULL, accepted_date TEXT NOT NULL, "
+        "state TEXT NOT NULL, state_at DOUBLE PRECISION NOT NULL, reason TEXT, card_no TEXT, "
+        "notified_date TEXT, source TEXT, created_at DOUBLE PRECISION NOT NULL)",
+        "CREATE INDEX reg_applications_state ON reg_applications (state, id)",
+        "CREATE INDEX reg_applications_ssn ON reg_applications (ssn)",
+        "CREATE TABLE reg_cards (card_no TEXT PRIMARY KEY, application_id BIGINT NOT NULL, "
+        "ssn TEXT NOT NULL, region TEXT NOT NULL, active INTEGER, kind TEXT NOT NULL, "
+        "profile TEXT, batch_no TEXT, issue_date TEXT, expiry_date TEXT, chip_serial TEXT, "
+        "atr TEXT, card_id_code TEXT, pan TEXT, registered_at DOUBLE PRECISION NOT NULL, "
+        "issued_to TEXT, issued_date TEXT, cancel_reason TEXT, replaced_by TEXT)",
+        "CREATE UNIQUE INDEX reg_cards_one_active ON reg_cards (ssn) WHERE active = 1",
+        "CREATE INDEX reg_cards_ssn ON reg_cards (ssn)",
+        "CREATE INDEX reg_cards_batch ON reg_cards (batch_no)",
+        "CREATE TABLE reg_regions (region TEXT PRIMARY KEY, prefix TEXT NOT NULL UNIQUE, "
+        "next_seq BIGINT NOT NULL)",
+        f"CREATE TABLE reg_transitions (id {pk}, application_id BIGINT NOT NULL, card_no TEXT, "
+        "from_state TEXT, to_state TEXT NOT NULL, event TEXT NOT NULL, actor TEXT NOT NULL, "
+        "at DOUBLE PRECISION NOT NULL, detail TEXT)",
+        "CREATE INDEX reg_transitions_app ON reg_transitions (application_id, id)",
+        "CREATE TABLE reg_batches (batch_no TEXT PRIMARY KEY, kind TEXT NOT NULL, "
+        "profile TEXT NOT NULL, records INTEGER NOT NULL, file TEXT, "
+        "created_at DOUBLE PRECISION NOT NULL)",
+    ]
+
+
+#: (version, name, statements for this database). Append only: never edit an applied one.
+MIGRATIONS: Final[tuple[tuple[int, str, Callable[[Database], list[str]]], ...]] = (
+    (1, "line journal", journal_schema),
+    (2, "registry: applications, cards, regions, transitions, batches", _registry),
+)
+LATEST: Final = MIGRATIONS[-1][0]
+
+
+def _ensure_table(db: Database) -> None:
+    db.execute(
+        "CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, "
+        "name TEXT NOT NULL, applied_at DOUBLE PRECISION NOT NULL)"
+    )
+
+
+def has_table(db: Database, name: str) -> bool:
+    """Whether ``name`` exists (on PostgreSQL: in the connection's search path)."""
+    if db.dialect == "postgres":
+        return db.execute("SELECT to_regclass(?)", (name,))[0][0] is not None
+    return bool(
+        db.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?", (name,))
+    )
+
+
+def current_version(db: Database) -> int:
+    """The highest applied migration (0 for a new database)."""
+    if not has_table(db, "schema_migrations"):
+        return 0
+    rows = db.execute("SELECT MAX(version) FROM schema_migrations")
+    return int(rows[0][0] or 0)
+
+
+def upgrade(db: Database) -> list[tuple[int, str]]:
+    """Apply the missing migrations in order; returns those applied."""
+    applied: list[tuple[int, str]] = []
+    for version, name, statements in MIGRATIONS:
+        with db.transaction():
+            if db.dialect == "postgres":
+                db.execute("SELECT pg_advisory_xact_lock(?)", (_LOCK_KEY,))
+            _ensure_table(db)
+            done = db.execute("SELECT 1 FROM schema_migrations WHERE version = ?", (version,))
+            if done:
+                continue
+            for stmt in statements(db):
+                db.execute(stmt)
+            db.execute(
+                "INSERT INTO schema_migrations (version, name, applied_at) VALUES (?, ?, ?)",
+                (version, name, time.time()),
+            )
+        applied.append((version, name))
+    return applied
+
+
+def require_current(db: Database) -> None:
+    """Refuse to work on a database whose schema is behind this version of cardperso."""
+    have = current_version(db)
+    if have < LATEST:
+        raise UsageError(
+            f"the database schema is at version {have}, this cardperso needs {LATEST}: "
+            f"run `cardperso db upgrade --db {_safe(db.url)}`"
+        )
+    if have > LATEST:
+        raise UsageError(
+            f"the database schema is at version {have}, newer than this cardperso knows "
+            f"({LATEST}): upgrade cardperso"
+        )
+
+
+def _safe(url: str) -> str:
+    return re.sub(r"//[^@/]*@", "//***@", url)
