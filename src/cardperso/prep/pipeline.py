@@ -384,7 +384,11 @@ def prepare(
     writer = PersoWriter(out_path, header, key)
     rejects = RejectsWriter(rejects_path)
     summary = PrepSummary(output=os.fspath(out_path))
-    dup_sets = (FingerprintSet(), FingerprintSet(), FingerprintSet())
+    # size the duplicate tables for the whole file up front (no growth spikes): a record is
+    # at least ~130 bytes of CSV, so this over-estimates the count a little
+    estimate = os.path.getsize(input_path) // 130
+    capacity = max(1 << 16, int(estimate / 0.65))
+    dup_sets = tuple(FingerprintSet(capacity) for _ in range(3 if profile.pboc else 2))
     dup_names = ("ssn", "card_no", "pan")
 
     def sink(res: ChunkResult) -> None:
@@ -392,8 +396,8 @@ def prepare(
         rej = list(res.rejects)
         fps, lines = res.fps, res.lines
         drop: dict[int, int] = {}
-        for j in range(3):
-            found = dup_sets[j].add_many(fps[j::3], lines, drop)
+        for j, table in enumerate(dup_sets):
+            found = table.add_many(fps[j::3], lines, drop)
             for i, first in found.items():
                 rej.append((lines[i], dup_names[j], f"duplicate of line {first}", ""))
             drop |= found
