@@ -29,10 +29,11 @@ another thread raise :class:`~cardperso.errors.UsageError`.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 from smartcard import scard
@@ -411,10 +412,19 @@ class ReaderInfo:
     atr: bytes
 
 
-def list_readers() -> list[ReaderInfo]:
-    """Every PC/SC reader with whether a card is present and its ATR (like ``pcsc_scan``)."""
+@contextlib.contextmanager
+def _context() -> Iterator[int]:
+    """A PC/SC context for one call in this thread, released on exit."""
     ctx = _establish()
     try:
+        yield ctx
+    finally:
+        scard.SCardReleaseContext(ctx)
+
+
+def list_readers() -> list[ReaderInfo]:
+    """Every PC/SC reader with whether a card is present and its ATR (like ``pcsc_scan``)."""
+    with _context() as ctx:
         rc, names = scard.SCardListReaders(ctx, [])
         if rc == scard.SCARD_E_NO_READERS_AVAILABLE:
             return []
@@ -432,8 +442,6 @@ def list_readers() -> list[ReaderInfo]:
             present = bool(event & scard.SCARD_STATE_PRESENT)
             out.append(ReaderInfo(str(name), present, bytes(atr) if present else b""))
         return out
-    finally:
-        scard.SCardReleaseContext(ctx)
 
 
 def _wait_state(ctx: int, reader: str, *, present: bool, timeout: float) -> bytes | None:
@@ -461,11 +469,8 @@ def _wait_state(ctx: int, reader: str, *, present: bool, timeout: float) -> byte
 
 def wait_for_card(reader: str, timeout: float) -> bytes:
     """Wait up to ``timeout`` s for a card in ``reader``; returns its ATR, or raises NoCard."""
-    ctx = _establish()
-    try:
+    with _context() as ctx:
         atr = _wait_state(ctx, reader, present=True, timeout=timeout)
-    finally:
-        scard.SCardReleaseContext(ctx)
     if atr is None:
         raise NoCard(f"{reader}: no card arrived within {timeout:g} s")
     return atr
@@ -473,10 +478,7 @@ def wait_for_card(reader: str, timeout: float) -> bytes:
 
 def wait_for_removal(reader: str, timeout: float) -> None:
     """Wait up to ``timeout`` s until ``reader`` is empty (TransportError on timeout)."""
-    ctx = _establish()
-    try:
+    with _context() as ctx:
         gone = _wait_state(ctx, reader, present=False, timeout=timeout)
-    finally:
-        scard.SCardReleaseContext(ctx)
     if gone is None:
         raise TransportError(f"{reader}: the card was not taken out within {timeout:g} s")
