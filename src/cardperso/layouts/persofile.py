@@ -28,7 +28,7 @@ bytes equal what these Construct layouts build and parse.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import construct as cs
 
@@ -98,7 +98,7 @@ class PersoHeader:
     kek_algorithm: str
     kek_kcv: bytes
     mac_scheme: str
-    pin_seed: bytes
+    pin_seed: bytes = field(repr=False)
     keys: tuple[KeyRef, ...]
     apps: tuple[AppRef, ...]
     face_fields: tuple[str, ...]
@@ -146,21 +146,24 @@ class PersoApp:
     """One application's data on one card: AID and DGI stream (secret DGIs encrypted)."""
 
     aid: bytes
-    dgis: bytes
+    dgis: bytes = field(repr=False)
 
 
 @dataclass(frozen=True, slots=True)
 class PersoRecordBody:
+    """One card's record. Identity number, PAN, chip data, card face and tracks are personal
+    data: they never appear in ``repr``."""
+
     flags: int
     card_no: str
-    ssn: str
-    pan: str
-    card_id: bytes
-    apps: tuple[PersoApp, ...]
-    face: str
-    track1: str
-    track2: str
-    track3: str
+    ssn: str = field(repr=False)
+    pan: str = field(repr=False)
+    card_id: bytes = field(repr=False)
+    apps: tuple[PersoApp, ...] = field(repr=False)
+    face: str = field(repr=False)
+    track1: str = field(repr=False)
+    track2: str = field(repr=False)
+    track3: str = field(repr=False)
 
 
 _Ascii8 = cs.PascalString(cs.Int8ub, "ascii")
@@ -187,7 +190,7 @@ RECORD_BODY = cs.Struct(
 @dataclass(frozen=True, slots=True)
 class PersoRecord:
     line: int
-    body: bytes
+    body: bytes = field(repr=False)
     mac: bytes
 
 

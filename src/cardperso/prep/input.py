@@ -22,7 +22,7 @@ import io
 import json
 import os
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from cardperso.errors import DataError
@@ -53,8 +53,8 @@ class Chunk:
     index: int
     fmt: str
     columns: tuple[str, ...]
-    data: bytes
-    first_line: int
+    data: bytes = field(repr=False)  # personal data: never in a repr
+    first_line: int = 0
 
 
 def _detect(path: str, fmt: str | None) -> str:

@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import hmac
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from cardperso.crypto import BLOCK_SIZE, odd_parity
@@ -53,10 +53,10 @@ def pin_block(pin: str) -> bytes:
 class CardKeys:
     """One card's protected key material (all encrypted under the transport KEK)."""
 
-    pboc_mk: bytes  # 48 bytes: wrapped AC ‖ SMI ‖ SMC (empty without PBOC)
-    pboc_kcv: bytes  # 9 bytes: their check values (empty without PBOC)
-    ssse_keys: bytes  # 16 bytes per SSSE key, in profile order
-    pin: bytes  # wrapped PIN block
+    pboc_mk: bytes = field(repr=False)  # 48 bytes: wrapped AC ‖ SMI ‖ SMC (empty without PBOC)
+    pboc_kcv: bytes = field(repr=False)  # 9 bytes: their check values (empty without PBOC)
+    ssse_keys: bytes = field(repr=False)  # 16 bytes per SSSE key, in profile order
+    pin: bytes = field(repr=False)  # wrapped PIN block
 
 
 class ChunkKeys:

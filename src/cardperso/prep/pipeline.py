@@ -61,7 +61,7 @@ class PrepOptions:
     created: int
     workers: int = 1
     chunk_size: int = 2000
-    pin_seed: bytes | None = None
+    pin_seed: bytes | None = field(default=None, repr=False)
     input_format: str | None = None
 
 
