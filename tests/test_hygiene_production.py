@@ -82,3 +82,76 @@ def test_an_hsm_store_of_fresh_keys_passes_without_override(
     store.generate_key("transport-kek", "3DES", 16)
     check_production(store, production=True, allow_software_keystore=False, what="prep x")
     assert not _overrides(caplog)
+
+
+# -- on the command line ------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def sample_perso(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A small perso file prepared with the sample keys, and a line file beside it."""
+    import functools
+
+    from cardperso.prep.pipeline import PrepOptions, prepare
+    from cardperso.prep.synth import make_batch
+    from cardperso.profiles.loader import load_profile
+
+    tmp = tmp_path_factory.mktemp("production")
+    make_batch(tmp / "batch.csv", 2, seed=3)
+    opener = functools.partial(SoftwareKeyStore.load, SAMPLE_KEYS)
+    out = tmp / "batch.perso"
+    prepare(
+        tmp / "batch.csv", load_profile("ssc3-pboc"), opener(), opener, out,
+        tmp / "rejects.csv", PrepOptions(batch_id="P", created=1_700_000_000),
+    )  # fmt: skip
+    (tmp / "line.yaml").write_text(
+        "stations:\n  - {name: st1, printer: /nonexistent/tty, reader: no reader}\n"
+    )
+    return out
+
+
+def _cli(args: list[str]) -> Any:
+    from click.testing import CliRunner
+
+    from cardperso.cli.main import _register, cli
+
+    _register()
+    return CliRunner().invoke(cli, args)
+
+
+def _run_args(perso: Path, keys: Path, *flags: str) -> list[str]:
+    return [
+        "run", str(perso), "--line", str(perso.parent / "line.yaml"), "--keys", str(keys),
+        "--db", str(perso.parent / "journal.db"), *flags,
+    ]  # fmt: skip
+
+
+def test_run_production_refuses_a_software_store_and_the_sample_keys(
+    sample_perso: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    plain = _cli(_run_args(sample_perso, SAMPLE_KEYS, "--production"))
+    assert plain.exit_code == 1 and "software key store" in plain.output, plain.output
+    override = _cli(
+        _run_args(sample_perso, SAMPLE_KEYS, "--production", "--allow-software-keystore")
+    )
+    assert override.exit_code == 1 and "published sample key" in override.output, override.output
+    assert len(_overrides(caplog)) == 1
+    assert not (sample_perso.parent / "journal.db").exists(), "refused before the journal opened"
+
+
+def test_run_production_with_fresh_keys_and_the_override_passes_the_guard(
+    sample_perso: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Past the guard, the run goes on to check the file: here it was prepared with the sample
+    KEK, so the fresh store's KEK is refused by check value (and no card is touched)."""
+    generate_file(tmp_path / "keys.json")
+    result = _cli(
+        _run_args(sample_perso, tmp_path / "keys.json", "--production", "--allow-software-keystore")
+    )
+    assert result.exit_code != 0 and "different 'transport-kek'" in result.output, result.output
+    (warning,) = _overrides(caplog)
+    assert str(tmp_path / "keys.json") in warning.getMessage()
+    without = _cli(_run_args(sample_perso, tmp_path / "keys.json"))
+    assert (
+        "different 'transport-kek'" in without.output and "software key store" not in without.output
+    )

@@ -14,6 +14,7 @@ from pathlib import Path
 import click
 
 from cardperso.cli.keys import open_store
+from cardperso.cli.production import check_production, production_options
 from cardperso.cli.sim import sim_group
 from cardperso.devices import pcsc
 from cardperso.errors import UsageError
@@ -73,8 +74,16 @@ def _run(
     *,
     join: bool = False,
     stale_after: float = 15.0,
+    production: bool = False,
+    allow_software_keystore: bool = False,
 ) -> RunSummary:
     store = open_store(keys_spec)
+    check_production(
+        store,
+        production=production,
+        allow_software_keystore=allow_software_keystore,
+        what=f"run {perso.name}",
+    )
     db = Database(db_url)
     try:
         # -vv: the APDU trace of every station (secrets redacted) goes to the debug log
@@ -141,6 +150,7 @@ def _feed_registry(db: Database, summary: RunSummary) -> None:
     show_default=True,
     help="With --join: seconds without a heartbeat after which another line's claims are released.",
 )
+@production_options
 def run_cmd(
     perso_file: Path,
     line_file: str,
@@ -151,6 +161,8 @@ def run_cmd(
     scp: str | None,
     join: bool,
     stale_after: float,
+    production: bool,
+    allow_software_keystore: bool,
 ) -> None:
     """Personalize and print the cards of PERSO_FILE on the line described by LINE.yaml."""
     results = results or perso_file.with_suffix(".results.csv")
@@ -165,6 +177,8 @@ def run_cmd(
         live=sys.stderr.isatty() and not os.environ.get("CI"),
         join=join,
         stale_after=stale_after,
+        production=production,
+        allow_software_keystore=allow_software_keystore,
     )
     _print_summary(summary, results)
     if summary.stopped:
