@@ -248,6 +248,8 @@ SCHEMA = s.Map(
             defaults={"track1": "", "track3": ""},
         ),
         "two_stage": TWO_STAGE,
+        #: a production product: runs refuse sample/test keys and software key stores
+        "production": s.Bool(),
     },
     required=("name", "title", "generation", "photo", "pin", "ssse", "gp", "store_data"),
     defaults={"transport_kek": "transport-kek", "card_face": []},
@@ -444,6 +446,7 @@ def _build(data: dict[str, Any], digest: bytes, source: str) -> Profile:
         mag_stripe=None if ms is None else MagStripeSpec(ms["track1"], ms["track2"], ms["track3"]),
         digest=digest,
         source=source,
+        production=bool(data.get("production", False)),
     )
 
 

@@ -172,6 +172,8 @@ class Profile:
     digest: bytes
     #: Where it was loaded from (for messages).
     source: str
+    #: ``production: true``: runs of this product get the production guard (cli.production).
+    production: bool = False
 
     @property
     def needs_pan(self) -> bool:
