@@ -155,3 +155,42 @@ def test_run_production_with_fresh_keys_and_the_override_passes_the_guard(
     assert (
         "different 'transport-kek'" in without.output and "software key store" not in without.output
     )
+
+
+@pytest.fixture
+def production_profile(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> str:
+    """``ssc3-prod``: the reference profile marked ``production: true``, found by name."""
+    from cardperso.profiles.loader import load_profile
+
+    reference = load_profile("ssc3-pboc")
+    text = Path(reference.source).read_text(encoding="utf-8")
+    text = text.replace("name: ssc3-pboc", "name: ssc3-prod", 1) + "\nproduction: true\n"
+    (tmp_path / "profiles").mkdir()
+    (tmp_path / "profiles" / "ssc3-prod.yaml").write_text(text, encoding="utf-8")
+    monkeypatch.setenv("CARDPERSO_PROFILES", str(tmp_path / "profiles"))
+    profile = load_profile("ssc3-prod")
+    assert profile.production and not reference.production
+    return profile.name
+
+
+def test_a_production_profile_makes_every_run_a_production_run(
+    production_profile: str, tmp_path: Path
+) -> None:
+    import functools
+
+    from cardperso.prep.pipeline import PrepOptions, prepare
+    from cardperso.prep.synth import make_batch
+    from cardperso.profiles.loader import load_profile
+
+    make_batch(tmp_path / "batch.csv", 1, seed=4)
+    opener = functools.partial(SoftwareKeyStore.load, SAMPLE_KEYS)
+    perso = tmp_path / "batch.perso"
+    prepare(
+        tmp_path / "batch.csv", load_profile(production_profile), opener(), opener, perso,
+        tmp_path / "rejects.csv", PrepOptions(batch_id="Q", created=1_700_000_000),
+    )  # fmt: skip
+    (tmp_path / "line.yaml").write_text(
+        "stations:\n  - {name: st1, printer: /nonexistent/tty, reader: no reader}\n"
+    )
+    result = _cli(_run_args(perso, SAMPLE_KEYS))  # no --production: the profile says so
+    assert result.exit_code == 1 and "software key store" in result.output, result.output

@@ -14,7 +14,11 @@ from pathlib import Path
 import click
 
 from cardperso.cli.keys import open_store
-from cardperso.cli.production import check_production, production_options
+from cardperso.cli.production import (
+    check_production,
+    perso_file_is_production,
+    production_options,
+)
 from cardperso.cli.sim import sim_group
 from cardperso.devices import pcsc
 from cardperso.errors import UsageError
@@ -80,7 +84,7 @@ def _run(
     store = open_store(keys_spec)
     check_production(
         store,
-        production=production,
+        production=production or perso_file_is_production(perso),
         allow_software_keystore=allow_software_keystore,
         what=f"run {perso.name}",
     )

@@ -13,14 +13,17 @@ read or any card touched (:func:`cardperso.keystore.base.production_guard`):
 from __future__ import annotations
 
 import logging
+import os
 from collections.abc import Callable
 from typing import TypeVar
 
 import click
 
 from cardperso.keystore.base import KeyStore, production_guard
+from cardperso.prep.container import read_header
+from cardperso.profiles.loader import load_profile
 
-__all__ = ["check_production", "production_options"]
+__all__ = ["check_production", "perso_file_is_production", "production_options"]
 
 log = logging.getLogger("cardperso.production")
 
@@ -67,3 +70,10 @@ def check_production(
         )
     production_guard(store, allow_software_store=allow_software_keystore)
     log.info("%s: production run; key store %s passed the production guard", what, store.location)
+
+
+def perso_file_is_production(path: str | os.PathLike[str]) -> bool:
+    """True when the profile a personalization file was prepared for says ``production: true``."""
+    with open(path, "rb") as fh:
+        header, _raw = read_header(fh)
+    return load_profile(header.profile).production
