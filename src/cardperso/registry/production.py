@@ -233,37 +233,44 @@ def import_results(db: Database, results: Iterable[LineResult], *, actor: str) -
         if r.outcome not in ("produced", "rejected"):
             out.unfinished += 1
             continue
-        rows = db.execute(
-            "SELECT c.application_id, c.pan, c.chip_serial, a.state FROM reg_cards c "
-            "JOIN reg_applications a ON a.id = c.application_id WHERE c.card_no = ?",
-            (r.card_no,),
-        )
-        if not rows:
-            out.problems.append(f"card {r.card_no}: not in the registry")
-            continue
-        app_id, pan, serial, state = int(rows[0][0]), rows[0][1] or "", rows[0][2], rows[0][3]
-        if state != lifecycle.IN_PRODUCTION:
-            if (serial and serial == r.chip_serial) or r.outcome == "rejected":
-                out.unchanged += 1
-            else:
-                out.problems.append(f"card {r.card_no}: is {state}, not in production")
-            continue
-        if r.outcome == "rejected":
-            with db.transaction():
-                move(db, app_id, "production_failed", actor=actor, detail=r.reason or "given up")
-            out.requeued += 1
-            continue
-        if r.pan_masked and pan and _mask_pan(pan) != r.pan_masked:
-            out.problems.append(f"card {r.card_no}: the line's PAN does not match the registry's")
-            continue
-        with db.transaction():
-            db.execute(
-                "UPDATE reg_cards SET chip_serial = ?, atr = ?, card_id_code = ? WHERE card_no = ?",
-                (r.chip_serial, r.atr, r.card_id_code, r.card_no),
-            )
-            move(db, app_id, "produced", actor=actor, detail=f"chip {r.chip_serial}")
-        out.personalized += 1
+        with db.transaction():  # the row lock makes two lines feeding one run agree
+            problem = _absorb_one(db, r, out, actor=actor)
+        if problem:
+            out.problems.append(f"card {r.card_no}: {problem}")
     return out
+
+
+def _absorb_one(db: Database, r: LineResult, out: Absorbed, *, actor: str) -> str:
+    rows = db.execute("SELECT application_id FROM reg_cards WHERE card_no = ?", (r.card_no,))
+    if not rows:
+        return "not in the registry"
+    app_id = int(rows[0][0])
+    state = db.execute(
+        "SELECT state FROM reg_applications WHERE id = ?" + db.for_update, (app_id,)
+    )[0][0]
+    # read the card after the lock: another line's feed may just have recorded it
+    pan, serial = db.execute(
+        "SELECT pan, chip_serial FROM reg_cards WHERE card_no = ?", (r.card_no,)
+    )[0]
+    pan = pan or ""
+    if state != lifecycle.IN_PRODUCTION:
+        if (serial and serial == r.chip_serial) or r.outcome == "rejected":
+            out.unchanged += 1
+            return ""
+        return f"is {state}, not in production"
+    if r.outcome == "rejected":
+        move(db, app_id, "production_failed", actor=actor, detail=r.reason or "given up")
+        out.requeued += 1
+        return ""
+    if r.pan_masked and pan and _mask_pan(pan) != r.pan_masked:
+        return "the line's PAN does not match the registry's"
+    db.execute(
+        "UPDATE reg_cards SET chip_serial = ?, atr = ?, card_id_code = ? WHERE card_no = ?",
+        (r.chip_serial, r.atr, r.card_id_code, r.card_no),
+    )
+    move(db, app_id, "produced", actor=actor, detail=f"chip {r.chip_serial}")
+    out.personalized += 1
+    return ""
 
 
 def read_results_file(path: str | os.PathLike[str]) -> list[LineResult]:
