@@ -133,6 +133,12 @@ def test_tampering_is_refused(
     _refused(bad, patched, sample_keystore, MacMismatch, "record 0")
     # the file MAC
     _refused(bad, data[:-1] + bytes([data[-1] ^ 1]), sample_keystore, MacMismatch, "file MAC")
+    # a record's length field
+    pos = len(raw)
+    huge = data[:pos] + b"\xff\xff\xff\xff" + data[pos + 4 :]
+    _refused(bad, huge, sample_keystore, DecodeError, "record length is implausible")
+    longer = data[:pos] + (int.from_bytes(data[pos : pos + 4], "big") + 1).to_bytes(4, "big")
+    _refused(bad, longer + data[pos + 4 :], sample_keystore, MacMismatch, "record 0")
 
 
 def test_truncation_is_refused(

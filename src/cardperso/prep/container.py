@@ -209,39 +209,77 @@ def verify(path: str | os.PathLike[str], store: KeyStore) -> VerifyResult:
         _check_kek(store, header)
         key, _seed = file_key(store, header.kek_name, header.batch_id, header.profile_digest)
         macs = hashlib.sha256()
-        expect = 0
+        count = 0
         last_line = -1
         sha = hashlib.sha256
         digest = hmac.digest
-        pack = _SEQ.pack
-        for seq, pos, body, mac in _records(fh, len(raw)):
-            if seq < 0:
-                count = int.from_bytes(body, "big")
-                if count != expect or header.record_count != expect:
+        same = hmac.compare_digest
+        unpack = _FRAME.unpack_from
+        block = 1 << 22
+        base = len(raw)  # file offset of buf[0]
+        buf = b""
+        view = memoryview(buf)
+        off = 0
+        trailer = pf.TRAILER_MAGIC
+        while True:
+            avail = len(buf) - off
+            need = 8
+            if avail >= 8 and buf[off : off + 4] != trailer:
+                need = 24 + unpack(buf, off)[0]
+                if need > 1 << 24:
                     raise DecodeError(
-                        f"record count mismatch: header {header.record_count}, trailer {count}, "
-                        f"file {expect} (truncated or spliced file)",
+                        "record length is implausible (corrupt file)", offset=base + off
+                    )
+            if avail < need:
+                more = fh.read(block)
+                if not more:
+                    if avail < 8 or buf[off : off + 4] != trailer:
+                        what = ": no trailer" if avail < 8 else " inside a record"
+                        raise DecodeError(f"file is truncated{what}", offset=base + off)
+                else:
+                    base += off
+                    buf = buf[off:] + more
+                    view = memoryview(buf)
+                    off = 0
+                    continue
+            pos = base + off
+            if buf[off : off + 4] == trailer:
+                tail = buf[off:] + fh.read()
+                if len(tail) < pf.TRAILER_SIZE:
+                    raise DecodeError("file is truncated inside the trailer", offset=pos)
+                if len(tail) > pf.TRAILER_SIZE:
+                    raise DecodeError("unexpected bytes after the trailer", offset=pos + 40)
+                stated = int.from_bytes(tail[4:8], "big")
+                if stated != count or header.record_count != count:
+                    raise DecodeError(
+                        f"record count mismatch: header {header.record_count}, trailer "
+                        f"{stated}, file {count} (truncated or spliced file)",
                         offset=pos,
                     )
-                want = _file_mac(key, raw, macs.digest(), expect)
-                if not hmac.compare_digest(want, mac):
+                want = _file_mac(key, raw, macs.digest(), count)
+                if not same(want, tail[8:40]):
                     raise MacMismatch("file MAC does not verify (tampered, truncated or mixed)")
-                return VerifyResult(header, expect, pos + pf.TRAILER_SIZE)
-            if seq <= last_line:
+                return VerifyResult(header, count, pos + pf.TRAILER_SIZE)
+            length, line = unpack(buf, off)
+            end = off + 8 + length
+            if line <= last_line:
                 raise DecodeError(
-                    f"record {expect} (input line {seq}) comes after input line {last_line}: "
+                    f"record {count} (input line {line}) comes after input line {last_line}: "
                     "reordered or spliced file",
                     offset=pos,
                 )
-            last_line = seq
-            want_mac = digest(key, b"R" + pack(seq) + sha(body).digest(), "sha256")[:16]
-            if not hmac.compare_digest(want_mac, mac):
+            last_line = line
+            mac = view[end : end + 16]
+            want_mac = digest(
+                key, b"R" + buf[off + 4 : off + 8] + sha(view[off + 8 : end]).digest(), "sha256"
+            )
+            if not same(want_mac[:16], mac):
                 raise MacMismatch(
-                    f"record {expect} (input line {seq}, offset {pos}) MAC does not verify"
+                    f"record {count} (input line {line}, offset {pos}) MAC does not verify"
                 )
             macs.update(mac)
-            expect += 1  # noqa: SIM113 - also the count after the loop
-        raise DecodeError("file is truncated: no trailer")  # pragma: no cover
+            count += 1
+            off = end + 16
 
 
 def iter_records(path: str | os.PathLike[str]) -> Iterator[tuple[int, pf.PersoRecordBody]]:

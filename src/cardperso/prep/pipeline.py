@@ -41,7 +41,7 @@ from cardperso.prep.dedup import FingerprintSet, card_no_fp, pan_fp, ssn_fp
 from cardperso.prep.input import Chunk, open_input, parse_chunk
 from cardperso.prep.keys import ChunkKeys
 from cardperso.prep.rejects import RejectsWriter
-from cardperso.prep.templates import PbocTemplate, SsseTemplate, ssse_key_dgi
+from cardperso.prep.templates import SSSE_PIN_DGI, PbocTemplate, SsseTemplate, ssse_key_dgi
 from cardperso.prep.validate import Reject, Validator
 from cardperso.profiles.model import Profile
 
@@ -298,7 +298,7 @@ def build_header(
     keys = tuple(
         pf.KeyRef(n, store.info(n).algorithm, store.info(n).kcv) for n in profile.master_key_names()
     )
-    ssse_secret = (*tuple(ssse_key_dgi(k.id) for k in profile.ssse.keys), 36624)
+    ssse_secret = (*(ssse_key_dgi(k.id) for k in profile.ssse.keys), SSSE_PIN_DGI)
     apps = [pf.AppRef("ssse", profile.ssse.df_name, ssse_secret)]
     if profile.pboc is not None:
         apps.append(pf.AppRef("pboc", profile.pboc.aid, (0x8000, 0x8010)))
