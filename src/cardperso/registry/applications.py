@@ -146,7 +146,8 @@ def _insert(
                 (*(v["ssn"] for _, v in good), *_OPEN),
             )
         }
-        transitions = []
+        before = int(db.execute("SELECT COALESCE(MAX(id), 0) FROM reg_applications")[0][0])
+        rows = []
         for line, v in good:
             if v["ssn"] in open_:
                 summary.rejects.append(
@@ -162,11 +163,7 @@ def _insert(
             if photo and not os.path.isabs(photo):
                 photo = str(base / photo)
             extra = {k: v[k] for k in EXTRA if v.get(k)}
-            row = db.execute(
-                "INSERT INTO reg_applications (ssn, name, gender, nation, birth_date, birth_place, "
-                "region, photo, bank_code, pan, pan_seq, extra, application_type, accepted_date, "
-                "state, state_at, source, created_at) VALUES "
-                "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
+            rows.append(
                 (
                     v["ssn"],
                     v["name"],
@@ -186,17 +183,25 @@ def _insert(
                     now,
                     f"{source}:{line}",
                     now,
-                ),
+                )
             )
-            transitions.append(
-                (int(row[0][0]), None, lifecycle.ACCEPTED, "accept", actor, now, f"line {line}")
-            )
-            summary.accepted += 1
         db.executemany(
-            "INSERT INTO reg_transitions (application_id, from_state, to_state, event, actor, at, "
-            "detail) VALUES (?, ?, ?, ?, ?, ?, ?)",
-            transitions,
+            "INSERT INTO reg_applications (ssn, name, gender, nation, birth_date, birth_place, "
+            "region, photo, bank_code, pan, pan_seq, extra, application_type, accepted_date, "
+            "state, state_at, source, created_at) VALUES "
+            "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            rows,
         )
+        # one "accept" transition per new application: those above the previous highest id
+        # that have none yet (a concurrent import's rows carry their own, committed together)
+        db.execute(
+            "INSERT INTO reg_transitions (application_id, from_state, to_state, event, actor, at, "
+            "detail) SELECT a.id, NULL, ?, 'accept', ?, ?, a.source FROM reg_applications a "
+            "WHERE a.id > ? AND NOT EXISTS "
+            "(SELECT 1 FROM reg_transitions t WHERE t.application_id = a.id)",
+            (lifecycle.ACCEPTED, actor, now, before),
+        )
+        summary.accepted += len(rows)
 
 
 # -- audit ------------------------------------------------------------------------------------
