@@ -3,15 +3,23 @@ bank's personalization of two-stage cards (docs/bank.md)."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import TypeVar
+import csv
+import logging
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any, TypeVar
 
 import click
 
 from cardperso.bank import terminal
+from cardperso.bank.accounts import AccountRecord, ssn_digest
 from cardperso.bank.host import AuthRequest, HostKeys, IssuerHost
+from cardperso.bank.twostage import TransportDelivery, load_two_stage, make_delivery
 from cardperso.cli.keys import open_store
-from cardperso.errors import UsageError
+from cardperso.errors import CardPersoError, DataError, TransportError, UsageError
+
+log = logging.getLogger(__name__)
 
 __all__ = ["COMMANDS"]
 
@@ -157,6 +165,216 @@ def verify_cmd(reader: str, ppse: bool, keys_spec: str, imk_ac: str, imk_smi: st
         f"OK {got.pan_masked} AID {got.aid.hex().upper()} via {got.via}: {got.records} records,"
         f" checks {', '.join(got.checks)}"
     )
+
+
+# -- two-stage personalization ---------------------------------------------------------------
+
+
+@bank_group.command("transport-keys")
+@click.option("--profile", "-p", "profile_name", required=True, help="two-stage profile")
+@click.option("--keys", "-k", "keys_spec", required=True, help="Bank key store.")
+@click.option("--batch", required=True, help="batch name (diversifies the transport keys)")
+@click.option("--out", "-o", type=click.Path(dir_okay=False, path_type=Path), required=True)
+def transport_keys_cmd(profile_name: str, keys_spec: str, batch: str, out: Path) -> None:
+    """Bank: the batch's SSD transport keys for the factory, wrapped under the key-exchange key."""
+    two = load_two_stage(profile_name)
+    delivery = make_delivery(open_store(keys_spec), two, batch)
+    out.write_text(delivery.to_json(), encoding="utf-8")
+    click.echo(
+        f"{out}: SSD {delivery.ssd_aid.hex().upper()} KVN {delivery.kvn:02X}, keys wrapped under "
+        f"{delivery.kek} (KCV {delivery.kek_kcv.hex().upper()}); check values "
+        + " ".join(k.kcv.hex().upper() for k in (delivery.enc, delivery.mac, delivery.dek))
+    )
+
+
+def _reader_cards(
+    readers: list[str], card_timeout: float, count: int | None
+) -> Iterator[PcscTransportLike]:
+    """Connected transports, one per card presented in any of ``readers`` (polled in turn);
+    a reader whose card was done is skipped until it is seen empty. Stops after ``count``
+    cards, or when no new card arrives for ``card_timeout`` seconds."""
+    from cardperso.devices.pcsc import NoCard, PcscTransport, wait_for_card, wait_for_removal
+
+    done = 0
+    busy: set[str] = set()
+    idle_since = time.monotonic()
+    while count is None or done < count:
+        progressed = False
+        for reader in readers:
+            if reader in busy:
+                try:
+                    wait_for_removal(reader, 0.05)
+                    busy.discard(reader)
+                except TransportError:
+                    continue
+            try:
+                wait_for_card(reader, 0.2)
+            except NoCard:
+                continue
+            with PcscTransport(reader) as transport:
+                yield transport
+            busy.add(reader)
+            done += 1
+            progressed = True
+            idle_since = time.monotonic()
+            if count is not None and done >= count:
+                return
+        if not progressed and time.monotonic() - idle_since > card_timeout:
+            return
+
+
+PcscTransportLike = Any
+
+
+@bank_group.command("factory")
+@click.argument("perso_file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--reader", "-r", "readers", multiple=True, required=True, help="PC/SC reader(s)")
+@click.option("--keys", "-k", "keys_spec", required=True, help="Factory key store.")
+@click.option("--delivery", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              required=True, help="the bank's transport-key delivery file")  # fmt: skip
+@click.option("--handover", type=click.Path(dir_okay=False, path_type=Path),
+              help="write chip serial ↔ card id ↔ SSN digest for the bank")  # fmt: skip
+@click.option("--count", type=click.IntRange(min=1), help="stop after N cards")
+@click.option("--card-timeout", type=float, default=10.0, show_default=True)
+def factory_cmd(
+    perso_file: Path, readers: tuple[str, ...], keys_spec: str, delivery: Path,
+    handover: Path | None, count: int | None, card_timeout: float,
+) -> None:  # fmt: skip
+    """Factory, desktop encoder: SSSE from PERSO_FILE, then the bank's SSD and the PBOC
+    application installed under it, one record per card presented."""
+    from cardperso.bank.factory import factory_card
+    from cardperso.line.perso import card_data, chip_plan
+    from cardperso.prep.container import iter_records, verify
+
+    store = open_store(keys_spec)
+    header = verify(perso_file, store).header
+    two = load_two_stage(header.profile)
+    if two.factory.digest != header.profile_digest:
+        raise DataError("the profile changed since the file was prepared", field="profile")
+    plan = chip_plan(two.factory, header)
+    sent = TransportDelivery.from_json(delivery.read_text(encoding="utf-8"), str(delivery))
+    records = iter(iter_records(perso_file))
+    rows: list[tuple[str, str, str]] = []
+    made = 0
+    for transport in _reader_cards(list(readers), card_timeout, count):
+        try:
+            index, (line, body) = made, next(records)
+        except StopIteration:
+            break
+        result = terminal.run(
+            factory_card(two, card_data(header, body, index), plan, store, sent),
+            transport.transmit,
+        )
+        made += 1
+        serial = result.chip.chip_serial.hex().upper()
+        rows.append((serial, result.chip.card_id.hex().upper(), ssn_digest(body.ssn)))
+        click.echo(f"line {line}: chip {serial} card {body.card_no}: SSSE done, bank SSD created")
+    if handover is not None:
+        with handover.open("w", encoding="utf-8", newline="") as fh:
+            writer = csv.writer(fh, lineterminator="\n")
+            writer.writerow(("chip_serial", "card_id", "ssn_digest"))
+            writer.writerows(rows)
+    click.echo(f"{made} card(s) made")
+
+
+def _registry_hook(db_url: str) -> Callable[[AccountRecord, bool, str], None]:
+    """Move the card's application to account_opened / account_failed in the registry."""
+    from cardperso.registry import cards as reg_cards
+    from cardperso.registry import store as reg
+    from cardperso.storage.db import connect
+
+    db = reg.open_registry(connect(db_url))
+    actor = reg.default_actor()
+
+    def hook(rec: AccountRecord, opened: bool, reason: str) -> None:
+        card_no = rec.card_no or next(
+            (n for n, state, active, _ in reg_cards.cards_of(db, rec.ssn) if active), ""
+        )
+        if not card_no:
+            log.warning("line %d: no registry card for %s", rec.line, rec.ssn_masked)
+            return
+        app = reg.app_by_card(db, card_no)
+        event = "account_open" if opened else "account_fail"
+        try:
+            with db.transaction():
+                reg.move(db, app.id, event, actor=actor, detail=reason[:200])
+        except CardPersoError as exc:
+            log.warning("line %d: registry: %s", rec.line, exc)
+
+    return hook
+
+
+@bank_group.command("personalize")
+@click.argument(
+    "input_path", metavar="INPUT", type=click.Path(exists=True, dir_okay=False, path_type=Path)
+)
+@click.option("--profile", "-p", "profile_name", required=True, help="two-stage profile")
+@click.option("--keys", "-k", "keys_spec", required=True, help="Bank key store.")
+@click.option("--transport", "delivery", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              required=True, help="the transport-key delivery file of the batch")  # fmt: skip
+@click.option("--line", "line_file", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="the bank's line: every station's reader is used")  # fmt: skip
+@click.option("--reader", "-r", "readers", multiple=True, help="PC/SC reader(s)")
+@click.option("--out", "-o", "out", type=click.Path(dir_okay=False, path_type=Path),
+              default=Path("accounts.csv"), show_default=True, help="account-opening file")  # fmt: skip
+@click.option("--rejects", type=click.Path(dir_okay=False, path_type=Path),
+              default=Path("bank-rejects.csv"), show_default=True)  # fmt: skip
+@click.option("--handover", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="the factory's handover file (for rows that name cards by SSN)")  # fmt: skip
+@click.option("--db", "db_url", help="registry database: cards move to account_opened/failed")
+@click.option("--count", type=click.IntRange(min=1), help="stop after N cards")
+@click.option("--card-timeout", type=float, default=10.0, show_default=True)
+@click.option("--no-verify", is_flag=True, help="skip the read-back ARQC check")
+def personalize_cmd(
+    input_path: Path, profile_name: str, keys_spec: str, delivery: Path, line_file: Path | None,
+    readers: tuple[str, ...], out: Path, rejects: Path, handover: Path | None,
+    db_url: str | None, count: int | None, card_timeout: float, no_verify: bool,
+) -> None:  # fmt: skip
+    """Bank: personalize the PBOC application of two-stage cards and open their accounts."""
+    from cardperso.bank.accounts import AccountFile, read_accounts, read_handover
+    from cardperso.bank.personalize import BankPlan, personalize_batch, pin_seed_for
+    from cardperso.prep.rejects import RejectsWriter
+
+    names = list(readers)
+    if line_file is not None:
+        from cardperso.line.linefile import load_line
+
+        names += [st.reader for st in load_line(line_file).stations]
+    if not names:
+        raise UsageError("give --reader or --line")
+    two = load_two_stage(profile_name)
+    assert two.bank.pboc is not None
+    store = open_store(keys_spec)
+    sent = TransportDelivery.from_json(delivery.read_text(encoding="utf-8"), str(delivery))
+    if sent.ssd_aid != two.ssd.aid:
+        raise UsageError("the transport-key file is for another security domain")
+    writer = RejectsWriter(rejects)
+    try:
+        batch = read_accounts(input_path, two.bank.pboc, two.bank.pin.length, writer)
+    finally:
+        writer.close()
+    click.echo(f"input: read {batch.read}, valid {len(batch)}, rejected {batch.rejected}")
+    plan = BankPlan(
+        two, sent.batch, pin_seed=pin_seed_for(store, "transport-kek", sent.batch),
+        verify=not no_verify,
+    )  # fmt: skip
+    mapping = read_handover(handover) if handover is not None else None
+    hook = _registry_hook(db_url) if db_url else None
+
+    def show(serial: bytes, outcome: str, detail: str) -> None:
+        click.echo(f"chip {serial.hex().upper()}: {outcome} {detail}")
+
+    with AccountFile(out) as accounts:
+        summary = personalize_batch(
+            batch, plan, store, _reader_cards(names, card_timeout, count), accounts,
+            handover=mapping, on_card=show, registry=hook,
+        )  # fmt: skip
+    click.echo(
+        f"cards {summary.cards}: accounts opened {summary.opened}, failed {summary.failed}, "
+        f"no account data {summary.no_account}; account-opening file {out}"
+    )
+    if summary.failed or summary.no_account or batch.rejected:
+        raise SystemExit(1)
 
 
 COMMANDS = [bank_group]

@@ -1,0 +1,230 @@
+"""The two-stage flow through the real PC/SC stack (pcscd + vpcd) with the CLI: factory
+(SSSE + the bank's SSD), bank personalization, EC load, offline purchase; refusals leave the
+balance unchanged; each party's keys are refused on the other's domain; no bank key in any
+factory output."""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner, Result
+
+from cardperso.bank import demo, terminal
+from cardperso.bank.host import AuthRequest, AuthResponse, IssuerHost
+from cardperso.bank.twostage import load_two_stage, transport_keys
+from cardperso.card import VirtualCard
+from cardperso.card.ssse import SSSE_NAME
+from cardperso.cli.main import _register, cli
+from cardperso.devices.pcsc import PcscTransport
+from cardperso.errors import CardError, CryptogramMismatch
+from cardperso.keystore.software import SoftwareKeyStore
+from fixtures_pcsc import LabSlot
+
+pytestmark = pytest.mark.pcsc
+
+BANK_KEYS = demo.BANK_KEYS
+SERIAL = bytes.fromhex("5A5A0001")
+
+
+def invoke(*args: str) -> Result:
+    _register()
+    return CliRunner().invoke(cli, list(args), catch_exceptions=False)
+
+
+def bank_store() -> SoftwareKeyStore:
+    return SoftwareKeyStore.load(BANK_KEYS)
+
+
+@pytest.fixture
+def two_stage_card(pcsc_slot: LabSlot, tmp_path: Path) -> tuple[LabSlot, Path, VirtualCard]:
+    """Factory then bank, through the CLI over PC/SC; returns the slot, the work dir, the card."""
+    factory_dir = tmp_path / "factory"
+    factory_dir.mkdir()
+    two = load_two_stage("ssc3-pboc-2stage")
+    # the bank makes the delivery file; the factory prepares its batch (no bank key needed)
+    out = invoke(
+        "bank", "transport-keys", "--profile", "ssc3-pboc-2stage", "--keys", str(BANK_KEYS),
+        "--batch", "B1", "--out", str(factory_dir / "delivery.json"),
+    )  # fmt: skip
+    assert out.exit_code == 0, out.output
+    perso, _, fstore = demo.factory_batch(factory_dir, 1, two=two, batch="B1")
+    keys_dir = tmp_path / "keys"
+    keys_dir.mkdir()
+    fstore.save(keys_dir / "factory-keys.json")
+    card = VirtualCard.create_blank(tmp_path / "card.json", serial=SERIAL)
+    pcsc_slot.insert(card)
+    out = invoke(
+        "bank", "factory", str(perso), "--reader", pcsc_slot.name, "--keys",
+        str(keys_dir / "factory-keys.json"), "--delivery", str(factory_dir / "delivery.json"),
+        "--handover", str(factory_dir / "handover.csv"), "--count", "1",
+    )  # fmt: skip
+    assert out.exit_code == 0, out.output
+    (factory_dir / "factory-cli.txt").write_text(out.output, encoding="utf-8")
+    assert "bank SSD created" in out.output
+    # the bank's input: the batch's cardholder, named by SSN (handover maps it to the chip)
+    with (factory_dir / "batch.csv").open(encoding="utf-8") as fh:
+        person = next(csv.DictReader(fh))
+    bank_dir = tmp_path / "bank"
+    bank_dir.mkdir()
+    accounts_in = bank_dir / "accounts-in.csv"
+    accounts_in.write_text(
+        "ssn,name,pan,pan_seq,issue_date,expiry_date,pin,ec_balance,ec_limit,ec_single_limit\n"
+        f"{person['ssn']},{person['name']},6214830000000009,01,20260115,20360115,123456,0,"
+        "10000,2000\n",
+        encoding="utf-8",
+    )
+    out = invoke(
+        "bank", "personalize", str(accounts_in), "--profile", "ssc3-pboc-2stage",
+        "--keys", str(BANK_KEYS), "--transport", str(factory_dir / "delivery.json"),
+        "--reader", pcsc_slot.name, "--count", "1", "--handover", str(factory_dir / "handover.csv"),
+        "--out", str(bank_dir / "accounts.csv"), "--rejects", str(bank_dir / "rejects.csv"),
+    )  # fmt: skip
+    assert out.exit_code == 0, out.output
+    assert person["ssn"] not in out.output and "6214830000000009" not in out.output
+    rows = list(csv.DictReader((bank_dir / "accounts.csv").open(encoding="utf-8")))
+    assert [(r["chip_serial"], r["pan"], r["ssn"], r["outcome"]) for r in rows] == [
+        ("5A5A0001", "6214830000000009", person["ssn"], "account_opened")
+    ]
+    return pcsc_slot, tmp_path, card
+
+
+def balance(slot: LabSlot) -> int:
+    with PcscTransport(slot.name) as t:
+        return terminal.run(terminal.ec_balance(), t.transmit).balance
+
+
+def test_two_stage_flow_load_and_purchase(
+    two_stage_card: tuple[LabSlot, Path, VirtualCard],
+) -> None:
+    slot, _, _ = two_stage_card
+    out = invoke("bank", "verify", "--reader", slot.name, "--keys", str(BANK_KEYS))
+    assert out.exit_code == 0 and "arqc" in out.output and "via PSE" in out.output, out.output
+    out = invoke("bank", "ec-balance", "--reader", slot.name)
+    assert "balance limit          100.00 yuan" in out.output, out.output
+    out = invoke(
+        "bank", "ec-load", "--reader", slot.name, "--amount", "5000", "--keys", str(BANK_KEYS)
+    )
+    assert out.exit_code == 0 and "0.00 -> 50.00 yuan" in out.output, out.output
+    with PcscTransport(slot.name) as t:
+        bought = terminal.run(terminal.ec_purchase(1234), t.transmit)
+    assert bought.approved and (bought.balance_before, bought.balance_after) == (5000, 3766)
+    assert balance(slot) == 3766
+
+
+def test_refusals_leave_the_balance_unchanged(
+    two_stage_card: tuple[LabSlot, Path, VirtualCard],
+) -> None:
+    slot, _, _ = two_stage_card
+    good = IssuerHost(bank_store())
+    with PcscTransport(slot.name) as t:
+        terminal.run(terminal.ec_load(good, 1000), t.transmit)
+    assert balance(slot) == 1000
+    # load past the limit (10000): refused before the card is touched
+    out = invoke(
+        "bank", "ec-load", "--reader", slot.name, "--amount", "9001", "--keys", str(BANK_KEYS)
+    )
+    assert out.exit_code == 1 and "balance limit" in out.output
+    assert balance(slot) == 1000
+    # wrong ARQC: the factory's sample IMKs are not the bank's
+    out = invoke("bank", "ec-load", "--reader", slot.name, "--amount", "100", "--keys",
+                 str(demo.SAMPLE_KEYS))  # fmt: skip
+    assert out.exit_code == 1 and "does not verify" in out.output, out.output
+    assert balance(slot) == 1000
+
+    # wrong MAC: the script's MAC bytes are altered on the way
+    class BadMac(IssuerHost):
+        def authorize_load(self, req: AuthRequest, **kw: int) -> AuthResponse:
+            answer = super().authorize_load(req, **kw)
+            script = answer.scripts[0]
+            return AuthResponse(answer.arc, answer.arpc, (script[:-1] + bytes((script[-1] ^ 1,)),))
+
+    with PcscTransport(slot.name) as t, pytest.raises(CardError) as err:
+        terminal.run(terminal.ec_load(BadMac(bank_store()), 100), t.transmit)
+    assert err.value.sw == 0x6988
+    assert balance(slot) == 1000
+
+    # replayed script: a script captured in one transaction sent in a later one
+    captured: list[bytes] = []
+
+    class Capture(IssuerHost):
+        def authorize_load(self, req: AuthRequest, **kw: int) -> AuthResponse:
+            answer = super().authorize_load(req, **kw)
+            captured.extend(answer.scripts)
+            return answer
+
+    class Replay(IssuerHost):
+        def authorize_load(self, req: AuthRequest, **kw: int) -> AuthResponse:
+            answer = super().authorize_load(req, **kw)
+            return AuthResponse(answer.arc, answer.arpc, (captured[0],))
+
+    with PcscTransport(slot.name) as t:
+        terminal.run(terminal.ec_load(Capture(bank_store()), 500), t.transmit)
+    assert balance(slot) == 1500
+    with PcscTransport(slot.name) as t, pytest.raises(CardError) as err:
+        terminal.run(terminal.ec_load(Replay(bank_store()), 2000), t.transmit)
+    assert err.value.sw == 0x6988
+    assert balance(slot) == 1500
+
+
+def test_each_party_refused_on_the_other_domain(
+    two_stage_card: tuple[LabSlot, Path, VirtualCard],
+) -> None:
+    from cardperso.bank.channel import install_for_perso, open_domain
+    from cardperso.bank.factory import _isd_keys
+    from cardperso.bank.personalize import BankPlan, _bank_keys
+    from cardperso.line.perso import chip_plan
+    from cardperso.prep.container import verify
+
+    slot, tmp, card = two_stage_card
+    two = load_two_stage("ssc3-pboc-2stage")
+    fstore = SoftwareKeyStore.load(tmp / "keys" / "factory-keys.json")
+    header = verify(tmp / "factory" / "batch.cppf", fstore).header
+    plan = chip_plan(two.factory, header)
+    isd_keys = lambda kdd: _isd_keys(fstore, plan, kdd)  # noqa: E731
+    bank_keys = lambda kdd: _bank_keys(bank_store(), BankPlan(two, "B1"), kdd)  # noqa: E731
+    isd_aid = bytes.fromhex("A000000151000000")
+    with PcscTransport(slot.name) as t:
+        # the factory's keys do not open the bank's domain (nor do the old transport keys)
+        for keys in (isd_keys, transport_keys(bank_store(), two, "B1")):
+            with pytest.raises(CryptogramMismatch):
+                terminal.run(open_domain(two.ssd.aid, keys, kvn=0), t.transmit)
+        with pytest.raises(CardError) as err:  # the transport key set is gone
+            terminal.run(open_domain(two.ssd.aid, bank_keys, kvn=two.ssd.transport_kvn), t.transmit)
+        assert err.value.sw == 0x6A88
+
+        # the factory's ISD session cannot personalize the bank's application
+        def factory_tries():  # type: ignore[no-untyped-def]
+            s = yield from open_domain(isd_aid, isd_keys, kvn=plan.new_kvn)
+            return (yield from s.send_sw(install_for_perso(two.pboc_aid)))
+
+        assert terminal.run(factory_tries(), t.transmit) == 0x6985
+        # the bank's keys do not open the ISD, and its session cannot touch the SSSE
+        with pytest.raises(CryptogramMismatch):
+            terminal.run(open_domain(isd_aid, bank_keys, kvn=0), t.transmit)
+
+        def bank_tries():  # type: ignore[no-untyped-def]
+            s = yield from open_domain(two.ssd.aid, bank_keys, kvn=two.ssd.bank_kvn)
+            return (yield from s.send_sw(install_for_perso(SSSE_NAME)))
+
+        assert terminal.run(bank_tries(), t.transmit) == 0x6985
+    state = VirtualCard.load(card.path).state
+    assert state.isd.auth_failures == 0 and state.ssd(two.ssd.aid).auth_failures == 0  # type: ignore[union-attr]
+
+
+def test_no_bank_key_in_factory_outputs(two_stage_card: tuple[LabSlot, Path, VirtualCard]) -> None:
+    _, tmp, _ = two_stage_card
+    doc = json.loads(BANK_KEYS.read_text(encoding="utf-8"))
+    values = [bytes.fromhex(v["value"]) for k, v in doc["keys"].items() if k != "kek-exchange"]
+    tk = transport_keys(bank_store(), load_two_stage("ssc3-pboc-2stage"), "B1")
+    values += [tk.enc, tk.mac, tk.dek]
+    needles = [n for v in values for n in (v, v.hex().encode(), v.hex().upper().encode())]
+    outputs = [p for p in (tmp / "factory").rglob("*") if p.is_file()]
+    assert {"batch.cppf", "delivery.json", "handover.csv", "factory-cli.txt"} <= {
+        p.name for p in outputs
+    }
+    for p in outputs:
+        blob = p.read_bytes()
+        assert not any(n in blob for n in needles), p.name
