@@ -415,6 +415,16 @@ def line_run(prepped: Prepped, pcsc_lab) -> LineDone:  # type: ignore[no-untyped
     for r, keys in zip(rows, gp.diversify(value, kdds, "emv")):
         for role in ("enc", "mac", "dek"):
             found.add_key(f"GP {role} of record {r['record']}", getattr(keys, role))
+    # SCP02 session keys of every secure channel the stations opened (transport keys: the GP
+    # test key; sequence counter from each INITIALIZE UPDATE response in the trace)
+    trace = "".join(p.read_text() for p in work.logs.glob("*-run.stderr"))
+    responses = re.findall(r"> 8050[0-9A-F]* +< ([0-9A-F]{56})9000", trace)
+    assert len(responses) >= GOOD, "every card's INITIALIZE UPDATE is in the trace"
+    transport = gp.StaticKeys(GP_TEST_KEY, GP_TEST_KEY, GP_TEST_KEY)
+    for n, resp in enumerate(responses):
+        session = gp.scp02_session_keys(transport, bytes.fromhex(resp[24:28]))
+        for role in ("enc", "mac", "rmac", "dek"):
+            found.add_key(f"SCP02 S-{role.upper()} of session {n}", getattr(session, role))
     files = files_to_scan(work.root, exclude=prepped.inputs)
     return LineDone(state, files, found)
 
