@@ -13,11 +13,12 @@ from typing import Any, TypeVar
 import click
 
 from cardperso.bank import terminal
-from cardperso.bank.accounts import AccountRecord, ssn_digest
+from cardperso.bank.accounts import ssn_digest
 from cardperso.bank.host import AuthRequest, HostKeys, IssuerHost
+from cardperso.bank.registry_link import RegistryRecorder
 from cardperso.bank.twostage import TransportDelivery, load_two_stage, make_delivery
 from cardperso.cli.keys import open_store
-from cardperso.errors import CardPersoError, DataError, TransportError, UsageError
+from cardperso.errors import DataError, TransportError, UsageError
 
 log = logging.getLogger(__name__)
 
@@ -277,31 +278,12 @@ def factory_cmd(
     click.echo(f"{made} card(s) made")
 
 
-def _registry_hook(db_url: str) -> Callable[[AccountRecord, bool, str], None]:
+def _registry_hook(db_url: str) -> RegistryRecorder:
     """Move the card's application to account_opened / account_failed in the registry."""
-    from cardperso.registry import cards as reg_cards
     from cardperso.registry import store as reg
     from cardperso.storage.db import connect
 
-    db = reg.open_registry(connect(db_url))
-    actor = reg.default_actor()
-
-    def hook(rec: AccountRecord, opened: bool, reason: str) -> None:
-        card_no = rec.card_no or next(
-            (n for n, state, active, _ in reg_cards.cards_of(db, rec.ssn) if active), ""
-        )
-        if not card_no:
-            log.warning("line %d: no registry card for %s", rec.line, rec.ssn_masked)
-            return
-        app = reg.app_by_card(db, card_no)
-        event = "account_open" if opened else "account_fail"
-        try:
-            with db.transaction():
-                reg.move(db, app.id, event, actor=actor, detail=reason[:200])
-        except CardPersoError as exc:
-            log.warning("line %d: registry: %s", rec.line, exc)
-
-    return hook
+    return RegistryRecorder(reg.open_registry(connect(db_url)), reg.default_actor())
 
 
 @bank_group.command("personalize")
@@ -373,6 +355,10 @@ def personalize_cmd(
         f"cards {summary.cards}: accounts opened {summary.opened}, failed {summary.failed}, "
         f"no account data {summary.no_account}; account-opening file {out}"
     )
+    if hook is not None:
+        click.echo(f"registry: {hook.opened} opened, {hook.failed} failed")
+        for problem in hook.problems:
+            click.echo(f"registry: {problem}", err=True)
     if summary.failed or summary.no_account or batch.rejected:
         raise SystemExit(1)
 
