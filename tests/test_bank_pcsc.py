@@ -76,10 +76,16 @@ def two_stage_card(pcsc_slot: LabSlot, tmp_path: Path) -> tuple[LabSlot, Path, V
         "10000,2000\n",
         encoding="utf-8",
     )
+    # the bank's line: its stations' readers (the bank's encoders have no printer step here)
+    line = bank_dir / "bank-line.yaml"
+    line.write_text(
+        f'stations:\n  - {{name: b1, printer: /dev/null, reader: "{pcsc_slot.name}"}}\n',
+        encoding="utf-8",
+    )
     out = invoke(
         "bank", "personalize", str(accounts_in), "--profile", "ssc3-pboc-2stage",
         "--keys", str(BANK_KEYS), "--transport", str(factory_dir / "delivery.json"),
-        "--reader", pcsc_slot.name, "--count", "1", "--handover", str(factory_dir / "handover.csv"),
+        "--line", str(line), "--count", "1", "--handover", str(factory_dir / "handover.csv"),
         "--out", str(bank_dir / "accounts.csv"), "--rejects", str(bank_dir / "rejects.csv"),
     )  # fmt: skip
     assert out.exit_code == 0, out.output

@@ -4,13 +4,19 @@ personalizing only its own applications, and each domain's keys refused on the o
 
 from __future__ import annotations
 
+import shutil
+import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from cardperso.card import VirtualCard
 from cardperso.card.isd import SD_MODULE, SD_PACKAGE
 from cardperso.card.ssse import SSSE_NAME
+from cardperso.card.state import dumps
 from cardperso.card.vcard import PBOC_MODULE, PBOC_PACKAGE
 from cardperso.crypto import kcv
 from cardperso.crypto.gp import StaticKeys
@@ -187,3 +193,82 @@ def test_extradition_rules(tmp_path: Path) -> None:
     assert extradite(host, SSD_AID, PBOC_AID) == 0x9000
     assert extradite(host, SSD_AID, PBOC_AID) == 0x6985  # no longer the ISD's
     assert host.card.state.app(PBOC_AID).domain == SSD_AID  # type: ignore[union-attr]
+
+
+# -- fuzzing the domains of a two-stage card ------------------------------------------------------
+
+SELECT_SSD = bytes((0, 0xA4, 4, 0, len(SSD_AID))) + SSD_AID
+
+
+@pytest.fixture(scope="module")
+def ssd_image() -> Iterator[Path]:
+    root = Path(tempfile.mkdtemp(prefix="vcard-ssd-"))
+    two_stage_card(root)
+    yield root / "card.json"
+    shutil.rmtree(root)
+
+
+def _fresh(image: Path) -> VirtualCard:
+    work = Path(tempfile.mkdtemp(prefix="vcard-ssd-ex-"))
+    shutil.copy(image, work / "card.json")
+    card = VirtualCard.load(work / "card.json")
+    card.strict = True
+    card.power_on()
+    return card
+
+
+_header = st.tuples(
+    st.sampled_from([0x00, 0x80, 0x84, 0x04]),
+    st.sampled_from([0xE6, 0xE2, 0xD8, 0xF0, 0xF2, 0xCA, 0x50, 0x82, 0xA4]),
+    st.integers(0, 255),
+    st.integers(0, 255),
+).map(bytes)
+_apdu = st.one_of(
+    st.just(SELECT_SSD),
+    st.tuples(_header, st.binary(max_size=40)).map(
+        lambda hb: hb[0] + (bytes((len(hb[1]),)) + hb[1] if hb[1] else b"")
+    ),
+)
+
+
+@settings(
+    max_examples=80, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(sequence=st.lists(_apdu, min_size=1, max_size=20))
+def test_random_commands_to_the_ssd(ssd_image: Path, sequence: list[bytes]) -> None:
+    card = _fresh(ssd_image)
+    card.transmit(SELECT_SSD)
+    for apdu in sequence:
+        response = card.transmit(apdu)
+        assert len(response) >= 2 and response[-2] in (
+            0x90,
+            0x61,
+            0x62,
+            0x63,
+            0x67,
+            0x68,
+            0x69,
+            0x6A,
+            0x6B,
+            0x6D,
+            0x6E,
+        )
+    assert dumps(VirtualCard.load(card.path).state) == dumps(card.state)
+    # without the bank's keys nothing reaches the SSD's keys or the PBOC application
+    assert card.state.app(PBOC_AID).lifecycle == "INSTALLED"  # type: ignore[union-attr]
+
+
+@settings(
+    max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(data=st.binary(max_size=120), p1=st.integers(0, 255), p2=st.integers(0, 255))
+def test_random_bodies_in_an_ssd_session(ssd_image: Path, data: bytes, p1: int, p2: int) -> None:
+    host = Host(_fresh(ssd_image))
+    assert open_domain(host, SSD_AID, BANK_KEYS, 0x30) == 0x9000
+    for ins in (0xE6, 0xE2, 0xD8, 0xF0):
+        if host.channel is None or not host.channel.is_open:
+            break
+        apdu = bytes((0x80, ins, p1, p2, len(data))) + data if data else bytes((0x80, ins, p1, p2))
+        _, sw = host.secure(apdu)
+        assert sw >> 8 in (0x90, 0x61, 0x62, 0x63, 0x67, 0x68, 0x69, 0x6A, 0x6B, 0x6D, 0x6E)
+    assert host.card.state.ssse.records  # the SSSE application is never touched
