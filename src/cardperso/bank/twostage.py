@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from cardperso.crypto import kcv
+from cardperso.crypto import equal, kcv
 from cardperso.crypto.gp import StaticKeys
 from cardperso.errors import DataError, KeyStoreError, ProfileError
 from cardperso.keystore.base import DerivedKey, KeyStore
@@ -175,7 +175,7 @@ class TransportDelivery:
     def unwrap(self, store: KeyStore) -> StaticKeys:
         """The clear transport keys (checked against their KCVs); the store must hold the
         same key-exchange key (checked by its KCV)."""
-        if store.kcv(self.kek) != self.kek_kcv:
+        if not equal(store.kcv(self.kek), self.kek_kcv):
             raise KeyStoreError(
                 f"key {self.kek!r} in {store.location} is not the key-exchange key of this delivery"
             )
@@ -208,6 +208,6 @@ def transport_keys(store: KeyStore, two: TwoStage, batch: str) -> StaticKeys:
     )
     values = [k.secret().value for k in (keys.enc, keys.mac, keys.dek)]
     for k, v in zip((keys.enc, keys.mac, keys.dek), values, strict=True):
-        if kcv("3DES", v) != k.kcv:
+        if not equal(kcv("3DES", v), k.kcv):
             raise KeyStoreError("transport key does not match its check value")
     return StaticKeys(values[0], values[1], values[2], "3DES")
