@@ -9,8 +9,9 @@ from pathlib import Path
 import pytest
 
 from cardperso.bank import demo, terminal
-from cardperso.bank.accounts import read_accounts
+from cardperso.bank.accounts import AccountFile, read_accounts
 from cardperso.bank.host import IssuerHost
+from cardperso.bank.personalize import BankPlan, personalize_batch, pin_seed_for
 from cardperso.bank.twostage import TransportDelivery, load_two_stage, make_delivery
 from cardperso.card import VirtualCard
 from cardperso.card.inprocess import InProcessTransport
@@ -157,3 +158,28 @@ def test_bank_input_validation_and_rejects(tmp_path: Path) -> None:
     rows = list(csv.DictReader((tmp_path / "rejects.csv").open(encoding="utf-8")))
     assert [r["field"] for r in rows] == ["ssn", "pan", "pan", "ec_balance", "chip_serial"]
     assert all("110101193501010014" not in r["ssn_masked"] for r in rows)
+
+
+@pytest.mark.parametrize("after", [4, 9, 14])
+def test_card_pulled_out_during_bank_personalization_resumes(tmp_path: Path, after: int) -> None:
+    """The card leaves the reader part-way (before PUT KEY, after it, during STORE DATA): the
+    card fails, and a second run on the same card completes it."""
+    cards = demo.factory_cards(tmp_path, 1)
+    card = VirtualCard.load(cards[0].image)
+    card.faults.remove_after = after
+    two = load_two_stage("ssc3-pboc-2stage")
+    assert two.bank.pboc is not None
+    store = bank_store()
+    batch = read_accounts(demo.bank_input(tmp_path, cards), two.bank.pboc, 6)
+    plan = BankPlan(two, "B1", pin_seed=pin_seed_for(store, "transport-kek", "B1"))
+    t = InProcessTransport(card)
+    t.connect()
+    with AccountFile(tmp_path / "a1.csv") as out:
+        first = personalize_batch(batch, plan, store, iter([t]), out)
+    assert first.failed == 1
+    card.faults.reinsert()
+    again = demo.bank_stage(tmp_path, cards)
+    assert again.opened == 1, list(csv.DictReader((tmp_path / "bank" / "accounts.out.csv").open()))
+    with InProcessTransport(VirtualCard.load(cards[0].image)) as t2:
+        host = IssuerHost(store)
+        assert terminal.run(terminal.ec_load(host, 100), t2.transmit).balance_after == 100

@@ -37,6 +37,7 @@ from typing import Any, Protocol
 from cardperso.bank import terminal
 from cardperso.bank.accounts import AccountBatch, AccountFile, AccountRecord
 from cardperso.bank.channel import (
+    SecureSession,
     install_command,
     install_for_perso,
     ok,
@@ -45,10 +46,11 @@ from cardperso.bank.channel import (
 )
 from cardperso.bank.host import HostKeys, IssuerHost
 from cardperso.bank.twostage import TwoStage, transport_keys
+from cardperso.codec import tlv
 from cardperso.codec.apdu import CommandAPDU
 from cardperso.codec.dgi import parse_dgis
 from cardperso.crypto.gp import StaticKeys
-from cardperso.errors import CardPersoError, DataError, SecurityError
+from cardperso.errors import CardError, CardPersoError, DataError, SecurityError
 from cardperso.keystore.base import KeyStore
 from cardperso.layouts.gp import CPLC
 from cardperso.prep.keys import pin_block, seeded_pin
@@ -137,6 +139,48 @@ def _bank_keys(store: KeyStore, plan: BankPlan, kdd: bytes) -> StaticKeys:
     )
 
 
+def _open_ssd(plan: BankPlan, store: KeyStore) -> Generator[bytes, bytes, SecureSession]:
+    """Open the bank's SSD: with the batch's transport keys, which PUT KEY then replaces by
+    per-card keys; when the transport key set is already gone (``6A88``: a card whose earlier
+    personalization was interrupted after PUT KEY), with the card's per-card keys."""
+    ssd = plan.two.ssd
+    transport = transport_keys(store, plan.two, plan.batch)
+    try:
+        session = yield from open_domain(ssd.aid, transport, kvn=ssd.transport_kvn)
+    except CardError as exc:
+        if exc.sw != 0x6A88:
+            raise
+        log.info("SSD transport keys already replaced: resuming with the per-card keys")
+        resumed: SecureSession = yield from open_domain(
+            ssd.aid, lambda kdd: _bank_keys(store, plan, kdd), kvn=ssd.bank_kvn
+        )
+        return resumed
+    del transport
+    new_keys = _bank_keys(store, plan, session.kdd)
+    command = put_key_command(
+        new_keys, ssd.bank_kvn, session.encrypt, replace_kvn=ssd.transport_kvn
+    )
+    del new_keys
+    yield from session.send(command, "PUT KEY (per-card SSD keys)")
+    return session
+
+
+def _app_state(session: SecureSession, aid: bytes) -> Generator[bytes, bytes, str]:
+    """The life-cycle of ``aid`` from GET STATUS (P1 40, TLV form) in the SSD's session."""
+    data = yield from session.send(
+        CommandAPDU(0x80, 0xF2, 0x40, 0x02, b"\x4f\x00", le=256).to_bytes(), "GET STATUS"
+    )
+    codes = {0x03: "INSTALLED", 0x07: "SELECTABLE", 0x0F: "PERSONALIZED"}
+    for entry in tlv.parse(data):
+        if entry.tag != 0xE3:
+            continue
+        items = tlv.parse(entry.value)
+        found, state = tlv.find(items, 0x4F), tlv.find(items, 0x9F70)
+        if found is not None and found.value == aid and state is not None:
+            return codes.get(state.value[0], "LOCKED")
+    raise CardError(0x6A88, "GET STATUS", "the bank's domain has no PBOC application")
+
+
 def bank_card(
     batch: AccountBatch,
     plan: BankPlan,
@@ -162,25 +206,17 @@ def bank_card(
     if rec is None:
         raise NoAccount(f"chip {serial.hex().upper()} has no account row", field="chip_serial")
     two = plan.two
-    ssd = two.ssd
     dgis = pboc_items(rec, plan, store)
-    transport = transport_keys(store, two, plan.batch)
-    session = yield from counted(
-        open_domain(ssd.aid, transport, kvn=ssd.transport_kvn, security_level=0x03)
-    )
-    del transport
-    new_keys = _bank_keys(store, plan, session.kdd)
-    yield from counted(
-        session.send(
-            put_key_command(new_keys, ssd.bank_kvn, session.encrypt, replace_kvn=ssd.transport_kvn),
-            "PUT KEY (per-card SSD keys)",
-        )
-    )
-    del new_keys
+    session = yield from counted(_open_ssd(plan, store))
     pboc_aid = two.pboc_aid
-    yield from counted(
-        session.send(install_command(0x08, b"", b"", pboc_aid, b""), "INSTALL make selectable")
-    )
+    state = yield from counted(_app_state(session, pboc_aid))
+    if state == "PERSONALIZED":
+        session.close()
+        raise CardError(0x6985, "PBOC", "the PBOC application is already personalized")
+    if state == "INSTALLED":
+        yield from counted(
+            session.send(install_command(0x08, b"", b"", pboc_aid, b""), "INSTALL make selectable")
+        )
     yield from counted(session.send(install_for_perso(pboc_aid), "INSTALL [for personalization]"))
     items = [
         DgiItem(d, store.unwrap(plan.kek, v, pad=len(v) != SECRET_DGIS[d]), True)
