@@ -68,8 +68,9 @@ def test_four_lines_one_batch_random_sigkills(pcsc_lab, pg_url: str, tmp_path: P
     hopper = tmp_path / "hopper"
     hopper.mkdir()
     free = [s for s in pcsc_lab.slots if s.card is None]
-    layout = [2, 1, 2, 1]  # stations per line
-    assert len(free) >= sum(layout), "the lab lends this session 8 readers"
+    # stations per line: 2, 1, 2, 1 (1 each when parallel sessions left this one fewer readers)
+    layout = [2, 1, 2, 1] if len(free) >= 6 else [1, 1, 1, 1]
+    assert len(free) >= sum(layout), f"the lab lent this session {len(free)} free readers"
     options = LineOptions(
         card_timeout=5, pause_retry=0.2, max_attempts=10, output_check=str(hopper)
     )
@@ -195,3 +196,55 @@ def test_join_creates_once_and_respects_live_claims(pg_url: str) -> None:  # noq
         b.confirm(jb)
         b.printed(b.chip_ok(jb, chip_serial="0A0B0C0D", atr="3B"))
         assert b.in_flight() == 1
+
+
+@pytest.mark.pcsc
+def test_whole_lifecycle_with_a_real_line_on_sqlite(pcsc_lab, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    """Import to issuance from the command line, one line on one SQLite file: the line's
+    results reach the registry by themselves, and the return file carries the real chips."""
+    from test_registry import run_cli
+
+    url = ["--db", str(tmp_path / "factory.db")]
+    apps = tmp_path / "apps"
+    write_applications(apps, 3, seed=5)
+    run_cli("db", "upgrade", *url)
+    run_cli("registry", "import", str(apps / "apps.csv"), *url)
+    run_cli("registry", "audit", *url)
+    run_cli(
+        "registry", "compare", *url, "--population", str(apps / "population.csv"),
+        "--bank", str(apps / "bank.csv"),
+    )  # fmt: skip
+    run_cli("registry", "register", *url)
+    run_cli("registry", "export-batch", *url, "--out", str(tmp_path / "b.csv"), "--batch", "S1")
+    perso = tmp_path / "b.perso"
+    run_cli(
+        "prep", str(tmp_path / "b.csv"), "--profile", "ssc3-pboc", "--keys", str(SAMPLE_KEYS),
+        "--out", str(perso), "--rejects", str(tmp_path / "rej.csv"), "--batch-id", "S1",
+        "--created", "2026-01-20T00:00:00Z",
+    )  # fmt: skip
+    free = [s for s in pcsc_lab.slots if s.card is None][:2]
+    assert free, "no free lab reader"
+    sim = SimLine(len(free), tmp_path / "line", readers=free, options=LineOptions(card_timeout=5))  # type: ignore[arg-type]
+    with sim:
+        out = run_cli(
+            "run", str(perso), "--line", str(tmp_path / "line" / "line.yaml"),
+            "--keys", str(SAMPLE_KEYS), *url, "--results", str(tmp_path / "results.csv"),
+        )  # fmt: skip
+    assert "registry: 3 personalized" in out
+    with Database(tmp_path / "factory.db") as db:
+        numbers = [a.card_no for a in store.select_apps(db)]
+    (tmp_path / "bank.csv").write_text(
+        "card_no,status,reason\n" + "".join(f"{n},opened,\n" for n in numbers)
+    )
+    run_cli("registry", "accounts", str(tmp_path / "bank.csv"), *url)
+    assert "3 card(s) ready" in run_cli("registry", "notify", *url)
+    run_cli("registry", "issue", numbers[0], "--to", "本人", "--date", "2026-02-01", *url)
+    ret = tmp_path / "return.csv"
+    run_cli("registry", "report", "return-file", "--batch", "S1", "--out", str(ret), *url)
+    with ret.open(encoding="utf-8") as fh:
+        back = {r["card_no"]: r for r in csv.DictReader(fh)}
+    produced = {p.stem for p in (tmp_path / "line" / "output").glob("*.json")}
+    produced = {p for p in produced if not p.endswith(".tracks")}
+    assert set(back) == set(numbers)
+    assert {r["card_id_code"][16:24] for r in back.values()} == produced  # chip serial inside
+    assert all(r["atr"] and r["bank_card_no"] for r in back.values())

@@ -319,7 +319,7 @@ class LineRun:
         self.journal = Journal(db, run_id)
         digest = self.header.profile_digest.hex()
         self.join = join
-        self.heartbeat = heartbeat
+        self.heartbeat = min(heartbeat, stale_after / 3)  # several beats before a claim is stale
         self.stale_after = stale_after
         self.member = member_id()
         check = spec.options.output_check
