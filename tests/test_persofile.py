@@ -8,10 +8,10 @@ from pathlib import Path
 
 import pytest
 
-from cardperso.errors import CardPersoError, DecodeError, KeyStoreError, MacMismatch
+from cardperso.errors import CardPersoError, DecodeError, KeyStoreError, MacMismatch, UsageError
 from cardperso.keystore.software import SoftwareKeyStore
 from cardperso.layouts import persofile as pf
-from cardperso.prep.container import iter_records, read_header, verify
+from cardperso.prep.container import batch_keys, iter_records, open_sealed, read_header, verify
 from cardperso.prep.pipeline import PrepOptions, prepare
 from cardperso.prep.synth import make_batch
 from cardperso.profiles.loader import load_profile
@@ -71,8 +71,11 @@ def test_good_file_verifies(
     assert result.header.profile_digest == PROFILE.digest
 
 
-def test_fast_writer_matches_the_construct_layouts(files: tuple[Path, Path, Path]) -> None:
+def test_fast_writer_matches_the_construct_layouts(
+    files: tuple[Path, Path, Path], sample_keystore: SoftwareKeyStore
+) -> None:
     a, _b, _a2 = files
+    keys = batch_keys(sample_keystore, "transport-kek", "A", PROFILE.digest)
     data = a.read_bytes()
     raw, frames, trailer = _frames(data)
     header = pf.PERSO_HEADER.decode(raw)
@@ -83,6 +86,10 @@ def test_fast_writer_matches_the_construct_layouts(files: tuple[Path, Path, Path
         assert rec.line == seq + 2 and pf.PERSO_RECORD.encode(rec) == frame
         body = pf.PERSO_RECORD_BODY.decode(rec.body)
         assert pf.PERSO_RECORD_BODY.encode(body) == rec.body
+        content = open_sealed(keys, body.nonce, body.sealed)
+        opened = pf.PERSO_RECORD_CONTENT.decode(content)
+        assert pf.PERSO_RECORD_CONTENT.encode(opened) == content
+        assert opened.ssn.encode() not in frame and opened.ssn[:6] == body.ssn_masked[:6]
     t = pf.PERSO_TRAILER.decode(trailer)
     assert t.record_count == 12 and pf.PERSO_TRAILER.encode(t) == trailer
 
@@ -198,11 +205,20 @@ def test_other_kek_is_refused(
         verify(a, fresh_keystore)
 
 
-def test_records_decode_and_carry_no_clear_secret(files: tuple[Path, Path, Path]) -> None:
+def test_records_decode_and_carry_no_clear_secret(
+    files: tuple[Path, Path, Path], sample_keystore: SoftwareKeyStore
+) -> None:
     from cardperso.codec.dgi import parse_dgis
 
     a, _b, _a2 = files
-    recs = list(iter_records(a))
+    with pytest.raises(UsageError, match="encrypted"):
+        list(iter_records(a))  # neither a key store nor a verified file: refused
+    recs = list(iter_records(a, sample_keystore))
+    verify(a, sample_keystore)  # the station's flow: verify, then read without the store
+    assert [line for line, _ in iter_records(a)] == [line for line, _ in recs]
+    data = a.read_bytes()
+    for _line, body in recs:
+        assert body.ssn.encode() not in data and body.pan.encode() not in data
     assert [line for line, _ in recs] == list(range(2, 14))
     for _seq, body in recs:
         ssse = dict(parse_dgis(body.apps[0].dgis))

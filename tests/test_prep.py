@@ -19,7 +19,7 @@ from cardperso.crypto import emv, kcv, ssse
 from cardperso.crypto import primitives as cp
 from cardperso.keystore.software import SoftwareKeyStore
 from cardperso.layouts.ssse import EF05, EF06
-from cardperso.prep.container import iter_records, verify
+from cardperso.prep.container import batch_keys, iter_records, verify
 from cardperso.prep.keys import ChunkKeys, pin_block, seeded_pin
 from cardperso.prep.pipeline import Preparer, PrepOptions, prepare
 from cardperso.prep.synth import COLUMNS, make_batch, make_photo
@@ -200,7 +200,7 @@ def test_every_profile_prepares_and_verifies(
     summary = prep(tmp_path, sample_keystore, profile)
     assert (summary.prepared, summary.rejected) == (30, 0)
     verify(tmp_path / "out.cppf", sample_keystore)
-    recs = list(iter_records(tmp_path / "out.cppf"))
+    recs = list(iter_records(tmp_path / "out.cppf", sample_keystore))
     apps = recs[0][1].apps
     assert len(apps) == (1 if profile is TEMPORARY else 2)
     dgis = dict(parse_dgis(apps[0].dgis))
@@ -290,7 +290,8 @@ def round_trip_env(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Prep
     (tmp / "photos").mkdir()
     (tmp / "photos" / "p0000.jpg").write_bytes(make_photo(random.Random(3)))
     store = SoftwareKeyStore.load(Path(__file__).resolve().parents[1] / "keys-sample" / "keys.json")
-    return tmp, Preparer(PROFILE, store, str(tmp), SEED)
+    batch = batch_keys(store, "transport-kek", "RT", PROFILE.digest)
+    return tmp, Preparer(PROFILE, store, str(tmp), SEED, batch)
 
 
 @settings(
@@ -302,6 +303,7 @@ def test_valid_records_round_trip(
 ) -> None:
     """Prepared chip data decode back to the input values (hypothesis-generated records)."""
     from cardperso.layouts.persofile import PERSO_RECORD, PERSO_RECORD_BODY
+    from cardperso.prep.container import open_body
     from cardperso.prep.input import Chunk
 
     _tmp, preparer = round_trip_env
@@ -315,7 +317,11 @@ def test_valid_records_round_trip(
         frame = PERSO_RECORD.decode(result.frames[start:end])
         start = end
         assert frame.line == i + 2
-        body = PERSO_RECORD_BODY.decode(frame.body)
+        sealed = PERSO_RECORD_BODY.decode(frame.body)
+        assert sealed.ssn_masked == recs[i]["ssn"][:6] + "********" + recs[i]["ssn"][-4:]
+        assert recs[i]["ssn"].encode() not in frame.body  # personal data sealed
+        assert preparer.batch is not None
+        body = open_body(preparer.batch, frame.body)
         got = _decode_card(body.apps, store)  # type: ignore[arg-type]
         rec = recs[i]
         for key in ("ssn", "name", "gender", "nation", "birth_date", "birth_place", "card_no"):
@@ -352,6 +358,12 @@ def test_cli_prep_verify_show_and_exit_codes(tmp_path: Path, sample_keystore_pat
     assert res.exit_code == 0 and "OK" in res.output and "20 records" in res.output
     res = runner.invoke(cli, ["perso-file", "show", str(out), "--json"])
     assert res.exit_code == 0
+    plain = [json.loads(x) for x in res.output.splitlines()]
+    assert len(plain) == 21 and set(plain[1]) == {"seq", "line", "card_no", "ssn"}
+    assert "*" in plain[1]["ssn"]
+    show = ["perso-file", "show", str(out), "--json", "-k", str(sample_keystore_path)]
+    res = runner.invoke(cli, show)
+    assert res.exit_code == 0
     lines = [json.loads(x) for x in res.output.splitlines()]
     assert lines[0]["header"]["records"] == 20 and len(lines) == 21
     first = lines[1]
@@ -359,7 +371,7 @@ def test_cli_prep_verify_show_and_exit_codes(tmp_path: Path, sample_keystore_pat
         "*" in first["ssn"] and "*" in first["pan"] and "8000" in first["dgis"]["A000000333010101"]
     )
     # never secrets: no wrapped key, no PIN block, no full identity number in the output
-    recs = list(iter_records(out))
+    recs = list(iter_records(out, SoftwareKeyStore.load(sample_keystore_path)))
     for _seq, rec in recs:
         assert rec.ssn not in res.output and rec.pan not in res.output
         pboc = dict(parse_dgis(rec.apps[1].dgis))

@@ -22,7 +22,7 @@ import click
 from cardperso.cli.keys import open_store
 from cardperso.codec.numbers import mask_id
 from cardperso.errors import UsageError
-from cardperso.prep.container import iter_records, read_header, verify
+from cardperso.prep.container import iter_records, iter_sealed, read_header, verify
 from cardperso.prep.pipeline import PrepOptions, PrepSummary, prepare, validate_only
 from cardperso.profiles.loader import load_profile
 
@@ -238,8 +238,16 @@ def _dgi_list(stream: bytes) -> list[str]:
 @click.argument("path", metavar="FILE", type=click.Path(exists=True, dir_okay=False))
 @click.option("--json", "as_json", is_flag=True, help="One JSON document per line.")
 @click.option("--limit", type=int, default=None, help="Show at most this many records.")
-def show_cmd(path: str, as_json: bool, limit: int | None) -> None:
-    """List the header and the records: card number, masked identity number and PAN, DGIs.
+@click.option(
+    "--keys",
+    "-k",
+    "keys_spec",
+    default=None,
+    help="Key store holding the KEK: also open the records (masked PAN, card id, DGI lists).",
+)
+def show_cmd(path: str, as_json: bool, limit: int | None, keys_spec: str | None) -> None:
+    """List the header and the records: card number and masked identity number; with
+    ``--keys`` also the masked PAN, the card identification code and the DGI lists.
 
     Never shows key values, PIN blocks or whole identity numbers. Does not verify MACs: run
     ``perso-file verify`` for that.
@@ -257,7 +265,23 @@ def show_cmd(path: str, as_json: bool, limit: int | None) -> None:
         )
         for k in head["keys"]:
             click.echo(f"  key {k['name']:<22} {k['algorithm']:<4} KCV {k['kcv']}")
-    for seq, (line, rec) in enumerate(iter_records(path)):
+    if keys_spec is None:
+        for seq, (line, sealed) in enumerate(iter_sealed(path)):
+            if limit is not None and seq >= limit:
+                break
+            row: dict[str, Any] = {
+                "seq": seq,
+                "line": line,
+                "card_no": sealed.card_no,
+                "ssn": sealed.ssn_masked,
+            }
+            if as_json:
+                click.echo(json.dumps(row, ensure_ascii=False))
+            else:
+                click.echo(f"{seq:>7} line {line:<7} {sealed.card_no} {sealed.ssn_masked}")
+        return
+    store = open_store(keys_spec)
+    for seq, (line, rec) in enumerate(iter_records(path, store)):
         if limit is not None and seq >= limit:
             break
         apps = {a.aid.hex().upper(): _dgi_list(a.dgis) for a in rec.apps}

@@ -1,4 +1,4 @@
-"""The personalization file (perso file) container, version 1: header, records, trailer.
+"""The personalization file (perso file) container, version 2: header, records, trailer.
 
 Specification: ``docs/prep.md`` ("The personalization file"), the project's own format. All
 integers are big-endian. A file is::
@@ -11,16 +11,20 @@ integers are big-endian. A file is::
   seed wrapped under the KEK, the check values of every key used, the applications (name, AID,
   which of their DGIs are encrypted under the KEK) and the names of the card-face fields.
 * **Record** (:data:`RECORD`): body length, the record's input line number (strictly
-  increasing through the file), the body (:data:`RECORD_BODY`: flags, card number, identity
-  number, PAN, card
-  identification code, per application its AID and DGI stream, card-face values joined by
-  ``1F``, magnetic-stripe tracks) and a 16-byte MAC.
+  increasing through the file), the body and a 16-byte MAC.
+* **Record body** (:data:`RECORD_BODY`): in clear only flags, card number, the masked identity
+  number and an 8-byte nonce; then the **sealed content** (:data:`RECORD_CONTENT`: identity
+  number, PAN, card identification code, per application its AID and DGI stream, card-face
+  values joined by ``1F``, magnetic-stripe tracks), encrypted with AES-CTR (counter block =
+  nonce ‖ 64-bit block counter from 0) under the batch's content key.
 * **Trailer** (:data:`TRAILER`): magic ``CPPE``, record count, 32-byte file MAC.
 
-The MACs (computed in :mod:`cardperso.prep.container`): ``K`` = SHA-256("mac" ‖
-wrap(KEK, SHA-256("cardperso-persofile/1" ‖ len ‖ batch id ‖ profile digest))); record MAC =
-HMAC-SHA-256(K, "R" ‖ line ‖ SHA-256(body))[:16]; file MAC = HMAC-SHA-256(K, "F" ‖
-SHA-256(header) ‖ SHA-256(MAC₀ ‖ MAC₁ ‖ …) ‖ count).
+Keys and MACs (computed in :mod:`cardperso.prep.container`): ``X`` = wrap(KEK,
+SHA-256("cardperso-persofile/1" ‖ len ‖ batch id ‖ profile digest)); MAC key = SHA-256("mac" ‖
+X); content key = SHA-256("enc" ‖ X)[:16]; nonce = HMAC-SHA-256(SHA-256("siv" ‖ X), line ‖
+content)[:8] (deterministic, synthetic); record MAC = HMAC-SHA-256(MAC key, "R" ‖ line ‖
+SHA-256(body))[:16]; file MAC = HMAC-SHA-256(MAC key, "F" ‖ SHA-256(header) ‖ SHA-256(MAC₀ ‖
+MAC₁ ‖ …) ‖ count).
 
 The data-preparation hot path writes records with ``struct`` directly; the tests prove those
 bytes equal what these Construct layouts build and parse.
@@ -42,6 +46,7 @@ __all__ = [
     "MAGIC",
     "RECORD",
     "RECORD_BODY",
+    "RECORD_CONTENT",
     "TRAILER",
     "TRAILER_MAGIC",
     "AppRef",
@@ -50,12 +55,14 @@ __all__ = [
     "PersoHeader",
     "PersoRecord",
     "PersoRecordBody",
+    "PersoRecordContent",
+    "PersoSealedBody",
     "PersoTrailer",
 ]
 
 MAGIC = b"CPPF"
 TRAILER_MAGIC = b"CPPE"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
 MAC_SCHEME = "hmac-sha256-128/kek-ecb-kdf"
 #: Bytes before the variable part of the header: magic, version, header_len, three counts,
 #: created. ``record_count`` is at offset 10 (patched when the file is complete).
@@ -149,13 +156,13 @@ class PersoApp:
     dgis: bytes = field(repr=False)
 
 
-@dataclass(frozen=True, slots=True)
-class PersoRecordBody:
-    """One card's record. Identity number, PAN, chip data, card face and tracks are personal
-    data: they never appear in ``repr``."""
+_Ascii8 = cs.PascalString(cs.Int8ub, "ascii")
 
-    flags: int
-    card_no: str
+
+@dataclass(frozen=True, slots=True)
+class PersoRecordContent:
+    """The sealed part of a record body, once opened (personal data and chip data)."""
+
     ssn: str = field(repr=False)
     pan: str = field(repr=False)
     card_id: bytes = field(repr=False)
@@ -166,12 +173,9 @@ class PersoRecordBody:
     track3: str = field(repr=False)
 
 
-_Ascii8 = cs.PascalString(cs.Int8ub, "ascii")
-
-#: Record body. ``flags`` bit 0: the card has a financial (PBOC) application.
-RECORD_BODY = cs.Struct(
-    "flags" / cs.Int8ub,
-    "card_no" / cs.PaddedString(9, "ascii"),
+#: Sealed content (encrypted in the file): identity number, PAN, card identification code,
+#: per application its AID and DGI stream, card-face values joined by ``1F``, the tracks.
+RECORD_CONTENT = cs.Struct(
     "ssn" / cs.PaddedString(18, "ascii"),
     "pan" / _Ascii8,
     "card_id" / cs.Bytes(16),
@@ -185,6 +189,45 @@ RECORD_BODY = cs.Struct(
     "track2" / _Ascii8,
     "track3" / _Ascii8,
 )
+
+
+@dataclass(frozen=True, slots=True)
+class PersoSealedBody:
+    """A record body as stored: what ``perso-file show`` may print in clear, then the content
+    encrypted with AES-CTR under the batch's content key (nonce = 8 bytes)."""
+
+    flags: int
+    card_no: str
+    ssn_masked: str
+    nonce: bytes
+    sealed: bytes = field(repr=False)
+
+
+#: Record body. ``flags`` bit 0: the card has a financial (PBOC) application.
+RECORD_BODY = cs.Struct(
+    "flags" / cs.Int8ub,
+    "card_no" / cs.PaddedString(9, "ascii"),
+    "ssn_masked" / cs.PaddedString(18, "ascii"),
+    "nonce" / cs.Bytes(8),
+    "sealed" / cs.Prefixed(cs.Int32ub, cs.GreedyBytes),
+)
+
+
+@dataclass(frozen=True, slots=True)
+class PersoRecordBody:
+    """One card's record, opened (:func:`cardperso.prep.container.iter_records`). Identity
+    number, PAN, chip data, card face and tracks are personal data: never in ``repr``."""
+
+    flags: int
+    card_no: str
+    ssn: str = field(repr=False)
+    pan: str = field(repr=False)
+    card_id: bytes = field(repr=False)
+    apps: tuple[PersoApp, ...] = field(repr=False)
+    face: str = field(repr=False)
+    track1: str = field(repr=False)
+    track2: str = field(repr=False)
+    track3: str = field(repr=False)
 
 
 @dataclass(frozen=True, slots=True)
@@ -268,7 +311,7 @@ def _header_from_model(h: PersoHeader) -> dict[str, object]:
 # Vectors: built by hand from the field list above (tests/test_persofile.py cross-checks the
 # fast writer against these layouts).
 _HEADER_VECTOR = PersoHeader(
-    version=1,
+    version=2,
     record_count=2,
     read_count=3,
     rejected_count=1,
@@ -286,7 +329,7 @@ _HEADER_VECTOR = PersoHeader(
     face_fields=("name",),
 )
 _HEADER_BYTES = (
-    b"CPPF\x00\x01"
+    b"CPPF\x00\x02"
     + (
         4 + 4 + 4 + 8 + 3 + 2 + 32 + 2 + 5 + 3 + 2 + 3 + 1 + 2 + 5 + 3 + 1 + 5 + 3 + 3 + 1 + 5
     ).to_bytes(4, "big")
@@ -311,7 +354,7 @@ _HEADER_BYTES = (
 
 PERSO_HEADER: Layout[PersoHeader] = Layout(
     "persofile.header",
-    "docs/prep.md, personalization file v1: header",
+    "docs/prep.md, personalization file v2: header",
     HEADER,
     PersoHeader,
     vectors=[(_HEADER_VECTOR, _HEADER_BYTES)],
@@ -319,9 +362,7 @@ PERSO_HEADER: Layout[PersoHeader] = Layout(
     from_model=_header_from_model,
 )
 
-_BODY_VECTOR = PersoRecordBody(
-    flags=1,
-    card_no="X00000019",
+_CONTENT_VECTOR = PersoRecordContent(
     ssn="360426199101010071",
     pan="62",
     card_id=bytes(16),
@@ -331,25 +372,38 @@ _BODY_VECTOR = PersoRecordBody(
     track2="t",
     track3="",
 )
-_BODY_BYTES = (
-    b"\x01X00000019360426199101010071\x0262"
+_CONTENT_BYTES = (
+    b"360426199101010071\x0262"
     + bytes(16)
     + b"\x01\x01\xa0\x00\x00\x00\x03\x01\x01\x00"
     + b"\x00\x03a\x1fb"
     + b"\x00\x01t\x00"
 )
 
-PERSO_RECORD_BODY: Layout[PersoRecordBody] = Layout(
+PERSO_RECORD_CONTENT: Layout[PersoRecordContent] = Layout(
+    "persofile.record_content",
+    "docs/prep.md, personalization file v2: sealed record content",
+    RECORD_CONTENT,
+    PersoRecordContent,
+    vectors=[(_CONTENT_VECTOR, _CONTENT_BYTES)],
+)
+
+PERSO_RECORD_BODY: Layout[PersoSealedBody] = Layout(
     "persofile.record_body",
-    "docs/prep.md, personalization file v1: record body",
+    "docs/prep.md, personalization file v2: record body",
     RECORD_BODY,
-    PersoRecordBody,
-    vectors=[(_BODY_VECTOR, _BODY_BYTES)],
+    PersoSealedBody,
+    vectors=[
+        (
+            PersoSealedBody(1, "X00000019", "360426********0071", bytes(range(8)), b"\x99\x98"),
+            b"\x01X00000019360426********0071" + bytes(range(8)) + b"\x00\x00\x00\x02\x99\x98",
+        )
+    ],
 )
 
 PERSO_RECORD: Layout[PersoRecord] = Layout(
     "persofile.record",
-    "docs/prep.md, personalization file v1: record frame",
+    "docs/prep.md, personalization file v2: record frame",
     RECORD,
     PersoRecord,
     vectors=[
@@ -362,7 +416,7 @@ PERSO_RECORD: Layout[PersoRecord] = Layout(
 
 PERSO_TRAILER: Layout[PersoTrailer] = Layout(
     "persofile.trailer",
-    "docs/prep.md, personalization file v1: trailer",
+    "docs/prep.md, personalization file v2: trailer",
     TRAILER,
     PersoTrailer,
     vectors=[(PersoTrailer(5, bytes(32)), b"CPPE\x00\x00\x00\x05" + bytes(32))],

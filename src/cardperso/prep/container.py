@@ -25,20 +25,26 @@ import hmac
 import os
 import struct
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import IO
 
-from cardperso.errors import DecodeError, KeyStoreError, MacMismatch
+from cardperso.crypto import ecb_encrypt
+from cardperso.errors import DecodeError, KeyStoreError, MacMismatch, UsageError
 from cardperso.keystore import KeyStore
 from cardperso.layouts import persofile as pf
 
 __all__ = [
+    "BatchKeys",
     "PersoWriter",
     "VerifyResult",
+    "batch_keys",
     "file_key",
     "iter_records",
+    "iter_sealed",
+    "open_body",
     "read_header",
     "record_mac",
+    "seal_many",
     "verify",
 ]
 
@@ -52,12 +58,109 @@ def _label(batch_id: str, profile_digest: bytes) -> bytes:
     return hashlib.sha256(_LABEL + bytes((len(bid),)) + bid + profile_digest).digest()
 
 
+@dataclass(frozen=True, slots=True)
+class BatchKeys:
+    """The keys of one batch's file, derived from the transport KEK (never in ``repr``)."""
+
+    mac: bytes = field(repr=False)
+    pin_seed: bytes = field(repr=False)
+    content: bytes = field(repr=False)  # AES-128 key of the sealed record contents
+    nonce: bytes = field(repr=False)  # HMAC key of the synthetic nonces
+
+
+def batch_keys(store: KeyStore, kek: str, batch_id: str, profile_digest: bytes) -> BatchKeys:
+    """All keys of a batch from one ``wrap`` under the KEK (see the layout's docstring)."""
+    x = store.wrap(kek, _label(batch_id, profile_digest))
+    sha = hashlib.sha256
+    return BatchKeys(
+        sha(b"mac" + x).digest(),
+        sha(b"pin" + x).digest(),
+        sha(b"enc" + x).digest()[:16],
+        sha(b"siv" + x).digest(),
+    )
+
+
 def file_key(
     store: KeyStore, kek: str, batch_id: str, profile_digest: bytes
 ) -> tuple[bytes, bytes]:
-    """(MAC key, default PIN seed) of a batch, derived from the KEK (see the module docstring)."""
-    x = store.wrap(kek, _label(batch_id, profile_digest))
-    return hashlib.sha256(b"mac" + x).digest(), hashlib.sha256(b"pin" + x).digest()
+    """(MAC key, default PIN seed) of a batch, derived from the KEK."""
+    keys = batch_keys(store, kek, batch_id, profile_digest)
+    return keys.mac, keys.pin_seed
+
+
+_CTR_TABLE = b"".join(j.to_bytes(8, "big") for j in range(4096))
+
+
+def _counters(n: int) -> bytes:
+    if n <= 4096:
+        return _CTR_TABLE[: 8 * n]
+    return b"".join(j.to_bytes(8, "big") for j in range(n))
+
+
+def seal_many(keys: BatchKeys, items: list[tuple[int, bytes]]) -> list[tuple[bytes, bytes]]:
+    """Encrypt many record contents at once: (nonce, ciphertext) for each (line, content).
+
+    AES-CTR with the counter block ``nonce ‖ block number`` (64-bit, from 0); the nonce is
+    synthetic (HMAC of line and content), so the output is deterministic. The keystream of all
+    records comes from one AES-ECB call over their counter blocks."""
+    if not items:
+        return []
+    nonces: list[bytes] = []
+    blocks: list[bytes] = []
+    padded: list[bytes] = []
+    digest = hmac.digest
+    for line, content in items:
+        nonce = digest(keys.nonce, _SEQ.pack(line) + content, "sha256")[:8]
+        n = (len(content) + 15) >> 4
+        buf = bytearray(16 * n)
+        q = memoryview(buf).cast("Q")
+        q[0::2] = memoryview(nonce * n).cast("Q")
+        q[1::2] = memoryview(_counters(n)).cast("Q")
+        blocks.append(bytes(buf))
+        padded.append(content + bytes(16 * n - len(content)))
+        nonces.append(nonce)
+    stream = ecb_encrypt("AES", keys.content, b"".join(blocks))
+    plain = b"".join(padded)
+    mixed = (int.from_bytes(plain, "little") ^ int.from_bytes(stream, "little")).to_bytes(
+        len(plain), "little"
+    )
+    out: list[tuple[bytes, bytes]] = []
+    pos = 0
+    for (_line, content), nonce, pad in zip(items, nonces, padded):
+        out.append((nonce, mixed[pos : pos + len(content)]))
+        pos += len(pad)
+    return out
+
+
+def open_sealed(keys: BatchKeys, nonce: bytes, sealed: bytes) -> bytes:
+    """Decrypt one record's sealed content (the inverse of :func:`seal_many`)."""
+    n = (len(sealed) + 15) >> 4
+    buf = bytearray(16 * n)
+    q = memoryview(buf).cast("Q")
+    q[0::2] = memoryview(nonce * n).cast("Q")
+    q[1::2] = memoryview(_counters(n)).cast("Q")
+    stream = ecb_encrypt("AES", keys.content, bytes(buf))[: len(sealed)]
+    return (int.from_bytes(sealed, "little") ^ int.from_bytes(stream, "little")).to_bytes(
+        len(sealed), "little"
+    )
+
+
+def open_body(keys: BatchKeys, body: bytes) -> pf.PersoRecordBody:
+    """Decode a record body and open its sealed content."""
+    outer = pf.PERSO_RECORD_BODY.decode(body)
+    content = pf.PERSO_RECORD_CONTENT.decode(open_sealed(keys, outer.nonce, outer.sealed))
+    return pf.PersoRecordBody(
+        outer.flags,
+        outer.card_no,
+        content.ssn,
+        content.pan,
+        content.card_id,
+        content.apps,
+        content.face,
+        content.track1,
+        content.track2,
+        content.track3,
+    )
 
 
 def record_mac(key: bytes, line: int, body: bytes) -> bytes:
@@ -207,7 +310,8 @@ def verify(path: str | os.PathLike[str], store: KeyStore) -> VerifyResult:
     with open(path, "rb") as fh:
         header, raw = read_header(fh)
         _check_kek(store, header)
-        key, _seed = file_key(store, header.kek_name, header.batch_id, header.profile_digest)
+        bkeys = batch_keys(store, header.kek_name, header.batch_id, header.profile_digest)
+        key = bkeys.mac
         macs = hashlib.sha256()
         count = 0
         last_line = -1
@@ -259,6 +363,7 @@ def verify(path: str | os.PathLike[str], store: KeyStore) -> VerifyResult:
                 want = _file_mac(key, raw, macs.digest(), count)
                 if not same(want, tail[8:40]):
                     raise MacMismatch("file MAC does not verify (tampered, truncated or mixed)")
+                _VERIFIED[(os.path.realpath(path), hashlib.sha256(raw).digest())] = bkeys
                 return VerifyResult(header, count, pos + pf.TRAILER_SIZE)
             length, line = unpack(buf, off)
             end = off + 8 + length
@@ -282,15 +387,47 @@ def verify(path: str | os.PathLike[str], store: KeyStore) -> VerifyResult:
             off = end + 16
 
 
-def iter_records(path: str | os.PathLike[str]) -> Iterator[tuple[int, pf.PersoRecordBody]]:
-    """(input line, decoded body) of every record (no MAC check: call :func:`verify` first)."""
+#: Batch keys of files that verified in this process, so that :func:`iter_records` can open
+#: the records of a file just verified with a key store (the station's flow).
+_VERIFIED: dict[tuple[str, bytes], BatchKeys] = {}
+
+
+def _keys_for(path: str | os.PathLike[str], header_raw: bytes, store: KeyStore | None) -> BatchKeys:
+    ident = (os.path.realpath(path), hashlib.sha256(header_raw).digest())
+    if store is None:
+        got = _VERIFIED.get(ident)
+        if got is None:
+            raise UsageError(
+                "the records of a personalization file are encrypted: pass the key store "
+                "(or verify the file with it first)"
+            )
+        return got
+    header = pf.PERSO_HEADER.decode(header_raw)
+    _check_kek(store, header)
+    return batch_keys(store, header.kek_name, header.batch_id, header.profile_digest)
+
+
+def iter_sealed(path: str | os.PathLike[str]) -> Iterator[tuple[int, pf.PersoSealedBody]]:
+    """(input line, body as stored) of every record: card number and masked identity number
+    in clear, the rest sealed. No key needed, no MAC checked."""
     with open(path, "rb") as fh:
         _header, raw = read_header(fh)
-        for seq, _pos, body, _mac in _records(fh, len(raw)):
-            if seq < 0:
+        for line, _pos, body, _mac in _records(fh, len(raw)):
+            if line < 0:
                 return
-            yield seq, pf.PERSO_RECORD_BODY.decode(body)
+            yield line, pf.PERSO_RECORD_BODY.decode(body)
 
 
-def decode_body(body: bytes) -> pf.PersoRecordBody:
-    return pf.PERSO_RECORD_BODY.decode(body)
+def iter_records(
+    path: str | os.PathLike[str], store: KeyStore | None = None
+) -> Iterator[tuple[int, pf.PersoRecordBody]]:
+    """(input line, opened body) of every record. Needs the key store holding the KEK, or a
+    successful :func:`verify` of the file in this process. Call :func:`verify` first: this
+    checks no MAC."""
+    with open(path, "rb") as fh:
+        _header, raw = read_header(fh)
+        keys = _keys_for(path, raw, store)
+        for line, _pos, body, _mac in _records(fh, len(raw)):
+            if line < 0:
+                return
+            yield line, open_body(keys, body)

@@ -33,10 +33,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from cardperso.codec import magstripe
 from cardperso.errors import DataError, UsageError
 from cardperso.keystore import KeyStore
 from cardperso.layouts import persofile as pf
-from cardperso.prep.container import PersoWriter, file_key
+from cardperso.prep.container import BatchKeys, PersoWriter, batch_keys, seal_many
 from cardperso.prep.dedup import FingerprintSet, card_no_fp, pan_fp, ssn_fp
 from cardperso.prep.input import Chunk, open_input, parse_chunk
 from cardperso.prep.keys import ChunkKeys
@@ -49,7 +50,7 @@ __all__ = ["PrepOptions", "PrepSummary", "build_header", "prepare", "validate_on
 
 StoreOpener = Callable[[], KeyStore]
 
-_BODY_HEAD = struct.Struct(">B9s18sB")
+_BODY_HEAD = struct.Struct(">B9s18s8sI")
 _FRAME = struct.Struct(">II")
 _U32 = struct.Struct(">I")
 _U16 = struct.Struct(">H")
@@ -106,10 +107,10 @@ class Preparer:
         store: KeyStore | None,
         base_dir: str,
         pin_seed: bytes,
-        mac_key: bytes = b"",
+        batch: BatchKeys | None = None,
     ) -> None:
         self.profile = profile
-        self.mac_key = mac_key
+        self.batch = batch
         self.last_read = 0
         self.validator = Validator(profile, base_dir)
         self.ssse = SsseTemplate(profile)
@@ -124,7 +125,7 @@ class Preparer:
         self.face = tuple(f.src for f in profile.card_face)
         self._blank = ("",) * len(self.face)
         ms = profile.mag_stripe
-        self.tracks = (ms.track1, ms.track2, ms.track3) if ms is not None else ("", "", "")
+        self.tracks = (ms.track1, ms.track2) if ms is not None else ()
         if profile.pboc is not None:
             self.service_code = profile.pboc.service_code
             self.disc = profile.pboc.track2_discretionary
@@ -153,10 +154,11 @@ class Preparer:
         return good, bad
 
     def _face_tracks(self, v: dict[str, Any]) -> tuple[bytes, bytes]:
-        """Card-face values joined by 1F (UTF-8) and the three tracks, length-prefixed."""
-        v["service_code"] = self.service_code
-        v["discretionary"] = self.disc
-        v["name_latin"] = (v.get("name_latin") or self.latin_default).upper()
+        """Card-face values joined by 1F (UTF-8) and the three tracks, length-prefixed.
+
+        Tracks 1 and 2 are ISO/IEC 7813 data from :mod:`cardperso.codec.magstripe`."""
+        latin = (v.get("name_latin") or self.latin_default).upper()
+        v["name_latin"] = latin
         get = v.get
         face = "\x1f".join(
             [
@@ -164,49 +166,46 @@ class Preparer:
                 for x in map(get, self.face, self._blank)
             ]
         ).encode("utf-8")
-        out = []
-        for t in self.tracks:
-            track = t.format_map(v).encode("ascii") if t else b""
-            if len(track) > 0xFF:
-                raise Reject("(record)", "magnetic-stripe track data is too long")
-            out.append(bytes((len(track),)) + track)
         if len(face) > 0xFFFF:
             raise Reject("(record)", "card-face data is too long")
-        return _U16.pack(len(face)) + face, b"".join(out)
+        if not self.tracks:
+            return _U16.pack(len(face)) + face, b"\x00\x00\x00"
+        try:
+            t = magstripe.tracks(v["pan"], latin, v["expiry_yymm"], self.service_code, self.disc)
+        except DataError as exc:
+            raise Reject(exc.field or "(record)", f"magnetic stripe: {exc.reason}") from None
+        t1 = t.track1.encode("ascii") if self.tracks[0] else b""
+        t2 = t.track2.encode("ascii") if self.tracks[1] else b""
+        return (
+            _U16.pack(len(face)) + face,
+            bytes((len(t1),)) + t1 + bytes((len(t2),)) + t2 + b"\x00",
+        )
 
     def process(self, chunk: Chunk) -> ChunkResult:
         good, bad = self.validate_chunk(chunk)
         read = self.last_read
-        assert self.keys is not None
+        assert self.keys is not None and self.batch is not None
         keys = self.keys.derive([v for _line, v in good])
-        frames: list[bytes] = []
-        ends = array("I")
-        macs: list[bytes] = []
-        fps = array("Q")
-        lines = array("I")
-        pos = 0
         ssse_build, pboc = self.ssse.build, self.pboc
         pboc_dgis = pboc.dgis if pboc is not None else None
-        sha = hashlib.sha256
-        hmac_digest = hmac.digest
-        key = self.mac_key
-        frame_head = _FRAME.pack
-        body_head = _BODY_HEAD.pack
         u32 = _U32.pack
-        flags, napps = self.flags, self.napps
+        napps = self.napps
         ssse_aid_head, pboc_aid_head = self.ssse_aid_head, self.pboc_aid_head
+        contents: list[tuple[int, bytes]] = []
+        kept: list[dict[str, Any]] = []
         for (line, v), k in zip(good, keys):
             try:
                 sdgis = ssse_build(v, k.ssse_keys, k.pin)
-                card_no, ssn = v["card_no"], v["ssn"]
                 face, tracks = self._face_tracks(v)
+                ssn = v["ssn"].encode()
                 if pboc_dgis is not None:
-                    pan = v["pan"]
+                    pan = v["pan"].encode()
                     pdgis = pboc_dgis(v, k.pboc_mk, k.pboc_kcv, k.pin)
-                    body = b"".join(
+                    content = b"".join(
                         (
-                            body_head(flags, card_no.encode(), ssn.encode(), len(pan)),
-                            pan.encode(),
+                            ssn,
+                            bytes((len(pan),)),
+                            pan,
                             v["card_id"],
                             napps,
                             ssse_aid_head,
@@ -220,10 +219,10 @@ class Preparer:
                         )
                     )
                 else:
-                    pan = ""
-                    body = b"".join(
+                    content = b"".join(
                         (
-                            body_head(flags, card_no.encode(), ssn.encode(), 0),
+                            ssn,
+                            b"\x00",
                             v["card_id"],
                             napps,
                             ssse_aid_head,
@@ -240,15 +239,34 @@ class Preparer:
                 reason = f"cannot be encoded ({type(exc).__name__})"
                 bad.append((line, "(record)", reason, _mask(v.get("ssn"))))
                 continue
+            contents.append((line, content))
+            kept.append(v)
+        sealed = seal_many(self.batch, contents)
+        frames: list[bytes] = []
+        ends = array("I")
+        macs: list[bytes] = []
+        fps = array("Q")
+        lines = array("I")
+        pos = 0
+        sha = hashlib.sha256
+        hmac_digest = hmac.digest
+        key = self.batch.mac
+        frame_head = _FRAME.pack
+        body_head = _BODY_HEAD.pack
+        flags = self.flags
+        for (line, _content), (nonce, cipher), v in zip(contents, sealed, kept):
+            card_no, ssn_s = v["card_no"], v["ssn"]
+            body = body_head(flags, card_no.encode(), _mask(ssn_s).encode(), nonce, len(cipher))
+            body += cipher
             head = frame_head(len(body), line)
             mac = hmac_digest(key, b"R" + head[4:] + sha(body).digest(), "sha256")[:16]
             frames += (head, body, mac)
             macs.append(mac)
             pos += len(body) + 24
             ends.append(pos)
-            fps.append(int(ssn[:17]) + 1)
+            fps.append(int(ssn_s[:17]) + 1)
             fps.append(int(card_no[:8], 36) + 1)
-            fps.append(pan_fp(pan) if pan else 0)
+            fps.append(pan_fp(v["pan"]) if pboc is not None else 0)
             lines.append(line)
         bad.sort()
         return ChunkResult(
@@ -266,11 +284,11 @@ def _init_worker(
     opener: StoreOpener | None,
     base_dir: str,
     pin_seed: bytes,
-    mac_key: bytes = b"",
+    batch: BatchKeys | None = None,
 ) -> None:
     global _WORKER
     store = opener() if opener is not None else None
-    _WORKER = Preparer(profile, store, base_dir, pin_seed, mac_key)
+    _WORKER = Preparer(profile, store, base_dir, pin_seed, batch)
 
 
 def _work(chunk: Chunk) -> ChunkResult:
@@ -375,13 +393,13 @@ def prepare(
             f"required column(s) missing: {', '.join(missing)}", field="header", record=1
         )
     kek = profile.transport_kek
-    key, derived_seed = file_key(store, kek, options.batch_id, profile.digest)
-    pin_seed = options.pin_seed if options.pin_seed is not None else derived_seed
+    bkeys = batch_keys(store, kek, options.batch_id, profile.digest)
+    pin_seed = options.pin_seed if options.pin_seed is not None else bkeys.pin_seed
     seed_wrapped = store.wrap(kek, pin_seed, pad=True)
     header = build_header(profile, store, options.batch_id, options.created, seed_wrapped)
     # fail on missing keys before touching the input
     ChunkKeys(store, profile, pin_seed)
-    writer = PersoWriter(out_path, header, key)
+    writer = PersoWriter(out_path, header, bkeys.mac)
     rejects = RejectsWriter(rejects_path)
     summary = PrepSummary(output=os.fspath(out_path))
     # size the duplicate tables for the whole file up front (no growth spikes): a record is
@@ -423,7 +441,7 @@ def prepare(
         opener if options.workers > 1 else (lambda: store),
         base_dir,
         pin_seed,
-        key,
+        bkeys,
     )
     try:
         _run_chunks(_work, src.chunks(options.chunk_size), options.workers, init_args, sink)

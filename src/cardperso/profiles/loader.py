@@ -243,9 +243,8 @@ SCHEMA = s.Map(
             )
         ),
         "mag_stripe": s.Map(
-            {"track1": s.Str(), "track2": s.Str(), "track3": s.Str()},
-            required=("track2",),
-            defaults={"track1": "", "track3": ""},
+            {"track1": s.Bool(), "track2": s.Bool()},
+            defaults={"track1": True, "track2": True},
         ),
         "two_stage": TWO_STAGE,
         #: a production product: runs refuse sample/test keys and software key stores
@@ -319,19 +318,12 @@ def _semantic(data: dict[str, Any], root: yaml.Node, filename: str) -> None:
             raise fail("pboc.ec.defaults.single_limit", "exceeds the limit or its maximum")
         if d["reset_threshold"] > min(d["limit"], ec["max_reset_threshold"]):
             raise fail("pboc.ec.defaults.reset_threshold", "exceeds the limit or its maximum")
-    elif "{pan}" in str(data.get("mag_stripe", "")):
-        raise fail("mag_stripe", "a magnetic stripe with a PAN needs a 'pboc' section")
+    elif "mag_stripe" in data:
+        raise fail("mag_stripe", "a magnetic stripe (ISO/IEC 7813 tracks) needs a 'pboc' section")
     values = sources | set(TEMPLATE_VALUES)
     for i, ff in enumerate(data.get("card_face", [])):
         if ff["src"] not in values:
             raise fail(f"card_face[{i}].src", f"unknown source {ff['src']!r}")
-    ms = data.get("mag_stripe")
-    if ms is not None:
-        for track in ("track1", "track2", "track3"):
-            try:
-                ms[track].format(**{v: "" for v in values})
-            except (KeyError, IndexError, ValueError) as exc:
-                raise fail(f"mag_stripe.{track}", f"bad template: {exc}") from None
 
 
 def _check_const(r: dict[str, Any], fail: Any, path: str) -> None:
@@ -443,7 +435,7 @@ def _build(data: dict[str, Any], digest: bytes, source: str) -> Profile:
         ),
         transport_kek=data["transport_kek"],
         card_face=tuple(FaceField(f["name"], f["src"]) for f in data["card_face"]),
-        mag_stripe=None if ms is None else MagStripeSpec(ms["track1"], ms["track2"], ms["track3"]),
+        mag_stripe=None if ms is None else MagStripeSpec(ms["track1"], ms["track2"]),
         digest=digest,
         source=source,
         production=bool(data.get("production", False)),

@@ -147,9 +147,11 @@ class FaceField:
 
 @dataclass(frozen=True, slots=True)
 class MagStripeSpec:
-    track1: str
-    track2: str
-    track3: str
+    """Which ISO/IEC 7813 tracks to encode (data from :mod:`cardperso.codec.magstripe`: PAN,
+    pinyin name, expiry YYMM, the PBOC service code and discretionary data)."""
+
+    track1: bool
+    track2: bool
 
 
 @dataclass(frozen=True, slots=True)
