@@ -168,12 +168,15 @@ class Preparer:
         ).encode("utf-8")
         if len(face) > 0xFFFF:
             raise Reject("(record)", "card-face data is too long")
-        if not self.tracks:
+        if self.pboc is None:
             return _U16.pack(len(face)) + face, b"\x00\x00\x00"
         try:
             t = magstripe.tracks(v["pan"], latin, v["expiry_yymm"], self.service_code, self.disc)
         except DataError as exc:
             raise Reject(exc.field or "(record)", f"magnetic stripe: {exc.reason}") from None
+        v["track2_data"] = t.track2  # also the source of tag 57 (DGI 0101)
+        if not self.tracks:
+            return _U16.pack(len(face)) + face, b"\x00\x00\x00"
         t1 = t.track1.encode("ascii") if self.tracks[0] else b""
         t2 = t.track2.encode("ascii") if self.tracks[1] else b""
         return (

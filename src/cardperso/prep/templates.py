@@ -20,6 +20,7 @@ from __future__ import annotations
 from typing import Any
 
 from cardperso.codec.dgi import encode_dgi
+from cardperso.codec.magstripe import track2_equivalent
 from cardperso.codec.tlv import encode as tlv_encode
 from cardperso.errors import ProfileError
 from cardperso.profiles.model import ConstantDgi, Profile, RecordSpec
@@ -249,10 +250,9 @@ class PbocTemplate:
     def dgis(self, v: dict[str, Any], wrapped_mk: bytes, kcvs: bytes, wrapped_pin: bytes) -> bytes:
         """All DGIs of one card: constants, per-card records and EC data, then 8000/9000/8010."""
         pan: str = v["pan"]
-        t2 = pan + "D" + v["expiry_yymm"] + self.sc_disc
-        if len(t2) & 1:
-            t2 += "F"
-        r0101 = bytes.fromhex(f"57{len(t2) >> 1:02X}{t2}")
+        t2 = v.get("track2_data") or pan + "=" + v["expiry_yymm"] + self.sc_disc
+        t2b = track2_equivalent(t2)  # tag 57 from the ISO/IEC 7813 track 2 data
+        r0101 = b"\x57" + bytes((len(t2b),)) + t2b
         panh = pan + "F" if len(pan) & 1 else pan
         exp, eff = v["expiry_date"][2:], v["issue_date"][2:]
         r0301 = (
