@@ -85,20 +85,21 @@ def bench_perso(count: int) -> None:
     print(f"bank personalization (in process, no reader latency): {rate:.1f} cards per second")
 
 
-def bench_pcsc(count: int) -> None:
-    """Bank personalization through pcscd + vpcd (the test lab's readers), one reader."""
+def bench_pcsc(count: int, stations: int) -> None:
+    """Bank personalization through pcscd + vpcd (the test lab's readers), ``stations``
+    readers at once (one thread each, as ``bank personalize --line`` runs them)."""
     import tempfile
 
     sys.path.insert(0, str(ROOT / "tests"))
     from cardperso.bank import demo
     from cardperso.bank.accounts import AccountFile, read_accounts
-    from cardperso.bank.personalize import BankPlan, personalize_batch, pin_seed_for
+    from cardperso.bank.personalize import BankPlan, personalize_stations, pin_seed_for
     from cardperso.bank.twostage import load_two_stage
     from cardperso.card.vcard import VirtualCard
     from cardperso.devices.pcsc import PcscTransport
     from fixtures_pcsc import open_lab
 
-    with tempfile.TemporaryDirectory() as tmp, open_lab(claim=1) as lab:
+    with tempfile.TemporaryDirectory() as tmp, open_lab(claim=stations) as lab:
         d = Path(tmp)
         cards = demo.factory_cards(d, count)
         two = load_two_stage(demo.PROFILE)
@@ -106,25 +107,29 @@ def bench_pcsc(count: int) -> None:
         store = SoftwareKeyStore.load(BANK_KEYS)
         accounts = read_accounts(demo.bank_input(d, cards), two.bank.pboc, two.bank.pin.length)
         plan = BankPlan(two, "B1", pin_seed=pin_seed_for(store, "transport-kek", "B1"))
-        slot = lab.free_slot()
-        apdus = 0
+        lab.heal()
+        slots = [s for s in lab.slots if s.slot.card is None][:stations]
+        assert len(slots) == stations, "not enough free lab readers"
+        chip = [0.0]
 
-        def transports():  # type: ignore[no-untyped-def]
-            for c in cards:
+        def transports(slot, mine):  # type: ignore[no-untyped-def]
+            for c in mine:
                 slot.insert(VirtualCard.load(c.image))
                 with PcscTransport(slot.name) as t:
+                    t0 = time.perf_counter()
                     yield t
+                    chip[0] += time.perf_counter() - t0
                 slot.remove()
 
+        queues = [transports(slot, cards[i::stations]) for i, slot in enumerate(slots)]
         t0 = time.perf_counter()
         with AccountFile(d / "accounts.csv") as out:
-            summary = personalize_batch(accounts, plan, store, transports(), out)
+            summary = personalize_stations(accounts, plan, store, queues, out)
         dt = time.perf_counter() - t0
         assert summary.opened == count, summary
-        del apdus
     print(
-        f"bank personalization through pcscd + vpcd (1 reader, card swap included): "
-        f"{count / dt:.1f} cards per second ({1000 * dt / count:.0f} ms per card)"
+        f"bank personalization through pcscd + vpcd, {stations} reader(s), card swaps included: "
+        f"{count / dt:.1f} cards per second; chip time {1000 * chip[0] / count:.0f} ms per card"
     )
 
 
@@ -134,13 +139,14 @@ def main() -> None:
     ap.add_argument("--cards", type=int, default=1000)
     ap.add_argument("--perso", type=int, default=0, help="cards for the personalization run")
     ap.add_argument("--pcsc", type=int, default=0, help="cards through pcscd + vpcd")
+    ap.add_argument("--stations", type=int, default=1, help="readers at once (with --pcsc)")
     args = ap.parse_args()
     print(f"machine: {platform.machine()} {os.cpu_count()} CPU, Python {platform.python_version()}")
     bench_arqc(args.count, args.cards)
     if args.perso:
         bench_perso(args.perso)
     if args.pcsc:
-        bench_pcsc(args.pcsc)
+        bench_pcsc(args.pcsc, args.stations)
 
 
 if __name__ == "__main__":

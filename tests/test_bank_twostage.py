@@ -183,3 +183,27 @@ def test_card_pulled_out_during_bank_personalization_resumes(tmp_path: Path, aft
     with InProcessTransport(VirtualCard.load(cards[0].image)) as t2:
         host = IssuerHost(store)
         assert terminal.run(terminal.ec_load(host, 100), t2.transmit).balance_after == 100
+
+
+def test_several_stations_at_once(tmp_path: Path) -> None:
+    from cardperso.bank.personalize import personalize_stations
+
+    cards = demo.factory_cards(tmp_path, 4)
+    two = load_two_stage("ssc3-pboc-2stage")
+    assert two.bank.pboc is not None
+    store = bank_store()
+    batch = read_accounts(demo.bank_input(tmp_path, cards), two.bank.pboc, 6)
+    plan = BankPlan(two, "B1", pin_seed=pin_seed_for(store, "transport-kek", "B1"))
+
+    def station(mine: list[demo.FactoryCard]):  # type: ignore[no-untyped-def]
+        for c in mine:
+            with InProcessTransport(VirtualCard.load(c.image)) as t:
+                yield t
+
+    with AccountFile(tmp_path / "acc.csv") as out:
+        summary = personalize_stations(
+            batch, plan, store, [station(cards[0::2]), station(cards[1::2])], out
+        )
+    assert (summary.cards, summary.opened) == (4, 4)
+    rows = list(csv.DictReader((tmp_path / "acc.csv").open(encoding="utf-8")))
+    assert sorted(r["chip_serial"] for r in rows) == sorted(c.serial.hex().upper() for c in cards)

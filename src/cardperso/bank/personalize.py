@@ -28,8 +28,9 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import threading
 import time
-from collections.abc import Callable, Generator, Iterator
+from collections.abc import Callable, Generator, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
@@ -63,6 +64,7 @@ __all__ = [
     "bank_card",
     "pboc_items",
     "personalize_batch",
+    "personalize_stations",
     "read_serial",
 ]
 
@@ -75,6 +77,14 @@ SECRET_DGIS = {0x8000: 48, 0x8010: 8}
 
 class Transport(Protocol):
     def transmit(self, apdu: bytes) -> bytes: ...
+
+
+class AccountSink(Protocol):
+    """Where the account-opening rows go (:class:`~cardperso.bank.accounts.AccountFile`)."""
+
+    def add(
+        self, rec: AccountRecord | None, serial: bytes, outcome: str, reason: str = ""
+    ) -> None: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -255,7 +265,7 @@ def personalize_batch(
     plan: BankPlan,
     store: KeyStore,
     cards: Iterator[Transport],
-    out: AccountFile,
+    out: AccountSink,
     *,
     host_keys: HostKeys | None = None,
     handover: dict[bytes, str] | None = None,
@@ -292,6 +302,77 @@ def personalize_batch(
         if registry is not None and rec is not None:
             registry(rec, True, "")
     return summary
+
+
+class _LockedAccounts:
+    """An account-opening file shared by several station threads."""
+
+    def __init__(self, out: AccountFile, lock: threading.Lock) -> None:
+        self._out, self._lock = out, lock
+
+    def add(self, rec: AccountRecord | None, serial: bytes, outcome: str, reason: str = "") -> None:
+        with self._lock:
+            self._out.add(rec, serial, outcome, reason)
+
+
+def personalize_stations(
+    batch: AccountBatch,
+    plan: BankPlan,
+    store: KeyStore,
+    stations: Sequence[Iterator[Transport]],
+    out: AccountFile,
+    *,
+    host_keys: HostKeys | None = None,
+    handover: dict[bytes, str] | None = None,
+    on_card: Callable[[bytes, str, str], None] | None = None,
+    registry: Callable[[AccountRecord, bool, str], None] | None = None,
+) -> BatchSummary:
+    """:func:`personalize_batch` on several readers at once, one thread per station (each
+    station's card iterator is consumed by its own thread: PC/SC contexts stay with it). The
+    account-opening file, the registry and ``on_card`` are called under one lock."""
+    lock = threading.Lock()
+    shared = _LockedAccounts(out, lock)
+
+    def locked(fn: Callable[..., None] | None) -> Callable[..., None] | None:
+        if fn is None:
+            return None
+        f = fn
+
+        def call(*args: Any) -> None:
+            with lock:
+                f(*args)
+
+        return call
+
+    results: list[BatchSummary | BaseException] = [BatchSummary() for _ in stations]
+
+    def work(i: int, cards: Iterator[Transport]) -> None:
+        try:
+            results[i] = personalize_batch(
+                batch, plan, store, cards, shared,
+                host_keys=host_keys, handover=handover, on_card=locked(on_card),
+                registry=locked(registry),
+            )  # fmt: skip
+        except BaseException as exc:  # re-raised in the caller's thread
+            results[i] = exc
+
+    threads = [
+        threading.Thread(target=work, args=(i, cards), name=f"bank-station-{i}", daemon=True)
+        for i, cards in enumerate(stations)
+    ]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    total = BatchSummary()
+    for r in results:
+        if isinstance(r, BaseException):
+            raise r
+        total.cards += r.cards
+        total.opened += r.opened
+        total.failed += r.failed
+        total.no_account += r.no_account
+    return total
 
 
 def _tell(on_card: Callable[[bytes, str, str], None] | None, serial: bytes, o: str, r: str) -> None:

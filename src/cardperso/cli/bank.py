@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import csv
 import logging
+import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -188,18 +189,39 @@ def transport_keys_cmd(profile_name: str, keys_spec: str, batch: str, out: Path)
     )
 
 
+class _Budget:
+    """How many cards may still be taken (``None``: no limit), shared by station threads."""
+
+    def __init__(self, count: int | None) -> None:
+        self.left = count
+        self._lock = threading.Lock()
+
+    def take(self) -> bool:
+        with self._lock:
+            if self.left is None:
+                return True
+            if self.left <= 0:
+                return False
+            self.left -= 1
+            return True
+
+    @property
+    def exhausted(self) -> bool:
+        with self._lock:
+            return self.left is not None and self.left <= 0
+
+
 def _reader_cards(
-    readers: list[str], card_timeout: float, count: int | None
+    readers: list[str], card_timeout: float, budget: _Budget
 ) -> Iterator[PcscTransportLike]:
     """Connected transports, one per card presented in any of ``readers`` (polled in turn);
-    a reader whose card was done is skipped until it is seen empty. Stops after ``count``
-    cards, or when no new card arrives for ``card_timeout`` seconds."""
+    a reader whose card was done is skipped until it is seen empty. Stops when the budget is
+    spent, or when no new card arrives for ``card_timeout`` seconds."""
     from cardperso.devices.pcsc import NoCard, PcscTransport, wait_for_card, wait_for_removal
 
-    done = 0
     busy: set[str] = set()
     idle_since = time.monotonic()
-    while count is None or done < count:
+    while not budget.exhausted:
         progressed = False
         for reader in readers:
             if reader in busy:
@@ -212,14 +234,13 @@ def _reader_cards(
                 wait_for_card(reader, 0.2)
             except NoCard:
                 continue
+            if not budget.take():
+                return
             with PcscTransport(reader) as transport:
                 yield transport
             busy.add(reader)
-            done += 1
             progressed = True
             idle_since = time.monotonic()
-            if count is not None and done >= count:
-                return
         if not progressed and time.monotonic() - idle_since > card_timeout:
             return
 
@@ -257,7 +278,7 @@ def factory_cmd(
     records = iter(iter_records(perso_file))
     rows: list[tuple[str, str, str]] = []
     made = 0
-    for transport in _reader_cards(list(readers), card_timeout, count):
+    for transport in _reader_cards(list(readers), card_timeout, _Budget(count)):
         try:
             index, (line, body) = made, next(records)
         except StopIteration:
@@ -314,7 +335,7 @@ def personalize_cmd(
 ) -> None:  # fmt: skip
     """Bank: personalize the PBOC application of two-stage cards and open their accounts."""
     from cardperso.bank.accounts import AccountFile, read_accounts, read_handover
-    from cardperso.bank.personalize import BankPlan, personalize_batch, pin_seed_for
+    from cardperso.bank.personalize import BankPlan, personalize_stations, pin_seed_for
     from cardperso.prep.rejects import RejectsWriter
 
     names = list(readers)
@@ -346,10 +367,12 @@ def personalize_cmd(
     def show(serial: bytes, outcome: str, detail: str) -> None:
         click.echo(f"chip {serial.hex().upper()}: {outcome} {detail}")
 
+    budget = _Budget(count)
     with AccountFile(out) as accounts:
-        summary = personalize_batch(
-            batch, plan, store, _reader_cards(names, card_timeout, count), accounts,
-            handover=mapping, on_card=show, registry=hook,
+        # one thread per reader (a line's stations work at once), each polling its own reader
+        summary = personalize_stations(
+            batch, plan, store, [_reader_cards([n], card_timeout, budget) for n in names],
+            accounts, handover=mapping, on_card=show, registry=hook,
         )  # fmt: skip
     click.echo(
         f"cards {summary.cards}: accounts opened {summary.opened}, failed {summary.failed}, "
