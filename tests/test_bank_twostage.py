@@ -124,6 +124,17 @@ def test_cards_matched_by_card_id_or_ssn(tmp_path: Path, key: str) -> None:
     assert summary.opened == 2, summary
 
 
+def test_wrong_transport_keys_stop_the_batch_after_three_cards(tmp_path: Path) -> None:
+    from cardperso.errors import SecurityError
+
+    cards = demo.factory_cards(tmp_path, 4)
+    with pytest.raises(SecurityError, match="3 cards in a row"):
+        demo.bank_stage(tmp_path, cards, batch="B2")  # another batch's transport keys
+    assert not VirtualCard.load(cards[3].image).state.pboc.ac_key
+    state = VirtualCard.load(cards[0].image).state
+    assert state.ssd(bytes.fromhex("A00000033353534401")).auth_failures == 0  # type: ignore[union-attr]
+
+
 def test_wrong_bank_keys_fail_the_card(tmp_path: Path) -> None:
     cards = demo.factory_cards(tmp_path, 1)
     other = generate_file(tmp_path / "other.json")
@@ -177,6 +188,8 @@ def test_card_pulled_out_during_bank_personalization_resumes(tmp_path: Path, aft
     with AccountFile(tmp_path / "a1.csv") as out:
         first = personalize_batch(batch, plan, store, iter([t]), out)
     assert first.failed == 1
+    rows = list(csv.DictReader((tmp_path / "a1.csv").open(encoding="utf-8")))
+    assert [r["outcome"] for r in rows] == ["card_error"]  # not an account failure: retry
     card.faults.reinsert()
     again = demo.bank_stage(tmp_path, cards)
     assert again.opened == 1, list(csv.DictReader((tmp_path / "bank" / "accounts.out.csv").open()))

@@ -51,7 +51,16 @@ from cardperso.codec import tlv
 from cardperso.codec.apdu import CommandAPDU
 from cardperso.codec.dgi import parse_dgis
 from cardperso.crypto.gp import StaticKeys
-from cardperso.errors import CardError, CardPersoError, DataError, SecurityError
+from cardperso.errors import (
+    CardError,
+    CardPersoError,
+    CryptogramMismatch,
+    DataError,
+    KeyStoreError,
+    SecurityError,
+    TransportError,
+    UsageError,
+)
 from cardperso.keystore.base import KeyStore
 from cardperso.layouts.gp import CPLC
 from cardperso.prep.keys import pin_block, seeded_pin
@@ -271,10 +280,19 @@ def personalize_batch(
     handover: dict[bytes, str] | None = None,
     on_card: Callable[[bytes, str, str], None] | None = None,
     registry: Callable[[AccountRecord, bool, str], None] | None = None,
+    stop_after_auth_failures: int = 3,
 ) -> BatchSummary:
-    """Personalize every card ``cards`` yields; one account-opening row per card."""
+    """Personalize every card ``cards`` yields; one account-opening row per card.
+
+    Outcomes: ``account_opened``; ``account_failed`` (the card refused, its data or the
+    issuer's check failed: the registry hears of it, a temporary card follows); ``card_error``
+    (the reader or the card went away: present the card again, the run resumes it);
+    ``no_account``. A key-store or usage error stops the batch, and so do
+    ``stop_after_auth_failures`` cards in a row whose domain the transport keys do not open
+    (wrong batch or wrong bank keys: every further card would fail the same way)."""
     host = IssuerHost(store, host_keys or HostKeys())
     summary = BatchSummary()
+    auth_failures = 0
     for transport in cards:
         summary.cards += 1
         serial = b""
@@ -288,14 +306,28 @@ def personalize_batch(
             out.add(None, serial, "no_account", exc.reason)
             _tell(on_card, serial, "no_account", exc.reason)
             continue
-        except (CardPersoError, SecurityError) as exc:
+        except (KeyStoreError, UsageError):
+            raise
+        except TransportError as exc:
+            summary.failed += 1
+            out.add(rec, serial, "card_error", str(exc))
+            _tell(on_card, serial, "card_error", str(exc))
+            continue
+        except CardPersoError as exc:
             summary.failed += 1
             reason = str(exc)
             out.add(rec, serial, "account_failed", reason)
             _tell(on_card, serial, "account_failed", reason)
             if registry is not None and rec is not None:
                 registry(rec, False, reason)
+            auth_failures = auth_failures + 1 if isinstance(exc, CryptogramMismatch) else 0
+            if auth_failures >= stop_after_auth_failures:
+                raise SecurityError(
+                    f"{auth_failures} cards in a row refused the SSD transport keys: wrong "
+                    "batch (--transport file) or wrong bank keys; the batch stops"
+                ) from None
             continue
+        auth_failures = 0
         summary.opened += 1
         out.add(rec, serial, "account_opened")
         _tell(on_card, serial, "account_opened", result.pan_masked)
