@@ -142,7 +142,7 @@ def test_four_lines_one_batch_random_sigkills(pcsc_lab, pg_url: str, tmp_path: P
     assert codes == [0, 0, 0, 0], logs
     assert "problem" not in logs, logs  # every line's feed into the registry agreed
     assert kills >= 2, "lines must have been killed mid-run"
-    records = sorted(line for line, _ in iter_records(perso))
+    records = sorted(line for line, _ in iter_records(perso, SoftwareKeyStore.load(SAMPLE_KEYS)))
     with (tmp_path / "results0.csv").open() as fh:
         rows = list(csv.DictReader(fh))
     assert sorted(int(r["record"]) for r in rows) == records
