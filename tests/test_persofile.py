@@ -3,6 +3,7 @@ card is touched; the fast writer's bytes are what the Construct layouts describe
 
 from __future__ import annotations
 
+import hashlib
 import struct
 from pathlib import Path
 
@@ -75,10 +76,11 @@ def test_fast_writer_matches_the_construct_layouts(
     files: tuple[Path, Path, Path], sample_keystore: SoftwareKeyStore
 ) -> None:
     a, _b, _a2 = files
-    keys = batch_keys(sample_keystore, "transport-kek", "A", PROFILE.digest)
     data = a.read_bytes()
     raw, frames, trailer = _frames(data)
     header = pf.PERSO_HEADER.decode(raw)
+    keys = batch_keys(sample_keystore, "transport-kek", "A", PROFILE.digest, header.input_digest)
+    assert header.input_digest == hashlib.sha256(a.with_suffix(".csv").read_bytes()).digest()
     assert pf.PERSO_HEADER.encode(header) == raw
     assert header.record_count == len(frames) == 12
     for seq, frame in enumerate(frames):

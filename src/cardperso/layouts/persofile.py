@@ -7,7 +7,7 @@ integers are big-endian. A file is::
 
 * **Header** (:data:`HEADER`): magic ``CPPF``, version, the byte length of the rest of the
   header, record / read / rejected counts, creation time (Unix seconds, UTC), batch id, profile
-  name and SHA-256 digest, the transport KEK (name, algorithm, KCV), the MAC scheme, the PIN
+  name and SHA-256 digest, the SHA-256 of the input file, the transport KEK (name, algorithm, KCV), the MAC scheme, the PIN
   seed wrapped under the KEK, the check values of every key used, the applications (name, AID,
   which of their DGIs are encrypted under the KEK) and the names of the card-face fields.
 * **Record** (:data:`RECORD`): body length, the record's input line number (strictly
@@ -21,8 +21,8 @@ integers are big-endian. A file is::
 
 Keys and MACs (computed in :mod:`cardperso.prep.container`): ``X`` = wrap(KEK,
 SHA-256("cardperso-persofile/1" ‖ len ‖ batch id ‖ profile digest)); MAC key = SHA-256("mac" ‖
-X); content key = SHA-256("enc" ‖ X)[:16]; nonce = HMAC-SHA-256(SHA-256("siv" ‖ X), line ‖
-content)[:8] (deterministic, synthetic); record MAC = HMAC-SHA-256(MAC key, "R" ‖ line ‖
+X); content key = SHA-256("enc" ‖ X ‖ input digest)[:16] (a new key for every different input
+file); nonce = the record's input line (8 bytes, unique in a file); record MAC = HMAC-SHA-256(MAC key, "R" ‖ line ‖
 SHA-256(body))[:16]; file MAC = HMAC-SHA-256(MAC key, "F" ‖ SHA-256(header) ‖ SHA-256(MAC₀ ‖
 MAC₁ ‖ …) ‖ count).
 
@@ -101,6 +101,7 @@ class PersoHeader:
     batch_id: str
     profile: str
     profile_digest: bytes
+    input_digest: bytes
     kek_name: str
     kek_algorithm: str
     kek_kcv: bytes
@@ -119,6 +120,7 @@ _HEADER_REST = cs.Struct(
     "batch_id" / _Str8,
     "profile" / _Str8,
     "profile_digest" / cs.Bytes(32),
+    "input_digest" / cs.Bytes(32),
     "kek_name" / _Str8,
     "kek_algorithm" / _Str8,
     "kek_kcv" / cs.Bytes(3),
@@ -271,6 +273,7 @@ def _header_to_model(c: cs.Container) -> PersoHeader:
         batch_id=r["batch_id"],
         profile=r["profile"],
         profile_digest=bytes(r["profile_digest"]),
+        input_digest=bytes(r["input_digest"]),
         kek_name=r["kek_name"],
         kek_algorithm=r["kek_algorithm"],
         kek_kcv=bytes(r["kek_kcv"]),
@@ -294,6 +297,7 @@ def _header_from_model(h: PersoHeader) -> dict[str, object]:
             "batch_id": h.batch_id,
             "profile": h.profile,
             "profile_digest": h.profile_digest,
+            "input_digest": h.input_digest,
             "kek_name": h.kek_name,
             "kek_algorithm": h.kek_algorithm,
             "kek_kcv": h.kek_kcv,
@@ -319,6 +323,7 @@ _HEADER_VECTOR = PersoHeader(
     batch_id="B1",
     profile="p",
     profile_digest=bytes(range(32)),
+    input_digest=bytes(range(32, 64)),
     kek_name="k",
     kek_algorithm="3DES",
     kek_kcv=bytes.fromhex("C68821"),
@@ -331,12 +336,13 @@ _HEADER_VECTOR = PersoHeader(
 _HEADER_BYTES = (
     b"CPPF\x00\x02"
     + (
-        4 + 4 + 4 + 8 + 3 + 2 + 32 + 2 + 5 + 3 + 2 + 3 + 1 + 2 + 5 + 3 + 1 + 5 + 3 + 3 + 1 + 5
+        4 + 4 + 4 + 8 + 3 + 2 + 32 + 32 + 2 + 5 + 3 + 2 + 3 + 1 + 2 + 5 + 3 + 1 + 5 + 3 + 3 + 1 + 5
     ).to_bytes(4, "big")
     + bytes.fromhex("00000002 00000003 00000001 000000006955B900")
     + b"\x02B1"
     + b"\x01p"
     + bytes(range(32))
+    + bytes(range(32, 64))
     + b"\x01k"
     + b"\x043DES"
     + bytes.fromhex("C68821")

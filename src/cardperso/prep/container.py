@@ -65,18 +65,20 @@ class BatchKeys:
     mac: bytes = field(repr=False)
     pin_seed: bytes = field(repr=False)
     content: bytes = field(repr=False)  # AES-128 key of the sealed record contents
-    nonce: bytes = field(repr=False)  # HMAC key of the synthetic nonces
 
 
-def batch_keys(store: KeyStore, kek: str, batch_id: str, profile_digest: bytes) -> BatchKeys:
-    """All keys of a batch from one ``wrap`` under the KEK (see the layout's docstring)."""
+def batch_keys(
+    store: KeyStore, kek: str, batch_id: str, profile_digest: bytes, input_digest: bytes = b""
+) -> BatchKeys:
+    """All keys of a batch from one ``wrap`` under the KEK (see the layout's docstring). The
+    content key also depends on the input file's digest, so that record nonces (input line
+    numbers) never repeat under one key."""
     x = store.wrap(kek, _label(batch_id, profile_digest))
     sha = hashlib.sha256
     return BatchKeys(
         sha(b"mac" + x).digest(),
         sha(b"pin" + x).digest(),
-        sha(b"enc" + x).digest()[:16],
-        sha(b"siv" + x).digest(),
+        sha(b"enc" + x + input_digest).digest()[:16],
     )
 
 
@@ -100,35 +102,30 @@ def _counters(n: int) -> bytes:
 def seal_many(keys: BatchKeys, items: list[tuple[int, bytes]]) -> list[tuple[bytes, bytes]]:
     """Encrypt many record contents at once: (nonce, ciphertext) for each (line, content).
 
-    AES-CTR with the counter block ``nonce ‖ block number`` (64-bit, from 0); the nonce is
-    synthetic (HMAC of line and content), so the output is deterministic. The keystream of all
-    records comes from one AES-ECB call over their counter blocks."""
+    AES-CTR with the counter block ``nonce ‖ block number`` (64-bit, from 0); the nonce is the
+    record's input line (unique in a file; the content key is unique per input file), so the
+    output is deterministic. The keystream of all records comes from one AES-ECB call over
+    their counter blocks."""
     if not items:
         return []
-    nonces: list[bytes] = []
-    blocks: list[bytes] = []
-    padded: list[bytes] = []
-    digest = hmac.digest
-    for line, content in items:
-        nonce = digest(keys.nonce, _SEQ.pack(line) + content, "sha256")[:8]
-        n = (len(content) + 15) >> 4
-        buf = bytearray(16 * n)
-        q = memoryview(buf).cast("Q")
-        q[0::2] = memoryview(nonce * n).cast("Q")
-        q[1::2] = memoryview(_counters(n)).cast("Q")
-        blocks.append(bytes(buf))
-        padded.append(content + bytes(16 * n - len(content)))
-        nonces.append(nonce)
-    stream = ecb_encrypt("AES", keys.content, b"".join(blocks))
-    plain = b"".join(padded)
+    nonces = [line.to_bytes(8, "big") for line, _content in items]
+    sizes = [(len(content) + 15) >> 4 for _line, content in items]
+    total = sum(sizes)
+    # counter blocks of every record, interleaved in bulk: nonce_i ‖ block number
+    blocks = bytearray(16 * total)
+    q = memoryview(blocks).cast("Q")
+    q[0::2] = memoryview(b"".join([n * k for n, k in zip(nonces, sizes)])).cast("Q")
+    q[1::2] = memoryview(b"".join([_counters(k) for k in sizes])).cast("Q")
+    stream = ecb_encrypt("AES", keys.content, bytes(blocks))
+    plain = b"".join([c + bytes(16 * k - len(c)) for (_l, c), k in zip(items, sizes)])
     mixed = (int.from_bytes(plain, "little") ^ int.from_bytes(stream, "little")).to_bytes(
         len(plain), "little"
     )
     out: list[tuple[bytes, bytes]] = []
     pos = 0
-    for (_line, content), nonce, pad in zip(items, nonces, padded):
+    for (_line, content), nonce, k in zip(items, nonces, sizes):
         out.append((nonce, mixed[pos : pos + len(content)]))
-        pos += len(pad)
+        pos += 16 * k
     return out
 
 
@@ -310,7 +307,9 @@ def verify(path: str | os.PathLike[str], store: KeyStore) -> VerifyResult:
     with open(path, "rb") as fh:
         header, raw = read_header(fh)
         _check_kek(store, header)
-        bkeys = batch_keys(store, header.kek_name, header.batch_id, header.profile_digest)
+        bkeys = batch_keys(
+            store, header.kek_name, header.batch_id, header.profile_digest, header.input_digest
+        )
         key = bkeys.mac
         macs = hashlib.sha256()
         count = 0
@@ -404,7 +403,9 @@ def _keys_for(path: str | os.PathLike[str], header_raw: bytes, store: KeyStore |
         return got
     header = pf.PERSO_HEADER.decode(header_raw)
     _check_kek(store, header)
-    return batch_keys(store, header.kek_name, header.batch_id, header.profile_digest)
+    return batch_keys(
+        store, header.kek_name, header.batch_id, header.profile_digest, header.input_digest
+    )
 
 
 def iter_sealed(path: str | os.PathLike[str]) -> Iterator[tuple[int, pf.PersoSealedBody]]:

@@ -313,7 +313,12 @@ def _validate_work(chunk: Chunk) -> tuple[int, list[tuple[int, dict[str, Any]]],
 
 
 def build_header(
-    profile: Profile, store: KeyStore, batch_id: str, created: int, pin_seed_wrapped: bytes
+    profile: Profile,
+    store: KeyStore,
+    batch_id: str,
+    created: int,
+    pin_seed_wrapped: bytes,
+    input_digest: bytes = bytes(32),
 ) -> pf.PersoHeader:
     kek = store.info(profile.transport_kek)
     keys = tuple(
@@ -332,6 +337,7 @@ def build_header(
         batch_id=batch_id,
         profile=profile.name,
         profile_digest=profile.digest,
+        input_digest=input_digest,
         kek_name=profile.transport_kek,
         kek_algorithm=kek.algorithm,
         kek_kcv=kek.kcv,
@@ -396,10 +402,17 @@ def prepare(
             f"required column(s) missing: {', '.join(missing)}", field="header", record=1
         )
     kek = profile.transport_kek
-    bkeys = batch_keys(store, kek, options.batch_id, profile.digest)
+    digest = hashlib.sha256()
+    with open(input_path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    input_digest = digest.digest()
+    bkeys = batch_keys(store, kek, options.batch_id, profile.digest, input_digest)
     pin_seed = options.pin_seed if options.pin_seed is not None else bkeys.pin_seed
     seed_wrapped = store.wrap(kek, pin_seed, pad=True)
-    header = build_header(profile, store, options.batch_id, options.created, seed_wrapped)
+    header = build_header(
+        profile, store, options.batch_id, options.created, seed_wrapped, input_digest
+    )
     # fail on missing keys before touching the input
     ChunkKeys(store, profile, pin_seed)
     writer = PersoWriter(out_path, header, bkeys.mac)
