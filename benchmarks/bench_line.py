@@ -43,10 +43,12 @@ engine's own share), and pcscd's CPU time from /proc.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import functools
 import os
 import platform
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -70,12 +72,12 @@ from cardperso.devices.printer import EvolisPrinter  # noqa: E402
 from cardperso.keystore.software import SoftwareKeyStore  # noqa: E402
 from cardperso.layouts.persofile import PersoHeader, PersoRecordBody  # noqa: E402
 from cardperso.line import workflow  # noqa: E402
-from cardperso.line.linefile import LineOptions  # noqa: E402
+from cardperso.line.linefile import LineOptions, LineSpec, load_line  # noqa: E402
 from cardperso.line.perso import card_data, chip_plan  # noqa: E402
 from cardperso.line.runner import RunSummary, run_line  # noqa: E402
 from cardperso.line.simulated import SimLine  # noqa: E402
 from cardperso.line.workflow import ChipPlan, drive, personalize  # noqa: E402
-from cardperso.prep.container import iter_records, read_header  # noqa: E402
+from cardperso.prep.container import iter_records, read_header, verify  # noqa: E402
 from cardperso.prep.pipeline import PrepOptions, prepare  # noqa: E402
 from cardperso.prep.synth import make_batch  # noqa: E402
 from cardperso.profiles.loader import load_profile  # noqa: E402
@@ -327,12 +329,28 @@ def print_times(res: dict[str, tuple[float, float]], n_apdu: int, bare: str, eng
         )
 
 
+def first_record(perso: Path, keys: SoftwareKeyStore) -> PersoRecordBody:
+    """The first record of a verified perso file (verifying also opens its sealed parts)."""
+    verify(perso, keys)
+    return next(b for _, b in iter_records(perso))
+
+
+def apdus_per_card(work: Path) -> int:
+    """APDUs the line sends to one reference card (personalized in process)."""
+    perso = prepare_file(work, 4, "BENCHAPDU")
+    with perso.open("rb") as fh:
+        header, _ = read_header(fh)
+    keys = SoftwareKeyStore.load(KEYS)
+    body = first_record(perso, keys)
+    return census(header, body, chip_plan(load_profile(PROFILE), header), keys).apdus
+
+
 def part_apdu(work: Path, rounds: int, cards: int) -> None:
     perso = prepare_file(work, 4, "BENCHAPDU")
     with perso.open("rb") as fh:
         header, _ = read_header(fh)
-    body = next(b for _, b in iter_records(perso))
     keys = SoftwareKeyStore.load(KEYS)
+    body = first_record(perso, keys)
     plan = chip_plan(load_profile(PROFILE), header)
 
     c = census(header, body, plan, keys)
@@ -475,8 +493,9 @@ class LineRunFigures:
     stations: int
     cards: int
     seconds: float
-    process_cpu: float
-    station_cpu: float
+    process_cpu: float  # the line's process (host engine; with --same-process also the simulator)
+    station_cpu: float  # the station threads alone
+    sim_cpu: float  # the simulator's process (0 with --same-process)
     pcscd_cpu: float
     apdus_per_card: float
 
@@ -485,41 +504,88 @@ class LineRunFigures:
         return self.cards / self.seconds
 
 
-def line_run(
-    work: Path, slots: list[LabSlot], stations: int, cards: int, latency: float, tag: str
-) -> LineRunFigures:
-    perso = prepare_file(work, cards, f"BENCHLINE{cards}")
-    with tempfile.TemporaryDirectory(dir=work) as tmp:
-        state = Path(tmp)
+def serve_sim(stations: int, latency: float, state: Path) -> None:
+    """The simulator's process: a SimLine on lab slots until stdin closes."""
+    with lab_slots(stations) as slots:
         line = SimLine(
             stations,
-            state / "line",
+            state,
+            readers=slots,
+            apdu_latency=latency,
+            options=LineOptions(card_timeout=10, pause_retry=0.5),
+        )
+        with line:
+            print("READY", flush=True)
+            sys.stdin.read()
+
+
+@contextmanager
+def sim_line(
+    slots: list[LabSlot] | None, stations: int, latency: float, state: Path
+) -> Iterator[tuple[LineSpec, int | None]]:
+    """The simulated line's spec and the simulator's pid: in this process on ``slots``, or
+    (``slots`` None) in a child process that claims its own lab slots."""
+    if slots is not None:
+        line = SimLine(
+            stations,
+            state,
             readers=slots[:stations],
             apdu_latency=latency,
             options=LineOptions(card_timeout=10, pause_retry=0.5),
         )
-        keys = SoftwareKeyStore.load(KEYS)
         with line:
+            yield line.spec, None
+        return
+    child = subprocess.Popen(
+        [sys.executable, __file__, "--serve-sim", str(stations), str(latency), str(state)],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    assert child.stdin is not None and child.stdout is not None
+    try:
+        for line_out in child.stdout:
+            if line_out.strip() == "READY":
+                break
+            print("  " + line_out.rstrip())
+        else:
+            raise SystemExit("the simulator process stopped before it was ready")
+        yield load_line(state / "line.yaml"), child.pid
+    finally:
+        child.stdin.close()
+        child.wait(timeout=60)
+
+
+def line_run(
+    work: Path, slots: list[LabSlot] | None, stations: int, cards: int, latency: float, tag: str
+) -> LineRunFigures:
+    perso = prepare_file(work, cards, f"BENCHLINE{cards}")
+    with tempfile.TemporaryDirectory(dir=work) as tmp:
+        state = Path(tmp)
+        keys = SoftwareKeyStore.load(KEYS)
+        with sim_line(slots, stations, latency, state / "line") as (spec, sim_pid):
             _CpuPrinter.cpu = []
             pids = pcscd.pcscd_pids()
             pcscd0 = sum(_proc_cpu(p) for p in pids)
+            sim0 = _proc_cpu(sim_pid) if sim_pid else 0.0
             cpu0 = time.process_time()
             summary: RunSummary = run_line(
                 perso,
-                line.spec,
+                spec,
                 keys,
                 Database(state / "journal.db"),
                 state / "results.csv",
                 printer_factory=_CpuPrinter,
             )
             cpu = time.process_time() - cpu0
+            sim_cpu = _proc_cpu(sim_pid) - sim0 if sim_pid else 0.0
             pcscd_cpu = sum(_proc_cpu(p) for p in pids) - pcscd0
     if summary.done != cards or summary.stopped:
         raise SystemExit(
             f"{tag}: {summary.done}/{cards} cards made ({summary.stopped or summary.counts})"
         )
     return LineRunFigures(
-        stations, cards, summary.seconds, cpu, sum(_CpuPrinter.cpu), pcscd_cpu,
+        stations, cards, summary.seconds, cpu, sum(_CpuPrinter.cpu), sim_cpu, pcscd_cpu,
         summary.apdus_per_card,
     )  # fmt: skip
 
@@ -531,40 +597,44 @@ def part_line(
     station_counts: list[int],
     cards: dict[int, int],
     rounds: int,
+    same_process: bool,
 ) -> dict[int, list[LineRunFigures]]:
     figures: dict[int, list[LineRunFigures]] = {n: [] for n in station_counts}
-    with lab_slots(max(station_counts)) as slots:
-        print(f"\n{label}: readers {slots[0].name} ... {slots[max(station_counts) - 1].name}")
+    where = "simulator in this process" if same_process else "simulator in its own process"
+    print(f"\n{label} ({where})")
+    with contextlib.ExitStack() as stack:
+        slots = stack.enter_context(lab_slots(max(station_counts))) if same_process else None
         for r in range(rounds):
             for n in station_counts:
                 f = line_run(work, slots, n, cards[n], latency, f"{label} {n} stations")
                 figures[n].append(f)
                 print(
                     f"  round {r + 1}, {n} station(s): {f.cards} cards in {f.seconds:.2f} s = "
-                    f"{f.cards_per_second:.2f} cards/s; process CPU {f.process_cpu:.2f} s, "
-                    f"station threads {f.station_cpu:.2f} s, pcscd {f.pcscd_cpu:.2f} s; "
-                    f"load {os.getloadavg()[0]:.2f}"
+                    f"{f.cards_per_second:.2f} cards/s; CPU: line process {f.process_cpu:.2f} s "
+                    f"(station threads {f.station_cpu:.2f} s), simulator {f.sim_cpu:.2f} s, "
+                    f"pcscd {f.pcscd_cpu:.2f} s; load {os.getloadavg()[0]:.2f}"
                 )
     print(f"\n{machine()}")
-    print(f"{label} (median of {rounds} rounds)")
+    print(f"{label}, {where} (median of {rounds} rounds)")
     print(
-        "| stations | cards | cards/s | s per card per station | process CPU s per card | "
-        "station-thread CPU s per card | pcscd CPU s per card | CPU per station (cores) |"
+        "| stations | cards | cards/s | s per card per station | line process CPU per card | "
+        "station threads CPU per card | simulator CPU per card | pcscd CPU per card | "
+        "line CPU per station (cores) |"
     )
-    print("|---:|---:|---:|---:|---:|---:|---:|---:|")
+    print("|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
     med: dict[int, float] = {}
     for n, runs in figures.items():
         cps = statistics.median(f.cards_per_second for f in runs)
         med[n] = cps
-        per_card = statistics.median(f.process_cpu / f.cards for f in runs)
-        st = statistics.median(f.station_cpu / f.cards for f in runs)
-        pd = statistics.median(f.pcscd_cpu / f.cards for f in runs)
-        share = statistics.median(
-            (f.process_cpu + f.pcscd_cpu) / f.seconds / f.stations for f in runs
-        )
+
+        def per_card(attr: str, runs: list[LineRunFigures] = runs) -> str:
+            return f"{statistics.median(getattr(f, attr) / f.cards for f in runs) * 1e3:.0f} ms"
+
+        share = statistics.median(f.process_cpu / f.seconds / f.stations for f in runs)
         print(
-            f"| {n} | {runs[0].cards} | {cps:.2f} | {n / cps:.2f} | {per_card * 1e3:.0f} ms | "
-            f"{st * 1e3:.0f} ms | {pd * 1e3:.0f} ms | {share:.3f} |"
+            f"| {n} | {runs[0].cards} | {cps:.2f} | {n / cps:.2f} | {per_card('process_cpu')} | "
+            f"{per_card('station_cpu')} | {per_card('sim_cpu')} | {per_card('pcscd_cpu')} | "
+            f"{share:.3f} |"
         )
     if len(station_counts) > 1:
         lo, hi = min(station_counts), max(station_counts)
@@ -585,24 +655,41 @@ def main() -> None:
     parser.add_argument("--zero-cards", type=int, default=20, help="cards per station (zero)")
     parser.add_argument("--latency-cards", type=int, default=5, help="cards per station (latency)")
     parser.add_argument("--chip-seconds", type=float, default=2.0, help="chip time per card")
-    parser.add_argument("--apdus-per-card", type=int, default=48, help="to set the latency")
+    parser.add_argument(
+        "--apdus-per-card", type=int, default=0, help="to set the latency (0: count them)"
+    )
+    parser.add_argument(
+        "--same-process",
+        action="store_true",
+        help="run the simulator (printers, virtual cards) in the line's process",
+    )
+    parser.add_argument("--serve-sim", nargs=3, help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.serve_sim:
+        serve_sim(int(args.serve_sim[0]), float(args.serve_sim[1]), Path(args.serve_sim[2]))
+        return
     args.dir.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=args.dir) as work:  # perso files of this version
+        run_parts(args, Path(work))
+
+
+def run_parts(args: argparse.Namespace, work: Path) -> None:
     parts = args.part.split(",")
     if "apdu" in parts:
-        part_apdu(args.dir, args.rounds, args.cards)
+        part_apdu(work, args.rounds, args.cards)
     if "zero" in parts:
         part_line(
-            args.dir, "zero-latency virtual cards", 0.0, [1, 8],
-            {1: args.zero_cards, 8: 8 * args.zero_cards}, args.line_rounds,
+            work, "zero-latency virtual cards", 0.0, [1, 8],
+            {1: args.zero_cards, 8: 8 * args.zero_cards}, args.line_rounds, args.same_process,
         )  # fmt: skip
     if "latency" in parts:
-        latency = args.chip_seconds / args.apdus_per_card
+        latency = args.chip_seconds / (args.apdus_per_card or apdus_per_card(work))
         part_line(
-            args.dir,
+            work,
             f"chip latency {latency * 1e3:.1f} ms per APDU (~{args.chip_seconds:g} s of chip "
             f"time per card)",
             latency, [1, 8], {1: args.latency_cards, 8: 8 * args.latency_cards}, args.line_rounds,
+            args.same_process,
         )  # fmt: skip
 
 
