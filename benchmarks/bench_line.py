@@ -19,25 +19,30 @@ Parts
 -----
 ``apdu``: one ``ssc3-pboc`` card (prepared by the real pipeline with the sample key store) is
 personalized once in process against a blank :class:`~cardperso.card.VirtualCard` and its
-exchanges recorded, with the host's random numbers (SCP host challenge, SSSE challenge) drawn
-from a seeded generator so that every replay produces the same bytes. A *replay card* (zero card
-time: it answers the recorded responses in order) is served on a lab reader, and per card:
+exchanges recorded. During the benchmark every random number (SCP host and card challenges,
+SSSE challenges) is a constant, so the engine sends exactly the recorded bytes again. Per card,
+first against a *replay card* (zero card time: it answers the recorded responses in order):
 
 1. bare pyscard: ``scard.SCardTransmit`` over the recorded commands (prepared lists);
 2. ``PcscTransport.transmit`` over the same commands (the transport alone);
 3. the engine: ``card_data`` + ``drive(personalize(...), PcscTransport.transmit)`` — the
    station's chip step: SCP02 wrapping, key diversification, KEK unwrapping, DEK encryption,
    read-back checks and ARQC verification included;
-4. the engine with no I/O at all (``drive`` over the replay list): host CPU per card.
+4. the engine with no I/O at all (``drive`` over the recorded responses): host CPU per card;
+
+then 1 and 3 against the virtual card itself (a fresh blank card per personalization, swapped
+into the slot without a presence-poll wait).
 
 Overhead = (3 − 1) / 1. Rounds are interleaved; median and best round.
 
 ``zero`` / ``latency``: a :class:`~cardperso.line.simulated.SimLine` on lab readers (printers
 on ptys, blank virtual cards), ``run_line`` over a prepared file; cards per second = produced
 cards / the run's wall time. ``latency`` sets the virtual card's per-APDU latency so that the
-card's chip time is ``--chip-seconds`` (default 2 s) per card. CPU: the process's CPU time
-(host engine and simulator share the process), the station threads' CPU time (the host
-engine's own share), and pcscd's CPU time from /proc.
+card's chip time is ``--chip-seconds`` (default 2 s) per card. By default the simulator runs in
+a child process (as ``cardperso sim line`` does beside ``cardperso run``), so the line's
+process CPU time is the host's own; ``--same-process`` keeps both in one process (one GIL).
+CPU: the line's process, its station threads alone, the simulator's process and pcscd (from
+/proc).
 """
 
 from __future__ import annotations
