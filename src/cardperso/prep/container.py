@@ -91,6 +91,7 @@ def file_key(
 
 
 _CTR_TABLE = b"".join(j.to_bytes(8, "big") for j in range(4096))
+_SEAL_GROUP = 64
 
 
 def _counters(n: int) -> bytes:
@@ -106,6 +107,12 @@ def seal_many(keys: BatchKeys, items: list[tuple[int, bytes]]) -> list[tuple[byt
     record's input line (unique in a file; the content key is unique per input file), so the
     output is deterministic. The keystream of all records comes from one AES-ECB call over
     their counter blocks."""
+    if len(items) > _SEAL_GROUP:
+        # groups of records keep the temporaries small (a few MB) whatever the chunk size
+        out: list[tuple[bytes, bytes]] = []
+        for start in range(0, len(items), _SEAL_GROUP):
+            out += seal_many(keys, items[start : start + _SEAL_GROUP])
+        return out
     if not items:
         return []
     nonces = [line.to_bytes(8, "big") for line, _content in items]
@@ -121,12 +128,12 @@ def seal_many(keys: BatchKeys, items: list[tuple[int, bytes]]) -> list[tuple[byt
     mixed = (int.from_bytes(plain, "little") ^ int.from_bytes(stream, "little")).to_bytes(
         len(plain), "little"
     )
-    out: list[tuple[bytes, bytes]] = []
+    sealed: list[tuple[bytes, bytes]] = []
     pos = 0
     for (_line, content), nonce, k in zip(items, nonces, sizes):
-        out.append((nonce, mixed[pos : pos + len(content)]))
+        sealed.append((nonce, mixed[pos : pos + len(content)]))
         pos += 16 * k
-    return out
+    return sealed
 
 
 def open_sealed(keys: BatchKeys, nonce: bytes, sealed: bytes) -> bytes:
