@@ -147,11 +147,16 @@ def _rows(path: Path) -> Iterator[tuple[int, dict[str, str]]]:
             yield reader.line_num, {k: (v or "").strip() for k, v in row.items()}
 
 
+def _digits(text: str) -> bool:
+    """ASCII decimal digits only (``str.isdigit`` also accepts ``²`` or Arabic-Indic digits)."""
+    return text.isascii() and text.isdigit()
+
+
 def _amount(row: dict[str, str], key: str, default: int) -> int:
     text = row.get(key, "")
     if not text:
         return default
-    if not text.isdigit():
+    if not _digits(text):
         raise DataError("must be a whole number of fen", field=key)
     return int(text)
 
@@ -191,7 +196,7 @@ def validate(row: dict[str, str], line: int, pboc: PbocSpec, pin_length: int) ->
         raise DataError("must be 2-26 printable ASCII characters", field="name_latin")
     pan = numbers.check_pan(row.get("pan", ""), field="pan")
     psn = row.get("pan_seq", "") or "01"
-    if len(psn) != 2 or not psn.isdigit():
+    if len(psn) != 2 or not _digits(psn):
         raise DataError("must be 2 digits", field="pan_seq")
     issue = row.get("issue_date", "")
     expiry = row.get("expiry_date", "")
@@ -200,7 +205,7 @@ def validate(row: dict[str, str], line: int, pboc: PbocSpec, pin_length: int) ->
     if d_expiry <= d_issue:
         raise DataError("must be after issue_date", field="expiry_date")
     pin = row.get("pin", "")
-    if pin and (len(pin) != pin_length or not pin.isdigit()):
+    if pin and (len(pin) != pin_length or not _digits(pin)):
         raise DataError(f"must be {pin_length} digits", field="pin")
     ec = pboc.ec
     bal = _amount(row, "ec_balance", ec.default_balance)
