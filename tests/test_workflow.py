@@ -39,7 +39,7 @@ def prepared(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, object]:
 
 
 def _records(path: Path) -> list[object]:
-    return [body for _, body in iter_records(path)]
+    return [body for _, body in iter_records(path, SoftwareKeyStore.load(SAMPLE_KEYS))]
 
 
 @pytest.mark.parametrize("scp", ["02", "03"])
