@@ -11,9 +11,10 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from cardperso.bank.accounts import AccountFile, read_accounts, ssn_digest
+from cardperso.bank.accounts import AccountFile, Handover, read_accounts, ssn_digester
 from cardperso.bank.twostage import load_two_stage
 from cardperso.errors import DataError
+from cardperso.keystore.software import SoftwareKeyStore
 from cardperso.prep.rejects import RejectsWriter
 
 TWO = load_two_stage("ssc3-pboc-2stage")
@@ -60,8 +61,13 @@ def test_ssn_rows_match_through_the_handover_digest(tmp_path: Path) -> None:
     batch = read_accounts(path, PBOC, 6)
     serial = bytes.fromhex("0BADCAFE")
     assert batch.match(serial) is None
-    rec = batch.match(serial, {serial: ssn_digest("110101193501010014")})
+    store = SoftwareKeyStore.load(Path(__file__).parents[1] / "keys-sample" / "bank-keys.json")
+    digest = ssn_digester(store, "kek-exchange")
+    assert len(digest("110101193501010014")) == 16 and "110101" not in digest("110101193501010014")
+    rec = batch.match(serial, Handover({serial: digest("110101193501010014")}, digest))
     assert rec is not None and rec.pan_seq == "01"
+    other = ssn_digester(store, "transport-kek")  # another key: no match
+    assert batch.match(serial, Handover({serial: other("110101193501010014")}, digest)) is None
 
 
 def test_account_file_is_private(tmp_path: Path) -> None:

@@ -35,7 +35,7 @@ import csv
 import hashlib
 import json
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
@@ -43,14 +43,17 @@ from typing import IO, Any
 from cardperso.bank.host import mask_pan
 from cardperso.codec import numbers
 from cardperso.errors import DataError
+from cardperso.keystore.base import KeyStore
 from cardperso.profiles.model import PbocSpec
 
 __all__ = [
     "ACCOUNT_COLUMNS",
     "AccountFile",
     "AccountRecord",
+    "Handover",
     "read_accounts",
-    "ssn_digest",
+    "read_handover",
+    "ssn_digester",
 ]
 
 ACCOUNT_COLUMNS = ("line", "chip_serial", "card_id", "pan", "ssn", "card_no", "outcome", "reason")
@@ -73,9 +76,25 @@ _KNOWN = {
 }
 
 
-def ssn_digest(ssn: str) -> str:
-    """What the factory's handover file carries instead of an identity number (hex, 16 bytes)."""
-    return hashlib.sha256(b"cardperso ssn " + ssn.encode("ascii")).hexdigest()[:32]
+def ssn_digester(store: KeyStore, kek: str) -> Callable[[str], str]:
+    """What the factory's handover file carries instead of an identity number: a **keyed**
+    digest, ``MAC-alg3(kek, SHA-256("cardperso ssn " ‖ ssn))`` (8 bytes, hex) under the
+    key-exchange key both parties hold (an unkeyed hash of an 18-character identity number
+    could be reversed by trying every birth date and sequence number)."""
+
+    def digest(ssn: str) -> str:
+        inner = hashlib.sha256(b"cardperso ssn " + ssn.encode("ascii", "replace")).digest()
+        return store.mac(kek, inner, "alg3").hex().upper()
+
+    return digest
+
+
+@dataclass(frozen=True, slots=True)
+class Handover:
+    """The factory's handover: chip serial → keyed SSN digest, and the digest function."""
+
+    serials: dict[bytes, str]
+    digest: Callable[[str], str] = field(repr=False)
 
 
 @dataclass(frozen=True, slots=True)
@@ -239,23 +258,22 @@ class AccountBatch:
     by_ssn: dict[str, AccountRecord] = field(default_factory=dict)
     read: int = 0
     rejected: int = 0
+    _by_digest: dict[str, AccountRecord] | None = None
 
     def __len__(self) -> int:
         return len(self.by_serial) + len(self.by_ssn)
 
-    def match(
-        self, serial: bytes, handover: dict[bytes, str] | None = None
-    ) -> AccountRecord | None:
+    def match(self, serial: bytes, handover: Handover | None = None) -> AccountRecord | None:
+        """The row of the card with chip ``serial`` (rows named by SSN through ``handover``)."""
         rec = self.by_serial.get(serial)
         if rec is not None or handover is None:
             return rec
-        digest = handover.get(serial)
+        digest = handover.serials.get(serial)
         if digest is None:
             return None
-        for ssn, cand in self.by_ssn.items():
-            if ssn_digest(ssn) == digest:
-                return cand
-        return None
+        if self._by_digest is None:  # one MAC per SSN row, once
+            self._by_digest = {handover.digest(ssn): r for ssn, r in self.by_ssn.items()}
+        return self._by_digest.get(digest.upper())
 
 
 def read_accounts(
@@ -293,18 +311,18 @@ def read_accounts(
     return batch
 
 
-def read_handover(path: Path) -> dict[bytes, str]:
-    """The factory's handover file: ``chip_serial,ssn_digest`` rows → {serial: digest}."""
+def read_handover(path: Path, digest: Callable[[str], str]) -> Handover:
+    """The factory's handover file: ``chip_serial,card_id,ssn_digest`` rows."""
     out: dict[bytes, str] = {}
     with path.open(encoding="utf-8", newline="") as fh:
         for row in csv.DictReader(fh):
             try:
-                out[bytes.fromhex(row["chip_serial"])] = row["ssn_digest"].lower()
+                out[bytes.fromhex(row["chip_serial"])] = row["ssn_digest"].upper()
             except (KeyError, ValueError, AttributeError):
                 raise DataError(
                     "needs chip_serial and ssn_digest columns", field="handover"
                 ) from None
-    return out
+    return Handover(out, digest)
 
 
 class AccountFile:

@@ -16,7 +16,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from cardperso.bank.accounts import AccountFile, read_accounts, ssn_digest
+from cardperso.bank.accounts import AccountFile, read_accounts, read_handover, ssn_digester
 from cardperso.bank.factory import factory_card
 from cardperso.bank.personalize import BankPlan, BatchSummary, personalize_batch, pin_seed_for
 from cardperso.bank.terminal import run
@@ -108,11 +108,12 @@ def factory_cards(directory: Path, count: int, batch: str = "B1") -> list[Factor
                 image, result.chip.chip_serial, result.chip.card_id, row["ssn"], row["name"]
             )
         )
+    digest = ssn_digester(store, two.ssd.key_exchange_kek)
     with (directory / "handover.csv").open("w", encoding="utf-8", newline="") as fh:
         w = csv.writer(fh, lineterminator="\n")
         w.writerow(("chip_serial", "card_id", "ssn_digest"))
         for c in out:
-            w.writerow((c.serial.hex().upper(), c.card_id.hex().upper(), ssn_digest(c.ssn)))
+            w.writerow((c.serial.hex().upper(), c.card_id.hex().upper(), digest(c.ssn)))
     return out
 
 
@@ -165,9 +166,8 @@ def bank_stage(
     plan = BankPlan(two, batch, pin_seed=pin_seed_for(store, "transport-kek", batch))
     handover = None
     if key == "ssn":
-        from cardperso.bank.accounts import read_handover
-
-        handover = read_handover(directory / "handover.csv")
+        digest = ssn_digester(store, two.ssd.key_exchange_kek)
+        handover = read_handover(directory / "handover.csv", digest)
 
     def transports() -> Iterator[InProcessTransport]:
         for c in cards:

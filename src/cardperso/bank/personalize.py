@@ -36,7 +36,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from cardperso.bank import terminal
-from cardperso.bank.accounts import AccountBatch, AccountFile, AccountRecord
+from cardperso.bank.accounts import AccountBatch, AccountFile, AccountRecord, Handover
 from cardperso.bank.channel import (
     SecureSession,
     install_command,
@@ -205,7 +205,7 @@ def bank_card(
     plan: BankPlan,
     store: KeyStore,
     host: IssuerHost,
-    handover: dict[bytes, str] | None = None,
+    handover: Handover | None = None,
 ) -> Generator[bytes, bytes, BankResult]:
     """The bank's chip steps for the card in the reader (see the module docstring)."""
     count = 0
@@ -277,7 +277,7 @@ def personalize_batch(
     out: AccountSink,
     *,
     host_keys: HostKeys | None = None,
-    handover: dict[bytes, str] | None = None,
+    handover: Handover | None = None,
     on_card: Callable[[bytes, str, str], None] | None = None,
     registry: Callable[[AccountRecord, bool, str], None] | None = None,
     stop_after_auth_failures: int = 3,
@@ -355,7 +355,7 @@ def personalize_stations(
     out: AccountFile,
     *,
     host_keys: HostKeys | None = None,
-    handover: dict[bytes, str] | None = None,
+    handover: Handover | None = None,
     on_card: Callable[[bytes, str, str], None] | None = None,
     registry: Callable[[AccountRecord, bool, str], None] | None = None,
 ) -> BatchSummary:

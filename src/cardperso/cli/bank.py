@@ -14,7 +14,7 @@ from typing import Any, TypeVar
 import click
 
 from cardperso.bank import terminal
-from cardperso.bank.accounts import ssn_digest
+from cardperso.bank.accounts import read_handover, ssn_digester
 from cardperso.bank.host import AuthRequest, HostKeys, IssuerHost
 from cardperso.bank.registry_link import RegistryRecorder
 from cardperso.bank.twostage import TransportDelivery, load_two_stage, make_delivery
@@ -276,6 +276,7 @@ def factory_cmd(
     plan = chip_plan(two.factory, header)
     sent = TransportDelivery.from_json(delivery.read_text(encoding="utf-8"), str(delivery))
     records = iter(iter_records(perso_file))
+    digest = ssn_digester(store, two.ssd.key_exchange_kek)
     rows: list[tuple[str, str, str]] = []
     made = 0
     for transport in _reader_cards(list(readers), card_timeout, _Budget(count)):
@@ -289,7 +290,7 @@ def factory_cmd(
         )
         made += 1
         serial = result.chip.chip_serial.hex().upper()
-        rows.append((serial, result.chip.card_id.hex().upper(), ssn_digest(body.ssn)))
+        rows.append((serial, result.chip.card_id.hex().upper(), digest(body.ssn)))
         click.echo(f"line {line}: chip {serial} card {body.card_no}: SSSE done, bank SSD created")
     if handover is not None:
         with handover.open("w", encoding="utf-8", newline="") as fh:
@@ -334,7 +335,7 @@ def personalize_cmd(
     db_url: str | None, count: int | None, card_timeout: float, no_verify: bool,
 ) -> None:  # fmt: skip
     """Bank: personalize the PBOC application of two-stage cards and open their accounts."""
-    from cardperso.bank.accounts import AccountFile, read_accounts, read_handover
+    from cardperso.bank.accounts import AccountFile, read_accounts
     from cardperso.bank.personalize import BankPlan, personalize_stations, pin_seed_for
     from cardperso.prep.rejects import RejectsWriter
 
@@ -361,7 +362,11 @@ def personalize_cmd(
         two, sent.batch, pin_seed=pin_seed_for(store, "transport-kek", sent.batch),
         verify=not no_verify,
     )  # fmt: skip
-    mapping = read_handover(handover) if handover is not None else None
+    mapping = (
+        read_handover(handover, ssn_digester(store, two.ssd.key_exchange_kek))
+        if handover is not None
+        else None
+    )
     hook = _registry_hook(db_url) if db_url else None
 
     def show(serial: bytes, outcome: str, detail: str) -> None:
