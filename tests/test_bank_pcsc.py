@@ -84,7 +84,7 @@ def two_stage_card(pcsc_slot: LabSlot, tmp_path: Path) -> tuple[LabSlot, Path, V
     )
     out = invoke(
         "bank", "personalize", str(accounts_in), "--profile", "ssc3-pboc-2stage",
-        "--keys", str(BANK_KEYS), "--transport", str(factory_dir / "delivery.json"),
+        "--keys", str(BANK_KEYS), "--batch", "B1",
         "--line", str(line), "--count", "1", "--handover", str(factory_dir / "handover.csv"),
         "--out", str(bank_dir / "accounts.csv"), "--rejects", str(bank_dir / "rejects.csv"),
     )  # fmt: skip

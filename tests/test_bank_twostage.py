@@ -220,3 +220,18 @@ def test_several_stations_at_once(tmp_path: Path) -> None:
     assert (summary.cards, summary.opened) == (4, 4)
     rows = list(csv.DictReader((tmp_path / "acc.csv").open(encoding="utf-8")))
     assert sorted(r["chip_serial"] for r in rows) == sorted(c.serial.hex().upper() for c in cards)
+
+
+def test_personalize_cli_needs_one_batch_source(tmp_path: Path) -> None:
+    from click.testing import CliRunner
+
+    from cardperso.cli.main import _register, cli
+
+    _register()
+    path = tmp_path / "in.csv"
+    path.write_text("ssn\n", encoding="utf-8")
+    common = ["bank", "personalize", str(path), "--profile", "ssc3-pboc-2stage"]
+    common += ["--keys", str(demo.BANK_KEYS), "--reader", "none"]
+    for extra in ([], ["--batch", "B1", "--transport", str(path)]):
+        out = CliRunner().invoke(cli, [*common, *extra])
+        assert out.exit_code == 2 and "exactly one of" in out.output, out.output

@@ -315,7 +315,10 @@ def _registry_hook(db_url: str) -> RegistryRecorder:
 @click.option("--profile", "-p", "profile_name", required=True, help="two-stage profile")
 @click.option("--keys", "-k", "keys_spec", required=True, help="Bank key store.")
 @click.option("--transport", "delivery", type=click.Path(exists=True, dir_okay=False, path_type=Path),
-              required=True, help="the transport-key delivery file of the batch")  # fmt: skip
+              help="the transport-key delivery file of the batch (or give --batch)")  # fmt: skip
+@click.option(
+    "--batch", "batch_name", help="the batch named at transport-keys (instead of --transport)"
+)
 @click.option("--line", "line_file", type=click.Path(exists=True, dir_okay=False, path_type=Path),
               help="the bank's line: every station's reader is used")  # fmt: skip
 @click.option("--reader", "-r", "readers", multiple=True, help="PC/SC reader(s)")
@@ -330,7 +333,8 @@ def _registry_hook(db_url: str) -> RegistryRecorder:
 @click.option("--card-timeout", type=float, default=10.0, show_default=True)
 @click.option("--no-verify", is_flag=True, help="skip the read-back ARQC check")
 def personalize_cmd(
-    input_path: Path, profile_name: str, keys_spec: str, delivery: Path, line_file: Path | None,
+    input_path: Path, profile_name: str, keys_spec: str, delivery: Path | None,
+    batch_name: str | None, line_file: Path | None,
     readers: tuple[str, ...], out: Path, rejects: Path, handover: Path | None,
     db_url: str | None, count: int | None, card_timeout: float, no_verify: bool,
 ) -> None:  # fmt: skip
@@ -349,9 +353,14 @@ def personalize_cmd(
     two = load_two_stage(profile_name)
     assert two.bank.pboc is not None
     store = open_store(keys_spec)
-    sent = TransportDelivery.from_json(delivery.read_text(encoding="utf-8"), str(delivery))
-    if sent.ssd_aid != two.ssd.aid:
-        raise UsageError("the transport-key file is for another security domain")
+    if (delivery is None) == (batch_name is None):
+        raise UsageError("give exactly one of --transport FILE or --batch NAME")
+    if delivery is not None:
+        sent = TransportDelivery.from_json(delivery.read_text(encoding="utf-8"), str(delivery))
+        if sent.ssd_aid != two.ssd.aid:
+            raise UsageError("the transport-key file is for another security domain")
+        batch_name = sent.batch
+    assert batch_name is not None
     writer = RejectsWriter(rejects)
     try:
         batch = read_accounts(input_path, two.bank.pboc, two.bank.pin.length, writer)
@@ -359,7 +368,7 @@ def personalize_cmd(
         writer.close()
     click.echo(f"input: read {batch.read}, valid {len(batch)}, rejected {batch.rejected}")
     plan = BankPlan(
-        two, sent.batch, pin_seed=pin_seed_for(store, "transport-kek", sent.batch),
+        two, batch_name, pin_seed=pin_seed_for(store, "transport-kek", batch_name),
         verify=not no_verify,
     )  # fmt: skip
     mapping = (
