@@ -236,3 +236,26 @@ def test_cli_host_verify_and_script(tmp_path: Path) -> None:
         ["bank", "host", "script", *common, "--arqc", ac.hex(), "--tag", "9F79", "--amount", "5"],
     )
     assert script.exit_code == 0 and script.output.startswith("04DA9F790A000000000005")
+
+
+def test_cli_production_refuses_the_bank_test_keys(tmp_path: Path) -> None:
+    from click.testing import CliRunner
+
+    from cardperso.cli.main import _register, cli
+
+    _register()
+    bank = str(Path(__file__).parents[1] / "keys-sample" / "bank-keys.json")
+    runner = CliRunner()
+    out = runner.invoke(
+        cli,
+        ["bank", "host", "script", "--keys", bank, "--pan", PAN, "--atc", "0001",
+         "--arqc", "00" * 8, "--tag", "9F79", "--amount", "1", "--production"],
+    )  # fmt: skip
+    assert out.exit_code == 1 and "production refuses a software key store" in out.output
+    out = runner.invoke(
+        cli,
+        ["bank", "transport-keys", "--profile", "ssc3-pboc-2stage", "--keys", bank, "--batch",
+         "B1", "--out", str(tmp_path / "d.json"), "--production", "--allow-software-keystore"],
+    )  # fmt: skip
+    assert out.exit_code == 1 and "test key" in out.output, out.output
+    assert not (tmp_path / "d.json").exists()

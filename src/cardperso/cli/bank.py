@@ -19,6 +19,7 @@ from cardperso.bank.host import AuthRequest, HostKeys, IssuerHost
 from cardperso.bank.registry_link import RegistryRecorder
 from cardperso.bank.twostage import TransportDelivery, load_two_stage, make_delivery
 from cardperso.cli.keys import open_store
+from cardperso.cli.production import check_production, production_options
 from cardperso.errors import DataError, TransportError, UsageError
 
 log = logging.getLogger(__name__)
@@ -49,11 +50,18 @@ def _on_reader(reader: str, flow: terminal.Flow[_T]) -> _T:
         return terminal.run(flow, transport.transmit)
 
 
-def _host(keys_spec: str, imk_ac: str, imk_smi: str) -> IssuerHost:
-    return IssuerHost(open_store(keys_spec), HostKeys(imk_ac=imk_ac, imk_smi=imk_smi))
+def _host(
+    keys_spec: str, imk_ac: str, imk_smi: str, production: bool, allow_software: bool
+) -> IssuerHost:
+    store = open_store(keys_spec)
+    check_production(
+        store, production=production, allow_software_keystore=allow_software, what="issuer host"
+    )
+    return IssuerHost(store, HostKeys(imk_ac=imk_ac, imk_smi=imk_smi))
 
 
 def _key_options(f: Callable[..., None]) -> Callable[..., None]:
+    f = production_options(f)
     f = click.option("--imk-smi", default="pboc-imk-smi", show_default=True)(f)
     f = click.option("--imk-ac", default="pboc-imk-ac", show_default=True)(f)
     return click.option(
@@ -100,11 +108,11 @@ def _req_options(f: Callable[..., None]) -> Callable[..., None]:
 @click.option("--data", required=True, help="cryptogram input: CDOL1 data ‖ AIP ‖ ATC ‖ CVR, hex")
 @click.option("--arc", default="3030", show_default=True, help="ARC for the ARPC, hex")
 def verify_arqc_cmd(
-    keys_spec: str, imk_ac: str, imk_smi: str, pan: str, psn: str, atc: str, arqc: str, data: str,
-    arc: str,
+    keys_spec: str, imk_ac: str, imk_smi: str, production: bool, allow_software_keystore: bool,
+    pan: str, psn: str, atc: str, arqc: str, data: str, arc: str,
 ) -> None:  # fmt: skip
     """Verify an ARQC; print the ARPC (method 1). Exit 1 when it does not verify."""
-    host = _host(keys_spec, imk_ac, imk_smi)
+    host = _host(keys_spec, imk_ac, imk_smi, production, allow_software_keystore)
     req = _request(pan, psn, atc, arqc, data)
     host.verify(req)
     click.echo(f"ARQC verifies ({req.pan_masked}, ATC {atc.upper()})")
@@ -117,11 +125,11 @@ def verify_arqc_cmd(
 @click.option("--tag", type=click.Choice(["9F79", "9F77", "9F78", "9F6D"]), required=True)
 @click.option("--amount", type=int, required=True, help="new value in fen")
 def script_cmd(
-    keys_spec: str, imk_ac: str, imk_smi: str, pan: str, psn: str, atc: str, arqc: str, tag: str,
-    amount: int,
+    keys_spec: str, imk_ac: str, imk_smi: str, production: bool, allow_software_keystore: bool,
+    pan: str, psn: str, atc: str, arqc: str, tag: str, amount: int,
 ) -> None:  # fmt: skip
     """Print the issuer script PUT DATA TAG = AMOUNT with its MAC (SMI session key)."""
-    host = _host(keys_spec, imk_ac, imk_smi)
+    host = _host(keys_spec, imk_ac, imk_smi, production, allow_software_keystore)
     req = _request(pan, psn, atc, arqc, "")
     click.echo(host.put_data_script(req, int(tag, 16), amount).hex().upper())
 
@@ -145,9 +153,12 @@ def ec_balance_cmd(reader: str, ppse: bool) -> None:
 @click.option("--reader", "-r", required=True, help="PC/SC reader name")
 @click.option("--amount", type=click.IntRange(min=1), required=True, help="amount in fen")
 @_key_options
-def ec_load_cmd(reader: str, amount: int, keys_spec: str, imk_ac: str, imk_smi: str) -> None:
+def ec_load_cmd(
+    reader: str, amount: int, keys_spec: str, imk_ac: str, imk_smi: str, production: bool,
+    allow_software_keystore: bool,
+) -> None:  # fmt: skip
     """Load AMOUNT fen onto the card's electronic cash (online, issuer script)."""
-    host = _host(keys_spec, imk_ac, imk_smi)
+    host = _host(keys_spec, imk_ac, imk_smi, production, allow_software_keystore)
     got = _on_reader(reader, terminal.ec_load(host, amount))
     click.echo(
         f"loaded {_yuan(amount)} yuan on {got.pan_masked}: balance {_yuan(got.balance_before)}"
@@ -159,9 +170,12 @@ def ec_load_cmd(reader: str, amount: int, keys_spec: str, imk_ac: str, imk_smi: 
 @click.option("--reader", "-r", required=True, help="PC/SC reader name")
 @click.option("--ppse", is_flag=True, help="select through the PPSE first")
 @_key_options
-def verify_cmd(reader: str, ppse: bool, keys_spec: str, imk_ac: str, imk_smi: str) -> None:
+def verify_cmd(
+    reader: str, ppse: bool, keys_spec: str, imk_ac: str, imk_smi: str, production: bool,
+    allow_software_keystore: bool,
+) -> None:  # fmt: skip
     """Quality control: PSE/PPSE selection, records, an ARQC verified by the issuer host."""
-    host = _host(keys_spec, imk_ac, imk_smi)
+    host = _host(keys_spec, imk_ac, imk_smi, production, allow_software_keystore)
     got = _on_reader(reader, terminal.verify_card(host, "PPSE" if ppse else "PSE"))
     click.echo(
         f"OK {got.pan_masked} AID {got.aid.hex().upper()} via {got.via}: {got.records} records,"
@@ -177,10 +191,19 @@ def verify_cmd(reader: str, ppse: bool, keys_spec: str, imk_ac: str, imk_smi: st
 @click.option("--keys", "-k", "keys_spec", required=True, help="Bank key store.")
 @click.option("--batch", required=True, help="batch name (diversifies the transport keys)")
 @click.option("--out", "-o", type=click.Path(dir_okay=False, path_type=Path), required=True)
-def transport_keys_cmd(profile_name: str, keys_spec: str, batch: str, out: Path) -> None:
+@production_options
+def transport_keys_cmd(
+    profile_name: str, keys_spec: str, batch: str, out: Path, production: bool,
+    allow_software_keystore: bool,
+) -> None:  # fmt: skip
     """Bank: the batch's SSD transport keys for the factory, wrapped under the key-exchange key."""
     two = load_two_stage(profile_name)
-    delivery = make_delivery(open_store(keys_spec), two, batch)
+    store = open_store(keys_spec)
+    check_production(
+        store, production=production or two.bank.production or two.factory.production,
+        allow_software_keystore=allow_software_keystore, what=f"bank transport-keys {batch}",
+    )  # fmt: skip
+    delivery = make_delivery(store, two, batch)
     out.write_text(delivery.to_json(), encoding="utf-8")
     click.echo(
         f"{out}: SSD {delivery.ssd_aid.hex().upper()} KVN {delivery.kvn:02X}, keys wrapped under "
@@ -258,9 +281,11 @@ PcscTransportLike = Any
               help="write chip serial ↔ card id ↔ SSN digest for the bank")  # fmt: skip
 @click.option("--count", type=click.IntRange(min=1), help="stop after N cards")
 @click.option("--card-timeout", type=float, default=10.0, show_default=True)
+@production_options
 def factory_cmd(
     perso_file: Path, readers: tuple[str, ...], keys_spec: str, delivery: Path,
-    handover: Path | None, count: int | None, card_timeout: float,
+    handover: Path | None, count: int | None, card_timeout: float, production: bool,
+    allow_software_keystore: bool,
 ) -> None:  # fmt: skip
     """Factory, desktop encoder: SSSE from PERSO_FILE, then the bank's SSD and the PBOC
     application installed under it, one record per card presented."""
@@ -271,6 +296,10 @@ def factory_cmd(
     store = open_store(keys_spec)
     header = verify(perso_file, store).header
     two = load_two_stage(header.profile)
+    check_production(
+        store, production=production or two.factory.production,
+        allow_software_keystore=allow_software_keystore, what=f"bank factory {perso_file}",
+    )  # fmt: skip
     if two.factory.digest != header.profile_digest:
         raise DataError("the profile changed since the file was prepared", field="profile")
     plan = chip_plan(two.factory, header)
@@ -332,11 +361,13 @@ def _registry_hook(db_url: str) -> RegistryRecorder:
 @click.option("--count", type=click.IntRange(min=1), help="stop after N cards")
 @click.option("--card-timeout", type=float, default=10.0, show_default=True)
 @click.option("--no-verify", is_flag=True, help="skip the read-back ARQC check")
+@production_options
 def personalize_cmd(
     input_path: Path, profile_name: str, keys_spec: str, delivery: Path | None,
     batch_name: str | None, line_file: Path | None,
     readers: tuple[str, ...], out: Path, rejects: Path, handover: Path | None,
     db_url: str | None, count: int | None, card_timeout: float, no_verify: bool,
+    production: bool, allow_software_keystore: bool,
 ) -> None:  # fmt: skip
     """Bank: personalize the PBOC application of two-stage cards and open their accounts."""
     from cardperso.bank.accounts import AccountFile, read_accounts
@@ -353,6 +384,10 @@ def personalize_cmd(
     two = load_two_stage(profile_name)
     assert two.bank.pboc is not None
     store = open_store(keys_spec)
+    check_production(
+        store, production=production or two.bank.production or two.factory.production,
+        allow_software_keystore=allow_software_keystore, what=f"bank personalize {input_path}",
+    )  # fmt: skip
     if (delivery is None) == (batch_name is None):
         raise UsageError("give exactly one of --transport FILE or --batch NAME")
     if delivery is not None:
