@@ -20,7 +20,7 @@ from cardperso.bank.registry_link import RegistryRecorder
 from cardperso.bank.twostage import TransportDelivery, load_two_stage, make_delivery
 from cardperso.cli.keys import open_store
 from cardperso.cli.production import check_production, production_options
-from cardperso.errors import DataError, TransportError, UsageError
+from cardperso.errors import CardPersoError, DataError, KeyStoreError, TransportError, UsageError
 
 log = logging.getLogger(__name__)
 
@@ -304,29 +304,41 @@ def factory_cmd(
         raise DataError("the profile changed since the file was prepared", field="profile")
     plan = chip_plan(two.factory, header)
     sent = TransportDelivery.from_json(delivery.read_text(encoding="utf-8"), str(delivery))
-    records = iter(iter_records(perso_file))
+    records = enumerate(iter_records(perso_file))
     digest = ssn_digester(store, two.ssd.key_exchange_kek)
     rows: list[tuple[str, str, str]] = []
-    made = 0
-    for transport in _reader_cards(list(readers), card_timeout, _Budget(count)):
-        try:
-            index, (line, body) = made, next(records)
-        except StopIteration:
-            break
-        result = terminal.run(
-            factory_card(two, card_data(header, body, index), plan, store, sent),
-            transport.transmit,
-        )
-        made += 1
-        serial = result.chip.chip_serial.hex().upper()
-        rows.append((serial, result.chip.card_id.hex().upper(), digest(body.ssn)))
-        click.echo(f"line {line}: chip {serial} card {body.card_no}: SSSE done, bank SSD created")
-    if handover is not None:
-        with handover.open("w", encoding="utf-8", newline="") as fh:
-            writer = csv.writer(fh, lineterminator="\n")
-            writer.writerow(("chip_serial", "card_id", "ssn_digest"))
-            writer.writerows(rows)
-    click.echo(f"{made} card(s) made")
+    made = rejected = 0
+    pending = next(records, None)
+    try:
+        for transport in _reader_cards(list(readers), card_timeout, _Budget(count)):
+            if pending is None:
+                break
+            index, (line, body) = pending
+            try:
+                result = terminal.run(
+                    factory_card(two, card_data(header, body, index), plan, store, sent),
+                    transport.transmit,
+                )
+            except (KeyStoreError, UsageError):
+                raise
+            except CardPersoError as exc:  # this card goes to the reject box; the record waits
+                rejected += 1
+                click.echo(f"line {line}: card rejected: {exc}", err=True)
+                continue
+            made += 1
+            pending = next(records, None)
+            serial = result.chip.chip_serial.hex().upper()
+            rows.append((serial, result.chip.card_id.hex().upper(), digest(body.ssn)))
+            click.echo(
+                f"line {line}: chip {serial} card {body.card_no}: SSSE done, bank SSD created"
+            )
+    finally:
+        if handover is not None:
+            with handover.open("w", encoding="utf-8", newline="") as fh:
+                writer = csv.writer(fh, lineterminator="\n")
+                writer.writerow(("chip_serial", "card_id", "ssn_digest"))
+                writer.writerows(rows)
+    click.echo(f"{made} card(s) made, {rejected} card(s) rejected")
 
 
 def _registry_hook(db_url: str) -> RegistryRecorder:
