@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import csv
 import json
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -18,10 +19,11 @@ from cardperso.bank.twostage import load_two_stage, transport_keys
 from cardperso.card import VirtualCard
 from cardperso.card.ssse import SSSE_NAME
 from cardperso.cli.main import _register, cli
+from cardperso.codec.numbers import luhn_check_digit
 from cardperso.devices.pcsc import PcscTransport
 from cardperso.errors import CardError, CryptogramMismatch
 from cardperso.keystore.software import SoftwareKeyStore
-from fixtures_pcsc import LabSlot
+from fixtures_pcsc import LabSlot, PcscLab
 
 pytestmark = pytest.mark.pcsc
 
@@ -234,3 +236,79 @@ def test_no_bank_key_in_factory_outputs(two_stage_card: tuple[LabSlot, Path, Vir
     for p in outputs:
         blob = p.read_bytes()
         assert not any(n in blob for n in needles), p.name
+
+
+@pytest.fixture
+def three_slots(pcsc_lab: PcscLab) -> Iterator[list[LabSlot]]:
+    pcsc_lab.heal()
+    slots = [s for s in pcsc_lab.slots if s.slot.card is None][:3]
+    assert len(slots) == 3, "the lab needs three free readers"
+    try:
+        yield slots
+    finally:
+        for s in slots:
+            if s.slot.card is not None:
+                s.remove()
+
+
+def test_a_factory_batch_then_a_bank_batch_on_three_readers(
+    three_slots: list[LabSlot], tmp_path: Path
+) -> None:
+    """Three cards at once: the factory's desktop encoder on three readers, the bank's line of
+    three stations (one thread each), then every card's e-wallet loads and spends."""
+    factory_dir = tmp_path / "factory"
+    factory_dir.mkdir()
+    two = load_two_stage("ssc3-pboc-2stage")
+    perso, delivery, fstore = demo.factory_batch(factory_dir, 3, two=two, batch="B3")
+    fstore.save(tmp_path / "factory-keys.json")
+    cards = []
+    for i, slot in enumerate(three_slots):
+        card = VirtualCard.create_blank(tmp_path / f"card{i}.json", serial=bytes((0x5B, 0, 0, i)))
+        slot.insert(card)
+        cards.append(card)
+    readers = [a for s in three_slots for a in ("--reader", s.name)]
+    out = invoke(
+        "bank", "factory", str(perso), *readers, "--keys", str(tmp_path / "factory-keys.json"),
+        "--delivery", str(factory_dir / "delivery.json"), "--count", "3",
+        "--handover", str(factory_dir / "handover.csv"),
+    )  # fmt: skip
+    assert out.exit_code == 0 and "3 card(s) made" in out.output, out.output
+    # the bank names the cards by chip serial (taken from the handover file)
+    with (factory_dir / "handover.csv").open(encoding="utf-8") as fh:
+        serials = [r["chip_serial"] for r in csv.DictReader(fh)]
+    with (factory_dir / "batch.csv").open(encoding="utf-8") as fh:
+        people = list(csv.DictReader(fh))
+    by_serial = {c.serial.hex().upper(): c for c in cards}
+    lines = ["chip_serial,ssn,name,pan,issue_date,expiry_date,pin"]
+    for n, serial in enumerate(serials):
+        body = f"62148300000001{n}"
+        pan = body + luhn_check_digit(body)
+        p = people[n]
+        lines.append(f"{serial},{p['ssn']},{p['name']},{pan},20260115,20360115,654321")
+    accounts_in = tmp_path / "accounts-in.csv"
+    accounts_in.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    line = tmp_path / "bank-line.yaml"
+    line.write_text(
+        "stations:\n"
+        + "".join(
+            f'  - {{name: b{i}, printer: /dev/null, reader: "{s.name}"}}\n'
+            for i, s in enumerate(three_slots)
+        ),
+        encoding="utf-8",
+    )
+    out = invoke(
+        "bank", "personalize", str(accounts_in), "--profile", "ssc3-pboc-2stage",
+        "--keys", str(BANK_KEYS), "--transport", str(factory_dir / "delivery.json"),
+        "--line", str(line), "--count", "3", "--out", str(tmp_path / "accounts.csv"),
+        "--rejects", str(tmp_path / "rejects.csv"),
+    )  # fmt: skip
+    assert out.exit_code == 0 and "accounts opened 3" in out.output, out.output
+    assert delivery.batch == "B3" and set(serials) == set(by_serial)
+    for i, slot in enumerate(three_slots):
+        with PcscTransport(slot.name) as t:
+            host = IssuerHost(bank_store())
+            assert (
+                terminal.run(terminal.ec_load(host, 1000 + i), t.transmit).balance_after == 1000 + i
+            )
+            bought = terminal.run(terminal.ec_purchase(300), t.transmit)
+            assert bought.approved and bought.balance_after == 700 + i
