@@ -381,6 +381,12 @@ def test_perso_file_holds_no_identity_number_in_clear(prepped: Prepped) -> None:
     """The lead's rule: personal data are encrypted in the perso file (card number and the
     masked identity number may stay in clear for ``perso-file show``)."""
     _assert_clean(scan([prepped.perso], prepped.secrets, scan_ssns), "full identity numbers")
+    data = prepped.perso.read_bytes()
+    for i, r in enumerate(prepped.records):  # nor the name (EF06, 9F0B, face) or the PAN
+        assert r["name"].encode("gbk") not in data, f"name of row {i} in GBK"
+        assert r["name"].encode() not in data, f"name of row {i} in UTF-8"
+        assert r["pan"].encode() not in data, f"PAN of row {i} in ASCII"
+        assert bytes.fromhex(r["pan"][:16]) not in data, f"PAN of row {i} in BCD"
 
 
 # -- the line -----------------------------------------------------------------------------------
