@@ -91,7 +91,7 @@ def _report(summary: PrepSummary, what: str) -> None:
     help="Creation time (ISO 8601 or Unix seconds; default: the input file's mtime).",
 )
 @click.option("--pin-seed", default=None, help="PIN seed, hex (default: derived from the KEK).")
-@click.option("--chunk-size", type=int, default=2000, show_default=True)
+@click.option("--chunk-size", type=int, default=1000, show_default=True)
 @click.option("--format", "input_format", type=click.Choice(["csv", "jsonl"]), default=None)
 def prep_cmd(
     input_path: str,

@@ -98,7 +98,7 @@ class InputFile:
         self._start = data_start
         self.header_line = 1 if fmt == "csv" else 0
 
-    def chunks(self, size: int = 2000) -> Iterator[Chunk]:
+    def chunks(self, size: int = 1000) -> Iterator[Chunk]:
         """Yield pieces of about *size* records (estimated at 400 bytes each), in input order."""
         fmt, columns = self.fmt, self.columns
         target = max(4096, 400 * size)

@@ -7,7 +7,7 @@ How this works
     main process                      worker processes (or the main one with workers=1)
     ------------                      ----------------------------------------------------
     read lines, group records  ─────▶ parse CSV/JSONL, validate every rule,
-    (chunks of 2,000)                 derive keys for the chunk (1 store call per master key),
+    (chunks of 1,000)                 derive keys for the chunk (1 store call per master key),
                                       fill the precompiled DGI templates, hash each body
     in input order:           ◀───── bodies (one bytes blob), SHA-256s, fingerprints, rejects
       duplicates (ssn, card_no, PAN: first occurrence wins),
@@ -61,7 +61,7 @@ class PrepOptions:
     batch_id: str
     created: int
     workers: int = 1
-    chunk_size: int = 2000
+    chunk_size: int = 1000
     pin_seed: bytes | None = field(default=None, repr=False)
     input_format: str | None = None
 
@@ -480,7 +480,7 @@ def validate_only(
     rejects_path: str | os.PathLike[str] | None,
     *,
     workers: int = 1,
-    chunk_size: int = 2000,
+    chunk_size: int = 1000,
     input_format: str | None = None,
     progress: Callable[[int], None] | None = None,
 ) -> PrepSummary:
