@@ -570,8 +570,7 @@ def line_run(
         keys = SoftwareKeyStore.load(KEYS)
         with sim_line(slots, stations, latency, state / "line") as (spec, sim_pid):
             _CpuPrinter.cpu = []
-            pids = pcscd.pcscd_pids()
-            pcscd0 = sum(_proc_cpu(p) for p in pids)
+            pcscd0 = {p: _proc_cpu(p) for p in pcscd.pcscd_pids()}
             sim0 = _proc_cpu(sim_pid) if sim_pid else 0.0
             cpu0 = time.process_time()
             summary: RunSummary = run_line(
@@ -584,7 +583,8 @@ def line_run(
             )
             cpu = time.process_time() - cpu0
             sim_cpu = _proc_cpu(sim_pid) - sim0 if sim_pid else 0.0
-            pcscd_cpu = sum(_proc_cpu(p) for p in pids) - pcscd0
+            # a pcscd restarted meanwhile (a test session healing the lab) is not counted
+            pcscd_cpu = sum(max(0.0, _proc_cpu(p) - c) for p, c in pcscd0.items())
     if summary.done != cards or summary.stopped:
         raise SystemExit(
             f"{tag}: {summary.done}/{cards} cards made ({summary.stopped or summary.counts})"
