@@ -92,7 +92,7 @@ class EvolisPrinter:
                 raise DeviceError(
                     f"printer on {self._port} did not answer {name} in {self._timeout:g} s"
                 )
-            chunk = self._serial.read(256)
+            chunk = self._serial.read(self._serial.in_waiting or 1)  # no wait past a reply
             if chunk:
                 self._pending.extend(self._parser.feed(chunk))
         return self._pending.pop(0)
