@@ -422,7 +422,9 @@ def prepare(
     # at least ~130 bytes of CSV, so this over-estimates the count a little
     estimate = os.path.getsize(input_path) // 130
     capacity = max(1 << 16, int(estimate / 0.65))
-    dup_sets = tuple(FingerprintSet(capacity) for _ in range(3 if profile.pboc else 2))
+    # allocated at the first result, after the worker processes forked (not in their memory)
+    dup_sets: list[FingerprintSet] = []
+    ntables = 3 if profile.pboc else 2
     dup_names = ("ssn", "card_no", "pan")
 
     def sink(res: ChunkResult) -> None:
@@ -430,6 +432,8 @@ def prepare(
         rej = list(res.rejects)
         fps, lines = res.fps, res.lines
         drop: dict[int, int] = {}
+        if not dup_sets:
+            dup_sets.extend(FingerprintSet(capacity) for _ in range(ntables))
         for j, table in enumerate(dup_sets):
             found = table.add_many(fps[j::3], lines, drop)
             for i, first in found.items():
