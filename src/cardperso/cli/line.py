@@ -21,10 +21,12 @@ from cardperso.cli.production import (
 )
 from cardperso.cli.sim import sim_group
 from cardperso.devices import pcsc
-from cardperso.errors import UsageError
+from cardperso.errors import ProfileError, UsageError
+from cardperso.keystore.base import KeyStore
 from cardperso.line.linefile import LineOptions, load_line
-from cardperso.line.runner import LineRun, RunSummary, request_resume
+from cardperso.line.runner import ChipWorkflow, LineRun, RunSummary, request_resume
 from cardperso.line.simulated import SimLine
+from cardperso.line.workflow import CardData, ChipPlan, Steps, personalize
 from cardperso.storage.db import Database
 
 DEFAULT_DB = "cardperso-journal.db"
@@ -80,8 +82,10 @@ def _run(
     stale_after: float = 15.0,
     production: bool = False,
     allow_software_keystore: bool = False,
+    bank_delivery: Path | None = None,
 ) -> RunSummary:
     store = open_store(keys_spec)
+    workflow = _chip_workflow(perso, bank_delivery)
     check_production(
         store,
         production=production or perso_file_is_production(perso),
@@ -94,7 +98,7 @@ def _run(
         trace = pcsc.log_trace() if pcsc.log.isEnabledFor(logging.DEBUG) else None
         run = LineRun(
             perso, line, store, db, resume=resume, scp=scp, trace=trace,  # type: ignore[arg-type]
-            join=join, stale_after=stale_after,
+            join=join, stale_after=stale_after, workflow=workflow,
         )  # fmt: skip
         click.echo(
             f"run {run.journal.run_id}: {len(run.records)} records on {len(run.stations)} stations"
@@ -108,6 +112,38 @@ def _run(
         return summary
     finally:
         db.close()
+
+
+def _chip_workflow(perso: Path, bank_delivery: Path | None) -> ChipWorkflow:
+    """The line's chip workflow, or for a two-stage profile the factory's: the line's workflow
+    (SSSE), then the bank's security domain with the transport keys from ``bank_delivery``."""
+    from cardperso.bank.factory import factory_card
+    from cardperso.bank.twostage import TransportDelivery, load_two_stage
+    from cardperso.prep.container import read_header
+
+    with perso.open("rb") as fh:
+        header, _ = read_header(fh)
+    try:
+        two = load_two_stage(header.profile)
+    except ProfileError:
+        if bank_delivery is not None:
+            raise UsageError(
+                f"profile {header.profile} is not two-stage: --bank-delivery does not apply"
+            ) from None
+        return personalize
+    if bank_delivery is None:
+        raise UsageError(
+            f"profile {header.profile} is two-stage: pass the bank's transport-key delivery file with --bank-delivery"
+        )
+    sent = TransportDelivery.from_json(
+        bank_delivery.read_text(encoding="utf-8"), str(bank_delivery)
+    )
+
+    def factory(card: CardData, plan: ChipPlan, keys: KeyStore) -> Steps:
+        result = yield from factory_card(two, card, plan, keys, sent)
+        return result.chip
+
+    return factory
 
 
 def _feed_registry(db: Database, summary: RunSummary) -> None:
@@ -154,6 +190,12 @@ def _feed_registry(db: Database, summary: RunSummary) -> None:
     show_default=True,
     help="With --join: seconds without a heartbeat after which another line's claims are released.",
 )
+@click.option(
+    "--bank-delivery",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    default=None,
+    help="Two-stage profiles: the bank's transport-key delivery file (bank SSD created per card).",
+)
 @production_options
 def run_cmd(
     perso_file: Path,
@@ -165,6 +207,7 @@ def run_cmd(
     scp: str | None,
     join: bool,
     stale_after: float,
+    bank_delivery: Path | None,
     production: bool,
     allow_software_keystore: bool,
 ) -> None:
@@ -183,6 +226,7 @@ def run_cmd(
         stale_after=stale_after,
         production=production,
         allow_software_keystore=allow_software_keystore,
+        bank_delivery=bank_delivery,
     )
     _print_summary(summary, results)
     if summary.stopped:

@@ -47,12 +47,23 @@ from cardperso.line import jobs
 from cardperso.line.journal import ClaimLost, Job, JobSeed, Journal, member_id
 from cardperso.line.linefile import LineSpec, StationSpec
 from cardperso.line.perso import card_data, chip_plan
-from cardperso.line.workflow import ChipFailure, ChipPlan, check_atr, drive, personalize
+from cardperso.line.workflow import (
+    CardData,
+    ChipFailure,
+    ChipPlan,
+    Steps,
+    check_atr,
+    drive,
+    personalize,
+)
 from cardperso.prep.container import iter_records, verify
 from cardperso.profiles.loader import load_profile
 from cardperso.storage.db import Database
 
 log = logging.getLogger("cardperso.line")
+
+#: A card's chip workflow: what :func:`cardperso.line.workflow.personalize` is.
+ChipWorkflow = Callable[[CardData, ChipPlan, KeyStore], Steps]
 
 
 class Transport(Protocol):
@@ -196,7 +207,9 @@ class Station:
             atr = transport.connect(self.run.spec.options.card_timeout)
             check_atr(atr, self.run.plan)
             data = card_data(self.run.header, body, job.index)
-            result = drive(personalize(data, self.run.plan, self.run.keys), transport.transmit)
+            result = drive(
+                self.run.workflow(data, self.run.plan, self.run.keys), transport.transmit
+            )
         except ChipFailure as exc:
             self._reject(job, printer, str(exc), auth=exc.auth_failure)
             return
@@ -291,12 +304,15 @@ class LineRun:
         join: bool = False,
         heartbeat: float = 1.0,
         stale_after: float = 15.0,
+        workflow: ChipWorkflow = personalize,
     ) -> None:
         """``trace`` receives every APDU exchange of the stations' PC/SC transports, secrets
         redacted (e.g. :func:`cardperso.devices.pcsc.log_trace`); it is ignored when a
         ``transport_factory`` is given."""
         if transport_factory is None:
             transport_factory = functools.partial(PcscTransport, trace=trace)
+        #: The chip workflow of each card (the line's own, or e.g. the two-stage factory's).
+        self.workflow = workflow
         self.perso_file = Path(perso_file)
         self.base_dir = self.perso_file.parent
         self.spec = spec
