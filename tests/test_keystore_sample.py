@@ -56,3 +56,16 @@ def test_sample_file_is_reproducible(sample_keystore_path: Path) -> None:
     # keys-sample/make_sample.py documents how every sample value was made.
     module = _make_sample(sample_keystore_path.parent)
     assert module.sample_document() == json.loads(sample_keystore_path.read_text())
+
+
+def test_sample_bank_keys_are_recognised_as_samples() -> None:
+    from pathlib import Path
+
+    from cardperso.keystore.base import SAMPLE_BANK_KCVS
+    from cardperso.keystore.software import SoftwareKeyStore
+
+    bank = SoftwareKeyStore.load(
+        Path(__file__).resolve().parent.parent / "keys-sample" / "bank-keys.json"
+    )
+    assert {n: bank.kcv(n).hex().upper() for n in bank.names()} == SAMPLE_BANK_KCVS
+    assert all(is_sample_kcv(bank.kcv(n)) for n in bank.names())

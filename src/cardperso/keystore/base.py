@@ -393,7 +393,20 @@ def is_sample_kcv(kcv: bytes) -> bool:
     return kcv.hex().upper() in _SAMPLE_KCV_SET
 
 
-_SAMPLE_KCV_SET: Final[frozenset[str]] = frozenset(SAMPLE_KCVS.values())
+#: Check values of the published sample BANK keys (``keys-sample/bank-keys.json``).
+SAMPLE_BANK_KCVS: Final[dict[str, str]] = {
+    "bank-kmc": "94286A",
+    "bank-ssd-transport-kmc": "382B71",
+    "kek-exchange": "00BE84",
+    "pboc-imk-ac": "C06B9E",
+    "pboc-imk-smc": "ED1A6C",
+    "pboc-imk-smi": "578EF9",
+    "transport-kek": "BC9524",
+}
+
+_SAMPLE_KCV_SET: Final[frozenset[str]] = frozenset(SAMPLE_KCVS.values()) | frozenset(
+    SAMPLE_BANK_KCVS.values()
+)
 
 
 def production_guard(store: KeyStore, *, allow_software_store: bool = False) -> None:
