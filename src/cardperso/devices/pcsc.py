@@ -21,6 +21,9 @@ How this works
   whose command has its secrets **redacted** (:func:`redact_command`): PINs (VERIFY, CHANGE
   REFERENCE DATA, RESET RETRY COUNTER, SSSE CHANGE/RELOAD PIN), keys (PUT KEY) and encrypted
   STORE DATA. Cryptograms (EXTERNAL AUTHENTICATE, INITIALIZE UPDATE) are not secret and stay.
+  Responses to READ RECORD / READ BINARY (and their GET RESPONSE continuations) carry the
+  card's records, personal data (identity number, name): the trace shows their length and status
+  word only (:func:`redact_response`).
 
 Threads: a PC/SC connection belongs to the thread that opened it. Never share a
 :class:`PcscTransport` across threads: give each worker its own (one per reader). Calls from
@@ -148,6 +151,18 @@ def redact_command(apdu: bytes) -> str:
     head = apdu[: 4 + lc_len].hex().upper()
     tail = apdu[4 + lc_len + lc :].hex().upper()
     return f"{head} <{lc} bytes redacted>{' ' + tail if tail else ''}"
+
+
+#: INS bytes whose responses are the card's records (personal data); see :func:`redact_response`.
+RECORD_INS = {0xB0: "READ BINARY", 0xB1: "READ BINARY", 0xB2: "READ RECORD", 0xB3: "READ RECORD"}
+
+
+def redact_response(command: bytes, response: bytes) -> str:
+    """The response as hex; for READ RECORD / READ BINARY ``command`` the data field is replaced
+    by ``<N bytes of records>`` (records hold personal data), the status word stays."""
+    if len(command) >= 2 and command[1] in RECORD_INS and len(response) > 2:
+        return f"<{len(response) - 2} bytes of records> {response[-2:].hex().upper()}"
+    return response.hex().upper()
 
 
 @dataclass(frozen=True, slots=True)
@@ -355,7 +370,7 @@ class PcscTransport:
             data = bytearray(response[:-2])
             get_response = bytes([_get_response_cla(apdu[0]), 0xC0, 0x00, 0x00, 0])
             for _ in range(MAX_GET_RESPONSE):
-                response = self._exchange(get_response[:4] + response[-1:])
+                response = self._exchange(get_response[:4] + response[-1:], about=apdu)
                 data += response[:-2]
                 if response[-2] != 0x61:
                     break
@@ -364,7 +379,8 @@ class PcscTransport:
             response = bytes(data) + response[-2:]
         return response
 
-    def _exchange(self, apdu: bytes) -> bytes:
+    def _exchange(self, apdu: bytes, *, about: bytes | None = None) -> bytes:
+        """One SCardTransmit; ``about`` is the command a GET RESPONSE continues (for the trace)."""
         card = self._connected_card()
         if self.trace is not None:
             started = time.perf_counter()
@@ -380,7 +396,7 @@ class PcscTransport:
                 ApduTrace(
                     self.reader,
                     redact_command(apdu),
-                    response.hex().upper(),
+                    redact_response(about or apdu, response),
                     time.perf_counter() - started,
                 )
             )
