@@ -238,7 +238,7 @@ class Preparer:
             except Reject as rej:
                 bad.append((line, rej.field, rej.reason, _mask(v.get("ssn"))))
                 continue
-            except (UnicodeEncodeError, ValueError, KeyError) as exc:
+            except Exception as exc:  # one record never stops the batch
                 reason = f"cannot be encoded ({type(exc).__name__})"
                 bad.append((line, "(record)", reason, _mask(v.get("ssn"))))
                 continue
