@@ -63,7 +63,7 @@ def _registry_batch(url: str, tmp_path: Path, count: int) -> Path:
 @pytest.mark.pcsc
 @pytest.mark.slow
 def test_four_lines_one_batch_random_sigkills(pcsc_lab, pg_url: str, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]  # noqa: F811
-    count = 16
+    count = 30  # enough work (with the chip latency below) that lines are killed mid-run
     perso = _registry_batch(pg_url, tmp_path, count)
     hopper = tmp_path / "hopper"
     hopper.mkdir()
@@ -85,7 +85,7 @@ def test_four_lines_one_batch_random_sigkills(pcsc_lab, pg_url: str, tmp_path: P
             n,
             state,
             readers=free[taken : taken + n],
-            apdu_latency=0.006,
+            apdu_latency=0.015,
             options=options,  # type: ignore[arg-type]
         )
         taken += n
