@@ -222,6 +222,32 @@ def breakdown(directory: Path, profile_name: str, chunks: int = 10) -> None:
     print(f"  {'total':<18} {total / n * 1e6:6.1f} us  (plus the main process: MAC + write)")
 
 
+def cprofile(directory: Path, profile_name: str, chunks: int = 10) -> None:
+    """cProfile of the worker's per-chunk function (top functions by own time)."""
+    import cProfile
+    import pstats
+
+    from cardperso.keystore.software import SoftwareKeyStore
+    from cardperso.prep.container import batch_keys
+    from cardperso.prep.input import open_input
+    from cardperso.prep.pipeline import Preparer
+    from cardperso.profiles.loader import load_profile
+
+    src = batch(directory, 1000 * chunks)
+    profile = load_profile(profile_name)
+    store = SoftwareKeyStore.load(KEYS)
+    bkeys = batch_keys(store, profile.transport_kek, "bench", profile.digest)
+    prep = Preparer(profile, store, str(src.parent), b"\x00" * 32, bkeys)
+    parts = list(open_input(src).chunks(1000))
+    prep.process(parts[0])
+    prof = cProfile.Profile()
+    prof.enable()
+    for chunk in parts:
+        prep.process(chunk)
+    prof.disable()
+    pstats.Stats(prof).sort_stats("tottime").print_stats(20)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     ap.add_argument("--count", type=int, default=100_000)
@@ -230,12 +256,16 @@ def main() -> None:
     ap.add_argument("--profile", default="ssc3-pboc")
     ap.add_argument("--dir", default="/tmp/cardperso-bench")
     ap.add_argument("--breakdown", action="store_true")
+    ap.add_argument("--cprofile", action="store_true", help="cProfile of the worker function")
     args = ap.parse_args()
     directory = Path(args.dir)
     directory.mkdir(parents=True, exist_ok=True)
     print(f"machine: {os.cpu_count()} CPUs, Python {sys.version.split()[0]}")
     if args.breakdown:
         breakdown(directory, args.profile)
+        return
+    if args.cprofile:
+        cprofile(directory, args.profile)
         return
     counts = [int(x) for x in args.rss.split(",")] if args.rss else [args.count]
     for count in counts:
