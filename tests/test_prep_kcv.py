@@ -8,7 +8,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from cardperso.crypto import kcv
-from cardperso.prep.kcvbatch import kcv_3des_blob, kcv_3des_many
+from cardperso.crypto.kcvbatch import kcv_3des_blob, kcv_3des_many
 
 
 def test_known_check_values() -> None:
