@@ -5,7 +5,7 @@ Modules, in the order a record meets them (see ``docs/prep.md``):
 * :mod:`~cardperso.prep.input` - streaming CSV / JSON Lines input, cut on record boundaries;
 * :mod:`~cardperso.prep.validate` - every validation rule (fast on good records);
 * :mod:`~cardperso.prep.keys` - per-chunk key work (one key-store call per master key);
-* :mod:`~cardperso.crypto.kcvbatch` - bitsliced 3DES check values for DGI 9000;
+* :mod:`~cardperso.crypto.kcvbatch` (in the crypto package) - bitsliced 3DES check values for DGI 9000;
 * :mod:`~cardperso.prep.templates` - precompiled SSSE and PBOC DGI templates;
 * :mod:`~cardperso.prep.container` - sealing, MACs, writing, verifying and reading perso files
   (layout: :mod:`cardperso.layouts.persofile`);

@@ -28,9 +28,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from cardperso.crypto import BLOCK_SIZE, odd_parity
+from cardperso.crypto.kcvbatch import kcv_3des_blob
 from cardperso.errors import KeyStoreError
 from cardperso.keystore import KeyStore
-from cardperso.crypto.kcvbatch import kcv_3des_blob
 from cardperso.profiles.model import Profile
 
 __all__ = ["CardKeys", "ChunkKeys", "pin_block", "seeded_pin"]
