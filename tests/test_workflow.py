@@ -94,3 +94,28 @@ def test_wrong_kmc_is_an_authentication_failure_never_retried(
     with pytest.raises(ChipFailure) as info:
         drive(personalize(card_data(header, _records(path)[0], 0), plan, store), transport.transmit)  # type: ignore[arg-type]
     assert info.value.auth_failure and info.value.step == "INITIALIZE UPDATE"
+
+
+def test_encrypted_first_order_saves_store_data_commands(
+    prepared: tuple[Path, object], tmp_path: Path
+) -> None:
+    path, profile = prepared
+    with path.open("rb") as fh:
+        header, _ = read_header(fh)
+    store = SoftwareKeyStore.load(SAMPLE_KEYS)
+    plan = chip_plan(profile, header)  # type: ignore[arg-type]
+    body = _records(path)[0]
+    counts = {}
+    for order in ("prepared", "encrypted-first"):
+        card = VirtualCard.create_blank(tmp_path / f"{order}.json")
+        transport = InProcessTransport(card)
+        transport.connect()
+        result = drive(
+            personalize(
+                card_data(header, body, 0), dataclasses.replace(plan, store_data_order=order), store
+            ),  # type: ignore[arg-type]
+            transport.transmit,
+        )
+        assert result.checks == ("ssse-records", "pboc-records", "arqc")
+        counts[order] = result.apdus
+    assert counts["encrypted-first"] < counts["prepared"]

@@ -47,6 +47,7 @@ def chip_plan(
         imk_ac=profile.pboc.imk_ac if profile.pboc is not None else "",
         verify_ac=verify_ac and profile.pboc is not None,
         dgi_format=profile.store_data.p1_dgi_format,
+        store_data_order=profile.store_data.order,
     )
 
 

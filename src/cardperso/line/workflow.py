@@ -122,6 +122,8 @@ class ChipPlan:
     verify_ac: bool = True
     dgi_format: int = 0x08
     max_data: int = 239
+    #: ``encrypted-first`` sends each application's encrypted DGIs before its clear ones.
+    store_data_order: str = "prepared"
     secure_card: bool = True
 
 
@@ -292,6 +294,8 @@ def personalize(card: CardData, plan: ChipPlan, keys: KeyStore) -> Steps:
         yield from secured(_install_selectable(app.aid), f"INSTALL {app.name}")
         yield from secured(_install_for_perso(app.aid), f"INSTALL for personalization {app.name}")
         items = _secret_items(app, keys, plan.kek, serial, plan)
+        if plan.store_data_order == "encrypted-first":
+            items.sort(key=lambda item: not item.encrypted)  # stable: order kept within each kind
         expected[app.aid] = {i.dgi: i.data for i in items if not i.encrypted}
         for n, cmd in enumerate(build_store_data(items, conv, host.encrypt_dgi_data)):
             yield from secured(cmd, f"STORE DATA {app.name} #{n}")

@@ -231,6 +231,8 @@ SCHEMA = s.Map(
                 "encrypted_dgis": s.ListOf(_DGI),
                 "pad_encrypted": s.Bool(),
                 "p1_dgi_format": s.Int(min=0, max=255),
+                # no default: absent keeps the digest of profiles written before it existed
+                "order": s.Enum(("prepared", "encrypted-first")),
             },
             required=("encrypted_dgis",),
             defaults={"pad_encrypted": False, "p1_dgi_format": 0x00},
@@ -432,6 +434,7 @@ def _build(data: dict[str, Any], digest: bytes, source: str) -> Profile:
             tuple(int(x, 16) for x in sd["encrypted_dgis"]),
             sd["pad_encrypted"],
             sd["p1_dgi_format"],
+            sd.get("order", "prepared"),
         ),
         transport_kek=data["transport_kek"],
         card_face=tuple(FaceField(f["name"], f["src"]) for f in data["card_face"]),

@@ -130,6 +130,9 @@ class StoreDataSpec:
     encrypted_dgis: tuple[int, ...]
     pad_encrypted: bool
     p1_dgi_format: int
+    #: ``prepared``: DGIs in the perso file's order; ``encrypted-first``: each application's
+    #: encrypted DGIs first (fewer STORE DATA commands: a command is all-encrypted or all-clear).
+    order: str = "prepared"
 
 
 @dataclass(frozen=True, slots=True)
