@@ -12,6 +12,7 @@ from hypothesis import strategies as st
 
 from cardperso.bank import terminal
 from cardperso.bank.host import AuthRequest, HostKeys, IssuerHost, LoadRefused, mask_pan, n12
+from cardperso.codec import tlv
 from cardperso.crypto import emv
 from cardperso.crypto.primitives import SecretKey
 from cardperso.errors import CardError, CryptogramMismatch, DataError
@@ -203,7 +204,7 @@ def test_verify_card_checks_the_arqc(tmp_path: Path) -> None:
 @given(st.binary(max_size=40))
 def test_dol_parser_never_crashes_unexpectedly(dol: bytes) -> None:
     try:
-        pairs = terminal.parse_dol(dol)
+        pairs = tlv.parse_dol(dol)
     except DataError:
         return
     assert all(length >= 0 for _, length in pairs)

@@ -298,3 +298,14 @@ def test_garbage_never_crashes(data: bytes, padding: bool) -> None:
         return
     if not padding:
         assert tlv.build(out) == data or any(b >= 0x80 for b in data)  # non-minimal lengths
+
+
+def test_parse_dol_reads_tags_and_lengths() -> None:
+    from cardperso.codec.tlv import parse_dol
+
+    # a PBOC PDOL (pboc-financial.md): 9F7A 01, 9F02 06, 5F2A 02, DF69 01
+    assert parse_dol(bytes.fromhex("9F7A019F02065F2A02DF6901")) == [
+        (0x9F7A, 1), (0x9F02, 6), (0x5F2A, 2), (0xDF69, 1),
+    ]  # fmt: skip
+    with pytest.raises(DecodeError):
+        parse_dol(bytes.fromhex("9F02"))

@@ -34,7 +34,7 @@ from cardperso.codec import tlv
 from cardperso.codec.apdu import CommandAPDU, ResponseAPDU
 from cardperso.codec.status import describe
 from cardperso.crypto import random_bytes
-from cardperso.errors import CardError, DataError, DecodeError, SecurityError
+from cardperso.errors import CardError, DataError, SecurityError
 
 __all__ = [
     "PPSE_NAME",
@@ -87,25 +87,6 @@ def _sw(raw: bytes) -> int:
     return ResponseAPDU.parse(raw).sw
 
 
-def parse_dol(dol: bytes) -> list[tuple[int, int]]:
-    """(tag, length) pairs of a data object list."""
-    out: list[tuple[int, int]] = []
-    i = 0
-    try:
-        while i < len(dol):
-            start = i
-            i += 1
-            if dol[start] & 0x1F == 0x1F:
-                while dol[i] & 0x80:
-                    i += 1
-                i += 1
-            out.append((int.from_bytes(dol[start:i], "big"), dol[i]))
-            i += 1
-    except IndexError:
-        raise DecodeError("truncated data object list", offset=i) from None
-    return out
-
-
 @dataclass(frozen=True, slots=True)
 class TerminalData:
     """The terminal's data objects for PDOL and CDOL (EMV Book 3 / 4; PBOC defaults)."""
@@ -143,7 +124,7 @@ class TerminalData:
     def dol_data(self, dol: bytes, arc: bytes = b"") -> bytes:
         values = self.values(arc)
         out = b""
-        for tag, length in parse_dol(dol):
+        for tag, length in tlv.parse_dol(dol):
             value = values.get(tag, b"")
             out += (
                 value[:length].rjust(length, b"\x00")

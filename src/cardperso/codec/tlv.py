@@ -316,3 +316,23 @@ def to_dict(tlvs: Sequence[Tlv] | Tlv) -> dict[int, bytes]:
 
     walk([tlvs] if isinstance(tlvs, Tlv) else tlvs)
     return out
+
+
+def parse_dol(dol: bytes) -> list[tuple[int, int]]:
+    """(tag, length) pairs of an EMV data object list (PDOL, CDOL1/2, DDOL): tags with no
+    values, each followed by the one-byte length the card wants (EMV Book 3, 5.4)."""
+    out: list[tuple[int, int]] = []
+    i = 0
+    try:
+        while i < len(dol):
+            start = i
+            i += 1
+            if dol[start] & 0x1F == 0x1F:
+                while dol[i] & 0x80:
+                    i += 1
+                i += 1
+            out.append((int.from_bytes(dol[start:i], "big"), dol[i]))
+            i += 1
+    except IndexError:
+        raise DecodeError("truncated data object list", offset=i, field="DOL") from None
+    return out

@@ -407,7 +407,7 @@ def _verify_pboc(
         "SELECT PBOC",
     )
     pdol = tlv.find(tlv.parse(fci), 0x9F38)
-    pdol_len = sum(length for _, length in _dol(pdol.value if pdol else b""))
+    pdol_len = sum(length for _, length in tlv.parse_dol(pdol.value if pdol else b""))
     gpo_data = tlv.encode(0x83, bytes(pdol_len))
     gpo = _ok(
         (yield from send(CommandAPDU(0x80, 0xA8, 0x00, 0x00, gpo_data, le=256).to_bytes())), "GPO"
@@ -436,7 +436,7 @@ def _verify_pboc(
     checks.append("pboc-records")
     if not plan.verify_ac or not plan.imk_ac:
         return False
-    cdol_data = bytes(sum(length for _, length in _dol(cdol1)))
+    cdol_data = bytes(sum(length for _, length in tlv.parse_dol(cdol1)))
     ac = _ok(
         (yield from send(CommandAPDU(0x80, 0xAE, 0x80, 0x00, cdol_data, le=256).to_bytes())),
         "GENERATE AC",
@@ -459,21 +459,6 @@ def _verify_pboc(
         ) from None
     checks.append("arqc")
     return True
-
-
-def _dol(dol: bytes) -> list[tuple[int, int]]:
-    """(tag, length) pairs of a data object list."""
-    out, i = [], 0
-    while i < len(dol):
-        start = i
-        i += 1
-        if dol[start] & 0x1F == 0x1F:
-            while dol[i] & 0x80:
-                i += 1
-            i += 1
-        out.append((int.from_bytes(dol[start:i], "big"), dol[i]))
-        i += 1
-    return out
 
 
 def drive(steps: Steps, transmit: Callable[[bytes], bytes]) -> ChipResult:
