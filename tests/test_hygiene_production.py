@@ -194,3 +194,47 @@ def test_a_production_profile_makes_every_run_a_production_run(
     )
     result = _cli(_run_args(perso, SAMPLE_KEYS))  # no --production: the profile says so
     assert result.exit_code == 1 and "software key store" in result.output, result.output
+
+
+def _prep_args(tmp: Path, keys: Path, profile: str, *flags: str) -> list[str]:
+    from cardperso.prep.synth import make_batch
+
+    if not (tmp / "batch.csv").exists():
+        make_batch(tmp / "batch.csv", 2, seed=6)
+    return [
+        "prep", str(tmp / "batch.csv"), "--profile", profile, "--keys", str(keys),
+        "--out", str(tmp / "batch.perso"), "--rejects", str(tmp / "rejects.csv"), *flags,
+    ]  # fmt: skip
+
+
+def test_prep_production_refuses_a_software_store_and_the_sample_keys(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    plain = _cli(_prep_args(tmp_path, SAMPLE_KEYS, "ssc3-pboc", "--production"))
+    assert plain.exit_code == 1 and "software key store" in plain.output, plain.output
+    override = _cli(
+        _prep_args(tmp_path, SAMPLE_KEYS, "ssc3-pboc", "--production", "--allow-software-keystore")
+    )
+    assert override.exit_code == 1 and "published sample key" in override.output
+    assert len(_overrides(caplog)) == 1
+    assert not (tmp_path / "batch.perso").exists(), "refused before anything was prepared"
+
+
+def test_prep_production_with_fresh_keys_and_the_override_prepares_and_logs_it(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    generate_file(tmp_path / "keys.json")
+    flags = ("--production", "--allow-software-keystore")
+    result = _cli(_prep_args(tmp_path, tmp_path / "keys.json", "ssc3-pboc", *flags))
+    assert result.exit_code == 0 and "prepared 2, rejected 0" in result.output, result.output
+    (warning,) = _overrides(caplog)
+    assert "PRODUCTION OVERRIDE" in warning.getMessage()
+    assert str(tmp_path / "keys.json") in warning.getMessage()
+
+
+def test_prep_with_a_production_profile_is_a_production_run(
+    production_profile: str, tmp_path: Path
+) -> None:
+    result = _cli(_prep_args(tmp_path, SAMPLE_KEYS, production_profile))
+    assert result.exit_code == 1 and "software key store" in result.output, result.output
+    assert not (tmp_path / "batch.perso").exists()

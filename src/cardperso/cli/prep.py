@@ -20,6 +20,7 @@ from typing import Any
 import click
 
 from cardperso.cli.keys import open_store
+from cardperso.cli.production import check_production, production_options
 from cardperso.codec.numbers import mask_id
 from cardperso.errors import UsageError
 from cardperso.prep.container import iter_records, iter_sealed, read_header, verify
@@ -93,6 +94,7 @@ def _report(summary: PrepSummary, what: str) -> None:
 @click.option("--pin-seed", default=None, help="PIN seed, hex (default: derived from the KEK).")
 @click.option("--chunk-size", type=int, default=1000, show_default=True)
 @click.option("--format", "input_format", type=click.Choice(["csv", "jsonl"]), default=None)
+@production_options
 def prep_cmd(
     input_path: str,
     profile_name: str,
@@ -105,10 +107,18 @@ def prep_cmd(
     pin_seed: str | None,
     chunk_size: int,
     input_format: str | None,
+    production: bool,
+    allow_software_keystore: bool,
 ) -> None:
     """Prepare a batch: INPUT records in, a protected personalization file out."""
     profile = load_profile(profile_name)
     store = open_store(keys_spec)
+    check_production(
+        store,
+        production=production or profile.production,
+        allow_software_keystore=allow_software_keystore,
+        what=f"prep {Path(input_path).name}",
+    )
     seed = None
     if pin_seed is not None:
         try:
