@@ -8,15 +8,18 @@ command's stdout and stderr):
 * ``cardperso prep``, ``perso-file show --json``, ``perso-file show`` and ``perso-file verify``;
 * a run on the simulated line through the real pcscd + vpcd readers of the test lab
   (``cardperso -vv run``: the stations' PC/SC APDU trace, ``devices.pcsc.log_trace``, goes to
-  the debug log).
+  the debug log);
+* the bank stage on one finished card: ``bank verify`` (ARQC verified by the issuer host),
+  ``bank ec-balance`` and ``bank ec-load`` (issuer script MAC).
 
 Then every log, trace, report and output file (rejects file, perso file, per-card results,
 journal database, ``line.yaml``, tracks JSON, printed faces, stdout and stderr of every
 command) is scanned for, as raw bytes and as hex (upper and lower case):
 
 * every key of the store, every per-card key derived from them (EMV option A ICC master keys,
-  SSSE per-card keys, GP per-card keys diversified from the KMC with each chip's KDD), the PIN
-  seed and the perso-file MAC key;
+  SSSE per-card keys, GP per-card keys diversified from the KMC with each chip's KDD), the EMV
+  session keys (ATC 0-11, common and PBOC methods), the SCP02 session keys of every station
+  session, the PIN seed, the perso-file MAC key and the key components of the ceremony;
 * every PIN, as its digits (not part of a longer number) and as its ISO 9564 format-2 block;
 * every full 18-character identity number (ASCII, either case of the check character).
 
@@ -42,6 +45,7 @@ import pytest
 
 from cardperso.card.channel import kdd_for
 from cardperso.card.state import GP_TEST_KEY
+from cardperso.card.vcard import VirtualCard
 from cardperso.crypto import emv, gp, kcv, odd_parity, ssse
 from cardperso.keystore.software import SoftwareKeyStore
 from cardperso.line.linefile import LineOptions
@@ -54,6 +58,7 @@ PROFILE = "ssc3-pboc"
 GOOD = 5  # valid records in the batch (all go through the line)
 BAD = 3  # invalid records appended by the generator (rejects file)
 EXPLICIT_PIN_RECORDS = (0, 2, 4)
+ATC_RANGE = 12  # EMV session keys are computed for the ATCs 0..11 of every card
 
 
 # -- running the command line ------------------------------------------------------------------
@@ -345,11 +350,31 @@ def _add_derived(found: Secrets, value: dict[str, bytes], good: list[dict[str, s
     ):
         for i, mk in enumerate(emv.derive_icc_master_keys_a(value[imk], cards)):
             found.add_key(f"ICC MK-{role} of row {i}", mk)
+            for atc in range(ATC_RANGE):  # session keys of the cryptograms the flows ask for
+                t = atc.to_bytes(2, "big")
+                found.add_key(
+                    f"{role} session key (ATC {atc}) of row {i}", emv.session_key_common(mk, t)
+                )
+                found.add_key(
+                    f"{role} PBOC process key (ATC {atc}) of row {i}", emv.session_key_pboc(mk, t)
+                )
     factors = [r["card_no"][:8].encode("ascii") for r in good]
     for k in profile.ssse.keys:
         derived = ssse.diversify(value[k.master], profile.ssse.algorithm, factors)
         for i, key in enumerate(derived):
             found.add_key(f"SSSE key {k.id:02X} of row {i}", key)
+
+
+def _bank_stage(work: Workdir, keys: Path, image: Path, slot) -> None:  # type: ignore[no-untyped-def]
+    """The bank stage on a finished card: quality control (ARQC verified by the issuer host),
+    electronic-cash balance and an online load (issuer script MAC)."""
+    slot.insert(VirtualCard.load(image))
+    try:
+        work.cli("bank", "verify", "--reader", slot.name, "--keys", keys)
+        work.cli("bank", "ec-balance", "--reader", slot.name)
+        work.cli("bank", "ec-load", "--reader", slot.name, "--amount", 1234, "--keys", keys)
+    finally:
+        slot.remove()
 
 
 def _assert_clean(hits: dict[str, list[str]], what: str) -> None:
@@ -414,6 +439,9 @@ def line_run(prepped: Prepped, pcsc_lab) -> LineDone:  # type: ignore[no-untyped
     with results.open(newline="") as fh:
         rows = list(csv.DictReader(fh))
     assert len(rows) == GOOD and {r["outcome"] for r in rows} == {"produced"}, rows
+    _bank_stage(
+        work, prepped.keys_path, state / "output" / f"{rows[0]['chip_serial']}.json", readers[0]
+    )
     # GP per-card keys: diversified from the KMC with each chip's KDD (PUT KEY at the station)
     found = Secrets(dict(prepped.secrets.keys), prepped.secrets.pins, prepped.secrets.ssns)
     value = prepped.values["gp-kmc"]
