@@ -11,7 +11,9 @@ from __future__ import annotations
 import datetime
 import functools
 import json
+import logging
 import os
+import stat
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -28,6 +30,41 @@ from cardperso.prep.pipeline import PrepOptions, PrepSummary, prepare, validate_
 from cardperso.profiles.loader import load_profile
 
 __all__ = ["COMMANDS"]
+
+log = logging.getLogger("cardperso.prep")
+
+
+def _pin_seed(text: str) -> bytes:
+    """The PIN seed from ``env:VAR`` or ``file:PATH`` (hex, first line of a file only its owner
+    may read), or hex given on the command line (visible in the process list and the shell
+    history: logged as a warning). The value is never repeated in a message."""
+    kind, sep, where = text.partition(":")
+    if sep and kind == "env":
+        value = os.environ.get(where, "")
+        if not value:
+            raise UsageError(f"--pin-seed env:{where}: the variable is not set")
+    elif sep and kind == "file":
+        path = Path(where)
+        try:
+            if path.stat().st_mode & (stat.S_IRWXG | stat.S_IRWXO):
+                raise UsageError(f"--pin-seed file {path} is readable by others: chmod 600 it")
+            lines = path.read_text(encoding="ascii", errors="replace").splitlines()
+        except OSError as exc:
+            raise UsageError(f"--pin-seed file {path}: {exc.strerror}") from None
+        value = lines[0] if lines else ""
+    else:
+        log.warning(
+            "--pin-seed given on the command line (visible to other users and in shell history);"
+            " use --pin-seed env:VAR or file:PATH"
+        )
+        value = text
+    try:
+        seed = bytes.fromhex(value.strip())
+    except ValueError:
+        raise UsageError("--pin-seed must be hex") from None
+    if len(seed) < 16:
+        raise UsageError("--pin-seed must be at least 16 bytes")
+    return seed
 
 
 def _parse_created(value: str | None, input_path: str) -> int:
@@ -91,7 +128,11 @@ def _report(summary: PrepSummary, what: str) -> None:
     default=None,
     help="Creation time (ISO 8601 or Unix seconds; default: the input file's mtime).",
 )
-@click.option("--pin-seed", default=None, help="PIN seed, hex (default: derived from the KEK).")
+@click.option(
+    "--pin-seed",
+    default=None,
+    help="PIN seed: env:VAR or file:PATH holding hex (default: derived from the KEK).",
+)
 @click.option("--chunk-size", type=int, default=1000, show_default=True)
 @click.option("--format", "input_format", type=click.Choice(["csv", "jsonl"]), default=None)
 @production_options
@@ -119,14 +160,7 @@ def prep_cmd(
         allow_software_keystore=allow_software_keystore,
         what=f"prep {Path(input_path).name}",
     )
-    seed = None
-    if pin_seed is not None:
-        try:
-            seed = bytes.fromhex(pin_seed)
-        except ValueError:
-            raise UsageError("--pin-seed must be hex") from None
-        if len(seed) < 16:
-            raise UsageError("--pin-seed must be at least 16 bytes")
+    seed = None if pin_seed is None else _pin_seed(pin_seed)
     if chunk_size < 1:
         raise UsageError("--chunk-size must be at least 1")
     options = PrepOptions(
