@@ -55,8 +55,8 @@ from cardperso.prep.keys import pin_block, seeded_pin
 from cardperso.profiles.loader import load_profile
 
 PROFILE = "ssc3-pboc"
-GOOD = 5  # valid records in the batch (all go through the line)
-BAD = 3  # invalid records appended by the generator (rejects file)
+GOOD = 8  # valid records in the batch (all go through the line)
+BAD = 8  # invalid records appended by the generator (rejects file)
 EXPLICIT_PIN_RECORDS = (0, 2, 4)
 ATC_RANGE = 12  # EMV session keys are computed for the ATCs 0..11 of every card
 
