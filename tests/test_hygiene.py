@@ -209,6 +209,7 @@ def test_the_scan_finds_planted_secrets(tmp_path: Path) -> None:
         "raw.bin": b"\x00" + key + b"\x00",
         "lower.log": b"key=" + key.hex().encode(),
         "spaced.log": b"> 80D8 " + " ".join(f"{b:02X}" for b in key).encode(),
+        "repr.log": f"keys={[key]!r}".encode(),
         "pin.log": b"pin 482915 ok",
         "block.log": b"data 26482915FFFFFFFF",
         "ssn.csv": b"x," + ssn.lower().encode() + b",y",
