@@ -22,7 +22,7 @@ import yaml
 from cardperso.crypto import primitives as cp
 from cardperso.crypto.primitives import SecretKey
 from cardperso.errors import DataError, KeyStoreError, UsageError
-from cardperso.keystore.base import KeyInfo, KeyStore
+from cardperso.keystore.base import REFERENCE_KEY_SET, KeyInfo, KeyStore
 from cardperso.keystore.software import SoftwareKeyStore, generate_file
 
 log = logging.getLogger(__name__)
@@ -97,20 +97,57 @@ def keys_group() -> None:
 @click.option(
     "--out",
     "out",
-    required=True,
+    default=None,
     type=click.Path(dir_okay=False, path_type=Path),
     help="Key-store file to write (mode 0600).",
 )
-@click.option("--force", is_flag=True, help="Overwrite an existing file.")
-def generate_cmd(out: Path, force: bool) -> None:
-    """Write a key store of fresh random keys with the reference key names.
+@click.option(
+    "--store",
+    "store_spec",
+    default=None,
+    help="Instead of a file: generate the master keys inside a token (pkcs11:CONFIG).",
+)
+@click.option(
+    "--name",
+    "names",
+    multiple=True,
+    help="With --store: only these reference keys (repeatable; default: all of them).",
+)
+@click.option("--force", is_flag=True, help="Overwrite an existing file (or replace token keys).")
+def generate_cmd(
+    out: Path | None, store_spec: str | None, names: tuple[str, ...], force: bool
+) -> None:
+    """Fresh random keys with the reference key names: a key-store file (``--out``), or
+    master keys generated inside an HSM token (``--store pkcs11:CONFIG``), never leaving it.
 
-    Use it instead of the published sample keys (keys-sample/), which production refuses.
+    Use them instead of the published sample keys (keys-sample/), which production refuses.
     Prints names and check values only.
     """
-    store = generate_file(out, overwrite=force)
-    click.echo(f"wrote {len(store.names())} fresh keys to {out}")
-    _print_table(store, location=False)
+    if (out is None) == (store_spec is None):
+        raise click.UsageError("give either --out FILE or --store pkcs11:CONFIG")
+    if out is not None:
+        if names:
+            raise click.UsageError("--name goes with --store")
+        store = generate_file(out, overwrite=force)
+        click.echo(f"wrote {len(store.names())} fresh keys to {out}")
+        _print_table(store, location=False)
+        return
+    assert store_spec is not None
+    if not store_spec.startswith("pkcs11:"):
+        raise click.UsageError("--store takes a PKCS#11 configuration: pkcs11:CONFIG")
+    unknown = sorted(set(names) - set(REFERENCE_KEY_SET))
+    if unknown:
+        raise click.UsageError(f"not reference key names: {', '.join(unknown)}")
+    token = open_store(store_spec)
+    try:
+        for name in names or tuple(REFERENCE_KEY_SET):
+            algorithm, length, _purpose = REFERENCE_KEY_SET[name]
+            info = token.generate_key(name, algorithm, length, replace=force)
+            click.echo(
+                f"{info.name:<24} {info.algorithm:<5} KCV {info.kcv.hex().upper()}  generated in {info.location}"
+            )
+    finally:
+        token.close()
 
 
 @keys_group.command("check")
