@@ -1,4 +1,5 @@
-"""APDU traces redact secrets (PINs, keys, encrypted STORE DATA) and keep everything else."""
+"""APDU traces redact secrets and personal data (PINs, keys, STORE DATA, record updates) and
+keep everything else."""
 
 from __future__ import annotations
 
@@ -25,14 +26,17 @@ def test_put_key_and_change_pin_are_redacted() -> None:
     assert "redacted" in redact_command(unblock)
 
 
-def test_store_data_redacted_only_when_encrypted() -> None:
+def test_store_data_and_record_updates_are_always_redacted() -> None:
     # GP STORE DATA P1 b6-b5 = 11: DGI data encrypted under the session DEK.
     encrypted = bytes.fromhex("80E260000B") + bytes.fromhex("8000081122334455667788")
     assert redact_command(encrypted) == "80E260000B <11 bytes redacted>"
+    # in clear, STORE DATA carries the cardholder's records (name, identity number, PAN)
     plain = bytes.fromhex("80E200000B") + bytes.fromhex("0101085A08123456789012")
-    assert redact_command(plain) == plain.hex().upper()
+    assert redact_command(plain) == "80E200000B <11 bytes redacted>"
     app_dependent = bytes.fromhex("80E220010300AABB")
     assert command_is_secret(app_dependent)
+    update_record = bytes.fromhex("00DC01340300010A")
+    assert redact_command(update_record) == "00DC013403 <3 bytes redacted>"
 
 
 def test_cryptograms_and_headers_stay() -> None:

@@ -129,15 +129,17 @@ SECRET_INS = {
 INS_STORE_DATA = 0xE2
 
 
+#: INS bytes whose command data are personal records (UPDATE BINARY / UPDATE RECORD).
+RECORD_WRITE_INS = frozenset({0xD6, 0xD7, 0xDC, 0xDD})
+
+
 def command_is_secret(apdu: bytes) -> bool:
-    """True when the command data carry a secret (PIN, key, encrypted personalization data)."""
+    """True when the command data carry a secret or personal data: PINs, keys, and every
+    STORE DATA (encrypted DGIs, and in clear the cardholder's records) and record update."""
     if len(apdu) < 4:
         return False
-    ins, p1 = apdu[1], apdu[2]
-    if ins in SECRET_INS:
-        return True
-    # GP STORE DATA P1 b6-b5: 01 application-dependent encryption, 11 encrypted under the DEK.
-    return ins == INS_STORE_DATA and p1 & 0x60 != 0
+    ins = apdu[1]
+    return ins in SECRET_INS or ins == INS_STORE_DATA or ins in RECORD_WRITE_INS
 
 
 def redact_command(apdu: bytes) -> str:
