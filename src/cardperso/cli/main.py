@@ -31,6 +31,12 @@ class _Group(click.Group):
                 raise
             click.echo(f"error: {exc}", err=True)
             ctx.exit(exc.exit_code)
+        except OSError as exc:  # a file or directory that is missing, unwritable, full ...
+            if os.environ.get("CARDPERSO_DEBUG"):
+                raise
+            where = f": {exc.filename}" if exc.filename else ""
+            click.echo(f"error: {exc.strerror or exc}{where}", err=True)
+            ctx.exit(EXIT_DATA)
 
 
 @click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})

@@ -23,6 +23,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from cardperso.codec.numbers import card_number_check_char, luhn_check_digit, resident_id_check_char
+from cardperso.errors import UsageError
 
 __all__ = ["COLUMNS", "make_batch", "make_photo", "records"]
 
@@ -162,21 +163,26 @@ def _base36(n: int, width: int) -> str:
 def _bad_records(good: list[dict[str, str]]) -> Iterator[tuple[str, dict[str, str]]]:
     """Records that each break one rule (rule, record), derived from valid ones."""
     base = good
+    if not base:
+        raise UsageError("invalid records are derived from valid ones: --count must be at least 1")
+
+    def at(i: int) -> dict[str, str]:  # small batches reuse their records
+        return base[i % len(base)]
 
     def var(i: int, **changes: str) -> dict[str, str]:
-        rec = dict(base[i % len(base)])
+        rec = dict(at(i))
         rec.update(changes)
         return rec
 
     ssn = base[0]["ssn"]
     wrong_check = ssn[:17] + ("0" if ssn[17] != "0" else "1")
     yield "ssn check character", var(0, ssn=wrong_check)
-    yield "duplicate card number", var(1, card_no=base[2]["card_no"], ssn=_bump(base[1]["ssn"]))
-    yield "expiry before issue", var(3, expiry_date=base[3]["issue_date"])
+    yield "duplicate card number", var(1, card_no=at(2)["card_no"], ssn=_bump(at(1)["ssn"]))
+    yield "expiry before issue", var(3, expiry_date=at(3)["issue_date"])
     yield "name not GBK", var(4, name="王\U0001f600")
-    pan = base[5]["pan"]
+    pan = at(5)["pan"]
     yield "PAN Luhn", var(5, pan=pan[:-1] + str((int(pan[-1]) + 1) % 10))
-    yield "gender mismatch", var(6, gender="2" if base[6]["gender"] == "1" else "1")
+    yield "gender mismatch", var(6, gender="2" if at(6)["gender"] == "1" else "1")
     yield "EC balance over limit", var(7, ec_balance="20000", ec_limit="15000")
     yield "missing photo", var(8, photo="photos/missing.jpg")
 
