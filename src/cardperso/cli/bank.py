@@ -44,9 +44,11 @@ def _yuan(fen: int) -> str:
 
 
 def _on_reader(reader: str, flow: terminal.Flow[_T]) -> _T:
-    from cardperso.devices.pcsc import PcscTransport
+    from cardperso.devices import pcsc
 
-    with PcscTransport(reader) as transport:
+    # -vv: the APDU trace (secrets and records redacted) goes to the debug log, as for the line
+    trace = pcsc.log_trace() if pcsc.log.isEnabledFor(logging.DEBUG) else None
+    with pcsc.PcscTransport(reader, trace=trace) as transport:
         return terminal.run(flow, transport.transmit)
 
 
