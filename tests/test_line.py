@@ -91,10 +91,14 @@ def test_two_stations_make_every_card_with_faults(pcsc_lab, tmp_path: Path) -> N
     assert len(list(output.glob("*.png"))) == 6
     rejects = list((tmp_path / "line" / "rejects").glob("*.json"))
     assert len(rejects) == 2  # the mute card and the card whose stripe failed
-    # a produced image holds the chip serial recorded for its record
+    # each produced card is the chip the journal paired with its record: same serial, secured,
+    # both applications personalized, and EF05 record 7 holds that record's card number
     for r in rows:
-        image = json.loads((output / f"{r['chip_serial']}.json").read_text())
-        assert image  # the card image exists under the serial the journal recorded
+        card = VirtualCard.load(output / f"{r['chip_serial']}.json")
+        assert card.serial.hex().upper() == r["chip_serial"]
+        assert card.state.lifecycle == "SECURED"
+        assert {a.lifecycle for a in card.state.apps.values()} == {"PERSONALIZED"}
+        assert card.state.ssse.records["0507"] == b"\x07\x09" + r["card_no"].encode("ascii")
 
 
 def test_wrong_keys_stop_the_line_without_retrying_authentication(pcsc_lab, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
