@@ -31,7 +31,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Generator, Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -103,7 +103,7 @@ class BankPlan:
     two: TwoStage
     batch: str
     kek: str = "transport-kek"
-    pin_seed: bytes = b""
+    pin_seed: bytes = field(default=b"", repr=False)  # secret: every PIN derives from it
     verify: bool = True
 
 
