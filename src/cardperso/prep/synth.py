@@ -24,32 +24,13 @@ from pathlib import Path
 
 from cardperso.codec.numbers import card_number_check_char, luhn_check_digit, resident_id_check_char
 from cardperso.errors import UsageError
+from cardperso.profiles.fields import INPUT_FIELDS
 
 __all__ = ["COLUMNS", "make_batch", "make_photo", "records"]
 
-COLUMNS = (
-    "ssn",
-    "name",
-    "gender",
-    "nation",
-    "birth_date",
-    "birth_place",
-    "region",
-    "card_no",
-    "issue_date",
-    "expiry_date",
-    "photo",
-    "bank_code",
-    "pan",
-    "pan_seq",
-    "pin",
-    "ec_balance",
-    "ec_limit",
-    "ec_single_limit",
-    "ec_reset_threshold",
-    "application_type",
-    "accepted_date",
-)
+#: The columns the generator writes: every input field but the optional Latin name and
+#: person code (``profiles.fields.INPUT_FIELDS`` is the one list of input fields).
+COLUMNS = tuple(f for f in INPUT_FIELDS if f not in ("name_latin", "person_code"))
 
 _REGIONS = (
     "110101", "110105", "120103", "130102", "210102", "310104", "310115", "320102",

@@ -32,32 +32,14 @@ from typing import Final, TextIO
 from cardperso.codec.numbers import mask_id
 from cardperso.errors import DataError, UsageError
 from cardperso.line.journal import Journal
+from cardperso.profiles.fields import INPUT_FIELDS
 from cardperso.registry import lifecycle
-from cardperso.registry.applications import EXTRA
 from cardperso.registry.schema import LATEST, current_version, has_table
 from cardperso.registry.store import Application, move, select_apps
 from cardperso.storage.db import Database
 
 #: Columns of the exported data-preparation input file.
-EXPORT_COLUMNS: Final = (
-    "ssn",
-    "name",
-    "gender",
-    "nation",
-    "birth_date",
-    "birth_place",
-    "region",
-    "card_no",
-    "issue_date",
-    "expiry_date",
-    "photo",
-    "bank_code",
-    "pan",
-    "pan_seq",
-    *EXTRA,
-    "application_type",
-    "accepted_date",
-)
+EXPORT_COLUMNS: Final = tuple(f for f in INPUT_FIELDS if f != "pin")  # a PIN is never stored
 
 
 def registry_present(db: Database) -> bool:
