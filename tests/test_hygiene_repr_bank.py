@@ -15,3 +15,14 @@ def test_bank_plan_repr_hides_the_pin_seed() -> None:
     two: Any = None  # the plan's profile part plays no role in the repr check
     shown = repr(BankPlan(two, "batch-1", pin_seed=SEED))
     assert SEED.hex() not in shown.lower() and repr(SEED)[2:-1] not in shown, shown
+
+
+def test_card_session_repr_hides_the_records_and_the_pan() -> None:
+    from cardperso.bank.terminal import AppSelection, CardSession
+
+    pan = "6228480000000000017"
+    record = bytes.fromhex("70 12 57 10") + bytes.fromhex(pan[:16])  # tag 57, track 2 equivalent
+    sel = AppSelection(b"\xa0\x00\x00\x03\x33\x01\x01\x01", b"", b"", "PPSE")
+    shown = repr(CardSession(sel, records={0x0101: record}, pan=pan))
+    assert pan not in shown and pan[:16] not in shown.replace(" ", ""), shown
+    assert record.hex() not in shown.lower() and repr(record)[2:-1] not in shown, shown

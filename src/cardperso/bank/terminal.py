@@ -144,12 +144,13 @@ class AppSelection:
 
 @dataclass(slots=True)
 class CardSession:
-    """What the terminal learnt about the card in one transaction (PAN never in a repr)."""
+    """What the terminal learnt about the card in one transaction (PAN and records never in a
+    repr)."""
 
     selection: AppSelection
     aip: bytes = b""
     afl: bytes = b""
-    records: dict[int, bytes] = field(default_factory=dict)
+    records: dict[int, bytes] = field(default_factory=dict, repr=False)  # personal data
     pan: str = field(default="", repr=False)
     psn: str = "00"
     cdol1: bytes = b""
