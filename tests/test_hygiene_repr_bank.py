@@ -26,3 +26,11 @@ def test_card_session_repr_hides_the_records_and_the_pan() -> None:
     shown = repr(CardSession(sel, records={0x0101: record}, pan=pan))
     assert pan not in shown and pan[:16] not in shown.replace(" ", ""), shown
     assert record.hex() not in shown.lower() and repr(record)[2:-1] not in shown, shown
+
+
+def test_magstripe_tracks_repr_hides_the_pan_and_the_name() -> None:
+    from cardperso.codec.magstripe import tracks
+
+    pan = "6228480000000000017"
+    shown = repr(tracks(pan, "ZHANG/SANFENG", "3012")) + str(tracks(pan, "ZHANG/SANFENG", "3012"))
+    assert pan not in shown and "SANFENG" not in shown, shown

@@ -21,10 +21,13 @@ TRACK2_MAX = 40 - 3
 _TRACK1_CHARS = set(" !\"#&'()*+,-./0123456789:;<=>@ABCDEFGHIJKLMNOPQRSTUVWXYZ[\\]_")
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, repr=False)
 class Tracks:
     track1: str
     track2: str
+
+    def __repr__(self) -> str:  # PAN and cardholder name in clear: lengths only
+        return f"Tracks(<track 1: {len(self.track1)} chars>, <track 2: {len(self.track2)} chars>)"
 
 
 def _check_common(pan: str, expiry_yymm: str, service_code: str) -> None:
