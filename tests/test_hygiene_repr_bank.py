@@ -34,3 +34,13 @@ def test_magstripe_tracks_repr_hides_the_pan_and_the_name() -> None:
     pan = "6228480000000000017"
     shown = repr(tracks(pan, "ZHANG/SANFENG", "3012")) + str(tracks(pan, "ZHANG/SANFENG", "3012"))
     assert pan not in shown and "SANFENG" not in shown, shown
+
+
+def test_demo_factory_card_repr_hides_identity_number_and_name() -> None:
+    from pathlib import Path
+
+    from cardperso.bank.demo import FactoryCard
+
+    ssn = "11010119900307663X"  # GB 11643 example form (synthetic)
+    shown = repr(FactoryCard(Path("card.json"), b"\x01" * 8, b"\x02" * 16, ssn, "张三丰"))
+    assert ssn not in shown and "张三丰" not in shown, shown

@@ -13,7 +13,7 @@ import csv
 import datetime
 import json
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from cardperso.bank.accounts import AccountFile, read_accounts, read_handover, ssn_digester
@@ -44,8 +44,8 @@ class FactoryCard:
     image: Path
     serial: bytes
     card_id: bytes
-    ssn: str
-    name: str
+    ssn: str = field(repr=False)
+    name: str = field(repr=False)
 
 
 def factory_store(directory: Path, bank: KeyStore) -> SoftwareKeyStore:
