@@ -135,5 +135,7 @@ def test_the_comparison_helpers_are_constant_time() -> None:
     assert cp.equal(b"\x01\x02", b"\x01\x02") and not cp.equal(b"\x01\x02", b"\x01\x03")
     assert not cp.equal(b"\x01", b"\x01\x02")
     cp.verify_mac(b"\xaa" * 8, b"\xaa" * 8, "C-MAC")
-    with pytest.raises(MacMismatch):
+    with pytest.raises(MacMismatch, match=r"^C-MAC does not verify$"):
         cp.verify_mac(b"\xaa" * 8, b"\xab" + b"\xaa" * 7, "C-MAC")
+    with pytest.raises(MacMismatch, match=r"^MAC does not verify$"):  # the default name
+        cp.verify_mac(b"\xaa" * 8, b"\xaa" * 7)
