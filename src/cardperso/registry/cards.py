@@ -150,8 +150,14 @@ def register(db: Database, *, actor: str, limit: int | None = None) -> list[Regi
                 got = _register_one(db, app.id, actor=actor)
                 break
             except Exception as exc:
-                if not is_integrity_error(exc) or attempt == RETRIES - 1:
+                if not is_integrity_error(exc):
                     raise
+                if attempt == RETRIES - 1:
+                    # not the driver's error: its DETAIL line quotes the identity number
+                    raise DataError(
+                        f"registration still conflicts after {RETRIES} attempts",
+                        record=f"application {app.id}",
+                    ) from None
                 log.info("application %d: registration raced another; retrying", app.id)
         if got is not None:
             out.append(got)
