@@ -12,9 +12,15 @@ from cardperso.bank import demo, terminal
 from cardperso.bank.accounts import AccountFile, read_accounts
 from cardperso.bank.host import IssuerHost
 from cardperso.bank.personalize import BankPlan, personalize_batch, pin_seed_for
-from cardperso.bank.twostage import TransportDelivery, load_two_stage, make_delivery
+from cardperso.bank.twostage import (
+    TransportDelivery,
+    batch_kdd,
+    load_two_stage,
+    make_delivery,
+)
 from cardperso.card import VirtualCard
 from cardperso.card.inprocess import InProcessTransport
+from cardperso.crypto import gp
 from cardperso.errors import DataError, KeyStoreError, ProfileError
 from cardperso.keystore.software import SoftwareKeyStore, generate_file
 from cardperso.prep.rejects import RejectsWriter
@@ -34,7 +40,7 @@ def test_profile_two_stage_section() -> None:
     two = load_two_stage("ssc3-pboc-2stage")
     assert two.factory.pboc is None and two.bank.pboc is not None
     assert two.ssd.aid == bytes.fromhex("A00000033353534401") and two.ssd.privileges[0] & 0xA0
-    with pytest.raises(ProfileError):
+    with pytest.raises(ProfileError, match="two_stage"):
         load_two_stage("ssc3-pboc")  # no two_stage section
 
 
@@ -44,13 +50,19 @@ def test_delivery_round_trip_and_kek_check(tmp_path: Path) -> None:
     d = make_delivery(bank, two, "B7")
     again = TransportDelivery.from_json(d.to_json())
     assert again == d
-    assert again.unwrap(bank).enc  # the bank holds the exchange key too
+    # the bank holds the exchange key too; the clear keys are the batch's diversified keys
+    kmc = bank._key(two.ssd.transport_kmc).value
+    (expected,) = gp.diversify(kmc, [batch_kdd("B7")], two.ssd.diversification)
+    clear = again.unwrap(bank)
+    assert (clear.enc, clear.mac, clear.dek) == (expected.enc, expected.mac, expected.dek)
+    assert (d.batch, d.kek, d.kek_kcv) == ("B7", two.ssd.key_exchange_kek, bank.kcv(d.kek))
     other = generate_file(tmp_path / "other.json")
     other.generate_key("kek-exchange", "3DES")
-    with pytest.raises(KeyStoreError):
+    with pytest.raises(KeyStoreError, match="is not the key-exchange key of this delivery"):
         again.unwrap(other)
-    with pytest.raises(DataError):
+    with pytest.raises(DataError, match=r"not a .* file") as exc:
         TransportDelivery.from_json('{"format": "x"}')
+    assert exc.value.field == "format"
 
 
 def test_factory_leaves_pboc_installed_under_the_ssd(
