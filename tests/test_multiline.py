@@ -21,6 +21,7 @@ from pathlib import Path
 
 import pytest
 
+from cardperso.errors import UsageError
 from cardperso.keystore.software import SoftwareKeyStore
 from cardperso.line.journal import JobSeed, Journal
 from cardperso.line.linefile import LineOptions, LineSpec, StationSpec, dump_line
@@ -174,10 +175,10 @@ def test_join_creates_once_and_respects_live_claims(pg_url: str) -> None:  # noq
         assert a.create_or_join(seeds, source="f", digest="d", max_attempts=5) is True
         assert b.create_or_join(seeds, source="f", digest="d") is False
         assert b.max_attempts == 5 and a.counts()["queued"] == 4
-        with pytest.raises(Exception, match="another file"):
+        with pytest.raises(UsageError, match="made from another file"):
             Journal(b_db, "JOIN1").create_or_join(seeds, source="f", digest="other")
         a.hold_stations("hostA:1:aa", ["A1"], stale_after=3)
-        with pytest.raises(Exception, match="held by a live line"):
+        with pytest.raises(UsageError, match="station A1 of run JOIN1 is held by a live line"):
             b.hold_stations("hostB:2:bb", ["A1"], stale_after=3)
         b.hold_stations("hostB:2:bb", ["B1"], stale_after=3)
         ja = a.claim("A1")
