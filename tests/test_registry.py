@@ -19,7 +19,7 @@ from click.testing import CliRunner
 
 from cardperso.cli.main import _register, cli
 from cardperso.codec.numbers import check_card_number
-from cardperso.errors import DataError, IllegalTransition
+from cardperso.errors import DataError, IllegalTransition, UsageError
 from cardperso.line.journal import JobSeed, Journal
 from cardperso.prep.synth import make_photo, records
 from cardperso.profiles.loader import load_profile
@@ -605,7 +605,7 @@ def test_results_flow_from_a_shared_journal(db: Database, tmp_path: Path) -> Non
 def test_schema_version_is_checked(tmp_path: Path) -> None:
     with Database(tmp_path / "old.db") as db:
         assert schema.current_version(db) == 0
-        with pytest.raises(Exception, match="db upgrade"):
+        with pytest.raises(UsageError, match="schema is at version 0, this cardperso needs 2"):
             store.open_registry(db)
         assert [v for v, _ in schema.upgrade(db)] == [1, 2]
         assert schema.upgrade(db) == []
