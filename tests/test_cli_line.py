@@ -1,5 +1,5 @@
 """The line's command line: `cardperso demo` end to end (in process, on the test lab's real
-pcscd + vpcd readers), `run --resume`, `line resume-station`."""
+pcscd + vpcd readers), two-stage factory runs, `line resume-station` on a paused station."""
 
 from __future__ import annotations
 
@@ -78,3 +78,53 @@ def test_two_stage_factory_batch_runs_on_the_line(pcsc_lab, tmp_path: Path) -> N
     for image in images:
         state = VirtualCard.load(image).state
         assert state.ssds, "each card carries the bank's security domain"
+
+
+def test_resume_station_wakes_a_paused_station(pcsc_lab, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    """A sticky ribbon fault pauses the station; with retries far apart only the operator's
+    `line resume-station` (after clearing the printer) lets the run finish."""
+    import functools
+    import threading
+
+    from cardperso.keystore.software import SoftwareKeyStore
+    from cardperso.line.runner import LineRun
+    from cardperso.prep.pipeline import PrepOptions, prepare
+    from cardperso.prep.synth import make_batch
+    from cardperso.profiles.loader import load_profile
+    from cardperso.storage.db import Database
+
+    _register()
+    keys = Path(__file__).resolve().parent.parent / "keys-sample" / "keys.json"
+    make_batch(tmp_path / "b.csv", 2, seed=9)
+    prepare(
+        tmp_path / "b.csv", load_profile("ssc3-pboc"), SoftwareKeyStore.load(keys),
+        functools.partial(SoftwareKeyStore.load, keys), tmp_path / "b.perso", tmp_path / "r.csv",
+        PrepOptions(batch_id="RS", created=1),
+    )  # fmt: skip
+    readers = [s for s in pcsc_lab.slots if s.card is None][:1]
+    line = SimLine(1, tmp_path / "line", faults="st1:ribbon_out@1!", readers=readers,  # type: ignore[arg-type]
+                   options=LineOptions(card_timeout=5, pause_retry=600))  # fmt: skip
+    db_path = tmp_path / "j.db"
+    with line:
+        run = LineRun(
+            tmp_path / "b.perso", line.spec, SoftwareKeyStore.load(keys), Database(db_path)
+        )
+        done = threading.Event()
+        worker = threading.Thread(
+            target=lambda: (run.run(tmp_path / "res.csv"), done.set()), daemon=True
+        )
+        worker.start()
+        for _ in range(300):  # wait until the station reports the pause
+            if run.stations[0].status.state == "paused":
+                break
+            done.wait(0.1)
+        assert run.stations[0].status.state == "paused"
+        assert "replace the ribbon" in run.stations[0].status.message
+        line.stations[0].clear_faults()  # the operator replaces the ribbon ...
+        out = CliRunner().invoke(
+            cli,
+            ["line", "resume-station", "st1", "--run", run.journal.run_id, "--db", str(db_path)],
+        )  # ... and resumes the station
+        assert out.exit_code == 0, out.output
+        assert done.wait(120), "the resumed station finishes the run"
+    assert run.journal.counts()["done"] == 2

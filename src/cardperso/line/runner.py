@@ -333,6 +333,7 @@ class LineRun:
         self.records: dict[int, PersoRecordBody] = dict(iter_records(self.perso_file))
         run_id = f"{self.header.batch_id}-{self.header.profile_digest[:4].hex()}"
         self.journal = Journal(db, run_id)
+        ensure_control_table(db)  # operators' resume requests (`cardperso line resume-station`)
         digest = self.header.profile_digest.hex()
         self.join = join
         self.heartbeat = min(heartbeat, stale_after / 3)  # several beats before a claim is stale
@@ -440,30 +441,30 @@ class LineRun:
             raise UsageError(f"no station named {name!r}")
         self._resume_events[name].set()
 
+    #: How often a paused station looks for an operator's resume request in the database.
+    RESUME_POLL = 0.5
+
     def wait_for_resume(self, name: str) -> None:
+        """Return when the station should retry: after ``pause_retry`` seconds, at once when an
+        operator resumes it (``cardperso line resume-station``, through the database, possibly
+        from another process or machine), or when the line stops."""
         event = self._resume_events[name]
-        if self._resume_requested(name):
-            return
-        event.wait(self.spec.options.pause_retry)
+        deadline = time.monotonic() + self.spec.options.pause_retry
+        while not self._resume_requested(name):
+            left = deadline - time.monotonic()
+            if left <= 0 or event.wait(min(self.RESUME_POLL, left)):
+                break
         event.clear()
 
     def _resume_requested(self, name: str) -> bool:
-        rows = (
-            self.db.execute(
-                "SELECT id FROM line_control WHERE run_id = ? AND station = ? AND done = 0",
-                (self.journal.run_id, name),
-            )
-            if self._control_table()
-            else []
+        rows = self.db.execute(
+            "SELECT id FROM line_control WHERE run_id = ? AND station = ? AND done = 0",
+            (self.journal.run_id, name),
         )
         if rows:
             self.db.execute("UPDATE line_control SET done = 1 WHERE id = ?", (rows[0][0],))
             return True
         return False
-
-    def _control_table(self) -> bool:
-        ensure_control_table(self.db)
-        return True
 
     # -- running ---------------------------------------------------------------------------
     def run(
