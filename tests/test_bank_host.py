@@ -90,9 +90,13 @@ def test_load_past_the_limit_is_refused_by_the_host() -> None:
     mk = emv.derive_icc_master_key_a(IMK_AC, PAN, PSN)
     ac = emv.application_cryptogram(emv.session_key_common(mk, ATC), b"x")
     req = AuthRequest(PAN, PSN, ATC, ac, b"x")
-    with pytest.raises(LoadRefused):
+    with pytest.raises(LoadRefused, match=r"balance 14000 \+ load 1001 .* limit 15000") as info:
         host.authorize_load(req, balance=14000, limit=15000, amount=1001)
-    assert host.authorize_load(req, balance=14000, limit=15000, amount=1000).scripts
+    assert info.value.field == "amount"
+    ok = host.authorize_load(req, balance=14000, limit=15000, amount=1000)
+    # one script: PUT DATA 9F79 (balance) = 15000 fen, n12, then its 4-byte MAC
+    assert ok.arc == b"00" and len(ok.scripts) == 1
+    assert ok.scripts[0][:11] == bytes.fromhex("04DA9F790A000000015000")
 
 
 def test_request_repr_and_mask_hide_the_pan() -> None:
@@ -108,8 +112,9 @@ def test_n12_round_trip(amount: int) -> None:
 
 
 def test_n12_refuses_out_of_range() -> None:
-    with pytest.raises(DataError):
+    with pytest.raises(DataError, match=r"must be 0\.\.999999999999 fen") as info:
         n12(10**12)
+    assert info.value.field == "amount"
 
 
 # -- terminal flows, in process --------------------------------------------------------------
@@ -143,8 +148,9 @@ def test_ec_load_then_purchase(tmp_path: Path) -> None:
 def test_load_past_limit_refused_before_the_card_changes(tmp_path: Path) -> None:
     host = card_host(tmp_path, balance=14000)
     atc = host.card.state.pboc.atc
-    with pytest.raises(LoadRefused):
+    with pytest.raises(LoadRefused, match=r"balance 14000 \+ load 1001 would pass") as info:
         terminal.run(terminal.ec_load(IssuerHost(store()), 1001), host.transport.transmit)
+    assert info.value.field == "amount"
     assert balance_of(host) == 14000
     assert host.card.state.pboc.atc == atc  # no GPO was sent
 
