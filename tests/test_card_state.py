@@ -160,11 +160,13 @@ def test_in_process_transport_shape(tmp_path: Path) -> None:
 def test_bad_images_rejected(tmp_path: Path) -> None:
     path = tmp_path / "bad.json"
     path.write_text("not json")
-    with pytest.raises(DataError):
+    with pytest.raises(DataError, match="card image is not JSON") as info:
         VirtualCard.load(path)
+    assert info.value.field == "image"
     path.write_text('{"format": "cardperso-vcard/1", "card": {"serial": 5}}')
-    with pytest.raises(DataError):
+    with pytest.raises(DataError, match="expected a hex string") as info:
         VirtualCard.load(path)
+    assert info.value.field == "card.serial"
 
 
 def test_fresh_serials_avoid_cards_in_the_directory(tmp_path: Path) -> None:
