@@ -121,11 +121,13 @@ def test_issuer_script_mac_input_layout() -> None:
 
 
 def test_usage_errors() -> None:
-    with pytest.raises(UsageError):
+    with pytest.raises(
+        UsageError, match=r"ICC master key must be a 16\-byte double\-length DES key"
+    ):
         emv.session_key_common(IMK[:8], H("0001"))
-    with pytest.raises(UsageError):
+    with pytest.raises(UsageError, match=r"ARPC method 1 needs an 8\-byte ARQC and a 2\-byte ARC"):
         emv.arpc_method1(SK_AB, H("12"), H("0000"))
-    with pytest.raises(UsageError):
+    with pytest.raises(UsageError, match=r"ARPC method 2 needs an 8\-byte ARQC, 4\-byte CSU"):
         emv.arpc_method2(SK_AB, H("1234567890ABCDEF"), H("00"))
 
 
