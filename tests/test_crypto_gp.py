@@ -68,9 +68,9 @@ def test_none_and_registry() -> None:
 
     gp.register_diversification("test-swapped", swapped)
     assert gp.diversify(KEY_16, [KDD], "test-swapped")[0].dek == KEY_16
-    with pytest.raises(UsageError):
+    with pytest.raises(UsageError, match=r"unknown GP key diversification 'no\-such\-method'"):
         gp.diversify(KEY_16, [KDD], "no-such-method")
-    with pytest.raises(UsageError):
+    with pytest.raises(UsageError, match=r"KDD must be 10 bytes"):
         gp.diversify(KEY_16, [KDD[:9]], "emv")
 
 
