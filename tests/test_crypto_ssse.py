@@ -32,11 +32,11 @@ def test_3des_rule() -> None:
 
 
 def test_errors() -> None:
-    with pytest.raises(UsageError):
+    with pytest.raises(UsageError, match=r"SSSE diversification is defined for 3DES and SM4"):
         ssse.diversify(MASTER, "AES", [bytes(8)])
-    with pytest.raises(UsageError):
+    with pytest.raises(UsageError, match=r"SSSE diversification factor must be 8 bytes"):
         ssse.diversify(MASTER, "SM4", [bytes(7)])
-    with pytest.raises(UsageError):
+    with pytest.raises(UsageError, match=r"3DES SSSE master key must be 16 bytes"):
         ssse.diversify(MASTER[:8], "3DES", [bytes(8)])
     assert ssse.diversify(MASTER, "SM4", []) == []
 
