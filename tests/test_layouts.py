@@ -58,13 +58,13 @@ def test_model_must_be_a_frozen_slotted_dataclass() -> None:
     class Loose:
         x: int
 
-    with pytest.raises(UsageError):
+    with pytest.raises(UsageError, match=r"model must be a frozen, slotted dataclass"):
         Layout("test.loose", "none", cs.Struct("x" / cs.Int8ub), Loose, register=False)
 
 
 def test_a_name_registers_once() -> None:
     existing = REGISTRY["gp.cplc"]
-    with pytest.raises(UsageError):
+    with pytest.raises(UsageError, match=r"layout 'gp\.cplc' is already registered"):
         Layout("gp.cplc", existing.spec, existing.struct, existing.model)
 
 
