@@ -45,7 +45,7 @@ def test_cplc_encode_wrong_length_names_field() -> None:
 
 def test_encode_wrong_model_type_is_usage_error() -> None:
     model, _ = gp.CPLC.vectors[0]
-    with pytest.raises(UsageError):
+    with pytest.raises(UsageError, match=r"encodes Scp02InitializeUpdateResponse, got Cplc"):
         gp.SCP02_INITIALIZE_UPDATE_RESPONSE.encode(model)  # type: ignore[arg-type]
 
 
