@@ -130,11 +130,11 @@ def test_override_length_and_record_number() -> None:
 
 
 def test_override_typos_are_usage_errors() -> None:
-    with pytest.raises(UsageError):
+    with pytest.raises(UsageError, match=r"override names unknown records: card_numbr"):
         ssse.override(ssse.EF05_RECORDS, {"card_numbr": {"rec": 9}})
-    with pytest.raises(UsageError):
+    with pytest.raises(UsageError, match=r"record card_number: cannot override record"):
         ssse.override(ssse.EF05_RECORDS, {"card_number": {"record": 9}})
-    with pytest.raises(UsageError):
+    with pytest.raises(UsageError, match=r"record card_number: unknown format 'xx'"):
         ssse.override(ssse.EF05_RECORDS, {"card_number": {"fmt": "xx"}})
 
 
