@@ -221,7 +221,7 @@ def test_save_refuses_to_overwrite_unless_asked(tmp_path: Path) -> None:
     assert SoftwareKeyStore.load(path).kcv("gp-kmc") == first.kcv("gp-kmc")
     second = generate_file(path, overwrite=True)
     assert SoftwareKeyStore.load(path).kcv("gp-kmc") == second.kcv("gp-kmc")
-    with pytest.raises(UsageError):
+    with pytest.raises(UsageError, match=r"this key store has no file"):
         SoftwareKeyStore([], test_keys=False).save()
 
 
@@ -249,7 +249,7 @@ def test_duplicate_and_unnamed_keys_are_refused() -> None:
     k = SecretKey("3DES", bytes(16), "a")
     with pytest.raises(KeyStoreError, match="'a' appears twice"):
         SoftwareKeyStore([k, k], test_keys=True)
-    with pytest.raises(UsageError):
+    with pytest.raises(UsageError, match=r"every key in a key store needs a name"):
         SoftwareKeyStore([SecretKey("3DES", bytes(16))], test_keys=True)
 
 
