@@ -128,7 +128,9 @@ def test_response() -> None:
     with pytest.raises(DecodeError) as d:
         ResponseAPDU.parse(b"\x90")
     assert d.value.field == "SW" and "1 bytes, a status word needs 2" in d.value.reason
-    with pytest.raises(UsageError):
+    with pytest.raises(
+        UsageError, match=r"status word must be an int from 0000 to FFFF, got 65536"
+    ):
         ResponseAPDU(b"", 0x10000)
 
 
@@ -279,7 +281,9 @@ def test_check() -> None:
         "warning",
         "error",
     ]
-    with pytest.raises(UsageError):
+    with pytest.raises(
+        UsageError, match=r"status word must be an int from 0000 to FFFF, got 65536"
+    ):
         status.describe(0x10000)
 
 
