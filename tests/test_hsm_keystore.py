@@ -207,7 +207,7 @@ def test_generated_key_halves_match_the_key(hsm_store_factory: Factory) -> None:
     data = b"1234567"
     assert store.mac("gen", data, "alg3") == store.encrypt("gen", cp.pad_method2(data, 8))
     assert store.info("gen").test_key is False
-    with pytest.raises(KeyStoreError):
+    with pytest.raises(KeyStoreError, match="cannot generate a 16-byte SM4 key in the token"):
         store.generate_key("gen", "SM4", 16, replace=True)
 
 
@@ -331,7 +331,7 @@ def test_replace_and_names_isolation(hsm_store_factory: Factory) -> None:
 def test_unknown_token_and_mode(softhsm: SoftHsm) -> None:
     with pytest.raises(KeyStoreError, match="no-such-token"):
         Pkcs11KeyStore(softhsm.module, "no-such-token", softhsm.pin_source)
-    with pytest.raises(UsageError):
+    with pytest.raises(UsageError, match="mode must be one of"):
         Pkcs11KeyStore(softhsm.module, softhsm.token_label, softhsm.pin_source, mode="lax")  # type: ignore[arg-type]
     with pytest.raises(KeyStoreError, match="module"):
         Pkcs11KeyStore("/nonexistent/libpkcs11.so", softhsm.token_label, softhsm.pin_source)
@@ -406,7 +406,7 @@ def test_token_session_shared_between_stores(hsm_store_factory: Factory) -> None
 
 def test_ssse_sm4_master_is_not_in_the_token(hsm_store_factory: Factory) -> None:
     store = load(hsm_store_factory(mode="fast"), contract_keys())
-    with pytest.raises(KeyStoreError):
+    with pytest.raises(KeyStoreError, match="no key 'ssse-mk' in pkcs11:"):
         store.derive_ssse("ssse-mk", FACTORS)
 
 
