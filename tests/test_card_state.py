@@ -33,8 +33,10 @@ def test_blank_card_image(tmp_path: Path) -> None:
     assert state.isd.keys[0].kvn == 0xFF and state.isd.keys[0].enc == bytes(range(0x40, 0x50))
     assert [p.kind for p in state.packages] == ["ssse", "pboc"] and not state.apps
     assert card.atr == bytes.fromhex("3B8C80010043505353010203040190008B")
-    with pytest.raises(UsageError):
+    image = card.path.read_bytes()
+    with pytest.raises(UsageError, match=r"c\.json already exists"):
         VirtualCard.create_blank(tmp_path / "c.json")
+    assert card.path.read_bytes() == image  # the existing card is left alone
 
 
 def test_state_survives_reload(tmp_path: Path) -> None:
@@ -149,7 +151,7 @@ def test_power_cycle_clears_volatile_state(tmp_path: Path) -> None:
 def test_in_process_transport_shape(tmp_path: Path) -> None:
     card = new_card(tmp_path)
     transport = InProcessTransport(card)
-    with pytest.raises(TransportError):
+    with pytest.raises(TransportError, match=r"^not connected$"):
         transport.transmit(b"\x00\xa4\x04\x00\x00")
     with transport:
         assert transport.atr == card.atr
