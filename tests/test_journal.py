@@ -41,7 +41,7 @@ def test_transition_table_refuses_illegal_moves() -> None:
     assert jobs.next_state("queued", "claim") == "encoding"
     with pytest.raises(IllegalTransition, match="printed"):
         jobs.next_state("queued", "printed")
-    with pytest.raises(IllegalTransition):
+    with pytest.raises(IllegalTransition, match="card job: 'retry' is not allowed in state 'done'"):
         jobs.next_state("done", "retry")
 
 
@@ -54,7 +54,7 @@ def test_happy_path_and_counts(db: Database) -> None:
     journal.chip_ok(a, chip_serial="11223344", atr="3B00")
     journal.printed(a)
     assert journal.counts()["done"] == 1 and journal.counts()["encoding"] == 1
-    with pytest.raises(IllegalTransition):
+    with pytest.raises(IllegalTransition, match="'printed' is not allowed in state 'encoding'"):
         journal.printed(b)  # chip not done yet
 
 
