@@ -272,8 +272,9 @@ def test_check() -> None:
     assert e.value.command == "SELECT SSSE"
     assert e.value.meaning == "file or application not found"
     assert str(e.value) == "SELECT SSSE: card returned 6A82 (file or application not found)"
-    with pytest.raises(CardError):
+    with pytest.raises(CardError, match=r"^card returned 6283 \(warning: ") as w:
         status.check(0x6283)  # a warning is not success
+    assert w.value.sw == 0x6283
     assert [status.category(sw) for sw in (0x9000, 0x6110, 0x6283, 0x63C1, 0x6A80)] == [
         "success",
         "success",
