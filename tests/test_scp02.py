@@ -73,9 +73,13 @@ def test_pysim_wrong_card_cryptogram_closes_for_good() -> None:
     with pytest.raises(CryptogramMismatch):
         host.process_initialize_update_response(PYSIM_IU_RESP[:-1] + b"\xff")
     assert host.state is State.CLOSED
-    with pytest.raises(IllegalTransition):
+    with pytest.raises(
+        IllegalTransition, match="'initialize_update' is not allowed in state 'closed'"
+    ):
         host.initialize_update()  # never retry on the same object
-    with pytest.raises(IllegalTransition):
+    with pytest.raises(
+        IllegalTransition, match="SCP02 host: 'wrap' is not allowed in state 'closed'"
+    ):
         host.wrap(PYSIM_PLAIN)
 
 
@@ -115,8 +119,9 @@ def test_wrong_host_keys_give_6300_and_card_drops_session() -> None:
     ext[6] ^= 0x01  # corrupt the host cryptogram, keep the MAC -> MAC fails first
     assert card.external_authenticate(bytes(ext)) == H("6982")
     assert card.state is State.IDLE and card.seq_counter == 5
-    with pytest.raises(CardError):
+    with pytest.raises(CardError, match="card returned 6982") as info:
         host.process_external_authenticate_response(H("6982"))
+    assert info.value.sw == 0x6982
     assert host.state is State.CLOSED
 
 
@@ -137,7 +142,9 @@ def test_card_refuses_unknown_kvn_and_misuse() -> None:
     card = Scp02Card(GP_KEYS, kvn=0x20, seq_counter=0)
     assert card.initialize_update(H("8050300008") + bytes(8) + b"\x00") == H("6A88")
     assert card.external_authenticate(PYSIM_EXT_AUTH) == H("6985")
-    with pytest.raises(IllegalTransition):
+    with pytest.raises(
+        IllegalTransition, match="SCP02 card: 'unwrap_command' is not allowed in state 'idle'"
+    ):
         card.unwrap_command(PYSIM_WRAPPED)
     with pytest.raises(UsageError):
         Scp02Host(GP_KEYS, 0x13)  # R-MAC levels are not implemented for SCP02
