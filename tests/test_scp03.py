@@ -160,7 +160,9 @@ def test_wrong_card_cryptogram_closes_for_good() -> None:
     with pytest.raises(CryptogramMismatch):
         host.process_initialize_update_response(H(v.iu_resp[:-8] + "00000000"))
     assert host.state is State.CLOSED
-    with pytest.raises(IllegalTransition):
+    with pytest.raises(
+        IllegalTransition, match="SCP03 host: 'initialize_update' is not allowed in state 'closed'"
+    ):
         host.initialize_update()
 
 
