@@ -35,10 +35,14 @@ def test_every_state_is_reachable() -> None:
 
 def test_wrap_before_authentication_is_illegal() -> None:
     host = Scp02Host(gp.StaticKeys(KEY, KEY, KEY))
-    with pytest.raises(IllegalTransition):
+    with pytest.raises(
+        IllegalTransition, match="SCP02 host: 'wrap' is not allowed in state 'idle'"
+    ):
         host.wrap(H("80F28002024F00"))
     host.initialize_update()
-    with pytest.raises(IllegalTransition):
+    with pytest.raises(
+        IllegalTransition, match="'encrypt_data' is not allowed in state 'init_sent'"
+    ):
         host.encrypt_dgi_data(bytes(8))
 
 
