@@ -81,7 +81,7 @@ def test_scp03_s16_mode() -> None:
 
 def test_scp03_rejects_bad_counter_length() -> None:
     _, data = gp.SCP03_INITIALIZE_UPDATE_RESPONSE.vectors[0]
-    with pytest.raises(DecodeError):
+    with pytest.raises(DecodeError, match=r"2 unexpected trailing byte\(s\)"):
         gp.SCP03_INITIALIZE_UPDATE_RESPONSE.decode(data[:-1])
 
 
@@ -97,12 +97,12 @@ def test_key_information_template_long_form_length() -> None:
 
 
 def test_key_information_template_rejects_extended_format() -> None:
-    with pytest.raises(DecodeError):
+    with pytest.raises(DecodeError, match="key_information_template: expected end of stream"):
         gp.KEY_INFORMATION_TEMPLATE.decode(bytes.fromhex("E008C0060101FF800010"))
 
 
 def test_key_information_template_rejects_entry_overrun() -> None:
-    with pytest.raises(DecodeError):
+    with pytest.raises(DecodeError, match="key_information_template: expected end of stream"):
         gp.KEY_INFORMATION_TEMPLATE.decode(bytes.fromhex("E006C00501018010"))
 
 
