@@ -12,9 +12,9 @@ from cardperso.layouts import gp, pboc, ssse
 
 
 def test_amount_bounds() -> None:
-    with pytest.raises(EncodingError):
+    with pytest.raises(EncodingError, match="amount must be an int from 0 to 999999999999 fen"):
         pboc.EcAmount(-1)
-    with pytest.raises(EncodingError):
+    with pytest.raises(EncodingError, match="amount must be an int from 0 to 999999999999 fen"):
         pboc.EcAmount(10**12)
 
 
@@ -33,7 +33,7 @@ def test_amount_round_trip(fen: int) -> None:
 
 
 def test_ec_data_object_only_for_ec_tags() -> None:
-    with pytest.raises(EncodingError):
+    with pytest.raises(EncodingError, match="tag 9F36 is not an e-cash amount"):
         pboc.EcDataObject(0x9F36, 1)
     with pytest.raises(DecodeError) as info:
         pboc.EC_DATA_OBJECT.decode(bytes.fromhex("9F3606000000000001"))
@@ -98,7 +98,7 @@ def test_gpo_round_trip_and_tlv_agreement(entries: tuple[pboc.AflEntry, ...], ai
 def test_gpo_format2_rejects_extra_objects() -> None:
     _, data = pboc.GPO_RESPONSE_FORMAT2.vectors[0]
     extra = tlv.encode(0x77, tlv.parse_one(data).value + tlv.encode(0x9F36, b"\x00\x01"))
-    with pytest.raises(DecodeError):
+    with pytest.raises(DecodeError, match="gpo_response_format2: expected end of stream"):
         pboc.GPO_RESPONSE_FORMAT2.decode(extra)
 
 
