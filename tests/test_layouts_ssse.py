@@ -38,13 +38,13 @@ def test_record_numbers_follow_the_version() -> None:
 
 def test_decode_records_needs_every_record() -> None:
     records = ssse.EF06.encode_records(PERSON)
-    with pytest.raises(DecodeError):
+    with pytest.raises(DecodeError, match=r"ssse.ef06: 6 records, the layout has 7"):
         ssse.EF06.decode_records(records[:-1])
 
 
 def test_record_for_tag() -> None:
     assert ssse.EF06.record_for_tag(0x4E).name == "name_extension"
-    with pytest.raises(DecodeError):
+    with pytest.raises(DecodeError, match=r"ssse.ef06: no record with tag 77"):
         ssse.EF06.record_for_tag(0x77)
 
 
@@ -62,7 +62,9 @@ def test_name_too_long_is_an_encoding_error() -> None:
     with pytest.raises(EncodingError) as info:
         ssse.EF06.encode(dataclasses.replace(PERSON, name="张" * 26))  # 52 > 30 + 20 bytes
     assert info.value.field == "name"
-    with pytest.raises(EncodingError):  # 1.0 cards have no extension: 16 characters is too long
+    with pytest.raises(
+        EncodingError, match="value is 32 bytes in GBK, max 30 bytes"
+    ):  # 1.0 cards have no extension: 16 characters is too long
         ssse.EF06_V1.encode(dataclasses.replace(PERSON, name="张" * 16))
 
 
@@ -207,5 +209,5 @@ def test_card_identification_code_needs_the_constant() -> None:
         ssse.CARD_IDENTIFICATION_CODE.decode(bad)
     assert info.value.offset == 3
     assert ssse.EF05.vectors[0][0].card_identification_code == data
-    with pytest.raises(EncodingError):
+    with pytest.raises(EncodingError, match="cn value has 7 digits, max 6 digits"):
         ssse.CARD_IDENTIFICATION_CODE.encode(dataclasses.replace(model, region="3604001"))
