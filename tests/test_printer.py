@@ -39,7 +39,7 @@ def test_panel_sizes_follow_geometry() -> None:
     assert (PANEL_WIDTH, PANEL_HEIGHT) == (648, 1016)
     assert panel_bytes(2) == 81 * 1016 == 82_296  # 1 bit per dot (card-printer.md)
     assert panel_bytes(256) == 648 * 1016
-    with pytest.raises(DecodeError):
+    with pytest.raises(DecodeError, match="panel levels must be a power of two >= 2, not 3"):
         panel_bytes(3)
 
 
