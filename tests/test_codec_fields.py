@@ -76,7 +76,7 @@ def test_n_errors() -> None:
             fields.encode_n(bad, 6, "amount")
         assert e.value.field == "amount"
         assert why in e.value.reason
-    with pytest.raises(EncodingError):
+    with pytest.raises(EncodingError, match="n value must be an int or a str of digits, got bool"):
         fields.encode_n(True, 1, "flag")
     with pytest.raises(DecodeError) as d:
         fields.decode_n(bytes.fromhex("001F"), field="amount")
