@@ -284,7 +284,7 @@ def test_stream_fed_byte_by_byte(trees: list[Tlv]) -> None:
 @given(tlv_trees(max_leaves=6), st.binary(min_size=1, max_size=8))
 def test_trailing_bytes(tree: Tlv, extra: bytes) -> None:
     data = tree.to_bytes() + extra
-    with pytest.raises(DecodeError):
+    with pytest.raises(DecodeError, match=r"at offset \d+: \d+ trailing bytes after tag"):
         tlv.parse_one(data)
     first, pos = tlv.read_tlv(data)
     assert first == tree and pos == len(data) - len(extra)
@@ -311,5 +311,5 @@ def test_parse_dol_reads_tags_and_lengths() -> None:
     assert parse_dol(bytes.fromhex("9F7A019F02065F2A02DF6901")) == [
         (0x9F7A, 1), (0x9F02, 6), (0x5F2A, 2), (0xDF69, 1),
     ]  # fmt: skip
-    with pytest.raises(DecodeError):
+    with pytest.raises(DecodeError, match="truncated data object list"):
         parse_dol(bytes.fromhex("9F02"))
