@@ -91,7 +91,7 @@ def test_prefixes_and_trailing(items: list[tuple[int, bytes]], extra: bytes) -> 
         else:
             assert i in ends or i == 0
     first = simpletlv.encode(*items[0])
-    with pytest.raises(DecodeError):
+    with pytest.raises(DecodeError, match=r"at offset \d+: \d+ trailing bytes after tag"):
         simpletlv.parse_one(first + extra)
 
 
