@@ -195,7 +195,7 @@ class KeyStoreContract:
         if self.CLEAR_DERIVATION:
             self._check_clear(call(), expected)
         else:
-            with pytest.raises(KeyStoreError):
+            with pytest.raises(KeyStoreError, match="never gives per-card keys in clear"):
                 call()
 
     def test_derive_ssse(self, store: KeyStore, keys: dict[str, SecretKey]) -> None:
@@ -310,7 +310,7 @@ class KeyStoreContract:
             session=session,
         )
         assert got2 == emv.arpc_method2(sk, arqc, csu)
-        with pytest.raises(UsageError):
+        with pytest.raises(UsageError, match="unknown ARPC method 3"):
             store.make_arpc("pboc-imk-ac", CARDS[0], ATC, arqc, method=3)
 
     @pytest.mark.parametrize("session", ["common", "pboc"])
