@@ -3,6 +3,7 @@ accepted or rejected with a field and a reason (never a crash)."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 import string
 from pathlib import Path
@@ -13,6 +14,7 @@ from hypothesis import strategies as st
 
 from cardperso.bank.accounts import AccountFile, Handover, read_accounts, ssn_digester
 from cardperso.bank.twostage import load_two_stage
+from cardperso.crypto import primitives as cp
 from cardperso.errors import DataError
 from cardperso.keystore.software import SoftwareKeyStore
 from cardperso.prep.rejects import RejectsWriter
@@ -63,7 +65,11 @@ def test_ssn_rows_match_through_the_handover_digest(tmp_path: Path) -> None:
     assert batch.match(serial) is None
     store = SoftwareKeyStore.load(Path(__file__).parents[1] / "keys-sample" / "bank-keys.json")
     digest = ssn_digester(store, "kek-exchange")
-    assert len(digest("110101193501010014")) == 16 and "110101" not in digest("110101193501010014")
+    # the handover digest: ISO 9797-1 MAC algorithm 3 under the exchange key of a salted SHA-256
+    inner = hashlib.sha256(b"cardperso ssn 110101193501010014").digest()
+    expected = cp.mac_algorithm3(store._key("kek-exchange").value, inner).hex().upper()
+    assert digest("110101193501010014") == expected and len(expected) == 16
+    assert digest("110101193501010022") != expected
     rec = batch.match(serial, Handover({serial: digest("110101193501010014")}, digest))
     assert rec is not None and rec.pan_seq == "01"
     other = ssn_digester(store, "transport-kek")  # another key: no match
