@@ -213,7 +213,12 @@ def test_dol_parser_never_crashes_unexpectedly(dol: bytes) -> None:
         pairs = tlv.parse_dol(dol)
     except DataError:
         return
-    assert all(length >= 0 for _, length in pairs)
+    # what parses is exactly the list of (tag, one-byte length) pairs, nothing skipped
+    rebuilt = b"".join(
+        tag.to_bytes(max(1, (tag.bit_length() + 7) // 8), "big") + bytes([length])
+        for tag, length in pairs
+    )
+    assert rebuilt == dol
 
 
 def test_cli_host_verify_and_script(tmp_path: Path) -> None:
