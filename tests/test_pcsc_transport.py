@@ -64,7 +64,7 @@ def test_t0_card_and_protocol_choice(pcsc_slot: LabSlot) -> None:
     with pytest.raises(UnsupportedCard, match="T=0/T=1"):
         t.connect()
     t.disconnect()
-    with pytest.raises(UsageError):
+    with pytest.raises(UsageError, match="protocol must be one of any, T=0, T=1"):
         PcscTransport(pcsc_slot.name, protocol="T=2")
 
 
@@ -73,7 +73,7 @@ def test_unusable_atr(pcsc_slot: LabSlot) -> None:
     card.faults.wrong_atr = b"\xff"  # not an ATR (TS must be 3B or 3F)
     pcsc_slot.insert(card)
     t = PcscTransport(pcsc_slot.name)
-    with pytest.raises(UnsupportedCard):
+    with pytest.raises(UnsupportedCard, match="ATR offers none of the requested protocols"):
         t.connect()
     t.disconnect()
 
