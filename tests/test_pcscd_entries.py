@@ -19,9 +19,9 @@ def test_layout_names_and_ports() -> None:
         (3, "lab 36002 00 01", 36003),
         (4, "lab 36004 00 00", 36004),
     ]
-    with pytest.raises(UsageError):
+    with pytest.raises(UsageError, match="at least one slot"):
         pcscd.reader_layout(0, 36000)
-    with pytest.raises(UsageError):
+    with pytest.raises(UsageError, match=r"ports 80\.\.81 are out of range"):
         pcscd.reader_layout(2, 80)
 
 
@@ -69,7 +69,7 @@ def test_find_driver(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     monkeypatch.setenv("CARDPERSO_VPCD_DRIVER", str(_fake_driver(tmp_path)))
     assert pcscd.find_vpcd_driver() == _fake_driver(tmp_path)
     monkeypatch.setenv("CARDPERSO_VPCD_DRIVER", str(tmp_path / "missing.so"))
-    with pytest.raises(UsageError):
+    with pytest.raises(UsageError, match=r"missing\.so is not a file"):
         pcscd.find_vpcd_driver()
     monkeypatch.delenv("CARDPERSO_VPCD_DRIVER")
     assert pcscd.find_vpcd_driver().name == "libifdvpcd.so"  # installed by vsmartcard-vpcd
