@@ -251,7 +251,7 @@ def test_slot_group_ports() -> None:
         (40001, "b", True),
         (40002, "c", False),
     ]
-    with pytest.raises(UsageError):
+    with pytest.raises(UsageError, match="bad vpcd port 0"):
         Slot(0)
 
 
