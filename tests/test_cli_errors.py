@@ -33,6 +33,7 @@ def test_missing_output_directory_is_one_line_exit_1(tmp_path: Path) -> None:
 def test_usage_error_exit_2() -> None:
     out = _run("prep")
     assert out.returncode == 2 and "Traceback" not in out.stderr
+    assert out.stderr.rstrip().endswith("Error: Missing argument 'INPUT'."), out.stderr
 
 
 def test_bad_key_store_exit_1(tmp_path: Path) -> None:
