@@ -1,0 +1,148 @@
+"""Output files: written atomically, private by default, and never over an input.
+
+Every file cardperso writes for people or for the next stage (personalization files, rejects,
+results, key stores, registry exports, return files, card images) goes through this module:
+
+* :func:`atomic_output` opens a temporary file in the target's directory (mode 0600 unless told
+  otherwise), and only when the ``with`` block ends without an exception does it ``fsync`` the
+  file, ``os.replace`` it onto the final name and ``fsync`` the directory. A crash, a signal or
+  an error leaves the previous file (or none) under the final name, never a partial one.
+* :func:`check_paths` refuses a command whose output is one of its inputs (the batch, the key
+  store, the profile) or another of its own outputs, comparing resolved paths and, where both
+  files exist, ``os.path.samefile`` (hard links, symlinks, ``./x`` against ``x``).
+
+Personal data: files default to 0600. A caller that writes a file meant to be shared passes
+``mode=0o644`` explicitly.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import tempfile
+from collections.abc import Iterable, Iterator, Mapping
+from pathlib import Path
+from typing import IO, Literal, overload
+
+from cardperso.errors import UsageError
+
+#: The mode of a file cardperso writes unless a caller asks otherwise: owner read/write only.
+PRIVATE = 0o600
+
+
+def fsync_directory(directory: Path) -> None:
+    """Make a rename in ``directory`` durable (where the platform allows it)."""
+    with contextlib.suppress(OSError):
+        dfd = os.open(directory, os.O_RDONLY)
+        try:
+            os.fsync(dfd)
+        finally:
+            os.close(dfd)
+
+
+@overload
+def atomic_output(
+    path: Path | str, *, binary: Literal[True], mode: int = PRIVATE
+) -> contextlib.AbstractContextManager[IO[bytes]]: ...
+@overload
+def atomic_output(
+    path: Path | str, *, binary: Literal[False] = ..., mode: int = PRIVATE
+) -> contextlib.AbstractContextManager[IO[str]]: ...
+def atomic_output(
+    path: Path | str, *, binary: bool = False, mode: int = PRIVATE
+) -> contextlib.AbstractContextManager[IO[bytes]] | contextlib.AbstractContextManager[IO[str]]:
+    """A file object whose content appears under ``path`` only if the block succeeds.
+
+    Text mode writes UTF-8 with ``newline=""`` (the csv module's convention).
+    """
+    if binary:
+        return _atomic_bytes(Path(path), mode)
+    return _atomic_text(Path(path), mode)
+
+
+@contextlib.contextmanager
+def _atomic_bytes(target: Path, mode: int) -> Iterator[IO[bytes]]:
+    with _atomic_fd(target, mode) as fd, os.fdopen(fd, "wb") as fh:
+        yield fh
+        fh.flush()
+        os.fsync(fh.fileno())
+
+
+@contextlib.contextmanager
+def _atomic_text(target: Path, mode: int) -> Iterator[IO[str]]:
+    with _atomic_fd(target, mode) as fd, os.fdopen(fd, "w", encoding="utf-8", newline="") as fh:
+        yield fh
+        fh.flush()
+        os.fsync(fh.fileno())
+
+
+@contextlib.contextmanager
+def _atomic_fd(target: Path, mode: int) -> Iterator[int]:
+    """A temporary file descriptor beside ``target``, renamed onto it when the block succeeds.
+
+    The caller closes the descriptor (after fsync) inside the block.
+    """
+    directory = target.parent
+    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".part", dir=directory)
+    try:
+        os.fchmod(fd, mode)
+        yield fd
+        os.replace(tmp, target)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise
+    fsync_directory(directory)
+
+
+def atomic_write_bytes(path: Path | str, data: bytes, *, mode: int = PRIVATE) -> None:
+    """Replace ``path`` with ``data`` atomically (temporary file, fsync, rename)."""
+    with atomic_output(path, binary=True, mode=mode) as fh:
+        fh.write(data)
+
+
+def atomic_write_text(path: Path | str, text: str, *, mode: int = PRIVATE) -> None:
+    """Replace ``path`` with ``text`` (UTF-8) atomically (temporary file, fsync, rename)."""
+    with atomic_output(path, mode=mode) as fh:
+        fh.write(text)
+
+
+def _same(a: Path, b: Path) -> bool:
+    if a.resolve() == b.resolve():
+        return True
+    try:
+        return os.path.samefile(a, b)
+    except OSError:
+        return False
+
+
+def check_paths(
+    outputs: Mapping[str, Path | str | None],
+    inputs: Mapping[str, Path | str | None] | None = None,
+) -> None:
+    """Refuse outputs that are inputs or each other; keys are the options people typed.
+
+    ``outputs`` and ``inputs`` map a role (``"--out"``, ``"INPUT"``, ``"--keys"``) to a path
+    (``None`` for an option not given). Raises :class:`UsageError` naming both roles.
+    """
+    outs = [(role, Path(p)) for role, p in outputs.items() if p is not None]
+    ins = [(role, Path(p)) for role, p in (inputs or {}).items() if p is not None]
+    for i, (role, out) in enumerate(outs):
+        for in_role, src in ins:
+            if _same(out, src):
+                raise UsageError(f"{role} is the same file as {in_role}: refusing to overwrite it")
+        for other_role, other in outs[i + 1 :]:
+            if _same(out, other):
+                raise UsageError(f"{role} and {other_role} are the same file")
+
+
+def check_output_dirs(outputs: Iterable[tuple[str, Path | str | None]]) -> None:
+    """Refuse an output whose directory does not exist or that names a directory."""
+    for role, p in outputs:
+        if p is None:
+            continue
+        path = Path(p)
+        if path.is_dir():
+            raise UsageError(f"{role} is a directory, not a file")
+        if not path.parent.is_dir():
+            raise UsageError(f"{role}: directory {path.parent} does not exist")

@@ -1,0 +1,46 @@
+"""Atomic, private outputs and the refusal to write over an input (issue 11, items 3, 4, 12)."""
+
+from __future__ import annotations
+
+import os
+import stat
+from pathlib import Path
+
+import pytest
+
+from cardperso.errors import UsageError
+from cardperso.outputs import atomic_output, atomic_write_bytes, check_paths
+
+
+def test_atomic_output_appears_only_on_success(tmp_path: Path) -> None:
+    target = tmp_path / "out.perso"
+    target.write_bytes(b"previous")
+    with pytest.raises(RuntimeError), atomic_output(target, binary=True) as fh:
+        fh.write(b"half a file")
+        raise RuntimeError("killed half-way")
+    assert target.read_bytes() == b"previous"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out.perso"]  # no temporary left
+
+
+def test_atomic_output_is_private_by_default(tmp_path: Path) -> None:
+    target = tmp_path / "rejects.csv"
+    with atomic_output(target) as fh:
+        fh.write("line,field,reason\r\n")
+    assert stat.S_IMODE(target.stat().st_mode) == 0o600
+    assert target.read_bytes() == b"line,field,reason\r\n"
+    atomic_write_bytes(tmp_path / "shared.bin", b"x", mode=0o644)
+    assert stat.S_IMODE((tmp_path / "shared.bin").stat().st_mode) == 0o644
+
+
+def test_output_that_is_an_input_is_refused(tmp_path: Path) -> None:
+    batch = tmp_path / "b.csv"
+    batch.write_text("ssn\n")
+    with pytest.raises(UsageError, match=r"--out is the same file as INPUT"):
+        check_paths({"--out": tmp_path / "." / "b.csv"}, {"INPUT": batch})
+    link = tmp_path / "hard.csv"
+    os.link(batch, link)
+    with pytest.raises(UsageError, match=r"--rejects is the same file as INPUT"):
+        check_paths({"--out": tmp_path / "o", "--rejects": link}, {"INPUT": batch})
+    with pytest.raises(UsageError, match=r"--out and --rejects are the same file"):
+        check_paths({"--out": tmp_path / "x", "--rejects": tmp_path / "x"}, {"INPUT": batch})
+    check_paths({"--out": tmp_path / "o", "--rejects": None}, {"INPUT": batch, "--keys": None})
