@@ -44,3 +44,22 @@ def test_output_that_is_an_input_is_refused(tmp_path: Path) -> None:
     with pytest.raises(UsageError, match=r"--out and --rejects are the same file"):
         check_paths({"--out": tmp_path / "x", "--rejects": tmp_path / "x"}, {"INPUT": batch})
     check_paths({"--out": tmp_path / "o", "--rejects": None}, {"INPUT": batch, "--keys": None})
+
+
+def test_atomic_file_abort_keeps_previous_and_commit_replaces(tmp_path: Path) -> None:
+    from cardperso.outputs import AtomicFile
+
+    target = tmp_path / "batch.perso"
+    target.write_bytes(b"good old file")
+    out = AtomicFile(target, binary=True)
+    out.fh.write(b"partial")
+    assert target.read_bytes() == b"good old file"  # nothing under the final name yet
+    out.abort()
+    out.abort()  # idempotent
+    assert target.read_bytes() == b"good old file"
+    assert [p.name for p in tmp_path.iterdir()] == ["batch.perso"]
+    out = AtomicFile(target, binary=True)
+    out.fh.write(b"new")
+    out.commit()
+    out.abort()  # after a commit: nothing to throw away
+    assert target.read_bytes() == b"new"

@@ -22,7 +22,7 @@ import os
 import tempfile
 from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
-from typing import IO, Literal, overload
+from typing import IO, Any, Literal, overload
 
 from cardperso.errors import UsageError
 
@@ -40,6 +40,58 @@ def fsync_directory(directory: Path) -> None:
             os.close(dfd)
 
 
+class AtomicFile:
+    """A temporary file beside ``path`` that becomes ``path`` on :meth:`commit` only.
+
+    For writers with an open/close life (a streaming personalization file, a rejects file): call
+    :meth:`commit` when everything was written, :meth:`abort` on any failure (idempotent; after
+    a commit it does nothing). A process killed before ``commit`` leaves only a hidden
+    ``.NAME.*.part`` file, never a partial file under the final name.
+    """
+
+    def __init__(self, path: Path | str, *, binary: bool = False, mode: int = PRIVATE) -> None:
+        self.path = Path(path)
+        fd, tmp = tempfile.mkstemp(
+            prefix=f".{self.path.name}.", suffix=".part", dir=self.path.parent
+        )
+        self.tmp = Path(tmp)
+        try:
+            os.fchmod(fd, mode)
+            self.fh: IO[Any] = (
+                os.fdopen(fd, "wb") if binary else os.fdopen(fd, "w", encoding="utf-8", newline="")
+            )
+        except BaseException:
+            os.close(fd)
+            os.unlink(tmp)
+            raise
+        self.done = False
+
+    def commit(self) -> None:
+        """fsync the data, rename it onto the final name, fsync the directory."""
+        if self.done:
+            return
+        try:
+            self.fh.flush()
+            os.fsync(self.fh.fileno())
+            self.fh.close()
+            os.replace(self.tmp, self.path)
+        except BaseException:
+            self.abort()
+            raise
+        self.done = True
+        fsync_directory(self.path.parent)
+
+    def abort(self) -> None:
+        """Throw the temporary file away; the final name keeps what it had."""
+        if self.done:
+            return
+        self.done = True
+        with contextlib.suppress(OSError):
+            self.fh.close()
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(self.tmp)
+
+
 @overload
 def atomic_output(
     path: Path | str, *, binary: Literal[True], mode: int = PRIVATE
@@ -50,49 +102,23 @@ def atomic_output(
 ) -> contextlib.AbstractContextManager[IO[str]]: ...
 def atomic_output(
     path: Path | str, *, binary: bool = False, mode: int = PRIVATE
-) -> contextlib.AbstractContextManager[IO[bytes]] | contextlib.AbstractContextManager[IO[str]]:
+) -> contextlib.AbstractContextManager[IO[Any]]:
     """A file object whose content appears under ``path`` only if the block succeeds.
 
     Text mode writes UTF-8 with ``newline=""`` (the csv module's convention).
     """
-    if binary:
-        return _atomic_bytes(Path(path), mode)
-    return _atomic_text(Path(path), mode)
+    return _atomic(Path(path), binary, mode)
 
 
 @contextlib.contextmanager
-def _atomic_bytes(target: Path, mode: int) -> Iterator[IO[bytes]]:
-    with _atomic_fd(target, mode) as fd, os.fdopen(fd, "wb") as fh:
-        yield fh
-        fh.flush()
-        os.fsync(fh.fileno())
-
-
-@contextlib.contextmanager
-def _atomic_text(target: Path, mode: int) -> Iterator[IO[str]]:
-    with _atomic_fd(target, mode) as fd, os.fdopen(fd, "w", encoding="utf-8", newline="") as fh:
-        yield fh
-        fh.flush()
-        os.fsync(fh.fileno())
-
-
-@contextlib.contextmanager
-def _atomic_fd(target: Path, mode: int) -> Iterator[int]:
-    """A temporary file descriptor beside ``target``, renamed onto it when the block succeeds.
-
-    The caller closes the descriptor (after fsync) inside the block.
-    """
-    directory = target.parent
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".part", dir=directory)
+def _atomic(target: Path, binary: bool, mode: int) -> Iterator[IO[Any]]:
+    out = AtomicFile(target, binary=binary, mode=mode)
     try:
-        os.fchmod(fd, mode)
-        yield fd
-        os.replace(tmp, target)
+        yield out.fh
     except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
+        out.abort()
         raise
-    fsync_directory(directory)
+    out.commit()
 
 
 def atomic_write_bytes(path: Path | str, data: bytes, *, mode: int = PRIVATE) -> None:

@@ -467,7 +467,7 @@ def prepare(
         _run_chunks(_work, src.chunks(options.chunk_size), options.workers, init_args, sink)
     except BaseException:
         writer.abort()
-        rejects.close()
+        rejects.abort()
         raise
     summary.prepared = writer.count
     writer.close(summary.read, summary.rejected)
@@ -534,8 +534,11 @@ def validate_only(
     init_args = (profile, None, base_dir, b"")
     try:
         _run_chunks(_validate_work, src.chunks(chunk_size), workers, init_args, sink)
-    finally:
+    except BaseException:
         if rejects is not None:
-            rejects.close()
+            rejects.abort()
+        raise
+    if rejects is not None:
+        rejects.close()
     summary.seconds = time.perf_counter() - started
     return summary

@@ -13,6 +13,8 @@ import json
 import os
 from typing import IO
 
+from cardperso.outputs import AtomicFile
+
 __all__ = ["REJECT_COLUMNS", "RejectsWriter"]
 
 REJECT_COLUMNS = ("line", "field", "reason", "ssn_masked")
@@ -23,7 +25,8 @@ class RejectsWriter:
         p = os.fspath(path)
         self.path = p
         self.jsonl = p.lower().endswith((".jsonl", ".ndjson", ".json"))
-        self._fh: IO[str] = open(p, "w", encoding="utf-8", newline="")  # noqa: SIM115
+        self._out = AtomicFile(p)  # appears under its name only when the batch is done
+        self._fh: IO[str] = self._out.fh
         self._csv = None if self.jsonl else csv.writer(self._fh, lineterminator="\n")
         if self._csv is not None:
             self._csv.writerow(REJECT_COLUMNS)
@@ -38,5 +41,9 @@ class RejectsWriter:
             self._fh.write(json.dumps(row, ensure_ascii=False) + "\n")
 
     def close(self) -> None:
-        if not self._fh.closed:
-            self._fh.close()
+        """Commit the file: it appears under its final name (temporary file, fsync, rename)."""
+        self._out.commit()
+
+    def abort(self) -> None:
+        """Throw the file away: a failed batch leaves no rejects file under the final name."""
+        self._out.abort()
