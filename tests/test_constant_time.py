@@ -37,7 +37,7 @@ SECRET_PARTS = frozenset(
 SECRET_CALLS = frozenset(
     {
         "ecb_encrypt", "cbc_encrypt", "encrypt", "mac", "mac_algorithm1", "mac_algorithm3",
-        "cmac", "sm4_mac_folded", "kcv", "digest", "application_cryptogram", "arpc_method1",
+        "cmac", "kcv", "digest", "application_cryptogram", "arpc_method1",
         "arpc_method2", "issuer_script_mac", "scp02_mac", "scp02_card_cryptogram",
         "scp02_host_cryptogram", "scp03_cryptogram", "make_arpc", "script_mac",
     }

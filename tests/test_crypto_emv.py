@@ -32,19 +32,6 @@ def test_option_a_batch_matches_single() -> None:
     assert emv.derive_icc_master_keys_a(IMK, []) == []
 
 
-def test_option_b_vector() -> None:
-    # pyemv pyemv/kd.py docstring of derive_icc_mk_b (17-digit PAN).
-    assert emv.derive_icc_master_key_b(IMK, "12345678901234567", "01") == H(
-        "AD406D7F6D7570916D75E5DCAB8CF737"
-    )
-
-
-def test_option_b_equals_a_for_short_pans() -> None:
-    assert emv.derive_icc_master_key_b(IMK, "6212345678901234", "00") == (
-        emv.derive_icc_master_key_a(IMK, "6212345678901234", "00")
-    )
-
-
 @pytest.mark.parametrize(
     ("pan", "psn"), [("12a4", "00"), ("1234", "0"), ("1" * 20, "00"), ("", "00")]
 )
@@ -141,8 +128,8 @@ def test_usage_errors() -> None:
     )
 )
 def test_batch_is_the_single_form(cards: list[tuple[str, str]]) -> None:
-    batch = emv.derive_icc_master_keys_b(IMK, cards)
-    assert batch == [emv.derive_icc_master_key_b(IMK, p, s) for p, s in cards]
+    batch = emv.derive_icc_master_keys_a(IMK, cards)
+    assert batch == [emv.derive_icc_master_key_a(IMK, p, s) for p, s in cards]
     assert all(bin(b).count("1") % 2 for key in batch for b in key)
 
 

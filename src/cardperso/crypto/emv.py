@@ -2,8 +2,8 @@
 
 How this works
 --------------
-* ICC master keys (A1.4): option A for PANs of up to 16 digits, option B (SHA-1 based) for
-  longer PANs. Both are **batch** functions: the Y blocks of all cards and their complements
+* ICC master keys (A1.4.1): option A, Y = the rightmost 16 digits of PAN || PSN (PBOC uses
+  it for 19-digit PANs too). A **batch** function: the Y blocks of all cards and their complements
   go through one TDES-ECB call under the issuer master key; the single-card form is the batch
   form with one element. Results carry odd DES parity.
 * Session keys: the EMV common session key (A1.3.1) from a diversification value R (ATC for the
@@ -18,7 +18,6 @@ How this works
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Sequence
 
 from cardperso.crypto import primitives as cp
@@ -29,9 +28,7 @@ __all__ = [
     "arpc_method1",
     "arpc_method2",
     "derive_icc_master_key_a",
-    "derive_icc_master_key_b",
     "derive_icc_master_keys_a",
-    "derive_icc_master_keys_b",
     "issuer_script_mac",
     "issuer_script_mac_input",
     "session_key_common",
@@ -62,23 +59,6 @@ def _y_option_a(pan: str, psn: str, record: int) -> bytes:
     return bytes.fromhex((pan + psn)[-16:].rjust(16, "0"))
 
 
-def _y_option_b(pan: str, psn: str, record: int) -> bytes:
-    """Option B (A1.4.2): for PANs longer than 16 digits, Y is 16 decimal digits taken from
-    SHA-1(PAN || PSN): first the decimal digits of the hex digest in order, then, if fewer
-    than 16, its hex letters a-f decimalised to 0-5. Shorter PANs use option A."""
-    _digits(pan, "pan", 1, 19, record)
-    _digits(psn, "psn", 2, 2, record)
-    if len(pan) <= 16:
-        return _y_option_a(pan, psn, record)
-    digits = pan + psn
-    if len(digits) % 2:
-        digits = "0" + digits
-    digest = hashlib.sha1(bytes.fromhex(digits)).hexdigest()  # noqa: S324 - mandated by EMV
-    decimal = [c for c in digest if c.isdigit()]
-    letters = [str(ord(c) - ord("a")) for c in digest if c in "abcdef"]
-    return bytes.fromhex("".join((decimal + letters)[:16]))
-
-
 def _derive_from_y(imk: bytes, ys: Sequence[bytes]) -> list[bytes]:
     """One ECB call over Y1 || ~Y1 || Y2 || ~Y2 ...; each card's 16-byte key gets odd parity."""
     _check_double_key(imk, "issuer master key")
@@ -97,19 +77,9 @@ def derive_icc_master_keys_a(imk: bytes, cards: Sequence[tuple[str, str]]) -> li
     return _derive_from_y(imk, [_y_option_a(p, s, i) for i, (p, s) in enumerate(cards)])
 
 
-def derive_icc_master_keys_b(imk: bytes, cards: Sequence[tuple[str, str]]) -> list[bytes]:
-    """ICC master keys, EMV option B (PANs over 16 digits; option A for shorter PANs)."""
-    return _derive_from_y(imk, [_y_option_b(p, s, i) for i, (p, s) in enumerate(cards)])
-
-
 def derive_icc_master_key_a(imk: bytes, pan: str, psn: str = "00") -> bytes:
     """One card's option-A ICC master key (the batch form with one element)."""
     return derive_icc_master_keys_a(imk, [(pan, psn)])[0]
-
-
-def derive_icc_master_key_b(imk: bytes, pan: str, psn: str = "00") -> bytes:
-    """One card's option-B ICC master key (the batch form with one element)."""
-    return derive_icc_master_keys_b(imk, [(pan, psn)])[0]
 
 
 # -- session keys --------------------------------------------------------------------------------

@@ -20,16 +20,14 @@ E(K1) ∘ D(K2) ∘ E(K1) chain directly (FP then IP cancel). Tables and bit num
 FIPS 46-3 (bit 1 = most significant bit of the first byte).
 
 Keys are packed 8 per byte lane (key ``g·G + j`` is bit ``8j + g``) with ``bytes.translate``
-tables, and unpacked the same way. The results are tested against :func:`cardperso.crypto.kcv`
-(which uses ``cryptography``) on random keys; this module is a candidate to move into
-:mod:`cardperso.crypto` (it implements a primitive, but imports nothing).
+tables, and unpacked the same way. The results are tested against the NIST SP 800-20
+variable-key known answers (plaintext zero) and against :func:`cardperso.crypto.kcv` (which
+uses ``cryptography``) on random keys.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-
-__all__ = ["kcv_3des_blob", "kcv_3des_many"]
+__all__ = ["kcv_3des_blob"]
 
 _PC1 = (
     57, 49, 41, 33, 25, 17, 9, 1, 58, 50, 42, 34, 26, 18,
@@ -185,14 +183,6 @@ def _pack(blob: bytes, key_len: int, groups: int) -> list[int]:
                 acc |= int.from_bytes(parts[g].translate(spread[g]), "little")
             slices.append(acc)
     return slices
-
-
-def kcv_3des_many(keys: Sequence[bytes], length: int = 3) -> list[bytes]:
-    """``TDES(K, 00×8)[:length]`` of every 16-byte key (K1 ‖ K2, two-key 3DES)."""
-    if any(len(k) != 16 for k in keys):
-        raise ValueError("kcv_3des_many takes 16-byte double-length DES keys")
-    out = kcv_3des_blob(b"".join(keys), length)
-    return [out[length * i : length * i + length] for i in range(len(keys))]
 
 
 def kcv_3des_blob(blob: bytes, length: int = 3) -> bytes:

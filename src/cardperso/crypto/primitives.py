@@ -160,14 +160,6 @@ def cmac(algorithm: str, key: bytes, data: bytes) -> bytes:
     return c.finalize()
 
 
-def sm4_mac_folded(key: bytes, data: bytes, iv: bytes) -> bytes:
-    """SSSE 3rd-generation SM4 secure-messaging MAC: CBC-MAC over method-2-padded data with the
-    given IV, the 16-byte result XOR-folded to 4 bytes (reference: social-security-card.md)."""
-    full = mac_algorithm1("SM4", key, data, padding=2, iv=iv)
-    folded = bytes(a ^ b for a, b in zip(full[:8], full[8:]))
-    return bytes(a ^ b for a, b in zip(folded[:4], folded[4:]))
-
-
 def verify_mac(expected: bytes, received: bytes, what: str = "MAC") -> None:
     """Compare in constant time; raise :class:`MacMismatch` (naming ``what`` only) on mismatch."""
     if not hmac.compare_digest(expected, received):
@@ -187,11 +179,6 @@ def kcv(algorithm: str, key: bytes, length: int = 3) -> bytes:
     convention); SM4 ``E(K, 00x16)`` (zero-block convention). First ``length`` bytes."""
     block = b"\x01" * 16 if algorithm == "AES" else bytes(BLOCK_SIZE[algorithm])
     return ecb_encrypt(algorithm, key, block)[:length]
-
-
-def kcvs_batch(algorithm: str, keys: list[bytes], length: int = 3) -> list[bytes]:
-    """Check values of many keys (one cipher object per key; used for small key sets)."""
-    return [kcv(algorithm, k, length) for k in keys]
 
 
 _ODD = bytes((b & 0xFE) | (0 if bin(b & 0xFE).count("1") % 2 else 1) for b in range(256))
