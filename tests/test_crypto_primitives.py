@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import openssl_cli as ossl
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
@@ -49,6 +50,78 @@ def test_aes_fips197_appendix_c1() -> None:
     assert cp.ecb_encrypt("AES", key, H("00112233445566778899aabbccddeeff")) == H(
         "69c4e0d86a7b0430d8cdb78070b4c55a"
     )
+
+
+# draft-ribose-cfrg-sm4-10 (the SM4 Internet-Draft), appendix A.2: the two example keys, the
+# plaintext AAAAAAAABBBBBBBB CCCCCCCCDDDDDDDD EEEEEEEEFFFFFFFF AAAAAAAABBBBBBBB and, for CBC, the
+# IV 000102..0F.
+_SM4_K1 = H("0123456789ABCDEFFEDCBA9876543210")
+_SM4_K2 = H("FEDCBA98765432100123456789ABCDEF")
+_SM4_PT = H("AAAAAAAABBBBBBBBCCCCCCCCDDDDDDDDEEEEEEEEFFFFFFFFAAAAAAAABBBBBBBB")
+_SM4_IV = H("000102030405060708090A0B0C0D0E0F")
+
+
+@pytest.mark.parametrize(
+    ("key", "ecb", "cbc"),
+    [
+        # A.2.1.1 / A.2.2.1 (example 1) and A.2.1.2 / A.2.2.2 (example 2).
+        (
+            _SM4_K1,
+            "5EC8143DE509CFF7B5179F8F474B86192F1D305A7FB17DF985F81C8482192304",
+            "78EBB11CC40B0A48312AAEB2040244CB4CB7016951909226979B0D15DC6A8F6D",
+        ),
+        (
+            _SM4_K2,
+            "C5876897E4A59BBBA72A10C83872245B12DD90BC2D200692B529A4155AC9E600",
+            "0D3A6DDC2D21C698857215587B7BB59A91F2C147911A4144665E1FA1D40BAE38",
+        ),
+    ],
+)
+def test_sm4_ecb_cbc_draft_ribose(key: bytes, ecb: str, cbc: str) -> None:
+    assert cp.ecb_encrypt("SM4", key, _SM4_PT) == H(ecb)
+    assert cp.cbc_encrypt("SM4", key, _SM4_PT, _SM4_IV) == H(cbc)
+    assert cp.cbc_decrypt("SM4", key, H(cbc), _SM4_IV) == _SM4_PT
+    # MAC algorithm 1 is the last CBC block: with aligned data and padding method 1 (no pad
+    # block added) it is the published ciphertext's last block.
+    assert cp.mac_algorithm1("SM4", key, _SM4_PT, padding=1, iv=_SM4_IV) == H(cbc)[-16:]
+
+
+def test_aes_cbc_sp800_38a_f21() -> None:
+    # NIST SP 800-38A appendix F.2.1 (CBC-AES128.Encrypt) and F.2.2 (Decrypt).
+    key = H("2b7e151628aed2a6abf7158809cf4f3c")
+    iv = H("000102030405060708090a0b0c0d0e0f")
+    ct = H(
+        "7649abac8119b246cee98e9b12e9197d5086cb9b507219ee95db113a917678b2"
+        "73bed6b8e3c1743b7116e69e222295163ff1caa1681fac09120eca307586e1a7"
+    )
+    assert cp.cbc_encrypt("AES", key, _NIST_M, iv) == ct
+    assert cp.cbc_decrypt("AES", key, ct, iv) == _NIST_M
+
+
+@pytest.mark.parametrize("length", [0, 1, 15, 16, 17, 33, 64])
+def test_sm4_mac_algorithm1_padding2_openssl(length: int) -> None:
+    # Outside implementation: OpenSSL's sm4-cbc (tests/openssl_cli.py) over the method-2
+    # padded data, zero IV and the draft's IV; our MAC is the last block.
+    data = bytes(range(7, 7 + length))
+    padded = data + b"\x80" + bytes(-(length + 1) % 16)
+    for iv in (None, _SM4_IV):
+        expected = ossl.cbc_mac("sm4-cbc", _SM4_K1, padded, iv)
+        assert cp.mac_algorithm1("SM4", _SM4_K1, data, padding=2, iv=iv) == expected
+
+
+@pytest.mark.parametrize("length", [0, 1, 15, 16, 17, 32, 40, 64])
+def test_sm4_cmac_openssl(length: int) -> None:
+    # Outside implementation: `openssl mac -cipher SM4-CBC CMAC` (NIST SP 800-38B with SM4);
+    # CMAC's subkeys and last-block rule are pinned for AES by the SP 800-38B examples below.
+    data = _SM4_PT[:length] if length <= 32 else _SM4_PT + bytes(range(length - 32))
+    assert cp.cmac("SM4", _SM4_K1, data) == ossl.cmac("SM4-CBC", _SM4_K1, data)
+    assert cp.cmac("SM4", _SM4_K2, data) == ossl.cmac("SM4-CBC", _SM4_K2, data)
+
+
+def test_sm4_cmac_recorded_by_hand() -> None:
+    # `printf '' | openssl mac -cipher SM4-CBC -macopt hexkey:0123456789ABCDEFFEDCBA9876543210
+    # CMAC` with OpenSSL 3.0.19 (27 Jan 2026) printed 29E154322E5C7BD8EE6A25BA549B24BC.
+    assert cp.cmac("SM4", _SM4_K1, b"") == H("29E154322E5C7BD8EE6A25BA549B24BC")
 
 
 def test_bad_key_and_block_lengths() -> None:
@@ -206,6 +279,17 @@ def test_verify_mac_raises_without_leaking() -> None:
 )
 def test_kcv(algorithm: str, key: str, kcv: str) -> None:
     assert cp.kcv(algorithm, H(key)) == H(kcv)
+
+
+def test_sm4_kcv_zero_block_convention() -> None:
+    # The SM4 check value is SM4(K, 00 x 16), leftmost 3 bytes (no public standard fixes an
+    # SM4 KCV; this is the zero-block convention of DES, the one our key files record).
+    # Outside value: `openssl enc -sm4-ecb -nopad` of 16 zero bytes, run here.
+    for key in (_SM4_K1, _SM4_K2, H("404142434445464748494A4B4C4D4E4F")):
+        assert cp.kcv("SM4", key) == ossl.enc("sm4-ecb", key, bytes(16))[:3]
+        assert cp.kcv("SM4", key, 16) == ossl.enc("sm4-ecb", key, bytes(16))
+    # OpenSSL 3.0.19 by hand: SM4 key 0123..3210 over 00x16 -> 2677F46B09C122CC975533105BD4A22A.
+    assert cp.kcv("SM4", _SM4_K1) == H("2677F4")
 
 
 def test_odd_parity() -> None:
