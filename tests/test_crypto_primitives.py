@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import openssl_cli as ossl
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+import openssl_cli as ossl
 from cardperso.crypto import primitives as cp
 from cardperso.errors import MacMismatch, UsageError
 
