@@ -7,25 +7,33 @@ softhsm2-util's prompt through a pty, as the test fixture does), imports the pub
 keys and prints a Markdown table. Figures are the best of ``--repeat`` runs; record them in
 ``docs/security-officers.md`` with the machine they came from.
 
+Like is compared with like: every row names its transport KEK, and each comparison between
+stores is made on ONE KEK. SoftHSM2 wraps per-card keys (``C_WrapKey``) under AES keys only, so
+strict mode runs on the AES KEK alone; the software store and fast mode run on both the 3DES KEK
+(``transport-kek``, what the reference profiles use) and the AES KEK (``transport-kek-aes``).
+
 Measured:
 
 1. ``C_Encrypt`` DES3-ECB / AES-ECB, one call per block vs one call over all blocks;
-2. per-card key derivation (EMV option A, one master) in strict mode (``C_DeriveKey`` +
-   ``C_WrapKey`` + KCV per card, AES KEK), fast mode (2 ``C_Encrypt`` per chunk) and the software
-   store;
+2. per-card key derivation (EMV option A, one master) with each store on each KEK;
 3. GP diversification (3 keys per card) and the key work of data preparation per card (three
-   PBOC master keys, four SSSE 3DES keys, one padded PIN block wrap) in each mode;
-4. data preparation end to end (``cardperso.prep.pipeline.prepare``, profile ``ssc2-pboc``, one
-   worker) with each store (fast and strict with the AES KEK, the software store with 3DES).
+   PBOC master keys, four SSSE 3DES keys, the PIN blocks wrapped as prep wraps them) with each
+   store on each KEK;
+4. data preparation end to end (``cardperso.prep.pipeline.prepare``, profile ``ssc2-pboc`` with
+   its ``transport_kek`` set to the KEK of the row, one worker, one timed run each after an
+   untimed warm-up run), and the perso files
+   of the stores on one KEK compared byte for byte (SHA-256 of each file printed; the script
+   exits 1 if they differ).
 """
 
 from __future__ import annotations
 
 import argparse
 import dataclasses
+import hashlib
 import os
-import platform
 import secrets
+import shutil
 import sys
 import tempfile
 import time
@@ -37,6 +45,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests"))
 
+import benchenv  # noqa: E402
 from pkcs11 import Mechanism  # noqa: E402
 
 from cardperso.keystore.base import KeyStore  # noqa: E402
@@ -67,12 +76,21 @@ def per_block(obj: Any, block: bytes, mech: Mechanism, count: int) -> None:
         obj.encrypt(block, mechanism=mech)
 
 
-def run_prep(batch: Path, store: KeyStore, kek: str) -> None:
+def run_prep(batch: Path, store: KeyStore, kek: str, out: Path) -> None:
     profile = dataclasses.replace(load_profile("ssc2-pboc"), transport_kek=kek)
-    out = batch.with_suffix(f".{secrets.token_hex(4)}.perso")
     options = PrepOptions(batch_id="BENCH", created=1_790_000_000, chunk_size=1000)
     summary = prepare(batch, profile, store, lambda: store, out, out.with_suffix(".rej"), options)
     assert summary.prepared == summary.read
+
+
+def pin_wrap(store: KeyStore, kek: str, pins: bytes, kek_block: int) -> None:
+    """Wrap the 8-byte PIN blocks as prep does: all at once under a 3DES KEK, one padded
+    wrap per card under an AES KEK (``cardperso.prep.keys``)."""
+    if kek_block == 8:
+        store.wrap(kek, pins)
+    else:
+        for i in range(0, len(pins), 8):
+            store.wrap(kek, pins[i : i + 8], pad=True)
 
 
 def setup_token() -> tuple[str, str]:
@@ -96,6 +114,8 @@ def main() -> None:
     ap.add_argument("--chunk", type=int, default=1000)
     args = ap.parse_args()
     n, rep = args.cards, args.repeat
+    run = benchenv.start("bench_hsm")
+    print(f"SoftHSM2 module {SOFTHSM_MODULE}; {n} cards, best of {rep} (prep: one run each)\n")
 
     label, pin_source = setup_token()
     keys = contract_keys()
@@ -129,58 +149,90 @@ def main() -> None:
         t = best(partial(obj.encrypt, many, mechanism=mech), rep)
         row(f"{alg} C_Encrypt, one call over {blocks} blocks", t, blocks, "block")
 
+    # every store on every KEK it can serve: (KEK label, KEK name, KEK block, stores)
+    keks: list[tuple[str, str, int, list[tuple[str, KeyStore]]]] = [
+        ("3DES KEK", DES_KEK, 8, [("software store", soft), ("PKCS#11 fast", fast)]),
+        (
+            "AES KEK",
+            AES_KEK,
+            16,
+            [("software store", soft), ("PKCS#11 fast", fast), ("PKCS#11 strict", strict)],
+        ),
+    ]
+
     # 2. EMV option A per-card keys
     cards = [(f"621700{i:010d}", f"{i % 100:02d}") for i in range(n)]
-    imk = "pboc-imk-ac"
-    stores: list[tuple[str, KeyStore, str]] = [
-        ("software store", soft, DES_KEK),
-        ("PKCS#11 fast, 3DES KEK", fast, DES_KEK),
-        ("PKCS#11 fast, AES KEK", fast, AES_KEK),
-        ("PKCS#11 strict, AES KEK", strict, AES_KEK),
-    ]
-    for what, store, kek in stores:
-        t = best(partial(store.derive_emv_a, imk, cards, wrap_under=kek), rep)
-        row(f"EMV option A, {n} cards, {what}", t, n, "card")
+    for kek_label, kek, _block, stores in keks:
+        for what, store in stores:
+            t = best(partial(store.derive_emv_a, "pboc-imk-ac", cards, wrap_under=kek), rep)
+            row(f"EMV option A, {n} cards, {kek_label}, {what}", t, n, "card")
 
     # 3. GP diversification and the data-preparation key work per card
     kdds = [bytes(2) + i.to_bytes(8, "big") for i in range(n)]
     factors = [i.to_bytes(8, "big") for i in range(n)]
     pins = b"".join(bytes.fromhex("241234FFFFFFFFFF") for _ in range(n))
 
-    def prep_keys(store: KeyStore, kek: str) -> None:
+    def prep_keys(store: KeyStore, kek: str, kek_block: int) -> None:
         for master in ("pboc-imk-ac", "pboc-imk-smi", "pboc-imk-smc"):
             store.derive_emv_a(master, cards, wrap_under=kek)
         for master in ("ssse-mk-3des", "ssse-uk-ef05-3des", "ssse-uk-ef06-3des", "ssse-irk-3des"):
             store.derive_ssse(master, factors, wrap_under=kek)
-        store.wrap(kek, pins)
+        pin_wrap(store, kek, pins, kek_block)
 
-    stores = [
-        ("software store", soft, DES_KEK),
-        ("PKCS#11 fast", fast, AES_KEK),
-        ("PKCS#11 strict", strict, AES_KEK),
-    ]
-    for what, store, kek in stores:
-        t = best(partial(store.diversify_gp, "gp-kmc", kdds, "emv", wrap_under=kek), rep)
-        row(f"GP emv diversification (3 keys), {n} cards, {what}", t, n, "card")
-        t = best(partial(prep_keys, store, kek), rep)
-        row(f"prep key work (3 PBOC + 4 SSSE keys + PIN), {n} cards, {what}", t, n, "card")
+    for kek_label, kek, block, stores in keks:
+        for what, store in stores:
+            t = best(partial(store.diversify_gp, "gp-kmc", kdds, "emv", wrap_under=kek), rep)
+            row(f"GP emv diversification (3 keys), {n} cards, {kek_label}, {what}", t, n, "card")
+        for what, store in stores:
+            t = best(partial(prep_keys, store, kek, block), rep)
+            row(
+                f"prep key work (3 PBOC + 4 SSSE keys + PIN), {n} cards, {kek_label}, {what}",
+                t,
+                n,
+                "card",
+            )
 
-    # 4. data preparation end to end (ssc2-pboc: 3DES SSSE keys + PBOC), one worker
-    batch = Path(tempfile.mkdtemp(prefix="bench-prep-")) / "batch.csv"
+    # 4. data preparation end to end (ssc2-pboc: 3DES SSSE keys + PBOC), one worker, and the
+    #    files of the stores on one KEK compared byte for byte
+    work = Path(tempfile.mkdtemp(prefix="bench-prep-"))
+    batch = work / "batch.csv"
     make_batch(batch, n, seed=3)
-    for what, store, kek in stores:
-        t = best(partial(run_prep, batch, store, kek), 1)
-        row(f"data preparation ssc2-pboc, {n} cards, 1 worker, {what}", t, n, "card")
+    same: list[str] = []
+    different = False
+    for kek_label, kek, _block, stores in keks:
+        digests: list[tuple[str, str]] = []
+        run_prep(batch, soft, kek, work / "warm-up.perso")  # imports, profile, caches: untimed
+        for i, (what, store) in enumerate(stores):
+            out = work / f"{kek}-{i}.perso"
+            t = best(partial(run_prep, batch, store, kek, out), 1)
+            row(
+                f"data preparation ssc2-pboc, {n} cards, 1 worker, {kek_label}, {what}",
+                t,
+                n,
+                "card",
+            )
+            digests.append((what, hashlib.sha256(out.read_bytes()).hexdigest()))
+        identical = len({d for _, d in digests}) == 1
+        different |= not identical
+        same.append(
+            f"perso files, {kek_label} ({', '.join(w for w, _ in digests)}): "
+            + ("IDENTICAL, " if identical else "DIFFERENT, ")
+            + "; ".join(f"{w} sha256 {d[:16]}…" for w, d in digests)
+        )
+    shutil.rmtree(work)
 
-    print(f"machine: {platform.node()} {platform.machine()} {platform.processor() or ''} "
-          f"python {platform.python_version()} cpus {os.cpu_count()}")  # fmt: skip
-    print()
     print("| measurement | cost | throughput |")
     print("|---|---:|---:|")
     for what, cost, thr in rows:
         print(f"| {what} | {cost} | {thr} |")
+    print()
+    for line in same:
+        print(line)
     strict.close()
     fast.close()
+    run.end()
+    if different:
+        raise SystemExit("the stores' perso files differ on one KEK")
 
 
 if __name__ == "__main__":
