@@ -5,7 +5,7 @@ from __future__ import annotations
 import click
 
 from cardperso.registry.schema import LATEST, current_version, upgrade
-from cardperso.storage.db import Database
+from cardperso.storage.db import Database, connect
 
 DEFAULT_DB = "cardperso-journal.db"
 DB_OPTION = click.option(
@@ -26,7 +26,7 @@ def db_group() -> None:
 @db_group.command("upgrade")
 @DB_OPTION
 def upgrade_cmd(db_url: str) -> None:
-    """Apply the missing schema migrations."""
+    """Create the database (mode 0600) or apply its missing schema migrations."""
     with Database(db_url) as db:
         applied = upgrade(db)
         for version, name in applied:
@@ -37,8 +37,8 @@ def upgrade_cmd(db_url: str) -> None:
 @db_group.command("version")
 @DB_OPTION
 def version_cmd(db_url: str) -> None:
-    """Show the schema version of the database."""
-    with Database(db_url) as db:
+    """Show the schema version of the database (never creates one)."""
+    with connect(db_url) as db:
         click.echo(f"schema version {current_version(db)} (this cardperso: {LATEST})")
 
 

@@ -21,7 +21,7 @@ from cardperso.prep.rejects import RejectsWriter
 from cardperso.profiles.loader import load_profile
 from cardperso.registry import applications, cards, production, reports, store
 from cardperso.registry.calendar import load_calendar, parse_day
-from cardperso.storage.db import Database
+from cardperso.storage.db import Database, connect
 
 BY_OPTION = click.option(
     "--by", "actor", default=None, help="Who does this (transition log); default user@host."
@@ -38,7 +38,8 @@ CALENDAR_OPTION = click.option(
 
 @contextmanager
 def _registry(db_url: str) -> Iterator[Database]:
-    with Database(db_url) as db:
+    """The registry's database: it must exist (``db upgrade`` makes it); never created here."""
+    with connect(db_url) as db:
         yield store.open_registry(db)
 
 
