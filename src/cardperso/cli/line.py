@@ -27,7 +27,7 @@ from cardperso.line.linefile import LineOptions, load_line
 from cardperso.line.runner import ChipWorkflow, LineRun, RunSummary, request_resume
 from cardperso.line.simulated import SimLine
 from cardperso.line.workflow import CardData, ChipPlan, Steps, personalize
-from cardperso.storage.db import Database
+from cardperso.storage.db import Database, connect
 
 DEFAULT_DB = "cardperso-journal.db"
 
@@ -246,7 +246,7 @@ def line_group() -> None:
 @click.option("--db", "db_url", default=DEFAULT_DB, show_default=True)
 def resume_station(station: str, run_id: str, db_url: str) -> None:
     """Tell a paused STATION that its fault is cleared (it retries at once)."""
-    with Database(db_url) as db:
+    with connect(db_url) as db:  # the run's journal must exist: never create a database
         request_resume(db, run_id, station)
     click.echo(f"station {station} of run {run_id}: resume requested")
 
