@@ -21,9 +21,8 @@ Measured:
    store on each KEK;
 4. data preparation end to end (``cardperso.prep.pipeline.prepare``, profile ``ssc2-pboc`` with
    its ``transport_kek`` set to the KEK of the row, one worker, one timed run each after an
-   untimed warm-up run), and the perso files
-   of the stores on one KEK compared byte for byte (SHA-256 of each file printed; the script
-   exits 1 if they differ).
+   untimed warm-up run), and the perso files of the stores on one KEK compared byte for byte
+   (SHA-256 of each file printed; the script exits 1 if they differ).
 """
 
 from __future__ import annotations

@@ -51,7 +51,6 @@ import argparse
 import contextlib
 import functools
 import os
-import platform
 import statistics
 import subprocess
 import sys
@@ -66,6 +65,7 @@ from typing import ClassVar
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests"))
 
+import benchenv  # noqa: E402
 from smartcard import scard  # noqa: E402
 
 import cardperso.crypto.primitives as cp  # noqa: E402
@@ -118,22 +118,8 @@ def prepare_file(directory: Path, count: int, batch_id: str) -> Path:
     return out
 
 
-def cpu_name() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown CPU"
-
-
-def machine() -> str:
-    load = os.getloadavg()
-    return (
-        f"machine: {cpu_name()}, {os.cpu_count()} CPUs, Python {platform.python_version()}, "
-        f"{platform.system()} {platform.release()}; load average {load[0]:.2f} {load[1]:.2f}"
-    )
+def load_now() -> str:
+    return f"load average (1/5/15 min) now: {benchenv.load()}"
 
 
 @contextmanager
@@ -299,6 +285,8 @@ def census(
     plain: list[int] = []
     for app in data.apps:
         items = workflow._secret_items(app, keys, plan.kek, bytes(4), plan)
+        if plan.store_data_order == "encrypted-first":  # as workflow.personalize orders them
+            items.sort(key=lambda item: not item.encrypted)
         plain += [c[4] for c in build_store_data(items, conv, lambda b: b)]
     wrapped = [c[4] for c, _ in log if c[1] == 0xE2]
     return Census(len(log), by_ins, list(zip(plain, wrapped)))
@@ -359,7 +347,10 @@ def part_apdu(work: Path, rounds: int, cards: int) -> None:
     plan = chip_plan(load_profile(PROFILE), header)
 
     c = census(header, body, plan, keys)
-    print(f"\nAPDUs per {PROFILE} card (SCP02, PUT KEY, read-back, GENERATE AC): {c.apdus}")
+    print(
+        f"\nAPDUs per {PROFILE} card (SCP{plan.scp}, PUT KEY, read-back, GENERATE AC; STORE DATA "
+        f"order {plan.store_data_order!r} from the profile): {c.apdus}"
+    )
     print("| command | APDUs |\n|---|---:|")
     for name, n in c.by_ins.items():
         print(f"| {name} | {n} |")
@@ -461,7 +452,7 @@ def part_apdu(work: Path, rounds: int, cards: int) -> None:
         disconnect()
         slot.remove()
 
-    print(f"\n{machine()}")
+    print(f"\n{load_now()}")
     print(f"{n_apdu} APDUs per card; {cards} cards x {rounds} rounds, rounds interleaved\n")
     print("Replay card (answers the recorded responses: zero card time):")
     print_times(res_replay, n_apdu, bare_label, engine_label)
@@ -619,7 +610,7 @@ def part_line(
                     f"(station threads {f.station_cpu:.2f} s), simulator {f.sim_cpu:.2f} s, "
                     f"pcscd {f.pcscd_cpu:.2f} s; load {os.getloadavg()[0]:.2f}"
                 )
-    print(f"\n{machine()}")
+    print(f"\n{load_now()}")
     print(f"{label}, {where} (median of {rounds} rounds)")
     print(
         "| stations | cards | cards/s | s per card per station | line process CPU per card | "
@@ -674,8 +665,10 @@ def main() -> None:
         serve_sim(int(args.serve_sim[0]), float(args.serve_sim[1]), Path(args.serve_sim[2]))
         return
     args.dir.mkdir(parents=True, exist_ok=True)
+    run = benchenv.start("bench_line")
     with tempfile.TemporaryDirectory(dir=args.dir) as work:  # perso files of this version
         run_parts(args, Path(work))
+    run.end()
 
 
 def run_parts(args: argparse.Namespace, work: Path) -> None:
