@@ -6,6 +6,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+import openssl_cli as ossl
 from cardperso.crypto import emv
 from cardperso.crypto import primitives as cp
 from cardperso.errors import CryptogramMismatch, DataError, MacMismatch, UsageError
@@ -49,12 +50,25 @@ def test_common_session_key_vector() -> None:
     assert emv.session_key_common(IMK, H("001C")) == expected
 
 
-def test_pboc_session_key_definition() -> None:
-    # Definition check (no public vector): TDES(MK)[00x6||ATC] || TDES(MK)[00x6||~ATC].
-    atc = H("001C")
-    left = cp.ecb_encrypt("3DES", IMK, H("000000000000001C"))
-    right = cp.ecb_encrypt("3DES", IMK, H("000000000000FFE3"))
-    assert emv.session_key_pboc(IMK, atc) == cp.odd_parity(left + right)
+@pytest.mark.parametrize("atc", ["001C", "0000", "FFFF", "1234"])
+def test_pboc_session_key_openssl(atc: str) -> None:
+    # PBOC process key (pboc-conformance.md 1, two public sources) SK = 3DES(MK)[00x6 || ATC]
+    # || 3DES(MK)[00x6 || ATC xor FFFF] with odd parity. Outside implementation: OpenSSL's
+    # des-ede-ecb over the two blocks written out here; parity bits aside, the key is its
+    # output, and every byte has odd parity.
+    a = H(atc)
+    blocks = bytes(6) + a + bytes(6) + bytes(x ^ 0xFF for x in a)
+    sk = emv.session_key_pboc(IMK, a)
+    outside = ossl.enc("des-ede-ecb", IMK, blocks)
+    assert bytes(b & 0xFE for b in sk) == bytes(b & 0xFE for b in outside)
+    assert all(bin(b).count("1") % 2 for b in sk)
+
+
+def test_pboc_session_key_recorded_by_hand() -> None:
+    # `openssl enc -des-ede-ecb -K 0123456789ABCDEFFEDCBA9876543210 -nopad` over
+    # 000000000000001C 000000000000FFE3 (OpenSSL 3.0.19, 27 Jan 2026) printed
+    # CBA00DD0CC8B945C 762356EE0DAC0838; with odd parity that is the key below.
+    assert emv.session_key_pboc(IMK, H("001C")) == H("CBA10DD0CD8A945D762357EF0DAD0838")
 
 
 _AC_DATA = H(
@@ -97,6 +111,18 @@ def test_issuer_script_mac_vector() -> None:
     emv.verify_issuer_script_mac(IMK, data, mac[:4])
     with pytest.raises(MacMismatch):
         emv.verify_issuer_script_mac(IMK, data, H("E07B8DF0"))
+
+
+def test_issuer_script_mac_input_published_example() -> None:
+    # A public PBOC e-cash load example (Java host code in the code index, the comment
+    # "04DA9F790A 0012 E2F6ED390FDB4755 000000000104 800000": fixed header, ATC, ARQC, new
+    # balance, MAC padding); the same layout in z-zroud/CardPlatform LoadBalance
+    # (pboc-conformance.md S1): "04DA9F790A" + ATC + 9F26 + value.
+    got = emv.issuer_script_mac_input(
+        H("04DA9F79"), H("0012"), H("E2F6ED390FDB4755"), H("000000000104")
+    )
+    assert got == H("04DA9F790A0012E2F6ED390FDB4755000000000104")
+    assert cp.pad_method2(got) == got + H("800000")
 
 
 def test_issuer_script_mac_input_layout() -> None:

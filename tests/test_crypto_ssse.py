@@ -1,4 +1,5 @@
-"""SSSE per-card key diversification: definition checks and batch properties."""
+"""SSSE per-card key diversification against public vectors and the OpenSSL CLI, plus batch
+properties."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+import openssl_cli as ossl
 from cardperso.crypto import primitives as cp
 from cardperso.crypto import ssse
 from cardperso.errors import UsageError
@@ -23,12 +25,29 @@ def test_sm4_rule_uses_the_gbt32907_block() -> None:
     )
 
 
-def test_3des_rule() -> None:
-    f = H("1122334455667788")
-    expected = cp.ecb_encrypt("3DES", MASTER, f) + cp.ecb_encrypt(
-        "3DES", MASTER, cp.xor(f, b"\xff" * 8)
-    )
+def test_3des_rule_is_emv_option_a_without_parity() -> None:
+    # K = E(M, f) || E(M, ~f) is EMV Book 2 A1.4.1 option A before the parity adjustment. The
+    # pyemv vector (derive_icc_mk_a docstring): IMK 0123..3210, PAN 99012345678901234, PSN 45,
+    # so f = the rightmost 16 digits of PAN || PSN = 1234567890123445, gives
+    # 67F8292358083E5EA7AB7FDA58D53B6B with odd parity.
+    key = ssse.diversify_one(MASTER, "3DES", H("1234567890123445"))
+    assert cp.odd_parity(key) == H("67F8292358083E5EA7AB7FDA58D53B6B")
+
+
+@pytest.mark.parametrize("factor", ["1122334455667788", "0000000000000000", "FFFFFFFFFFFFFFFF"])
+def test_3des_rule_openssl(factor: str) -> None:
+    # Outside implementation: OpenSSL's des-ede-ecb over f || ~f (the whole key, parity bits
+    # included: SSSE keys are used as they come out).
+    f = H(factor)
+    expected = ossl.enc("des-ede-ecb", MASTER, f + bytes(b ^ 0xFF for b in f))
     assert ssse.diversify_one(MASTER, "3DES", f) == expected
+
+
+def test_sm4_rule_openssl() -> None:
+    # Outside implementation: OpenSSL's sm4-ecb over the one block f || ~f.
+    f = H("1122334455667788")
+    expected = ossl.enc("sm4-ecb", MASTER, f + bytes(b ^ 0xFF for b in f))
+    assert ssse.diversify_one(MASTER, "SM4", f) == expected
 
 
 def test_errors() -> None:
