@@ -6,6 +6,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+import openssl_cli as ossl
 from cardperso.codec.apdu import CommandAPDU
 from cardperso.crypto import gp
 from cardperso.crypto import primitives as cp
@@ -92,9 +93,11 @@ def test_session_keys_for_the_gp_test_key() -> None:
     host = Scp02Host(GP_KEYS, 0x03)
     _open(host, card)
     assert host.session is not None and host.session.sequence_counter == H("0000")
-    # DEK-encrypted data: TDES-ECB under the session DEK (KCV 85272E).
-    assert host.encrypt_dgi_data(bytes(8)) == cp.ecb_encrypt("3DES", sk.dek, bytes(8))
-    assert card.decrypt_dgi_data(host.encrypt_dgi_data(GP_KEY)) == GP_KEY
+    # DEK-encrypted data (TDES-ECB under the session DEK): GlobalPlatformPro
+    # TestPlaintextKeys.testKeyEncryption_SCP02 encrypts the key 404142..4F under the session
+    # DEK of keys 404142..4F at sequence counter 0000.
+    assert host.encrypt_dgi_data(GP_KEY) == H("EFBEE6C6D99D7B70BDE9D7E927F020AF")
+    assert card.decrypt_dgi_data(H("EFBEE6C6D99D7B70BDE9D7E927F020AF")) == GP_KEY
 
 
 def _open(host: Scp02Host, card: Scp02Card) -> None:
@@ -103,6 +106,25 @@ def _open(host: Scp02Host, card: Scp02Card) -> None:
     answer = card.external_authenticate(ext)
     host.process_external_authenticate_response(answer)
     assert host.is_open and card.is_open
+
+
+# omfgp tests/omfgp/scp02_test.py test_derive_key: S-ENC of keys 404142..4F at sequence counter
+# 0007. C-DEC (GP 2.3 E.4.7): the data field 80-padded, TDES-CBC under S-ENC with a zero IV.
+OMFGP_S_ENC_0007 = H("A2268F71917EFE0F33CC6166E1154E27")
+
+
+@pytest.mark.parametrize("data", ["4F00", "4F0212345C054F9F70C5", "00" * 8, "A5" * 23])
+def test_c_dec_openssl(data: str) -> None:
+    card = Scp02Card(GP_KEYS, kvn=0xFF, seq_counter=7)
+    host = Scp02Host(GP_KEYS, 0x03)
+    _open(host, card)
+    plain = CommandAPDU(0x80, 0xF2, 0x80, 0x02, H(data), 256)
+    wrapped = host.wrap(plain.to_bytes())
+    body = CommandAPDU.parse(wrapped).data[:-8]
+    padded = H(data) + b"\x80" + bytes(-(len(data) // 2 + 1) % 8)
+    # Outside implementation: OpenSSL's des-ede-cbc under the published S-ENC.
+    assert body == ossl.enc("des-ede-cbc", OMFGP_S_ENC_0007, padded, bytes(8))
+    assert card.unwrap_command(wrapped) == plain.to_bytes()
 
 
 def test_protocol_classes() -> None:
