@@ -1,10 +1,13 @@
 """Every validation rule of data preparation has a failing record here, with the exact field
 and reason asserted (issue 4, "Validation"). Duplicates and row-shape rules, which need the
-whole batch, are in tests/test_input.py."""
+whole batch, are in tests/test_input.py. test_every_rule_has_a_failing_record holds the
+file to that promise against the validator's source."""
 
 from __future__ import annotations
 
+import datetime
 import io
+import re
 from pathlib import Path
 from typing import Any
 
@@ -101,6 +104,17 @@ RULES: list[tuple[dict[str, Any], str, str]] = [
         "ssn",
         "check character must be upper-case 'X', got lower-case 'x'",
     ),
+    # birth date: not in the future, not after the issue date (issue 18: both had no record)
+    (
+        {"ssn": "360426209901010076", "birth_date": "20990101"},
+        "birth_date",
+        "is in the future",
+    ),
+    (
+        {"issue_date": "19901231", "expiry_date": "20001231"},
+        "birth_date",
+        "is after issue_date",
+    ),
     # gender, birth date consistency
     ({"gender": "3"}, "gender", "must be 1 (male) or 2 (female)"),
     ({"gender": "2"}, "gender", "does not match the gender digit of ssn (odd = male)"),
@@ -175,6 +189,92 @@ def test_rule(photo_dir: Path, changes: dict[str, Any], field: str, reason: str)
     with pytest.raises(Reject) as exc:
         check(photo_dir, **changes)
     assert (exc.value.field, exc.value.reason) == (field, reason)
+
+
+def _ssn_born(day: datetime.date) -> str:
+    from cardperso.codec.numbers import resident_id_check_char
+
+    body = f"360426{day:%Y%m%d}007"
+    return body + resident_id_check_char(body)
+
+
+def test_birth_date_boundaries(photo_dir: Path) -> None:
+    """Born today is not "in the future" (tomorrow is); born on the issue day is not "after"
+    it (the day after is). Kills the `>` -> `>=` mutants of both rules."""
+    today = datetime.date.today()
+    for day, reason in (
+        (today + datetime.timedelta(days=1), "is in the future"),
+        (today, "is after issue_date"),  # the base record was issued in January 2026
+    ):
+        with pytest.raises(Reject) as exc:
+            check(photo_dir, ssn=_ssn_born(day), birth_date=f"{day:%Y%m%d}")
+        assert (exc.value.field, exc.value.reason) == ("birth_date", reason)
+    # born on the issue day: valid
+    early = {"expiry_date": "20010101", "accepted_date": "19901201"}
+    v = check(photo_dir, issue_date="19910101", **early)
+    assert v["issue_date"] == "19910101"
+    with pytest.raises(Reject) as exc:
+        check(photo_dir, issue_date="19901231", **early)
+    assert (exc.value.field, exc.value.reason) == ("birth_date", "is after issue_date")
+
+
+def _reject_patterns() -> list[tuple[str | None, re.Pattern[str], str]]:
+    """Every ``Reject(field, reason)`` that prep/validate.py raises with a reason of its own (a
+    literal or an f-string; reasons passed through from the codec validators are theirs):
+    (field or None when it is a variable, a regex of the reason, the source line)."""
+    import ast
+
+    from cardperso.prep import validate as module
+
+    source = Path(module.__file__).read_text(encoding="utf-8")
+    found: list[tuple[str | None, re.Pattern[str], str]] = []
+    for node in ast.walk(ast.parse(source)):
+        if not (
+            isinstance(node, ast.Call)
+            and isinstance(node.func, ast.Name)
+            and node.func.id == "Reject"
+            and len(node.args) == 2
+        ):
+            continue
+        field_node, reason_node = node.args
+        field = (
+            field_node.value
+            if isinstance(field_node, ast.Constant) and isinstance(field_node.value, str)
+            else None
+        )
+        if isinstance(reason_node, ast.Constant) and isinstance(reason_node.value, str):
+            pattern = re.escape(reason_node.value)
+        elif isinstance(reason_node, ast.JoinedStr):
+            pattern = "".join(
+                re.escape(part.value) if isinstance(part, ast.Constant) else ".+"
+                for part in reason_node.values
+            )
+        else:
+            continue  # a reason handed on (exc.reason, check_jpeg's answer)
+        found.append((field, re.compile(pattern), ast.get_source_segment(source, node) or ""))
+    return found
+
+
+# (field, reason) of the rules asserted outside RULES, in the tests of this file
+_ASSERTED_ELSEWHERE = [
+    ("ec_single_limit", "exceeds the profile maximum of 2000 fen"),
+    ("ec_reset_threshold", "exceeds the profile maximum of 3000 fen"),
+]
+
+
+def test_every_rule_has_a_failing_record() -> None:
+    """The module docstring's promise, checked against the source: every reason the validator
+    writes has a row in RULES (or an assertion named in _ASSERTED_ELSEWHERE). Before issue 18
+    nothing checked it, so the two birth-date rules went without a failing record."""
+    asserted = [(field, reason) for _, field, reason in RULES] + _ASSERTED_ELSEWHERE
+    patterns = _reject_patterns()
+    assert len(patterns) >= 25  # the walk finds the rules at all
+    missing = [
+        line
+        for field, pattern, line in patterns
+        if not any((field is None or field == f) and pattern.fullmatch(r) for f, r in asserted)
+    ]
+    assert missing == []
 
 
 def test_ec_maximums_of_the_profile(photo_dir: Path, tmp_path: Path) -> None:
