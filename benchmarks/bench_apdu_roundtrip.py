@@ -19,8 +19,6 @@ Run: ``.venv/bin/python benchmarks/bench_apdu_roundtrip.py [--apdus N] [--rounds
 from __future__ import annotations
 
 import argparse
-import os
-import platform
 import socket
 import statistics
 import sys
@@ -32,6 +30,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 
+import benchenv
 from smartcard import scard
 from smartcard.CardConnection import CardConnection
 from smartcard.System import readers
@@ -94,22 +93,13 @@ class NaiveCardProgram:
         self.sock.close()
 
 
-def cpu_name() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown CPU"
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--apdus", type=int, default=5000, help="APDUs per round")
     parser.add_argument("--rounds", type=int, default=5)
     args = parser.parse_args()
     n, rounds = args.apdus, args.rounds
+    run = benchenv.start("bench_apdu_roundtrip")
 
     with open_lab(claim=1) as lab:
         slot = lab.slots[0]
@@ -197,11 +187,7 @@ def main() -> None:
         naive.stop()
         wait_for_removal(slot.name, 5)
 
-    print(
-        f"machine: {cpu_name()}, {os.cpu_count()} CPUs, Python {platform.python_version()}, "
-        f"{platform.system()} {platform.release()}"
-    )
-    print(f"{n} APDUs x {rounds} rounds (median round), short APDU {SHORT_APDU.hex().upper()}\n")
+    print(f"\n{n} APDUs x {rounds} rounds (median round), short APDU {SHORT_APDU.hex().upper()}\n")
     print("| path | µs per APDU (median round) | best round | APDUs/s (median) |")
     print("|---|---:|---:|---:|")
     for label, (med, best) in results.items():
@@ -215,6 +201,7 @@ def main() -> None:
         )
     print("target: within 20%")
     print(f"short APDU round trip through pcscd + vpcd: {mine[0] * 1e3:.3f} ms; target: <= 0.2 ms")
+    run.end()
 
 
 if __name__ == "__main__":

@@ -20,13 +20,14 @@ from __future__ import annotations
 
 import argparse
 import os
-import platform
 import sys
 import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
+
+import benchenv  # noqa: E402
 
 from cardperso.bank.host import AuthRequest, IssuerHost  # noqa: E402
 from cardperso.crypto import emv  # noqa: E402
@@ -141,12 +142,13 @@ def main() -> None:
     ap.add_argument("--pcsc", type=int, default=0, help="cards through pcscd + vpcd")
     ap.add_argument("--stations", type=int, default=1, help="readers at once (with --pcsc)")
     args = ap.parse_args()
-    print(f"machine: {platform.machine()} {os.cpu_count()} CPU, Python {platform.python_version()}")
+    run = benchenv.start("bench_bank")
     bench_arqc(args.count, args.cards)
     if args.perso:
         bench_perso(args.perso)
     if args.pcsc:
         bench_pcsc(args.pcsc, args.stations)
+    run.end()
 
 
 if __name__ == "__main__":

@@ -25,6 +25,8 @@ import threading
 import time
 from pathlib import Path
 
+import benchenv
+
 ROOT = Path(__file__).resolve().parents[1]
 PY = sys.executable
 KEYS = ROOT / "keys-sample" / "keys.json"
@@ -105,8 +107,18 @@ def run_measured(cmd: list[str]) -> tuple[float, int, str, int, float]:
     return wall, peak, out, peak_pss, cpu
 
 
+def _generator_tag() -> str:
+    """A digest of the synthetic generator's source: a cached batch made by other generator code
+    is not reused."""
+    import hashlib
+
+    from cardperso.prep import synth
+
+    return hashlib.sha256(Path(synth.__file__).read_bytes()).hexdigest()[:12]
+
+
 def batch(directory: Path, count: int) -> Path:
-    path = directory / f"batch-{count}.csv"
+    path = directory / f"batch-{count}-{_generator_tag()}.csv"
     if not path.exists():
         print(f"generating {count} records in {path} ...", flush=True)
         from cardperso.prep.synth import make_batch
@@ -216,7 +228,7 @@ def breakdown(directory: Path, profile_name: str, chunks: int = 10) -> None:
         t["build (encoding)"] += (e - d) - (f - e) - (g - f)
         t["MAC (crypto)"] += f - e
     total = sum(t.values())
-    print(f"per-card time, 1 process, {n} records (profile {profile_name}):")
+    print(f"per-card time, 1 process, {n} records in chunks of 2,000 (profile {profile_name}):")
     for k, v in t.items():
         print(f"  {k:<18} {v / n * 1e6:6.1f} us  {100 * v / total:5.1f} %")
     print(f"  {'total':<18} {total / n * 1e6:6.1f} us  (plus the main process: MAC + write)")
@@ -248,6 +260,23 @@ def cprofile(directory: Path, profile_name: str, chunks: int = 10) -> None:
     pstats.Stats(prof).sort_stats("tottime").print_stats(20)
 
 
+def configuration(profile_name: str) -> str:
+    """The profile, its transport KEK and that key's algorithm, the chunk size."""
+    import json
+
+    from cardperso.prep.pipeline import PrepOptions
+    from cardperso.profiles.loader import load_profile
+
+    kek = load_profile(profile_name).transport_kek
+    algorithm = json.loads(KEYS.read_text())["keys"][kek]["algorithm"]
+    chunk = PrepOptions(batch_id="B", created=1_700_000_000).chunk_size
+    return (
+        f"profile {profile_name}, sample key store {KEYS.relative_to(ROOT)} (software), transport "
+        f"KEK {kek} ({algorithm}), chunks of {chunk:,} records (the CLI default), synthetic "
+        "records with 64 shared photos"
+    )
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     ap.add_argument("--count", type=int, default=100_000)
@@ -260,25 +289,41 @@ def main() -> None:
     args = ap.parse_args()
     directory = Path(args.dir)
     directory.mkdir(parents=True, exist_ok=True)
-    print(f"machine: {os.cpu_count()} CPUs, Python {sys.version.split()[0]}")
+    run = benchenv.start("bench_prep")
+    print(f"configuration: {configuration(args.profile)}", flush=True)
     if args.breakdown:
         breakdown(directory, args.profile)
+        run.end()
         return
     if args.cprofile:
         cprofile(directory, args.profile)
+        run.end()
         return
     counts = [int(x) for x in args.rss.split(",")] if args.rss else [args.count]
+    workers = [int(x) for x in args.workers.split(",")]
+    rates: dict[tuple[int, int], float] = {}
     for count in counts:
-        for w in (int(x) for x in args.workers.split(",")):
+        for w in workers:
             r = bench(directory, count, w, args.profile)
             print(
                 f"{r['count']:>9} records  workers {r['workers']}  prep {r['prep_s']:7.2f} s "
                 f"= {r['prep_rate']:8.0f}/s  verify {r['verify_s']:6.2f} s  end-to-end "
                 f"{r['e2e_rate']:8.0f}/s  CPU {r['cpu_us_per_card']:5.1f} us/card  peak RSS "
                 f"{r['peak_rss_mb']:6.1f} MB (PSS {r['peak_pss_mb']:6.1f} MB, verify "
-                f"{r['verify_rss_mb']:.1f} MB)  file {r['file_mb']:.0f} MB",
+                f"{r['verify_rss_mb']:.1f} MB)  file {r['file_mb']:.0f} MB  load "
+                f"{benchenv.load()}",
                 flush=True,
             )
+            rates[count, w] = r["prep_rate"]
+        if len(workers) > 1:
+            lo, hi = min(workers), max(workers)
+            print(
+                f"{count:>9} records  scaling {lo} -> {hi} workers (prep): "
+                f"x{rates[count, hi] / rates[count, lo]:.2f}",
+                flush=True,
+            )
+    print("targets: prep 40,000 cards/s; peak RSS < 300 MB at 1,000,000 records")
+    run.end()
 
 
 if __name__ == "__main__":

@@ -23,7 +23,6 @@ import argparse
 import csv
 import multiprocessing as mp
 import os
-import platform
 import random
 import sys
 import tempfile
@@ -33,6 +32,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
+
+import benchenv  # noqa: E402
 
 from cardperso.line.journal import JobSeed, Journal  # noqa: E402
 from cardperso.storage.db import Database  # noqa: E402
@@ -139,10 +140,8 @@ def main() -> None:
     args = ap.parse_args()
     with Database(PG) as db:
         version = str(db.execute("SHOW server_version")[0][0])
-    print(
-        f"machine: {platform.machine()}, {os.cpu_count()} CPUs, Python {platform.python_version()}, "
-        f"PostgreSQL {version} (local, TCP), load average {os.getloadavg()[0]:.2f}"
-    )
+    run = benchenv.start("bench_registry")
+    print(f"PostgreSQL server {version} (local, TCP: {PG.split('@')[-1]})")
     print("\n| workers | claim only (claims/s) | full job: claim + chip_ok + printed (jobs/s) |")
     print("|---:|---:|---:|")
     for w in (int(x) for x in args.workers.split(",")):
@@ -160,6 +159,7 @@ def main() -> None:
         with Schema() as schema:
             rate, _ = bench_import(schema.url, apps)
         print(f"| PostgreSQL | {rate:,.0f} |")
+    run.end()
 
 
 if __name__ == "__main__":
