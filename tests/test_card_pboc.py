@@ -282,3 +282,28 @@ def test_script_replayed_in_a_later_transaction_refused(tmp_path: Path) -> None:
     assert online_load(host, 100) == 0x9000  # a new transaction, balance now 1.00
     assert host.send(sent[0])[1] == 0x6988  # the old script's MAC covers the old ATC/ARQC
     assert get_data(host, 0x9F79) == bytes.fromhex("000000000100")
+
+
+def test_fourth_wrong_pin_blocks_and_the_block_survives_power(tmp_path: Path) -> None:
+    """Three wrong PINs count down 2, 1, 0; at 0 tries left VERIFY answers 6983 (authentication
+    method blocked) to a wrong PIN, to the right PIN and to a try-counter query alike, and the
+    block is in the card image: a power cycle or a reload from disk does not lift it
+    (issue 18: no test sent a fourth wrong PBOC PIN)."""
+    host = personalized(tmp_path)
+    host.ok(SELECT_PBOC)
+    wrong, right = "0020008008241235FFFFFFFFFF", "0020008008241234FFFFFFFFFF"
+    assert [host.send(wrong)[1] for _ in range(3)] == [0x63C2, 0x63C1, 0x63C0]
+    assert get_data(host, 0x9F17) == b"\x00"
+    assert host.send(wrong)[1] == 0x6983
+    assert host.send(right)[1] == 0x6983
+    assert host.send("0020008000")[1] == 0x6983  # how many tries left: blocked
+    assert get_data(host, 0x9F17) == b"\x00"
+    # the terminal sees the block in the CVR: byte 3 b7, PIN try limit exceeded
+    gpo(host, ec=False)
+    ac = generate_ac(host, 0x80, cdol1(0))
+    assert ac[0x9F10][3:7] == bytes.fromhex("03A64000")
+    host.card.power_off()
+    again = Host(VirtualCard.load(tmp_path / "card.json"))
+    again.ok(SELECT_PBOC)
+    assert again.send(right)[1] == 0x6983
+    assert get_data(again, 0x9F17) == b"\x00"
