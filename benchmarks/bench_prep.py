@@ -18,6 +18,7 @@ photos) and are cached in ``--dir``.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import os
 import subprocess
 import sys
@@ -152,13 +153,15 @@ def bench(directory: Path, count: int, workers: int, profile: str) -> dict[str, 
         "peak_rss_mb": peak / 1024,
         "peak_pss_mb": pss / 1024,
         "cpu_us_per_card": 1e6 * (cpu + vcpu) / count,
+        "prep_cpu_us": 1e6 * cpu / count,
+        "verify_cpu_us": 1e6 * vcpu / count,
         "verify_rss_mb": vpeak / 1024,
         "file_mb": size / 1e6,
         "summary": text.strip().splitlines()[0] if text.strip() else "",
     }
 
 
-def breakdown(directory: Path, profile_name: str, chunks: int = 10) -> None:
+def breakdown(directory: Path, profile_name: str, kek: str | None, chunks: int = 10) -> None:
     """Per-card time of each phase, single process, on *chunks* chunks of 2,000 records."""
     import hashlib
 
@@ -170,6 +173,8 @@ def breakdown(directory: Path, profile_name: str, chunks: int = 10) -> None:
 
     src = batch(directory, 2000 * chunks)
     profile = load_profile(profile_name)
+    if kek:
+        profile = dataclasses.replace(profile, transport_kek=kek)
     store = SoftwareKeyStore.load(KEYS)
     bkeys = batch_keys(store, profile.transport_kek, "bench", profile.digest)
     prep = Preparer(profile, store, str(src.parent), b"\x00" * 32, bkeys)
@@ -228,7 +233,10 @@ def breakdown(directory: Path, profile_name: str, chunks: int = 10) -> None:
         t["build (encoding)"] += (e - d) - (f - e) - (g - f)
         t["MAC (crypto)"] += f - e
     total = sum(t.values())
-    print(f"per-card time, 1 process, {n} records in chunks of 2,000 (profile {profile_name}):")
+    print(
+        f"per-card time, 1 process, {n} records in chunks of 2,000 (profile {profile_name}, "
+        f"transport KEK {profile.transport_kek}):"
+    )
     for k, v in t.items():
         print(f"  {k:<18} {v / n * 1e6:6.1f} us  {100 * v / total:5.1f} %")
     print(f"  {'total':<18} {total / n * 1e6:6.1f} us  (plus the main process: MAC + write)")
@@ -260,14 +268,14 @@ def cprofile(directory: Path, profile_name: str, chunks: int = 10) -> None:
     pstats.Stats(prof).sort_stats("tottime").print_stats(20)
 
 
-def configuration(profile_name: str) -> str:
+def configuration(profile_name: str, kek: str | None) -> str:
     """The profile, its transport KEK and that key's algorithm, the chunk size."""
     import json
 
     from cardperso.prep.pipeline import PrepOptions
     from cardperso.profiles.loader import load_profile
 
-    kek = load_profile(profile_name).transport_kek
+    kek = kek or load_profile(profile_name).transport_kek
     algorithm = json.loads(KEYS.read_text())["keys"][kek]["algorithm"]
     chunk = PrepOptions(batch_id="B", created=1_700_000_000).chunk_size
     return (
@@ -285,14 +293,22 @@ def main() -> None:
     ap.add_argument("--profile", default="ssc3-pboc")
     ap.add_argument("--dir", default="/tmp/cardperso-bench")
     ap.add_argument("--breakdown", action="store_true")
+    ap.add_argument(
+        "--kek",
+        default=None,
+        help="with --breakdown: the transport KEK in place of the profile's (transport-kek-aes)",
+    )
     ap.add_argument("--cprofile", action="store_true", help="cProfile of the worker function")
     args = ap.parse_args()
     directory = Path(args.dir)
     directory.mkdir(parents=True, exist_ok=True)
     run = benchenv.start("bench_prep")
-    print(f"configuration: {configuration(args.profile)}", flush=True)
+    print(
+        f"configuration: {configuration(args.profile, args.kek if args.breakdown else None)}",
+        flush=True,
+    )
     if args.breakdown:
-        breakdown(directory, args.profile)
+        breakdown(directory, args.profile, args.kek)
         run.end()
         return
     if args.cprofile:
@@ -308,7 +324,8 @@ def main() -> None:
             print(
                 f"{r['count']:>9} records  workers {r['workers']}  prep {r['prep_s']:7.2f} s "
                 f"= {r['prep_rate']:8.0f}/s  verify {r['verify_s']:6.2f} s  end-to-end "
-                f"{r['e2e_rate']:8.0f}/s  CPU {r['cpu_us_per_card']:5.1f} us/card  peak RSS "
+                f"{r['e2e_rate']:8.0f}/s  CPU {r['cpu_us_per_card']:5.1f} us/card (prep "
+                f"{r['prep_cpu_us']:.1f} + verify {r['verify_cpu_us']:.1f})  peak RSS "
                 f"{r['peak_rss_mb']:6.1f} MB (PSS {r['peak_pss_mb']:6.1f} MB, verify "
                 f"{r['verify_rss_mb']:.1f} MB)  file {r['file_mb']:.0f} MB  load "
                 f"{benchenv.load()}",
