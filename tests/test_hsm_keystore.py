@@ -399,9 +399,9 @@ def test_token_session_shared_between_stores(hsm_store_factory: Factory) -> None
     # two stores on one token: closing one must not log the other out
     a = hsm_store_factory()
     b = hsm_store_factory()
-    b.import_key(SecretKey("AES", bytes(16), "k"))
+    b.import_key(SecretKey("AES", bytes(range(16)), "k"))  # an all-zero key is refused
     a.close()
-    assert b.encrypt("k", bytes(16)) == cp.ecb_encrypt("AES", bytes(16), bytes(16))
+    assert b.encrypt("k", bytes(16)) == cp.ecb_encrypt("AES", bytes(range(16)), bytes(16))
 
 
 def test_ssse_sm4_master_is_not_in_the_token(hsm_store_factory: Factory) -> None:

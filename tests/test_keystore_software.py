@@ -230,8 +230,10 @@ def test_import_key_persists(tmp_path: Path) -> None:
     key = SecretKey("AES", bytes(range(32)), "new-aes")
     store.import_key(key)
     assert SoftwareKeyStore.load(tmp_path / "keys.json").info("new-aes").kcv == key.kcv()
-    store.import_key(SecretKey("AES", bytes(16), "new-aes"), replace=True)
-    assert SoftwareKeyStore.load(tmp_path / "keys.json").kcv("new-aes") == cp.kcv("AES", bytes(16))
+    store.import_key(SecretKey("AES", bytes(range(16)), "new-aes"), replace=True)
+    assert SoftwareKeyStore.load(tmp_path / "keys.json").kcv("new-aes") == cp.kcv(
+        "AES", bytes(range(16))
+    )
 
 
 def test_world_readable_live_store_is_reported(

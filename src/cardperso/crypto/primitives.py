@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import hmac
 import os
-from typing import Literal
+from typing import Final, Literal
 
 from cryptography.hazmat.decrepit.ciphers.algorithms import TripleDES
 from cryptography.hazmat.primitives import cmac as _cmac
@@ -199,6 +199,72 @@ def xor(a: bytes, b: bytes) -> bytes:
     if len(a) != len(b):
         raise UsageError("xor operands differ in length")
     return (int.from_bytes(a, "big") ^ int.from_bytes(b, "big")).to_bytes(len(a), "big")
+
+
+# -- DES key hygiene ----------------------------------------------------------------------------
+
+#: The 4 weak DES keys, as published with odd parity: NIST SP 800-67 Rev. 2 (Recommendation for
+#: the Triple Data Encryption Algorithm (TDEA) Block Cipher, November 2017), §3.3.2 "Weak keys"
+#: (the same values as FIPS 74 §3.6). Under a weak key encryption is its own inverse.
+DES_WEAK_KEYS: Final[tuple[bytes, ...]] = tuple(
+    bytes.fromhex(h)
+    for h in ("0101010101010101", "FEFEFEFEFEFEFEFE", "E0E0E0E0F1F1F1F1", "1F1F1F1F0E0E0E0E")
+)
+
+#: The 12 semi-weak DES keys (6 pairs: encryption under one is decryption under the other), same
+#: source: NIST SP 800-67 Rev. 2 §3.3.2.
+DES_SEMI_WEAK_KEYS: Final[tuple[bytes, ...]] = tuple(
+    bytes.fromhex(h)
+    for h in (
+        "011F011F010E010E", "1F011F010E010E01",
+        "01E001E001F101F1", "E001E001F101F101",
+        "01FE01FE01FE01FE", "FE01FE01FE01FE01",
+        "1FE01FE00EF10EF1", "E01FE01FF10EF10E",
+        "1FFE1FFE0EFE0EFE", "FE1FFE1FFE0EFE0E",
+        "E0FEE0FEF1FEF1FE", "FEE0FEE0FEF1FEF1",
+    )
+)  # fmt: skip
+
+
+def _without_parity(key: bytes) -> bytes:
+    """The key with every byte's parity bit (the lowest bit, which DES ignores) cleared."""
+    return bytes(b & 0xFE for b in key)
+
+
+_WEAK_WITHOUT_PARITY: Final[frozenset[bytes]] = frozenset(
+    _without_parity(k) for k in DES_WEAK_KEYS + DES_SEMI_WEAK_KEYS
+)
+
+
+def is_weak_des_key(key: bytes) -> bool:
+    """True when the 8-byte DES key is one of the 4 weak or 12 semi-weak keys
+    (:data:`DES_WEAK_KEYS`, :data:`DES_SEMI_WEAK_KEYS`), its parity bits ignored: DES never
+    reads them, so ``0000000000000000`` is the weak key ``0101010101010101``."""
+    if len(key) != 8:
+        raise UsageError("a DES key is 8 bytes")
+    return _without_parity(key) in _WEAK_WITHOUT_PARITY
+
+
+def tdes_key_problem(key: bytes) -> str | None:
+    """Why ``key`` must not be used as a Triple-DES key, or ``None`` when it may.
+
+    Refused: a single-length (8-byte) key, which is plain DES; a part K1, K2 or K3 that is a
+    weak or semi-weak DES key; K1 = K2 (or, with 24 bytes, K2 = K3), where EDE collapses to
+    single DES. Parts are compared with their parity bits ignored. The answer names parts,
+    never key bits.
+    """
+    if len(key) not in (16, 24):
+        return f"a 3DES key is 16 or 24 bytes, not {len(key)} (single-length DES is refused)"
+    parts = [key[i : i + 8] for i in range(0, len(key), 8)]
+    for n, part in enumerate(parts, 1):
+        if is_weak_des_key(part):
+            return f"K{n} is a weak or semi-weak DES key (NIST SP 800-67 Rev. 2, 3.3.2)"
+    bare = [_without_parity(p) for p in parts]
+    if hmac.compare_digest(bare[0], bare[1]):
+        return "K1 = K2: the key is single DES"
+    if len(bare) == 3 and hmac.compare_digest(bare[1], bare[2]):
+        return "K2 = K3: the key is single DES"
+    return None
 
 
 class SecretKey:

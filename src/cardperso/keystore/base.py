@@ -171,6 +171,11 @@ class KeyStore(abc.ABC):
         """True when keys are held in clear in host memory (production needs an override)."""
         return False
 
+    def exposure(self) -> str | None:
+        """Why the place that holds this store's keys is open to other users (a key-store file
+        that group or others may read or write), or ``None``; production refuses such a store."""
+        return None
+
     def close(self) -> None:  # noqa: B027 - optional hook
         """Release resources (sessions, clear key material where possible)."""
 
@@ -361,6 +366,19 @@ REFERENCE_KEY_SET: Final[dict[str, tuple[str, int, str]]] = {
     "transport-kek-aes": ("AES", 16, "AES transport KEK (for stores and HSMs that wrap under AES)"),
 }
 
+#: Keys that another party holds and hands over by key ceremony (``cardperso keys
+#: import-components``): names the tools know, which ``cardperso keys generate`` never invents.
+#: ``gp-transport`` is the card vendor's transport key, the key the blank cards' issuer security
+#: domain is opened with; it is not the issuer's ``gp-kmc``, which per-card keys derive from.
+CEREMONY_KEY_SET: Final[dict[str, tuple[str, int, str]]] = {
+    "gp-transport": ("3DES", 16, "card vendor's transport key of the blank cards (SCP02)"),
+    "gp-transport-aes": ("AES", 16, "card vendor's transport key of the blank cards (SCP03)"),
+    "kek-exchange": ("3DES", 16, "key-exchange key shared by the card factory and the bank"),
+}
+
+#: Every key name the tools know: the reference set and the ceremony keys (one list, here).
+KNOWN_KEYS: Final[dict[str, tuple[str, int, str]]] = {**REFERENCE_KEY_SET, **CEREMONY_KEY_SET}
+
 #: Check values (3 bytes, upper-case hex) of the published sample keys in ``keys-sample/keys.json``
 #: by name. Production refuses any key with one of these check values, whatever its name.
 SAMPLE_KCVS: Final[dict[str, str]] = {
@@ -385,6 +403,9 @@ SAMPLE_KCVS: Final[dict[str, str]] = {
     "ssse-uk-ef0d-3des": "E911BF",
     "transport-kek": "C68821",
     "transport-kek-aes": "2C80DE",
+    # the sample transport keys of simulated blanks are the GlobalPlatform test key 40..4F
+    "gp-transport": "8BAF47",
+    "gp-transport-aes": "504A77",
 }
 
 
@@ -412,9 +433,10 @@ _SAMPLE_KCV_SET: Final[frozenset[str]] = frozenset(SAMPLE_KCVS.values()) | froze
 def production_guard(store: KeyStore, *, allow_software_store: bool = False) -> None:
     """Refuse a key store that must not serve a production run.
 
-    Raises :class:`KeyStoreError` when any key is one of the published sample keys (recognised by
-    its check value) or marked as a test key, and when the store is a software store unless
-    ``allow_software_store`` (the caller logs that override).
+    Raises :class:`KeyStoreError` when the store is a software store unless
+    ``allow_software_store`` (the caller logs that override), when any key is one of the
+    published sample keys (recognised by its check value) or marked as a test key, and when the
+    store's file is open to group or others (:meth:`KeyStore.exposure`), whatever the override.
     """
     if store.is_software and not allow_software_store:
         raise KeyStoreError(
@@ -427,3 +449,31 @@ def production_guard(store: KeyStore, *, allow_software_store: bool = False) -> 
             raise KeyStoreError(f"production refuses key {name!r}: it is a published sample key")
         if info.test_key:
             raise KeyStoreError(f"production refuses key {name!r}: it is marked as a test key")
+    exposure = store.exposure()
+    if exposure is not None:
+        raise KeyStoreError(f"production refuses key store {store.location}: {exposure}")
+
+
+# -- key hygiene --------------------------------------------------------------------------------
+
+
+def key_problem(algorithm: str, value: bytes) -> str | None:
+    """Why a key of ``algorithm`` with bytes ``value`` must not be held by a key store, or
+    ``None``: a 3DES key that is single-length, has a weak or semi-weak part, or has K1 = K2
+    (K2 = K3) (:func:`cardperso.crypto.primitives.tdes_key_problem`); any key of all zeros.
+    The answer never shows key bits."""
+    if algorithm == "3DES":
+        problem = cp.tdes_key_problem(value)
+        if problem is not None:
+            return problem
+    if not any(value):
+        return "it is all zeros"
+    return None
+
+
+def check_key(key: SecretKey, where: str = "") -> None:
+    """Raise :class:`KeyStoreError` naming ``key`` (never its value) when :func:`key_problem`
+    refuses it; ``where`` prefixes the message (e.g. ``"key store keys.json: "``)."""
+    problem = key_problem(key.algorithm, key.value)
+    if problem is not None:
+        raise KeyStoreError(f"{where}key {key.name!r} is refused: {problem}")

@@ -17,8 +17,11 @@ File format (``cardperso-keystore/1``)::
 
 ``algorithm`` is ``3DES`` (16 or 24 bytes), ``AES`` (16/24/32) or ``SM4`` (16); ``value`` and
 ``kcv`` are hex (case-insensitive). The loader verifies every check value and refuses a file whose
-KCV does not match, naming the key and never its value. Files are written atomically with mode
-0600 (temporary file in the same directory, fsync, rename).
+KCV does not match, a name that appears twice in one object (JSON would keep the last one
+silently), and a key no store may hold (:func:`cardperso.keystore.base.key_problem`: single-length,
+weak or K1 = K2 3DES keys, all-zero keys), naming the key and never its value. Files are written
+atomically with mode 0600 (:func:`cardperso.outputs.atomic_write_text`). A file that group or
+others may read is reported at load and refused in production (:meth:`SoftwareKeyStore.exposure`).
 """
 
 from __future__ import annotations
@@ -28,7 +31,6 @@ import json
 import logging
 import os
 import stat
-import tempfile
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any, Final
@@ -48,7 +50,10 @@ from cardperso.keystore.base import (
     KeyStore,
     MacMethod,
     SessionKeyMethod,
+    check_key,
+    key_problem,
 )
+from cardperso.outputs import atomic_write_text
 
 log = logging.getLogger(__name__)
 
@@ -68,8 +73,48 @@ def _parse_hex(text: object, what: str) -> bytes:
 
 
 def _random_key(algorithm: str, length: int) -> bytes:
-    value = cp.random_bytes(length)
-    return cp.odd_parity(value) if algorithm == "3DES" else value
+    """Fresh random key bytes (odd parity for 3DES) that :func:`key_problem` accepts."""
+    while True:
+        value = cp.random_bytes(length)
+        if algorithm == "3DES":
+            value = cp.odd_parity(value)
+        if key_problem(algorithm, value) is None:
+            return value
+
+
+class _DuplicateName(Exception):
+    def __init__(self, name: str, what: str) -> None:
+        super().__init__(name)
+        self.name, self.what = name, what
+
+
+def _unique_pairs(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    """``json.loads`` object hook: a name that appears twice in one object is an error (the
+    decoder would keep the last value silently)."""
+    out: dict[str, Any] = {}
+    for name, value in pairs:
+        if name in out:
+            what = "key" if isinstance(value, dict) and name != "keys" else "field"
+            raise _DuplicateName(name, what)
+        out[name] = value
+    return out
+
+
+def parse_json_document(text: str, where: str) -> object:
+    """Parse a JSON document that holds keys or key material: :class:`KeyStoreError` naming
+    line and column (never the text) when it is not JSON, and naming the key or field when a
+    name appears twice in one object."""
+    try:
+        return json.loads(text, object_pairs_hook=_unique_pairs)
+    except json.JSONDecodeError as exc:
+        # The decoder's message names line and column only, never the document text.
+        raise KeyStoreError(
+            f"{where}: not valid JSON (line {exc.lineno}, column {exc.colno})"
+        ) from None
+    except _DuplicateName as dup:
+        raise KeyStoreError(f"{where}: {dup.what} {dup.name!r} appears twice") from None
+    except RecursionError:
+        raise KeyStoreError(f"{where}: JSON nested too deeply") from None
 
 
 class _ClearSessionKey:
@@ -132,22 +177,28 @@ class SoftwareKeyStore(KeyStore):
             raise KeyStoreError(f"key store {p}: cannot read ({exc.strerror})") from None
         except UnicodeDecodeError:
             raise KeyStoreError(f"key store {p}: not a UTF-8 text file") from None
-        try:
-            doc = json.loads(text)
-        except json.JSONDecodeError as exc:
-            # The decoder's message names line and column only, never the document text.
-            raise KeyStoreError(
-                f"key store {p}: not valid JSON (line {exc.lineno}, column {exc.colno})"
-            ) from None
+        doc = parse_json_document(text, f"key store {p}")
         store = cls.from_document(doc, where=f"key store {p}")
         store.path = p
-        if not store.test_keys and os.name == "posix":
-            mode = p.stat().st_mode
-            if mode & (stat.S_IRWXG | stat.S_IRWXO):
-                log.warning(
-                    "key store %s is readable by group or others (mode %o)", p, mode & 0o777
-                )
+        exposure = store.exposure()
+        if not store.test_keys and exposure is not None:
+            log.warning("key store %s: %s (production refuses it)", p, exposure)
         return store
+
+    def exposure(self) -> str | None:
+        """Why the store's file is open to other users (group or others may read or write it),
+        or ``None``; re-read from the file each time (production checks it before a run)."""
+        if self.path is None or os.name != "posix":
+            return None
+        try:
+            mode = self.path.stat().st_mode
+        except OSError as exc:
+            return f"its file cannot be checked ({exc.strerror})"
+        if mode & (stat.S_IRWXG | stat.S_IRWXO):
+            return (
+                f"its file is readable by group or others (mode {mode & 0o777:03o}): chmod 600 it"
+            )
+        return None
 
     @classmethod
     def from_document(cls, doc: object, *, where: str = "key store") -> SoftwareKeyStore:
@@ -203,7 +254,8 @@ class SoftwareKeyStore(KeyStore):
         if not overwrite and target.exists():
             raise KeyStoreError(f"{target} exists: refusing to overwrite it (use --force)")
         text = json.dumps(self.to_document(), indent=2) + "\n"
-        _atomic_write(target, text)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        atomic_write_text(target, text)
         self.path = target
         return target
 
@@ -407,6 +459,7 @@ class SoftwareKeyStore(KeyStore):
             raise UsageError("the key to import needs a name")
         if key.name in self._keys and not replace:
             raise KeyStoreError(f"key {key.name!r} already exists in {self.location}")
+        check_key(key)
         # The file-level "test_keys" flag marks every key of a software store; ``test_key``
         # only matters for stores that mark keys one by one.
         self._keys[key.name] = key
@@ -458,27 +511,5 @@ def _load_entry(where: str, name: object, entry: object) -> SecretKey:
         raise KeyStoreError(f"{where}: key {name!r} kcv must be 2 to 8 bytes")
     if not cp.equal(key.kcv(len(kcv)), kcv):
         raise KeyStoreError(f"{where}: key {name!r} does not match its check value")
+    check_key(key, f"{where}: ")
     return key
-
-
-def _atomic_write(target: Path, text: str) -> None:
-    """Write ``text`` to ``target`` with mode 0600: temporary file, fsync, rename."""
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
-    try:
-        os.fchmod(fd, 0o600)
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(text)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, target)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise
-    with contextlib.suppress(OSError):  # make the rename durable where the platform allows it
-        dfd = os.open(target.parent, os.O_RDONLY)
-        try:
-            os.fsync(dfd)
-        finally:
-            os.close(dfd)

@@ -24,6 +24,7 @@ from cardperso.keystore.base import (
     KeyStore,
     MacMethod,
     SessionKeyMethod,
+    check_key,
 )
 from cardperso.keystore.pkcs11.data import (
     cmac_subkey1,
@@ -554,6 +555,7 @@ class Pkcs11KeyStore(KeyStore):
     ) -> KeyInfo:
         if not key.name:
             raise UsageError("a key to import needs a name")
+        check_key(key)
         value = key.value
         if key.algorithm == "3DES" and len(value) in (16, 24):
             key_type = KeyType.DES2 if len(value) == 16 else KeyType.DES3

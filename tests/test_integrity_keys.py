@@ -1,0 +1,280 @@
+"""Key hygiene (issue 11, item 11) and the key store's files (items 3 and 4).
+
+* the weak-DES-key table (NIST SP 800-67 Rev. 2 §3.3.2) and the 3DES refusals: single-length
+  keys, weak or semi-weak parts, K1 = K2, K2 = K3;
+* a key store refuses such keys, all-zero keys and names that appear twice in its JSON, naming
+  the key and never its value;
+* production refuses a key-store file that group or others may read.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import re
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from cardperso.crypto import primitives as cp
+from cardperso.crypto.primitives import SecretKey
+from cardperso.errors import KeyStoreError
+from cardperso.keystore.base import key_problem, production_guard
+from cardperso.keystore.software import SoftwareKeyStore, generate_file
+
+# -- the weak-key table ---------------------------------------------------------------------------
+
+#: NIST SP 800-67 Rev. 2, §3.3.2 (November 2017), as printed there (odd parity).
+NIST_WEAK = ["0101010101010101", "FEFEFEFEFEFEFEFE", "E0E0E0E0F1F1F1F1", "1F1F1F1F0E0E0E0E"]
+NIST_SEMI_WEAK_PAIRS = [
+    ("011F011F010E010E", "1F011F010E010E01"),
+    ("01E001E001F101F1", "E001E001F101F101"),
+    ("01FE01FE01FE01FE", "FE01FE01FE01FE01"),
+    ("1FE01FE00EF10EF1", "E01FE01FF10EF10E"),
+    ("1FFE1FFE0EFE0EFE", "FE1FFE1FFE0EFE0E"),
+    ("E0FEE0FEF1FEF1FE", "FEE0FEE0FEF1FEF1"),
+]
+BLOCKS = bytes.fromhex("0123456789ABCDEF4E6F7720697320740000000000000000")
+
+
+def test_the_table_is_the_published_one() -> None:
+    assert [k.hex().upper() for k in cp.DES_WEAK_KEYS] == NIST_WEAK
+    assert sorted(k.hex().upper() for k in cp.DES_SEMI_WEAK_KEYS) == sorted(
+        k for pair in NIST_SEMI_WEAK_PAIRS for k in pair
+    )
+
+
+@pytest.mark.parametrize("key", NIST_WEAK)
+def test_a_weak_key_is_its_own_inverse(key: str) -> None:
+    """What makes the key weak, checked on the cipher itself: E_K(E_K(x)) = x."""
+    k = bytes.fromhex(key)
+    assert cp.ecb_encrypt("3DES", k, cp.ecb_encrypt("3DES", k, BLOCKS)) == BLOCKS
+    assert cp.is_weak_des_key(k)
+
+
+@pytest.mark.parametrize(("k1", "k2"), NIST_SEMI_WEAK_PAIRS)
+def test_a_semi_weak_pair_undoes_each_other(k1: str, k2: str) -> None:
+    """E_K2(E_K1(x)) = x for each published semi-weak pair."""
+    a, b = bytes.fromhex(k1), bytes.fromhex(k2)
+    assert cp.ecb_encrypt("3DES", b, cp.ecb_encrypt("3DES", a, BLOCKS)) == BLOCKS
+    assert cp.is_weak_des_key(a) and cp.is_weak_des_key(b)
+
+
+def test_parity_bits_are_ignored_and_ordinary_keys_pass() -> None:
+    assert cp.is_weak_des_key(bytes(8))  # 00.. is 01.. without its parity bits
+    assert cp.is_weak_des_key(bytes.fromhex("FFFFFFFFFFFFFFFF"))
+    assert cp.is_weak_des_key(bytes.fromhex("E1E0E1E0F0F1F0F1"))  # E0E0E0E0F1F1F1F1, parity off
+    assert not cp.is_weak_des_key(bytes.fromhex("0123456789ABCDEF"))
+    assert not cp.is_weak_des_key(bytes.fromhex("0101010101010103"))  # one real bit differs
+    with pytest.raises(Exception, match="a DES key is 8 bytes"):
+        cp.is_weak_des_key(bytes(16))
+
+
+K1 = bytes.fromhex("0123456789ABCDEF")
+K2 = bytes.fromhex("FEDCBA9876543210")
+K3 = bytes.fromhex("89ABCDEF01234567")
+
+
+@pytest.mark.parametrize(
+    ("key", "reason"),
+    [
+        (K1, r"16 or 24 bytes, not 8 \(single-length DES is refused\)"),
+        (K1 + K2 + K3 + K1, "16 or 24 bytes, not 32"),
+        (K1 + K1, "K1 = K2: the key is single DES"),
+        (K1 + cp.xor(K1, bytes.fromhex("0101010101010101")), "K1 = K2"),  # parity bits only
+        (K1 + K2 + K2, "K2 = K3: the key is single DES"),
+        (K1 + K1 + K2, "K1 = K2"),
+        (bytes.fromhex(NIST_WEAK[1]) + K2, "K1 is a weak or semi-weak DES key"),
+        (K1 + bytes.fromhex(NIST_SEMI_WEAK_PAIRS[3][0]), "K2 is a weak or semi-weak DES key"),
+        (K1 + K2 + bytes.fromhex(NIST_WEAK[2]), "K3 is a weak or semi-weak DES key"),
+        (bytes(16), "K1 is a weak"),
+    ],
+)
+def test_tdes_key_problems(key: bytes, reason: str) -> None:
+    problem = cp.tdes_key_problem(key)
+    assert problem is not None
+    assert re.search(reason, problem), problem
+    assert key.hex() not in problem.lower() and K1.hex() not in problem.lower()
+
+
+def test_good_tdes_keys_pass() -> None:
+    assert cp.tdes_key_problem(K1 + K2) is None
+    assert cp.tdes_key_problem(K1 + K2 + K3) is None
+    assert cp.tdes_key_problem(K1 + K2 + K1) is None  # keying option 2 (K1 = K3) is allowed
+    assert key_problem("AES", bytes(range(16))) is None
+    assert key_problem("SM4", bytes(16)) == "it is all zeros"
+    assert key_problem("AES", bytes(32)) == "it is all zeros"
+
+
+# -- the software store refuses them --------------------------------------------------------------
+
+
+def _store_doc(**keys: tuple[str, bytes]) -> dict[str, Any]:
+    return {
+        "format": "cardperso-keystore/1",
+        "test_keys": False,
+        "keys": {
+            name: {"algorithm": alg, "value": value.hex().upper(), "kcv": cp.kcv(alg, value).hex()}
+            for name, (alg, value) in keys.items()
+        },
+    }
+
+
+def _write(path: Path, doc: dict[str, Any]) -> Path:
+    path.write_text(json.dumps(doc))
+    path.chmod(0o600)
+    return path
+
+
+@pytest.mark.parametrize(
+    ("alg", "value", "reason"),
+    [
+        ("3DES", K1, r"not 8 \(single-length DES is refused\)"),
+        ("3DES", K2 + K2, "K1 = K2"),
+        ("3DES", K1 + K2 + K2, "K2 = K3"),
+        ("3DES", bytes.fromhex(NIST_WEAK[3]) + K2, "K1 is a weak or semi-weak DES key"),
+        ("AES", bytes(16), "it is all zeros"),
+        ("SM4", bytes(16), "it is all zeros"),
+    ],
+)
+def test_a_store_file_with_a_bad_key_is_refused_naming_the_key(
+    tmp_path: Path, alg: str, value: bytes, reason: str
+) -> None:
+    good = ("3DES", K1 + K2)
+    path = _write(
+        tmp_path / "keys.json", _store_doc(**{"gp-kmc": good, "pboc-imk-ac": (alg, value)})
+    )
+    with pytest.raises(KeyStoreError, match=f"key 'pboc-imk-ac' is refused: .*{reason}") as exc:
+        SoftwareKeyStore.load(path)
+    assert str(path) in str(exc.value)
+    assert value.hex().upper() not in str(exc.value).upper()
+
+
+def test_importing_a_bad_key_is_refused_and_the_file_keeps_what_it_had(tmp_path: Path) -> None:
+    path = tmp_path / "keys.json"
+    store = generate_file(path)
+    before = path.read_bytes()
+    for key, reason in [
+        (SecretKey("3DES", K1, "single"), "single-length"),
+        (SecretKey("3DES", K1 + K1, "k1k2"), "K1 = K2"),
+        (SecretKey("AES", bytes(16), "zero"), "all zeros"),
+    ]:
+        with pytest.raises(KeyStoreError, match=f"key '{key.name}' is refused: .*{reason}"):
+            store.import_key(key)
+    assert path.read_bytes() == before
+    assert "single" not in SoftwareKeyStore.load(path).names()
+
+
+def test_generated_keys_pass_the_checks(tmp_path: Path) -> None:
+    store = generate_file(tmp_path / "keys.json")
+    for name in store.names():
+        key = store._key(name)
+        assert key_problem(key.algorithm, key.value) is None, name
+    assert store.generate_key("extra", "3DES", 24).algorithm == "3DES"
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        (
+            '{"format": "cardperso-keystore/1", "test_keys": false, "keys": {'
+            '"gp-kmc": {"algorithm": "3DES", "value": "%(a)s", "kcv": "%(ka)s"}, '
+            '"gp-kmc": {"algorithm": "3DES", "value": "%(b)s", "kcv": "%(kb)s"}}}',
+            "key 'gp-kmc' appears twice",
+        ),
+        (
+            '{"format": "cardperso-keystore/1", "test_keys": false, "keys": {'
+            '"gp-kmc": {"algorithm": "3DES", "value": "%(a)s", "value": "%(b)s", "kcv": "%(kb)s"}}}',
+            "field 'value' appears twice",
+        ),
+        (
+            '{"format": "cardperso-keystore/1", "test_keys": true, "test_keys": false, "keys": {}}',
+            "field 'test_keys' appears twice",
+        ),
+    ],
+)
+def test_a_name_twice_in_the_json_is_refused(tmp_path: Path, text: str, message: str) -> None:
+    """JSON keeps the last of two equal names silently: the second 'gp-kmc' used to win."""
+    a, b = K1 + K2, K2 + K3
+    values = {
+        "a": a.hex().upper(),
+        "b": b.hex().upper(),
+        "ka": cp.kcv("3DES", a).hex(),
+        "kb": cp.kcv("3DES", b).hex(),
+    }
+    path = tmp_path / "keys.json"
+    path.write_text(text % values)
+    with pytest.raises(KeyStoreError, match=f"key store {path}: {message}$") as exc:
+        SoftwareKeyStore.load(path)
+    assert values["a"] not in str(exc.value) and values["b"] not in str(exc.value)
+
+
+# -- a key store open to others ---------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("mode", [0o640, 0o604, 0o620, 0o644])
+def test_production_refuses_a_store_file_open_to_others_even_with_the_override(
+    tmp_path: Path, mode: int
+) -> None:
+    path = tmp_path / "keys.json"
+    store = generate_file(path)
+    production_guard(store, allow_software_store=True)  # 0600: passes
+    os.chmod(path, mode)
+    with pytest.raises(
+        KeyStoreError,
+        match=rf"production refuses key store file:{path}: its file is readable by group or "
+        rf"others \(mode {mode:03o}\): chmod 600 it",
+    ):
+        production_guard(SoftwareKeyStore.load(path), allow_software_store=True)
+
+
+def test_outside_production_an_open_store_file_is_a_warning_only(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    path = tmp_path / "keys.json"
+    generate_file(path)
+    os.chmod(path, 0o644)
+    with caplog.at_level(logging.WARNING, logger="cardperso.keystore.software"):
+        store = SoftwareKeyStore.load(path)
+    assert store.names()
+    assert "readable by group or others (mode 644)" in caplog.text
+    assert "production refuses it" in caplog.text
+
+
+def test_production_on_the_command_line_refuses_an_open_store(tmp_path: Path) -> None:
+    """``--production --allow-software-keystore`` with a fresh store at mode 0644: refused
+    before any record is read (the check belongs to the guard every command calls)."""
+    from cardperso.cli.production import check_production
+
+    path = tmp_path / "keys.json"
+    store = generate_file(path)
+    os.chmod(path, 0o644)
+    with pytest.raises(KeyStoreError, match=r"readable by group or others \(mode 644\)"):
+        check_production(store, production=True, allow_software_keystore=True, what="prep x")
+    check_production(store, production=False, allow_software_keystore=False, what="prep x")
+
+
+def test_the_store_file_is_written_atomically_and_private(tmp_path: Path) -> None:
+    """One implementation (cardperso.outputs): mode 0600 and no temporary file left."""
+    path = tmp_path / "keys.json"
+    generate_file(path)
+    assert path.stat().st_mode & 0o777 == 0o600
+    store = SoftwareKeyStore.load(path)
+    store.import_key(SecretKey("3DES", K1 + K2, "more"))
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["keys.json"]
+    assert path.stat().st_mode & 0o777 == 0o600
+
+
+@pytest.mark.hsm
+def test_the_hsm_store_refuses_the_same_keys(hsm_store_factory: Any) -> None:
+    store = hsm_store_factory()
+    for key, reason in [
+        (SecretKey("3DES", K1 + K1, "k1k2"), "K1 = K2: the key is single DES"),
+        (SecretKey("3DES", K1 + K2 + bytes.fromhex(NIST_WEAK[0]), "weak3"), "K3 is a weak"),
+        (SecretKey("AES", bytes(16), "zero"), "it is all zeros"),
+    ]:
+        with pytest.raises(KeyStoreError, match=f"key '{key.name}' is refused: {reason}"):
+            store.import_key(key)
+    assert not {"k1k2", "weak3", "zero"} & set(store.names())
