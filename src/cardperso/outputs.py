@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import stat
 import tempfile
 from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
@@ -51,6 +52,9 @@ class AtomicFile:
 
     def __init__(self, path: Path | str, *, binary: bool = False, mode: int = PRIVATE) -> None:
         self.path = Path(path)
+        with contextlib.suppress(FileNotFoundError):
+            if not stat.S_ISREG(os.stat(self.path).st_mode):  # /dev/null, a FIFO: never replace
+                raise UsageError(f"{self.path} is not a regular file: refusing to replace it")
         fd, tmp = tempfile.mkstemp(
             prefix=f".{self.path.name}.", suffix=".part", dir=self.path.parent
         )

@@ -1,15 +1,21 @@
 """The ``cardperso`` command: the only place that parses arguments and prints for people.
 
-Exit codes: 0 ok, 1 data or validation problems, 2 usage, 3 device or transport failure.
-Expected errors (:class:`~cardperso.errors.CardPersoError`) print one clear line, never a
-traceback; ``CARDPERSO_DEBUG=1`` shows tracebacks for developers.
+Exit codes: 0 ok, 1 data or validation problems, 2 usage, 3 device or transport failure;
+128 + the signal number (143 for SIGTERM) when a command that writes files was stopped by a
+signal (:func:`stop_on_signal`). Expected errors (:class:`~cardperso.errors.CardPersoError`)
+print one clear line, never a traceback; ``CARDPERSO_DEBUG=1`` shows tracebacks for developers.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
+import signal
 import sys
+import threading
+from collections.abc import Iterator
+from types import FrameType
 from typing import Any
 
 import click
@@ -19,6 +25,46 @@ from cardperso.errors import CardPersoError
 
 EXIT_OK, EXIT_DATA, EXIT_USAGE, EXIT_DEVICE = 0, 1, 2, 3
 
+#: Signals that stop a command which writes files by unwinding it (see :func:`stop_on_signal`).
+STOP_SIGNALS = (signal.SIGTERM, signal.SIGHUP)
+
+
+class Stopped(BaseException):
+    """A stop signal arrived. Raised in the main process only, it unwinds the command like
+    Ctrl-C does, so that its temporary output files are thrown away; not an ``Exception``, so
+    no ``except Exception`` on the way swallows it."""
+
+    def __init__(self, signum: int) -> None:
+        self.signum = signum
+        super().__init__(signal.Signals(signum).name)
+
+
+@contextlib.contextmanager
+def stop_on_signal() -> Iterator[None]:
+    """SIGTERM and SIGHUP raise :class:`Stopped` in this process while the block runs.
+
+    Worker processes forked inside the block inherit the handler; there it restores the
+    default action and re-raises the signal, so a worker stops as it always did.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield  # signal handlers belong to the main thread
+        return
+    owner = os.getpid()
+
+    def handler(signum: int, frame: FrameType | None) -> None:
+        if os.getpid() != owner:
+            signal.signal(signum, signal.SIG_DFL)
+            os.kill(os.getpid(), signum)
+            return
+        raise Stopped(signum)
+
+    previous = {sig: signal.signal(sig, handler) for sig in STOP_SIGNALS}
+    try:
+        yield
+    finally:
+        for sig, old in previous.items():
+            signal.signal(sig, old)
+
 
 class _Group(click.Group):
     """A click group that turns cardperso errors into one line and a distinct exit code."""
@@ -26,6 +72,13 @@ class _Group(click.Group):
     def invoke(self, ctx: click.Context) -> Any:
         try:
             return super().invoke(ctx)
+        except Stopped as exc:
+            click.echo(
+                f"error: stopped by {exc}: the output files were not written "
+                "(temporary files removed)",
+                err=True,
+            )
+            ctx.exit(128 + exc.signum)
         except CardPersoError as exc:
             if os.environ.get("CARDPERSO_DEBUG"):
                 raise

@@ -8,6 +8,7 @@ written for the good ones), 2 for usage errors.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime
 import functools
 import json
@@ -21,17 +22,30 @@ from typing import Any
 
 import click
 
-from cardperso.cli.keys import open_store
+from cardperso.cli.keys import PKCS11_PREFIX, open_store
+from cardperso.cli.main import stop_on_signal
 from cardperso.cli.production import check_production, production_options
 from cardperso.codec.numbers import mask_id
 from cardperso.errors import UsageError
+from cardperso.keystore import KeyStore
+from cardperso.layouts.persofile import check_created
+from cardperso.outputs import check_paths
 from cardperso.prep.container import iter_records, iter_sealed, read_header, verify
-from cardperso.prep.pipeline import PrepOptions, PrepSummary, prepare, validate_only
+from cardperso.prep.pipeline import (
+    PrepOptions,
+    PrepSummary,
+    check_workers,
+    prepare,
+    validate_only,
+)
 from cardperso.profiles.loader import load_profile
 
 __all__ = ["COMMANDS"]
 
 log = logging.getLogger("cardperso.prep")
+
+#: Bytes read from a ``--pin-seed file:PATH`` (its first line is the hex seed).
+_PIN_SEED_FILE_MAX = 4096
 
 
 def _pin_seed(text: str) -> bytes:
@@ -46,11 +60,16 @@ def _pin_seed(text: str) -> bytes:
     elif sep and kind == "file":
         path = Path(where)
         try:
-            if path.stat().st_mode & (stat.S_IRWXG | stat.S_IRWXO):
+            st = path.stat()
+            if not stat.S_ISREG(st.st_mode):
+                raise UsageError(f"--pin-seed file {path} is not a regular file")
+            if st.st_mode & (stat.S_IRWXG | stat.S_IRWXO):
                 raise UsageError(f"--pin-seed file {path} is readable by others: chmod 600 it")
-            lines = path.read_text(encoding="ascii", errors="replace").splitlines()
+            with open(path, "rb") as fh:
+                head = fh.read(_PIN_SEED_FILE_MAX)
         except OSError as exc:
             raise UsageError(f"--pin-seed file {path}: {exc.strerror}") from None
+        lines = head.decode("ascii", errors="replace").splitlines()
         value = lines[0] if lines else ""
     else:
         log.warning(
@@ -68,18 +87,52 @@ def _pin_seed(text: str) -> bytes:
 
 
 def _parse_created(value: str | None, input_path: str) -> int:
+    """Unix seconds from ``--created`` (ISO 8601 or digits), default the input's mtime; checked
+    against what the personalization file's header can hold."""
     if value is None:
-        return int(os.stat(input_path).st_mtime)
-    text = value.strip()
+        created = int(os.stat(input_path).st_mtime)
+    else:
+        text = value.strip()
+        try:
+            if text.isascii() and text.isdigit() and len(text) <= 20:
+                created = int(text)
+            else:
+                dt = datetime.datetime.fromisoformat(text.replace("Z", "+00:00"))
+                if dt.tzinfo is None:
+                    dt = dt.replace(tzinfo=datetime.UTC)
+                created = int(dt.timestamp())
+        except (ValueError, OverflowError):
+            shown = value if len(value) <= 40 else value[:40] + "…"
+            raise UsageError(f"--created {shown!r}: expected ISO 8601 or Unix seconds") from None
+    check_created(created)
+    return created
+
+
+def _regular_input(path: str, role: str) -> None:
+    """Refuse an input that is not a regular file (a FIFO or device is read twice, or never
+    ends)."""
     try:
-        if text.isdigit():
-            return int(text)
-        dt = datetime.datetime.fromisoformat(text.replace("Z", "+00:00"))
-    except ValueError:
-        raise UsageError(f"--created {value!r}: expected ISO 8601 or Unix seconds") from None
-    if dt.tzinfo is None:
-        dt = dt.replace(tzinfo=datetime.UTC)
-    return int(dt.timestamp())
+        mode = os.stat(path).st_mode
+    except OSError as exc:
+        raise UsageError(f"{role} {path}: {exc.strerror}") from None
+    if not stat.S_ISREG(mode):
+        raise UsageError(f"{role} {path} is not a regular file")
+
+
+def _store_path(keys_spec: str) -> str:
+    """The file behind a key-store spec: the JSON store, or a PKCS#11 store's configuration."""
+    return keys_spec.removeprefix(PKCS11_PREFIX)
+
+
+def _open_store(keys_spec: str) -> KeyStore:
+    """The key store, once its file is known to be a regular file (not a FIFO or a device)."""
+    _regular_input(_store_path(keys_spec), "--keys")
+    return open_store(keys_spec)
+
+
+def _pin_seed_path(pin_seed: str | None) -> str | None:
+    kind, sep, where = (pin_seed or "").partition(":")
+    return where if sep and kind == "file" else None
 
 
 def _progress(total_hint: int | None, unit: str) -> tuple[Callable[[int], None] | None, Any]:
@@ -121,7 +174,9 @@ def _report(summary: PrepSummary, what: str) -> None:
     type=click.Path(dir_okay=False),
     help="Rejects file (.csv or .jsonl).",
 )
-@click.option("--workers", "-w", type=int, default=1, show_default=True)
+@click.option(
+    "--workers", "-w", type=int, default=1, show_default=True, help="Worker processes (1-64)."
+)
 @click.option("--batch-id", default=None, help="Batch id (default: the input file name).")
 @click.option(
     "--created",
@@ -152,40 +207,49 @@ def prep_cmd(
     allow_software_keystore: bool,
 ) -> None:
     """Prepare a batch: INPUT records in, a protected personalization file out."""
+    _regular_input(input_path, "INPUT")
+    options = PrepOptions(  # checks batch id, creation time, workers, chunk size
+        batch_id=batch_id or Path(input_path).stem,
+        created=_parse_created(created, input_path),
+        workers=workers,
+        chunk_size=chunk_size,
+        input_format=input_format,
+    )
     profile = load_profile(profile_name)
-    store = open_store(keys_spec)
+    check_paths(
+        outputs={"--out": out_path, "--rejects": rejects_path},
+        inputs={
+            "INPUT": input_path,
+            "--keys": _store_path(keys_spec),
+            "--profile": profile.source,
+            "--pin-seed": _pin_seed_path(pin_seed),
+        },
+    )
+    store = _open_store(keys_spec)
     check_production(
         store,
         production=production or profile.production,
         allow_software_keystore=allow_software_keystore,
         what=f"prep {Path(input_path).name}",
     )
-    seed = None if pin_seed is None else _pin_seed(pin_seed)
-    if chunk_size < 1:
-        raise UsageError("--chunk-size must be at least 1")
-    options = PrepOptions(
-        batch_id=batch_id or Path(input_path).stem,
-        created=_parse_created(created, input_path),
-        workers=workers,
-        chunk_size=chunk_size,
-        pin_seed=seed,
-        input_format=input_format,
-    )
+    if pin_seed is not None:
+        options = dataclasses.replace(options, pin_seed=_pin_seed(pin_seed))
     update, bar = _progress(None, "rec")
-    try:
-        summary = prepare(
-            input_path,
-            profile,
-            store,
-            functools.partial(open_store, keys_spec),
-            out_path,
-            rejects_path,
-            options,
-            progress=update,
-        )
-    finally:
-        if bar is not None:
-            bar.close()
+    with stop_on_signal():
+        try:
+            summary = prepare(
+                input_path,
+                profile,
+                store,
+                functools.partial(open_store, keys_spec),
+                out_path,
+                rejects_path,
+                options,
+                progress=update,
+            )
+        finally:
+            if bar is not None:
+                bar.close()
     _report(summary, "prep")
     click.echo(f"wrote {out_path} ({summary.prepared} records); rejects in {rejects_path}")
     if summary.rejected:
@@ -196,7 +260,9 @@ def prep_cmd(
 @click.argument("input_path", metavar="INPUT", type=click.Path(exists=True, dir_okay=False))
 @click.option("--profile", "-p", "profile_name", required=True, help="Profile name or YAML file.")
 @click.option("--rejects", "-r", "rejects_path", default=None, type=click.Path(dir_okay=False))
-@click.option("--workers", "-w", type=int, default=1, show_default=True)
+@click.option(
+    "--workers", "-w", type=int, default=1, show_default=True, help="Worker processes (1-64)."
+)
 @click.option("--format", "input_format", type=click.Choice(["csv", "jsonl"]), default=None)
 def validate_cmd(
     input_path: str,
@@ -206,20 +272,27 @@ def validate_cmd(
     input_format: str | None,
 ) -> None:
     """Check a batch against a profile without preparing it (no keys needed)."""
+    _regular_input(input_path, "INPUT")
+    check_workers(workers)
     profile = load_profile(profile_name)
+    check_paths(
+        outputs={"--rejects": rejects_path},
+        inputs={"INPUT": input_path, "--profile": profile.source},
+    )
     update, bar = _progress(None, "rec")
-    try:
-        summary = validate_only(
-            input_path,
-            profile,
-            rejects_path,
-            workers=workers,
-            input_format=input_format,
-            progress=update,
-        )
-    finally:
-        if bar is not None:
-            bar.close()
+    with stop_on_signal():
+        try:
+            summary = validate_only(
+                input_path,
+                profile,
+                rejects_path,
+                workers=workers,
+                input_format=input_format,
+                progress=update,
+            )
+        finally:
+            if bar is not None:
+                bar.close()
     _report(summary, "validate")
     if summary.rejected:
         if rejects_path:
@@ -237,7 +310,7 @@ def perso_file() -> None:
 @click.option("--keys", "-k", "keys_spec", required=True, help="Key store holding the KEK.")
 def verify_cmd(path: str, keys_spec: str) -> None:
     """Check every MAC, the order and the counts (refuses tampered, truncated, mixed files)."""
-    store = open_store(keys_spec)
+    store = _open_store(keys_spec)
     result = verify(path, store)
     h = result.header
     click.echo(
@@ -324,7 +397,7 @@ def show_cmd(path: str, as_json: bool, limit: int | None, keys_spec: str | None)
             else:
                 click.echo(f"{seq:>7} line {line:<7} {sealed.card_no} {sealed.ssn_masked}")
         return
-    store = open_store(keys_spec)
+    store = _open_store(keys_spec)
     for seq, (line, rec) in enumerate(iter_records(path, store)):
         if limit is not None and seq >= limit:
             break

@@ -36,9 +36,12 @@ from dataclasses import dataclass, field
 
 import construct as cs
 
+from cardperso.errors import DecodeError, EncodingError, UsageError
 from cardperso.layouts.base import Layout
 
 __all__ = [
+    "BATCH_ID_MAX",
+    "CREATED_MAX",
     "FORMAT_VERSION",
     "HEADER",
     "HEADER_FIXED",
@@ -58,6 +61,8 @@ __all__ = [
     "PersoRecordContent",
     "PersoSealedBody",
     "PersoTrailer",
+    "check_batch_id",
+    "check_created",
 ]
 
 MAGIC = b"CPPF"
@@ -68,6 +73,36 @@ MAC_SCHEME = "hmac-sha256-128/kek-ecb-kdf"
 #: created. ``record_count`` is at offset 10 (patched when the file is complete).
 HEADER_FIXED = 4 + 2 + 4 + 4 + 4 + 4 + 8
 RECORD_COUNT_OFFSET = 10
+
+#: ``created`` is Unix seconds (UTC) from 1970-01-01 to 9999-12-31T23:59:59: what a calendar
+#: date can show. A header outside this range is refused when built and when read.
+CREATED_MAX = 253_402_300_799
+#: The batch id is a length-prefixed UTF-8 string: at most 255 bytes.
+BATCH_ID_MAX = 255
+_CREATED_OFFSET = HEADER_FIXED - 8
+
+
+def check_created(created: int) -> None:
+    """Refuse a creation time the header cannot hold or a calendar cannot show (UsageError)."""
+    if not 0 <= created <= CREATED_MAX:
+        raise UsageError(
+            f"--created must be between 1970-01-01 and 9999-12-31 (0 to {CREATED_MAX} Unix seconds)"
+        )
+
+
+def check_batch_id(batch_id: str) -> None:
+    """Refuse a batch id the header cannot hold: 1-255 bytes of UTF-8, no control characters."""
+    try:
+        size = len(batch_id.encode("utf-8"))
+    except UnicodeEncodeError:
+        raise UsageError("--batch-id is not valid text (lone surrogate)") from None
+    if not 1 <= size <= BATCH_ID_MAX:
+        raise UsageError(f"--batch-id must be 1 to {BATCH_ID_MAX} bytes of UTF-8, got {size}")
+    if any(ord(c) < 0x20 or 0x7F <= ord(c) < 0xA0 for c in batch_id):
+        raise UsageError("--batch-id must not contain control characters")
+    if not batch_id.strip():
+        raise UsageError("--batch-id must not be blank")
+
 
 _Str8 = cs.PascalString(cs.Int8ub, "utf8")
 _Bytes8 = cs.Prefixed(cs.Int8ub, cs.GreedyBytes)
@@ -264,6 +299,12 @@ TRAILER_SIZE = 4 + 4 + 32
 
 def _header_to_model(c: cs.Container) -> PersoHeader:
     r = c["rest"]
+    if not 0 <= r["created"] <= CREATED_MAX:
+        raise DecodeError(
+            "persofile.header: creation time is out of range (corrupt file)",
+            offset=_CREATED_OFFSET,
+            field="created",
+        )
     return PersoHeader(
         version=int(c["version"]),
         record_count=r["record_count"],
@@ -286,6 +327,8 @@ def _header_to_model(c: cs.Container) -> PersoHeader:
 
 
 def _header_from_model(h: PersoHeader) -> dict[str, object]:
+    if not 0 <= h.created <= CREATED_MAX:
+        raise EncodingError("persofile.header: creation time is out of range", field="created")
     return {
         "magic": MAGIC,
         "version": h.version,

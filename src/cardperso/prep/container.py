@@ -19,7 +19,6 @@ How this works
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import hmac
 import os
@@ -32,6 +31,7 @@ from cardperso.crypto import ecb_encrypt
 from cardperso.errors import DecodeError, KeyStoreError, MacMismatch, UsageError
 from cardperso.keystore import KeyStore
 from cardperso.layouts import persofile as pf
+from cardperso.outputs import AtomicFile
 
 __all__ = [
     "BatchKeys",
@@ -184,14 +184,26 @@ def _file_mac(key: bytes, header: bytes, macs_digest: bytes, count: int) -> byte
 
 
 class PersoWriter:
-    """Streams a personalization file: header, records in order, trailer (see module doc)."""
+    """Streams a personalization file: header, records in order, trailer (see module doc).
+
+    The file is written through :class:`cardperso.outputs.AtomicFile`: a hidden temporary
+    file beside *path* that becomes *path* only in :meth:`close`. :meth:`abort` (any failure,
+    SIGTERM) removes it; a process killed outright (SIGKILL, power loss) may leave only the
+    hidden ``.NAME.*.part`` file, never a partial file under the final name. The header is
+    encoded before anything is created, so a header that cannot be built leaves no file.
+    """
 
     def __init__(self, path: str | os.PathLike[str], header: pf.PersoHeader, key: bytes) -> None:
         self.path = os.fspath(path)
         self._key = key
-        self._fh: IO[bytes] = open(self.path, "wb")  # noqa: SIM115 - closed in close()
-        self._header = pf.PERSO_HEADER.encode(header)
-        self._fh.write(self._header)
+        self._header = pf.PERSO_HEADER.encode(header)  # may raise: nothing created yet
+        self._out = AtomicFile(self.path, binary=True)
+        self._fh: IO[bytes] = self._out.fh
+        try:
+            self._fh.write(self._header)
+        except BaseException:
+            self._out.abort()
+            raise
         self._macs = hashlib.sha256()
         self.count = 0
         self._pending: list[bytes] = []
@@ -213,22 +225,26 @@ class PersoWriter:
             self._pending_size = 0
 
     def close(self, read_count: int, rejected_count: int) -> None:
-        """Write the trailer and patch the counts in the header."""
-        self.flush()
-        head = bytearray(self._header)
-        struct.pack_into(
-            ">III", head, pf.RECORD_COUNT_OFFSET, self.count, read_count, rejected_count
-        )
-        mac = _file_mac(self._key, bytes(head), self._macs.digest(), self.count)
-        self._fh.write(pf.TRAILER_MAGIC + _SEQ.pack(self.count) + mac)
-        self._fh.seek(0)
-        self._fh.write(head)
-        self._fh.close()
+        """Write the trailer, patch the counts in the header and commit the file under its
+        final name (fsync, rename, fsync of the directory). On failure nothing is left."""
+        try:
+            self.flush()
+            head = bytearray(self._header)
+            struct.pack_into(
+                ">III", head, pf.RECORD_COUNT_OFFSET, self.count, read_count, rejected_count
+            )
+            mac = _file_mac(self._key, bytes(head), self._macs.digest(), self.count)
+            self._fh.write(pf.TRAILER_MAGIC + _SEQ.pack(self.count) + mac)
+            self._fh.seek(0)
+            self._fh.write(head)
+        except BaseException:
+            self._out.abort()
+            raise
+        self._out.commit()
 
     def abort(self) -> None:
-        self._fh.close()
-        with contextlib.suppress(OSError):
-            os.unlink(self.path)
+        """Throw the temporary file away; the final name keeps what it had (or nothing)."""
+        self._out.abort()
 
 
 def read_header(fh: IO[bytes]) -> tuple[pf.PersoHeader, bytes]:

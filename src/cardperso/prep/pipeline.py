@@ -46,7 +46,15 @@ from cardperso.prep.templates import SSSE_PIN_DGI, PbocTemplate, SsseTemplate, s
 from cardperso.prep.validate import Reject, Validator
 from cardperso.profiles.model import Profile
 
-__all__ = ["PrepOptions", "PrepSummary", "build_header", "prepare", "validate_only"]
+__all__ = [
+    "MAX_WORKERS",
+    "PrepOptions",
+    "PrepSummary",
+    "build_header",
+    "check_workers",
+    "prepare",
+    "validate_only",
+]
 
 StoreOpener = Callable[[], KeyStore]
 
@@ -56,14 +64,36 @@ _U32 = struct.Struct(">I")
 _U16 = struct.Struct(">H")
 
 
+#: The most worker processes a batch may use (``--workers``), and the largest chunk.
+MAX_WORKERS = 64
+MAX_CHUNK_SIZE = 100_000
+
+
+def check_workers(workers: int) -> None:
+    """Refuse a worker count outside ``1..MAX_WORKERS`` (a usage error, nothing started)."""
+    if not 1 <= workers <= MAX_WORKERS:
+        raise UsageError(f"--workers must be between 1 and {MAX_WORKERS}, got {workers}")
+
+
 @dataclass(frozen=True, slots=True)
 class PrepOptions:
+    """Options of one batch, checked when made: every value fits the personalization file's
+    header (batch id, creation time) and the machine (workers, chunk size), so that nothing is
+    created for a batch that could never be written."""
+
     batch_id: str
     created: int
     workers: int = 1
     chunk_size: int = 1000
     pin_seed: bytes | None = field(default=None, repr=False)
     input_format: str | None = None
+
+    def __post_init__(self) -> None:
+        pf.check_batch_id(self.batch_id)
+        pf.check_created(self.created)
+        check_workers(self.workers)
+        if not 1 <= self.chunk_size <= MAX_CHUNK_SIZE:
+            raise UsageError(f"--chunk-size must be between 1 and {MAX_CHUNK_SIZE}")
 
 
 @dataclass(slots=True)
@@ -390,9 +420,9 @@ def prepare(
     options: PrepOptions,
     progress: Callable[[int], None] | None = None,
 ) -> PrepSummary:
-    """Prepare a batch (see the module docstring); returns the totals."""
-    if options.workers < 1:
-        raise UsageError("--workers must be at least 1")
+    """Prepare a batch (see the module docstring); returns the totals. The personalization
+    file and the rejects file appear under their names only when the whole batch is done
+    (rejects first, then the personalization file); on any failure neither is left."""
     started = time.perf_counter()
     src = open_input(input_path, options.input_format)
     required = _required_columns(profile, src.fmt)
@@ -416,7 +446,11 @@ def prepare(
     # fail on missing keys before touching the input
     ChunkKeys(store, profile, pin_seed)
     writer = PersoWriter(out_path, header, bkeys.mac)
-    rejects = RejectsWriter(rejects_path)
+    try:
+        rejects = RejectsWriter(rejects_path)
+    except BaseException:
+        writer.abort()
+        raise
     summary = PrepSummary(output=os.fspath(out_path))
     # size the duplicate tables for the whole file up front (no growth spikes): a record is
     # at least ~130 bytes of CSV, so this over-estimates the count a little
@@ -465,13 +499,14 @@ def prepare(
     )
     try:
         _run_chunks(_work, src.chunks(options.chunk_size), options.workers, init_args, sink)
+        summary.prepared = writer.count
+        # the rejects file first: a personalization file under its name means the batch is done
+        rejects.close()
+        writer.close(summary.read, summary.rejected)
     except BaseException:
         writer.abort()
         rejects.abort()
         raise
-    summary.prepared = writer.count
-    writer.close(summary.read, summary.rejected)
-    rejects.close()
     summary.seconds = time.perf_counter() - started
     if summary.read != summary.prepared + summary.rejected:  # pragma: no cover - invariant
         raise UsageError("internal error: read != prepared + rejected")
@@ -489,6 +524,7 @@ def validate_only(
     progress: Callable[[int], None] | None = None,
 ) -> PrepSummary:
     """Check a batch without keys and without preparing it (same rules, same rejects)."""
+    check_workers(workers)
     started = time.perf_counter()
     src = open_input(input_path, input_format)
     required = _required_columns(profile, src.fmt)

@@ -24,6 +24,7 @@ from pathlib import Path
 
 from cardperso.codec.numbers import card_number_check_char, luhn_check_digit, resident_id_check_char
 from cardperso.errors import UsageError
+from cardperso.outputs import atomic_output
 from cardperso.profiles.fields import INPUT_FIELDS
 
 __all__ = ["COLUMNS", "make_batch", "make_photo", "records"]
@@ -202,7 +203,7 @@ def make_batch(
     kind = fmt or ("jsonl" if path.suffix.lower() in (".jsonl", ".ndjson") else "csv")
     head: list[dict[str, str]] = []
     bad = 0
-    with open(path, "w", encoding="utf-8", newline="") as fh:
+    with atomic_output(path, mode=0o644) as fh:  # synthetic data; whole file or none
         writer = csv.writer(fh, lineterminator="\n") if kind == "csv" else None
         if writer is not None:
             writer.writerow(COLUMNS)

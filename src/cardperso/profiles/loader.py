@@ -20,6 +20,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import stat
 from pathlib import Path
 from typing import Any
 
@@ -49,7 +50,12 @@ from cardperso.profiles.model import (
 
 __all__ = ["SCHEMA", "TWO_STAGE", "list_profiles", "load_profile", "parse_profile", "profile_dirs"]
 
-_KEY_NAME = s.Str(pattern=r"[a-z0-9][a-z0-9._-]*", hint="a key-store key name")
+#: What the personalization file's header can hold (a length byte before each name and list,
+#: :mod:`cardperso.layouts.persofile`): names of at most 255 bytes, at most 255 card-face
+#: fields, master keys, or encrypted DGIs per application (the SSSE keys plus its PIN DGI).
+#: ``profile check`` refuses a profile beyond them, so that no batch fails half-made.
+HEADER_MAX = 255
+_KEY_NAME = s.Str(pattern=r"[a-z0-9][a-z0-9._-]*", max_len=HEADER_MAX, hint="a key-store key name")
 _DIGITS = r"[0-9]+"
 _HEX_TAG = s.Str(pattern=r"(?:[0-9A-Fa-f]{2}){1,3}", hint="a hex tag of 1-3 bytes")
 _DGI = s.Str(pattern=r"[0-9A-Fa-f]{4}", hint="a 4-hex-digit DGI")
@@ -100,7 +106,9 @@ TWO_STAGE = s.Map(
 
 SCHEMA = s.Map(
     {
-        "name": s.Str(pattern=r"[a-z0-9][a-z0-9-]*", hint="a profile name (a-z, 0-9, -)"),
+        "name": s.Str(
+            pattern=r"[a-z0-9][a-z0-9-]*", max_len=HEADER_MAX, hint="a profile name (a-z, 0-9, -)"
+        ),
         "title": s.Str(min_len=1),
         "generation": s.Int(min=1, max=3),
         "photo": s.Enum(("required", "optional", "absent")),
@@ -147,7 +155,8 @@ SCHEMA = s.Map(
                         },
                         required=("id", "name", "master"),
                         defaults={"version": 1},
-                    )
+                    ),
+                    max_len=HEADER_MAX - 1,
                 ),
             },
             required=("df_name", "algorithm", "algorithm_indicator", "card_id", "files", "keys"),
@@ -240,9 +249,13 @@ SCHEMA = s.Map(
         "transport_kek": _KEY_NAME,
         "card_face": s.ListOf(
             s.Map(
-                {"name": s.Str(pattern=r"[a-z_]+", hint="a face field name"), "src": s.Str()},
+                {
+                    "name": s.Str(pattern=r"[a-z_]+", max_len=HEADER_MAX, hint="a face field name"),
+                    "src": s.Str(),
+                },
                 required=("name", "src"),
-            )
+            ),
+            max_len=HEADER_MAX,
         ),
         "mag_stripe": s.Map(
             {"track1": s.Bool(), "track2": s.Bool()},
@@ -325,6 +338,11 @@ def _semantic(data: dict[str, Any], root: yaml.Node, filename: str) -> None:
     values = sources | set(TEMPLATE_VALUES)
     for i, ff in enumerate(data.get("card_face", [])):
         if ff["src"] not in values:
+    masters = {k["master"] for k in ssse["keys"]} | {data["transport_kek"]}
+    if pboc is not None:
+        masters |= {pboc["keys"][k] for k in ("ac", "smi", "smc")}
+    if len(masters) > HEADER_MAX:
+        raise fail("ssse.keys", f"more than {HEADER_MAX} distinct master keys")
             raise fail(f"card_face[{i}].src", f"unknown source {ff['src']!r}")
 
 
@@ -490,14 +508,31 @@ def load_profile(name_or_path: str | os.PathLike[str]) -> Profile:
                 path = cand
                 break
         else:
-            known = ", ".join(list_profiles()) or "none found"
-            raise ProfileError(f"no profile named {text_name!r} (known: {known})")
+def _read_profile(path: Path) -> str:
+    """The text of a profile file: a regular file (not a FIFO or a device) of at most
+    :data:`~cardperso.profiles.schema.MAX_BYTES` bytes of UTF-8."""
     try:
-        text = path.read_text(encoding="utf-8")
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
     except OSError as exc:
         raise ProfileError(f"{path}: cannot read profile: {exc.strerror}") from None
+    with os.fdopen(fd, "rb") as fh:
+        try:
+            if not stat.S_ISREG(os.fstat(fd).st_mode):
+                raise ProfileError(f"{path}: a profile must be a regular file")
+            data = fh.read(s.MAX_BYTES + 1)
+        except OSError as exc:
+            raise ProfileError(f"{path}: cannot read profile: {exc.strerror}") from None
+    if len(data) > s.MAX_BYTES:
+        raise ProfileError(f"{path}: the profile is larger than {s.MAX_BYTES} bytes")
+    try:
+        return data.decode("utf-8")
     except UnicodeDecodeError:
         raise ProfileError(f"{path}: profile is not valid UTF-8") from None
+
+
+            known = ", ".join(list_profiles()) or "none found"
+            raise ProfileError(f"no profile named {text_name!r} (known: {known})")
+    text = _read_profile(path)
     profile = parse_profile(text, str(path))
     if path.stem != profile.name and path.suffix in (".yaml", ".yml"):
         raise ProfileError(f"{path}: field 'name': {profile.name!r} differs from the file name")

@@ -120,6 +120,8 @@ class Int(Spec):
         if tag != _INT_TAG:
             raise ctx.fail(node, path, f"expected an integer, got {value!r}")
         assert isinstance(node, yaml.ScalarNode)
+        if sum(ch.isalnum() for ch in str(node.value)) > MAX_INT_DIGITS:
+            raise ctx.fail(node, path, f"integer has more than {MAX_INT_DIGITS} digits")
         number = int(yaml.SafeLoader.construct_yaml_int(_LOADER, node))
         if self.min is not None and number < self.min:
             raise ctx.fail(node, path, f"must be >= {self.min}")
@@ -188,12 +190,15 @@ class Any_(Spec):
 class ListOf(Spec):
     item: Spec
     min_len: int = 0
+    max_len: int | None = None
 
     def check(self, node: yaml.Node, ctx: _Ctx, path: str) -> list[Any]:
         if not isinstance(node, yaml.SequenceNode):
             raise ctx.fail(node, path, f"expected a list, got a {_kind(node)}")
         if len(node.value) < self.min_len:
             raise ctx.fail(node, path, f"needs at least {self.min_len} item(s)")
+        if self.max_len is not None and len(node.value) > self.max_len:
+            raise ctx.fail(node, path, f"has more than {self.max_len} items")
         return [self.item.check(n, ctx, f"{path}[{i}]") for i, n in enumerate(node.value)]
 
 
@@ -263,16 +268,94 @@ class MapOf(Spec):
         return out
 
 
+#: Limits on a profile document (hostile or broken files end in one ProfileError): its size,
+#: how deep mappings and lists nest, how many nodes it has once aliases are expanded, and the
+#: digits of an integer. The shipped profiles use a few kB, 8 levels and a few hundred nodes.
+MAX_BYTES = 1 << 20
+MAX_DEPTH = 32
+MAX_NODES = 100_000
+MAX_INT_DIGITS = 30
+
+
+class _LimitedLoader(yaml.SafeLoader):
+    """The safe composer with a nesting limit (PyYAML's composer recurses per level)."""
+
+    def __init__(self, stream: str) -> None:
+        super().__init__(stream)
+        self._depth = 0
+
+    def compose_node(self, parent: yaml.Node | None, index: Any) -> yaml.Node | None:
+        self._depth += 1
+        try:
+            if self._depth > MAX_DEPTH:
+                mark = self.peek_event().start_mark  # type: ignore[no-untyped-call]
+                raise yaml.composer.ComposerError(
+                    None, None, f"nested deeper than {MAX_DEPTH} levels", mark
+                )
+            node: yaml.Node | None = super().compose_node(parent, index)
+            return node
+        finally:
+            self._depth -= 1
+
+
+def _expanded_size(root: yaml.Node, filename: str) -> int:
+    """Nodes in the document with every alias expanded; refuses recursive aliases and
+    documents that expand past :data:`MAX_NODES` ("billion laughs")."""
+    sizes: dict[int, int] = {}
+    busy: set[int] = set()
+
+    def size(node: yaml.Node) -> int:
+        key = id(node)
+        if key in sizes:
+            return sizes[key]
+        if key in busy:
+            line = node.start_mark.line + 1
+            raise ProfileError(f"{filename}:{line}: an alias refers to itself (recursive)")
+        busy.add(key)
+        total = 1
+        if isinstance(node, yaml.SequenceNode):
+            total += sum(size(n) for n in node.value)
+        elif isinstance(node, yaml.MappingNode):
+            total += sum(size(k) + size(v) for k, v in node.value)
+        busy.discard(key)
+        if total > MAX_NODES:
+            raise ProfileError(
+                f"{filename}: the profile expands to more than {MAX_NODES} nodes (aliases)"
+            )
+        sizes[key] = total
+        return total
+
+    return size(root)
+
+
 def load_yaml(text: str, filename: str) -> yaml.Node:
-    """Compose YAML *text* into a node tree (safe loader); syntax errors name file and line."""
+    """Compose YAML *text* into a node tree (safe loader); syntax errors name file and line.
+
+    Limits (:data:`MAX_BYTES`, :data:`MAX_DEPTH`, :data:`MAX_NODES`) end a hostile document
+    in one :class:`ProfileError`, never a traceback."""
+    if len(text) > MAX_BYTES:
+        raise ProfileError(f"{filename}: the profile is larger than {MAX_BYTES} bytes")
+    loader: _LimitedLoader | None = None
     try:
-        node = yaml.compose(text, Loader=yaml.SafeLoader)
+        loader = _LimitedLoader(text)  # checks the characters
+        node = loader.get_single_node()
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark
         line = f":{mark.line + 1}" if mark is not None else ""
         raise ProfileError(f"{filename}{line}: YAML syntax error: {exc.problem}") from None
+    except yaml.reader.ReaderError as exc:
+        where = text.count("\n", 0, max(exc.position, 0)) + 1
+        raise ProfileError(
+            f"{filename}:{where}: character U+{exc.character:04X} is not allowed in a profile"
+        ) from None
+    except yaml.YAMLError as exc:
+        raise ProfileError(f"{filename}: YAML error: {type(exc).__name__}") from None
+    finally:
+        if loader is not None:
+            loader.dispose()
     if node is None:
         raise ProfileError(f"{filename}: the file is empty")
+    _expanded_size(node, filename)
     return node
 
 
