@@ -5,7 +5,11 @@ prep rejects flowing back to the registry (on SQLite and on the real PostgreSQL)
 
 from __future__ import annotations
 
+import csv
+import datetime
+import io
 import os
+import random
 import sqlite3
 import stat
 from collections.abc import Iterator
@@ -15,8 +19,18 @@ import pytest
 from click.testing import CliRunner
 
 from cardperso.cli.main import _register, cli
-from cardperso.errors import UsageError
+from cardperso.codec.numbers import mask_id
+from cardperso.errors import DataError, UsageError
+from cardperso.prep.synth import make_photo, records
+from cardperso.registry import production, store
+from cardperso.registry.prep_rejects import read_prep_rejects
 from cardperso.storage.db import Database, connect
+from test_registry import (  # the registry tests' fixtures and helpers
+    APP_COLUMNS,
+    db_url,  # noqa: F401 - fixture
+    pg_url,  # noqa: F401 - fixture
+    write_extracts,
+)
 
 
 def run_cli(*args: str, code: int = 0) -> str:
@@ -156,3 +170,215 @@ def test_sqlite_urls_still_work(workdir: Path) -> None:
         assert con.execute("SELECT MAX(version) FROM schema_migrations").fetchone()[0] >= 2
     out = run_cli("db", "version", "--db", "sqlite:b.db", code=2)
     assert "write sqlite:///PATH or a plain file path" in out
+
+
+# -- the registry on SQLite and PostgreSQL -----------------------------------------------------
+
+KEYS = Path(__file__).resolve().parents[1] / "keys-sample" / "keys.json"
+
+
+def _applications(
+    directory: Path, count: int, *, same_pan: tuple[int, int] | None = None, **override: str
+) -> list[dict[str, str]]:
+    """``apps.csv`` and the agreeing extracts; ``same_pan=(a, b)`` gives record b the PAN of
+    record a (the bank extract agrees: the mistake is the bank's); ``override`` sets fields of
+    record 0."""
+    photos = directory / "photos"
+    photos.mkdir(parents=True, exist_ok=True)
+    for j in range(4):
+        (photos / f"p{j:04d}.jpg").write_bytes(make_photo(random.Random(j)))
+    recs = list(records(count, seed=11, photos=4))
+    if same_pan:
+        a, b = same_pan
+        recs[b] = dict(recs[b], pan=recs[a]["pan"], pan_seq=recs[a]["pan_seq"])
+    recs[0] = dict(recs[0], **override)
+    with (directory / "apps.csv").open("w", newline="", encoding="utf-8") as fh:
+        w = csv.writer(fh)
+        w.writerow(APP_COLUMNS)
+        for r in recs:
+            w.writerow([r[c] for c in APP_COLUMNS])
+    write_extracts(directory, recs)
+    return recs
+
+
+def _registered(url: str, directory: Path, count: int, **kw: object) -> list[dict[str, str]]:
+    recs = _applications(directory, count, **kw)  # type: ignore[arg-type]
+    db = ["--db", url]
+    run_cli("db", "upgrade", *db)
+    run_cli("registry", "import", str(directory / "apps.csv"), *db)
+    run_cli("registry", "audit", *db)
+    run_cli(
+        "registry", "compare", *db, "--population", str(directory / "population.csv"),
+        "--bank", str(directory / "bank.csv"),
+    )  # fmt: skip
+    assert f"registered {count}" in run_cli("registry", "register", *db)
+    return recs
+
+
+def _export(url: str, out: Path, batch: str) -> list[dict[str, str]]:
+    run_cli("registry", "export-batch", "--db", url, "--out", str(out), "--batch", batch)
+    with out.open(encoding="utf-8", newline="") as fh:
+        return list(csv.DictReader(fh))
+
+
+def _states(url: str) -> dict[str, str]:
+    with connect(url) as db:
+        return {a.card_no: a.state for a in store.select_apps(db)}
+
+
+def _write_rejects(path: Path, rows: list[dict[str, object]]) -> Path:
+    with path.open("w", newline="", encoding="utf-8") as fh:
+        w = csv.DictWriter(fh, fieldnames=list(rows[0]))
+        w.writeheader()
+        w.writerows(rows)
+    return path
+
+
+# -- item 6: prep rejects flow back to the registry --------------------------------------------
+
+
+def test_prep_rejects_of_an_exported_batch_flow_back_to_the_registry(
+    db_url: str,  # noqa: F811 - the fixture
+    tmp_path: Path,
+) -> None:
+    recs = _registered(db_url, tmp_path, 5, same_pan=(1, 3))
+    export = tmp_path / "B1.csv"
+    rows = _export(db_url, export, "B1")
+    dup_card = rows[3]["card_no"]
+    assert rows[3]["pan"] == rows[1]["pan"]
+    # a real data preparation of the exported batch rejects the duplicate PAN (line 5)
+    rejects = tmp_path / "B1.rejects.csv"
+    out = run_cli(
+        "prep", str(export), "--profile", "ssc3-pboc", "--keys", str(KEYS), "--batch-id", "B1",
+        "--out", str(tmp_path / "B1.perso"), "--rejects", str(rejects), code=1,
+    )  # fmt: skip
+    assert "prepared 4, rejected 1" in out
+    (rej,) = read_prep_rejects(rejects)
+    assert (rej.line, rej.field) == (5, "pan")
+    assert all(s == "in_production" for s in _states(db_url).values()), "stuck before the fix"
+
+    got = run_cli("registry", "import-rejects", str(rejects), "--batch", "B1", "--db", db_url)
+    assert f"line 5: card {dup_card} {mask_id(recs[3]['ssn'])}: prep_rejected: pan:" in got
+    assert "batch B1: 1 prep-rejected, 0 already recorded" in got
+    assert recs[3]["ssn"] not in got and recs[3]["pan"] not in got
+    states = _states(db_url)
+    assert states.pop(dup_card) == "prep_rejected"
+    assert set(states.values()) == {"in_production"}, "the prepared records stay in production"
+    again = run_cli("registry", "import-rejects", str(rejects), "--batch", "B1", "--db", db_url)
+    assert "batch B1: 0 prep-rejected, 1 already recorded" in again
+    hist = run_cli("registry", "history", dup_card, "--db", db_url)
+    last = hist.strip().splitlines()[-1]
+    assert "prep_reject" in last and "prep_rejected" in last and "batch B1 line 5: pan:" in last
+    stats = run_cli("registry", "stats", "--db", db_url)
+    assert "prep_rejected          1" in stats and "in_production          4" in stats
+    with connect(db_url) as db:
+        (app,) = [a for a in store.select_apps(db) if a.card_no == dup_card]
+        assert app.reason.startswith("rejected at data preparation: pan: ")
+
+    # the centre acts: back in the queue once fixed, into the next batch, alone
+    run_cli("registry", "export-batch", "--db", db_url, "--out", str(tmp_path / "x.csv"), code=2)
+    requeued = run_cli(
+        "registry", "requeue", dup_card, "--reason", "bank confirmed the PAN", "--db", db_url
+    )
+    assert f"card {dup_card}: registered (goes into the next export-batch)" in requeued
+    err = run_cli("registry", "requeue", dup_card, "--reason", "twice", "--db", db_url, code=2)
+    assert "'requeue' is not allowed in state 'registered'" in err
+    (row,) = _export(db_url, tmp_path / "B2.csv", "B2")
+    assert row["card_no"] == dup_card
+    # importing B1's rejects again changes nothing: the reject is recorded once
+    again = run_cli("registry", "import-rejects", str(rejects), "--batch", "B1", "--db", db_url)
+    assert "batch B1: 0 prep-rejected, 1 already recorded" in again
+    assert _states(db_url)[dup_card] == "in_production"
+
+
+def test_rejects_of_another_batch_or_lines_without_a_record_change_nothing(
+    db_url: str,  # noqa: F811 - the fixture
+    tmp_path: Path,
+) -> None:
+    recs = _registered(db_url, tmp_path, 3)
+    _export(db_url, tmp_path / "B1.csv", "B1")
+    wrong = _write_rejects(
+        tmp_path / "wrong.csv",
+        [
+            {"line": 2, "field": "pan", "reason": "duplicate of line 9",
+             "ssn_masked": mask_id(recs[1]["ssn"])},  # line 2 holds recs[0]
+            {"line": 1, "field": "(row)", "reason": "header", "ssn_masked": ""},
+            {"line": 9, "field": "pan", "reason": "x", "ssn_masked": ""},
+        ],
+    )  # fmt: skip
+    out = run_cli("registry", "import-rejects", str(wrong), "--batch", "B1", "--db", db_url, code=1)
+    assert "(the rejects of another batch?)" in out
+    assert "line 1: no record of batch B1 is on this line (the header)" in out
+    assert "line 9: no record of batch B1 is on this line" in out
+    assert "0 prep-rejected, 0 already recorded, 3 problem(s)" in out
+    assert set(_states(db_url).values()) == {"in_production"}
+    out = run_cli("registry", "import-rejects", str(wrong), "--batch", "B9", "--db", db_url, code=2)
+    assert "no batch B9 in the registry" in out
+
+
+def test_a_reject_spanning_lines_rejects_every_record_it_covers(
+    db_url: str,  # noqa: F811 - the fixture
+    tmp_path: Path,
+) -> None:
+    recs = _registered(db_url, tmp_path, 4)
+    rows = _export(db_url, tmp_path / "B1.csv", "B1")
+    # a stray quote on line 2 swallowed lines 2-4: prep rejects the range as one record
+    rej = tmp_path / "rej.jsonl"
+    rej.write_text(
+        '{"line": 2, "end_line": 4, "field": "(record)", "reason": "record spans lines 2-4", '
+        f'"ssn_masked": "{mask_id(recs[0]["ssn"])}"}}\n',
+        encoding="utf-8",
+    )
+    out = run_cli("registry", "import-rejects", str(rej), "--batch", "B1", "--db", db_url)
+    assert "3 prep-rejected, 0 already recorded" in out
+    states = _states(db_url)
+    assert [states[r["card_no"]] for r in rows] == ["prep_rejected"] * 3 + ["in_production"]
+
+
+@pytest.mark.parametrize(
+    "content, match",
+    [
+        ("line,field\n2,pan\n", r"is not a prep rejects file \(missing reason\)"),
+        ("line,field,reason,ssn_masked\nx,pan,dup,\n", r"record 2, field 'line': is not a line"),
+        ("line,field,reason,end_line\n5,pan,dup,3\n", r"field 'end_line': is before line"),
+    ],
+)
+def test_a_bad_rejects_file_is_refused_with_one_line(
+    tmp_path: Path, content: str, match: str
+) -> None:
+    path = tmp_path / "r.csv"
+    path.write_text(content, encoding="utf-8")
+    with pytest.raises(DataError, match=match):
+        read_prep_rejects(path)
+
+
+def test_batches_exported_before_the_line_records_get_them_at_upgrade(tmp_path: Path) -> None:
+    url = str(tmp_path / "r.db")
+    _registered(url, tmp_path, 3)
+    _export(url, tmp_path / "B1.csv", "B1")
+    with connect(url) as db:
+        recorded = db.execute("SELECT * FROM reg_batch_records ORDER BY line")
+        # make it the database of a cardperso before migration 3
+        db.execute("DROP TABLE reg_batch_records")
+        db.execute("DELETE FROM schema_migrations WHERE version = 3")
+    run_cli("registry", "stats", "--db", url, code=2)  # behind: needs db upgrade
+    assert "applied migration 3" in run_cli("db", "upgrade", "--db", url)
+    with connect(url) as db:
+        assert db.execute("SELECT * FROM reg_batch_records ORDER BY line") == recorded
+    assert [r[1] for r in recorded] == [2, 3, 4]
+
+
+def test_an_exported_value_with_a_line_break_spans_the_lines_it_takes() -> None:
+    app = store.Application(
+        1, "110101199001010014", "张\n三", "1", "01", "19900101", "110101", "110101",
+        "", "", "", "", {}, "batch", "20260101", "registered", card_no="X00000019",
+    )  # fmt: skip
+    other = store.Application(
+        2, "110101199001010030", "李四", "1", "01", "19900101", "110101", "110101",
+        "", "", "", "", {}, "batch", "20260101", "registered", card_no="X00000027",
+    )  # fmt: skip
+    day = datetime.date(2026, 1, 1)
+    buf = io.StringIO()
+    spans = production._write_export(buf, [app, other, app], day, day, False)
+    assert spans == [(2, 3), (4, 4), (5, 6)]
+    assert buf.getvalue().count("\n") == 6

@@ -605,8 +605,8 @@ def test_results_flow_from_a_shared_journal(db: Database, tmp_path: Path) -> Non
 def test_schema_version_is_checked(tmp_path: Path) -> None:
     with Database(tmp_path / "old.db") as db:
         assert schema.current_version(db) == 0
-        with pytest.raises(UsageError, match="schema is at version 0, this cardperso needs 2"):
+        with pytest.raises(UsageError, match="schema is at version 0, this cardperso needs 3"):
             store.open_registry(db)
-        assert [v for v, _ in schema.upgrade(db)] == [1, 2]
+        assert [v for v, _ in schema.upgrade(db)] == [1, 2, 3]
         assert schema.upgrade(db) == []
         store.open_registry(db)

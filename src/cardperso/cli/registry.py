@@ -17,11 +17,12 @@ import click
 
 from cardperso.cli.db import DB_OPTION
 from cardperso.errors import DataError
+from cardperso.outputs import check_output_dirs, check_paths
 from cardperso.prep.rejects import RejectsWriter
 from cardperso.profiles.loader import load_profile
-from cardperso.registry import applications, cards, production, reports, store
+from cardperso.registry import applications, cards, prep_rejects, production, reports, store
 from cardperso.registry.calendar import load_calendar, parse_day
-from cardperso.storage.db import Database, connect
+from cardperso.storage.db import Database, connect, sqlite_path
 
 BY_OPTION = click.option(
     "--by", "actor", default=None, help="Who does this (transition log); default user@host."
@@ -41,6 +42,12 @@ def _registry(db_url: str) -> Iterator[Database]:
     """The registry's database: it must exist (``db upgrade`` makes it); never created here."""
     with connect(db_url) as db:
         yield store.open_registry(db)
+
+
+def _check_output(role: str, out: str | Path | None, db_url: str, **inputs: str | None) -> None:
+    """Refuse an output that is the database, an input, a directory or in no directory."""
+    check_output_dirs([(role, out)])
+    check_paths(outputs={role: out}, inputs={"--db": sqlite_path(db_url), **inputs})
 
 
 def _actor(actor: str | None) -> str:
@@ -67,6 +74,8 @@ def import_cmd(
 ) -> None:
     """Accept the applications of APPLICATIONS_FILE (prep input fields + accepted_date,
     application_type; CSV or JSON Lines)."""
+    if rejects:  # before anything is accepted: the rejects must have somewhere to go
+        _check_output("--rejects", rejects, db_url, APPLICATIONS_FILE=applications_file)
     with _registry(db_url) as db:
         summary = applications.import_applications(
             db, applications_file, load_profile(profile), actor=_actor(actor)
@@ -176,6 +185,7 @@ def export_cmd(
     limit: int | None,
 ) -> None:
     """Write registered applications as a data-preparation input file (mode 0600)."""
+    _check_output("--out", out, db_url)
     with _registry(db_url) as db:
         batch = production.export_batch(
             db,
@@ -210,6 +220,42 @@ def import_results_cmd(results_file: str, db_url: str, actor: str | None) -> Non
     click.echo(got.describe())
     if got.problems:
         sys.exit(1)
+
+
+@registry_group.command("import-rejects")
+@click.argument("rejects_file", type=click.Path(exists=True, dir_okay=False))
+@click.option("--batch", "batch_no", required=True, help="The batch the rejected file was.")
+@DB_OPTION
+@BY_OPTION
+def import_rejects_cmd(rejects_file: str, batch_no: str, db_url: str, actor: str | None) -> None:
+    """Record data preparation's rejects of an exported batch (cardperso prep --rejects FILE):
+    the applications go to prep_rejected, to be requeued or cancelled."""
+    rejects = prep_rejects.read_prep_rejects(rejects_file)
+    with _registry(db_url) as db:
+        got = prep_rejects.import_prep_rejects(db, batch_no, rejects, actor=_actor(actor))
+    for line, card_no, ssn_masked, why in got.moved:
+        click.echo(f"  line {line}: card {card_no} {ssn_masked}: prep_rejected: {why}")
+    for p in got.problems:
+        click.echo(f"  {p}", err=True)
+    click.echo(
+        f"batch {batch_no}: {got.describe()}"
+        + (" (next: registry requeue CARD_NO or registry cancel)" if got.recorded else "")
+    )
+    if got.problems:
+        sys.exit(1)
+
+
+@registry_group.command("requeue")
+@click.argument("card_no")
+@click.option("--reason", required=True, help="What was fixed (transition log).")
+@DB_OPTION
+@BY_OPTION
+def requeue_cmd(card_no: str, reason: str, db_url: str, actor: str | None) -> None:
+    """Put a prep-rejected CARD_NO back in the queue for a later batch."""
+    with _registry(db_url) as db:
+        state = prep_rejects.requeue(db, card_no, reason=reason, actor=_actor(actor))
+    nxt = "export-batch --temporary" if state == "account_failed" else "export-batch"
+    click.echo(f"card {card_no}: {state} (goes into the next {nxt})")
 
 
 @registry_group.command("accounts")
@@ -300,6 +346,7 @@ def report_group() -> None:
 @DB_OPTION
 def return_file_cmd(batch_no: str, out: Path, db_url: str) -> None:
     """The card-return report of a batch (CSV, personal data: mode 0600)."""
+    _check_output("--out", out, db_url)
     with _registry(db_url) as db:
         n = reports.return_file(db, batch_no, out)
     click.echo(f"return file of batch {batch_no}: {n} cards → {out} (personal data, mode 0600)")

@@ -15,6 +15,16 @@ application *is* its card: the state below is the card's state too::
                                                                                   account_fail
     account_failed ─export_temporary─▶ in_production (SSSE-only profile) ◀──────────────┘
 
+    in_production ─prep_reject─▶ prep_rejected ─requeue─▶ registered
+                                              └─requeue_temporary─▶ account_failed
+
+``prep_rejected``: data preparation rejected the exported record (``registry import-rejects``:
+a duplicate PAN, a photo gone missing…). It does not go back into a batch by itself, since the
+same data would be rejected again: the centre either requeues it once the cause is fixed
+outside the application (a restored photo; the other record of a duplicate was the wrong one),
+or cancels it and has a corrected application imported, which goes through audit and
+comparison again.
+
 ``cancel`` (a duplicate replaced by a new card, a lost card, a withdrawn application) ends any
 state that is not already final. ``returned`` (comparison failed: back to the insured unit with
 the reason), ``rejected``, ``cancelled`` and ``issued`` are final. Every change goes through
@@ -40,6 +50,7 @@ RETURNED = "returned"
 REJECTED = "rejected"
 CANCELLED = "cancelled"
 ACCOUNT_FAILED = "account_failed"
+PREP_REJECTED = "prep_rejected"
 
 #: The main path, in order (the stages of ``registry stats``), then the side states.
 STATES: Final = (
@@ -48,6 +59,7 @@ STATES: Final = (
     COMPARED,
     REGISTERED,
     IN_PRODUCTION,
+    PREP_REJECTED,
     PERSONALIZED,
     ACCOUNT_OPENED,
     ACCOUNT_FAILED,
@@ -60,7 +72,16 @@ STATES: Final = (
 FINAL: Final = frozenset({ISSUED, RETURNED, REJECTED, CANCELLED})
 #: States in which a card exists (registered and after) and has not been cancelled.
 WITH_CARD: Final = frozenset(
-    {REGISTERED, IN_PRODUCTION, PERSONALIZED, ACCOUNT_OPENED, ACCOUNT_FAILED, READY, ISSUED}
+    {
+        REGISTERED,
+        IN_PRODUCTION,
+        PREP_REJECTED,
+        PERSONALIZED,
+        ACCOUNT_OPENED,
+        ACCOUNT_FAILED,
+        READY,
+        ISSUED,
+    }
 )
 #: States counted against the time target (not yet notified for collection, not final).
 PENDING: Final = frozenset(
@@ -70,6 +91,7 @@ PENDING: Final = frozenset(
         COMPARED,
         REGISTERED,
         IN_PRODUCTION,
+        PREP_REJECTED,
         PERSONALIZED,
         ACCOUNT_OPENED,
         ACCOUNT_FAILED,
@@ -89,6 +111,9 @@ TRANSITIONS: Final[dict[tuple[str, str], str]] = {
     (REGISTERED, "export"): IN_PRODUCTION,
     (IN_PRODUCTION, "produced"): PERSONALIZED,
     (IN_PRODUCTION, "production_failed"): REGISTERED,
+    (IN_PRODUCTION, "prep_reject"): PREP_REJECTED,
+    (PREP_REJECTED, "requeue"): REGISTERED,
+    (PREP_REJECTED, "requeue_temporary"): ACCOUNT_FAILED,
     (PERSONALIZED, "account_open"): ACCOUNT_OPENED,
     (PERSONALIZED, "account_fail"): ACCOUNT_FAILED,
     (PERSONALIZED, "notify_temporary"): READY,

@@ -15,23 +15,29 @@ notify cardholders.
 * :func:`notify` moves the cards ready for collection and returns them.
 
 The export file holds personal data (it is what data preparation reads): it is written with
-mode 0600.
+mode 0600 through :mod:`cardperso.outputs`. It is a file for a program (data preparation), so
+its cells are the raw values: a spreadsheet-safe quote would change the name on the card. Each
+record's physical lines in it are kept in ``reg_batch_records``: data preparation's rejects name
+those lines (:mod:`cardperso.registry.prep_rejects`).
 """
 
 from __future__ import annotations
 
 import csv
 import datetime
+import io
 import os
+import re
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Final, TextIO
+from typing import IO, Final
 
 from cardperso.codec.numbers import mask_id
 from cardperso.errors import DataError, UsageError
 from cardperso.line.journal import Journal
+from cardperso.outputs import AtomicFile
 from cardperso.profiles.fields import INPUT_FIELDS
 from cardperso.registry import lifecycle
 from cardperso.registry.schema import LATEST, current_version, has_table
@@ -52,14 +58,6 @@ def _expiry(issue: datetime.date, years: int) -> datetime.date:
         return issue.replace(year=issue.year + years)
     except ValueError:  # 29 February
         return issue.replace(year=issue.year + years, day=28)
-
-
-def _write_private(path: Path) -> tuple[Path, TextIO]:
-    """A temporary file beside ``path``, readable by its owner only (personal data)."""
-    tmp = path.with_name(path.name + ".tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    os.fchmod(fd, 0o600)
-    return tmp, os.fdopen(fd, "w", encoding="utf-8", newline="")
 
 
 @dataclass(frozen=True, slots=True)
@@ -102,9 +100,7 @@ def export_batch(
     state = lifecycle.ACCOUNT_FAILED if temporary else lifecycle.REGISTERED
     event = "export_temporary" if temporary else "export"
     out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp, fh = _write_private(out)
-    committed = False
+    file = AtomicFile(out)  # 0600; appears under its name only after the commit below
     try:
         with db.transaction():
             number = batch_no or _next_batch_no(db, issue)
@@ -114,12 +110,10 @@ def export_batch(
             apps = select_apps(db, "state = ?", (state,))[:limit]
             if not apps:
                 raise UsageError(f"no application is {state}: nothing to export")
-            with fh:
-                writer = csv.writer(fh, lineterminator="\n")
-                writer.writerow(EXPORT_COLUMNS)
-                for app in apps:
-                    writer.writerow(_export_row(app, issue, expiry, temporary))
-            for app in apps:
+            lines = _write_export(file.fh, apps, issue, expiry, temporary)
+            file.fh.flush()
+            os.fsync(file.fh.fileno())
+            for app, (first, last) in zip(apps, lines, strict=True):
                 db.execute(
                     "UPDATE reg_cards SET batch_no = ?, profile = ?, kind = ?, issue_date = ?, "
                     "expiry_date = ?"
@@ -131,19 +125,52 @@ def export_batch(
                     + " WHERE card_no = ?",
                     (number, profile, kind, f"{issue:%Y%m%d}", f"{expiry:%Y%m%d}", app.card_no),
                 )
+                db.execute(
+                    "INSERT INTO reg_batch_records (batch_no, line, end_line, application_id, "
+                    "card_no) VALUES (?, ?, ?, ?, ?)",
+                    (number, first, last, app.id, app.card_no),
+                )
                 move(db, app.id, event, actor=actor, detail=f"batch {number}")
             db.execute(
                 "INSERT INTO reg_batches (batch_no, kind, profile, records, file, created_at) "
                 "VALUES (?, ?, ?, ?, ?, ?)",
                 (number, kind, profile, len(apps), str(out), time.time()),
             )
-        committed = True
-    finally:
-        if committed:
-            tmp.replace(out)
-        else:
-            tmp.unlink(missing_ok=True)
+    except BaseException:
+        file.abort()
+        raise
+    file.commit()
     return Batch(number, kind, profile, len(apps), str(out))
+
+
+_BREAK: Final = re.compile(r"\r\n|\r|\n")
+
+
+def _write_export(
+    fh: IO[str],
+    apps: list[Application],
+    issue: datetime.date,
+    expiry: datetime.date,
+    temporary: bool,
+) -> list[tuple[int, int]]:
+    """Write the header and one row per application; each row's first and last physical line
+    (the header is line 1; a value with a line break makes its row span lines)."""
+    buf = io.StringIO()
+    writer = csv.writer(buf, lineterminator="\n")
+    writer.writerow(EXPORT_COLUMNS)
+    line = 1 + buf.getvalue().count("\n")
+    fh.write(buf.getvalue())
+    spans: list[tuple[int, int]] = []
+    for app in apps:
+        buf.seek(0)
+        buf.truncate()
+        writer.writerow(_export_row(app, issue, expiry, temporary))
+        row = buf.getvalue()
+        height = len(_BREAK.findall(row))  # CR LF, CR or LF: one physical line break each
+        spans.append((line, line + height - 1))
+        line += height
+        fh.write(row)
+    return spans
 
 
 def _export_row(

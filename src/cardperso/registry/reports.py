@@ -1,21 +1,25 @@
 """Reports: the card-return file (回盘), applications late or at risk, and statistics.
 
 The return file is a deliverable that, by its nature, holds personal data (identity number and
-name of every cardholder of the batch): it is written with mode 0600 and belongs on the
-protected exchange with the social-security centre, never in logs or tickets.
+name of every cardholder of the batch): it is written with mode 0600 (atomically, through
+:mod:`cardperso.outputs`) and belongs on the protected exchange with the social-security
+centre, never in logs or tickets. People open it in a spreadsheet, so its cells are
+spreadsheet-safe (:mod:`cardperso.codec.csvcells`: a name such as ``=HYPERLINK(…)`` gets a
+leading quote); the registry keeps the raw value.
 """
 
 from __future__ import annotations
 
 import csv
 import datetime
-import os
 import statistics
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Final
 
+from cardperso.codec.csvcells import safe_row
 from cardperso.errors import UsageError
+from cardperso.outputs import atomic_output
 from cardperso.registry import lifecycle
 from cardperso.registry.calendar import AT_RISK, TARGETS, Calendar, deadline, parse_day
 from cardperso.registry.store import counts, select_apps
@@ -44,17 +48,11 @@ def return_file(db: Database, batch_no: str, out: Path) -> int:
         "WHERE c.batch_no = ? AND c.chip_serial IS NOT NULL ORDER BY c.card_no",
         (batch_no,),
     )
-    out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(out.name + ".tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    os.fchmod(fd, 0o600)
-    with os.fdopen(fd, "w", encoding="utf-8", newline="") as fh:
+    with atomic_output(Path(out)) as fh:  # 0600, appears whole or not at all
         writer = csv.writer(fh, lineterminator="\n")
         writer.writerow(RETURN_COLUMNS)
         for row in rows:
-            writer.writerow(["" if v is None else str(v) for v in row])
-    tmp.replace(out)
+            writer.writerow(safe_row(row))
     return len(rows)
 
 

@@ -7,7 +7,11 @@ a lock (``BEGIN IMMEDIATE`` on SQLite, an advisory transaction lock on PostgreSQ
 upgrades at once apply each migration once.
 
 Migration 1 is the production line's journal (the line also creates it on first use, so a line
-on its own needs no upgrade); migration 2 is the registry. The partial unique index
+on its own needs no upgrade); migration 2 is the registry; migration 3 records which exported
+record sits on which physical lines of its batch file (``reg_batch_records``), so that data
+preparation's rejects, which name input lines, find their applications again
+(``registry import-rejects``). Batches exported before migration 3 get their lines from the
+export transitions (one line per record, in export order, after the header). The partial unique index
 ``reg_cards_one_active`` is what makes "one active card per identity number" hold even when
 two processes register the same person at the same moment.
 """
@@ -58,10 +62,25 @@ def _registry(db: Database) -> list[str]:
     ]
 
 
+def _batch_records(db: Database) -> list[str]:
+    return [
+        "CREATE TABLE reg_batch_records (batch_no TEXT NOT NULL, line INTEGER NOT NULL, "
+        "end_line INTEGER NOT NULL, application_id BIGINT NOT NULL, card_no TEXT NOT NULL, "
+        "prep_reject TEXT, PRIMARY KEY (batch_no, line))",
+        # batches exported before this migration: one line per record, in export order
+        "INSERT INTO reg_batch_records (batch_no, line, end_line, application_id, card_no) "
+        "SELECT substr(detail, 7), n + 1, n + 1, application_id, COALESCE(card_no, '') FROM ("
+        "SELECT detail, application_id, card_no, "
+        "ROW_NUMBER() OVER (PARTITION BY detail ORDER BY id) AS n FROM reg_transitions "
+        "WHERE event IN ('export', 'export_temporary') AND substr(detail, 1, 6) = 'batch ') exported",
+    ]
+
+
 #: (version, name, statements for this database). Append only: never edit an applied one.
 MIGRATIONS: Final[tuple[tuple[int, str, Callable[[Database], list[str]]], ...]] = (
     (1, "line journal", journal_schema),
     (2, "registry: applications, cards, regions, transitions, batches", _registry),
+    (3, "registry: the lines of each exported record (prep rejects flow back)", _batch_records),
 )
 LATEST: Final = MIGRATIONS[-1][0]
 
