@@ -335,14 +335,14 @@ def _semantic(data: dict[str, Any], root: yaml.Node, filename: str) -> None:
             raise fail("pboc.ec.defaults.reset_threshold", "exceeds the limit or its maximum")
     elif "mag_stripe" in data:
         raise fail("mag_stripe", "a magnetic stripe (ISO/IEC 7813 tracks) needs a 'pboc' section")
-    values = sources | set(TEMPLATE_VALUES)
-    for i, ff in enumerate(data.get("card_face", [])):
-        if ff["src"] not in values:
     masters = {k["master"] for k in ssse["keys"]} | {data["transport_kek"]}
     if pboc is not None:
         masters |= {pboc["keys"][k] for k in ("ac", "smi", "smc")}
     if len(masters) > HEADER_MAX:
         raise fail("ssse.keys", f"more than {HEADER_MAX} distinct master keys")
+    values = sources | set(TEMPLATE_VALUES)
+    for i, ff in enumerate(data.get("card_face", [])):
+        if ff["src"] not in values:
             raise fail(f"card_face[{i}].src", f"unknown source {ff['src']!r}")
 
 
@@ -497,17 +497,6 @@ def list_profiles() -> list[str]:
     return sorted(names)
 
 
-def load_profile(name_or_path: str | os.PathLike[str]) -> Profile:
-    """Load a profile by name (``ssc3-pboc``) or by path to a YAML file."""
-    text_name = os.fspath(name_or_path)
-    path = Path(text_name)
-    if not (text_name.endswith((".yaml", ".yml")) or os.sep in text_name):
-        for d in profile_dirs():
-            cand = d / f"{text_name}.yaml"
-            if cand.is_file():
-                path = cand
-                break
-        else:
 def _read_profile(path: Path) -> str:
     """The text of a profile file: a regular file (not a FIFO or a device) of at most
     :data:`~cardperso.profiles.schema.MAX_BYTES` bytes of UTF-8."""
@@ -530,6 +519,17 @@ def _read_profile(path: Path) -> str:
         raise ProfileError(f"{path}: profile is not valid UTF-8") from None
 
 
+def load_profile(name_or_path: str | os.PathLike[str]) -> Profile:
+    """Load a profile by name (``ssc3-pboc``) or by path to a YAML file."""
+    text_name = os.fspath(name_or_path)
+    path = Path(text_name)
+    if not (text_name.endswith((".yaml", ".yml")) or os.sep in text_name):
+        for d in profile_dirs():
+            cand = d / f"{text_name}.yaml"
+            if cand.is_file():
+                path = cand
+                break
+        else:
             known = ", ".join(list_profiles()) or "none found"
             raise ProfileError(f"no profile named {text_name!r} (known: {known})")
     text = _read_profile(path)
