@@ -56,6 +56,31 @@ def test_pysim_exchange_host_side(i: int) -> None:
     assert host.wrap(PYSIM_PLAIN) == PYSIM_WRAPPED
 
 
+# pySim SCP02_Test.test_mac_command: four APDU cases C-MACed one after the other in one session
+# (the ICV chains from each C-MAC, encrypted under the left half of S-MAC).
+PYSIM_MAC_CASES = [
+    ("80F22002", "84F220020814DB34FA4341DCA8"),
+    ("80ca006600", "84CA00660855ED7C5FF069512B00"),
+    ("80F220020a4f0212345c054f9f70c5", "84F22002124F0212345C054F9F70C58FC1B380C4228AF8"),
+    ("80f28002024f0000", "84F280020A4F003B95F09317DE6A4E00"),
+]
+
+
+def test_pysim_mac_cases_in_sequence() -> None:
+    host = Scp02Host(PYSIM_KEYS, 0x01, i=0x55, kvn=0x20)
+    host.initialize_update(PYSIM_HC)
+    host.process_initialize_update_response(PYSIM_IU_RESP + OK)
+    host.process_external_authenticate_response(OK)
+    card = Scp02Card(
+        PYSIM_KEYS, kvn=0x70, seq_counter=1, i=0x55, challenge=lambda n: H("6B4524ABEE7C")
+    )
+    card.initialize_update(H("8050000008") + PYSIM_HC + b"\x00")
+    assert card.external_authenticate(PYSIM_EXT_AUTH) == OK
+    for plain, wrapped in PYSIM_MAC_CASES:
+        assert host.wrap(H(plain)) == H(wrapped)
+        assert card.unwrap_command(H(wrapped)) == H(plain)
+
+
 def test_pysim_exchange_card_side() -> None:
     card = Scp02Card(
         PYSIM_KEYS, kvn=0x70, seq_counter=1, i=0x55, challenge=lambda n: H("6B4524ABEE7C")
