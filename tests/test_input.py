@@ -238,8 +238,15 @@ def test_chunk_boundaries_do_not_change_results(tmp_path: Path) -> None:
     assert any(r[2] == "malformed CSV: a quoted field is never closed" for r in rej)
 
 
+# Mostly text the one-pass path takes (no quotes, NULs or bare CRs: the other 80 % of the old
+# strategy's examples were discarded by the early return below), some of any kind.
+_FAST_CSV_TEXT = st.lists(
+    st.sampled_from(["a", "b", ",", " ", "中", "\n", "\r\n", "\n\n"]), max_size=60
+).map("".join)
+
+
 @settings(max_examples=200, deadline=None)
-@given(text=st.text(alphabet='ab,"\n\r \x00中', max_size=120))
+@given(text=st.one_of(_FAST_CSV_TEXT, st.text(alphabet='ab,"\n\r \x00中', max_size=120)))
 def test_fast_csv_path_agrees_with_the_record_path(text: str) -> None:
     """The one-pass csv path and the record-by-record path give the same results."""
     from cardperso.prep import input as inp
