@@ -153,6 +153,82 @@ def test_pysim_exchange_card_side(v: Vector) -> None:
     assert card.wrap_response(EID_RESP, 0x9000) == H(v.resp) + OK
 
 
+# pySim SCP03_Test.test_06_mac_command: after the GET DATA exchange, the four APDU cases
+# 80F22002, 80CA006600, 80F220020A4F0212345C054F9F70C5, 80F28002024F0000 wrapped in the same
+# session (the MAC chaining value and, at level 03/33, the C-DEC counter carry over).
+PYSIM_CASES_PLAIN = ["80F22002", "80ca006600", "80F220020a4f0212345c054f9f70c5", "80f28002024f0000"]
+PYSIM_CASES = {
+    "AES128_11": [
+        "84f220020863a63f8959827fb2",
+        "84ca006608a0c6a4a74166f7ce00",
+        "84f22002124f0212345c054f9f70c52249b50272656536",
+        "84f280020a4f00e91443f6dce6b8ed00",
+    ],
+    "AES128_03": [
+        "84f2200208c9811b11f1264cf1",
+        "84ca006608e10ab60b3054798800",
+        "84f22002184e2908bdb48b2315a55482e9e936ca122d6ecfae7d17416e",
+        "84f28002180dd10a6b6193e5340b9e77d32d5a179cd710ac2773aefb2800",
+    ],
+    "AES128_33": [
+        "84f2200208ac6a59024bed84cc",
+        "84ca006608409912ad8fb7aed000",
+        "84f22002185f3dafc3ac14c381536a488bf44e06d056df9d74dbd21e5a",
+        "84f280021865165105be3373347d0424d4400af2ac393f569ec779389e00",
+    ],
+    "AES192_11": [
+        "84f22002084584e4f6784811ee",
+        "84ca006608937776ebe190fa3000",
+        "84f22002124f0212345c054f9f70c59a52bddf3040368c",
+        "84f280020a4f009804b11411f7393d00",
+    ],
+    "AES192_33": [
+        "84f2200208d5d97754b6b3d2ba",
+        "84ca006608516c82b8e30adbeb00",
+        "84f2200218cc247f4761e6944277a4e0d6e32e44025b1e31537e2fc668",
+        "84f2800218ba22b63d509bef5d093b43e5eaed03ed23144ab2d9cb51de00",
+    ],
+    "AES256_03": [
+        "84f2200208480ddc8e419da38d",
+        "84ca0066083e9d6a6c0b2d732000",
+        "84f22002183ebfef2da8b04af2a85f491f299b76973df76ff08a4031be",
+        "84f2800218783fff80990f5585b1055010ea95094a26e4a8f1ef4b18e100",
+    ],
+    "AES256_33": [
+        "84f2200208bcc5c17275545d93",
+        "84ca00660804806aba9d543bb600",
+        "84f2200218717222491556ec81a45f49ce48be33320024801a1c4cb0e0",
+        "84f2800218561f105bccd3a1642904b251ccc1228beb80a82370a8637000",
+    ],
+}
+
+
+@pytest.mark.parametrize("v", VECTORS, ids=lambda v: v.name)
+def test_pysim_apdu_cases_after_the_exchange(v: Vector) -> None:
+    iu, ext = H(v.iu), H(v.ext_auth)
+    host = Scp03Host(v.keys, ext[2], kvn=iu[2])
+    host.initialize_update(iu[5:])
+    host.process_initialize_update_response(H(v.iu_resp) + OK)
+    host.process_external_authenticate_response(OK)
+    host.wrap(GET_EID)
+    host.unwrap(H(v.resp) + OK)
+    iu_resp = H(v.iu_resp)
+    card = Scp03Card(
+        v.keys,
+        kvn=iu_resp[10],
+        seq_counter=int.from_bytes(iu_resp[29:32], "big") - 1,
+        i=0x70,
+        aid=ISD_R,
+    )
+    card.initialize_update(H("8050000008") + iu[5:] + b"\x00")
+    card.external_authenticate(ext)
+    card.unwrap_command(H(v.cmd))
+    card.wrap_response(EID_RESP, 0x9000)
+    for plain, wrapped in zip(PYSIM_CASES_PLAIN, PYSIM_CASES[v.name]):
+        assert host.wrap(H(plain)) == H(wrapped)
+        assert card.unwrap_command(H(wrapped)) == H(plain)
+
+
 def test_wrong_card_cryptogram_closes_for_good() -> None:
     v = VECTORS[0]
     host = Scp03Host(v.keys, 0x11)
