@@ -55,6 +55,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
@@ -466,12 +467,15 @@ def part_apdu(work: Path, rounds: int, cards: int) -> None:
 
 class _CpuPrinter(EvolisPrinter):
     """The line's printer driver; on ``close`` (the station thread's last act) it records the
-    station thread's CPU time."""
+    station thread's CPU time. The line's device check also opens and closes every printer,
+    in the main thread, before the stations start: those closes are not station threads and
+    are not counted (counting them added the main thread's whole CPU time once per station)."""
 
     cpu: ClassVar[list[float]] = []
 
     def close(self) -> None:
-        _CpuPrinter.cpu.append(time.thread_time())
+        if threading.current_thread() is not threading.main_thread():
+            _CpuPrinter.cpu.append(time.thread_time())
         super().close()
 
 

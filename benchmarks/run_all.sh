@@ -1,0 +1,47 @@
+#!/bin/sh
+# Every figure of benchmarks/README.md, one command each, at the sizes the README states.
+#
+# Usage (from anywhere; as root, for the PC/SC lab's pcscd):
+#     benchmarks/run_all.sh [OUTDIR]     # default /tmp/cardperso-bench-results/<UTC time>
+#
+# Each command's output goes to OUTDIR/<name>.txt (every script prints the machine, the commit,
+# its configuration and the load average at start and end); this script prints one line per
+# command with the load average when it started. Runs one command at a time (2 CPUs: two
+# benchmarks at once would measure each other). About 15 minutes on an idle 2-CPU machine.
+# Exit status 1 if any command failed (the others still run).
+set -u
+cd "$(dirname "$0")/.."
+out=${1:-/tmp/cardperso-bench-results/$(date -u +%Y%m%dT%H%M%SZ)}
+mkdir -p "$out"
+py=.venv/bin/python
+status=0
+
+run() { # run NAME COMMAND...
+    name=$1
+    shift
+    echo "== $(date -u +%H:%M:%S) load $(cut -d' ' -f1-3 /proc/loadavg): $name: $*"
+    if "$@" >"$out/$name.txt" 2>&1; then
+        echo "   done $(date -u +%H:%M:%S)"
+    else
+        echo "   FAILED (exit $?): see $out/$name.txt"
+        status=1
+    fi
+}
+
+git log -1 --format='commit %h %cI %s' >"$out/commit.txt"
+git status --porcelain --untracked-files=no -- src benchmarks >>"$out/commit.txt"
+echo "results in $out; $(head -1 "$out/commit.txt")"
+
+run apdu_roundtrip $py benchmarks/bench_apdu_roundtrip.py --apdus 5000 --rounds 5
+run line_apdu $py benchmarks/bench_line.py --part apdu --rounds 5 --cards 50
+run host_profile $py benchmarks/bench_host_profile.py --cards 200
+run prep_100k $py benchmarks/bench_prep.py --count 100000 --workers 1,2
+run prep_1m $py benchmarks/bench_prep.py --count 1000000 --workers 2
+run prep_breakdown_3des $py benchmarks/bench_prep.py --breakdown
+run prep_breakdown_aes $py benchmarks/bench_prep.py --breakdown --kek transport-kek-aes
+run hsm $py benchmarks/bench_hsm.py --cards 2000 --repeat 3
+run line_throughput $py benchmarks/bench_line.py --part zero,latency --line-rounds 3
+run registry $py benchmarks/bench_registry.py --jobs 4000 --records 10000 --workers 1,4,8
+run bank_1 $py benchmarks/bench_bank.py --count 50000 --perso 50 --pcsc 12 --stations 1
+run bank_4 $py benchmarks/bench_bank.py --count 50000 --pcsc 16 --stations 4
+exit $status
