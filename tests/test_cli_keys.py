@@ -77,7 +77,9 @@ def test_generate_refuses_to_overwrite(cli: click.Group, tmp_path: Path) -> None
 def test_check_ok_and_sample_warning(cli: click.Group, sample_keystore_path: Path) -> None:
     result = run(cli, "keys", "check", str(sample_keystore_path))
     assert result.exit_code == 0
-    assert "ok: 21 keys verified" in result.stdout
+    count = len(SoftwareKeyStore.load(sample_keystore_path).names())
+    assert count >= len(REFERENCE_KEY_SET)
+    assert f"ok: {count} keys verified" in result.stdout
     assert "published sample key" in result.stderr
 
 
@@ -107,7 +109,7 @@ def test_list_shows_no_values(cli: click.Group, sample_keystore_path: Path) -> N
         "test,SAMPLE",
         f"file:{sample_keystore_path}",
     ]
-    assert len(lines) == 1 + len(REFERENCE_KEY_SET)
+    assert len(lines) == 1 + len(SoftwareKeyStore.load(sample_keystore_path).names())
     assert_no_secret(result.output, contract_keys())
 
 

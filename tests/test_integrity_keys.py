@@ -278,3 +278,164 @@ def test_the_hsm_store_refuses_the_same_keys(hsm_store_factory: Any) -> None:
         with pytest.raises(KeyStoreError, match=f"key '{key.name}' is refused: {reason}"):
             store.import_key(key)
     assert not {"k1k2", "weak3", "zero"} & set(store.names())
+
+
+# -- the key ceremony (keys import-components) ------------------------------------------------------
+
+#: GlobalPlatform's default test key 40..4F: the transport key of simulated blank cards.
+GP_TEST_KEY = bytes(range(0x40, 0x50))
+C1 = bytes.fromhex("11111111111111112222222222222222")
+C2 = bytes.fromhex("33333333333333334444444444444444")
+
+
+def _kcv(value: bytes, alg: str = "3DES") -> str:
+    return cp.kcv(alg, value).hex().upper()
+
+
+def _cli(args: list[str], input: str | None = None) -> Any:
+    from click.testing import CliRunner
+
+    from cardperso.cli.main import _register, cli
+
+    _register()
+    return CliRunner().invoke(cli, args, input=input)
+
+
+def _ceremony(store: Path, name: str, components: list[bytes], *extra: str, kcv: str = "") -> Any:
+    answers = [h for c in components for h in (c.hex(), _kcv(c))]
+    answers.append(
+        kcv
+        or _kcv(
+            cp.xor(cp.xor(components[0], components[1]), components[2])
+            if len(components) == 3
+            else cp.xor(components[0], components[1])
+        )
+    )
+    return _cli(
+        ["keys", "import-components", "--store", str(store), "--name", name,
+         "--algorithm", "3DES", "--components", str(len(components)), *extra],
+        input="\n".join(answers) + "\n",
+    )  # fmt: skip
+
+
+def _no_secrets(text: str, *values: bytes) -> None:
+    for v in values:
+        assert v.hex() not in text and v.hex().upper() not in text
+
+
+@pytest.mark.parametrize(
+    ("components", "message"),
+    [
+        ([C1, C1], "components 1 and 2 are equal"),
+        ([C1, C2, C1], "components 1 and 3 are equal"),  # the key would be component 2 alone
+        ([C1, C2, C2], "components 2 and 3 are equal"),
+        ([C1, bytes(16)], "component 2 is all zeros"),
+        ([C1, C2, cp.xor(C1, C2)], r"combined key 'k' is refused: K1 is a weak"),  # XOR to zero
+        ([C1, cp.xor(C1, K1 + K1)], "combined key 'k' is refused: K1 = K2: the key is single DES"),
+        ([C1[:8], C2[:8]], r"a 3DES key is 16 or 24 bytes, not 8 \(single-length DES"),
+    ],
+)
+def test_a_ceremony_refuses_unsound_components(
+    tmp_path: Path, components: list[bytes], message: str
+) -> None:
+    """Before: the same component twice imported an all-zero key, and 8-byte components an
+    8-byte "3DES" key. Now refused, naming component numbers, never values; the store is
+    unchanged."""
+    store = tmp_path / "keys.json"
+    generate_file(store)
+    before = store.read_bytes()
+    result = _ceremony(store, "k", components)
+    assert result.exit_code == 1, result.output
+    assert re.search(message, result.output), result.output
+    assert "Traceback" not in result.output
+    assert store.read_bytes() == before
+    _no_secrets(result.output, *components)
+
+
+def test_the_vendor_transport_key_comes_by_ceremony(tmp_path: Path) -> None:
+    """``keys generate`` makes no transport key (the card vendor's key is not ours to invent);
+    ``import-components --name gp-transport`` brings it, checking every component's KCV."""
+    store = tmp_path / "keys.json"
+    gen = _cli(["keys", "generate", "--out", str(store)])
+    assert gen.exit_code == 0, gen.output
+    assert "gp-transport" not in SoftwareKeyStore.load(store).names()
+    assert "import-components --name NAME`): gp-transport" in gen.output
+    c1 = bytes.fromhex("0F1E2D3C4B5A69788796A5B4C3D2E1F0")
+    c2 = cp.xor(GP_TEST_KEY, c1)
+    bad = _cli(
+        ["keys", "import-components", "--store", str(store), "--name", "gp-transport",
+         "--algorithm", "3DES"],
+        input="\n".join([c1.hex(), _kcv(c2)]) + "\n",
+    )  # fmt: skip
+    assert bad.exit_code == 1 and "component 1 does not match its check value" in bad.output
+    ok = _ceremony(store, "gp-transport", [c1, c2], kcv="8BAF47")
+    assert ok.exit_code == 0, ok.output
+    assert "imported gp-transport (3DES, kcv 8BAF47)" in ok.output
+    loaded = SoftwareKeyStore.load(store)
+    assert loaded.kcv("gp-transport") == bytes.fromhex("8BAF47")
+    assert loaded.kcv("gp-kmc") != loaded.kcv("gp-transport")  # issuer KMC ≠ vendor key
+    _no_secrets(ok.output, c1, c2, GP_TEST_KEY)
+
+
+def test_a_known_key_name_keeps_its_algorithm(tmp_path: Path) -> None:
+    store = tmp_path / "keys.json"
+    generate_file(store)
+    result = _cli(
+        ["keys", "import-components", "--store", str(store), "--name", "gp-transport",
+         "--algorithm", "AES"],
+        input="",
+    )  # fmt: skip
+    assert result.exit_code == 2
+    assert "--name gp-transport is a 3DES key" in result.output
+
+
+def test_generate_in_a_token_refuses_a_ceremony_key(tmp_path: Path) -> None:
+    """Refused before any token is opened (the configuration does not even exist)."""
+    result = _cli(
+        ["keys", "generate", "--store", f"pkcs11:{tmp_path / 'none.yaml'}",
+         "--name", "gp-transport"]
+    )  # fmt: skip
+    assert result.exit_code == 2
+    assert "gp-transport: another party's key, not generated here" in result.output
+
+
+_LIMITED_CLI = """
+import resource, sys
+resource.setrlimit(resource.RLIMIT_AS, (1 << 30, 1 << 30))
+from cardperso.cli.main import main
+sys.argv = ["cardperso", *sys.argv[1:]]
+main()
+"""
+
+
+@pytest.mark.parametrize("kind", ["dev-zero", "fifo", "big"])
+def test_a_component_file_that_is_no_component_is_refused(tmp_path: Path, kind: str) -> None:
+    """/dev/zero used to be read whole (memory), a FIFO blocked: one line, exit 1, under a
+    memory limit."""
+    import subprocess
+    import sys
+
+    store = tmp_path / "keys.json"
+    generate_file(store)
+    if kind == "dev-zero":
+        bad = Path("/dev/zero")
+    elif kind == "fifo":
+        bad = tmp_path / "fifo"
+        os.mkfifo(bad)
+    else:
+        bad = tmp_path / "big.txt"
+        bad.write_text("00" * 4096)
+    good = tmp_path / "c2.txt"
+    good.write_text(C2.hex())
+    proc = subprocess.run(
+        [sys.executable, "-c", _LIMITED_CLI, "keys", "import-components", "--store", str(store),
+         "--name", "k", "--algorithm", "3DES", "--component-file", str(bad),
+         "--component-file", str(good), "--component-kcv", "000000",
+         "--component-kcv", "000000", "--kcv", "000000"],
+        capture_output=True, text=True, timeout=60, check=False,
+    )  # fmt: skip
+    assert proc.returncode == 1, proc.stderr
+    reason = "is over 1024 bytes" if kind == "big" else "is not a regular file"
+    assert proc.stderr.strip().splitlines() == [f"error: field 'component 1': {bad} {reason}"], (
+        proc.stderr
+    )

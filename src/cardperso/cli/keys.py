@@ -12,6 +12,8 @@ from __future__ import annotations
 import importlib
 import json
 import logging
+import os
+import stat
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -22,7 +24,14 @@ import yaml
 from cardperso.crypto import primitives as cp
 from cardperso.crypto.primitives import SecretKey
 from cardperso.errors import DataError, KeyStoreError, UsageError
-from cardperso.keystore.base import REFERENCE_KEY_SET, KeyInfo, KeyStore
+from cardperso.keystore.base import (
+    CEREMONY_KEY_SET,
+    KNOWN_KEYS,
+    REFERENCE_KEY_SET,
+    KeyInfo,
+    KeyStore,
+    key_problem,
+)
 from cardperso.keystore.software import SoftwareKeyStore, generate_file
 
 log = logging.getLogger(__name__)
@@ -131,10 +140,17 @@ def generate_cmd(
         store = generate_file(out, overwrite=force)
         click.echo(f"wrote {len(store.names())} fresh keys to {out}")
         _print_table(store, location=False)
+        _ceremony_note()
         return
     assert store_spec is not None
     if not store_spec.startswith("pkcs11:"):
         raise click.UsageError("--store takes a PKCS#11 configuration: pkcs11:CONFIG")
+    ceremony = sorted(set(names) & set(CEREMONY_KEY_SET))
+    if ceremony:
+        raise click.UsageError(
+            f"{', '.join(ceremony)}: another party's key, not generated here; import it with "
+            "`cardperso keys import-components`"
+        )
     unknown = sorted(set(names) - set(REFERENCE_KEY_SET))
     if unknown:
         raise click.UsageError(f"not reference key names: {', '.join(unknown)}")
@@ -148,6 +164,15 @@ def generate_cmd(
             )
     finally:
         token.close()
+    _ceremony_note()
+
+
+def _ceremony_note() -> None:
+    """``keys generate`` makes the issuer's keys only; say which keys come by ceremony."""
+    click.echo(
+        "not generated (another party's keys, imported by key ceremony with "
+        "`cardperso keys import-components --name NAME`): " + ", ".join(CEREMONY_KEY_SET)
+    )
 
 
 @keys_group.command("check")
@@ -171,6 +196,52 @@ def check_cmd(store_spec: str) -> None:
 def list_cmd(store_spec: str) -> None:
     """Names, algorithms, check values, test/sample markers and where each key lives."""
     _print_table(open_store(store_spec), location=True)
+
+
+#: A component file holds one component in hex (at most 32 bytes, with spaces and line breaks):
+#: anything longer is not a component, and is not read whole.
+_COMPONENT_FILE_LIMIT = 1024
+
+
+def _read_component_file(path: Path, what: str) -> str:
+    """The text of a component file: a regular file of at most ``_COMPONENT_FILE_LIMIT`` bytes
+    (a FIFO or a device would block or never end)."""
+    try:
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
+    except OSError as exc:
+        raise DataError(f"cannot read {path} ({exc.strerror})", field=what) from None
+    with os.fdopen(fd, "rb") as fh:
+        if not stat.S_ISREG(os.fstat(fh.fileno()).st_mode):
+            raise DataError(f"{path} is not a regular file", field=what)
+        data = fh.read(_COMPONENT_FILE_LIMIT + 1)
+    if len(data) > _COMPONENT_FILE_LIMIT:
+        raise DataError(f"{path} is over {_COMPONENT_FILE_LIMIT} bytes", field=what)
+    return data.decode("ascii", errors="replace")
+
+
+def _check_component(algorithm: str, value: bytes, earlier: list[bytes], n: int) -> None:
+    """Refuse a component that cannot be part of a sound key: a length the algorithm has no
+    key of (a single-length DES key is no 3DES key), all zeros (the key would be the other
+    components: fewer custodians hold it), or equal to an earlier component (two equal
+    components XOR to zero). Names component numbers, never values."""
+    what = f"component {n}"
+    if earlier and len(value) != len(earlier[0]):
+        raise DataError("components differ in length", field=what)
+    try:
+        cp.check_key(algorithm, value)
+    except UsageError as exc:
+        raise DataError(str(exc), field=what) from None
+    if algorithm == "3DES" and len(value) == 8:
+        raise DataError(
+            "a 3DES key is 16 or 24 bytes, not 8 (single-length DES is refused)", field=what
+        )
+    if not any(value):
+        raise KeyStoreError(f"{what} is all zeros: the key would be the other components")
+    for m, other in enumerate(earlier, 1):
+        if cp.equal(value, other):
+            raise KeyStoreError(
+                f"components {m} and {n} are equal: each custodian must bring their own component"
+            )
 
 
 def _parse_component(text: str, what: str) -> bytes:
@@ -260,18 +331,20 @@ def import_components_cmd(
         raise UsageError("give 2 or 3 components")
     if component_kcvs and len(component_kcvs) != n:
         raise UsageError(f"give one --component-kcv per component ({n})")
+    known = KNOWN_KEYS.get(name)
+    if known is not None and known[0] != algorithm:
+        raise UsageError(f"--name {name} is a {known[0]} key ({known[2]}), not {algorithm}")
     store = _open_for_import(store_spec, create)
 
     components: list[bytes] = []
     for i in range(n):
         what = f"component {i + 1}"
         if files:
-            text = files[i].read_text(encoding="ascii", errors="replace")
+            text = _read_component_file(files[i], what)
         else:
             text = click.prompt(f"{what} of {name!r} (hex, not shown)", hide_input=True)
         value = _parse_component(text, what)
-        if components and len(value) != len(components[0]):
-            raise DataError("components differ in length", field=what)
+        _check_component(algorithm, value, components, i + 1)
         if i < len(component_kcvs):
             expected = _parse_kcv(component_kcvs[i], f"{what} check value")
         else:
@@ -283,6 +356,9 @@ def import_components_cmd(
     combined = components[0]
     for c in components[1:]:
         combined = cp.xor(combined, c)
+    problem = key_problem(algorithm, combined)
+    if problem is not None:
+        raise KeyStoreError(f"combined key {name!r} is refused: {problem}")
     try:
         key = SecretKey(algorithm, combined, name)
     except UsageError as exc:
