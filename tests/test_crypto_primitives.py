@@ -271,6 +271,8 @@ def test_verify_mac_raises_without_leaking() -> None:
     [
         # GlobalPlatformPro TestPlaintextKeys.testSessionKeys_SCP01: static DEK 404142..4F.
         ("3DES", "404142434445464748494A4B4C4D4E4F", "8BAF47"),
+        # GlobalPlatformPro TestPlaintextKeys.testSessionKeys_SCP03: the static AES DEK 4041..4F.
+        ("AES", "404142434445464748494A4B4C4D4E4F", "504A77"),
         # pySim tests/unittests/test_globalplatform.py SCP03_KCV_Test (AES, 01 x 16 block).
         ("AES", "000102030405060708090a0b0c0d0e0f", "C35280"),
         ("AES", "101112131415161718191a1b1c1d1e1f", "013808"),
