@@ -17,8 +17,11 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
+from hypothesis import given
+from hypothesis import strategies as st
 
 from cardperso.cli.main import _register, cli
+from cardperso.codec.csvcells import FORMULA_START, safe_cell, safe_row, unsafe_cell
 from cardperso.codec.numbers import mask_id
 from cardperso.errors import DataError, UsageError
 from cardperso.prep.synth import make_photo, records
@@ -382,3 +385,117 @@ def test_an_exported_value_with_a_line_break_spans_the_lines_it_takes() -> None:
     spans = production._write_export(buf, [app, other, app], day, day, False)
     assert spans == [(2, 3), (4, 4), (5, 6)]
     assert buf.getvalue().count("\n") == 6
+
+
+# -- items 3, 4, 12: registry output files -----------------------------------------------------
+
+
+def test_import_rejects_over_its_own_input_is_refused_before_anything_is_accepted(
+    tmp_path: Path,
+) -> None:
+    url = str(tmp_path / "r.db")
+    run_cli("db", "upgrade", "--db", url)
+    _applications(tmp_path, 2)
+    apps = tmp_path / "apps.csv"
+    before = apps.read_bytes()
+    out = run_cli("registry", "import", str(apps), "--rejects", str(apps), "--db", url, code=2)
+    assert "error: --rejects is the same file as APPLICATIONS_FILE" in out
+    out = run_cli("registry", "import", str(apps), "--rejects", url, "--db", url, code=2)
+    assert "error: --rejects is the same file as --db" in out
+    missing = tmp_path / "no" / "rej.csv"
+    out = run_cli("registry", "import", str(apps), "--rejects", str(missing), "--db", url, code=2)
+    assert "error: --rejects: directory" in out and "does not exist" in out
+    assert apps.read_bytes() == before
+    assert _states(url) == {}, "nothing accepted"
+
+
+def test_registry_exports_never_overwrite_the_database(tmp_path: Path) -> None:
+    url = str(tmp_path / "r.db")
+    _registered(url, tmp_path, 2)
+    link = tmp_path / "link.db"
+    link.symlink_to(tmp_path / "r.db")
+    for target in (url, str(link), f"{tmp_path}/./r.db"):
+        out = run_cli("registry", "export-batch", "--db", url, "--out", target, code=2)
+        assert "error: --out is the same file as --db" in out
+    out = run_cli(
+        "registry", "report", "return-file", "--batch", "B1", "--out", url, "--db", url, code=2
+    )
+    assert "error: --out is the same file as --db" in out
+    assert set(_states(url).values()) == {"registered"}, "nothing moved"
+    out = run_cli("registry", "export-batch", "--db", url, "--out", str(tmp_path), code=2)
+    assert "is a directory" in out
+
+
+def test_a_failed_export_leaves_the_previous_file_and_no_temporary(tmp_path: Path) -> None:
+    url = str(tmp_path / "r.db")
+    _registered(url, tmp_path, 2)
+    out_dir = tmp_path / "out"
+    out_dir.mkdir()
+    target = out_dir / "batch.csv"
+    target.write_text("the previous batch\n", encoding="utf-8")
+    with connect(url) as db:
+        db.execute(
+            "INSERT INTO reg_batches (batch_no, kind, profile, records, created_at) "
+            "VALUES ('B1', 'standard', 'ssc3-pboc', 0, 0)"
+        )
+    out = run_cli("registry", "export-batch", "--db", url, "--out", str(target), "--batch", "B1",
+                  code=2)  # fmt: skip
+    assert "batch B1 exists already" in out
+    assert target.read_text(encoding="utf-8") == "the previous batch\n"
+    assert sorted(p.name for p in out_dir.iterdir()) == ["batch.csv"]
+    assert set(_states(url).values()) == {"registered"}
+
+
+HOSTILE_NAME = "=SUM(1+1)*cmd|' /C calc'!A0"  # the validator refuses a double quote
+
+
+def test_return_file_cells_are_spreadsheet_safe_and_the_database_keeps_the_raw_value(
+    tmp_path: Path, umask022: None
+) -> None:
+    url = str(tmp_path / "r.db")
+    recs = _registered(url, tmp_path, 3, name=HOSTILE_NAME)
+    rows = _export(url, tmp_path / "B1.csv", "B1")
+    # data preparation's input is a file for a program: the raw name (it goes on the card)
+    assert rows[0]["name"] == HOSTILE_NAME
+    results = tmp_path / "results.csv"
+    with results.open("w", newline="", encoding="utf-8") as fh:
+        w = csv.writer(fh)
+        w.writerow(["card_no", "outcome", "chip_serial", "atr", "card_id_code"])
+        for i, r in enumerate(rows):
+            w.writerow([r["card_no"], "produced", f"{0xA0000000 + i:08X}", "3B8F", "-1"])
+    run_cli("registry", "import-results", str(results), "--db", url)
+    ret = tmp_path / "return.csv"
+    run_cli("registry", "report", "return-file", "--batch", "B1", "--out", str(ret), "--db", url)
+    assert _mode(ret) == 0o600
+    with ret.open(encoding="utf-8", newline="") as fh:
+        back = {r["card_no"]: r for r in csv.DictReader(fh)}
+    first = back[rows[0]["card_no"]]
+    assert first["name"] == "'" + HOSTILE_NAME
+    assert first["card_id_code"] == "'-1", "every cell of a file for people"
+    assert back[rows[1]["card_no"]]["name"] == recs[1]["name"], "ordinary names unchanged"
+    with connect(url) as db:
+        assert db.execute("SELECT name FROM reg_applications WHERE ssn = ?", (recs[0]["ssn"],)) == [
+            (HOSTILE_NAME,)
+        ]
+    assert not list(tmp_path.glob(".return.csv.*")), "no temporary left behind"
+
+
+@pytest.mark.parametrize(
+    "raw, cell",
+    [
+        ("=1+1", "'=1+1"), ("+86 10 1234", "'+86 10 1234"), ("-5", "'-5"), ("@SUM(A1)", "'@SUM(A1)"),
+        ("\t=1", "'\t=1"), ("\r=1", "'\r=1"), ("＝1+1", "'＝1+1"), ("'=1", "''=1"), ("''=1", "'''=1"),
+        ("张三", "张三"), ("a=b", "a=b"), ("'quoted", "'quoted"), ("", ""),
+    ],
+)  # fmt: skip
+def test_safe_cell_follows_the_owasp_rule(raw: str, cell: str) -> None:
+    assert safe_cell(raw) == cell
+    assert unsafe_cell(cell) == raw
+
+
+@given(st.text(max_size=20))
+def test_safe_cell_never_starts_a_formula_and_round_trips(raw: str) -> None:
+    cell = safe_cell(raw)
+    assert cell[:1] not in FORMULA_START
+    assert unsafe_cell(cell) == raw
+    assert safe_row([raw, None, 7]) == [cell, "", "7"]

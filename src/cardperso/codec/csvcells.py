@@ -39,9 +39,12 @@ def safe_cell(value: object) -> str:
     ('张三', '12', '')
     """
     text = "" if value is None else str(value)
-    if text[:1] in FORMULA_START or (text[:1] == QUOTE and text[1:2] in FORMULA_START):
-        return QUOTE + text  # the second case keeps unsafe_cell(safe_cell(x)) == x
-    return text
+    return QUOTE + text if _needs_quote(text) else text
+
+
+def _needs_quote(text: str) -> bool:
+    # quotes already in front count too, so that unsafe_cell(safe_cell(x)) == x for every x
+    return text.lstrip(QUOTE)[:1] in FORMULA_START
 
 
 def safe_row(values: Iterable[object]) -> list[str]:
@@ -51,6 +54,4 @@ def safe_row(values: Iterable[object]) -> list[str]:
 
 def unsafe_cell(text: str) -> str:
     """The raw value of a cell written by :func:`safe_cell` (the quote removed again)."""
-    if text[:1] == QUOTE and text[1:2] in FORMULA_START:
-        return text[1:]
-    return text
+    return text[1:] if text[:1] == QUOTE and _needs_quote(text[1:]) else text
