@@ -10,6 +10,10 @@ reference and the 3rd-generation APDUs it quotes:
 * EXTERNAL AUTHENTICATE ``00 82 00 <key id> 10`` + ``E(K, challenge || 00 x 8)`` after a
   GET CHALLENGE of 8 bytes.
 
+Both sides are checked: the virtual card (card/ssse.py) and the line's read-back, which
+authenticates to the card before reading (line/workflow.py), against a card scripted with
+OpenSSL.
+
 The expected values are computed with the OpenSSL command line (tests/openssl_cli.py), a
 different implementation from the ``cryptography`` calls of the virtual card, and one answer
 is also recorded from a hand run of OpenSSL 3.0.19 so the rule is pinned even if both drift.
@@ -17,15 +21,22 @@ is also recorded from a hand run of OpenSSL 3.0.19 so the rule is pinned even if
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Callable, Generator
 from pathlib import Path
 
 import pytest
 
 import openssl_cli as ossl
+from cardperso.card.ssse import SSSE_NAME
+from cardperso.codec.apdu import CommandAPDU
+from cardperso.keystore.software import SoftwareKeyStore
+from cardperso.line.workflow import CardApp, ChipFailure, ChipPlan, _verify_ssse
 from test_card_ssse import SELECT_SSSE, personalized
 from test_card_support import EF05, SSSE_KEYS
 
 H = bytes.fromhex
+OK = H("9000")
 CIPHER = {"SM4": "sm4-ecb", "3DES": "des-ede-ecb"}
 IRK, READ_KEY, UPDATE_KEY = SSSE_KEYS[0x01], SSSE_KEYS[0x0A], SSSE_KEYS[0x04]
 
@@ -84,3 +95,72 @@ def test_external_authenticate_refuses_another_key(
     wrong = ossl.enc(CIPHER[alg], UPDATE_KEY, challenge + bytes(8))  # key 04, not the read key
     assert host.send("008200" + "0A" + "10" + wrong.hex())[1] == 0x6300
     assert host.send("00B2012C00")[1] == 0x6982
+
+
+# -- the host side: the line's read-back (line/workflow.py) against a card scripted with OpenSSL
+
+
+def _script(alg: str, irk: bytes, seen: list[str]) -> Callable[[bytes], bytes]:
+    """A card that answers from OpenSSL: INTERNAL AUTHENTICATE under ``irk``, EXTERNAL
+    AUTHENTICATE accepted only for the cryptogram OpenSSL computes under the read key."""
+    challenge = H("0F1E2D3C4B5A6978")
+
+    def respond(raw: bytes) -> bytes:
+        cmd = CommandAPDU.parse(raw)
+        if cmd.ins == 0x88:
+            factor, random = cmd.data[:8], cmd.data[8:]
+            k_d = ossl.enc(CIPHER[alg], irk, factor + bytes(b ^ 0xFF for b in factor))
+            seen.append("internal")
+            return ossl.enc(CIPHER[alg], k_d, random + bytes(8)) + OK
+        if cmd.ins == 0x84:
+            return challenge + OK
+        if cmd.ins == 0x82:
+            good = cmd.data == ossl.enc(CIPHER[alg], READ_KEY, challenge + bytes(8))
+            seen.append("external" if good else "external refused")
+            return OK if good else H("6300")
+        return OK
+
+    return respond
+
+
+def _run(flow: Generator[bytes, bytes, None], respond: Callable[[bytes], bytes]) -> None:
+    apdu = next(flow)
+    with contextlib.suppress(StopIteration):
+        while True:
+            apdu = flow.send(respond(apdu))
+
+
+def _verify(alg: str, card_irk: bytes, sample_keystore: SoftwareKeyStore) -> list[str]:
+    kek = "transport-kek"
+    secrets = {0x8F01: IRK, 0x8F0A: READ_KEY}
+    app = CardApp(
+        "ssse",
+        SSSE_NAME,
+        tuple((dgi, sample_keystore.wrap(kek, key)) for dgi, key in secrets.items()),
+        frozenset(secrets),
+    )
+    plan = ChipPlan(kmc="gp-kmc", kek=kek, ssse_algorithm=alg)
+
+    def send(apdu: bytes) -> Generator[bytes, bytes, bytes]:
+        return (yield apdu)
+
+    seen: list[str] = []
+    checks: list[str] = []
+    flow = _verify_ssse(app, {}, plan, sample_keystore, send, checks)
+    _run(flow, _script(alg, card_irk, seen))
+    return seen + checks
+
+
+@pytest.mark.parametrize("alg", ["SM4", "3DES"])
+def test_line_read_back_authenticates_like_openssl(
+    alg: str, sample_keystore: SoftwareKeyStore
+) -> None:
+    assert _verify(alg, IRK, sample_keystore) == ["internal", "external", "ssse-records"]
+
+
+@pytest.mark.parametrize("alg", ["SM4", "3DES"])
+def test_line_read_back_refuses_a_card_with_another_irk(
+    alg: str, sample_keystore: SoftwareKeyStore
+) -> None:
+    with pytest.raises(ChipFailure, match=r"the card's answer does not verify \(wrong IRK\)"):
+        _verify(alg, UPDATE_KEY, sample_keystore)
