@@ -85,8 +85,18 @@ def test_new_sqlite_database_and_its_wal_and_shm_are_owner_only(tmp_path: Path, 
 
 
 def test_db_upgrade_creates_a_private_file(workdir: Path, umask022: None) -> None:
-    run_cli("db", "upgrade", "--db", "reg.db")
+    out = run_cli("db", "upgrade", "--db", "reg.db")
     assert _mode(workdir / "reg.db") == 0o600
+    assert "warning" not in out
+
+
+def test_an_older_database_open_to_others_gets_a_warning(workdir: Path) -> None:
+    run_cli("db", "upgrade", "--db", "reg.db")
+    (workdir / "reg.db").chmod(0o644)  # as cardperso made them before
+    out = run_cli("db", "version", "--db", "reg.db")
+    assert "warning: reg.db is open to group or others (mode 0644) and holds personal data: " in out
+    assert "chmod 600 reg.db" in out
+    assert _mode(workdir / "reg.db") == 0o644, "the operator decides"
 
 
 # -- item 13: commands that only read never create a database ----------------------------------
@@ -365,6 +375,8 @@ def test_batches_exported_before_the_line_records_get_them_at_upgrade(tmp_path: 
         db.execute("DROP TABLE reg_batch_records")
         db.execute("DELETE FROM schema_migrations WHERE version = 3")
     run_cli("registry", "stats", "--db", url, code=2)  # behind: needs db upgrade
+    with connect(url) as db:  # the line still feeds its results to a registry at version 2
+        assert production.registry_present(db)
     assert "applied migration 3" in run_cli("db", "upgrade", "--db", url)
     with connect(url) as db:
         assert db.execute("SELECT * FROM reg_batch_records ORDER BY line") == recorded

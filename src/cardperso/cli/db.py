@@ -5,7 +5,7 @@ from __future__ import annotations
 import click
 
 from cardperso.registry.schema import LATEST, current_version, upgrade
-from cardperso.storage.db import Database, connect
+from cardperso.storage.db import Database, connect, exposed_mode, sqlite_path
 
 DEFAULT_DB = "cardperso-journal.db"
 DB_OPTION = click.option(
@@ -18,6 +18,17 @@ DB_OPTION = click.option(
 )
 
 
+def _warn_exposed(db: Database) -> None:
+    mode = exposed_mode(db)
+    if mode is not None:
+        path = sqlite_path(db.url)
+        click.echo(
+            f"warning: {path} is open to group or others (mode {mode:04o}) and holds personal "
+            f"data: chmod 600 {path}",
+            err=True,
+        )
+
+
 @click.group("db")
 def db_group() -> None:
     """The database shared by the line's journal and the registry."""
@@ -28,6 +39,7 @@ def db_group() -> None:
 def upgrade_cmd(db_url: str) -> None:
     """Create the database (mode 0600) or apply its missing schema migrations."""
     with Database(db_url) as db:
+        _warn_exposed(db)
         applied = upgrade(db)
         for version, name in applied:
             click.echo(f"applied migration {version}: {name}")
@@ -39,6 +51,7 @@ def upgrade_cmd(db_url: str) -> None:
 def version_cmd(db_url: str) -> None:
     """Show the schema version of the database (never creates one)."""
     with connect(db_url) as db:
+        _warn_exposed(db)
         click.echo(f"schema version {current_version(db)} (this cardperso: {LATEST})")
 
 

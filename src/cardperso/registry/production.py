@@ -48,9 +48,14 @@ from cardperso.storage.db import Database
 EXPORT_COLUMNS: Final = tuple(f for f in INPUT_FIELDS if f != "pin")  # a PIN is never stored
 
 
+#: The migration that made the tables the line's results feed (applications and cards); a
+#: registry at this version or later takes them, even before a later ``db upgrade``.
+FED_FROM: Final = 2
+
+
 def registry_present(db: Database) -> bool:
     """Whether ``db`` holds a registry this version of cardperso can feed."""
-    return has_table(db, "reg_cards") and current_version(db) >= LATEST
+    return has_table(db, "reg_cards") and FED_FROM <= current_version(db) <= LATEST
 
 
 def _expiry(issue: datetime.date, years: int) -> datetime.date:

@@ -240,6 +240,19 @@ class Database:
         return f"<Database {self.dialect} {_safe(self.url)}>"
 
 
+def exposed_mode(db: Database) -> int | None:
+    """The permission bits of a SQLite database file that others may read (``None`` when only
+    its owner can, and for PostgreSQL): files made before cardperso created them 0600."""
+    path = sqlite_path(db.url)
+    if path is None:
+        return None
+    try:
+        mode = stat.S_IMODE(path.stat().st_mode)
+    except OSError:
+        return None
+    return mode if mode & 0o077 else None
+
+
 def connect(url: str | Path, *, create: bool = False) -> Database:
     """Open the database at ``url``. Without ``create`` a missing SQLite file is refused
     (:class:`UsageError`, one line) instead of created: commands that read, and commands that
