@@ -1,8 +1,11 @@
 """Regenerate keys-sample/keys.json, the published TEST key set (never use it in production).
 
-Names, algorithms and purposes: :data:`cardperso.keystore.base.REFERENCE_KEY_SET`. Values: the
-GlobalPlatform test key 40 41 .. 4F for ``gp-kmc`` (3DES) and ``gp-kmc-aes`` (AES-128), so blank
-cards with default keys authenticate; every other key is the first N bytes of
+Names, algorithms and purposes: :data:`cardperso.keystore.base.REFERENCE_KEY_SET`, plus the card
+vendor's transport keys of the simulated blank cards, ``gp-transport`` (3DES) and
+``gp-transport-aes`` (AES-128): the GlobalPlatform test key 40 41 .. 4F, the key every blank
+virtual card carries (in a factory the vendor's key comes by key ceremony, ``cardperso keys
+import-components``). ``gp-kmc`` and ``gp-kmc-aes`` are the GP test key too (published
+vectors are computed from it); every other key is the first N bytes of
 SHA-256("cardperso sample key " + name), with DES odd parity for 3DES keys.
 
 Run ``.venv/bin/python keys-sample/make_sample.py``: rewrites keys.json and prints the check values
@@ -27,9 +30,16 @@ WARNING = (
 )
 
 
+#: The card vendor's transport keys of the simulated blanks (not generated: by key ceremony).
+SAMPLE_TRANSPORT_KEYS = {
+    "gp-transport": ("3DES", 16, "card vendor's transport key of the blank cards (SCP02)"),
+    "gp-transport-aes": ("AES", 16, "card vendor's transport key of the blank cards (SCP03)"),
+}
+
+
 def sample_value(name: str, algorithm: str, length: int) -> bytes:
     """The sample value of ``name`` (rule in the module docstring)."""
-    if name in ("gp-kmc", "gp-kmc-aes"):
+    if name in ("gp-kmc", "gp-kmc-aes", *SAMPLE_TRANSPORT_KEYS):
         return GP_TEST_KEY
     value = hashlib.sha256(f"cardperso sample key {name}".encode()).digest()[:length]
     return odd_parity(value) if algorithm == "3DES" else value
@@ -37,9 +47,11 @@ def sample_value(name: str, algorithm: str, length: int) -> bytes:
 
 def sample_document() -> dict[str, Any]:
     keys = {}
-    for name, (algorithm, length, purpose) in sorted(REFERENCE_KEY_SET.items()):
+    for name, (algorithm, length, purpose) in sorted(
+        {**REFERENCE_KEY_SET, **SAMPLE_TRANSPORT_KEYS}.items()
+    ):
         value = sample_value(name, algorithm, length)
-        if name.startswith("gp-kmc"):
+        if name.startswith(("gp-kmc", "gp-transport")):
             purpose += ", GlobalPlatform test key 40..4F"
         keys[name] = {
             "algorithm": algorithm,

@@ -62,7 +62,7 @@ def test_tearing_keeps_previous_state(tmp_path: Path) -> None:
     assert card.path.read_bytes() == before
     assert card.state.ssse.pin_tries_left == 3
     # a half-written temporary file may be left behind: load ignores it
-    assert any(p.name.endswith(".tmp") for p in tmp_path.iterdir())
+    assert any(p.name.endswith(".part") for p in tmp_path.iterdir())
     reloaded = VirtualCard.load(card.path)
     assert reloaded.state.ssse.pin_tries_left == 3
     host.transport.connect()

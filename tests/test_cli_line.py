@@ -21,10 +21,14 @@ pytestmark = pytest.mark.pcsc
 def lab_line(pcsc_lab, monkeypatch: pytest.MonkeyPatch):  # type: ignore[no-untyped-def]
     """Make the demo's simulated line use the lab's readers (one pcscd per machine)."""
 
-    def make(stations: int, state_dir: Path) -> SimLine:
+    def make(stations: int, state_dir: Path, *, transport_key: bytes) -> SimLine:
         free = [s for s in pcsc_lab.slots if s.card is None][:stations]
         return SimLine(
-            stations, state_dir, readers=free, options=LineOptions(card_timeout=5, pause_retry=0.2)
+            stations,
+            state_dir,
+            readers=free,
+            options=LineOptions(card_timeout=5, pause_retry=0.2),
+            transport_key=transport_key,
         )
 
     monkeypatch.setattr(line_cli, "_make_sim_line", make)

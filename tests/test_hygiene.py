@@ -272,11 +272,16 @@ def prepped(tmp_path_factory: pytest.TempPathFactory) -> Prepped:
     keys_path = keys_dir / "keys.json"
     work.cli("keys", "generate", "--out", keys_path)
     components = _import_from_components(work, keys_path)
-    # The blank virtual cards' transport key is the GlobalPlatform test key (public; the
-    # encoding station opens them with gp-kmc, diversification "none", then PUT KEY replaces it
-    # by per-card keys diversified from the same KMC). Every other key stays fresh and random.
+    # The blank virtual cards' transport key is the GlobalPlatform test key (public; the card
+    # vendor's `gp-transport`, by ceremony: the encoding station opens them with it,
+    # diversification "none", then PUT KEY replaces it by per-card keys diversified from the
+    # fresh issuer KMC). Every other key stays fresh and random.
     doc = json.loads(keys_path.read_text())
-    doc["keys"]["gp-kmc"].update(value=GP_TEST_KEY.hex(), kcv=kcv("3DES", GP_TEST_KEY).hex())
+    doc["keys"]["gp-transport"] = {
+        "algorithm": "3DES",
+        "value": GP_TEST_KEY.hex(),
+        "kcv": kcv("3DES", GP_TEST_KEY).hex(),
+    }
     keys_path.write_text(json.dumps(doc))
     store = SoftwareKeyStore.load(keys_path)
     values = {n: bytes.fromhex(k["value"]) for n, k in doc["keys"].items()}

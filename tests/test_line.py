@@ -107,7 +107,10 @@ def test_wrong_keys_stop_the_line_without_retrying_authentication(pcsc_lab, tmp_
     perso = _prepare(tmp_path, 5)
     doc = json.loads(SAMPLE_KEYS.read_text())
     wrong = random_bytes(16)
-    doc["keys"]["gp-kmc"].update(value=wrong.hex().upper(), kcv=kcv("3DES", wrong).hex().upper())
+    # the blanks are opened with the card vendor's transport key: a wrong one fails them all
+    doc["keys"]["gp-transport"].update(
+        value=wrong.hex().upper(), kcv=kcv("3DES", wrong).hex().upper()
+    )
     (tmp_path / "wrong.json").write_text(json.dumps(doc))
     readers = [s for s in pcsc_lab.slots if s.card is None][:1]
     line = SimLine(

@@ -35,12 +35,12 @@ from cardperso.bank.twostage import TransportDelivery, TwoStage
 from cardperso.card.isd import SD_MODULE, SD_PACKAGE
 from cardperso.card.vcard import ISD_AID, PBOC_MODULE, PBOC_PACKAGE
 from cardperso.crypto.gp import StaticKeys
-from cardperso.errors import UsageError
+from cardperso.errors import CardPersoError, UsageError
 from cardperso.keystore.base import KeyStore
 from cardperso.line import workflow
 from cardperso.line.workflow import CardData, ChipPlan, ChipResult
 
-__all__ = ["FactoryResult", "create_bank_domain", "factory_card"]
+__all__ = ["FactoryResult", "check_delivery", "create_bank_domain", "factory_card"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,6 +60,28 @@ def _isd_keys(store: KeyStore, plan: ChipPlan, kdd: bytes) -> StaticKeys:
     return StaticKeys(
         card.enc.secret().value, card.mac.secret().value, card.dek.secret().value, "3DES"
     )
+
+
+def check_delivery(two: TwoStage, store: KeyStore, delivery: TransportDelivery) -> None:
+    """Pre-flight of ``run --bank-delivery``, before the first card is fed: the delivery is for
+    this profile's domain, and the store holds the key-exchange key that opens it (the keys are
+    unwrapped once and dropped). A fault here is the operator's: :class:`UsageError`."""
+    ssd = two.ssd
+    if delivery.ssd_aid != ssd.aid or delivery.kvn != ssd.transport_kvn:
+        raise UsageError(
+            "pre-flight: the transport-key delivery is for another security domain or KVN"
+        )
+    if delivery.kek not in store.names():
+        raise UsageError(
+            f"pre-flight: key store {store.location} has no key {delivery.kek!r} (the "
+            "key-exchange key the bank's transport keys are wrapped under); import it by key "
+            f"ceremony: cardperso keys import-components --store STORE --name {delivery.kek} "
+            "--algorithm 3DES"
+        )
+    try:
+        delivery.unwrap(store)
+    except CardPersoError as exc:
+        raise UsageError(f"pre-flight: the bank's transport-key delivery: {exc}") from None
 
 
 def create_bank_domain(

@@ -8,7 +8,8 @@ mutable slotted dataclass below (non-volatile memory *is* mutable state), conver
 from JSON by one generic walker (:func:`to_json` / :func:`from_json`) driven by the type hints.
 
 Writes are atomic like an EEPROM transaction: :func:`write_image` writes a temporary file in
-the same directory, ``fsync``-s it, ``os.replace``-s the image and ``fsync``-s the directory.
+the same directory (:class:`cardperso.outputs.AtomicFile`, the one atomic writer of the
+project), ``fsync``-s it, ``os.replace``-s the image and ``fsync``-s the directory.
 A crash at any point leaves either the old image or the new one, never a mixture; a stray
 temporary file is ignored by :func:`read_image`.
 
@@ -20,8 +21,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import os
-import tempfile
 import types
 import typing
 from dataclasses import dataclass, field
@@ -29,6 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from cardperso.errors import DataError
+from cardperso.outputs import AtomicFile
 
 _T = typing.TypeVar("_T")
 
@@ -263,29 +263,21 @@ def read_image(path: Path) -> CardState:
 
 
 def write_image(path: Path, text: str, *, tear: bool = False) -> None:
-    """Atomically replace ``path`` with ``text`` (temp file + fsync + os.replace + dir fsync).
+    """Atomically replace ``path`` with ``text`` (:class:`cardperso.outputs.AtomicFile`:
+    temporary file + fsync + os.replace + directory fsync; mode 0600, an image holds keys).
 
     With ``tear=True`` the power is lost half-way through writing the temporary file: the
     partial temporary file stays behind (as after a real crash) and ``path`` is untouched.
     """
-    directory = path.parent
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=directory)
     data = text.encode("utf-8")
+    out = AtomicFile(path, binary=True)
+    if tear:
+        out.fh.write(data[: len(data) // 2])
+        out.fh.close()  # neither committed nor thrown away: what a power loss leaves
+        return
     try:
-        with os.fdopen(fd, "wb") as fh:
-            if tear:
-                fh.write(data[: len(data) // 2])
-                return
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
+        out.fh.write(data)
     except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+        out.abort()
         raise
-    dir_fd = os.open(directory, os.O_RDONLY)
-    try:
-        os.fsync(dir_fd)
-    finally:
-        os.close(dir_fd)
+    out.commit()

@@ -115,11 +115,16 @@ class VirtualCard:
         serial: bytes | None = None,
         scp: str = "02",
         max_auth_failures: int = 10,
+        transport_key: bytes = GP_TEST_KEY,
     ) -> VirtualCard:
-        """Create a blank card image at ``path`` (refuses to overwrite an existing file)."""
+        """Create a blank card image at ``path`` (refuses to overwrite an existing file) whose
+        issuer security domain holds the card vendor's ``transport_key`` (ENC = MAC = DEK, key
+        version FF; by default the GlobalPlatform test key 40..4F)."""
         path = Path(path)
         if scp not in ("02", "03"):
             raise UsageError("scp must be '02' or '03'")
+        if len(transport_key) not in ((16,) if scp == "02" else (16, 24, 32)):
+            raise UsageError(f"a transport key for SCP{scp} cannot be {len(transport_key)} bytes")
         if serial is None:
             serial = fresh_serial(path.parent)
         if len(serial) != 4:
@@ -132,7 +137,7 @@ class VirtualCard:
             isd=SecurityDomain(
                 aid=ISD_AID,
                 scp=scp,
-                keys=[KeySet(0xFF, GP_TEST_KEY, GP_TEST_KEY, GP_TEST_KEY)],
+                keys=[KeySet(0xFF, transport_key, transport_key, transport_key)],
                 max_auth_failures=max_auth_failures,
             ),
             packages=[

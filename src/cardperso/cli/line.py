@@ -13,13 +13,14 @@ from pathlib import Path
 
 import click
 
+from cardperso.card.state import GP_TEST_KEY
 from cardperso.cli.keys import open_store
 from cardperso.cli.production import (
     check_production,
     perso_file_is_production,
     production_options,
 )
-from cardperso.cli.sim import sim_group
+from cardperso.cli.sim import sim_group, transport_key, transport_key_options
 from cardperso.devices import pcsc
 from cardperso.errors import ProfileError, UsageError
 from cardperso.keystore.base import KeyStore
@@ -27,6 +28,7 @@ from cardperso.line.linefile import LineOptions, load_line
 from cardperso.line.runner import ChipWorkflow, LineRun, RunSummary, request_resume
 from cardperso.line.simulated import SimLine
 from cardperso.line.workflow import CardData, ChipPlan, Steps, personalize
+from cardperso.outputs import check_paths
 from cardperso.storage.db import Database, connect
 
 DEFAULT_DB = "cardperso-journal.db"
@@ -85,7 +87,7 @@ def _run(
     bank_delivery: Path | None = None,
 ) -> RunSummary:
     store = open_store(keys_spec)
-    workflow = _chip_workflow(perso, bank_delivery)
+    workflow = _chip_workflow(perso, bank_delivery, store)
     check_production(
         store,
         production=production or perso_file_is_production(perso),
@@ -114,10 +116,11 @@ def _run(
         db.close()
 
 
-def _chip_workflow(perso: Path, bank_delivery: Path | None) -> ChipWorkflow:
+def _chip_workflow(perso: Path, bank_delivery: Path | None, store: KeyStore) -> ChipWorkflow:
     """The line's chip workflow, or for a two-stage profile the factory's: the line's workflow
-    (SSSE), then the bank's security domain with the transport keys from ``bank_delivery``."""
-    from cardperso.bank.factory import factory_card
+    (SSSE), then the bank's security domain with the transport keys from ``bank_delivery``
+    (checked against ``store`` before any card: :func:`cardperso.bank.factory.check_delivery`)."""
+    from cardperso.bank.factory import check_delivery, factory_card
     from cardperso.bank.twostage import TransportDelivery, load_two_stage
     from cardperso.prep.container import read_header
 
@@ -138,6 +141,7 @@ def _chip_workflow(perso: Path, bank_delivery: Path | None) -> ChipWorkflow:
     sent = TransportDelivery.from_json(
         bank_delivery.read_text(encoding="utf-8"), str(bank_delivery)
     )
+    check_delivery(two, store, sent)
 
     def factory(card: CardData, plan: ChipPlan, keys: KeyStore) -> Steps:
         result = yield from factory_card(two, card, plan, keys, sent)
@@ -213,6 +217,7 @@ def run_cmd(
 ) -> None:
     """Personalize and print the cards of PERSO_FILE on the line described by LINE.yaml."""
     results = results or perso_file.with_suffix(".results.csv")
+    _check_run_paths(results, perso_file, line_file, keys_spec, db_url, bank_delivery)
     summary = _run(
         perso_file,
         load_line(line_file),
@@ -233,6 +238,31 @@ def run_cmd(
         sys.exit(3)
     if summary.failed:
         sys.exit(1)
+
+
+def _check_run_paths(
+    results: Path,
+    perso: Path,
+    line_file: str,
+    keys_spec: str,
+    db_url: str,
+    bank_delivery: Path | None,
+) -> None:
+    """Refuse a results file that is one of the run's inputs (it would be overwritten)."""
+    keys = keys_spec.split(":", 1)[1] if keys_spec.startswith("pkcs11:") else keys_spec
+    db: str | None = db_url
+    if "://" in db_url:  # sqlite:///PATH is a file; postgresql://… is not
+        db = db_url.split("://", 1)[1] if db_url.startswith("sqlite:") else None
+    check_paths(
+        outputs={"--results": results},
+        inputs={
+            "PERSO_FILE": perso,
+            "--line": line_file,
+            "--keys": keys,
+            "--db": db,
+            "--bank-delivery": bank_delivery,
+        },
+    )
 
 
 @click.group("line")
@@ -279,13 +309,28 @@ def _serve_until_signal(line: SimLine) -> None:
 )
 @click.option("--scp", type=click.Choice(["02", "03"]), default="02", show_default=True)
 @click.option("--port", type=int, default=36200, show_default=True, help="First vpcd port.")
+@transport_key_options
 def sim_line(
-    stations: int, state_dir: Path, faults: str | None, chip_latency: float, scp: str, port: int
+    stations: int,
+    state_dir: Path,
+    faults: str | None,
+    chip_latency: float,
+    scp: str,
+    port: int,
+    transport_hex: str | None,
+    transport_store: str | None,
+    transport_key_name: str | None,
 ) -> None:
-    """Start N simulated printers (ptys) with virtual card readers; write DIR/line.yaml."""
+    """Start N simulated printers (ptys) with virtual card readers; write DIR/line.yaml.
+
+    The blank cards carry the card vendor's transport key: the GP test key, or the one given
+    with --transport-key HEX or --keys STORE (so that a fresh issuer key store whose
+    ``gp-transport`` came by key ceremony opens them)."""
+    key = transport_key(transport_hex, transport_store, transport_key_name, scp)
     line = SimLine(
-        stations, state_dir, faults=faults, scp=scp, apdu_latency=chip_latency, port=port
-    )
+        stations, state_dir, faults=faults, scp=scp, apdu_latency=chip_latency, port=port,
+        transport_key=key,
+    )  # fmt: skip
     line.start()
     try:
         click.echo(f"{stations} simulated stations ready; line file: {state_dir / 'line.yaml'}")
@@ -353,7 +398,14 @@ def demo_cmd(count: int, stations: int, state_dir: Path | None, keys_spec: str |
         f"2. prepared: read {summary.read} = {summary.prepared} prepared + {summary.rejected} rejected "
         f"→ {perso} (rejects: {state_dir / 'rejects.csv'})"
     )
-    line = _make_sim_line(stations, state_dir / "line")
+    # the simulated blanks carry the store's card-vendor transport key (the sample's is the
+    # GP test key); a store without one is refused by the line's pre-flight, no card spent
+    key = (
+        transport_key(None, keys_spec, None, "02")
+        if "gp-transport" in store.names()
+        else GP_TEST_KEY
+    )
+    line = _make_sim_line(stations, state_dir / "line", transport_key=key)
     line.start()
     try:
         click.echo(
@@ -384,9 +436,14 @@ def demo_cmd(count: int, stations: int, state_dir: Path | None, keys_spec: str |
         sys.exit(1)
 
 
-def _make_sim_line(stations: int, state_dir: Path) -> SimLine:
+def _make_sim_line(stations: int, state_dir: Path, *, transport_key: bytes) -> SimLine:
     """The demo's simulated line (its own pcscd and vpcd readers)."""
-    return SimLine(stations, state_dir, options=LineOptions(card_timeout=10, pause_retry=0.5))
+    return SimLine(
+        stations,
+        state_dir,
+        options=LineOptions(card_timeout=10, pause_retry=0.5),
+        transport_key=transport_key,
+    )
 
 
 def _sample_keys() -> Path:

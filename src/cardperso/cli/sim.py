@@ -19,6 +19,7 @@ from typing import Any, TypeVar
 import click
 
 from cardperso.card import pcscd
+from cardperso.card.state import GP_TEST_KEY
 from cardperso.card.vcard import VirtualCard
 from cardperso.card.vpcd import DEFAULT_READER_TIMEOUT, CardLike, SlotGroup
 from cardperso.devices.pcsc import list_readers
@@ -137,6 +138,69 @@ def _reader_options(f: F) -> F:
     return f
 
 
+#: The options that choose the card vendor's transport key new blank cards carry.
+_TRANSPORT_OPTIONS = (
+    click.option(
+        "--transport-key",
+        "transport_hex",
+        default=None,
+        help="The card vendor's transport key of new blank cards, in hex (default: the "
+        "GlobalPlatform test key 40..4F).",
+    ),
+    click.option(
+        "--keys",
+        "transport_store",
+        default=None,
+        help="Take the blanks' transport key from this key store (file or pkcs11:CONFIG).",
+    ),
+    click.option(
+        "--transport-key-name",
+        default=None,
+        help="With --keys: the key's name (default gp-transport, gp-transport-aes for SCP03).",
+    ),
+)
+
+
+def transport_key_options(f: F) -> F:
+    for option in reversed(_TRANSPORT_OPTIONS):
+        f = option(f)
+    return f
+
+
+def transport_key(
+    hex_value: str | None, store_spec: str | None, name: str | None, scp: str
+) -> bytes:
+    """The transport key blank cards are made with: ``--transport-key HEX``, the key ``name`` of
+    the store ``--keys`` (``gp-transport[-aes]``), or the GP test key. The value never appears
+    in a message."""
+    if hex_value is not None and store_spec is not None:
+        raise UsageError("give --transport-key or --keys, not both")
+    if name is not None and store_spec is None:
+        raise UsageError("--transport-key-name needs --keys STORE")
+    if hex_value is not None:
+        try:
+            return bytes.fromhex(hex_value)
+        except ValueError:
+            raise UsageError("--transport-key is not hexadecimal") from None
+    if store_spec is None:
+        return GP_TEST_KEY
+    from cardperso.cli.keys import open_store
+
+    name = name or ("gp-transport-aes" if scp == "03" else "gp-transport")
+    with open_store(store_spec) as store:
+        if name not in store.names():
+            raise UsageError(
+                f"key store {store.location} has no key {name!r} (the card vendor's transport "
+                "key; import it with `cardperso keys import-components`)"
+            )
+        want = "AES" if scp == "03" else "3DES"
+        if store.info(name).algorithm != want:
+            raise UsageError(f"key {name!r} is not a {want} key: SCP{scp} blanks need one")
+        # diversification "none": the card's keys are the transport key itself
+        (keys,) = store.diversify_gp(name, [bytes(10)], "none", wrap_under=None)
+        return keys.enc.secret().value
+
+
 @click.group("sim")
 def sim_group() -> None:
     """Simulators: virtual cards in vpcd reader slots behind pcscd."""
@@ -171,6 +235,7 @@ def sim_group() -> None:
     show_default=True,
     help="Secure channel protocol of new blank cards.",
 )
+@transport_key_options
 @_reader_options
 def sim_cards(
     slots: int,
@@ -181,8 +246,13 @@ def sim_cards(
     start_pcscd: bool,
     name: str,
     reader_timeout: float,
+    transport_hex: str | None,
+    transport_store: str | None,
+    transport_key_name: str | None,
 ) -> None:
     """Serve N virtual cards (blank ones created in STATE) until Ctrl-C/SIGTERM."""
+    key = transport_key(transport_hex, transport_store, transport_key_name, scp)
+    which = "GP test keys" if key == GP_TEST_KEY else "the given transport key"
     state.mkdir(parents=True, exist_ok=True)
     paths = [state / CARD_NAME.format(index=i) for i in range(slots)]
     cards: list[CardLike] = []
@@ -190,8 +260,8 @@ def sim_cards(
         if path.exists():
             cards.append(VirtualCard.load(path))
         else:
-            cards.append(VirtualCard.create_blank(path, scp=scp))
-            click.echo(f"created blank card {path} (SCP{scp}, GP test keys)")
+            cards.append(VirtualCard.create_blank(path, scp=scp, transport_key=key))
+            click.echo(f"created blank card {path} (SCP{scp}, {which})")
     names = _readers_setup(slots, port, write_readers, start_pcscd, state, name)
     _serve(cards, paths, port, names, reader_timeout)
 

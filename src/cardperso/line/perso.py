@@ -26,13 +26,17 @@ def chip_plan(
     """The station's plan for cards of ``profile`` from the file described by ``header``."""
     chosen = scp or profile.gp.scp
     aes = chosen == "03"
-    default_kmc = (
-        profile.gp.kmc if chosen == profile.gp.scp else ("gp-kmc-aes" if aes else "gp-kmc")
+    own = chosen == profile.gp.scp
+    default_kmc = profile.gp.kmc if own else ("gp-kmc-aes" if aes else "gp-kmc")
+    # blank cards are opened with the card vendor's transport key, never with the issuer KMC
+    default_transport = (
+        profile.gp.transport_kmc if own else ("gp-transport-aes" if aes else "gp-transport")
     )
     return ChipPlan(
         kmc=kmc or default_kmc,
         kek=header.kek_name,
-        transport_kmc=transport_kmc or ("gp-kmc-aes" if aes else "gp-kmc"),
+        transport_kmc=transport_kmc or default_transport,
+        transport_diversification=profile.gp.transport_diversification if own else "none",
         new_kvn=profile.gp.kvn,
         scp=chosen,
         i=profile.gp.i if chosen == "02" else 0x70,

@@ -40,13 +40,15 @@ from typing import Protocol
 from cardperso.devices import cardface
 from cardperso.devices.pcsc import PcscTransport, TraceHook, wait_for_card
 from cardperso.devices.printer import CardPrinter, EvolisPrinter, PrinterFault
-from cardperso.errors import CardPersoError, DataError, DeviceError, UsageError
+from cardperso.errors import CardPersoError, DeviceError, UsageError
 from cardperso.keystore.base import KeyStore
 from cardperso.layouts.persofile import PersoHeader, PersoRecordBody
 from cardperso.line import jobs
+from cardperso.line.identity import check_continuation, file_identity
 from cardperso.line.journal import ClaimLost, Job, JobSeed, Journal, member_id
 from cardperso.line.linefile import LineSpec, StationSpec
 from cardperso.line.perso import card_data, chip_plan
+from cardperso.line.preflight import check_devices, check_keys
 from cardperso.line.workflow import (
     CardData,
     ChipFailure,
@@ -56,6 +58,7 @@ from cardperso.line.workflow import (
     drive,
     personalize,
 )
+from cardperso.outputs import atomic_output
 from cardperso.prep.container import iter_records, verify
 from cardperso.profiles.loader import load_profile
 from cardperso.storage.db import Database
@@ -309,6 +312,7 @@ class LineRun:
         """``trace`` receives every APDU exchange of the stations' PC/SC transports, secrets
         redacted (e.g. :func:`cardperso.devices.pcsc.log_trace`); it is ignored when a
         ``transport_factory`` is given."""
+        self._pcsc = transport_factory is None  # the stations' readers are PC/SC readers
         if transport_factory is None:
             transport_factory = functools.partial(PcscTransport, trace=trace)
         #: The chip workflow of each card (the line's own, or e.g. the two-stage factory's).
@@ -323,19 +327,22 @@ class LineRun:
         self.header = checked.header
         profile = load_profile(self.header.profile)
         if profile.digest != self.header.profile_digest:
-            raise DataError(
-                f"profile {profile.name} changed since the file was prepared (digest differs)",
-                field="profile",
+            raise UsageError(
+                f"pre-flight: profile {profile.name} changed since the file was prepared "
+                "(digest differs): install the profile the file was prepared with"
             )
         self.plan: ChipPlan = chip_plan(
             profile, self.header, scp=scp, verify_ac=spec.options.verify_ac
         )
+        check_keys(keys, self.plan)  # every key a card needs, before the first card
         self.records: dict[int, PersoRecordBody] = dict(iter_records(self.perso_file))
-        run_id = f"{self.header.batch_id}-{self.header.profile_digest[:4].hex()}"
-        self.journal = Journal(db, run_id)
+        #: The run is the file's own identity (batch id + file MAC), not its name.
+        self.identity = file_identity(self.perso_file, self.header, checked.size)
+        self.journal = Journal(db, self.identity.run_id)
         ensure_control_table(db)  # operators' resume requests (`cardperso line resume-station`)
-        digest = self.header.profile_digest.hex()
         self.join = join
+        self.resume = resume
+        self._exists = check_continuation(db, self.identity, resume=resume, join=join)
         self.heartbeat = min(heartbeat, stale_after / 3)  # several beats before a claim is stale
         self.stale_after = stale_after
         self.member = member_id()
@@ -343,39 +350,7 @@ class LineRun:
         self._in_output: Callable[[str], bool] | None = (
             (lambda serial: (Path(check) / f"{serial}.json").exists()) if check else None
         )
-        if join:
-            seeds = [
-                JobSeed(i, b.card_no, _mask_ssn(b.ssn)) for i, b in sorted(self.records.items())
-            ]
-            created = self.journal.create_or_join(
-                seeds,
-                source=str(self.perso_file),
-                digest=digest,
-                max_attempts=spec.options.max_attempts,
-            )
-            names = [s.name for s in spec.stations]
-            self.journal.hold_stations(self.member, names, stale_after=stale_after)
-            for name in names:  # our own stations' claims from a previous life of this line
-                self.journal.recover(station=name, in_output=self._in_output)
-            log.info("%s run %s", "created" if created else "joined", run_id)
-        elif self.journal.exists():
-            if not resume:
-                raise UsageError(f"run {run_id} exists in the journal: add --resume to continue it")
-            suspects = self.journal.recover(in_output=self._in_output)
-            if suspects:
-                log.warning(
-                    "%d suspect card(s) from the interrupted run: records made again", len(suspects)
-                )
-        else:
-            seeds = [
-                JobSeed(i, b.card_no, _mask_ssn(b.ssn)) for i, b in sorted(self.records.items())
-            ]
-            self.journal.create(
-                seeds,
-                source=str(self.perso_file),
-                digest=digest,
-                max_attempts=spec.options.max_attempts,
-            )
+        self._printer_factory = printer_factory
         self.stations = [
             Station(s, self, printer_factory, transport_factory) for s in spec.stations
         ]
@@ -418,13 +393,16 @@ class LineRun:
             self.shared.auth_failures_in_a_row += 1
             n = self.shared.auth_failures_in_a_row
         log.error(
-            "ALERT station %s: card authentication failed (%d in a row): check the KMC loaded",
+            "ALERT station %s: card authentication failed (%d in a row): check the transport "
+            "key %r loaded",
             station,
             n,
+            self.plan.transport_kmc,
         )
         if n >= self.spec.options.stop_after_auth_failures:
             self.stop(
-                f"{n} card authentication failures in a row: wrong keys loaded? (check the KMC and its diversification)"
+                f"{n} card authentication failures in a row: wrong keys loaded? (check the card "
+                f"vendor's transport key {self.plan.transport_kmc!r} and its diversification)"
             )
 
     def auth_ok(self) -> None:
@@ -467,9 +445,39 @@ class LineRun:
         return False
 
     # -- running ---------------------------------------------------------------------------
+    def _open_run(self) -> None:
+        """Create, resume or join the run in the journal (after every pre-flight check)."""
+        run_id, digest = self.identity.run_id, self.identity.digest
+        seeds = [JobSeed(i, b.card_no, _mask_ssn(b.ssn)) for i, b in sorted(self.records.items())]
+        options = self.spec.options
+        if self.join:
+            created = self.journal.create_or_join(
+                seeds, source=str(self.perso_file), digest=digest, max_attempts=options.max_attempts
+            )
+            names = [s.name for s in self.spec.stations]
+            self.journal.hold_stations(self.member, names, stale_after=self.stale_after)
+            for name in names:  # our own stations' claims from a previous life of this line
+                self.journal.recover(station=name, in_output=self._in_output)
+            log.info("%s run %s", "created" if created else "joined", run_id)
+        elif self._exists:
+            suspects = self.journal.recover(in_output=self._in_output)
+            if suspects:
+                log.warning(
+                    "%d suspect card(s) from the interrupted run: records made again", len(suspects)
+                )
+        else:
+            self.journal.create(
+                seeds, source=str(self.perso_file), digest=digest, max_attempts=options.max_attempts
+            )
+
     def run(
         self, results_file: Path, *, on_tick: Callable[[LineRun], None] | None = None
     ) -> RunSummary:
+        """Check the devices, open the run in the journal, run every station to the end."""
+        check_devices(
+            self.spec, self._printer_factory, readers=self._pcsc
+        )  # before the first card is fed
+        self._open_run()
         started = time.monotonic()
         beat = threading.Thread(target=self._beat_loop, name="line-heartbeat", daemon=True)
         beat.start()
@@ -537,8 +545,7 @@ RESULT_COLUMNS = (
 def write_results(journal: Journal, path: Path) -> None:
     """The per-card result file: record → chip serial → ATR → card id code → outcome → reason."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    with tmp.open("w", newline="", encoding="utf-8") as fh:
+    with atomic_output(path) as fh:  # never a partial results file under the final name
         w = csv.writer(fh)
         w.writerow(RESULT_COLUMNS)
         for r in journal.results():
@@ -560,7 +567,6 @@ def write_results(journal: Journal, path: Path) -> None:
                     r["reason"] or "",
                 ]
             )
-    tmp.replace(path)
 
 
 def run_line(

@@ -2,8 +2,9 @@
 
 Each simulated station is a :class:`~cardperso.devices.printer_sim.PrinterCore` served on a pty
 (the line opens it with pyserial like a real port) whose contact station is a vpcd reader slot.
-When the printer parks a card, a blank :class:`~cardperso.card.vcard.VirtualCard` is created in
-``DIR/stations/NAME/`` and inserted into the slot; when the card leaves, it is taken out of the
+When the printer parks a card, a blank :class:`~cardperso.card.vcard.VirtualCard` (its issuer
+security domain holding the card vendor's transport key: ``transport_key``, the GP test key by
+default) is created in ``DIR/stations/NAME/`` and inserted into the slot; when the card leaves, it is taken out of the
 slot and its image moves to ``DIR/output/`` (with the printed face as PNG and the magnetic
 tracks as JSON) or ``DIR/rejects/``.
 
@@ -28,6 +29,7 @@ from pathlib import Path
 from typing import Protocol
 
 from cardperso.card import pcscd
+from cardperso.card.state import GP_TEST_KEY
 from cardperso.card.vcard import VirtualCard
 from cardperso.card.vpcd import Slot
 from cardperso.devices import cardface, pcsc
@@ -109,6 +111,8 @@ class SimStation:
     scp: str = "02"
     apdu_latency: float = 0.0
     feeder: int = 10_000
+    #: The card vendor's transport key the blank cards carry (the GP test key by default).
+    transport_key: bytes = GP_TEST_KEY
     core: PrinterCore = field(init=False)
     pty: PtyPrinter = field(init=False)
     cards: dict[int, VirtualCard] = field(default_factory=dict)
@@ -125,7 +129,7 @@ class SimStation:
         path = self.state_dir / "stations" / self.name / f"card-{card_number:06d}.json"
         if path.exists():
             path.unlink()
-        card = VirtualCard.create_blank(path, scp=self.scp)
+        card = VirtualCard.create_blank(path, scp=self.scp, transport_key=self.transport_key)
         card.faults.latency_per_apdu = self.apdu_latency
         for fault in self.faults:
             if fault.card != card_number:
@@ -185,6 +189,7 @@ class SimLine:
         port: int = DEFAULT_PORT,
         readers: list[ReaderSlot] | None = None,
         options: LineOptions | None = None,
+        transport_key: bytes = GP_TEST_KEY,
     ) -> None:
         if stations < 1:
             raise DataError("a line needs at least one station", field="stations")
@@ -199,6 +204,7 @@ class SimLine:
         self.faults = parse_faults(faults)
         self.scp = scp
         self.apdu_latency = apdu_latency
+        self.transport_key = transport_key
         self.stations: list[SimStation] = []
 
     def start(self, *, replace_pcscd: bool = True) -> SimLine:
@@ -218,7 +224,10 @@ class SimLine:
         for i in range(self.n):
             name = f"st{i + 1}"
             mine = [f for f in self.faults if f.station == name]
-            st = SimStation(name, readers[i], self.state_dir, mine, self.scp, self.apdu_latency)
+            st = SimStation(
+                name, readers[i], self.state_dir, mine, self.scp, self.apdu_latency,
+                transport_key=self.transport_key,
+            )  # fmt: skip
             st.pty.start()
             self.stations.append(st)
         unknown = {f.station for f in self.faults} - {s.name for s in self.stations}

@@ -94,15 +94,16 @@ class CardData:
 class ChipPlan:
     """What a station needs from the profile to encode a chip.
 
-    The blank card is opened with its transport keys (``transport_kmc`` diversified with
-    ``transport_diversification``; blank virtual cards carry the GP test key itself, hence
-    ``"none"``); with ``put_key`` the transport keys are then replaced (PUT KEY) by per-card
-    keys diversified from ``kmc`` with ``diversification`` under key version ``new_kvn``.
+    The blank card is opened with the card vendor's transport key (``transport_kmc``
+    diversified with ``transport_diversification``; blank virtual cards carry the GP test key
+    itself, hence ``"none"``), never with the issuer's KMC; with ``put_key`` the transport keys
+    are then replaced (PUT KEY) by per-card keys diversified from ``kmc`` with
+    ``diversification`` under key version ``new_kvn``.
     """
 
     kmc: str
     kek: str
-    transport_kmc: str = "gp-kmc"
+    transport_kmc: str = "gp-transport"
     transport_diversification: str = "none"
     put_key: bool = True
     new_kvn: int = 0x20

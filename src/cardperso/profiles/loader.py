@@ -231,6 +231,9 @@ SCHEMA = s.Map(
                 "scp": s.Enum(("02", "03")),
                 "i": s.Int(min=0, max=255),
                 "kvn": s.Int(min=0, max=255),
+                # no defaults: absent keeps the digest of profiles written before they existed
+                "transport_kmc": _KEY_NAME,
+                "transport_diversification": s.Str(pattern=r"[a-z0-9-]+", hint="a method name"),
             },
             required=("kmc", "scp"),
             defaults={"diversification": "emv", "i": 0x55, "kvn": 0},
@@ -447,7 +450,11 @@ def _build(data: dict[str, Any], digest: bytes, source: str) -> Profile:
         pin=PinSpec(pin["source"], pin["length"], pin["try_limit"]),
         ssse=ssse,
         pboc=pboc,
-        gp=GpSpec(gp["kmc"], gp["diversification"], gp["scp"], gp["i"], gp["kvn"]),
+        gp=GpSpec(
+            gp["kmc"], gp["diversification"], gp["scp"], gp["i"], gp["kvn"],
+            gp.get("transport_kmc", "gp-transport-aes" if gp["scp"] == "03" else "gp-transport"),
+            gp.get("transport_diversification", "none"),
+        ),  # fmt: skip
         store_data=StoreDataSpec(
             tuple(int(x, 16) for x in sd["encrypted_dgis"]),
             sd["pad_encrypted"],

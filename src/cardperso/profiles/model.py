@@ -121,6 +121,10 @@ class GpSpec:
     scp: Literal["02", "03"]
     i: int
     kvn: int
+    #: The card vendor's transport key that opens the blank cards (never the issuer's ``kmc``)
+    #: and its diversification (``none``: every blank carries the key itself).
+    transport_kmc: str = "gp-transport"
+    transport_diversification: str = "none"
 
 
 @dataclass(frozen=True, slots=True)

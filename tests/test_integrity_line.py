@@ -1,0 +1,440 @@
+"""Issue 11 on the production line: a run is its file (never its name), nothing that is not the
+card's fault spends a card (pre-flight), the line's outputs are atomic and never an input.
+
+Everything runs on the real components: pcscd + vpcd lab readers, printers on ptys, the journal
+on SQLite and PostgreSQL.
+"""
+
+from __future__ import annotations
+
+import csv
+import functools
+import json
+import os
+import uuid
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from cardperso.cli.main import _register, cli
+from cardperso.errors import DeviceError, UsageError
+from cardperso.keystore.software import SoftwareKeyStore
+from cardperso.line.identity import file_identity
+from cardperso.line.journal import Journal
+from cardperso.line.linefile import LineOptions, LineSpec, StationSpec, dump_line
+from cardperso.line.runner import LineRun, write_results
+from cardperso.line.simulated import SimLine
+from cardperso.prep.container import iter_records, verify
+from cardperso.prep.pipeline import PrepOptions, prepare
+from cardperso.prep.synth import make_batch
+from cardperso.profiles.loader import load_profile
+from cardperso.storage.db import Database
+from test_registry import db_url, pg_url  # noqa: F401 - the fixtures
+
+ROOT = Path(__file__).resolve().parent.parent
+SAMPLE_KEYS = ROOT / "keys-sample" / "keys.json"
+FEEDER = 10_000  # blank cards in a simulated printer's feeder
+
+
+def _prepare(directory: Path, seed: int, batch_id: str, count: int = 2) -> Path:
+    """A batch ``directory/batch.csv`` prepared into ``directory/batch.perso``."""
+    directory.mkdir(parents=True, exist_ok=True)
+    make_batch(directory / "batch.csv", count, seed=seed)
+    perso = directory / "batch.perso"
+    summary = prepare(
+        directory / "batch.csv", load_profile("ssc3-pboc"), SoftwareKeyStore.load(SAMPLE_KEYS),
+        functools.partial(SoftwareKeyStore.load, SAMPLE_KEYS), perso, directory / "rejects.csv",
+        PrepOptions(batch_id=batch_id, created=1_700_000_000),
+    )  # fmt: skip
+    assert summary.prepared == count
+    return perso
+
+
+def _short(perso: Path) -> str:
+    checked = verify(perso, SoftwareKeyStore.load(SAMPLE_KEYS))
+    return file_identity(perso, checked.header, checked.size).short
+
+
+def _rows(path: Path) -> list[dict[str, str]]:
+    with path.open(newline="", encoding="utf-8") as fh:
+        return list(csv.DictReader(fh))
+
+
+def _card_numbers(perso: Path) -> set[str]:
+    return {body.card_no for _, body in iter_records(perso, SoftwareKeyStore.load(SAMPLE_KEYS))}
+
+
+def _sim_line(pcsc_lab, state: Path, stations: int = 1) -> SimLine:  # type: ignore[no-untyped-def]
+    free = [s for s in pcsc_lab.slots if s.card is None][:stations]
+    assert len(free) == stations, "the lab lent this session too few free readers"
+    return SimLine(
+        stations, state, readers=free, options=LineOptions(card_timeout=5, pause_retry=0.2)
+    )
+
+
+def _assert_no_card_touched(line: SimLine) -> None:
+    """No blank card was fed: the feeders are full, no card was ever made or parked."""
+    for st in line.stations:
+        assert st.core.feeder == FEEDER, f"station {st.name} fed a card"
+        assert not list((line.state_dir / "stations" / st.name).iterdir())
+        assert st.reader.card is None  # type: ignore[attr-defined]
+    assert not list((line.state_dir / "output").iterdir())
+    assert not list((line.state_dir / "rejects").iterdir())
+
+
+def _runs(db: Path) -> int:
+    """Runs in a journal (0 when the line never created its tables)."""
+    with Database(db) as journal:
+        if not journal.execute("SELECT name FROM sqlite_master WHERE name = 'line_runs'"):
+            return 0
+        return int(journal.execute("SELECT COUNT(*) FROM line_runs")[0][0])
+
+
+def _invoke(*args: str | Path) -> tuple[int, str]:
+    _register()
+    result = CliRunner().invoke(cli, [str(a) for a in args])
+    return result.exit_code, result.output
+
+
+# -- item 1: a run is its file -------------------------------------------------------------------
+
+
+@pytest.mark.pcsc
+def test_two_files_of_one_batch_id_are_two_runs(pcsc_lab, db_url: str, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]  # noqa: F811
+    """Three different `batch.csv` files prepared under one batch id: each is its own run, a
+    resume or join with the wrong file is refused naming both, and each file's cards are made
+    from its own records (before: the second file's --resume reported the first's cards)."""
+    batch = f"batch{uuid.uuid4().hex[:6]}"
+    a = _prepare(tmp_path / "a", 1, batch)
+    b = _prepare(tmp_path / "b", 2, batch)
+    c = _prepare(tmp_path / "c", 3, batch)
+    assert len({_short(a), _short(b), _short(c)}) == 3
+    keys = SoftwareKeyStore.load(SAMPLE_KEYS)
+    with _sim_line(pcsc_lab, tmp_path / "line") as line, Database(db_url) as db:
+        first = LineRun(a, line.spec, keys, db).run(tmp_path / "a.csv")
+        assert first.done == 2 and first.run_id == f"{batch}-{_short(a)}"
+        # the same file again without --resume: refused, its run exists
+        with pytest.raises(
+            UsageError, match=rf"run {batch}-{_short(a)} .* exists in the journal: add --resume"
+        ):
+            LineRun(a, line.spec, keys, db)
+        # --resume with another file of the batch: refused, naming both files
+        with pytest.raises(
+            UsageError,
+            match=rf"--resume: this file \(batch '{batch}', file {_short(b)}\) has no run .*"
+            rf"file {_short(a)}, run {batch}-{_short(a)}",
+        ):
+            LineRun(b, line.spec, keys, db, resume=True)
+        # file b starts a run of its own, interrupted before its first card
+        LineRun(b, line.spec, keys, db)._open_run()
+        # --join with a third file while b is still being made: refused, naming both
+        with pytest.raises(
+            UsageError,
+            match=rf"--join: batch '{batch}' is being made from another file \(file "
+            rf"{_short(b)}, run {batch}-{_short(b)}, 2 record\(s\) not finished\); this is "
+            rf"batch '{batch}', file {_short(c)}",
+        ):
+            LineRun(c, line.spec, keys, db, join=True)
+        # b resumes and makes its own cards
+        second = LineRun(b, line.spec, keys, db, resume=True).run(tmp_path / "b.csv")
+        assert second.done == 2 and second.run_id == f"{batch}-{_short(b)}"
+        made_a, made_b = _rows(tmp_path / "a.csv"), _rows(tmp_path / "b.csv")
+        assert {r["card_no"] for r in made_a} == _card_numbers(a)
+        assert {r["card_no"] for r in made_b} == _card_numbers(b)
+        assert {r["outcome"] for r in made_b} == {"produced"}
+        assert not {r["chip_serial"] for r in made_a} & {r["chip_serial"] for r in made_b}
+        # a journal run of b's id made from another file (a digest that differs beyond the
+        # short one in the run id): refused whatever the options
+        Journal(db, f"{batch}-{_short(c)}").create([], source="x", digest=_short(c) + "00" * 28)
+        for options in ({}, {"resume": True}, {"join": True}):
+            with pytest.raises(UsageError, match=r"was made from another file .* refusing to mix"):
+                LineRun(c, line.spec, keys, db, **options)  # type: ignore[arg-type]
+    images = {p.stem for p in (tmp_path / "line" / "output").glob("*.json")}
+    images = {s for s in images if not s.endswith(".tracks")}
+    assert images == {r["chip_serial"] for r in made_a + made_b}
+
+
+# -- items 3 and 4: the results file ----------------------------------------------------------
+
+
+def test_results_file_is_written_atomically(tmp_path: Path) -> None:
+    """A failure while the results are written leaves the previous file and no temporary one."""
+    from cardperso.line.journal import JobSeed
+
+    with Database(tmp_path / "j.db") as db:
+        journal = Journal(db, "R-00000000")
+        journal.create([JobSeed(1, "A0000001"), JobSeed(2, "A0000002")], source="f", digest="d")
+        out = tmp_path / "res" / "results.csv"
+        write_results(journal, out)
+        assert [r["card_no"] for r in _rows(out)] == ["A0000001", "A0000002"]
+        assert out.stat().st_mode & 0o777 == 0o600
+        before = out.read_bytes()
+        db.execute("DROP TABLE line_jobs")  # the journal fails half-way through the file
+        with pytest.raises(Exception, match="line_jobs"):
+            write_results(journal, out)
+    assert out.read_bytes() == before
+    assert [p.name for p in out.parent.iterdir()] == ["results.csv"]
+
+
+@pytest.mark.parametrize("which", ["PERSO_FILE", "--keys", "--line", "--db"])
+def test_run_refuses_a_results_file_that_is_an_input(tmp_path: Path, which: str) -> None:
+    perso = tmp_path / "b.perso"
+    perso.write_bytes(b"CPPF not even a perso file")
+    keys = tmp_path / "keys.json"
+    keys.write_text(SAMPLE_KEYS.read_text())
+    line = tmp_path / "line.yaml"
+    line.write_text("stations: []\n")
+    db = tmp_path / "j.db"
+    db.write_bytes(b"")
+    target = {"PERSO_FILE": perso, "--keys": keys, "--line": line, "--db": db}[which]
+    before = target.read_bytes()
+    code, output = _invoke(
+        "run", perso, "--line", line, "--keys", keys, "--db", db, "--results", target
+    )
+    assert code == 2, output
+    assert f"--results is the same file as {which}: refusing to overwrite it" in output
+    assert target.read_bytes() == before
+
+
+# -- item 5: pre-flight ------------------------------------------------------------------------
+
+
+def _store_without(tmp_path: Path, *names: str) -> Path:
+    doc = json.loads(SAMPLE_KEYS.read_text())
+    for name in names:
+        del doc["keys"][name]
+    path = tmp_path / "keys-missing.json"
+    path.write_text(json.dumps(doc))
+    os.chmod(path, 0o600)
+    return path
+
+
+@pytest.mark.pcsc
+@pytest.mark.parametrize(
+    ("missing", "role"),
+    [
+        ("gp-kmc", "the issuer KMC the per-card keys are diversified from"),
+        ("pboc-imk-ac", "the issuer key that verifies the read-back ARQC"),
+    ],
+)
+def test_a_missing_key_refuses_the_start_before_any_card(  # type: ignore[no-untyped-def]
+    pcsc_lab, tmp_path: Path, missing: str, role: str
+) -> None:
+    perso = _prepare(tmp_path / "b", 1, "PF1")
+    keys = _store_without(tmp_path, missing)
+    db = tmp_path / "j.db"
+    with _sim_line(pcsc_lab, tmp_path / "line", stations=1) as line:
+        code, output = _invoke(
+            "run", perso, "--line", tmp_path / "line" / "line.yaml", "--keys", keys,
+            "--db", db, "--results", tmp_path / "r.csv",
+        )  # fmt: skip
+        assert code == 2, output
+        assert f"pre-flight: key store file:{keys} has no key {missing!r} ({role})" in output
+        assert "keys import-components" in output
+        _assert_no_card_touched(line)
+    assert _runs(db) == 0  # no run was opened: the next start needs no --resume
+    assert not (tmp_path / "r.csv").exists()
+
+
+@pytest.mark.pcsc
+def test_bank_delivery_without_the_key_exchange_key_spends_no_card(
+    pcsc_lab, tmp_path: Path
+) -> None:  # type: ignore[no-untyped-def]
+    """The issue's case: `run --bank-delivery` with a store that lacks `kek-exchange` rejected
+    9 blank cards and gave up 3 records; now the start is refused and no card is fed."""
+    from cardperso.bank import demo
+
+    perso, _delivery, fstore = demo.factory_batch(tmp_path, 2)
+    doc = fstore.to_document()
+    del doc["keys"]["kek-exchange"]
+    keys = tmp_path / "factory-keys.json"
+    keys.write_text(json.dumps(doc))
+    os.chmod(keys, 0o600)
+    with _sim_line(pcsc_lab, tmp_path / "line", stations=1) as line:
+        code, output = _invoke(
+            "run", perso, "--line", tmp_path / "line" / "line.yaml", "--keys", keys,
+            "--db", tmp_path / "j.db", "--bank-delivery", tmp_path / "delivery.json",
+        )  # fmt: skip
+        assert code == 2, output
+        assert "pre-flight: key store" in output and "'kek-exchange'" in output
+        _assert_no_card_touched(line)
+
+
+@pytest.mark.pcsc
+def test_a_missing_reader_refuses_the_start(pcsc_lab, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    perso = _prepare(tmp_path / "b", 1, "PF2")
+    with _sim_line(pcsc_lab, tmp_path / "line", stations=1) as line:
+        st = line.spec.stations[0]
+        spec = LineSpec((StationSpec(st.name, st.printer, "no such reader 00 00"),), line.options)
+        (tmp_path / "bad.yaml").write_text(dump_line(spec))
+        code, output = _invoke(
+            "run", perso, "--line", tmp_path / "bad.yaml", "--keys", SAMPLE_KEYS,
+            "--db", tmp_path / "j.db",
+        )  # fmt: skip
+        assert code == 3, output
+        assert "pre-flight: reader not found (st1: 'no such reader 00 00')" in output
+        _assert_no_card_touched(line)
+
+
+@pytest.mark.pcsc
+@pytest.mark.parametrize(
+    ("fault", "message"),
+    [
+        ("ribbon_out", "ribbon out: replace the ribbon"),
+        ("cover_open", "cover open: close the printer cover"),
+    ],
+)
+def test_a_printer_not_ready_refuses_the_start(  # type: ignore[no-untyped-def]
+    pcsc_lab, tmp_path: Path, fault: str, message: str
+) -> None:
+    perso = _prepare(tmp_path / "b", 1, "PF3")
+    with _sim_line(pcsc_lab, tmp_path / "line", stations=1) as line:
+        line.stations[0].core.inject(fault)
+        with Database(tmp_path / "j.db") as db:
+            run = LineRun(perso, line.spec, SoftwareKeyStore.load(SAMPLE_KEYS), db)
+            with pytest.raises(
+                DeviceError, match=f"pre-flight: station st1: printer .*: {message}"
+            ):
+                run.run(tmp_path / "r.csv")
+        assert _runs(tmp_path / "j.db") == 0
+        _assert_no_card_touched(line)
+
+
+def test_a_changed_profile_refuses_the_start(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    perso = _prepare(tmp_path / "b", 1, "PF4", count=1)
+    changed = tmp_path / "profiles"
+    changed.mkdir()
+    text = (ROOT / "profiles" / "ssc3-pboc.yaml").read_text(encoding="utf-8")
+    (changed / "ssc3-pboc.yaml").write_text(text.replace("kvn: 0x20", "kvn: 0x21"), "utf-8")
+    monkeypatch.setenv("CARDPERSO_PROFILES", str(changed))
+    line = LineSpec((StationSpec("st1", "/dev/null", "none"),), LineOptions())
+    with (
+        Database(tmp_path / "j.db") as db,
+        pytest.raises(
+            UsageError, match="pre-flight: profile ssc3-pboc changed since the file was prepared"
+        ),
+    ):
+        LineRun(perso, line, SoftwareKeyStore.load(SAMPLE_KEYS), db)
+
+
+# -- item 15: the card vendor's transport key is not the issuer's KMC --------------------------
+
+
+def _fresh_store_with_transport_key(tmp_path: Path, transport: bytes) -> Path:
+    """`keys generate` (fresh random issuer keys), then the vendor's transport key imported by
+    key ceremony from two components (`keys import-components --name gp-transport`)."""
+    from cardperso.crypto import kcv, random_bytes, xor
+
+    store = tmp_path / "issuer-keys.json"
+    code, output = _invoke("keys", "generate", "--out", store)
+    assert code == 0, output
+    one = random_bytes(16)
+    two = xor(one, transport)
+    files = []
+    for i, part in enumerate((one, two)):
+        path = tmp_path / f"component{i}.hex"
+        path.write_text(part.hex().upper())
+        files += ["--component-file", path, "--component-kcv", kcv("3DES", part).hex().upper()]
+    code, output = _invoke(
+        "keys", "import-components", "--store", store, "--name", "gp-transport",
+        "--algorithm", "3DES", *files, "--kcv", kcv("3DES", transport).hex().upper(),
+    )  # fmt: skip
+    assert code == 0, output
+    return store
+
+
+@pytest.mark.pcsc
+def test_fresh_issuer_keys_personalize_blanks_opened_with_the_vendor_key(  # type: ignore[no-untyped-def]
+    pcsc_lab, tmp_path: Path
+) -> None:
+    from cardperso.card.state import GP_TEST_KEY
+    from cardperso.card.vcard import VirtualCard
+    from cardperso.crypto import random_bytes
+
+    vendor = random_bytes(16)  # neither the GP test key nor the issuer's KMC
+    keys = _fresh_store_with_transport_key(tmp_path, vendor)
+    fresh = SoftwareKeyStore.load(keys)
+    make_batch(tmp_path / "batch.csv", 2, seed=4)
+    code, output = _invoke(
+        "prep", tmp_path / "batch.csv", "--profile", "ssc3-pboc", "--keys", keys,
+        "--out", tmp_path / "batch.perso", "--rejects", tmp_path / "rejects.csv",
+    )  # fmt: skip
+    assert code == 0, output
+    free = [s for s in pcsc_lab.slots if s.card is None][:1]
+    line = SimLine(
+        1, tmp_path / "line", readers=free, transport_key=vendor,  # type: ignore[arg-type]
+        options=LineOptions(card_timeout=5, pause_retry=0.2, stop_after_auth_failures=1),
+    )  # fmt: skip
+    with line:
+        code, output = _invoke(
+            "run", tmp_path / "batch.perso", "--line", tmp_path / "line" / "line.yaml",
+            "--keys", keys, "--db", tmp_path / "j.db", "--results", tmp_path / "r.csv",
+        )  # fmt: skip
+    assert code == 0, output
+    rows = _rows(tmp_path / "r.csv")
+    assert [r["outcome"] for r in rows] == ["produced", "produced"]
+    assert not list((tmp_path / "line" / "rejects").iterdir()), "no blank was spent"
+    kmc = fresh.diversify_gp("gp-kmc", [bytes(10)], "none", wrap_under=None)[0]
+    for r in rows:  # the vendor's key is gone from each card: per-card keys from the issuer KMC
+        isd = VirtualCard.load(tmp_path / "line" / "output" / f"{r['chip_serial']}.json").state.isd
+        assert [k.kvn for k in isd.keys] == [0x20]
+        assert isd.keys[0].enc not in (vendor, GP_TEST_KEY, kmc.enc.secret().value)
+
+
+@pytest.mark.pcsc
+def test_blanks_are_never_opened_with_the_issuer_kmc(pcsc_lab, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    """A store whose issuer KMC is the blanks' key but which has no vendor transport key: the
+    line refuses to start (before: it opened the blanks with `gp-kmc`)."""
+    perso = _prepare(tmp_path / "b", 1, "TK1")
+    keys = _store_without(tmp_path, "gp-transport", "gp-transport-aes")  # gp-kmc = GP test key
+    with _sim_line(pcsc_lab, tmp_path / "line") as line:
+        code, output = _invoke(
+            "run", perso, "--line", tmp_path / "line" / "line.yaml", "--keys", keys,
+            "--db", tmp_path / "j.db",
+        )  # fmt: skip
+        assert code == 2, output
+        assert (
+            "has no key 'gp-transport' (the card vendor's transport key that opens blank cards)"
+            in output
+        )
+        assert "keys import-components --store STORE --name gp-transport --algorithm 3DES" in output
+        _assert_no_card_touched(line)
+
+
+@pytest.mark.pcsc
+def test_sim_cards_makes_blanks_with_the_stores_transport_key(  # type: ignore[no-untyped-def]
+    pcsc_slot, tmp_path: Path
+) -> None:
+    import signal
+    import subprocess
+    import sys
+
+    from cardperso.card.vcard import VirtualCard
+    from cardperso.crypto import random_bytes
+    from cardperso.devices import pcsc
+
+    vendor = random_bytes(16)
+    keys = _fresh_store_with_transport_key(tmp_path, vendor)
+    state = tmp_path / "cards"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "cardperso", "sim", "cards", "--slots", "1",
+         "--port", str(pcsc_slot.port), "--state", str(state), "--keys", str(keys)],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    )  # fmt: skip
+    try:
+        pcsc.wait_for_card(pcsc_slot.name, 30)
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        out, _ = proc.communicate(timeout=30)
+    assert proc.returncode == 0, out
+    assert "(SCP02, the given transport key)" in out and vendor.hex() not in out.lower()
+    (keyset,) = VirtualCard.load(state / "card-00.card").state.isd.keys
+    assert (keyset.kvn, keyset.enc, keyset.mac, keyset.dek) == (0xFF, vendor, vendor, vendor)
+    pcsc.wait_for_removal(pcsc_slot.name, 5)
+    code, output = _invoke(
+        "sim", "cards", "--slots", "1", "--state", tmp_path / "x", "--transport-key", "zz"
+    )
+    assert code == 2 and "--transport-key is not hexadecimal" in output
