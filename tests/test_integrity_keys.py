@@ -439,3 +439,160 @@ def test_a_component_file_that_is_no_component_is_refused(tmp_path: Path, kind: 
     assert proc.stderr.strip().splitlines() == [f"error: field 'component 1': {bad} {reason}"], (
         proc.stderr
     )
+
+
+# -- the bank stage's files: atomic, private, never over an input ---------------------------------
+
+BANK_KEYS = Path(__file__).resolve().parents[1] / "keys-sample" / "bank-keys.json"
+
+
+def _bank_store_copy(tmp_path: Path) -> Path:
+    path = tmp_path / "bank-keys.json"
+    path.write_bytes(BANK_KEYS.read_bytes())
+    path.chmod(0o600)
+    return path
+
+
+def test_transport_keys_refuses_to_write_over_the_key_store(tmp_path: Path) -> None:
+    """Before: ``--out`` naming the key store replaced the bank's keys with the delivery."""
+    keys = _bank_store_copy(tmp_path)
+    before = keys.read_bytes()
+    args = ["bank", "transport-keys", "-p", "ssc3-pboc-2stage", "-k", str(keys), "--batch", "B1"]
+    result = _cli([*args, "--out", str(tmp_path / "." / "bank-keys.json")])
+    assert result.exit_code == 2, result.output
+    assert "--out is the same file as --keys: refusing to overwrite it" in result.output
+    assert keys.read_bytes() == before
+    ok = _cli([*args, "--out", str(tmp_path / "delivery.json")])
+    assert ok.exit_code == 0, ok.output
+    assert (tmp_path / "delivery.json").stat().st_mode & 0o777 == 0o600
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["bank-keys.json", "delivery.json"]
+
+
+def _accounts_input(tmp_path: Path) -> Path:
+    path = tmp_path / "accounts.csv"
+    path.write_text("chip_serial,ssn,name,pan,issue_date,expiry_date\n")
+    return path
+
+
+@pytest.mark.parametrize(
+    ("flags", "message"),
+    [
+        (["--out", "{input}"], "--out is the same file as INPUT"),
+        (["--rejects", "{input}"], "--rejects is the same file as INPUT"),
+        (["--out", "{dir}/x.csv", "--rejects", "{dir}/x.csv"], "--out and --rejects are the same"),
+        (["--out", "{keys}"], "--out is the same file as --keys"),
+        (["--out", "{dir}/missing/a.csv"], "--out: directory .* does not exist"),
+    ],
+)
+def test_bank_personalize_refuses_an_output_that_is_an_input(
+    tmp_path: Path, flags: list[str], message: str
+) -> None:
+    """Before: ``bank personalize accounts.csv`` with the default ``--out accounts.csv``
+    truncated the bank's own input."""
+    keys = _bank_store_copy(tmp_path)
+    source = _accounts_input(tmp_path)
+    before = {p: p.read_bytes() for p in (keys, source)}
+    names = {"input": str(source), "dir": str(tmp_path), "keys": str(keys)}
+    result = _cli(
+        ["bank", "personalize", str(source), "-p", "ssc3-pboc-2stage", "-k", str(keys),
+         "--batch", "B1", "--reader", "no such reader", *(f.format(**names) for f in flags)]
+    )  # fmt: skip
+    assert result.exit_code == 2, result.output
+    assert re.search(message, result.output), result.output
+    assert {p: p.read_bytes() for p in before} == before
+
+
+def test_bank_personalize_with_bad_input_leaves_no_files(tmp_path: Path) -> None:
+    """An input the bank cannot read is refused before any card: no rejects file (it used to
+    be committed half made) and the previous account-opening file is kept."""
+    keys = _bank_store_copy(tmp_path)
+    source = tmp_path / "in.csv"
+    source.write_text("chip_serial,ssn,surprise\n")
+    (tmp_path / "accounts.out.csv").write_text("previous run\n")
+    result = _cli(
+        ["bank", "personalize", str(source), "-p", "ssc3-pboc-2stage", "-k", str(keys),
+         "--batch", "B1", "--reader", "no such reader", "--out", str(tmp_path / "accounts.out.csv"),
+         "--rejects", str(tmp_path / "rejects.csv")]
+    )  # fmt: skip
+    assert result.exit_code == 1, result.output
+    assert "unknown column(s) surprise" in result.output
+    assert (tmp_path / "accounts.out.csv").read_text() == "previous run\n"
+    assert sorted(p.name for p in tmp_path.iterdir()) == [
+        "accounts.out.csv", "bank-keys.json", "in.csv"
+    ]  # fmt: skip
+
+
+def test_bank_factory_refuses_a_handover_over_its_inputs(tmp_path: Path) -> None:
+    perso = tmp_path / "batch.cppf"
+    perso.write_bytes(b"not a perso file, and must stay so")
+    delivery = tmp_path / "delivery.json"
+    delivery.write_text("{}")
+    keys = _bank_store_copy(tmp_path)
+    for target, role in [(perso, "PERSO_FILE"), (delivery, "--delivery"), (keys, "--keys")]:
+        before = target.read_bytes()
+        result = _cli(
+            ["bank", "factory", str(perso), "--reader", "r", "-k", str(keys),
+             "--delivery", str(delivery), "--handover", str(target)]
+        )  # fmt: skip
+        assert result.exit_code == 2, result.output
+        assert f"--handover is the same file as {role}" in result.output
+        assert target.read_bytes() == before
+
+
+def test_a_delivery_with_a_name_twice_is_refused() -> None:
+    from cardperso.bank.twostage import TransportDelivery
+
+    text = '{"format": "cardperso-ssd-transport/1", "kek": "kek-exchange", "kek": "other"}'
+    with pytest.raises(KeyStoreError, match=r"delivery\.json: field 'kek' appears twice"):
+        TransportDelivery.from_json(text, "delivery.json")
+
+
+# -- files of cards already made (account-opening, handover) --------------------------------------
+
+
+def test_card_rows_appear_when_the_run_ends_and_survive_an_error(tmp_path: Path) -> None:
+    from cardperso.bank.accounts import CardRowsFile
+
+    path = tmp_path / "handover.csv"
+    with CardRowsFile(path, ("a", "b")) as rows:
+        rows.write(("1", "2"))
+        assert not path.exists()  # not under its name while the run goes on
+    assert path.read_text() == "a,b\n1,2\n" and path.stat().st_mode & 0o777 == 0o600
+    # an error after a card: the card exists, its row is kept
+    with pytest.raises(RuntimeError), CardRowsFile(path, ("a", "b")) as rows:
+        rows.write(("3", "4"))
+        raise RuntimeError("reader unplugged")
+    assert path.read_text() == "a,b\n3,4\n"
+    # an error before any card: the previous file stays
+    with pytest.raises(RuntimeError), CardRowsFile(path, ("a", "b")):
+        raise RuntimeError("no key")
+    assert path.read_text() == "a,b\n3,4\n"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["handover.csv"]
+
+
+_KILLED_RUN = """
+import os, signal, sys
+from cardperso.bank.accounts import AccountFile
+out = AccountFile(sys.argv[1])
+out.add(None, bytes.fromhex("A0000001"), "opened")
+os.kill(os.getpid(), signal.SIGKILL)
+"""
+
+
+def test_a_killed_bank_run_leaves_the_previous_file_and_its_rows_aside(tmp_path: Path) -> None:
+    """Before: the account-opening file was truncated at start, so a killed run left a partial
+    file under the final name. Now the final name keeps the previous file, and the rows of the
+    cards already made wait in the hidden temporary file beside it."""
+    import subprocess
+    import sys
+
+    path = tmp_path / "accounts.csv"
+    path.write_text("previous run\n")
+    proc = subprocess.run(
+        [sys.executable, "-c", _KILLED_RUN, str(path)], capture_output=True, timeout=60, check=False
+    )
+    assert proc.returncode == -9
+    assert path.read_text() == "previous run\n"
+    (part,) = [p for p in tmp_path.iterdir() if p.name != "accounts.csv"]
+    assert part.name.startswith(".accounts.csv.") and part.name.endswith(".part")
+    assert "A0000001" in part.read_text() and part.stat().st_mode & 0o777 == 0o600

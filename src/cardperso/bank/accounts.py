@@ -27,6 +27,12 @@ The **account-opening file** (for the bank's core system) has one row per card p
 ``line, chip_serial, card_id, pan, ssn, card_no, outcome, reason`` — full PAN and identity
 number (the core system needs them: the file is personal data, written with mode 0600); the
 log and the console only ever show masked values.
+
+Files that list cards already made (the account-opening file, the factory's handover file) are
+:class:`CardRowsFile`: written to a hidden temporary file beside the final name
+(``.NAME.*.part``, flushed after every card, so a killed run leaves its rows there) and renamed
+onto the final name when the run ends - also when it ends on an error after some cards, since
+those cards exist; a run that fails before any card leaves the previous file as it was.
 """
 
 from __future__ import annotations
@@ -38,18 +44,21 @@ import os
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, Any
+from types import TracebackType
+from typing import Any
 
 from cardperso.bank.host import mask_pan
 from cardperso.codec import numbers
 from cardperso.errors import DataError
 from cardperso.keystore.base import KeyStore
+from cardperso.outputs import AtomicFile
 from cardperso.profiles.model import PbocSpec
 
 __all__ = [
     "ACCOUNT_COLUMNS",
     "AccountFile",
     "AccountRecord",
+    "CardRowsFile",
     "Handover",
     "read_accounts",
     "read_handover",
@@ -325,16 +334,57 @@ def read_handover(path: Path, digest: Callable[[str], str]) -> Handover:
     return Handover(out, digest)
 
 
-class AccountFile:
+class CardRowsFile:
+    """A CSV of cards already made (mode 0600): rows stream into a hidden temporary file and
+    appear under ``path`` when the run ends (module docstring).
+
+    Use it as a context manager: a clean exit commits; an exception commits when rows were
+    written (they describe real cards) and otherwise throws the temporary file away, keeping
+    the previous file.
+    """
+
+    def __init__(self, path: str | os.PathLike[str], columns: tuple[str, ...]) -> None:
+        self.path = Path(path)
+        self._out = AtomicFile(self.path)
+        self._csv = csv.writer(self._out.fh, lineterminator="\n")
+        self._csv.writerow(columns)
+        self._out.fh.flush()
+        self.rows = 0
+
+    def write(self, row: tuple[object, ...]) -> None:
+        """One card's row, flushed at once (a killed run keeps it in the temporary file)."""
+        self.rows += 1
+        self._csv.writerow(row)
+        self._out.fh.flush()
+
+    def close(self) -> None:
+        """The file appears under its name (fsync, rename)."""
+        self._out.commit()
+
+    def abort(self) -> None:
+        """No file: the previous one (if any) stays under the name."""
+        self._out.abort()
+
+    def __enter__(self) -> CardRowsFile:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        if exc_type is None or self.rows:
+            self.close()
+        else:
+            self.abort()
+
+
+class AccountFile(CardRowsFile):
     """The account-opening file (CSV, mode 0600), one row per card processed."""
 
     def __init__(self, path: str | os.PathLike[str]) -> None:
-        self.path = Path(path)
-        fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        self._fh: IO[str] = os.fdopen(fd, "w", encoding="utf-8", newline="")
-        self._csv = csv.writer(self._fh, lineterminator="\n")
-        self._csv.writerow(ACCOUNT_COLUMNS)
-        self.rows = 0
+        super().__init__(path, ACCOUNT_COLUMNS)
 
     def add(
         self,
@@ -343,8 +393,7 @@ class AccountFile:
         outcome: str,
         reason: str = "",
     ) -> None:
-        self.rows += 1
-        self._csv.writerow(
+        self.write(
             (
                 rec.line if rec else "",
                 serial.hex().upper(),
@@ -356,14 +405,6 @@ class AccountFile:
                 reason,
             )
         )
-        self._fh.flush()
-
-    def close(self) -> None:
-        if not self._fh.closed:
-            self._fh.close()
 
     def __enter__(self) -> AccountFile:
         return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()

@@ -16,7 +16,13 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from cardperso.bank.accounts import AccountFile, read_accounts, read_handover, ssn_digester
+from cardperso.bank.accounts import (
+    AccountFile,
+    CardRowsFile,
+    read_accounts,
+    read_handover,
+    ssn_digester,
+)
 from cardperso.bank.factory import factory_card
 from cardperso.bank.personalize import BankPlan, BatchSummary, personalize_batch, pin_seed_for
 from cardperso.bank.terminal import run
@@ -27,6 +33,7 @@ from cardperso.codec.numbers import luhn_check_digit
 from cardperso.keystore.base import KeyStore
 from cardperso.keystore.software import SoftwareKeyStore
 from cardperso.line.perso import card_data, chip_plan
+from cardperso.outputs import atomic_output, atomic_write_text
 from cardperso.prep.container import iter_records, verify
 from cardperso.prep.pipeline import PrepOptions, prepare
 from cardperso.prep.synth import make_batch
@@ -65,7 +72,7 @@ def factory_batch(
     two = two or load_two_stage(PROFILE)
     bank = SoftwareKeyStore.load(BANK_KEYS)
     delivery = make_delivery(bank, two, batch)
-    (directory / "delivery.json").write_text(delivery.to_json(), encoding="utf-8")
+    atomic_write_text(directory / "delivery.json", delivery.to_json())
     store = factory_store(directory, bank)
     csv_path = directory / "batch.csv"
     make_batch(csv_path, count, photos=4)
@@ -109,11 +116,9 @@ def factory_cards(directory: Path, count: int, batch: str = "B1") -> list[Factor
             )
         )
     digest = ssn_digester(store, two.ssd.key_exchange_kek)
-    with (directory / "handover.csv").open("w", encoding="utf-8", newline="") as fh:
-        w = csv.writer(fh, lineterminator="\n")
-        w.writerow(("chip_serial", "card_id", "ssn_digest"))
+    with CardRowsFile(directory / "handover.csv", ("chip_serial", "card_id", "ssn_digest")) as h:
         for c in out:
-            w.writerow((c.serial.hex().upper(), c.card_id.hex().upper(), digest(c.ssn)))
+            h.write((c.serial.hex().upper(), c.card_id.hex().upper(), digest(c.ssn)))
     return out
 
 
@@ -122,7 +127,7 @@ def bank_input(directory: Path, cards: list[FactoryCard], *, key: str = "chip_se
     path = directory / "bank" / "accounts.csv"
     path.parent.mkdir(exist_ok=True)
     issue = datetime.date(2026, 1, 15)
-    with path.open("w", encoding="utf-8", newline="") as fh:
+    with atomic_output(path) as fh:
         w = csv.writer(fh, lineterminator="\n")
         w.writerow(
             ("chip_serial", "card_id", "ssn", "name", "pan", "pan_seq", "issue_date",

@@ -31,6 +31,7 @@ from cardperso.crypto import equal, kcv
 from cardperso.crypto.gp import StaticKeys
 from cardperso.errors import DataError, KeyStoreError, ProfileError
 from cardperso.keystore.base import DerivedKey, KeyStore
+from cardperso.keystore.software import parse_json_document
 from cardperso.profiles import schema as s
 from cardperso.profiles.loader import TWO_STAGE, load_profile, profile_dirs
 from cardperso.profiles.model import Profile
@@ -149,8 +150,10 @@ class TransportDelivery:
 
     @classmethod
     def from_json(cls, text: str, where: str = "delivery") -> TransportDelivery:
+        doc = parse_json_document(text, where)  # a name twice in one object is refused
         try:
-            doc = json.loads(text)
+            if not isinstance(doc, dict):
+                raise DataError(f"not a {DELIVERY_FORMAT} file", field="format")
             if doc.get("format") != DELIVERY_FORMAT:
                 raise DataError(f"not a {DELIVERY_FORMAT} file", field="format")
             kek = str(doc["kek"])

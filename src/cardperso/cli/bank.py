@@ -3,7 +3,7 @@ bank's personalization of two-stage cards (docs/bank.md)."""
 
 from __future__ import annotations
 
-import csv
+import contextlib
 import logging
 import threading
 import time
@@ -14,13 +14,14 @@ from typing import Any, TypeVar
 import click
 
 from cardperso.bank import terminal
-from cardperso.bank.accounts import read_handover, ssn_digester
+from cardperso.bank.accounts import CardRowsFile, read_handover, ssn_digester
 from cardperso.bank.host import AuthRequest, HostKeys, IssuerHost
 from cardperso.bank.registry_link import RegistryRecorder
 from cardperso.bank.twostage import TransportDelivery, load_two_stage, make_delivery
-from cardperso.cli.keys import open_store
+from cardperso.cli.keys import PKCS11_PREFIX, open_store
 from cardperso.cli.production import check_production, production_options
 from cardperso.errors import CardPersoError, DataError, KeyStoreError, TransportError, UsageError
+from cardperso.outputs import atomic_write_text, check_output_dirs, check_paths
 
 log = logging.getLogger(__name__)
 
@@ -37,6 +38,18 @@ def _hex(text: str, what: str, length: int | None = None) -> bytes:
     if length is not None and len(value) != length:
         raise UsageError(f"{what}: must be {length} bytes")
     return value
+
+
+def _store_file(keys_spec: str) -> Path:
+    """The file behind a key-store spec: the JSON store, or a PKCS#11 store's configuration."""
+    return Path(keys_spec.removeprefix(PKCS11_PREFIX))
+
+
+def _outputs(outputs: dict[str, Path | None], inputs: dict[str, Path | None]) -> None:
+    """Refuse, before anything is opened, an output that is an input or another output, or
+    whose directory does not exist."""
+    check_paths(outputs=outputs, inputs=inputs)
+    check_output_dirs(outputs.items())
 
 
 def _yuan(fen: int) -> str:
@@ -199,6 +212,7 @@ def transport_keys_cmd(
     allow_software_keystore: bool,
 ) -> None:  # fmt: skip
     """Bank: the batch's SSD transport keys for the factory, wrapped under the key-exchange key."""
+    _outputs({"--out": out}, {"--keys": _store_file(keys_spec)})
     two = load_two_stage(profile_name)
     store = open_store(keys_spec)
     check_production(
@@ -206,7 +220,7 @@ def transport_keys_cmd(
         allow_software_keystore=allow_software_keystore, what=f"bank transport-keys {batch}",
     )  # fmt: skip
     delivery = make_delivery(store, two, batch)
-    out.write_text(delivery.to_json(), encoding="utf-8")
+    atomic_write_text(out, delivery.to_json())
     click.echo(
         f"{out}: SSD {delivery.ssd_aid.hex().upper()} KVN {delivery.kvn:02X}, keys wrapped under "
         f"{delivery.kek} (KCV {delivery.kek_kcv.hex().upper()}); check values "
@@ -295,6 +309,10 @@ def factory_cmd(
     from cardperso.line.perso import card_data, chip_plan
     from cardperso.prep.container import iter_records, verify
 
+    _outputs(
+        {"--handover": handover},
+        {"PERSO_FILE": perso_file, "--keys": _store_file(keys_spec), "--delivery": delivery},
+    )
     store = open_store(keys_spec)
     header = verify(perso_file, store).header
     two = load_two_stage(header.profile)
@@ -308,10 +326,14 @@ def factory_cmd(
     sent = TransportDelivery.from_json(delivery.read_text(encoding="utf-8"), str(delivery))
     records = enumerate(iter_records(perso_file))
     digest = ssn_digester(store, two.ssd.key_exchange_kek)
-    rows: list[tuple[str, str, str]] = []
+    rows = (
+        CardRowsFile(handover, ("chip_serial", "card_id", "ssn_digest"))
+        if handover is not None
+        else None
+    )
     made = rejected = 0
     pending = next(records, None)
-    try:
+    with rows if rows is not None else contextlib.nullcontext():
         for transport in _reader_cards(list(readers), card_timeout, _Budget(count)):
             if pending is None:
                 break
@@ -330,16 +352,11 @@ def factory_cmd(
             made += 1
             pending = next(records, None)
             serial = result.chip.chip_serial.hex().upper()
-            rows.append((serial, result.chip.card_id.hex().upper(), digest(body.ssn)))
+            if rows is not None:
+                rows.write((serial, result.chip.card_id.hex().upper(), digest(body.ssn)))
             click.echo(
                 f"line {line}: chip {serial} card {body.card_no}: SSSE done, bank SSD created"
             )
-    finally:
-        if handover is not None:
-            with handover.open("w", encoding="utf-8", newline="") as fh:
-                writer = csv.writer(fh, lineterminator="\n")
-                writer.writerow(("chip_serial", "card_id", "ssn_digest"))
-                writer.writerows(rows)
     click.echo(f"{made} card(s) made, {rejected} card(s) rejected")
 
 
@@ -388,6 +405,11 @@ def personalize_cmd(
     from cardperso.bank.personalize import BankPlan, personalize_stations, pin_seed_for
     from cardperso.prep.rejects import RejectsWriter
 
+    _outputs(
+        {"--out": out, "--rejects": rejects},
+        {"INPUT": input_path, "--keys": _store_file(keys_spec), "--transport": delivery,
+         "--line": line_file, "--handover": handover},
+    )  # fmt: skip
     names = list(readers)
     if line_file is not None:
         from cardperso.line.linefile import load_line
@@ -413,8 +435,10 @@ def personalize_cmd(
     writer = RejectsWriter(rejects)
     try:
         batch = read_accounts(input_path, two.bank.pboc, two.bank.pin.length, writer)
-    finally:
-        writer.close()
+    except BaseException:
+        writer.abort()  # a failed read leaves no rejects file under the name
+        raise
+    writer.close()
     click.echo(f"input: read {batch.read}, valid {len(batch)}, rejected {batch.rejected}")
     plan = BankPlan(
         two, batch_name, pin_seed=pin_seed_for(store, "transport-kek", batch_name),
