@@ -5,6 +5,7 @@ Usage (from the repository root)::
 
     .venv/bin/python benchmarks/bench_line.py                       # everything
     .venv/bin/python benchmarks/bench_line.py --part apdu           # engine overhead, APDU census
+    .venv/bin/python benchmarks/bench_line.py --part apdu --store-data-order prepared
     .venv/bin/python benchmarks/bench_line.py --part zero           # zero-latency cards, 1 and 8 stations
     .venv/bin/python benchmarks/bench_line.py --part latency        # ~2 s of chip time per card
 
@@ -20,7 +21,8 @@ Parts
 ``apdu``: one ``ssc3-pboc`` card (prepared by the real pipeline with the sample key store) is
 personalized once in process against a blank :class:`~cardperso.card.VirtualCard` and its
 exchanges recorded. During the benchmark every random number (SCP host and card challenges,
-SSSE challenges) is a constant, so the engine sends exactly the recorded bytes again. Per card,
+SSSE challenges) is a constant, so the engine sends exactly the recorded bytes again. The STORE
+DATA order is the profile's (``store_data.order``) unless ``--store-data-order`` says otherwise. Per card,
 first against a *replay card* (zero card time: it answers the recorded responses in order):
 
 1. bare pyscard: ``scard.SCardTransmit`` over the recorded commands (prepared lists);
@@ -49,6 +51,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import dataclasses
 import functools
 import os
 import statistics
@@ -339,18 +342,21 @@ def apdus_per_card(work: Path) -> int:
     return census(header, body, chip_plan(load_profile(PROFILE), header), keys).apdus
 
 
-def part_apdu(work: Path, rounds: int, cards: int) -> None:
+def part_apdu(work: Path, rounds: int, cards: int, order: str) -> None:
     perso = prepare_file(work, 4, "BENCHAPDU")
     with perso.open("rb") as fh:
         header, _ = read_header(fh)
     keys = SoftwareKeyStore.load(KEYS)
     body = first_record(perso, keys)
     plan = chip_plan(load_profile(PROFILE), header)
+    if order != "profile":
+        plan = dataclasses.replace(plan, store_data_order=order)
 
     c = census(header, body, plan, keys)
     print(
         f"\nAPDUs per {PROFILE} card (SCP{plan.scp}, PUT KEY, read-back, GENERATE AC; STORE DATA "
-        f"order {plan.store_data_order!r} from the profile): {c.apdus}"
+        f"order {plan.store_data_order!r}{' from the profile' if order == 'profile' else ''}): "
+        f"{c.apdus}"
     )
     print("| command | APDUs |\n|---|---:|")
     for name, n in c.by_ins.items():
@@ -649,6 +655,12 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=5, help="rounds (apdu part)")
     parser.add_argument("--cards", type=int, default=100, help="cards per round (apdu part)")
     parser.add_argument(
+        "--store-data-order",
+        choices=("profile", "prepared", "encrypted-first"),
+        default="profile",
+        help="apdu part: the STORE DATA order (default: the profile's)",
+    )
+    parser.add_argument(
         "--dir", type=Path, default=Path(tempfile.gettempdir()) / "cardperso-bench-line"
     )
     parser.add_argument("--line-rounds", type=int, default=3, help="rounds (line parts)")
@@ -678,7 +690,7 @@ def main() -> None:
 def run_parts(args: argparse.Namespace, work: Path) -> None:
     parts = args.part.split(",")
     if "apdu" in parts:
-        part_apdu(work, args.rounds, args.cards)
+        part_apdu(work, args.rounds, args.cards, args.store_data_order)
     if "zero" in parts:
         part_line(
             work, "zero-latency virtual cards", 0.0, [1, 8],

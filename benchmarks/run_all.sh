@@ -34,9 +34,9 @@ echo "results in $out; $(head -1 "$out/commit.txt")"
 
 run apdu_roundtrip $py benchmarks/bench_apdu_roundtrip.py --apdus 5000 --rounds 5
 run line_apdu $py benchmarks/bench_line.py --part apdu --rounds 5 --cards 50
+run line_apdu_prepared $py benchmarks/bench_line.py --part apdu --store-data-order prepared --rounds 1 --cards 5
 run host_profile $py benchmarks/bench_host_profile.py --cards 200
-run prep_100k $py benchmarks/bench_prep.py --count 100000 --workers 1,2
-run prep_1m $py benchmarks/bench_prep.py --count 1000000 --workers 2
+run prep $py benchmarks/bench_prep.py --rss 10000,100000,1000000 --workers 1,2
 run prep_breakdown_3des $py benchmarks/bench_prep.py --breakdown
 run prep_breakdown_aes $py benchmarks/bench_prep.py --breakdown --kek transport-kek-aes
 run hsm $py benchmarks/bench_hsm.py --cards 2000 --repeat 3
