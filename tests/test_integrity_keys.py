@@ -596,3 +596,31 @@ def test_a_killed_bank_run_leaves_the_previous_file_and_its_rows_aside(tmp_path:
     (part,) = [p for p in tmp_path.iterdir() if p.name != "accounts.csv"]
     assert part.name.startswith(".accounts.csv.") and part.name.endswith(".part")
     assert "A0000001" in part.read_text() and part.stat().st_mode & 0o777 == 0o600
+
+
+@pytest.mark.parametrize(
+    ("name", "text", "message"),
+    [
+        (
+            "hsm.yaml",
+            "module: /nonexistent/libpkcs11.so\ntoken: t\npin: env:X\nlabels:\n"
+            "  pboc-imk-ac: IMK-AC-2026\n  pboc-imk-ac: IMK-AC-OLD\n",
+            r"'pboc-imk-ac' appears twice \(line 6\)",
+        ),
+        (
+            "hsm.json",
+            '{"module": "/nonexistent/libpkcs11.so", "token": "t", "token": "u", "pin": "env:X"}',
+            "field 'token' appears twice",
+        ),
+    ],
+)
+def test_a_pkcs11_configuration_with_a_name_twice_is_refused(
+    tmp_path: Path, name: str, text: str, message: str
+) -> None:
+    """YAML and JSON keep the last of two equal keys: a key name mapped twice would silently
+    use another token object."""
+    config = tmp_path / name
+    config.write_text(text)
+    result = _cli(["keys", "list", f"pkcs11:{config}"])
+    assert result.exit_code == 2, result.output
+    assert re.search(f"PKCS#11 configuration {config}: {message}", result.output), result.output

@@ -10,7 +10,6 @@ mode) handed to ``cardperso.keystore.pkcs11``.
 from __future__ import annotations
 
 import importlib
-import json
 import logging
 import os
 import stat
@@ -32,7 +31,7 @@ from cardperso.keystore.base import (
     KeyStore,
     key_problem,
 )
-from cardperso.keystore.software import SoftwareKeyStore, generate_file
+from cardperso.keystore.software import SoftwareKeyStore, generate_file, parse_json_document
 
 log = logging.getLogger(__name__)
 
@@ -64,14 +63,46 @@ def _open_pkcs11(config_path: str) -> KeyStore:
         text = path.read_text(encoding="utf-8")
     except OSError as exc:
         raise UsageError(f"PKCS#11 configuration {path}: {exc.strerror}") from None
+    where = f"PKCS#11 configuration {path}"
     try:
-        config = json.loads(text) if path.suffix == ".json" else yaml.safe_load(text)
-    except (ValueError, yaml.YAMLError):
-        raise UsageError(f"PKCS#11 configuration {path}: not valid JSON/YAML") from None
+        if path.suffix == ".json":
+            config = parse_json_document(text, where)
+        else:
+            config = yaml.load(text, Loader=_UniqueKeyLoader)  # noqa: S506 - a SafeLoader
+    except KeyStoreError as exc:
+        raise UsageError(str(exc)) from None
+    except _DuplicateYamlKey as dup:
+        raise UsageError(f"{where}: {dup.name!r} appears twice (line {dup.line})") from None
+    except (ValueError, yaml.YAMLError, RecursionError):
+        raise UsageError(f"{where}: not valid JSON/YAML") from None
     if not isinstance(config, dict):
         raise UsageError(f"PKCS#11 configuration {path}: expected a mapping of settings")
     store: KeyStore = module.Pkcs11KeyStore.from_config(config)
     return store
+
+
+class _DuplicateYamlKey(Exception):
+    def __init__(self, name: str, line: int) -> None:
+        super().__init__(name)
+        self.name, self.line = name, line
+
+
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """``yaml.SafeLoader`` that refuses a mapping key given twice (YAML keeps the last one
+    silently: two ``labels`` entries for one key name would point it at another token object)."""
+
+
+def _unique_mapping(loader: yaml.SafeLoader, node: yaml.MappingNode) -> dict[Any, Any]:
+    seen: set[str] = set()
+    for key_node, _value in node.value:
+        name = str(key_node.value) if isinstance(key_node, yaml.ScalarNode) else ""
+        if name and name in seen:
+            raise _DuplicateYamlKey(name, key_node.start_mark.line + 1)
+        seen.add(name)
+    return loader.construct_mapping(node)
+
+
+_UniqueKeyLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _unique_mapping)
 
 
 def _marks(info: KeyInfo) -> str:
