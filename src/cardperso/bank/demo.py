@@ -30,7 +30,7 @@ from cardperso.bank.twostage import TransportDelivery, TwoStage, load_two_stage,
 from cardperso.card.inprocess import InProcessTransport
 from cardperso.card.vcard import VirtualCard
 from cardperso.codec.numbers import luhn_check_digit
-from cardperso.keystore.base import KeyStore
+from cardperso.keystore.base import DEFAULT_KEK, KeyStore
 from cardperso.keystore.software import SoftwareKeyStore
 from cardperso.line.perso import card_data, chip_plan
 from cardperso.outputs import atomic_output, atomic_write_text
@@ -168,7 +168,7 @@ def bank_stage(
     accounts = read_accounts(
         bank_input(directory, cards, key=key), two.bank.pboc, two.bank.pin.length
     )
-    plan = BankPlan(two, batch, pin_seed=pin_seed_for(store, "transport-kek", batch))
+    plan = BankPlan(two, batch, pin_seed=pin_seed_for(store, DEFAULT_KEK, batch))
     handover = None
     if key == "ssn":
         digest = ssn_digester(store, two.ssd.key_exchange_kek)

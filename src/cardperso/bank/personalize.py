@@ -61,7 +61,7 @@ from cardperso.errors import (
     TransportError,
     UsageError,
 )
-from cardperso.keystore.base import KeyStore
+from cardperso.keystore.base import DEFAULT_KEK, KeyStore
 from cardperso.layouts.gp import CPLC
 from cardperso.prep.keys import pin_block, seeded_pin
 from cardperso.prep.templates import PbocTemplate
@@ -102,7 +102,7 @@ class BankPlan:
 
     two: TwoStage
     batch: str
-    kek: str = "transport-kek"
+    kek: str = DEFAULT_KEK
     pin_seed: bytes = field(default=b"", repr=False)  # secret: every PIN derives from it
     verify: bool = True
 

@@ -21,6 +21,7 @@ from cardperso.bank.twostage import TransportDelivery, load_two_stage, make_deli
 from cardperso.cli.keys import PKCS11_PREFIX, open_store
 from cardperso.cli.production import check_production, production_options
 from cardperso.errors import CardPersoError, DataError, KeyStoreError, TransportError, UsageError
+from cardperso.keystore.base import DEFAULT_KEK
 from cardperso.outputs import atomic_write_text, check_output_dirs, check_paths
 
 log = logging.getLogger(__name__)
@@ -441,7 +442,7 @@ def personalize_cmd(
     writer.close()
     click.echo(f"input: read {batch.read}, valid {len(batch)}, rejected {batch.rejected}")
     plan = BankPlan(
-        two, batch_name, pin_seed=pin_seed_for(store, "transport-kek", batch_name),
+        two, batch_name, pin_seed=pin_seed_for(store, DEFAULT_KEK, batch_name),
         verify=not no_verify,
     )  # fmt: skip
     mapping = (
