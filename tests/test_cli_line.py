@@ -34,7 +34,45 @@ def lab_line(pcsc_lab, monkeypatch: pytest.MonkeyPatch):  # type: ignore[no-unty
     monkeypatch.setattr(line_cli, "_make_sim_line", make)
 
 
-def test_demo_prepares_and_makes_every_good_card(lab_line: None, tmp_path: Path) -> None:
+def _demo_serve_hint_works(output: str, state: Path, pcsc_lab) -> None:  # type: ignore[no-untyped-def]
+    """The demo's last line is a `sim serve` command that serves the cards it made (run here on
+    a lab reader: the hint's --start-pcscd would restart the machine's pcscd under the lab)."""
+    import shlex
+    import signal
+    import subprocess
+    import sys
+
+    from cardperso.devices import pcsc
+    from cardperso.devices.pcsc import PcscTransport
+
+    hint = output.strip().splitlines()[-1].split(": ", 1)[1]
+    args = shlex.split(hint)
+    assert args[:3] == ["cardperso", "sim", "serve"] and "--start-pcscd" in args
+    cards = Path(args[args.index("--cards") + 1])
+    assert cards == state.resolve() / "line" / "output"
+    with (state / "results.csv").open() as fh:
+        serial = next(csv.DictReader(fh))["chip_serial"]
+    slot = pcsc_lab.free_slot()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "cardperso", "sim", "serve", "--cards", str(cards),
+         "--port", str(slot.port), "--only", serial],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    )  # fmt: skip
+    try:
+        pcsc.wait_for_card(slot.name, 30)
+        with PcscTransport(slot.name) as t:
+            t.transmit(bytes.fromhex("00A4040008A000000151000000"))
+            assert serial in t.transmit(bytes.fromhex("80CA9F7F00")).hex().upper()
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        out, _ = proc.communicate(timeout=30)
+    assert proc.returncode == 0, out
+    assert "skipped 14 file(s) that are not card images" in out  # 7 faces, 7 tracks
+    assert "serving 1 of 7 cards; chosen with --only" in out
+    pcsc.wait_for_removal(slot.name, 5)
+
+
+def test_demo_prepares_and_makes_every_good_card(lab_line: None, pcsc_lab, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     _register()
     state = tmp_path / "demo"
     result = CliRunner().invoke(
@@ -46,6 +84,7 @@ def test_demo_prepares_and_makes_every_good_card(lab_line: None, tmp_path: Path)
         rows = list(csv.DictReader(fh))
     assert len(rows) == 7 and {r["outcome"] for r in rows} == {"produced"}
     assert len(list((state / "line" / "output").glob("*.png"))) == 7
+    _demo_serve_hint_works(result.output, state, pcsc_lab)
     # a second demo into the same directory is refused with a clear message, exit code 2
     again = CliRunner().invoke(cli, ["demo", "--count", "2", "--state", str(state)])
     assert again.exit_code == 2 and "previous demo" in again.output

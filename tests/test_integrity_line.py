@@ -438,3 +438,99 @@ def test_sim_cards_makes_blanks_with_the_stores_transport_key(  # type: ignore[n
         "sim", "cards", "--slots", "1", "--state", tmp_path / "x", "--transport-key", "zz"
     )
     assert code == 2 and "--transport-key is not hexadecimal" in output
+
+
+# -- item 14: `sim serve` of a line's output directory --------------------------------------------
+
+
+def _output_like(directory: Path, count: int) -> list[str]:
+    """A directory like a line's output: per card its image, tracks JSON and face PNG."""
+    from cardperso.card.vcard import VirtualCard
+
+    directory.mkdir()
+    serials = []
+    for i in range(count):
+        serial = f"5E{i:06X}"
+        VirtualCard.create_blank(directory / f"{serial}.json", serial=bytes.fromhex(serial))
+        (directory / f"{serial}.tracks.json").write_text(json.dumps({"2": "6214;=2712"}))
+        (directory / f"{serial}.png").write_bytes(b"\x89PNG\r\n\x1a\n")
+        serials.append(serial)
+    (directory / "notes.json").write_text('{"format": "something else"}')
+    return serials
+
+
+def _serve(*args: str | Path, until: str):  # type: ignore[no-untyped-def]
+    """`cardperso sim serve ...` in a subprocess; returns it and its output up to ``until``."""
+    import subprocess
+    import sys
+
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "cardperso", "sim", "serve", *map(str, args)],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    )  # fmt: skip
+    assert proc.stdout is not None
+    lines = []
+    for line in proc.stdout:
+        lines.append(line)
+        if until in line or "error:" in line:
+            break
+    return proc, "".join(lines)
+
+
+def _stop(proc) -> str:  # type: ignore[no-untyped-def]
+    import signal
+
+    proc.send_signal(signal.SIGTERM)
+    rest, _ = proc.communicate(timeout=30)
+    assert proc.returncode == 0, rest
+    return str(rest)
+
+
+def test_sim_serve_takes_card_images_only_and_says_what_it_left(tmp_path: Path) -> None:
+    """40 cards with their tracks and faces: the 14 first images are served (tracks, faces and
+    other JSON skipped and counted), with a word about the rest (before: the tracks were read as
+    images and more than 16 files were refused outright)."""
+    serials = _output_like(tmp_path / "output", 40)
+    # ports no pcscd entry uses: the slots wait for a reader, which is all this test needs
+    proc, out = _serve("--cards", tmp_path / "output", "--port", "36900", until="serving 14 card")
+    out += _stop(proc)
+    assert "skipped 81 file(s) that are not card images" in out
+    assert "serving 14 of 40 cards; choose others with --only SERIAL" in out
+    served = [line.split("<-")[1].split()[0] for line in out.splitlines() if "<-" in line]
+    assert served == [str(tmp_path / "output" / f"{s}.json") for s in serials[:14]]
+
+
+def test_sim_serve_only_refuses_unknown_serials_and_too_many(tmp_path: Path) -> None:
+    serials = _output_like(tmp_path / "output", 16)
+    code, output = _invoke("sim", "serve", "--cards", tmp_path / "output", "--only", "DEADBEEF")
+    assert code == 2 and "--only: no card image with chip serial DEADBEEF in" in output
+    code, output = _invoke(
+        "sim", "serve", "--cards", tmp_path / "output", "--only", ",".join(serials)
+    )
+    assert code == 2 and "--only names 16 cards; pcscd serves at most 14 at a time" in output
+    (tmp_path / "none").mkdir()
+    (tmp_path / "none" / "a.tracks.json").write_text("{}")
+    code, output = _invoke("sim", "serve", "--cards", tmp_path / "none")
+    assert code == 2 and "no card images in" in output and "(1 other file(s)" in output
+
+
+@pytest.mark.pcsc
+def test_sim_serve_only_serves_the_chosen_card(pcsc_slot, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    from cardperso.devices import pcsc
+    from cardperso.devices.pcsc import PcscTransport
+
+    serials = _output_like(tmp_path / "output", 20)
+    chosen = serials[17].lower()  # serials are matched whatever their case
+    proc, out = _serve(
+        "--cards", tmp_path / "output", "--port", str(pcsc_slot.port), "--only", chosen,
+        until="serving 1 card",
+    )  # fmt: skip
+    try:
+        pcsc.wait_for_card(pcsc_slot.name, 30)
+        with PcscTransport(pcsc_slot.name) as t:
+            assert t.transmit(bytes.fromhex("00A4040008A000000151000000"))[-2:] == b"\x90\x00"
+            assert serials[17] in t.transmit(bytes.fromhex("80CA9F7F00")).hex().upper()
+    finally:
+        out += _stop(proc)
+    assert "serving 1 of 20 cards; chosen with --only" in out
+    pcsc.wait_for_removal(pcsc_slot.name, 5)

@@ -258,6 +258,29 @@ def loads(text: str) -> CardState:
     return from_json(CardState, doc.get("card"))
 
 
+#: The largest file taken for a card image (a personalized image is a few kilobytes).
+IMAGE_MAX = 4 << 20
+
+
+def card_image(path: Path) -> CardState | None:
+    """The card in ``path`` if it is a card image (a regular JSON file of at most
+    :data:`IMAGE_MAX` bytes whose ``format`` is :data:`FORMAT`), else ``None``: a directory of
+    cards also holds printed faces, magnetic tracks and notes, which are not cards."""
+    try:
+        if not path.is_file() or path.stat().st_size > IMAGE_MAX:
+            return None
+        with path.open("rb") as fh:
+            if fh.read(64).lstrip()[:1] != b"{":  # a PNG, a CSV, an empty file: not JSON
+                return None
+            text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError):
+        return None
+    try:
+        return loads(text)
+    except (DataError, ValueError, TypeError, KeyError, RecursionError):
+        return None
+
+
 def read_image(path: Path) -> CardState:
     return loads(path.read_text(encoding="utf-8"))
 

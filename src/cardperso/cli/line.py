@@ -32,6 +32,9 @@ from cardperso.outputs import check_paths
 from cardperso.storage.db import Database, connect
 
 DEFAULT_DB = "cardperso-journal.db"
+#: The first vpcd port of the demo's `sim serve` hint (clear of Debian's entry, the test lab
+#: and `sim line`).
+SERVE_PORT = 36400
 
 
 def _live_view(run: LineRun, started: float) -> None:
@@ -430,7 +433,9 @@ def demo_cmd(count: int, stations: int, state_dir: Path | None, keys_spec: str |
         f"4. cards: images and printed faces in {out}, rejected cards in {state_dir / 'line' / 'rejects'}"
     )
     click.echo(
-        f"   inspect one with any PC/SC tool: cardperso sim serve --cards {out} --port 35990"
+        "   inspect them with any PC/SC tool (as root; the first 14, or pick with --only SERIAL): "
+        f"cardperso sim serve --cards {out} --port {SERVE_PORT} --write-readers "
+        f"{state_dir / 'serve-readers'} --start-pcscd"
     )
     if run_summary.stopped or run_summary.failed:
         sys.exit(1)

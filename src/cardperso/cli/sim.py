@@ -19,7 +19,7 @@ from typing import Any, TypeVar
 import click
 
 from cardperso.card import pcscd
-from cardperso.card.state import GP_TEST_KEY
+from cardperso.card.state import GP_TEST_KEY, card_image
 from cardperso.card.vcard import VirtualCard
 from cardperso.card.vpcd import DEFAULT_READER_TIMEOUT, CardLike, SlotGroup
 from cardperso.devices.pcsc import list_readers
@@ -27,14 +27,17 @@ from cardperso.errors import UsageError
 
 #: File name of the card image of slot i in ``sim cards --state DIR``.
 CARD_NAME = "card-{index:02d}.card"
-#: Card image files ``sim serve`` picks up (sorted by name, one per slot).
-IMAGE_SUFFIXES = (".card", ".json", ".vcard")
+#: Cards ``sim serve`` serves at once: pcsc-lite serves at most 16 readers to a client, and
+#: clients such as pcsc_scan count the plug-and-play pseudo reader among them (with 16 they
+#: fail with "Invalid parameter given"), so two are left free (one for a physical reader).
+MAX_SERVED = 14
 #: Debian's own vpcd entry (``/etc/reader.conf.d/vpcd``): two slots on ports 35963 and 35964.
 DEBIAN_VPCD_PORT = 35963
 
 
-def _wait_for_signal() -> None:
-    """Block until Ctrl-C or SIGTERM."""
+def _wait_for_signal(ready: str = "") -> None:
+    """Print ``ready`` and block until Ctrl-C or SIGTERM (the handlers are in place before
+    ``ready`` is printed, so a signal sent on seeing it stops the command cleanly)."""
     done = threading.Event()
 
     def on_signal(signum: int, frame: FrameType | None) -> None:
@@ -43,6 +46,8 @@ def _wait_for_signal() -> None:
     old_term = signal.signal(signal.SIGTERM, on_signal)
     old_int = signal.signal(signal.SIGINT, on_signal)
     try:
+        if ready:
+            click.echo(ready)
         while not done.wait(0.5):
             pass
     finally:
@@ -97,8 +102,7 @@ def _serve(
             " (see `cardperso readers`; --write-readers DIR writes matching entries)"
         )
     with group:
-        click.echo(f"serving {len(cards)} card(s); Ctrl-C or SIGTERM to stop")
-        _wait_for_signal()
+        _wait_for_signal(f"serving {len(cards)} card(s); Ctrl-C or SIGTERM to stop")
     click.echo("stopped")
 
 
@@ -266,13 +270,48 @@ def sim_cards(
     _serve(cards, paths, port, names, reader_timeout)
 
 
+def select_images(
+    cards_dir: Path, only: Sequence[str], limit: int = MAX_SERVED
+) -> tuple[list[Path], int, int]:
+    """The card images of ``cards_dir`` to serve (sorted by file name): those whose chip serial
+    ``only`` names, else the first ``limit``; with the number of card images and of other files
+    (printed faces, magnetic tracks...: recognised by the image's format field, not its name)."""
+    images: list[tuple[Path, str]] = []
+    others = 0
+    for path in sorted(p for p in cards_dir.iterdir() if not p.name.startswith(".")):
+        state = card_image(path)
+        if state is None:
+            others += 1
+        else:
+            images.append((path, state.serial.hex().upper()))
+    if not images:
+        raise UsageError(
+            f"no card images in {cards_dir} ({others} other file(s): faces, tracks, ...)"
+        )
+    if not only:
+        return [p for p, _ in images[:limit]], len(images), others
+    wanted = [w.strip().upper() for item in only for w in item.split(",") if w.strip()]
+    by_serial = {serial: path for path, serial in images}
+    unknown = [w for w in wanted if w not in by_serial]
+    if unknown:
+        raise UsageError(
+            f"--only: no card image with chip serial {', '.join(unknown)} in {cards_dir}"
+        )
+    chosen = list(dict.fromkeys(by_serial[w] for w in wanted))
+    if len(chosen) > limit:
+        raise UsageError(
+            f"--only names {len(chosen)} cards; pcscd serves at most {limit} at a time"
+        )
+    return chosen, len(images), others
+
+
 @sim_group.command("serve")
 @click.option(
     "--cards",
     "cards_dir",
     type=click.Path(exists=True, file_okay=False, path_type=Path),
     required=True,
-    help="Directory of card images, one per slot.",
+    help="Directory of card images (other files in it are skipped), one card per slot.",
 )
 @click.option(
     "--port",
@@ -281,27 +320,33 @@ def sim_cards(
     show_default=True,
     help="vpcd port of the first slot.",
 )
+@click.option(
+    "--only",
+    multiple=True,
+    metavar="SERIAL",
+    help=f"Serve only the card with this chip serial (repeat, or comma-separated; at most "
+    f"{MAX_SERVED}). Default: the first {MAX_SERVED} images by file name.",
+)
 @_reader_options
 def sim_serve(
     cards_dir: Path,
     port: int,
+    only: tuple[str, ...],
     write_readers: Path | None,
     start_pcscd: bool,
     name: str,
     reader_timeout: float,
 ) -> None:
     """Serve stored card images (e.g. personalized cards) one per slot, for any PC/SC tool."""
-    paths = sorted(
-        p
-        for p in cards_dir.iterdir()
-        if p.is_file() and p.suffix in IMAGE_SUFFIXES and not p.name.startswith(".")
-    )
-    if not paths:
-        raise UsageError(f"no card images ({', '.join(IMAGE_SUFFIXES)}) in {cards_dir}")
-    if len(paths) > 16:
-        raise UsageError(f"{len(paths)} card images; pcscd serves at most 16 readers")
+    paths, total, others = select_images(cards_dir, only)
+    if others:
+        click.echo(f"skipped {others} file(s) that are not card images")
+    if len(paths) < total:
+        rest = "choose others with --only SERIAL" if not only else "chosen with --only"
+        click.echo(f"serving {len(paths)} of {total} cards; {rest}")
     cards: list[CardLike] = [VirtualCard.load(p) for p in paths]
-    names = _readers_setup(len(paths), port, write_readers, start_pcscd, cards_dir, name)
+    state = write_readers.parent if write_readers is not None else cards_dir
+    names = _readers_setup(len(paths), port, write_readers, start_pcscd, state, name)
     _serve(cards, paths, port, names, reader_timeout)
 
 
