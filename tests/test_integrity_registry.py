@@ -12,6 +12,8 @@ import os
 import random
 import sqlite3
 import stat
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -351,7 +353,7 @@ def test_a_reject_spanning_lines_rejects_every_record_it_covers(
 @pytest.mark.parametrize(
     "content, match",
     [
-        ("line,field\n2,pan\n", r"is not a prep rejects file \(missing reason\)"),
+        ("line,field\n2,pan\n", r"r.csv is not a rejects file \(missing reason\)"),
         ("line,field,reason,ssn_masked\nx,pan,dup,\n", r"record 2, field 'line': is not a line"),
         ("line,field,reason,end_line\n5,pan,dup,3\n", r"field 'end_line': is before line"),
     ],
@@ -511,3 +513,65 @@ def test_safe_cell_never_starts_a_formula_and_round_trips(raw: str) -> None:
     assert cell[:1] not in FORMULA_START
     assert unsafe_cell(cell) == raw
     assert safe_row([raw, None, 7]) == [cell, "", "7"]
+
+
+# -- item 9's class in the registry commands: hostile files end in one line --------------------
+
+LIMITED = """
+import resource, sys
+resource.setrlimit(resource.RLIMIT_AS, (1 << 30, 1 << 30))
+from cardperso.cli.main import main
+sys.argv = ["cardperso", *sys.argv[1:]]
+main()
+"""
+
+
+def _limited(cwd: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    """The CLI in a subprocess under a 1 GiB address-space limit (a regression fails, it does
+    not take the machine down); a timeout turns a hang into a failure."""
+    return subprocess.run(
+        [sys.executable, "-c", LIMITED, *args],
+        cwd=cwd, capture_output=True, text=True, timeout=120,
+        env={**os.environ, "CARDPERSO_DB": str(cwd / "r.db")},
+    )  # fmt: skip
+
+
+@pytest.fixture
+def hostile(tmp_path: Path) -> Path:
+    run_cli("db", "upgrade", "--db", str(tmp_path / "r.db"))
+    os.mkfifo(tmp_path / "fifo")
+    (tmp_path / "bigfield.csv").write_text(
+        "card_no,outcome,chip_serial,atr,card_id_code\n" + "9" * 300_000 + ",produced,,,\n"
+    )
+    (tmp_path / "latin1.csv").write_bytes(b"card_no,status,reason\n\xff\xfe,opened,\n")
+    return tmp_path
+
+
+HOSTILE_RUNS = [
+    (("registry", "import-results", "/dev/zero"), "error: field 'results': zero is not a regular file"),
+    (("registry", "import-results", "fifo"), "error: field 'results': fifo is not a regular file"),
+    (("registry", "import-results", "bigfield.csv"), "error: record 2, field 'results': bigfield.csv: field larger than field limit"),
+    (("registry", "accounts", "/dev/zero"), "error: field 'accounts': zero is not a regular file"),
+    (("registry", "accounts", "latin1.csv"), "error: field 'accounts': latin1.csv is not UTF-8 text"),
+    (("registry", "compare", "--population", "/dev/zero"), "error: field 'population': zero is not a regular file"),
+    (("registry", "compare", "--population", "fifo"), "error: field 'population': fifo is not a regular file"),
+    (("registry", "stats", "--calendar", "/dev/zero"), "error: field 'calendar': zero is not a regular file"),
+    (("registry", "overdue", "--calendar", "latin1.csv"), "error: field 'calendar': latin1.csv is not UTF-8 text"),
+    (("registry", "import-rejects", "/dev/zero", "--batch", "B1"), "error: field 'rejects': zero is not a regular file"),
+    (("registry", "import-rejects", "fifo", "--batch", "B1"), "error: field 'rejects': fifo is not a regular file"),
+    (("registry", "export-batch", "--out", "b.csv", "--validity-years", "100000000000"), "error: --validity-years must be 1 to 99, not 100000000000"),
+    (("registry", "export-batch", "--out", "b.csv", "--issue-date", "9999-12-31"), "error: --issue-date 9999-12-31: the expiry date is past year 9999"),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    "args, message", HOSTILE_RUNS, ids=lambda a: " ".join(a[:2]) if isinstance(a, tuple) else ""
+)
+def test_hostile_registry_input_ends_in_one_line(
+    hostile: Path, args: tuple[str, ...], message: str
+) -> None:
+    done = _limited(hostile, *args)
+    assert "Traceback" not in done.stderr
+    assert done.returncode in (1, 2), done.stderr
+    assert done.stderr.strip().splitlines() == [message + done.stderr.strip()[len(message) :]]
+    assert done.stderr.startswith(message), done.stderr

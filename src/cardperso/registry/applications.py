@@ -11,7 +11,6 @@ allocated fields. A ``pin`` column is never stored: PINs are seeded at preparati
 
 from __future__ import annotations
 
-import csv
 import json
 import os
 import time
@@ -27,6 +26,7 @@ from cardperso.prep.validate import Reject, Validator, date_ordinal
 from cardperso.profiles.fields import canonical
 from cardperso.profiles.model import Profile
 from cardperso.registry import lifecycle
+from cardperso.registry.files import csv_rows
 from cardperso.registry.store import Application, move, select_apps
 from cardperso.storage.db import Database
 
@@ -272,26 +272,21 @@ def _reference(
 ) -> dict[str, dict[str, str]]:
     """The rows of a reference extract (CSV with a header; prep field names or aliases, plus
     ``account`` as an alias of ``pan`` in bank extracts) whose ``ssn`` is in ``wanted``."""
-    try:
-        fh = open(path, encoding="utf-8-sig", newline="")  # noqa: SIM115 - closed below
-    except OSError as exc:
-        raise DataError(f"cannot read {what} extract {path}: {exc.strerror}", field=what) from None
     out: dict[str, dict[str, str]] = {}
-    with fh:
-        reader = csv.reader(fh)
-        header = next(reader, None)
-        if not header:
-            raise DataError(f"{what} extract {path} has no header row", field=what)
-        names = [
-            "pan" if h.strip().lower() in ("account", "bank_card_no") else canonical(h) or h
-            for h in header
-        ]
-        if "ssn" not in names:
-            raise DataError(f"{what} extract {path} has no ssn (AAC002) column", field=what)
-        for row in reader:
-            rec = dict(zip(names, (c.strip() for c in row)))
-            if rec.get("ssn") in wanted:
-                out[rec["ssn"]] = rec
+    rows = csv_rows(path, what)
+    first = next(rows, None)
+    if not first or not first[1]:
+        raise DataError(f"{what} extract {path} has no header row", field=what)
+    names = [
+        "pan" if h.strip().lower() in ("account", "bank_card_no") else canonical(h) or h
+        for h in first[1]
+    ]
+    if "ssn" not in names:
+        raise DataError(f"{what} extract {path} has no ssn (AAC002) column", field=what)
+    for _, row in rows:
+        rec = dict(zip(names, (c.strip() for c in row)))
+        if rec.get("ssn") in wanted:
+            out[rec["ssn"]] = rec
     return out
 
 

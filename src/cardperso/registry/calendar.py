@@ -27,8 +27,11 @@ from pathlib import Path
 from typing import Final
 
 from cardperso.errors import DataError
+from cardperso.registry.files import read_text
 
 #: Working days from acceptance to notification of collection, per application type.
+#: A calendar lists a few dozen days a year: a larger file is not one.
+MAX_CALENDAR_BYTES: Final = 1024 * 1024
 TARGETS: Final[dict[str, int]] = {"batch": 30, "sporadic": 5}
 #: An application is "at risk" when this few working days (or fewer) are left.
 AT_RISK: Final[dict[str, int]] = {"batch": 5, "sporadic": 1}
@@ -121,10 +124,7 @@ def load_calendar(path: str | Path | None) -> Calendar:
     if not path:
         return Calendar()
     p = Path(path)
-    try:
-        text = p.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise DataError(f"cannot read calendar {p}: {exc.strerror}", field="calendar") from None
+    text = read_text(p, "calendar", limit=MAX_CALENDAR_BYTES)
     return parse_calendar(text.splitlines(), str(p))
 
 

@@ -17,7 +17,6 @@ applied to the wrong people. From ``prep_rejected`` the centre requeues the card
 
 from __future__ import annotations
 
-import csv
 import json
 import os
 from dataclasses import dataclass, field
@@ -28,12 +27,12 @@ from cardperso.codec.csvcells import unsafe_cell
 from cardperso.codec.numbers import mask_id
 from cardperso.errors import DataError, UsageError
 from cardperso.registry import lifecycle
+from cardperso.registry.files import csv_records, open_text
 from cardperso.registry.store import app_by_card, move
 from cardperso.storage.db import Database
 
-#: A rejects file is small (one row per rejected record); refuse anything absurd.
-MAX_BYTES: Final = 64 * 1024 * 1024
-MAX_FIELD: Final = 64 * 1024
+#: The longest JSON Lines row of a rejects file (characters).
+MAX_ROW: Final = 64 * 1024
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,43 +69,31 @@ def _reject(raw: dict[str, Any], row: int) -> PrepReject:
 def read_prep_rejects(path: str | os.PathLike[str]) -> list[PrepReject]:
     """Read a prep rejects file (CSV with a header, or JSON Lines by extension)."""
     p = Path(path)
-    try:
-        size = p.stat().st_size
-        if size > MAX_BYTES:
-            raise DataError(f"is {size} bytes, more than a rejects file can be", field="rejects")
-        fh = p.open(encoding="utf-8-sig", newline="")
-    except OSError as exc:
-        raise DataError(f"cannot read {p.name}: {exc.strerror}", field="rejects") from None
+    if not p.name.lower().endswith((".jsonl", ".ndjson", ".json")):
+        need = frozenset({"line", "field", "reason"})
+        return [_reject(row, n) for n, row in csv_records(p, "rejects", need)]
     out: list[PrepReject] = []
-    with fh:
-        try:
-            if p.name.lower().endswith((".jsonl", ".ndjson", ".json")):
-                for n, text in enumerate(fh, 1):
-                    if not text.strip():
-                        continue
-                    if len(text) > MAX_FIELD:
-                        raise DataError("row is too long", record=n, field="(row)")
-                    try:
-                        raw = json.loads(text)
-                    except (ValueError, RecursionError):
-                        raise DataError("is not a JSON object", record=n, field="(row)") from None
-                    if not isinstance(raw, dict):
-                        raise DataError("is not a JSON object", record=n, field="(row)")
-                    out.append(_reject(raw, n))
+    with open_text(p, "rejects") as fh:
+        n = 0
+        while True:
+            try:
+                text = fh.readline(MAX_ROW + 1)
+            except UnicodeDecodeError:
+                raise DataError(f"{p.name} is not UTF-8 text", field="rejects") from None
+            if not text:
                 return out
-            reader = csv.DictReader(fh)
-            need = {"line", "field", "reason"}
-            missing = need - set(reader.fieldnames or ())
-            if missing:
-                raise DataError(
-                    f"{p.name} is not a prep rejects file (missing {', '.join(sorted(missing))})",
-                    field="rejects",
-                )
-            for row in reader:
-                out.append(_reject(row, reader.line_num))
-        except (csv.Error, UnicodeDecodeError) as exc:
-            raise DataError(f"{p.name}: unreadable: {exc}", field="rejects") from None
-    return out
+            n += 1
+            if len(text) > MAX_ROW:
+                raise DataError("row is too long", record=n, field="(row)")
+            if not text.strip():
+                continue
+            try:
+                raw = json.loads(text)
+            except (ValueError, RecursionError):
+                raise DataError("is not a JSON object", record=n, field="(row)") from None
+            if not isinstance(raw, dict):
+                raise DataError("is not a JSON object", record=n, field="(row)")
+            out.append(_reject(raw, n))
 
 
 @dataclass

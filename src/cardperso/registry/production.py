@@ -40,6 +40,7 @@ from cardperso.line.journal import Journal
 from cardperso.outputs import AtomicFile
 from cardperso.profiles.fields import INPUT_FIELDS
 from cardperso.registry import lifecycle
+from cardperso.registry.files import csv_records
 from cardperso.registry.schema import LATEST, current_version, has_table
 from cardperso.registry.store import Application, move, select_apps
 from cardperso.storage.db import Database
@@ -58,7 +59,15 @@ def registry_present(db: Database) -> bool:
     return has_table(db, "reg_cards") and FED_FROM <= current_version(db) <= LATEST
 
 
+#: Validity of a card in years (social-security cards: 10; the chip's date fields allow more).
+MAX_VALIDITY_YEARS: Final = 99
+
+
 def _expiry(issue: datetime.date, years: int) -> datetime.date:
+    if not 1 <= years <= MAX_VALIDITY_YEARS:
+        raise UsageError(f"--validity-years must be 1 to {MAX_VALIDITY_YEARS}, not {years}")
+    if issue.year + years > 9999:
+        raise UsageError(f"--issue-date {issue.isoformat()}: the expiry date is past year 9999")
     try:
         return issue.replace(year=issue.year + years)
     except ValueError:  # 29 February
@@ -289,30 +298,19 @@ def _absorb_one(db: Database, r: LineResult, out: Absorbed, *, actor: str) -> st
 
 def read_results_file(path: str | os.PathLike[str]) -> list[LineResult]:
     """The line's per-card result file (``cardperso run --results``)."""
-    try:
-        fh = open(path, encoding="utf-8", newline="")  # noqa: SIM115 - closed below
-    except OSError as exc:
-        raise DataError(f"cannot read results {path}: {exc.strerror}", field="results") from None
-    with fh:
-        reader = csv.DictReader(fh)
-        need = {"card_no", "outcome", "chip_serial", "atr", "card_id_code"}
-        if not need <= set(reader.fieldnames or ()):
-            missing = ", ".join(sorted(need - set(reader.fieldnames or ())))
-            raise DataError(
-                f"{path} is not a line result file (missing {missing})", field="results"
-            )
-        return [
-            LineResult(
-                row["card_no"],
-                row["outcome"],
-                row.get("chip_serial") or "",
-                row.get("atr") or "",
-                row.get("card_id_code") or "",
-                row.get("pan_masked") or "",
-                row.get("reject_reason") or "",
-            )
-            for row in reader
-        ]
+    need = frozenset({"card_no", "outcome", "chip_serial", "atr", "card_id_code"})
+    return [
+        LineResult(
+            row["card_no"],
+            row["outcome"],
+            row["chip_serial"],
+            row["atr"],
+            row["card_id_code"],
+            row.get("pan_masked", ""),
+            row.get("reject_reason", ""),
+        )
+        for _, row in csv_records(path, "results", need)
+    ]
 
 
 def absorb_run(db: Database, run_id: str, *, actor: str) -> Absorbed:
@@ -370,19 +368,12 @@ def record_accounts(
 
 def read_accounts_file(path: str | os.PathLike[str]) -> list[tuple[str, bool, str]]:
     """CSV ``card_no,status,reason`` (status ``opened`` or ``failed``)."""
-    try:
-        fh = open(path, encoding="utf-8-sig", newline="")  # noqa: SIM115 - closed below
-    except OSError as exc:
-        raise DataError(f"cannot read {path}: {exc.strerror}", field="accounts") from None
     out = []
-    with fh:
-        for n, row in enumerate(csv.DictReader(fh), 2):
-            status = (row.get("status") or "").strip().lower()
-            if status not in ("opened", "failed") or not row.get("card_no"):
-                raise DataError("needs card_no and status opened|failed", field="status", record=n)
-            out.append(
-                (row["card_no"].strip(), status == "opened", (row.get("reason") or "").strip())
-            )
+    for n, row in csv_records(path, "accounts", frozenset({"card_no", "status"})):
+        status = row["status"].strip().lower()
+        if status not in ("opened", "failed") or not row["card_no"].strip():
+            raise DataError("needs card_no and status opened|failed", field="status", record=n)
+        out.append((row["card_no"].strip(), status == "opened", row.get("reason", "").strip()))
     return out
 
 
