@@ -624,3 +624,34 @@ def test_a_pkcs11_configuration_with_a_name_twice_is_refused(
     result = _cli(["keys", "list", f"pkcs11:{config}"])
     assert result.exit_code == 2, result.output
     assert re.search(f"PKCS#11 configuration {config}: {message}", result.output), result.output
+
+
+@pytest.mark.parametrize("kind", ["dev-zero", "fifo", "big", "deep"])
+def test_a_hostile_key_store_file_ends_in_one_line(tmp_path: Path, kind: str) -> None:
+    """``keys check /dev/zero`` used to read without end (memory), a FIFO blocked and a JSON
+    document nested 100,000 deep raised RecursionError: now one line, exit 1, under a memory
+    limit."""
+    import subprocess
+    import sys
+
+    if kind == "dev-zero":
+        bad = Path("/dev/zero")
+        reason = "cannot read (not a regular file)"
+    elif kind == "fifo":
+        bad = tmp_path / "fifo"
+        os.mkfifo(bad)
+        reason = "cannot read (not a regular file)"
+    elif kind == "big":
+        bad = tmp_path / "big.json"
+        bad.write_bytes(b" " * (5 * 1024 * 1024))
+        reason = "over 4,194,304 bytes, not read"
+    else:
+        bad = tmp_path / "deep.json"
+        bad.write_text("[" * 100_000 + "]" * 100_000)
+        reason = "JSON nested too deeply"
+    proc = subprocess.run(
+        [sys.executable, "-c", _LIMITED_CLI, "keys", "check", str(bad)],
+        capture_output=True, text=True, timeout=60, check=False,
+    )  # fmt: skip
+    assert proc.returncode == 1, proc.stderr
+    assert proc.stderr.strip().splitlines() == [f"error: key store {bad}: {reason}"]

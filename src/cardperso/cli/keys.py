@@ -241,9 +241,10 @@ def _read_component_file(path: Path, what: str) -> str:
         fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
     except OSError as exc:
         raise DataError(f"cannot read {path} ({exc.strerror})", field=what) from None
+    if not stat.S_ISREG(os.fstat(fd).st_mode):
+        os.close(fd)
+        raise DataError(f"{path} is not a regular file", field=what)
     with os.fdopen(fd, "rb") as fh:
-        if not stat.S_ISREG(os.fstat(fh.fileno()).st_mode):
-            raise DataError(f"{path} is not a regular file", field=what)
         data = fh.read(_COMPONENT_FILE_LIMIT + 1)
     if len(data) > _COMPONENT_FILE_LIMIT:
         raise DataError(f"{path} is over {_COMPONENT_FILE_LIMIT} bytes", field=what)

@@ -82,6 +82,36 @@ def _random_key(algorithm: str, length: int) -> bytes:
             return value
 
 
+#: The largest key-store file read (about 20,000 keys): a larger file is not read whole.
+MAX_STORE_BYTES: Final = 4 * 1024 * 1024
+
+
+def read_small_text(path: Path, limit: int, where: str) -> str:
+    """The UTF-8 text of a regular file of at most ``limit`` bytes, or :class:`KeyStoreError`
+    naming ``where``: a FIFO or a device (``/dev/zero``) would block or never end, and a larger
+    file is refused before it is read whole."""
+    try:
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
+    except FileNotFoundError:
+        raise KeyStoreError(f"{where}: file not found") from None
+    except OSError as exc:
+        raise KeyStoreError(f"{where}: cannot read ({exc.strerror})") from None
+    if not stat.S_ISREG(os.fstat(fd).st_mode):
+        os.close(fd)
+        raise KeyStoreError(f"{where}: cannot read (not a regular file)")
+    with os.fdopen(fd, "rb") as fh:
+        try:
+            data = fh.read(limit + 1)
+        except OSError as exc:
+            raise KeyStoreError(f"{where}: cannot read ({exc.strerror})") from None
+    if len(data) > limit:
+        raise KeyStoreError(f"{where}: over {limit:,} bytes, not read")
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError:
+        raise KeyStoreError(f"{where}: not a UTF-8 text file") from None
+
+
 class _DuplicateName(Exception):
     def __init__(self, name: str, what: str) -> None:
         super().__init__(name)
@@ -169,14 +199,7 @@ class SoftwareKeyStore(KeyStore):
     def load(cls, path: str | os.PathLike[str]) -> SoftwareKeyStore:
         """Load and verify a key-store file (every KCV checked; errors name the key only)."""
         p = Path(path)
-        try:
-            text = p.read_text(encoding="utf-8")
-        except FileNotFoundError:
-            raise KeyStoreError(f"key store {p}: file not found") from None
-        except OSError as exc:
-            raise KeyStoreError(f"key store {p}: cannot read ({exc.strerror})") from None
-        except UnicodeDecodeError:
-            raise KeyStoreError(f"key store {p}: not a UTF-8 text file") from None
+        text = read_small_text(p, MAX_STORE_BYTES, f"key store {p}")
         doc = parse_json_document(text, f"key store {p}")
         store = cls.from_document(doc, where=f"key store {p}")
         store.path = p
