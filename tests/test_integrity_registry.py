@@ -575,3 +575,18 @@ def test_hostile_registry_input_ends_in_one_line(
     assert done.returncode in (1, 2), done.stderr
     assert done.stderr.strip().splitlines() == [message + done.stderr.strip()[len(message) :]]
     assert done.stderr.startswith(message), done.stderr
+
+
+def test_a_results_file_written_spreadsheet_safe_reads_back_raw(tmp_path: Path) -> None:
+    path = tmp_path / "results.csv"
+    path.write_text(
+        "card_no,outcome,chip_serial,atr,card_id_code,pan_masked,reject_reason\n"
+        "SZ0000019,rejected,,3B8F,,,'-6A82 file not found\n",
+        encoding="utf-8",
+    )
+    (got,) = production.read_results_file(path)
+    assert (got.card_no, got.outcome, got.reason) == (
+        "SZ0000019",
+        "rejected",
+        "-6A82 file not found",
+    )

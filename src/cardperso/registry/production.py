@@ -34,6 +34,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Final
 
+from cardperso.codec.csvcells import unsafe_cell
 from cardperso.codec.numbers import mask_id
 from cardperso.errors import DataError, UsageError
 from cardperso.line.journal import Journal
@@ -299,18 +300,21 @@ def _absorb_one(db: Database, r: LineResult, out: Absorbed, *, actor: str) -> st
 def read_results_file(path: str | os.PathLike[str]) -> list[LineResult]:
     """The line's per-card result file (``cardperso run --results``)."""
     need = frozenset({"card_no", "outcome", "chip_serial", "atr", "card_id_code"})
-    return [
-        LineResult(
-            row["card_no"],
-            row["outcome"],
-            row["chip_serial"],
-            row["atr"],
-            row["card_id_code"],
-            row.get("pan_masked", ""),
-            row.get("reject_reason", ""),
+    out = []
+    for _, raw in csv_records(path, "results", need):
+        row = {k: unsafe_cell(v) for k, v in raw.items()}  # as written for a spreadsheet or not
+        out.append(
+            LineResult(
+                row["card_no"],
+                row["outcome"],
+                row["chip_serial"],
+                row["atr"],
+                row["card_id_code"],
+                row.get("pan_masked", ""),
+                row.get("reject_reason", ""),
+            )
         )
-        for _, row in csv_records(path, "results", need)
-    ]
+    return out
 
 
 def absorb_run(db: Database, run_id: str, *, actor: str) -> Absorbed:
