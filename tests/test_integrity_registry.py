@@ -590,3 +590,48 @@ def test_a_results_file_written_spreadsheet_safe_reads_back_raw(tmp_path: Path) 
         "rejected",
         "-6A82 file not found",
     )
+
+
+def test_a_prep_rejected_temporary_card_goes_back_to_account_failed_and_any_can_be_cancelled(
+    db_url: str,  # noqa: F811 - the fixture
+    tmp_path: Path,
+) -> None:
+    recs = _registered(db_url, tmp_path, 3)
+    rows = _export(db_url, tmp_path / "B1.csv", "B1")
+    results = tmp_path / "results.csv"
+    with results.open("w", newline="", encoding="utf-8") as fh:
+        w = csv.writer(fh)
+        w.writerow(["card_no", "outcome", "chip_serial", "atr", "card_id_code"])
+        for i, r in enumerate(rows):
+            w.writerow([r["card_no"], "produced", f"{0xA0000000 + i:08X}", "3B8F", "X"])
+    run_cli("registry", "import-results", str(results), "--db", db_url)
+    answers = tmp_path / "answers.csv"
+    answers.write_text(
+        "card_no,status,reason\n" + "".join(f"{r['card_no']},failed,blocked\n" for r in rows[:2]),
+        encoding="utf-8",
+    )
+    run_cli("registry", "accounts", str(answers), "--db", db_url)
+    run_cli(
+        "registry", "export-batch", "--db", db_url, "--out", str(tmp_path / "T1.csv"),
+        "--temporary", "--batch", "T1",
+    )  # fmt: skip
+    rej = _write_rejects(
+        tmp_path / "T1.rejects.csv",
+        [
+            {"line": n, "field": "photo", "reason": "file not found",
+             "ssn_masked": mask_id(recs[n - 2]["ssn"])}
+            for n in (2, 3)
+        ],
+    )  # fmt: skip
+    out = run_cli("registry", "import-rejects", str(rej), "--batch", "T1", "--db", db_url)
+    assert "2 prep-rejected" in out
+    first, second = rows[0]["card_no"], rows[1]["card_no"]
+    out = run_cli("registry", "requeue", first, "--reason", "photo restored", "--db", db_url)
+    assert f"card {first}: account_failed (goes into the next export-batch --temporary)" in out
+    assert "cancelled (withdrawn)" in run_cli(
+        "registry", "cancel", second, "--reason", "withdrawn", "--db", db_url
+    )
+    states = _states(db_url)
+    assert (states[first], states[second], states[rows[2]["card_no"]]) == (
+        "account_failed", "cancelled", "personalized",
+    )  # fmt: skip
