@@ -148,6 +148,7 @@ RULES: list[tuple[dict[str, Any], str, str]] = [
     ({"name": "王😀"}, "name", "character at position 1 (U+1F600) cannot be encoded in GBK"),
     ({"name": "阿" * 26}, "name", "is 52 bytes in GBK, max 50 (30 name + 20 extension)"),
     ({"name": "张\t三"}, "name", "contains a control character"),
+    ({"name": '魏"明涵'}, "name", 'contains a double quote (")'),
     ({"name": " 张三"}, "name", "has leading or trailing spaces"),
     (
         {"name_latin": "ZHANG^SAN"},
