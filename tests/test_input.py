@@ -101,18 +101,26 @@ def test_row_shape_encoding_and_quoting(batch: tuple[Path, list[dict[str, str]]]
     quoted = dict(recs[3], name='"张\n三"')  # line 5-6: a quoted newline in the name
     rows.append(",".join(quoted[c] for c in COLUMNS))
     rows.append("")  # blank line 7
-    rows.append('"unterminated,' + ",".join(recs[4][c] for c in COLUMNS[1:]))  # line 8 ...
-    rows.append(",".join(recs[5][c] for c in COLUMNS))  # ... swallows line 9 (no closing quote)
+    rows.append('"unterminated,' + ",".join(recs[4][c] for c in COLUMNS[1:]))  # line 8 alone
+    rows.append(",".join(recs[5][c] for c in COLUMNS))  # line 9: a record of its own
     text = "\n".join([",".join(COLUMNS), *rows]) + "\n"
     (tmp / "in.csv").write_bytes(text.encode("utf-8"))
     summary, rej = run(tmp)
     assert rej == [
         (3, "(row)", "has 22 fields, the header has 21"),
         (4, "(row)", "has 20 fields, the header has 21"),
-        (5, "name", "contains a control character"),
-        (8, "(row)", "malformed CSV: a quoted field is never closed"),
+        (
+            5,
+            "(row)",
+            "record spans lines 5-6: a quoted field runs over a line end "
+            "(fields cannot hold line breaks)",
+        ),
+        (8, "(row)", "a quoted field is never closed (before the end of the file)"),
     ]
-    assert summary.read == 5 and summary.prepared == 1  # type: ignore[attr-defined]
+    with open(tmp / "rejects.csv", encoding="utf-8") as fh:
+        ends = [int(r["end_line"]) for r in csv.DictReader(fh)]
+    assert ends == [3, 4, 6, 8]
+    assert summary.read == 6 and summary.prepared == 2  # type: ignore[attr-defined]
 
 
 def test_bad_utf8_rejects_only_that_record(batch: tuple[Path, list[dict[str, str]]]) -> None:
@@ -186,6 +194,7 @@ def test_rejects_file_as_jsonl(batch: tuple[Path, list[dict[str, str]]]) -> None
             "field": "gender",
             "reason": "must be 1 (male) or 2 (female)",
             "ssn_masked": recs[0]["ssn"][:6] + "********" + recs[0]["ssn"][-4:],
+            "end_line": 2,
         }
     ]
 
@@ -219,7 +228,7 @@ def test_chunk_boundaries_do_not_change_results(tmp_path: Path) -> None:
     rows = []
     for i, r in enumerate(recs):
         if i % 3 == 0:
-            r = dict(r, name="张\n三")  # quoted newline: rejected (control character)
+            r = dict(r, name="张\n三")  # quoted newline: the record over 2 lines is rejected
         elif i % 3 == 1:
             r = dict(r, bank_code='10"3')  # an escaped quote inside a quoted field
         rows.append([r[c] for c in COLUMNS])
@@ -234,8 +243,17 @@ def test_chunk_boundaries_do_not_change_results(tmp_path: Path) -> None:
         results.append((summary.read, summary.prepared, rej))  # type: ignore[attr-defined]
     assert results[0] == results[1] == results[2]
     _read, _prepared, rej = results[0]
-    assert (rej[0][0], rej[0][1]) == (2, "name") and (rej[1][0], rej[1][1]) == (4, "bank_code")
-    assert any(r[2] == "malformed CSV: a quoted field is never closed" for r in rej)
+    assert rej[0] == (
+        2,
+        "(row)",
+        "record spans lines 2-3: a quoted field runs over a line end "
+        "(fields cannot hold line breaks)",
+    )
+    assert (rej[1][0], rej[1][1]) == (4, "bank_code")
+    never = "a quoted field is never closed (not within 16 lines or 65,536 bytes)"
+    assert [r[0] for r in rej if r[2] == never] == [269]
+    # the 20 lines after it are records again: duplicates where the first copy was prepared
+    assert [r[0] for r in rej if r[0] > 269] == [270 + i for i in range(20) if i % 3 == 2]
 
 
 # Mostly text the one-pass path takes (no quotes, NULs or bare CRs: the other 80 % of the old

@@ -422,5 +422,5 @@ def test_corrupted_records_never_crash_preparation(
     csv.writer(buf, lineterminator="\n").writerow([(rec | changes)[c] for c in COLUMNS])
     result = preparer.process(Chunk(0, "csv", COLUMNS, buf.getvalue().encode(), 2))
     assert result.read == len(result.ends) + len(result.rejects)
-    for _line, field, reason, _masked in result.rejects:
+    for _line, field, reason, _masked, _end in result.rejects:
         assert field and reason

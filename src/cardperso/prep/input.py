@@ -2,17 +2,30 @@
 
 How this works
 --------------
-The main process never parses fields. :func:`open_input` reads the CSV header (mapping column
-names and ministry aliases to canonical names, refusing unknown, duplicate or missing
-columns), then :meth:`InputFile.chunks` streams the file in large byte pieces that end on a
-record boundary: after a newline preceded by an even number of double quotes (so not inside a
-quoted field). Workers split a piece into *records* (:func:`records_of`): a CSV record
-continues over the next line while its double quotes are unbalanced (a quoted field with a
-newline); a record still open after :data:`MAX_RECORD_LINES` lines or
-:data:`MAX_RECORD_BYTES` bytes is cut and marked malformed. Then they decode and parse it
-(:func:`parse_chunk`), so every problem is reported against the record's first input line.
+Physical lines end with LF (a CR just before the LF belongs to the line end); line 1 is the
+CSV header. Every physical line that is not blank (only spaces, tabs and CRs) belongs to
+exactly one record, and every record is prepared or rejected: ``read = prepared + rejected``
+holds over the file's physical lines, whatever the input holds.
 
-Blank lines are not records and are not counted.
+* :func:`open_input` reads the CSV header (at most :data:`MAX_LINE_BYTES`), mapping column
+  names and ministry aliases to canonical names and refusing unknown, duplicate or missing
+  columns without ever quoting a cell that may be personal data (a header cell is quoted only
+  when it looks like a field name). A first line with a bare CR (CR-only line ends) is a
+  file-level error.
+* :meth:`InputFile.chunks` (main process) streams the file in pieces of whole lines. A line
+  over :data:`MAX_LINE_BYTES` is never held: it is skipped while scanning and becomes a
+  one-line reject. For CSV the piece is cut into records by a quote-aware scanner
+  (:func:`ends_quoted`, the same rules as :mod:`csv`: a ``"`` opens a quoted field only at the
+  start of a field). A line that ends inside a quoted field starts a *multi-line record*: it
+  runs until the quotes close (at most :data:`MAX_RECORD_LINES` lines / :data:`MAX_RECORD_BYTES`
+  bytes, or an over-long line, or the end of the file) and is always rejected as one record,
+  naming its line range. No field of this data can hold a line break, so a quoted line break
+  is never accepted; following the quotes means the lines inside such a field are never judged
+  as records of their own. These readers' verdicts travel with the chunk (:attr:`Chunk.notes`)
+  and their lines are blanked in its data.
+* Workers (:func:`parse_chunk`) take every other non-blank line as one record: a NUL byte, a
+  bare CR or invalid UTF-8 rejects it; then CSV (:mod:`csv`) or JSON (a flat object: deep
+  nesting is rejected, never a RecursionError) gives the record's fields.
 """
 
 from __future__ import annotations
@@ -21,40 +34,53 @@ import csv
 import io
 import json
 import os
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import Any
+from typing import IO, Any
 
 from cardperso.errors import DataError
 from cardperso.prep.validate import ROW, Reject
 from cardperso.profiles.fields import INPUT_FIELDS, canonical
 
 __all__ = [
+    "MAX_LINE_BYTES",
     "MAX_RECORD_BYTES",
     "MAX_RECORD_LINES",
     "Chunk",
     "InputFile",
+    "ends_quoted",
     "open_input",
     "parse_chunk",
 ]
 
+#: The longest physical line (bytes, without its line end). A good record is a few hundred
+#: bytes; a longer line is rejected on its own while it is scanned, never held in memory whole.
+MAX_LINE_BYTES = 64 * 1024
+#: How far a record whose quoted field runs over line ends is followed before the reader gives
+#: up on it (it is rejected either way) and starts a new record at the next line.
 MAX_RECORD_LINES = 16
 MAX_RECORD_BYTES = 64 * 1024
 
-#: (line number, raw record bytes, malformed-cut flag)
-RawRecord = tuple[int, bytes, bool]
+#: (first line, last line, reason): a record judged by the reader itself (see the docstring).
+Note = tuple[int, int, str]
+
+_BLANK = b" \t\r"
+_NAME_LIKE = re.compile(r"[a-z][a-z0-9_]{0,39}|[A-Za-z]{3}[0-9]{3}")
 
 
 @dataclass(frozen=True, slots=True)
 class Chunk:
-    """A piece of the input that starts and ends on record boundaries: raw bytes and the input
-    line number of its first line. Workers split it into records (:func:`records_of`)."""
+    """A piece of the input that starts and ends on record boundaries: raw bytes (one line per
+    physical line), the input line number of its first line, and the records the reader judged
+    itself (``notes``: multi-line records and over-long lines, blank in ``data``)."""
 
     index: int
     fmt: str
     columns: tuple[str, ...]
     data: bytes = field(repr=False)  # personal data: never in a repr
     first_line: int = 0
+    notes: tuple[Note, ...] = ()
 
 
 def _detect(path: str, fmt: str | None) -> str:
@@ -68,24 +94,147 @@ def _detect(path: str, fmt: str | None) -> str:
     return "csv"
 
 
-def _even_boundary(piece: bytes) -> int:
-    """Length of the longest prefix of *piece* (a run of whole lines starting on a record
-    boundary) that ends on a record boundary: after a newline with an even number of double
-    quotes before it. 0 when the first record never closes inside *piece*."""
-    total = piece.count(b'"')
-    if total % 2 == 0:
-        return len(piece)
-    end = len(piece)
-    suffix = 0
-    while end > 0:
-        start = piece.rfind(b"\n", 0, end - 1) + 1
-        suffix += piece.count(b'"', start, end)
-        if start == 0:
-            return 0
-        if (total - suffix) % 2 == 0:
-            return start
-        end = start
-    return 0
+def ends_quoted(line: bytes, quoted: bool = False) -> bool:
+    """Whether a CSV *line* ends inside a quoted field, when it starts inside one (*quoted*)
+    or at the start of a record. As :mod:`csv` reads it: ``"`` opens a quoted field only at
+    the start of a field (line start or after a comma), ``""`` inside is a literal quote, and
+    any other ``"`` closes the field (a ``"`` inside an unquoted field is a plain character)."""
+    find = line.find
+    pos = 0
+    while True:
+        q = find(b'"', pos)
+        if q < 0:
+            return quoted
+        if quoted:
+            if line[q + 1 : q + 2] == b'"':
+                pos = q + 2
+                continue
+            quoted = False
+        elif q == 0 or line[q - 1] == 0x2C:
+            quoted = True
+        pos = q + 1
+
+
+def _too_long(size: int) -> str:
+    return f"is {size:,} bytes long, over the limit of {MAX_LINE_BYTES:,} bytes for one line"
+
+
+def _blank_long(data: bytes) -> tuple[bytes, list[tuple[int, int]]]:
+    """*data* (whole lines, each ending with LF) with every line over the limit emptied, and
+    those lines as (index, size)."""
+    if len(data) <= MAX_LINE_BYTES + 1:
+        return data, []
+    lines = data.split(b"\n")
+    longs = [(i, len(x)) for i, x in enumerate(lines) if len(x) > MAX_LINE_BYTES]
+    if not longs:
+        return data, []
+    for i, _size in longs:
+        lines[i] = b""
+    return b"\n".join(lines), longs
+
+
+def _whole_lines(fh: IO[bytes], block: int) -> Iterator[tuple[bytes, list[tuple[int, int]]]]:
+    """Pieces of whole physical lines (each ending with LF, one added at the end of the file)
+    and their over-long lines (emptied, as index and size). Memory stays within a few blocks:
+    an over-long line is skipped block by block while its length is counted."""
+    buf = b""
+    while True:
+        got = fh.read(block)
+        if not got:
+            if buf:
+                yield _blank_long(buf + b"\n")
+            return
+        buf += got
+        cut = buf.rfind(b"\n") + 1
+        if cut:
+            yield _blank_long(buf[:cut])
+            buf = buf[cut:]
+        if len(buf) > MAX_LINE_BYTES:
+            size = len(buf)
+            buf = b""
+            while True:
+                got = fh.read(block)
+                if not got:
+                    break
+                nl = got.find(b"\n")
+                if nl < 0:
+                    size += len(got)
+                    continue
+                size += nl
+                buf = got[nl + 1 :]
+                break
+            yield b"\n", [(0, size)]
+
+
+def _span_reason(first: int, last: int, why: str) -> str:
+    if first == last:
+        return why
+    return f"record spans lines {first}-{last}: {why}"
+
+
+class _Segmenter:
+    """Finds the CSV records that run over line ends (see the module docstring); keeps the
+    lines of a record still open at the end of a piece for the next one."""
+
+    def __init__(self) -> None:
+        self.carry = b""
+        self.carry_lines = 0
+
+    def piece(
+        self, data: bytes, first: int, notes: list[Note], longs: set[int], eof: bool
+    ) -> tuple[bytes, int]:
+        """Judge the multi-line records of *data* (lines from *first*; *longs* the indexes of
+        over-long lines) into *notes*; returns the data left for the workers (spans blanked,
+        an open record's lines removed from the end and kept) and its first line."""
+        if self.carry:
+            data = self.carry + data
+            first -= self.carry_lines
+            longs = {i + self.carry_lines for i in longs}
+            self.carry, self.carry_lines = b"", 0
+        if b'"' not in data:
+            return data, first
+        lines = data.split(b"\n")
+        lines.pop()  # the data ends with LF
+        n = len(lines)
+        i = 0
+        while i < n:
+            raw = lines[i]
+            if i in longs or b'"' not in raw or not ends_quoted(raw):
+                i += 1
+                continue
+            # line i ends inside a quoted field: look for the line that closes it
+            size, j, why = len(raw), i + 1, ""
+            while j < n:
+                size += len(lines[j]) + 1
+                if j in longs:
+                    why = f"line {first + j} is over-long"
+                elif j - i + 1 > MAX_RECORD_LINES or size > MAX_RECORD_BYTES:
+                    why = f"not within {MAX_RECORD_LINES} lines or {MAX_RECORD_BYTES:,} bytes"
+                elif not ends_quoted(lines[j], True):
+                    reason = "a quoted field runs over a line end (fields cannot hold line breaks)"
+                    notes.append((first + i, first + j, _span_reason(first + i, first + j, reason)))
+                    lines[i : j + 1] = [b""] * (j + 1 - i)
+                    i = j + 1
+                    break
+                else:
+                    j += 1
+                    continue
+                break
+            else:
+                if not eof:  # the window runs past this piece: judge it with the next one
+                    self.carry = b"\n".join(lines[i:]) + b"\n"
+                    self.carry_lines = n - i
+                    del lines[i:]
+                    break
+                why = "before the end of the file"
+            if why:
+                # never closed: this line alone is rejected, the next one starts a new record
+                notes.append((first + i, first + i, f"a quoted field is never closed ({why})"))
+                lines[i] = b""
+                i += 1
+        if not lines:
+            return b"", first
+        return b"\n".join(lines) + b"\n", first
 
 
 class InputFile:
@@ -101,64 +250,62 @@ class InputFile:
     def chunks(self, size: int = 1000) -> Iterator[Chunk]:
         """Yield pieces of about *size* records (estimated at 160 bytes each), in input order."""
         fmt, columns = self.fmt, self.columns
-        target = max(4096, 160 * size)
+        block = max(4096, 160 * size)
         index = 0
         line = self.header_line + 1
-        buf = b""
+        seg = _Segmenter() if fmt == "csv" else None
         with open(self.path, "rb") as fh:
             fh.seek(self._start)
-            while True:
-                block = fh.read(target)
-                buf += block
-                if not block:
-                    if buf:
-                        yield Chunk(index, fmt, columns, buf, line)
-                    return
-                cut = buf.rfind(b"\n") + 1
-                if cut == 0 or len(buf) < target // 2:
-                    continue
-                piece = buf[:cut]
-                if fmt == "csv" and b'"' in piece:
-                    even = _even_boundary(piece)
-                    if even:
-                        piece = piece[:even]
-                    elif len(buf) < 2 * target:
-                        continue  # a long quoted record: read more before giving up on it
-                yield Chunk(index, fmt, columns, piece, line)
-                index += 1
-                line += piece.count(b"\n")
-                buf = buf[len(piece) :]
+            pieces = _whole_lines(fh, block)
+            got = next(pieces, None)
+            while got is not None:
+                data, longs = got
+                got = next(pieces, None)
+                nlines = data.count(b"\n")
+                notes: list[Note] = [(line + i, line + i, _too_long(n)) for i, n in longs]
+                first = line
+                if seg is not None:
+                    data, first = seg.piece(data, line, notes, {i for i, _ in longs}, got is None)
+                line += nlines
+                if data or notes:
+                    notes.sort()
+                    yield Chunk(index, fmt, columns, data, first, tuple(notes))
+                    index += 1
 
 
-def records_of(chunk: Chunk) -> Iterator[RawRecord]:
-    """(line number, raw bytes, cut) for each record of *chunk*; blank lines are skipped. A CSV
-    record continues over the next line while its quotes are unbalanced, up to
-    :data:`MAX_RECORD_LINES` lines / :data:`MAX_RECORD_BYTES` bytes (then it is cut)."""
-    lines = chunk.data.split(b"\n")
-    if lines and lines[-1] == b"":
-        lines.pop()
-    csv_fmt = chunk.fmt == "csv"
-    line_no = chunk.first_line - 1
-    pending: list[bytes] = []
-    pending_start = pending_size = 0
-    for raw in lines:
-        line_no += 1
-        if pending:
-            pending.append(raw)
-            pending_size += len(raw)
-            joined = b"\n".join(pending)
-            if joined.count(b'"') % 2 == 0:
-                yield (pending_start, joined, False)
-                pending = []
-            elif len(pending) >= MAX_RECORD_LINES or pending_size > MAX_RECORD_BYTES:
-                yield (pending_start, joined, True)
-                pending = []
-        elif csv_fmt and b'"' in raw and raw.count(b'"') % 2:
-            pending, pending_start, pending_size = [raw], line_no, len(raw)
-        elif raw.strip():
-            yield (line_no, raw, False)
-    if pending:
-        yield (pending_start, b"\n".join(pending), True)
+def _looks_like_a_name(cell: str) -> bool:
+    """A header cell or JSON key that may be quoted in a message: a lower-case identifier or a
+    data-dictionary code. Anything else may be personal data (a header row that is really a
+    record, a JSON key that is a value) and is described, never shown."""
+    return _NAME_LIKE.fullmatch(cell) is not None
+
+
+def _describe(cell: str) -> str:
+    text = cell.strip()
+    if _looks_like_a_name(text):
+        return repr(text)
+    return f"(a cell of {len(text)} characters, not shown: it may hold personal data)"
+
+
+def _first_line(fh: IO[bytes], kind: str) -> bytes:
+    """The first line (at most :data:`MAX_LINE_BYTES`); a bare CR in it is a file-level error:
+    the file has CR-only line ends, which this reader does not take."""
+    first = fh.readline(MAX_LINE_BYTES + 1)
+    body = first[:-1] if first.endswith(b"\n") else first
+    if body.endswith(b"\r"):
+        body = body[:-1]
+    if b"\r" in body:
+        raise DataError(
+            "line 1 holds a carriage return (CR) that does not end a line: the file seems to "
+            "use CR-only line ends; save it with LF or CR LF line ends",
+            field="header" if kind == "csv" else "input",
+            record=1,
+        )
+    if kind == "csv" and len(body) > MAX_LINE_BYTES:
+        raise DataError(
+            f"the header row is longer than {MAX_LINE_BYTES:,} bytes", field="header", record=1
+        )
+    return first
 
 
 def open_input(
@@ -175,8 +322,10 @@ def open_input(
         if kind == "jsonl":
             head = fh.read(3)
             start = 3 if head == b"\xef\xbb\xbf" else 0
+            fh.seek(start)
+            _first_line(fh, kind)
             return InputFile(p, kind, (), start)
-        first = fh.readline()
+        first = _first_line(fh, kind)
         start = fh.tell()
     if not first.strip():
         raise DataError("the CSV file has no header row", field="header", record=1)
@@ -184,19 +333,34 @@ def open_input(
         text = first.decode("utf-8-sig")
     except UnicodeDecodeError:
         raise DataError("the header row is not valid UTF-8", field="header", record=1) from None
-    names = next(csv.reader([text.rstrip("\r\n")]))
+    try:
+        names = next(csv.reader([text.rstrip("\r\n")]))
+    except csv.Error:
+        raise DataError("the header row is not valid CSV", field="header", record=1) from None
+    canons = [canonical(name) for name in names]
+    if not any(canons):
+        raise DataError(
+            f"line 1 is not a header row: none of its {len(names)} cells names an input field "
+            f"(the first line names the columns: {', '.join(INPUT_FIELDS)}, or the AAC002... "
+            "aliases)",
+            field="header",
+            record=1,
+        )
     columns: list[str] = []
-    for i, name in enumerate(names):
-        canon = canonical(name)
+    for i, (name, canon) in enumerate(zip(names, canons)):
         if canon is None:
             raise DataError(
-                f"column {i + 1} {name.strip()!r} is not an input field "
+                f"column {i + 1} {_describe(name)} is not an input field "
                 f"(known: {', '.join(INPUT_FIELDS)}, or AAC002... aliases)",
                 field="header",
                 record=1,
             )
         if canon in columns:
-            raise DataError(f"column {canon!r} appears twice", field="header", record=1)
+            raise DataError(
+                f"column {canon!r} appears twice (columns {columns.index(canon) + 1} and {i + 1})",
+                field="header",
+                record=1,
+            )
         columns.append(canon)
     missing = sorted(required - set(columns))
     if missing:
@@ -206,7 +370,42 @@ def open_input(
     return InputFile(p, kind, tuple(columns), start)
 
 
-def _decode(raw: bytes) -> str:
+# -- workers: records -----------------------------------------------------------------------
+
+
+def records_of(chunk: Chunk) -> Iterator[tuple[int, bytes | Reject]]:
+    """(first line, raw line) for each one-line record of *chunk* and (first line, Reject) for
+    each record the reader judged (:attr:`Chunk.notes`), in line order; blank lines are not
+    records. The raw line has no line end."""
+    notes = iter(chunk.notes)
+    note = next(notes, None)
+    line_no = chunk.first_line - 1
+    lines = chunk.data.split(b"\n")
+    if lines[-1] == b"":
+        lines.pop()
+    for raw in lines:
+        line_no += 1
+        while note is not None and note[0] <= line_no:
+            yield note[0], Reject(ROW, note[2], note[1])
+            note = next(notes, None)
+        if not raw.strip(_BLANK):
+            continue
+        yield line_no, raw[:-1] if raw.endswith(b"\r") else raw
+    while note is not None:
+        yield note[0], Reject(ROW, note[2], note[1])
+        note = next(notes, None)
+
+
+def _check_line(raw: bytes) -> str:
+    """Decode one record's line; :class:`Reject` for bytes no field may hold."""
+    if b"\x00" in raw:
+        raise Reject(ROW, f"holds a NUL byte (byte {raw.index(0) + 1} of the line)")
+    if b"\r" in raw:
+        raise Reject(
+            ROW,
+            "holds a carriage return (CR) that does not end the line "
+            "(line ends must be LF or CR LF)",
+        )
     try:
         return raw.decode("utf-8")
     except UnicodeDecodeError as exc:
@@ -216,6 +415,8 @@ def _decode(raw: bytes) -> str:
 def _json_record(text: str) -> dict[str, Any]:
     try:
         obj = json.loads(text)
+    except RecursionError:
+        raise Reject(ROW, "is nested too deeply (a record is one flat JSON object)") from None
     except ValueError as exc:
         raise Reject(ROW, f"is not valid JSON ({exc.args[0].split(':')[0]})") from None
     if not isinstance(obj, dict):
@@ -224,7 +425,13 @@ def _json_record(text: str) -> dict[str, Any]:
     for key, value in obj.items():
         canon = canonical(key) if isinstance(key, str) else None
         if canon is None:
-            raise Reject(str(key)[:40], "unknown field")
+            if _looks_like_a_name(key):
+                raise Reject(key, "unknown field")
+            raise Reject(
+                ROW,
+                f"has a key that is not an input field ({len(key)} characters, not shown: "
+                "it may hold personal data)",
+            )
         if canon in out:
             raise Reject(canon, "given twice (name and alias)")
         if value is None:
@@ -240,34 +447,37 @@ def _json_record(text: str) -> dict[str, Any]:
 
 def _fast_csv(chunk: Chunk) -> list[tuple[int, dict[str, Any] | Reject]] | None:
     """The common case in one pass of :mod:`csv` over the whole piece: valid UTF-8, no double
-    quotes (one line = one record). None when the piece needs the record-by-record path
-    (which gives the same results, more slowly)."""
+    quotes, NULs or bare CRs, no records judged by the reader (one line = one record). None
+    when the piece needs the record-by-record path (which gives the same results, more
+    slowly)."""
     data = chunk.data
-    if b'"' in data:
-        return None  # quoted fields: the record path decides where records end
+    if chunk.notes or b'"' in data or b"\x00" in data:
+        return None
+    if b"\r" in data and data.count(b"\r") != data.count(b"\r\n"):
+        return None
     try:
         text = data.decode("utf-8")
     except UnicodeDecodeError:
         return None
     columns = chunk.columns
     ncol = len(columns)
-    first = chunk.first_line
+    line = chunk.first_line
     out: list[tuple[int, dict[str, Any] | Reject]] = []
     reader = csv.reader(io.StringIO(text))
     before = 0
     try:
         for row in reader:
             after = reader.line_num
-            if after - before > MAX_RECORD_LINES:
+            if after - before != 1:
                 return None
-            line = first + before
             before = after
             if len(row) == ncol:
                 out.append((line, dict(zip(columns, row))))
-            elif not row or (len(row) == 1 and not row[0].strip()):
-                continue
+            elif not row or (len(row) == 1 and not row[0].strip(" \t")):
+                pass
             else:
                 out.append((line, Reject(ROW, f"has {len(row)} fields, the header has {ncol}")))
+            line += 1
     except csv.Error:
         return None
     return out
@@ -278,9 +488,12 @@ def parse_chunk(chunk: Chunk) -> Iterator[tuple[int, dict[str, Any] | Reject]]:
     columns = chunk.columns
     ncol = len(columns)
     if chunk.fmt == "jsonl":
-        for line, raw, _cut in records_of(chunk):
+        for line, raw in records_of(chunk):
+            if isinstance(raw, Reject):
+                yield line, raw
+                continue
             try:
-                yield line, _json_record(_decode(raw))
+                yield line, _json_record(_check_line(raw))
             except Reject as rej:
                 yield line, rej
         return
@@ -288,18 +501,20 @@ def parse_chunk(chunk: Chunk) -> Iterator[tuple[int, dict[str, Any] | Reject]]:
     if fast is not None:
         yield from fast
         return
-    texts: list[str] = []
-    lines: list[int] = []
-    for line, raw, cut in records_of(chunk):
-        if cut:
-            yield line, Reject(ROW, "malformed CSV: a quoted field is never closed")
-            continue
-        try:
-            texts.append(_decode(raw))
-        except Reject as rej:
-            yield line, rej
-            continue
-        lines.append(line)
+    # (line, text or a verdict) in order; the texts are parsed together below
+    items: list[tuple[int, str | Reject]] = []
+    for line, raw in records_of(chunk):
+        if isinstance(raw, Reject):
+            items.append((line, raw))
+        elif b'"' in raw and ends_quoted(raw):
+            # only in a chunk not cut by InputFile.chunks (which judges these itself)
+            items.append((line, Reject(ROW, "a quoted field is never closed on this line")))
+        else:
+            try:
+                items.append((line, _check_line(raw)))
+            except Reject as rej:
+                items.append((line, rej))
+    texts = [t for _line, t in items if isinstance(t, str)]
     try:
         rows = list(csv.reader(texts))
         if len(rows) != len(texts):
@@ -308,10 +523,15 @@ def parse_chunk(chunk: Chunk) -> Iterator[tuple[int, dict[str, Any] | Reject]]:
         rows = []
         for t in texts:
             try:
-                rows.append(next(csv.reader(io.StringIO(t))))
+                rows.append(next(csv.reader([t])))
             except (csv.Error, StopIteration) as exc:
                 rows.append([f"\x00csv-error:{exc}"])
-    for line, row in zip(lines, rows):
+    parsed = iter(rows)
+    for line, item in items:
+        if isinstance(item, Reject):
+            yield line, item
+            continue
+        row = next(parsed)
         if len(row) != ncol:
             if len(row) == 1 and row[0].startswith("\x00csv-error:"):
                 yield line, Reject(ROW, f"malformed CSV: {row[0][11:]}")

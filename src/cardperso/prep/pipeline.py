@@ -119,7 +119,7 @@ class ChunkResult:
     macs: bytes  # the 16-byte MAC of each frame, concatenated
     fps: array[int]  # 3 per record: ssn, card_no, pan (0 = none)
     lines: array[int]
-    rejects: list[tuple[int, str, str, str]]  # line, field, reason, masked ssn
+    rejects: list[tuple[int, str, str, str, int]]  # line, field, reason, masked ssn, end line
 
 
 def _mask(ssn: Any) -> str:
@@ -165,22 +165,22 @@ class Preparer:
 
     def validate_chunk(
         self, chunk: Chunk
-    ) -> tuple[list[tuple[int, dict[str, Any]]], list[tuple[int, str, str, str]]]:
+    ) -> tuple[list[tuple[int, dict[str, Any]]], list[tuple[int, str, str, str, int]]]:
         good: list[tuple[int, dict[str, Any]]] = []
-        bad: list[tuple[int, str, str, str]] = []
+        bad: list[tuple[int, str, str, str, int]] = []
         check = self.validator.check
         self.last_read = 0
         for line, rec in parse_chunk(chunk):
             self.last_read += 1
             if isinstance(rec, Reject):
-                bad.append((line, rec.field, rec.reason, ""))
+                bad.append((line, rec.field, rec.reason, "", rec.end_line))
                 continue
             try:
                 good.append((line, check(rec)))
             except Reject as rej:
-                bad.append((line, rej.field, rej.reason, _mask(rec.get("ssn"))))
+                bad.append((line, rej.field, rej.reason, _mask(rec.get("ssn")), 0))
             except Exception as exc:
-                bad.append((line, "(record)", f"internal error: {type(exc).__name__}", ""))
+                bad.append((line, "(record)", f"internal error: {type(exc).__name__}", "", 0))
         return good, bad
 
     def _face_tracks(self, v: dict[str, Any]) -> tuple[bytes, bytes]:
@@ -266,11 +266,11 @@ class Preparer:
                         )
                     )
             except Reject as rej:
-                bad.append((line, rej.field, rej.reason, _mask(v.get("ssn"))))
+                bad.append((line, rej.field, rej.reason, _mask(v.get("ssn")), 0))
                 continue
             except Exception as exc:  # one record never stops the batch
                 reason = f"cannot be encoded ({type(exc).__name__})"
-                bad.append((line, "(record)", reason, _mask(v.get("ssn"))))
+                bad.append((line, "(record)", reason, _mask(v.get("ssn")), 0))
                 continue
             contents.append((line, content))
             kept.append(v)
@@ -471,7 +471,7 @@ def prepare(
         for j, table in enumerate(dup_sets):
             found = table.add_many(fps[j::3], lines, drop)
             for i, first in found.items():
-                rej.append((lines[i], dup_names[j], f"duplicate of line {first}", ""))
+                rej.append((lines[i], dup_names[j], f"duplicate of line {first}", "", 0))
             drop |= found
         if not drop:
             writer.add_frames(res.frames, res.macs, len(res.ends))
@@ -482,8 +482,8 @@ def prepare(
                     writer.add_frames(res.frames[start:end], res.macs[16 * i : 16 * i + 16], 1)
                 start = end
             rej.sort()
-        for line, fld, reason, masked in rej:
-            rejects.add(line, fld, reason, masked)
+        for line, fld, reason, masked, end in rej:
+            rejects.add(line, fld, reason, masked, end)
             summary.reasons[fld] += 1
         summary.rejected += len(rej)
         if progress is not None:
@@ -553,14 +553,14 @@ def validate_only(
                 if fp:
                     first = dup_sets[j].add(fp, line)
                     if first:
-                        rej.append((line, name, f"duplicate of line {first}", ""))
+                        rej.append((line, name, f"duplicate of line {first}", "", 0))
                         break
             else:
                 summary.prepared += 1
         rej.sort()
-        for line, fld, reason, masked in rej:
+        for line, fld, reason, masked, end in rej:
             if rejects is not None:
-                rejects.add(line, fld, reason, masked)
+                rejects.add(line, fld, reason, masked, end)
             summary.reasons[fld] += 1
         summary.rejected += len(rej)
         if progress is not None:
