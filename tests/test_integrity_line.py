@@ -534,3 +534,24 @@ def test_sim_serve_only_serves_the_chosen_card(pcsc_slot, tmp_path: Path) -> Non
         out += _stop(proc)
     assert "serving 1 of 20 cards; chosen with --only" in out
     pcsc.wait_for_removal(pcsc_slot.name, 5)
+
+
+@pytest.mark.pcsc
+def test_a_key_store_fault_mid_run_stops_the_line_and_keeps_the_attempts(  # type: ignore[no-untyped-def]
+    pcsc_lab, tmp_path: Path
+) -> None:
+    """The key store loses a key after the pre-flight (an HSM session gone, a key deleted): one
+    card (suspect, in the reader) goes to the reject box, the line stops, and no record loses
+    an attempt (before: every card was rejected until the records were given up)."""
+    perso = _prepare(tmp_path / "b", 1, "KS1", count=3)
+    keys = SoftwareKeyStore.load(SAMPLE_KEYS)
+    with _sim_line(pcsc_lab, tmp_path / "line") as line, Database(tmp_path / "j.db") as db:
+        run = LineRun(perso, line.spec, keys, db)  # the pre-flight passes
+        del keys._keys["pboc-imk-ac"]
+        summary = run.run(tmp_path / "r.csv")
+    assert "KeyStoreError" in summary.stopped
+    assert "not the card's fault: fix it, then --resume" in summary.stopped
+    assert summary.stations[0].rejected == 1, "one suspect card, not one per attempt"
+    assert len(list((tmp_path / "line" / "rejects").glob("*.json"))) == 1
+    rows = _rows(tmp_path / "r.csv")
+    assert [(r["outcome"], r["attempts"]) for r in rows] == [("queued", "0")] * 3

@@ -9,6 +9,10 @@ card, until the attempts run out::
        └──── retry ──────┴──── fail ────────────┘ (attempts left; the card is rejected)
                          └──── give_up ─────────┘──▶ failed   (no attempts left)
 
+``release``: the station failed, not the card (the key store or the reader went away in the
+middle of a card): the card is rejected as suspect, the record is queued again with its attempt
+given back, and the line stops until the fault is fixed.
+
 ``recover_printed``: a ``chip_done`` job whose card is found in the output hopper (by its chip
 serial) was finished before the crash and is ``done``.
 
@@ -42,6 +46,8 @@ TRANSITIONS: Final[dict[tuple[str, str], str]] = {
     (ENCODING, "recover_give_up"): FAILED,
     (CHIP_DONE, "recover_give_up"): FAILED,
     (CHIP_DONE, "recover_printed"): DONE,
+    (ENCODING, "release"): QUEUED,
+    (CHIP_DONE, "release"): QUEUED,
 }
 
 

@@ -355,6 +355,18 @@ class Journal:
                 **({"chip_serial": chip_serial} if chip_serial else {}),
             )
 
+    def release(self, job: Job, reason: str) -> Job:
+        """Not the card's fault (the station's key store or reader failed): the record is
+        queued again and the attempt it used is given back."""
+        with self.db.transaction():
+            moved = self._move(job, "release", detail=reason, reason=reason)
+            self.db.execute(
+                "UPDATE line_jobs SET attempts = attempts - 1 WHERE run_id = ? AND "
+                "record_index = ? AND attempts > 0",
+                (self.run_id, job.index),
+            )
+            return moved
+
     def _attempts(self, job: Job) -> int:
         rows = self.db.execute(
             "SELECT attempts FROM line_jobs WHERE run_id = ? AND record_index = ?",

@@ -27,7 +27,6 @@ a station confirms that its claim is still its own.
 from __future__ import annotations
 
 import contextlib
-import csv
 import functools
 import logging
 import threading
@@ -38,9 +37,9 @@ from pathlib import Path
 from typing import Protocol
 
 from cardperso.devices import cardface
-from cardperso.devices.pcsc import PcscTransport, TraceHook, wait_for_card
+from cardperso.devices.pcsc import PcscTransport, ReaderUnavailable, TraceHook, wait_for_card
 from cardperso.devices.printer import CardPrinter, EvolisPrinter, PrinterFault
-from cardperso.errors import CardPersoError, DeviceError, UsageError
+from cardperso.errors import CardPersoError, DeviceError, KeyStoreError, UsageError
 from cardperso.keystore.base import KeyStore
 from cardperso.layouts.persofile import PersoHeader, PersoRecordBody
 from cardperso.line import jobs
@@ -49,6 +48,7 @@ from cardperso.line.journal import ClaimLost, Job, JobSeed, Journal, member_id
 from cardperso.line.linefile import LineSpec, StationSpec
 from cardperso.line.perso import card_data, chip_plan
 from cardperso.line.preflight import check_devices, check_keys
+from cardperso.line.results import RESULT_COLUMNS, write_results
 from cardperso.line.workflow import (
     CardData,
     ChipFailure,
@@ -58,7 +58,6 @@ from cardperso.line.workflow import (
     drive,
     personalize,
 )
-from cardperso.outputs import atomic_output
 from cardperso.prep.container import iter_records, verify
 from cardperso.profiles.loader import load_profile
 from cardperso.storage.db import Database
@@ -216,6 +215,9 @@ class Station:
         except ChipFailure as exc:
             self._reject(job, printer, str(exc), auth=exc.auth_failure)
             return
+        except (KeyStoreError, UsageError, ReaderUnavailable) as exc:
+            self._station_fault(job, printer, exc)
+            return
         except CardPersoError as exc:
             self._reject(job, printer, f"{type(exc).__name__}: {exc}")
             return
@@ -255,6 +257,22 @@ class Station:
             return
         self.status.made += 1
         log.info("station %s made card %s (record %d)", name, body.card_no, job.index)
+
+    def _station_fault(self, job: Job, printer: CardPrinter, exc: CardPersoError) -> None:
+        """The key store or the reader failed in the middle of a card: not the card's fault. The
+        card (suspect) goes to the reject box, the record keeps its attempts, the line stops
+        (every next card would meet the same fault)."""
+        reason = f"{type(exc).__name__}: {exc}"
+        log.error("station %s: %s: not the card's fault, the line stops", self.spec.name, reason)
+        self._printer_step("reject", printer.reject)
+        self.status.rejected += 1
+        try:
+            self.run.journal.release(job, reason)
+        except ClaimLost as lost:
+            log.error("station %s: %s", self.spec.name, lost)
+        self.run.stop(
+            f"station {self.spec.name}: {reason} (not the card's fault: fix it, then --resume)"
+        )
 
     def _lost(self, job: Job, printer: CardPrinter, lost: ClaimLost) -> None:
         """Another line released this claim (ours looked dead): the card is not ours to keep."""
@@ -527,48 +545,6 @@ def request_resume(db: Database, run_id: str, station: str) -> None:
     )
 
 
-RESULT_COLUMNS = (
-    "record",
-    "card_no",
-    "ssn_masked",
-    "outcome",
-    "attempts",
-    "station",
-    "chip_serial",
-    "atr",
-    "card_id_code",
-    "pan_masked",
-    "reject_reason",
-)
-
-
-def write_results(journal: Journal, path: Path) -> None:
-    """The per-card result file: record → chip serial → ATR → card id code → outcome → reason."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with atomic_output(path) as fh:  # never a partial results file under the final name
-        w = csv.writer(fh)
-        w.writerow(RESULT_COLUMNS)
-        for r in journal.results():
-            outcome = {"done": "produced", "failed": "rejected"}.get(
-                str(r["state"]), str(r["state"])
-            )
-            w.writerow(
-                [
-                    r["record_index"],
-                    r["card_no"],
-                    r["ssn_masked"],
-                    outcome,
-                    r["attempts"],
-                    r["station"] or "",
-                    r["chip_serial"] or "",
-                    r["atr"] or "",
-                    r["card_id_code"] or "",
-                    r["pan_masked"] or "",
-                    r["reason"] or "",
-                ]
-            )
-
-
 def run_line(
     perso_file: Path,
     spec: LineSpec,
@@ -585,6 +561,7 @@ def run_line(
 
 
 __all__ = [
+    "RESULT_COLUMNS",
     "DeviceError",
     "LineRun",
     "RunSummary",
