@@ -9,6 +9,7 @@
 
 from __future__ import annotations
 
+import csv
 import json
 import logging
 import os
@@ -17,6 +18,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from cardperso.crypto import primitives as cp
 from cardperso.crypto.primitives import SecretKey
@@ -655,3 +658,158 @@ def test_a_hostile_key_store_file_ends_in_one_line(tmp_path: Path, kind: str) ->
     )  # fmt: skip
     assert proc.returncode == 1, proc.stderr
     assert proc.stderr.strip().splitlines() == [f"error: key store {bad}: {reason}"]
+
+
+# -- the bank's input: every physical line is a row or a reject -----------------------------------
+
+_BANK_COLUMNS = ["chip_serial", "ssn", "name", "pan", "pan_seq", "issue_date", "expiry_date"]
+
+
+def _bank_lines(count: int) -> list[str]:
+    from cardperso.codec.numbers import luhn_check_digit
+
+    lines = [",".join(_BANK_COLUMNS)]
+    for i in range(count):
+        body = f"621483{i:09d}"
+        lines.append(
+            f"A00000{i:02X},110101193501010014,张三,{body}{luhn_check_digit(body)},01,"
+            "20260115,20360115"
+        )
+    return lines
+
+
+def _read_bank(path: Path) -> Any:
+    from cardperso.bank.accounts import read_accounts
+    from cardperso.bank.twostage import load_two_stage
+    from cardperso.prep.rejects import RejectsWriter
+
+    pboc = load_two_stage("ssc3-pboc-2stage").bank.pboc
+    assert pboc is not None
+    rejects = RejectsWriter(path.with_suffix(".rejects.csv"))
+    batch = read_accounts(path, pboc, 6, rejects)
+    rejects.close()
+    with open(path.with_suffix(".rejects.csv"), encoding="utf-8", newline="") as fh:
+        return batch, {int(r["line"]): r["reason"] for r in csv.DictReader(fh)}
+
+
+def test_a_stray_quote_no_longer_swallows_the_rows_after_it(tmp_path: Path) -> None:
+    """Before: a field opening a quote that never closed swallowed every line after it (read 6,
+    the last five rows neither opened nor rejected). Now its own line is rejected with the
+    reason, and the rows after it are read."""
+    lines = _bank_lines(8)
+    lines[3] = lines[3].replace("张三", '"魏明涵')
+    path = tmp_path / "accounts.csv"
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    batch, rejected = _read_bank(path)
+    assert (batch.read, len(batch), batch.rejected) == (8, 7, 1)
+    assert rejected == {4: "a quoted field does not close on its line"}
+
+
+def test_rows_with_more_fields_or_a_field_twice_are_rejected_alone(tmp_path: Path) -> None:
+    """Before: one row with more fields than the header, or a JSON row that was not JSON, failed
+    the whole batch."""
+    lines = _bank_lines(3)
+    lines[2] += ",extra"
+    path = tmp_path / "accounts.csv"
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    batch, rejected = _read_bank(path)
+    assert (batch.read, len(batch)) == (3, 2)
+    assert rejected == {3: "has more fields than the header"}
+    rows = [dict(zip(_BANK_COLUMNS, line.split(","), strict=True)) for line in _bank_lines(3)[1:]]
+    texts = [json.dumps(r, ensure_ascii=False) for r in rows]
+    texts[0] = texts[0][:-1] + ', "pan": "6214830000000017"}'  # a second "pan" would win
+    texts[1] = texts[1][:20]
+    jpath = tmp_path / "accounts.jsonl"
+    jpath.write_text("\n".join(texts) + "\n", encoding="utf-8")
+    batch, rejected = _read_bank(jpath)
+    assert (batch.read, len(batch)) == (3, 1)
+    assert rejected == {1: "field 'pan' appears twice", 2: "is not valid JSON"}
+
+
+def test_a_repeated_column_is_a_file_error(tmp_path: Path) -> None:
+    lines = _bank_lines(2)
+    lines[0] += ",pan"
+    path = tmp_path / "accounts.csv"
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    with pytest.raises(Exception, match=r"column\(s\) pan appear twice"):
+        _read_bank(path)
+
+
+_MANGLES = st.sampled_from(["quote", "nul", "cr", "long", "latin1", "blank", "extra", "none"])
+
+
+@settings(max_examples=60, deadline=None)
+@given(mangles=st.lists(_MANGLES, min_size=6, max_size=6))
+def test_read_is_valid_plus_rejected_over_physical_lines(mangles: list[str]) -> None:
+    """Every non-blank physical line after the header is read, and is valid or rejected."""
+    import tempfile
+
+    lines = [line.encode() for line in _bank_lines(6)]
+    for i, how in enumerate(mangles, 1):
+        if how == "quote":
+            lines[i] = lines[i].replace("张".encode(), b'"')
+        elif how == "nul":
+            lines[i] = lines[i][:5] + b"\x00" + lines[i][5:]
+        elif how == "cr":
+            lines[i] = lines[i][:8] + b"\r" + lines[i][8:]
+        elif how == "long":
+            lines[i] = lines[i] + b"x" * 70_000
+        elif how == "latin1":
+            lines[i] = lines[i].replace("张三".encode(), "Zoë".encode("latin-1"))
+        elif how == "blank":
+            lines[i] = b"   "
+        elif how == "extra":
+            lines[i] = lines[i] + b',"a\nb"'  # a quoted field that spans two lines
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "accounts.csv"
+        path.write_bytes(b"\n".join(lines) + b"\n")
+        physical = [x for x in path.read_bytes().split(b"\n")[1:-1] if x.strip()]
+        batch, rejected = _read_bank(path)
+    assert batch.read == len(physical) == len(batch) + batch.rejected
+    assert len(rejected) == batch.rejected
+
+
+_LIMITED_READ = """
+import resource, sys
+resource.setrlimit(resource.RLIMIT_AS, (512 << 20, 512 << 20))
+from pathlib import Path
+from cardperso.bank.accounts import read_accounts
+from cardperso.bank.twostage import load_two_stage
+from cardperso.errors import DataError
+try:
+    batch = read_accounts(Path(sys.argv[1]), load_two_stage("ssc3-pboc-2stage").bank.pboc, 6)
+except DataError as exc:
+    print("error:", exc)
+else:
+    print("read", batch.read, "rejected", batch.rejected)
+"""
+
+
+@pytest.mark.parametrize("kind", ["dev-zero", "fifo", "huge-line", "deep-json"])
+def test_hostile_bank_input_under_a_memory_limit(tmp_path: Path, kind: str) -> None:
+    import subprocess
+    import sys
+
+    if kind == "dev-zero":
+        path, expected = Path("/dev/zero"), "error: field '(file)': /dev/zero is not a regular file"
+    elif kind == "fifo":
+        path = tmp_path / "in.csv"
+        os.mkfifo(path)
+        expected = f"error: field '(file)': {path} is not a regular file"
+    elif kind == "huge-line":
+        path = tmp_path / "in.csv"
+        with path.open("w") as fh:
+            fh.write(_bank_lines(1)[0] + "\n")
+            fh.write("A0000001," + "9" * 300_000_000 + "\n")
+            fh.write(_bank_lines(1)[1] + "\n")
+        expected = "read 2 rejected 1"
+    else:
+        path = tmp_path / "in.jsonl"
+        path.write_text("[" * 30_000 + "]" * 30_000 + "\n")
+        expected = "read 1 rejected 1"
+    proc = subprocess.run(
+        [sys.executable, "-c", _LIMITED_READ, str(path)],
+        capture_output=True, text=True, timeout=120, check=False,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == expected

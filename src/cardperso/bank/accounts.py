@@ -18,9 +18,10 @@ the factory's handover file maps it to the chip serial), and carries the account
 | ``ec_balance``, ``ec_limit``, ``ec_single_limit``, ``ec_reset_threshold`` | fen, optional (profile defaults) |
 | ``card_no`` | optional social-security card number (the registry's key) |
 
-Every row is validated before any card is touched; a bad row goes to the rejects file
-(:class:`cardperso.prep.rejects.RejectsWriter`, same columns as data preparation) with its
-line, field and reason, and the good rows go on. Duplicate PANs or card keys are rejected
+Every physical line is a row or a reject (:mod:`cardperso.bank.rows`: limits on line length,
+no field spans lines). Every row is validated before any card is touched; a bad row goes to the
+rejects file (:class:`cardperso.prep.rejects.RejectsWriter`, same columns as data preparation)
+with its line, field and reason, and the good rows go on. Duplicate PANs or card keys are rejected
 (the first one wins).
 
 The **account-opening file** (for the bank's core system) has one row per card processed:
@@ -39,15 +40,15 @@ from __future__ import annotations
 
 import csv
 import hashlib
-import json
 import os
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
 from typing import Any
 
 from cardperso.bank.host import mask_pan
+from cardperso.bank.rows import csv_rows, rows
 from cardperso.codec import numbers
 from cardperso.errors import DataError
 from cardperso.keystore.base import KeyStore
@@ -146,33 +147,6 @@ class AccountRecord:
             "ssn": self.ssn,
             "ec": self.ec,
         }
-
-
-def _rows(path: Path) -> Iterator[tuple[int, dict[str, str]]]:
-    if path.suffix.lower() in (".jsonl", ".ndjson"):
-        with path.open(encoding="utf-8") as fh:
-            for n, text in enumerate(fh, 1):
-                if not text.strip():
-                    continue
-                try:
-                    doc = json.loads(text)
-                except json.JSONDecodeError:
-                    raise DataError("is not valid JSON", field="(row)", record=n) from None
-                if not isinstance(doc, dict):
-                    raise DataError("is not a JSON object", field="(row)", record=n)
-                yield n, {str(k): "" if v is None else str(v) for k, v in doc.items()}
-        return
-    with path.open(encoding="utf-8-sig", newline="") as fh:
-        reader = csv.DictReader(fh)
-        unknown = set(reader.fieldnames or ()) - _KNOWN
-        if unknown:
-            raise DataError(f"unknown column(s) {', '.join(sorted(unknown))}", field="(header)")
-        for row in reader:
-            if None in row:
-                raise DataError(
-                    "has more fields than the header", field="(row)", record=reader.line_num
-                )
-            yield reader.line_num, {k: (v or "").strip() for k, v in row.items()}
 
 
 def _digits(text: str) -> bool:
@@ -292,9 +266,12 @@ def read_accounts(
     batch = AccountBatch()
     seen_pan: dict[str, int] = {}
     seen_key: dict[object, int] = {}
-    for line, row in _rows(path):
+    for line, got in rows(path, _KNOWN):
         batch.read += 1
+        row = got if isinstance(got, dict) else {}
         try:
+            if isinstance(got, DataError):
+                raise got
             rec = validate(row, line, pboc, pin_length)
             if rec.pan in seen_pan:
                 raise DataError(f"duplicate of line {seen_pan[rec.pan]}", field="pan")
@@ -323,14 +300,15 @@ def read_accounts(
 def read_handover(path: Path, digest: Callable[[str], str]) -> Handover:
     """The factory's handover file: ``chip_serial,card_id,ssn_digest`` rows."""
     out: dict[bytes, str] = {}
-    with path.open(encoding="utf-8", newline="") as fh:
-        for row in csv.DictReader(fh):
-            try:
-                out[bytes.fromhex(row["chip_serial"])] = row["ssn_digest"].upper()
-            except (KeyError, ValueError, AttributeError):
-                raise DataError(
-                    "needs chip_serial and ssn_digest columns", field="handover"
-                ) from None
+    for n, row in csv_rows(path):
+        if isinstance(row, DataError):
+            raise DataError(row.reason, field="handover", record=n)
+        try:
+            out[bytes.fromhex(row["chip_serial"])] = row["ssn_digest"].upper()
+        except (KeyError, ValueError):
+            raise DataError(
+                "needs chip_serial and ssn_digest columns", field="handover", record=n
+            ) from None
     return Handover(out, digest)
 
 
