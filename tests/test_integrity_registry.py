@@ -429,6 +429,8 @@ HOSTILE_RUNS = [
     (("registry", "compare", "--population", "fifo"), "error: field 'population': fifo is not a regular file"),
     (("registry", "stats", "--calendar", "/dev/zero"), "error: field 'calendar': zero is not a regular file"),
     (("registry", "overdue", "--calendar", "latin1.csv"), "error: field 'calendar': latin1.csv is not UTF-8 text"),
+    (("registry", "import", "fifo"), "error: field 'applications': fifo is not a regular file"),
+    (("registry", "import", "/dev/zero"), "error: field 'applications': zero is not a regular file"),
     (("registry", "import-rejects", "/dev/zero", "--batch", "B1"), "error: field 'rejects': zero is not a regular file"),
     (("registry", "import-rejects", "fifo", "--batch", "B1"), "error: field 'rejects': fifo is not a regular file"),
     (("registry", "export-batch", "--out", "b.csv", "--validity-years", "100000000000"), "error: --validity-years must be 1 to 99, not 100000000000"),

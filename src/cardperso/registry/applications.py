@@ -26,7 +26,7 @@ from cardperso.prep.validate import Reject, Validator, date_ordinal
 from cardperso.profiles.fields import canonical
 from cardperso.profiles.model import Profile
 from cardperso.registry import lifecycle
-from cardperso.registry.files import csv_rows
+from cardperso.registry.files import check_regular, csv_rows
 from cardperso.registry.store import Application, move, select_apps
 from cardperso.storage.db import Database
 
@@ -95,6 +95,7 @@ def import_applications(
     rejected records (line, field, reason, masked identity number). An identity number with an
     application still open (not issued, returned, rejected or cancelled) is refused, as is a
     second application in the same file."""
+    check_regular(path, "applications")  # a FIFO or /dev/zero is not an application file
     inp = open_input(path, required=frozenset({"ssn", *REQUIRED}))
     validator = Validator(profile, Path(path).parent)
     base = Path(path).resolve().parent

@@ -46,6 +46,11 @@ def open_text(path: str | os.PathLike[str], what: str, *, limit: int = MAX_BYTES
         raise
 
 
+def check_regular(path: str | os.PathLike[str], what: str, *, limit: int = MAX_BYTES) -> None:
+    """The checks of :func:`open_text` alone, for a file another reader opens."""
+    open_text(path, what, limit=limit).close()
+
+
 def csv_rows(path: str | os.PathLike[str], what: str) -> Iterator[tuple[int, list[str]]]:
     """Every row of a CSV file with its (first) physical line number, the header included."""
     name = Path(path).name
