@@ -813,3 +813,24 @@ def test_hostile_bank_input_under_a_memory_limit(tmp_path: Path, kind: str) -> N
     )  # fmt: skip
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.strip() == expected
+
+
+def test_a_delivery_that_is_a_device_is_refused_in_one_line(tmp_path: Path) -> None:
+    """``--transport /dev/zero`` used to be read without end (run under a memory limit)."""
+    import subprocess
+    import sys
+
+    keys = _bank_store_copy(tmp_path)
+    source = _accounts_input(tmp_path)
+    proc = subprocess.run(
+        [sys.executable, "-c", _LIMITED_CLI, "bank", "personalize", str(source),
+         "-p", "ssc3-pboc-2stage", "-k", str(keys), "--transport", "/dev/zero",
+         "--reader", "no such reader", "--out", str(tmp_path / "out.csv"),
+         "--rejects", str(tmp_path / "rejects.csv")],
+        capture_output=True, text=True, timeout=60, check=False,
+    )  # fmt: skip
+    assert proc.returncode == 1, proc.stderr
+    assert proc.stderr.strip().splitlines() == [
+        "error: delivery /dev/zero: cannot read (not a regular file)"
+    ]
+    assert not (tmp_path / "out.csv").exists() and not (tmp_path / "rejects.csv").exists()

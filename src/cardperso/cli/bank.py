@@ -22,6 +22,7 @@ from cardperso.cli.keys import PKCS11_PREFIX, open_store
 from cardperso.cli.production import check_production, production_options
 from cardperso.errors import CardPersoError, DataError, KeyStoreError, TransportError, UsageError
 from cardperso.keystore.base import DEFAULT_KEK
+from cardperso.keystore.software import read_small_text
 from cardperso.outputs import atomic_write_text, check_output_dirs, check_paths
 
 log = logging.getLogger(__name__)
@@ -51,6 +52,13 @@ def _outputs(outputs: dict[str, Path | None], inputs: dict[str, Path | None]) ->
     whose directory does not exist."""
     check_paths(outputs=outputs, inputs=inputs)
     check_output_dirs(outputs.items())
+
+
+def _read_delivery(path: Path) -> TransportDelivery:
+    """The transport-key delivery file: a small regular file (64 KiB at most), read whole."""
+    return TransportDelivery.from_json(
+        read_small_text(path, 64 * 1024, f"delivery {path}"), str(path)
+    )
 
 
 def _yuan(fen: int) -> str:
@@ -324,7 +332,7 @@ def factory_cmd(
     if two.factory.digest != header.profile_digest:
         raise DataError("the profile changed since the file was prepared", field="profile")
     plan = chip_plan(two.factory, header)
-    sent = TransportDelivery.from_json(delivery.read_text(encoding="utf-8"), str(delivery))
+    sent = _read_delivery(delivery)
     records = enumerate(iter_records(perso_file))
     digest = ssn_digester(store, two.ssd.key_exchange_kek)
     rows = (
@@ -428,7 +436,7 @@ def personalize_cmd(
     if (delivery is None) == (batch_name is None):
         raise UsageError("give exactly one of --transport FILE or --batch NAME")
     if delivery is not None:
-        sent = TransportDelivery.from_json(delivery.read_text(encoding="utf-8"), str(delivery))
+        sent = _read_delivery(delivery)
         if sent.ssd_aid != two.ssd.aid:
             raise UsageError("the transport-key file is for another security domain")
         batch_name = sent.batch
