@@ -150,9 +150,16 @@ def test_two_files_of_one_batch_id_are_two_runs(pcsc_lab, db_url: str, tmp_path:
         for options in ({}, {"resume": True}, {"join": True}):
             with pytest.raises(UsageError, match=r"was made from another file .* refusing to mix"):
                 LineRun(c, line.spec, keys, db, **options)  # type: ignore[arg-type]
-    images = {p.stem for p in (tmp_path / "line" / "output").glob("*.json")}
+    output = tmp_path / "line" / "output"
+    images = {p.stem for p in output.glob("*.json")}
     images = {s for s in images if not s.endswith(".tracks")}
     assert images == {r["chip_serial"] for r in made_a + made_b}
+    # images, printed faces and stripes hold personal data: private files, no partial ones
+    assert {p.suffix: p.stat().st_mode & 0o777 for p in output.iterdir()} == {
+        ".json": 0o600,
+        ".png": 0o600,
+    }
+    assert not [p for p in output.iterdir() if p.name.startswith(".")]
 
 
 # -- items 3 and 4: the results file ----------------------------------------------------------

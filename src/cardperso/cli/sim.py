@@ -213,10 +213,11 @@ def sim_group() -> None:
 @sim_group.command("cards")
 @click.option(
     "--slots",
-    type=click.IntRange(1, 16),
+    type=click.IntRange(1, MAX_SERVED),
     default=2,
     show_default=True,
-    help="Number of reader slots (one card each).",
+    help=f"Number of reader slots (one card each; at most {MAX_SERVED}, what PC/SC clients "
+    "can list).",
 )
 @click.option(
     "--port",

@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import shutil
 import threading
 from dataclasses import dataclass, field
@@ -37,6 +36,7 @@ from cardperso.devices.printer_sim import FAULTS as PRINTER_FAULTS
 from cardperso.devices.printer_sim import PrinterCore, PrintJob, PtyPrinter
 from cardperso.errors import DataError, TransportError
 from cardperso.line.linefile import LineOptions, LineSpec, StationSpec, dump_line
+from cardperso.outputs import atomic_write_bytes, atomic_write_text
 
 log = logging.getLogger("cardperso.sim")
 
@@ -162,14 +162,14 @@ class SimStation:
         target = target_dir / f"{serial}.json"
         shutil.move(str(card.path), target)
         if destination == "output":
+            # the printed face and the stripe hold personal data: private, and whole or absent
             panels = {name: data for (side, name), data in job.panels.items() if side == "front"}
             if panels:
-                (target_dir / f"{serial}.png").write_bytes(
-                    cardface.to_png(cardface.compose(panels))
+                atomic_write_bytes(
+                    target_dir / f"{serial}.png", cardface.to_png(cardface.compose(panels))
                 )
             tracks = {str(k): v for k, v in job.written_tracks.items()}
-            (target_dir / f"{serial}.tracks.json").write_text(json.dumps(tracks))
-            os.chmod(target_dir / f"{serial}.tracks.json", 0o600)
+            atomic_write_text(target_dir / f"{serial}.tracks.json", json.dumps(tracks))
 
     def clear_faults(self) -> None:
         self.core.clear()
@@ -236,7 +236,7 @@ class SimLine:
             raise DataError(
                 f"faults name unknown stations: {', '.join(sorted(unknown))}", field="faults"
             )
-        (self.state_dir / "line.yaml").write_text(dump_line(self.spec))
+        atomic_write_text(self.state_dir / "line.yaml", dump_line(self.spec), mode=0o644)
         return self
 
     @property
