@@ -239,8 +239,11 @@ def test_a_bad_rejects_file_is_refused_with_one_line(
         read_prep_rejects(path)
 
 
-def test_batches_exported_before_the_line_records_get_them_at_upgrade(tmp_path: Path) -> None:
-    url = str(tmp_path / "r.db")
+def test_batches_exported_before_the_line_records_get_them_at_upgrade(
+    db_url: str,  # noqa: F811 - the fixture
+    tmp_path: Path,
+) -> None:
+    url = db_url
     _registered(url, tmp_path, 3)
     _export(url, tmp_path / "B1.csv", "B1")
     with connect(url) as db:
