@@ -124,7 +124,7 @@ def _unique_pairs(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for name, value in pairs:
         if name in out:
-            what = "key" if isinstance(value, dict) and name != "keys" else "field"
+            what = "key" if isinstance(value, dict) and "algorithm" in value else "field"
             raise _DuplicateName(name, what)
         out[name] = value
     return out
