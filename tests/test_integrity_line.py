@@ -411,6 +411,28 @@ def test_blanks_are_never_opened_with_the_issuer_kmc(pcsc_lab, tmp_path: Path) -
         _assert_no_card_touched(line)
 
 
+def test_a_profile_that_opens_blanks_with_the_kmc_is_refused(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    changed = tmp_path / "profiles"
+    changed.mkdir()
+    text = (ROOT / "profiles" / "ssc3-pboc.yaml").read_text(encoding="utf-8")
+    text = text.replace("transport_kmc: gp-transport", "transport_kmc: gp-kmc")
+    (changed / "ssc3-pboc.yaml").write_text(text, "utf-8")
+    monkeypatch.setenv("CARDPERSO_PROFILES", str(changed))
+    perso = _prepare(tmp_path / "b", 1, "TK2", count=1)  # prepared with that profile
+    line = LineSpec((StationSpec("st1", "/dev/null", "none"),), LineOptions())
+    with (
+        Database(tmp_path / "j.db") as db,
+        pytest.raises(
+            UsageError,
+            match="pre-flight: the blank cards' transport key and the issuer KMC are one key "
+            r"\('gp-kmc'\)",
+        ),
+    ):
+        LineRun(perso, line, SoftwareKeyStore.load(SAMPLE_KEYS), db)
+
+
 @pytest.mark.pcsc
 def test_sim_cards_makes_blanks_with_the_stores_transport_key(  # type: ignore[no-untyped-def]
     pcsc_slot, tmp_path: Path

@@ -66,6 +66,12 @@ def _trial(keys: KeyStore, name: str, plan: ChipPlan) -> None:
 def check_keys(keys: KeyStore, plan: ChipPlan, extra: Iterable[tuple[str, str]] = ()) -> None:
     """Refuse to start when a key of ``plan`` (or of ``extra``: (name, role)) is missing,
     of the wrong algorithm or unusable (see the module docstring)."""
+    if plan.put_key and plan.transport_kmc == plan.kmc:
+        raise UsageError(
+            f"pre-flight: the blank cards' transport key and the issuer KMC are one key "
+            f"({plan.kmc!r}): the card vendor's transport key is a key of its own (profile "
+            "gp.transport_kmc, e.g. gp-transport)"
+        )
     present = set(keys.names())
     wanted = [*needed_keys(plan), *((n, role, "") for n, role in extra)]
     for name, role, algorithm in wanted:
