@@ -165,3 +165,21 @@ def test_sqlite_urls_still_work(workdir: Path) -> None:
         assert con.execute("SELECT MAX(version) FROM schema_migrations").fetchone()[0] >= 2
     out = run_cli("db", "version", "--db", "sqlite:b.db", code=2)
     assert "write sqlite:///PATH or a plain file path" in out
+
+
+@pytest.mark.parametrize(
+    "url, message",
+    [
+        ("afile/x.db", "error: database afile/x.db: Not a directory"),
+        ("postgresql://perso:secret@[bad", "error: cannot connect to PostgreSQL: "),
+        ("postgresql://perso:secret@127.0.0.1:5432/test?bogus=1",
+         'error: cannot connect to PostgreSQL: invalid URI query parameter: "bogus"'),
+    ],
+)  # fmt: skip
+def test_bad_database_locations_are_one_line_without_the_password(
+    workdir: Path, url: str, message: str
+) -> None:
+    (workdir / "afile").write_text("x")
+    out = run_cli("db", "upgrade", "--db", url, code=2)
+    assert out.startswith(message) and len(out.strip().splitlines()) == 1, out
+    assert "secret" not in out

@@ -75,6 +75,8 @@ def _safe(url: str) -> str:
 
 def _check_sqlite_file(path: Path, *, create: bool) -> bool:
     """Refuse what SQLite must not open; whether the file has to be created."""
+    if "\x00" in str(path):
+        raise UsageError("--db holds a NUL character")
     try:
         st = path.stat()
     except FileNotFoundError:
@@ -101,8 +103,8 @@ def _check_sqlite_file(path: Path, *, create: bool) -> bool:
 def _create_private(path: Path) -> None:
     """Create an empty database file with mode 0600 whatever the umask (SQLite copies the
     database file's mode onto its -wal and -shm files)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
     try:
+        path.parent.mkdir(parents=True, exist_ok=True)
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, DB_FILE_MODE)
     except FileExistsError:  # another process made it first: use theirs
         return
@@ -128,9 +130,9 @@ class Database:
             self.dialect = "postgres"
             try:
                 self._pg = psycopg.connect(self.url, autocommit=True)
-            except psycopg.OperationalError as exc:
+            except psycopg.Error as exc:
                 raise UsageError(
-                    f"cannot connect to PostgreSQL: {str(exc).splitlines()[0]}"
+                    f"cannot connect to PostgreSQL: {_safe(str(exc).splitlines()[0])}"
                 ) from None
         else:
             self.dialect = "sqlite"
