@@ -584,3 +584,34 @@ def test_a_key_store_fault_mid_run_stops_the_line_and_keeps_the_attempts(  # typ
     assert len(list((tmp_path / "line" / "rejects").glob("*.json"))) == 1
     rows = _rows(tmp_path / "r.csv")
     assert [(r["outcome"], r["attempts"]) for r in rows] == [("queued", "0")] * 3
+
+
+def test_sim_serve_survives_hostile_files_under_a_memory_limit(tmp_path: Path) -> None:
+    """A cards directory with a FIFO, a link to /dev/zero, a 1 GiB file that starts like JSON
+    and JSON nested a million deep: each is skipped as not a card (no hang, no traceback, no
+    memory blow-up: the process runs with 1 GiB of address space)."""
+    import subprocess
+    import sys
+
+    serials = _output_like(tmp_path / "output", 1)
+    out = tmp_path / "output"
+    os.mkfifo(out / "a-fifo.json")
+    (out / "zero.json").symlink_to("/dev/zero")
+    with (out / "huge.json").open("wb") as fh:  # sparse: no disk used
+        fh.write(b"{")
+        fh.truncate(1 << 30)
+    (out / "deep.json").write_text("[" * 1_000_000)
+    (out / "deep2.json").write_text('{"format": "cardperso-vcard/1", "card": ' + "[" * 100_000)
+    script = f"""
+import resource
+resource.setrlimit(resource.RLIMIT_AS, (1 << 30, 1 << 30))
+from pathlib import Path
+from cardperso.cli.sim import select_images
+paths, total, others = select_images(Path({str(out)!r}), ())
+print([p.name for p in paths], total, others)
+"""
+    done = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=120
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split("\n")[0] == f"['{serials[0]}.json'] 1 8"
