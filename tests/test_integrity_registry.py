@@ -512,3 +512,12 @@ def test_a_prep_rejected_temporary_card_goes_back_to_account_failed_and_any_can_
     assert (states[first], states[second], states[rows[2]["card_no"]]) == (
         "account_failed", "cancelled", "personalized",
     )  # fmt: skip
+
+
+def test_a_negative_limit_is_refused_not_taken_as_all_but_the_last(tmp_path: Path) -> None:
+    url = str(tmp_path / "r.db")
+    _registered(url, tmp_path, 2)
+    out = run_cli("registry", "export-batch", "--db", url, "--out", str(tmp_path / "b.csv"),
+                  "--limit", "-1", code=2)  # fmt: skip
+    assert "Invalid value for '--limit': -1 is not in the range x>=1" in out
+    assert set(_states(url).values()) == {"registered"}

@@ -139,7 +139,7 @@ def compare_cmd(db_url: str, actor: str | None, population: str, bank: str | Non
 @registry_group.command("register")
 @DB_OPTION
 @BY_OPTION
-@click.option("--limit", type=int, default=None)
+@click.option("--limit", type=click.IntRange(min=1), default=None)
 def register_cmd(db_url: str, actor: str | None, limit: int | None) -> None:
     """Register compared applications: allocate card numbers, cancel active duplicates."""
     with _registry(db_url) as db:
@@ -172,7 +172,7 @@ def region_cmd(region: str, prefix: str, db_url: str) -> None:
 @click.option("--issue-date", default=None, help="Issue date (default today).")
 @click.option("--validity-years", type=int, default=10, show_default=True)
 @click.option("--temporary", is_flag=True, help="Export account-failed applications instead.")
-@click.option("--limit", type=int, default=None)
+@click.option("--limit", type=click.IntRange(min=1), default=None)
 def export_cmd(
     db_url: str,
     actor: str | None,
