@@ -615,3 +615,59 @@ print([p.name for p in paths], total, others)
     )
     assert done.returncode == 0, done.stderr
     assert done.stdout.split("\n")[0] == f"['{serials[0]}.json'] 1 8"
+
+
+_STATION = "stations:\n  - {name: st1, printer: /dev/null, reader: r}\n"
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        ("zero", "is not a regular file"),
+        ("fifo", "is not a regular file"),
+        (b"#" * (2 << 20), "is larger than 1 MiB: not a line file"),
+        (b"[" * 200_000, "nested too deep for a line file"),
+        (b"stations: \xff\xfe", "is not UTF-8 (byte 10)"),
+        ("stations:\n" + "  - {name: s, printer: p, reader: r}\n" * 65, "65 stations; a line"),
+        (_STATION + "options: {max_attempts: " + "9" * 5000 + "}\n", "a value no line file"),
+        (_STATION + "options: {max_attempts: 0}\n", "max_attempts must be between 1 and 100"),
+        (_STATION + "options: {card_timeout: .inf}\n", "card_timeout must be between 0.1 and"),
+        (_STATION + "options: {pause_retry: .nan}\n", "pause_retry must be between 0.01 and"),
+        (_STATION + "options: {output_check: {a: 1}}\n", "option output_check must be a str"),
+    ],
+)
+def test_hostile_line_files_get_one_line_under_a_memory_limit(
+    tmp_path: Path, content: str | bytes, message: str
+) -> None:
+    """`cardperso run --line FILE` with a hostile line file: exit 1 and one line naming the
+    file and the reason, no traceback, with 1 GiB of address space (before: /dev/zero was read
+    whole, deep YAML and bad UTF-8 gave tracebacks, max_attempts 0 gave every record up)."""
+    import subprocess
+    import sys
+
+    line = tmp_path / "line.yaml"
+    if content == "zero":
+        line.symlink_to("/dev/zero")
+    elif content == "fifo":
+        os.mkfifo(line)
+    else:
+        line.write_bytes(content if isinstance(content, bytes) else content.encode())
+    perso = tmp_path / "b.perso"
+    perso.write_bytes(b"CPPF")
+    script = (
+        "import resource, sys\n"
+        "resource.setrlimit(resource.RLIMIT_AS, (1 << 30, 1 << 30))\n"
+        "from cardperso.cli.main import main\n"
+        "sys.argv = ['cardperso', 'run', sys.argv[1], '--line', sys.argv[2], '--keys', "
+        "sys.argv[3], '--db', sys.argv[4]]\n"
+        "main()\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script, str(perso), str(line), str(SAMPLE_KEYS),
+         str(tmp_path / "j.db")],
+        capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    output = done.stdout + done.stderr
+    assert done.returncode == 1, output
+    assert "Traceback" not in output
+    assert message in output and output.count("\n") == 1

@@ -62,6 +62,19 @@ _OPTION_TYPES: dict[str, type] = {
 }
 
 
+#: Limits for a line file (a few lines per station): its size, its stations.
+MAX_LINE_FILE = 1 << 20
+MAX_STATIONS = 64
+
+#: (smallest, largest) accepted value of the numeric options.
+_OPTION_RANGES: dict[str, tuple[float, float]] = {
+    "card_timeout": (0.1, 3600.0),
+    "max_attempts": (1, 100),
+    "stop_after_auth_failures": (1, 1000),
+    "pause_retry": (0.01, 3600.0),
+}
+
+
 def parse_line(text: str, source: str = "<line>") -> LineSpec:
     try:
         data: Any = yaml.safe_load(text)
@@ -69,6 +82,10 @@ def parse_line(text: str, source: str = "<line>") -> LineSpec:
         raise DataError(
             f"{source}: not valid YAML ({exc.__class__.__name__})", field="line"
         ) from None
+    except RecursionError:
+        raise DataError(f"{source}: nested too deep for a line file", field="line") from None
+    except ValueError:  # e.g. an integer of thousands of digits
+        raise DataError(f"{source}: a value no line file holds", field="line") from None
     if (
         not isinstance(data, dict)
         or not isinstance(data.get("stations"), list)
@@ -76,6 +93,11 @@ def parse_line(text: str, source: str = "<line>") -> LineSpec:
     ):
         raise DataError(
             f"{source}: a line file needs a non-empty 'stations' list", field="stations"
+        )
+    if len(data["stations"]) > MAX_STATIONS:
+        raise DataError(
+            f"{source}: {len(data['stations'])} stations; a line has at most {MAX_STATIONS}",
+            field="stations",
         )
     stations = []
     for n, st in enumerate(data["stations"], 1):
@@ -98,21 +120,47 @@ def parse_line(text: str, source: str = "<line>") -> LineSpec:
             raise DataError(f"{source}: unknown option {key!r}", field=f"options.{key}")
         if kind is bool and not isinstance(value, bool):
             raise DataError(f"{source}: option {key} must be true or false", field=f"options.{key}")
+        if kind is not bool and (
+            isinstance(value, bool) or not isinstance(value, (int, float, str))
+        ):
+            raise DataError(
+                f"{source}: option {key} must be a {kind.__name__}", field=f"options.{key}"
+            )
         try:
             opts[key] = kind(value)
-        except (TypeError, ValueError):
+        except (TypeError, ValueError, OverflowError):
             raise DataError(
                 f"{source}: option {key} must be a {kind.__name__}", field=f"options.{key}"
             ) from None
+        low, high = _OPTION_RANGES.get(key, (0, 0))
+        if key in _OPTION_RANGES and not low <= opts[key] <= high:  # NaN fails too
+            raise DataError(
+                f"{source}: option {key} must be between {low:g} and {high:g}",
+                field=f"options.{key}",
+            )
     return LineSpec(tuple(stations), LineOptions(**opts), source)
 
 
 def load_line(path: str | Path) -> LineSpec:
+    """Read and check a line file: a regular UTF-8 file of at most :data:`MAX_LINE_FILE`
+    bytes (a FIFO, a device or a huge file is refused before it is read)."""
     p = Path(path)
     try:
-        text = p.read_text(encoding="utf-8")
+        if not p.is_file():
+            raise DataError(f"line file {p} is not a regular file", field="line")
+        with p.open("rb") as fh:
+            raw = fh.read(MAX_LINE_FILE + 1)
     except OSError as exc:
         raise DataError(f"cannot read line file {p}: {exc.strerror}", field="line") from None
+    if len(raw) > MAX_LINE_FILE:
+        raise DataError(
+            f"line file {p} is larger than {MAX_LINE_FILE >> 20} MiB: not a line file",
+            field="line",
+        )
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise DataError(f"line file {p} is not UTF-8 (byte {exc.start})", field="line") from None
     return parse_line(text, str(p))
 
 
