@@ -184,6 +184,30 @@ def test_results_file_is_written_atomically(tmp_path: Path) -> None:
     assert [p.name for p in out.parent.iterdir()] == ["results.csv"]
 
 
+@pytest.mark.parametrize("which", ["PERSO_FILE", "--bank-delivery"])
+@pytest.mark.parametrize("kind", ["fifo", "zero"])
+def test_run_refuses_inputs_that_are_not_regular_files(
+    tmp_path: Path, which: str, kind: str
+) -> None:
+    """A FIFO as the perso file hung `run`; /dev/zero as the delivery was read without end."""
+    special = tmp_path / "special"
+    if kind == "fifo":
+        os.mkfifo(special)
+    else:
+        special.symlink_to("/dev/zero")
+    regular = tmp_path / "regular"
+    regular.write_bytes(b"{}")
+    line = tmp_path / "line.yaml"
+    line.write_text("stations: []\n")
+    perso, delivery = (special, regular) if which == "PERSO_FILE" else (regular, special)
+    code, output = _invoke(
+        "run", perso, "--line", line, "--keys", SAMPLE_KEYS, "--db", tmp_path / "j.db",
+        "--bank-delivery", delivery,
+    )  # fmt: skip
+    assert code == 2, output
+    assert f"{which} {special} is not a regular file" in output
+
+
 @pytest.mark.parametrize("which", ["PERSO_FILE", "--keys", "--line", "--db"])
 def test_run_refuses_a_results_file_that_is_an_input(tmp_path: Path, which: str) -> None:
     perso = tmp_path / "b.perso"

@@ -32,6 +32,9 @@ from cardperso.outputs import check_paths
 from cardperso.storage.db import Database, connect
 
 DEFAULT_DB = "cardperso-journal.db"
+#: The largest bank transport-key delivery file `run --bank-delivery` reads (it is a few
+#: hundred bytes of JSON).
+MAX_DELIVERY = 1 << 20
 #: The first vpcd port of the demo's `sim serve` hint (clear of Debian's entry, the test lab
 #: and `sim line`).
 SERVE_PORT = 36400
@@ -251,7 +254,14 @@ def _check_run_paths(
     db_url: str,
     bank_delivery: Path | None,
 ) -> None:
-    """Refuse a results file that is one of the run's inputs (it would be overwritten)."""
+    """Refuse input files that are not regular files (a FIFO would hang the run, a device be
+    read without end) and a results file that is one of the run's inputs (it would be
+    overwritten)."""
+    for role, path in (("PERSO_FILE", perso), ("--bank-delivery", bank_delivery)):
+        if path is not None and not path.is_file():
+            raise UsageError(f"{role} {path} is not a regular file")
+    if bank_delivery is not None and bank_delivery.stat().st_size > MAX_DELIVERY:
+        raise UsageError(f"--bank-delivery {bank_delivery} is too large for a delivery file")
     keys = keys_spec.split(":", 1)[1] if keys_spec.startswith("pkcs11:") else keys_spec
     db: str | None = db_url
     if "://" in db_url:  # sqlite:///PATH is a file; postgresql://… is not
