@@ -304,7 +304,9 @@ def _cli(args: list[str], input: str | None = None) -> Any:
     return CliRunner().invoke(cli, args, input=input)
 
 
-def _ceremony(store: Path, name: str, components: list[bytes], *extra: str, kcv: str = "") -> Any:
+def _ceremony(
+    store: Path | str, name: str, components: list[bytes], *extra: str, kcv: str = ""
+) -> Any:
     answers = [h for c in components for h in (c.hex(), _kcv(c))]
     answers.append(
         kcv
@@ -834,3 +836,35 @@ def test_a_delivery_that_is_a_device_is_refused_in_one_line(tmp_path: Path) -> N
         "error: delivery /dev/zero: cannot read (not a regular file)"
     ]
     assert not (tmp_path / "out.csv").exists() and not (tmp_path / "rejects.csv").exists()
+
+
+@pytest.mark.hsm
+def test_the_vendor_transport_key_ceremony_into_a_token(softhsm: Any, tmp_path: Path) -> None:
+    """The same ceremony into the HSM: the token recomputes the check value; equal components
+    are refused before anything reaches the token."""
+    from cardperso.keystore.pkcs11 import Pkcs11KeyStore
+
+    prefix = f"ceremony{os.getpid()}/"
+    config = tmp_path / "hsm.json"
+    config.write_text(json.dumps({"module": softhsm.module, "token": softhsm.token_label,
+                                  "pin": softhsm.pin_source, "label_prefix": prefix}))  # fmt: skip
+    store = f"pkcs11:{config}"
+    c1 = bytes.fromhex("0F1E2D3C4B5A69788796A5B4C3D2E1F0")
+    same = _cli(
+        ["keys", "import-components", "--store", store, "--name", "gp-transport",
+         "--algorithm", "3DES"],
+        input="\n".join([c1.hex(), _kcv(c1), c1.hex(), _kcv(c1)]) + "\n",
+    )  # fmt: skip
+    assert same.exit_code == 1 and "components 1 and 2 are equal" in same.output
+    ok = _ceremony(store, "gp-transport", [c1, cp.xor(GP_TEST_KEY, c1)], kcv="8BAF47")
+    assert ok.exit_code == 0, ok.output
+    assert "imported gp-transport (3DES, kcv 8BAF47) into pkcs11:" in ok.output
+    token = Pkcs11KeyStore(
+        softhsm.module, softhsm.token_label, softhsm.pin_source, label_prefix=prefix
+    )
+    try:
+        assert token.names() == ["gp-transport"]
+        assert token.kcv("gp-transport") == bytes.fromhex("8BAF47")
+        token.delete_key("gp-transport")
+    finally:
+        token.close()
