@@ -4,7 +4,13 @@
   keys, weak or semi-weak parts, K1 = K2, K2 = K3;
 * a key store refuses such keys, all-zero keys and names that appear twice in its JSON, naming
   the key and never its value;
-* production refuses a key-store file that group or others may read.
+* production refuses a key-store file that group or others may read;
+* the key ceremony refuses equal or all-zero components and an unsound result, naming component
+  numbers; the vendor's transport key (``gp-transport``) comes by ceremony, never by generation;
+* hostile key-store, component and PKCS#11 configuration files end in one line (under a memory
+  limit where they could exhaust it).
+
+The bank stage's files are in ``test_bank_integrity.py``.
 """
 
 from __future__ import annotations
