@@ -166,6 +166,27 @@ def _whole_lines(fh: IO[bytes], block: int) -> Iterator[tuple[bytes, list[tuple[
             yield b"\n", [(0, size)]
 
 
+def _last_line(data: bytes) -> bytes:
+    return data[:-1].rsplit(b"\n", 1)[-1] if data.endswith(b"\n") else data.rsplit(b"\n", 1)[-1]
+
+
+def _one_line_records(data: bytes) -> bool:
+    """True when no record of *data* runs over a line end: a quick check by :mod:`csv` (in C;
+    quoted fields are common), False when in doubt (then :func:`ends_quoted` decides line by
+    line). A row that :mod:`csv` reads from one line closes on it, except the last one (which
+    may end inside a quoted field at the end of the input)."""
+    reader = csv.reader(io.StringIO(data.decode("utf-8", "surrogateescape")))
+    before = 0
+    try:
+        for _row in reader:
+            if reader.line_num != before + 1:
+                return False
+            before += 1
+    except csv.Error:
+        return False
+    return not ends_quoted(_last_line(data))
+
+
 def _span_reason(first: int, last: int, why: str) -> str:
     if first == last:
         return why
@@ -191,7 +212,7 @@ class _Segmenter:
             first -= self.carry_lines
             longs = {i + self.carry_lines for i in longs}
             self.carry, self.carry_lines = b"", 0
-        if b'"' not in data:
+        if b'"' not in data or _one_line_records(data):
             return data, first
         lines = data.split(b"\n")
         lines.pop()  # the data ends with LF
@@ -275,9 +296,10 @@ class InputFile:
 
 def _looks_like_a_name(cell: str) -> bool:
     """A header cell or JSON key that may be quoted in a message: a lower-case identifier or a
-    data-dictionary code. Anything else may be personal data (a header row that is really a
-    record, a JSON key that is a value) and is described, never shown."""
-    return _NAME_LIKE.fullmatch(cell) is not None
+    data-dictionary code, with at most 3 digits. Anything else may be personal data (a header
+    row that is really a record, a header run into the first record, a JSON key that is a
+    value) and is described, never shown."""
+    return _NAME_LIKE.fullmatch(cell) is not None and sum(map(str.isdigit, cell)) <= 3
 
 
 def _describe(cell: str) -> str:
@@ -446,12 +468,14 @@ def _json_record(text: str) -> dict[str, Any]:
 
 
 def _fast_csv(chunk: Chunk) -> list[tuple[int, dict[str, Any] | Reject]] | None:
-    """The common case in one pass of :mod:`csv` over the whole piece: valid UTF-8, no double
-    quotes, NULs or bare CRs, no records judged by the reader (one line = one record). None
-    when the piece needs the record-by-record path (which gives the same results, more
-    slowly)."""
+    """The common case in one pass of :mod:`csv` over the whole piece: valid UTF-8, no NULs or
+    bare CRs, no records judged by the reader, every record on one line. None when the piece
+    needs the record-by-record path (which gives the same results, more slowly)."""
     data = chunk.data
-    if chunk.notes or b'"' in data or b"\x00" in data:
+    if chunk.notes or b"\x00" in data:
+        return None
+    quoted = b'"' in data
+    if quoted and ends_quoted(_last_line(data)):
         return None
     if b"\r" in data and data.count(b"\r") != data.count(b"\r\n"):
         return None
@@ -471,10 +495,11 @@ def _fast_csv(chunk: Chunk) -> list[tuple[int, dict[str, Any] | Reject]] | None:
             if after - before != 1:
                 return None
             before = after
-            if len(row) == ncol:
+            if not row or (len(row) == 1 and not row[0].strip(" \t")):
+                if quoted:
+                    return None  # blank, or a record of one empty quoted field ("")?
+            elif len(row) == ncol:
                 out.append((line, dict(zip(columns, row))))
-            elif not row or (len(row) == 1 and not row[0].strip(" \t")):
-                pass
             else:
                 out.append((line, Reject(ROW, f"has {len(row)} fields, the header has {ncol}")))
             line += 1
