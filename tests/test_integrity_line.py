@@ -162,6 +162,25 @@ def test_two_files_of_one_batch_id_are_two_runs(pcsc_lab, db_url: str, tmp_path:
     assert not [p for p in output.iterdir() if p.name.startswith(".")]
 
 
+@pytest.mark.parametrize("journal", ["empty", "other run"])
+def test_resume_station_of_a_run_the_journal_does_not_hold_is_refused(
+    tmp_path: Path, journal: str
+) -> None:
+    """A mistyped run id was 'resume requested' and woke nothing."""
+    from cardperso.line.journal import JobSeed
+
+    db = tmp_path / "j.db"
+    with Database(db) as database:  # a journal without any run, or with another run
+        if journal == "other run":
+            Journal(database, "B-1a2b3c4d").create([JobSeed(1, "A1")], source="f", digest="d")
+    code, output = _invoke("line", "resume-station", "st1", "--run", "B-1a2b3c4e", "--db", db)
+    assert code == 2, output
+    assert "no run 'B-1a2b3c4e' in this journal" in output
+    if journal == "other run":
+        code, output = _invoke("line", "resume-station", "st1", "--run", "B-1a2b3c4d", "--db", db)
+        assert code == 0 and "station st1 of run B-1a2b3c4d: resume requested" in output
+
+
 # -- items 3 and 4: the results file ----------------------------------------------------------
 
 

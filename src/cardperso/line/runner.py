@@ -536,8 +536,26 @@ def ensure_control_table(db: Database) -> None:
     )
 
 
+def _run_exists(db: Database, run_id: str) -> bool:
+    if db.dialect == "postgres":
+        table = db.execute("SELECT to_regclass('line_runs') IS NOT NULL")
+    else:
+        table = db.execute(
+            "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'line_runs'"
+        )
+    if not table or not table[0][0]:
+        return False
+    return bool(db.execute("SELECT 1 FROM line_runs WHERE run_id = ?", (run_id,)))
+
+
 def request_resume(db: Database, run_id: str, station: str) -> None:
-    """What ``cardperso line resume-station`` does: tell a paused station to retry now."""
+    """What ``cardperso line resume-station`` does: tell a paused station to retry now.
+    Refused for a run the journal does not hold (a mistyped run id would wait for nothing)."""
+    if not _run_exists(db, run_id):
+        raise UsageError(
+            f"no run {run_id!r} in this journal: give the run id `cardperso run` printed, "
+            "and the --db it ran with"
+        )
     ensure_control_table(db)
     db.execute(
         "INSERT INTO line_control (run_id, station, command, done, at) VALUES (?, ?, 'resume', 0, ?)",
