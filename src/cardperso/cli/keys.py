@@ -210,9 +210,10 @@ def _ceremony_note() -> None:
 @click.argument("store_spec", metavar="STORE")
 def check_cmd(store_spec: str) -> None:
     """Verify every key's check value (exit 1 naming the first key that does not match)."""
-    store = open_store(store_spec)
-    infos = [store.info(n) for n in store.names()]
-    click.echo(f"ok: {len(infos)} keys verified in {store.location}")
+    with open_store(store_spec) as store:
+        infos = [store.info(n) for n in store.names()]
+        location = store.location
+    click.echo(f"ok: {len(infos)} keys verified in {location}")
     samples = [i.name for i in infos if i.is_sample]
     if samples:
         click.echo(
@@ -226,7 +227,8 @@ def check_cmd(store_spec: str) -> None:
 @click.argument("store_spec", metavar="STORE")
 def list_cmd(store_spec: str) -> None:
     """Names, algorithms, check values, test/sample markers and where each key lives."""
-    _print_table(open_store(store_spec), location=True)
+    with open_store(store_spec) as store:
+        _print_table(store, location=True)
 
 
 #: A component file holds one component in hex (at most 32 bytes, with spaces and line breaks):
@@ -368,41 +370,46 @@ def import_components_cmd(
         raise UsageError(f"--name {name} is a {known[0]} key ({known[2]}), not {algorithm}")
     store = _open_for_import(store_spec, create)
 
-    components: list[bytes] = []
-    for i in range(n):
-        what = f"component {i + 1}"
-        if files:
-            text = _read_component_file(files[i], what)
-        else:
-            text = click.prompt(f"{what} of {name!r} (hex, not shown)", hide_input=True)
-        value = _parse_component(text, what)
-        _check_component(algorithm, value, components, i + 1)
-        if i < len(component_kcvs):
-            expected = _parse_kcv(component_kcvs[i], f"{what} check value")
-        else:
-            expected = _parse_kcv(click.prompt(f"{what} check value"), f"{what} check value")
-        _check_kcv(algorithm, value, expected, what)
-        click.echo(f"{what}: check value {expected.hex().upper()} ok")
-        components.append(value)
+    with store:  # a token session is closed (logged out) whatever happens
+        components: list[bytes] = []
+        for i in range(n):
+            what = f"component {i + 1}"
+            if files:
+                text = _read_component_file(files[i], what)
+            else:
+                text = click.prompt(f"{what} of {name!r} (hex, not shown)", hide_input=True)
+            value = _parse_component(text, what)
+            _check_component(algorithm, value, components, i + 1)
+            if i < len(component_kcvs):
+                expected = _parse_kcv(component_kcvs[i], f"{what} check value")
+            else:
+                expected = _parse_kcv(click.prompt(f"{what} check value"), f"{what} check value")
+            _check_kcv(algorithm, value, expected, what)
+            click.echo(f"{what}: check value {expected.hex().upper()} ok")
+            components.append(value)
 
-    combined = components[0]
-    for c in components[1:]:
-        combined = cp.xor(combined, c)
-    problem = key_problem(algorithm, combined)
-    if problem is not None:
-        raise KeyStoreError(f"combined key {name!r} is refused: {problem}")
-    try:
-        key = SecretKey(algorithm, combined, name)
-    except UsageError as exc:
-        raise DataError(str(exc), field="combined key") from None
-    expected = _parse_kcv(
-        kcv_text if kcv_text is not None else click.prompt("combined key check value"),
-        "combined key check value",
-    )
-    _check_kcv(algorithm, combined, expected, f"combined key {name!r}")
-    info = store.import_key(key, replace=replace)
-    log.info("imported key %r (%s, kcv %s) into %s", name, algorithm, info.kcv.hex(), info.location)
-    click.echo(f"imported {name} ({algorithm}, kcv {info.kcv.hex().upper()}) into {info.location}")
+        combined = components[0]
+        for c in components[1:]:
+            combined = cp.xor(combined, c)
+        problem = key_problem(algorithm, combined)
+        if problem is not None:
+            raise KeyStoreError(f"combined key {name!r} is refused: {problem}")
+        try:
+            key = SecretKey(algorithm, combined, name)
+        except UsageError as exc:
+            raise DataError(str(exc), field="combined key") from None
+        expected = _parse_kcv(
+            kcv_text if kcv_text is not None else click.prompt("combined key check value"),
+            "combined key check value",
+        )
+        _check_kcv(algorithm, combined, expected, f"combined key {name!r}")
+        info = store.import_key(key, replace=replace)
+        log.info(
+            "imported key %r (%s, kcv %s) into %s", name, algorithm, info.kcv.hex(), info.location
+        )
+        click.echo(
+            f"imported {name} ({algorithm}, kcv {info.kcv.hex().upper()}) into {info.location}"
+        )
 
 
 def _open_for_import(spec: str, create: bool) -> KeyStore:
