@@ -181,6 +181,42 @@ def test_resume_station_of_a_run_the_journal_does_not_hold_is_refused(
         assert code == 0 and "station st1 of run B-1a2b3c4d: resume requested" in output
 
 
+def test_the_same_batch_prepared_again_is_not_made_twice(db_url: str, tmp_path: Path) -> None:  # noqa: F811
+    """The same input and profile prepared again (another creation time: another file) while
+    the journal holds the first file's run: a new run or a join is refused (its records would
+    be made twice), and so is --resume with the new file; another batch id is a new run."""
+    batch = f"again{uuid.uuid4().hex[:6]}"
+    first = _prepare(tmp_path / "a", 7, batch)
+    (tmp_path / "b").mkdir()
+    (tmp_path / "b" / "batch.csv").write_bytes((tmp_path / "a" / "batch.csv").read_bytes())
+    store = SoftwareKeyStore.load(SAMPLE_KEYS)
+
+    def prep(batch_id: str, created: int) -> Path:
+        out = tmp_path / "b" / f"{batch_id}-{created}.perso"
+        prepare(
+            tmp_path / "b" / "batch.csv", load_profile("ssc3-pboc"), store,
+            functools.partial(SoftwareKeyStore.load, SAMPLE_KEYS), out, tmp_path / "b" / "r.csv",
+            PrepOptions(batch_id=batch_id, created=created),
+        )  # fmt: skip
+        return out
+
+    again = prep(batch, 1_800_000_000)
+    assert _short(again) != _short(first)
+    line = LineSpec((StationSpec("st1", "/dev/null", "none"),), LineOptions())
+    with Database(db_url) as db:
+        LineRun(first, line, store, db)._open_run()  # the first file's run, interrupted
+        for options in ({}, {"join": True}):
+            with pytest.raises(
+                UsageError,
+                match=rf"this file \(batch '{batch}', file {_short(again)}\) holds the same "
+                rf"records as file {_short(first)}, run {batch}-{_short(first)} .* made twice",
+            ):
+                LineRun(again, line, store, db, **options)  # type: ignore[arg-type]
+        with pytest.raises(UsageError, match=rf"--resume: this file .*\(file {_short(first)}, run"):
+            LineRun(again, line, store, db, resume=True)
+        LineRun(prep(batch + "x", 1_800_000_000), line, store, db)._open_run()  # on purpose
+
+
 # -- items 3 and 4: the results file ----------------------------------------------------------
 
 

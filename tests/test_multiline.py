@@ -10,6 +10,7 @@ unique in the run); all the lines drop finished cards into one output hopper dir
 from __future__ import annotations
 
 import csv
+import datetime
 import functools
 import os
 import random
@@ -239,7 +240,9 @@ def test_whole_lifecycle_with_a_real_line_on_sqlite(pcsc_lab, tmp_path: Path) ->
     )
     run_cli("registry", "accounts", str(tmp_path / "bank.csv"), *url)
     assert "3 card(s) ready" in run_cli("registry", "notify", *url)
-    run_cli("registry", "issue", numbers[0], "--to", "本人", "--date", "2026-02-01", *url)
+    # issued today: the card was notified today, and a receipt cannot come before it
+    today = datetime.date.today().isoformat()
+    run_cli("registry", "issue", numbers[0], "--to", "本人", "--date", today, *url)
     ret = tmp_path / "return.csv"
     run_cli("registry", "report", "return-file", "--batch", "S1", "--out", str(ret), *url)
     with ret.open(encoding="utf-8") as fh:

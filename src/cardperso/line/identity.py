@@ -10,6 +10,13 @@ the run's digest. The MAC covers the input digest, the profile digest, the creat
 every record, so two files that differ in anything are two runs, and the same file is always
 the same run.
 
+The journal's ``digest`` of a run is ``FILE MAC:RECORDS`` in hex, where ``RECORDS`` is the
+SHA-256 of the input file's digest and the profile digest (both in the header): the same input
+prepared again with the same profile (another creation time: another file, another run) makes
+the same records. Starting such a file while the journal holds a run of the same batch id made
+from the same records is refused, so no record is made twice by accident; an operator who means
+to make them again prepares the batch under another batch id.
+
 :func:`check_continuation` refuses, before a card is touched, to continue (``--resume``) or to
 share (``--join``) a run with a file that is not the one it was made from, naming both files by
 batch id and short digest (never by their content).
@@ -17,6 +24,7 @@ batch id and short digest (never by their content).
 
 from __future__ import annotations
 
+import hashlib
 import os
 from dataclasses import dataclass
 
@@ -35,15 +43,17 @@ class FileIdentity:
 
     batch_id: str
     file_mac: bytes
+    #: SHA-256(input digest ‖ profile digest): the records the file was prepared from.
+    records: bytes = b""
 
     @property
     def digest(self) -> str:
-        """What the journal stores for the run (``line_runs.digest``)."""
-        return self.file_mac.hex()
+        """What the journal stores for the run (``line_runs.digest``): ``MAC:RECORDS``."""
+        return f"{self.file_mac.hex()}:{self.records.hex()}"
 
     @property
     def short(self) -> str:
-        return self.digest[:SHORT]
+        return self.file_mac.hex()[:SHORT]
 
     @property
     def run_id(self) -> str:
@@ -61,7 +71,8 @@ def file_identity(path: str | os.PathLike[str], header: pf.PersoHeader, size: in
         raw = fh.read(pf.TRAILER_SIZE)
     if len(raw) != pf.TRAILER_SIZE or raw[:4] != pf.TRAILER_MAGIC:
         raise DecodeError("the file changed after it was verified (no trailer)", offset=size)
-    return FileIdentity(header.batch_id, raw[8:40])
+    records = hashlib.sha256(header.input_digest + header.profile_digest).digest()
+    return FileIdentity(header.batch_id, raw[8:40], records)
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,8 +81,16 @@ class JournalRun:
     digest: str
     unfinished: int
 
+    @property
+    def file_mac(self) -> str:
+        return self.digest.partition(":")[0]
+
+    @property
+    def records(self) -> str:
+        return self.digest.partition(":")[2]
+
     def describe(self) -> str:
-        return f"file {self.digest[:SHORT]}, run {self.run_id}"
+        return f"file {self.file_mac[:SHORT]}, run {self.run_id}"
 
 
 def runs_of_batch(db: Database, batch_id: str) -> list[JournalRun]:
@@ -96,17 +115,19 @@ def check_continuation(db: Database, ident: FileIdentity, *, resume: bool, join:
       the options when the journal's run was made from another file (same short digest);
     * ``--resume`` of a file that has no run, while the journal holds the batch from another
       file: refused (the operator meant that run, and this is not its file);
+    * a new run (or ``--join``) of a file with the same records (same input and profile) as
+      another file's run of the batch: refused (they would be made twice);
     * ``--join`` while another file of the same batch id is still being made: refused.
     """
     runs = runs_of_batch(db, ident.batch_id)
     mine = next((r for r in runs if r.run_id == ident.run_id), None)
-    others = [r for r in runs if r.digest != ident.digest]
+    others = [r for r in runs if r.file_mac != ident.file_mac.hex()]
     if mine is not None:
-        if mine.digest != ident.digest:
+        if mine.file_mac != ident.file_mac.hex():
             raise UsageError(
                 f"run {mine.run_id} in the journal was made from another file "
-                f"({mine.describe()}; this is {ident.describe()}, {ident.digest[:16]}): "
-                "refusing to mix them"
+                f"({mine.describe()}; this is {ident.describe()}, "
+                f"{ident.file_mac.hex()[:16]}): refusing to mix them"
             )
         if not (resume or join):
             raise UsageError(
@@ -120,6 +141,14 @@ def check_continuation(db: Database, ident: FileIdentity, *, resume: bool, join:
             f"--resume: this file ({ident.describe()}) has no run in the journal; the journal's "
             f"batch {ident.batch_id!r} was made from another file ({theirs}): refusing to "
             "continue it with this file"
+        )
+    same = [r for r in others if r.records == ident.records.hex()]
+    if same:
+        raise UsageError(
+            f"this file ({ident.describe()}) holds the same records as {same[0].describe()} "
+            "(the same input and profile, prepared again): they would be made twice. Resume "
+            "that run with its own file (--resume), or prepare the batch under another "
+            "--batch-id to make them again on purpose"
         )
     busy = [r for r in others if r.unfinished]
     if join and busy:
