@@ -16,13 +16,16 @@ holds over the file's physical lines, whatever the input holds.
   over :data:`MAX_LINE_BYTES` is never held: it is skipped while scanning and becomes a
   one-line reject. For CSV the piece is cut into records by a quote-aware scanner
   (:func:`ends_quoted`, the same rules as :mod:`csv`: a ``"`` opens a quoted field only at the
-  start of a field). A line that ends inside a quoted field starts a *multi-line record*: it
-  runs until the quotes close (at most :data:`MAX_RECORD_LINES` lines / :data:`MAX_RECORD_BYTES`
-  bytes, or an over-long line, or the end of the file) and is always rejected as one record,
-  naming its line range. No field of this data can hold a line break, so a quoted line break
-  is never accepted; following the quotes means the lines inside such a field are never judged
-  as records of their own. These readers' verdicts travel with the chunk (:attr:`Chunk.notes`)
-  and their lines are blanked in its data.
+  start of a field; a quick pass of :mod:`csv` first, in C, when nothing spans lines). A line
+  that ends inside a quoted field is followed to the line that closes the quotes, within
+  :data:`MAX_RECORD_LINES` lines and :data:`MAX_RECORD_BYTES` bytes: those lines are one
+  *multi-line record*, always rejected, naming its line range. No field of this data can hold
+  a line break, so a quoted line break is never accepted; following the quotes means the lines
+  inside such a field are never judged as records of their own. When nothing closes the quotes
+  within that window (or before an over-long line or the end of the file), the opening line
+  alone is rejected and the next line starts a new record: a stray opening quote costs one
+  record. These verdicts travel with the chunk (:attr:`Chunk.notes`) and their lines are
+  blanked in its data.
 * Workers (:func:`parse_chunk`) take every other non-blank line as one record: a NUL byte, a
   bare CR or invalid UTF-8 rejects it; then CSV (:mod:`csv`) or JSON (a flat object: deep
   nesting is rejected, never a RecursionError) gives the record's fields.
@@ -57,8 +60,9 @@ __all__ = [
 #: The longest physical line (bytes, without its line end). A good record is a few hundred
 #: bytes; a longer line is rejected on its own while it is scanned, never held in memory whole.
 MAX_LINE_BYTES = 64 * 1024
-#: How far a record whose quoted field runs over line ends is followed before the reader gives
-#: up on it (it is rejected either way) and starts a new record at the next line.
+#: How far a quoted field that runs over line ends is followed: closed within this window, the
+#: lines are one (rejected) record; else its first line alone is rejected as never closed and
+#: the next line starts a new record.
 MAX_RECORD_LINES = 16
 MAX_RECORD_BYTES = 64 * 1024
 
