@@ -3,7 +3,9 @@
 How this works
 --------------
 :func:`run_line` verifies the personalization file (MACs, KEK check value) before any card is
-touched, creates (or, with ``resume``, reopens) the run in the journal and starts one worker per
+touched, checks everything that is not the card's (:mod:`cardperso.line.preflight`: profile,
+keys, readers, printers), creates (or, with ``resume``, reopens) the run in the journal, named
+by the file's own identity (:mod:`cardperso.line.identity`), and starts one worker per
 station. Each worker owns its printer and its PC/SC connection (never shared across threads)
 and repeats: claim the next queued record → park a blank card at the contact station → wait
 for it in the reader → check the ATR → drive the chip workflow → print the face and write the
