@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import click
 
+from cardperso.cli.main import stop_on_signal
 from cardperso.prep.synth import make_batch
 
 __all__ = ["COMMANDS"]
@@ -41,7 +42,8 @@ def examples_group() -> None:
 )
 def make_batch_cmd(count: int, out_path: str, seed: int, photos: int | None, errors: int) -> None:
     """Write a synthetic batch and its photos/ directory beside it."""
-    got = make_batch(out_path, count, seed=seed, photos=photos, errors=errors)
+    with stop_on_signal():  # a stopped run leaves no half batch under the name
+        got = make_batch(out_path, count, seed=seed, photos=photos, errors=errors)
     click.echo(
         f"wrote {out_path}: {got['records']} records ({got['bad']} invalid), "
         f"{got['photos']} photos in photos/"

@@ -206,7 +206,13 @@ def prep_cmd(
     production: bool,
     allow_software_keystore: bool,
 ) -> None:
-    """Prepare a batch: INPUT records in, a protected personalization file out."""
+    """Prepare a batch: INPUT records in, a protected personalization file out.
+
+    The personalization file and the rejects file appear under their names only when the
+    whole batch is done. SIGTERM stops prep cleanly (nothing written, exit 143); a process
+    killed outright may leave a hidden ``.NAME.*.part`` file beside the output, safe to delete.
+    An output that is an input (the batch, the key store, the profile) is refused.
+    """
     _regular_input(input_path, "INPUT")
     options = PrepOptions(  # checks batch id, creation time, workers, chunk size
         batch_id=batch_id or Path(input_path).stem,
