@@ -620,6 +620,8 @@ def test_sim_serve_only_refuses_unknown_serials_and_too_many(tmp_path: Path) -> 
     (tmp_path / "none" / "a.tracks.json").write_text("{}")
     code, output = _invoke("sim", "serve", "--cards", tmp_path / "none")
     assert code == 2 and "no card images in" in output and "(1 other file(s)" in output
+    code, output = _invoke("sim", "serve", "--cards", tmp_path / "output", "--port", "65530")
+    assert code == 2 and "--port 65530: 14 slots need ports up to 65543" in output
 
 
 @pytest.mark.pcsc

@@ -59,6 +59,8 @@ def _readers_setup(
     slots: int, port: int, write_readers: Path | None, start_pcscd: bool, state: Path, name: str
 ) -> list[str] | None:
     """Write entries / start pcscd as asked; the reader names when we know them."""
+    if port + slots - 1 > 65535:
+        raise UsageError(f"--port {port}: {slots} slots need ports up to {port + slots - 1}")
     if start_pcscd and write_readers is None:
         write_readers = state / "reader.conf.d"
     if not start_pcscd and not pcscd.pcscd_pids():
