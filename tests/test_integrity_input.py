@@ -504,3 +504,40 @@ def test_mangled_input_every_physical_line_in_exactly_one_record(
         summary.prepared,
         summary.rejected,
     )
+
+
+_VALIDATE = """
+import resource, sys
+resource.setrlimit(resource.RLIMIT_AS, ({limit}, {limit}))
+from cardperso.errors import DataError
+from cardperso.prep.pipeline import validate_only
+from cardperso.profiles.loader import load_profile
+try:
+    validate_only(sys.argv[1], load_profile("ssc3-pboc"), None)
+except DataError as exc:
+    print(exc)
+"""
+
+
+@pytest.mark.parametrize("kind", ["fifo", "dev-zero"])
+def test_input_that_is_not_a_regular_file_is_refused(tmp_path: Path, kind: str) -> None:
+    """The library refuses a JSON Lines input that is a FIFO (it used to wait for a writer) or
+    /dev/zero (an endless line), under the memory limit (the command line checks its INPUT
+    argument too)."""
+    path = tmp_path / "batch.jsonl"
+    if kind == "fifo":
+        os.mkfifo(path)
+    else:
+        path.symlink_to("/dev/zero")
+    res = subprocess.run(
+        [sys.executable, "-c", _VALIDATE.format(limit=MEMORY_LIMIT), str(path)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )
+    assert res.returncode == 0, res.stderr
+    assert res.stdout.strip() == (
+        f"field 'input': input {path} is a FIFO, device or socket, not a regular file"
+    )

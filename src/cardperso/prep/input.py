@@ -38,6 +38,7 @@ import io
 import json
 import os
 import re
+import stat
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import IO, Any
@@ -279,7 +280,7 @@ class InputFile:
         index = 0
         line = self.header_line + 1
         seg = _Segmenter() if fmt == "csv" else None
-        with open(self.path, "rb") as fh:
+        with _open_regular(self.path) as fh:
             fh.seek(self._start)
             pieces = _whole_lines(fh, block)
             got = next(pieces, None)
@@ -334,17 +335,32 @@ def _first_line(fh: IO[bytes], kind: str) -> bytes:
     return first
 
 
+def _open_regular(path: str) -> IO[bytes]:
+    """*path* opened for reading when it is a regular file: a FIFO is never waited on
+    (``O_NONBLOCK``) and a device such as ``/dev/zero`` never read (endless input)."""
+    fd = -1
+    try:
+        mode = os.stat(path).st_mode  # a special file is refused before it is opened
+        if stat.S_ISREG(mode):
+            fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_NOCTTY | os.O_CLOEXEC)
+            mode = os.fstat(fd).st_mode
+    except OSError as exc:
+        raise DataError(f"cannot open input {path}: {exc.strerror}", field="input") from None
+    if not stat.S_ISREG(mode):
+        if fd >= 0:
+            os.close(fd)
+        kind = "a directory" if stat.S_ISDIR(mode) else "a FIFO, device or socket"
+        raise DataError(f"input {path} is {kind}, not a regular file", field="input")
+    return os.fdopen(fd, "rb")
+
+
 def open_input(
     path: str | os.PathLike[str], fmt: str | None = None, *, required: frozenset[str] = frozenset()
 ) -> InputFile:
     """Open *path*, read and check the CSV header (file-level errors are :class:`DataError`)."""
     p = os.fspath(path)
     kind = _detect(p, fmt)
-    try:
-        fh = open(p, "rb")  # noqa: SIM115 - closed below
-    except OSError as exc:
-        raise DataError(f"cannot open input {p}: {exc.strerror}", field="input") from None
-    with fh:
+    with _open_regular(p) as fh:
         if kind == "jsonl":
             head = fh.read(3)
             start = 3 if head == b"\xef\xbb\xbf" else 0
