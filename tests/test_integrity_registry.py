@@ -128,12 +128,16 @@ def test_prep_rejects_of_an_exported_batch_flow_back_to_the_registry(
     db_url: str,  # noqa: F811 - the fixture
     tmp_path: Path,
 ) -> None:
-    recs = _registered(db_url, tmp_path, 5, same_pan=(1, 3))
+    recs = _registered(db_url, tmp_path, 5)
     export = tmp_path / "B1.csv"
     rows = _export(db_url, export, "B1")
     dup_card = rows[3]["card_no"]
-    assert rows[3]["pan"] == rows[1]["pan"]
-    # a real data preparation of the exported batch rejects the duplicate PAN (line 5)
+    # the registry refuses a PAN twice (issue 15): here the photo of record 3 (its own file)
+    # goes missing after the export, so data preparation rejects line 5
+    assert rows[3]["photo"].endswith("p0003.jpg")
+    photo = Path(rows[3]["photo"])
+    kept = photo.read_bytes()
+    photo.unlink()
     rejects = tmp_path / "B1.rejects.csv"
     out = run_cli(
         "prep", str(export), "--profile", "ssc3-pboc", "--keys", str(KEYS), "--batch-id", "B1",
@@ -141,11 +145,11 @@ def test_prep_rejects_of_an_exported_batch_flow_back_to_the_registry(
     )  # fmt: skip
     assert "prepared 4, rejected 1" in out
     (rej,) = read_prep_rejects(rejects)
-    assert (rej.line, rej.field) == (5, "pan")
+    assert (rej.line, rej.field) == (5, "photo")
     assert all(s == "in_production" for s in _states(db_url).values()), "stuck before the fix"
 
     got = run_cli("registry", "import-rejects", str(rejects), "--batch", "B1", "--db", db_url)
-    assert f"line 5: card {dup_card} {mask_id(recs[3]['ssn'])}: prep_rejected: pan:" in got
+    assert f"line 5: card {dup_card} {mask_id(recs[3]['ssn'])}: prep_rejected: photo:" in got
     assert "batch B1: 1 prep-rejected, 0 already recorded" in got
     assert recs[3]["ssn"] not in got and recs[3]["pan"] not in got
     states = _states(db_url)
@@ -155,17 +159,18 @@ def test_prep_rejects_of_an_exported_batch_flow_back_to_the_registry(
     assert "batch B1: 0 prep-rejected, 1 already recorded" in again
     hist = run_cli("registry", "history", dup_card, "--db", db_url)
     last = hist.strip().splitlines()[-1]
-    assert "prep_reject" in last and "prep_rejected" in last and "batch B1 line 5: pan:" in last
+    assert "prep_reject" in last and "prep_rejected" in last and "batch B1 line 5: photo:" in last
     stats = run_cli("registry", "stats", "--db", db_url)
     assert "prep_rejected          1" in stats and "in_production          4" in stats
     with connect(db_url) as db:
         (app,) = [a for a in store.select_apps(db) if a.card_no == dup_card]
-        assert app.reason.startswith("rejected at data preparation: pan: ")
+        assert app.reason.startswith("rejected at data preparation: photo: ")
 
     # the centre acts: back in the queue once fixed, into the next batch, alone
     run_cli("registry", "export-batch", "--db", db_url, "--out", str(tmp_path / "x.csv"), code=2)
+    photo.write_bytes(kept)
     requeued = run_cli(
-        "registry", "requeue", dup_card, "--reason", "bank confirmed the PAN", "--db", db_url
+        "registry", "requeue", dup_card, "--reason", "photo restored", "--db", db_url
     )
     assert f"card {dup_card}: registered (goes into the next export-batch)" in requeued
     err = run_cli("registry", "requeue", dup_card, "--reason", "twice", "--db", db_url, code=2)
@@ -239,6 +244,17 @@ def test_a_bad_rejects_file_is_refused_with_one_line(
         read_prep_rejects(path)
 
 
+#: Back to a database of a cardperso before migration 4 (issue 15).
+UNDO_MIGRATION_4 = (
+    "DROP INDEX reg_cards_one_active_pan",
+    "DROP INDEX reg_cards_chip",
+    "ALTER TABLE reg_cards DROP COLUMN pan_clash",
+    "ALTER TABLE reg_applications DROP COLUMN replaces",
+    "DROP TABLE reg_old_chips",
+    "DROP TABLE reg_bank_requests",
+)
+
+
 def test_batches_exported_before_the_line_records_get_them_at_upgrade(
     db_url: str,  # noqa: F811 - the fixture
     tmp_path: Path,
@@ -250,11 +266,14 @@ def test_batches_exported_before_the_line_records_get_them_at_upgrade(
         recorded = db.execute("SELECT * FROM reg_batch_records ORDER BY line")
         # make it the database of a cardperso before migration 3
         db.execute("DROP TABLE reg_batch_records")
-        db.execute("DELETE FROM schema_migrations WHERE version = 3")
+        for undo in UNDO_MIGRATION_4:
+            db.execute(undo)
+        db.execute("DELETE FROM schema_migrations WHERE version >= 3")
     run_cli("registry", "stats", "--db", url, code=2)  # behind: needs db upgrade
     with connect(url) as db:  # the line still feeds its results to a registry at version 2
         assert production.registry_present(db)
-    assert "applied migration 3" in run_cli("db", "upgrade", "--db", url)
+    upgraded = run_cli("db", "upgrade", "--db", url)
+    assert "applied migration 3" in upgraded and "applied migration 4" in upgraded
     with connect(url) as db:
         assert db.execute("SELECT * FROM reg_batch_records ORDER BY line") == recorded
     assert [r[1] for r in recorded] == [2, 3, 4]

@@ -158,7 +158,8 @@ def test_transition_table_main_path_and_illegal_moves() -> None:
         lifecycle.next_state(lifecycle.REGISTERED, "issue")
     for final in (lifecycle.RETURNED, lifecycle.REJECTED, lifecycle.CANCELLED):
         assert lifecycle.events_from(final) == []
-    assert lifecycle.events_from(lifecycle.ISSUED) == ["cancel"]  # lost, replaced
+    assert lifecycle.events_from(lifecycle.ISSUED) == ["cancel", "suspend"]  # lost, replaced
+    assert lifecycle.events_from(lifecycle.SUSPENDED) == ["cancel", "restore"]  # 解挂, 补卡
     # every state is reachable from accepted
     reach = {lifecycle.ACCEPTED}
     while True:
@@ -605,8 +606,8 @@ def test_results_flow_from_a_shared_journal(db: Database, tmp_path: Path) -> Non
 def test_schema_version_is_checked(tmp_path: Path) -> None:
     with Database(tmp_path / "old.db") as db:
         assert schema.current_version(db) == 0
-        with pytest.raises(UsageError, match="schema is at version 0, this cardperso needs 3"):
+        with pytest.raises(UsageError, match="schema is at version 0, this cardperso needs 4"):
             store.open_registry(db)
-        assert [v for v, _ in schema.upgrade(db)] == [1, 2, 3]
+        assert [v for v, _ in schema.upgrade(db)] == [1, 2, 3, 4]
         assert schema.upgrade(db) == []
         store.open_registry(db)

@@ -66,6 +66,18 @@ def stop_on_signal() -> Iterator[None]:
             signal.signal(sig, old)
 
 
+def _quiet_stdout() -> None:
+    """The reader of our standard output went away (``| head``): stop quietly, like other Unix
+    tools. Standard output is pointed at /dev/null so that the interpreter's last flush does not
+    fail again on exit."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+    except (OSError, ValueError):  # no real file descriptor (a test runner's buffer)
+        pass
+
+
 class _Group(click.Group):
     """A click group that turns cardperso errors into one line and a distinct exit code."""
 
@@ -79,6 +91,9 @@ class _Group(click.Group):
                 err=True,
             )
             ctx.exit(128 + exc.signum)
+        except BrokenPipeError:
+            _quiet_stdout()  # `cardperso … | head`: the reader has all it wanted
+            ctx.exit(EXIT_OK)
         except CardPersoError as exc:
             if os.environ.get("CARDPERSO_DEBUG"):
                 raise

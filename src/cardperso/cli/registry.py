@@ -20,7 +20,15 @@ from cardperso.errors import DataError
 from cardperso.outputs import check_output_dirs, check_paths
 from cardperso.prep.rejects import RejectsWriter
 from cardperso.profiles.loader import load_profile
-from cardperso.registry import applications, cards, prep_rejects, production, reports, store
+from cardperso.registry import (
+    applications,
+    cards,
+    lost,
+    prep_rejects,
+    production,
+    reports,
+    store,
+)
 from cardperso.registry.calendar import load_calendar, parse_day
 from cardperso.storage.db import Database, connect, sqlite_path
 
@@ -144,12 +152,26 @@ def register_cmd(db_url: str, actor: str | None, limit: int | None) -> None:
     """Register compared applications: allocate card numbers, cancel active duplicates."""
     with _registry(db_url) as db:
         out = cards.register(db, actor=_actor(actor), limit=limit)
+    bad = [r for r in out if r.problem]
     for r in out:
-        if r.cancelled:
+        if r.problem:
+            click.echo(f"  application {r.app_id} {r.ssn_masked}: not registered: {r.problem}")
+        elif r.cancelled:
             click.echo(
-                f"  {r.ssn_masked}: card {r.card_no} replaces {', '.join(r.cancelled)} (cancelled)"
+                f"  application {r.app_id} {r.ssn_masked}: card {r.card_no} replaces "
+                f"{', '.join(r.cancelled)} (cancelled)"
             )
-    click.echo(f"registered {len(out)}, duplicates cancelled {sum(len(r.cancelled) for r in out)}")
+        elif r.replaces:
+            click.echo(
+                f"  application {r.app_id} {r.ssn_masked}: card {r.card_no} replaces lost card "
+                f"{r.replaces}"
+            )
+    click.echo(
+        f"registered {len(out) - len(bad)}, duplicates cancelled "
+        f"{sum(len(r.cancelled) for r in out)}" + (f", not registered {len(bad)}" if bad else "")
+    )
+    if bad:
+        sys.exit(1)
 
 
 @registry_group.command("region")
@@ -263,17 +285,18 @@ def requeue_cmd(card_no: str, reason: str, db_url: str, actor: str | None) -> No
 @DB_OPTION
 @BY_OPTION
 def accounts_cmd(answers_file: str, db_url: str, actor: str | None) -> None:
-    """Record the bank's answers (CSV card_no,status,reason; status opened|failed)."""
+    """Record the bank's answers (CSV card_no,status,reason[,pan]; status opened|failed), or the
+    bank stage's account-opening file (outcome account_opened|account_failed|no_account).
+    Answers already recorded are reported as such."""
+    answers = production.read_accounts_file(answers_file)
     with _registry(db_url) as db:
-        opened, failed, problems = production.record_accounts(
-            db, production.read_accounts_file(answers_file), actor=_actor(actor)
-        )
-    for p in problems:
+        got = production.record_answers(db, answers, actor=_actor(actor))
+    for p in got.problems:
         click.echo(f"  {p}", err=True)
     click.echo(
-        f"accounts opened {opened}, failed {failed} (temporary cards: export-batch --temporary)"
+        got.describe() + (" (temporary cards: export-batch --temporary)" if got.failed else "")
     )
-    if problems:
+    if got.problems:
         sys.exit(1)
 
 
@@ -314,7 +337,65 @@ def cancel_cmd(card_no: str, reason: str, db_url: str, actor: str | None) -> Non
     """Cancel CARD_NO (lost, withdrawn)."""
     with _registry(db_url) as db:
         cards.cancel(db, card_no, reason=reason, actor=_actor(actor))
-    click.echo(f"card {card_no}: cancelled ({reason})")
+        blocked = lost.pending_requests(db, card_no)
+    tail = "; bank block request queued (report bank-requests)" if blocked else ""
+    click.echo(f"card {card_no}: cancelled ({reason}){tail}")
+
+
+@registry_group.command("suspend")
+@click.argument("card_no")
+@click.option("--reason", default="reported lost", show_default=True)
+@DB_OPTION
+@BY_OPTION
+def suspend_cmd(card_no: str, reason: str, db_url: str, actor: str | None) -> None:
+    """挂失: suspend an issued CARD_NO reported lost (its account is blocked at the bank)."""
+    with _registry(db_url) as db:
+        queued = lost.suspend(db, card_no, reason=reason, actor=_actor(actor))
+    tail = "; bank block request queued (report bank-requests)" if queued else ""
+    click.echo(f"card {card_no}: suspended{tail}")
+
+
+@registry_group.command("restore")
+@click.argument("card_no")
+@click.option("--reason", default="found by the cardholder", show_default=True)
+@DB_OPTION
+@BY_OPTION
+def restore_cmd(card_no: str, reason: str, db_url: str, actor: str | None) -> None:
+    """解挂: a suspended CARD_NO was found: issued again (the bank unblocks its account)."""
+    with _registry(db_url) as db:
+        queued = lost.restore(db, card_no, reason=reason, actor=_actor(actor))
+    tail = "; bank unblock request queued (report bank-requests)" if queued else ""
+    click.echo(f"card {card_no}: issued again{tail}")
+
+
+@registry_group.command("reissue")
+@click.argument("card_no")
+@click.option(
+    "--date", "date", default=None, help="Date the re-issue was accepted (default today)."
+)
+@click.option(
+    "--type", "application_type", default="sporadic", show_default=True,
+    type=click.Choice(["sporadic", "batch"]),
+)  # fmt: skip
+@DB_OPTION
+@BY_OPTION
+def reissue_cmd(
+    card_no: str, date: str | None, application_type: str, db_url: str, actor: str | None
+) -> None:
+    """补卡: cancel a suspended CARD_NO and accept a new application that replaces it."""
+    day = _day(date, "date")
+    with _registry(db_url) as db:
+        got = lost.reissue(
+            db,
+            card_no,
+            accepted_date=f"{day:%Y%m%d}",
+            application_type=application_type,
+            actor=_actor(actor),
+        )
+    click.echo(
+        f"card {card_no}: cancelled (lost: re-issued); application {got.app_id} "
+        f"{got.ssn_masked} accepted to replace it (next: registry audit)"
+    )
 
 
 @registry_group.command("history")
@@ -350,6 +431,22 @@ def return_file_cmd(batch_no: str, out: Path, db_url: str) -> None:
     with _registry(db_url) as db:
         n = reports.return_file(db, batch_no, out)
     click.echo(f"return file of batch {batch_no}: {n} cards → {out} (personal data, mode 0600)")
+
+
+@report_group.command("bank-requests")
+@click.option("--out", required=True, type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--bank", "bank_code", default=None, help="Only this bank's requests.")
+@DB_OPTION
+def bank_requests_cmd(out: Path, bank_code: str | None, db_url: str) -> None:
+    """Block / unblock requests for the bank not yet sent (CSV with PANs: mode 0600); they are
+    marked sent with this file."""
+    _check_output("--out", out, db_url)
+    with _registry(db_url) as db:
+        n = lost.write_requests(db, out, bank_code=bank_code)
+    if n:
+        click.echo(f"{n} bank request(s) → {out} (personal data, mode 0600)")
+    else:
+        click.echo("no bank request waiting (no file written)")
 
 
 @registry_group.command("overdue")

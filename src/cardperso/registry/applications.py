@@ -101,6 +101,7 @@ def import_applications(
     base = Path(path).resolve().parent
     summary = ImportSummary()
     seen: dict[str, int] = {}
+    seen_pan: dict[str, int] = {}
     for chunk in inp.chunks(chunk_size):
         good: list[tuple[int, dict[str, str]]] = []
         for line, rec in parse_chunk(chunk):
@@ -119,7 +120,15 @@ def import_applications(
                     (line, "ssn", f"duplicate of line {seen[ssn]}", mask_id(ssn))
                 )
                 continue
+            pan = values.get("pan", "")
+            if pan and pan in seen_pan:
+                summary.rejects.append(
+                    (line, "pan", f"same bank card number as line {seen_pan[pan]}", mask_id(ssn))
+                )
+                continue
             seen[ssn] = line
+            if pan:
+                seen_pan[pan] = line
             good.append((line, values))
         if good:
             _insert(db, good, base, summary, actor=actor, source=str(path))
@@ -147,6 +156,7 @@ def _insert(
                 (*(v["ssn"] for _, v in good), *_OPEN),
             )
         }
+        taken = pans_taken(db, [(v["ssn"], v.get("pan", "")) for _, v in good])
         before = int(db.execute("SELECT COALESCE(MAX(id), 0) FROM reg_applications")[0][0])
         rows = []
         for line, v in good:
@@ -159,6 +169,9 @@ def _insert(
                         mask_id(v["ssn"]),
                     )
                 )
+                continue
+            if v.get("pan") and v["pan"] in taken:
+                summary.rejects.append((line, "pan", taken[v["pan"]], mask_id(v["ssn"])))
                 continue
             photo = v.get("photo", "")
             if photo and not os.path.isabs(photo):
@@ -203,6 +216,31 @@ def _insert(
             (lifecycle.ACCEPTED, actor, now, before),
         )
         summary.accepted += len(rows)
+
+
+def pans_taken(db: Database, wanted: list[tuple[str, str]]) -> dict[str, str]:
+    """Of the (identity number, PAN) pairs, the PANs another person already holds, on an active
+    card or an open application, with why (card number or application id; never the PAN)."""
+    mine = {pan: ssn for ssn, pan in wanted if pan}
+    if not mine:
+        return {}
+    out: dict[str, str] = {}
+    marks = ", ".join("?" for _ in mine)
+    for pan, ssn, card_no in db.execute(
+        f"SELECT pan, ssn, card_no FROM reg_cards WHERE active = 1 AND pan IN ({marks})",
+        tuple(mine),
+    ):
+        if mine.get(str(pan)) != str(ssn):
+            out[str(pan)] = f"is the bank card number of another person's active card {card_no}"
+    states = ", ".join("?" for _ in _OPEN)
+    for pan, ssn, app_id in db.execute(
+        f"SELECT pan, ssn, id FROM reg_applications WHERE pan IN ({marks}) "
+        f"AND state IN ({states}) ORDER BY id",
+        (*mine, *_OPEN),
+    ):
+        if mine.get(str(pan)) != str(ssn) and str(pan) not in out:
+            out[str(pan)] = f"is the bank card number of another person's application {app_id}"
+    return out
 
 
 # -- audit ------------------------------------------------------------------------------------
@@ -336,6 +374,9 @@ def compare(
     out: list[Outcome] = []
     for app in apps:
         reasons = mismatches(app, people.get(app.ssn), accounts.get(app.ssn) if bank else {})
+        clash = _pan_clash(db, app) if app.pan else ""
+        if clash:  # oldest first: an earlier one compared in this run is seen here
+            reasons.append(f"bank card number: {clash}")
         with db.transaction():
             if reasons:
                 reason = "; ".join(reasons)
@@ -344,6 +385,24 @@ def compare(
                 state = move(db, app.id, "compare_ok", actor=actor)
         out.append(Outcome(app.id, app.ssn_masked, state, "; ".join(reasons)))
     return out
+
+
+def _pan_clash(db: Database, app: Application) -> str:
+    """Why ``app``'s PAN cannot be its own (another person's active card or open application
+    already has it); empty when it can."""
+    rows = db.execute(
+        "SELECT card_no FROM reg_cards WHERE active = 1 AND pan = ? AND ssn <> ?",
+        (app.pan, app.ssn),
+    )
+    if rows:
+        return f"is on another person's active card {rows[0][0]}"
+    states = ", ".join("?" for _ in _OPEN)
+    rows = db.execute(
+        f"SELECT id FROM reg_applications WHERE pan = ? AND ssn <> ? AND id < ? "
+        f"AND state IN ({states}) AND state <> ? ORDER BY id",
+        (app.pan, app.ssn, app.id, *_OPEN, lifecycle.ACCEPTED),
+    )
+    return f"another person's application {rows[0][0]} has the same one" if rows else ""
 
 
 def iter_outcomes(outcomes: list[Outcome], state: str) -> Iterator[Outcome]:

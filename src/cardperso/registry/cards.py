@@ -17,6 +17,7 @@ fails on the index, and its transaction is retried, now seeing (and cancelling) 
 
 from __future__ import annotations
 
+import datetime
 import logging
 import time
 from dataclasses import dataclass
@@ -25,6 +26,7 @@ from typing import Final
 from cardperso.codec.numbers import card_number_check_char, mask_id
 from cardperso.errors import DataError, UsageError
 from cardperso.registry import lifecycle
+from cardperso.registry.lost import block_request
 from cardperso.registry.store import app_by_card, is_integrity_error, move, select_apps
 from cardperso.storage.db import Database
 
@@ -94,6 +96,8 @@ class Registration:
     card_no: str
     cancelled: tuple[str, ...] = ()  # active originals cancelled as duplicates
     previous: int = 0  # cards of this identity number registered before (any state)
+    problem: str = ""  # not registered (stays compared): why
+    replaces: str = ""  # the lost card this one re-issues (补卡)
 
 
 def _register_one(db: Database, app_id: int, *, actor: str) -> Registration | None:
@@ -105,14 +109,37 @@ def _register_one(db: Database, app_id: int, *, actor: str) -> Registration | No
         if not rows or rows[0][0] != lifecycle.COMPARED:
             return None  # another process registered it meanwhile
         _, ssn, region = rows[0]
+        pan, replaces = db.execute(
+            "SELECT pan, replaces FROM reg_applications WHERE id = ?", (app_id,)
+        )[0]
+        if pan:
+            clash = db.execute(
+                "SELECT card_no FROM reg_cards WHERE active = 1 AND pan = ? AND ssn <> ?",
+                (pan, ssn),
+            )
+            if clash:
+                return Registration(
+                    app_id,
+                    mask_id(str(ssn)),
+                    "",
+                    problem=f"bank card number is on another person's active card {clash[0][0]}",
+                )
         earlier = db.execute(
-            "SELECT card_no, application_id, active FROM reg_cards WHERE ssn = ?" + db.for_update,
+            "SELECT card_no, application_id, active, replaced_by FROM reg_cards WHERE ssn = ? "
+            "ORDER BY registered_at, card_no" + db.for_update,
             (ssn,),
         )
         card_no = allocate(db, str(region))
+        if not replaces:  # applied again after a card was lost or cancelled: link the latest
+            unlinked = [str(n) for n, _, active, by in earlier if active != 1 and not by]
+            replaces = unlinked[-1] if unlinked else None
         cancelled = []
-        for old_no, old_app, active in earlier:
+        for old_no, old_app, active, replaced_by in earlier:
             if active != 1:
+                if str(old_no) == (replaces or "") and not replaced_by:
+                    db.execute(  # the lost card this one re-issues: keep the link
+                        "UPDATE reg_cards SET replaced_by = ? WHERE card_no = ?", (card_no, old_no)
+                    )
                 continue
             reason = f"duplicate: replaced by card {card_no}"
             db.execute(
@@ -121,6 +148,7 @@ def _register_one(db: Database, app_id: int, *, actor: str) -> Registration | No
                 (reason, card_no, old_no),
             )
             move(db, int(old_app), "cancel", actor=actor, detail=reason, reason=reason)
+            block_request(db, str(old_no), reason)
             cancelled.append(str(old_no))
         db.execute(
             "INSERT INTO reg_cards (card_no, application_id, ssn, region, active, kind, pan, "
@@ -129,7 +157,9 @@ def _register_one(db: Database, app_id: int, *, actor: str) -> Registration | No
             (card_no, time.time(), app_id),
         )
         detail = f"cancelled duplicate {', '.join(cancelled)}" if cancelled else ""
-        move(db, app_id, "register", actor=actor, detail=detail, card_no=card_no)
+        if replaces:
+            detail = (detail + "; " if detail else "") + f"re-issues lost card {replaces}"
+        move(db, app_id, "register", actor=actor, detail=detail, card_no=card_no, replaces=replaces)
     if cancelled:
         log.warning(
             "identity number %s: card(s) %s cancelled as duplicates of new card %s",
@@ -137,7 +167,9 @@ def _register_one(db: Database, app_id: int, *, actor: str) -> Registration | No
             ", ".join(cancelled),
             card_no,
         )
-    return Registration(app_id, mask_id(str(ssn)), card_no, tuple(cancelled), len(earlier))
+    return Registration(
+        app_id, mask_id(str(ssn)), card_no, tuple(cancelled), len(earlier), replaces=replaces or ""
+    )
 
 
 def register(db: Database, *, actor: str, limit: int | None = None) -> list[Registration]:
@@ -164,11 +196,29 @@ def register(db: Database, *, actor: str, limit: int | None = None) -> list[Regi
     return out
 
 
-def issue(db: Database, card_no: str, *, to: str, date: str, actor: str) -> str:
-    """The cardholder (or an agent) collected the card: ``issued``, with who and when."""
+def issue(
+    db: Database,
+    card_no: str,
+    *,
+    to: str,
+    date: str,
+    actor: str,
+    today: datetime.date | None = None,
+) -> str:
+    """The cardholder (or an agent) collected the card: ``issued``, with who and when. The date
+    (``YYYYMMDD``) can be neither before the notification nor after ``today``."""
     app = app_by_card(db, card_no)
     if app.card_no != card_no:
         raise UsageError(f"card {card_no} was replaced by {app.card_no or 'another card'}")
+    now = today or datetime.date.today()
+    if date > f"{now:%Y%m%d}":
+        raise DataError(f"{_iso(date)} is in the future", record=f"card {card_no}", field="date")
+    if app.notified_date and date < app.notified_date:
+        raise DataError(
+            f"{_iso(date)} is before the card was ready (notified {_iso(app.notified_date)})",
+            record=f"card {card_no}",
+            field="date",
+        )
     with db.transaction():
         db.execute(
             "UPDATE reg_cards SET issued_to = ?, issued_date = ? WHERE card_no = ?",
@@ -185,7 +235,13 @@ def cancel(db: Database, card_no: str, *, reason: str, actor: str) -> str:
             "UPDATE reg_cards SET active = NULL, cancel_reason = ? WHERE card_no = ?",
             (reason, card_no),
         )
-        return move(db, app.id, "cancel", actor=actor, detail=reason, reason=reason)
+        state = move(db, app.id, "cancel", actor=actor, detail=reason, reason=reason)
+        block_request(db, card_no, f"cancelled: {reason}")
+        return state
+
+
+def _iso(day: str) -> str:
+    return f"{day[:4]}-{day[4:6]}-{day[6:]}" if len(day) == 8 else day
 
 
 def cards_of(db: Database, ssn: str) -> list[tuple[str, str, bool, str]]:

@@ -25,9 +25,16 @@ outside the application (a restored photo; the other record of a duplicate was t
 or cancels it and has a corrected application imported, which goes through audit and
 comparison again.
 
+An issued card reported lost is ``suspended`` (挂失: its account blocked at the bank); found
+again it is restored (解挂) to ``issued``; not found, it is re-issued (补卡): cancelled,
+and a new application for the same person names it as the card it replaces::
+
+    issued ─suspend─▶ suspended ─restore─▶ issued
+                          └─cancel (re-issue)─▶ cancelled
+
 ``cancel`` (a duplicate replaced by a new card, a lost card, a withdrawn application) ends any
 state that is not already final. ``returned`` (comparison failed: back to the insured unit with
-the reason), ``rejected``, ``cancelled`` and ``issued`` are final. Every change goes through
+the reason), ``rejected`` and ``cancelled`` are final; ``issued`` is final but for a loss. Every change goes through
 :func:`next_state`; the registry records each one (who, when, why) in ``reg_transitions``.
 """
 
@@ -51,6 +58,7 @@ REJECTED = "rejected"
 CANCELLED = "cancelled"
 ACCOUNT_FAILED = "account_failed"
 PREP_REJECTED = "prep_rejected"
+SUSPENDED = "suspended"
 
 #: The main path, in order (the stages of ``registry stats``), then the side states.
 STATES: Final = (
@@ -65,6 +73,7 @@ STATES: Final = (
     ACCOUNT_FAILED,
     READY,
     ISSUED,
+    SUSPENDED,
     RETURNED,
     REJECTED,
     CANCELLED,
@@ -81,6 +90,7 @@ WITH_CARD: Final = frozenset(
         ACCOUNT_FAILED,
         READY,
         ISSUED,
+        SUSPENDED,
     }
 )
 #: States counted against the time target (not yet notified for collection, not final).
@@ -120,6 +130,8 @@ TRANSITIONS: Final[dict[tuple[str, str], str]] = {
     (ACCOUNT_FAILED, "export_temporary"): IN_PRODUCTION,
     (ACCOUNT_OPENED, "notify"): READY,
     (READY, "issue"): ISSUED,
+    (ISSUED, "suspend"): SUSPENDED,
+    (SUSPENDED, "restore"): ISSUED,
     **{(s, "cancel"): CANCELLED for s in STATES if s not in (RETURNED, REJECTED, CANCELLED)},
 }
 

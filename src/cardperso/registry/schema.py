@@ -11,7 +11,10 @@ on its own needs no upgrade); migration 2 is the registry; migration 3 records w
 record sits on which physical lines of its batch file (``reg_batch_records``), so that data
 preparation's rejects, which name input lines, find their applications again
 (``registry import-rejects``). Batches exported before migration 3 get their lines from the
-export transitions (one line per record, in export order, after the header). The partial unique index
+export transitions (one line per record, in export order, after the header). Migration 4 makes
+a PAN unique among active cards (``reg_cards_one_active_pan``; cards that shared one before are
+marked in ``pan_clash`` instead of failing the upgrade), links a re-issued card to the card it
+replaces, and records destroyed chips and the block requests for the bank. The partial unique index
 ``reg_cards_one_active`` is what makes "one active card per identity number" hold even when
 two processes register the same person at the same moment.
 """
@@ -76,11 +79,45 @@ def _batch_records(db: Database) -> list[str]:
     ]
 
 
+def _cards_and_bank(db: Database) -> list[str]:
+    pk = db.autoincrement
+    return [
+        # a PAN is on at most one active card. Cards that already shared one before this
+        # migration keep it but are marked (``pan_clash`` names the older card): the index
+        # leaves them out, and ``registry show`` / ``list --pan-clash`` show them to resolve
+        "ALTER TABLE reg_cards ADD COLUMN pan_clash TEXT",
+        "UPDATE reg_cards SET pan_clash = (SELECT MIN(o.card_no) FROM reg_cards o "
+        "WHERE o.pan = reg_cards.pan AND o.active = 1 AND o.card_no < reg_cards.card_no) "
+        "WHERE active = 1 AND pan IS NOT NULL AND EXISTS (SELECT 1 FROM reg_cards o "
+        "WHERE o.pan = reg_cards.pan AND o.active = 1 AND o.card_no < reg_cards.card_no)",
+        "CREATE UNIQUE INDEX reg_cards_one_active_pan ON reg_cards (pan) "
+        "WHERE active = 1 AND pan IS NOT NULL AND pan_clash IS NULL",
+        "CREATE INDEX reg_cards_chip ON reg_cards (chip_serial)",
+        # the card a new application replaces (a lost card re-issued: 补卡)
+        "ALTER TABLE reg_applications ADD COLUMN replaces TEXT",
+        # chips taken out of use: a personalized chip with the debit application whose card
+        # was re-made as a temporary card must be destroyed
+        f"CREATE TABLE reg_old_chips (id {pk}, card_no TEXT NOT NULL, chip_serial TEXT NOT NULL, "
+        "atr TEXT, card_id_code TEXT, profile TEXT, reason TEXT NOT NULL, "
+        "at DOUBLE PRECISION NOT NULL)",
+        # requests to the bank: block / unblock a card's account (lost, restored, cancelled)
+        f"CREATE TABLE reg_bank_requests (id {pk}, card_no TEXT NOT NULL, pan TEXT NOT NULL, "
+        "bank_code TEXT, kind TEXT NOT NULL, reason TEXT NOT NULL, "
+        "requested_at DOUBLE PRECISION NOT NULL, sent_file TEXT, sent_at DOUBLE PRECISION)",
+        "CREATE INDEX reg_bank_requests_card ON reg_bank_requests (card_no, id)",
+    ]
+
+
 #: (version, name, statements for this database). Append only: never edit an applied one.
 MIGRATIONS: Final[tuple[tuple[int, str, Callable[[Database], list[str]]], ...]] = (
     (1, "line journal", journal_schema),
     (2, "registry: applications, cards, regions, transitions, batches", _registry),
     (3, "registry: the lines of each exported record (prep rejects flow back)", _batch_records),
+    (
+        4,
+        "registry: one active card per PAN, replaced cards, old chips, bank requests",
+        _cards_and_bank,
+    ),
 )
 LATEST: Final = MIGRATIONS[-1][0]
 
