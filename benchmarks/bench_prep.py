@@ -18,8 +18,10 @@ photos) and are cached in ``--dir``.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
 import os
+import signal
 import subprocess
 import sys
 import threading
@@ -66,31 +68,69 @@ def _pss_kb(pid: int) -> int:
     return 0
 
 
-def _tree_kb(pid: int) -> tuple[int, int]:
-    """(sum of RSS, sum of PSS) of *pid* and its descendants, in kB."""
-    rss = pss = 0
-    todo = [pid]
+def _ticks(pid: int) -> int:
+    """User + system CPU clock ticks of *pid* (0 if gone)."""
+    try:
+        with open(f"/proc/{pid}/stat") as fh:
+            fields = fh.read().rsplit(")", 1)[1].split()
+    except (OSError, IndexError):
+        return 0
+    return int(fields[11]) + int(fields[12])
+
+
+def _tree(pid: int) -> list[int]:
+    """*pid* and its descendants."""
+    out, todo = [], [pid]
     while todo:
         p = todo.pop()
-        rss += _rss_kb(p)
-        pss += _pss_kb(p)
+        out.append(p)
         todo += _children(p)
-    return rss, pss
+    return out
+
+
+def _tree_kb(pids: list[int]) -> tuple[int, int]:
+    """(sum of RSS, sum of PSS) of *pids*, in kB."""
+    return sum(_rss_kb(p) for p in pids), sum(_pss_kb(p) for p in pids)
+
+
+#: A command whose processes use no CPU for this long is hung: it is killed and run again once.
+HANG_SECONDS = 30.0
+
+
+class Hung(Exception):
+    pass
 
 
 def run_measured(cmd: list[str]) -> tuple[float, int, str, int, float]:
-    """Run *cmd*; return (wall s, peak tree RSS kB, output, peak tree PSS kB, CPU s)."""
+    """Run *cmd*; return (wall s, peak tree RSS kB, output, peak tree PSS kB, CPU s).
+
+    Raises :class:`Hung` (after killing the process tree) when no process of the tree used CPU
+    for ``HANG_SECONDS``: ``cardperso prep -w 2`` was seen once to hang at the end of a batch."""
     start = time.perf_counter()
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     peak = peak_pss = 0
     done = threading.Event()
+    hung: list[str] = []
     before = os.times()
 
     def sample() -> None:
         nonlocal peak, peak_pss
+        seen: dict[int, int] = {}
+        progress = time.monotonic()
         while not done.is_set():
-            rss, pss = _tree_kb(proc.pid)
+            pids = _tree(proc.pid)
+            rss, pss = _tree_kb(pids)
             peak, peak_pss = max(peak, rss), max(peak_pss, pss)
+            now = {p: _ticks(p) for p in pids}
+            if now != seen:
+                seen, progress = now, time.monotonic()
+            elif time.monotonic() - progress > HANG_SECONDS:
+                states = ", ".join(f"{p}: {_state(p)}" for p in pids)
+                hung.append(f"no CPU used for {HANG_SECONDS:.0f} s by pids {states}")
+                for p in reversed(pids):
+                    with contextlib.suppress(OSError):
+                        os.kill(p, signal.SIGKILL)
+                return
             time.sleep(0.02)
 
     t = threading.Thread(target=sample, daemon=True)
@@ -103,9 +143,23 @@ def run_measured(cmd: list[str]) -> tuple[float, int, str, int, float]:
     cpu = (after.children_user - before.children_user) + (
         after.children_system - before.children_system
     )
+    if hung:
+        raise Hung(f"{hung[0]}: {' '.join(cmd)}")
     if proc.returncode not in (0, 1):
         raise SystemExit(f"command failed ({proc.returncode}): {' '.join(cmd)}\n{out}")
     return wall, peak, out, peak_pss, cpu
+
+
+def _state(pid: int) -> str:
+    """The process state and kernel wait channel of *pid*, for the hang report."""
+    try:
+        with open(f"/proc/{pid}/wchan") as fh:
+            wchan = fh.read().strip()
+        with open(f"/proc/{pid}/stat") as fh:
+            state = fh.read().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return "gone"
+    return f"{state} {wchan}"
 
 
 def _generator_tag() -> str:
@@ -135,7 +189,11 @@ def bench(directory: Path, count: int, workers: int, profile: str) -> dict[str, 
     cli = [PY, "-m", "cardperso"]
     prep_cmd = [*cli, "prep", str(src), "-p", profile, "-k", str(KEYS), "-o", str(out)]
     prep_cmd += ["-r", str(rej), "-w", str(workers), "--created", "2026-01-15T00:00:00Z"]
-    wall, peak, text, pss, cpu = run_measured(prep_cmd)
+    try:
+        wall, peak, text, pss, cpu = run_measured(prep_cmd)
+    except Hung as exc:
+        print(f"HUNG, killed, running it again: {exc}", flush=True)
+        wall, peak, text, pss, cpu = run_measured(prep_cmd)
     vwall, vpeak, vtext, _vpss, vcpu = run_measured(
         [*cli, "perso-file", "verify", str(out), "-k", str(KEYS)]
     )
