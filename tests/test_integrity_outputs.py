@@ -185,7 +185,7 @@ def test_sigterm_half_way_leaves_nothing(big_batch: Path, workers: int) -> None:
     assert proc.returncode == 128 + signal.SIGTERM, err
     assert "Traceback" not in err
     assert err.strip().splitlines() == [
-        "error: stopped by SIGTERM: the output files were not written (temporary files removed)"
+        "error: stopped by SIGTERM: no output file was left half-written (temporary files removed)"
     ]
     left = sorted(p.name for p in big_batch.iterdir() if f"term{workers}." in p.name)
     assert left == []  # no file under the final name, no temporary, no rejects file

@@ -86,7 +86,7 @@ class _Group(click.Group):
             return super().invoke(ctx)
         except Stopped as exc:
             click.echo(
-                f"error: stopped by {exc}: the output files were not written "
+                f"error: stopped by {exc}: no output file was left half-written "
                 "(temporary files removed)",
                 err=True,
             )

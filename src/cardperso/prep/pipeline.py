@@ -20,15 +20,17 @@ the chunk size change nothing in the file.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import hmac
 import multiprocessing
 import os
+import signal
 import struct
 import time
 from array import array
 from collections import Counter, deque
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -410,6 +412,18 @@ def _run_chunks(
             sink(inflight.popleft().get())
 
 
+@contextlib.contextmanager
+def _signals_held() -> Iterator[None]:
+    """Hold SIGTERM, SIGHUP and SIGINT while output files are created or committed: a stop
+    then takes effect right after the block, never between two steps that go together."""
+    held = {signal.SIGTERM, signal.SIGHUP, signal.SIGINT}
+    previous = signal.pthread_sigmask(signal.SIG_BLOCK, held)
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, previous)
+
+
 def prepare(
     input_path: str | os.PathLike[str],
     profile: Profile,
@@ -445,11 +459,16 @@ def prepare(
     )
     # fail on missing keys before touching the input
     ChunkKeys(store, profile, pin_seed)
-    writer = PersoWriter(out_path, header, bkeys.mac)
+    opened: list[PersoWriter | RejectsWriter] = []
     try:
-        rejects = RejectsWriter(rejects_path)
+        with _signals_held():  # a stop between the two creations must not orphan a file
+            writer = PersoWriter(out_path, header, bkeys.mac)
+            opened.append(writer)
+            rejects = RejectsWriter(rejects_path)
+            opened.append(rejects)
     except BaseException:
-        writer.abort()
+        for output in opened:
+            output.abort()
         raise
     summary = PrepSummary(output=os.fspath(out_path))
     # size the duplicate tables for the whole file up front (no growth spikes): a record is
@@ -501,8 +520,9 @@ def prepare(
         _run_chunks(_work, src.chunks(options.chunk_size), options.workers, init_args, sink)
         summary.prepared = writer.count
         # the rejects file first: a personalization file under its name means the batch is done
-        rejects.close()
-        writer.close(summary.read, summary.rejected)
+        with _signals_held():  # both files or neither
+            rejects.close()
+            writer.close(summary.read, summary.rejected)
     except BaseException:
         writer.abort()
         rejects.abort()
@@ -533,7 +553,14 @@ def validate_only(
         raise DataError(
             f"required column(s) missing: {', '.join(missing)}", field="header", record=1
         )
-    rejects = RejectsWriter(rejects_path) if rejects_path else None
+    rejects: RejectsWriter | None = None
+    try:
+        with _signals_held():  # a stop while the file is created must not orphan it
+            rejects = RejectsWriter(rejects_path) if rejects_path else None
+    except BaseException:
+        if rejects is not None:
+            rejects.abort()
+        raise
     summary = PrepSummary()
     dup_sets = (FingerprintSet(), FingerprintSet(), FingerprintSet())
 
