@@ -752,3 +752,31 @@ def test_hostile_line_files_get_one_line_under_a_memory_limit(
     assert done.returncode == 1, output
     assert "Traceback" not in output
     assert message in output and output.count("\n") == 1
+
+
+@pytest.mark.pcsc
+def test_cards_that_never_reach_the_reader_stop_the_line_without_giving_records_up(  # type: ignore[no-untyped-def]
+    pcsc_lab, tmp_path: Path
+) -> None:
+    """The printer parks its cards at another reader than the line file names (a miswired
+    contact station): before, every parked card was rejected and counted against its record
+    until the records were given up; now 3 untouched cards in a row stop the line and every
+    record keeps its attempts."""
+    perso = _prepare(tmp_path / "b", 1, "NC1", count=2)
+    free = [s for s in pcsc_lab.slots if s.card is None][:2]
+    assert len(free) == 2, "the lab lent this session too few free readers"
+    options = LineOptions(card_timeout=1, pause_retry=0.2, max_attempts=3)
+    line = SimLine(1, tmp_path / "line", readers=free[:1], options=options)  # type: ignore[arg-type]
+    with line, Database(tmp_path / "j.db") as db:
+        st = line.spec.stations[0]
+        miswired = LineSpec((StationSpec(st.name, st.printer, free[1].name),), options)
+        summary = LineRun(perso, miswired, SoftwareKeyStore.load(SAMPLE_KEYS), db).run(
+            tmp_path / "r.csv"
+        )
+    assert "3 parked cards in a row never reached it" in summary.stopped
+    assert "not the card's fault" in summary.stopped
+    assert summary.stations[0].rejected == 3
+    assert [(r["outcome"], r["attempts"]) for r in _rows(tmp_path / "r.csv")] == [
+        ("queued", "0"),
+        ("queued", "0"),
+    ]

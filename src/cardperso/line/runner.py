@@ -38,13 +38,21 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
 
+from cardperso.codec.numbers import mask_id
 from cardperso.devices import cardface
-from cardperso.devices.pcsc import PcscTransport, ReaderUnavailable, TraceHook, wait_for_card
+from cardperso.devices.pcsc import (
+    NoCard,
+    PcscTransport,
+    ReaderUnavailable,
+    TraceHook,
+    wait_for_card,
+)
 from cardperso.devices.printer import CardPrinter, EvolisPrinter, PrinterFault
 from cardperso.errors import CardPersoError, DeviceError, KeyStoreError, UsageError
 from cardperso.keystore.base import KeyStore
 from cardperso.layouts.persofile import PersoHeader, PersoRecordBody
 from cardperso.line import jobs
+from cardperso.line.control import ensure_control_table, request_resume
 from cardperso.line.identity import check_continuation, file_identity
 from cardperso.line.journal import ClaimLost, Job, JobSeed, Journal, member_id
 from cardperso.line.linefile import LineSpec, StationSpec
@@ -150,6 +158,8 @@ class Station:
         self._printer_factory = printer_factory
         self._transport_factory = transport_factory
         self.thread = threading.Thread(target=self._main, name=f"station-{spec.name}", daemon=True)
+        #: Parked cards that never reached the reader, in a row (see :meth:`_no_card`).
+        self.no_card_in_a_row = 0
 
     # -- printer commands that may pause the station -----------------------------------------
     def _printer_step(self, what: str, action: Callable[[], None]) -> None:
@@ -217,6 +227,9 @@ class Station:
         except ChipFailure as exc:
             self._reject(job, printer, str(exc), auth=exc.auth_failure)
             return
+        except NoCard as exc:
+            self._no_card(job, printer, exc)
+            return
         except (KeyStoreError, UsageError, ReaderUnavailable) as exc:
             self._station_fault(job, printer, exc)
             return
@@ -228,6 +241,7 @@ class Station:
                 with contextlib.suppress(CardPersoError):
                     transport.disconnect()
         self.run.auth_ok()
+        self.no_card_in_a_row = 0
         self.run.count_apdus(result.apdus)
         try:
             job = self.run.journal.chip_ok(
@@ -235,7 +249,7 @@ class Station:
                 chip_serial=result.chip_serial.hex().upper(),
                 atr=atr.hex().upper(),
                 card_id_code=result.card_id.hex().upper(),
-                pan_masked=_mask_pan(body.pan),
+                pan_masked=mask_id(body.pan),
             )
             self.run.journal.confirm(job)  # the claim is still ours: print
         except ClaimLost as lost:
@@ -260,11 +274,37 @@ class Station:
         self.status.made += 1
         log.info("station %s made card %s (record %d)", name, body.card_no, job.index)
 
-    def _station_fault(self, job: Job, printer: CardPrinter, exc: CardPersoError) -> None:
+    #: Parked cards in a row that never reach the reader before the line stops: the reader or
+    #: the printer's contact station is at fault, not the cards.
+    NO_CARD_LIMIT = 3
+
+    def _no_card(self, job: Job, printer: CardPrinter, exc: CardPersoError) -> None:
+        """The parked card never reached the reader: the card goes to the reject box (it was
+        not touched), the record keeps its attempt; after :data:`NO_CARD_LIMIT` in a row the
+        station is at fault and the line stops."""
+        self.no_card_in_a_row += 1
+        n = self.no_card_in_a_row
+        if n >= self.NO_CARD_LIMIT:
+            self._station_fault(job, printer, exc, f"{n} parked cards in a row never reached it")
+            return
+        reason = f"{type(exc).__name__}: {exc}"
+        log.warning(
+            "station %s rejects a card that never reached the reader: %s", self.spec.name, reason
+        )
+        self._printer_step("reject", printer.reject)
+        self.status.rejected += 1
+        try:
+            self.run.journal.release(job, reason)
+        except ClaimLost as lost:
+            log.error("station %s: %s", self.spec.name, lost)
+
+    def _station_fault(
+        self, job: Job, printer: CardPrinter, exc: CardPersoError, why: str = ""
+    ) -> None:
         """The key store or the reader failed in the middle of a card: not the card's fault. The
         card (suspect) goes to the reject box, the record keeps its attempts, the line stops
         (every next card would meet the same fault)."""
-        reason = f"{type(exc).__name__}: {exc}"
+        reason = f"{type(exc).__name__}: {exc}" + (f" ({why})" if why else "")
         log.error("station %s: %s: not the card's fault, the line stops", self.spec.name, reason)
         self._printer_step("reject", printer.reject)
         self.status.rejected += 1
@@ -303,10 +343,6 @@ class Station:
             return
         if auth:
             self.run.auth_failed(self.spec.name)
-
-
-def _mask_pan(pan: str) -> str:
-    return pan[:6] + "*" * max(0, len(pan) - 10) + pan[-4:] if len(pan) > 10 else ""
 
 
 class LineRun:
@@ -468,7 +504,7 @@ class LineRun:
     def _open_run(self) -> None:
         """Create, resume or join the run in the journal (after every pre-flight check)."""
         run_id, digest = self.identity.run_id, self.identity.digest
-        seeds = [JobSeed(i, b.card_no, _mask_ssn(b.ssn)) for i, b in sorted(self.records.items())]
+        seeds = [JobSeed(i, b.card_no, mask_id(b.ssn)) for i, b in sorted(self.records.items())]
         options = self.spec.options
         if self.join:
             created = self.journal.create_or_join(
@@ -525,44 +561,6 @@ class LineRun:
             self.shared.stopped_reason,
             self.shared.apdus / chips,
         )
-
-
-def _mask_ssn(ssn: str) -> str:
-    return ssn[:6] + "********" + ssn[-4:] if len(ssn) == 18 else ""
-
-
-def ensure_control_table(db: Database) -> None:
-    db.execute(
-        f"CREATE TABLE IF NOT EXISTS line_control (id {db.autoincrement}, run_id TEXT, station TEXT, "
-        "command TEXT, done INTEGER DEFAULT 0, at DOUBLE PRECISION)"
-    )
-
-
-def _run_exists(db: Database, run_id: str) -> bool:
-    if db.dialect == "postgres":
-        table = db.execute("SELECT to_regclass('line_runs') IS NOT NULL")
-    else:
-        table = db.execute(
-            "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'line_runs'"
-        )
-    if not table or not table[0][0]:
-        return False
-    return bool(db.execute("SELECT 1 FROM line_runs WHERE run_id = ?", (run_id,)))
-
-
-def request_resume(db: Database, run_id: str, station: str) -> None:
-    """What ``cardperso line resume-station`` does: tell a paused station to retry now.
-    Refused for a run the journal does not hold (a mistyped run id would wait for nothing)."""
-    if not _run_exists(db, run_id):
-        raise UsageError(
-            f"no run {run_id!r} in this journal: give the run id `cardperso run` printed, "
-            "and the --db it ran with"
-        )
-    ensure_control_table(db)
-    db.execute(
-        "INSERT INTO line_control (run_id, station, command, done, at) VALUES (?, ?, 'resume', 0, ?)",
-        (run_id, station, time.time()),
-    )
 
 
 def run_line(
