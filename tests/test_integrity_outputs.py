@@ -453,3 +453,35 @@ def test_what_profile_check_accepts_the_perso_file_holds(work: Path) -> None:
     assert out.returncode == 1 and "prepared 40" in out.stdout, out.stderr
     verify = cli("perso-file", "verify", "x.perso", "-k", "k.json", cwd=work)
     assert verify.returncode == 0 and "40 records" in verify.stdout, verify.stderr
+
+
+def test_input_name_that_cannot_be_a_batch_id_asks_for_one(work: Path) -> None:
+    shutil.copy(work / "b.csv", work / "a\tb.csv")
+    out = cli("prep", "a\tb.csv", "-p", "ssc3-pboc", "-k", "k.json", "-o", "x", "-r", "r", cwd=work)
+    one_line_error(
+        out,
+        2,
+        r"the input file's name cannot be the batch id \(must not contain control characters\): pass --batch-id",
+    )
+    assert not (work / "x").exists() and not (work / "r").exists()
+
+
+@pytest.mark.parametrize(
+    ("extra", "pattern"),
+    [
+        (("-n", "10000001"), r"'--count' / '-n': 10000001 is not in the range 0<=x<=10000000"),
+        (("-n", "5", "--photos", "100000"), r"'--photos': 100000 is not in the range 1<=x<=10000"),
+    ],
+)
+def test_make_batch_limits(tmp_path: Path, extra: tuple[str, ...], pattern: str) -> None:
+    out = cli("examples", "make-batch", "-o", "m/x.csv", *extra, cwd=tmp_path)
+    assert out.returncode == 2 and "Traceback" not in out.stderr
+    assert re.search(pattern, out.stderr), out.stderr
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_make_batch_never_replaces_a_device(tmp_path: Path) -> None:
+    os.mkfifo(tmp_path / "fifo.csv")
+    out = cli("examples", "make-batch", "-n", "3", "-o", "fifo.csv", cwd=tmp_path)
+    one_line_error(out, 2, r"fifo\.csv is not a regular file: refusing to replace it")
+    assert (tmp_path / "fifo.csv").is_fifo()

@@ -9,6 +9,10 @@ from cardperso.prep.synth import make_batch
 
 __all__ = ["COMMANDS"]
 
+#: Limits of a synthetic batch: 10 million records (about 1.5 GB of CSV), 10,000 photo files.
+MAX_COUNT = 10_000_000
+MAX_PHOTOS = 10_000
+
 
 @click.group("examples")
 def examples_group() -> None:
@@ -16,7 +20,13 @@ def examples_group() -> None:
 
 
 @examples_group.command("make-batch")
-@click.option("--count", "-n", type=click.IntRange(min=0), required=True, help="Valid records.")
+@click.option(
+    "--count",
+    "-n",
+    type=click.IntRange(min=0, max=MAX_COUNT),
+    required=True,
+    help=f"Valid records (at most {MAX_COUNT:,}).",
+)
 @click.option(
     "--out",
     "-o",
@@ -29,9 +39,9 @@ def examples_group() -> None:
 @click.option("--seed", type=int, default=1, show_default=True)
 @click.option(
     "--photos",
-    type=click.IntRange(min=1),
+    type=click.IntRange(min=1, max=MAX_PHOTOS),
     default=None,
-    help="Distinct photos to generate and share (default: min(count, 64)).",
+    help=f"Distinct photos to generate and share (default: min(count, 64); at most {MAX_PHOTOS}).",
 )
 @click.option(
     "--errors",

@@ -214,13 +214,21 @@ def prep_cmd(
     An output that is an input (the batch, the key store, the profile) is refused.
     """
     _regular_input(input_path, "INPUT")
-    options = PrepOptions(  # checks batch id, creation time, workers, chunk size
-        batch_id=batch_id or Path(input_path).stem,
-        created=_parse_created(created, input_path),
-        workers=workers,
-        chunk_size=chunk_size,
-        input_format=input_format,
-    )
+    try:
+        options = PrepOptions(  # checks batch id, creation time, workers, chunk size
+            batch_id=batch_id or Path(input_path).stem,
+            created=_parse_created(created, input_path),
+            workers=workers,
+            chunk_size=chunk_size,
+            input_format=input_format,
+        )
+    except UsageError as exc:
+        if batch_id or not str(exc).startswith("--batch-id"):
+            raise
+        raise UsageError(
+            f"the input file's name cannot be the batch id ({str(exc).removeprefix('--batch-id ')}"
+            "): pass --batch-id"
+        ) from None
     profile = load_profile(profile_name)
     check_paths(
         outputs={"--out": out_path, "--rejects": rejects_path},
