@@ -541,3 +541,19 @@ def test_input_that_is_not_a_regular_file_is_refused(tmp_path: Path, kind: str) 
     assert res.stdout.strip() == (
         f"field 'input': input {path} is a FIFO, device or socket, not a regular file"
     )
+
+
+@settings(max_examples=500, deadline=None)
+@given(
+    line=st.text(alphabet='a,"x ', max_size=40),
+    quoted=st.booleans(),
+)
+def test_quote_scanner_agrees_with_csv(line: str, quoted: bool) -> None:
+    """ends_quoted (which cuts the input into records) reads quotes exactly as :mod:`csv` does:
+    a line ends inside a quoted field exactly when csv carries its field on to the next line."""
+    from cardperso.prep.input import ends_quoted
+
+    text = ('"' + line) if quoted else line  # a record that starts inside a quoted field
+    rows = list(csv.reader([text + "\n", "END\n"]))
+    carried = len(rows) == 1
+    assert ends_quoted(line.encode(), quoted) == carried

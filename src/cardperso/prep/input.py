@@ -103,21 +103,30 @@ def ends_quoted(line: bytes, quoted: bool = False) -> bool:
     """Whether a CSV *line* ends inside a quoted field, when it starts inside one (*quoted*)
     or at the start of a record. As :mod:`csv` reads it: ``"`` opens a quoted field only at
     the start of a field (line start or after a comma), ``""`` inside is a literal quote, and
-    any other ``"`` closes the field (a ``"`` inside an unquoted field is a plain character)."""
+    any other ``"`` closes the field (a ``"`` inside an unquoted field is a plain character).
+
+    Pairs ``""`` are dropped first (in C): whatever the state, a pair changes nothing (inside a
+    quoted field it is a literal quote; at the start of a field an empty quoted field; inside
+    an unquoted field two plain characters), so the loop runs once per quoted field, not once
+    per quote: then every ``"`` inside a quoted field closes it, and outside one only ``"`` at
+    the start of the line or after a comma opens one."""
+    if b'""' in line:
+        line = line.replace(b'""', b"")
     find = line.find
     pos = 0
+    if not quoted and line[:1] == b'"':
+        quoted, pos = True, 1
     while True:
-        q = find(b'"', pos)
-        if q < 0:
-            return quoted
         if quoted:
-            if line[q + 1 : q + 2] == b'"':
-                pos = q + 2
-                continue
-            quoted = False
-        elif q == 0 or line[q - 1] == 0x2C:
-            quoted = True
-        pos = q + 1
+            q = find(b'"', pos)
+            if q < 0:
+                return True
+            quoted, pos = False, q + 1
+        else:
+            q = find(b',"', pos)
+            if q < 0:
+                return False
+            quoted, pos = True, q + 2
 
 
 def _too_long(size: int) -> str:
