@@ -9,15 +9,18 @@ from __future__ import annotations
 
 import datetime
 import sys
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 import click
 
+from cardperso.cli import registry_centre
 from cardperso.cli.db import DB_OPTION
+from cardperso.cli.registry_common import BY_OPTION, CALENDAR_OPTION
+from cardperso.cli.registry_common import actor_of as _actor
+from cardperso.cli.registry_common import check_output as _check_output
+from cardperso.cli.registry_common import day_of as _day
+from cardperso.cli.registry_common import open_db as _registry
 from cardperso.errors import DataError
-from cardperso.outputs import check_output_dirs, check_paths
 from cardperso.prep.rejects import RejectsWriter
 from cardperso.profiles.loader import load_profile
 from cardperso.registry import (
@@ -30,40 +33,6 @@ from cardperso.registry import (
     store,
 )
 from cardperso.registry.calendar import load_calendar, parse_day
-from cardperso.storage.db import Database, connect, sqlite_path
-
-BY_OPTION = click.option(
-    "--by", "actor", default=None, help="Who does this (transition log); default user@host."
-)
-CALENDAR_OPTION = click.option(
-    "--calendar",
-    "calendar_file",
-    default=None,
-    envvar="CARDPERSO_CALENDAR",
-    type=click.Path(exists=True, dir_okay=False),
-    help="Holiday and make-up workday file (env CARDPERSO_CALENDAR); default weekends only.",
-)
-
-
-@contextmanager
-def _registry(db_url: str) -> Iterator[Database]:
-    """The registry's database: it must exist (``db upgrade`` makes it); never created here."""
-    with connect(db_url) as db:
-        yield store.open_registry(db)
-
-
-def _check_output(role: str, out: str | Path | None, db_url: str, **inputs: str | None) -> None:
-    """Refuse an output that is the database, an input, a directory or in no directory."""
-    check_output_dirs([(role, out)])
-    check_paths(outputs={role: out}, inputs={"--db": sqlite_path(db_url), **inputs})
-
-
-def _actor(actor: str | None) -> str:
-    return actor or store.default_actor()
-
-
-def _day(value: str | None, what: str) -> datetime.date:
-    return parse_day(value, what) if value else datetime.date.today()
 
 
 @click.group("registry")
@@ -98,6 +67,7 @@ def import_cmd(
             click.echo(f"  line {line}: {field}: {reason} {ssn}".rstrip(), err=True)
     click.echo(
         f"read {summary.read}, accepted {summary.accepted}, rejected {summary.rejected}"
+        + (f" (application ids {summary.id_ranges()})" if summary.ids else "")
         + (f" (see {rejects})" if rejects and summary.rejected else "")
     )
     if summary.rejected:
@@ -342,62 +312,6 @@ def cancel_cmd(card_no: str, reason: str, db_url: str, actor: str | None) -> Non
     click.echo(f"card {card_no}: cancelled ({reason}){tail}")
 
 
-@registry_group.command("suspend")
-@click.argument("card_no")
-@click.option("--reason", default="reported lost", show_default=True)
-@DB_OPTION
-@BY_OPTION
-def suspend_cmd(card_no: str, reason: str, db_url: str, actor: str | None) -> None:
-    """挂失: suspend an issued CARD_NO reported lost (its account is blocked at the bank)."""
-    with _registry(db_url) as db:
-        queued = lost.suspend(db, card_no, reason=reason, actor=_actor(actor))
-    tail = "; bank block request queued (report bank-requests)" if queued else ""
-    click.echo(f"card {card_no}: suspended{tail}")
-
-
-@registry_group.command("restore")
-@click.argument("card_no")
-@click.option("--reason", default="found by the cardholder", show_default=True)
-@DB_OPTION
-@BY_OPTION
-def restore_cmd(card_no: str, reason: str, db_url: str, actor: str | None) -> None:
-    """解挂: a suspended CARD_NO was found: issued again (the bank unblocks its account)."""
-    with _registry(db_url) as db:
-        queued = lost.restore(db, card_no, reason=reason, actor=_actor(actor))
-    tail = "; bank unblock request queued (report bank-requests)" if queued else ""
-    click.echo(f"card {card_no}: issued again{tail}")
-
-
-@registry_group.command("reissue")
-@click.argument("card_no")
-@click.option(
-    "--date", "date", default=None, help="Date the re-issue was accepted (default today)."
-)
-@click.option(
-    "--type", "application_type", default="sporadic", show_default=True,
-    type=click.Choice(["sporadic", "batch"]),
-)  # fmt: skip
-@DB_OPTION
-@BY_OPTION
-def reissue_cmd(
-    card_no: str, date: str | None, application_type: str, db_url: str, actor: str | None
-) -> None:
-    """补卡: cancel a suspended CARD_NO and accept a new application that replaces it."""
-    day = _day(date, "date")
-    with _registry(db_url) as db:
-        got = lost.reissue(
-            db,
-            card_no,
-            accepted_date=f"{day:%Y%m%d}",
-            application_type=application_type,
-            actor=_actor(actor),
-        )
-    click.echo(
-        f"card {card_no}: cancelled (lost: re-issued); application {got.app_id} "
-        f"{got.ssn_masked} accepted to replace it (next: registry audit)"
-    )
-
-
 @registry_group.command("history")
 @click.argument("card_or_id")
 @DB_OPTION
@@ -431,22 +345,6 @@ def return_file_cmd(batch_no: str, out: Path, db_url: str) -> None:
     with _registry(db_url) as db:
         n = reports.return_file(db, batch_no, out)
     click.echo(f"return file of batch {batch_no}: {n} cards → {out} (personal data, mode 0600)")
-
-
-@report_group.command("bank-requests")
-@click.option("--out", required=True, type=click.Path(dir_okay=False, path_type=Path))
-@click.option("--bank", "bank_code", default=None, help="Only this bank's requests.")
-@DB_OPTION
-def bank_requests_cmd(out: Path, bank_code: str | None, db_url: str) -> None:
-    """Block / unblock requests for the bank not yet sent (CSV with PANs: mode 0600); they are
-    marked sent with this file."""
-    _check_output("--out", out, db_url)
-    with _registry(db_url) as db:
-        n = lost.write_requests(db, out, bank_code=bank_code)
-    if n:
-        click.echo(f"{n} bank request(s) → {out} (personal data, mode 0600)")
-    else:
-        click.echo("no bank request waiting (no file written)")
 
 
 @registry_group.command("overdue")
@@ -489,5 +387,10 @@ def stats_cmd(db_url: str, calendar_file: str | None) -> None:
         )
         click.echo("  " + "  ".join(f"{b}: {n}" for b, n in lt.histogram()))
 
+
+for _command in registry_centre.COMMANDS:
+    registry_group.add_command(_command)
+for _command in registry_centre.REPORTS:
+    report_group.add_command(_command)
 
 COMMANDS = [registry_group]

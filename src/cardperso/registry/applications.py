@@ -52,6 +52,17 @@ class ImportSummary:
     read: int = 0
     accepted: int = 0
     rejects: list[tuple[int, str, str, str]] = field(default_factory=list)  # line, field, why, ssn
+    ids: list[int] = field(default_factory=list)  # the accepted applications' ids
+
+    def id_ranges(self) -> str:
+        """``3-7, 9``: the accepted ids, for the next command (``audit --reject ID``)."""
+        spans: list[list[int]] = []
+        for i in sorted(self.ids):
+            if spans and spans[-1][1] == i - 1:
+                spans[-1][1] = i
+            else:
+                spans.append([i, i])
+        return ", ".join(f"{a}-{b}" if a != b else f"{a}" for a, b in spans)
 
     @property
     def rejected(self) -> int:
@@ -216,6 +227,16 @@ def _insert(
             (lifecycle.ACCEPTED, actor, now, before),
         )
         summary.accepted += len(rows)
+        if rows:
+            sources = [r[16] for r in rows]
+            marks = ", ".join("?" for _ in sources)
+            summary.ids.extend(
+                int(i)
+                for (i,) in db.execute(
+                    f"SELECT id FROM reg_applications WHERE id > ? AND source IN ({marks})",
+                    (before, *sources),
+                )
+            )
 
 
 def pans_taken(db: Database, wanted: list[tuple[str, str]]) -> dict[str, str]:

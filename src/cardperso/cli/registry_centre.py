@@ -1,0 +1,194 @@
+"""``cardperso registry …`` for the centre's counter: finding applications and cards
+(``show``, ``list``), lost cards (``suspend``, ``restore``, ``reissue``) and the requests to the
+bank (``report bank-requests``). Attached to the ``registry`` group by
+:mod:`cardperso.cli.registry`.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import click
+
+from cardperso.cli.db import DB_OPTION
+from cardperso.cli.registry_common import BY_OPTION
+from cardperso.cli.registry_common import actor_of as _actor
+from cardperso.cli.registry_common import check_output as _check_output
+from cardperso.cli.registry_common import day_of as _day
+from cardperso.cli.registry_common import open_db as _registry
+from cardperso.registry import find, lost
+
+
+@click.command("suspend")
+@click.argument("card_no")
+@click.option("--reason", default="reported lost", show_default=True)
+@DB_OPTION
+@BY_OPTION
+def suspend_cmd(card_no: str, reason: str, db_url: str, actor: str | None) -> None:
+    """挂失: suspend an issued CARD_NO reported lost (its account is blocked at the bank)."""
+    with _registry(db_url) as db:
+        queued = lost.suspend(db, card_no, reason=reason, actor=_actor(actor))
+    tail = "; bank block request queued (report bank-requests)" if queued else ""
+    click.echo(f"card {card_no}: suspended{tail}")
+
+
+@click.command("restore")
+@click.argument("card_no")
+@click.option("--reason", default="found by the cardholder", show_default=True)
+@DB_OPTION
+@BY_OPTION
+def restore_cmd(card_no: str, reason: str, db_url: str, actor: str | None) -> None:
+    """解挂: a suspended CARD_NO was found: issued again (the bank unblocks its account)."""
+    with _registry(db_url) as db:
+        queued = lost.restore(db, card_no, reason=reason, actor=_actor(actor))
+    tail = "; bank unblock request queued (report bank-requests)" if queued else ""
+    click.echo(f"card {card_no}: issued again{tail}")
+
+
+@click.command("reissue")
+@click.argument("card_no")
+@click.option(
+    "--date", "date", default=None, help="Date the re-issue was accepted (default today)."
+)
+@click.option(
+    "--type", "application_type", default="sporadic", show_default=True,
+    type=click.Choice(["sporadic", "batch"]),
+)  # fmt: skip
+@DB_OPTION
+@BY_OPTION
+def reissue_cmd(
+    card_no: str, date: str | None, application_type: str, db_url: str, actor: str | None
+) -> None:
+    """补卡: cancel a suspended CARD_NO and accept a new application that replaces it."""
+    day = _day(date, "date")
+    with _registry(db_url) as db:
+        got = lost.reissue(
+            db,
+            card_no,
+            accepted_date=f"{day:%Y%m%d}",
+            application_type=application_type,
+            actor=_actor(actor),
+        )
+    click.echo(
+        f"card {card_no}: cancelled (lost: re-issued); application {got.app_id} "
+        f"{got.ssn_masked} accepted to replace it (next: registry audit)"
+    )
+
+
+@click.command("bank-requests")
+@click.option("--out", required=True, type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--bank", "bank_code", default=None, help="Only this bank's requests.")
+@DB_OPTION
+def bank_requests_cmd(out: Path, bank_code: str | None, db_url: str) -> None:
+    """Block / unblock requests for the bank not yet sent (CSV with PANs: mode 0600); they are
+    marked sent with this file."""
+    _check_output("--out", out, db_url)
+    with _registry(db_url) as db:
+        n = lost.write_requests(db, out, bank_code=bank_code)
+    if n:
+        click.echo(f"{n} bank request(s) → {out} (personal data, mode 0600)")
+    else:
+        click.echo("no bank request waiting (no file written)")
+
+
+def _echo_json(value: Any) -> None:
+    click.echo(json.dumps(value, ensure_ascii=False, sort_keys=True))
+
+
+@click.command("show")
+@click.argument("card_or_id")
+@click.option("--json", "as_json", is_flag=True, help="One JSON object.")
+@DB_OPTION
+def show_cmd(card_or_id: str, as_json: bool, db_url: str) -> None:
+    """An application (by id) or a card (by number): its data (masked), card, the person's
+    cards, bank requests, photo path and whole history."""
+    with _registry(db_url) as db:
+        got = find.show(db, card_or_id)
+    if as_json:
+        _echo_json(got)
+        return
+    card = got.pop("card")
+    hist = got.pop("history")
+    people = got.pop("cards_of_person")
+    for key, value in got.items():
+        if value != "":
+            click.echo(f"{key + ':':<18} {value}")
+    if card:
+        click.echo("card:")
+        for key, value in card.items():
+            if value not in ("", []):
+                click.echo(f"  {key + ':':<16} {value}")
+    if len(people) > 1:
+        click.echo("cards of this person:")
+        for c in people:
+            click.echo(
+                f"  {c['card_no']}  {c['state']:<20} {'active' if c['active'] else 'inactive'}"
+                f"  application {c['application_id']}"
+            )
+    click.echo("history:")
+    for t in hist:
+        click.echo(
+            f"  {t['at']}  {t['event']:<17} {t['from'] or '-':>20} → {t['to']:<20} "
+            f"by {t['by']}{'  ' + t['detail'] if t['detail'] else ''}"
+        )
+
+
+@click.command("list")
+@click.option("--state", "states", multiple=True, help="Only this state (repeatable).")
+@click.option("--batch", default="", help="Only cards of this batch.")
+@click.option("--bank", default="", help="Only this bank code.")
+@click.option("--region", default="", help="Only this region code.")
+@click.option(
+    "--type", "application_type", default="", type=click.Choice(["", "batch", "sporadic"])
+)
+@click.option("--from", "date_from", default="", help="Accepted on or after (YYYY-MM-DD).")
+@click.option("--to", "date_to", default="", help="Accepted on or before (YYYY-MM-DD).")
+@click.option("--limit", type=click.IntRange(min=1), default=None)
+@click.option("--json", "as_json", is_flag=True, help="JSON Lines: one object per application.")
+@DB_OPTION
+def list_cmd(
+    states: tuple[str, ...],
+    batch: str,
+    bank: str,
+    region: str,
+    application_type: str,
+    date_from: str,
+    date_to: str,
+    limit: int | None,
+    as_json: bool,
+    db_url: str,
+) -> None:
+    """Applications and their cards, oldest first, with filters (all must hold)."""
+    f = find.filters(
+        states=states,
+        batch=batch,
+        bank=bank,
+        region=region,
+        application_type=application_type,
+        date_from=date_from,
+        date_to=date_to,
+        limit=limit,
+    )
+    with _registry(db_url) as db:
+        rows = find.list_apps(db, f)
+    if as_json:
+        for row in rows:
+            _echo_json(row)
+        return
+    click.echo(
+        f"{'id':>6}  {'card':9}  {'state':<20} {'type':<8} {'accepted':8}  {'region':6}  "
+        f"{'bank':5} {'batch':<14} identity"
+    )
+    for r in rows:
+        click.echo(
+            f"{r['application_id']:>6}  {r['card_no'] or '-':9}  {r['state']:<20} "
+            f"{r['application_type']:<8} {r['accepted_date']:8}  {r['region']:6}  "
+            f"{r['bank_code'] or '-':5} {r['batch_no'] or '-':<14} {r['ssn_masked']}"
+        )
+    click.echo(f"{len(rows)} application(s)")
+
+
+COMMANDS = [show_cmd, list_cmd, suspend_cmd, restore_cmd, reissue_cmd]
+REPORTS = [bank_requests_cmd]
