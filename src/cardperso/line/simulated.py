@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import json
 import logging
-import shutil
+import os
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -160,7 +160,7 @@ class SimStation:
         serial = card.serial.hex().upper()
         target_dir = self.state_dir / ("output" if destination == "output" else "rejects")
         target = target_dir / f"{serial}.json"
-        shutil.move(str(card.path), target)
+        _move_image(card.path, target)
         if destination == "output":
             # the printed face and the stripe hold personal data: private, and whole or absent
             panels = {name: data for (side, name), data in job.panels.items() if side == "front"}
@@ -173,6 +173,16 @@ class SimStation:
 
     def clear_faults(self) -> None:
         self.core.clear()
+
+
+def _move_image(source: Path, target: Path) -> None:
+    """Move a card image into the output hopper or the reject box whole: a rename, or across
+    file systems an atomic copy (never a partial image under the name a crash check reads)."""
+    try:
+        os.replace(source, target)
+    except OSError:
+        atomic_write_bytes(target, source.read_bytes())
+        source.unlink()
 
 
 class SimLine:
