@@ -326,6 +326,14 @@ def _init_worker(
     _WORKER = Preparer(profile, store, base_dir, pin_seed, batch)
 
 
+def _init_pool_worker(*args: Any) -> None:
+    """A forked worker: the default action for stop signals (the parent's handler, which
+    unwinds prep and removes its temporary files, is not the worker's), then the preparer."""
+    for sig in (signal.SIGTERM, signal.SIGHUP):
+        signal.signal(sig, signal.SIG_DFL)
+    _init_worker(*args)
+
+
 def _work(chunk: Chunk) -> ChunkResult:
     assert _WORKER is not None
     return _WORKER.process(chunk)
@@ -401,7 +409,7 @@ def _run_chunks(
             sink(worker_fn(chunk))
         return
     ctx = multiprocessing.get_context("fork")
-    with ctx.Pool(workers, initializer=_init_worker, initargs=init_args) as pool:
+    with ctx.Pool(workers, initializer=_init_pool_worker, initargs=init_args) as pool:
         inflight: deque[Any] = deque()
         limit = workers + 2
         for chunk in chunks:
