@@ -171,3 +171,24 @@ def test_resume_station_wakes_a_paused_station(pcsc_lab, tmp_path: Path) -> None
         assert out.exit_code == 0, out.output
         assert done.wait(120), "the resumed station finishes the run"
     assert run.journal.counts()["done"] == 2
+
+
+def test_demo_with_fresh_issuer_keys_and_the_vendors_transport_key(  # type: ignore[no-untyped-def]
+    lab_line: None, tmp_path: Path
+) -> None:
+    """`keys generate` (random issuer keys) plus the card vendor's transport key imported by
+    ceremony: the demo's simulated blanks carry that key, and every good card is made (before:
+    the blanks were opened with the fresh `gp-kmc` and none could be)."""
+    from cardperso.crypto import random_bytes
+    from test_integrity_line import _fresh_store_with_transport_key
+
+    keys = _fresh_store_with_transport_key(tmp_path, random_bytes(16))
+    state = tmp_path / "demo"
+    result = CliRunner().invoke(
+        cli, ["demo", "--count", "3", "--stations", "1", "--state", str(state), "--keys", str(keys)]
+    )
+    assert result.exit_code == 0, result.output
+    with (state / "results.csv").open() as fh:
+        rows = list(csv.DictReader(fh))
+    assert [r["outcome"] for r in rows] == ["produced"] * 3
+    assert not list((state / "line" / "rejects").iterdir()), "no blank was spent"
