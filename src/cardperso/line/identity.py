@@ -140,7 +140,7 @@ def check_continuation(db: Database, ident: FileIdentity, *, resume: bool, join:
         raise UsageError(
             f"--resume: this file ({ident.describe()}) has no run in the journal; the journal's "
             f"batch {ident.batch_id!r} was made from another file ({theirs}): refusing to "
-            "continue it with this file"
+            "continue it with this file (to start this file's own run, leave out --resume)"
         )
     same = [r for r in others if r.records == ident.records.hex()]
     if same:
