@@ -253,6 +253,24 @@ UNDO_MIGRATION_4 = (
     "DROP TABLE reg_old_chips",
     "DROP TABLE reg_bank_requests",
 )
+#: ... and before migration 5.
+UNDO_MIGRATION_5 = (
+    "DROP INDEX reg_applications_service_point",
+    "DROP INDEX reg_applications_unit",
+    *(
+        f"ALTER TABLE reg_applications DROP COLUMN {c}"
+        for c in (
+            "service_point",
+            "unit",
+            "phone",
+            "photo_source",
+            "photo_receipt",
+            "staff_confirmed",
+            "applicant_confirmed",
+        )
+    ),
+    "DROP TABLE reg_parties",
+)
 
 
 def test_batches_exported_before_the_line_records_get_them_at_upgrade(
@@ -266,14 +284,14 @@ def test_batches_exported_before_the_line_records_get_them_at_upgrade(
         recorded = db.execute("SELECT * FROM reg_batch_records ORDER BY line")
         # make it the database of a cardperso before migration 3
         db.execute("DROP TABLE reg_batch_records")
-        for undo in UNDO_MIGRATION_4:
+        for undo in UNDO_MIGRATION_5 + UNDO_MIGRATION_4:
             db.execute(undo)
         db.execute("DELETE FROM schema_migrations WHERE version >= 3")
     run_cli("registry", "stats", "--db", url, code=2)  # behind: needs db upgrade
     with connect(url) as db:  # the line still feeds its results to a registry at version 2
         assert production.registry_present(db)
     upgraded = run_cli("db", "upgrade", "--db", url)
-    assert "applied migration 3" in upgraded and "applied migration 4" in upgraded
+    assert all(f"applied migration {v}" in upgraded for v in (3, 4, 5))
     with connect(url) as db:
         assert db.execute("SELECT * FROM reg_batch_records ORDER BY line") == recorded
     assert [r[1] for r in recorded] == [2, 3, 4]

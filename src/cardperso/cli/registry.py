@@ -93,9 +93,15 @@ def audit_cmd(
             return
         out = applications.audit(db, load_profile(profile), actor=_actor(actor))
     bad = [o for o in out if o.state == "rejected"]
+    waiting = [o for o in out if o.state == "accepted"]
     for o in bad:
         click.echo(f"  application {o.app_id} {o.ssn_masked}: rejected: {o.reason}")
-    click.echo(f"audited {len(out) - len(bad)}, rejected {len(bad)}")
+    for o in waiting:
+        click.echo(f"  application {o.app_id} {o.ssn_masked}: {o.reason} (registry confirm)")
+    click.echo(
+        f"audited {len(out) - len(bad) - len(waiting)}, rejected {len(bad)}"
+        + (f", waiting for confirmation {len(waiting)}" if waiting else "")
+    )
 
 
 @registry_group.command("compare")

@@ -18,7 +18,7 @@ from cardperso.cli.registry_common import actor_of as _actor
 from cardperso.cli.registry_common import check_output as _check_output
 from cardperso.cli.registry_common import day_of as _day
 from cardperso.cli.registry_common import open_db as _registry
-from cardperso.registry import find, lost
+from cardperso.registry import applications, centre, find, lost
 
 
 @click.command("suspend")
@@ -140,6 +140,8 @@ def show_cmd(card_or_id: str, as_json: bool, db_url: str) -> None:
 @click.option("--batch", default="", help="Only cards of this batch.")
 @click.option("--bank", default="", help="Only this bank code.")
 @click.option("--region", default="", help="Only this region code.")
+@click.option("--unit", default="", help="Only this insured unit (employer).")
+@click.option("--service-point", "service_point", default="", help="Only this service point.")
 @click.option(
     "--type", "application_type", default="", type=click.Choice(["", "batch", "sporadic"])
 )
@@ -153,6 +155,8 @@ def list_cmd(
     batch: str,
     bank: str,
     region: str,
+    unit: str,
+    service_point: str,
     application_type: str,
     date_from: str,
     date_to: str,
@@ -166,6 +170,8 @@ def list_cmd(
         batch=batch,
         bank=bank,
         region=region,
+        unit=unit,
+        service_point=service_point,
         application_type=application_type,
         date_from=date_from,
         date_to=date_to,
@@ -190,5 +196,63 @@ def list_cmd(
     click.echo(f"{len(rows)} application(s)")
 
 
-COMMANDS = [show_cmd, list_cmd, suspend_cmd, restore_cmd, reissue_cmd]
+@click.command("confirm")
+@click.argument("app_id", type=int)
+@click.option("--staff", default="", help="The staff member who checked and signed the form.")
+@click.option("--applicant", is_flag=True, help="The applicant signed the form.")
+@DB_OPTION
+@BY_OPTION
+def confirm_cmd(app_id: int, staff: str, applicant: bool, db_url: str, actor: str | None) -> None:
+    """Record the signatures on the registration form of accepted application APP_ID."""
+    with _registry(db_url) as db:
+        missing = applications.confirm(
+            db, app_id, staff=staff, applicant=applicant, actor=_actor(actor)
+        )
+    tail = f"still waiting for: {', '.join(missing)}" if missing else "confirmed by both"
+    click.echo(f"application {app_id}: {tail}")
+
+
+def _party_group(kind: str, label: str) -> click.Group:
+    group = click.Group(kind.replace("_", "-"), help=f"The centre's list of {label}s.")
+
+    @group.command("add")
+    @click.argument("code")
+    @click.argument("name")
+    @click.option("--region", default="", help="Region code (GB/T 2260).")
+    @DB_OPTION
+    def add(code: str, name: str, region: str, db_url: str) -> None:
+        """Add CODE with its NAME."""
+        with _registry(db_url) as db:
+            centre.add_party(db, kind, code, name, region)
+        click.echo(f"{label} {code}: {name}")
+
+    @group.command("list")
+    @click.option("--json", "as_json", is_flag=True, help="JSON Lines.")
+    @DB_OPTION
+    def list_(as_json: bool, db_url: str) -> None:
+        """The list, by code."""
+        with _registry(db_url) as db:
+            got = centre.parties(db, kind)
+        for p in got.values():
+            if as_json:
+                _echo_json({"code": p.code, "name": p.name, "region": p.region})
+            else:
+                click.echo(f"{p.code:<12} {p.name}{'  region ' + p.region if p.region else ''}")
+        if not as_json:
+            click.echo(f"{len(got)} {label}(s)")
+
+    return group
+
+
+COMMANDS = [
+    show_cmd,
+    list_cmd,
+    suspend_cmd,
+    restore_cmd,
+    reissue_cmd,
+    confirm_cmd,
+    _party_group("service_point", "service point"),
+    _party_group("unit", "insured unit"),
+    _party_group("bank", "cooperative bank"),
+]
 REPORTS = [bank_requests_cmd]

@@ -20,12 +20,19 @@ from pathlib import Path
 from typing import Any, Final
 
 from cardperso.codec.numbers import mask_id
-from cardperso.errors import DataError
-from cardperso.prep.input import open_input, parse_chunk
+from cardperso.errors import DataError, UsageError
+from cardperso.prep.input import parse_chunk
 from cardperso.prep.validate import Reject, Validator, date_ordinal
 from cardperso.profiles.fields import canonical
 from cardperso.profiles.model import Profile
 from cardperso.registry import lifecycle
+from cardperso.registry.centre import (
+    CENTRE_FIELDS,
+    Lists,
+    check_centre,
+    missing_confirmations,
+    open_applications,
+)
 from cardperso.registry.files import check_regular, csv_rows
 from cardperso.registry.store import Application, move, select_apps
 from cardperso.storage.db import Database
@@ -107,7 +114,8 @@ def import_applications(
     application still open (not issued, returned, rejected or cancelled) is refused, as is a
     second application in the same file."""
     check_regular(path, "applications")  # a FIFO or /dev/zero is not an application file
-    inp = open_input(path, required=frozenset({"ssn", *REQUIRED}))
+    inp = open_applications(path, frozenset({"ssn", *REQUIRED}))
+    lists = Lists.load(db)
     validator = Validator(profile, Path(path).parent)
     base = Path(path).resolve().parent
     summary = ImportSummary()
@@ -123,6 +131,7 @@ def import_applications(
             ssn = str(rec.get("ssn", ""))
             try:
                 values = _check(validator, rec)
+                values.update(check_centre(values, lists))
             except Reject as rej:
                 summary.rejects.append((line, rej.field, rej.reason, mask_id(ssn)))
                 continue
@@ -208,13 +217,14 @@ def _insert(
                     now,
                     f"{source}:{line}",
                     now,
+                    *(v.get(c) or None for c in CENTRE_FIELDS),
                 )
             )
         db.executemany(
             "INSERT INTO reg_applications (ssn, name, gender, nation, birth_date, birth_place, "
             "region, photo, bank_code, pan, pan_seq, extra, application_type, accepted_date, "
-            "state, state_at, source, created_at) VALUES "
-            "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            f"state, state_at, source, created_at, {', '.join(CENTRE_FIELDS)}) VALUES "
+            f"({', '.join('?' for _ in range(18 + len(CENTRE_FIELDS)))})",
             rows,
         )
         # one "accept" transition per new application: those above the previous highest id
@@ -300,10 +310,24 @@ def _as_record(app: Application) -> dict[str, str]:
 
 def audit(db: Database, profile: Profile, *, actor: str) -> list[Outcome]:
     """Check every accepted application again (the data as stored, its photo as it is now):
-    ``audited``, or ``rejected`` with the field and reason."""
+    ``audited``, or ``rejected`` with the field and reason. An application accepted at a
+    service point waits (stays ``accepted``) until the staff and the applicant both confirmed
+    its registration form (:func:`confirm`)."""
     validator = Validator(profile, "/")
     out: list[Outcome] = []
+    signed = {
+        int(i): missing_confirmations(staff or "", applicant or "")
+        for i, staff, applicant in db.execute(
+            "SELECT id, staff_confirmed, applicant_confirmed FROM reg_applications "
+            "WHERE state = ? AND service_point IS NOT NULL",
+            (lifecycle.ACCEPTED,),
+        )
+    }
     for app in select_apps(db, "state = ?", (lifecycle.ACCEPTED,)):
+        if signed.get(app.id):  # the form is not signed by both parties yet: wait
+            why = f"waiting for the confirmation of: {', '.join(signed[app.id])}"
+            out.append(Outcome(app.id, app.ssn_masked, lifecycle.ACCEPTED, why))
+            continue
         try:
             _check(validator, _as_record(app))
         except Reject as rej:
@@ -316,6 +340,27 @@ def audit(db: Database, profile: Profile, *, actor: str) -> list[Outcome]:
             state = move(db, app.id, "audit", actor=actor)
         out.append(Outcome(app.id, app.ssn_masked, state))
     return out
+
+
+def confirm(
+    db: Database, app_id: int, *, staff: str = "", applicant: bool = False, actor: str
+) -> list[str]:
+    """Record the staff member's and/or the applicant's signature on the registration form of
+    an accepted application; the confirmations still missing (empty when both are there)."""
+    values = {"staff_confirmed": staff} if staff else {}
+    if applicant:
+        values["applicant_confirmed"] = "yes"
+    if not values:
+        raise UsageError("give --staff NAME and/or --applicant")
+    checked = check_centre(values, Lists({}, {}, {}))
+    with db.transaction():
+        detail = ", ".join(k.removesuffix("_confirmed") for k in checked)
+        move(db, app_id, "confirm", actor=actor, detail=f"signed by {detail}", **checked)
+        staff_now, applicant_now = db.execute(
+            "SELECT staff_confirmed, applicant_confirmed FROM reg_applications WHERE id = ?",
+            (app_id,),
+        )[0]
+    return missing_confirmations(staff_now or "", applicant_now or "")
 
 
 def reject(db: Database, app_id: int, reason: str, *, actor: str) -> str:

@@ -17,6 +17,7 @@ from cardperso.codec.numbers import mask_id
 from cardperso.errors import UsageError
 from cardperso.registry import lifecycle
 from cardperso.registry.calendar import parse_day
+from cardperso.registry.centre import mask_phone
 from cardperso.registry.store import Application, history, select_apps
 from cardperso.storage.db import Database
 
@@ -97,7 +98,12 @@ def show(db: Database, key: str) -> dict[str, Any]:
     """An application (by id) or a card (by number) with its card, the person's other cards
     and the whole history."""
     app = resolve(db, key)
-    extra = db.execute("SELECT source, replaces FROM reg_applications WHERE id = ?", (app.id,))[0]
+    row = db.execute(
+        "SELECT source, replaces, service_point, unit, phone, photo_source, photo_receipt, "
+        "staff_confirmed, applicant_confirmed FROM reg_applications WHERE id = ?",
+        (app.id,),
+    )[0]
+    extra = tuple("" if v is None else str(v) for v in row)
     out: dict[str, Any] = {
         "application_id": app.id,
         "state": app.state,
@@ -110,8 +116,15 @@ def show(db: Database, key: str) -> dict[str, Any]:
         "bank_code": app.bank_code,
         "pan": mask_pan(app.pan),
         "photo": app.photo,
-        "source": extra[0] or "",
-        "replaces": extra[1] or "",
+        "source": extra[0],
+        "replaces": extra[1],
+        "service_point": extra[2],
+        "unit": extra[3],
+        "phone": mask_phone(extra[4]),
+        "photo_source": extra[5],
+        "photo_receipt": extra[6],
+        "staff_confirmed": extra[7],
+        "applicant_confirmed": extra[8],
         "card_no": app.card_no,
         "card": card_details(db, app.card_no) if app.card_no else {},
     }
@@ -146,6 +159,8 @@ class Filters:
     batch: str = ""
     bank: str = ""
     region: str = ""
+    unit: str = ""
+    service_point: str = ""
     application_type: str = ""
     accepted_from: str = ""  # YYYYMMDD, inclusive
     accepted_to: str = ""
@@ -158,6 +173,8 @@ def filters(
     batch: str = "",
     bank: str = "",
     region: str = "",
+    unit: str = "",
+    service_point: str = "",
     application_type: str = "",
     date_from: str = "",
     date_to: str = "",
@@ -173,7 +190,9 @@ def filters(
     end = f"{parse_day(date_to, 'to'):%Y%m%d}" if date_to else ""
     if start and end and end < start:
         raise UsageError(f"--to {date_to} is before --from {date_from}")
-    return Filters(states, batch, bank, region, application_type, start, end, limit)
+    return Filters(
+        states, batch, bank, region, unit, service_point, application_type, start, end, limit
+    )
 
 
 LIST_COLUMNS: Final = (
@@ -185,6 +204,8 @@ LIST_COLUMNS: Final = (
     "region",
     "bank_code",
     "batch_no",
+    "unit",
+    "service_point",
     "ssn_masked",
 )
 
@@ -200,6 +221,8 @@ def where_clause(f: Filters) -> tuple[str, list[Any]]:
         ("c.batch_no", f.batch),
         ("a.bank_code", f.bank),
         ("a.region", f.region),
+        ("a.unit", f.unit),
+        ("a.service_point", f.service_point),
         ("a.application_type", f.application_type),
     ):
         if value:
@@ -219,7 +242,7 @@ def list_apps(db: Database, f: Filters) -> list[dict[str, Any]]:
     where, params = where_clause(f)
     sql = (
         "SELECT a.id, a.card_no, a.state, a.application_type, a.accepted_date, a.region, "
-        "a.bank_code, c.batch_no, a.ssn FROM reg_applications a "
+        "a.bank_code, c.batch_no, a.unit, a.service_point, a.ssn FROM reg_applications a "
         f"LEFT JOIN reg_cards c ON c.card_no = a.card_no{where} ORDER BY a.id"
     )
     if f.limit is not None:

@@ -115,6 +115,7 @@ MACHINE = "application"
 TRANSITIONS: Final[dict[tuple[str, str], str]] = {
     (ACCEPTED, "audit"): AUDITED,
     (ACCEPTED, "reject"): REJECTED,
+    (ACCEPTED, "confirm"): ACCEPTED,  # a signature on the registration form (no change)
     (AUDITED, "compare_ok"): COMPARED,
     (AUDITED, "compare_fail"): RETURNED,
     (COMPARED, "register"): REGISTERED,

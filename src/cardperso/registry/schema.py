@@ -14,7 +14,10 @@ preparation's rejects, which name input lines, find their applications again
 export transitions (one line per record, in export order, after the header). Migration 4 makes
 a PAN unique among active cards (``reg_cards_one_active_pan``; cards that shared one before are
 marked in ``pan_clash`` instead of failing the upgrade), links a re-issued card to the card it
-replaces, and records destroyed chips and the block requests for the bank. The partial unique index
+replaces, and records destroyed chips and the block requests for the bank. Migration 5 adds the
+centre's lists (``reg_parties``: service points, insured units, cooperative banks) and, per
+application, where and for whom it was accepted, the phone, the photo's source and the two
+confirmations. The partial unique index
 ``reg_cards_one_active`` is what makes "one active card per identity number" hold even when
 two processes register the same person at the same moment.
 """
@@ -108,6 +111,26 @@ def _cards_and_bank(db: Database) -> list[str]:
     ]
 
 
+def _centre(db: Database) -> list[str]:
+    columns = (
+        "service_point",
+        "unit",
+        "phone",
+        "photo_source",
+        "photo_receipt",
+        "staff_confirmed",
+        "applicant_confirmed",
+    )
+    return [
+        *(f"ALTER TABLE reg_applications ADD COLUMN {c} TEXT" for c in columns),
+        "CREATE INDEX reg_applications_service_point ON reg_applications (service_point)",
+        "CREATE INDEX reg_applications_unit ON reg_applications (unit)",
+        # the centre's lists: service points, insured units, cooperative banks
+        "CREATE TABLE reg_parties (kind TEXT NOT NULL, code TEXT NOT NULL, name TEXT NOT NULL, "
+        "region TEXT, created_at DOUBLE PRECISION NOT NULL, PRIMARY KEY (kind, code))",
+    ]
+
+
 #: (version, name, statements for this database). Append only: never edit an applied one.
 MIGRATIONS: Final[tuple[tuple[int, str, Callable[[Database], list[str]]], ...]] = (
     (1, "line journal", journal_schema),
@@ -117,6 +140,11 @@ MIGRATIONS: Final[tuple[tuple[int, str, Callable[[Database], list[str]]], ...]] 
         4,
         "registry: one active card per PAN, replaced cards, old chips, bank requests",
         _cards_and_bank,
+    ),
+    (
+        5,
+        "registry: service points, insured units, banks; where and how an application was taken",
+        _centre,
     ),
 )
 LATEST: Final = MIGRATIONS[-1][0]
