@@ -347,6 +347,11 @@ def test_hostile_prep_arguments_are_one_line_and_write_nothing(
             ("validate", "b.csv", "-p", "ssc3-pboc", "--workers", "1000"),
             r"--workers must be between 1 and 64, got 1000",
         ),
+        (("perso-file", "show", "fifo.csv"), r"FILE fifo\.csv is not a regular file"),
+        (
+            ("perso-file", "verify", "fifo.csv", "-k", "k.json"),
+            r"FILE fifo\.csv is not a regular file",
+        ),
         (
             ("perso-file", "verify", "b.csv", "-k", "/dev/zero"),
             r"--keys /dev/zero is not a regular file",

@@ -324,6 +324,7 @@ def perso_file() -> None:
 @click.option("--keys", "-k", "keys_spec", required=True, help="Key store holding the KEK.")
 def verify_cmd(path: str, keys_spec: str) -> None:
     """Check every MAC, the order and the counts (refuses tampered, truncated, mixed files)."""
+    _regular_input(path, "FILE")
     store = _open_store(keys_spec)
     result = verify(path, store)
     h = result.header
@@ -383,6 +384,7 @@ def show_cmd(path: str, as_json: bool, limit: int | None, keys_spec: str | None)
     Never shows key values, PIN blocks or whole identity numbers. Does not verify MACs: run
     ``perso-file verify`` for that.
     """
+    _regular_input(path, "FILE")
     with open(path, "rb") as fh:
         header, _raw = read_header(fh)
     head = _header_json(header)
