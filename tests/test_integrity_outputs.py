@@ -490,3 +490,22 @@ def test_make_batch_never_replaces_a_device(tmp_path: Path) -> None:
     out = cli("examples", "make-batch", "-n", "3", "-o", "fifo.csv", cwd=tmp_path)
     one_line_error(out, 2, r"fifo\.csv is not a regular file: refusing to replace it")
     assert (tmp_path / "fifo.csv").is_fifo()
+
+
+@pytest.mark.parametrize("created", [-1, pf.CREATED_MAX + 1, (1 << 63) - 1])
+def test_header_layout_refuses_a_creation_time_no_calendar_shows(created: int) -> None:
+    """A corrupted ``created`` field is a DecodeError (``perso-file show`` printed a traceback:
+    ``year 36812 is out of range``), and a header is never built with one."""
+    from cardperso.errors import DecodeError
+
+    header = pf.PERSO_HEADER.decode(pf.PERSO_HEADER.vectors[0][1])
+    raw = bytearray(pf.PERSO_HEADER.vectors[0][1])
+    raw[22:30] = created.to_bytes(8, "big", signed=True)
+    with pytest.raises(DecodeError, match=r"at offset 22: .*creation time is out of range") as err:
+        pf.PERSO_HEADER.decode(bytes(raw))
+    assert err.value.field == "created"
+    bad = pf.PersoHeader(**{**_fields(header), "created": created})
+    with pytest.raises(EncodingError, match="creation time is out of range"):
+        pf.PERSO_HEADER.encode(bad)
+    edge = pf.PersoHeader(**{**_fields(header), "created": pf.CREATED_MAX})
+    assert pf.PERSO_HEADER.decode(pf.PERSO_HEADER.encode(edge)).created == pf.CREATED_MAX
