@@ -25,6 +25,7 @@ from cardperso.prep.rejects import RejectsWriter
 from cardperso.profiles.loader import load_profile
 from cardperso.registry import (
     applications,
+    breakdown,
     cards,
     lost,
     prep_rejects,
@@ -170,6 +171,9 @@ def region_cmd(region: str, prefix: str, db_url: str) -> None:
 @click.option("--issue-date", default=None, help="Issue date (default today).")
 @click.option("--validity-years", type=int, default=10, show_default=True)
 @click.option("--temporary", is_flag=True, help="Export account-failed applications instead.")
+@click.option(
+    "--sporadic", is_flag=True, help="Walk-ins only (5-working-day target): an instant line."
+)
 @click.option("--limit", type=click.IntRange(min=1), default=None)
 def export_cmd(
     db_url: str,
@@ -180,6 +184,7 @@ def export_cmd(
     issue_date: str | None,
     validity_years: int,
     temporary: bool,
+    sporadic: bool,
     limit: int | None,
 ) -> None:
     """Write registered applications as a data-preparation input file (mode 0600)."""
@@ -195,6 +200,7 @@ def export_cmd(
             validity_years=validity_years,
             temporary=temporary,
             limit=limit,
+            application_type="sporadic" if sporadic else None,
         )
     click.echo(
         f"batch {batch.batch_no}: {batch.records} {batch.kind} cards → {batch.file} "
@@ -357,11 +363,33 @@ def return_file_cmd(batch_no: str, out: Path, db_url: str) -> None:
 @DB_OPTION
 @CALENDAR_OPTION
 @click.option("--as-of", "as_of", default=None, help="Date to judge on (default today).")
-def overdue_cmd(db_url: str, calendar_file: str | None, as_of: str | None) -> None:
+@click.option(
+    "--out",
+    "out_csv",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="Also as CSV.",
+)
+def overdue_cmd(
+    db_url: str, calendar_file: str | None, as_of: str | None, out_csv: Path | None
+) -> None:
     """Applications late or at risk against their time target (working days)."""
     day = _day(as_of, "as_of")
+    if out_csv:
+        _check_output("--out", out_csv, db_url)
     with _registry(db_url) as db:
         out = reports.overdue(db, load_calendar(calendar_file), day)
+    if out_csv:
+        breakdown.write_csv(
+            out_csv,
+            ("status", "application_id", "card_no", "ssn_masked", "application_type", "stage",
+             "accepted", "due", "working_days_left"),
+            [
+                (o.status, o.app_id, o.card_no, o.ssn_masked, o.application_type, o.stage,
+                 o.accepted.isoformat(), o.due.isoformat(), o.days_left)
+                for o in out
+            ],
+        )  # fmt: skip
     for o in out:
         click.echo(
             f"  {o.status:<7} app {o.app_id:<6} {o.card_no or '-':9} {o.ssn_masked}  "

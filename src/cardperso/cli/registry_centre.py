@@ -18,7 +18,8 @@ from cardperso.cli.registry_common import actor_of as _actor
 from cardperso.cli.registry_common import check_output as _check_output
 from cardperso.cli.registry_common import day_of as _day
 from cardperso.cli.registry_common import open_db as _registry
-from cardperso.registry import applications, centre, find, lost
+from cardperso.registry import applications, breakdown, centre, find, lost
+from cardperso.registry.calendar import load_calendar
 
 
 @click.command("suspend")
@@ -256,3 +257,110 @@ COMMANDS = [
     _party_group("bank", "cooperative bank"),
 ]
 REPORTS = [bank_requests_cmd]
+
+
+def _filters_options(fn: Any) -> Any:
+    for option in reversed(
+        [
+            click.option("--from", "date_from", default="", help="Accepted on or after."),
+            click.option("--to", "date_to", default="", help="Accepted on or before."),
+            click.option("--unit", default="", help="Only this insured unit."),
+            click.option("--service-point", "service_point", default="", help="Only this point."),
+            click.option("--bank", default="", help="Only this bank code."),
+            click.option("--calendar", "calendar_file", default=None, envvar="CARDPERSO_CALENDAR",
+                         type=click.Path(exists=True, dir_okay=False),
+                         help="Holiday file (env CARDPERSO_CALENDAR)."),
+            click.option("--as-of", "as_of", default=None, help="Judge on (default today)."),
+            click.option("--out", "out_csv", type=click.Path(dir_okay=False, path_type=Path),
+                         default=None, help="Write CSV here instead of text."),
+            DB_OPTION,
+        ]
+    ):  # fmt: skip
+        fn = option(fn)
+    return fn
+
+
+@click.command("breakdown")
+@click.option("--by", "by", required=True, type=click.Choice(list(breakdown.GROUPS)))
+@_filters_options
+def breakdown_cmd(
+    by: str,
+    date_from: str,
+    date_to: str,
+    unit: str,
+    service_point: str,
+    bank: str,
+    calendar_file: str | None,
+    as_of: str | None,
+    out_csv: Path | None,
+    db_url: str,
+) -> None:
+    """Applications per batch, region, bank, unit or service point: on the way, ready, issued,
+    stopped, late and at risk, lead times (text, or CSV with --out)."""
+    f = find.filters(
+        date_from=date_from, date_to=date_to, unit=unit, service_point=service_point, bank=bank
+    )
+    day = _day(as_of, "as_of")
+    if out_csv:
+        _check_output("--out", out_csv, db_url)
+    with _registry(db_url) as db:
+        groups = breakdown.breakdown(db, load_calendar(calendar_file), by, f, day)
+    if out_csv:
+        breakdown.write_csv(out_csv, breakdown.COLUMNS, [g.row() for g in groups])
+        click.echo(f"{len(groups)} {by} group(s) → {out_csv}")
+        return
+    click.echo(
+        f"{by:<14} {'apps':>5} {'on way':>6} {'ready':>5} {'issued':>6} {'stopped':>7} "
+        f"{'late':>4} {'risk':>4} {'notified':>8} {'median':>6} {'in target':>9}"
+    )
+    for g in groups:
+        r = g.row()
+        click.echo(
+            f"{r[0]:<14} {r[1]:>5} {r[2]:>6} {r[3]:>5} {r[4]:>6} {r[5]:>7} {r[6]:>4} {r[7]:>4} "
+            f"{r[8]:>8} {r[9]!s:>6} {r[10]:>9}"
+        )
+    click.echo(f"as of {day.isoformat()}: {len(groups)} group(s)")
+
+
+@click.command("waiting")
+@_filters_options
+def waiting_cmd(
+    date_from: str,
+    date_to: str,
+    unit: str,
+    service_point: str,
+    bank: str,
+    calendar_file: str | None,
+    as_of: str | None,
+    out_csv: Path | None,
+    db_url: str,
+) -> None:
+    """Cards waiting to be collected, per service point, longest first."""
+    f = find.filters(
+        date_from=date_from, date_to=date_to, unit=unit, service_point=service_point, bank=bank
+    )
+    day = _day(as_of, "as_of")
+    if out_csv:
+        _check_output("--out", out_csv, db_url)
+    with _registry(db_url) as db:
+        got = breakdown.waiting(db, load_calendar(calendar_file), day, f)
+    rows = [
+        (w.service_point, w.card_no, w.ssn_masked, w.notified.isoformat(), w.working_days, w.kind)
+        for w in got
+    ]
+    if out_csv:
+        breakdown.write_csv(out_csv, breakdown.WAITING_COLUMNS, rows)
+        click.echo(f"{len(rows)} card(s) waiting → {out_csv}")
+        return
+    per_point: dict[str, int] = {}
+    for w in got:
+        per_point[w.service_point] = per_point.get(w.service_point, 0) + 1
+    for point, card, ssn, notified, days, kind in rows:
+        tag = " (temporary card)" if kind == "temporary" else ""
+        click.echo(f"  {point:<10} {card}  {ssn}  notified {notified}  {days} working days{tag}")
+    for point, n in per_point.items():
+        click.echo(f"{point}: {n} card(s) waiting")
+    click.echo(f"as of {day.isoformat()}: {len(rows)} card(s) waiting to be collected")
+
+
+REPORTS.extend([breakdown_cmd, waiting_cmd])

@@ -109,6 +109,7 @@ def export_batch(
     validity_years: int = 10,
     temporary: bool = False,
     limit: int | None = None,
+    application_type: str | None = None,
 ) -> Batch:
     """Export registered (or, ``temporary``, account-failed) applications; see the module
     docstring. Refused when there is nothing to export."""
@@ -126,9 +127,15 @@ def export_batch(
             if db.execute("SELECT 1 FROM reg_batches WHERE batch_no = ?", (number,)):
                 raise UsageError(f"batch {number} exists already")
             # a concurrent export of the same applications fails on the transition (rolled back)
-            apps = select_apps(db, "state = ?", (state,))[:limit]
+            if application_type:  # walk-ins only: the 5-working-day target, same-day line
+                apps = select_apps(
+                    db, "state = ? AND application_type = ?", (state, application_type)
+                )[:limit]
+            else:
+                apps = select_apps(db, "state = ?", (state,))[:limit]
             if not apps:
-                raise UsageError(f"no application is {state}: nothing to export")
+                what = f"{application_type} application" if application_type else "application"
+                raise UsageError(f"no {what} is {state}: nothing to export")
             lines = _write_export(file.fh, apps, issue, expiry, temporary)
             file.fh.flush()
             os.fsync(file.fh.fileno())
