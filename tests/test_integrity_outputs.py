@@ -509,3 +509,29 @@ def test_header_layout_refuses_a_creation_time_no_calendar_shows(created: int) -
         pf.PERSO_HEADER.encode(bad)
     edge = pf.PersoHeader(**{**_fields(header), "created": pf.CREATED_MAX})
     assert pf.PERSO_HEADER.decode(pf.PERSO_HEADER.encode(edge)).created == pf.CREATED_MAX
+
+
+@pytest.mark.parametrize(
+    ("args", "name"),
+    [
+        (("validate", "big.csv", "-p", str(PROFILE), "-r", "v.rejects.csv"), "v.rejects.csv"),
+        (("examples", "make-batch", "-n", "200000", "-o", "made.csv"), "made.csv"),
+    ],
+)
+def test_sigterm_stops_validate_and_make_batch_cleanly(
+    big_batch: Path, args: tuple[str, ...], name: str
+) -> None:
+    proc = subprocess.Popen(
+        _argv(args, 0), cwd=big_batch, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+    while not list(big_batch.glob(f".{name}.*.part")):
+        if proc.poll() is not None:
+            pytest.fail(f"ended before its output was opened: {proc.communicate()}")
+        time.sleep(0.005)
+    os.kill(proc.pid, signal.SIGSTOP)
+    os.kill(proc.pid, signal.SIGTERM)
+    os.kill(proc.pid, signal.SIGCONT)
+    _out, err = proc.communicate(timeout=120)
+    assert proc.returncode == 128 + signal.SIGTERM, err
+    assert err.strip().splitlines()[-1].startswith("error: stopped by SIGTERM")
+    assert not [p for p in big_batch.iterdir() if name in p.name]

@@ -467,17 +467,6 @@ def prepare(
     )
     # fail on missing keys before touching the input
     ChunkKeys(store, profile, pin_seed)
-    opened: list[PersoWriter | RejectsWriter] = []
-    try:
-        with _signals_held():  # a stop between the two creations must not orphan a file
-            writer = PersoWriter(out_path, header, bkeys.mac)
-            opened.append(writer)
-            rejects = RejectsWriter(rejects_path)
-            opened.append(rejects)
-    except BaseException:
-        for output in opened:
-            output.abort()
-        raise
     summary = PrepSummary(output=os.fspath(out_path))
     # size the duplicate tables for the whole file up front (no growth spikes): a record is
     # at least ~130 bytes of CSV, so this over-estimates the count a little
@@ -524,7 +513,16 @@ def prepare(
         pin_seed,
         bkeys,
     )
+    # From the creation of the output files to their commit, any failure or stop (SIGTERM
+    # unwinds as an exception, see cardperso.cli.main.stop_on_signal) throws both away; signals
+    # are held while they are created and committed, so none falls between two steps.
+    opened: list[PersoWriter | RejectsWriter] = []
     try:
+        with _signals_held():
+            writer = PersoWriter(out_path, header, bkeys.mac)
+            opened.append(writer)
+            rejects = RejectsWriter(rejects_path)
+            opened.append(rejects)
         _run_chunks(_work, src.chunks(options.chunk_size), options.workers, init_args, sink)
         summary.prepared = writer.count
         # the rejects file first: a personalization file under its name means the batch is done
@@ -532,8 +530,8 @@ def prepare(
             rejects.close()
             writer.close(summary.read, summary.rejected)
     except BaseException:
-        writer.abort()
-        rejects.abort()
+        for output in opened:
+            output.abort()
         raise
     summary.seconds = time.perf_counter() - started
     if summary.read != summary.prepared + summary.rejected:  # pragma: no cover - invariant
@@ -561,14 +559,7 @@ def validate_only(
         raise DataError(
             f"required column(s) missing: {', '.join(missing)}", field="header", record=1
         )
-    rejects: RejectsWriter | None = None
-    try:
-        with _signals_held():  # a stop while the file is created must not orphan it
-            rejects = RejectsWriter(rejects_path) if rejects_path else None
-    except BaseException:
-        if rejects is not None:
-            rejects.abort()
-        raise
+    rejects: RejectsWriter | None = None  # opened just before the run (see prepare)
     summary = PrepSummary()
     dup_sets = (FingerprintSet(), FingerprintSet(), FingerprintSet())
 
@@ -604,6 +595,8 @@ def validate_only(
     base_dir = str(Path(os.fspath(input_path)).resolve().parent)
     init_args = (profile, None, base_dir, b"")
     try:
+        with _signals_held():  # a stop while the file is created must not orphan it
+            rejects = RejectsWriter(rejects_path) if rejects_path else None
         _run_chunks(_validate_work, src.chunks(chunk_size), workers, init_args, sink)
     except BaseException:
         if rejects is not None:
