@@ -39,12 +39,47 @@ class Stopped(BaseException):
         super().__init__(signal.Signals(signum).name)
 
 
+#: Pids of the processes inside a :func:`stop_on_signal` block (its owner).
+_stopping: set[int] = set()
+
+
+def _block_stop_signals() -> None:
+    if _stopping:
+        signal.pthread_sigmask(signal.SIG_BLOCK, STOP_SIGNALS)
+
+
+def _unblock_stop_signals() -> None:
+    if _stopping:
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, STOP_SIGNALS)
+
+
+def _default_stop_signals_in_child() -> None:
+    """A process forked inside :func:`stop_on_signal` (prep's pool workers) stops on the stop
+    signals by the default action. The signals are blocked across the fork and unblocked here,
+    after the default action is back: a SIGTERM sent to a worker that has not started yet
+    (``multiprocessing.Pool.terminate`` right after a short batch) was caught by the inherited
+    Python-level handler, then dropped by the interpreter's after-fork reset, and the pool
+    waited for that worker for ever (``prep --workers 2`` hung at the end of the batch)."""
+    if _stopping:
+        _stopping.clear()
+        for sig in STOP_SIGNALS:
+            signal.signal(sig, signal.SIG_DFL)
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, STOP_SIGNALS)
+
+
+os.register_at_fork(
+    before=_block_stop_signals,
+    after_in_parent=_unblock_stop_signals,
+    after_in_child=_default_stop_signals_in_child,
+)
+
+
 @contextlib.contextmanager
 def stop_on_signal() -> Iterator[None]:
     """SIGTERM and SIGHUP raise :class:`Stopped` in this process while the block runs.
 
-    Worker processes forked inside the block inherit the handler; there it restores the
-    default action and re-raises the signal, so a worker stops as it always did.
+    Worker processes forked inside the block get the default action back as they start
+    (:func:`_default_stop_signals_in_child`), so a worker stops as it always did.
     """
     if threading.current_thread() is not threading.main_thread():
         yield  # signal handlers belong to the main thread
@@ -59,9 +94,11 @@ def stop_on_signal() -> Iterator[None]:
         raise Stopped(signum)
 
     previous = {sig: signal.signal(sig, handler) for sig in STOP_SIGNALS}
+    _stopping.add(owner)
     try:
         yield
     finally:
+        _stopping.discard(owner)
         for sig, old in previous.items():
             signal.signal(sig, old)
 
