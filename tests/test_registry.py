@@ -507,7 +507,7 @@ def test_whole_lifecycle_from_the_cli(db_url: str, tmp_path: Path) -> None:
     assert "auditor" in hist
     # the return file of batch B1: the cards the line produced, less the one re-made in T1
     ret = tmp_path / "return.csv"
-    assert "4 cards" in run_cli(
+    assert "4 cards, 2 failed" in run_cli(
         "registry", "report", "return-file", "--batch", "B1", "--out", str(ret), *url
     )
     assert stat.S_IMODE(ret.stat().st_mode) == 0o600
@@ -515,8 +515,15 @@ def test_whole_lifecycle_from_the_cli(db_url: str, tmp_path: Path) -> None:
         back = list(csv.DictReader(fh))
     assert list(back[0]) == [
         "card_no", "ssn", "name", "issue_date", "expiry_date", "card_id_code", "atr",
-        "bank_card_no", "batch_no",
+        "bank_card_no", "batch_no", "outcome", "reason",
     ]  # fmt: skip
+    # the return file also lists the batch's cards that failed, and why (issue 15)
+    failed = {b["card_no"]: b["reason"] for b in back if b["outcome"] == "failed"}
+    assert failed == {
+        cardnos[4]: "re-made in batch T1",
+        cardnos[5]: "given up on the line: mute card",
+    }
+    back = [b for b in back if b["outcome"] == "produced"]
     first = next(b for b in back if b["card_no"] == cardnos[0])
     assert (first["ssn"], first["name"], first["bank_card_no"]) == (
         rows[0]["ssn"], rows[0]["name"], rows[0]["pan"],
@@ -529,7 +536,7 @@ def test_whole_lifecycle_from_the_cli(db_url: str, tmp_path: Path) -> None:
     assert first["card_id_code"].endswith("A000000000000000") and first["atr"].startswith("3B8F")
     run_cli("registry", "report", "return-file", "--batch", "T1", "--out", str(ret), *url)
     with ret.open(encoding="utf-8") as fh:
-        (tback,) = list(csv.DictReader(fh))
+        (tback,) = [r for r in csv.DictReader(fh) if r["outcome"] == "produced"]
     assert (tback["card_no"], tback["bank_card_no"], tback["batch_no"]) == (cardnos[4], "", "T1")
     # time targets and statistics
     cal = tmp_path / "cal.txt"

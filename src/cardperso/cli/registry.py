@@ -13,7 +13,7 @@ from pathlib import Path
 
 import click
 
-from cardperso.cli import registry_centre
+from cardperso.cli import registry_centre, registry_partners
 from cardperso.cli.db import DB_OPTION
 from cardperso.cli.registry_common import BY_OPTION, CALENDAR_OPTION
 from cardperso.cli.registry_common import actor_of as _actor
@@ -355,8 +355,11 @@ def return_file_cmd(batch_no: str, out: Path, db_url: str) -> None:
     """The card-return report of a batch (CSV, personal data: mode 0600)."""
     _check_output("--out", out, db_url)
     with _registry(db_url) as db:
-        n = reports.return_file(db, batch_no, out)
-    click.echo(f"return file of batch {batch_no}: {n} cards → {out} (personal data, mode 0600)")
+        n, failed = reports.return_file(db, batch_no, out)
+    click.echo(
+        f"return file of batch {batch_no}: {n} cards, {failed} failed → {out} "
+        "(personal data, mode 0600)"
+    )
 
 
 @registry_group.command("overdue")
@@ -422,7 +425,7 @@ def stats_cmd(db_url: str, calendar_file: str | None) -> None:
         click.echo("  " + "  ".join(f"{b}: {n}" for b, n in lt.histogram()))
 
 
-for _command in registry_centre.COMMANDS:
+for _command in [*registry_centre.COMMANDS, *registry_partners.COMMANDS]:
     registry_group.add_command(_command)
 for _command in registry_centre.REPORTS:
     report_group.add_command(_command)

@@ -7,7 +7,8 @@ notify cardholders.
   when that transaction committed). ``temporary=True`` exports the applications whose bank
   account could not be opened, for the SSSE-only profile (``ssc3-temporary``): no bank fields;
   a chip already personalized for such a card (it holds the debit application) is recorded
-  destroyed in ``reg_old_chips``.
+  destroyed in ``reg_old_chips``. An ``out`` ending in ``.zip`` is a portable archive: the
+  CSV (photos named ``photos/CARD_NO.jpg``) and the photos themselves.
 * :func:`import_results` takes the line's per-card results (``docs/line.md``: card number,
   outcome, chip serial, ATR, card identification code, masked PAN): ``produced`` →
   ``personalized``; a record given up → ``registered`` again (it goes into a later batch).
@@ -46,6 +47,7 @@ from cardperso.outputs import AtomicFile
 from cardperso.profiles.fields import INPUT_FIELDS
 from cardperso.registry import lifecycle
 from cardperso.registry.files import csv_records
+from cardperso.registry.partners import portable_photo, write_archive
 from cardperso.registry.schema import LATEST, current_version, has_table
 from cardperso.registry.store import Application, move, select_apps
 from cardperso.storage.db import Database
@@ -120,7 +122,9 @@ def export_batch(
     state = lifecycle.ACCOUNT_FAILED if temporary else lifecycle.REGISTERED
     event = "export_temporary" if temporary else "export"
     out = Path(out)
-    file = AtomicFile(out)  # 0600; appears under its name only after the commit below
+    portable = out.suffix.lower() == ".zip"
+    # 0600; appears under its name only after the commit below
+    file = AtomicFile(out, binary=portable)
     try:
         with db.transaction():
             number = batch_no or _next_batch_no(db, issue)
@@ -136,7 +140,13 @@ def export_batch(
             if not apps:
                 what = f"{application_type} application" if application_type else "application"
                 raise UsageError(f"no {what} is {state}: nothing to export")
-            lines = _write_export(file.fh, apps, issue, expiry, temporary)
+            if portable:  # one archive: the CSV and its photos, with relative paths
+                text = io.StringIO(newline="")
+                lines = _write_export(text, apps, issue, expiry, temporary, portable=True)
+                photos = {portable_photo(a.card_no, a.photo): a.photo for a in apps if a.photo}
+                write_archive(file.fh, text.getvalue(), photos, number)
+            else:
+                lines = _write_export(file.fh, apps, issue, expiry, temporary)
             file.fh.flush()
             os.fsync(file.fh.fileno())
             for app, (first, last) in zip(apps, lines, strict=True):
@@ -206,6 +216,8 @@ def _write_export(
     issue: datetime.date,
     expiry: datetime.date,
     temporary: bool,
+    *,
+    portable: bool = False,
 ) -> list[tuple[int, int]]:
     """Write the header and one row per application; each row's first and last physical line
     (the header is line 1; a value with a line break makes its row span lines)."""
@@ -218,7 +230,7 @@ def _write_export(
     for app in apps:
         buf.seek(0)
         buf.truncate()
-        writer.writerow(_export_row(app, issue, expiry, temporary))
+        writer.writerow(_export_row(app, issue, expiry, temporary, portable))
         row = buf.getvalue()
         height = len(_BREAK.findall(row))  # CR LF, CR or LF: one physical line break each
         spans.append((line, line + height - 1))
@@ -228,7 +240,11 @@ def _write_export(
 
 
 def _export_row(
-    app: Application, issue: datetime.date, expiry: datetime.date, temporary: bool
+    app: Application,
+    issue: datetime.date,
+    expiry: datetime.date,
+    temporary: bool,
+    portable: bool = False,
 ) -> list[str]:
     values = {
         "ssn": app.ssn,
@@ -241,7 +257,7 @@ def _export_row(
         "card_no": app.card_no,
         "issue_date": f"{issue:%Y%m%d}",
         "expiry_date": f"{expiry:%Y%m%d}",
-        "photo": app.photo,
+        "photo": portable_photo(app.card_no, app.photo) if portable and app.photo else app.photo,
         "application_type": app.application_type,
         "accepted_date": app.accepted_date,
         **app.extra,

@@ -35,11 +35,16 @@ RETURN_COLUMNS: Final = (
     "atr",
     "bank_card_no",
     "batch_no",
+    "outcome",
+    "reason",
 )
 
 
-def return_file(db: Database, batch_no: str, out: Path) -> int:
-    """Write the card-return report of ``batch_no`` (cards the line produced); the count."""
+def return_file(db: Database, batch_no: str, out: Path) -> tuple[int, int]:
+    """Write the card-return report (回盘) of ``batch_no``: the cards the line produced in it
+    (``outcome`` produced) and the batch's records that did not become a card of this batch
+    (``outcome`` failed, with the reason: data preparation's reject, given up on the line and
+    back in the queue, re-made in another batch). (produced, failed)."""
     if not db.execute("SELECT 1 FROM reg_batches WHERE batch_no = ?", (batch_no,)):
         raise UsageError(f"no batch {batch_no} in the registry")
     rows = db.execute(
@@ -48,12 +53,40 @@ def return_file(db: Database, batch_no: str, out: Path) -> int:
         "WHERE c.batch_no = ? AND c.chip_serial IS NOT NULL ORDER BY c.card_no",
         (batch_no,),
     )
+    produced = {str(r[0]) for r in rows}
+    failed = []
+    for card_no, ssn, name, prep_reject, batch_now, state, app_id in db.execute(
+        "SELECT r.card_no, a.ssn, a.name, r.prep_reject, c.batch_no, a.state, a.id "
+        "FROM reg_batch_records r JOIN reg_applications a ON a.id = r.application_id "
+        "LEFT JOIN reg_cards c ON c.card_no = r.card_no WHERE r.batch_no = ? ORDER BY r.line",
+        (batch_no,),
+    ):
+        if str(card_no) in produced:
+            continue
+        if prep_reject:
+            why = f"rejected at data preparation: {prep_reject}"
+        elif batch_now and batch_now != batch_no:
+            why = f"re-made in batch {batch_now}"
+        else:
+            given_up = db.execute(
+                "SELECT detail FROM reg_transitions WHERE application_id = ? "
+                "AND event = 'production_failed' ORDER BY id DESC",
+                (int(app_id),),
+            )
+            why = (
+                f"given up on the line: {given_up[0][0] or 'no reason'}"
+                if given_up
+                else f"not produced ({state})"
+            )
+        failed.append((card_no, ssn, name, "", "", "", "", "", batch_no, "failed", why))
     with atomic_output(Path(out)) as fh:  # 0600, appears whole or not at all
         writer = csv.writer(fh, lineterminator="\n")
         writer.writerow(RETURN_COLUMNS)
         for row in rows:
+            writer.writerow(safe_row([*row, "produced", ""]))
+        for row in failed:
             writer.writerow(safe_row(row))
-    return len(rows)
+    return len(rows), len(failed)
 
 
 @dataclass(frozen=True, slots=True)
