@@ -4,6 +4,7 @@ card is touched; the fast writer's bytes are what the Construct layouts describe
 from __future__ import annotations
 
 import hashlib
+import re
 import struct
 from pathlib import Path
 
@@ -225,7 +226,11 @@ def test_records_decode_and_carry_no_clear_secret(
     for _seq, body in recs:
         ssse = dict(parse_dgis(body.apps[0].dgis))
         assert all(len(ssse[0x8F00 | k.id]) == 16 for k in PROFILE.ssse.keys)
-        assert len(ssse[0x8F10]) == 8 and not ssse[0x8F10].hex().startswith("26")
+        # encrypted, not a clear ISO 9564 format-2 PIN block (2, length, digits, F fill); an
+        # encrypted block starts with 0x26 once in 256, so the whole pattern is what is checked
+        n = PROFILE.pin.length
+        clear = rf"2{n:x}[0-9]{{{n}}}f{{{14 - n}}}"
+        assert len(ssse[0x8F10]) == 8 and not re.fullmatch(clear, ssse[0x8F10].hex())
 
 
 def test_errors_are_cardperso_errors() -> None:
