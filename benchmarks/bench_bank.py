@@ -8,8 +8,9 @@ Usage (from the repository root)::
 
 ``arqc``: the issuer host (:class:`cardperso.bank.host.IssuerHost`) over the software store with
 the published bank TEST keys (``keys-sample/bank-keys.json``): each verification derives the
-card's AC master key (option A), the common session key from the ATC, and recomputes the
-cryptogram (MAC algorithm 3) over a 43-byte CDOL1 + AIP + ATC + CVR input, then compares. A
+card's AC master key (option A), the session key from the ATC (the host's default method for a
+request without the card's 9F10, printed), and recomputes the cryptogram (MAC algorithm 3) over
+a 43-byte CDOL1 + AIP + ATC + CVR input, then compares. A
 "load" adds the ARPC (method 1) and the PUT DATA 9F79 script MAC (SMI key), i.e. a whole online
 EC-load authorisation. ``--perso N``: the bank's personalization of N two-stage cards (SSD
 secure channel, PUT KEY, PBOC STORE DATA, read-back with a verified ARQC) against in-process
@@ -36,9 +37,11 @@ from cardperso.keystore.software import SoftwareKeyStore  # noqa: E402
 BANK_KEYS = ROOT / "keys-sample" / "bank-keys.json"
 
 
-def _requests(store: SoftwareKeyStore, cards: int) -> list[AuthRequest]:
-    # cryptograms computed with the clear sample key (the benchmark's own card side)
+def _requests(store: SoftwareKeyStore, cards: int, session: str) -> list[AuthRequest]:
+    # cryptograms computed with the clear sample key (the benchmark's own card side), with the
+    # session-key method the host uses for a request without the card's 9F10
     imk = store._key("pboc-imk-ac").value
+    session_key = {"common": emv.session_key_common, "pboc": emv.session_key_pboc}[session]
     out = []
     for i in range(cards):
         body = f"62148300{i:08d}"
@@ -46,7 +49,7 @@ def _requests(store: SoftwareKeyStore, cards: int) -> list[AuthRequest]:
         atc = (i % 65535 + 1).to_bytes(2, "big")
         data = os.urandom(43) + b"\x7c\x00" + atc + bytes.fromhex("03A00000")
         mk = emv.derive_icc_master_key_a(imk, pan, "01")
-        ac = emv.application_cryptogram(emv.session_key_common(mk, atc), data)
+        ac = emv.application_cryptogram(session_key(mk, atc), data)
         out.append(AuthRequest(pan, "01", atc, ac, data))
     return out
 
@@ -62,7 +65,9 @@ def _luhn(body: str) -> int:
 def bench_arqc(count: int, cards: int) -> None:
     store = SoftwareKeyStore.load(BANK_KEYS)
     host = IssuerHost(store)
-    reqs = _requests(store, cards)
+    session = str(host.keys.session)
+    reqs = _requests(store, cards, session)
+    print(f"session keys: {session!r} (the host's default for a request without 9F10)")
     t0 = time.perf_counter()
     for i in range(count):
         host.verify(reqs[i % cards])
