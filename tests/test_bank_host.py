@@ -12,6 +12,7 @@ from hypothesis import strategies as st
 
 from cardperso.bank import terminal
 from cardperso.bank.host import AuthRequest, HostKeys, IssuerHost, LoadRefused, mask_pan, n12
+from cardperso.chip.transport import drive
 from cardperso.codec import tlv
 from cardperso.crypto import emv
 from cardperso.crypto.primitives import SecretKey
@@ -59,16 +60,17 @@ ARQC = bytes.fromhex("1122334455667788")
 
 
 def test_arpc_method1_and_script_mac_match_the_emv_functions() -> None:
-    # expected values from cardperso.crypto.emv directly (EMV Book 2 8.2.1 and 9.2.3)
+    # expected values from cardperso.crypto.emv directly (EMV Book 2 8.2.1 and 9.2.3) under
+    # the default session keys: PBOC's (00x6 ‖ ATC, 00x6 ‖ ATC xor FFFF)
     host = IssuerHost(store())
     req = AuthRequest(PAN, PSN, ATC, ARQC, b"")
     mk_ac = emv.derive_icc_master_key_a(IMK_AC, PAN, PSN)
     mk_smi = emv.derive_icc_master_key_a(IMK_SMI, PAN, PSN)
-    assert host.arpc(req) == emv.arpc_method1(emv.session_key_common(mk_ac, ATC), ARQC, b"00")
+    assert host.arpc(req) == emv.arpc_method1(emv.session_key_pboc(mk_ac, ATC), ARQC, b"00")
     script = host.put_data_script(req, 0x9F79, 12345)
     header, value = bytes.fromhex("04DA9F79"), n12(12345)
     mac = emv.issuer_script_mac(
-        emv.session_key_common(mk_smi, ATC), header + b"\x0a" + ATC + ARQC + value
+        emv.session_key_pboc(mk_smi, ATC), header + b"\x0a" + ATC + ARQC + value
     )[:4]
     assert script == header + b"\x0a" + value + mac
 
@@ -77,7 +79,7 @@ def test_verify_raises_on_a_wrong_cryptogram() -> None:
     host = IssuerHost(store())
     mk = emv.derive_icc_master_key_a(IMK_AC, PAN, PSN)
     data = bytes(range(40))
-    good = emv.application_cryptogram(emv.session_key_common(mk, ATC), data)
+    good = emv.application_cryptogram(emv.session_key_pboc(mk, ATC), data)
     host.verify(AuthRequest(PAN, PSN, ATC, good, data))
     with pytest.raises(CryptogramMismatch):
         host.verify(AuthRequest(PAN, PSN, ATC, bytes(8), data))
@@ -88,7 +90,7 @@ def test_verify_raises_on_a_wrong_cryptogram() -> None:
 def test_load_past_the_limit_is_refused_by_the_host() -> None:
     host = IssuerHost(store())
     mk = emv.derive_icc_master_key_a(IMK_AC, PAN, PSN)
-    ac = emv.application_cryptogram(emv.session_key_common(mk, ATC), b"x")
+    ac = emv.application_cryptogram(emv.session_key_pboc(mk, ATC), b"x")
     req = AuthRequest(PAN, PSN, ATC, ac, b"x")
     with pytest.raises(LoadRefused, match=r"balance 14000 \+ load 1001 .* limit 15000") as info:
         host.authorize_load(req, balance=14000, limit=15000, amount=1001)
@@ -103,7 +105,7 @@ def test_request_repr_and_mask_hide_the_pan() -> None:
     req = AuthRequest(PAN, PSN, ATC, ARQC, b"")
     assert PAN not in repr(req)
     assert mask_pan(PAN) == "621483******0019"
-    assert HostKeys().session == "common"
+    assert HostKeys().session == "pboc"
 
 
 @given(st.integers(min_value=0, max_value=999_999_999_999))
@@ -122,7 +124,7 @@ def test_n12_refuses_out_of_range() -> None:
 
 def test_ec_balance_through_pse(tmp_path: Path) -> None:
     host = card_host(tmp_path, balance=250)
-    got = terminal.run(terminal.ec_balance(), host.transport.transmit)
+    got = drive(terminal.ec_balance(), host.transport.transmit)
     assert (got.balance, got.balance_limit, got.single_limit, got.reset_threshold) == (
         250,
         15000,
@@ -130,18 +132,18 @@ def test_ec_balance_through_pse(tmp_path: Path) -> None:
         1500,
     )
     assert got.via == "PSE"
-    assert terminal.run(terminal.ec_balance("PPSE"), host.transport.transmit).via == "PPSE"
+    assert drive(terminal.ec_balance("PPSE"), host.transport.transmit).via == "PPSE"
 
 
 def test_ec_load_then_purchase(tmp_path: Path) -> None:
     host = card_host(tmp_path, balance=100)
     issuer = IssuerHost(store())
-    result = terminal.run(terminal.ec_load(issuer, 5000), host.transport.transmit)
+    result = drive(terminal.ec_load(issuer, 5000), host.transport.transmit)
     assert (result.balance_before, result.balance_after, result.second_cid) == (100, 5100, "TC")
     assert balance_of(host) == 5100
-    bought = terminal.run(terminal.ec_purchase(700), host.transport.transmit)
+    bought = drive(terminal.ec_purchase(700), host.transport.transmit)
     assert bought.approved and (bought.balance_before, bought.balance_after) == (5100, 4400)
-    too_much = terminal.run(terminal.ec_purchase(1001), host.transport.transmit)  # > single limit
+    too_much = drive(terminal.ec_purchase(1001), host.transport.transmit)  # > single limit
     assert too_much.cid == "AAC" and too_much.balance_after == 4400
 
 
@@ -149,7 +151,7 @@ def test_load_past_limit_refused_before_the_card_changes(tmp_path: Path) -> None
     host = card_host(tmp_path, balance=14000)
     atc = host.card.state.pboc.atc
     with pytest.raises(LoadRefused, match=r"balance 14000 \+ load 1001 would pass") as info:
-        terminal.run(terminal.ec_load(IssuerHost(store()), 1001), host.transport.transmit)
+        drive(terminal.ec_load(IssuerHost(store()), 1001), host.transport.transmit)
     assert info.value.field == "amount"
     assert balance_of(host) == 14000
     assert host.card.state.pboc.atc == atc  # no GPO was sent
@@ -159,7 +161,7 @@ def test_wrong_issuer_keys_refused_and_balance_unchanged(tmp_path: Path) -> None
     host = card_host(tmp_path, balance=10)
     wrong = IssuerHost(store(ac=IMK_SMC))
     with pytest.raises(CryptogramMismatch):
-        terminal.run(terminal.ec_load(wrong, 100), host.transport.transmit)
+        drive(terminal.ec_load(wrong, 100), host.transport.transmit)
     assert balance_of(host) == 10
 
 
@@ -167,7 +169,7 @@ def test_wrong_script_mac_refused_and_balance_unchanged(tmp_path: Path) -> None:
     host = card_host(tmp_path, balance=10)
     wrong_smi = IssuerHost(store(smi=IMK_SMC))  # right AC key, wrong SMI key: the MAC is wrong
     with pytest.raises(CardError) as err:
-        terminal.run(terminal.ec_load(wrong_smi, 100), host.transport.transmit)
+        drive(terminal.ec_load(wrong_smi, 100), host.transport.transmit)
     assert err.value.sw == 0x6988
     assert balance_of(host) == 10
 
@@ -181,7 +183,7 @@ def test_replayed_script_refused(tmp_path: Path) -> None:
         sent.append(apdu)
         return host.transport.transmit(apdu)
 
-    terminal.run(terminal.ec_load(issuer, 300), record)
+    drive(terminal.ec_load(issuer, 300), record)
     script = next(a for a in sent if a[:2] == b"\x04\xda")
     assert balance_of(host) == 300
 
@@ -192,18 +194,18 @@ def test_replayed_script_refused(tmp_path: Path) -> None:
             return type(answer)(answer.arc, answer.arpc, (script,))
 
     with pytest.raises(CardError) as err:
-        terminal.run(terminal.ec_load(Replay(store()), 9000), host.transport.transmit)
+        drive(terminal.ec_load(Replay(store()), 9000), host.transport.transmit)
     assert err.value.sw == 0x6988
     assert balance_of(host) == 300
 
 
 def test_verify_card_checks_the_arqc(tmp_path: Path) -> None:
     host = card_host(tmp_path)
-    result = terminal.run(terminal.verify_card(IssuerHost(store())), host.transport.transmit)
+    result = drive(terminal.verify_card(IssuerHost(store())), host.transport.transmit)
     assert "arqc" in result.checks and "issuer-authentication" in result.checks
     assert result.via == "PSE" and result.aid == PBOC_AID
     with pytest.raises(CryptogramMismatch):
-        terminal.run(terminal.verify_card(IssuerHost(store(ac=IMK_SMI))), host.transport.transmit)
+        drive(terminal.verify_card(IssuerHost(store(ac=IMK_SMI))), host.transport.transmit)
 
 
 @settings(max_examples=25, deadline=None)
@@ -231,7 +233,7 @@ def test_cli_host_verify_and_script(tmp_path: Path) -> None:
     store().save(path)
     mk = emv.derive_icc_master_key_a(IMK_AC, PAN, PSN)
     data = bytes(range(30))
-    ac = emv.application_cryptogram(emv.session_key_common(mk, ATC), data)
+    ac = emv.application_cryptogram(emv.session_key_pboc(mk, ATC), data)
     common = ["--keys", str(path), "--pan", PAN, "--psn", PSN, "--atc", ATC.hex()]
     runner = CliRunner()
     out = runner.invoke(

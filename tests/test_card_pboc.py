@@ -66,10 +66,10 @@ def get_data(host: Host, tag: int) -> bytes:
 
 
 def issuer_keys(atc: bytes) -> tuple[bytes, bytes]:
-    """Issuer side: ICC master keys by option A, then the EMV common session keys."""
+    """Issuer side: ICC master keys by option A, then PBOC's session keys (9F10 CVN 01)."""
     mk_ac = emv.derive_icc_master_key_a(IMK_AC, PAN, PSN)
     mk_smi = emv.derive_icc_master_key_a(IMK_SMI, PAN, PSN)
-    return emv.session_key_common(mk_ac, atc), emv.session_key_common(mk_smi, atc)
+    return emv.session_key_pboc(mk_ac, atc), emv.session_key_pboc(mk_smi, atc)
 
 
 def test_option_a_vector_from_reference() -> None:
@@ -111,7 +111,7 @@ def test_arqc_verifies_with_issuer_master_key(tmp_path: Path) -> None:
     sk_ac, _ = issuer_keys(atc)
     # the issuer takes the CVR from the IAD the card sent (9F10 bytes 4-7): the card fills it
     iad = ac[0x9F10]
-    assert iad[:3] + iad[7:] == IAD[:3] + IAD[7:]
+    assert iad[:3] + iad[7:15] == IAD[:3] + IAD[7:15]  # then the EC balance MAC (4 bytes)
     assert iad[3:7] == bytes.fromhex("03A00000")  # 2nd AC not requested, 1st AC = ARQC
     emv.verify_application_cryptogram(sk_ac, data + AIP_DEBIT + atc + iad[3:7], ac[0x9F26])
     with pytest.raises(CryptogramMismatch):
@@ -126,7 +126,8 @@ def test_arqc_verifies_with_issuer_master_key(tmp_path: Path) -> None:
     assert tc[0x9F27] == b"\x40"
     assert tc[0x9F10][3:7] == bytes.fromhex("03600000")  # 2nd AC = TC, 1st AC = ARQC
     cvr = tc[0x9F10][3:7]
-    emv.verify_application_cryptogram(sk_ac, b"00" + data + AIP_DEBIT + atc + cvr, tc[0x9F26])
+    # the TC covers the minimum data set again (CDOL2's 8A ARC is not part of it)
+    emv.verify_application_cryptogram(sk_ac, data + AIP_DEBIT + atc + cvr, tc[0x9F26])
     # the ATC increments with every transaction, across power cycles
     host.card.power_off()
     host.transport.connect()

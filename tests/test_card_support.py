@@ -161,7 +161,7 @@ def install_ssse(host: Host) -> None:
 PDOL = bytes.fromhex("9F7A019F02065F2A02")
 CDOL1 = bytes.fromhex("9F02069F03069F1A0295055F2A029A039C019F3704")
 CDOL2 = bytes.fromhex("8A02") + CDOL1
-IAD = bytes.fromhex("07010103A00000010A01000000000000")
+IAD = bytes.fromhex("07010103A00000010A01000000000000000000")  # PBOC 9F10, 19 bytes
 AIP_DEBIT = bytes.fromhex("7C00")
 AIP_EC = bytes.fromhex("7C00")
 

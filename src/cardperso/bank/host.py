@@ -5,27 +5,38 @@ How this works
 The bank's keys stay in its :class:`~cardperso.keystore.base.KeyStore` (a software file for
 tests, an HSM in production): the host names them and asks the store to *use* them, so the
 card master keys (EMV option A from the issuer master keys, PAN and PSN) and the session keys
-(EMV common session key, R = ATC ‖ 00×6) never leave the store.
+never leave the store. The session keys follow the CVN of the card's 9F10 when the request
+carries it (PBOC's CVN 01: ``TDES(MK)[00×6 ‖ ATC] ‖ TDES(MK)[00×6 ‖ ATC⊕FFFF]``), else
+:attr:`HostKeys.session` (PBOC's by default, the EMV common session key as an option).
 
-* :meth:`IssuerHost.verify` recomputes the ARQC over the cryptogram input the terminal
-  assembled (CDOL1 data ‖ AIP ‖ ATC ‖ CVR, docs/card-dgi-map.md) and raises
+* :meth:`AuthRequest.from_card` builds the cryptogram input from the card's data objects with
+  :func:`cardperso.layouts.pboc_ac.ac_input`, the function the virtual card MACs with (PBOC:
+  minimum data set ‖ AIP ‖ ATC ‖ CVR).
+* :meth:`IssuerHost.verify` recomputes the ARQC over that input and raises
   :class:`~cardperso.errors.CryptogramMismatch` when it does not verify.
 * :meth:`IssuerHost.arpc` answers with ARPC method 1, ``TDES(SK-AC)[ARQC ⊕ (ARC ‖ 00×6)]``.
 * :meth:`IssuerHost.put_data_script` builds ``04 DA 9F tt 0A ‖ value(n12) ‖ MAC(4)`` with the MAC
   under the SMI session key over ``header ‖ Lc ‖ ATC ‖ ARQC ‖ value``
   (:func:`cardperso.crypto.emv.issuer_script_mac_input`; pboc-financial.md).
 * :meth:`IssuerHost.authorize_load` is the whole online decision for an electronic-cash load:
-  the ARQC must verify, the new balance must stay within the balance limit (else
-  :class:`LoadRefused`, and no script is produced), then ARPC and the PUT DATA 9F79 script.
+  the ARQC must verify; the balance it starts from is the one **the card authenticated** in
+  9F10 (EC balance ‖ MAC under the SMI session key), checked here, never a 9F79 the terminal
+  read (a tampered terminal gains nothing); the new balance must stay within the balance limit
+  (else :class:`LoadRefused`, and no script is produced); then ARPC and the PUT DATA 9F79
+  script. A request without the card's 9F10 falls back to the terminal's balance only while
+  :attr:`HostKeys.require_card_balance` is off.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from cardperso.codec import tlv
 from cardperso.crypto import emv
-from cardperso.errors import DataError, UsageError
+from cardperso.crypto import primitives as cp
+from cardperso.errors import DataError, DecodeError, MacMismatch, UsageError
 from cardperso.keystore.base import KeyStore, SessionKeyMethod
+from cardperso.layouts import pboc_ac
 
 __all__ = [
     "ARC_APPROVED",
@@ -72,14 +83,19 @@ class HostKeys:
 
     imk_ac: str = "pboc-imk-ac"
     imk_smi: str = "pboc-imk-smi"
-    session: SessionKeyMethod = "common"
+    #: for requests without the card's 9F10: ``"pboc"`` (PBOC CVN 01) or ``"common"`` (EMV)
+    session: SessionKeyMethod = "pboc"
+    #: refuse an e-cash load whose request lacks the balance the card authenticated in 9F10
+    require_card_balance: bool = False
 
 
 @dataclass(frozen=True, slots=True)
 class AuthRequest:
     """What the terminal sends the host for one online transaction (an authorisation request).
 
-    ``data`` is the cryptogram input exactly as the card MACed it: CDOL1 data ‖ AIP ‖ ATC ‖ CVR.
+    ``data`` is the cryptogram input exactly as the card MACed it (:meth:`from_card` builds it
+    from the card's data objects); ``iad`` the card's 9F10 (its CVN picks the session key, its
+    EC part carries the authenticated balance), empty when the terminal did not forward it.
     """
 
     pan: str = field(repr=False)
@@ -87,10 +103,41 @@ class AuthRequest:
     atc: bytes
     arqc: bytes
     data: bytes = field(repr=False)
+    iad: bytes = b""
 
     def __post_init__(self) -> None:
         if len(self.atc) != 2 or len(self.arqc) != 8:
             raise UsageError("an authorisation request needs a 2-byte ATC and an 8-byte ARQC")
+
+    @classmethod
+    def from_card(
+        cls,
+        pan: str,
+        psn: str,
+        *,
+        atc: bytes,
+        arqc: bytes,
+        iad: bytes,
+        aip: bytes,
+        cdol: bytes,
+        cdol_data: bytes,
+    ) -> AuthRequest:
+        """The request from what the card gave the terminal: ATC, ARQC and 9F10 of GENERATE
+        AC, the AIP, and the CDOL1 with the data the terminal sent for it; the cryptogram
+        input is :func:`cardperso.layouts.pboc_ac.ac_input` of these."""
+        try:
+            dol = tlv.parse_dol(cdol)
+        except DecodeError:
+            raise DataError("the CDOL1 is not a data object list", field="8C") from None
+        if sum(n for _, n in dol) != len(cdol_data):
+            raise DataError("the CDOL1 data do not match the CDOL1", field="8C")
+        values: dict[int, bytes] = {}
+        pos = 0
+        for tag, n in dol:
+            values[tag] = cdol_data[pos : pos + n]
+            pos += n
+        data = pboc_ac.ac_input(iad, values, cdol_data, aip, atc)
+        return cls(pan, psn, atc, arqc, data, iad)
 
     @property
     def card(self) -> tuple[str, str]:
@@ -133,24 +180,51 @@ class IssuerHost:
         self.store = store
         self.keys = keys or HostKeys()
 
+    def session(self, req: AuthRequest) -> SessionKeyMethod:
+        """The session-key method: by the CVN of the card's 9F10, else :attr:`HostKeys.session`."""
+        if not req.iad:
+            return self.keys.session
+        return "pboc" if pboc_ac.session_method(req.iad) == "pboc" else "common"
+
     def verify(self, req: AuthRequest) -> None:
         """Raise :class:`~cardperso.errors.CryptogramMismatch` unless the ARQC verifies."""
         self.store.verify_arqc(
-            self.keys.imk_ac, req.card, req.atc, req.data, req.arqc, session=self.keys.session
+            self.keys.imk_ac, req.card, req.atc, req.data, req.arqc, session=self.session(req)
         )
 
     def arpc(self, req: AuthRequest, arc: bytes = ARC_APPROVED) -> bytes:
         """ARPC method 1 for ``arc`` (2 bytes)."""
         return self.store.make_arpc(
-            self.keys.imk_ac, req.card, req.atc, req.arqc, arc=arc, session=self.keys.session
+            self.keys.imk_ac, req.card, req.atc, req.arqc, arc=arc, session=self.session(req)
         )
 
     def script_mac(self, req: AuthRequest, header: bytes, value: bytes) -> bytes:
         """The 4-byte MAC of an issuer-script command ``header ‖ Lc ‖ value ‖ MAC``."""
         mac_input = emv.issuer_script_mac_input(header, req.atc, req.arqc, value)
         return self.store.script_mac(
-            self.keys.imk_smi, req.card, req.atc, mac_input, session=self.keys.session
+            self.keys.imk_smi, req.card, req.atc, mac_input, session=self.session(req)
         )[:4]
+
+    def card_balance(self, req: AuthRequest) -> int | None:
+        """The EC balance the card authenticated in its 9F10 (MAC checked under the card's SMI
+        session key), or ``None`` when the request carries no such 9F10. A balance whose MAC
+        does not verify raises :class:`~cardperso.errors.MacMismatch`."""
+        if not req.iad:
+            return None
+        try:
+            idd = pboc_ac.ec_idd_balance(req.iad)
+        except DecodeError:
+            raise LoadRefused("the card's 9F10 is not PBOC's layout", field="9F10") from None
+        if idd is None:
+            return None
+        balance5 = bytes.fromhex(f"{idd.balance:010d}")
+        mac_input = pboc_ac.idd_mac_input(req.atc, balance5)
+        expected = self.store.script_mac(
+            self.keys.imk_smi, req.card, req.atc, mac_input, session=self.session(req)
+        )[:4]
+        if not cp.equal(expected, idd.mac):
+            raise MacMismatch("the EC balance in 9F10 does not verify under the card's key")
+        return idd.balance
 
     def put_data_script(self, req: AuthRequest, tag: int, amount: int) -> bytes:
         """Issuer script ``04 DA 9F tt 0A ‖ n12(amount) ‖ MAC`` setting EC object ``tag``."""
@@ -166,13 +240,23 @@ class IssuerHost:
         return AuthResponse(ARC_APPROVED, self.arpc(req, ARC_APPROVED))
 
     def authorize_load(
-        self, req: AuthRequest, *, balance: int, limit: int, amount: int
+        self, req: AuthRequest, *, balance: int | None = None, limit: int, amount: int
     ) -> AuthResponse:
-        """Online electronic-cash load: verify the ARQC, refuse a load past the balance limit,
-        then ARPC (approved) and the script ``PUT DATA 9F79 = balance + amount``."""
+        """Online electronic-cash load: verify the ARQC, take the balance the card authenticated
+        in 9F10 (``balance``, what the terminal read, is used only for a request without it and
+        only while :attr:`HostKeys.require_card_balance` is off), refuse a load past the
+        balance limit, then ARPC (approved) and the script ``PUT DATA 9F79 = balance +
+        amount``."""
         if amount <= 0:
             raise LoadRefused("a load needs a positive amount", field="amount")
         self.verify(req)
+        card_balance = self.card_balance(req)
+        if card_balance is not None:
+            balance = card_balance
+        elif self.keys.require_card_balance or balance is None:
+            raise LoadRefused(
+                "the request lacks the balance the card authenticated (9F10)", field="9F10"
+            )
         new_balance = balance + amount
         if new_balance > limit:
             raise LoadRefused(

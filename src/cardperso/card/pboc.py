@@ -6,9 +6,17 @@ Personalized DGIs (docs/card-dgi-map.md) are kept as they arrived in
 :class:`~cardperso.card.state.PbocData`; counters (ATC, PIN tries, EC balance and limits) are
 separate fields so that GET DATA and issuer scripts change them in one place. One transaction
 is volatile state of the selection: SELECT -> GET PROCESSING OPTIONS (path chosen, ATC + 1)
--> READ RECORD ... -> GENERATE AC (ARQC / TC / AAC from the EMV common session key of the
-card master key) -> EXTERNAL AUTHENTICATE (ARPC method 1) -> issuer script PUT DATA (MAC under
-the SMI session key) -> second GENERATE AC. All cryptography is :mod:`cardperso.crypto.emv`.
+-> READ RECORD ... -> GENERATE AC -> EXTERNAL AUTHENTICATE (ARPC method 1) -> issuer script
+PUT DATA (MAC under the SMI session key) -> second GENERATE AC. All cryptography is
+:mod:`cardperso.crypto.emv`.
+
+The cryptogram follows the CVN of the personalized 9F10 (:mod:`cardperso.layouts.pboc_ac`, the
+one definition the issuer host uses too): for PBOC's CVN 01 the session keys are PBOC's
+(``00x6 ‖ ATC`` / ``00x6 ‖ ATC⊕FFFF``) and the AC covers the minimum data set ‖ AIP ‖ ATC ‖ CVR;
+9F10 carries the EC balance with a MAC under the SMI session key, which the issuer host trusts
+instead of a 9F79 the terminal read. Card risk-management data (0D01 / 0E01) answer GET DATA,
+and every transaction that ends (TC or AAC) writes a record of the transaction log named by the
+FCI's 9F4D in the 9F4F format, newest first, for READ RECORD.
 """
 
 from __future__ import annotations
@@ -35,7 +43,8 @@ from cardperso.card.state import CardState, PbocData
 from cardperso.codec import tlv
 from cardperso.crypto import emv
 from cardperso.crypto import primitives as cp
-from cardperso.errors import DecodeError, MacMismatch
+from cardperso.errors import DataError, DecodeError, MacMismatch
+from cardperso.layouts import pboc_ac
 
 #: EC data objects changed by issuer scripts (n12) and the PbocData field holding each.
 EC_FIELDS = {
@@ -45,6 +54,20 @@ EC_FIELDS = {
     0x9F6D: "ec_reset_threshold",
 }
 CID = {"AAC": 0x00, "TC": 0x40, "ARQC": 0x80}
+
+#: Data objects of 0D01 / 0E01 that GET DATA returns as personalized (JR/T 0025.5 / .13; the
+#: probe list of pboc-conformance.md section 3): currency, CRM limits and actions, log formats
+#: and entries, EC issuer authorisation code, card additional processes, CTQ, offline amounts.
+GET_DATA_STATIC = frozenset(
+    {
+        0x9F4D, 0x9F4F, 0xDF4D, 0xDF4F, 0x9F51, 0x9F52, 0x9F53, 0x9F54, 0x9F56, 0x9F57,
+        0x9F58, 0x9F59, 0x9F5C, 0x9F5D, 0x9F68, 0x9F6B, 0x9F6C, 0x9F72, 0x9F73, 0x9F74,
+        0x9F75, 0x9F76,
+    }
+)  # fmt: skip
+
+#: SFIs a transaction log may use (above the personalized record files 1-10).
+LOG_SFIS = range(0x0B, 0x1F)
 
 
 def n12(value: int) -> bytes:
@@ -147,6 +170,11 @@ class PbocPersonalizer(Personalizer):
                 need(item is not None, SW_WRONG_DATA)
                 assert item is not None
                 value = item.value
+            if value[:1] == b"\x07":
+                try:  # PBOC's layout must be whole (a length byte never promises missing bytes)
+                    pboc_ac.IAD.decode(value)
+                except DecodeError:
+                    raise Sw(SW_WRONG_DATA) from None
             d.dgis[key] = value
         elif dgi == 0x8000:
             keys = plaintext(value, 48, encrypted)
@@ -214,6 +242,7 @@ class PbocApplet(Applet):
         self.script_failed = False
         self.pin_verified = False
         self.pin_tried = False
+        self.pdol_values: dict[int, bytes] = {}
 
     # -- selection -----------------------------------------------------------------------------
 
@@ -270,6 +299,7 @@ class PbocApplet(Applet):
         assert aip is not None
         self.data.atc += 1
         self.path, self.aip = path, aip.value
+        self.pdol_values = values
         if response[:1] in (b"\x77", b"\x80"):
             return response
         return tlv.encode(0x77, response)
@@ -281,7 +311,8 @@ class PbocApplet(Applet):
         need(not cmd.data, SW_WRONG_LENGTH)
         need(cmd.p2 & 0x07 == 0x04 and cmd.p1 != 0, SW_WRONG_P1P2)
         sfi = cmd.p2 >> 3
-        need(1 <= sfi <= 0x0A, SW_RECORD_NOT_FOUND)
+        log = self._log_entry()
+        need(1 <= sfi <= 0x0A or (log is not None and sfi == log[0]), SW_RECORD_NOT_FOUND)
         record = self.data.dgis.get(f"{sfi:02X}{cmd.p1:02X}")
         need(record is not None, SW_RECORD_NOT_FOUND)
         assert record is not None
@@ -310,8 +341,11 @@ class PbocApplet(Applet):
         elif tag == 0x9F17:
             need(bool(d.pin_block), SW_REF_NOT_FOUND)
             value = bytes((d.pin_tries_left,))
-        elif tag in (0x9F51, 0x9F74, 0x9F4F, 0xDF4F, 0x9F4D, 0xDF4D):
+        elif tag in GET_DATA_STATIC:
             value = self._internal_value(tag)
+            if value is None and tag == 0x9F4D:
+                log = self._log_entry()
+                value = bytes(log) if log is not None else None
         else:
             value = None
         need(value is not None, SW_REF_NOT_FOUND)
@@ -387,26 +421,25 @@ class PbocApplet(Applet):
         need(self.ac_count == 0 or (self.ac_count == 1 and self.first_ac == "ARQC"), SW_CONDITIONS)
         requested = {0x00: "AAC", 0x40: "TC", 0x80: "ARQC"}[cmd.p1 & 0xC0]
         dol = self._cdol(0x8C if self.ac_count == 0 else 0x8D)
-        amount = 0
-        if dol is not None:
-            values = dol_values(dol, cmd.data)
-            if 0x9F02 in values:
-                amount = decode_n(values[0x9F02])
         need(bool(cmd.data), SW_WRONG_LENGTH)
+        values = dol_values(dol, cmd.data) if dol is not None else {}
+        amount = decode_n(values[0x9F02]) if 0x9F02 in values else 0
         decision = self._decide(requested, amount)
         atc = d.atc.to_bytes(2, "big")
-        iad = d.dgis.get("9200", b"")
-        cvr = b""
-        if len(iad) >= 7 and iad[3] == 0x03:
-            cvr = self._cvr(decision)
-            iad = iad[:3] + cvr + iad[7:]
-        sk = emv.session_key_common(d.ac_key, atc)
-        ac = emv.application_cryptogram(sk, cmd.data + self.aip + atc + cvr)
+        iad = self._iad(decision, atc)
+        try:
+            data = pboc_ac.ac_input(iad, values, cmd.data, self.aip, atc)
+        except DataError:
+            raise Sw(SW_CONDITIONS) from None  # a CDOL without the minimum data set
+        sk = emv.session_key(pboc_ac.session_method(iad), d.ac_key, atc)
+        ac = emv.application_cryptogram(sk, data)
         if self.ac_count == 0:
             self.first_ac = decision
             if decision == "ARQC":
                 self.arqc = ac
         self.ac_count += 1
+        if decision != "ARQC":
+            self._log({**self.pdol_values, **values, 0x9F36: atc})
         body = (
             tlv.encode(0x9F27, bytes((CID[decision],)))
             + tlv.encode(0x9F36, atc)
@@ -415,6 +448,60 @@ class PbocApplet(Applet):
         if iad:
             body += tlv.encode(0x9F10, iad)
         return tlv.encode(0x77, body)
+
+    def _session(self) -> str:
+        return pboc_ac.session_method(self.data.dgis.get("9200", b""))
+
+    def _iad(self, decision: str, atc: bytes) -> bytes:
+        """9F10 of this answer: the personalized one with the CVR filled in, and for PBOC's
+        layout with an EC-balance part, the balance (low 10 digits) and its MAC."""
+        d = self.data
+        iad = d.dgis.get("9200", b"")
+        if len(iad) < 7 or iad[3] != 0x03:
+            return iad
+        iad = iad[:3] + self._cvr(decision) + iad[7:]
+        if len(iad) == 19 and iad[0] == 0x07 and iad[8:10] == b"\x0a\x01" and d.smi_key:
+            balance = bytes.fromhex(f"{d.ec_balance % 10**10:010d}")
+            sk = emv.session_key(self._session(), d.smi_key, atc)
+            mac = emv.issuer_script_mac(sk, pboc_ac.idd_mac_input(atc, balance))[:4]
+            iad = iad[:10] + balance + mac
+        return iad
+
+    # -- transaction log -------------------------------------------------------------------------
+
+    def _log_entry(self) -> tuple[int, int] | None:
+        """(SFI, number of records) of the transaction log: 9F4D of the FCI's BF0C (or of
+        0D01 / 0E01); ``None`` when the card has no log or names a record file 1-10."""
+        found = None
+        try:
+            bf0c = tlv.find(tlv.parse(self.fci_proprietary()), 0xBF0C)
+            if bf0c is not None:
+                found = tlv.find(tlv.parse(bf0c.value), 0x9F4D)
+        except DecodeError:
+            return None
+        value = found.value if found is not None else self._internal_value(0x9F4D)
+        if value is None or len(value) != 2 or value[0] not in LOG_SFIS or not value[1]:
+            return None
+        return value[0], value[1]
+
+    def _log(self, values: dict[int, bytes]) -> None:
+        """Write one log record (9F4F's data, zeros where the terminal gave nothing) as
+        record 1 of the log file; older records move down, the oldest falls off."""
+        entry, fmt = self._log_entry(), self._internal_value(0x9F4F)
+        if entry is None or fmt is None:
+            return
+        sfi, count = entry
+        try:
+            dol = parse_dol(fmt)
+        except Sw:
+            return
+        record = b"".join(values.get(t, b"")[:n].rjust(n, b"\0") for t, n in dol)
+        dgis = self.data.dgis
+        for n in range(count, 1, -1):
+            older = dgis.get(f"{sfi:02X}{n - 1:02X}")
+            if older is not None:
+                dgis[f"{sfi:02X}{n:02X}"] = older
+        dgis[f"{sfi:02X}01"] = record
 
     # -- issuer authentication and scripts ----------------------------------------------------
 
@@ -425,7 +512,7 @@ class PbocApplet(Applet):
         assert self.arqc is not None
         d = self.data
         atc = d.atc.to_bytes(2, "big")
-        sk = emv.session_key_common(d.ac_key, atc)
+        sk = emv.session_key(self._session(), d.ac_key, atc)
         expected = emv.arpc_method1(sk, self.arqc, cmd.data[8:10])
         if not cp.equal(expected, cmd.data[:8]):
             self.issuer_auth = False
@@ -444,7 +531,7 @@ class PbocApplet(Applet):
         d = self.data
         value, mac = cmd.data[:6], cmd.data[6:]
         atc = d.atc.to_bytes(2, "big")
-        sk = emv.session_key_common(d.smi_key, atc)
+        sk = emv.session_key(self._session(), d.smi_key, atc)
         mac_input = emv.issuer_script_mac_input(cmd.header, atc, self.arqc, value)
         try:
             emv.verify_issuer_script_mac(sk, mac_input, mac)

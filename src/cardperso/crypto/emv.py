@@ -24,6 +24,7 @@ from cardperso.crypto import primitives as cp
 from cardperso.errors import CryptogramMismatch, DataError, UsageError
 
 __all__ = [
+    "SESSION_KEY_METHODS",
     "application_cryptogram",
     "arpc_method1",
     "arpc_method2",
@@ -31,9 +32,11 @@ __all__ = [
     "derive_icc_master_keys_a",
     "issuer_script_mac",
     "issuer_script_mac_input",
+    "session_key",
     "session_key_common",
     "session_key_common_r",
     "session_key_pboc",
+    "session_keys_pboc",
     "verify_application_cryptogram",
     "verify_issuer_script_mac",
 ]
@@ -103,14 +106,41 @@ def session_key_common(mk: bytes, atc: bytes) -> bytes:
     return session_key_common_r(mk, atc + bytes(6))
 
 
-def session_key_pboc(mk: bytes, atc: bytes) -> bytes:
-    """PBOC-style process key (JR/T 0025.7 annex, as used by PBOC 2.0/3.0 applets):
-    ``TDES(MK)[00 x 6 || ATC] || TDES(MK)[00 x 6 || (ATC xor FFFF)]``, odd parity."""
+def session_keys_pboc(mk: bytes, atcs: Sequence[bytes]) -> list[bytes]:
+    """PBOC process (session) keys of one card master key for many ATCs, one cipher call:
+    ``SK = TDES(MK)[00 x 6 || ATC] || TDES(MK)[00 x 6 || (ATC xor FFFF)]``, odd parity.
+
+    JR/T 0025 (PBOC 2.0/3.0 debit/credit, the key used for the AC, the ARPC and the
+    issuer-script MAC and encryption; pboc-conformance.md section 1, two public sources: the
+    CardPlatform and XML2Java issuer simulators). A host verifying a day's authorisations of
+    one card, or a test walking the ATC range, derives them all at once."""
     _check_double_key(mk, "ICC master key")
-    if len(atc) != 2:
+    if any(len(atc) != 2 for atc in atcs):
         raise UsageError("ATC must be 2 bytes")
-    blocks = bytes(6) + atc + bytes(6) + cp.xor(atc, b"\xff\xff")
-    return cp.odd_parity(cp.ecb_encrypt("3DES", mk, blocks))
+    if not atcs:
+        return []
+    blocks = b"".join(bytes(6) + atc + bytes(6) + cp.xor(atc, b"\xff\xff") for atc in atcs)
+    out = cp.odd_parity(cp.ecb_encrypt("3DES", mk, blocks))
+    return [out[i : i + 16] for i in range(0, len(out), 16)]
+
+
+def session_key_pboc(mk: bytes, atc: bytes) -> bytes:
+    """One PBOC session key (:func:`session_keys_pboc` with one ATC)."""
+    return session_keys_pboc(mk, [atc])[0]
+
+
+#: Session-key derivations by name: ``"pboc"`` the ATC-only PBOC key (CVN 01), ``"emv-csk"``
+#: the EMV common session key (Book 2 A1.3.1, R = ATC || 00 x 6) that other schemes use.
+SESSION_KEY_METHODS = ("pboc", "emv-csk")
+
+
+def session_key(method: str, mk: bytes, atc: bytes) -> bytes:
+    """The session key of ``mk`` for ``atc`` by ``method`` (:data:`SESSION_KEY_METHODS`)."""
+    if method == "pboc":
+        return session_key_pboc(mk, atc)
+    if method == "emv-csk":
+        return session_key_common(mk, atc)
+    raise UsageError(f"unknown session-key method {method!r} (pboc, emv-csk)")
 
 
 # -- application cryptograms and ARPC ------------------------------------------------------------

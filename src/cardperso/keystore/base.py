@@ -266,7 +266,7 @@ class KeyStore(abc.ABC):
         data: bytes,
         arqc: bytes,
         *,
-        session: SessionKeyMethod = "common",
+        session: SessionKeyMethod = "pboc",
     ) -> None:
         """Derive the card's AC master key (option A) and its session key (``session``, ATC
         2 bytes), recompute the cryptogram over ``data`` (the CDOL1 data, MAC algorithm 3,
@@ -288,7 +288,7 @@ class KeyStore(abc.ABC):
         csu: bytes = b"",
         prop: bytes = b"",
         method: int = 1,
-        session: SessionKeyMethod = "common",
+        session: SessionKeyMethod = "pboc",
     ) -> bytes:
         """ARPC under the card's AC session key: method 1 ``TDES(SK)[ARQC ⊕ (ARC ‖ 00×6)]``
         (8 bytes, needs ``arc``, 2 bytes) or method 2 (4 bytes, needs ``csu``, 4 bytes, and
@@ -313,7 +313,7 @@ class KeyStore(abc.ABC):
         atc: bytes,
         data: bytes,
         *,
-        session: SessionKeyMethod = "common",
+        session: SessionKeyMethod = "pboc",
     ) -> bytes:
         """Issuer-script MAC (8 bytes; scripts carry the leftmost 4) under the card's SMI session
         key (option A master key from ``imk_smi_name``, session key from ``atc``), MAC algorithm
