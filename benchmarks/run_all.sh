@@ -32,7 +32,7 @@ git log -1 --format='commit %h %cI %s' >"$out/commit.txt"
 git status --porcelain --untracked-files=no -- src benchmarks >>"$out/commit.txt"
 echo "results in $out; $(head -1 "$out/commit.txt")"
 
-run apdu_roundtrip $py benchmarks/bench_apdu_roundtrip.py --apdus 5000 --rounds 5
+run apdu_roundtrip $py benchmarks/bench_apdu_roundtrip.py --apdus 3000 --rounds 15
 run line_apdu $py benchmarks/bench_line.py --part apdu --rounds 5 --cards 50
 run line_apdu_prepared $py benchmarks/bench_line.py --part apdu --store-data-order prepared --rounds 1 --cards 5
 run host_profile $py benchmarks/bench_host_profile.py --cards 200
