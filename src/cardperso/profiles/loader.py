@@ -451,10 +451,14 @@ def _build(data: dict[str, Any], digest: bytes, source: str) -> Profile:
         ssse=ssse,
         pboc=pboc,
         gp=GpSpec(
-            gp["kmc"], gp["diversification"], gp["scp"], gp["i"], gp["kvn"],
+            gp["kmc"],
+            gp["diversification"],
+            gp["scp"],
+            gp["i"],
+            gp["kvn"],
             gp.get("transport_kmc", "gp-transport-aes" if gp["scp"] == "03" else "gp-transport"),
             gp.get("transport_diversification", "none"),
-        ),  # fmt: skip
+        ),
         store_data=StoreDataSpec(
             tuple(int(x, 16) for x in sd["encrypted_dgis"]),
             sd["pad_encrypted"],
