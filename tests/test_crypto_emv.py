@@ -172,3 +172,21 @@ def test_cryptogram_tamper(sk: bytes, data: bytes, pos: int, flip: int) -> None:
     bad[pos] ^= flip
     with pytest.raises(CryptogramMismatch):
         emv.verify_application_cryptogram(sk, data, bytes(bad))
+
+
+def test_pboc_session_keys_batch_is_the_one_card_form_many_times() -> None:
+    atcs = [H("0000"), H("001C"), H("FFFF"), H("1234")]
+    keys = emv.session_keys_pboc(IMK, atcs)
+    assert keys == [emv.session_key_pboc(IMK, a) for a in atcs]
+    assert keys[1] == H("CBA10DD0CD8A945D762357EF0DAD0838")  # the OpenSSL-recorded key above
+    assert emv.session_keys_pboc(IMK, []) == []
+    with pytest.raises(UsageError, match="ATC must be 2 bytes"):
+        emv.session_keys_pboc(IMK, [H("0001"), H("01")])
+
+
+def test_session_key_by_method() -> None:
+    assert emv.session_key("pboc", IMK, H("001C")) == emv.session_key_pboc(IMK, H("001C"))
+    # pyemv's common session key vector (derive_common_sk, R = 001C 00..00)
+    assert emv.session_key("emv-csk", IMK, H("001C")) == H("E9FB384AF807B940FEDCEA613461B0C4")
+    with pytest.raises(UsageError, match="unknown session-key method 'visa'"):
+        emv.session_key("visa", IMK, H("001C"))

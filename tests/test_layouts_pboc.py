@@ -133,3 +133,47 @@ def test_ssse_records_agree_with_simple_tlv_codec(layout: ssse.RecordFile[object
 def test_dgi_9104_value_is_the_format2_content() -> None:
     model, f2 = pboc.GPO_RESPONSE_FORMAT2.vectors[0]
     assert tlv.encode(0x77, pboc.GPO_AIP_AFL.encode(model)) == f2
+
+
+def test_iad_refuses_a_length_byte_that_promises_missing_bytes() -> None:
+    from cardperso.layouts import pboc_ac
+
+    # cardperso's former 9F10: IDD length 0A, but only 6 bytes follow
+    with pytest.raises(DecodeError):
+        pboc_ac.IAD.decode(bytes.fromhex("07010103A00000010A010000000000"))
+    with pytest.raises(DecodeError):  # an empty issuer-discretionary part
+        pboc_ac.IAD.decode(bytes.fromhex("070101030000000100"))
+    with pytest.raises(EncodingError, match="the CVR is 3 bytes"):
+        pboc_ac.PbocIad(1, 1, b"\x00", 1)
+
+
+def test_session_method_and_cvr_follow_the_iad() -> None:
+    from cardperso.layouts import pboc_ac
+
+    qpos = bytes.fromhex("07010103A02000010A01000000000013F6C042")
+    assert pboc_ac.session_method(qpos) == "pboc"
+    assert pboc_ac.iad_cvr(qpos) == bytes.fromhex("03A02000")
+    assert pboc_ac.session_method(qpos[:2] + b"\x0a" + qpos[3:]) == "emv-csk"  # CVN 0A
+    assert pboc_ac.session_method(qpos[:2] + b"\x17" + qpos[3:]) == "pboc"  # qUICS CVN 17
+    assert pboc_ac.session_method(b"") == "emv-csk" and pboc_ac.iad_cvr(b"") == b""
+    assert pboc_ac.ec_idd_balance(qpos) == pboc_ac.EcIdd(0, bytes.fromhex("13F6C042"))
+    assert pboc_ac.ec_idd_balance(bytes.fromhex("0701010300000001")) is None
+
+
+def test_ac_input_names_a_missing_minimum_set_value() -> None:
+    from cardperso.errors import DataError
+    from cardperso.layouts import pboc_ac
+
+    iad = bytes.fromhex("07010103A02000010A01000000000013F6C042")
+    values = {tag: bytes(n) for tag, n in pboc_ac.MINIMUM_DATA_SET}
+    data = pboc_ac.ac_input(iad, values, b"ignored", b"\x7c\x00", b"\x00\x8d")
+    assert data == bytes(29) + bytes.fromhex("7C00008D03A02000")
+    del values[0x9F37]
+    with pytest.raises(DataError, match=r"the CDOL data lack 9F37 \(4 bytes\)") as info:
+        pboc_ac.ac_input(iad, values, b"", b"\x7c\x00", b"\x00\x8d")
+    assert info.value.field == "9F37"
+    # another CVN: the CDOL data as they are
+    other = iad[:2] + b"\x0a" + iad[3:]
+    assert pboc_ac.ac_input(other, {}, b"xyz", b"\x7c\x00", b"\x00\x8d") == (
+        b"xyz" + bytes.fromhex("7C00008D03A02000")
+    )

@@ -18,8 +18,10 @@ from __future__ import annotations
 from pathlib import Path
 
 import openssl_cli as ossl
+from cardperso.bank.host import AuthRequest
 from cardperso.bank.terminal import AcAnswer
 from cardperso.crypto import emv
+from cardperso.layouts import pboc_ac
 from test_card_pboc import SELECT_PBOC, cdol1, generate_ac, gpo, issuer_keys, personalized
 from test_card_support import AIP_DEBIT
 
@@ -47,6 +49,32 @@ def test_terminal_input_is_the_emv_minimum_set_pyemv() -> None:
 def test_terminal_input_appends_the_cvr_of_a_published_pboc_iad() -> None:
     answer = AcAnswer("ARQC", QPOS_ATC, H("059AAE950D0B7A67"), QPOS_IAD, PYEMV_CDOL)
     assert answer.cryptogram_input(QPOS_AIP) == PYEMV_CDOL + H("7C00008D03A02000")
+
+
+# EMV's minimum data set as a CDOL (9F02 9F03 9F1A 95 5F2A 9A 9C 9F37), and one that asks for
+# the transaction time and merchant name too
+MIN_CDOL = H("9F02069F03069F1A0295055F2A029A039C019F3704")
+LONG_CDOL = MIN_CDOL + H("9F21039F4E14")
+
+
+def test_host_input_on_the_published_pboc_iad_and_pyemv_data() -> None:
+    # the shared function (what the card MACs) on pyemv's data and the qpos 9F10: the layout's
+    # vector, whatever else the CDOL asked for
+    extra = H("101530") + b"MERCHANT".ljust(20, b" ")
+    for cdol, data in ((MIN_CDOL, PYEMV_CDOL), (LONG_CDOL, PYEMV_CDOL + extra)):
+        req = AuthRequest.from_card(
+            "6214830000000019", "01", atc=QPOS_ATC, arqc=bytes(8), iad=QPOS_IAD, aip=QPOS_AIP,
+            cdol=cdol, cdol_data=data,
+        )  # fmt: skip
+        assert req.data == pboc_ac.AC_INPUT.vectors[1][1][:29] + H("7C00008D03A02000")
+        assert req.data == pboc_ac.AC_INPUT.encode(pboc_ac.AC_INPUT.vectors[1][0])
+
+
+def test_pyemv_arqc_through_the_shared_input() -> None:
+    # without a PBOC 9F10 there is no CVR: pyemv's published ARQC over its minimum set
+    data = pboc_ac.ac_input(b"", {}, PYEMV_CDOL, PYEMV_AIP, PYEMV_ATC)
+    assert emv.application_cryptogram(PYEMV_SK, data) == PYEMV_ARQC
+    assert data == pboc_ac.AC_INPUT.encode(pboc_ac.AC_INPUT.vectors[0][0])
 
 
 def _retail_mac_openssl(sk: bytes, data: bytes) -> bytes:
