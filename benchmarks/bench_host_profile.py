@@ -37,9 +37,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import bench_line
 import benchenv
 
+from cardperso.chip.plan import card_data, chip_plan
+from cardperso.chip.script import personalize
+from cardperso.chip.transport import drive
 from cardperso.keystore.software import SoftwareKeyStore
-from cardperso.line.perso import card_data, chip_plan
-from cardperso.line.workflow import drive, personalize
 from cardperso.prep.container import read_header
 from cardperso.profiles.loader import load_profile
 

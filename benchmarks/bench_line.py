@@ -76,16 +76,19 @@ import cardperso.crypto.primitives as cp  # noqa: E402
 from cardperso.card import pcscd  # noqa: E402
 from cardperso.card.inprocess import InProcessTransport  # noqa: E402
 from cardperso.card.vcard import VirtualCard  # noqa: E402
+from cardperso.chip import script  # noqa: E402
+from cardperso.chip import verify as chip_verify  # noqa: E402
+from cardperso.chip.model import ChipPlan  # noqa: E402
+from cardperso.chip.plan import card_data, chip_plan  # noqa: E402
+from cardperso.chip.script import personalize  # noqa: E402
+from cardperso.chip.transport import drive  # noqa: E402
 from cardperso.devices.pcsc import PcscTransport  # noqa: E402
 from cardperso.devices.printer import EvolisPrinter  # noqa: E402
 from cardperso.keystore.software import SoftwareKeyStore  # noqa: E402
 from cardperso.layouts.persofile import PersoHeader, PersoRecordBody  # noqa: E402
-from cardperso.line import workflow  # noqa: E402
 from cardperso.line.linefile import LineOptions, LineSpec, load_line  # noqa: E402
-from cardperso.line.perso import card_data, chip_plan  # noqa: E402
 from cardperso.line.runner import RunSummary, run_line  # noqa: E402
 from cardperso.line.simulated import SimLine  # noqa: E402
-from cardperso.line.workflow import ChipPlan, drive, personalize  # noqa: E402
 from cardperso.prep.container import iter_records, read_header, verify  # noqa: E402
 from cardperso.prep.pipeline import PrepOptions, prepare  # noqa: E402
 from cardperso.prep.synth import make_batch  # noqa: E402
@@ -158,7 +161,7 @@ def fixed_random() -> Iterator[None]:
     def fixed(n: int) -> bytes:
         return bytes(range(0x5A, 0x5A + n))
 
-    patched = ((cp, "random_bytes"), (workflow, "random_bytes"))
+    patched = ((cp, "random_bytes"), (chip_verify, "random_bytes"))
     saved = [getattr(module, name) for module, name in patched]
     for module, name in patched:
         setattr(module, name, fixed)
@@ -288,8 +291,8 @@ def census(
     data = card_data(header, body, 0)
     plain: list[int] = []
     for app in data.apps:
-        items = workflow._secret_items(app, keys, plan.kek, bytes(4), plan)
-        if plan.store_data_order == "encrypted-first":  # as workflow.personalize orders them
+        items = script._secret_items(app, keys, plan.kek, bytes(4), plan)
+        if plan.store_data_order == "encrypted-first":  # as script.personalize orders them
             items.sort(key=lambda item: not item.encrypted)
         plain += [c[4] for c in build_store_data(items, conv, lambda b: b)]
     wrapped = [c[4] for c, _ in log if c[1] == 0xE2]

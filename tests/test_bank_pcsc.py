@@ -18,6 +18,7 @@ from cardperso.bank.host import AuthRequest, AuthResponse, IssuerHost
 from cardperso.bank.twostage import load_two_stage, transport_keys
 from cardperso.card import VirtualCard
 from cardperso.card.ssse import SSSE_NAME
+from cardperso.chip.transport import drive
 from cardperso.cli.main import _register, cli
 from cardperso.codec.numbers import luhn_check_digit
 from cardperso.devices.pcsc import PcscTransport
@@ -101,7 +102,7 @@ def two_stage_card(pcsc_slot: LabSlot, tmp_path: Path) -> tuple[LabSlot, Path, V
 
 def balance(slot: LabSlot) -> int:
     with PcscTransport(slot.name) as t:
-        return terminal.run(terminal.ec_balance(), t.transmit).balance
+        return drive(terminal.ec_balance(), t.transmit).balance
 
 
 def test_two_stage_flow_load_and_purchase(
@@ -117,7 +118,7 @@ def test_two_stage_flow_load_and_purchase(
     )
     assert out.exit_code == 0 and "0.00 -> 50.00 yuan" in out.output, out.output
     with PcscTransport(slot.name) as t:
-        bought = terminal.run(terminal.ec_purchase(1234), t.transmit)
+        bought = drive(terminal.ec_purchase(1234), t.transmit)
     assert bought.approved and (bought.balance_before, bought.balance_after) == (5000, 3766)
     assert balance(slot) == 3766
 
@@ -128,7 +129,7 @@ def test_refusals_leave_the_balance_unchanged(
     slot, _, _ = two_stage_card
     good = IssuerHost(bank_store())
     with PcscTransport(slot.name) as t:
-        terminal.run(terminal.ec_load(good, 1000), t.transmit)
+        drive(terminal.ec_load(good, 1000), t.transmit)
     assert balance(slot) == 1000
     # load past the limit (10000): refused before the card is touched
     out = invoke(
@@ -150,7 +151,7 @@ def test_refusals_leave_the_balance_unchanged(
             return AuthResponse(answer.arc, answer.arpc, (script[:-1] + bytes((script[-1] ^ 1,)),))
 
     with PcscTransport(slot.name) as t, pytest.raises(CardError) as err:
-        terminal.run(terminal.ec_load(BadMac(bank_store()), 100), t.transmit)
+        drive(terminal.ec_load(BadMac(bank_store()), 100), t.transmit)
     assert err.value.sw == 0x6988
     assert balance(slot) == 1000
 
@@ -169,10 +170,10 @@ def test_refusals_leave_the_balance_unchanged(
             return AuthResponse(answer.arc, answer.arpc, (captured[0],))
 
     with PcscTransport(slot.name) as t:
-        terminal.run(terminal.ec_load(Capture(bank_store()), 500), t.transmit)
+        drive(terminal.ec_load(Capture(bank_store()), 500), t.transmit)
     assert balance(slot) == 1500
     with PcscTransport(slot.name) as t, pytest.raises(CardError) as err:
-        terminal.run(terminal.ec_load(Replay(bank_store()), 2000), t.transmit)
+        drive(terminal.ec_load(Replay(bank_store()), 2000), t.transmit)
     assert err.value.sw == 0x6988
     assert balance(slot) == 1500
 
@@ -180,10 +181,10 @@ def test_refusals_leave_the_balance_unchanged(
 def test_each_party_refused_on_the_other_domain(
     two_stage_card: tuple[LabSlot, Path, VirtualCard],
 ) -> None:
-    from cardperso.bank.channel import install_for_perso, open_domain
     from cardperso.bank.factory import _isd_keys
     from cardperso.bank.personalize import BankPlan, _bank_keys
-    from cardperso.line.perso import chip_plan
+    from cardperso.chip.gp import install_for_perso, open_domain
+    from cardperso.chip.plan import chip_plan
     from cardperso.prep.container import verify
 
     slot, tmp, card = two_stage_card
@@ -198,9 +199,9 @@ def test_each_party_refused_on_the_other_domain(
         # the factory's keys do not open the bank's domain (nor do the old transport keys)
         for keys in (isd_keys, transport_keys(bank_store(), two, "B1")):
             with pytest.raises(CryptogramMismatch):
-                terminal.run(open_domain(two.ssd.aid, keys, kvn=0), t.transmit)
+                drive(open_domain(two.ssd.aid, keys, kvn=0), t.transmit)
         with pytest.raises(CardError) as err:  # the transport key set is gone
-            terminal.run(open_domain(two.ssd.aid, bank_keys, kvn=two.ssd.transport_kvn), t.transmit)
+            drive(open_domain(two.ssd.aid, bank_keys, kvn=two.ssd.transport_kvn), t.transmit)
         assert err.value.sw == 0x6A88
 
         # the factory's ISD session cannot personalize the bank's application
@@ -208,16 +209,16 @@ def test_each_party_refused_on_the_other_domain(
             s = yield from open_domain(isd_aid, isd_keys, kvn=plan.new_kvn)
             return (yield from s.send_sw(install_for_perso(two.pboc_aid)))
 
-        assert terminal.run(factory_tries(), t.transmit) == 0x6985
+        assert drive(factory_tries(), t.transmit) == 0x6985
         # the bank's keys do not open the ISD, and its session cannot touch the SSSE
         with pytest.raises(CryptogramMismatch):
-            terminal.run(open_domain(isd_aid, bank_keys, kvn=0), t.transmit)
+            drive(open_domain(isd_aid, bank_keys, kvn=0), t.transmit)
 
         def bank_tries():  # type: ignore[no-untyped-def]
             s = yield from open_domain(two.ssd.aid, bank_keys, kvn=two.ssd.bank_kvn)
             return (yield from s.send_sw(install_for_perso(SSSE_NAME)))
 
-        assert terminal.run(bank_tries(), t.transmit) == 0x6985
+        assert drive(bank_tries(), t.transmit) == 0x6985
     state = VirtualCard.load(card.path).state
     assert state.isd.auth_failures == 0 and state.ssd(two.ssd.aid).auth_failures == 0  # type: ignore[union-attr]
 
@@ -307,8 +308,6 @@ def test_a_factory_batch_then_a_bank_batch_on_three_readers(
     for i, slot in enumerate(three_slots):
         with PcscTransport(slot.name) as t:
             host = IssuerHost(bank_store())
-            assert (
-                terminal.run(terminal.ec_load(host, 1000 + i), t.transmit).balance_after == 1000 + i
-            )
-            bought = terminal.run(terminal.ec_purchase(300), t.transmit)
+            assert drive(terminal.ec_load(host, 1000 + i), t.transmit).balance_after == 1000 + i
+            bought = drive(terminal.ec_purchase(300), t.transmit)
             assert bought.approved and bought.balance_after == 700 + i

@@ -20,6 +20,7 @@ from cardperso.bank.twostage import (
 )
 from cardperso.card import VirtualCard
 from cardperso.card.inprocess import InProcessTransport
+from cardperso.chip.transport import drive
 from cardperso.crypto import gp
 from cardperso.errors import DataError, KeyStoreError, ProfileError
 from cardperso.keystore.software import SoftwareKeyStore, generate_file
@@ -118,11 +119,11 @@ def test_bank_stage_ec_load_and_purchase(tmp_path: Path) -> None:
     )
     host = IssuerHost(bank_store())
     with InProcessTransport(VirtualCard.load(cards[0].image)) as t:
-        got = terminal.run(terminal.ec_load(host, 5000), t.transmit)
+        got = drive(terminal.ec_load(host, 5000), t.transmit)
         assert (got.balance_before, got.balance_after) == (0, 5000)
-        bought = terminal.run(terminal.ec_purchase(999), t.transmit)
+        bought = drive(terminal.ec_purchase(999), t.transmit)
         assert bought.approved and bought.balance_after == 4001
-        assert terminal.run(terminal.ec_balance(), t.transmit).balance == 4001
+        assert drive(terminal.ec_balance(), t.transmit).balance == 4001
     # a second bank run finds the transport keys replaced: the card fails, nothing changes
     again = demo.bank_stage(tmp_path, cards[:1])
     assert again.failed == 1
@@ -207,7 +208,7 @@ def test_card_pulled_out_during_bank_personalization_resumes(tmp_path: Path, aft
     assert again.opened == 1, list(csv.DictReader((tmp_path / "bank" / "accounts.out.csv").open()))
     with InProcessTransport(VirtualCard.load(cards[0].image)) as t2:
         host = IssuerHost(store)
-        assert terminal.run(terminal.ec_load(host, 100), t2.transmit).balance_after == 100
+        assert drive(terminal.ec_load(host, 100), t2.transmit).balance_after == 100
 
 
 def test_several_stations_at_once(tmp_path: Path) -> None:

@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 
 from cardperso.card.state import KeySet, PbocData, SsseData
+from cardperso.chip.model import CardApp, CardData
 from cardperso.crypto import gp, kcv, random_bytes
 from cardperso.crypto import primitives as cp
 from cardperso.crypto.emv import verify_application_cryptogram
@@ -23,7 +24,6 @@ from cardperso.errors import CardPersoError, CryptogramMismatch, KeyStoreError, 
 from cardperso.keystore.base import DerivedKey, GpCardKeys
 from cardperso.keystore.software import SoftwareKeyStore, generate_file
 from cardperso.layouts.persofile import PersoApp, PersoRecordBody
-from cardperso.line.workflow import CardApp, CardData
 from cardperso.prep.input import Chunk
 from cardperso.prep.keys import pin_block
 from cardperso.prep.pipeline import PrepOptions

@@ -14,7 +14,7 @@ check value (03) and the check value.
 
 from __future__ import annotations
 
-from cardperso.bank.channel import put_key_command
+from cardperso.chip.gp import put_key_command
 from cardperso.crypto import gp
 from cardperso.protocol.scp02 import Scp02Card, Scp02Host
 

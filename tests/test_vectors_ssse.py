@@ -11,7 +11,7 @@ reference and the 3rd-generation APDUs it quotes:
   GET CHALLENGE of 8 bytes.
 
 Both sides are checked: the virtual card (card/ssse.py) and the line's read-back, which
-authenticates to the card before reading (line/workflow.py), against a card scripted with
+authenticates to the card before reading (chip/verify.py), against a card scripted with
 OpenSSL.
 
 The expected values are computed with the OpenSSL command line (tests/openssl_cli.py), a
@@ -21,17 +21,18 @@ is also recorded from a hand run of OpenSSL 3.0.19 so the rule is pinned even if
 
 from __future__ import annotations
 
-import contextlib
-from collections.abc import Callable, Generator
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
 import openssl_cli as ossl
 from cardperso.card.ssse import SSSE_NAME
+from cardperso.chip.model import CardApp, ChipFailure, ChipPlan
+from cardperso.chip.transport import drive
+from cardperso.chip.verify import verify_ssse
 from cardperso.codec.apdu import CommandAPDU
 from cardperso.keystore.software import SoftwareKeyStore
-from cardperso.line.workflow import CardApp, ChipFailure, ChipPlan, _verify_ssse
 from test_card_ssse import SELECT_SSSE, personalized
 from test_card_support import EF05, SSSE_KEYS
 
@@ -97,7 +98,7 @@ def test_external_authenticate_refuses_another_key(
     assert host.send("00B2012C00")[1] == 0x6982
 
 
-# -- the host side: the line's read-back (line/workflow.py) against a card scripted with OpenSSL
+# -- the host side: the line's read-back (chip/verify.py) against a card scripted with OpenSSL
 
 
 def _script(alg: str, irk: bytes, seen: list[str]) -> Callable[[bytes], bytes]:
@@ -123,13 +124,6 @@ def _script(alg: str, irk: bytes, seen: list[str]) -> Callable[[bytes], bytes]:
     return respond
 
 
-def _run(flow: Generator[bytes, bytes, None], respond: Callable[[bytes], bytes]) -> None:
-    apdu = next(flow)
-    with contextlib.suppress(StopIteration):
-        while True:
-            apdu = flow.send(respond(apdu))
-
-
 def _verify(alg: str, card_irk: bytes, sample_keystore: SoftwareKeyStore) -> list[str]:
     kek = "transport-kek"
     secrets = {0x8F01: IRK, 0x8F0A: READ_KEY}
@@ -141,13 +135,9 @@ def _verify(alg: str, card_irk: bytes, sample_keystore: SoftwareKeyStore) -> lis
     )
     plan = ChipPlan(kmc="gp-kmc", kek=kek, ssse_algorithm=alg)
 
-    def send(apdu: bytes) -> Generator[bytes, bytes, bytes]:
-        return (yield apdu)
-
     seen: list[str] = []
     checks: list[str] = []
-    flow = _verify_ssse(app, {}, plan, sample_keystore, send, checks)
-    _run(flow, _script(alg, card_irk, seen))
+    drive(verify_ssse(app, {}, plan, sample_keystore, checks), _script(alg, card_irk, seen))
     return seen + checks
 
 

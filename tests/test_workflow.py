@@ -11,9 +11,11 @@ import pytest
 
 from cardperso.card.inprocess import InProcessTransport
 from cardperso.card.vcard import VirtualCard
+from cardperso.chip.model import ChipFailure
+from cardperso.chip.plan import card_data, chip_plan
+from cardperso.chip.script import check_atr, personalize
+from cardperso.chip.transport import drive
 from cardperso.keystore.software import SoftwareKeyStore
-from cardperso.line.perso import card_data, chip_plan
-from cardperso.line.workflow import ChipFailure, check_atr, drive, personalize
 from cardperso.prep.container import iter_records, read_header
 from cardperso.prep.pipeline import PrepOptions, prepare
 from cardperso.prep.synth import make_batch

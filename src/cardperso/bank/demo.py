@@ -25,14 +25,14 @@ from cardperso.bank.accounts import (
 )
 from cardperso.bank.factory import factory_card
 from cardperso.bank.personalize import BankPlan, BatchSummary, personalize_batch, pin_seed_for
-from cardperso.bank.terminal import run
 from cardperso.bank.twostage import TransportDelivery, TwoStage, load_two_stage, make_delivery
 from cardperso.card.inprocess import InProcessTransport
 from cardperso.card.vcard import VirtualCard
+from cardperso.chip.plan import card_data, chip_plan
+from cardperso.chip.transport import drive
 from cardperso.codec.numbers import luhn_check_digit
 from cardperso.keystore.base import DEFAULT_KEK, KeyStore
 from cardperso.keystore.software import SoftwareKeyStore
-from cardperso.line.perso import card_data, chip_plan
 from cardperso.outputs import atomic_output, atomic_write_text
 from cardperso.prep.container import iter_records, verify
 from cardperso.prep.pipeline import PrepOptions, prepare
@@ -106,7 +106,7 @@ def factory_cards(directory: Path, count: int, batch: str = "B1") -> list[Factor
         image = cards_dir / f"card{index:05d}.json"
         card = VirtualCard.create_blank(image, serial=(0xA0000000 + index).to_bytes(4, "big"))
         with InProcessTransport(card) as t:
-            result = run(
+            result = drive(
                 factory_card(two, card_data(header, body, index), plan, store, delivery), t.transmit
             )
         row = rows[line]

@@ -2,7 +2,7 @@
 
 How this works
 --------------
-:func:`factory_card` runs the line's chip workflow (:func:`cardperso.line.workflow.personalize`,
+:func:`factory_card` runs the line's chip workflow (:func:`cardperso.chip.script.personalize`,
 SSSE only: a two-stage profile has no ``pboc`` section, so no bank key is ever needed at the
 factory), then :func:`create_bank_domain` opens a **new** secure channel to the issuer security
 domain with the card's per-card keys and, by GlobalPlatform delegated management:
@@ -24,21 +24,22 @@ from __future__ import annotations
 from collections.abc import Generator
 from dataclasses import dataclass
 
-from cardperso.bank.channel import (
+from cardperso.bank.twostage import TransportDelivery, TwoStage
+from cardperso.card.isd import SD_MODULE, SD_PACKAGE
+from cardperso.card.vcard import PBOC_MODULE, PBOC_PACKAGE
+from cardperso.chip import script
+from cardperso.chip.gp import (
+    ISD_AID,
     install_command,
     install_for_extradition,
     install_for_perso,
     open_domain,
     put_key_command,
 )
-from cardperso.bank.twostage import TransportDelivery, TwoStage
-from cardperso.card.isd import SD_MODULE, SD_PACKAGE
-from cardperso.card.vcard import ISD_AID, PBOC_MODULE, PBOC_PACKAGE
+from cardperso.chip.model import CardData, ChipPlan, ChipResult
 from cardperso.crypto.gp import StaticKeys
 from cardperso.errors import CardPersoError, UsageError
 from cardperso.keystore.base import KeyStore
-from cardperso.line import workflow
-from cardperso.line.workflow import CardData, ChipPlan, ChipResult
 
 __all__ = ["FactoryResult", "check_delivery", "create_bank_domain", "factory_card"]
 
@@ -122,6 +123,6 @@ def factory_card(
     delivery: TransportDelivery,
 ) -> Generator[bytes, bytes, FactoryResult]:
     """One two-stage card at the factory: the line's chip workflow, then the bank's domain."""
-    chip = yield from workflow.personalize(card, plan, store)
+    chip = yield from script.personalize(card, plan, store)
     yield from create_bank_domain(two, plan, store, delivery)
     return FactoryResult(chip, two.ssd.aid, two.pboc_aid)

@@ -2,7 +2,7 @@
 
 How this works
 --------------
-:func:`bank_card` is a generator (the shape of :mod:`cardperso.line.workflow`):
+:func:`bank_card` is a flow of :mod:`cardperso.chip` (the GP client of :mod:`cardperso.chip.gp`):
 
 1. SELECT the issuer security domain and GET DATA CPLC (no authentication needed): the chip
    serial, which finds the card's account row (:class:`~cardperso.bank.accounts.AccountBatch`);
@@ -37,16 +37,16 @@ from typing import Any, Protocol
 
 from cardperso.bank import terminal
 from cardperso.bank.accounts import AccountBatch, AccountFile, AccountRecord, Handover
-from cardperso.bank.channel import (
+from cardperso.bank.host import HostKeys, IssuerHost
+from cardperso.bank.twostage import TwoStage, transport_keys
+from cardperso.chip.gp import (
     SecureSession,
     install_command,
     install_for_perso,
-    ok,
     open_domain,
-    put_key_command,
+    read_serial,
 )
-from cardperso.bank.host import HostKeys, IssuerHost
-from cardperso.bank.twostage import TwoStage, transport_keys
+from cardperso.chip.transport import ApduCount, Transport, drive
 from cardperso.codec import tlv
 from cardperso.codec.apdu import CommandAPDU
 from cardperso.codec.dgi import parse_dgis
@@ -62,7 +62,6 @@ from cardperso.errors import (
     UsageError,
 )
 from cardperso.keystore.base import DEFAULT_KEK, KeyStore
-from cardperso.layouts.gp import CPLC
 from cardperso.prep.keys import pin_block, seeded_pin
 from cardperso.prep.templates import PbocTemplate
 from cardperso.protocol.storedata import DgiItem, StoreDataConventions, build_store_data
@@ -74,18 +73,12 @@ __all__ = [
     "pboc_items",
     "personalize_batch",
     "personalize_stations",
-    "read_serial",
 ]
 
 log = logging.getLogger(__name__)
 
-ISD_AID = bytes.fromhex("A000000151000000")
 #: Secret DGIs and their plaintext length (a longer wrapped value was padded).
 SECRET_DGIS = {0x8000: 48, 0x8010: 8}
-
-
-class Transport(Protocol):
-    def transmit(self, apdu: bytes) -> bytes: ...
 
 
 class AccountSink(Protocol):
@@ -118,16 +111,6 @@ class BankResult:
 
 class NoAccount(DataError):
     """The card in the reader has no row in the bank's input."""
-
-
-def read_serial() -> Generator[bytes, bytes, bytes]:
-    """SELECT ISD, GET DATA CPLC → the 4-byte IC serial number."""
-    ok((yield CommandAPDU(0x00, 0xA4, 0x04, 0x00, ISD_AID, le=256).to_bytes()), "SELECT ISD")
-    raw = ok((yield CommandAPDU(0x80, 0xCA, 0x9F, 0x7F, le=256).to_bytes()), "GET DATA CPLC")
-    if raw[:2] == b"\x9f\x7f":
-        raw = raw[3:]
-    serial: bytes = CPLC.decode(raw).ic_serial_number
-    return serial
 
 
 def pboc_items(rec: AccountRecord, plan: BankPlan, store: KeyStore) -> list[tuple[int, bytes]]:
@@ -176,11 +159,8 @@ def _open_ssd(plan: BankPlan, store: KeyStore) -> Generator[bytes, bytes, Secure
         return resumed
     del transport
     new_keys = _bank_keys(store, plan, session.kdd)
-    command = put_key_command(
-        new_keys, ssd.bank_kvn, session.encrypt, replace_kvn=ssd.transport_kvn
-    )
+    yield from session.put_key(new_keys, ssd.bank_kvn, "PUT KEY (per-card SSD keys)")
     del new_keys
-    yield from session.send(command, "PUT KEY (per-card SSD keys)")
     return session
 
 
@@ -208,18 +188,7 @@ def bank_card(
     handover: Handover | None = None,
 ) -> Generator[bytes, bytes, BankResult]:
     """The bank's chip steps for the card in the reader (see the module docstring)."""
-    count = 0
-
-    def counted(flow: Generator[bytes, bytes, Any]) -> Generator[bytes, bytes, Any]:
-        nonlocal count
-        try:
-            apdu = next(flow)
-            while True:
-                count += 1
-                apdu = flow.send((yield apdu))
-        except StopIteration as done:
-            return done.value
-
+    counted = ApduCount()
     serial = yield from counted(read_serial())
     rec = batch.match(serial, handover)
     if rec is None:
@@ -252,7 +221,7 @@ def bank_card(
     if plan.verify:
         result = yield from counted(terminal.verify_card(host))
         checks += list(result.checks)
-    return BankResult(serial, rec.line, rec.pan_masked, tuple(checks), count)
+    return BankResult(serial, rec.line, rec.pan_masked, tuple(checks), counted.n)
 
 
 def pin_seed_for(store: KeyStore, kek: str, batch: str) -> bytes:
@@ -298,9 +267,9 @@ def personalize_batch(
         serial = b""
         rec: AccountRecord | None = None
         try:
-            serial = terminal.run(read_serial(), transport.transmit)
+            serial = drive(read_serial(), transport.transmit)
             rec = batch.match(serial, handover)
-            result = terminal.run(bank_card(batch, plan, store, host, handover), transport.transmit)
+            result = drive(bank_card(batch, plan, store, host, handover), transport.transmit)
         except NoAccount as exc:
             summary.no_account += 1
             out.add(None, serial, "no_account", exc.reason)

@@ -1,10 +1,11 @@
 """Terminal-side flows against a PBOC card, sans-IO: generators that yield command APDUs and
-are sent the card's responses (the shape of :mod:`cardperso.line.workflow`).
+are sent the card's responses (flows of :mod:`cardperso.chip.transport`).
 
 How this works
 --------------
-Every flow is a generator; :func:`run` drives one over ``transmit(apdu) -> response`` (a PC/SC
-transport, the in-process transport of the virtual card, a station). The issuer host is a
+Every flow is a generator; :func:`cardperso.chip.transport.drive` runs one over
+``transmit(apdu) -> response`` (a PC/SC transport, the in-process transport of the virtual
+card, a station). The issuer host is a
 library object (:class:`~cardperso.bank.host.IssuerHost`) the online flows call between two
 commands, as a terminal calls its acquirer.
 
@@ -25,14 +26,14 @@ commands, as a terminal calls its acquirer.
 from __future__ import annotations
 
 import datetime as _dt
-from collections.abc import Callable, Generator
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TypeVar
 
 from cardperso.bank.host import AuthRequest, AuthResponse, IssuerHost, LoadRefused, mask_pan
+from cardperso.chip.gp import ok as _ok
+from cardperso.chip.transport import Flow
 from cardperso.codec import tlv
 from cardperso.codec.apdu import CommandAPDU, ResponseAPDU
-from cardperso.codec.status import describe
 from cardperso.crypto import random_bytes
 from cardperso.errors import CardError, DataError, SecurityError
 
@@ -49,12 +50,9 @@ __all__ = [
     "ec_balance",
     "ec_load",
     "ec_purchase",
-    "run",
     "verify_card",
 ]
 
-_T = TypeVar("_T")
-Flow = Generator[bytes, bytes, _T]
 
 PSE_NAME = b"1PAY.SYS.DDF01"
 PPSE_NAME = b"2PAY.SYS.DDF01"
@@ -63,24 +61,6 @@ KNOWN_AIDS = tuple(
     bytes.fromhex(a) for a in ("A000000333010101", "A000000333010102", "A000000333010106")
 )
 CID_NAMES = {0x00: "AAC", 0x40: "TC", 0x80: "ARQC"}
-
-
-def run(flow: Flow[_T], transmit: Callable[[bytes], bytes]) -> _T:
-    """Drive a flow over ``transmit``; return what the flow returns."""
-    try:
-        apdu = next(flow)
-        while True:
-            apdu = flow.send(transmit(apdu))
-    except StopIteration as done:
-        result: _T = done.value
-        return result
-
-
-def _ok(raw: bytes, step: str) -> bytes:
-    resp = ResponseAPDU.parse(raw)
-    if resp.sw != 0x9000:
-        raise CardError(resp.sw, step, describe(resp.sw))
-    return resp.data
 
 
 def _sw(raw: bytes) -> int:

@@ -57,10 +57,10 @@ from cardperso.card.state import (
 )
 from cardperso.crypto import primitives as cp
 from cardperso.errors import CardPersoError, UsageError
+from cardperso.layouts.gp import ISD_AID
 
 log = logging.getLogger(__name__)
 
-ISD_AID = bytes.fromhex("A000000151000000")
 #: Load files present on a blank card (documented in docs/card-dgi-map.md).
 SSSE_PACKAGE = bytes.fromhex("D156000005FF01")
 SSSE_MODULE = bytes.fromhex("D156000005FF0101")

@@ -18,6 +18,7 @@ from cardperso.bank.accounts import CardRowsFile, read_handover, ssn_digester
 from cardperso.bank.host import AuthRequest, HostKeys, IssuerHost
 from cardperso.bank.registry_link import RegistryRecorder
 from cardperso.bank.twostage import TransportDelivery, load_two_stage, make_delivery
+from cardperso.chip.transport import Flow, drive
 from cardperso.cli.keys import PKCS11_PREFIX, open_store
 from cardperso.cli.production import check_production, production_options
 from cardperso.errors import CardPersoError, DataError, KeyStoreError, TransportError, UsageError
@@ -65,13 +66,13 @@ def _yuan(fen: int) -> str:
     return f"{fen // 100}.{fen % 100:02d}"
 
 
-def _on_reader(reader: str, flow: terminal.Flow[_T]) -> _T:
+def _on_reader(reader: str, flow: Flow[_T]) -> _T:
     from cardperso.devices import pcsc
 
     # -vv: the APDU trace (secrets and records redacted) goes to the debug log, as for the line
     trace = pcsc.log_trace() if pcsc.log.isEnabledFor(logging.DEBUG) else None
     with pcsc.PcscTransport(reader, trace=trace) as transport:
-        return terminal.run(flow, transport.transmit)
+        return drive(flow, transport.transmit)
 
 
 def _host(
@@ -315,7 +316,7 @@ def factory_cmd(
     """Factory, desktop encoder: SSSE from PERSO_FILE, then the bank's SSD and the PBOC
     application installed under it, one record per card presented."""
     from cardperso.bank.factory import factory_card
-    from cardperso.line.perso import card_data, chip_plan
+    from cardperso.chip.plan import card_data, chip_plan
     from cardperso.prep.container import iter_records, verify
 
     _outputs(
@@ -348,7 +349,7 @@ def factory_cmd(
                 break
             index, (line, body) = pending
             try:
-                result = terminal.run(
+                result = drive(
                     factory_card(two, card_data(header, body, index), plan, store, sent),
                     transport.transmit,
                 )

@@ -14,6 +14,8 @@ from pathlib import Path
 import click
 
 from cardperso.card.state import GP_TEST_KEY
+from cardperso.chip.model import CardData, ChipPlan
+from cardperso.chip.script import Steps, personalize
 from cardperso.cli.keys import open_store
 from cardperso.cli.production import (
     check_production,
@@ -27,7 +29,6 @@ from cardperso.keystore.base import KeyStore
 from cardperso.line.linefile import LineOptions, load_line
 from cardperso.line.runner import ChipWorkflow, LineRun, RunSummary, request_resume
 from cardperso.line.simulated import SimLine
-from cardperso.line.workflow import CardData, ChipPlan, Steps, personalize
 from cardperso.outputs import check_paths
 from cardperso.storage.db import Database, connect
 

@@ -23,6 +23,7 @@ from cardperso.layouts.base import BerLength, Layout
 __all__ = [
     "CPLC",
     "CPLC_TLV",
+    "ISD_AID",
     "KEY_INFORMATION_TEMPLATE",
     "SCP02_INITIALIZE_UPDATE_RESPONSE",
     "SCP03_INITIALIZE_UPDATE_RESPONSE",
@@ -34,6 +35,9 @@ __all__ = [
     "Scp03InitializeUpdateResponse",
     "cplc_date",
 ]
+
+#: The issuer security domain's default AID (GlobalPlatform RID A000000151, GP Card Spec).
+ISD_AID = bytes.fromhex("A000000151000000")
 
 
 def _strict(subcon: cs.Construct) -> cs.Construct:

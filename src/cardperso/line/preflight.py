@@ -23,12 +23,12 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Callable, Iterable
 
+from cardperso.chip.model import ChipPlan
 from cardperso.devices import pcsc
 from cardperso.devices.printer import OPERATOR_ACTIONS, CardPrinter
 from cardperso.errors import CardPersoError, CryptogramMismatch, DeviceError, UsageError
 from cardperso.keystore.base import KeyStore
 from cardperso.line.linefile import LineSpec
-from cardperso.line.workflow import ChipPlan
 
 #: A made-up key diversification data and card for trial derivations (never a real card's).
 _TRIAL_KDD = bytes(10)

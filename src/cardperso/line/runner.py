@@ -38,6 +38,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
 
+from cardperso.chip.model import CardData, ChipFailure, ChipPlan
+from cardperso.chip.plan import card_data, chip_plan
+from cardperso.chip.script import Steps, check_atr, personalize
+from cardperso.chip.transport import drive
 from cardperso.codec.numbers import mask_id
 from cardperso.devices import cardface
 from cardperso.devices.pcsc import (
@@ -56,25 +60,15 @@ from cardperso.line.control import ensure_control_table, request_resume
 from cardperso.line.identity import check_continuation, file_identity
 from cardperso.line.journal import ClaimLost, Job, JobSeed, Journal, member_id
 from cardperso.line.linefile import LineSpec, StationSpec
-from cardperso.line.perso import card_data, chip_plan
 from cardperso.line.preflight import check_devices, check_keys
 from cardperso.line.results import RESULT_COLUMNS, write_results
-from cardperso.line.workflow import (
-    CardData,
-    ChipFailure,
-    ChipPlan,
-    Steps,
-    check_atr,
-    drive,
-    personalize,
-)
 from cardperso.prep.container import iter_records, verify
 from cardperso.profiles.loader import load_profile
 from cardperso.storage.db import Database
 
 log = logging.getLogger("cardperso.line")
 
-#: A card's chip workflow: what :func:`cardperso.line.workflow.personalize` is.
+#: A card's chip workflow: what :func:`cardperso.chip.script.personalize` is.
 ChipWorkflow = Callable[[CardData, ChipPlan, KeyStore], Steps]
 
 

@@ -1,11 +1,12 @@
-"""From a profile and a perso-file record to what the chip workflow needs."""
+"""From a profile and a perso-file record to what the chip engine needs (a station's plan and
+one card's data)."""
 
 from __future__ import annotations
 
+from cardperso.chip.model import CardApp, CardData, ChipPlan
 from cardperso.codec import tlv
 from cardperso.codec.dgi import parse_dgis
 from cardperso.layouts.persofile import PersoHeader, PersoRecordBody
-from cardperso.line.workflow import CardApp, CardData, ChipPlan
 from cardperso.profiles.model import Profile
 
 #: The ATR prefix of cardperso's virtual cards (docs/card-dgi-map.md); a profile for real

@@ -1,0 +1,140 @@
+"""Read-back verifiers, sans-IO: after personalization the host reads the card back the way its
+users will and compares with what it wrote.
+
+* :func:`verify_ssse` - the SSSE records read back (after internal and external authentication
+  with the card's read key on 3rd-generation cards) must equal the personalized bytes;
+* :func:`verify_pboc` - the PBOC application must answer GPO and READ RECORD with the
+  personalized records and, where asked, a GENERATE AC whose ARQC verifies with the issuer
+  master key.
+
+A status word other than 9000 raises :class:`~cardperso.errors.CardError`; a card that answers
+but does not match raises :class:`~cardperso.chip.model.ChipFailure`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from cardperso.chip.gp import ok, select
+from cardperso.chip.model import CardApp, CardData, ChipFailure, ChipPlan
+from cardperso.chip.transport import Flow
+from cardperso.codec import tlv
+from cardperso.codec.apdu import CommandAPDU
+from cardperso.crypto import ecb_encrypt, equal, random_bytes
+from cardperso.crypto.ssse import diversify_one
+from cardperso.errors import SecurityError
+from cardperso.keystore.base import KeyStore
+
+__all__ = ["SSSE_FILES", "verify_pboc", "verify_ssse"]
+
+SSSE_FILES = {5: 0x05, 6: 0x06, 0xD: 0x0D}  # DGI high byte → SFI
+
+
+def verify_ssse(
+    app: CardApp, dgis: dict[int, bytes], plan: ChipPlan, keys: KeyStore, checks: list[str]
+) -> Flow[None]:
+    """Read back every personalized SSSE record and compare it byte for byte."""
+    yield from select(app.aid, "SELECT SSSE")
+    if plan.ssse_generation >= 3:
+        secrets = dict(_wrapped(app))
+        irk = _unwrap16(keys, plan.kek, secrets.get(0x8F00 + plan.ssse_irk))
+        rk = _unwrap16(keys, plan.kek, secrets.get(0x8F00 + plan.ssse_read_key))
+        factor, rnd = random_bytes(8), random_bytes(8)
+        internal = CommandAPDU(0x00, 0x88, 0x00, plan.ssse_irk, factor + rnd, le=256)
+        answer = ok((yield internal.to_bytes()), "SSSE INTERNAL AUTHENTICATE")
+        k_d = diversify_one(irk, plan.ssse_algorithm, factor)
+        if not equal(answer[:16], ecb_encrypt(plan.ssse_algorithm, k_d, rnd + bytes(8))):
+            raise ChipFailure(
+                "SSSE INTERNAL AUTHENTICATE", "the card's answer does not verify (wrong IRK)"
+            )
+        challenge = ok(
+            (yield CommandAPDU(0x00, 0x84, 0x00, 0x00, le=8).to_bytes()), "GET CHALLENGE"
+        )
+        block = (challenge + bytes(16))[:16]
+        cryptogram = ecb_encrypt(plan.ssse_algorithm, rk, block)
+        external = CommandAPDU(0x00, 0x82, 0x00, plan.ssse_read_key, cryptogram)
+        ok((yield external.to_bytes()), "SSSE EXTERNAL AUTHENTICATE")
+    for dgi, value in sorted(dgis.items()):
+        sfi = SSSE_FILES.get(dgi >> 8)
+        if sfi is None or not 1 <= (dgi & 0xFF) <= 0x20:
+            continue
+        read = CommandAPDU(0x00, 0xB2, dgi & 0xFF, (sfi << 3) | 4, le=256)
+        got = ok((yield read.to_bytes()), f"READ RECORD SFI {sfi:02X} rec {dgi & 0xFF}")
+        if got != value:
+            raise ChipFailure(
+                "SSSE read-back",
+                f"SFI {sfi:02X} record {dgi & 0xFF} differs from the personalized bytes",
+            )
+    checks.append("ssse-records")
+
+
+def _wrapped(app: CardApp) -> Iterable[tuple[int, bytes]]:
+    return ((d, v) for d, v in app.dgis if d in app.secret)
+
+
+def _unwrap16(keys: KeyStore, kek: str, wrapped: bytes | None) -> bytes:
+    if wrapped is None:
+        raise ChipFailure("SSSE read-back", "the perso record has no key for card authentication")
+    return keys.unwrap(kek, wrapped)[:16]
+
+
+def verify_pboc(
+    card: CardData,
+    app: CardApp,
+    dgis: dict[int, bytes],
+    plan: ChipPlan,
+    keys: KeyStore,
+    checks: list[str],
+) -> Flow[bool]:
+    """GPO, READ RECORD of every AFL record, and a GENERATE AC whose ARQC must verify."""
+    fci = yield from select(app.aid, "SELECT PBOC")
+    pdol = tlv.find(tlv.parse(fci), 0x9F38)
+    pdol_len = sum(length for _, length in tlv.parse_dol(pdol.value if pdol else b""))
+    gpo_data = tlv.encode(0x83, bytes(pdol_len))
+    gpo = ok((yield CommandAPDU(0x80, 0xA8, 0x00, 0x00, gpo_data, le=256).to_bytes()), "GPO")
+    parsed = tlv.parse(gpo)
+    aip_obj, afl_obj = tlv.find(parsed, 0x82), tlv.find(parsed, 0x94)
+    if aip_obj is None or afl_obj is None:
+        raise ChipFailure("GPO", "no AIP/AFL in the GPO response")
+    afl = afl_obj.value
+    cdol1 = b""
+    for i in range(0, len(afl), 4):
+        sfi, first, last = afl[i] >> 3, afl[i + 1], afl[i + 2]
+        for rec in range(first, last + 1):
+            got = ok(
+                (yield CommandAPDU(0x00, 0xB2, rec, (sfi << 3) | 4, le=256).to_bytes()),
+                f"READ RECORD SFI {sfi} rec {rec}",
+            )
+            want = dgis.get((sfi << 8) | rec)
+            if want is not None and got != want:
+                raise ChipFailure(
+                    "PBOC read-back", f"SFI {sfi} record {rec} differs from the personalized bytes"
+                )
+            found = tlv.find(tlv.parse(got), 0x8C)
+            if found is not None:
+                cdol1 = found.value
+    checks.append("pboc-records")
+    if not plan.verify_ac or not plan.imk_ac:
+        return False
+    cdol_data = bytes(sum(length for _, length in tlv.parse_dol(cdol1)))
+    ac = ok(
+        (yield CommandAPDU(0x80, 0xAE, 0x80, 0x00, cdol_data, le=256).to_bytes()), "GENERATE AC"
+    )
+    fields = tlv.parse(ac)
+    atc_obj, ac_obj, iad_obj = (
+        tlv.find(fields, 0x9F36),
+        tlv.find(fields, 0x9F26),
+        tlv.find(fields, 0x9F10),
+    )
+    if atc_obj is None or ac_obj is None:
+        raise ChipFailure("GENERATE AC", "no ATC or cryptogram in the answer")
+    cvr = iad_obj.value[3:7] if iad_obj is not None and len(iad_obj.value) >= 7 else b""
+    data = cdol_data + aip_obj.value + atc_obj.value + cvr
+    try:
+        keys.verify_arqc(plan.imk_ac, (card.pan, card.psn), atc_obj.value, data, ac_obj.value)
+    except SecurityError:
+        raise ChipFailure(
+            "GENERATE AC", "ARQC does not verify with the issuer master key"
+        ) from None
+    checks.append("arqc")
+    return True
