@@ -271,6 +271,15 @@ UNDO_MIGRATION_5 = (
     ),
     "DROP TABLE reg_parties",
 )
+#: ... and before migration 6.
+UNDO_MIGRATION_6 = (
+    "DROP TABLE reg_notifications",
+    "DROP TABLE reg_boxes",
+    "DROP TABLE reg_box_cards",
+    "ALTER TABLE reg_cards DROP COLUMN collected_by",
+    "ALTER TABLE reg_cards DROP COLUMN agent_ssn",
+    "ALTER TABLE reg_cards DROP COLUMN collected_at",
+)
 
 
 def test_batches_exported_before_the_line_records_get_them_at_upgrade(
@@ -284,14 +293,14 @@ def test_batches_exported_before_the_line_records_get_them_at_upgrade(
         recorded = db.execute("SELECT * FROM reg_batch_records ORDER BY line")
         # make it the database of a cardperso before migration 3
         db.execute("DROP TABLE reg_batch_records")
-        for undo in UNDO_MIGRATION_5 + UNDO_MIGRATION_4:
+        for undo in UNDO_MIGRATION_6 + UNDO_MIGRATION_5 + UNDO_MIGRATION_4:
             db.execute(undo)
         db.execute("DELETE FROM schema_migrations WHERE version >= 3")
     run_cli("registry", "stats", "--db", url, code=2)  # behind: needs db upgrade
     with connect(url) as db:  # the line still feeds its results to a registry at version 2
         assert production.registry_present(db)
     upgraded = run_cli("db", "upgrade", "--db", url)
-    assert all(f"applied migration {v}" in upgraded for v in (3, 4, 5))
+    assert all(f"applied migration {v}" in upgraded for v in (3, 4, 5, 6))
     with connect(url) as db:
         assert db.execute("SELECT * FROM reg_batch_records ORDER BY line") == recorded
     assert [r[1] for r in recorded] == [2, 3, 4]

@@ -20,6 +20,7 @@ from cardperso.cli.registry_common import actor_of as _actor
 from cardperso.cli.registry_common import check_output as _check_output
 from cardperso.cli.registry_common import day_of as _day
 from cardperso.cli.registry_common import open_db as _registry
+from cardperso.codec.numbers import mask_id
 from cardperso.errors import DataError
 from cardperso.prep.rejects import RejectsWriter
 from cardperso.profiles.loader import load_profile
@@ -28,6 +29,7 @@ from cardperso.registry import (
     breakdown,
     cards,
     lost,
+    notices,
     prep_rejects,
     production,
     reports,
@@ -286,28 +288,82 @@ def accounts_cmd(answers_file: str, db_url: str, actor: str | None) -> None:
 @DB_OPTION
 @BY_OPTION
 @click.option("--date", "date", default=None, help="Notification date (default today).")
-def notify_cmd(db_url: str, actor: str | None, date: str | None) -> None:
-    """Notify the cardholders whose cards are ready for collection, and list them."""
+@click.option(
+    "--sms",
+    "sms_file",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="Write the SMS gateway's upload file (phone, message, card_no).",
+)
+@click.option(
+    "--letters",
+    "letters_file",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="Write letters to print: cardholders and insured units.",
+)
+def notify_cmd(
+    db_url: str,
+    actor: str | None,
+    date: str | None,
+    sms_file: Path | None,
+    letters_file: Path | None,
+) -> None:
+    """Notify the cardholders (and their insured units) whose cards are ready for collection,
+    through the channels given; every message is recorded per channel."""
+    channels: list[notices.Channel] = []
+    for role, path in (("--sms", sms_file), ("--letters", letters_file)):
+        if path is not None:
+            _check_output(role, path, db_url)
+    if sms_file:
+        channels.append(notices.SmsFile(sms_file))
+    if letters_file:
+        channels.append(notices.Letters(letters_file))
     with _registry(db_url) as db:
         out = production.notify(db, date=_day(date, "date"), actor=_actor(actor))
+        messages = notices.messages_for(db, [n.app_id for n in out], units=True)
+        sent = notices.deliver(db, messages, channels) if out and channels else {}
     for n in out:
         tag = " (temporary card)" if n.kind == "temporary" else ""
         click.echo(f"  {n.card_no}  {n.ssn_masked}  region {n.region}{tag}")
+    for name, k in sent.items():
+        click.echo(f"  channel {name}: {k} message(s) sent")
     click.echo(f"{len(out)} card(s) ready for collection")
 
 
 @registry_group.command("issue")
 @click.argument("card_no")
-@click.option("--to", "to", required=True, help="Who collected the card (cardholder or agent).")
+@click.option("--to", "to", default="", help="Name of who collected (default: the holder).")
+@click.option("--agent-id", "agent_id", default="", help="An agent collected: the agent's ID.")
+@click.option("--service-point", "service_point", default="", help="Where (default: accepted).")
 @click.option("--date", "date", required=True, help="Date of receipt (YYYY-MM-DD).")
 @DB_OPTION
 @BY_OPTION
-def issue_cmd(card_no: str, to: str, date: str, db_url: str, actor: str | None) -> None:
-    """Record that CARD_NO was collected."""
+def issue_cmd(
+    card_no: str,
+    to: str,
+    agent_id: str,
+    service_point: str,
+    date: str,
+    db_url: str,
+    actor: str | None,
+) -> None:
+    """Record that CARD_NO was collected, by the holder or by an agent (--agent-id, --to)."""
+    if agent_id and not to:
+        raise DataError("an agent's collection needs the agent's name (--to)", field="to")
     day = parse_day(date, "date")
     with _registry(db_url) as db:
-        cards.issue(db, card_no, to=to, date=f"{day:%Y%m%d}", actor=_actor(actor))
-    click.echo(f"card {card_no}: issued on {day.isoformat()}")
+        cards.issue(
+            db,
+            card_no,
+            to=to or "holder",
+            date=f"{day:%Y%m%d}",
+            actor=_actor(actor),
+            agent_ssn=agent_id,
+            service_point=service_point,
+        )
+    who = f" by agent {mask_id(agent_id.strip().upper())}" if agent_id else ""
+    click.echo(f"card {card_no}: issued on {day.isoformat()}{who}")
 
 
 @registry_group.command("cancel")

@@ -18,7 +18,7 @@ from cardperso.cli.registry_common import actor_of as _actor
 from cardperso.cli.registry_common import check_output as _check_output
 from cardperso.cli.registry_common import day_of as _day
 from cardperso.cli.registry_common import open_db as _registry
-from cardperso.registry import applications, breakdown, centre, find, lost
+from cardperso.registry import applications, breakdown, centre, collection, find, lost
 from cardperso.registry.calendar import load_calendar
 
 
@@ -245,7 +245,52 @@ def _party_group(kind: str, label: str) -> click.Group:
     return group
 
 
+@click.group("box")
+def box_group() -> None:
+    """Boxes of cards sent to the service points, and their receipt."""
+
+
+@box_group.command("pack")
+@click.option("--service-point", "service_point", required=True)
+@click.option("--manifest", required=True, type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--box", "box_no", default=None, help="Box number (default XSP-YYYYMMDD-NNN).")
+@DB_OPTION
+def box_pack_cmd(service_point: str, manifest: Path, box_no: str | None, db_url: str) -> None:
+    """Put the made cards of a service point that are in no box yet into a new box."""
+    _check_output("--manifest", manifest, db_url)
+    with _registry(db_url) as db:
+        box = collection.pack(db, service_point, manifest, box_no=box_no)
+    click.echo(f"box {box.box_no}: {box.cards} card(s) for {service_point} → {manifest}")
+
+
+@box_group.command("receive")
+@click.argument("box_no")
+@click.option("--by", "by", required=True, help="Who received it at the service point.")
+@click.option("--date", "date", default=None, help="Date received (default today).")
+@DB_OPTION
+def box_receive_cmd(box_no: str, by: str, date: str | None, db_url: str) -> None:
+    """The service point confirms it received BOX_NO: its cards can be collected there."""
+    day = _day(date, "date")
+    with _registry(db_url) as db:
+        box = collection.receive(db, box_no, by=by, date=f"{day:%Y%m%d}")
+    click.echo(f"box {box_no}: {box.cards} card(s) received at {box.service_point} by {by}")
+
+
+@box_group.command("list")
+@click.option("--service-point", "service_point", default="")
+@DB_OPTION
+def box_list_cmd(service_point: str, db_url: str) -> None:
+    """Boxes, and whether their service point received them."""
+    with _registry(db_url) as db:
+        got = collection.boxes(db, service_point)
+    for b in got:
+        where = f"received {b.received_date} by {b.received_by}" if b.received_date else "sent"
+        click.echo(f"{b.box_no:<24} {b.service_point:<10} {b.cards:>4} card(s)  {where}")
+    click.echo(f"{len(got)} box(es)")
+
+
 COMMANDS = [
+    box_group,
     show_cmd,
     list_cmd,
     suspend_cmd,

@@ -23,9 +23,11 @@ import time
 from dataclasses import dataclass
 from typing import Final
 
-from cardperso.codec.numbers import card_number_check_char, mask_id
+from cardperso.codec.numbers import card_number_check_char, check_resident_id, mask_id
 from cardperso.errors import DataError, UsageError
 from cardperso.registry import lifecycle
+from cardperso.registry.centre import parties
+from cardperso.registry.collection import check_collectable
 from cardperso.registry.lost import block_request
 from cardperso.registry.store import app_by_card, is_integrity_error, move, select_apps
 from cardperso.storage.db import Database
@@ -204,9 +206,13 @@ def issue(
     date: str,
     actor: str,
     today: datetime.date | None = None,
+    agent_ssn: str = "",
+    service_point: str = "",
 ) -> str:
     """The cardholder (or an agent) collected the card: ``issued``, with who and when. The date
-    (``YYYYMMDD``) can be neither before the notification nor after ``today``."""
+    (``YYYYMMDD``) can be neither before the notification nor after ``today``. An agent is
+    recorded with the agent's identity number (shown masked everywhere); the service point is
+    the application's unless given, and a boxed card must be in a box that point received."""
     app = app_by_card(db, card_no)
     if app.card_no != card_no:
         raise UsageError(f"card {card_no} was replaced by {app.card_no or 'another card'}")
@@ -219,12 +225,38 @@ def issue(
             record=f"card {card_no}",
             field="date",
         )
+    if agent_ssn:
+        try:
+            agent_ssn = agent_ssn.strip().upper()
+            check_resident_id(agent_ssn, "agent_id")
+        except DataError as exc:
+            raise DataError(exc.reason, record=f"card {card_no}", field="agent_id") from None
+        if agent_ssn == app.ssn:
+            raise DataError(
+                "is the cardholder's own number: the holder collects without --agent-id",
+                record=f"card {card_no}",
+                field="agent_id",
+            )
+    own_point = db.execute("SELECT service_point FROM reg_applications WHERE id = ?", (app.id,))
+    point = service_point or str(own_point[0][0] or "")
+    if service_point and service_point not in parties(db, "service_point"):
+        raise UsageError(f"service point {service_point} is not on the centre's list")
+    check_collectable(db, card_no, service_point)
+    who = f"agent {mask_id(agent_ssn)}" if agent_ssn else "the holder"
     with db.transaction():
         db.execute(
-            "UPDATE reg_cards SET issued_to = ?, issued_date = ? WHERE card_no = ?",
-            (to, date, card_no),
+            "UPDATE reg_cards SET issued_to = ?, issued_date = ?, collected_by = ?, "
+            "agent_ssn = ?, collected_at = ? WHERE card_no = ?",
+            (to, date, "agent" if agent_ssn else "holder", agent_ssn or None, point or None,
+             card_no),
+        )  # fmt: skip
+        return move(
+            db,
+            app.id,
+            "issue",
+            actor=actor,
+            detail=f"collected on {date} by {who}" + (f" at {point}" if point else ""),
         )
-        return move(db, app.id, "issue", actor=actor, detail=f"collected on {date}")
 
 
 def cancel(db: Database, card_no: str, *, reason: str, actor: str) -> str:

@@ -18,6 +18,7 @@ from cardperso.errors import UsageError
 from cardperso.registry import lifecycle
 from cardperso.registry.calendar import parse_day
 from cardperso.registry.centre import mask_phone
+from cardperso.registry.notices import notifications
 from cardperso.registry.store import Application, history, select_apps
 from cardperso.storage.db import Database
 
@@ -58,6 +59,9 @@ _CARD_COLUMNS: Final = (
     "cancel_reason",
     "replaced_by",
     "pan_clash",
+    "collected_by",
+    "agent_ssn",
+    "collected_at",
 )
 
 
@@ -74,6 +78,18 @@ def card_details(db: Database, card_no: str) -> dict[str, Any]:
     card = {k: ("" if v is None else v) for k, v in zip(_CARD_COLUMNS, rows[0], strict=True)}
     card["active"] = card["active"] == 1
     card["pan"] = mask_pan(str(card["pan"]))
+    card["agent_ssn"] = mask_id(str(card["agent_ssn"])) if card["agent_ssn"] else ""
+    box = db.execute(
+        "SELECT b.box_no, b.service_point, b.received_date FROM reg_box_cards c "
+        "JOIN reg_boxes b ON b.box_no = c.box_no WHERE c.card_no = ?",
+        (card_no,),
+    )
+    card["box"] = (
+        {"box_no": box[0][0], "service_point": box[0][1], "received_date": box[0][2] or ""}
+        if box
+        else {}
+    )
+    card["notifications"] = notifications(db, card_no)
     replaced = db.execute("SELECT card_no FROM reg_cards WHERE replaced_by = ?", (card_no,))
     card["replaces"] = [str(r[0]) for r in replaced]
     card["old_chips"] = [

@@ -404,6 +404,7 @@ class Notice:
     region: str
     kind: str
     accepted_date: str
+    app_id: int = 0
 
 
 def notify(db: Database, *, date: datetime.date, actor: str) -> list[Notice]:
@@ -419,5 +420,9 @@ def notify(db: Database, *, date: datetime.date, actor: str) -> list[Notice]:
         event = "notify" if state == lifecycle.ACCOUNT_OPENED else "notify_temporary"
         with db.transaction():
             move(db, int(app_id), event, actor=actor, notified_date=f"{date:%Y%m%d}")
-        out.append(Notice(str(card_no), mask_id(str(ssn)), str(region), str(kind), str(accepted)))
+        out.append(
+            Notice(
+                str(card_no), mask_id(str(ssn)), str(region), str(kind), str(accepted), int(app_id)
+            )
+        )
     return out

@@ -17,7 +17,8 @@ marked in ``pan_clash`` instead of failing the upgrade), links a re-issued card 
 replaces, and records destroyed chips and the block requests for the bank. Migration 5 adds the
 centre's lists (``reg_parties``: service points, insured units, cooperative banks) and, per
 application, where and for whom it was accepted, the phone, the photo's source and the two
-confirmations. The partial unique index
+confirmations. Migration 6 records the notifications per channel, the boxes of cards sent to
+service points with their receipt, and who collected a card (holder or agent) where. The partial unique index
 ``reg_cards_one_active`` is what makes "one active card per identity number" hold even when
 two processes register the same person at the same moment.
 """
@@ -131,6 +132,27 @@ def _centre(db: Database) -> list[str]:
     ]
 
 
+def _collection(db: Database) -> list[str]:
+    pk = db.autoincrement
+    return [
+        # every notification sent, per channel (SMS gateway file, letter, gateway, unit letter)
+        f"CREATE TABLE reg_notifications (id {pk}, application_id BIGINT NOT NULL, "
+        "card_no TEXT NOT NULL, channel TEXT NOT NULL, recipient TEXT NOT NULL, "
+        "status TEXT NOT NULL, detail TEXT, at DOUBLE PRECISION NOT NULL)",
+        "CREATE INDEX reg_notifications_app ON reg_notifications (application_id, id)",
+        # boxes of cards travelling to a service point, and the point's receipt
+        "CREATE TABLE reg_boxes (box_no TEXT PRIMARY KEY, service_point TEXT NOT NULL, "
+        "cards INTEGER NOT NULL, packed_at DOUBLE PRECISION NOT NULL, received_date TEXT, "
+        "received_by TEXT)",
+        "CREATE TABLE reg_box_cards (card_no TEXT PRIMARY KEY, box_no TEXT NOT NULL)",
+        "CREATE INDEX reg_box_cards_box ON reg_box_cards (box_no)",
+        # who collected a card: the holder or an agent (with the agent's identity number)
+        "ALTER TABLE reg_cards ADD COLUMN collected_by TEXT",
+        "ALTER TABLE reg_cards ADD COLUMN agent_ssn TEXT",
+        "ALTER TABLE reg_cards ADD COLUMN collected_at TEXT",
+    ]
+
+
 #: (version, name, statements for this database). Append only: never edit an applied one.
 MIGRATIONS: Final[tuple[tuple[int, str, Callable[[Database], list[str]]], ...]] = (
     (1, "line journal", journal_schema),
@@ -146,6 +168,7 @@ MIGRATIONS: Final[tuple[tuple[int, str, Callable[[Database], list[str]]], ...]] 
         "registry: service points, insured units, banks; where and how an application was taken",
         _centre,
     ),
+    (6, "registry: notifications per channel, boxes to service points, who collected", _collection),
 )
 LATEST: Final = MIGRATIONS[-1][0]
 
