@@ -9,11 +9,18 @@
 # command with the load average when it started. Runs one command at a time (2 CPUs: two
 # benchmarks at once would measure each other). About 15 minutes on an idle 2-CPU machine.
 # Exit status 1 if any command failed (the others still run).
+#
+# The code measured is the checkout this script lives in (its src/ goes first on PYTHONPATH), so
+# a clean worktree of a commit can be measured with another checkout's virtualenv:
+#     git worktree add --detach /tmp/wt HEAD
+#     PYTHON=$PWD/.venv/bin/python /tmp/wt/benchmarks/run_all.sh
 set -u
 cd "$(dirname "$0")/.."
 out=${1:-/tmp/cardperso-bench-results/$(date -u +%Y%m%dT%H%M%SZ)}
 mkdir -p "$out"
-py=.venv/bin/python
+py=${PYTHON:-.venv/bin/python}
+PYTHONPATH="$PWD/src${PYTHONPATH:+:$PYTHONPATH}"
+export PYTHONPATH
 status=0
 
 run() { # run NAME COMMAND...
