@@ -293,3 +293,23 @@ def test_strict_host_refuses_a_request_without_the_card_balance() -> None:
     with pytest.raises(LoadRefused, match="lacks the balance the card authenticated") as info:
         host.authorize_load(req, balance=0, limit=15000, amount=1)
     assert info.value.field == "9F10"
+
+
+def test_a_terminal_lying_about_the_limit_gains_nothing(tmp_path: Path) -> None:
+    # the host takes 9F77 from the terminal, but the card checks the balance against its own
+    # limit when the script arrives: the load is refused there and the balance stays
+    host = card(tmp_path, balance=14000)
+    data = cdol1(5000)
+    ac = arqc(host, data)
+    answer = IssuerHost(store()).authorize_load(
+        request(ac, CDOL1, data), balance=0, limit=10**9, amount=5000
+    )
+    host.ok(b"\x00\x82\x00\x00\x0a" + answer.external_authenticate_data)
+    assert host.send(answer.scripts[0])[1] == 0x6A80
+    assert int(get_data(host, 0x9F79).hex()) == 14000
+
+
+def test_the_request_repr_leaves_out_the_card_data() -> None:
+    req = AuthRequest(PAN, PSN, H("0001"), bytes(8), b"secret-ish", IAD)
+    assert PAN not in repr(req) and IAD.hex() not in repr(req).lower()
+    assert "iad" not in repr(req) and "data" not in repr(req)

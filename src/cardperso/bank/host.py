@@ -103,7 +103,7 @@ class AuthRequest:
     atc: bytes
     arqc: bytes
     data: bytes = field(repr=False)
-    iad: bytes = b""
+    iad: bytes = field(default=b"", repr=False)
 
     def __post_init__(self) -> None:
         if len(self.atc) != 2 or len(self.arqc) != 8:
