@@ -1,0 +1,87 @@
+"""Layout behaviour that the mutation run over cardperso.layouts found unasserted (issue 18):
+the BER length forms at their edges, the range checks of SSSE record specs, perso-file header
+values and batch ids on both sides of each limit, with the exact refusal."""
+
+from __future__ import annotations
+
+import construct as cs
+import pytest
+
+from cardperso.errors import DecodeError, EncodingError, UsageError
+from cardperso.layouts import persofile as pf
+from cardperso.layouts.base import BerLength
+from cardperso.layouts.ssse import RecordSpec, _decode_text, _encode_date
+
+
+def test_ber_length_forms_at_their_edges() -> None:
+    built = {n: BerLength.build(n).hex() for n in (0, 0x7F, 0x80, 0xFF, 0x100, 0xFFFFFF)}
+    assert built == {
+        0: "00", 0x7F: "7f", 0x80: "8180", 0xFF: "81ff", 0x100: "820100", 0xFFFFFF: "83ffffff",
+    }  # fmt: skip
+    for n, raw in built.items():
+        assert BerLength.parse(bytes.fromhex(raw)) == n
+    with pytest.raises(cs.ExplicitError, match=r"unsupported BER length byte 84"):
+        BerLength.parse(bytes.fromhex("8400000001"))
+    with pytest.raises(cs.ExplicitError, match=r"unsupported BER length byte 80"):
+        BerLength.parse(bytes.fromhex("80"))
+    with pytest.raises(cs.ExplicitError, match=r"negative length"):
+        BerLength.build(-1)
+    with pytest.raises(cs.ExplicitError, match=r"length 16777216 is too large"):
+        BerLength.build(0x1000000)
+
+
+def test_record_spec_ranges() -> None:
+    RecordSpec(254, 0xFE, "x", 254, "b")  # every upper edge is allowed
+    RecordSpec(1, 0x01, "x", 0, "b")  # and every lower one
+    for args, message in (
+        ((255, 1, "x", 1, "b"), "record x: record number 255 out of 1..254"),
+        ((0, 1, "x", 1, "b"), "record x: record number 0 out of 1..254"),
+        ((1, 0xFF, "x", 1, "b"), "record x: tag 255 out of 01..FE"),
+        ((1, 0, "x", 1, "b"), "record x: tag 0 out of 01..FE"),
+        ((1, 1, "x", 255, "b"), "record x: length 255 out of 0..254"),
+        ((1, 1, "x", 1, "zz"), "record x: unknown format 'zz'"),
+    ):
+        with pytest.raises(UsageError) as exc:
+            RecordSpec(*args)  # type: ignore[arg-type]
+        assert str(exc.value) == message
+
+
+def test_ssse_text_and_date_refusals() -> None:
+    with pytest.raises(DecodeError) as dec:
+        _decode_text(b"A\x00B", "ascii", "name")
+    assert (dec.value.field, dec.value.offset) == ("name", 1)
+    assert _decode_text(b"AB\x00\x00", "ascii", "name") == "AB"
+    with pytest.raises(EncodingError) as enc:
+        _encode_date("2026", 4, "issue_date")
+    assert (enc.value.field, enc.value.reason) == (
+        "issue_date",
+        "date must be 8 digits (YYYYMMDD) or empty",
+    )
+    assert _encode_date("", 4, "issue_date") == b"\xff" * 4
+
+
+def test_perso_file_created_and_batch_id_limits() -> None:
+    pf.check_created(0)
+    pf.check_created(pf.CREATED_MAX)
+    created = (
+        f"--created must be between 1970-01-01 and 9999-12-31 (0 to {pf.CREATED_MAX} Unix seconds)"
+    )
+    for bad in (-1, pf.CREATED_MAX + 1):
+        with pytest.raises(UsageError) as exc:
+            pf.check_created(bad)
+        assert str(exc.value) == created
+    pf.check_batch_id("B 2026-01")  # a space is text, not a control character
+    pf.check_batch_id("批次\u00a0一")  # U+00A0 is the first character after the C1 controls
+    for bad, message in (
+        ("B\x1f1", "--batch-id must not contain control characters"),
+        ("B\x7f1", "--batch-id must not contain control characters"),
+        ("B\x9f1", "--batch-id must not contain control characters"),
+        ("   ", "--batch-id must not be blank"),
+        ("", "--batch-id must be 1 to 255 bytes of UTF-8, got 0"),
+        ("批" * 86, "--batch-id must be 1 to 255 bytes of UTF-8, got 258"),
+        ("B\ud800", "--batch-id is not valid text (lone surrogate)"),
+    ):
+        with pytest.raises(UsageError) as exc:
+            pf.check_batch_id(bad)
+        assert str(exc.value) == message
+    pf.check_batch_id("批" * 85)  # 255 bytes
