@@ -313,3 +313,50 @@ def test_the_request_repr_leaves_out_the_card_data() -> None:
     req = AuthRequest(PAN, PSN, H("0001"), bytes(8), b"secret-ish", IAD)
     assert PAN not in repr(req) and IAD.hex() not in repr(req).lower()
     assert "iad" not in repr(req) and "data" not in repr(req)
+
+
+# -- the profile ----------------------------------------------------------------------------------
+
+
+def _profile_with(tmp_path: Path, old: str, new: str) -> Path:
+    from cardperso.profiles import load_profile
+
+    text = Path(load_profile("ssc3-pboc").source).read_text(encoding="utf-8")
+    assert old in text
+    path = tmp_path / "ssc3-pboc.yaml"
+    path.write_text(text.replace(old, new), encoding="utf-8")
+    return path
+
+
+def test_profile_session_key_must_match_the_cvn(tmp_path: Path) -> None:
+    from cardperso.errors import ProfileError
+    from cardperso.profiles import load_profile
+
+    assert load_profile("ssc3-pboc").pboc.session_key == "pboc"  # type: ignore[union-attr]
+    path = _profile_with(tmp_path, "session_key: pboc ", "session_key: emv-csk ")
+    with pytest.raises(ProfileError, match="emv-csk does not match the 9F10 CVN") as info:
+        load_profile(str(path))
+    assert "pboc.session_key" in str(info.value)
+    # CVN 0A with emv-csk is a consistent EMV profile
+    path = _profile_with(
+        tmp_path,
+        "iad: 07010103A0",
+        "session_key: emv-csk\n  iad: 07010A03A0",
+    )
+    text = path.read_text(encoding="utf-8").replace("  session_key: pboc ", "  # was pboc ")
+    path.write_text(text, encoding="utf-8")
+    assert load_profile(str(path)).pboc.session_key == "emv-csk"  # type: ignore[union-attr]
+
+
+def test_profile_refuses_a_malformed_9f10_before_any_card(tmp_path: Path) -> None:
+    from cardperso.errors import ProfileError
+    from cardperso.profiles import load_profile
+
+    path = _profile_with(
+        tmp_path,
+        "iad: 07010103A00000010A01000000000000000000",
+        "iad: 07010103A00000010A010000000000",
+    )
+    with pytest.raises(ProfileError, match="not PBOC's 9F10 layout") as info:
+        load_profile(str(path))
+    assert "pboc.iad" in str(info.value)

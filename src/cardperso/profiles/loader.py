@@ -182,6 +182,7 @@ SCHEMA = s.Map(
                 "id_type": s.Int(min=0, max=99),
                 "app_version": s.Hex(length=2),
                 "iad": s.Hex(min_len=1, max_len=32),
+                "session_key": s.Enum(("pboc", "emv-csk")),
                 "ec": s.Map(
                     {
                         "currency": s.Str(pattern=r"[0-9]{4}", hint="4 digits (n3, 0156 = CNY)"),
@@ -222,6 +223,7 @@ SCHEMA = s.Map(
                 "extended_name_gbk": True,
                 "id_type": 0,
                 "app_version": bytes.fromhex("0030"),
+                "session_key": "pboc",
             },
         ),
         "gp": s.Map(
@@ -336,6 +338,7 @@ def _semantic(data: dict[str, Any], root: yaml.Node, filename: str) -> None:
             raise fail("pboc.ec.defaults.single_limit", "exceeds the limit or its maximum")
         if d["reset_threshold"] > min(d["limit"], ec["max_reset_threshold"]):
             raise fail("pboc.ec.defaults.reset_threshold", "exceeds the limit or its maximum")
+        _check_iad(pboc["iad"], pboc["session_key"], fail)
     elif "mag_stripe" in data:
         raise fail("mag_stripe", "a magnetic stripe (ISO/IEC 7813 tracks) needs a 'pboc' section")
     masters = {k["master"] for k in ssse["keys"]} | {data["transport_kek"]}
@@ -347,6 +350,24 @@ def _semantic(data: dict[str, Any], root: yaml.Node, filename: str) -> None:
     for i, ff in enumerate(data.get("card_face", [])):
         if ff["src"] not in values:
             raise fail(f"card_face[{i}].src", f"unknown source {ff['src']!r}")
+
+
+def _check_iad(iad: bytes, session_key: str, fail: Any) -> None:
+    """9F10 in PBOC's layout must be whole (else every card would refuse it at STORE DATA),
+    and ``session_key`` must be what the card picks by the 9F10 CVN (layouts.pboc_ac)."""
+    from cardperso.errors import DecodeError
+    from cardperso.layouts import pboc_ac
+
+    if iad[:1] == b"\x07":
+        try:
+            pboc_ac.IAD.decode(iad)
+        except DecodeError as exc:
+            raise fail("pboc.iad", f"not PBOC's 9F10 layout: {exc.reason}") from None
+    if pboc_ac.session_method(iad) != session_key:
+        raise fail(
+            "pboc.session_key",
+            f"{session_key} does not match the 9F10 CVN (PBOC's CVN 01 or 17 means pboc)",
+        )
 
 
 def _check_const(r: dict[str, Any], fail: Any, path: str) -> None:
@@ -418,6 +439,7 @@ def _build(data: dict[str, Any], digest: bytes, source: str) -> Profile:
             id_type=p["id_type"],
             app_version=p["app_version"],
             iad=p["iad"],
+            session_key=p["session_key"],
             ec=EcSpec(
                 currency=ec["currency"],
                 auth_code=ec["auth_code"],

@@ -112,6 +112,8 @@ class PbocSpec:
     iad: bytes
     ec: EcSpec
     constant_dgis: tuple[ConstantDgi, ...]
+    #: the cryptograms' session keys (pboc | emv-csk); the card picks them by 9F10's CVN
+    session_key: str = "pboc"
 
 
 @dataclass(frozen=True, slots=True)
