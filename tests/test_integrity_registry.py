@@ -26,7 +26,7 @@ from cardperso.cli.main import _register, cli
 from cardperso.codec.csvcells import FORMULA_START, safe_cell, safe_row, unsafe_cell
 from cardperso.codec.numbers import mask_id
 from cardperso.errors import DataError
-from cardperso.prep.synth import make_photo, records
+from cardperso.prep.synth import records
 from cardperso.registry import production, store
 from cardperso.registry.prep_rejects import read_prep_rejects
 from cardperso.storage.db import connect
@@ -34,6 +34,7 @@ from test_registry import (  # the registry tests' fixtures and helpers
     APP_COLUMNS,
     db_url,  # noqa: F401 - fixture
     pg_url,  # noqa: F401 - fixture
+    spec_photo,
     write_extracts,
 )
 
@@ -73,7 +74,7 @@ def _applications(
     photos = directory / "photos"
     photos.mkdir(parents=True, exist_ok=True)
     for j in range(4):
-        (photos / f"p{j:04d}.jpg").write_bytes(make_photo(random.Random(j)))
+        (photos / f"p{j:04d}.jpg").write_bytes(spec_photo(random.Random(j)))
     recs = list(records(count, seed=11, photos=4))
     if same_pan:
         a, b = same_pan

@@ -6,7 +6,9 @@ from __future__ import annotations
 
 import csv
 import datetime
+import io
 import os
+import random
 import stat
 import subprocess
 import sys
@@ -21,7 +23,7 @@ from cardperso.cli.main import _register, cli
 from cardperso.codec.numbers import check_card_number
 from cardperso.errors import DataError, IllegalTransition, UsageError
 from cardperso.line.journal import JobSeed, Journal
-from cardperso.prep.synth import make_photo, records
+from cardperso.prep.synth import records
 from cardperso.profiles.loader import load_profile
 from cardperso.registry import cards, lifecycle, production, schema, store
 from cardperso.registry.applications import audit, compare, import_applications
@@ -76,6 +78,22 @@ APP_COLUMNS = (
 )  # fmt: skip
 
 
+def spec_photo(rng: random.Random) -> bytes:
+    """A synthetic portrait that meets the card photo specification (358x441 JPEG, 24-bit,
+    quality 70, about 18 KiB: a little noise keeps it above the 9 KiB floor)."""
+    from PIL import Image, ImageDraw
+
+    w, h = 358, 441
+    img = Image.new("RGB", (w, h), (250, 250, 250))
+    draw = ImageDraw.Draw(img)
+    draw.ellipse((90, 50, 268, 270), fill=(rng.randint(200, 240), rng.randint(160, 200), 150))
+    draw.rectangle((36, 290, 322, h), fill=(rng.randint(0, 120), 60, rng.randint(0, 160)))
+    noise = Image.frombytes("L", (w, h), rng.randbytes(w * h)).convert("RGB")
+    out = io.BytesIO()
+    Image.blend(img, noise, 0.08).save(out, "JPEG", quality=70, dpi=(350, 350))
+    return out.getvalue()
+
+
 def write_applications(
     directory: Path, count: int, *, seed: int = 3, start: int = 0
 ) -> list[dict[str, str]]:
@@ -85,7 +103,7 @@ def write_applications(
     photos = directory / "photos"
     photos.mkdir(exist_ok=True)
     for j in range(4):
-        (photos / f"p{j:04d}.jpg").write_bytes(make_photo(__import__("random").Random(j)))
+        (photos / f"p{j:04d}.jpg").write_bytes(spec_photo(__import__("random").Random(j)))
     recs = list(records(start + count, seed=seed, photos=4))[start:]
     with (directory / "apps.csv").open("w", newline="", encoding="utf-8") as fh:
         w = csv.writer(fh)

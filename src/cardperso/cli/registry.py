@@ -21,6 +21,7 @@ from cardperso.cli.registry_common import check_output as _check_output
 from cardperso.cli.registry_common import day_of as _day
 from cardperso.cli.registry_common import open_db as _registry
 from cardperso.codec.numbers import mask_id
+from cardperso.codec.photo import CARD_PHOTO
 from cardperso.errors import DataError
 from cardperso.prep.rejects import RejectsWriter
 from cardperso.profiles.loader import load_profile
@@ -37,6 +38,13 @@ from cardperso.registry import (
 )
 from cardperso.registry.calendar import load_calendar, parse_day
 
+PHOTO_OPTION = click.option(
+    "--no-photo-spec",
+    "no_photo_spec",
+    is_flag=True,
+    help="Do not check photos against the card photo specification (358x441 JPEG, 9-40 KiB).",
+)
+
 
 @click.group("registry")
 def registry_group() -> None:
@@ -49,8 +57,14 @@ def registry_group() -> None:
 @BY_OPTION
 @click.option("--profile", default="ssc3-pboc", show_default=True, help="Validation profile.")
 @click.option("--rejects", type=click.Path(dir_okay=False), default=None, help="Rejects file.")
+@PHOTO_OPTION
 def import_cmd(
-    applications_file: str, db_url: str, actor: str | None, profile: str, rejects: str | None
+    applications_file: str,
+    db_url: str,
+    actor: str | None,
+    profile: str,
+    rejects: str | None,
+    no_photo_spec: bool,
 ) -> None:
     """Accept the applications of APPLICATIONS_FILE (prep input fields + accepted_date,
     application_type; CSV or JSON Lines)."""
@@ -58,7 +72,11 @@ def import_cmd(
         _check_output("--rejects", rejects, db_url, APPLICATIONS_FILE=applications_file)
     with _registry(db_url) as db:
         summary = applications.import_applications(
-            db, applications_file, load_profile(profile), actor=_actor(actor)
+            db,
+            applications_file,
+            load_profile(profile),
+            actor=_actor(actor),
+            photo_spec=None if no_photo_spec else CARD_PHOTO,
         )
     if rejects:
         writer = RejectsWriter(rejects)
@@ -83,8 +101,14 @@ def import_cmd(
 @click.option("--profile", default="ssc3-pboc", show_default=True)
 @click.option("--reject", "reject_id", type=int, default=None, help="Reject this application id.")
 @click.option("--reason", default="", help="With --reject: why.")
+@PHOTO_OPTION
 def audit_cmd(
-    db_url: str, actor: str | None, profile: str, reject_id: int | None, reason: str
+    db_url: str,
+    actor: str | None,
+    profile: str,
+    reject_id: int | None,
+    reason: str,
+    no_photo_spec: bool,
 ) -> None:
     """Audit the accepted applications (audited or rejected), or --reject one."""
     with _registry(db_url) as db:
@@ -94,7 +118,12 @@ def audit_cmd(
             applications.reject(db, reject_id, reason, actor=_actor(actor))
             click.echo(f"application {reject_id}: rejected")
             return
-        out = applications.audit(db, load_profile(profile), actor=_actor(actor))
+        out = applications.audit(
+            db,
+            load_profile(profile),
+            actor=_actor(actor),
+            photo_spec=None if no_photo_spec else CARD_PHOTO,
+        )
     bad = [o for o in out if o.state == "rejected"]
     waiting = [o for o in out if o.state == "accepted"]
     for o in bad:

@@ -20,9 +20,10 @@ from pathlib import Path
 from typing import Any, Final
 
 from cardperso.codec.numbers import mask_id
+from cardperso.codec.photo import PhotoSpec, check_photo
 from cardperso.errors import DataError, UsageError
 from cardperso.prep.input import parse_chunk
-from cardperso.prep.validate import Reject, Validator, date_ordinal
+from cardperso.prep.validate import Reject, Validator, date_ordinal, read_photo
 from cardperso.profiles.fields import canonical
 from cardperso.profiles.model import Profile
 from cardperso.registry import lifecycle
@@ -76,8 +77,14 @@ class ImportSummary:
         return len(self.rejects)
 
 
-def _check(validator: Validator, raw: dict[str, Any]) -> dict[str, str]:
-    """Validate one application; the stored values (strings), or :class:`Reject`."""
+def _check(
+    validator: Validator,
+    raw: dict[str, Any],
+    base: Path | None = None,
+    photo_spec: PhotoSpec | None = None,
+) -> dict[str, str]:
+    """Validate one application; the stored values (strings), or :class:`Reject`. With
+    ``photo_spec``, the photo (relative to ``base``) must meet it (the rule that failed)."""
     for name in REQUIRED:
         if not raw.get(name):
             raise Reject(
@@ -98,6 +105,15 @@ def _check(validator: Validator, raw: dict[str, Any]) -> dict[str, str]:
         if rej.field == "birth_date" and "issue_date" in rej.reason:
             raise Reject("birth_date", "is after accepted_date") from None
         raise
+    photo = str(raw.get("photo") or "")
+    if photo_spec is not None and photo:
+        data = read_photo(str(base / photo) if base is not None else photo)
+        if isinstance(data, str):
+            raise Reject("photo", data)
+        try:
+            check_photo(data, photo_spec)
+        except DataError as exc:
+            raise Reject("photo", exc.reason) from None
     return {k: str(v) for k, v in keep.items()}
 
 
@@ -108,6 +124,7 @@ def import_applications(
     *,
     actor: str,
     chunk_size: int = 2000,
+    photo_spec: PhotoSpec | None = None,
 ) -> ImportSummary:
     """Accept the valid applications of ``path`` (state ``accepted``); the summary lists the
     rejected records (line, field, reason, masked identity number). An identity number with an
@@ -130,7 +147,7 @@ def import_applications(
                 continue
             ssn = str(rec.get("ssn", ""))
             try:
-                values = _check(validator, rec)
+                values = _check(validator, rec, base, photo_spec)
                 values.update(check_centre(values, lists))
             except Reject as rej:
                 summary.rejects.append((line, rej.field, rej.reason, mask_id(ssn)))
@@ -308,7 +325,9 @@ def _as_record(app: Application) -> dict[str, str]:
     return {k: v for k, v in rec.items() if v}
 
 
-def audit(db: Database, profile: Profile, *, actor: str) -> list[Outcome]:
+def audit(
+    db: Database, profile: Profile, *, actor: str, photo_spec: PhotoSpec | None = None
+) -> list[Outcome]:
     """Check every accepted application again (the data as stored, its photo as it is now):
     ``audited``, or ``rejected`` with the field and reason. An application accepted at a
     service point waits (stays ``accepted``) until the staff and the applicant both confirmed
@@ -329,7 +348,7 @@ def audit(db: Database, profile: Profile, *, actor: str) -> list[Outcome]:
             out.append(Outcome(app.id, app.ssn_masked, lifecycle.ACCEPTED, why))
             continue
         try:
-            _check(validator, _as_record(app))
+            _check(validator, _as_record(app), None, photo_spec)
         except Reject as rej:
             reason = f"{rej.field}: {rej.reason}"
             with db.transaction():
