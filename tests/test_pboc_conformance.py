@@ -360,3 +360,15 @@ def test_profile_refuses_a_malformed_9f10_before_any_card(tmp_path: Path) -> Non
     with pytest.raises(ProfileError, match="not PBOC's 9F10 layout") as info:
         load_profile(str(path))
     assert "pboc.iad" in str(info.value)
+    path = _profile_with(tmp_path, "iad: 07010103A0000001", "iad: 07010103A0000004")
+    with pytest.raises(ProfileError, match="9F10 algorithm must be 01"):
+        load_profile(str(path))
+
+
+def test_the_card_refuses_an_sm4_9f10_it_would_not_honour(tmp_path: Path) -> None:
+    host = Host(new_card(tmp_path))
+    host.authenticate(0x03)
+    install_pboc(host)
+    assert host.install_for_perso(PBOC_AID) == 0x9000
+    sm4 = IAD[:7] + b"\x04" + IAD[8:]
+    assert 0x6A80 in host.store_data(_replace(pboc_dgis(), 0x9200, sm4))

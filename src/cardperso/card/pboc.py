@@ -172,9 +172,10 @@ class PbocPersonalizer(Personalizer):
                 value = item.value
             if value[:1] == b"\x07":
                 try:  # PBOC's layout must be whole (a length byte never promises missing bytes)
-                    pboc_ac.IAD.decode(value)
+                    iad = pboc_ac.IAD.decode(value)
                 except DecodeError:
                     raise Sw(SW_WRONG_DATA) from None
+                need(iad.algorithm == pboc_ac.ALGORITHM_3DES, SW_WRONG_DATA)  # no SM4 AC here
             d.dgis[key] = value
         elif dgi == 0x8000:
             keys = plaintext(value, 48, encrypted)

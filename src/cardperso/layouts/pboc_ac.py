@@ -34,6 +34,7 @@ from cardperso.layouts.base import Layout
 
 __all__ = [
     "AC_INPUT",
+    "ALGORITHM_3DES",
     "EC_IDD",
     "IAD",
     "MINIMUM_DATA_SET",
@@ -67,6 +68,9 @@ MINIMUM_DATA_SET: tuple[tuple[int, int], ...] = (
 
 #: Issuer-discretionary data type 01: electronic-cash balance (and its MAC).
 IDD_EC_BALANCE = 0x01
+
+#: 9F10 algorithm byte: 01 3DES (the only one cardperso's cryptograms use), 04 SM4.
+ALGORITHM_3DES = 0x01
 
 
 # --- 9F10 ----------------------------------------------------------------------------------------

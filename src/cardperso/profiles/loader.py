@@ -360,9 +360,11 @@ def _check_iad(iad: bytes, session_key: str, fail: Any) -> None:
 
     if iad[:1] == b"\x07":
         try:
-            pboc_ac.IAD.decode(iad)
+            parsed = pboc_ac.IAD.decode(iad)
         except DecodeError as exc:
             raise fail("pboc.iad", f"not PBOC's 9F10 layout: {exc.reason}") from None
+        if parsed.algorithm != pboc_ac.ALGORITHM_3DES:
+            raise fail("pboc.iad", "9F10 algorithm must be 01 (3DES; SM4 cryptograms are not made)")
     if pboc_ac.session_method(iad) != session_key:
         raise fail(
             "pboc.session_key",
