@@ -11,7 +11,7 @@ import click
 from cardperso.cli.db import DB_OPTION
 from cardperso.cli.registry_common import check_output as _check_output
 from cardperso.cli.registry_common import open_db as _registry
-from cardperso.registry import partners
+from cardperso.registry import forms, partners
 
 OUT = click.option("--out", required=True, type=click.Path(dir_okay=False, path_type=Path))
 
@@ -61,3 +61,35 @@ def account_opening_cmd(out: Path, bank_code: str | None, db_url: str) -> None:
 
 
 COMMANDS = [partner_group]
+
+
+@click.group("form")
+def form_group() -> None:
+    """The acceptance forms as PDF (personal data: mode 0600)."""
+
+
+@form_group.command("application")
+@click.argument("card_or_id")
+@OUT
+@DB_OPTION
+def application_form_cmd(card_or_id: str, out: Path, db_url: str) -> None:
+    """社会保障卡申领登记表: the application registration form with the applicant's photo."""
+    _check_output("--out", out, db_url)
+    with _registry(db_url) as db:
+        got = forms.application_form(db, card_or_id, out)
+    click.echo(f"application {got.app_id}: registration form → {out} (personal data, mode 0600)")
+
+
+@form_group.command("issuing")
+@click.argument("card_or_id")
+@OUT
+@DB_OPTION
+def issuing_form_cmd(card_or_id: str, out: Path, db_url: str) -> None:
+    """社会保障卡发卡服务确认单: the card-issuing service confirmation form (issuing bank)."""
+    _check_output("--out", out, db_url)
+    with _registry(db_url) as db:
+        got = forms.issuing_form(db, card_or_id, out)
+    click.echo(f"application {got.app_id}: issuing confirmation form → {out} (mode 0600)")
+
+
+COMMANDS.append(form_group)
