@@ -84,10 +84,10 @@ def bench_arqc(count: int, cards: int) -> None:
 def bench_perso(count: int) -> None:
     import tempfile
 
-    from cardperso.bank import personalize as bp
+    from cardperso.sim import bank_demo
 
     with tempfile.TemporaryDirectory() as tmp:
-        rate = bp.benchmark_in_process(Path(tmp), count)
+        rate = bank_demo.benchmark_in_process(Path(tmp), count)
     print(f"bank personalization (in process, no reader latency): {rate:.1f} cards per second")
 
 
@@ -97,12 +97,12 @@ def bench_pcsc(count: int, stations: int) -> None:
     import tempfile
 
     sys.path.insert(0, str(ROOT / "tests"))
-    from cardperso.bank import demo
     from cardperso.bank.accounts import AccountFile, read_accounts
     from cardperso.bank.personalize import BankPlan, personalize_stations, pin_seed_for
     from cardperso.bank.twostage import load_two_stage
     from cardperso.card.vcard import VirtualCard
     from cardperso.devices.pcsc import PcscTransport
+    from cardperso.sim import bank_demo as demo
     from fixtures_pcsc import open_lab
 
     with tempfile.TemporaryDirectory() as tmp, open_lab(claim=stations) as lab:

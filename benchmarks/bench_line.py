@@ -37,7 +37,7 @@ into the slot without a presence-poll wait).
 
 Overhead = (3 − 1) / 1. Rounds are interleaved; median and best round.
 
-``zero`` / ``latency``: a :class:`~cardperso.line.simulated.SimLine` on lab readers (printers
+``zero`` / ``latency``: a :class:`~cardperso.sim.line.SimLine` on lab readers (printers
 on ptys, blank virtual cards), ``run_line`` over a prepared file; cards per second = produced
 cards / the run's wall time. ``latency`` sets the virtual card's per-APDU latency so that the
 card's chip time is ``--chip-seconds`` (default 2 s) per card. By default the simulator runs in
@@ -73,8 +73,6 @@ import benchenv  # noqa: E402
 from smartcard import scard  # noqa: E402
 
 import cardperso.crypto.primitives as cp  # noqa: E402
-from cardperso.card import pcscd  # noqa: E402
-from cardperso.card.inprocess import InProcessTransport  # noqa: E402
 from cardperso.card.vcard import VirtualCard  # noqa: E402
 from cardperso.chip import script  # noqa: E402
 from cardperso.chip import verify as chip_verify  # noqa: E402
@@ -88,11 +86,13 @@ from cardperso.keystore.software import SoftwareKeyStore  # noqa: E402
 from cardperso.layouts.persofile import PersoHeader, PersoRecordBody  # noqa: E402
 from cardperso.line.linefile import LineOptions, LineSpec, load_line  # noqa: E402
 from cardperso.line.runner import RunSummary, run_line  # noqa: E402
-from cardperso.line.simulated import SimLine  # noqa: E402
 from cardperso.prep.container import iter_records, read_header, verify  # noqa: E402
 from cardperso.prep.pipeline import PrepOptions, prepare  # noqa: E402
 from cardperso.prep.synth import make_batch  # noqa: E402
 from cardperso.profiles.loader import load_profile  # noqa: E402
+from cardperso.sim import pcscd  # noqa: E402
+from cardperso.sim.inprocess import InProcessTransport  # noqa: E402
+from cardperso.sim.line import SimLine  # noqa: E402
 from cardperso.storage.db import Database  # noqa: E402
 from fixtures_pcsc import EchoCard, LabSlot, open_lab  # type: ignore[import-not-found]  # noqa: E402
 

@@ -33,11 +33,11 @@ from typing import IO
 
 import pytest
 
-from cardperso.card import pcscd
 from cardperso.card.faults import FaultPlan
-from cardperso.card.vpcd import CardLike, Slot
 from cardperso.devices import pcsc
 from cardperso.errors import TransportError
+from cardperso.sim import pcscd
+from cardperso.sim.vpcd import CardLike, Slot
 
 LAB_DIR = Path(os.environ.get("CARDPERSO_PCSC_LAB", "/tmp/cardperso-pcsc-lab"))
 LAB_PORT = 35980

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner, Result
 
-from cardperso.bank import demo, terminal
+from cardperso.bank import terminal
 from cardperso.bank.host import AuthRequest, AuthResponse, IssuerHost
 from cardperso.bank.twostage import load_two_stage, transport_keys
 from cardperso.card import VirtualCard
@@ -24,6 +24,7 @@ from cardperso.codec.numbers import luhn_check_digit
 from cardperso.devices.pcsc import PcscTransport
 from cardperso.errors import CardError, CryptogramMismatch
 from cardperso.keystore.software import SoftwareKeyStore
+from cardperso.sim import bank_demo as demo
 from fixtures_pcsc import LabSlot, PcscLab
 
 pytestmark = pytest.mark.pcsc

@@ -5,15 +5,15 @@ from __future__ import annotations
 import csv
 from pathlib import Path
 
-from cardperso.bank import demo
 from cardperso.bank.accounts import AccountFile, read_accounts
 from cardperso.bank.personalize import BankPlan, personalize_batch, pin_seed_for
 from cardperso.bank.registry_link import RegistryRecorder
 from cardperso.bank.twostage import load_two_stage
 from cardperso.card import VirtualCard
-from cardperso.card.inprocess import InProcessTransport
 from cardperso.keystore.software import SoftwareKeyStore
 from cardperso.registry import cards, production, schema, store
+from cardperso.sim import bank_demo as demo
+from cardperso.sim.inprocess import InProcessTransport
 from cardperso.storage.db import Database
 from test_registry import ACTOR, _fake_line_results, _to_compared
 

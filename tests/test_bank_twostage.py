@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from cardperso.bank import demo, terminal
+from cardperso.bank import terminal
 from cardperso.bank.accounts import AccountFile, read_accounts
 from cardperso.bank.host import IssuerHost
 from cardperso.bank.personalize import BankPlan, personalize_batch, pin_seed_for
@@ -19,12 +19,13 @@ from cardperso.bank.twostage import (
     make_delivery,
 )
 from cardperso.card import VirtualCard
-from cardperso.card.inprocess import InProcessTransport
 from cardperso.chip.transport import drive
 from cardperso.crypto import gp
 from cardperso.errors import DataError, KeyStoreError, ProfileError
 from cardperso.keystore.software import SoftwareKeyStore, generate_file
 from cardperso.prep.rejects import RejectsWriter
+from cardperso.sim import bank_demo as demo
+from cardperso.sim.inprocess import InProcessTransport
 
 
 @pytest.fixture(scope="module")

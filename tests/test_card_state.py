@@ -7,11 +7,11 @@ from pathlib import Path
 import pytest
 
 from cardperso.card import CardMute, CardRemoved, CardTorn, VirtualCard
-from cardperso.card.inprocess import InProcessTransport
 from cardperso.card.ssse import SSSE_NAME
 from cardperso.card.state import dumps, read_image
 from cardperso.card.vcard import fresh_serial
 from cardperso.errors import DataError, TransportError, UsageError
+from cardperso.sim.inprocess import InProcessTransport
 from test_card_support import Host, install_ssse, new_card, ssse_dgis
 
 SELECT_SSSE = bytes((0x00, 0xA4, 0x04, 0x00, 0x0F)) + SSSE_NAME

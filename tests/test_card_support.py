@@ -8,7 +8,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from cardperso.card import VirtualCard
-from cardperso.card.inprocess import InProcessTransport
 from cardperso.card.ssse import SSSE_NAME
 from cardperso.card.state import GP_TEST_KEY
 from cardperso.card.vcard import PBOC_MODULE, PBOC_PACKAGE, SSSE_MODULE, SSSE_PACKAGE
@@ -19,6 +18,7 @@ from cardperso.crypto.gp import StaticKeys
 from cardperso.protocol.scp02 import Scp02Host
 from cardperso.protocol.scp03 import Scp03Host
 from cardperso.protocol.storedata import DgiItem, StoreDataConventions, build_store_data
+from cardperso.sim.inprocess import InProcessTransport
 
 PBOC_AID = bytes.fromhex("A000000333010101")
 ISD_SELECT = bytes.fromhex("00A4040008A000000151000000")

@@ -11,7 +11,6 @@ from pathlib import Path
 
 import pytest
 
-from cardperso.card.inprocess import InProcessTransport
 from cardperso.card.state import GP_TEST_KEY
 from cardperso.card.vcard import VirtualCard
 from cardperso.chip import gp
@@ -19,6 +18,7 @@ from cardperso.chip.transport import ApduCount, drive
 from cardperso.crypto.gp import StaticKeys
 from cardperso.errors import CardError, CryptogramMismatch
 from cardperso.layouts.gp import ISD_AID
+from cardperso.sim.inprocess import InProcessTransport
 
 TEST_KEYS = StaticKeys(GP_TEST_KEY, GP_TEST_KEY, GP_TEST_KEY, "3DES")
 NEW_KEYS = StaticKeys(bytes(range(16)), bytes(range(16, 32)), bytes(range(32, 48)), "3DES")

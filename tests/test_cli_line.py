@@ -12,7 +12,7 @@ from click.testing import CliRunner
 from cardperso.cli import line as line_cli
 from cardperso.cli.main import _register, cli
 from cardperso.line.linefile import LineOptions
-from cardperso.line.simulated import SimLine
+from cardperso.sim.line import SimLine
 
 pytestmark = pytest.mark.pcsc
 
@@ -93,8 +93,8 @@ def test_demo_prepares_and_makes_every_good_card(lab_line: None, pcsc_lab, tmp_p
 def test_two_stage_factory_batch_runs_on_the_line(pcsc_lab, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     """`cardperso run --bank-delivery`: the line makes the SSSE part and creates the bank's
     security domain on each card (the factory never holds a bank key)."""
-    from cardperso.bank import demo
     from cardperso.card.vcard import VirtualCard
+    from cardperso.sim import bank_demo as demo
 
     _register()
     perso, _delivery, fstore = demo.factory_batch(tmp_path, 2)

@@ -49,10 +49,10 @@ from cardperso.card.vcard import VirtualCard
 from cardperso.crypto import emv, gp, kcv, odd_parity, ssse
 from cardperso.keystore.software import SoftwareKeyStore
 from cardperso.line.linefile import LineOptions
-from cardperso.line.simulated import SimLine
 from cardperso.prep.container import file_key, read_header
 from cardperso.prep.keys import pin_block, seeded_pin
 from cardperso.profiles.loader import load_profile
+from cardperso.sim.line import SimLine
 
 PROFILE = "ssc3-pboc"
 GOOD = 8  # valid records in the batch (all go through the line)

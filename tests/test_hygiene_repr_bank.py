@@ -39,7 +39,7 @@ def test_magstripe_tracks_repr_hides_the_pan_and_the_name() -> None:
 def test_demo_factory_card_repr_hides_identity_number_and_name() -> None:
     from pathlib import Path
 
-    from cardperso.bank.demo import FactoryCard
+    from cardperso.sim.bank_demo import FactoryCard
 
     ssn = "11010119900307663X"  # GB 11643 example form (synthetic)
     shown = repr(FactoryCard(Path("card.json"), b"\x01" * 8, b"\x02" * 16, ssn, "张三丰"))

@@ -24,11 +24,11 @@ from cardperso.line.identity import file_identity
 from cardperso.line.journal import Journal
 from cardperso.line.linefile import LineOptions, LineSpec, StationSpec, dump_line
 from cardperso.line.runner import LineRun, write_results
-from cardperso.line.simulated import SimLine
 from cardperso.prep.container import iter_records, verify
 from cardperso.prep.pipeline import PrepOptions, prepare
 from cardperso.prep.synth import make_batch
 from cardperso.profiles.loader import load_profile
+from cardperso.sim.line import SimLine
 from cardperso.storage.db import Database
 from test_registry import db_url, pg_url  # noqa: F401 - the fixtures
 
@@ -329,7 +329,7 @@ def test_bank_delivery_without_the_key_exchange_key_spends_no_card(
 ) -> None:  # type: ignore[no-untyped-def]
     """The issue's case: `run --bank-delivery` with a store that lacks `kek-exchange` rejected
     9 blank cards and gave up 3 records; now the start is refused and no card is fed."""
-    from cardperso.bank import demo
+    from cardperso.sim import bank_demo as demo
 
     perso, _delivery, fstore = demo.factory_batch(tmp_path, 2)
     doc = fstore.to_document()

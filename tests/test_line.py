@@ -17,11 +17,11 @@ from cardperso.errors import DataError
 from cardperso.keystore.software import SoftwareKeyStore
 from cardperso.line.linefile import LineOptions, load_line
 from cardperso.line.runner import run_line
-from cardperso.line.simulated import SimLine, parse_faults
 from cardperso.prep.container import iter_records
 from cardperso.prep.pipeline import PrepOptions, prepare
 from cardperso.prep.synth import make_batch
 from cardperso.profiles.loader import load_profile
+from cardperso.sim.line import SimLine, parse_faults
 from cardperso.storage.db import Database
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -17,11 +17,11 @@ import pytest
 
 from cardperso.keystore.software import SoftwareKeyStore
 from cardperso.line.linefile import LineOptions
-from cardperso.line.simulated import SimLine
 from cardperso.prep.container import iter_records
 from cardperso.prep.pipeline import PrepOptions, prepare
 from cardperso.prep.synth import make_batch
 from cardperso.profiles.loader import load_profile
+from cardperso.sim.line import SimLine
 
 ROOT = Path(__file__).resolve().parent.parent
 SAMPLE_KEYS = ROOT / "keys-sample" / "keys.json"

@@ -26,11 +26,11 @@ from cardperso.errors import UsageError
 from cardperso.keystore.software import SoftwareKeyStore
 from cardperso.line.journal import JobSeed, Journal
 from cardperso.line.linefile import LineOptions, LineSpec, StationSpec, dump_line
-from cardperso.line.simulated import SimLine
 from cardperso.prep.container import iter_records
 from cardperso.prep.pipeline import PrepOptions, prepare
 from cardperso.profiles.loader import load_profile
 from cardperso.registry import applications, cards, production, schema, store
+from cardperso.sim.line import SimLine
 from cardperso.storage.db import Database
 from test_registry import pg_url, write_applications  # noqa: F401 - the fixture
 

@@ -25,12 +25,12 @@ from cardperso.keystore.software import SoftwareKeyStore
 from cardperso.line.journal import ClaimLost, JobSeed, Journal
 from cardperso.line.linefile import LineOptions
 from cardperso.line.runner import run_line, write_results
-from cardperso.line.simulated import SimLine
 from cardperso.prep.container import iter_records
 from cardperso.prep.pipeline import PrepOptions, prepare
 from cardperso.prep.synth import make_batch
 from cardperso.profiles.loader import load_profile
 from cardperso.registry.production import LineResult, read_results_file
+from cardperso.sim.line import SimLine
 from cardperso.storage.db import Database
 
 ROOT = Path(__file__).resolve().parent.parent

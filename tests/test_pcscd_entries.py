@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from cardperso.card import pcscd
 from cardperso.errors import UsageError
+from cardperso.sim import pcscd
 
 
 def test_layout_names_and_ports() -> None:

@@ -17,8 +17,8 @@ from cardperso.devices.evolis import (
     panel_bytes,
 )
 from cardperso.devices.printer import EvolisPrinter, PrinterFault
-from cardperso.devices.printer_sim import PrinterCore, PrintJob, PtyPrinter
 from cardperso.errors import DecodeError, DeviceError
+from cardperso.sim.printer import PrinterCore, PrintJob, PtyPrinter
 
 # -- codec: exact bytes (Evolis programming guide framing: ESC name ;params CR) --------------
 

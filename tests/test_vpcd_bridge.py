@@ -16,7 +16,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from cardperso.card.vpcd import (
+from cardperso.errors import UsageError
+from cardperso.sim.vpcd import (
     CTRL_ATR,
     CTRL_OFF,
     CTRL_ON,
@@ -25,7 +26,6 @@ from cardperso.card.vpcd import (
     SlotGroup,
     iter_frames,
 )
-from cardperso.errors import UsageError
 from fixtures_pcsc import EchoCard
 
 

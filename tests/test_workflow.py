@@ -9,7 +9,6 @@ from pathlib import Path
 
 import pytest
 
-from cardperso.card.inprocess import InProcessTransport
 from cardperso.card.vcard import VirtualCard
 from cardperso.chip.model import ChipFailure
 from cardperso.chip.plan import card_data, chip_plan
@@ -20,6 +19,7 @@ from cardperso.prep.container import iter_records, read_header
 from cardperso.prep.pipeline import PrepOptions, prepare
 from cardperso.prep.synth import make_batch
 from cardperso.profiles.loader import load_profile
+from cardperso.sim.inprocess import InProcessTransport
 
 ROOT = Path(__file__).resolve().parent.parent
 SAMPLE_KEYS = ROOT / "keys-sample" / "keys.json"

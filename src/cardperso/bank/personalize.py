@@ -29,10 +29,8 @@ from __future__ import annotations
 import hashlib
 import logging
 import threading
-import time
 from collections.abc import Callable, Generator, Iterator, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any, Protocol
 
 from cardperso.bank import terminal
@@ -380,13 +378,3 @@ def _tell(on_card: Callable[[bytes, str, str], None] | None, serial: bytes, o: s
     log.info("chip %s: %s %s", serial.hex().upper(), o, r)
     if on_card is not None:
         on_card(serial, o, r)
-
-
-def benchmark_in_process(directory: Path, count: int) -> float:
-    """Cards per second of the bank stage against in-process virtual cards (benchmarks)."""
-    from cardperso.bank import demo
-
-    cards = demo.factory_cards(directory, count)
-    t0 = time.perf_counter()
-    demo.bank_stage(directory, cards)
-    return count / (time.perf_counter() - t0)

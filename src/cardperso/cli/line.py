@@ -28,8 +28,8 @@ from cardperso.errors import ProfileError, UsageError
 from cardperso.keystore.base import KeyStore
 from cardperso.line.linefile import LineOptions, load_line
 from cardperso.line.runner import ChipWorkflow, LineRun, RunSummary, request_resume
-from cardperso.line.simulated import SimLine
 from cardperso.outputs import check_paths
+from cardperso.sim.line import SimLine
 from cardperso.storage.db import Database, connect
 
 DEFAULT_DB = "cardperso-journal.db"

@@ -18,12 +18,12 @@ from typing import Any, TypeVar
 
 import click
 
-from cardperso.card import pcscd
 from cardperso.card.state import GP_TEST_KEY, card_image
 from cardperso.card.vcard import VirtualCard
-from cardperso.card.vpcd import DEFAULT_READER_TIMEOUT, CardLike, SlotGroup
 from cardperso.devices.pcsc import list_readers
 from cardperso.errors import UsageError
+from cardperso.sim import pcscd
+from cardperso.sim.vpcd import DEFAULT_READER_TIMEOUT, CardLike, SlotGroup
 
 #: File name of the card image of slot i in ``sim cards --state DIR``.
 CARD_NAME = "card-{index:02d}.card"

@@ -324,7 +324,7 @@ class PcscTransport:
         return self._atr
 
     def reconnect(self) -> bytes:
-        """Warm reset (the name :class:`~cardperso.card.inprocess.InProcessTransport` uses)."""
+        """Warm reset (the name :class:`~cardperso.sim.inprocess.InProcessTransport` uses)."""
         return self.reset()
 
     def disconnect(self, *, unpower: bool = False) -> None:

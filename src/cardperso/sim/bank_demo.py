@@ -12,6 +12,7 @@ from __future__ import annotations
 import csv
 import datetime
 import json
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -26,7 +27,6 @@ from cardperso.bank.accounts import (
 from cardperso.bank.factory import factory_card
 from cardperso.bank.personalize import BankPlan, BatchSummary, personalize_batch, pin_seed_for
 from cardperso.bank.twostage import TransportDelivery, TwoStage, load_two_stage, make_delivery
-from cardperso.card.inprocess import InProcessTransport
 from cardperso.card.vcard import VirtualCard
 from cardperso.chip.plan import card_data, chip_plan
 from cardperso.chip.transport import drive
@@ -37,8 +37,16 @@ from cardperso.outputs import atomic_output, atomic_write_text
 from cardperso.prep.container import iter_records, verify
 from cardperso.prep.pipeline import PrepOptions, prepare
 from cardperso.prep.synth import make_batch
+from cardperso.sim.inprocess import InProcessTransport
 
-__all__ = ["FactoryCard", "bank_input", "bank_stage", "factory_batch", "factory_cards"]
+__all__ = [
+    "FactoryCard",
+    "bank_input",
+    "bank_stage",
+    "benchmark_in_process",
+    "factory_batch",
+    "factory_cards",
+]
 
 PROFILE = "ssc3-pboc-2stage"
 REPO = Path(__file__).resolve().parents[3]
@@ -183,3 +191,11 @@ def bank_stage(
 
     with AccountFile(directory / "bank" / "accounts.out.csv") as out:
         return personalize_batch(accounts, plan, store, transports(), out, handover=handover)
+
+
+def benchmark_in_process(directory: Path, count: int) -> float:
+    """Cards per second of the bank stage against in-process virtual cards (benchmarks)."""
+    cards = factory_cards(directory, count)
+    t0 = time.perf_counter()
+    bank_stage(directory, cards)
+    return count / (time.perf_counter() - t0)

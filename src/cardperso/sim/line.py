@@ -1,6 +1,6 @@
 """The simulated line: printers on ptys and virtual cards behind real pcscd + vpcd readers.
 
-Each simulated station is a :class:`~cardperso.devices.printer_sim.PrinterCore` served on a pty
+Each simulated station is a :class:`~cardperso.sim.printer.PrinterCore` served on a pty
 (the line opens it with pyserial like a real port) whose contact station is a vpcd reader slot.
 When the printer parks a card, a blank :class:`~cardperso.card.vcard.VirtualCard` (its issuer
 security domain holding the card vendor's transport key: ``transport_key``, the GP test key by
@@ -27,16 +27,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
 
-from cardperso.card import pcscd
 from cardperso.card.state import GP_TEST_KEY
 from cardperso.card.vcard import VirtualCard
-from cardperso.card.vpcd import Slot
 from cardperso.devices import cardface, pcsc
-from cardperso.devices.printer_sim import FAULTS as PRINTER_FAULTS
-from cardperso.devices.printer_sim import PrinterCore, PrintJob, PtyPrinter
 from cardperso.errors import DataError, TransportError
 from cardperso.line.linefile import LineOptions, LineSpec, StationSpec, dump_line
 from cardperso.outputs import atomic_write_bytes, atomic_write_text
+from cardperso.sim import pcscd
+from cardperso.sim.printer import FAULTS as PRINTER_FAULTS
+from cardperso.sim.printer import PrinterCore, PrintJob, PtyPrinter
+from cardperso.sim.vpcd import Slot
 
 log = logging.getLogger("cardperso.sim")
 
