@@ -47,7 +47,6 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
-from cardperso.bank.host import mask_pan
 from cardperso.bank.rows import csv_rows, rows
 from cardperso.codec import numbers
 from cardperso.errors import DataError
@@ -131,7 +130,7 @@ class AccountRecord:
 
     @property
     def pan_masked(self) -> str:
-        return mask_pan(self.pan)
+        return numbers.mask_id(self.pan)
 
     def template_values(self) -> dict[str, Any]:
         """The values :class:`cardperso.prep.templates.PbocTemplate` reads."""
@@ -285,7 +284,7 @@ def read_accounts(
             batch.rejected += 1
             if rejects is not None:
                 ssn = row.get("ssn", "")
-                masked = numbers.mask_id(ssn) if len(ssn) == 18 else ""
+                masked = numbers.mask_id(ssn)
                 rejects.add(line, exc.field or "(row)", exc.reason, masked)
             continue
         seen_pan[rec.pan] = line

@@ -29,11 +29,12 @@ import datetime as _dt
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from cardperso.bank.host import AuthRequest, AuthResponse, IssuerHost, LoadRefused, mask_pan
+from cardperso.bank.host import AuthRequest, AuthResponse, IssuerHost, LoadRefused
 from cardperso.chip.gp import ok as _ok
 from cardperso.chip.transport import Flow
 from cardperso.codec import tlv
 from cardperso.codec.apdu import CommandAPDU, ResponseAPDU
+from cardperso.codec.numbers import mask_id
 from cardperso.crypto import random_bytes
 from cardperso.errors import CardError, DataError, SecurityError
 
@@ -138,7 +139,7 @@ class CardSession:
 
     @property
     def pan_masked(self) -> str:
-        return mask_pan(self.pan)
+        return mask_id(self.pan)
 
 
 @dataclass(frozen=True, slots=True)

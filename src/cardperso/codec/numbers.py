@@ -171,7 +171,18 @@ def check_resident_id(
 
 
 def mask_id(s: str) -> str:
-    """Mask the middle of an identity or card number for logs: ``360426********0071``."""
+    """The one masking rule for identity numbers, card numbers and PANs, wherever one is shown
+    (logs, rejects files, reports, JSON, reprs); no other module masks them its own way.
+
+    The length is kept and only the ends are shown, never more than the first 6 and last 4:
+
+    * 14 characters or more (the 18-character identity number, PANs): first 6 and last 4,
+      ``360426********0071``, ``621483******0019``;
+    * 8 to 13 (a social-security card number, a short or truncated value): first 2 and last 2,
+      ``B7*****74``;
+    * fewer than 8: every character is ``*``.
+
+    At least 4 characters are always hidden, and a value shorter than 8 shows nothing."""
     n = len(s)
     if n >= 14:
         head, tail = 6, 4
