@@ -32,6 +32,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from cardperso.codec import tlv
+from cardperso.codec.numbers import mask_id as mask_pan  # the one masking rule
 from cardperso.crypto import emv
 from cardperso.crypto import primitives as cp
 from cardperso.errors import DataError, DecodeError, MacMismatch, UsageError
@@ -164,13 +165,6 @@ class AuthResponse:
     def external_authenticate_data(self) -> bytes:
         """The 10 data bytes of EXTERNAL AUTHENTICATE: ARPC ‖ ARC."""
         return self.arpc + self.arc
-
-
-def mask_pan(pan: str) -> str:
-    """First 6 and last 4 digits of a PAN, the rest as ``*`` (what logs and files may show)."""
-    if len(pan) <= 10:
-        return "*" * len(pan)
-    return pan[:6] + "*" * (len(pan) - 10) + pan[-4:]
 
 
 class IssuerHost:
