@@ -28,6 +28,7 @@ import hashlib
 import os
 from dataclasses import dataclass
 
+from cardperso.crypto import equal
 from cardperso.errors import DecodeError, UsageError
 from cardperso.layouts import persofile as pf
 from cardperso.line import jobs
@@ -108,6 +109,16 @@ def runs_of_batch(db: Database, batch_id: str) -> list[JournalRun]:
     return out
 
 
+def _same_file(run: JournalRun, ident: FileIdentity) -> bool:
+    """Whether the journal's ``run`` was made from the file ``ident`` (its MAC, compared the
+    way every MAC is compared)."""
+    try:
+        stored = bytes.fromhex(run.file_mac)
+    except ValueError:
+        return False
+    return equal(stored, ident.file_mac)
+
+
 def check_continuation(db: Database, ident: FileIdentity, *, resume: bool, join: bool) -> bool:
     """Refuse a run that would mix files; True when the file's run exists in the journal.
 
@@ -121,9 +132,9 @@ def check_continuation(db: Database, ident: FileIdentity, *, resume: bool, join:
     """
     runs = runs_of_batch(db, ident.batch_id)
     mine = next((r for r in runs if r.run_id == ident.run_id), None)
-    others = [r for r in runs if r.file_mac != ident.file_mac.hex()]
+    others = [r for r in runs if not _same_file(r, ident)]
     if mine is not None:
-        if mine.file_mac != ident.file_mac.hex():
+        if not _same_file(mine, ident):
             raise UsageError(
                 f"run {mine.run_id} in the journal was made from another file "
                 f"({mine.describe()}; this is {ident.describe()}, "

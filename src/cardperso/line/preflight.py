@@ -44,22 +44,35 @@ def _import_hint(name: str, algorithm: str) -> str:
 
 def needed_keys(plan: ChipPlan) -> list[tuple[str, str, str]]:
     """(name, role, algorithm) of every key a station uses for one card of ``plan``."""
+    return [(name, role, algorithm) for name, role, algorithm, _use in _uses(plan)]
+
+
+def _uses(plan: ChipPlan) -> list[tuple[str, str, str, str]]:
+    """(name, role, algorithm, use) of every key of ``plan``; ``use`` says how a station uses
+    it: ``transport`` / ``kmc`` (GP diversification) or ``arqc`` (read-back verification)."""
     gp = "AES" if plan.scp == "03" else "3DES"
-    out = [(plan.transport_kmc, "the card vendor's transport key that opens blank cards", gp)]
+    out = [
+        (
+            plan.transport_kmc,
+            "the card vendor's transport key that opens blank cards",
+            gp,
+            "transport",
+        )
+    ]
     if plan.put_key:
-        out.append((plan.kmc, "the issuer KMC the per-card keys are diversified from", gp))
+        out.append((plan.kmc, "the issuer KMC the per-card keys are diversified from", gp, "kmc"))
     if plan.verify_ac and plan.imk_ac:
-        out.append((plan.imk_ac, "the issuer key that verifies the read-back ARQC", "3DES"))
+        out.append((plan.imk_ac, "the issuer key that verifies the read-back ARQC", "3DES", "arqc"))
     return out
 
 
-def _trial(keys: KeyStore, name: str, plan: ChipPlan) -> None:
+def _trial(keys: KeyStore, name: str, use: str, plan: ChipPlan) -> None:
     """Use ``name`` once the way a station does, on a made-up card (nothing is kept)."""
-    if name == plan.imk_ac:
+    if use == "arqc":
         with contextlib.suppress(CryptogramMismatch):  # computed: the key is usable
             keys.verify_arqc(name, _TRIAL_CARD, b"\x00\x00", b"", bytes(8))
         return
-    method = plan.transport_diversification if name == plan.transport_kmc else plan.diversification
+    method = plan.transport_diversification if use == "transport" else plan.diversification
     keys.diversify_gp(name, [_TRIAL_KDD], method, wrap_under=None)
 
 
@@ -73,8 +86,8 @@ def check_keys(keys: KeyStore, plan: ChipPlan, extra: Iterable[tuple[str, str]] 
             "gp.transport_kmc, e.g. gp-transport)"
         )
     present = set(keys.names())
-    wanted = [*needed_keys(plan), *((n, role, "") for n, role in extra)]
-    for name, role, algorithm in wanted:
+    wanted = [*_uses(plan), *((n, role, "", "") for n, role in extra)]
+    for name, role, algorithm, use in wanted:
         if name not in present:
             hint = _import_hint(name, algorithm or "3DES")
             raise UsageError(
@@ -88,7 +101,7 @@ def check_keys(keys: KeyStore, plan: ChipPlan, extra: Iterable[tuple[str, str]] 
             )
         if algorithm:
             try:
-                _trial(keys, name, plan)
+                _trial(keys, name, use, plan)
             except CardPersoError as exc:
                 raise UsageError(
                     f"pre-flight: key {name!r} ({role}) cannot be used: {exc}"
