@@ -3,11 +3,19 @@ PANs, and the bank's masked PANs and SSNs going through it (short input included
 
 from __future__ import annotations
 
+import csv
+import functools
+from pathlib import Path
+
 import pytest
 
 from cardperso.bank.accounts import AccountRecord
 from cardperso.bank.terminal import AppSelection, CardSession
 from cardperso.codec.numbers import mask_id
+from cardperso.keystore.software import SoftwareKeyStore
+from cardperso.prep.pipeline import PrepOptions, prepare
+from cardperso.prep.synth import make_batch
+from cardperso.profiles.loader import load_profile
 
 
 @pytest.mark.parametrize(
@@ -51,3 +59,21 @@ def test_the_bank_masks_pans_and_ssns_by_the_rule() -> None:
     )  # fmt: skip
     assert rec.pan_masked == "621483******0019"
     assert rec.ssn_masked == "360426********0071"
+
+
+def test_prep_rejects_mask_a_short_ssn_by_the_rule(tmp_path: Path) -> None:
+    """An 8-character SSN in a rejected record once came out whole (``ssn[:6] + ssn[-4:]``)."""
+    keys = Path(__file__).resolve().parent.parent / "keys-sample" / "keys.json"
+    store = SoftwareKeyStore.load(keys)
+    make_batch(tmp_path / "batch.csv", 2, seed=1)
+    lines = (tmp_path / "batch.csv").read_text(encoding="utf-8").splitlines()
+    lines[2] = "62148301" + lines[2][lines[2].index(",") :]
+    (tmp_path / "batch.csv").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    prepare(
+        tmp_path / "batch.csv", load_profile("ssc3-pboc"), store,
+        functools.partial(SoftwareKeyStore.load, keys), tmp_path / "b.perso",
+        tmp_path / "rejects.csv", PrepOptions(batch_id="M1", created=1_700_000_000),
+    )  # fmt: skip
+    (row,) = csv.DictReader((tmp_path / "rejects.csv").open(encoding="utf-8"))
+    assert (row["line"], row["field"]) == ("3", "ssn")
+    assert row["ssn_masked"] == "62****01"

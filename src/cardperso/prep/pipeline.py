@@ -36,6 +36,7 @@ from pathlib import Path
 from typing import Any
 
 from cardperso.codec import magstripe
+from cardperso.codec.numbers import mask_id
 from cardperso.errors import DataError, UsageError
 from cardperso.keystore import KeyStore
 from cardperso.layouts import persofile as pf
@@ -125,9 +126,8 @@ class ChunkResult:
 
 
 def _mask(ssn: Any) -> str:
-    if not isinstance(ssn, str) or len(ssn) < 8:
-        return ""
-    return ssn[:6] + "*" * (len(ssn) - 10) + ssn[-4:]
+    """The one masking rule (:func:`cardperso.codec.numbers.mask_id`); no SSN, no mask."""
+    return mask_id(ssn) if isinstance(ssn, str) else ""
 
 
 class Preparer:
