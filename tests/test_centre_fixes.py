@@ -384,3 +384,28 @@ def test_a_reader_that_goes_away_ends_the_command_quietly(tmp_path: Path) -> Non
     err = proc.stderr.read()
     assert proc.wait(timeout=120) == 0, err
     assert first.startswith(b"  LATE") and err == b""
+
+
+def test_a_chip_is_one_card_and_a_destroyed_chip_never_comes_back(
+    db_url: str, tmp_path: Path
+) -> None:
+    rows = _personalized(db_url, tmp_path, 2)
+    results = list(csv.DictReader((tmp_path / "B1.results.csv").open(encoding="utf-8")))
+    serial = {r["card_no"]: r["chip_serial"] for r in results}
+    no = rows[1]["card_no"]
+    _answers(tmp_path / "acc.csv", [(no, "failed", "refused")])
+    run_cli("registry", "accounts", str(tmp_path / "acc.csv"), "--db", db_url)
+    run_cli("registry", "export-batch", "--db", db_url, "--out", str(tmp_path / "t.csv"),
+            "--temporary", "--batch", "T1")  # fmt: skip
+    # the line reports the temporary card made on the other card's chip, then on its own old one
+    for chip, why in (
+        (serial[rows[0]["card_no"]], f"is already card {rows[0]['card_no']}'s"),
+        (serial[no], "was recorded destroyed"),
+    ):
+        res = tmp_path / "t.results.csv"
+        _fake_line_results(tmp_path / "t.csv", res)
+        text = res.read_text(encoding="utf-8").replace("A0000000", chip)
+        res.write_text(text, encoding="utf-8")
+        err = run_cli("registry", "import-results", str(res), "--db", db_url, code=1)
+        assert f"card {no}: chip {chip} {why}" in err
+    assert _states(db_url)[no] == "in_production"

@@ -67,10 +67,10 @@ def _day_of_work(url: str, tmp_path: Path) -> list[dict[str, str]]:
     _compared(url, tmp_path)
     db = ["--db", url]
     rows = []
-    for batch, flag in (("S1", ["--sporadic"]), ("B1", [])):
+    for batch, flag, chips in (("S1", ["--sporadic"], 0xA0000000), ("B1", [], 0xB0000000)):
         out = tmp_path / f"{batch}.csv"
         run_cli("registry", "export-batch", *db, *flag, "--out", str(out), "--batch", batch)
-        rows += _fake_line_results(out, tmp_path / f"{batch}.res.csv")
+        rows += _fake_line_results(out, tmp_path / f"{batch}.res.csv", chips=chips)
         run_cli("registry", "import-results", str(tmp_path / f"{batch}.res.csv"), *db)
     acc = tmp_path / "acc.csv"
     with acc.open("w", encoding="utf-8") as fh:

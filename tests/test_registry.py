@@ -422,9 +422,10 @@ def test_concurrent_registration_of_one_person_leaves_one_active_card(
 
 
 def _fake_line_results(
-    export: Path, out: Path, *, fail: frozenset[int] = frozenset()
+    export: Path, out: Path, *, fail: frozenset[int] = frozenset(), chips: int = 0xA0000000
 ) -> list[dict[str, str]]:
-    """A per-card result file as `cardperso run --results` writes it, for an exported batch."""
+    """A per-card result file as `cardperso run --results` writes it, for an exported batch
+    (chip serials ``chips``, ``chips + 1``…: a chip is one card, so each batch its own base)."""
     with export.open(encoding="utf-8") as fh:
         rows = list(csv.DictReader(fh))
     results = []
@@ -438,11 +439,9 @@ def _fake_line_results(
                 "outcome": "rejected" if i in fail else "produced",
                 "attempts": "1",
                 "station": "st1",
-                "chip_serial": "" if i in fail else f"{0xA0000000 + i:08X}",
+                "chip_serial": "" if i in fail else f"{chips + i:08X}",
                 "atr": "3B8F8001804F0CA000000306030001000000006A",
-                "card_id_code": ""
-                if i in fail
-                else f"110101D156000005{0xA0000000 + i:08X}00000000",
+                "card_id_code": "" if i in fail else f"110101D156000005{chips + i:08X}00000000",
                 "pan_masked": pan[:6] + "*" * (len(pan) - 10) + pan[-4:] if pan else "",
                 "reject_reason": "mute card" if i in fail else "",
             }
@@ -505,7 +504,7 @@ def test_whole_lifecycle_from_the_cli(db_url: str, tmp_path: Path) -> None:
     assert trow["card_no"] == cardnos[4] and trow["pan"] == "" and trow["bank_code"] == ""
     checked = validate_only(temp, load_profile("ssc3-temporary"), tmp_path / "rej2.csv")
     assert checked.prepared == 1
-    _fake_line_results(temp, tmp_path / "tresults.csv")
+    _fake_line_results(temp, tmp_path / "tresults.csv", chips=0xB0000000)
     run_cli("registry", "import-results", str(tmp_path / "tresults.csv"), *url)
     # notification: four accounts opened and the temporary card
     out = run_cli("registry", "notify", *url, "--date", "2026-01-28")

@@ -18,6 +18,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from cardperso.codec.csvcells import safe_row
 from cardperso.codec.numbers import mask_id
 from cardperso.errors import DataError, UsageError
 from cardperso.outputs import atomic_output
@@ -82,8 +83,8 @@ def pack(
         with atomic_output(Path(manifest)) as fh:
             writer = csv.writer(fh, lineterminator="\n")
             writer.writerow(MANIFEST_COLUMNS)
-            for card_no, ssn, kind, _ in rows:
-                writer.writerow((number, card_no, mask_id(str(ssn)), kind))
+            for card_no, ssn, kind, _ in rows:  # read by people: spreadsheet-safe cells
+                writer.writerow(safe_row((number, card_no, mask_id(str(ssn)), kind)))
     return Box(number, service_point, len(rows))
 
 

@@ -347,6 +347,15 @@ def _absorb_one(db: Database, r: LineResult, out: Absorbed, *, actor: str) -> st
         return ""
     if r.pan_masked and pan and _mask_pan(pan) != r.pan_masked:
         return "the line's PAN does not match the registry's"
+    if r.chip_serial:  # a chip is one card: never two cards, never a destroyed chip again
+        other = db.execute(
+            "SELECT card_no FROM reg_cards WHERE chip_serial = ? AND card_no <> ?",
+            (r.chip_serial, r.card_no),
+        )
+        if other:
+            return f"chip {r.chip_serial} is already card {other[0][0]}'s"
+        if db.execute("SELECT 1 FROM reg_old_chips WHERE chip_serial = ?", (r.chip_serial,)):
+            return f"chip {r.chip_serial} was recorded destroyed"
     db.execute(
         "UPDATE reg_cards SET chip_serial = ?, atr = ?, card_id_code = ? WHERE card_no = ?",
         (r.chip_serial, r.atr, r.card_id_code, r.card_no),
