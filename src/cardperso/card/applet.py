@@ -33,22 +33,17 @@ SW_CHANNEL_NOT_SUPPORTED = 0x6881
 SW_SM_NOT_SUPPORTED = 0x6882
 SW_SECURITY = 0x6982
 SW_AUTH_BLOCKED = 0x6983
-SW_REF_DATA_UNUSABLE = 0x6984
 SW_CONDITIONS = 0x6985
-SW_SM_DATA_MISSING = 0x6987
 SW_SM_INCORRECT = 0x6988
 SW_WRONG_DATA = 0x6A80
 SW_FUNC_NOT_SUPPORTED = 0x6A81
 SW_NOT_FOUND = 0x6A82
 SW_RECORD_NOT_FOUND = 0x6A83
-SW_NO_SPACE = 0x6A84
 SW_WRONG_P1P2 = 0x6A86
 SW_REF_NOT_FOUND = 0x6A88
 SW_INS_NOT_SUPPORTED = 0x6D00
 SW_CLA_NOT_SUPPORTED = 0x6E00
 SW_UNKNOWN = 0x6F00
-SW_COMMAND_NOT_ALLOWED = 0x6986
-SW_INCORRECT_P1P2 = 0x6B00
 
 
 @dataclass(frozen=True, slots=True)
@@ -120,11 +115,3 @@ def need(condition: bool, sw: int) -> None:
     """Raise :class:`Sw` ``sw`` unless ``condition``."""
     if not condition:
         raise Sw(sw)
-
-
-def check_p1p2(cmd: Command, p1: int, p2: int) -> None:
-    need(cmd.p1 == p1 and cmd.p2 == p2, SW_WRONG_P1P2)
-
-
-def check_lc(cmd: Command, *lengths: int) -> None:
-    need(len(cmd.data) in lengths, SW_WRONG_LENGTH)

@@ -37,12 +37,6 @@ class CardChannel:
         return bool(self.security_level & 0x10)
 
     @property
-    def allowed_levels(self) -> tuple[int, ...]:
-        if self.scp == "02":
-            return (0x00, 0x01, 0x03)
-        return (0x00, 0x01, 0x03, 0x11, 0x13, 0x33)
-
-    @property
     def seq_counter(self) -> int:
         return int(getattr(self._impl, "seq_counter", 0))
 

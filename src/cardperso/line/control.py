@@ -10,11 +10,16 @@ from cardperso.errors import UsageError
 from cardperso.storage.db import Database
 
 
-def ensure_control_table(db: Database) -> None:
-    db.execute(
+def control_table(db: Database) -> str:
+    """The one definition of ``line_control`` (the journal's schema includes it)."""
+    return (
         f"CREATE TABLE IF NOT EXISTS line_control (id {db.autoincrement}, run_id TEXT, station TEXT, "
         "command TEXT, done INTEGER DEFAULT 0, at DOUBLE PRECISION)"
     )
+
+
+def ensure_control_table(db: Database) -> None:
+    db.execute(control_table(db))
 
 
 def _run_exists(db: Database, run_id: str) -> bool:

@@ -29,7 +29,6 @@ from cardperso.errors import IllegalTransition
 
 QUEUED, ENCODING, CHIP_DONE, DONE, FAILED = "queued", "encoding", "chip_done", "done", "failed"
 STATES: Final = (QUEUED, ENCODING, CHIP_DONE, DONE, FAILED)
-TERMINAL: Final = frozenset({DONE, FAILED})
 IN_FLIGHT: Final = frozenset({ENCODING, CHIP_DONE})
 
 #: (state, event) → next state. Everything that changes a job's state goes through :func:`next_state`.

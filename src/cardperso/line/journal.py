@@ -38,6 +38,7 @@ from dataclasses import dataclass
 
 from cardperso.errors import UsageError
 from cardperso.line import jobs
+from cardperso.line.control import control_table
 from cardperso.storage.db import Database
 
 
@@ -81,12 +82,8 @@ def schema(db: Database) -> list[str]:
         "CREATE TABLE IF NOT EXISTS line_members (run_id TEXT NOT NULL, station TEXT NOT NULL, "
         "member TEXT NOT NULL, heartbeat_at DOUBLE PRECISION NOT NULL, "
         "PRIMARY KEY (run_id, station))",
-        f"CREATE TABLE IF NOT EXISTS line_control (id {db.autoincrement}, run_id TEXT, "
-        "station TEXT, command TEXT, done INTEGER DEFAULT 0, at DOUBLE PRECISION)",
+        control_table(db),
     ]
-
-
-_schema = schema
 
 
 class Journal:

@@ -200,22 +200,11 @@ def _ber_len(n: int) -> bytes:
     return bytes((0x82, n >> 8, n & 0xFF))
 
 
-def _dgi(dgi: bytes, body: bytes) -> bytes:
-    n = len(body)
-    if n < 0xFF:
-        return dgi + bytes((n,)) + body
-    return dgi + bytes((0xFF, n >> 8, n & 0xFF)) + body
-
-
 def _constant_dgi(c: ConstantDgi) -> bytes:
     body = b"".join(tlv_encode(t.tag, t.value) for t in c.tlv)
     if c.template is not None:
         body = tlv_encode(c.template, body)
     return encode_dgi(c.dgi, body)
-
-
-def _n12(value: int) -> bytes:
-    return bytes.fromhex(f"{value:012d}")
 
 
 class PbocTemplate:

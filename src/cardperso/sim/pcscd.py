@@ -42,7 +42,6 @@ DRIVER_CANDIDATES = (
 )
 #: pcscd's one client socket and pid file.
 PCSCD_SOCKET = Path("/run/pcscd/pcscd.comm")
-PCSCD_PIDFILE = Path("/run/pcscd/pcscd.pid")
 #: Prefix of the entry files this module writes (others in the directory are left alone).
 ENTRY_PREFIX = "cardperso-vpcd-"
 DEFAULT_NAME = "cardperso"

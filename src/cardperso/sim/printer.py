@@ -48,8 +48,6 @@ _REFUSES: dict[str, frozenset[str]] = {
     "mag_write_error": frozenset({"Smw"}),
 }
 
-POSITIONS = ("none", "print", "contact", "contactless")
-
 
 class PrinterEvents(Protocol):
     """What the printer tells the station around it."""
