@@ -127,3 +127,7 @@ class DeviceError(CardPersoError):
     def __init__(self, message: str, *, code: str | None = None):
         self.code = code
         super().__init__(message)
+
+
+class SignatureMismatch(SecurityError):
+    """A digital signature (SM2) did not verify."""
