@@ -90,6 +90,9 @@ def test_list_with_filters_and_json_lines(db_url: str, tmp_path: Path) -> None:
     assert ids("--batch", "B2") == []
     assert ids("--state", "personalized", "--state", "cancelled") == [1, 2, 3, 4, 5]
     assert ids("--region", rows[0]["region"])[0] == 1
+    assert ids("--ssn", rows[3]["ssn"].lower()) == [4]  # a person, by identity number
+    err = run_cli("registry", "show", rows[3]["ssn"], *url, code=2)
+    assert rows[3]["ssn"] not in err and mask_id(rows[3]["ssn"]) in err
     err = run_cli("registry", "list", "--state", "lost", *url, code=2)
     assert "--state lost: not a state" in err
     err = run_cli("registry", "list", "--from", "2026-02-01", "--to", "2026-01-01", *url, code=2)

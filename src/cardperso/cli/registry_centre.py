@@ -141,6 +141,7 @@ def show_cmd(card_or_id: str, as_json: bool, db_url: str) -> None:
 @click.option("--batch", default="", help="Only cards of this batch.")
 @click.option("--bank", default="", help="Only this bank code.")
 @click.option("--region", default="", help="Only this region code.")
+@click.option("--ssn", default="", help="Only this person (identity number; shown masked).")
 @click.option("--unit", default="", help="Only this insured unit (employer).")
 @click.option("--service-point", "service_point", default="", help="Only this service point.")
 @click.option(
@@ -156,6 +157,7 @@ def list_cmd(
     batch: str,
     bank: str,
     region: str,
+    ssn: str,
     unit: str,
     service_point: str,
     application_type: str,
@@ -171,6 +173,7 @@ def list_cmd(
         batch=batch,
         bank=bank,
         region=region,
+        ssn=ssn,
         unit=unit,
         service_point=service_point,
         application_type=application_type,

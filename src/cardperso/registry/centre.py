@@ -199,6 +199,10 @@ def open_applications(path: str | os.PathLike[str], required: frozenset[str]) ->
         return open_input(p, required=required)
     with open(p, "rb") as fh:
         first = fh.readline(_HEADER_LIMIT + 1)
+    if len(first) > _HEADER_LIMIT:
+        raise DataError(
+            f"the header row is longer than {_HEADER_LIMIT:,} bytes", field="header", record=1
+        )
     try:
         names = next(csv.reader([first.decode("utf-8-sig").rstrip("\r\n")]), [])
     except (UnicodeDecodeError, csv.Error):

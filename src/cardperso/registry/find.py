@@ -10,7 +10,7 @@ photo is a path; the name is not shown (the registry's tables hold it; the forms
 from __future__ import annotations
 
 import datetime
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Final
 
 from cardperso.codec.numbers import mask_id
@@ -39,7 +39,11 @@ def resolve(db: Database, key: str) -> Application:
         return found[0]
     rows = db.execute("SELECT application_id FROM reg_cards WHERE card_no = ?", (key,))
     if not rows:
-        raise UsageError(f"no card {key} in the registry (give a card number or application id)")
+        shown = key if len(key) <= 9 else mask_id(key)  # an identity number typed by mistake
+        raise UsageError(
+            f"no card {shown} in the registry (give a card number or application id; "
+            "find a person with registry list --ssn)"
+        )
     return select_apps(db, "id = ?", (int(rows[0][0]),))[0]
 
 
@@ -178,6 +182,7 @@ class Filters:
     unit: str = ""
     service_point: str = ""
     application_type: str = ""
+    ssn: str = field(default="", repr=False)
     accepted_from: str = ""  # YYYYMMDD, inclusive
     accepted_to: str = ""
     limit: int | None = None
@@ -195,6 +200,7 @@ def filters(
     date_from: str = "",
     date_to: str = "",
     limit: int | None = None,
+    ssn: str = "",
 ) -> Filters:
     """Checked filters (unknown states and bad dates are usage errors)."""
     unknown = [s for s in states if s not in lifecycle.STATES]
@@ -207,7 +213,17 @@ def filters(
     if start and end and end < start:
         raise UsageError(f"--to {date_to} is before --from {date_from}")
     return Filters(
-        states, batch, bank, region, unit, service_point, application_type, start, end, limit
+        states,
+        batch,
+        bank,
+        region,
+        unit,
+        service_point,
+        application_type,
+        ssn.strip().upper(),
+        start,
+        end,
+        limit,
     )
 
 
@@ -240,6 +256,7 @@ def where_clause(f: Filters) -> tuple[str, list[Any]]:
         ("a.unit", f.unit),
         ("a.service_point", f.service_point),
         ("a.application_type", f.application_type),
+        ("a.ssn", f.ssn),
     ):
         if value:
             where.append(f"{column} = ?")
