@@ -204,8 +204,19 @@ def test_a_day_at_the_centre(db_url: str, tmp_path: Path) -> None:
     cli("registry", "suspend", by_holder, *db)
     cli("registry", "restore", by_holder, *db)
     cli("registry", "suspend", by_holder, "--reason", "lost again", *db)
-    out = cli("registry", "reissue", by_holder, "--date", "2026-02-02", *db)
+    out = cli("registry", "reissue", by_holder, "--date", "2026-02-02", "--service-point", "SP02",
+              *db)  # fmt: skip
+    new_id = out.split("application ")[1].split()[0]
+    assert f"next: registry confirm {new_id}, then audit" in out
+    assert "waiting for the confirmation of: staff, applicant" in cli("registry", "audit", *db)
+    cli("registry", "confirm", new_id, "--staff", "王工号0012", "--applicant", *db)
     cli("registry", "audit", *db)
+    again = json.loads(cli("registry", "show", new_id, "--json", *db))
+    assert (again["service_point"], again["phone"], again["replaces"]) == (
+        "SP02",
+        "138****5678",
+        by_holder,
+    )
     write_extracts(tmp_path, [people["walk"][0]])
     cli("registry", "compare", *db, "--population", str(tmp_path / "population.csv"),
         "--bank", str(tmp_path / "bank.csv"))  # fmt: skip

@@ -57,10 +57,21 @@ def restore_cmd(card_no: str, reason: str, db_url: str, actor: str | None) -> No
     "--type", "application_type", default="sporadic", show_default=True,
     type=click.Choice(["sporadic", "batch"]),
 )  # fmt: skip
+@click.option(
+    "--service-point",
+    "service_point",
+    default="",
+    help="Where it was asked for (default: as before).",
+)
 @DB_OPTION
 @BY_OPTION
 def reissue_cmd(
-    card_no: str, date: str | None, application_type: str, db_url: str, actor: str | None
+    card_no: str,
+    date: str | None,
+    application_type: str,
+    service_point: str,
+    db_url: str,
+    actor: str | None,
 ) -> None:
     """补卡: cancel a suspended CARD_NO and accept a new application that replaces it."""
     day = _day(date, "date")
@@ -71,10 +82,12 @@ def reissue_cmd(
             accepted_date=f"{day:%Y%m%d}",
             application_type=application_type,
             actor=_actor(actor),
+            service_point=service_point,
         )
+    nxt = f"registry confirm {got.app_id}, then audit" if got.service_point else "registry audit"
     click.echo(
         f"card {card_no}: cancelled (lost: re-issued); application {got.app_id} "
-        f"{got.ssn_masked} accepted to replace it (next: registry audit)"
+        f"{got.ssn_masked} accepted to replace it (next: {nxt})"
     )
 
 
@@ -119,8 +132,17 @@ def show_cmd(card_or_id: str, as_json: bool, db_url: str) -> None:
     if card:
         click.echo("card:")
         for key, value in card.items():
-            if value not in ("", []):
-                click.echo(f"  {key + ':':<16} {value}")
+            if value in ("", [], {}):
+                continue
+            if isinstance(value, list) and value and isinstance(value[0], dict):
+                click.echo(f"  {key}:")
+                for item in value:
+                    click.echo("    " + "  ".join(f"{k} {v}" for k, v in item.items() if v != ""))
+            elif isinstance(value, dict):
+                click.echo(f"  {key + ':':<16} " + "  ".join(f"{k} {v}" for k, v in value.items()))
+            else:
+                shown = ", ".join(map(str, value)) if isinstance(value, list) else value
+                click.echo(f"  {key + ':':<16} {shown}")
     if len(people) > 1:
         click.echo("cards of this person:")
         for c in people:

@@ -26,6 +26,7 @@ from typing import Final
 from cardperso.errors import UsageError
 from cardperso.outputs import atomic_output
 from cardperso.registry import lifecycle
+from cardperso.registry.centre import parties
 from cardperso.registry.store import APP_COLUMNS, Application, app_by_card, move
 from cardperso.storage.db import Database
 
@@ -103,6 +104,7 @@ class Reissue:
     old_card: str
     app_id: int  # the new application (accepted), to be audited, compared, registered
     ssn_masked: str
+    service_point: str = ""
 
 
 def reissue(
@@ -112,6 +114,7 @@ def reissue(
     accepted_date: str,
     application_type: str = "sporadic",
     actor: str,
+    service_point: str = "",
 ) -> Reissue:
     """补卡: cancel a suspended card and accept a new application for the same person that
     names it (``replaces``). The new application goes through audit and comparison again."""
@@ -122,6 +125,8 @@ def reissue(
         )
     if application_type not in ("batch", "sporadic"):
         raise UsageError("--type must be batch or sporadic")
+    if service_point and service_point not in parties(db, "service_point"):
+        raise UsageError(f"service point {service_point} is not on the centre's list")
     reason = "lost: re-issued"
     now = time.time()
     with db.transaction():
@@ -154,13 +159,22 @@ def reissue(
                 (card_no, app.ssn),
             )[0][0]
         )
-        db.execute("UPDATE reg_applications SET notified_date = NULL WHERE id = ?", (new_id,))
+        # where and how it is asked for: the old application's contact, unit and photo source;
+        # the service point of this request; the form is signed again (registry confirm)
+        db.execute(
+            "UPDATE reg_applications SET notified_date = NULL, "
+            "(phone, unit, photo_source, photo_receipt, service_point) = "
+            "(SELECT phone, unit, photo_source, photo_receipt, COALESCE(?, service_point) "
+            "FROM reg_applications WHERE id = ?) WHERE id = ?",
+            (service_point or None, app.id, new_id),
+        )
+        point = db.execute("SELECT service_point FROM reg_applications WHERE id = ?", (new_id,))
         db.execute(
             "INSERT INTO reg_transitions (application_id, from_state, to_state, event, actor, "
             "at, detail) VALUES (?, NULL, ?, 'accept', ?, ?, ?)",
             (new_id, lifecycle.ACCEPTED, actor, now, json.dumps({"replaces": card_no})),
         )
-    return Reissue(card_no, new_id, app.ssn_masked)
+    return Reissue(card_no, new_id, app.ssn_masked, str(point[0][0] or ""))
 
 
 # -- the request file for the bank ------------------------------------------------------------

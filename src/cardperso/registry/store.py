@@ -157,7 +157,8 @@ def select_apps(db: Database, where: str = "", params: tuple[Any, ...] = ()) -> 
 def app_by_card(db: Database, card_no: str) -> Application:
     rows = db.execute("SELECT application_id FROM reg_cards WHERE card_no = ?", (card_no,))
     if not rows:
-        raise UsageError(f"card {card_no} is not in the registry")
+        shown = card_no if len(card_no) <= 9 else mask_id(card_no)  # an identity number?
+        raise UsageError(f"card {shown} is not in the registry")
     return select_apps(db, "id = ?", (int(rows[0][0]),))[0]
 
 
