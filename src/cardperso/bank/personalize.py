@@ -62,7 +62,7 @@ from cardperso.errors import (
 from cardperso.keystore.base import DEFAULT_KEK, KeyStore
 from cardperso.prep.keys import pin_block, seeded_pin
 from cardperso.prep.templates import PbocTemplate
-from cardperso.protocol.storedata import DgiItem, StoreDataConventions, build_store_data
+from cardperso.protocol.storedata import DgiItem, StoreDataConventions
 
 __all__ = [
     "BankPlan",
@@ -211,8 +211,7 @@ def bank_card(
         for d, v in dgis
     ]
     conv = StoreDataConventions(dgi_format=two.bank.store_data.p1_dgi_format, block_size=8)
-    for n, cmd in enumerate(build_store_data(items, conv, session.encrypt)):
-        yield from counted(session.send(cmd, f"STORE DATA #{n}"))
+    yield from counted(session.store_data(items, conv))
     del items
     session.close()
     checks = ["ssd-keys", "pboc-personalized"]

@@ -6,7 +6,7 @@ card cryptogram that does not verify raises :class:`~cardperso.errors.Cryptogram
 **before** EXTERNAL AUTHENTICATE is sent (wrong keys are never retried: the domain would count
 a failure). The secure channel is the host side of :mod:`cardperso.protocol.scp02` or
 :mod:`~cardperso.protocol.scp03`; :class:`SecureSession` wraps commands, unwraps answers and
-encrypts key data under the session DEK. PUT KEY replaces the key set the card named in its
+encrypts key data under the session DEK and sends STORE DATA. PUT KEY replaces the key set the card named in its
 INITIALIZE UPDATE answer (the key version is taken from the card, not assumed).
 """
 
@@ -23,6 +23,7 @@ from cardperso.errors import CardError, UsageError
 from cardperso.layouts.gp import CPLC, ISD_AID
 from cardperso.protocol.scp02 import Scp02Host
 from cardperso.protocol.scp03 import Scp03Host
+from cardperso.protocol.storedata import DgiItem, StoreDataConventions, build_store_data
 
 __all__ = [
     "ISD_AID",
@@ -103,6 +104,14 @@ class SecureSession:
     def encrypt(self, data: bytes) -> bytes:
         """``data`` encrypted under the session DEK (sensitive DGIs, key values)."""
         return bytes(self.host.encrypt_dgi_data(data))
+
+    def store_data(
+        self, items: list[DgiItem], conv: StoreDataConventions, step: str = "STORE DATA"
+    ) -> Flow[None]:
+        """STORE DATA of ``items`` (DGIs; encrypted ones under the session DEK) to the
+        application INSTALL [for personalization] named; each command's step is ``step #n``."""
+        for n, cmd in enumerate(build_store_data(items, conv, self.encrypt)):
+            yield from self.send(cmd, f"{step} #{n}")
 
     def put_key(self, new: StaticKeys, new_kvn: int, step: str = "PUT KEY") -> Flow[bytes]:
         """PUT KEY replacing the key set this session was opened with (its version as the card

@@ -27,7 +27,7 @@ from cardperso.chip.verify import verify_pboc, verify_ssse
 from cardperso.crypto.gp import StaticKeys
 from cardperso.errors import CardError, CryptogramMismatch
 from cardperso.keystore.base import KeyStore
-from cardperso.protocol.storedata import DgiItem, StoreDataConventions, build_store_data
+from cardperso.protocol.storedata import DgiItem, StoreDataConventions
 
 __all__ = [
     "Steps",
@@ -152,8 +152,7 @@ def _steps(
         if plan.store_data_order == "encrypted-first":
             items.sort(key=lambda item: not item.encrypted)  # stable: order kept within each kind
         expected[app.aid] = {i.dgi: i.data for i in items if not i.encrypted}
-        for n, cmd in enumerate(build_store_data(items, conv, session.encrypt)):
-            yield from session.send(cmd, f"STORE DATA {app.name} #{n}")
+        yield from session.store_data(items, conv, f"STORE DATA {app.name}")
         del items  # clear secrets leave scope with the DEK-encrypted commands
     if plan.secure_card:
         yield from session.send(gp.set_status(0x07), "SET STATUS INITIALIZED")
