@@ -28,6 +28,7 @@ from cardperso.codec.apdu import CommandAPDU
 from cardperso.crypto import gp
 from cardperso.crypto import primitives as cp
 from cardperso.errors import CryptogramMismatch, DecodeError, MacMismatch, UsageError
+from cardperso.layouts.gp import ISD_AID
 from cardperso.protocol.base import CardChannelBase, HostChannelBase
 from cardperso.protocol.channel import (
     C_DEC,
@@ -220,7 +221,7 @@ class Scp03Card(CardChannelBase[gp.Scp03SessionKeys]):
         i: int = 0x70,
         *,
         kdd: bytes = bytes(10),
-        aid: bytes = bytes.fromhex("A000000151000000"),
+        aid: bytes = ISD_AID,
         challenge: Callable[[int], bytes] = cp.random_bytes,
     ) -> None:
         _check_i(i)
