@@ -160,3 +160,46 @@ def test_the_return_file_lists_prep_rejects_as_failed(db_url: str, tmp_path: Pat
         "rejected at data preparation: photo: file not found",
     )
     assert got[rows[0]["card_no"]] == ("failed", "not produced (in_production)")
+
+
+def test_the_partners_can_answer_with_results_instead_of_their_data(
+    db_url: str, tmp_path: Path
+) -> None:
+    """The population database and the bank rarely hand out their data: they answer each
+    request with match / mismatch (and which fields) / not_found."""
+    recs = _applications(tmp_path, 4)
+    setup_lists(db_url, [])
+    extra = [dict(GOOD, unit="U1001") for _ in recs]
+    db = ["--db", db_url]
+    run_cli("registry", "import", str(write_centre_apps(tmp_path, recs, extra)), *db)
+    run_cli("registry", "audit", *db)
+    pop, bank = tmp_path / "pop-answer.csv", tmp_path / "bank-answer.csv"
+    with pop.open("w", encoding="utf-8", newline="") as fh:
+        w = csv.writer(fh)
+        w.writerow(["request_id", "AAC002", "result", "fields"])
+        w.writerow(["1", recs[0]["ssn"], "mismatch", "name;AAC004"])
+        w.writerow(["2", recs[1]["ssn"], "not_found", ""])
+        w.writerow(["3", recs[2]["ssn"], "MATCH", ""])
+        w.writerow(["4", recs[3]["ssn"], "match", ""])
+    with bank.open("w", encoding="utf-8", newline="") as fh:
+        w = csv.writer(fh)
+        w.writerow(["request_id", "ssn", "result", "fields"])
+        for i, r in enumerate(recs):
+            w.writerow([str(i + 1), r["ssn"], "mismatch" if i == 2 else "match", "pan"])
+    out = run_cli("registry", "compare", "--population", str(pop), "--bank", str(bank), *db)
+    assert "compared 1, returned 3" in out
+    run_cli("registry", "partner", "returned", "--out-dir", str(tmp_path), *db)
+    got = {r["application_id"]: r["fields"] for r in _read(tmp_path / "returned-U1001.csv")}
+    assert got == {"1": "name,gender", "2": "ssn", "3": "pan"}
+
+
+def test_a_bad_comparison_result_names_its_line(db_url: str, tmp_path: Path) -> None:
+    recs = _applications(tmp_path, 1)
+    db = ["--db", db_url]
+    run_cli("db", "upgrade", *db)
+    run_cli("registry", "import", str(tmp_path / "apps.csv"), *db)
+    run_cli("registry", "audit", *db)
+    (tmp_path / "pop.csv").write_text(f"ssn,result\n{recs[0]['ssn']},maybe\n", encoding="utf-8")
+    err = run_cli("registry", "compare", "--population", str(tmp_path / "pop.csv"), *db, code=1)
+    assert "error: record 2, field 'result': is 'maybe', not match, mismatch or not_found" in err
+    assert "audited" in run_cli("registry", "list", *db)  # nothing changed

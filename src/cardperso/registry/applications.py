@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -407,38 +408,69 @@ def _reference(
     ]
     if "ssn" not in names:
         raise DataError(f"{what} extract {path} has no ssn (AAC002) column", field=what)
-    for _, row in rows:
+    for line, row in rows:
         rec = dict(zip(names, (c.strip() for c in row)))
         if rec.get("ssn") in wanted:
+            if "result" in rec:  # an answer: the partner compared
+                rec["result"] = rec["result"].lower()
+                if rec["result"] not in RESULTS:
+                    raise DataError(
+                        f"is {_short(rec['result'])}, not match, mismatch or not_found",
+                        record=line,
+                        field="result",
+                    )
             out[rec["ssn"]] = rec
     return out
+
+
+def _short(text: str) -> str:
+    return repr(text[:20]) + ("…" if len(text) > 20 else "")
 
 
 _POPULATION_FIELDS: Final = ("name", "gender", "birth_date")
 _BANK_FIELDS: Final = ("bank_code", "pan")
 
 
+#: The results of a partner's comparison answer (``request_id, ssn, result, fields``).
+RESULTS: Final = frozenset({"match", "mismatch", "not_found"})
+
+
+def _answer_fields(rec: dict[str, str], allowed: tuple[str, ...]) -> list[str]:
+    names = [canonical(f) or f for f in re.split(r"[;,| ]+", rec.get("fields", "")) if f]
+    return [n for n in names if n in allowed] or list(allowed)  # none named: say all
+
+
 def mismatches(
     app: Application, person: dict[str, str] | None, bank: dict[str, str] | None
 ) -> list[str]:
-    """Why ``app`` does not agree with the reference data (empty when it does)."""
+    """Why ``app`` does not agree with the reference data (empty when it does). A reference
+    row is either an extract (the partner's values, compared here) or an answer (``result``
+    match / mismatch with the ``fields`` that differ / not_found: the partner compared)."""
     reasons: list[str] = []
-    if person is None:
+    if person is None or person.get("result") == "not_found":
         reasons.append("identity number not found in the population database")
+    elif "result" in person:
+        if person["result"] == "mismatch":
+            reasons += [
+                f"{name} differs from the population database"
+                for name in _answer_fields(person, _POPULATION_FIELDS)
+            ]
     else:
         for name in _POPULATION_FIELDS:
             theirs = person.get(name)
             if theirs is not None and theirs != getattr(app, name):
                 reasons.append(f"{name} differs from the population database")
     if app.bank_code or app.pan:
-        if bank is None:
+        if bank is None or bank.get("result") == "not_found":
             reasons.append("no account request for this identity number at the bank")
         else:
-            for name in _BANK_FIELDS:
-                theirs = bank.get(name)
-                if theirs is not None and theirs != getattr(app, name):
-                    what = "bank card number" if name == "pan" else "bank"
-                    reasons.append(f"{what} differs from the bank's data")
+            if "result" in bank:
+                differ = _answer_fields(bank, _BANK_FIELDS) if bank["result"] == "mismatch" else []
+            else:
+                differ = [n for n in _BANK_FIELDS if bank.get(n) not in (None, getattr(app, n))]
+            for name in differ:
+                what = "bank card number" if name == "pan" else "bank"
+                reasons.append(f"{what} differs from the bank's data")
     return reasons
 
 
