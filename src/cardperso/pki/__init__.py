@@ -1,0 +1,29 @@
+"""The test PKI of the third-generation card: SM2 CAs, cardholder certificates, revocation lists.
+
+Pure: keys come in as :class:`~cardperso.crypto.Sm2PrivateKey` objects (from a key store),
+certificates and CRLs go out as DER bytes. The certificate profile is ``docs/pki.md``.
+"""
+
+from cardperso.pki.ca import (
+    CardholderProfile,
+    Holder,
+    Issuer,
+    ca_certificate,
+    cardholder_certificate,
+    key_identifier,
+    revocation_list,
+    verify_certificate,
+    verify_crl,
+)
+
+__all__ = [
+    "CardholderProfile",
+    "Holder",
+    "Issuer",
+    "ca_certificate",
+    "cardholder_certificate",
+    "key_identifier",
+    "revocation_list",
+    "verify_certificate",
+    "verify_crl",
+]
