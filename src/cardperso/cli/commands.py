@@ -17,6 +17,7 @@ MODULES: tuple[str, ...] = (
     "bank",
     "registry",
     "db",
+    "web",
 )
 
 

@@ -6,6 +6,7 @@ import click
 
 from cardperso.registry.schema import LATEST, current_version, upgrade
 from cardperso.storage.db import Database, connect, exposed_mode, sqlite_path
+from cardperso.web import schema as web_schema
 
 DEFAULT_DB = "cardperso-journal.db"
 DB_OPTION = click.option(
@@ -43,6 +44,8 @@ def upgrade_cmd(db_url: str) -> None:
         applied = upgrade(db)
         for version, name in applied:
             click.echo(f"applied migration {version}: {name}")
+        for version, name in web_schema.upgrade(db):  # the web console's own tables
+            click.echo(f"applied web migration {version}: {name}")
         click.echo(f"{db!r}: schema at version {current_version(db)} (latest {LATEST})")
 
 

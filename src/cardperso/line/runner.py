@@ -62,6 +62,7 @@ from cardperso.line.journal import ClaimLost, Job, JobSeed, Journal, member_id
 from cardperso.line.linefile import LineSpec, StationSpec
 from cardperso.line.preflight import check_devices, check_keys
 from cardperso.line.results import RESULT_COLUMNS, write_results
+from cardperso.line.stations import StationBoard
 from cardperso.prep.container import iter_records, verify
 from cardperso.profiles.loader import load_profile
 from cardperso.storage.db import Database
@@ -533,11 +534,14 @@ class LineRun:
         beat.start()
         for station in self.stations:
             station.thread.start()
+        board = StationBoard(self.db, self.journal.run_id)  # what the web console's floor shows
         while any(s.thread.is_alive() for s in self.stations):
+            board.publish(s.status for s in self.stations)
             if on_tick is not None:
                 on_tick(self)
             for s in self.stations:
                 s.thread.join(timeout=0.2)
+        board.publish(s.status for s in self.stations)
         if on_tick is not None:
             on_tick(self)
         self._beating.set()
