@@ -114,11 +114,13 @@ def console(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Console]:
         c.stop()
 
 
-def login_client(
-    console: Console, name: str, password: str | None = None, **headers: str
-) -> httpx.Client:
+def login_client(console: Console, name: str, password: str | None = None) -> httpx.Client:
     """An HTTP client logged in as ``name`` (through the login form, with its CSRF token)."""
-    client = httpx.Client(base_url=console.url, headers=headers, follow_redirects=False)
+    return login_client_at(console.url, name, password)
+
+
+def login_client_at(url: str, name: str, password: str | None = None) -> httpx.Client:
+    client = httpx.Client(base_url=url, follow_redirects=False)
     r = client.post(
         "/login",
         data={"user": name, "password": password or PASSWORDS[name], "csrf": login_token(client)},
