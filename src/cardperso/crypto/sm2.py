@@ -33,7 +33,7 @@ from __future__ import annotations
 import hmac
 import secrets
 from dataclasses import dataclass, field
-from typing import Final
+from typing import Final, Protocol
 
 from cryptography.hazmat.primitives import hashes
 
@@ -353,6 +353,20 @@ class Sm2PublicKey:
 
     def __repr__(self) -> str:
         return f"<Sm2PublicKey {self.curve.name} x={self.x:064X}>"
+
+
+class Sm2Signer(Protocol):
+    """What signs with an SM2 key: an :class:`Sm2PrivateKey`, or a key store's handle on one."""
+
+    @property
+    def public_key(self) -> Sm2PublicKey: ...
+
+    def sign(self, message: bytes, user_id: bytes = DEFAULT_USER_ID) -> bytes: ...
+
+
+def check_value(public_key: Sm2PublicKey) -> bytes:
+    """The key check value of an SM2 key pair: ``SM3(04 || x || y)[:3]`` (docs/keystore.md)."""
+    return sm3(public_key.to_bytes())[:3]
 
 
 def _kdf(z: bytes, length: int) -> bytes:

@@ -34,7 +34,12 @@ The length of an unwrapped key is known from its algorithm and is checked agains
 :attr:`DerivedKey.kcv` the derivation returned.
 
 Check values (:func:`cardperso.crypto.kcv`): DES/3DES ``E(K, 00×8)[:3]``, AES ``E(K, 01×16)[:3]``,
-SM4 ``E(K, 00×16)[:3]``.
+SM4 ``E(K, 00×16)[:3]``; an SM2 key pair ``SM3(04 ‖ x ‖ y)[:3]`` over its public key
+(:func:`cardperso.crypto.sm2.check_value`).
+
+SM2 key pairs (CA keys of the test PKI) are named like the other keys but are used only through
+:meth:`KeyStore.sm2_signer` / :meth:`KeyStore.sm2_public_key`; a store that cannot hold them
+(the PKCS#11 store: SoftHSM2 has no SM2 mechanism) raises :class:`KeyStoreError` there.
 """
 
 from __future__ import annotations
@@ -47,6 +52,7 @@ from typing import Final, Literal, Protocol
 
 from cardperso.crypto import primitives as cp
 from cardperso.crypto.primitives import SecretKey
+from cardperso.crypto.sm2 import Sm2Signer
 from cardperso.errors import CryptogramMismatch, KeyStoreError, UsageError
 
 #: Name of the transport KEK that protects personalization files (the default ``wrap_under``).
@@ -337,6 +343,20 @@ class KeyStore(abc.ABC):
         self, name: str, algorithm: str, length: int = 16, *, replace: bool = False
     ) -> KeyInfo:
         """Create a fresh random key (inside the token for PKCS#11) and return its info."""
+
+    # -- SM2 key pairs (the PKI's CA keys) -------------------------------------------------------
+
+    def sm2_signer(self, name: str) -> Sm2Signer:
+        """A signer for the SM2 key pair ``name`` (signatures ``r ‖ s``, GB/T 32918.2)."""
+        raise KeyStoreError(f"{self.location} holds no SM2 key pairs (key {name!r})")
+
+    def sm2_public_key(self, name: str) -> bytes:
+        """The public key ``04 ‖ x ‖ y`` of the SM2 key pair ``name``."""
+        return self.sm2_signer(name).public_key.to_bytes()
+
+    def generate_sm2_key(self, name: str, *, replace: bool = False) -> KeyInfo:
+        """Create a fresh SM2 key pair named ``name``."""
+        raise KeyStoreError(f"{self.location} cannot hold SM2 key pairs (key {name!r})")
 
 
 # -- the reference key set and the production guard -------------------------------------------

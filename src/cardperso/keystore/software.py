@@ -16,7 +16,9 @@ File format (``cardperso-keystore/1``)::
     }
 
 ``algorithm`` is ``3DES`` (16 or 24 bytes), ``AES`` (16/24/32) or ``SM4`` (16); ``value`` and
-``kcv`` are hex (case-insensitive). The loader verifies every check value and refuses a file whose
+``kcv`` are hex (case-insensitive). ``SM2`` entries are key pairs (the PKI's CA keys) with a
+``public_key`` field and the check value ``SM3(04 || x || y)[:3]``
+(:mod:`cardperso.keystore.sm2keys`). The loader verifies every check value and refuses a file whose
 KCV does not match, a name that appears twice in one object (JSON would keep the last one
 silently), and a key no store may hold (:func:`cardperso.keystore.base.key_problem`: single-length,
 weak or K1 = K2 3DES keys, all-zero keys), naming the key and never its value. Files are written
@@ -37,6 +39,7 @@ from typing import Any, Final
 
 from cardperso.crypto import primitives as cp
 from cardperso.crypto.primitives import SecretKey
+from cardperso.crypto.sm2 import Sm2PrivateKey, Sm2Signer, check_value
 from cardperso.errors import KeyStoreError, UsageError
 from cardperso.keystore.base import (
     DEFAULT_KEK,
@@ -53,6 +56,7 @@ from cardperso.keystore.base import (
     check_key,
     key_problem,
 )
+from cardperso.keystore.sm2keys import load_sm2_entry, sm2_entry
 from cardperso.outputs import atomic_write_text
 
 log = logging.getLogger(__name__)
@@ -180,6 +184,7 @@ class SoftwareKeyStore(KeyStore):
         path: Path | None = None,
         purposes: Mapping[str, str] | None = None,
         comments: Mapping[str, str] | None = None,
+        sm2_keys: Mapping[str, Sm2PrivateKey] | None = None,
     ) -> None:
         self._keys: dict[str, SecretKey] = {}
         for key in keys:
@@ -188,6 +193,10 @@ class SoftwareKeyStore(KeyStore):
             if key.name in self._keys:
                 raise KeyStoreError(f"key {key.name!r} appears twice")
             self._keys[key.name] = key
+        self._sm2: dict[str, Sm2PrivateKey] = dict(sm2_keys or {})
+        both = sorted(set(self._sm2) & set(self._keys))
+        if both:
+            raise KeyStoreError(f"key {both[0]!r} appears twice")
         self.test_keys = test_keys
         self.path = path
         self._purposes = dict(purposes or {})
@@ -241,24 +250,33 @@ class SoftwareKeyStore(KeyStore):
         if unknown:
             raise KeyStoreError(f"{where}: unknown top-level field(s) {', '.join(unknown)}")
         keys: list[SecretKey] = []
+        sm2_keys: dict[str, Sm2PrivateKey] = {}
         purposes: dict[str, str] = {}
         for name, entry in entries.items():
-            keys.append(_load_entry(where, name, entry))
+            if isinstance(entry, dict) and entry.get("algorithm") == "SM2" and name:
+                sm2_keys[name] = load_sm2_entry(where, name, entry)
+            else:
+                keys.append(_load_entry(where, name, entry))
             if isinstance(entry, dict) and isinstance(entry.get("purpose"), str):
                 purposes[name] = entry["purpose"]
         comments = {k: v for k, v in doc.items() if k.startswith("_") and isinstance(v, str)}
-        return cls(keys, test_keys=test_keys, purposes=purposes, comments=comments)
+        return cls(
+            keys, test_keys=test_keys, purposes=purposes, comments=comments, sm2_keys=sm2_keys
+        )
 
     def to_document(self) -> dict[str, Any]:
         """The JSON document, **with key values in clear** (for :meth:`save` only)."""
         keys: dict[str, dict[str, str]] = {}
         for name in self.names():
-            key = self._keys[name]
-            entry = {
-                "algorithm": key.algorithm,
-                "value": key.value.hex().upper(),
-                "kcv": key.kcv().hex().upper(),
-            }
+            if name in self._sm2:
+                entry = sm2_entry(self._sm2[name])
+            else:
+                key = self._keys[name]
+                entry = {
+                    "algorithm": key.algorithm,
+                    "value": key.value.hex().upper(),
+                    "kcv": key.kcv().hex().upper(),
+                }
             if name in self._purposes:
                 entry["purpose"] = self._purposes[name]
             keys[name] = entry
@@ -314,27 +332,37 @@ class SoftwareKeyStore(KeyStore):
         return True
 
     def names(self) -> list[str]:
-        return sorted(self._keys)
+        return sorted([*self._keys, *self._sm2])
 
     def info(self, name: str) -> KeyInfo:
+        if name in self._sm2:
+            kcv = check_value(self._sm2[name].public_key)
+            return KeyInfo(name, "SM2", kcv, self.location, self.test_keys)
         key = self._key(name)
         return KeyInfo(name, key.algorithm, key.kcv(), self.location, self.test_keys)
 
     def purpose(self, name: str) -> str:
         """The free-text purpose recorded for ``name`` (empty when none)."""
-        self._key(name)
+        if name not in self._sm2:
+            self._key(name)
         return self._purposes.get(name, "")
 
     def close(self) -> None:
         self._keys.clear()
+        self._sm2.clear()
 
     def __repr__(self) -> str:
-        return f"<SoftwareKeyStore {self.location} keys={len(self._keys)} test={self.test_keys}>"
+        count = len(self._keys) + len(self._sm2)
+        return f"<SoftwareKeyStore {self.location} keys={count} test={self.test_keys}>"
 
     def _key(self, name: str) -> SecretKey:
         try:
             return self._keys[name]
         except KeyError:
+            if name in self._sm2:
+                raise KeyStoreError(
+                    f"key {name!r} is an SM2 key pair; this operation needs a symmetric key"
+                ) from None
             raise KeyStoreError(f"no key named {name!r} in {self.location}") from None
 
     # -- derivations ---------------------------------------------------------------------------
@@ -480,15 +508,35 @@ class SoftwareKeyStore(KeyStore):
     ) -> KeyInfo:
         if not key.name:
             raise UsageError("the key to import needs a name")
-        if key.name in self._keys and not replace:
+        if (key.name in self._keys or key.name in self._sm2) and not replace:
             raise KeyStoreError(f"key {key.name!r} already exists in {self.location}")
         check_key(key)
+        self._sm2.pop(key.name, None)
         # The file-level "test_keys" flag marks every key of a software store; ``test_key``
         # only matters for stores that mark keys one by one.
         self._keys[key.name] = key
         if self.path is not None:
             self.save()
         return self.info(key.name)
+
+    def sm2_signer(self, name: str) -> Sm2Signer:
+        try:
+            return self._sm2[name]
+        except KeyError:
+            if name in self._keys:
+                raise KeyStoreError(f"key {name!r} is not an SM2 key pair") from None
+            raise KeyStoreError(f"no key named {name!r} in {self.location}") from None
+
+    def generate_sm2_key(self, name: str, *, replace: bool = False) -> KeyInfo:
+        if not name:
+            raise UsageError("the key to generate needs a name")
+        if (name in self._keys or name in self._sm2) and not replace:
+            raise KeyStoreError(f"key {name!r} already exists in {self.location}")
+        self._keys.pop(name, None)
+        self._sm2[name] = Sm2PrivateKey.generate()
+        if self.path is not None:
+            self.save()
+        return self.info(name)
 
     def generate_key(
         self, name: str, algorithm: str, length: int = 16, *, replace: bool = False

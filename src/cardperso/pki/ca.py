@@ -26,8 +26,8 @@ from typing import Literal
 from cardperso.codec.numbers import mask_id
 from cardperso.crypto.sm2 import (
     DEFAULT_USER_ID,
-    Sm2PrivateKey,
     Sm2PublicKey,
+    Sm2Signer,
     signature_from_der,
     signature_to_der,
     sm3,
@@ -52,9 +52,9 @@ def key_identifier(public_key: bytes) -> bytes:
 
 @dataclass(frozen=True, slots=True)
 class Issuer:
-    """A CA: its private key and its certificate (DER)."""
+    """A CA: its signing key (an SM2 private key or a key store's signer) and its certificate."""
 
-    key: Sm2PrivateKey
+    key: Sm2Signer
     certificate: bytes
     #: The SM2 user ID of this CA's signatures (GM/T 0009's default; ``b""`` for OpenSSL 3.0
     #: chain checks, see docs/pki.md).
@@ -90,7 +90,7 @@ class CardholderProfile:
     validity_days: int = 3650
 
 
-def _sign(key: Sm2PrivateKey, tbs: bytes, user_id: bytes) -> bytes:
+def _sign(key: Sm2Signer, tbs: bytes, user_id: bytes) -> bytes:
     return signature_to_der(key.sign(tbs, user_id))
 
 
@@ -103,7 +103,7 @@ def _check_time(not_before: dt.datetime, days: int) -> dt.datetime:
 
 
 def ca_certificate(
-    key: Sm2PrivateKey,
+    key: Sm2Signer,
     name: x509.Name,
     *,
     serial: int,
