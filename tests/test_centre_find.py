@@ -6,6 +6,7 @@ output for both, and the ids that later commands need. SQLite and PostgreSQL."""
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 from cardperso.codec.numbers import mask_id
@@ -29,6 +30,15 @@ def test_import_prints_the_ids_that_audit_reject_takes(db_url: str, tmp_path: Pa
         "registry", "audit", *url, "--reject", "3", "--reason", "photo is not the applicant"
     )
     assert "audited 3, rejected 0" in run_cli("registry", "audit", *url)
+    run_cli("registry", "compare", *url, "--population", str(tmp_path / "population.csv"),
+            "--bank", str(tmp_path / "bank.csv"))  # fmt: skip
+    out = run_cli("registry", "register", *url)
+    numbers = re.findall(r"application (\d+) \S+: card (\w{9})", out)
+    assert [int(i) for i, _ in numbers] == [1, 2, 4]
+    for app_id, card in numbers:  # the card number named is the one show finds
+        assert json.loads(run_cli("registry", "show", card, "--json", *url))[
+            "application_id"
+        ] == int(app_id)
 
 
 def test_show_a_card_and_an_application_as_text_and_json(db_url: str, tmp_path: Path) -> None:

@@ -174,6 +174,10 @@ def register_cmd(db_url: str, actor: str | None, limit: int | None) -> None:
                 f"  application {r.app_id} {r.ssn_masked}: card {r.card_no} replaces lost card "
                 f"{r.replaces}"
             )
+        elif len(out) <= 20:  # the card numbers later commands take (more: registry list)
+            click.echo(f"  application {r.app_id} {r.ssn_masked}: card {r.card_no}")
+    if len(out) > 20:
+        click.echo("  (every card number: registry list --state registered)")
     click.echo(
         f"registered {len(out) - len(bad)}, duplicates cancelled "
         f"{sum(len(r.cancelled) for r in out)}" + (f", not registered {len(bad)}" if bad else "")
