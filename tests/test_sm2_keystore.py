@@ -5,7 +5,10 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import re
 import stat
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -41,7 +44,7 @@ def test_entry_loads_with_its_check_value() -> None:
     store = SoftwareKeyStore.from_document(document())
     info = store.info("pki-root")
     assert info.algorithm == "SM2"
-    assert info.kcv == sm3(bytes.fromhex(PUB))[:3]
+    assert info.kcv == sm3(bytes.fromhex(PUB))[:3] == bytes.fromhex("E6A4F9")  # docs/keystore.md
     assert store.sm2_public_key("pki-root").hex().upper() == PUB
     signer = store.sm2_signer("pki-root")
     signer.public_key.verify(signer.sign(b"tbs"), b"tbs")
@@ -63,6 +66,24 @@ def test_save_and_load_round_trip(tmp_path: Path) -> None:
     assert again.info("pki-issuing-ca") == store.info("pki-issuing-ca")
     with pytest.raises(KeyStoreError, match="already exists"):
         again.generate_sm2_key("transport-kek")
+
+
+def test_cli_lists_and_checks_sm2_pairs(tmp_path: Path) -> None:
+    path = tmp_path / "keys.json"
+    path.write_text(json.dumps(document()))
+    path.chmod(0o600)
+    cli = [sys.executable, "-m", "cardperso", "keys"]
+    out = subprocess.run([*cli, "list", str(path)], capture_output=True, text=True, check=False)
+    assert out.returncode == 0, out.stderr
+    assert re.search(r"pki-root\s+SM2\s+E6A4F9\s+test", out.stdout)
+    assert D not in out.stdout.upper()
+    out = subprocess.run([*cli, "check", str(path)], capture_output=True, text=True, check=False)
+    assert out.returncode == 0 and "1 keys verified" in out.stdout, out.stdout + out.stderr
+    path.write_text(json.dumps(document(kcv="E6A4FA")))
+    out = subprocess.run([*cli, "check", str(path)], capture_output=True, text=True, check=False)
+    assert out.returncode == 1
+    assert "key 'pki-root' does not match its check value" in out.stderr
+    assert "Traceback" not in out.stderr
 
 
 def test_a_ca_signs_with_a_store_key() -> None:
