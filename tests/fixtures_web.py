@@ -40,6 +40,7 @@ ROLE_OF = {
     "centre1": users.CENTRE,
     "clerk1": users.CLERK,
 }
+SAMPLE_KEYS = Path(__file__).resolve().parent.parent / "keys-sample" / "keys.json"
 SCREENSHOTS = Path(os.environ.get("CARDPERSO_SCREENSHOTS", "build/screenshots"))
 
 
@@ -107,7 +108,7 @@ def console(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Console]:
     base = tmp_path_factory.mktemp("web")
     db_path = base / "console.db"
     make_users(db_path)
-    c = start_console(db_path, base / "serve.log")
+    c = start_console(db_path, base / "serve.log", "--keys", str(SAMPLE_KEYS))
     try:
         yield c
     finally:

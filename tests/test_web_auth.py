@@ -13,6 +13,7 @@ import httpx
 import pytest
 from click.testing import CliRunner
 
+import fixtures_web
 from cardperso.cli.main import _register, cli
 from cardperso.storage.db import Database
 from cardperso.web import users
@@ -21,13 +22,14 @@ from fixtures_web import (
     PASSWORDS,
     ROLE_OF,
     Console,
-    console,  # noqa: F401 - fixture
     csrf_of,
     login_client,
     login_token,
     make_users,
     serve_in_thread,
 )
+
+console = fixtures_web.console  # the session's fixture, used by name
 
 
 def _routes() -> list[tuple[str, str]]:
@@ -49,7 +51,7 @@ def test_every_route_is_in_the_access_table() -> None:
     assert ("POST", "/floor/resume") in _routes() and ("GET", "/audit") in _routes()
 
 
-def test_logged_out_is_refused_on_every_route(console: Console) -> None:  # noqa: F811
+def test_logged_out_is_refused_on_every_route(console: Console) -> None:
     client = httpx.Client(base_url=console.url, follow_redirects=False)
     for method, path in _routes():
         r = client.request(method, path, data={"csrf": "x"} if method == "POST" else None)
@@ -61,7 +63,7 @@ def test_logged_out_is_refused_on_every_route(console: Console) -> None:  # noqa
 
 
 @pytest.mark.parametrize("name", sorted(PASSWORDS))
-def test_a_wrong_role_is_refused_on_every_route(console: Console, name: str) -> None:  # noqa: F811
+def test_a_wrong_role_is_refused_on_every_route(console: Console, name: str) -> None:
     client = login_client(console, name)
     csrf = csrf_of(client)
     refused = allowed = 0
@@ -88,7 +90,7 @@ def test_a_wrong_role_is_refused_on_every_route(console: Console, name: str) -> 
     assert client.post("/logout", data={"csrf": csrf}).status_code == 303
 
 
-def test_a_form_without_its_csrf_token_is_refused(console: Console) -> None:  # noqa: F811
+def test_a_form_without_its_csrf_token_is_refused(console: Console) -> None:
     client = login_client(console, "admin1")
     for data in ({}, {"csrf": "forged"}, {"csrf": ""}):
         r = client.post("/logout", data=data)
@@ -102,7 +104,7 @@ def test_a_form_without_its_csrf_token_is_refused(console: Console) -> None:  # 
     assert "cardperso_session" not in r.headers.get("set-cookie", "")
 
 
-def test_session_id_is_rotated_at_login(console: Console) -> None:  # noqa: F811
+def test_session_id_is_rotated_at_login(console: Console) -> None:
     """An id planted in the browser before login (session fixation) is not adopted: login
     gives a new one, and the planted one opens nothing."""
     client = httpx.Client(base_url=console.url, follow_redirects=False)
@@ -132,7 +134,7 @@ def test_session_id_is_rotated_at_login(console: Console) -> None:  # noqa: F811
     assert stale.get("/floor").status_code == 303
 
 
-def test_login_is_rate_limited_per_user_and_per_address(console: Console) -> None:  # noqa: F811
+def test_login_is_rate_limited_per_user_and_per_address(console: Console) -> None:
     """Five wrong passwords for a user (from anywhere) or twenty from one address, and even
     the right password is refused there for a while; others are not affected."""
     with Database(console.db_path) as db:
@@ -163,7 +165,7 @@ def test_login_is_rate_limited_per_user_and_per_address(console: Console) -> Non
     assert limited[0][0] == 2
 
 
-def test_passwords_are_never_logged_nor_stored(console: Console) -> None:  # noqa: F811
+def test_passwords_are_never_logged_nor_stored(console: Console) -> None:
     """After logins (good and bad), the server's log, the audit log and every table of the
     database hold no password; the users' rows hold Argon2id hashes."""
     wrong = "Wrong-Password-Typed-9931"
@@ -183,7 +185,7 @@ def test_passwords_are_never_logged_nor_stored(console: Console) -> None:  # noq
     assert hashes and all(h.startswith("$argon2id$") for h in hashes)
 
 
-def test_the_audit_log_names_user_action_and_time(console: Console) -> None:  # noqa: F811
+def test_the_audit_log_names_user_action_and_time(console: Console) -> None:
     client = login_client(console, "sec1")
     page = client.get("/audit")
     assert page.status_code == 200

@@ -231,13 +231,14 @@ async def floor_page(request: Request) -> Response:
     runs = floor.runs(db)
     wanted = request.query_params.get("run")
     current = next((r for r in runs if r.run_id == wanted), runs[0] if runs else None)
-    return _page(request, "floor.html", runs=runs, **_live_context(db, current))
+    return _page(request, "floor.html", **_live_context(db, current))
 
 
 def _live_context(db: Database, current: floor.RunView | None) -> dict[str, Any]:
     if current is None:
-        return {"run": None, "stations": [], "rejects": [], "results": []}
+        return {"runs": [], "run": None, "stations": [], "rejects": [], "results": []}
     return {
+        "runs": floor.runs(db),
         "run": current,
         "stations": floor.stations(db, current.run_id),
         "rejects": floor.rejects(db, current.run_id),

@@ -6,7 +6,7 @@ stations' board the runner publishes (:mod:`cardperso.line.stations`) and the li
 results files; resuming a station is :func:`cardperso.line.control.request_resume`, the
 request ``cardperso line resume-station`` makes. The journal holds identity numbers masked
 only; card numbers are masked here (:func:`cardperso.codec.numbers.mask_id`), and so is the
-identity number on a rejected card's face.
+identity number (with the card number and the PAN) on a rejected card's face.
 """
 
 from __future__ import annotations
@@ -32,8 +32,8 @@ from cardperso.storage.db import Database
 WINDOW: Final = 300.0
 #: Events that send a card to the reject box (the reason is the event's detail).
 REJECT_EVENTS: Final = ("retry", "give_up", "recover", "recover_give_up", "release")
-#: Face fields that hold an identity number or a PAN: masked on the face shown.
-MASKED_FACE_FIELDS: Final = frozenset({"ssn", "pan"})
+#: Face fields that hold an identity number, a card number or a PAN: masked on the face shown.
+MASKED_FACE_FIELDS: Final = frozenset({"ssn", "card_no", "pan"})
 
 
 @dataclass(frozen=True, slots=True)
