@@ -166,3 +166,27 @@ def test_centre_values_are_normalised() -> None:
     }  # fmt: skip
     assert check_centre({"bank_code": "999"}, Lists({}, {}, {})) == {}  # no bank list yet
     assert mask_phone("13812345678") == "138****5678"
+
+
+def test_json_lines_applications_carry_the_centres_keys(db_url: str, tmp_path: Path) -> None:
+    recs = _applications(tmp_path, 4)
+    setup_lists(db_url, [])
+    lines = [
+        json.dumps({**{c: recs[0][c] for c in APP_COLUMNS}, **GOOD}, ensure_ascii=False),
+        json.dumps({**{c: recs[1][c] for c in APP_COLUMNS}, **GOOD, "phone": "12"}),
+        "",  # a blank line keeps its place
+        '{"phone": "13812345678", "phone": "2"}',  # a key twice: left to the reader, refused
+        json.dumps({**{c: recs[3][c] for c in APP_COLUMNS}, "service_point": "SP02"}),
+    ]
+    path = tmp_path / "apps.jsonl"
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    out = run_cli("registry", "import", str(path), "--db", db_url, code=1)
+    assert "line 2: phone: is not a mobile" in out
+    assert "line 4: phone: unknown field" in out
+    assert "accepted 2, rejected 2" in out
+    got = json.loads(run_cli("registry", "show", "1", "--json", "--db", db_url))
+    assert {k: got[k] for k in CENTRE} == dict(GOOD, phone="138****5678")
+    assert (
+        json.loads(run_cli("registry", "show", "2", "--json", "--db", db_url))["service_point"]
+        == "SP02"
+    )

@@ -28,6 +28,10 @@ def hostile(tmp_path: Path) -> Path:
         + "9" * 300_000
         + ",\n"
     )
+    (tmp_path / "longline.jsonl").write_text(
+        '{"phone": "' + "1" * 3_000_000 + '"}\n{"phone": "13812345678", "ssn": "x"}\n'
+    )
+    (tmp_path / "deep.jsonl").write_text('{"phone": ' + "[" * 100_000 + "]" * 100_000 + "}\n")
     (tmp_path / "outcome.csv").write_text(
         "line,chip_serial,card_id,pan,ssn,card_no,outcome,reason\n2,A0000001,,,,,maybe,\n"
     )
@@ -37,6 +41,8 @@ def hostile(tmp_path: Path) -> Path:
 RUNS = [
     (("registry", "import", "longheader.csv"), 1, "error: record 1, field 'header': the header row is longer than 65,536 bytes"),
     (("registry", "import", "longline.csv"), 1, "  line 2: "),
+    (("registry", "import", "longline.jsonl"), 1, "  line 1: "),
+    (("registry", "import", "deep.jsonl"), 1, "  line 1: "),
     (("registry", "accounts", "bankout.csv"), 1, "error: record 2, field 'accounts': bankout.csv: field larger than field limit"),
     (("registry", "accounts", "outcome.csv"), 1, "error: record 2, field 'outcome': needs card_no or chip_serial and outcome"),
     (("registry", "show", "9" * 40), 2, "error: no card 999999******************************9999 in the registry"),

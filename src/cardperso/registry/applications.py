@@ -23,7 +23,7 @@ from typing import Any, Final
 from cardperso.codec.numbers import mask_id
 from cardperso.codec.photo import PhotoSpec, check_photo
 from cardperso.errors import DataError, UsageError
-from cardperso.prep.input import parse_chunk
+from cardperso.prep.input import InputFile, parse_chunk
 from cardperso.prep.validate import Reject, Validator, date_ordinal, read_photo
 from cardperso.profiles.fields import canonical
 from cardperso.profiles.model import Profile
@@ -31,9 +31,9 @@ from cardperso.registry import lifecycle
 from cardperso.registry.centre import (
     CENTRE_FIELDS,
     Lists,
+    applications_input,
     check_centre,
     missing_confirmations,
-    open_applications,
 )
 from cardperso.registry.files import check_regular, csv_rows
 from cardperso.registry.store import Application, move, select_apps
@@ -132,11 +132,27 @@ def import_applications(
     application still open (not issued, returned, rejected or cancelled) is refused, as is a
     second application in the same file."""
     check_regular(path, "applications")  # a FIFO or /dev/zero is not an application file
-    inp = open_applications(path, frozenset({"ssn", *REQUIRED}))
-    lists = Lists.load(db)
     validator = Validator(profile, Path(path).parent)
     base = Path(path).resolve().parent
     summary = ImportSummary()
+    with applications_input(path, frozenset({"ssn", *REQUIRED})) as (inp, centre_of):
+        _read_all(db, inp, centre_of, validator, base, summary, photo_spec, chunk_size, actor, path)
+    return summary
+
+
+def _read_all(
+    db: Database,
+    inp: InputFile,
+    centre_of: dict[int, dict[str, str]],
+    validator: Validator,
+    base: Path,
+    summary: ImportSummary,
+    photo_spec: PhotoSpec | None,
+    chunk_size: int,
+    actor: str,
+    path: str | os.PathLike[str],
+) -> None:
+    lists = Lists.load(db)
     seen: dict[str, int] = {}
     seen_pan: dict[str, int] = {}
     for chunk in inp.chunks(chunk_size):
@@ -146,6 +162,7 @@ def import_applications(
             if isinstance(rec, Reject):
                 summary.rejects.append((line, rec.field, rec.reason, ""))
                 continue
+            rec.update(centre_of.get(line, {}))
             ssn = str(rec.get("ssn", ""))
             try:
                 values = _check(validator, rec, base, photo_spec)
@@ -170,7 +187,6 @@ def import_applications(
             good.append((line, values))
         if good:
             _insert(db, good, base, summary, actor=actor, source=str(path))
-    return summary
 
 
 def _insert(

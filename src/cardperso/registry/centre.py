@@ -13,23 +13,26 @@ collection units). The staff member and the applicant both sign the registration
 * :func:`check_centre`: the checks of the centre's columns of an application (a pure function
   of the record and the lists), raising :class:`~cardperso.prep.validate.Reject` with the
   field and the rule.
-* :func:`open_applications`: an application file whose CSV header may carry the centre's
-  columns beside the data-preparation fields (JSON Lines files carry the prep fields only).
+* :func:`applications_input`: an application file whose CSV header (or whose JSON Lines
+  records) may carry the centre's columns beside the data-preparation fields.
 """
 
 from __future__ import annotations
 
 import csv
+import json
 import os
 import re
+import tempfile
 import time
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Final
 
 from cardperso.errors import DataError, UsageError
-from cardperso.prep.input import InputFile, open_input
+from cardperso.prep.input import MAX_LINE_BYTES, InputFile, open_input
 from cardperso.prep.validate import Reject
 from cardperso.profiles.fields import canonical
 from cardperso.storage.db import Database
@@ -189,6 +192,68 @@ def missing_confirmations(staff: str, applicant: str) -> list[str]:
 
 
 # -- the file ----------------------------------------------------------------------------------
+
+
+@contextmanager
+def applications_input(
+    path: str | os.PathLike[str], required: frozenset[str]
+) -> Iterator[tuple[InputFile, dict[int, dict[str, str]]]]:
+    """An application file for :func:`cardperso.prep.input.parse_chunk` and the centre's
+    values of each line: a CSV header may name the centre's columns (:func:`open_applications`);
+    in JSON Lines, the centre's keys of each record are taken out (by line) and the rest goes to
+    data preparation's reader through a private temporary copy, line for line (a line that is
+    not a flat JSON object, too long or with a key twice is copied as it is: the reader rejects
+    it with its own reason)."""
+    p = os.fspath(path)
+    if not p.lower().endswith((".jsonl", ".ndjson", ".json")):
+        yield open_applications(p, required), {}
+        return
+    found: dict[int, dict[str, str]] = {}
+    with tempfile.TemporaryDirectory(prefix="cardperso-apps-") as tmp:
+        copy = Path(tmp) / "applications.jsonl"
+        with open(p, "rb") as src, open(copy, "wb") as dst:
+            os.fchmod(dst.fileno(), 0o600)
+            line = 0
+            while chunk := src.readline(MAX_LINE_BYTES + 1):
+                line += 1
+                got = _split_json(chunk) if len(chunk) <= MAX_LINE_BYTES else None
+                if got is None:
+                    dst.write(chunk)
+                    if len(chunk) > MAX_LINE_BYTES and not chunk.endswith(b"\n"):
+                        while rest := src.readline(MAX_LINE_BYTES + 1):  # the same long line
+                            dst.write(rest)
+                            if rest.endswith(b"\n"):
+                                break
+                    continue
+                rest_json, centre = got
+                if centre:
+                    found[line] = centre
+                dst.write(rest_json)
+        yield open_input(copy, required=required), found
+
+
+def _split_json(raw: bytes) -> tuple[bytes, dict[str, str]] | None:
+    """A JSON Lines record without its centre keys, and those; ``None`` to copy it as it is."""
+    seen: set[str] = set()
+
+    def pairs(items: list[tuple[str, object]]) -> dict[str, object]:
+        for k, _ in items:
+            if k in seen:
+                raise ValueError("a key twice")
+            seen.add(k)
+        return dict(items)
+
+    try:
+        obj = json.loads(raw.decode("utf-8-sig"), object_pairs_hook=pairs)
+    except (ValueError, RecursionError, UnicodeDecodeError):
+        return None
+    if not isinstance(obj, dict) or not any(k in CENTRE_FIELDS for k in obj):
+        return None
+    centre = {k: obj.pop(k) for k in CENTRE_FIELDS if k in obj}
+    if any(isinstance(v, dict | list) for v in centre.values()):
+        return None
+    values = {k: "" if v is None else str(v) for k, v in centre.items()}
+    return json.dumps(obj, ensure_ascii=False).encode("utf-8") + b"\n", values
 
 
 def open_applications(path: str | os.PathLike[str], required: frozenset[str]) -> InputFile:
