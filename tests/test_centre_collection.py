@@ -167,3 +167,25 @@ def test_collection_by_the_holder_and_by_an_agent(db_url: str, tmp_path: Path) -
         assert conn.execute("SELECT agent_ssn FROM reg_cards WHERE card_no = ?", (proxy,)) == [
             (AGENT,)
         ]
+
+
+def test_impossible_dates_of_notification_receipt_and_collection(
+    db_url: str, tmp_path: Path
+) -> None:
+    import datetime
+
+    rows = _accounts_opened(db_url, tmp_path, 2)
+    db = ["--db", db_url]
+    future = (datetime.date.today() + datetime.timedelta(days=3)).isoformat()
+    err = run_cli("registry", "notify", "--date", future, *db, code=1)
+    assert f"field 'date': {future} is in the future" in err
+    run_cli("registry", "notify", "--date", "2026-02-02", *db)
+    run_cli("registry", "box", "pack", "--service-point", "SP01", "--manifest",
+            str(tmp_path / "m.csv"), "--box", "BOX1", *db)  # fmt: skip
+    err = run_cli("registry", "box", "receive", "BOX1", "--by", "x", "--date", future, *db, code=1)
+    assert "record box BOX1, field 'date'" in err and "is in the future" in err
+    run_cli("registry", "box", "receive", "BOX1", "--by", "x", "--date", "2026-02-05", *db)
+    no = rows[0]["card_no"]
+    err = run_cli("registry", "issue", no, "--date", "2026-02-04", *db, code=1)
+    assert f"record card {no}, field 'date': 20260204 is before its box BOX1 reached" in err
+    run_cli("registry", "issue", no, "--date", "2026-02-05", *db)

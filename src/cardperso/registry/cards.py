@@ -241,7 +241,7 @@ def issue(
     point = service_point or str(own_point[0][0] or "")
     if service_point and service_point not in parties(db, "service_point"):
         raise UsageError(f"service point {service_point} is not on the centre's list")
-    check_collectable(db, card_no, service_point)
+    check_collectable(db, card_no, service_point, date)
     who = f"agent {mask_id(agent_ssn)}" if agent_ssn else "the holder"
     with db.transaction():
         db.execute(

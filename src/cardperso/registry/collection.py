@@ -92,6 +92,8 @@ def receive(db: Database, box_no: str, *, by: str, date: str) -> Box:
     """The service point confirms it received ``box_no`` (once)."""
     if not by.strip():
         raise DataError("names who received the box", field="by")
+    if date > f"{datetime.date.today():%Y%m%d}":
+        raise DataError(f"{date} is in the future", record=f"box {box_no}", field="date")
     with db.transaction():
         rows = db.execute(
             "SELECT service_point, cards, received_date FROM reg_boxes WHERE box_no = ?"
@@ -122,8 +124,9 @@ def boxes(db: Database, service_point: str = "") -> list[Box]:
     ]
 
 
-def check_collectable(db: Database, card_no: str, service_point: str) -> None:
-    """A boxed card is collected at its box's service point once the box was received."""
+def check_collectable(db: Database, card_no: str, service_point: str, date: str = "") -> None:
+    """A boxed card is collected at its box's service point once the box was received, and
+    not before the day it was received (``date``: ``YYYYMMDD``)."""
     rows = db.execute(
         "SELECT b.box_no, b.service_point, b.received_date FROM reg_box_cards c "
         "JOIN reg_boxes b ON b.box_no = c.box_no WHERE c.card_no = ?",
@@ -138,3 +141,9 @@ def check_collectable(db: Database, card_no: str, service_point: str) -> None:
         )
     if service_point and service_point != point:
         raise UsageError(f"card {card_no} is at service point {point}, not {service_point}")
+    if date and date < str(received):
+        raise DataError(
+            f"{date} is before its box {box} reached service point {point} ({received})",
+            record=f"card {card_no}",
+            field="date",
+        )

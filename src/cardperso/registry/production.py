@@ -41,7 +41,7 @@ from typing import IO, Final
 
 from cardperso.codec.csvcells import unsafe_cell
 from cardperso.codec.numbers import mask_id
-from cardperso.errors import UsageError
+from cardperso.errors import DataError, UsageError
 from cardperso.line.journal import Journal
 from cardperso.outputs import AtomicFile
 from cardperso.profiles.fields import INPUT_FIELDS
@@ -417,7 +417,10 @@ class Notice:
 
 
 def notify(db: Database, *, date: datetime.date, actor: str) -> list[Notice]:
-    """Cards ready for collection: accounts opened, and personalized temporary cards."""
+    """Cards ready for collection: accounts opened, and personalized temporary cards. A
+    notification date in the future is refused."""
+    if date > datetime.date.today():
+        raise DataError(f"{date.isoformat()} is in the future", field="date")
     rows = db.execute(
         "SELECT a.id, a.card_no, a.ssn, a.region, c.kind, a.state, a.accepted_date "
         "FROM reg_applications a JOIN reg_cards c ON c.card_no = a.card_no "
