@@ -68,6 +68,18 @@ REFUSALS: list[tuple[str, Callable[[], Any], type[Exception], str | None, int | 
     ("b-length", lambda: fields.encode_b(b"ab", 3, "key"), EncodingError, "key", None, "value is 2 bytes, expected exactly 3 bytes"),
     ("b-bad-length", lambda: fields.encode_b(b"ab", -1, "key"), EncodingError, "key", None, "field length must be a non-negative int, got -1"),
     ("b-decode", lambda: fields.decode_b(b"ab", 3, "key"), DecodeError, "key", None, "b field is 2 bytes, expected 3 bytes"),
+    ("b-length-bool", lambda: fields.encode_b(b"a", True, "key"), EncodingError, "key", None, "field length must be a non-negative int, got True"),
+    ("an-int", lambda: fields.encode_an(1, 2, "name"), EncodingError, "name", None, "an value must be a str, got int"),  # type: ignore[arg-type]
+    ("an-nul-inside", lambda: fields.encode_an("A\x00", 2, "name"), EncodingError, "name", None, "NUL character at position 1 (00 is the padding byte)"),
+    ("an-length", lambda: fields.encode_an("A", -1, "name"), EncodingError, "name", None, "field length must be a non-negative int, got -1"),
+    ("dgi-bool", lambda: dgi.encode_dgi(True, b""), EncodingError, "dgi", None, "DGI must be an int from 0000 to FFFF, got True"),
+    ("dgi-65536", lambda: dgi.encode_dgi(1, bytes(65536)), EncodingError, "DGI 0001", None, "DGI 0001 data is 65536 bytes, max 65535 bytes"),
+    ("ric-int", lambda: numbers.resident_id_check_char(1), DataError, "resident_id", None, "must be a str, got int"),  # type: ignore[arg-type]
+    ("ric-letter", lambda: numbers.resident_id_check_char("3604261991010100A"), DataError, "resident_id", None, "check character needs exactly 17 digits"),
+    ("cnc-int", lambda: numbers.card_number_check_char(1), DataError, "card_number", None, "must be a str, got int"),  # type: ignore[arg-type]
+    ("cnc-lower", lambda: numbers.card_number_check_char("x0000001"), DataError, "card_number", None, "character 1 must be 0-9 or A-Z (upper case only)"),
+    ("cnc-symbol", lambda: numbers.card_number_check_char("#0000001"), DataError, "card_number", None, "character 1 must be 0-9 or A-Z"),
+    ("luhn-int", lambda: numbers.luhn_check_digit(1), DataError, "pan", None, "must be a str, got int"),  # type: ignore[arg-type]
     # numbers
     ("region-99", lambda: numbers.check_region("990101"), DataError, "region", None, "region code starts with 99, not a GB/T 2260 province"),
     ("region-5", lambda: numbers.check_region("36042"), DataError, "region", None, "region code must be 6 digits"),
@@ -253,3 +265,18 @@ def test_tlv_and_apdu_details() -> None:
     assert simpletlv.parse_one(b"\x01\x01\x41\x00\xff", allow_padding=True) == (1, b"A")
     assert simpletlv.read(b"\xff\x01\x01\x41", 1) == (1, b"A", 4)
     assert simpletlv.encode(0xFE, bytes(254))[:2] == b"\xfe\xfe"
+
+
+def test_more_codec_edges() -> None:
+    assert fields.encode_n("0000", 1, "amount") == b"\x00"  # all zeros: one significant 0
+    assert fields.encode_n("1234", 2, "amount") == b"\x12\x34"  # exactly 2 * length digits
+    assert len(dgi.encode_dgi(1, bytes(65535))) == 2 + 3 + 65535  # the largest DGI
+    assert dgi.encode_dgi(0x0102, bytes(0xFE))[:3] == b"\x01\x02\xfe"  # FE: one length byte
+    assert dgi.encode_dgi(0x0102, bytes(0xFF))[:5] == b"\x01\x02\xff\x00\xff"  # FF: 3 bytes
+    assert simpletlv.parse(b"\xff\x01\x01\x41\x00\x02\x01\x42", allow_padding=True) == [
+        (1, b"A"),
+        (2, b"B"),
+    ]
+    value = tlv.Tlv(0x5A, bytearray(b"\x01")).value
+    assert type(value) is bytes and value == b"\x01"
+    assert tlv.Tlv(0x5A, memoryview(b"\x02")) == tlv.Tlv(0x5A, b"\x02")
