@@ -31,7 +31,7 @@ from typing import Any, Final
 from asn1crypto import algos, keys, x509  # type: ignore[import-untyped]
 from asn1crypto import crl as asn1_crl
 
-from cardperso.errors import DecodeError
+from cardperso.errors import DecodeError, EncodingError
 
 OID_EC_PUBLIC_KEY: Final = "1.2.840.10045.2.1"
 OID_SM2_CURVE: Final = "1.2.156.10197.1.301"
@@ -79,7 +79,7 @@ class Name:
         rdns = []
         for short, value in self.attributes:
             if short not in NAME_ATTRIBUTES:
-                raise DecodeError(f"unknown name attribute {short!r}", field="subject")
+                raise EncodingError(f"unknown name attribute {short!r}", field="subject")
             if short in ("C", "serialNumber") and _PRINTABLE.fullmatch(value):
                 encoded = x509.DirectoryString(
                     name="printable_string", value=x509.PrintableString(value)
@@ -136,9 +136,25 @@ class CrlModel:
     signature: bytes = field(default=b"", compare=False)
 
 
+#: The largest certificate, CRL or key the decoders read: a card's certificate file is ~1 KiB, a
+#: CRL of a few thousand cards some 100 KiB; larger input is refused before it is parsed.
+MAX_DER: Final = 1024 * 1024
+
+
+def _check_size(der: bytes, what: str) -> None:
+    if len(der) > MAX_DER:
+        raise DecodeError(f"{what} is over {MAX_DER:,} bytes, not read")
+
+
+def _unparsable(what: str, exc: Exception) -> DecodeError:
+    """One line naming what did not parse; asn1crypto's own text (several lines, and able to
+    quote field values such as a subject's identity number) is never shown."""
+    return DecodeError(f"{what} does not parse as DER ({type(exc).__name__})")
+
+
 def _time(value: dt.datetime) -> x509.Time:
     if value.tzinfo is None:
-        raise DecodeError("certificate times must carry a time zone", field="validity")
+        raise EncodingError("certificate times must carry a time zone", field="validity")
     value = value.astimezone(dt.UTC).replace(microsecond=0)
     if value.year < 2050:
         return x509.Time(name="utc_time", value=value)
@@ -156,7 +172,7 @@ def public_key_info(public_key: bytes) -> bytes:
 
 def _spki(public_key: bytes) -> keys.PublicKeyInfo:
     if len(public_key) != 65 or public_key[0] != 0x04:
-        raise DecodeError("SM2 public key must be 04 || x || y (65 bytes)", field="public_key")
+        raise EncodingError("SM2 public key must be 04 || x || y (65 bytes)", field="public_key")
     algorithm = keys.PublicKeyAlgorithm(
         {
             "algorithm": "ec",
@@ -168,6 +184,7 @@ def _spki(public_key: bytes) -> keys.PublicKeyInfo:
 
 def public_key_from_info(der: bytes) -> bytes:
     """The ``04 || x || y`` of an SM2 ``SubjectPublicKeyInfo``; anything else is refused."""
+    _check_size(der, "SubjectPublicKeyInfo")
     try:
         info = keys.PublicKeyInfo.load(der, strict=True)
         algorithm = info["algorithm"]
@@ -177,7 +194,7 @@ def public_key_from_info(der: bytes) -> bytes:
             raise DecodeError("not on the SM2 curve (1.2.156.10197.1.301)", field="public_key")
         point = bytes(info["public_key"].native)
     except (ValueError, TypeError, KeyError) as exc:
-        raise DecodeError(f"SubjectPublicKeyInfo does not parse ({exc})") from None
+        raise _unparsable("SubjectPublicKeyInfo", exc) from None
     if len(point) != 65 or point[0] != 0x04:
         raise DecodeError("SM2 public key must be uncompressed (04 || x || y)", field="public_key")
     return point
@@ -232,9 +249,9 @@ def tbs_certificate(model: CertificateModel) -> bytes:
     """The DER ``TBSCertificate`` (v3) of ``model``, to be signed by the issuer."""
     unknown = set(model.key_usage) - set(KEY_USAGES)
     if unknown:
-        raise DecodeError(f"unknown key usage {sorted(unknown)}", field="key_usage")
+        raise EncodingError(f"unknown key usage {sorted(unknown)}", field="key_usage")
     if not 0 < model.serial < 1 << 159:
-        raise DecodeError("serial must be positive and at most 20 octets", field="serial")
+        raise EncodingError("serial must be positive and at most 20 octets", field="serial")
     tbs = x509.TbsCertificate(
         {
             "version": "v3",
@@ -321,22 +338,24 @@ def _check_algorithm(algorithm: algos.SignedDigestAlgorithm) -> None:
 
 def certificate_parts(der: bytes) -> tuple[bytes, bytes]:
     """``(TBSCertificate DER, signature DER)`` of an sm2-with-sm3 certificate."""
+    _check_size(der, "certificate")
     try:
         cert = x509.Certificate.load(der, strict=True)
         _check_algorithm(cert["signature_algorithm"])
         return bytes(cert["tbs_certificate"].dump()), bytes(cert["signature_value"].native)
     except (ValueError, TypeError, KeyError) as exc:
-        raise DecodeError(f"certificate does not parse ({exc})") from None
+        raise _unparsable("certificate", exc) from None
 
 
 def crl_parts(der: bytes) -> tuple[bytes, bytes]:
     """``(TBSCertList DER, signature DER)`` of an sm2-with-sm3 CRL."""
+    _check_size(der, "CRL")
     try:
         cl = asn1_crl.CertificateList.load(der, strict=True)
         _check_algorithm(cl["signature_algorithm"])
         return bytes(cl["tbs_cert_list"].dump()), bytes(cl["signature"].native)
     except (ValueError, TypeError, KeyError) as exc:
-        raise DecodeError(f"CRL does not parse ({exc})") from None
+        raise _unparsable("CRL", exc) from None
 
 
 def decode_certificate(der: bytes) -> CertificateModel:
@@ -363,7 +382,7 @@ def decode_certificate(der: bytes) -> CertificateModel:
             signature=signature,
         )
     except (ValueError, TypeError, KeyError) as exc:
-        raise DecodeError(f"certificate does not parse ({exc})") from None
+        raise _unparsable("certificate", exc) from None
 
 
 def decode_crl(der: bytes) -> CrlModel:
@@ -390,7 +409,7 @@ def decode_crl(der: bytes) -> CrlModel:
             signature=signature,
         )
     except (ValueError, TypeError, KeyError, AttributeError) as exc:
-        raise DecodeError(f"CRL does not parse ({exc})") from None
+        raise _unparsable("CRL", exc) from None
 
 
 #: (public key, SubjectPublicKeyInfo DER): GB/T 32918.5 annex A's public key.
