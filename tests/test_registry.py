@@ -6,9 +6,7 @@ from __future__ import annotations
 
 import csv
 import datetime
-import io
 import os
-import random
 import stat
 import subprocess
 import sys
@@ -29,6 +27,7 @@ from cardperso.registry import cards, lifecycle, production, schema, store
 from cardperso.registry.applications import audit, compare, import_applications
 from cardperso.registry.calendar import Calendar, deadline, parse_calendar
 from cardperso.storage.db import Database
+from centre_photos import spec_photo
 
 PG_URL = os.environ.get("CARDPERSO_TEST_PG", "postgresql://postgres@127.0.0.1:5432/test")
 ACTOR = "test@registry"
@@ -76,22 +75,6 @@ APP_COLUMNS = (
     "ssn", "name", "gender", "nation", "birth_date", "birth_place", "region", "photo",
     "bank_code", "pan", "pan_seq", "application_type", "accepted_date",
 )  # fmt: skip
-
-
-def spec_photo(rng: random.Random) -> bytes:
-    """A synthetic portrait that meets the card photo specification (358x441 JPEG, 24-bit,
-    quality 70, about 18 KiB: a little noise keeps it above the 9 KiB floor)."""
-    from PIL import Image, ImageDraw
-
-    w, h = 358, 441
-    img = Image.new("RGB", (w, h), (250, 250, 250))
-    draw = ImageDraw.Draw(img)
-    draw.ellipse((90, 50, 268, 270), fill=(rng.randint(200, 240), rng.randint(160, 200), 150))
-    draw.rectangle((36, 290, 322, h), fill=(rng.randint(0, 120), 60, rng.randint(0, 160)))
-    noise = Image.frombytes("L", (w, h), rng.randbytes(w * h)).convert("RGB")
-    out = io.BytesIO()
-    Image.blend(img, noise, 0.08).save(out, "JPEG", quality=70, dpi=(350, 350))
-    return out.getvalue()
 
 
 def write_applications(
