@@ -18,6 +18,9 @@ application *is* its card: the state below is the card's state too::
     in_production ─prep_reject─▶ prep_rejected ─requeue─▶ registered
                                               └─requeue_temporary─▶ account_failed
 
+``confirm`` (``accepted → accepted``) records a signature on the registration form at a
+service point: an application accepted there waits for both before its audit.
+
 ``prep_rejected``: data preparation rejected the exported record (``registry import-rejects``:
 a duplicate PAN, a photo gone missing…). It does not go back into a batch by itself, since the
 same data would be rejected again: the centre either requeues it once the cause is fixed
