@@ -91,9 +91,8 @@ def serve_cmd(
     keys_spec: str | None,
 ) -> None:
     """Serve the console (stop it with Ctrl-C)."""
-    import uvicorn
-
     from cardperso.web.app import Settings, create_app
+    from cardperso.web.server import serve
 
     keys = None
     if keys_spec:
@@ -112,15 +111,7 @@ def serve_cmd(
             )
         click.echo(f"cardperso web console on http://{host}:{port}/ ({db!r})", err=True)
         app = create_app(db, Settings(secure_cookies=secure_cookies, keys=keys))
-        uvicorn.run(
-            app,
-            host=host,
-            port=port,
-            proxy_headers=True,
-            forwarded_allow_ips=forwarded_allow_ips,
-            server_header=False,
-            log_level="info",
-        )
+        serve(app, host=host, port=port, forwarded_allow_ips=forwarded_allow_ips)
     finally:
         db.close()
 

@@ -327,9 +327,12 @@ async def users_page(request: Request) -> Response:
 
 
 # -- the application -------------------------------------------------------------------------
-class SecurityHeaders:
-    """No framing, no foreign scripts, no caching of pages that hold personal data."""
+class Guard:
+    """Around every request: no framing, no foreign scripts, no caching of pages that hold
+    personal data; and a request body over ``MAX_BODY`` bytes is refused with 413 before it
+    is read into memory (by its Content-Length, or as it streams in without one)."""
 
+    MAX_BODY: Final = 64 * 1024
     HEADERS: Final = {
         "Content-Security-Policy": "default-src 'self'; img-src 'self' data:; "
         "style-src 'self'; script-src 'self'; frame-ancestors 'none'; form-action 'self'",
@@ -345,16 +348,41 @@ class SecurityHeaders:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        started = False
 
         async def send_with_headers(message: Message) -> None:
+            nonlocal started
             if message["type"] == "http.response.start":
+                started = True
                 headers = MutableHeaders(scope=message)
                 for k, v in self.HEADERS.items():
                     headers.setdefault(k, v)
                 headers.setdefault("Cache-Control", "no-store")
             await send(message)
 
-        await self.app(scope, receive, send_with_headers)
+        length = dict(scope.get("headers", ())).get(b"content-length", b"0")
+        if not length.isdigit() or int(length) > self.MAX_BODY:
+            await PlainTextResponse("request too large", 413)(scope, receive, send_with_headers)
+            return
+        seen = 0
+
+        async def limited_receive() -> Message:
+            nonlocal seen
+            message = await receive()
+            seen += len(message.get("body", b""))
+            if seen > self.MAX_BODY:
+                raise _TooLarge
+            return message
+
+        try:
+            await self.app(scope, limited_receive, send_with_headers)
+        except _TooLarge:
+            if not started:
+                await PlainTextResponse("request too large", 413)(scope, receive, send_with_headers)
+
+
+class _TooLarge(Exception):
+    pass
 
 
 ROUTES: Final = [
@@ -379,5 +407,5 @@ def create_app(db: Database, settings: Settings | None = None) -> Starlette:
     app.state.db = db
     app.state.settings = settings or Settings()
     app.state.faces = floor.Faces(app.state.settings.keys)
-    app.add_middleware(SecurityHeaders)
+    app.add_middleware(Guard)
     return app

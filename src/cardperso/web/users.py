@@ -185,10 +185,12 @@ def authenticate(
     except (VerifyMismatchError, VerificationError, InvalidHashError):
         ok = False
     if not ok:
-        db.execute(
-            "INSERT INTO web_login_attempts (user_name, address, at) VALUES (?, ?, ?)",
-            (name, address, now),
-        )
+        with db.transaction():
+            db.execute("DELETE FROM web_login_attempts WHERE at < ?", (since,))  # forgotten
+            db.execute(
+                "INSERT INTO web_login_attempts (user_name, address, at) VALUES (?, ?, ?)",
+                (name, address, now),
+            )
         raise LoginRefused("wrong user name or password")
     db.execute("DELETE FROM web_login_attempts WHERE user_name = ?", (name,))
     if _hasher.check_needs_rehash(stored):
