@@ -30,6 +30,7 @@ from typing import Any, Final
 
 from asn1crypto import algos, keys, x509  # type: ignore[import-untyped]
 from asn1crypto import crl as asn1_crl
+from asn1crypto import csr as asn1_csr
 
 from cardperso.errors import DecodeError, EncodingError
 
@@ -329,6 +330,38 @@ def _name(value: x509.Name) -> Name:
             short = reverse.get(attr["type"].native, attr["type"].dotted)
             pairs.append((short, str(attr["value"].native)))
     return Name(tuple(pairs))
+
+
+def tbs_request(subject: Name, public_key: bytes) -> bytes:
+    """The DER ``CertificationRequestInfo`` (PKCS#10, RFC 2986) of an SM2 key, no attributes."""
+    info = asn1_csr.CertificationRequestInfo(
+        {
+            "version": "v1",
+            "subject": subject.to_asn1(),
+            "subject_pk_info": _spki(public_key),
+            "attributes": [],
+        }
+    )
+    return bytes(info.dump())
+
+
+def request_parts(der: bytes) -> tuple[bytes, bytes, Name, bytes]:
+    """``(CertificationRequestInfo DER, signature DER, subject, public key)`` of an
+    sm2-with-sm3 PKCS#10 request."""
+    _check_size(der, "certificate request")
+    try:
+        req = asn1_csr.CertificationRequest.load(der, strict=True)
+        _check_algorithm(req["signature_algorithm"])
+        info = req["certification_request_info"]
+        public = public_key_from_info(bytes(info["subject_pk_info"].dump()))
+        return (
+            bytes(info.dump()),
+            bytes(req["signature"].native),
+            _name(info["subject"]),
+            public,
+        )
+    except (ValueError, TypeError, KeyError) as exc:
+        raise _unparsable("certificate request", exc) from None
 
 
 def _check_algorithm(algorithm: algos.SignedDigestAlgorithm) -> None:

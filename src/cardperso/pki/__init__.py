@@ -10,10 +10,12 @@ from cardperso.pki.ca import (
     Issuer,
     ca_certificate,
     cardholder_certificate,
+    certification_request,
     key_identifier,
     revocation_list,
     verify_certificate,
     verify_crl,
+    verify_request,
 )
 
 __all__ = [
@@ -22,8 +24,10 @@ __all__ = [
     "Issuer",
     "ca_certificate",
     "cardholder_certificate",
+    "certification_request",
     "key_identifier",
     "revocation_list",
     "verify_certificate",
     "verify_crl",
+    "verify_request",
 ]

@@ -183,6 +183,25 @@ def cardholder_certificate(
     return x509.signed(tbs, _sign(issuer.key, tbs, issuer.user_id))
 
 
+def certification_request(key: Sm2Signer, subject: x509.Name) -> bytes:
+    """A PKCS#10 request for ``key``, signed by it (what a card that generates its own key
+    pair returns; the test PKI's tools and tests make them the same way)."""
+    tbs = x509.tbs_request(subject, key.public_key.to_bytes())
+    return x509.signed(tbs, _sign(key, tbs, DEFAULT_USER_ID))
+
+
+def verify_request(request: bytes, user_id: bytes = DEFAULT_USER_ID) -> bytes:
+    """The public key ``04 || x || y`` of a PKCS#10 request whose signature (the proof that
+    the requester holds the private key) verifies; :class:`SignatureMismatch` otherwise.
+    The request's subject is not used: a cardholder certificate's subject comes from the record."""
+    tbs, signature, _, public = x509.request_parts(request)
+    try:
+        Sm2PublicKey.from_bytes(public).verify(signature_from_der(signature), tbs, user_id)
+    except SignatureMismatch:
+        raise SignatureMismatch("certificate request signature does not verify") from None
+    return public
+
+
 def revocation_list(
     issuer: Issuer,
     revoked: Iterable[tuple[int, dt.datetime, str]],
