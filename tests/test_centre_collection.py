@@ -189,3 +189,43 @@ def test_impossible_dates_of_notification_receipt_and_collection(
     err = run_cli("registry", "issue", no, "--date", "2026-02-04", *db, code=1)
     assert f"record card {no}, field 'date': 20260204 is before its box BOX1 reached" in err
     run_cli("registry", "issue", no, "--date", "2026-02-05", *db)
+
+
+_PACKER = r"""
+import sys, time
+from pathlib import Path
+from cardperso.cli.main import main
+go = Path(sys.argv[1])
+while not go.exists():
+    time.sleep(0.005)
+sys.argv = ["cardperso", "registry", "box", "pack", "--service-point", "SP01", "--manifest",
+            sys.argv[2], "--db", sys.argv[3]]
+main()
+"""
+
+
+def test_two_packs_at_once_never_box_a_card_twice(db_url: str, tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    rows = _accounts_opened(db_url, tmp_path, 3)
+    go = tmp_path / "go"
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-c", _PACKER, str(go), str(tmp_path / f"m{i}.csv"), db_url],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for i in range(2)
+    ]
+    go.touch()
+    results = [(p.wait(timeout=120), p.stdout.read(), p.stderr.read()) for p in procs]  # type: ignore[union-attr]
+    assert sorted(code for code, _, _ in results) == [0, 2], results
+    (err,) = [e for code, _, e in results if code == 2]
+    assert "Traceback" not in err and len(err.strip().splitlines()) == 1, err
+    assert "waits for a box" in err or "packed for SP01 at the same time" in err
+    with connect(db_url) as conn:
+        boxed = conn.execute("SELECT card_no, box_no FROM reg_box_cards")
+    assert sorted(n for n, _ in boxed) == sorted(r["card_no"] for r in rows)
+    assert len({b for _, b in boxed}) == 1

@@ -35,6 +35,7 @@ from cardperso.errors import DataError, UsageError
 from cardperso.prep.input import MAX_LINE_BYTES, InputFile, open_input
 from cardperso.prep.validate import Reject
 from cardperso.profiles.fields import canonical
+from cardperso.registry.store import is_integrity_error
 from cardperso.storage.db import Database
 
 #: The application columns the registry keeps beyond data preparation's fields.
@@ -95,13 +96,19 @@ def add_party(db: Database, kind: str, code: str, name: str, region: str = "") -
     name = name.strip()
     if not name or len(name) > 100 or any(ord(c) < 32 for c in name):
         raise DataError("is 1-100 printable characters", field="name")
-    with db.transaction():
-        if db.execute("SELECT 1 FROM reg_parties WHERE kind = ? AND code = ?", (kind, code)):
-            raise UsageError(f"{KINDS[kind]} {code} is already on the list")
-        db.execute(
-            "INSERT INTO reg_parties (kind, code, name, region, created_at) VALUES (?, ?, ?, ?, ?)",
-            (kind, code, name, region or None, time.time()),
-        )
+    try:
+        with db.transaction():
+            if db.execute("SELECT 1 FROM reg_parties WHERE kind = ? AND code = ?", (kind, code)):
+                raise UsageError(f"{KINDS[kind]} {code} is already on the list")
+            db.execute(
+                "INSERT INTO reg_parties (kind, code, name, region, created_at) "
+                "VALUES (?, ?, ?, ?, ?)",
+                (kind, code, name, region or None, time.time()),
+            )
+    except Exception as exc:
+        if not is_integrity_error(exc):
+            raise
+        raise UsageError(f"{KINDS[kind]} {code} is already on the list") from None
     return Party(kind, code, name, region)
 
 

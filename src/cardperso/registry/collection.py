@@ -24,6 +24,7 @@ from cardperso.errors import DataError, UsageError
 from cardperso.outputs import atomic_output
 from cardperso.registry import lifecycle
 from cardperso.registry.centre import parties
+from cardperso.registry.store import is_integrity_error
 from cardperso.storage.db import Database
 
 MANIFEST_COLUMNS = ("box_no", "card_no", "ssn_masked", "kind")
@@ -56,6 +57,24 @@ def pack(
     """A new box with every made card of ``service_point`` not yet boxed; its manifest."""
     if service_point not in parties(db, "service_point"):
         raise UsageError(f"service point {service_point} is not on the centre's list")
+    try:
+        return _pack(db, service_point, manifest, box_no, day)
+    except Exception as exc:
+        if not is_integrity_error(exc):
+            raise
+        # PostgreSQL: another pack took some of these cards (or this box number) meanwhile
+        raise UsageError(
+            f"another box was packed for {service_point} at the same time: run it again"
+        ) from None
+
+
+def _pack(
+    db: Database,
+    service_point: str,
+    manifest: Path,
+    box_no: str | None,
+    day: datetime.date | None,
+) -> Box:
     states = (lifecycle.ACCOUNT_OPENED, lifecycle.READY, lifecycle.PERSONALIZED)
     with db.transaction():
         number = box_no or _next_box_no(db, service_point, day or datetime.date.today())
