@@ -19,7 +19,7 @@ from typing import Final
 from cardperso.codec.csvcells import unsafe_cell
 from cardperso.errors import DataError, UsageError
 from cardperso.registry.files import csv_records
-from cardperso.registry.store import move
+from cardperso.registry.store import is_integrity_error, move
 from cardperso.storage.db import Database
 
 
@@ -91,6 +91,10 @@ def record_answers(
                 problem = _record_answer(db, card_no, app_id, a, out, actor=actor)
         except UsageError as exc:
             problem = str(exc)
+        except Exception as exc:
+            if not is_integrity_error(exc):
+                raise
+            problem = "the bank's card number was just given to another active card"
         if problem:
             out.problems.append(f"{where}card {card_no}: {problem}")
     return out
