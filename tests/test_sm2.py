@@ -278,3 +278,15 @@ def test_scalar_multiplication_agrees_with_the_plain_ladder() -> None:
     assert curve.mul_add(5, 7, (REC_X, REC_Y)) == add(ladder(5, g), ladder(7, (REC_X, REC_Y)))
     assert curve.mul_add(1, curve.n - 1, g) is None
     assert sm2.SM2_P256 is SM2_P256
+
+
+def test_fixed_base_table_is_built_once_under_threads() -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    curve = sm2.Sm2Curve(
+        "fresh", SM2_P256.p, SM2_P256.a, SM2_P256.b, SM2_P256.n, SM2_P256.gx, SM2_P256.gy
+    )
+    with ThreadPoolExecutor(8) as pool:
+        points = list(pool.map(curve.mul_base, [REC_D] * 16))
+    assert set(points) == {(REC_X, REC_Y)}
+    assert len(curve._table) == 43  # 256 bits / 6-bit windows, not one table per thread

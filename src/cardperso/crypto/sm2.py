@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import hmac
 import secrets
+import threading
 from dataclasses import dataclass, field
 from typing import Final, Protocol
 
@@ -43,6 +44,7 @@ from cardperso.errors import DataError, SecurityError, SignatureMismatch, UsageE
 DEFAULT_USER_ID: Final = b"1234567812345678"
 
 _WINDOW: Final = 6
+_TABLE_LOCK: Final = threading.Lock()
 _NAF_WIDTH: Final = 5
 
 Jacobian = tuple[int, int, int]
@@ -163,7 +165,11 @@ class Sm2Curve:
     # -- scalar multiplication -------------------------------------------------------------
 
     def _base_table(self) -> list[list[Affine]]:
-        if not self._table:
+        if self._table:
+            return self._table
+        with _TABLE_LOCK:  # built once per curve and process (~30 ms), even with threads
+            if self._table:
+                return self._table
             rows: list[list[Affine]] = []
             base: Jacobian = (self.gx, self.gy, 1)
             for _ in range((self.n.bit_length() + _WINDOW - 1) // _WINDOW):
