@@ -38,6 +38,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
 
+from cardperso.chip.drivers import DriverRegistry, load_drivers
 from cardperso.chip.model import CardData, ChipFailure, ChipPlan
 from cardperso.chip.plan import card_data, chip_plan
 from cardperso.chip.script import Steps, check_atr, personalize
@@ -214,10 +215,12 @@ class Station:
             wait_for_card(self.spec.reader, self.run.spec.options.card_timeout)
             transport = self._transport_factory(self.spec.reader)
             atr = transport.connect(self.run.spec.options.card_timeout)
-            check_atr(atr, self.run.plan)
+            driver = self.run.drivers.choose(atr)  # an unknown chip: no command sent
+            if driver.cos == "gp":
+                check_atr(atr, self.run.plan)
             data = card_data(self.run.header, body, job.index)
             result = drive(
-                self.run.workflow(data, self.run.plan, self.run.keys), transport.transmit
+                driver.personalize(data, self.run.plan, self.run.keys), transport.transmit
             )
         except ChipFailure as exc:
             self._reject(job, printer, str(exc), auth=exc.auth_failure)
@@ -359,6 +362,7 @@ class LineRun:
         heartbeat: float = 1.0,
         stale_after: float = 15.0,
         workflow: ChipWorkflow = personalize,
+        drivers: DriverRegistry | None = None,
     ) -> None:
         """``trace`` receives every APDU exchange of the stations' PC/SC transports, secrets
         redacted (e.g. :func:`cardperso.devices.pcsc.log_trace`); it is ignored when a
@@ -368,6 +372,8 @@ class LineRun:
             transport_factory = functools.partial(PcscTransport, trace=trace)
         #: The chip workflow of each card (the line's own, or e.g. the two-stage factory's).
         self.workflow = workflow
+        #: The chip catalogue's drivers, chosen by ATR (the GP driver runs ``workflow``).
+        self.drivers = drivers or load_drivers({"gp": workflow})
         self.perso_file = Path(perso_file)
         self.base_dir = self.perso_file.parent
         self.spec = spec

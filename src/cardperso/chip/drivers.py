@@ -1,0 +1,122 @@
+"""Chip drivers chosen by ATR: the chip catalogue (``profiles/chips/*.yaml``) meets the code
+that personalizes each kind of chip.
+
+A station powers the card, reads its ATR and asks :meth:`DriverRegistry.choose` for the
+driver **before it sends any command**: an ATR that no chip profile matches (or that two
+match) raises :class:`~cardperso.chip.model.ChipFailure` at step ``ATR`` and the card goes to
+the reject box untouched; the record is made again on the next card.
+
+One driver per card operating system (``cos`` of the chip profile):
+
+* ``gp`` - the GlobalPlatform personalization :func:`cardperso.chip.script.personalize` (or
+  the line's own GP workflow, e.g. the two-stage factory's);
+* ``native`` - not yet: a native chip profile is refused at start-up (no driver).
+
+A driver declares the commands it sends; the registry refuses a chip profile whose command set
+lacks one of them (at start-up, before the first card), and the plan's largest command data
+field is capped by the chip's limit.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from pathlib import Path
+
+from cardperso.chip.model import CardData, ChipFailure, ChipPlan
+from cardperso.chip.script import Steps, personalize
+from cardperso.errors import ProfileError
+from cardperso.keystore.base import KeyStore
+from cardperso.profiles.chips import ChipProfile, load_catalogue
+
+__all__ = ["GP_COMMANDS", "ChipDriver", "ChipWorkflow", "DriverRegistry", "load_drivers"]
+
+ChipWorkflow = Callable[[CardData, ChipPlan, KeyStore], Steps]
+
+#: What the GP driver sends (chip.script, chip.gp and chip.verify).
+GP_COMMANDS = frozenset(
+    {
+        "SELECT",
+        "GET DATA",
+        "INITIALIZE UPDATE",
+        "EXTERNAL AUTHENTICATE",
+        "PUT KEY",
+        "INSTALL",
+        "STORE DATA",
+        "SET STATUS",
+        "INTERNAL AUTHENTICATE",
+        "GET CHALLENGE",
+        "READ RECORD",
+        "GET PROCESSING OPTIONS",
+        "GENERATE AC",
+    }
+)
+
+
+@dataclass(frozen=True, slots=True)
+class ChipDriver:
+    """The driver of one chip family: its profile and the workflow that personalizes it."""
+
+    chip: ChipProfile
+    workflow: ChipWorkflow
+
+    @property
+    def cos(self) -> str:
+        return self.chip.cos
+
+    def plan(self, plan: ChipPlan) -> ChipPlan:
+        """``plan`` within this chip's limits (the largest command data field)."""
+        if plan.max_data <= self.chip.max_data:
+            return plan
+        return dataclasses.replace(plan, max_data=self.chip.max_data)
+
+    def personalize(self, card: CardData, plan: ChipPlan, keys: KeyStore) -> Steps:
+        """The chip steps of one card on this chip (a flow for ``chip.transport.drive``)."""
+        return self.workflow(card, self.plan(plan), keys)
+
+
+#: COS kind → (commands its driver sends, its default workflow).
+_KINDS: dict[str, tuple[frozenset[str], ChipWorkflow]] = {"gp": (GP_COMMANDS, personalize)}
+
+
+class DriverRegistry:
+    """The drivers of a chip catalogue; :meth:`choose` picks one by ATR."""
+
+    def __init__(
+        self, chips: Iterable[ChipProfile], workflows: dict[str, ChipWorkflow] | None = None
+    ) -> None:
+        self.drivers: list[ChipDriver] = []
+        for chip in chips:
+            kind = _KINDS.get(chip.cos)
+            if kind is None:
+                raise ProfileError(f"{chip.source}: no driver for COS {chip.cos!r}")
+            needed, workflow = kind
+            missing = sorted(needed - chip.commands)
+            if missing:
+                raise ProfileError(
+                    f"{chip.source}: field 'commands': the {chip.cos} driver also needs "
+                    + ", ".join(missing)
+                )
+            self.drivers.append(ChipDriver(chip, (workflows or {}).get(chip.cos, workflow)))
+
+    def choose(self, atr: bytes) -> ChipDriver:
+        """The driver of the chip whose ATR this is; :class:`ChipFailure` (step ``ATR``) for an
+        ATR no chip profile (or more than one) matches - before any command is sent."""
+        found = [d for d in self.drivers if d.chip.matches(atr)]
+        if not found:
+            raise ChipFailure(
+                "ATR", f"unknown chip: ATR {atr.hex().upper()} matches no chip profile"
+            )
+        if len(found) > 1:
+            names = ", ".join(d.chip.name for d in found)
+            raise ChipFailure("ATR", f"ambiguous chip: ATR {atr.hex().upper()} matches {names}")
+        return found[0]
+
+
+def load_drivers(
+    workflows: dict[str, ChipWorkflow] | None = None, directory: Path | None = None
+) -> DriverRegistry:
+    """The drivers of the catalogue in ``profiles/chips`` (or ``directory``); ``workflows``
+    overrides a COS kind's workflow (e.g. the line's own GP workflow)."""
+    return DriverRegistry(load_catalogue(directory), workflows)
