@@ -11,12 +11,20 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from cardperso.bank import terminal
-from cardperso.bank.host import AuthRequest, HostKeys, IssuerHost, LoadRefused, mask_pan, n12
+from cardperso.bank.host import (
+    AuthRequest,
+    AuthResponse,
+    HostKeys,
+    IssuerHost,
+    LoadRefused,
+    mask_pan,
+    n12,
+)
 from cardperso.chip.transport import drive
 from cardperso.codec import tlv
 from cardperso.crypto import emv
 from cardperso.crypto.primitives import SecretKey
-from cardperso.errors import CardError, CryptogramMismatch, DataError
+from cardperso.errors import CardError, CryptogramMismatch, DataError, MacMismatch
 from cardperso.keystore.software import SoftwareKeyStore
 from test_card_support import (
     IMK_AC,
@@ -88,7 +96,9 @@ def test_verify_raises_on_a_wrong_cryptogram() -> None:
 
 
 def test_load_past_the_limit_is_refused_by_the_host() -> None:
-    host = IssuerHost(store())
+    # a request without the card's 9F10: only a host told to trust the terminal's balance
+    req_keys = HostKeys(require_card_balance=False)
+    host = IssuerHost(store(), req_keys)
     mk = emv.derive_icc_master_key_a(IMK_AC, PAN, PSN)
     ac = emv.application_cryptogram(emv.session_key_pboc(mk, ATC), b"x")
     req = AuthRequest(PAN, PSN, ATC, ac, b"x")
@@ -106,6 +116,17 @@ def test_request_repr_and_mask_hide_the_pan() -> None:
     assert PAN not in repr(req)
     assert mask_pan(PAN) == "621483******0019"
     assert HostKeys().session == "pboc"
+
+
+def test_default_host_refuses_a_load_without_the_card_balance() -> None:
+    # the terminal's balance alone is not enough unless the host is told to trust it
+    mk = emv.derive_icc_master_key_a(IMK_AC, PAN, PSN)
+    req = AuthRequest(
+        PAN, PSN, ATC, emv.application_cryptogram(emv.session_key_pboc(mk, ATC), b"x"), b"x"
+    )
+    with pytest.raises(LoadRefused, match="lacks the balance the card authenticated") as info:
+        IssuerHost(store()).authorize_load(req, balance=0, limit=15000, amount=1)
+    assert info.value.field == "9F10"
 
 
 @given(st.integers(min_value=0, max_value=999_999_999_999))
@@ -167,9 +188,22 @@ def test_wrong_issuer_keys_refused_and_balance_unchanged(tmp_path: Path) -> None
 
 def test_wrong_script_mac_refused_and_balance_unchanged(tmp_path: Path) -> None:
     host = card_host(tmp_path, balance=10)
-    wrong_smi = IssuerHost(store(smi=IMK_SMC))  # right AC key, wrong SMI key: the MAC is wrong
-    with pytest.raises(CardError) as err:
+    # right AC key, wrong SMI key: the card's balance MAC in 9F10 does not verify at the host,
+    # which refuses before making a script
+    wrong_smi = IssuerHost(store(smi=IMK_SMC))
+    with pytest.raises(MacMismatch, match="EC balance in 9F10 does not verify"):
         drive(terminal.ec_load(wrong_smi, 100), host.transport.transmit)
+    assert balance_of(host) == 10
+
+    # a script whose MAC is altered on the way: the card refuses it
+    class BadMac(IssuerHost):
+        def authorize_load(self, req: AuthRequest, **kw: int):  # type: ignore[no-untyped-def]
+            answer = super().authorize_load(req, **kw)
+            script = answer.scripts[0]
+            return AuthResponse(answer.arc, answer.arpc, (script[:-1] + bytes((script[-1] ^ 1,)),))
+
+    with pytest.raises(CardError) as err:
+        drive(terminal.ec_load(BadMac(store()), 100), host.transport.transmit)
     assert err.value.sw == 0x6988
     assert balance_of(host) == 10
 

@@ -11,8 +11,9 @@ from pathlib import Path
 import pytest
 
 from cardperso.bank import terminal
-from cardperso.bank.host import AuthRequest, IssuerHost, LoadRefused
+from cardperso.bank.host import AuthRequest, IssuerHost, LoadRefused, n12
 from cardperso.card import VirtualCard
+from cardperso.card.faults import FaultPlan
 from cardperso.chip.transport import drive
 from cardperso.codec import tlv
 from cardperso.codec.apdu import CommandAPDU, ResponseAPDU
@@ -20,7 +21,7 @@ from cardperso.devices.pcsc import PcscTransport
 from cardperso.layouts import pboc_ac
 from cardperso.profiles import load_profile
 from fixtures_pcsc import LabSlot
-from test_bank_pcsc import bank_store, two_stage_card
+from test_bank_pcsc import BANK_KEYS, balance, bank_store, invoke, two_stage_card
 
 pytestmark = pytest.mark.pcsc
 
@@ -108,3 +109,62 @@ def test_profile_crm_data_log_and_authenticated_load_over_pcsc(
     assert newest[6:12] == bytes.fromhex("000000001234")
     assert older[6:12] == bytes.fromhex("000000006000") and older[-3] == 0x63
     assert int.from_bytes(older[-2:], "big") + 1 == int.from_bytes(newest[-2:], "big")
+
+
+class LyingReader:
+    """A tampered terminal's reader: everything goes to the card and back, except that GET DATA
+    9F79 answers ``claim`` fen whatever the card's balance is."""
+
+    def __init__(self, card: VirtualCard, claim: int) -> None:
+        self.card, self.claim = card, claim
+
+    @property
+    def faults(self) -> FaultPlan:
+        return self.card.faults
+
+    @property
+    def atr(self) -> bytes:
+        return self.card.atr
+
+    def power_on(self) -> bytes:
+        return self.card.power_on()
+
+    def power_off(self) -> None:
+        self.card.power_off()
+
+    def reset(self) -> bytes:
+        return self.card.reset()
+
+    def transmit(self, apdu: bytes) -> bytes:
+        answer = self.card.transmit(apdu)
+        if apdu[:4] == bytes.fromhex("80CA9F79") and answer[-2:] == b"\x90\x00":
+            return tlv.encode(0x9F79, n12(self.claim)) + b"\x90\x00"
+        return answer
+
+
+def test_cli_ec_load_through_a_terminal_lying_about_9f79_gains_nothing(
+    two_stage_card: tuple[LabSlot, Path, VirtualCard],
+) -> None:
+    slot, _, card = two_stage_card
+    slot.remove()
+    # the card holds 0 fen (limit 100.00 yuan); the reader tells the terminal 40.00 yuan
+    slot.insert(LyingReader(card, claim=4000))
+    out = invoke(
+        "bank", "ec-load", "--reader", slot.name, "--amount", "1000", "--keys", str(BANK_KEYS)
+    )
+    assert out.exit_code == 0, out.output
+    slot.remove()
+    slot.insert(card)
+    # the host loaded 10.00 yuan onto the card's authenticated 0, not onto the claimed 40.00
+    assert balance(slot) == 1000
+    # a claim of 0 does not slip a load past the limit either: 1000 + 9500 > 10000
+    slot.remove()
+    slot.insert(LyingReader(card, claim=0))
+    out = invoke(
+        "bank", "ec-load", "--reader", slot.name, "--amount", "9500", "--keys", str(BANK_KEYS)
+    )
+    assert out.exit_code == 1, out.output
+    assert "balance 1000 + load 9500 would pass the balance limit 10000" in out.output
+    slot.remove()
+    slot.insert(card)
+    assert balance(slot) == 1000

@@ -6,9 +6,10 @@ The rule (pboc-conformance.md section 1, source S1 z-zroud/CardPlatform): the AR
 an IAD without a CVR adds nothing, which is EMV's minimum data set as pyemv's ARQC example
 uses it. MAC: ISO/IEC 9797-1 algorithm 3, padding method 2.
 
-* the terminal's :meth:`cardperso.bank.terminal.AcAnswer.cryptogram_input` (what the issuer
-  host verifies) is checked on pyemv's published ARQC and on the 9F10 of a real PBOC online
-  message published by DspreadOrg/qpos (docs/post-transaction.md);
+* the request the terminal builds from a GENERATE AC answer
+  (:meth:`cardperso.bank.host.AuthRequest.from_card`, what the issuer host verifies) is checked
+  on pyemv's published ARQC and on the 9F10 of a real PBOC online message published by
+  DspreadOrg/qpos (docs/post-transaction.md);
 * the virtual card's GENERATE AC is checked against a retail MAC computed by the OpenSSL
   command line over the layout written out field by field here.
 """
@@ -41,14 +42,21 @@ QPOS_ATC, QPOS_AIP = H("008D"), H("7C00")
 
 def test_terminal_input_is_the_emv_minimum_set_pyemv() -> None:
     answer = AcAnswer("ARQC", PYEMV_ATC, PYEMV_ARQC, b"", PYEMV_CDOL)
-    data = answer.cryptogram_input(PYEMV_AIP)
+    data = _terminal_request(answer, PYEMV_AIP).data
     assert data == PYEMV_CDOL + PYEMV_AIP + PYEMV_ATC
     assert emv.application_cryptogram(PYEMV_SK, data) == PYEMV_ARQC
 
 
 def test_terminal_input_appends_the_cvr_of_a_published_pboc_iad() -> None:
     answer = AcAnswer("ARQC", QPOS_ATC, H("059AAE950D0B7A67"), QPOS_IAD, PYEMV_CDOL)
-    assert answer.cryptogram_input(QPOS_AIP) == PYEMV_CDOL + H("7C00008D03A02000")
+    assert _terminal_request(answer, QPOS_AIP).data == PYEMV_CDOL + H("7C00008D03A02000")
+
+
+def _terminal_request(answer: AcAnswer, aip: bytes) -> AuthRequest:
+    return AuthRequest.from_card(
+        "6214830000000019", "01", atc=answer.atc, arqc=answer.ac, iad=answer.iad, aip=aip,
+        cdol=MIN_CDOL, cdol_data=answer.cdol_data,
+    )  # fmt: skip
 
 
 # EMV's minimum data set as a CDOL (9F02 9F03 9F1A 95 5F2A 9A 9C 9F37), and one that asks for

@@ -87,7 +87,8 @@ class HostKeys:
     #: for requests without the card's 9F10: ``"pboc"`` (PBOC CVN 01) or ``"common"`` (EMV)
     session: SessionKeyMethod = "pboc"
     #: refuse an e-cash load whose request lacks the balance the card authenticated in 9F10
-    require_card_balance: bool = False
+    #: (on by default: the terminal's 9F79 is trusted only where this is turned off)
+    require_card_balance: bool = True
 
 
 @dataclass(frozen=True, slots=True)

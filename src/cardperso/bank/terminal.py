@@ -14,7 +14,10 @@ commands, as a terminal calls its acquirer.
 * :func:`ec_load` — GET DATA balance and limit first, and a load that would pass the limit is
   refused **before anything changes on the card**; then GPO, READ RECORD (AFL), GENERATE AC
   (ARQC) → host verifies → EXTERNAL AUTHENTICATE (ARPC ‖ ARC) → issuer script PUT DATA 9F79 →
-  second GENERATE AC (TC) → GET DATA 9F79 read back. A cryptogram the host refuses ends the
+  second GENERATE AC (TC) → GET DATA 9F79 read back. The host is sent the card's 9F10 and
+  computes the new balance from the balance the card authenticated there
+  (:meth:`~cardperso.bank.host.AuthRequest.from_card`), never from the 9F79 this terminal
+  read: that read only lets the terminal refuse early. A cryptogram the host refuses ends the
   transaction with a second GENERATE AC asking for an AAC, then raises.
 * :func:`verify_card` — the bank's quality control: selection through PSE/PPSE, records, an
   ARQC the host verifies, issuer authentication, a second GENERATE AC.
@@ -295,12 +298,6 @@ class AcAnswer:
     iad: bytes
     cdol_data: bytes
 
-    def cryptogram_input(self, aip: bytes) -> bytes:
-        """CDOL data ‖ AIP ‖ ATC ‖ CVR (IAD bytes 4-7 when the IAD carries a CVR)."""
-        iad = self.iad
-        cvr = iad[3:7] if len(iad) >= 7 and iad[3] == 0x03 else b""
-        return self.cdol_data + aip + self.atc + cvr
-
 
 def generate_ac(kind: str, cdol_data: bytes) -> Flow[AcAnswer]:
     p1 = {"AAC": 0x00, "TC": 0x40, "ARQC": 0x80}[kind]
@@ -337,10 +334,13 @@ def _online(
     first = yield from generate_ac("ARQC", term.dol_data(session.cdol1))
     if first.cid != "ARQC":
         raise CardError(0x6985, "GENERATE AC", f"the card answered {first.cid}, not an ARQC")
-    req = AuthRequest(
-        session.pan, session.psn, first.atc, first.ac, first.cryptogram_input(session.aip)
-    )
     try:
+        # the request carries the card's 9F10 (its CVN picks the session key, its EC part the
+        # balance the card authenticated) and the input the card MACed (pboc_ac.ac_input)
+        req = AuthRequest.from_card(
+            session.pan, session.psn, atc=first.atc, arqc=first.ac, iad=first.iad,
+            aip=session.aip, cdol=session.cdol1, cdol_data=first.cdol_data,
+        )  # fmt: skip
         answer = decide(req)
     except (SecurityError, DataError):
         yield from generate_ac("AAC", term.dol_data(session.cdol2 or session.cdol1, b"Z3"))
@@ -385,7 +385,8 @@ def ec_load(host: IssuerHost, amount: int, term: TerminalData | None = None) -> 
     _, second, _ = yield from _online(
         session,
         term,
-        lambda req: host.authorize_load(req, balance=before, limit=limit, amount=amount),
+        # no balance=before: the host loads from the balance the card authenticated in 9F10
+        lambda req: host.authorize_load(req, limit=limit, amount=amount),
         checks,
     )
     after = yield from get_data_amount(0x9F79)
