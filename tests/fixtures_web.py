@@ -63,7 +63,7 @@ class Console:
     """A running `cardperso web serve` process."""
 
     url: str
-    db_path: Path
+    db_path: str | Path
     log_path: Path
     proc: subprocess.Popen[bytes] = field(repr=False)
 
@@ -79,7 +79,7 @@ class Console:
             self.proc.wait()
 
 
-def start_console(db_path: Path, log_path: Path, *args: str) -> Console:
+def start_console(db_path: str | Path, log_path: Path, *args: str) -> Console:
     port = free_port()
     log = log_path.open("wb")
     proc = subprocess.Popen(

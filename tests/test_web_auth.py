@@ -4,6 +4,7 @@ console in Chromium: tests/test_web_browser.py)."""
 
 from __future__ import annotations
 
+import os
 import re
 import subprocess
 import sys
@@ -336,3 +337,58 @@ def test_a_request_body_over_the_limit_is_refused_unread(console: Console) -> No
     assert r.status_code == 413 and "request too large" in r.text
     assert "content-length" not in {k.lower() for k in r.request.headers}
     assert c.get("/login").status_code == 200
+
+
+@pytest.mark.postgres
+def test_two_consoles_share_users_sessions_and_limits_on_postgresql(tmp_path: Path) -> None:
+    """Several offices, one PostgreSQL database: `db upgrade` makes the console's tables, two
+    `web serve` processes honour each other's sessions and rate limits, and `web user passwd`
+    ends a user's lock-out."""
+    import uuid
+
+    from fixtures_web import start_console
+
+    pg = os.environ.get("CARDPERSO_TEST_PG", "postgresql://postgres@127.0.0.1:5432/test")
+    name = f"t_web_{uuid.uuid4().hex[:10]}"
+    with Database(pg) as admin:
+        admin.execute(f"CREATE SCHEMA {name}")
+    url = f"{pg}{'&' if '?' in pg else '?'}options=-csearch_path%3D{name}"
+    try:
+        upgraded = _cardperso("db", "upgrade", "--db", url)
+        assert upgraded.returncode == 0, upgraded.stderr
+        assert "applied web migration 1: web console" in upgraded.stdout
+        assert "applied web migration" not in _cardperso("db", "upgrade", "--db", url).stdout
+        with Database(url) as db:
+            for user in ("admin1", "op1"):
+                users.add(db, user, ROLE_OF[user], PASSWORDS[user], None)
+        east = start_console(url, tmp_path / "east.log")
+        west = start_console(url, tmp_path / "west.log")
+        try:
+            client = login_client(east, "admin1")
+            session = client.cookies["cardperso_session"]
+            other = httpx.Client(base_url=west.url, follow_redirects=False)
+            other.cookies.set("cardperso_session", session, domain="127.0.0.1")
+            assert other.get("/users").status_code == 200  # a session made in the east office
+            for i in range(users.MAX_USER_FAILURES):
+                c = httpx.Client(base_url=east.url if i % 2 else west.url)
+                r = c.post("/login", data={"user": "op1", "password": f"bad-{i}-guess",
+                                           "csrf": login_token(c)})  # fmt: skip
+                assert r.status_code == 401
+            c = httpx.Client(base_url=east.url, follow_redirects=False)
+            r = c.post(
+                "/login", data={"user": "op1", "password": PASSWORDS["op1"], "csrf": login_token(c)}
+            )
+            assert r.status_code == 429  # the failures of both offices count
+            reset = _cardperso("web", "user", "passwd", "op1", "--password-stdin", "--db", url,
+                               stdin="op1-new-Password\n")  # fmt: skip
+            assert reset.returncode == 0, reset.stderr
+            assert login_client(west, "op1", "op1-new-Password").get("/floor").status_code == 200
+        finally:
+            east.stop()
+            west.stop()
+        with Database(url) as db:
+            actions = {a for (a,) in db.execute("SELECT action FROM web_audit")}
+        assert {"login", "view", "user-passwd"} <= actions
+    finally:
+        with Database(pg) as admin:
+            admin.execute(f"DROP SCHEMA {name} CASCADE")

@@ -118,6 +118,7 @@ def add(db: Database, name: str, role: str, password: str, service_point: str | 
 
 
 def set_password(db: Database, name: str, password: str) -> None:
+    """A new password: the user's sessions end, and a lock-out by failed logins with it."""
     digest = _hasher.hash(check_password(password))
     with db.transaction():
         if get(db, name) is None:
@@ -127,6 +128,7 @@ def set_password(db: Database, name: str, password: str) -> None:
             (digest, time.time(), name),
         )
         db.execute("DELETE FROM web_sessions WHERE user_name = ?", (name,))
+        db.execute("DELETE FROM web_login_attempts WHERE user_name = ?", (name,))  # unlocked
 
 
 def set_disabled(db: Database, name: str, disabled: bool = True) -> None:
