@@ -409,3 +409,26 @@ def test_a_chip_is_one_card_and_a_destroyed_chip_never_comes_back(
         err = run_cli("registry", "import-results", str(res), "--db", db_url, code=1)
         assert f"card {no}: chip {chip} {why}" in err
     assert _states(db_url)[no] == "in_production"
+
+
+def test_the_bank_stages_registry_hook_feeds_back_no_account_chips(
+    db_url: str, tmp_path: Path
+) -> None:
+    from cardperso.bank.registry_link import RegistryRecorder
+
+    rows = _personalized(db_url, tmp_path, 2)
+    results = list(csv.DictReader((tmp_path / "B1.results.csv").open(encoding="utf-8")))
+    serial = {r["card_no"]: r["chip_serial"] for r in results}
+    with connect(db_url) as db:
+        hook = RegistryRecorder(db, "bank@test")
+        hook.on_card(bytes.fromhex(serial[rows[0]["card_no"]]), "no_account", "no input row")
+        hook.on_card(bytes.fromhex(serial[rows[1]["card_no"]]), "card_error", "card removed")
+        hook.on_card(bytes.fromhex("DEADBEEF"), "no_account", "no input row")
+        assert hook.failed == 1
+        assert hook.problems == ["chip DEADBEEF: not in the registry"]
+        app = store.app_by_card(db, rows[0]["card_no"])
+    assert (app.state, app.reason) == (
+        "account_failed",
+        "no account data at the bank: no input row",
+    )
+    assert _states(db_url)[rows[1]["card_no"]] == "personalized"

@@ -6,7 +6,8 @@ input row's ``card_no``, or else by the identity number's active card) moves thr
 registry's own :func:`cardperso.registry.production.record_accounts` (one transaction per
 card; an ``account_failed`` card then leads to a temporary card). Problems (a card the
 registry does not know, a move its table forbids) are collected, never fatal: the card itself
-is already personalized and in the account-opening file.
+is already personalized and in the account-opening file. :meth:`RegistryRecorder.on_card`
+feeds back the chips the bank had no account data for (``no_account``), by chip serial.
 """
 
 from __future__ import annotations
@@ -49,6 +50,23 @@ class RegistryRecorder:
         for p in problems:
             self.problems.append(f"line {rec.line}: {p}")
             log.warning("registry: %s", self.problems[-1])
+
+    def on_card(self, serial: bytes, outcome: str, reason: str) -> None:
+        """The ``on_card`` report of every card: a ``no_account`` chip (no input row for it)
+        is found in the registry by its chip serial and recorded ``account_failed``, so a
+        temporary card follows (issue 15: bank refusals are fed back)."""
+        if outcome != "no_account" or not serial:
+            return
+        why = f"no account data at the bank: {reason}"[:200]
+        got = production.record_answers(
+            self.db,
+            [production.AccountAnswer("", False, why, chip_serial=serial.hex().upper())],
+            actor=self.actor,
+        )
+        self.failed += got.failed
+        for p in got.problems:
+            self.problems.append(p)
+            log.warning("registry: %s", p)
 
 
 def registry_recorder(db: Database, *, actor: str) -> Callable[[AccountRecord, bool, str], None]:

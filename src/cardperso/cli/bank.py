@@ -463,6 +463,8 @@ def personalize_cmd(
 
     def show(serial: bytes, outcome: str, detail: str) -> None:
         click.echo(f"chip {serial.hex().upper()}: {outcome} {detail}")
+        if hook is not None:  # a no_account chip goes back to the registry (account_failed)
+            hook.on_card(serial, outcome, detail)
 
     budget = _Budget(count)
     with AccountFile(out) as accounts:
