@@ -5,7 +5,7 @@ How this works
 * **SM3** is ``cryptography``'s ``hashes.SM3`` (OpenSSL underneath).
 * **SM2** is our own pure-Python code on Python ints, chosen by measurement
   (``benchmarks/bench_sm2.py``): ``cryptography`` has no SM2 signature, the pure-Python
-  ``gmssl`` package is ~10x slower than this module, and ctypes into libcrypto is not a
+  ``gmssl`` package is 5-18x slower than this module, and ctypes into libcrypto is not a
   maintained binding.
 * Points are in Jacobian coordinates ``(X, Y, Z)`` (affine ``x = X/Z^2``, ``y = Y/Z^3``; Z = 0 is
   the point at infinity), so a scalar multiplication makes one field inversion.
