@@ -15,8 +15,9 @@ Candidates (one thread each, the recommended curve, default user ID, 32-byte mes
   its keygen is ``_kg(d, G)``, the public-key computation (it has no key generator). Each of
   its signatures is also checked with ours (and ours with it): the figures compare equals.
 * ``openssl speed`` - OpenSSL 3's C implementation as the ceiling. It is **not** a candidate
-  for the library: ``cryptography`` has no SM2 signature and pyOpenSSL cannot set the SM2 user
-  ID (ctypes into libcrypto is not a maintained binding). Printed for scale only.
+  for the library: ``cryptography`` has no SM2 signature, pyOpenSSL cannot set the SM2 user ID
+  (and removed ``crypto.sign`` in 24.3.0), ctypes into libcrypto is not a maintained binding.
+  Printed for scale only.
 
 Prints operations per second (best of ``--rounds`` rounds of ``--count`` operations).
 """
