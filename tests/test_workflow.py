@@ -121,3 +121,73 @@ def test_encrypted_first_order_saves_store_data_commands(
         assert result.checks == ("ssse-records", "pboc-records", "arqc")
         counts[order] = result.apdus
     assert counts["encrypted-first"] < counts["prepared"]
+
+
+def _prepare(tmp: Path, profile: object) -> tuple[Path, object]:
+    make_batch(tmp / "batch.csv", 1, seed=5)
+    out = tmp / "batch.perso"
+    summary = prepare(
+        tmp / "batch.csv", profile, SoftwareKeyStore.load(SAMPLE_KEYS),  # type: ignore[arg-type]
+        functools.partial(SoftwareKeyStore.load, SAMPLE_KEYS), out, tmp / "rejects.csv",
+        PrepOptions(batch_id="WF2", created=1_700_000_000),
+    )  # fmt: skip
+    assert summary.prepared == 1
+    with out.open("rb") as fh:
+        header, _ = read_header(fh)
+    return out, header
+
+
+def _emv_csk_profile(tmp_path: Path) -> object:
+    """ssc3-pboc with a 9F10 whose CVN (0A) is not PBOC's, so the cryptograms use the EMV
+    common session key over the whole CDOL1 data (pboc.session_key: emv-csk)."""
+    text = (ROOT / "profiles" / "ssc3-pboc.yaml").read_text(encoding="utf-8")
+    pboc_iad = "iad: 07010103A00000010A01000000000000000000"
+    assert pboc_iad in text and "session_key: pboc " in text
+    text = text.replace(pboc_iad, "iad: 07010A03A00000010A01000000000000000000")
+    text = text.replace("session_key: pboc ", "session_key: emv-csk ")
+    text = text.replace("name: ssc3-pboc\n", "name: ssc3-emv-csk\n", 1)
+    path = tmp_path / "ssc3-emv-csk.yaml"
+    path.write_text(text, encoding="utf-8")
+    profile = load_profile(path)
+    assert profile.pboc is not None and profile.pboc.session_key == "emv-csk"
+    return profile
+
+
+def test_read_back_verifies_an_emv_common_session_key_card(tmp_path: Path) -> None:
+    profile = _emv_csk_profile(tmp_path)
+    path, header = _prepare(tmp_path, profile)
+    plan = chip_plan(profile, header)  # type: ignore[arg-type]
+    card = VirtualCard.create_blank(tmp_path / "card.json")
+    transport = InProcessTransport(card)
+    transport.connect()
+    data = card_data(header, _records(path)[0], 0)  # type: ignore[arg-type]
+    result = drive(personalize(data, plan, SoftwareKeyStore.load(SAMPLE_KEYS)), transport.transmit)
+    assert result.arqc_verified
+    assert result.checks == ("ssse-records", "pboc-records", "arqc")
+
+
+def test_read_back_rejects_a_card_whose_arqc_is_wrong(
+    prepared: tuple[Path, object], tmp_path: Path
+) -> None:
+    path, profile = prepared
+    with path.open("rb") as fh:
+        header, _ = read_header(fh)
+    plan = chip_plan(profile, header)  # type: ignore[arg-type]
+    card = VirtualCard.create_blank(tmp_path / "card.json")
+    transport = InProcessTransport(card)
+    transport.connect()
+
+    def wrong_arqc(apdu: bytes) -> bytes:
+        # the card's GENERATE AC answer with one bit of its cryptogram 9F26 flipped
+        answer = transport.transmit(apdu)
+        at = answer.find(b"\x9f\x26\x08")
+        if apdu[1] != 0xAE or at < 0:
+            return answer
+        return answer[: at + 3] + bytes((answer[at + 3] ^ 1,)) + answer[at + 4 :]
+
+    data = card_data(header, _records(path)[0], 0)  # type: ignore[arg-type]
+    with pytest.raises(
+        ChipFailure, match="ARQC does not verify with the issuer master key"
+    ) as info:
+        drive(personalize(data, plan, SoftwareKeyStore.load(SAMPLE_KEYS)), wrong_arqc)
+    assert info.value.step == "GENERATE AC"

@@ -31,6 +31,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from cardperso.chip.pboc_flows import dol_values
 from cardperso.codec import tlv
 from cardperso.codec.numbers import mask_id as mask_pan  # the one masking rule
 from cardperso.crypto import emv
@@ -133,11 +134,7 @@ class AuthRequest:
             raise DataError("the CDOL1 is not a data object list", field="8C") from None
         if sum(n for _, n in dol) != len(cdol_data):
             raise DataError("the CDOL1 data do not match the CDOL1", field="8C")
-        values: dict[int, bytes] = {}
-        pos = 0
-        for tag, n in dol:
-            values[tag] = cdol_data[pos : pos + n]
-            pos += n
+        values = dol_values(cdol, cdol_data)
         data = pboc_ac.ac_input(iad, values, cdol_data, aip, atc)
         return cls(pan, psn, atc, arqc, data, iad)
 

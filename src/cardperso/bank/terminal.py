@@ -34,6 +34,7 @@ from dataclasses import dataclass, field
 
 from cardperso.bank.host import AuthRequest, AuthResponse, IssuerHost, LoadRefused
 from cardperso.chip.gp import ok as _ok
+from cardperso.chip.pboc_flows import CID_NAMES, AcAnswer, generate_ac, gpo, read_afl
 from cardperso.chip.transport import Flow
 from cardperso.codec import tlv
 from cardperso.codec.apdu import CommandAPDU, ResponseAPDU
@@ -42,8 +43,10 @@ from cardperso.crypto import random_bytes
 from cardperso.errors import CardError, DataError, SecurityError
 
 __all__ = [
+    "CID_NAMES",
     "PPSE_NAME",
     "PSE_NAME",
+    "AcAnswer",
     "AppSelection",
     "CardSession",
     "EcBalance",
@@ -54,6 +57,8 @@ __all__ = [
     "ec_balance",
     "ec_load",
     "ec_purchase",
+    "generate_ac",
+    "gpo_and_records",
     "verify_card",
 ]
 
@@ -64,7 +69,6 @@ PPSE_NAME = b"2PAY.SYS.DDF01"
 KNOWN_AIDS = tuple(
     bytes.fromhex(a) for a in ("A000000333010101", "A000000333010102", "A000000333010106")
 )
-CID_NAMES = {0x00: "AAC", 0x40: "TC", 0x80: "ARQC"}
 
 
 def _sw(raw: bytes) -> int:
@@ -250,75 +254,25 @@ def read_ec(via: str = "") -> Flow[EcBalance]:
 
 
 def gpo_and_records(sel: AppSelection, term: TerminalData) -> Flow[CardSession]:
-    """GET PROCESSING OPTIONS with the PDOL data, then READ RECORD of every AFL record."""
+    """GET PROCESSING OPTIONS with the PDOL data, then READ RECORD of every AFL record (the
+    commands of :mod:`cardperso.chip.pboc_flows`, which the line's read-back sends too)."""
     session = CardSession(sel)
-    pdol_data = term.dol_data(sel.pdol)
-    gpo = _ok(
-        (yield CommandAPDU(0x80, 0xA8, 0x00, 0x00, tlv.encode(0x83, pdol_data), le=256).to_bytes()),
-        "GET PROCESSING OPTIONS",
-    )
-    items = tlv.parse(gpo)
-    if len(items) == 1 and items[0].tag == 0x80:
-        session.aip, session.afl = items[0].value[:2], items[0].value[2:]
-    else:
-        inner = tlv.parse(items[0].value) if items and items[0].tag == 0x77 else items
-        aip_obj, afl_obj = tlv.find(inner, 0x82), tlv.find(inner, 0x94)
-        if aip_obj is None or afl_obj is None:
-            raise CardError(0x6F00, "GET PROCESSING OPTIONS", "no AIP/AFL in the answer")
-        session.aip, session.afl = aip_obj.value, afl_obj.value
-    afl = session.afl
-    for i in range(0, len(afl) - 3, 4):
-        sfi, first, last = afl[i] >> 3, afl[i + 1], afl[i + 2]
-        for rec in range(first, last + 1):
-            data = _ok(
-                (yield CommandAPDU(0x00, 0xB2, rec, (sfi << 3) | 4, le=256).to_bytes()),
-                f"READ RECORD SFI {sfi} record {rec}",
-            )
-            session.records[(sfi << 8) | rec] = data
-            template = tlv.find(tlv.parse(data), 0x70)
-            for item in tlv.parse(template.value) if template is not None else []:
-                if item.tag == 0x5A:
-                    session.pan = item.value.hex().rstrip("f").rstrip("F")
-                elif item.tag == 0x5F34:
-                    session.psn = item.value.hex()[-2:]
-                elif item.tag == 0x8C:
-                    session.cdol1 = item.value
-                elif item.tag == 0x8D:
-                    session.cdol2 = item.value
+    session.aip, session.afl = yield from gpo(term.dol_data(sel.pdol))
+    session.records = yield from read_afl(session.afl)
+    for data in session.records.values():
+        template = tlv.find(tlv.parse(data), 0x70)
+        for item in tlv.parse(template.value) if template is not None else []:
+            if item.tag == 0x5A:
+                session.pan = item.value.hex().rstrip("f").rstrip("F")
+            elif item.tag == 0x5F34:
+                session.psn = item.value.hex()[-2:]
+            elif item.tag == 0x8C:
+                session.cdol1 = item.value
+            elif item.tag == 0x8D:
+                session.cdol2 = item.value
     if not session.pan:
         raise CardError(0x6A83, "READ RECORD", "no PAN (5A) in the application's records")
     return session
-
-
-@dataclass(frozen=True, slots=True)
-class AcAnswer:
-    cid: str
-    atc: bytes
-    ac: bytes
-    iad: bytes
-    cdol_data: bytes
-
-
-def generate_ac(kind: str, cdol_data: bytes) -> Flow[AcAnswer]:
-    p1 = {"AAC": 0x00, "TC": 0x40, "ARQC": 0x80}[kind]
-    raw = yield CommandAPDU(0x80, 0xAE, p1, 0x00, cdol_data, le=256).to_bytes()
-    data = _ok(raw, f"GENERATE AC ({kind})")
-    items = tlv.parse(data)
-    if len(items) == 1 and items[0].tag == 0x80:  # format 1: CID ‖ ATC ‖ AC ‖ IAD
-        v = items[0].value
-        return AcAnswer(CID_NAMES.get(v[0] & 0xC0, "?"), v[1:3], v[3:11], v[11:], cdol_data)
-    inner = tlv.parse(items[0].value) if items and items[0].tag == 0x77 else items
-    cid, atc, ac = tlv.find(inner, 0x9F27), tlv.find(inner, 0x9F36), tlv.find(inner, 0x9F26)
-    iad = tlv.find(inner, 0x9F10)
-    if cid is None or atc is None or ac is None:
-        raise CardError(0x6F00, "GENERATE AC", "no CID, ATC or cryptogram in the answer")
-    return AcAnswer(
-        CID_NAMES.get(cid.value[0] & 0xC0, "?"),
-        atc.value,
-        ac.value,
-        iad.value if iad else b"",
-        cdol_data,
-    )
 
 
 def _online(

@@ -5,7 +5,8 @@ users will and compares with what it wrote.
   with the card's read key on 3rd-generation cards) must equal the personalized bytes;
 * :func:`verify_pboc` - the PBOC application must answer GPO and READ RECORD with the
   personalized records and, where asked, a GENERATE AC whose ARQC verifies with the issuer
-  master key.
+  master key (the cryptogram input and session key of :mod:`cardperso.layouts.pboc_ac`, the
+  commands of :mod:`cardperso.chip.pboc_flows` that the bank's terminal sends too).
 
 A status word other than 9000 raises :class:`~cardperso.errors.CardError`; a card that answers
 but does not match raises :class:`~cardperso.chip.model.ChipFailure`.
@@ -17,13 +18,15 @@ from collections.abc import Iterable
 
 from cardperso.chip.gp import ok, select
 from cardperso.chip.model import CardApp, CardData, ChipFailure, ChipPlan
+from cardperso.chip.pboc_flows import dol_values, generate_ac, gpo, read_afl
 from cardperso.chip.transport import Flow
 from cardperso.codec import tlv
 from cardperso.codec.apdu import CommandAPDU
 from cardperso.crypto import ecb_encrypt, equal, random_bytes
 from cardperso.crypto.ssse import diversify_one
-from cardperso.errors import SecurityError
-from cardperso.keystore.base import KeyStore
+from cardperso.errors import DataError, SecurityError
+from cardperso.keystore.base import KeyStore, SessionKeyMethod
+from cardperso.layouts import pboc_ac
 
 __all__ = ["SSSE_FILES", "verify_pboc", "verify_ssse"]
 
@@ -86,52 +89,42 @@ def verify_pboc(
     keys: KeyStore,
     checks: list[str],
 ) -> Flow[bool]:
-    """GPO, READ RECORD of every AFL record, and a GENERATE AC whose ARQC must verify."""
+    """GPO, READ RECORD of every AFL record (each must equal its personalized bytes), and a
+    GENERATE AC whose ARQC must verify: its input is :func:`cardperso.layouts.pboc_ac.ac_input`
+    and its session key the one the card's 9F10 names (:func:`~cardperso.layouts.pboc_ac.
+    session_method`), as the card and the issuer host compute them."""
     fci = yield from select(app.aid, "SELECT PBOC")
     pdol = tlv.find(tlv.parse(fci), 0x9F38)
     pdol_len = sum(length for _, length in tlv.parse_dol(pdol.value if pdol else b""))
-    gpo_data = tlv.encode(0x83, bytes(pdol_len))
-    gpo = ok((yield CommandAPDU(0x80, 0xA8, 0x00, 0x00, gpo_data, le=256).to_bytes()), "GPO")
-    parsed = tlv.parse(gpo)
-    aip_obj, afl_obj = tlv.find(parsed, 0x82), tlv.find(parsed, 0x94)
-    if aip_obj is None or afl_obj is None:
-        raise ChipFailure("GPO", "no AIP/AFL in the GPO response")
-    afl = afl_obj.value
+    aip, afl = yield from gpo(bytes(pdol_len))
+    records = yield from read_afl(afl)
     cdol1 = b""
-    for i in range(0, len(afl), 4):
-        sfi, first, last = afl[i] >> 3, afl[i + 1], afl[i + 2]
-        for rec in range(first, last + 1):
-            got = ok(
-                (yield CommandAPDU(0x00, 0xB2, rec, (sfi << 3) | 4, le=256).to_bytes()),
-                f"READ RECORD SFI {sfi} rec {rec}",
+    for key, got in records.items():
+        want = dgis.get(key)
+        if want is not None and got != want:
+            raise ChipFailure(
+                "PBOC read-back",
+                f"SFI {key >> 8} record {key & 0xFF} differs from the personalized bytes",
             )
-            want = dgis.get((sfi << 8) | rec)
-            if want is not None and got != want:
-                raise ChipFailure(
-                    "PBOC read-back", f"SFI {sfi} record {rec} differs from the personalized bytes"
-                )
-            found = tlv.find(tlv.parse(got), 0x8C)
-            if found is not None:
-                cdol1 = found.value
+        found = tlv.find(tlv.parse(got), 0x8C)
+        if found is not None:
+            cdol1 = found.value
     checks.append("pboc-records")
     if not plan.verify_ac or not plan.imk_ac:
         return False
     cdol_data = bytes(sum(length for _, length in tlv.parse_dol(cdol1)))
-    ac = ok(
-        (yield CommandAPDU(0x80, 0xAE, 0x80, 0x00, cdol_data, le=256).to_bytes()), "GENERATE AC"
-    )
-    fields = tlv.parse(ac)
-    atc_obj, ac_obj, iad_obj = (
-        tlv.find(fields, 0x9F36),
-        tlv.find(fields, 0x9F26),
-        tlv.find(fields, 0x9F10),
-    )
-    if atc_obj is None or ac_obj is None:
-        raise ChipFailure("GENERATE AC", "no ATC or cryptogram in the answer")
-    cvr = iad_obj.value[3:7] if iad_obj is not None and len(iad_obj.value) >= 7 else b""
-    data = cdol_data + aip_obj.value + atc_obj.value + cvr
+    answer = yield from generate_ac("ARQC", cdol_data)
     try:
-        keys.verify_arqc(plan.imk_ac, (card.pan, card.psn), atc_obj.value, data, ac_obj.value)
+        data = pboc_ac.ac_input(
+            answer.iad, dol_values(cdol1, cdol_data), cdol_data, aip, answer.atc
+        )
+    except DataError as exc:
+        raise ChipFailure("GENERATE AC", f"no cryptogram input: {exc.reason}") from None
+    session: SessionKeyMethod = "pboc" if pboc_ac.session_method(answer.iad) == "pboc" else "common"
+    try:
+        keys.verify_arqc(
+            plan.imk_ac, (card.pan, card.psn), answer.atc, data, answer.ac, session=session
+        )
     except SecurityError:
         raise ChipFailure(
             "GENERATE AC", "ARQC does not verify with the issuer master key"
