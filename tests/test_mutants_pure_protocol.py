@@ -118,3 +118,60 @@ def test_store_data_needs_a_dgi() -> None:
     with pytest.raises(UsageError) as exc:
         sd.build_store_data([])
     assert str(exc.value) == "STORE DATA needs at least one DGI"
+
+
+_AES = bytes(range(16))
+_SCP03 = gp.scp03_session_keys(gp.StaticKeys(_AES, _AES, _AES, "AES"), bytes(16))
+
+
+def _scp03(level: int = 0x33) -> Any:
+    from cardperso.protocol.scp03 import Scp03Messaging
+
+    return Scp03Messaging(_SCP03, level)
+
+
+def _refusal(call: Callable[[], Any]) -> tuple[str, str]:
+    try:
+        call()
+    except Exception as exc:  # the refusal is the result here
+        return type(exc).__name__, str(exc)
+    return "no error", ""
+
+
+def test_channel_and_scp03_refusals() -> None:
+    from cardperso.protocol import channel as ch
+    from cardperso.protocol import scp02, scp03
+
+    extended = bytes.fromhex("80E20000000100") + bytes(256)
+    assert [
+        _refusal(call)
+        for call in (
+            lambda: ch.parse_command(extended),
+            lambda: ch.split_response(b"\x90"),
+            lambda: ch.check_success(b"\x6a\x82", "SELECT"),
+            lambda: scp02._check_i(0x0A),
+            lambda: scp02._check_level(0x02),
+            lambda: scp03._check_i(0x01),
+            lambda: _scp03().unwrap(put(bytes(8))),
+            lambda: _scp03().unwrap(put(bytes(8), cla=0x84)),
+            lambda: _scp03().wrap(put(bytes(248))),
+            lambda: _scp03().unwrap_response(b"\x90\x00"),
+        )
+    ] == [
+        ("UsageError", "secure messaging is implemented for short APDUs only"),
+        ("DecodeError", "field 'SW': at offset 0: response shorter than a status word"),
+        ("CardError", "SELECT: card returned 6A82 (file or application not found)"),
+        (
+            "UsageError",
+            "SCP02 i=0A is not supported (implicit initiation, AID-based ICV and R-MAC are not "
+            "implemented)",
+        ),
+        ("UsageError", "SCP02 security level 02 is not supported (00, 01, 03)"),
+        ("UsageError", "SCP03 i=01 is not supported (S8 mode; bits 10, 20, 40)"),
+        ("MacMismatch", "command lacks the C-MAC the security level requires"),
+        ("MacMismatch", "C-MAC does not verify"),
+        ("UsageError", "SCP03 command data too long for a short APDU with a C-MAC"),
+        ("MacMismatch", "response lacks the R-MAC the security level requires"),
+    ]
+    assert scp03._level_ok(0x33, 0x70) and not scp03._level_ok(0x33, 0x30)
+    assert not scp03._level_ok(0x33, 0x31)  # bit 01 is not the R-ENC bit (40)
