@@ -284,6 +284,15 @@ def test_cli_host_verify_and_script(tmp_path: Path) -> None:
         ["bank", "host", "script", *common, "--arqc", ac.hex(), "--tag", "9F79", "--amount", "5"],
     )
     assert script.exit_code == 0 and script.output.startswith("04DA9F790A000000000005")
+    # the card's 9F10 picks the session key: CVN 0A is not PBOC's, so the EMV common one
+    iad = "07010A03A0000001"
+    csk = emv.application_cryptogram(emv.session_key_common(mk, ATC), data)
+    req = ["bank", "host", "verify-arqc", *common, "--arqc", csk.hex(), "--data", data.hex()]
+    assert runner.invoke(cli, [*req, "--iad", iad]).exit_code == 0
+    pboc_only = runner.invoke(cli, req)
+    assert pboc_only.exit_code == 1 and "does not verify" in pboc_only.output
+    bad_iad = runner.invoke(cli, [*req, "--iad", "0x"])
+    assert bad_iad.exit_code == 2 and "--iad: not hex" in bad_iad.output
 
 
 def test_cli_production_refuses_the_bank_test_keys(tmp_path: Path) -> None:

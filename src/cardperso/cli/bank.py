@@ -107,10 +107,11 @@ def host_group() -> None:
     """Issuer-host operations (keys used inside the bank's key store)."""
 
 
-def _request(pan: str, psn: str, atc: str, arqc: str, data: str) -> AuthRequest:
+def _request(pan: str, psn: str, atc: str, arqc: str, data: str, iad: str) -> AuthRequest:
     return AuthRequest(
-        pan, psn, _hex(atc, "--atc", 2), _hex(arqc, "--arqc", 8), _hex(data, "--data")
-    )
+        pan, psn, _hex(atc, "--atc", 2), _hex(arqc, "--arqc", 8), _hex(data, "--data"),
+        _hex(iad, "--iad"),
+    )  # fmt: skip
 
 
 _REQ_OPTIONS = [
@@ -118,6 +119,12 @@ _REQ_OPTIONS = [
     click.option("--psn", default="00", show_default=True),
     click.option("--atc", required=True, help="2 bytes, hex"),
     click.option("--arqc", required=True, help="8 bytes, hex"),
+    click.option(
+        "--iad",
+        default="",
+        help="the card's 9F10, hex: its CVN picks the session key (PBOC's for CVN 01/17, else "
+        "the EMV common session key); without it, PBOC's",
+    ),
 ]
 
 
@@ -130,15 +137,20 @@ def _req_options(f: Callable[..., None]) -> Callable[..., None]:
 @host_group.command("verify-arqc")
 @_key_options
 @_req_options
-@click.option("--data", required=True, help="cryptogram input: CDOL1 data ‖ AIP ‖ ATC ‖ CVR, hex")
+@click.option(
+    "--data",
+    required=True,
+    help="cryptogram input as the card MACed it, hex: PBOC (CVN 01/17) 9F02 9F03 9F1A 95 5F2A 9A "
+    "9C 9F37 ‖ AIP ‖ ATC ‖ CVR; other CVNs CDOL1 data ‖ AIP ‖ ATC ‖ CVR",
+)
 @click.option("--arc", default="3030", show_default=True, help="ARC for the ARPC, hex")
 def verify_arqc_cmd(
     keys_spec: str, imk_ac: str, imk_smi: str, production: bool, allow_software_keystore: bool,
-    pan: str, psn: str, atc: str, arqc: str, data: str, arc: str,
+    pan: str, psn: str, atc: str, arqc: str, iad: str, data: str, arc: str,
 ) -> None:  # fmt: skip
     """Verify an ARQC; print the ARPC (method 1). Exit 1 when it does not verify."""
     host = _host(keys_spec, imk_ac, imk_smi, production, allow_software_keystore)
-    req = _request(pan, psn, atc, arqc, data)
+    req = _request(pan, psn, atc, arqc, data, iad)
     host.verify(req)
     click.echo(f"ARQC verifies ({req.pan_masked}, ATC {atc.upper()})")
     click.echo(f"ARPC {host.arpc(req, _hex(arc, '--arc', 2)).hex().upper()}")
@@ -151,11 +163,11 @@ def verify_arqc_cmd(
 @click.option("--amount", type=int, required=True, help="new value in fen")
 def script_cmd(
     keys_spec: str, imk_ac: str, imk_smi: str, production: bool, allow_software_keystore: bool,
-    pan: str, psn: str, atc: str, arqc: str, tag: str, amount: int,
+    pan: str, psn: str, atc: str, arqc: str, iad: str, tag: str, amount: int,
 ) -> None:  # fmt: skip
     """Print the issuer script PUT DATA TAG = AMOUNT with its MAC (SMI session key)."""
     host = _host(keys_spec, imk_ac, imk_smi, production, allow_software_keystore)
-    req = _request(pan, psn, atc, arqc, "")
+    req = _request(pan, psn, atc, arqc, "", iad)
     click.echo(host.put_data_script(req, int(tag, 16), amount).hex().upper())
 
 
