@@ -11,14 +11,16 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
 from cardperso.bank.host import AuthRequest, HostKeys, IssuerHost, LoadRefused
+from cardperso.chip.transport import drive
 from cardperso.codec import tlv
 from cardperso.crypto import emv
-from cardperso.errors import CryptogramMismatch, DataError, MacMismatch
+from cardperso.errors import CardError, CryptogramMismatch, DataError, MacMismatch
 from cardperso.layouts import pboc_ac
 from test_bank_host import store
 from test_card_pboc import SELECT_PBOC, cdol1, generate_ac, get_data, gpo
@@ -372,3 +374,37 @@ def test_the_card_refuses_an_sm4_9f10_it_would_not_honour(tmp_path: Path) -> Non
     assert host.install_for_perso(PBOC_AID) == 0x9000
     sm4 = IAD[:7] + b"\x04" + IAD[8:]
     assert 0x6A80 in host.store_data(_replace(pboc_dgis(), 0x9200, sm4))
+
+
+# -- the terminal's and the read-back's commands on answers the virtual card never gives ---------
+
+
+def _answer(data: bytes) -> Callable[[bytes], bytes]:
+    return lambda apdu: data + b"\x90\x00"
+
+
+def test_gpo_reads_format_1_and_refuses_an_answer_without_aip_and_afl() -> None:
+    from cardperso.chip import pboc_flows
+
+    got = drive(pboc_flows.gpo(b""), _answer(H("80067C0008010100")))
+    assert got == (H("7C00"), H("08010100"))
+    assert drive(pboc_flows.gpo(b""), _answer(H("770A82027C00940408010100"))) == got
+    with pytest.raises(CardError, match="no AIP/AFL in the answer") as info:
+        drive(pboc_flows.gpo(b""), _answer(H("770482027C00")))
+    assert (info.value.sw, info.value.command) == (0x6F00, "GET PROCESSING OPTIONS")
+
+
+def test_generate_ac_refuses_a_malformed_answer_as_the_card_s() -> None:
+    from cardperso.bank import terminal
+
+    # format 1: CID 80 | ATC 0005 | AC (8) | 9F10
+    fmt1 = H("80") + H("0005") + bytes(range(8)) + H("0701010300000001")
+    got = drive(terminal.generate_ac("ARQC", b"x"), _answer(tlv.encode(0x80, fmt1)))
+    assert (got.cid, got.atc, got.ac, got.iad) == ("ARQC", H("0005"), bytes(range(8)), fmt1[11:])
+    with pytest.raises(CardError, match="shorter than 11 bytes"):
+        drive(terminal.generate_ac("ARQC", b"x"), _answer(tlv.encode(0x80, fmt1[:9])))
+    # format 2 with a 1-byte ATC: the card's fault (CardError), not a usage error of the host
+    body = tlv.encode(0x9F27, H("80")) + tlv.encode(0x9F36, H("05")) + tlv.encode(0x9F26, bytes(8))
+    with pytest.raises(CardError, match="an ATC not of 2 bytes") as info:
+        drive(terminal.generate_ac("ARQC", b"x"), _answer(tlv.encode(0x77, body)))
+    assert info.value.sw == 0x6F00
