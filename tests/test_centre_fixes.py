@@ -432,3 +432,21 @@ def test_the_bank_stages_registry_hook_feeds_back_no_account_chips(
         "no account data at the bank: no input row",
     )
     assert _states(db_url)[rows[1]["card_no"]] == "personalized"
+
+
+def test_a_withdrawn_card_can_ask_the_bank_to_close_its_account(
+    db_url: str, tmp_path: Path
+) -> None:
+    rows = _issued(db_url, tmp_path, 2)
+    out = run_cli("registry", "cancel", rows[0]["card_no"], "--reason", "withdrawn",
+                  "--close-account", "--db", db_url)  # fmt: skip
+    assert "bank close request queued" in out
+    out = run_cli("registry", "cancel", rows[1]["card_no"], "--reason", "lost", "--db", db_url)
+    assert "bank block request queued" in out
+    req = tmp_path / "req.csv"
+    run_cli("registry", "report", "bank-requests", "--out", str(req), "--db", db_url)
+    got = [(r["request"], r["card_no"], r["reason"]) for r in csv.DictReader(req.open())]
+    assert got == [
+        ("close", rows[0]["card_no"], "cancelled: withdrawn"),
+        ("block", rows[1]["card_no"], "cancelled: lost"),
+    ]

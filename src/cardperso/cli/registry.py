@@ -402,14 +402,20 @@ def issue_cmd(
 @registry_group.command("cancel")
 @click.argument("card_no")
 @click.option("--reason", required=True, help="e.g. lost, withdrawn.")
+@click.option(
+    "--close-account", is_flag=True, help="Ask the bank to close the account, not block it."
+)
 @DB_OPTION
 @BY_OPTION
-def cancel_cmd(card_no: str, reason: str, db_url: str, actor: str | None) -> None:
-    """Cancel CARD_NO (lost, withdrawn)."""
+def cancel_cmd(
+    card_no: str, reason: str, close_account: bool, db_url: str, actor: str | None
+) -> None:
+    """Cancel CARD_NO (lost, withdrawn); its bank account is blocked (or closed)."""
     with _registry(db_url) as db:
-        cards.cancel(db, card_no, reason=reason, actor=_actor(actor))
-        blocked = lost.pending_requests(db, card_no)
-    tail = "; bank block request queued (report bank-requests)" if blocked else ""
+        cards.cancel(db, card_no, reason=reason, actor=_actor(actor), close_account=close_account)
+        asked = lost.pending_requests(db, card_no)
+    kind = asked[-1][1] if asked else ""
+    tail = f"; bank {kind} request queued (report bank-requests)" if kind else ""
     click.echo(f"card {card_no}: cancelled ({reason}){tail}")
 
 

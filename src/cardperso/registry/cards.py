@@ -28,7 +28,7 @@ from cardperso.errors import DataError, UsageError
 from cardperso.registry import lifecycle
 from cardperso.registry.centre import parties
 from cardperso.registry.collection import check_collectable
-from cardperso.registry.lost import block_request
+from cardperso.registry.lost import BLOCK, CLOSE, block_request
 from cardperso.registry.store import app_by_card, is_integrity_error, move, select_apps
 from cardperso.storage.db import Database
 
@@ -259,8 +259,11 @@ def issue(
         )
 
 
-def cancel(db: Database, card_no: str, *, reason: str, actor: str) -> str:
-    """Cancel a card (lost, withdrawn): it is no longer the person's active card."""
+def cancel(
+    db: Database, card_no: str, *, reason: str, actor: str, close_account: bool = False
+) -> str:
+    """Cancel a card (lost, withdrawn): it is no longer the person's active card. The bank is
+    asked to block its account, or to close it (``close_account``)."""
     app = app_by_card(db, card_no)
     with db.transaction():
         db.execute(
@@ -268,7 +271,7 @@ def cancel(db: Database, card_no: str, *, reason: str, actor: str) -> str:
             (reason, card_no),
         )
         state = move(db, app.id, "cancel", actor=actor, detail=reason, reason=reason)
-        block_request(db, card_no, f"cancelled: {reason}")
+        block_request(db, card_no, f"cancelled: {reason}", CLOSE if close_account else BLOCK)
         return state
 
 

@@ -32,9 +32,11 @@ from cardperso.storage.db import Database
 
 BLOCK: Final = "block"
 UNBLOCK: Final = "unblock"
+CLOSE: Final = "close"  # a cancelled card whose account the cardholder gives up
 
 #: Columns of the request file for the bank (docs/registry.md).
 REQUEST_COLUMNS: Final = ("request_id", "request", "card_no", "pan", "bank_code", "reason", "date")
+#: ``request``: block (lost, cancelled), unblock (found again), close (account given up).
 
 
 def account_opened(db: Database, card_no: str) -> bool:
@@ -55,7 +57,7 @@ def _last_request(db: Database, card_no: str) -> str:
 
 
 def block_request(db: Database, card_no: str, reason: str, kind: str = BLOCK) -> bool:
-    """Ask the bank to block (or unblock) the account of ``card_no`` (inside the caller's
+    """Ask the bank to block, unblock or close the account of ``card_no`` (inside the caller's
     transaction); nothing when the card has no opened account or the same request is the last
     one already. Whether a request was added."""
     rows = db.execute("SELECT pan FROM reg_cards WHERE card_no = ?", (card_no,))
