@@ -148,3 +148,16 @@ def test_overdue_as_csv(db_url: str, tmp_path: Path) -> None:
         got = list(csv.DictReader(fh))
     assert [r["status"] for r in got] == ["LATE"] * 6
     assert {r["stage"] for r in got} == {"registered"}
+
+
+def test_stats_as_csv(db_url: str, tmp_path: Path) -> None:
+    _day_of_work(db_url, tmp_path)
+    out = tmp_path / "stats.csv"
+    text = run_cli("registry", "stats", "--out", str(out), "--db", db_url)
+    with out.open(encoding="utf-8") as fh:
+        got = {(r["measure"], r["key"]): r["value"] for r in csv.DictReader(fh)}
+    assert got[("stage", "ready_for_collection")] == "4" and got[("stage", "issued")] == "1"
+    assert "ready_for_collection   4" in text  # the text stays
+    # walk-ins accepted 12 Jan, notified 16 Jan: 4 working days, within the 5-day target
+    assert got[("lead_time sporadic", "n")] == "3" and got[("lead_time sporadic", "max")] == "4"
+    assert got[("histogram batch", "6-10")] == "2"

@@ -501,10 +501,25 @@ def overdue_cmd(
 @registry_group.command("stats")
 @DB_OPTION
 @CALENDAR_OPTION
-def stats_cmd(db_url: str, calendar_file: str | None) -> None:
+@click.option(
+    "--out",
+    "out_csv",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="Also as CSV (measure, key, value).",
+)
+def stats_cmd(db_url: str, calendar_file: str | None, out_csv: Path | None) -> None:
     """Counts per stage and the distribution of lead times (working days to notification)."""
+    if out_csv:
+        _check_output("--out", out_csv, db_url)
     with _registry(db_url) as db:
         st = reports.stats(db, load_calendar(calendar_file))
+    if out_csv:
+        rows: list[tuple[str, str, object]] = [("stage", k, n) for k, n in st.per_stage.items()]
+        for lt in st.lead_times:
+            rows += [(f"lead_time {lt.application_type}", k, v) for k, v in lt.summary().items()]
+            rows += [(f"histogram {lt.application_type}", b, n) for b, n in lt.histogram()]
+        breakdown.write_csv(out_csv, ("measure", "key", "value"), rows)
     click.echo("stage counts:")
     for state, n in st.per_stage.items():
         click.echo(f"  {state:<22} {n}")
