@@ -166,8 +166,15 @@ def test_read_back_verifies_an_emv_common_session_key_card(tmp_path: Path) -> No
     assert result.checks == ("ssse-records", "pboc-records", "arqc")
 
 
+@pytest.mark.parametrize(
+    ("what", "step"),
+    [
+        ("arqc", "ARQC does not verify with the issuer master key"),
+        ("cvn", "the card's 9F10 does not name the personalized DKI and CVN"),
+    ],
+)
 def test_read_back_rejects_a_card_whose_arqc_is_wrong(
-    prepared: tuple[Path, object], tmp_path: Path
+    prepared: tuple[Path, object], tmp_path: Path, what: str, step: str
 ) -> None:
     path, profile = prepared
     with path.open("rb") as fh:
@@ -178,16 +185,17 @@ def test_read_back_rejects_a_card_whose_arqc_is_wrong(
     transport.connect()
 
     def wrong_arqc(apdu: bytes) -> bytes:
-        # the card's GENERATE AC answer with one bit of its cryptogram 9F26 flipped
+        # the card's GENERATE AC answer with one bit of its cryptogram 9F26 flipped, or its
+        # 9F10 naming CVN 0A (the EMV common session key) instead of the personalized 01
         answer = transport.transmit(apdu)
-        at = answer.find(b"\x9f\x26\x08")
-        if apdu[1] != 0xAE or at < 0:
+        mark, offset = (b"\x9f\x26\x08", 0) if what == "arqc" else (b"\x9f\x10\x13", 2)
+        at = answer.find(mark) + 3 + offset
+        if apdu[1] != 0xAE or at < 3 + offset:
             return answer
-        return answer[: at + 3] + bytes((answer[at + 3] ^ 1,)) + answer[at + 4 :]
+        flipped = 0x0B if what == "cvn" else 0x01
+        return answer[:at] + bytes((answer[at] ^ flipped,)) + answer[at + 1 :]
 
     data = card_data(header, _records(path)[0], 0)  # type: ignore[arg-type]
-    with pytest.raises(
-        ChipFailure, match="ARQC does not verify with the issuer master key"
-    ) as info:
+    with pytest.raises(ChipFailure, match=step) as info:
         drive(personalize(data, plan, SoftwareKeyStore.load(SAMPLE_KEYS)), wrong_arqc)
     assert info.value.step == "GENERATE AC"

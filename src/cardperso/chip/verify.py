@@ -114,6 +114,11 @@ def verify_pboc(
         return False
     cdol_data = bytes(sum(length for _, length in tlv.parse_dol(cdol1)))
     answer = yield from generate_ac("ARQC", cdol_data)
+    written = dgis.get(0x9200)  # the personalized 9F10: the card must name the same DKI and CVN
+    if written is not None and answer.iad[:3] != written[:3]:
+        raise ChipFailure(
+            "GENERATE AC", "the card's 9F10 does not name the personalized DKI and CVN"
+        )
     try:
         data = pboc_ac.ac_input(
             answer.iad, dol_values(cdol1, cdol_data), cdol_data, aip, answer.atc
