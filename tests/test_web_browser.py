@@ -15,6 +15,7 @@ from typing import Any
 import httpx
 import pytest
 from selenium.webdriver.common.by import By
+from selenium.webdriver.support.expected_conditions import staleness_of
 from selenium.webdriver.support.ui import WebDriverWait
 
 import fixtures_web
@@ -45,7 +46,9 @@ def _login(driver: Driver, console: Console, name: str, password: str | None = N
     driver.get(console.url + "/login")
     driver.find_element(By.ID, "user").send_keys(name)
     driver.find_element(By.ID, "password").send_keys(password or PASSWORDS[name])
-    driver.find_element(By.ID, "login").click()
+    button = driver.find_element(By.ID, "login")
+    button.click()
+    WebDriverWait(driver, 60).until(staleness_of(button))  # the answer's page has loaded
 
 
 def _logout(driver: Driver) -> None:
@@ -159,7 +162,9 @@ def test_a_planted_session_id_is_not_adopted(browser: Driver, console: Console) 
     )
     driver.find_element(By.ID, "user").send_keys("sec1")
     driver.find_element(By.ID, "password").send_keys(PASSWORDS["sec1"])
-    driver.find_element(By.ID, "login").click()
+    button = driver.find_element(By.ID, "login")
+    button.click()
+    WebDriverWait(driver, 60).until(staleness_of(button))
     WebDriverWait(driver, 30).until(lambda d: d.current_url == console.url + "/")
     assert driver.get_cookie("cardperso_session")["value"] != planted
     attacker = httpx.Client(base_url=console.url, follow_redirects=False)

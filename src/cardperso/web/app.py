@@ -19,6 +19,7 @@ from typing import Any, Final
 
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 from starlette.applications import Starlette
+from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import MutableHeaders
 from starlette.requests import Request
 from starlette.responses import (
@@ -176,8 +177,8 @@ async def login(request: Request) -> Response:
         )
         return _page(request, "refused.html", 403, reason="csrf")
     try:
-        user = users.authenticate(
-            db, name, password, address, max_user=settings.max_user_failures,
+        user = await run_in_threadpool(  # Argon2 takes its time: not on the event loop
+            users.authenticate, db, name, password, address, max_user=settings.max_user_failures,
             max_address=settings.max_address_failures, window=settings.window,
         )  # fmt: skip
     except users.TooManyAttempts as exc:
