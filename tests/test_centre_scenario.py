@@ -11,6 +11,7 @@ from __future__ import annotations
 import csv
 import json
 import re
+import subprocess
 import zipfile
 from pathlib import Path
 
@@ -122,6 +123,9 @@ def test_a_day_at_the_centre(db_url: str, tmp_path: Path) -> None:
     for app_id in ("7", "8", "9"):
         cli("registry", "confirm", app_id, "--applicant", *db)
     cli("registry", "form", "application", "7", "--out", str(tmp_path / "form7.pdf"), *db)
+    form = subprocess.run(["pdftotext", str(tmp_path / "form7.pdf"), "-"], capture_output=True,
+                          text=True, check=True).stdout  # fmt: skip
+    assert people["walk"][0]["name"] in form and "授权使用居民身份证照片" in form
     assert "audited 3" in cli("registry", "audit", *db)
     # (3) comparison with the population database and the bank: requests out, answers in
     for to in ("population", "bank"):
@@ -182,6 +186,9 @@ def test_a_day_at_the_centre(db_url: str, tmp_path: Path) -> None:
               "--letters", str(tmp_path / "letters.txt"), *db)  # fmt: skip
     assert "7 card(s) ready for collection" in out
     assert len(_read(tmp_path / "sms.csv")) == 7
+    letters = (tmp_path / "letters.txt").read_text(encoding="utf-8").split("\f")
+    assert len(letters) == 7 + 4  # every holder, and the unit of each employer's card
+    assert sum("深圳市甲科技有限公司（U1001）" in page for page in letters) == 3
     for point in ("SP01", "SP02"):
         cli("registry", "box", "pack", "--service-point", point, "--manifest",
             str(tmp_path / f"box-{point}.csv"), "--box", f"BOX-{point}", *db)  # fmt: skip
