@@ -79,6 +79,10 @@ def test_the_catalogue_matches_its_own_chips_only() -> None:
         (("SELECT,", "SELEKT,"), r"field 'commands\[0\]': 'SELEKT' is not one of"),
         (("scheme: gp-key-set", "scheme: native-master-key"), r"a gp chip's transport key"),
         (("cos: gp", "cos: native"), r"a native chip needs scheme native-master-key"),
+        (
+            ("cos: gp\n", "cos: native\nalgorithm: SM4\n"),
+            r"a native chip needs scheme native-master-key and a key",
+        ),
         (("title: Acme GP chip\n", "title: Acme\nvendor: x\n"), r"field 'vendor': unknown"),
     ],
 )
@@ -204,3 +208,21 @@ def test_an_unknown_chip_gets_no_command_and_its_record_is_made_again(
         rows = list(csv.DictReader(fh))
     assert sorted(r["outcome"] for r in rows) == ["produced", "produced"]
     assert {r["attempts"] for r in rows} == {"1", "2"}, "the first record went round again"
+
+
+def test_the_native_chips_of_the_catalogue() -> None:
+    from cardperso.card.native import build_native_atr
+
+    registry = load_drivers()
+    serial = bytes.fromhex("C0FFEE01")
+    for algorithm, name in (("SM4", "cardperso-fmcos-sm4"), ("3DES", "cardperso-fmcos-3des")):
+        driver = registry.choose(build_native_atr(serial, algorithm))
+        assert (driver.cos, driver.chip.name, driver.chip.algorithm) == ("native", name, algorithm)
+        assert driver.chip.serial(build_native_atr(serial, algorithm)) == serial
+        assert driver.chip.transport_scheme == "native-master-key"
+    assert registry.choose(GP_ATR).chip.serial(GP_ATR) == b"", "GP chips: the serial is in CPLC"
+    native = (ROOT / "profiles" / "chips" / "cardperso-fmcos-sm4.yaml").read_text()
+    with pytest.raises(ProfileError, match=r"field 'serial_offset': a native chip needs where"):
+        parse_chip(native.replace("serial_offset: 6\n", ""), "x.yaml")
+    with pytest.raises(ProfileError, match=r"x.yaml:\d+: field 'algorithm': 'AES' is not one"):
+        parse_chip(native.replace("algorithm: SM4", "algorithm: AES"), "x.yaml")

@@ -205,12 +205,13 @@ def test_the_chip_behind_pcscd_and_vpcd(pcsc_slot: LabSlot, tmp_path: Path) -> N
     card = NativeCard.create_blank(tmp_path / "chip.json", serial=bytes.fromhex("01020304"))
     chip = parse_chip(
         "name: fm\ntitle: x\ncos: native\nhistorical: '00 43 50 46 4D 03'\nalgorithm: SM4\n"
+        "serial_offset: 6\n"
         "transport_key: {scheme: native-master-key, key: native-transport}\n"
         "limits: {max_data: 239}\ncommands: [SELECT]\n"
     )
     pcsc_slot.insert(card)
     with PcscTransport(pcsc_slot.name) as t:
-        assert t.atr == card.atr and chip.matches(t.atr)
+        assert t.atr == card.atr and chip.matches(t.atr) and chip.serial(t.atr) == card.serial
         assert t.transmit(bytes.fromhex("00A40000023F00"))[-2:] == OK
         challenge = t.transmit(bytes.fromhex("0084000008"))
         assert challenge[-2:] == OK and len(challenge) == 10

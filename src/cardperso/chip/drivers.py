@@ -10,7 +10,8 @@ One driver per card operating system (``cos`` of the chip profile):
 
 * ``gp`` - the GlobalPlatform personalization :func:`cardperso.chip.script.personalize` (or
   the line's own GP workflow, e.g. the two-stage factory's);
-* ``native`` - not yet: a native chip profile is refused at start-up (no driver).
+* ``native`` - :func:`cardperso.chip.native.personalize_native` (the SSSE on an FMCOS
+  2.0-style chip; it needs the chip profile and the ATR: the chip serial is in it).
 
 A driver declares the commands it sends; the registry refuses a chip profile whose command set
 lacks one of them (at start-up, before the first card), and the plan's largest command data
@@ -25,6 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from cardperso.chip.model import CardData, ChipFailure, ChipPlan
+from cardperso.chip.native import NATIVE_COMMANDS, personalize_native
 from cardperso.chip.script import Steps, personalize
 from cardperso.errors import ProfileError
 from cardperso.keystore.base import KeyStore
@@ -71,13 +73,20 @@ class ChipDriver:
             return plan
         return dataclasses.replace(plan, max_data=self.chip.max_data)
 
-    def personalize(self, card: CardData, plan: ChipPlan, keys: KeyStore) -> Steps:
+    def personalize(
+        self, card: CardData, plan: ChipPlan, keys: KeyStore, atr: bytes = b""
+    ) -> Steps:
         """The chip steps of one card on this chip (a flow for ``chip.transport.drive``)."""
+        if self.chip.cos == "native":
+            return personalize_native(card, self.plan(plan), keys, self.chip, atr)
         return self.workflow(card, self.plan(plan), keys)
 
 
 #: COS kind → (commands its driver sends, its default workflow).
-_KINDS: dict[str, tuple[frozenset[str], ChipWorkflow]] = {"gp": (GP_COMMANDS, personalize)}
+_KINDS: dict[str, tuple[frozenset[str], ChipWorkflow]] = {
+    "gp": (GP_COMMANDS, personalize),
+    "native": (NATIVE_COMMANDS, personalize),  # the workflow is personalize_native (the ATR)
+}
 
 
 class DriverRegistry:

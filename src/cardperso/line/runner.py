@@ -220,7 +220,7 @@ class Station:
                 check_atr(atr, self.run.plan)
             data = card_data(self.run.header, body, job.index)
             result = drive(
-                driver.personalize(data, self.run.plan, self.run.keys), transport.transmit
+                driver.personalize(data, self.run.plan, self.run.keys, atr), transport.transmit
             )
         except ChipFailure as exc:
             self._reject(job, printer, str(exc), auth=exc.auth_failure)

@@ -64,7 +64,8 @@ COMMANDS = (
 )
 #: Transport-key schemes: ``gp-key-set`` - the security domain's key set (the product
 #: profile's ``gp.transport_kmc``); ``native-master-key`` - the native COS's external
-#: authentication master key (key 00 of the MF key file) named by ``transport_key.key``.
+#: authentication master key (key 00 of the MF key file): the store's key ``transport_key.key``
+#: diversified by the chip serial (:func:`cardperso.chip.native.transport_factor`).
 SCHEMES = ("gp-key-set", "native-master-key")
 #: Largest number of chip profiles in one catalogue (a hostile directory meets a limit).
 MAX_CHIPS = 64
@@ -79,6 +80,7 @@ CHIP_SCHEMA = s.Map(
             required=("value", "mask"),
         ),
         "historical": s.Hex(min_len=1, max_len=15),
+        "serial_offset": s.Int(min=0, max=11),
         "algorithm": s.Enum(("3DES", "SM4")),
         "transport_key": s.Map(
             {
@@ -115,6 +117,15 @@ class ChipProfile:
     extended_length: bool
     commands: frozenset[str]
     source: str = ""
+    #: Where the 4-byte chip serial sits in the historical bytes (native chips: no CPLC).
+    serial_offset: int | None = None
+
+    def serial(self, atr: bytes) -> bytes:
+        """The chip serial read from ``atr`` (``serial_offset``); empty when not declared."""
+        if self.serial_offset is None:
+            return b""
+        found = historical_bytes(atr)[self.serial_offset : self.serial_offset + 4]
+        return found if len(found) == 4 else b""
 
     def matches(self, atr: bytes) -> bool:
         """Whether ``atr`` is this family's: the masked value, or the historical bytes' start."""
@@ -167,6 +178,8 @@ def parse_chip(text: str, filename: str = "<chip>") -> ChipProfile:
             raise fail("transport_key", "a native chip needs scheme native-master-key and a key")
         if "algorithm" not in data:
             raise fail("algorithm", "a native chip needs its algorithm (SM4 or 3DES)")
+        if "serial_offset" not in data:
+            raise fail("serial_offset", "a native chip needs where its serial is in the ATR")
     elif key["scheme"] != "gp-key-set":
         raise fail("transport_key.scheme", "a gp chip's transport key is its gp-key-set")
     return ChipProfile(
@@ -183,6 +196,7 @@ def parse_chip(text: str, filename: str = "<chip>") -> ChipProfile:
         extended_length=data["limits"]["extended_length"],
         commands=frozenset(data["commands"]),
         source=filename,
+        serial_offset=data.get("serial_offset"),
     )
 
 
