@@ -51,4 +51,5 @@ run line_throughput $py benchmarks/bench_line.py --part zero,latency --line-roun
 run registry $py benchmarks/bench_registry.py --jobs 4000 --records 10000 --workers 1,4,8
 run bank_1 $py benchmarks/bench_bank.py --count 50000 --perso 50 --pcsc 12 --stations 1
 run bank_4 $py benchmarks/bench_bank.py --count 50000 --pcsc 16 --stations 4
+run sm2 $py benchmarks/bench_sm2.py --count 300 --rounds 3
 exit $status
