@@ -113,6 +113,10 @@ class NativeCard:
         self._nv = state
         self._committed = dumps(state, compact=True)
         self.faults = FaultPlan()
+        #: Native faults: tear during the next command with this INS (E0 CREATE FILE, D4 WRITE
+        #: KEY); flip one bit of the next line-protected command's MAC (a line fault).
+        self.tear_on: int | None = None
+        self.line_fault = False
         self.strict = strict
         self._powered = False
         self._drop_volatile()
@@ -213,6 +217,8 @@ class NativeCard:
             self._restore()
             return SW_UNKNOWN.to_bytes(2, "big")
         if len(apdu) < 2 or apdu[1] not in _READ_ONLY_INS:
+            if self.tear_on is not None and apdu[1] == self.tear_on:
+                self.tear_on, self.faults.tear_next_write = None, True
             self._commit(response[-2] in _KEEP_SW1)
         return response
 
@@ -312,9 +318,12 @@ class NativeCard:
     ) -> bytes:
         need(challenge is not None, SW_CONDITIONS)
         assert challenge is not None
+        data = cmd.data
+        if self.line_fault and data:
+            self.line_fault, data = False, data[:-1] + bytes((data[-1] ^ 0x01,))
         try:
             return fmcos.unprotect(
-                cmd.header, cmd.data, self._nv.algorithm, key, challenge, encrypted=encrypted
+                cmd.header, data, self._nv.algorithm, key, challenge, encrypted=encrypted
             )
         except MacMismatch:
             raise Sw(SW_SM_INCORRECT) from None

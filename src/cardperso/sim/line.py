@@ -8,9 +8,18 @@ default) is created in ``DIR/stations/NAME/`` and inserted into the slot; when t
 slot and its image moves to ``DIR/output/`` (with the printed face as PNG and the magnetic
 tracks as JSON) or ``DIR/rejects/``.
 
+The hopper (``chips``) holds GP cards (``gp``) and/or native-COS chips (``native`` SM4,
+``native-3des``; :class:`~cardperso.card.native.NativeCard`, whose transport key is the given
+master diversified by the chip serial), fed in the order given, repeated: ``("gp", "native")``
+alternates them.
+
 Faults (``--faults``) are a comma-separated list of ``STATION:FAULT@CARD``, the fault applying
 to the CARD-th card fed at that station (1-based): card faults ``mute``, ``removed`` (pulled out
-in the middle of STORE DATA), ``tear`` (power lost during a write), ``wrong_atr``; printer
+in the middle of STORE DATA), ``tear`` (power lost during a write), ``wrong_atr``,
+``wrong_transport_key`` (the blank carries another transport key), and for native chips
+``tear_create`` / ``tear_key`` (power lost during the first CREATE FILE / WRITE KEY; on a GP
+card: the first write) and ``bad_mac`` (the first line-protected command's MAC arrives with a
+bit flipped, as after a line fault); printer
 faults ``ribbon_out``, ``ribbon_broken``, ``jam``, ``cover_open``, ``feeder_empty``,
 ``reject_full``, ``mag_write_error`` (injected when that card is parked; they clear themselves
 after two refused commands, as an operator would fix them, a magnetic write error after one
@@ -27,8 +36,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
 
+from cardperso.card.native import NativeCard
 from cardperso.card.state import GP_TEST_KEY
-from cardperso.card.vcard import VirtualCard
+from cardperso.card.vcard import VirtualCard, fresh_serial
+from cardperso.chip.native import transport_factor
+from cardperso.crypto import random_bytes
+from cardperso.crypto.ssse import diversify_one
 from cardperso.devices import cardface, pcsc
 from cardperso.errors import DataError, TransportError
 from cardperso.line.linefile import LineOptions, LineSpec, StationSpec, dump_line
@@ -40,7 +53,10 @@ from cardperso.sim.vpcd import Slot
 
 log = logging.getLogger("cardperso.sim")
 
-CARD_FAULTS = ("mute", "removed", "tear", "wrong_atr")
+CARD_FAULTS = ("mute", "removed", "tear", "wrong_atr", "tear_create", "tear_key", "bad_mac",
+               "wrong_transport_key")  # fmt: skip
+#: Chip kinds a simulated hopper can hold (``chips``): GP cards and native-COS chips.
+CHIP_KINDS = {"gp": "", "native": "SM4", "native-3des": "3DES"}
 DEFAULT_PORT = 36200
 PRESENCE_TIMEOUT = 5.0
 
@@ -50,7 +66,7 @@ class ReaderSlot(Protocol):
 
     name: str
 
-    def insert(self, card: VirtualCard) -> None: ...
+    def insert(self, card: VirtualCard | NativeCard) -> None: ...
 
     def remove(self) -> object | None: ...
 
@@ -88,7 +104,7 @@ class _VpcdReader:
         self.name = name
         self.slot = slot
 
-    def insert(self, card: VirtualCard) -> None:
+    def insert(self, card: VirtualCard | NativeCard) -> None:
         self.slot.insert(card)
 
     def remove(self) -> object | None:
@@ -113,9 +129,13 @@ class SimStation:
     feeder: int = 10_000
     #: The card vendor's transport key the blank cards carry (the GP test key by default).
     transport_key: bytes = GP_TEST_KEY
+    #: The hopper's chips in feeding order, repeated (``CHIP_KINDS``), and the native chips'
+    #: transport masters by algorithm (each chip's key is diversified by its serial).
+    chips: tuple[str, ...] = ("gp",)
+    native_transport: dict[str, bytes] = field(default_factory=dict)
     core: PrinterCore = field(init=False)
     pty: PtyPrinter = field(init=False)
-    cards: dict[int, VirtualCard] = field(default_factory=dict)
+    cards: dict[int, VirtualCard | NativeCard] = field(default_factory=dict)
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     def __post_init__(self) -> None:
@@ -129,12 +149,19 @@ class SimStation:
         path = self.state_dir / "stations" / self.name / f"card-{card_number:06d}.json"
         if path.exists():
             path.unlink()
-        card = VirtualCard.create_blank(path, scp=self.scp, transport_key=self.transport_key)
+        mine = {f.kind for f in self.faults if f.card == card_number}
+        card = self._blank(path, card_number, wrong_key="wrong_transport_key" in mine)
         card.faults.latency_per_apdu = self.apdu_latency
         for fault in self.faults:
-            if fault.card != card_number:
+            if fault.card != card_number or fault.kind == "wrong_transport_key":
                 continue
-            if fault.kind == "mute":
+            if fault.kind in ("tear_create", "tear_key", "bad_mac"):
+                if isinstance(card, NativeCard):  # GP cards: tear on the first write
+                    card.tear_on = {"tear_create": 0xE0, "tear_key": 0xD4}.get(fault.kind)
+                    card.line_fault = fault.kind == "bad_mac"
+                else:
+                    card.faults.tear_next_write = fault.kind != "bad_mac"
+            elif fault.kind == "mute":
                 card.faults.mute = True
             elif fault.kind == "removed":
                 card.faults.remove_after = 14  # in the middle of INSTALL / STORE DATA
@@ -150,6 +177,18 @@ class SimStation:
         with self.lock:
             self.cards[card_number] = card
         self.reader.insert(card)
+
+    def _blank(self, path: Path, card_number: int, *, wrong_key: bool) -> VirtualCard | NativeCard:
+        kind = self.chips[(card_number - 1) % len(self.chips)]
+        if kind == "gp":
+            key = random_bytes(16) if wrong_key else self.transport_key
+            return VirtualCard.create_blank(path, scp=self.scp, transport_key=key)
+        algorithm = CHIP_KINDS[kind]
+        serial = fresh_serial(path.parent)
+        key = diversify_one(self.native_transport[algorithm], algorithm, transport_factor(serial))
+        if wrong_key:
+            key = random_bytes(16)
+        return NativeCard.create_blank(path, serial=serial, algorithm=algorithm, transport_key=key)
 
     def card_left(self, card_number: int, destination: str, job: PrintJob) -> None:
         self.reader.remove()
@@ -200,9 +239,23 @@ class SimLine:
         readers: list[ReaderSlot] | None = None,
         options: LineOptions | None = None,
         transport_key: bytes = GP_TEST_KEY,
+        chips: tuple[str, ...] = ("gp",),
+        native_transport: dict[str, bytes] | None = None,
     ) -> None:
         if stations < 1:
             raise DataError("a line needs at least one station", field="stations")
+        unknown_chips = [c for c in chips if c not in CHIP_KINDS]
+        if unknown_chips or not chips:
+            known = ", ".join(CHIP_KINDS)
+            raise DataError(f"chips must name {known}, got {chips!r}", field="chips")
+        self.native_transport = dict(native_transport or {})
+        missing = {CHIP_KINDS[c] for c in chips if c != "gp"} - set(self.native_transport)
+        if missing:
+            raise DataError(
+                f"native chips need their transport master ({', '.join(sorted(missing))})",
+                field="chips",
+            )
+        self.chips = tuple(chips)
         self.state_dir = Path(state_dir)
         self.port = port
         self.options = options or LineOptions(card_timeout=10.0, pause_retry=0.5)
@@ -236,7 +289,8 @@ class SimLine:
             mine = [f for f in self.faults if f.station == name]
             st = SimStation(
                 name, readers[i], self.state_dir, mine, self.scp, self.apdu_latency,
-                transport_key=self.transport_key,
+                transport_key=self.transport_key, chips=self.chips,
+                native_transport=self.native_transport,
             )  # fmt: skip
             st.pty.start()
             self.stations.append(st)

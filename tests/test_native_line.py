@@ -1,0 +1,91 @@
+"""A mixed hopper (issue 12 item 4): one simulated line over real pcscd + vpcd is fed GP cards
+and native-COS chips in turn; every record is produced, each chip read back through the SSSE's
+authenticated reads by the line itself, and a tear during CREATE FILE, a tear during WRITE KEY,
+a wrong MAC and a wrong transport key are each rejected and the record made on a new card."""
+
+from __future__ import annotations
+
+import csv
+import functools
+import json
+from pathlib import Path
+
+from cardperso.card.native import NativeCard
+from cardperso.card.native_fs import FORMAT as NATIVE_FORMAT
+from cardperso.card.vcard import VirtualCard
+from cardperso.keystore.software import SoftwareKeyStore
+from cardperso.line.linefile import LineOptions
+from cardperso.line.runner import run_line
+from cardperso.prep.pipeline import PrepOptions, prepare
+from cardperso.prep.synth import make_batch
+from cardperso.profiles.loader import load_profile
+from cardperso.sim.line import SimLine
+from cardperso.storage.db import Database
+from test_native_driver import NATIVE_3DES, NATIVE_SM4, native_store
+
+RECORDS = 8
+FAULTS = "st1:tear_create@2,st1:tear_key@6,st1:bad_mac@8,st1:wrong_transport_key@10"
+
+
+def test_a_mixed_hopper_makes_every_card(pcsc_lab, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    make_batch(tmp_path / "batch.csv", RECORDS, seed=31)
+    keys = native_store(tmp_path)
+    store = SoftwareKeyStore.load(keys)
+    perso = tmp_path / "batch.perso"
+    prepare(
+        tmp_path / "batch.csv", load_profile("ssc3-temporary"), store,
+        functools.partial(SoftwareKeyStore.load, keys), perso, tmp_path / "rejects.csv",
+        PrepOptions(batch_id="MIX1", created=1_700_000_000),
+    )  # fmt: skip
+    line = SimLine(
+        1,
+        tmp_path / "line",
+        faults=FAULTS,
+        readers=[pcsc_lab.free_slot()],
+        options=LineOptions(card_timeout=5, pause_retry=0.2, max_attempts=3),
+        chips=("gp", "native"),
+        native_transport={"SM4": NATIVE_SM4, "3DES": NATIVE_3DES},
+    )
+    with line:
+        summary = run_line(
+            perso, line.spec, store, Database(tmp_path / "journal.db"), tmp_path / "results.csv"
+        )
+    assert summary.done == RECORDS and summary.failed == 0, summary
+    assert summary.stations[0].rejected == 4
+    with (tmp_path / "results.csv").open(newline="") as fh:
+        rows = list(csv.DictReader(fh))
+    assert sorted(r["outcome"] for r in rows) == ["produced"] * RECORDS
+    assert len({r["chip_serial"] for r in rows}) == RECORDS
+
+    output = tmp_path / "line" / "output"
+    kinds = {"gp": 0, "native": 0}
+    for r in rows:
+        image = output / f"{r['chip_serial']}.json"
+        if json.loads(image.read_text())["format"] == NATIVE_FORMAT:
+            kinds["native"] += 1
+            chip = NativeCard.load(image)
+            df = chip.state.mf.dfs[0]
+            assert df.ended and len(df.keys) == 8
+            ef05 = next(ef for ef in df.efs if ef.sfi == 5)
+            assert ef05.records[6] == b"\x07\x09" + r["card_no"].encode("ascii")
+            assert r["atr"] == chip.atr.hex().upper()
+            assert r["card_id_code"][16:24] == r["chip_serial"], "the chip serial in the card id"
+        else:
+            kinds["gp"] += 1
+            card = VirtualCard.load(image)
+            assert card.state.ssse.records["0507"] == b"\x07\x09" + r["card_no"].encode("ascii")
+    assert kinds == {"gp": 6, "native": 2}, "cards 4 and 12 are the good native chips"
+
+    rejected = [NativeCard.load(p) for p in (tmp_path / "line" / "rejects").glob("*.json")]
+    assert len(rejected) == 4
+    by_state = sorted(
+        (len(c.state.mf.dfs), len(c.state.mf.dfs[0].keys) if c.state.mf.dfs else -1,
+         c.state.mf.keys[0].fourth)
+        for c in rejected
+    )  # fmt: skip
+    assert by_state == [
+        (0, -1, 0x54),  # wrong transport key: refused once, nothing made
+        (0, -1, 0x55),  # torn in CREATE FILE: the DF was never committed
+        (1, 0, 0x55),  # torn in the first WRITE KEY
+        (1, 0, 0x55),  # the first WRITE KEY's MAC arrived wrong (6988)
+    ]
