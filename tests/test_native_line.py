@@ -89,3 +89,24 @@ def test_a_mixed_hopper_makes_every_card(pcsc_lab, tmp_path: Path) -> None:  # t
         (1, 0, 0x55),  # torn in the first WRITE KEY
         (1, 0, 0x55),  # the first WRITE KEY's MAC arrived wrong (6988)
     ]
+
+
+def test_sim_line_refuses_unknown_chips_and_native_chips_without_their_key(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    def run(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "cardperso", "sim", "line", "--state", str(tmp_path / "s"), *args],
+            capture_output=True, text=True, timeout=60,
+        )  # fmt: skip
+
+    bad = run("--chips", "gp,nfc")
+    assert bad.returncode == 1 and "field 'chips': chips must name gp, native" in bad.stderr
+    keyless = run("--chips", "gp,native-3des")
+    assert keyless.returncode == 1
+    assert "native chips need their transport master (3DES)" in keyless.stderr
+    short = run("--chips", "native", "--native-transport-key", "0011")
+    assert short.returncode == 2 and "--native-transport-key: 16 bytes" in short.stderr
+    assert not (tmp_path / "s").exists(), "refused before anything started"
+    assert "Traceback" not in bad.stderr + keyless.stderr + short.stderr

@@ -323,6 +323,14 @@ def _serve_until_signal(line: SimLine) -> None:
 )
 @click.option("--scp", type=click.Choice(["02", "03"]), default="02", show_default=True)
 @click.option("--port", type=int, default=36200, show_default=True, help="First vpcd port.")
+@click.option(
+    "--chips", default="gp", show_default=True,
+    help="The hopper's chips in feeding order, repeated: gp, native (SM4), native-3des.",
+)  # fmt: skip
+@click.option(
+    "--native-transport-key", "native_hex", default=None, metavar="HEX",
+    help="The native chips' transport master (16 bytes; diversified by each chip's serial).",
+)  # fmt: skip
 @transport_key_options
 def sim_line(
     stations: int,
@@ -331,6 +339,8 @@ def sim_line(
     chip_latency: float,
     scp: str,
     port: int,
+    chips: str,
+    native_hex: str | None,
     transport_hex: str | None,
     transport_store: str | None,
     transport_key_name: str | None,
@@ -341,9 +351,16 @@ def sim_line(
     with --transport-key HEX or --keys STORE (so that a fresh issuer key store whose
     ``gp-transport`` came by key ceremony opens them)."""
     key = transport_key(transport_hex, transport_store, transport_key_name, scp)
+    try:
+        native = bytes.fromhex(native_hex) if native_hex else b""
+    except ValueError:
+        raise click.UsageError("--native-transport-key: not hex") from None
+    if native_hex and len(native) != 16:
+        raise click.UsageError("--native-transport-key: 16 bytes")
     line = SimLine(
         stations, state_dir, faults=faults, scp=scp, apdu_latency=chip_latency, port=port,
-        transport_key=key,
+        transport_key=key, chips=tuple(c.strip() for c in chips.split(",")),
+        native_transport={"SM4": native, "3DES": native} if native else None,
     )  # fmt: skip
     line.start()
     try:
