@@ -210,3 +210,12 @@ def test_a_native_chip_over_pcscd_and_vpcd(
     assert made.state.mf.dfs[0].ended
     records = {ef.sfi: ef.records for ef in made.state.mf.dfs[0].efs}
     assert records[5][6] == b"\x07\x09" + data.card_no.encode("ascii")
+
+
+def test_the_apdu_trace_redacts_native_keys_and_records() -> None:
+    from cardperso.devices.pcsc import redact_command
+
+    write_key = bytes.fromhex("84D4010A19") + bytes(range(0x19))
+    update = bytes.fromhex("04DC012C0D") + b"\x08\x07" + b"1101011" + bytes(4)
+    assert redact_command(write_key) == "84D4010A19 <25 bytes redacted>"
+    assert redact_command(update) == "04DC012C0D <13 bytes redacted>"

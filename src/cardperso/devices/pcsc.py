@@ -19,7 +19,7 @@ How this works
   (:meth:`PcscTransport.connect`, :func:`wait_for_card`, :func:`wait_for_removal`).
 * Tracing: an optional hook receives every exchange on the wire as an :class:`ApduTrace`
   whose command has its secrets **redacted** (:func:`redact_command`): PINs (VERIFY, CHANGE
-  REFERENCE DATA, RESET RETRY COUNTER, SSSE CHANGE/RELOAD PIN), keys (PUT KEY) and encrypted
+  REFERENCE DATA, RESET RETRY COUNTER, SSSE CHANGE/RELOAD PIN), keys (PUT KEY, WRITE KEY) and encrypted
   STORE DATA. Cryptograms (EXTERNAL AUTHENTICATE, INITIALIZE UPDATE) are not secret and stay.
   Responses to READ RECORD / READ BINARY (and their GET RESPONSE continuations) carry the
   card's records, personal data (identity number, name): the trace shows their length and status
@@ -125,6 +125,7 @@ SECRET_INS = {
     0x2C: "RESET RETRY COUNTER",
     0x5E: "CHANGE/RELOAD PIN",
     0xD8: "PUT KEY",
+    0xD4: "WRITE KEY",  # native COS (FMCOS): keys and PINs, enciphered or not
 }
 INS_STORE_DATA = 0xE2
 
