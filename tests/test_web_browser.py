@@ -9,13 +9,14 @@ import csv
 import functools
 import re
 import threading
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
+from selenium.common.exceptions import StaleElementReferenceException, WebDriverException
 from selenium.webdriver.common.by import By
-from selenium.webdriver.support.expected_conditions import staleness_of
 from selenium.webdriver.support.ui import WebDriverWait
 
 import fixtures_web
@@ -46,14 +47,57 @@ def _login(driver: Driver, console: Console, name: str, password: str | None = N
     driver.get(console.url + "/login")
     driver.find_element(By.ID, "user").send_keys(name)
     driver.find_element(By.ID, "password").send_keys(password or PASSWORDS[name])
-    button = driver.find_element(By.ID, "login")
-    button.click()
-    WebDriverWait(driver, 60).until(staleness_of(button))  # the answer's page has loaded
+    _new_page(driver, driver.find_element(By.ID, "login").click)  # the answer has loaded
+
+
+def _new_page(driver: Driver, action: Callable[[], object]) -> None:
+    """Do ``action`` (a click that submits a form) and wait until the answer's page has
+    loaded (not the page the form was on)."""
+    driver.execute_script("window.cardpersoOldPage = true")
+    action()
+    WebDriverWait(driver, 60, ignored_exceptions=(WebDriverException,)).until(
+        lambda d: d.execute_script(
+            "return !window.cardpersoOldPage && document.readyState === 'complete'"
+        )
+    )
 
 
 def _logout(driver: Driver) -> None:
     driver.find_element(By.ID, "logout").click()
     WebDriverWait(driver, 30).until(lambda d: d.current_url.endswith("/login"))
+
+
+def _live(driver: Driver) -> dict[str, Any]:
+    """The live floor view, read in one go (the polling replaces its elements every 2 s)."""
+    snapshot: dict[str, Any] = driver.execute_script(
+        """
+        const q = s => document.querySelector(s);
+        const t = s => (q(s) ? q(s).textContent.trim() : "");
+        return {
+          done: t("#done"), throughput: t("#throughput"), current_run: t("table.runs tr.current"),
+          paused: !!q("#station-st1.state-paused"), message: t("#station-st1 .message"),
+          card: t("#station-st1 .card"), polled: Number(q("#live").dataset.polled || 0),
+          rejects: [...document.querySelectorAll("tr.reject")].map(r => [
+            r.querySelector(".reason").textContent.trim(), r.querySelector(".ssn").textContent.trim(),
+            r.querySelector("a").href]),
+          results: [...document.querySelectorAll("a[href^='/floor/results']")].map(a => a.textContent),
+        };
+        """
+    )
+    return snapshot
+
+
+def _click(driver: Driver, element_id: str) -> None:
+    """Click an element of the live view (retried if the polling replaced it meanwhile)."""
+
+    def attempt(d: Driver) -> bool:
+        try:
+            d.find_element(By.ID, element_id).click()
+        except StaleElementReferenceException:
+            return False
+        return True
+
+    WebDriverWait(driver, 30).until(attempt)
 
 
 def _fetch(driver: Driver, method: str, path: str, csrf: str | None) -> dict[str, Any]:
@@ -162,9 +206,7 @@ def test_a_planted_session_id_is_not_adopted(browser: Driver, console: Console) 
     )
     driver.find_element(By.ID, "user").send_keys("sec1")
     driver.find_element(By.ID, "password").send_keys(PASSWORDS["sec1"])
-    button = driver.find_element(By.ID, "login")
-    button.click()
-    WebDriverWait(driver, 60).until(staleness_of(button))
+    _new_page(driver, driver.find_element(By.ID, "login").click)
     WebDriverWait(driver, 30).until(lambda d: d.current_url == console.url + "/")
     assert driver.get_cookie("cardperso_session")["value"] != planted
     attacker = httpx.Client(base_url=console.url, follow_redirects=False)
@@ -237,45 +279,33 @@ def test_an_operator_resumes_a_paused_station_and_sees_the_throughput_change(  #
             WebDriverWait(driver, 30).until(lambda d: d.current_url == console.url + "/")
             driver.get(f"{console.url}/floor?run={run_id}")
             WebDriverWait(driver, 120).until(
-                lambda d: d.find_elements(By.CSS_SELECTOR, "#station-st1.state-paused")
+                lambda d: _live(d)["paused"]
             )  # shown by the live view's polling
-            row = driver.find_element(By.ID, "station-st1")
-            assert "replace the ribbon" in row.find_element(By.CLASS_NAME, "message").text
-            assert re.fullmatch(
-                r"\d{6}\*{8}[\dX]{4}", row.find_element(By.CLASS_NAME, "card").text.split(" · ")[1]
-            )
-            assert driver.find_element(By.ID, "throughput").text == "0"
-            assert driver.find_element(By.ID, "done").text == "0"
+            live = _live(driver)
+            assert "replace the ribbon" in live["message"]
+            assert re.fullmatch(r"\d{6}\*{8}[\dX]{4}", live["card"].split(" · ")[1])
+            assert (live["throughput"], live["done"]) == ("0", "0")
             _shot(driver, "floor-paused")
 
             line.stations[0].clear_faults()  # the operator replaces the ribbon ...
-            driver.find_element(By.ID, "resume-st1").click()  # ... and resumes the station
-            WebDriverWait(driver, 30).until(
-                lambda d: d.current_url == f"{console.url}/floor?run={run_id}"
-            )
+            _new_page(driver, lambda: _click(driver, "resume-st1"))  # ... and resumes it
+            assert driver.current_url == f"{console.url}/floor?run={run_id}"  # ... the floor
             driver.execute_script("window.sameDocument = 'yes'")
             WebDriverWait(driver, 180).until(
-                lambda d: (
-                    d.find_element(By.ID, "done").text == "3"
-                    and d.find_elements(By.CSS_SELECTOR, "tr.reject")
-                    and d.find_elements(By.PARTIAL_LINK_TEXT, "results.csv")
-                )
+                lambda d: (lv := _live(d))["done"] == "3" and lv["rejects"] and lv["results"]
             )
+            live = _live(driver)
             assert driver.execute_script("return window.sameDocument") == "yes"  # no reload
-            current = driver.find_element(By.CSS_SELECTOR, "table.runs tr.current").text
-            assert run_id in current and "100%" in current
-            assert int(driver.find_element(By.ID, "live").get_attribute("data-polled")) > 0
-            assert int(driver.find_element(By.ID, "throughput").text.replace(",", "")) > 0
-            assert driver.find_elements(By.CSS_SELECTOR, "#station-st1.state-paused") == []
-            reject = driver.find_element(By.CSS_SELECTOR, "tr.reject")
-            assert reject.find_element(By.CLASS_NAME, "reason").text
-            assert re.fullmatch(
-                r"\d{6}\*{8}[\dX]{4}", reject.find_element(By.CLASS_NAME, "ssn").text
-            )
+            assert run_id in live["current_run"] and "100%" in live["current_run"]
+            assert live["polled"] > 0
+            assert int(live["throughput"].replace(",", "")) > 0  # was 0 while paused
+            assert not live["paused"]
+            ((reason, masked, face_link),) = live["rejects"]
+            assert reason and re.fullmatch(r"\d{6}\*{8}[\dX]{4}", masked)
+            assert live["results"] == ["results.csv"]
             source = driver.page_source
             assert not any(ssn in source for ssn in ssns)  # masked identity numbers only
             _shot(driver, "floor-finished")
-            face_link = reject.find_element(By.PARTIAL_LINK_TEXT, "face").get_attribute("href")
             driver.get(face_link)
             width = driver.execute_script(
                 "const i = document.images[0]; return i && i.complete ? i.naturalWidth : 0"
