@@ -226,3 +226,14 @@ def test_the_native_chips_of_the_catalogue() -> None:
         parse_chip(native.replace("serial_offset: 6\n", ""), "x.yaml")
     with pytest.raises(ProfileError, match=r"x.yaml:\d+: field 'algorithm': 'AES' is not one"):
         parse_chip(native.replace("algorithm: SM4", "algorithm: AES"), "x.yaml")
+
+
+def test_the_line_s_own_gp_workflow_replaces_the_default() -> None:
+    from cardperso.chip.script import personalize
+
+    def two_stage(*args: object) -> object:  # stands for e.g. the two-stage factory's workflow
+        raise AssertionError("not driven here")
+
+    assert load_drivers().choose(GP_ATR).workflow is personalize
+    chosen = load_drivers({"gp": two_stage}).choose(GP_ATR)  # type: ignore[dict-item]
+    assert chosen.workflow is two_stage

@@ -58,7 +58,8 @@ GP_COMMANDS = frozenset(
 
 @dataclass(frozen=True, slots=True)
 class ChipDriver:
-    """The driver of one chip family: its profile and the workflow that personalizes it."""
+    """The driver of one chip family: its profile, and for GP chips the workflow that
+    personalizes them (native chips: :func:`~cardperso.chip.native.personalize_native`)."""
 
     chip: ChipProfile
     workflow: ChipWorkflow
@@ -82,11 +83,8 @@ class ChipDriver:
         return self.workflow(card, self.plan(plan), keys)
 
 
-#: COS kind → (commands its driver sends, its default workflow).
-_KINDS: dict[str, tuple[frozenset[str], ChipWorkflow]] = {
-    "gp": (GP_COMMANDS, personalize),
-    "native": (NATIVE_COMMANDS, personalize),  # the workflow is personalize_native (the ATR)
-}
+#: COS kind → the commands its driver sends (the chip profile must list them).
+_COMMANDS: dict[str, frozenset[str]] = {"gp": GP_COMMANDS, "native": NATIVE_COMMANDS}
 
 
 class DriverRegistry:
@@ -96,18 +94,18 @@ class DriverRegistry:
         self, chips: Iterable[ChipProfile], workflows: dict[str, ChipWorkflow] | None = None
     ) -> None:
         self.drivers: list[ChipDriver] = []
+        gp_workflow = (workflows or {}).get("gp", personalize)
         for chip in chips:
-            kind = _KINDS.get(chip.cos)
-            if kind is None:
+            needed = _COMMANDS.get(chip.cos)
+            if needed is None:
                 raise ProfileError(f"{chip.source}: no driver for COS {chip.cos!r}")
-            needed, workflow = kind
             missing = sorted(needed - chip.commands)
             if missing:
                 raise ProfileError(
                     f"{chip.source}: field 'commands': the {chip.cos} driver also needs "
                     + ", ".join(missing)
                 )
-            self.drivers.append(ChipDriver(chip, (workflows or {}).get(chip.cos, workflow)))
+            self.drivers.append(ChipDriver(chip, gp_workflow))
 
     def choose(self, atr: bytes) -> ChipDriver:
         """The driver of the chip whose ATR this is; :class:`ChipFailure` (step ``ATR``) for an
@@ -127,5 +125,5 @@ def load_drivers(
     workflows: dict[str, ChipWorkflow] | None = None, directory: Path | None = None
 ) -> DriverRegistry:
     """The drivers of the catalogue in ``profiles/chips`` (or ``directory``); ``workflows``
-    overrides a COS kind's workflow (e.g. the line's own GP workflow)."""
+    ``{"gp": ...}`` replaces the GP workflow (e.g. the line's own, the two-stage factory's)."""
     return DriverRegistry(load_catalogue(directory), workflows)
