@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import functools
 import os
+import re
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
@@ -189,3 +190,46 @@ def test_the_operators_floor_page_shows_masked_numbers_only(tmp_path: Path) -> N
         thread.join()
         db.close()
     assert isinstance(client, httpx.Client)
+
+
+@pytest.mark.pcsc
+def test_a_newcomer_opens_the_console_after_the_demo(  # type: ignore[no-untyped-def]
+    pcsc_lab, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`cardperso demo`, then `db upgrade`, `web user add` and `web serve` on the demo's journal:
+    the operator sees the demo's run finished, its stations and its results file."""
+    from click.testing import CliRunner
+
+    from cardperso.cli import line as line_cli
+    from cardperso.cli.main import _register, cli
+    from cardperso.line.linefile import LineOptions
+    from cardperso.sim.line import SimLine
+    from fixtures_web import SAMPLE_KEYS, start_console
+
+    def lab_line(stations: int, state_dir: Path, *, transport_key: bytes) -> SimLine:
+        free = [s for s in pcsc_lab.slots if s.card is None][:stations]
+        return SimLine(stations, state_dir, readers=free, transport_key=transport_key,
+                       options=LineOptions(card_timeout=5, pause_retry=0.2))  # fmt: skip
+
+    monkeypatch.setattr(line_cli, "_make_sim_line", lab_line)  # the lab's readers
+    _register()
+    state = tmp_path / "demo"
+    runner = CliRunner()
+    demo = runner.invoke(cli, ["demo", "--count", "3", "--stations", "1", "--state", str(state)])
+    assert demo.exit_code == 0, demo.output
+    db = state / "journal.db"
+    assert runner.invoke(cli, ["db", "upgrade", "--db", str(db)]).exit_code == 0
+    added = runner.invoke(
+        cli, ["web", "user", "add", "op", "--role", "operator", "--password-stdin", "--db", str(db)],
+        input="op-Password-123\n",
+    )  # fmt: skip
+    assert added.exit_code == 0, added.output
+    console = start_console(db, tmp_path / "serve.log", "--keys", str(SAMPLE_KEYS))
+    try:
+        client = login_client_at(console.url, "op", "op-Password-123")
+        page = client.get("/floor").text
+    finally:
+        console.stop()
+    (run_id,) = set(re.findall(r"DEMO-[0-9a-f]{8}", page))
+    assert 'id="done">3</span> / 3' in page and 'id="station-st1" class="state-stopped"' in page
+    assert f"/floor/results?run={run_id}&amp;file=results.csv" in page
