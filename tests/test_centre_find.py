@@ -51,6 +51,8 @@ def test_show_a_card_and_an_application_as_text_and_json(db_url: str, tmp_path: 
     assert f"ssn_masked:        {mask_id(rows[0]['ssn'])}" in text
     assert f"photo:             {rows[0]['photo']}" in text
     assert "history:" in text and "suspend" in text.split("history:")[1]
+    assert "  bank_requests:\n    id 1  request block  reason suspended: reported lost" in text
+    assert "  box:" not in text and "{" not in text, "nested values read as text, not reprs"
     for secret in (rows[0]["ssn"], rows[0]["name"], rows[0]["pan"]):
         assert secret not in text, "personal data is masked"
     got = json.loads(run_cli("registry", "show", no, "--json", *url))
