@@ -218,3 +218,33 @@ def test_the_chip_behind_pcscd_and_vpcd(pcsc_slot: LabSlot, tmp_path: Path) -> N
         cryptogram = ecb_encrypt("SM4", NATIVE_TEST_KEY, challenge[:8] + bytes(8))
         assert t.transmit(bytes.fromhex("0082000010") + cryptogram) == OK
     pcsc_slot.remove()
+
+
+@settings(max_examples=200, deadline=None)
+@given(apdu=st.binary(min_size=4, max_size=60), cla=st.sampled_from([0x00, 0x04, 0x80, 0x84]))
+def test_fuzzed_commands_never_crash_a_chip_being_made(
+    tmp_path_factory: pytest.TempPathFactory, apdu: bytes, cla: int
+) -> None:
+    card = NativeCard.create_blank(tmp_path_factory.mktemp("fz") / "c.json", serial=b"\0\0\0\2")
+    card.power_on()
+    _make_df(Host(card))
+    card.strict = True
+    answer = card.transmit(bytes((cla,)) + apdu[1:])
+    assert len(answer) >= 2
+    assert NativeCard.load(card.path).state == card.state, "what is committed is what it holds"
+
+
+def test_images_of_the_two_kinds_are_told_apart(tmp_path: Path) -> None:
+    from cardperso.card.state import card_image
+    from cardperso.card.vcard import VirtualCard
+    from cardperso.errors import DataError
+
+    native = NativeCard.create_blank(tmp_path / "n.json", serial=b"\0\0\0\3")
+    gp = VirtualCard.create_blank(tmp_path / "g.json", serial=b"\0\0\0\4")
+    assert card_image(native.path) is None, "GP tools skip native chip images"
+    with pytest.raises(DataError, match="not a cardperso-native/1 chip image"):
+        NativeCard.load(gp.path)
+    (tmp_path / "bad.json").write_text('{"format": "cardperso-native/1", "chip": {"serial": 1}}')
+    with pytest.raises(DataError):
+        NativeCard.load(tmp_path / "bad.json")
+    assert NativeCard.load(native.path).state == native.state
