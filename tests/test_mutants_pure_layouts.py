@@ -85,3 +85,27 @@ def test_perso_file_created_and_batch_id_limits() -> None:
             pf.check_batch_id(bad)
         assert str(exc.value) == message
     pf.check_batch_id("批" * 85)  # 255 bytes
+
+
+def test_pboc_and_gp_value_refusals() -> None:
+    import datetime
+
+    from cardperso.layouts import gp, pboc
+
+    for bad in (True, -1, 10**12):
+        with pytest.raises(EncodingError) as enc:
+            pboc._check_amount(bad, "fen")  # type: ignore[arg-type]
+        assert (enc.value.field, enc.value.reason) == (
+            "fen",
+            "amount must be an int from 0 to 999999999999 fen (n12)",
+        )
+    pboc._check_amount(10**12 - 1, "fen")
+    with pytest.raises(EncodingError) as enc:
+        pboc.AflEntry(1, 3, 2)
+    assert (enc.value.field, enc.value.reason) == (
+        "first",
+        "records 3..2: need 1 <= first <= last <= 254",
+    )
+    with pytest.raises(DecodeError) as dec:
+        gp.cplc_date(b"\x6a\x01", datetime.date(2026, 1, 1))
+    assert dec.value.reason == "CPLC date is not BCD"
