@@ -170,9 +170,11 @@ def test_passwords_are_never_logged_nor_stored(console: Console) -> None:
     """After logins (good and bad), the server's log, the audit log and every table of the
     database hold no password; the users' rows hold Argon2id hashes."""
     wrong = "Wrong-Password-Typed-9931"
+    typo = "Password-In-The-User-Field-77"  # typed into the wrong field
     login_client(console, "sec1")
     c = httpx.Client(base_url=console.url, follow_redirects=False)
     c.post("/login", data={"user": "sec1", "password": wrong, "csrf": login_token(c)})
+    c.post("/login", data={"user": typo, "password": "sec1", "csrf": login_token(c)})
     text = console.log()
     assert "POST /login" in text  # the access log is there, and it is what we search
     with Database(console.db_path) as db:
@@ -180,7 +182,7 @@ def test_passwords_are_never_logged_nor_stored(console: Console) -> None:
         for (table,) in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'"):
             dump += [repr(r) for r in db.execute(f'SELECT * FROM "{table}"')]
         hashes = [str(h) for (h,) in db.execute("SELECT password_hash FROM web_users")]
-    for secret in [*PASSWORDS.values(), wrong]:
+    for secret in [*PASSWORDS.values(), wrong, typo]:
         assert secret not in text
         assert not any(secret in row for row in dump)
     assert hashes and all(h.startswith("$argon2id$") for h in hashes)

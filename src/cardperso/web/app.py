@@ -182,10 +182,18 @@ async def login(request: Request) -> Response:
             max_address=settings.max_address_failures, window=settings.window,
         )  # fmt: skip
     except users.TooManyAttempts as exc:
-        audit.record(db, "login", user=name, address=address, outcome="refused: rate limited")
+        known = users.get(db, name) is not None
+        audit.record(
+            db, "login", user=name if known else None, address=address,
+            outcome="refused: rate limited",
+        )  # fmt: skip
         return _retry_login(request, str(exc), 429)
     except users.LoginRefused as exc:
-        audit.record(db, "login", user=name, address=address, outcome="refused: wrong password")
+        known = users.get(db, name) is not None  # an unknown name may be a mistyped password
+        audit.record(
+            db, "login", user=name if known else None, address=address,
+            outcome="refused: wrong password" if known else "refused: unknown user name",
+        )  # fmt: skip
         return _retry_login(request, str(exc), 401)
     token, _csrf = sessions.start(db, user, request.cookies.get(sessions.COOKIE))
     audit.record(db, "login", user=user.name, role=user.role, address=address)

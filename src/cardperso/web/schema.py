@@ -6,7 +6,8 @@ schemas grow independently.
 * ``web_sessions``: the SHA-256 of each session id (a copy of the database gives no session),
   its user, its CSRF token and when it was last used;
 * ``web_audit``: every action with the user, their role, the address and the time;
-* ``web_login_attempts``: failed logins per user and per address (rate limiting).
+* ``web_login_attempts``: failed logins per user name (kept as its SHA-256) and per address
+  (rate limiting).
 """
 
 from __future__ import annotations

@@ -10,6 +10,7 @@ address within ``WINDOW`` seconds.
 
 from __future__ import annotations
 
+import hashlib
 import re
 import time
 from dataclasses import dataclass
@@ -128,7 +129,7 @@ def set_password(db: Database, name: str, password: str) -> None:
             (digest, time.time(), name),
         )
         db.execute("DELETE FROM web_sessions WHERE user_name = ?", (name,))
-        db.execute("DELETE FROM web_login_attempts WHERE user_name = ?", (name,))  # unlocked
+        db.execute("DELETE FROM web_login_attempts WHERE user_name = ?", (attempt_key(name),))
 
 
 def set_disabled(db: Database, name: str, disabled: bool = True) -> None:
@@ -142,6 +143,12 @@ def set_disabled(db: Database, name: str, disabled: bool = True) -> None:
         )
         if disabled:
             db.execute("DELETE FROM web_sessions WHERE user_name = ?", (name,))
+
+
+def attempt_key(name: str) -> str:
+    """What the failed-login table keeps of the name typed: its SHA-256, so that a password
+    typed into the user-name field by mistake is not stored."""
+    return hashlib.sha256(name.encode("utf-8", "replace")).hexdigest()
 
 
 def _failures(db: Database, column: str, value: str, since: float) -> int:
@@ -168,8 +175,9 @@ def authenticate(
     now = time.time()
     since = now - window
     name = name[:64]
+    key = attempt_key(name)
     if (
-        _failures(db, "user_name", name, since) >= max_user
+        _failures(db, "user_name", key, since) >= max_user
         or _failures(db, "address", address, since) >= max_address
     ):
         raise TooManyAttempts(
@@ -191,10 +199,10 @@ def authenticate(
             db.execute("DELETE FROM web_login_attempts WHERE at < ?", (since,))  # forgotten
             db.execute(
                 "INSERT INTO web_login_attempts (user_name, address, at) VALUES (?, ?, ?)",
-                (name, address, now),
+                (key, address, now),
             )
         raise LoginRefused("wrong user name or password")
-    db.execute("DELETE FROM web_login_attempts WHERE user_name = ?", (name,))
+    db.execute("DELETE FROM web_login_attempts WHERE user_name = ?", (key,))
     if _hasher.check_needs_rehash(stored):
         db.execute(
             "UPDATE web_users SET password_hash = ? WHERE name = ?", (_hasher.hash(password), name)
