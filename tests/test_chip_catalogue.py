@@ -237,3 +237,14 @@ def test_the_line_s_own_gp_workflow_replaces_the_default() -> None:
     assert load_drivers().choose(GP_ATR).workflow is personalize
     chosen = load_drivers({"gp": two_stage}).choose(GP_ATR)  # type: ignore[dict-item]
     assert chosen.workflow is two_stage
+
+
+def test_native_chips_without_their_transport_key_are_refused_untouched() -> None:
+    from cardperso.card.native import build_native_atr
+
+    registry = load_drivers()
+    off = registry.without_keys(SoftwareKeyStore.load(SAMPLE_KEYS))  # no native-transport
+    assert sorted(off) == ["cardperso-fmcos-3des", "cardperso-fmcos-sm4"]
+    with pytest.raises(ChipFailure, match="transport key 'native-transport' is not loaded"):
+        registry.choose(build_native_atr(b"\1\2\3\4", "SM4"))
+    assert registry.choose(GP_ATR).cos == "gp", "GP chips are made as before"

@@ -24,6 +24,7 @@ from cardperso.storage.db import Database
 from test_native_driver import NATIVE_3DES, NATIVE_SM4, native_store
 
 RECORDS = 8
+ROOT_KEYS = Path(__file__).resolve().parents[1] / "keys-sample" / "keys.json"
 FAULTS = "st1:tear_create@2,st1:tear_key@6,st1:bad_mac@8,st1:wrong_transport_key@10"
 
 
@@ -110,3 +111,31 @@ def test_sim_line_refuses_unknown_chips_and_native_chips_without_their_key(tmp_p
     assert short.returncode == 2 and "--native-transport-key: 16 bytes" in short.stderr
     assert not (tmp_path / "s").exists(), "refused before anything started"
     assert "Traceback" not in bad.stderr + keyless.stderr + short.stderr
+
+
+def test_native_chips_without_their_key_are_refused_untouched_and_gp_chips_made(
+    pcsc_lab, tmp_path: Path
+) -> None:  # type: ignore[no-untyped-def]
+    make_batch(tmp_path / "batch.csv", 2, seed=32)
+    keys = ROOT_KEYS  # the sample store: no native-transport key
+    store = SoftwareKeyStore.load(keys)
+    perso = tmp_path / "batch.perso"
+    prepare(
+        tmp_path / "batch.csv", load_profile("ssc3-temporary"), store,
+        functools.partial(SoftwareKeyStore.load, keys), perso, tmp_path / "rejects.csv",
+        PrepOptions(batch_id="MIX2", created=1_700_000_000),
+    )  # fmt: skip
+    line = SimLine(
+        1, tmp_path / "line", readers=[pcsc_lab.free_slot()],
+        options=LineOptions(card_timeout=5, pause_retry=0.2, max_attempts=3),
+        chips=("native", "gp"), native_transport={"SM4": NATIVE_SM4},
+    )  # fmt: skip
+    with line:
+        summary = run_line(
+            perso, line.spec, store, Database(tmp_path / "journal.db"), tmp_path / "results.csv"
+        )
+    assert summary.done == 2 and summary.failed == 0 and not summary.stopped, summary
+    assert summary.stations[0].rejected == 2
+    for image in (tmp_path / "line" / "rejects").glob("*.json"):
+        chip = NativeCard.load(image)
+        assert chip.state.mf.dfs == [] and chip.state.mf.keys[0].fourth == 0x55, "untouched"

@@ -94,6 +94,8 @@ class DriverRegistry:
         self, chips: Iterable[ChipProfile], workflows: dict[str, ChipWorkflow] | None = None
     ) -> None:
         self.drivers: list[ChipDriver] = []
+        #: Chips refused untouched (their transport key is missing, :meth:`without_keys`).
+        self.disabled: set[str] = set()
         gp_workflow = (workflows or {}).get("gp", personalize)
         for chip in chips:
             needed = _COMMANDS.get(chip.cos)
@@ -107,9 +109,20 @@ class DriverRegistry:
                 )
             self.drivers.append(ChipDriver(chip, gp_workflow))
 
+    def without_keys(self, keys: KeyStore) -> list[str]:
+        """Disable the native chips whose transport key is not in ``keys`` (checked once,
+        before the first card); returns their names. Such a chip is then refused untouched by
+        :meth:`choose`, like an unknown one: the line goes on with the chips it can make."""
+        names = set(keys.names())
+        off = [d.chip.name for d in self.drivers if d.cos == "native"
+               and d.chip.transport_key not in names]  # fmt: skip
+        self.disabled.update(off)
+        return off
+
     def choose(self, atr: bytes) -> ChipDriver:
         """The driver of the chip whose ATR this is; :class:`ChipFailure` (step ``ATR``) for an
-        ATR no chip profile (or more than one) matches - before any command is sent."""
+        ATR no chip profile (or more than one) matches, or a disabled chip's - before any
+        command is sent."""
         found = [d for d in self.drivers if d.chip.matches(atr)]
         if not found:
             raise ChipFailure(
@@ -118,6 +131,11 @@ class DriverRegistry:
         if len(found) > 1:
             names = ", ".join(d.chip.name for d in found)
             raise ChipFailure("ATR", f"ambiguous chip: ATR {atr.hex().upper()} matches {names}")
+        chip = found[0].chip
+        if chip.name in self.disabled:
+            raise ChipFailure(
+                "ATR", f"{chip.name} chip: its transport key {chip.transport_key!r} is not loaded"
+            )
         return found[0]
 
 

@@ -392,6 +392,8 @@ class LineRun:
             profile, self.header, scp=scp, verify_ac=spec.options.verify_ac
         )
         check_keys(keys, self.plan)  # every key a card needs, before the first card
+        for chip in self.drivers.without_keys(keys):
+            log.info("chip %s cannot be made (no transport key loaded): refused untouched", chip)
         self.records: dict[int, PersoRecordBody] = dict(iter_records(self.perso_file))
         #: The run is the file's own identity (batch id + file MAC), not its name.
         self.identity = file_identity(self.perso_file, self.header, checked.size)
