@@ -248,3 +248,20 @@ def test_images_of_the_two_kinds_are_told_apart(tmp_path: Path) -> None:
     with pytest.raises(DataError):
         NativeCard.load(tmp_path / "bad.json")
     assert NativeCard.load(native.path).state == native.state
+
+
+def test_a_key_is_changed_only_under_its_modification_right(tmp_path: Path) -> None:
+    card = _blank(tmp_path)
+    host = Host(card)
+    _make_df(host)
+    rk = KeyRecord(0x39, 0xF0, 0xF2, 0x22, 0x33, RK)  # change right F2: state 2 or more
+    assert host.write_key(0x0A, rk) == 0x9000
+    assert host.sw("80E0000100") == 0x9000  # END OF CREATION
+    new = KeyRecord(0x39, 0xF0, 0xF2, 0x22, 0x33, bytes(range(0x50, 0x60)))
+    assert host.write_key(0x0A, new, p1=0x39) == 0x6982, "state 0: the change right is not met"
+    assert host.write_key(0x0A, new) == 0x6A89, "adding it again is refused"
+    assert host.ext_auth(0x0A, RK) == 0x9000  # state 2
+    assert host.write_key(0x0B, new, p1=0x39) == 0x6A88, "no key 0B to change"
+    assert host.write_key(0x0A, new, p1=0x39) == 0x9000
+    assert card.state.mf.dfs[0].key(0x0A).value == bytes(range(0x50, 0x60))  # type: ignore[union-attr]
+    assert host.ext_auth(0x0A, RK) == 0x63C2, "the old key no longer authenticates"
