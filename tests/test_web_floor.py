@@ -233,3 +233,18 @@ def test_a_newcomer_opens_the_console_after_the_demo(  # type: ignore[no-untyped
     (run_id,) = set(re.findall(r"DEMO-[0-9a-f]{8}", page))
     assert 'id="done">3</span> / 3' in page and 'id="station-st1" class="state-stopped"' in page
     assert f"/floor/results?run={run_id}&amp;file=results.csv" in page
+
+
+def test_the_reject_events_are_the_journals_ways_off_a_station() -> None:
+    """The floor lists a reject for every event that takes a card off a station without
+    making it (the journal's transition table): a new such event must be listed too."""
+    from cardperso.line import jobs
+
+    off = {
+        e
+        for (s, e), t in jobs.TRANSITIONS.items()
+        if s in jobs.IN_FLIGHT and t not in jobs.IN_FLIGHT and t != jobs.DONE
+    }
+    assert off == set(floor.REJECT_EVENTS)
+    sql_events = "('retry', 'give_up', 'recover', 'recover_give_up', 'release')"
+    assert sql_events == "(" + ", ".join(f"'{e}'" for e in floor.REJECT_EVENTS) + ")"

@@ -180,7 +180,7 @@ def rejects(db: Database, run_id: str, limit: int = 100) -> list[RejectView]:
         "SELECT e.record_index, e.station, e.detail, e.at, j.card_no, j.ssn_masked, "
         "e.chip_serial FROM line_events e JOIN line_jobs j ON j.run_id = e.run_id AND "
         "j.record_index = e.record_index WHERE e.run_id = ? AND e.event IN "
-        "('retry', 'give_up', 'recover', 'recover_give_up', 'release') "
+        "('retry', 'give_up', 'recover', 'recover_give_up', 'release') "  # REJECT_EVENTS
         "ORDER BY e.id DESC LIMIT ?",
         (run_id, limit),
     )
