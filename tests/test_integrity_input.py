@@ -27,7 +27,7 @@ from cardperso.prep.container import iter_sealed
 from cardperso.prep.input import MAX_LINE_BYTES, open_input
 from cardperso.prep.pipeline import PrepOptions, prepare, validate_only
 from cardperso.prep.synth import COLUMNS, make_batch
-from cardperso.prep.validate import PHOTO_MAX_BYTES, check_jpeg
+from cardperso.prep.validate import PHOTO_MAX_BYTES, check_jpeg, read_photo
 from cardperso.profiles.loader import load_profile
 
 PROFILE = load_profile("ssc3-pboc")
@@ -366,23 +366,29 @@ def test_photo_reading_refuses_special_and_huge_files(tmp_path: Path) -> None:
     with open(tmp_path / "huge.jpg", "wb") as fh:
         fh.truncate(1 << 30)  # sparse: 1 GiB long, nothing on disk
     (tmp_path / "zero.jpg").symlink_to("/dev/zero")
-    assert check_jpeg("/dev/zero") == "is a character device, not a regular file"
-    assert check_jpeg(str(tmp_path / "zero.jpg")) == "is a character device, not a regular file"
-    assert check_jpeg(str(tmp_path / "fifo.jpg")) == "is a FIFO (named pipe), not a regular file"
-    assert check_jpeg(str(tmp_path / "huge.jpg")) == (
+    assert read_photo("/dev/zero") == "is a character device, not a regular file"
+    assert read_photo(str(tmp_path / "zero.jpg")) == "is a character device, not a regular file"
+    assert read_photo(str(tmp_path / "fifo.jpg")) == "is a FIFO (named pipe), not a regular file"
+    assert read_photo(str(tmp_path / "huge.jpg")) == (
         "is 1,073,741,824 bytes, over the 102,400-byte limit for a photo "
         "(the specification's photo is a 358 x 441 JPEG of 14-40 KB)"
     )
 
 
 def test_photo_size_limit_is_exact(tmp_path: Path) -> None:
-    """A good JPEG padded to the limit is accepted; one byte more is refused."""
+    """A good JPEG padded to the limit is read (a whole JPEG: the format rule passes it, the
+    card specification's file size rule does not); one byte more is refused unread."""
     make_batch(tmp_path / "b.csv", 1, photos=1)
     jpeg = (tmp_path / "photos" / "p0000.jpg").read_bytes()
     (tmp_path / "max.jpg").write_bytes(jpeg + bytes(PHOTO_MAX_BYTES - len(jpeg)))
     (tmp_path / "over.jpg").write_bytes(jpeg + bytes(PHOTO_MAX_BYTES + 1 - len(jpeg)))
-    assert check_jpeg(str(tmp_path / "max.jpg")) == ""
-    assert check_jpeg(str(tmp_path / "over.jpg")).startswith("is 102,401 bytes, over the 102,400")
+    got = read_photo(str(tmp_path / "max.jpg"))
+    assert isinstance(got, bytes) and len(got) == PHOTO_MAX_BYTES
+    assert check_jpeg(got, None) == ""
+    assert check_jpeg(got) == "file size: is 102,400 bytes, the specification asks 9-40 KiB"
+    assert str(read_photo(str(tmp_path / "over.jpg"))).startswith(
+        "is 102,401 bytes, over the 102,400"
+    )
 
 
 def test_hostile_photo_paths_are_per_record_rejects(tmp_path: Path) -> None:
@@ -406,7 +412,7 @@ def test_hostile_photo_paths_are_per_record_rejects(tmp_path: Path) -> None:
     assert rej == [
         ("3", "photo", "is a character device, not a regular file"),
         ("4", "photo", "is a FIFO (named pipe), not a regular file"),
-        ("6", "photo", check_jpeg(str(tmp_path / "huge.jpg"))),
+        ("6", "photo", read_photo(str(tmp_path / "huge.jpg"))),
     ]
     assert rej[2][2].startswith("is 1,073,741,824 bytes, over the 102,400-byte limit")
 

@@ -3,11 +3,11 @@
 Every record is valid for the reference profile: identity numbers with real birth dates, the
 gender digit and their check character; card numbers with their check character; PANs
 (UnionPay-style BINs, 16 and 19 digits) with their Luhn digit; Chinese names including long
-ones (minority names over 30 GBK bytes that need the EF06 name extension); photos are small
-synthetic JPEGs made with Pillow, shared from a pool so a million-record batch stays small on
-disk. Identity numbers, card numbers and PANs are unique by construction (derived from the
-record index), the rest comes from a seeded ``random.Random``: the same arguments give the
-same files.
+ones (minority names over 30 GBK bytes that need the EF06 name extension); photos are
+synthetic JPEGs made with Pillow that meet the card photo specification, made once per batch
+as a pool the records share, so a million-record batch stays small on disk. Identity numbers,
+card numbers and PANs are unique by construction (derived from the record index), the rest
+comes from a seeded ``random.Random``: the same arguments give the same files.
 
 ``errors=N`` appends N records that each break one validation rule (for demonstrations).
 """
@@ -62,19 +62,24 @@ def _ten_years(d: datetime.date) -> datetime.date:
         return d.replace(year=d.year + 10, day=28)
 
 
-def make_photo(rng: random.Random, width: int = 90, height: int = 110) -> bytes:
-    """A small synthetic portrait-shaped JPEG (a few shapes on a plain background)."""
+def make_photo(rng: random.Random, width: int = 358, height: int = 441) -> bytes:
+    """A synthetic portrait JPEG that meets the card photo specification
+    (:mod:`cardperso.codec.photo`: 358 x 441 px, 24-bit colour, quality 70, 350 dpi, 9-40 KiB):
+    a head and shoulders on a light background, with a little noise so that the encoded file
+    lands inside the size window (about 18 KiB). A few milliseconds each: a batch makes a pool
+    of them once and its records share it."""
     from PIL import Image, ImageDraw
 
-    bg = (rng.randint(180, 255), rng.randint(180, 255), rng.randint(200, 255))
+    bg = (rng.randint(235, 255), rng.randint(235, 255), rng.randint(240, 255))
     img = Image.new("RGB", (width, height), bg)
     draw = ImageDraw.Draw(img)
     skin = (rng.randint(200, 240), rng.randint(160, 200), rng.randint(130, 170))
-    draw.ellipse((width * 0.25, height * 0.12, width * 0.75, height * 0.58), fill=skin)
+    draw.ellipse((width * 0.25, height * 0.12, width * 0.75, height * 0.6), fill=skin)
     shirt = (rng.randint(0, 120), rng.randint(0, 120), rng.randint(0, 160))
-    draw.rectangle((width * 0.1, height * 0.65, width * 0.9, height), fill=shirt)
+    draw.rectangle((width * 0.1, height * 0.66, width * 0.9, height), fill=shirt)
+    noise = Image.frombytes("L", (width, height), rng.randbytes(width * height)).convert("RGB")
     out = io.BytesIO()
-    img.save(out, "JPEG", quality=70)
+    Image.blend(img, noise, 0.08).save(out, "JPEG", quality=70, dpi=(350, 350))
     return out.getvalue()
 
 

@@ -27,16 +27,18 @@ import stat
 import zlib
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, Final, Literal
 
 from cardperso.codec import numbers
 from cardperso.codec.fields import split_gbk
+from cardperso.codec.photo import CARD_PHOTO, PhotoSpec, check_photo, frame
 from cardperso.errors import DataError
 from cardperso.profiles.fields import OPTIONAL_FIELDS, PBOC_FIELDS
 from cardperso.profiles.model import Profile
 
 __all__ = [
     "PHOTO_MAX_BYTES",
+    "PHOTO_SPECS",
     "ROW",
     "Reject",
     "Validator",
@@ -118,6 +120,9 @@ def _region(value: str, field: str) -> None:
 #: room for a less compressed encoding, and keeps a hostile path (a 1 GiB file) from being read.
 PHOTO_MAX_BYTES = 100 * 1024
 
+#: A profile's ``photo_spec``: the specification its photos must meet (``none``: any whole JPEG).
+PHOTO_SPECS: Final[dict[str, PhotoSpec | None]] = {"card": CARD_PHOTO, "none": None}
+
 _FILE_KINDS = (
     (stat.S_ISFIFO, "a FIFO (named pipe)"),
     (stat.S_ISCHR, "a character device"),
@@ -184,47 +189,39 @@ def read_photo(path: str) -> bytes | str:
     return b"".join(parts)
 
 
-def check_jpeg(path: str) -> str:
-    """Structural JPEG check: SOI, well-formed marker segments up to SOS, a frame header (SOF)
-    with non-zero dimensions, and EOI at the end. Returns "" when good, else the reason. The
-    file is read by :func:`read_photo` (regular files, size limit)."""
-    data = read_photo(path)
-    if isinstance(data, str):
-        return data
-    if len(data) < 4 or data[:2] != b"\xff\xd8":
-        return "is not a JPEG file (no SOI marker)"
-    if data.rstrip(b"\x00")[-2:] != b"\xff\xd9":
-        return "is a truncated JPEG (no EOI marker)"
-    pos, n, frame = 2, len(data), False
-    while pos + 4 <= n:
-        if data[pos] != 0xFF:
-            return f"is a corrupt JPEG (bad marker at offset {pos})"
-        marker = data[pos + 1]
-        if marker == 0xFF:
-            pos += 1
-            continue
-        seglen = (data[pos + 2] << 8) | data[pos + 3]
-        if seglen < 2 or pos + 2 + seglen > n:
-            return f"is a corrupt JPEG (bad segment length at offset {pos})"
-        if 0xC0 <= marker <= 0xCF and marker not in (0xC4, 0xC8, 0xCC):
-            if seglen < 8:
-                return "is a corrupt JPEG (short frame header)"
-            h = (data[pos + 5] << 8) | data[pos + 6]
-            w = (data[pos + 7] << 8) | data[pos + 8]
-            if not h or not w:
-                return "is a JPEG with zero width or height"
-            frame = True
-        if marker == 0xDA:
-            return "" if frame else "is a corrupt JPEG (scan before frame header)"
-        pos += 2 + seglen
-    return "is a corrupt JPEG (no image data)"
+def check_jpeg(data: bytes, spec: PhotoSpec | None = CARD_PHOTO) -> str:
+    """The photo rule on a photo's bytes: "" when good, else the reason, starting with the rule
+    that failed (``format``, ``pixel size``, ``colour``, ``file size``). With a ``spec`` the
+    rule is :func:`cardperso.codec.photo.check_photo` (the card photo specification); with
+    ``None`` only the format (a JPEG with a frame header). Either way a JPEG must be whole: its
+    frame has a size and the file ends with EOI."""
+    try:
+        info = frame(data)
+        if not info.width or not info.height:
+            return "format: the JPEG has zero width or height"
+        if data.rstrip(b"\x00")[-2:] != b"\xff\xd9":
+            return "format: the JPEG is truncated (no EOI marker)"
+        if spec is not None:
+            check_photo(data, spec)
+    except DataError as exc:
+        return exc.reason
+    return ""
 
 
 class Validator:
     """Checks records for one profile; see the module docstring."""
 
-    def __init__(self, profile: Profile, base_dir: str | os.PathLike[str] = ".") -> None:
+    def __init__(
+        self,
+        profile: Profile,
+        base_dir: str | os.PathLike[str] = ".",
+        *,
+        photo_spec: PhotoSpec | Literal["profile"] | None = "profile",
+    ) -> None:
         self.profile = profile
+        #: The photo rule: the profile's (``photo_spec: card`` is the card photo specification,
+        #: ``none`` only a whole JPEG) unless the caller names one.
+        self.photo_spec = PHOTO_SPECS[profile.photo_spec] if photo_spec == "profile" else photo_spec
         self.base_dir = Path(base_dir)
         self.pboc = profile.pboc
         required = {"ssn", "name", "gender", "nation", "birth_date", "birth_place", "region"}
@@ -298,7 +295,8 @@ class Validator:
         got = self._photo_cache.get(rel)
         if got is None:
             path = rel if os.path.isabs(rel) else os.path.join(self.base_dir, rel)
-            got = check_jpeg(path)
+            data = read_photo(path)
+            got = data if isinstance(data, str) else check_jpeg(data, self.photo_spec)
             if len(self._photo_cache) < 100_000:
                 self._photo_cache[rel] = got
         if got:

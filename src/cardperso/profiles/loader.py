@@ -112,6 +112,8 @@ SCHEMA = s.Map(
         "title": s.Str(min_len=1),
         "generation": s.Int(min=1, max=3),
         "photo": s.Enum(("required", "optional", "absent")),
+        # no default: absent (= card) keeps the digest of profiles written before it existed
+        "photo_spec": s.Enum(("card", "none")),
         "pin": s.Map(
             {
                 "source": s.Enum(("seeded", "input", "input-or-seeded")),
@@ -495,6 +497,7 @@ def _build(data: dict[str, Any], digest: bytes, source: str) -> Profile:
         digest=digest,
         source=source,
         production=bool(data.get("production", False)),
+        photo_spec=data.get("photo_spec", "card"),
     )
 
 

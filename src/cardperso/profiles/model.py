@@ -185,6 +185,9 @@ class Profile:
     source: str
     #: ``production: true``: runs of this product get the production guard (cli.production).
     production: bool = False
+    #: ``photo_spec``: the rule photos meet at data preparation: ``card`` the social-security
+    #: card photo specification (``cardperso.codec.photo``), ``none`` any whole JPEG.
+    photo_spec: Literal["card", "none"] = "card"
 
     @property
     def needs_pan(self) -> bool:
