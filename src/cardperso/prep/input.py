@@ -463,17 +463,29 @@ def _check_line(raw: bytes) -> str:
         raise Reject(ROW, f"is not valid UTF-8 (byte {exc.start + 1} of the record)") from None
 
 
+class _Pairs(list[tuple[str, Any]]):
+    """A JSON object as the parser read it: its (key, value) pairs in order, a key given twice
+    kept twice (a ``dict`` would keep the last value silently)."""
+
+    __slots__ = ()
+
+
 def _json_record(text: str) -> dict[str, Any]:
     try:
-        obj = json.loads(text)
+        obj = json.loads(text, object_pairs_hook=_Pairs)
     except RecursionError:
         raise Reject(ROW, "is nested too deeply (a record is one flat JSON object)") from None
     except ValueError as exc:
         raise Reject(ROW, f"is not valid JSON ({exc.args[0].split(':')[0]})") from None
-    if not isinstance(obj, dict):
+    if not isinstance(obj, _Pairs):
         raise Reject(ROW, "is not a JSON object")
     out: dict[str, Any] = {}
-    for key, value in obj.items():
+    keys: set[str] = set()
+    for key, value in obj:
+        if key in keys:  # the same key again: which value is meant? (never shown)
+            canon = canonical(key)
+            raise Reject(canon if canon is not None else ROW, "key given twice")
+        keys.add(key)
         canon = canonical(key) if isinstance(key, str) else None
         if canon is None:
             if _looks_like_a_name(key):
