@@ -21,6 +21,8 @@ from pathlib import Path
 import httpx
 import pytest
 
+from cardperso.registry import centre
+from cardperso.registry import schema as registry_schema
 from cardperso.storage.db import Database
 from cardperso.web import schema as web_schema
 from cardperso.web import users
@@ -52,7 +54,9 @@ def free_port() -> int:
 
 def make_users(db_path: Path) -> None:
     with Database(db_path) as db:
+        registry_schema.upgrade(db)
         web_schema.upgrade(db)
+        centre.add_party(db, "service_point", "SP01", "东城区社保服务网点")
         for name, password in PASSWORDS.items():
             role = ROLE_OF[name]
             users.add(db, name, role, password, "SP01" if role == users.CLERK else None)

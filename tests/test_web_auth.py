@@ -268,6 +268,9 @@ def test_web_user_add_passwd_disable(tmp_path: Path) -> None:
          "--service-point: required for a clerk, and only for a clerk"),
         (["--role", "operator", "--service-point", "SP1"], "long-enough-pw\n",
          "--service-point: required for a clerk, and only for a clerk"),
+        (["--role", "clerk", "--service-point", "SP9"], "long-enough-pw\n",
+         "--service-point SP9: not on the centre's list of service points (add it with: "
+         "cardperso registry service-point add SP9 NAME)"),
     ],
 )  # fmt: skip
 def test_web_user_add_refusals(tmp_path: Path, args: list[str], stdin: str, message: str) -> None:
@@ -394,3 +397,16 @@ def test_two_consoles_share_users_sessions_and_limits_on_postgresql(tmp_path: Pa
     finally:
         with Database(pg) as admin:
             admin.execute(f"DROP SCHEMA {name} CASCADE")
+
+
+def test_a_clerk_works_for_a_service_point_on_the_centres_list(tmp_path: Path) -> None:
+    db = str(tmp_path / "u.db")
+    assert _cardperso("db", "upgrade", "--db", db).returncode == 0
+    listed = _cardperso("registry", "service-point", "add", "SP7", "西城区社保服务网点", "--db", db)
+    assert listed.returncode == 0, listed.stderr
+    out = _cardperso("web", "user", "add", "clerk7", "--role", "clerk", "--service-point", "SP7",
+                     "--password-stdin", "--db", db, stdin="clerk7-Password\n")  # fmt: skip
+    assert out.returncode == 0, out.stderr
+    assert out.stdout == "user clerk7 added: service-point clerk\n"
+    with Database(db) as conn:
+        assert users.get(conn, "clerk7") == users.User("clerk7", users.CLERK, "SP7", False)

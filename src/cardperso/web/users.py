@@ -105,6 +105,8 @@ def add(db: Database, name: str, role: str, password: str, service_point: str | 
         raise UsageError(f"role {role!r}: one of {', '.join(ROLES)}")
     if (role == CLERK) != bool(service_point):
         raise UsageError("--service-point: required for a clerk, and only for a clerk")
+    if service_point is not None:
+        _check_service_point(db, service_point)
     digest = _hasher.hash(check_password(password))
     now = time.time()
     with db.transaction():
@@ -116,6 +118,18 @@ def add(db: Database, name: str, role: str, password: str, service_point: str | 
             (name, role, service_point, digest, now, now),
         )
     return User(name, role, service_point, False)
+
+
+def _check_service_point(db: Database, code: str) -> None:
+    """A clerk works for a service point on the centre's list (the registry's)."""
+    from cardperso.registry.centre import parties
+    from cardperso.registry.schema import has_table
+
+    if not has_table(db, "reg_parties") or code not in parties(db, "service_point"):
+        raise UsageError(
+            f"--service-point {code}: not on the centre's list of service points (add it with: "
+            f"cardperso registry service-point add {code} NAME)"
+        )
 
 
 def set_password(db: Database, name: str, password: str) -> None:
