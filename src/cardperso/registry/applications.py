@@ -132,7 +132,7 @@ def import_applications(
     application still open (not issued, returned, rejected or cancelled) is refused, as is a
     second application in the same file."""
     check_regular(path, "applications")  # a FIFO or /dev/zero is not an application file
-    validator = Validator(profile, Path(path).parent)
+    validator = Validator(profile, Path(path).parent, photo_spec=photo_spec)
     base = Path(path).resolve().parent
     summary = ImportSummary()
     with applications_input(path, frozenset({"ssn", *REQUIRED})) as (inp, centre_of):
@@ -349,7 +349,7 @@ def audit(
     ``audited``, or ``rejected`` with the field and reason. An application accepted at a
     service point waits (stays ``accepted``) until the staff and the applicant both confirmed
     its registration form (:func:`confirm`)."""
-    validator = Validator(profile, "/")
+    validator = Validator(profile, "/", photo_spec=photo_spec)
     out: list[Outcome] = []
     signed = {
         int(i): missing_confirmations(staff or "", applicant or "")
