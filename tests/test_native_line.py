@@ -71,10 +71,17 @@ def test_a_mixed_hopper_makes_every_card(pcsc_lab, tmp_path: Path) -> None:  # t
             assert ef05.records[6] == b"\x07\x09" + r["card_no"].encode("ascii")
             assert r["atr"] == chip.atr.hex().upper()
             assert r["card_id_code"][16:24] == r["chip_serial"], "the chip serial in the card id"
+            assert ef05.records[0] == b"\x01\x10" + bytes.fromhex(r["card_id_code"])
         else:
             kinds["gp"] += 1
             card = VirtualCard.load(image)
             assert card.state.ssse.records["0507"] == b"\x07\x09" + r["card_no"].encode("ascii")
+            assert card.state.ssse.records["0501"] == b"\x01\x10" + bytes.fromhex(r["card_id_code"])
+        # 卡识别码 = region ‖ D156000005 ‖ the chip serial the station read ‖ FF×4, no CRC
+        assert (
+            r["card_id_code"][6:16] == "D156000005" and r["card_id_code"][16:24] == r["chip_serial"]
+        )
+        assert r["card_id_code"][24:] == "FFFFFFFF"
     assert kinds == {"gp": 6, "native": 2}, "cards 4 and 12 are the good native chips"
 
     rejected = [NativeCard.load(p) for p in (tmp_path / "line" / "rejects").glob("*.json")]

@@ -60,9 +60,9 @@ def test_ef05_ef06_bytes_of_a_known_record(tmp_path: Path) -> None:
     (tmp_path / "p.jpg").write_bytes(make_photo(random.Random(1)))
     v = Validator(PROFILE, tmp_path).check(known_record() | {"photo": "p.jpg"})
     dgis = dict(parse_dgis(SsseTemplate(PROFILE).clear_dgis(v)))
-    # card identification code: region 360426 ‖ D1 56 00 00 05 ‖ serial 00000000 ‖ CRC-32
-    # of those 12 bytes (zlib.crc32 = 0x2A8E75D5), the profile's check value
-    cic = "360426D156000005000000002A8E75D5"
+    # card identification code: region 360426 ‖ D1 56 00 00 05 ‖ serial placeholder 00000000
+    # ‖ FF×4 (profile tail chip-serial: no invented check value)
+    cic = "360426D15600000500000000FFFFFFFF"
     expected = {
         0x0501: "0110" + cic,
         0x0502: "0201" + "33",  # "3"

@@ -68,7 +68,7 @@ class ChipPlan:
     diversification: str = "emv"
     security_level: int = 0x03
     atr_prefix: bytes = b""
-    card_id_check: str = "crc32"
+    card_id_check: str = "chip-serial"  # the profile's ssse.card_id.tail
     ssse_aid: bytes = b""
     ssse_algorithm: str = "SM4"
     ssse_generation: int = 3

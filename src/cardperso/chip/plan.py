@@ -45,7 +45,7 @@ def chip_plan(
         if chosen == profile.gp.scp
         else ("kdf3" if aes else "emv"),
         atr_prefix=atr_prefix,
-        card_id_check=profile.ssse.card_id.check,
+        card_id_check=profile.ssse.card_id.tail,
         ssse_aid=profile.ssse.df_name,
         ssse_algorithm=profile.ssse.algorithm,
         ssse_generation=profile.generation,

@@ -17,13 +17,13 @@ that refuses the keys has ``auth_failure`` set): the station rejects the card.
 
 from __future__ import annotations
 
-import zlib
 from collections.abc import Generator
 
 from cardperso.chip import gp
 from cardperso.chip.model import CardApp, CardData, ChipFailure, ChipPlan, ChipResult
 from cardperso.chip.transport import ApduCount, Flow
 from cardperso.chip.verify import verify_pboc, verify_ssse
+from cardperso.codec.fields import card_id_tail
 from cardperso.crypto.gp import StaticKeys
 from cardperso.errors import CardError, CryptogramMismatch
 from cardperso.keystore.base import KeyStore
@@ -50,17 +50,18 @@ def check_atr(atr: bytes, plan: ChipPlan) -> None:
         )
 
 
-def card_id_with_serial(card_id: bytes, serial: bytes, check: str) -> bytes:
-    """Put the chip serial into bytes 9-12 of the card identification code and recompute the
-    profile's check value over the first 12 bytes (``crc32``) or leave it zero."""
-    head = card_id[:8] + serial
-    tail = zlib.crc32(head).to_bytes(4, "big") if check == "crc32" else bytes(4)
-    return head + tail
+def card_id_with_serial(card_id: bytes, serial: bytes, tail: str) -> bytes:
+    """Complete the card identification code at the station: with the profile's ``tail``
+    ``chip-serial`` bytes 9-12 become the chip serial (CPLC IC serial number read over the line)
+    and 13-16 stay FF; with ``ffffffff`` the prepared code is kept (codec.fields.card_id_tail)."""
+    if len(serial) != 4:
+        raise ChipFailure("chip serial", f"is {len(serial)} bytes, the card id needs 4")
+    return card_id[:8] + card_id_tail(serial, tail)
 
 
-def _ssse_record_with_serial(value: bytes, serial: bytes, check: str) -> bytes:
+def _ssse_record_with_serial(value: bytes, serial: bytes, tail: str) -> bytes:
     # DGI 0501 holds the simple TLV record `01 10 <card id>`
-    return value[:2] + card_id_with_serial(value[2:18], serial, check)
+    return value[:2] + card_id_with_serial(value[2:18], serial, tail)
 
 
 def _packages(aid: bytes) -> tuple[bytes, bytes]:

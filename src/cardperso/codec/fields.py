@@ -23,7 +23,9 @@ from __future__ import annotations
 from cardperso.errors import DecodeError, EncodingError
 
 __all__ = [
+    "CARD_ID_TAILS",
     "CHARSETS",
+    "card_id_tail",
     "decode_an",
     "decode_b",
     "decode_cn",
@@ -268,3 +270,26 @@ def decode_b(data: bytes, length: int | None = None, field: str | None = None) -
     if length is not None and len(raw) != length:
         raise DecodeError(f"b field is {len(raw)} bytes, expected {length} bytes", field=field)
     return raw
+
+
+#: The profile choices for bytes 9-16 of the card identification code (卡识别码).
+CARD_ID_TAILS = ("chip-serial", "ffffffff")
+
+
+def card_id_tail(serial: bytes, tail: str) -> bytes:
+    """Bytes 9-16 of the card identification code: region(3) ‖ D1 56 00 00 05 ‖ these 8.
+
+    The code is region ‖ the SSSE RID ‖ 8 bytes the card maker sets; no checksum over it is
+    published (the LD/T 32 text is not public, and nothing in it that public readers show is a
+    CRC). Public social-security readers (e.g. the reader code quoting
+    ``639900D15600000500BF7C7A48FB4966`` beside ATR historical bytes ``…9900BF7C7A`` and
+    ``320200D156000005AD932A48BDC3B9E9`` beside ``…3202AD932A48``) show bytes 9-12 as the chip
+    serial of the ATR. We fill ``chip-serial`` = the chip serial (4 bytes; the CPLC IC serial,
+    a placeholder until the station reads it) ‖ FF FF FF FF, or ``ffffffff`` = FF×8 where the
+    chip serial is not to be put in the code; bytes 13-16 are never invented.
+    """
+    if tail == "ffffffff":
+        return b"\xff" * 8
+    if tail != "chip-serial" or len(serial) != 4:
+        raise ValueError(f"card id tail {tail!r} needs a 4-byte chip serial")
+    return serial + b"\xff" * 4

@@ -24,13 +24,12 @@ import contextlib
 import datetime
 import os
 import stat
-import zlib
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Final, Literal
 
 from cardperso.codec import numbers
-from cardperso.codec.fields import split_gbk
+from cardperso.codec.fields import card_id_tail, split_gbk
 from cardperso.codec.photo import CARD_PHOTO, PhotoSpec, check_photo, frame
 from cardperso.errors import DataError
 from cardperso.profiles.fields import OPTIONAL_FIELDS, PBOC_FIELDS
@@ -238,8 +237,8 @@ class Validator:
         self.allowed = frozenset(required | OPTIONAL_FIELDS | {"photo"} | PBOC_FIELDS)
         self._required_order = tuple(sorted(self.required))
         cid = profile.ssse.card_id
-        self._cid_mid = cid.prefix + cid.serial_placeholder
-        self._cid_crc = cid.check == "crc32"
+        self._cid_tail = card_id_tail(cid.serial_placeholder, cid.tail)
+        self._cid_prefix = cid.prefix
         self._photo_cache: dict[str, str] = {}
         self._pin_len = profile.pin.length
         self._today = datetime.date.today().toordinal()
@@ -430,8 +429,6 @@ class Validator:
                 )
             v["ec"] = (balance, limit, single, reset)
             v["expiry_yymm"] = v["expiry_date"][2:6]
-        # card identification code: region BCD(3) ‖ prefix(5) ‖ serial placeholder(4) ‖ check(4)
-        head = bytes.fromhex(v["region"]) + self._cid_mid
-        check = zlib.crc32(head).to_bytes(4, "big") if self._cid_crc else b"\x00\x00\x00\x00"
-        v["card_id"] = head + check
+        # card identification code: region BCD(3) ‖ prefix(5) ‖ tail(8) (codec.fields.card_id_tail)
+        v["card_id"] = bytes.fromhex(v["region"]) + self._cid_prefix + self._cid_tail
         return v

@@ -131,9 +131,10 @@ SCHEMA = s.Map(
                     {
                         "prefix": s.Hex(length=5),
                         "serial_placeholder": s.Hex(length=4),
-                        "check": s.Enum(("crc32", "zero")),
+                        "tail": s.Enum(("chip-serial", "ffffffff")),
                     },
-                    required=("prefix", "serial_placeholder", "check"),
+                    required=("prefix",),
+                    defaults={"serial_placeholder": bytes(4), "tail": "chip-serial"},
                 ),
                 "files": s.ListOf(
                     s.Map(
@@ -403,7 +404,7 @@ def _build(data: dict[str, Any], digest: bytes, source: str) -> Profile:
         df_name=ss["df_name"],
         algorithm=ss["algorithm"],
         algorithm_indicator=ss["algorithm_indicator"],
-        card_id=CardIdSpec(cid["prefix"], cid["serial_placeholder"], cid["check"]),
+        card_id=CardIdSpec(cid["prefix"], cid["serial_placeholder"], cid["tail"]),
         files=tuple(
             FileSpec(
                 f["name"],

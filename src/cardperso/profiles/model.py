@@ -48,11 +48,13 @@ class SsseKeySpec:
 
 @dataclass(frozen=True, slots=True)
 class CardIdSpec:
-    """Card identification code: region BCD(3) ‖ ``prefix`` (5) ‖ serial (4) ‖ check (4)."""
+    """Card identification code: region BCD(3) ‖ ``prefix`` (5) ‖ the 8-byte ``tail``:
+    ``chip-serial`` = the chip serial (4, ``serial_placeholder`` until the station reads CPLC)
+    ‖ FF×4; ``ffffffff`` = FF×8 (docs/card-dgi-map.md)."""
 
     prefix: bytes
     serial_placeholder: bytes
-    check: Literal["crc32", "zero"]
+    tail: Literal["chip-serial", "ffffffff"]
 
 
 @dataclass(frozen=True, slots=True)
