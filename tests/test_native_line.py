@@ -8,6 +8,7 @@ from __future__ import annotations
 import csv
 import functools
 import json
+import logging
 from pathlib import Path
 
 from cardperso.card.native import NativeCard
@@ -28,7 +29,8 @@ ROOT_KEYS = Path(__file__).resolve().parents[1] / "keys-sample" / "keys.json"
 FAULTS = "st1:tear_create@2,st1:tear_key@6,st1:bad_mac@8,st1:wrong_transport_key@10"
 
 
-def test_a_mixed_hopper_makes_every_card(pcsc_lab, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+def test_a_mixed_hopper_makes_every_card(pcsc_lab, tmp_path: Path, caplog) -> None:  # type: ignore[no-untyped-def]
+    caplog.set_level(logging.ERROR, logger="cardperso")
     make_batch(tmp_path / "batch.csv", RECORDS, seed=31)
     keys = native_store(tmp_path)
     store = SoftwareKeyStore.load(keys)
@@ -53,6 +55,10 @@ def test_a_mixed_hopper_makes_every_card(pcsc_lab, tmp_path: Path) -> None:  # t
         )
     assert summary.done == RECORDS and summary.failed == 0, summary
     assert summary.stations[0].rejected == 4
+    # the native chip that refused its transport key: the alert names the key its driver used
+    alerts = [r.getMessage() for r in caplog.records if "ALERT" in r.getMessage()]
+    assert len(alerts) == 1, alerts
+    assert "check the transport key 'native-transport' loaded" in alerts[0]
     with (tmp_path / "results.csv").open(newline="") as fh:
         rows = list(csv.DictReader(fh))
     assert sorted(r["outcome"] for r in rows) == ["produced"] * RECORDS

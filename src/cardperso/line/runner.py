@@ -211,11 +211,14 @@ class Station:
         self.status.state = "busy"
         self._printer_step("park", printer.park_for_encoding)
         transport: Transport | None = None
+        key_used = self.run.plan.transport_kmc  # the transport key the chip is opened with
         try:
             wait_for_card(self.spec.reader, self.run.spec.options.card_timeout)
             transport = self._transport_factory(self.spec.reader)
             atr = transport.connect(self.run.spec.options.card_timeout)
             driver = self.run.drivers.choose(atr)  # an unknown chip: no command sent
+            if driver.cos != "gp":
+                key_used = driver.chip.transport_key
             if driver.cos == "gp":
                 check_atr(atr, self.run.plan)
             data = card_data(self.run.header, body, job.index)
@@ -223,7 +226,7 @@ class Station:
                 driver.personalize(data, self.run.plan, self.run.keys, atr), transport.transmit
             )
         except ChipFailure as exc:
-            self._reject(job, printer, str(exc), auth=exc.auth_failure)
+            self._reject(job, printer, str(exc), auth=exc.auth_failure, key=key_used)
             return
         except NoCard as exc:
             self._no_card(job, printer, exc)
@@ -328,6 +331,7 @@ class Station:
         *,
         auth: bool = False,
         chip_serial: str | None = None,
+        key: str = "",
     ) -> None:
         log.warning(
             "station %s rejects the card of record %d: %s", self.spec.name, job.index, reason
@@ -340,7 +344,7 @@ class Station:
             log.error("station %s: %s", self.spec.name, lost)
             return
         if auth:
-            self.run.auth_failed(self.spec.name)
+            self.run.auth_failed(self.spec.name, key or self.run.plan.transport_kmc)
 
 
 class LineRun:
@@ -447,7 +451,8 @@ class LineRun:
         for event in self._resume_events.values():
             event.set()
 
-    def auth_failed(self, station: str) -> None:
+    def auth_failed(self, station: str, key: str) -> None:
+        """A chip refused the transport key ``key`` (the one its driver used)."""
         with self.shared.lock:
             self.shared.auth_failures_in_a_row += 1
             n = self.shared.auth_failures_in_a_row
@@ -456,12 +461,12 @@ class LineRun:
             "key %r loaded",
             station,
             n,
-            self.plan.transport_kmc,
+            key,
         )
         if n >= self.spec.options.stop_after_auth_failures:
             self.stop(
                 f"{n} card authentication failures in a row: wrong keys loaded? (check the card "
-                f"vendor's transport key {self.plan.transport_kmc!r} and its diversification)"
+                f"vendor's transport key {key!r} and its diversification)"
             )
 
     def auth_ok(self) -> None:
