@@ -12,11 +12,14 @@ import json
 import random
 from pathlib import Path
 
+import pytest
 from PIL import Image
 
 from cardperso.codec.photo import check_photo
+from cardperso.errors import ProfileError
 from cardperso.prep.synth import COLUMNS, make_batch, make_photo
 from cardperso.prep.validate import PHOTO_MAX_BYTES
+from cardperso.profiles.loader import load_profile
 from test_integrity_input import (
     ROOT,
     SAMPLE_KEYS,
@@ -155,3 +158,16 @@ def test_a_jsonl_key_given_twice_rejects_the_record(tmp_path: Path) -> None:
     assert_every_line_accounted(
         tmp_path / "batch.jsonl", tmp_path / "rejects.csv", tmp_path / "out.cppf", header=False
     )
+
+
+def test_an_unknown_photo_spec_is_a_profile_error(tmp_path: Path) -> None:
+    text = (ROOT / "profiles" / "ssc3-pboc.yaml").read_text(encoding="utf-8")
+    path = tmp_path / "ssc3-pboc.yaml"
+    path.write_text(text + "photo_spec: passport\n", "utf-8")
+    with pytest.raises(
+        ProfileError, match=r"field 'photo_spec': 'passport' is not one of card, none"
+    ):
+        load_profile(path)
+    path.write_text(text + "photo_spec: none\n", "utf-8")
+    assert load_profile(path).photo_spec == "none"
+    assert load_profile("ssc3-pboc").photo_spec == "card"
