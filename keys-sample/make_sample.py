@@ -1,9 +1,11 @@
 """Regenerate keys-sample/keys.json, the published TEST key set (never use it in production).
 
 Names, algorithms and purposes: :data:`cardperso.keystore.base.REFERENCE_KEY_SET`, plus the card
-vendor's transport keys of the simulated blank cards, ``gp-transport`` (3DES) and
-``gp-transport-aes`` (AES-128): the GlobalPlatform test key 40 41 .. 4F, the key every blank
-virtual card carries (in a factory the vendor's key comes by key ceremony, ``cardperso keys
+vendor's transport keys of the simulated blank cards (the ceremony keys of
+:data:`cardperso.keystore.base.CEREMONY_KEY_SET` but ``kek-exchange``): ``gp-transport`` (3DES),
+``gp-transport-aes`` (AES-128) and the native chips' transport masters ``native-transport`` (SM4)
+and ``native-transport-3des``: the GlobalPlatform test key 40 41 .. 4F, the key every blank
+virtual card carries (a native blank's key 00 is that master diversified by its serial) (in a factory the vendor's key comes by key ceremony, ``cardperso keys
 import-components``). ``gp-kmc`` and ``gp-kmc-aes`` are the GP test key too (published
 vectors are computed from it); every other key is the first N bytes of
 SHA-256("cardperso sample key " + name), with DES odd parity for 3DES keys.
@@ -20,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from cardperso.crypto import kcv, odd_parity
-from cardperso.keystore.base import REFERENCE_KEY_SET
+from cardperso.keystore.base import CEREMONY_KEY_SET, REFERENCE_KEY_SET
 
 GP_TEST_KEY = bytes(range(0x40, 0x50))
 WARNING = (
@@ -30,11 +32,9 @@ WARNING = (
 )
 
 
-#: The card vendor's transport keys of the simulated blanks (not generated: by key ceremony).
-SAMPLE_TRANSPORT_KEYS = {
-    "gp-transport": ("3DES", 16, "card vendor's transport key of the blank cards (SCP02)"),
-    "gp-transport-aes": ("AES", 16, "card vendor's transport key of the blank cards (SCP03)"),
-}
+#: The card vendor's keys of the simulated blanks (not generated: by key ceremony): every
+#: ceremony key but the bank's key-exchange key (that one is in bank-keys.json).
+SAMPLE_TRANSPORT_KEYS = {n: v for n, v in CEREMONY_KEY_SET.items() if n != "kek-exchange"}
 
 
 def sample_value(name: str, algorithm: str, length: int) -> bytes:
@@ -51,7 +51,7 @@ def sample_document() -> dict[str, Any]:
         {**REFERENCE_KEY_SET, **SAMPLE_TRANSPORT_KEYS}.items()
     ):
         value = sample_value(name, algorithm, length)
-        if name.startswith(("gp-kmc", "gp-transport")):
+        if name.startswith(("gp-kmc", "gp-transport", "native-transport")):
             purpose += ", GlobalPlatform test key 40..4F"
         keys[name] = {
             "algorithm": algorithm,

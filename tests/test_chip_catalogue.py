@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import csv
 import functools
+import json
 import logging
 from pathlib import Path
 
@@ -239,11 +240,20 @@ def test_the_line_s_own_gp_workflow_replaces_the_default() -> None:
     assert chosen.workflow is two_stage
 
 
-def test_native_chips_without_their_transport_key_are_refused_untouched() -> None:
+def test_native_chips_without_their_transport_key_are_refused_untouched(tmp_path: Path) -> None:
     from cardperso.card.native import build_native_atr
 
     registry = load_drivers()
-    off = registry.without_keys(SoftwareKeyStore.load(SAMPLE_KEYS))  # no native-transport
+    store = SoftwareKeyStore.load(SAMPLE_KEYS)
+    assert {"native-transport", "native-transport-3des"} <= set(store.names())
+    assert registry.without_keys(store) == [], "the sample store opens the simulated blanks"
+    doc = json.loads(SAMPLE_KEYS.read_text())
+    for name in ("native-transport", "native-transport-3des"):
+        del doc["keys"][name]
+    path = tmp_path / "keys.json"
+    path.write_text(json.dumps(doc))
+    path.chmod(0o600)
+    off = registry.without_keys(SoftwareKeyStore.load(path))  # no native-transport
     assert sorted(off) == ["cardperso-fmcos-3des", "cardperso-fmcos-sm4"]
     with pytest.raises(ChipFailure, match="transport key 'native-transport' is not loaded"):
         registry.choose(build_native_atr(b"\1\2\3\4", "SM4"))

@@ -14,6 +14,7 @@ from pathlib import Path
 from cardperso.card.native import NativeCard
 from cardperso.card.native_fs import FORMAT as NATIVE_FORMAT
 from cardperso.card.vcard import VirtualCard
+from cardperso.keystore.base import SAMPLE_KCVS
 from cardperso.keystore.software import SoftwareKeyStore
 from cardperso.line.linefile import LineOptions
 from cardperso.line.runner import run_line
@@ -117,20 +118,57 @@ def test_sim_line_refuses_unknown_chips_and_native_chips_without_their_key(tmp_p
 
     bad = run("--chips", "gp,nfc")
     assert bad.returncode == 1 and "field 'chips': chips must name gp, native" in bad.stderr
-    keyless = run("--chips", "gp,native-3des")
-    assert keyless.returncode == 1
-    assert "native chips need their transport master (3DES)" in keyless.stderr
     short = run("--chips", "native", "--native-transport-key", "0011")
     assert short.returncode == 2 and "--native-transport-key: 16 bytes" in short.stderr
     assert not (tmp_path / "s").exists(), "refused before anything started"
-    assert "Traceback" not in bad.stderr + keyless.stderr + short.stderr
+    assert "Traceback" not in bad.stderr + short.stderr
+
+
+def _store_without_native_keys(tmp: Path) -> Path:
+    doc = json.loads(ROOT_KEYS.read_text())
+    for name in ("native-transport", "native-transport-3des"):
+        del doc["keys"][name]
+    path = tmp / "keys-no-native.json"
+    path.write_text(json.dumps(doc))
+    path.chmod(0o600)
+    return path
+
+
+def test_the_sample_store_opens_the_simulated_native_blanks(pcsc_lab, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    """keys-sample carries native-transport: a line with the sample store and the simulated
+    blanks' default masters makes native chips (issue 12: the demo store opens them)."""
+    make_batch(tmp_path / "batch.csv", 2, seed=33)
+    store = SoftwareKeyStore.load(ROOT_KEYS)
+    assert store.kcv("native-transport").hex().upper() == SAMPLE_KCVS["native-transport"]
+    perso = tmp_path / "batch.perso"
+    prepare(
+        tmp_path / "batch.csv", load_profile("ssc3-temporary"), store,
+        functools.partial(SoftwareKeyStore.load, ROOT_KEYS), perso, tmp_path / "rejects.csv",
+        PrepOptions(batch_id="MIX3", created=1_700_000_000),
+    )  # fmt: skip
+    line = SimLine(
+        1, tmp_path / "line", readers=[pcsc_lab.free_slot()],
+        options=LineOptions(card_timeout=5, pause_retry=0.2, max_attempts=3),
+        chips=("native", "gp"),
+    )  # fmt: skip
+    with line:
+        summary = run_line(
+            perso, line.spec, store, Database(tmp_path / "journal.db"), tmp_path / "results.csv"
+        )
+    assert summary.done == 2 and summary.failed == 0, summary
+    assert summary.stations[0].rejected == 0
+    with (tmp_path / "results.csv").open(newline="") as fh:
+        serials = [r["chip_serial"] for r in csv.DictReader(fh)]
+    images = [tmp_path / "line" / "output" / f"{serial}.json" for serial in serials]
+    formats = sorted(json.loads(p.read_text()).get("format") == NATIVE_FORMAT for p in images)
+    assert formats == [False, True], "one GP card and one native chip made"
 
 
 def test_native_chips_without_their_key_are_refused_untouched_and_gp_chips_made(
     pcsc_lab, tmp_path: Path
 ) -> None:  # type: ignore[no-untyped-def]
     make_batch(tmp_path / "batch.csv", 2, seed=32)
-    keys = ROOT_KEYS  # the sample store: no native-transport key
+    keys = _store_without_native_keys(tmp_path)  # no native-transport key
     store = SoftwareKeyStore.load(keys)
     perso = tmp_path / "batch.perso"
     prepare(

@@ -329,7 +329,8 @@ def _serve_until_signal(line: SimLine) -> None:
 )  # fmt: skip
 @click.option(
     "--native-transport-key", "native_hex", default=None, metavar="HEX",
-    help="The native chips' transport master (16 bytes; diversified by each chip's serial).",
+    help="The native chips' transport master (16 bytes; diversified by each chip's serial; "
+    "default: the sample store's native-transport, the GP test key).",
 )  # fmt: skip
 @transport_key_options
 def sim_line(

@@ -393,6 +393,12 @@ REFERENCE_KEY_SET: Final[dict[str, tuple[str, int, str]]] = {
 CEREMONY_KEY_SET: Final[dict[str, tuple[str, int, str]]] = {
     "gp-transport": ("3DES", 16, "card vendor's transport key of the blank cards (SCP02)"),
     "gp-transport-aes": ("AES", 16, "card vendor's transport key of the blank cards (SCP03)"),
+    "native-transport": ("SM4", 16, "card vendor's transport master of the native SM4 blanks"),
+    "native-transport-3des": (
+        "3DES",
+        16,
+        "card vendor's transport master of the native 3DES blanks",
+    ),
     "kek-exchange": ("3DES", 16, "key-exchange key shared by the card factory and the bank"),
 }
 
@@ -426,6 +432,8 @@ SAMPLE_KCVS: Final[dict[str, str]] = {
     # the sample transport keys of simulated blanks are the GlobalPlatform test key 40..4F
     "gp-transport": "8BAF47",
     "gp-transport-aes": "504A77",
+    "native-transport": "8EB0E2",
+    "native-transport-3des": "8BAF47",
 }
 
 
