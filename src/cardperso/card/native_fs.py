@@ -19,7 +19,7 @@ import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from cardperso.card.state import from_json, to_json, write_image
+from cardperso.card.state import IMAGE_MAX, from_json, to_json, write_image
 from cardperso.errors import DataError
 
 __all__ = [
@@ -29,6 +29,7 @@ __all__ = [
     "NativeEf",
     "NativeKey",
     "NativeState",
+    "chip_image",
     "dumps",
     "loads",
     "read_image",
@@ -165,3 +166,22 @@ def loads(text: str) -> NativeState:
 
 def read_image(path: Path) -> NativeState:
     return loads(Path(path).read_text(encoding="utf-8"))
+
+
+def chip_image(path: Path) -> NativeState | None:
+    """The chip in ``path`` if it is a native-chip image (a regular JSON file of at most
+    :data:`~cardperso.card.state.IMAGE_MAX` bytes whose ``format`` is :data:`FORMAT`), else
+    ``None``, like :func:`cardperso.card.state.card_image` for GP card images."""
+    try:
+        if not path.is_file() or path.stat().st_size > IMAGE_MAX:
+            return None
+        with path.open("rb") as fh:
+            if fh.read(64).lstrip()[:1] != b"{":
+                return None
+            text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError):
+        return None
+    try:
+        return loads(text)
+    except (DataError, ValueError, TypeError, KeyError, RecursionError):
+        return None

@@ -18,6 +18,8 @@ from typing import Any, TypeVar
 
 import click
 
+from cardperso.card.native import NativeCard
+from cardperso.card.native_fs import chip_image
 from cardperso.card.state import GP_TEST_KEY, card_image
 from cardperso.card.vcard import VirtualCard
 from cardperso.devices.pcsc import list_readers
@@ -265,7 +267,7 @@ def sim_cards(
     cards: list[CardLike] = []
     for path in paths:
         if path.exists():
-            cards.append(VirtualCard.load(path))
+            cards.append(load_image(path))
         else:
             cards.append(VirtualCard.create_blank(path, scp=scp, transport_key=key))
             click.echo(f"created blank card {path} (SCP{scp}, {which})")
@@ -276,13 +278,14 @@ def sim_cards(
 def select_images(
     cards_dir: Path, only: Sequence[str], limit: int = MAX_SERVED
 ) -> tuple[list[Path], int, int]:
-    """The card images of ``cards_dir`` to serve (sorted by file name): those whose chip serial
-    ``only`` names, else the first ``limit``; with the number of card images and of other files
-    (printed faces, magnetic tracks...: recognised by the image's format field, not its name)."""
+    """The card images of ``cards_dir`` to serve (sorted by file name), GP cards and native
+    chips alike: those whose chip serial ``only`` names, else the first ``limit``; with the
+    number of card images and of other files (printed faces, magnetic tracks...: recognised by
+    the image's format field, not its name)."""
     images: list[tuple[Path, str]] = []
     others = 0
     for path in sorted(p for p in cards_dir.iterdir() if not p.name.startswith(".")):
-        state = card_image(path)
+        state = card_image(path) or chip_image(path)
         if state is None:
             others += 1
         else:
@@ -306,6 +309,13 @@ def select_images(
             f"--only names {len(chosen)} cards; pcscd serves at most {limit} at a time"
         )
     return chosen, len(images), others
+
+
+def load_image(path: Path) -> CardLike:
+    """A stored image as the card it holds: a native chip or a GP card (by its format)."""
+    if chip_image(path) is not None:
+        return NativeCard.load(path)
+    return VirtualCard.load(path)
 
 
 @sim_group.command("serve")
@@ -347,7 +357,7 @@ def sim_serve(
     if len(paths) < total:
         rest = "choose others with --only SERIAL" if not only else "chosen with --only"
         click.echo(f"serving {len(paths)} of {total} cards; {rest}")
-    cards: list[CardLike] = [VirtualCard.load(p) for p in paths]
+    cards = [load_image(p) for p in paths]
     state = write_readers.parent if write_readers is not None else cards_dir
     names = _readers_setup(len(paths), port, write_readers, start_pcscd, state, name)
     _serve(cards, paths, port, names, reader_timeout)
