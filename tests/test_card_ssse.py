@@ -23,10 +23,27 @@ def personalized(tmp_path: Path, algorithm: int = 0x03, generation: int = 3) -> 
     return host
 
 
-def authenticate_external(host: Host, key_id: int, alg: str) -> int:
+def authenticate_external(host: Host, key_id: int, alg: str, size: int | None = None) -> int:
+    """EXTERNAL AUTHENTICATE: the challenge padded to one block (16 bytes SM4, 8 bytes 3DES)."""
+    block = cp.BLOCK_SIZE[alg]
+    size = size or block
     challenge = host.ok("0084000008")
-    cryptogram = cp.ecb_encrypt(alg, SSSE_KEYS[key_id], challenge + bytes(8))
-    return host.send(bytes((0, 0x82, 0, key_id, 16)) + cryptogram)[1]
+    padded = challenge.ljust(max(size, block), b"\x00")
+    cryptogram = cp.ecb_encrypt(alg, SSSE_KEYS[key_id], padded)[:size]
+    return host.send(bytes((0, 0x82, 0, key_id, size)) + cryptogram)[1]
+
+
+@pytest.mark.parametrize(
+    ("algorithm", "alg", "good", "bad"), [(0x03, "SM4", 16, 8), (0x01, "3DES", 8, 16)]
+)
+def test_external_authentication_is_one_cipher_block(
+    tmp_path: Path, algorithm: int, alg: str, good: int, bad: int
+) -> None:
+    """A 3DES (second-generation) card takes an 8-byte cryptogram, an SM4 card 16 bytes."""
+    host = personalized(tmp_path, algorithm)
+    host.ok(SELECT_SSSE)
+    assert authenticate_external(host, 0x0A, alg, bad) == 0x6700
+    assert authenticate_external(host, 0x0A, alg, good) == 0x9000
 
 
 def open_reads(host: Host, alg: str) -> None:

@@ -223,13 +223,16 @@ class SsseApplet(Applet):
         return self.challenge
 
     def _external_authenticate(self, cmd: Command) -> bytes | Reply:
+        """``00 82 00 id``: the challenge, zero-padded to one cipher block, encrypted under the
+        key: 16 bytes on SM4 cards, 8 bytes on 3DES (second-generation) cards."""
         need(cmd.p1 == 0, SW_WRONG_P1P2)
-        need(len(cmd.data) == 16, SW_WRONG_LENGTH)
+        size = cp.BLOCK_SIZE[self.algorithm]
+        need(len(cmd.data) == size, SW_WRONG_LENGTH)
         key = self._key(cmd.p2)
         challenge, self.challenge = self.challenge, None
         need(challenge is not None, SW_CONDITIONS)
         assert challenge is not None
-        block = (challenge + bytes(16))[:16]
+        block = challenge[:size].ljust(size, b"\x00")
         expected = cp.ecb_encrypt(self.algorithm, key, block)
         if not cp.equal(expected, cmd.data):
             self.authenticated.discard(cmd.p2)

@@ -53,8 +53,8 @@ def verify_ssse(
         challenge = ok(
             (yield CommandAPDU(0x00, 0x84, 0x00, 0x00, le=8).to_bytes()), "GET CHALLENGE"
         )
-        block = (challenge + bytes(16))[:16]
-        cryptogram = ecb_encrypt(plan.ssse_algorithm, rk, block)
+        size = 16 if plan.ssse_algorithm == "SM4" else 8  # one block: 8 bytes on 3DES cards
+        cryptogram = ecb_encrypt(plan.ssse_algorithm, rk, challenge[:size].ljust(size, b"\0"))
         external = CommandAPDU(0x00, 0x82, 0x00, plan.ssse_read_key, cryptogram)
         ok((yield external.to_bytes()), "SSSE EXTERNAL AUTHENTICATE")
     for dgi, value in sorted(dgis.items()):
