@@ -7,24 +7,33 @@ has a CRC over the code, so none is invented (codec.fields.card_id_tail, docs/ca
 
 from __future__ import annotations
 
+import functools
 import random
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from cardperso.card.vcard import VirtualCard
 from cardperso.chip.model import ChipFailure
-from cardperso.chip.script import card_id_with_serial
+from cardperso.chip.plan import card_data, chip_plan
+from cardperso.chip.script import card_id_with_serial, personalize
+from cardperso.chip.transport import drive
 from cardperso.codec.dgi import parse_dgis
 from cardperso.codec.fields import card_id_tail
 from cardperso.errors import ProfileError
-from cardperso.prep.synth import make_photo
+from cardperso.keystore.software import SoftwareKeyStore
+from cardperso.prep.container import iter_records, read_header
+from cardperso.prep.pipeline import PrepOptions, prepare
+from cardperso.prep.synth import make_batch, make_photo
 from cardperso.prep.templates import SsseTemplate
 from cardperso.prep.validate import Validator
 from cardperso.profiles.loader import load_profile
+from cardperso.sim.inprocess import InProcessTransport
 from test_prep import known_record
 
 PROFILES = Path(__file__).resolve().parents[1] / "profiles"
+SAMPLE_KEYS = PROFILES.parent / "keys-sample" / "keys.json"
 
 
 def _profile_with(tmp_path: Path, old: str, new: str) -> Any:
@@ -90,3 +99,52 @@ def test_the_invented_crc_is_no_profile_choice(
     with pytest.raises(ProfileError, match=reason) as e:
         _profile_with(tmp_path, old, new)
     assert "ssse.card_id" in str(e.value)
+
+
+@pytest.fixture(scope="module")
+def prepared(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    tmp = tmp_path_factory.mktemp("spec")
+    make_batch(tmp / "batch.csv", 1, seed=5)
+    out = tmp / "batch.perso"
+    summary = prepare(
+        tmp / "batch.csv", load_profile("ssc3-pboc"), SoftwareKeyStore.load(SAMPLE_KEYS),
+        functools.partial(SoftwareKeyStore.load, SAMPLE_KEYS), out, tmp / "rejects.csv",
+        PrepOptions(batch_id="SPEC1", created=1_700_000_000),
+    )  # fmt: skip
+    assert summary.prepared == 1
+    return out
+
+
+@pytest.mark.parametrize(("setting", "p2"), [(None, 0x01), ("zero", 0x00)])
+def test_internal_authenticate_p2_is_a_profile_choice(
+    prepared: Path, tmp_path: Path, setting: str | None, p2: int
+) -> None:
+    """The read-back's INTERNAL AUTHENTICATE names the IRK (01) or, as public readers send it,
+    00 (profile ssse.internal_auth_p2); the card identification code read back carries the
+    chip serial and FF×4."""
+    profile = load_profile("ssc3-pboc")
+    if setting is not None:
+        profile = _profile_with(
+            tmp_path,
+            "internal_auth_p2: key-id",
+            f"internal_auth_p2: {setting}",
+        )
+    store = SoftwareKeyStore.load(SAMPLE_KEYS)
+    with prepared.open("rb") as fh:
+        header, _ = read_header(fh)
+    body = next(iter_records(prepared, store))[1]
+    card = VirtualCard.create_blank(tmp_path / "card.json")
+    transport = InProcessTransport(card)
+    transport.connect()
+    sent: list[bytes] = []
+
+    def transmit(apdu: bytes) -> bytes:
+        sent.append(apdu)
+        return transport.transmit(apdu)
+
+    plan = chip_plan(profile, header)
+    result = drive(personalize(card_data(header, body, 0), plan, store), transmit)
+    assert "ssse-records" in result.checks
+    internal = [a for a in sent if a[:2] == b"\x00\x88"]
+    assert [a[3] for a in internal] == [p2]
+    assert result.card_id[8:] == card.serial + b"\xff" * 4

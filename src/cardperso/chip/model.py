@@ -74,6 +74,8 @@ class ChipPlan:
     ssse_generation: int = 3
     ssse_read_key: int = 0x0A
     ssse_irk: int = 0x01
+    #: P2 of the read-back's INTERNAL AUTHENTICATE (profile ssse.internal_auth_p2)
+    ssse_ia_p2: int = 0x01
     imk_ac: str = ""
     verify_ac: bool = True
     dgi_format: int = 0x08

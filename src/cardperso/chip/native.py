@@ -30,6 +30,8 @@ written in state 4.
 
 from __future__ import annotations
 
+import dataclasses
+
 from cardperso.chip.gp import ok
 from cardperso.chip.model import CardApp, CardData, ChipFailure, ChipPlan, ChipResult
 from cardperso.chip.script import SECRET_LENGTH, Steps, card_id_with_serial
@@ -212,5 +214,7 @@ def _steps(
     del tk
 
     checks: list[str] = []
-    yield from verify_ssse(app, records, plan, keys, checks)
+    # FMCOS addresses keys by id: INTERNAL AUTHENTICATE names the IRK whatever the profile says
+    native_plan = dataclasses.replace(plan, ssse_ia_p2=plan.ssse_irk)
+    yield from verify_ssse(app, records, native_plan, keys, checks)
     return records.get(0x0501, b"\x00\x00")[2:], tuple(checks)

@@ -49,6 +49,7 @@ def chip_plan(
         ssse_aid=profile.ssse.df_name,
         ssse_algorithm=profile.ssse.algorithm,
         ssse_generation=profile.generation,
+        ssse_ia_p2=0x00 if profile.ssse.internal_auth_p2 == "zero" else 0x01,
         imk_ac=profile.pboc.imk_ac if profile.pboc is not None else "",
         verify_ac=verify_ac and profile.pboc is not None,
         dgi_format=profile.store_data.p1_dgi_format,

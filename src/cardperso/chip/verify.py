@@ -43,7 +43,7 @@ def verify_ssse(
         irk = _unwrap16(keys, plan.kek, secrets.get(0x8F00 + plan.ssse_irk))
         rk = _unwrap16(keys, plan.kek, secrets.get(0x8F00 + plan.ssse_read_key))
         factor, rnd = random_bytes(8), random_bytes(8)
-        internal = CommandAPDU(0x00, 0x88, 0x00, plan.ssse_irk, factor + rnd, le=256)
+        internal = CommandAPDU(0x00, 0x88, 0x00, plan.ssse_ia_p2, factor + rnd, le=256)
         answer = ok((yield internal.to_bytes()), "SSSE INTERNAL AUTHENTICATE")
         k_d = diversify_one(irk, plan.ssse_algorithm, factor)
         if not equal(answer[:16], ecb_encrypt(plan.ssse_algorithm, k_d, rnd + bytes(8))):

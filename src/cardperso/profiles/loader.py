@@ -148,6 +148,7 @@ SCHEMA = s.Map(
                     min_len=1,
                 ),
                 "key_factor": s.Enum(("card_no_body",)),
+                "internal_auth_p2": s.Enum(("key-id", "zero")),
                 "keys": s.ListOf(
                     s.Map(
                         {
@@ -163,7 +164,7 @@ SCHEMA = s.Map(
                 ),
             },
             required=("df_name", "algorithm", "algorithm_indicator", "card_id", "files", "keys"),
-            defaults={"key_factor": "card_no_body"},
+            defaults={"key_factor": "card_no_body", "internal_auth_p2": "key-id"},
         ),
         "pboc": s.Map(
             {
@@ -425,6 +426,7 @@ def _build(data: dict[str, Any], digest: bytes, source: str) -> Profile:
         ),
         key_factor=ss["key_factor"],
         keys=tuple(SsseKeySpec(k["id"], k["name"], k["master"], k["version"]) for k in ss["keys"]),
+        internal_auth_p2=ss["internal_auth_p2"],
     )
     pboc = None
     if "pboc" in data:

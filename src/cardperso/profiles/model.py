@@ -66,6 +66,9 @@ class SsseSpec:
     files: tuple[FileSpec, ...]
     key_factor: Literal["card_no_body"]
     keys: tuple[SsseKeySpec, ...]
+    #: P2 of INTERNAL AUTHENTICATE: the IRK's key id (``key-id``) or ``zero`` (00, as public
+    #: readers send it); native chips address keys by id whatever this says.
+    internal_auth_p2: Literal["key-id", "zero"] = "key-id"
 
 
 @dataclass(frozen=True, slots=True)
