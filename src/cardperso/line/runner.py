@@ -451,8 +451,7 @@ class LineRun:
         for event in self._resume_events.values():
             event.set()
 
-    def auth_failed(self, station: str, key: str) -> None:
-        """A chip refused the transport key ``key`` (the one its driver used)."""
+    def auth_failed(self, station: str, key: str) -> None:  # key: the one the driver used
         with self.shared.lock:
             self.shared.auth_failures_in_a_row += 1
             n = self.shared.auth_failures_in_a_row
