@@ -7,8 +7,10 @@ reference and the 3rd-generation APDUs it quotes:
 * INTERNAL AUTHENTICATE ``00 88 00 00 10`` + factor (8) + random (8): the card answers
   ``E(K_d, random || 00 x 8)`` with ``K_d`` the IRK diversified by the factor
   (``E(IRK, f || ~f)`` for SM4, ``E(IRK, f) || E(IRK, ~f)`` for 3DES);
-* EXTERNAL AUTHENTICATE ``00 82 00 <key id> 10`` + ``E(K, challenge || 00 x 8)`` after a
-  GET CHALLENGE of 8 bytes.
+* EXTERNAL AUTHENTICATE after a GET CHALLENGE of 8 bytes carries one cipher block:
+  ``00 82 00 <key id> 10`` + ``E(K, challenge || 00 x 8)`` on SM4 (3rd-generation) cards,
+  ``00 82 00 <key id> 08`` + ``E(K, challenge)`` on 3DES (2nd-generation) cards (issue 12:
+  "8 bytes for 3DES cards").
 
 Both sides are checked: the virtual card (card/ssse.py) and the line's read-back, which
 authenticates to the card before reading (chip/verify.py), against a card scripted with
@@ -74,14 +76,20 @@ def test_internal_authenticate_recorded_by_hand(tmp_path: Path) -> None:
     assert answer == H("848433E5B59457C44D0D5FF3C096B621")
 
 
+def _block(alg: str, challenge: bytes) -> bytes:
+    """The one cipher block EXTERNAL AUTHENTICATE encrypts: the 8-byte challenge, padded with
+    zeros to SM4's 16-byte block; alone on 3DES."""
+    return challenge + bytes(8) if alg == "SM4" else challenge
+
+
 @pytest.mark.parametrize(("algorithm", "alg"), [(0x03, "SM4"), (0x01, "3DES")])
 def test_external_authenticate_opens_reads(tmp_path: Path, algorithm: int, alg: str) -> None:
     host = personalized(tmp_path, algorithm)
     host.ok(SELECT_SSSE)
     host.ok("0088000010" + "0102030405060708" + "1122334455667788")
     challenge = host.ok("0084000008")
-    cryptogram = ossl.enc(CIPHER[alg], READ_KEY, challenge + bytes(8))
-    assert host.send("008200" + "0A" + "10" + cryptogram.hex())[1] == 0x9000
+    cryptogram = ossl.enc(CIPHER[alg], READ_KEY, _block(alg, challenge))
+    assert host.send("008200" + "0A" + f"{len(cryptogram):02X}" + cryptogram.hex())[1] == 0x9000
     assert host.ok("00B2012C00") == EF05[0]
 
 
@@ -93,8 +101,8 @@ def test_external_authenticate_refuses_another_key(
     host.ok(SELECT_SSSE)
     host.ok("0088000010" + "0102030405060708" + "1122334455667788")
     challenge = host.ok("0084000008")
-    wrong = ossl.enc(CIPHER[alg], UPDATE_KEY, challenge + bytes(8))  # key 04, not the read key
-    assert host.send("008200" + "0A" + "10" + wrong.hex())[1] == 0x6300
+    wrong = ossl.enc(CIPHER[alg], UPDATE_KEY, _block(alg, challenge))  # key 04, not the read key
+    assert host.send("008200" + "0A" + f"{len(wrong):02X}" + wrong.hex())[1] == 0x6300
     assert host.send("00B2012C00")[1] == 0x6982
 
 
@@ -116,7 +124,7 @@ def _script(alg: str, irk: bytes, seen: list[str]) -> Callable[[bytes], bytes]:
         if cmd.ins == 0x84:
             return challenge + OK
         if cmd.ins == 0x82:
-            good = cmd.data == ossl.enc(CIPHER[alg], READ_KEY, challenge + bytes(8))
+            good = cmd.data == ossl.enc(CIPHER[alg], READ_KEY, _block(alg, challenge))
             seen.append("external" if good else "external refused")
             return OK if good else H("6300")
         return OK
