@@ -4,13 +4,22 @@ values and batch ids on both sides of each limit, with the exact refusal."""
 
 from __future__ import annotations
 
+import dataclasses
+
 import construct as cs
 import pytest
 
 from cardperso.errors import DecodeError, EncodingError, UsageError
 from cardperso.layouts import persofile as pf
-from cardperso.layouts.base import BerLength
-from cardperso.layouts.ssse import RecordSpec, _decode_text, _encode_date
+from cardperso.layouts.base import BerLength, FieldError, Layout
+from cardperso.layouts.ssse import (
+    EF05_RECORDS,
+    Ef0D,
+    RecordSpec,
+    _decode_text,
+    _encode_date,
+    override,
+)
 
 
 def test_ber_length_forms_at_their_edges() -> None:
@@ -109,3 +118,74 @@ def test_pboc_and_gp_value_refusals() -> None:
     with pytest.raises(DecodeError) as dec:
         gp.cplc_date(b"\x6a\x01", datetime.date(2026, 1, 1))
     assert dec.value.reason == "CPLC date is not BCD"
+
+
+# -- second round (issue 18): the survivors of the 250-mutant sample that a caller can observe --
+
+
+def test_ber_length_errors_carry_their_construct_path() -> None:
+    record = cs.Struct("len" / BerLength)
+    with pytest.raises(cs.ExplicitError) as parsed:
+        record.parse(bytes.fromhex("84"))
+    assert str(parsed.value) == "Error in path (parsing) -> len\nunsupported BER length byte 84"
+    with pytest.raises(cs.ExplicitError) as built:
+        record.build({"len": -1})
+    assert str(built.value) == "Error in path (building) -> len\nnegative length"
+
+
+def test_field_error_keeps_its_reason_in_the_message() -> None:
+    err = FieldError("bad thing", path="(parsing) -> x", offset=1, field="x")
+    assert str(err) == "Error in path (parsing) -> x\nbad thing"
+    assert (err.reason, err.offset, err.field) == ("bad thing", 1, "x")
+
+
+def test_layout_model_must_be_frozen_and_slotted() -> None:
+    @dataclasses.dataclass(frozen=True)
+    class Unslotted:
+        a: int
+
+    @dataclasses.dataclass(slots=True)
+    class Mutable:
+        a: int
+
+    for model in (Unslotted, Mutable):
+        with pytest.raises(UsageError) as exc:
+            Layout("t", "test", cs.Struct("a" / cs.Byte), model, register=False)
+        assert str(exc.value) == "layout 't': model must be a frozen, slotted dataclass"
+
+
+def test_override_may_change_the_tag() -> None:
+    rows = override(EF05_RECORDS, {"card_number": {"tag": 0x33, "rec": 9}})
+    (row,) = [r for r in rows if r.name == "card_number"]
+    assert (row.tag, row.rec) == (0x33, 9)
+    with pytest.raises(UsageError) as exc:
+        override(EF05_RECORDS, {"card_number": {"name": "x"}})
+    assert str(exc.value) == "record card_number: cannot override name"
+
+
+def test_ef0d_repr_hides_the_identification_code() -> None:
+    assert repr(Ef0D.__new__(Ef0D)) == "Ef0D(<personal data>)"
+
+
+def test_perso_header_created_at_and_past_its_limit() -> None:
+    vector = pf.PERSO_HEADER.vectors[0][1]
+    header = pf.PERSO_HEADER.decode(vector)
+    fields_ = {name: getattr(header, name) for name in pf.PersoHeader.__dataclass_fields__}
+    edge = pf.PersoHeader(**{**fields_, "created": pf.CREATED_MAX})
+    encoded = pf.PERSO_HEADER.encode(edge)
+    assert pf.PERSO_HEADER.decode(encoded).created == pf.CREATED_MAX
+    with pytest.raises(EncodingError) as enc:
+        pf.PERSO_HEADER.encode(pf.PersoHeader(**{**fields_, "created": pf.CREATED_MAX + 1}))
+    assert (enc.value.field, enc.value.reason) == (
+        "created",
+        "persofile.header: creation time is out of range",
+    )
+    raw = bytearray(encoded)
+    raw[22:30] = (pf.CREATED_MAX + 1).to_bytes(8, "big")
+    with pytest.raises(DecodeError) as dec:
+        pf.PERSO_HEADER.decode(bytes(raw))
+    assert (dec.value.field, dec.value.offset, dec.value.reason) == (
+        "created",
+        22,
+        "at offset 22: persofile.header: creation time is out of range (corrupt file)",
+    )
