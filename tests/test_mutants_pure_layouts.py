@@ -5,20 +5,30 @@ values and batch ids on both sides of each limit, with the exact refusal."""
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable
+from typing import Any
 
 import construct as cs
 import pytest
 
 from cardperso.errors import DecodeError, EncodingError, UsageError
+from cardperso.layouts import gp, pboc
 from cardperso.layouts import persofile as pf
-from cardperso.layouts.base import BerLength, FieldError, Layout
+from cardperso.layouts.base import LAYOUTS, BerLength, FieldError, Layout, all_layouts
+from cardperso.layouts.gp import KeyComponent, KeyInfo, KeyInformationTemplate
 from cardperso.layouts.ssse import (
+    EF0D,
+    EF05,
     EF05_RECORDS,
+    EF06,
+    EF06_V1,
     Ef0D,
+    RecordFile,
     RecordSpec,
     _decode_text,
     _encode_date,
     override,
+    record_file,
 )
 
 
@@ -189,3 +199,52 @@ def test_perso_header_created_at_and_past_its_limit() -> None:
         22,
         "at offset 22: persofile.header: creation time is out of range (corrupt file)",
     )
+
+
+# -- code that otherwise runs only while the modules are imported (see docs/testing.md: mutmut
+# -- cannot switch a mutant on there, so these call it again inside a test) ----------------------
+
+
+def test_all_layouts_imports_every_layout_module() -> None:
+    registry = all_layouts()
+    assert {name.split(".")[0] for name in registry} >= {"gp", "pboc", "persofile", "ssse"}
+    assert registry["ssse.ef05"] is EF05
+    assert registry["persofile.header"] is pf.PERSO_HEADER
+
+
+@pytest.mark.parametrize("strict", [gp._strict, pboc._strict])
+def test_strict_takes_the_value_and_refuses_trailing_bytes(
+    strict: Callable[[cs.Construct], cs.Construct],
+) -> None:
+    value = strict(cs.Bytes(2))
+    assert value.parse(b"\x01\x02") == b"\x01\x02"
+    assert value.build(b"ab") == b"ab"
+    with pytest.raises(cs.TerminatedError, match="expected end of stream"):
+        value.parse(b"\x01\x02\x03")
+
+
+def test_kit_keys_builds_one_component_per_key() -> None:
+    assert gp._kit_keys((1, 2, 0x80, 16), (3, 4, 0x88, 24)) == KeyInformationTemplate(
+        (
+            KeyInfo(1, 2, (KeyComponent(0x80, 16),)),
+            KeyInfo(3, 4, (KeyComponent(0x88, 24),)),
+        )
+    )
+
+
+@pytest.mark.parametrize("layout", [EF05, EF06, EF06_V1, EF0D], ids=lambda lay: lay.name)
+def test_record_file_built_again_matches_the_declared_one(layout: RecordFile[Any]) -> None:
+    """A profile builds its record files with record_file() (unregistered) from a table: the
+    result must encode and decode every vector of the declared file, name splitting included,
+    and must leave the registry alone."""
+    again = record_file(layout.name, "a profile's table", layout.model, layout.records)
+    assert (again.name, again.spec, again.records) == (
+        layout.name,
+        "a profile's table",
+        layout.records,
+    )
+    assert layout.vectors
+    for model, raw in layout.vectors:
+        assert again.encode(model) == raw
+        assert again.decode(raw) == model
+    assert LAYOUTS[layout.name] is layout
