@@ -11,8 +11,8 @@ from typing import Any
 import construct as cs
 import pytest
 
-from cardperso.errors import DecodeError, EncodingError, UsageError
-from cardperso.layouts import gp, pboc
+from cardperso.errors import DataError, DecodeError, EncodingError, UsageError
+from cardperso.layouts import gp, pboc, pboc_ac
 from cardperso.layouts import persofile as pf
 from cardperso.layouts.base import LAYOUTS, BerLength, FieldError, Layout, all_layouts
 from cardperso.layouts.gp import KeyComponent, KeyInfo, KeyInformationTemplate
@@ -25,6 +25,7 @@ from cardperso.layouts.ssse import (
     Ef0D,
     RecordFile,
     RecordSpec,
+    _decode_date,
     _decode_text,
     _encode_date,
     override,
@@ -248,3 +249,65 @@ def test_record_file_built_again_matches_the_declared_one(layout: RecordFile[Any
         assert again.encode(model) == raw
         assert again.decode(raw) == model
     assert LAYOUTS[layout.name] is layout
+
+
+# -- third round: the sample drawn after layouts/x509 and pboc_ac were added ----------------------
+
+
+def test_ssse_date_refusals_name_their_field() -> None:
+    with pytest.raises(DecodeError) as dec:
+        _decode_date(bytes.fromhex("202601FF"), 4, "issue_date")
+    assert (dec.value.field, dec.value.reason) == ("issue_date", "date has 6 digits, expected 8")
+    with pytest.raises(EncodingError) as enc:
+        _encode_date("2026AB01", 4, "issue_date")
+    assert (enc.value.field, enc.value.reason) == (
+        "issue_date",
+        "cn allows digits 0-9 only; character at position 4 is not a digit",
+    )
+
+
+def test_a_bad_record_value_names_the_record() -> None:
+    raw = bytearray(EF05.vectors[0][1])
+    at = raw.index(bytes.fromhex("050420240101"))
+    raw[at + 2 : at + 6] = bytes.fromhex("202401FF")
+    with pytest.raises(DecodeError) as dec:
+        EF05.decode(bytes(raw))
+    assert dec.value.field == "issue_date"
+    assert "date has 6 digits, expected 8" in dec.value.reason
+
+
+def test_record_file_size_and_vectors() -> None:
+    assert EF05.struct.sizeof() == len(EF05.vectors[0][1]) == 64
+    again = record_file(EF05.name, EF05.spec, EF05.model, EF05.records, vectors=EF05.vectors)
+    assert again.vectors == EF05.vectors
+
+
+def test_override_names_every_unknown_record() -> None:
+    with pytest.raises(UsageError) as exc:
+        override(EF05_RECORDS, {"zz": {}, "aa": {}})
+    assert str(exc.value) == "override names unknown records: aa, zz"
+
+
+def test_pboc_9f10_model_refusals() -> None:
+    for make, field, reason in (
+        (
+            lambda: pboc_ac.PbocIad(1, 1, bytes(3), 1, b""),
+            "idd",
+            "issuer-discretionary data is 1-255 bytes",
+        ),
+        (
+            lambda: pboc_ac.EcIdd(10_000_000_000, bytes(4)),
+            "balance",
+            "the EC balance in 9F10 is 0..9999999999 fen",
+        ),
+    ):
+        with pytest.raises(EncodingError) as exc:
+            make()
+        assert (exc.value.field, exc.value.reason) == (field, reason)
+    pboc_ac.EcIdd(9_999_999_999, bytes(4))  # the upper edge is allowed
+    with pytest.raises(DataError) as err:
+        pboc_ac.ac_input(b"", {}, b"", b"\x00", b"\x00\x01")
+    assert (err.value.field, err.value.reason) == (
+        "82/9F36",
+        "the cryptogram input needs a 2-byte AIP and ATC",
+    )
