@@ -7,15 +7,18 @@ from __future__ import annotations
 
 import csv
 import os
+import pickle
+from collections import Counter
 from pathlib import Path
 
 import pytest
 
 from cardperso.errors import DataError
+from cardperso.keystore.software import SoftwareKeyStore
 from cardperso.prep import container, templates
 from cardperso.prep.input import MAX_LINE_BYTES, open_input
-from cardperso.prep.pipeline import validate_only
-from cardperso.prep.synth import COLUMNS, records
+from cardperso.prep.pipeline import PrepOptions, prepare, validate_only
+from cardperso.prep.synth import COLUMNS, make_batch, records
 from cardperso.prep.validate import ROW, Reject
 from cardperso.profiles.loader import load_profile
 
@@ -147,3 +150,62 @@ def test_a_line_over_the_limit_is_rejected_with_its_size(tmp_path: Path) -> None
         )
     ]
     assert [line for line, _, _ in rejected[1:]] in ([], [3])  # line 3 is read on its own
+
+
+def test_a_column_given_twice_names_both_columns(tmp_path: Path) -> None:
+    path = tmp_path / "dup.csv"
+    path.write_text(",".join(COLUMNS) + ",ssn\n")
+    assert _file_error(path) == ("header", 1, "column 'ssn' appears twice (columns 1 and 22)")
+
+
+def test_a_reject_survives_the_trip_to_and_from_a_worker() -> None:
+    """Workers send rejects back pickled: field and reason must come through."""
+    back = pickle.loads(pickle.dumps(Reject("pan", "is not a valid PAN")))
+    assert (back.field, back.reason) == ("pan", "is not a valid PAN")
+
+
+def _opts(**kw: object) -> PrepOptions:
+    return PrepOptions(batch_id="B1", created=1767225600, **kw)  # type: ignore[arg-type]
+
+
+def test_prepare_writes_the_same_rejects_as_validate(
+    tmp_path: Path, sample_keystore: SoftwareKeyStore
+) -> None:
+    make_batch(tmp_path / "batch.csv", 20, photos=2, errors=6)
+    validate_only(tmp_path / "batch.csv", PROFILE, tmp_path / "v.csv")
+    summary = prepare(
+        tmp_path / "batch.csv",
+        PROFILE,
+        sample_keystore,
+        lambda: sample_keystore,
+        tmp_path / "out.cppf",
+        tmp_path / "p.csv",
+        _opts(),
+    )
+    expected = (tmp_path / "v.csv").read_text(encoding="utf-8")
+    assert (tmp_path / "p.csv").read_text(encoding="utf-8") == expected
+    with open(tmp_path / "p.csv", encoding="utf-8") as fh:
+        fields = Counter(r["field"] for r in csv.DictReader(fh))
+    assert summary.rejected == 6 and dict(summary.reasons) == dict(fields)
+
+
+def test_prepare_refuses_missing_columns_naming_the_header(
+    tmp_path: Path, sample_keystore: SoftwareKeyStore
+) -> None:
+    path = tmp_path / "b.csv"
+    path.write_text(",".join(c for c in COLUMNS if c not in ("pan", "photo")) + "\n")
+    with pytest.raises(DataError) as exc:
+        prepare(
+            path,
+            PROFILE,
+            sample_keystore,
+            lambda: sample_keystore,
+            tmp_path / "out.cppf",
+            tmp_path / "p.csv",
+            _opts(),
+        )
+    assert (exc.value.field, exc.value.record, exc.value.reason) == (
+        "header",
+        1,
+        "required column(s) missing: pan, photo",
+    )
