@@ -15,11 +15,10 @@ the type: writes need line protection (MAC), C0: MAC and encryption.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from cardperso.card.state import IMAGE_MAX, from_json, to_json, write_image
+from cardperso.card.state import IMAGE_MAX, dump_image, load_image, write_image
 from cardperso.errors import DataError
 
 __all__ = [
@@ -144,21 +143,12 @@ class NativeState:
 
 
 def dumps(state: NativeState, *, compact: bool = False) -> str:
-    doc = {"format": FORMAT, "chip": to_json(state)}
-    if compact:
-        return json.dumps(doc, sort_keys=True, separators=(",", ":"))
-    return json.dumps(doc, indent=1, sort_keys=True)
+    return dump_image(FORMAT, "chip", state, compact=compact)
 
 
 def loads(text: str) -> NativeState:
     """Parse image text; :class:`DataError` for anything that is not a native-chip image."""
-    try:
-        doc = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise DataError(f"chip image is not JSON: {exc.msg}", field="image") from None
-    if not isinstance(doc, dict) or doc.get("format") != FORMAT:
-        raise DataError(f"not a {FORMAT} chip image", field="format")
-    state = from_json(NativeState, doc.get("chip"))
+    state = load_image(text, FORMAT, "chip", NativeState, "chip")
     if state.algorithm not in ("SM4", "3DES") or len(state.serial) != 4:
         raise DataError("bad algorithm or serial", field="chip")
     return state

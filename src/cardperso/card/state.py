@@ -238,24 +238,35 @@ def from_json(cls: type[_T], data: Any, where: str = "card") -> _T:
     return cls(**kwargs)
 
 
-def dumps(state: CardState, *, compact: bool = False) -> str:
-    """The image text of ``state`` (stable key order, so equal states give equal text);
-    ``compact`` drops the indentation (the card compares states in that form: it is faster)."""
-    doc = {"format": FORMAT, "card": to_json(state)}
+def dump_image(fmt: str, key: str, state: Any, *, compact: bool = False) -> str:
+    """The image text ``{"format": fmt, key: state}`` (stable key order, so equal states give
+    equal text); ``compact`` drops the indentation (faster to compare). Shared by every chip
+    model's image (GP card here, the native-COS chip in :mod:`cardperso.card.native_fs`)."""
+    doc = {"format": fmt, key: to_json(state)}
     if compact:
         return json.dumps(doc, sort_keys=True, separators=(",", ":"))
     return json.dumps(doc, indent=1, sort_keys=True)
 
 
-def loads(text: str) -> CardState:
-    """Parse image text; raise :class:`DataError` for anything that is not a valid image."""
+def load_image(text: str, fmt: str, key: str, cls: type[_T], what: str) -> _T:
+    """Parse image text of format ``fmt`` into ``cls``; :class:`DataError` for anything else."""
     try:
         doc = json.loads(text)
     except json.JSONDecodeError as exc:
-        raise DataError(f"card image is not JSON: {exc.msg}", field="image") from None
-    if not isinstance(doc, dict) or doc.get("format") != FORMAT:
-        raise DataError(f"not a {FORMAT} card image", field="format")
-    return from_json(CardState, doc.get("card"))
+        raise DataError(f"{what} image is not JSON: {exc.msg}", field="image") from None
+    if not isinstance(doc, dict) or doc.get("format") != fmt:
+        raise DataError(f"not a {fmt} {what} image", field="format")
+    return from_json(cls, doc.get(key))
+
+
+def dumps(state: CardState, *, compact: bool = False) -> str:
+    """The image text of a GP card (see :func:`dump_image`)."""
+    return dump_image(FORMAT, "card", state, compact=compact)
+
+
+def loads(text: str) -> CardState:
+    """Parse image text; raise :class:`DataError` for anything that is not a valid image."""
+    return load_image(text, FORMAT, "card", CardState, "card")
 
 
 #: The largest file taken for a card image (a personalized image is a few kilobytes).
