@@ -23,6 +23,7 @@ from cardperso.crypto.primitives import (
     verify_mac,
     xor,
 )
+from cardperso.crypto.rsa import RsaKey, rsa_generate, rsa_recover, rsa_sign_raw, sha1
 from cardperso.crypto.sm2 import (
     DEFAULT_USER_ID,
     SM2_P256,
@@ -43,6 +44,7 @@ __all__ = [
     "DEFAULT_USER_ID",
     "SM2_P256",
     "Algorithm",
+    "RsaKey",
     "SecretKey",
     "Sm2Curve",
     "Sm2PrivateKey",
@@ -64,6 +66,10 @@ __all__ = [
     "pad_method1",
     "pad_method2",
     "random_bytes",
+    "rsa_generate",
+    "rsa_recover",
+    "rsa_sign_raw",
+    "sha1",
     "signature_from_der",
     "signature_to_der",
     "sm3",
