@@ -478,16 +478,7 @@ def overdue_cmd(
     with _registry(db_url) as db:
         out = reports.overdue(db, load_calendar(calendar_file), day)
     if out_csv:
-        breakdown.write_csv(
-            out_csv,
-            ("status", "application_id", "card_no", "ssn_masked", "application_type", "stage",
-             "accepted", "due", "working_days_left"),
-            [
-                (o.status, o.app_id, o.card_no, o.ssn_masked, o.application_type, o.stage,
-                 o.accepted.isoformat(), o.due.isoformat(), o.days_left)
-                for o in out
-            ],
-        )  # fmt: skip
+        breakdown.write_csv(out_csv, reports.OVERDUE_COLUMNS, reports.overdue_rows(out))
     for o in out:
         click.echo(
             f"  {o.status:<7} app {o.app_id:<6} {o.card_no or '-':9} {o.ssn_masked}  "
@@ -515,11 +506,7 @@ def stats_cmd(db_url: str, calendar_file: str | None, out_csv: Path | None) -> N
     with _registry(db_url) as db:
         st = reports.stats(db, load_calendar(calendar_file))
     if out_csv:
-        rows: list[tuple[str, str, object]] = [("stage", k, n) for k, n in st.per_stage.items()]
-        for lt in st.lead_times:
-            rows += [(f"lead_time {lt.application_type}", k, v) for k, v in lt.summary().items()]
-            rows += [(f"histogram {lt.application_type}", b, n) for b, n in lt.histogram()]
-        breakdown.write_csv(out_csv, ("measure", "key", "value"), rows)
+        breakdown.write_csv(out_csv, reports.STATS_COLUMNS, reports.stats_rows(st))
     click.echo("stage counts:")
     for state, n in st.per_stage.items():
         click.echo(f"  {state:<22} {n}")

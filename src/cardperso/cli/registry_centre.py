@@ -414,10 +414,7 @@ def waiting_cmd(
         _check_output("--out", out_csv, db_url)
     with _registry(db_url) as db:
         got = breakdown.waiting(db, load_calendar(calendar_file), day, f)
-    rows = [
-        (w.service_point, w.card_no, w.ssn_masked, w.notified.isoformat(), w.working_days, w.kind)
-        for w in got
-    ]
+    rows = breakdown.waiting_rows(got)
     if out_csv:
         breakdown.write_csv(out_csv, breakdown.WAITING_COLUMNS, rows)
         click.echo(f"{len(rows)} card(s) waiting → {out_csv}")

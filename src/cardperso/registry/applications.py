@@ -343,12 +343,18 @@ def _as_record(app: Application) -> dict[str, str]:
 
 
 def audit(
-    db: Database, profile: Profile, *, actor: str, photo_spec: PhotoSpec | None = None
+    db: Database,
+    profile: Profile,
+    *,
+    actor: str,
+    photo_spec: PhotoSpec | None = None,
+    only: int | None = None,
 ) -> list[Outcome]:
     """Check every accepted application again (the data as stored, its photo as it is now):
     ``audited``, or ``rejected`` with the field and reason. An application accepted at a
     service point waits (stays ``accepted``) until the staff and the applicant both confirmed
-    its registration form (:func:`confirm`)."""
+    its registration form (:func:`confirm`). ``only``: this one application (the web
+    console's audit, one application at a time; not an accepted one: nothing)."""
     validator = Validator(profile, "/", photo_spec=photo_spec)
     out: list[Outcome] = []
     signed = {
@@ -359,7 +365,11 @@ def audit(
             (lifecycle.ACCEPTED,),
         )
     }
-    for app in select_apps(db, "state = ?", (lifecycle.ACCEPTED,)):
+    where = "state = ?"
+    params: list[object] = [lifecycle.ACCEPTED]
+    if only is not None:
+        where, params = "state = ? AND id = ?", [lifecycle.ACCEPTED, only]
+    for app in select_apps(db, where, tuple(params)):
         if signed.get(app.id):  # the form is not signed by both parties yet: wait
             why = f"waiting for the confirmation of: {', '.join(signed[app.id])}"
             out.append(Outcome(app.id, app.ssn_masked, lifecycle.ACCEPTED, why))

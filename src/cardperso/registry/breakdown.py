@@ -177,6 +177,14 @@ def waiting(db: Database, cal: Calendar, as_of: datetime.date, f: Filters) -> li
     return out
 
 
+def waiting_rows(got: list[Waiting]) -> list[tuple[Any, ...]]:
+    """The rows of ``registry report waiting`` (:data:`WAITING_COLUMNS`)."""
+    return [
+        (w.service_point, w.card_no, w.ssn_masked, w.notified.isoformat(), w.working_days, w.kind)
+        for w in got
+    ]
+
+
 def write_csv(out: Path, header: Sequence[str], rows: Sequence[Sequence[Any]]) -> None:
     """A report as CSV for people (spreadsheet-safe cells), atomically, mode 0600."""
     with atomic_output(Path(out)) as fh:

@@ -15,7 +15,7 @@ import datetime
 import statistics
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Final
+from typing import Any, Final
 
 from cardperso.codec.csvcells import safe_row
 from cardperso.errors import UsageError
@@ -131,6 +131,29 @@ def overdue(db: Database, cal: Calendar, as_of: datetime.date) -> list[Overdue]:
     return out
 
 
+#: ``registry overdue --out``'s columns (and the web console's download).
+OVERDUE_COLUMNS: Final = (
+    "status",
+    "application_id",
+    "card_no",
+    "ssn_masked",
+    "application_type",
+    "stage",
+    "accepted",
+    "due",
+    "working_days_left",
+)
+
+
+def overdue_rows(found: list[Overdue]) -> list[tuple[Any, ...]]:
+    """The rows of ``registry overdue --out`` (:data:`OVERDUE_COLUMNS`)."""
+    return [
+        (o.status, o.app_id, o.card_no, o.ssn_masked, o.application_type, o.stage,
+         o.accepted.isoformat(), o.due.isoformat(), o.days_left)
+        for o in found
+    ]  # fmt: skip
+
+
 @dataclass(frozen=True, slots=True)
 class LeadTimes:
     """Working days from acceptance to notification, for one application type."""
@@ -188,3 +211,17 @@ def stats(db: Database, cal: Calendar) -> Stats:
         LeadTimes(k, TARGETS.get(k, TARGETS["batch"]), tuple(v)) for k, v in values.items()
     )
     return Stats(counts(db), lead)
+
+
+#: ``registry stats --out``'s columns.
+STATS_COLUMNS: Final = ("measure", "key", "value")
+
+
+def stats_rows(st: Stats) -> list[tuple[str, str, object]]:
+    """The rows of ``registry stats --out`` (:data:`STATS_COLUMNS`): stage counts, then per
+    application type its lead-time summary and histogram."""
+    rows: list[tuple[str, str, object]] = [("stage", k, n) for k, n in st.per_stage.items()]
+    for lt in st.lead_times:
+        rows += [(f"lead_time {lt.application_type}", k, v) for k, v in lt.summary().items()]
+        rows += [(f"histogram {lt.application_type}", b, n) for b, n in lt.histogram()]
+    return rows
