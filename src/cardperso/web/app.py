@@ -24,10 +24,11 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from cardperso.errors import UsageError
 from cardperso.line.control import request_resume
 from cardperso.storage.db import Database
-from cardperso.web import audit, floor, sessions, users
+from cardperso.web import audit, desk, floor, sessions, users
 from cardperso.web.core import (
     ACCESS,
     ANYONE,
+    BODY_LIMITS,
     HERE,
     NAV,
     PUBLIC,
@@ -238,7 +239,8 @@ async def users_page(request: Request) -> Response:
 class Guard:
     """Around every request: no framing, no foreign scripts, no caching of pages that hold
     personal data; and a request body over ``MAX_BODY`` bytes is refused with 413 before it
-    is read into memory (by its Content-Length, or as it streams in without one)."""
+    is read into memory (by its Content-Length, or as it streams in without one); a route in
+    ``BODY_LIMITS`` (the desk's photo upload) admits its own larger limit."""
 
     MAX_BODY: Final = 64 * 1024
     HEADERS: Final = {
@@ -268,8 +270,9 @@ class Guard:
                 headers.setdefault("Cache-Control", "no-store")
             await send(message)
 
+        limit = BODY_LIMITS.get(scope.get("path", ""), self.MAX_BODY)
         length = dict(scope.get("headers", ())).get(b"content-length", b"0")
-        if not length.isdigit() or int(length) > self.MAX_BODY:
+        if not length.isdigit() or int(length) > limit:
             await PlainTextResponse("request too large", 413)(scope, receive, send_with_headers)
             return
         seen = 0
@@ -278,7 +281,7 @@ class Guard:
             nonlocal seen
             message = await receive()
             seen += len(message.get("body", b""))
-            if seen > self.MAX_BODY:
+            if seen > limit:
                 raise _TooLarge
             return message
 
@@ -305,6 +308,7 @@ ROUTES: Final[list[BaseRoute]] = [
     Route("/floor/results", floor_results),
     Route("/audit", audit_page),
     Route("/users", users_page),
+    *desk.ROUTES,
     Mount("/static", StaticFiles(directory=HERE / "static"), name="static"),
 ]
 

@@ -45,6 +45,9 @@ class Settings:
 
 #: path → roles that may use it (every route of the app but the public ones).
 ACCESS: dict[str, frozenset[str]] = {}
+#: path → the largest request body it admits, where that is more than the Guard's 64 KiB
+#: (a photo upload at the service-point desk).
+BODY_LIMITS: dict[str, int] = {}
 PUBLIC: Final = frozenset({"/login", "/static"})
 
 _env = Environment(loader=FileSystemLoader(HERE / "templates"), autoescape=select_autoescape())

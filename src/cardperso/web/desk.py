@@ -1,0 +1,430 @@
+"""The service-point desk: a clerk accepts an application with the applicant at the counter,
+prints its two forms and records both signatures, looks an applicant up, records a card's
+collection, and reports a card lost, then restores or re-issues it.
+
+Every rule is the library's that the CLI calls: the fields are checked as ``registry import``
+checks them (:mod:`cardperso.registry.counter`, also while the clerk types: ``/desk/check``,
+called by ``static/desk.js``), the photo by the card photo specification, the forms are
+``registry form``'s PDFs, the signatures ``registry confirm``, the collection ``registry
+issue``, the loss ``registry suspend / restore / reissue``, the expected date the registry's
+time target on its working-day calendar (``CARDPERSO_CALENDAR``, as for the reports).
+
+A clerk works for one service point (``web user add --service-point``): every query is scoped
+to it, and another point's applicant or card is refused (403, in the audit log) however it is
+asked for: by lookup, by a direct URL or by a form. Identity numbers are shown masked; the
+PDF forms (the applicant's own papers) print them as ``registry form`` does.
+"""
+
+from __future__ import annotations
+
+import base64
+import datetime
+import functools
+import hashlib
+import os
+import re
+import tempfile
+from pathlib import Path
+from typing import Any, Final
+
+from starlette.datastructures import UploadFile
+from starlette.requests import Request
+from starlette.responses import FileResponse, JSONResponse, RedirectResponse, Response
+from starlette.routing import BaseRoute, Route
+
+from cardperso.codec.photo import CARD_PHOTO
+from cardperso.errors import UsageError
+from cardperso.outputs import atomic_write_bytes
+from cardperso.prep.validate import PHOTO_MAX_BYTES, Reject
+from cardperso.profiles.loader import load_profile
+from cardperso.profiles.model import Profile
+from cardperso.registry import applications, cards, counter, find, forms, lifecycle, lost
+from cardperso.registry.calendar import deadline, load_calendar, parse_day
+from cardperso.registry.centre import Lists, missing_confirmations, parties
+from cardperso.registry.store import Application
+from cardperso.storage.db import Database, sqlite_path
+from cardperso.web import audit
+from cardperso.web.core import BODY_LIMITS, NAV, _address, _db, _page, guarded
+from cardperso.web.users import CLERK
+
+__all__ = ["ROUTES"]
+
+CLERKS: Final = frozenset({CLERK})
+#: The validation profile of ``registry import`` (its default).
+PROFILE: Final = "ssc3-pboc"
+#: A request carrying a photo may be this large: the photo rule's own limit
+#: (:data:`~cardperso.prep.validate.PHOTO_MAX_BYTES`, 100 KiB) plus room for the form, so a
+#: photo somewhat over the limit is still read and refused with the rule's message.
+UPLOAD_LIMIT: Final = 256 * 1024
+#: Where uploaded photos are kept (content-addressed, mode 0600): ``CARDPERSO_PHOTOS``, or
+#: ``desk-photos/`` beside a SQLite database.
+PHOTOS_ENV: Final = "CARDPERSO_PHOTOS"
+_REF: Final = re.compile(r"[0-9a-f]{64}")
+
+NAV.append(("/desk", "服务网点 Service desk"))
+BODY_LIMITS.update({"/desk/accept": UPLOAD_LIMIT, "/desk/photo-check": UPLOAD_LIMIT})
+
+
+@functools.cache
+def _profile() -> Profile:
+    return load_profile(PROFILE)
+
+
+def _point(request: Request) -> str:
+    point: str | None = request.state.user.service_point
+    if not point:
+        raise UsageError("this clerk has no service point (web user add --service-point)")
+    return point
+
+
+def _log(request: Request, action: str, target: str = "", outcome: str = "ok") -> None:
+    user = request.state.user
+    audit.record(
+        _db(request), action, user=user.name, role=user.role, address=_address(request),
+        target=target, outcome=outcome,
+    )  # fmt: skip
+
+
+def _refused(request: Request, target: str) -> Response:
+    """Another service point's applicant or card: 403, in the audit log."""
+    _log(request, "forbidden", target, "refused: another service point")
+    message = "此申请人属于其他服务网点。This applicant belongs to another service point."
+    return _page(request, "refused.html", 403, reason="point", message=message)
+
+
+def _point_of(db: Database, app_id: int) -> str:
+    rows = db.execute("SELECT service_point FROM reg_applications WHERE id = ?", (app_id,))
+    return str(rows[0][0] or "") if rows else ""
+
+
+def _own(request: Request, key: str) -> Application | Response:
+    """The application named by ``key`` (an id or a card number) if it is this clerk's
+    point's; the 403 answer otherwise."""
+    if not key.strip():
+        raise UsageError("name an application (id) or a card (number)")
+    app = find.resolve(_db(request), key)
+    if _point_of(_db(request), app.id) != _point(request):
+        return _refused(request, f"application {app.id}")
+    return app
+
+
+async def _field(request: Request, name: str) -> str:
+    form = await request.form()
+    value = form.get(name, "")
+    return value.strip() if isinstance(value, str) else ""
+
+
+# -- the desk ------------------------------------------------------------------------------------
+
+
+@guarded("/desk", CLERKS)
+async def desk_home(request: Request) -> Response:
+    db, point = _db(request), _point(request)
+    _log(request, "view", "/desk")
+    recent = find.list_apps(db, find.filters(service_point=point))[-20:][::-1]
+    return _page(request, "desk_home.html", point=point, recent=recent, found=None, message="")
+
+
+@guarded("/desk/lookup", CLERKS)
+async def desk_lookup(request: Request) -> Response:
+    """Find an applicant by identity number (a POST: the number stays out of URLs and logs)."""
+    db, point = _db(request), _point(request)
+    ssn = (await _field(request, "ssn")).upper()
+    if not ssn:
+        raise UsageError("type the applicant's identity number")
+    everywhere = find.list_apps(db, find.filters(ssn=ssn))
+    found = [_with_deadline(r) for r in everywhere if r["service_point"] == point]
+    if everywhere and not found:
+        return _refused(request, "lookup")
+    _log(request, "lookup", f"{len(found)} application(s)")
+    message = "" if found else "没有此人的申请。No application for this identity number."
+    return _page(request, "desk_home.html", point=point, recent=[], found=found, message=message)
+
+
+def _with_deadline(row: dict[str, Any]) -> dict[str, Any]:
+    """A list row with where it stands against its time target (pending states only)."""
+    out = dict(row)
+    out["due"] = None
+    if row["state"] in lifecycle.PENDING:
+        cal = load_calendar(os.environ.get("CARDPERSO_CALENDAR"))
+        accepted = parse_day(str(row["accepted_date"]), "accepted_date")
+        out["due"] = deadline(cal, accepted, str(row["application_type"]), datetime.date.today())
+    return out
+
+
+# -- accepting an application ----------------------------------------------------------------
+
+
+def _accept_page(
+    request: Request, status: int = 200, *, values: dict[str, str] | None = None,
+    problems: dict[str, str] | None = None, photo: tuple[str, str, str] | None = None,
+) -> Response:  # fmt: skip
+    db = _db(request)
+    return _page(
+        request, "desk_accept.html", status, point=_point(request),
+        banks=list(parties(db, "bank").values()), units=list(parties(db, "unit").values()),
+        values=values or {}, problems=problems or {}, photo=photo, fields=counter.TYPED,
+        upload_limit=UPLOAD_LIMIT, photo_limit=PHOTO_MAX_BYTES,
+    )  # fmt: skip
+
+
+@guarded("/desk/accept", CLERKS)
+async def desk_accept(request: Request) -> Response:
+    if request.method == "GET":
+        return _accept_page(request)
+    db, point, user = _db(request), _point(request), request.state.user
+    form = await request.form()
+    values = {k: str(form.get(k, "")).strip() for k in counter.TYPED}
+    ref, problem = await _photo_from(request)
+    path = _photos(db) / f"{ref}.jpg" if ref else None
+    try:
+        if problem:
+            raise Reject("photo", problem)
+        if path is None:
+            raise Reject("photo", "required: upload the photo (the ID card's, or the studio's)")
+        got = counter.accept(
+            db, values, _profile(), point=point, photo=path, photo_spec=CARD_PHOTO,
+            actor=f"web:{user.name}",
+        )  # fmt: skip
+    except Reject as rej:
+        found = counter.problems(values, _profile(), Lists.load(db), point=point)
+        found.setdefault(rej.field, rej.reason)
+        _log(request, "accept", f"at {point}", f"refused: {rej.field}")
+        shown = _preview(path, ref, problem) if path is not None else None
+        return _accept_page(request, 400, values=values, problems=found, photo=shown)
+    _log(request, "accept", f"application {got.app_id}")
+    return RedirectResponse(f"/desk/app?id={got.app_id}", status_code=303)
+
+
+@guarded("/desk/check", CLERKS)
+async def desk_check(request: Request) -> Response:
+    """The rules of ``registry import`` on what is typed so far: ``{"problems": {field:
+    reason}}`` (only ``field``'s when the form names one)."""
+    form = await request.form()
+    values = {k: str(form.get(k, "")) for k in counter.TYPED}
+    found = counter.problems(values, _profile(), Lists.load(_db(request)), point=_point(request))
+    one = str(form.get("field", ""))
+    if one:
+        found = {one: found[one]} if one in found else {}
+    return JSONResponse({"problems": found}, headers={"Cache-Control": "no-store"})
+
+
+@guarded("/desk/photo-check", CLERKS)
+async def desk_photo_check(request: Request) -> Response:
+    """Keep the photo chosen and say which rule of the card photo specification it fails:
+    ``{"ref": …, "problem": ""}``."""
+    ref, problem = await _photo_from(request)
+    if not ref:
+        raise UsageError("choose a photo file")
+    _log(request, "photo-check", "photo", f"refused: {problem[:60]}" if problem else "ok")
+    return JSONResponse({"ref": ref, "problem": problem}, headers={"Cache-Control": "no-store"})
+
+
+def _photos(db: Database) -> Path:
+    configured = os.environ.get(PHOTOS_ENV)
+    base = sqlite_path(db.url)
+    if configured:
+        where = Path(configured)
+    elif base is not None:
+        where = base.parent / "desk-photos"
+    else:
+        raise UsageError(f"set {PHOTOS_ENV}: where the desk keeps photos (on PostgreSQL)")
+    where.mkdir(mode=0o700, parents=True, exist_ok=True)
+    return where
+
+
+async def _photo_from(request: Request) -> tuple[str, str]:
+    """The photo of this request (a file uploaded, or ``photo_ref``: one uploaded before), kept
+    under its SHA-256; (reference, the rule it fails or "")."""
+    db = _db(request)
+    form = await request.form()
+    upload = form.get("photo")
+    if isinstance(upload, UploadFile) and upload.filename:
+        data = await upload.read(UPLOAD_LIMIT + 1)
+        ref = hashlib.sha256(data).hexdigest()
+        path = _photos(db) / f"{ref}.jpg"
+        if not path.exists():
+            atomic_write_bytes(path, data)
+    else:
+        ref = str(form.get("photo_ref", ""))
+        if not ref:
+            return "", ""
+        if not _REF.fullmatch(ref) or not (_photos(db) / f"{ref}.jpg").is_file():
+            return "", "the photo chosen before is gone: choose it again"
+        path = _photos(db) / f"{ref}.jpg"
+    return ref, counter.photo_problem(path, CARD_PHOTO)
+
+
+def _preview(path: Path, ref: str, problem: str) -> tuple[str, str, str] | None:
+    """(reference, data: URL, rule failed) to show a photo not yet stored with an application."""
+    if not ref or not path.is_file() or path.stat().st_size > UPLOAD_LIMIT:
+        return None
+    data = base64.b64encode(path.read_bytes()).decode()
+    return ref, f"data:image/jpeg;base64,{data}", problem
+
+
+# -- one application -------------------------------------------------------------------------
+
+
+@guarded("/desk/app", CLERKS)
+async def desk_app(request: Request) -> Response:
+    db = _db(request)
+    app = _own(request, request.query_params.get("id", ""))
+    if isinstance(app, Response):
+        return app
+    _log(request, "view", f"application {app.id}")
+    shown = find.show(db, str(app.id))
+    row = _with_deadline(
+        {"state": app.state, "accepted_date": app.accepted_date,
+         "application_type": app.application_type}
+    )  # fmt: skip
+    photo_ok = ""
+    if app.photo:
+        photo_ok = counter.photo_problem(app.photo, CARD_PHOTO) or "ok"
+    missing = missing_confirmations(shown["staff_confirmed"], shown["applicant_confirmed"])
+    return _page(
+        request, "desk_app.html", app=app, shown=shown, due=row["due"], photo_ok=photo_ok,
+        missing=missing, bank=parties(db, "bank").get(app.bank_code), lifecycle=lifecycle,
+        today=f"{datetime.date.today():%Y-%m-%d}",
+    )  # fmt: skip
+
+
+@guarded("/desk/photo", CLERKS)
+async def desk_photo(request: Request) -> Response:
+    app = _own(request, request.query_params.get("id", ""))
+    if isinstance(app, Response):
+        return app
+    if not app.photo or not Path(app.photo).is_file():
+        raise UsageError(f"application {app.id} has no photo file")
+    _log(request, "view-photo", f"application {app.id}")
+    return FileResponse(app.photo, media_type="image/jpeg", headers={"Cache-Control": "no-store"})
+
+
+@guarded("/desk/form", CLERKS)
+async def desk_form(request: Request) -> Response:
+    """One of the two forms as PDF (``registry form application|issuing``)."""
+    db = _db(request)
+    app = _own(request, request.query_params.get("id", ""))
+    if isinstance(app, Response):
+        return app
+    kind = request.query_params.get("kind", "")
+    make = {"application": forms.application_form, "issuing": forms.issuing_form}.get(kind)
+    if make is None:
+        raise UsageError("kind: application or issuing")
+    with tempfile.TemporaryDirectory(prefix="cardperso-form-") as tmp:
+        out = Path(tmp) / "form.pdf"
+        make(db, str(app.id), out)
+        pdf = out.read_bytes()
+    _log(request, "print-form", f"application {app.id} {kind}")
+    name = f"{kind}-{app.id}.pdf"
+    return Response(
+        pdf, media_type="application/pdf",
+        headers={"Content-Disposition": f'inline; filename="{name}"', "Cache-Control": "no-store"},
+    )  # fmt: skip
+
+
+@guarded("/desk/confirm", CLERKS)
+async def desk_confirm(request: Request) -> Response:
+    """The staff member's (this clerk's) or the applicant's signature on the registration form
+    (``registry confirm``)."""
+    db, user = _db(request), request.state.user
+    app = _own(request, await _field(request, "id"))
+    if isinstance(app, Response):
+        return app
+    who = await _field(request, "who")
+    if who not in ("staff", "applicant"):
+        raise UsageError("who: staff or applicant")
+    applications.confirm(
+        db, app.id, staff=user.name if who == "staff" else "", applicant=who == "applicant",
+        actor=f"web:{user.name}",
+    )  # fmt: skip
+    _log(request, "confirm", f"application {app.id} {who}")
+    return RedirectResponse(f"/desk/app?id={app.id}", status_code=303)
+
+
+# -- cards: collection, loss -----------------------------------------------------------------
+
+
+async def _own_card(request: Request) -> tuple[str, Application | Response]:
+    card_no = await _field(request, "card_no")
+    if not card_no or (card_no.isdigit() and len(card_no) < 9):
+        raise UsageError("card_no: a card number")
+    return card_no, _own(request, card_no)
+
+
+@guarded("/desk/collect", CLERKS)
+async def desk_collect(request: Request) -> Response:
+    """The holder, or an agent with the agent's identity number, collected the card here
+    (``registry issue``)."""
+    db, point, user = _db(request), _point(request), request.state.user
+    card_no, app = await _own_card(request)
+    if isinstance(app, Response):
+        return app
+    agent = (await _field(request, "agent_id")).upper()
+    to = await _field(request, "to")
+    if agent and not to:
+        raise UsageError("to: an agent's collection needs the agent's name")
+    day = parse_day(await _field(request, "date") or f"{datetime.date.today():%Y%m%d}", "date")
+    cards.issue(
+        db, card_no, to=to or "holder", date=f"{day:%Y%m%d}", actor=f"web:{user.name}",
+        agent_ssn=agent, service_point=point,
+    )  # fmt: skip
+    _log(request, "collect", f"card {card_no} by {'agent' if agent else 'holder'}")
+    return RedirectResponse(f"/desk/app?id={app.id}", status_code=303)
+
+
+@guarded("/desk/suspend", CLERKS)
+async def desk_suspend(request: Request) -> Response:
+    """挂失 (``registry suspend``): the bank is asked to block the account."""
+    card_no, app = await _own_card(request)
+    if isinstance(app, Response):
+        return app
+    reason = await _field(request, "reason") or "reported lost"
+    lost.suspend(_db(request), card_no, reason=reason[:200], actor=f"web:{request.state.user.name}")
+    _log(request, "suspend", f"card {card_no}")
+    return RedirectResponse(f"/desk/app?id={app.id}", status_code=303)
+
+
+@guarded("/desk/restore", CLERKS)
+async def desk_restore(request: Request) -> Response:
+    """解挂 (``registry restore``): found again, issued again; the bank unblocks it."""
+    card_no, app = await _own_card(request)
+    if isinstance(app, Response):
+        return app
+    reason = await _field(request, "reason") or "found by the cardholder"
+    lost.restore(_db(request), card_no, reason=reason[:200], actor=f"web:{request.state.user.name}")
+    _log(request, "restore", f"card {card_no}")
+    return RedirectResponse(f"/desk/app?id={app.id}", status_code=303)
+
+
+@guarded("/desk/reissue", CLERKS)
+async def desk_reissue(request: Request) -> Response:
+    """补卡 (``registry reissue``): the lost card is cancelled and a new application accepted
+    here replaces it (to be signed again)."""
+    point = _point(request)
+    card_no, app = await _own_card(request)
+    if isinstance(app, Response):
+        return app
+    got = lost.reissue(
+        _db(request), card_no, accepted_date=f"{datetime.date.today():%Y%m%d}",
+        actor=f"web:{request.state.user.name}", service_point=point,
+    )  # fmt: skip
+    _log(request, "reissue", f"card {card_no} application {got.app_id}")
+    return RedirectResponse(f"/desk/app?id={got.app_id}", status_code=303)
+
+
+ROUTES: Final[list[BaseRoute]] = [
+    Route("/desk", desk_home),
+    Route("/desk/lookup", desk_lookup, methods=["POST"]),
+    Route("/desk/accept", desk_accept, methods=["GET", "POST"]),
+    Route("/desk/check", desk_check, methods=["POST"]),
+    Route("/desk/photo-check", desk_photo_check, methods=["POST"]),
+    Route("/desk/app", desk_app),
+    Route("/desk/photo", desk_photo),
+    Route("/desk/form", desk_form),
+    Route("/desk/confirm", desk_confirm, methods=["POST"]),
+    Route("/desk/collect", desk_collect, methods=["POST"]),
+    Route("/desk/suspend", desk_suspend, methods=["POST"]),
+    Route("/desk/restore", desk_restore, methods=["POST"]),
+    Route("/desk/reissue", desk_reissue, methods=["POST"]),
+]
