@@ -115,3 +115,8 @@ def public_pem(modulus: bytes, exponent: int, directory: Path) -> Path:
 def recover_with(pem: Path, signature: bytes) -> bytes:
     """``openssl pkeyutl -encrypt -pubin`` unpadded with a public key PEM: signature^e mod n."""
     return _pkeyutl(["-encrypt", "-pubin", "-inkey", str(pem)], signature)
+
+
+def sha1(data: bytes) -> bytes:
+    """``openssl dgst -sha1 -binary``."""
+    return _run(["dgst", "-sha1", "-binary"], data)
