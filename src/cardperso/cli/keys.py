@@ -423,3 +423,5 @@ def _open_for_import(spec: str, create: bool) -> KeyStore:
 
 
 COMMANDS = [keys_group]
+
+from cardperso.cli import keys_pool as _keys_pool  # noqa: E402, F401 - registers `keys pool`

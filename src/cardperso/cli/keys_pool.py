@@ -1,0 +1,146 @@
+"""``cardperso keys pool generate|status``: the ICC key pool (``docs/keystore.md``).
+
+A key store's pools live beside it, in ``KEYSTORE.icc-pool/rsa<bits>`` (``--pool-dir`` names
+another root; for ``pkcs11:CONFIG`` the root is ``CONFIG.icc-pool``). Nothing here prints key
+material: counts, sizes, the KEK's name and check value.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+from pathlib import Path
+
+import click
+
+from cardperso.cli.keys import PKCS11_PREFIX, keys_group, open_store
+from cardperso.cli.main import stop_on_signal
+from cardperso.errors import UsageError
+from cardperso.keystore.base import DEFAULT_KEK
+from cardperso.keystore.pool import IccKeyPool, PoolStatus
+from cardperso.keystore.poolgen import fill, open_or_create
+
+__all__ = ["pool_directory", "pool_group"]
+
+EXPONENTS = ("3", "65537")
+
+
+def pool_root(store_spec: str, root: Path | None = None) -> Path:
+    """Where a key store's pools live: ``root``, or ``KEYSTORE.icc-pool`` beside the store
+    (the configuration file for ``pkcs11:CONFIG``)."""
+    if root is not None:
+        return root
+    path = store_spec[len(PKCS11_PREFIX) :] if store_spec.startswith(PKCS11_PREFIX) else store_spec
+    return Path(path + ".icc-pool")
+
+
+def pool_directory(store_spec: str, bits: int, exponent: int = 3, root: Path | None = None) -> Path:
+    """The pool of ``bits``-bit keys (public exponent ``exponent``) of a key store."""
+    name = f"rsa{bits}" if exponent == 3 else f"rsa{bits}-e{exponent}"
+    return pool_root(store_spec, root) / name
+
+
+@click.group("pool")
+def pool_group() -> None:
+    """The ICC key pool: RSA key pairs for offline data authentication, made ahead of time."""
+
+
+_root_option = click.option(
+    "--pool-dir",
+    "root",
+    default=None,
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Directory of the pools (default: KEYSTORE.icc-pool beside the key store).",
+)
+
+
+@pool_group.command("generate")
+@click.argument("store_spec", metavar="KEYSTORE")
+@click.option("--bits", required=True, type=click.IntRange(1024, 2048), help="ICC key size.")
+@click.option(
+    "--count",
+    required=True,
+    type=click.IntRange(0, 100_000_000),
+    help="Free keys the pool holds at the end (a rerun generates only what is missing).",
+)
+@click.option(
+    "--workers",
+    type=click.IntRange(1, 256),
+    default=None,
+    help="Worker processes (default: every core).",
+)
+@click.option("--exponent", type=click.Choice(EXPONENTS), default="3", help="Public exponent.")
+@click.option("--kek", default=DEFAULT_KEK, show_default=True, help="Key-store KEK of the pool.")
+@_root_option
+def generate_cmd(
+    store_spec: str,
+    bits: int,
+    count: int,
+    workers: int | None,
+    exponent: str,
+    kek: str,
+    root: Path | None,
+) -> None:
+    """Fill the pool of BITS-bit ICC keys until it holds COUNT free keys, with every core.
+
+    Private parts are stored encrypted under the key store's KEK (files 0600, directory
+    0700). Interruptible (Ctrl-C, SIGTERM: finished keys are kept, nothing is half-written)
+    and resumable (run the same command again).
+    """
+    if bits % 16:
+        raise UsageError("--bits must be a multiple of 16 (the CRT halves are whole bytes)")
+    directory = pool_directory(store_spec, bits, int(exponent), root)
+    n = workers or os.cpu_count() or 1
+    directory.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    with open_store(store_spec) as store:
+        pool = open_or_create(directory, store, bits=bits, exponent=int(exponent), kek=kek)
+    opener = functools.partial(open_store, store_spec)
+    step = max(1, count // 10)
+    seen = [0]
+
+    def progress(made: int) -> None:
+        if made - seen[0] >= step:
+            seen[0] = made
+            click.echo(f"  {made:,} keys committed", err=True)
+
+    with stop_on_signal():
+        result = fill(pool, opener, count=count, workers=n, progress=progress)
+    rate = result.generated / result.seconds if result.seconds else 0.0
+    click.echo(
+        f"generated {result.generated:,} {bits}-bit keys in {result.seconds:.1f} s "
+        f"({rate:.1f} keys/s, {n} workers); pool {directory}: {result.free:,} free of "
+        f"{result.total:,}"
+    )
+
+
+def _print(status: PoolStatus) -> None:
+    click.echo(
+        f"{status.directory}: {status.bits} bits, e={status.exponent}, KEK {status.kek} "
+        f"({status.kek_algorithm}, kcv {status.kek_kcv.hex().upper()})"
+    )
+    click.echo(
+        f"  total {status.total:,}  used {status.used:,}  free {status.free:,}  "
+        f"(segments {status.segments}, reservations {status.reservations})"
+    )
+
+
+@pool_group.command("status")
+@click.argument("store_spec", metavar="KEYSTORE")
+@click.option("--bits", type=int, default=None, help="Only the pool of this key size.")
+@_root_option
+def status_cmd(store_spec: str, bits: int | None, root: Path | None) -> None:
+    """Counts of each pool of the key store (total, used, free), its key size and KEK; never
+    key material."""
+    base = pool_root(store_spec, root)
+    if bits is not None:
+        dirs = [d for d in (pool_directory(store_spec, bits, e, root) for e in (3, 65537))]
+        dirs = [d for d in dirs if d.is_dir()] or dirs[:1]
+    else:
+        dirs = sorted(d for d in base.glob("rsa*") if d.is_dir()) if base.is_dir() else []
+    if not dirs:
+        raise UsageError(f"no ICC key pool in {base}: make one with `cardperso keys pool generate`")
+    for d in dirs:
+        _print(IccKeyPool(d).status())
+
+
+keys_group.add_command(pool_group)

@@ -1,0 +1,200 @@
+"""Filling an ICC key pool with every core: interruptible, resumable, nothing half-written.
+
+How this works
+--------------
+``fill`` starts ``workers`` processes (the ``spawn`` start method: each opens the key store
+itself, which a PKCS#11 session needs). A worker generates a batch of RSA key pairs with
+:func:`cardperso.crypto.rsa.rsa_generate` (OpenSSL's generator), pads their CRT parts and
+encrypts them with **one** ``wrap`` call of its own key-store session per batch; it hands back
+only records (public modulus, encrypted parts), so a clear private key never leaves the process
+that generated it and is never written anywhere. The parent gathers records and commits them
+as segments (:meth:`IccKeyPool.commit_segment`: the segment file atomically, then the state).
+
+``count`` is the number of *free* keys the pool must hold at the end: running the same command
+again after an interruption generates only what is still missing (resume). A stop (SIGTERM
+through :func:`cardperso.cli.main.stop_on_signal`, Ctrl-C) terminates the workers, commits the
+records already received, and re-raises; a ``kill -9`` loses at most the uncommitted records,
+and the next ``fill`` removes the orphan segment file such a kill may leave.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import multiprocessing
+import os
+import signal
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Final
+
+from cardperso.crypto.primitives import BLOCK_SIZE, pad_method2
+from cardperso.crypto.rsa import RsaKey, rsa_generate
+from cardperso.errors import KeyStoreError, UsageError
+from cardperso.keystore.base import KeyStore
+from cardperso.keystore.pool import IccKeyPool, part_length
+
+__all__ = ["FillResult", "fill", "pool_record"]
+
+#: Keys per worker task (one ``wrap`` call each) and records per committed segment.
+BATCH: Final = 8
+SEGMENT: Final = 512
+
+StoreOpener = Callable[[], KeyStore]
+
+
+@dataclass(frozen=True, slots=True)
+class FillResult:
+    generated: int  # keys made by this run
+    total: int  # keys the pool ever held
+    free: int
+    seconds: float
+
+
+def padded_parts(key: RsaKey, block: int) -> bytes:
+    """The five CRT parts of ``key`` in DGI order 8201..8205, each padded ``80 00…`` to
+    :func:`part_length` (the clear text that is wrapped)."""
+    return b"".join(pad_method2(part, block) for part in (key.qinv, key.dq, key.dp, key.q, key.p))
+
+
+def pool_record(store: KeyStore, kek: str, keys: list[RsaKey]) -> bytes:
+    """Records for ``keys``: modulus ‖ encrypted parts, with one ``wrap`` call under ``kek``."""
+    block = BLOCK_SIZE[store.info(kek).algorithm]
+    clear = b"".join(padded_parts(k, block) for k in keys)
+    wrapped = store.wrap(kek, clear)
+    n = len(wrapped) // len(keys) if keys else 0
+    return b"".join(k.modulus + wrapped[i * n : (i + 1) * n] for i, k in enumerate(keys))
+
+
+# -- worker processes ------------------------------------------------------------------------
+
+_STORE: KeyStore | None = None
+_JOB: tuple[str, int, int] = ("", 0, 0)
+
+
+def _init_worker(opener: StoreOpener, kek: str, bits: int, exponent: int) -> None:
+    """A worker: Ctrl-C is the parent's business; open this process's own key store."""
+    global _STORE, _JOB
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    _STORE = opener()
+    _JOB = (kek, bits, exponent)
+
+
+def _make_batch(n: int) -> bytes:
+    assert _STORE is not None
+    kek, bits, exponent = _JOB
+    return pool_record(_STORE, kek, [rsa_generate(bits, exponent) for _ in range(n)])
+
+
+# -- the run -----------------------------------------------------------------------------------
+
+
+@contextlib.contextmanager
+def _generation_lock(directory: Path) -> Iterator[None]:
+    """One generation per pool at a time (reservations may go on meanwhile)."""
+    fd = os.open(directory / "generate.lock", os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise KeyStoreError(
+                f"ICC key pool {directory}: another generation is filling it"
+            ) from None
+        yield
+    finally:
+        os.close(fd)
+
+
+def open_or_create(
+    directory: str | os.PathLike[str], store: KeyStore, *, bits: int, exponent: int, kek: str
+) -> IccKeyPool:
+    """The pool at ``directory``, created empty if there is none; an existing pool must have
+    these parameters and a KEK with the same check value as the store's."""
+    pool = IccKeyPool(directory)
+    info = store.info(kek)
+    if not pool.exists():
+        return IccKeyPool.create(
+            directory,
+            bits=bits,
+            exponent=exponent,
+            kek=kek,
+            kek_algorithm=info.algorithm,
+            kek_kcv=info.kcv,
+        )
+    status = pool.status()
+    if (status.bits, status.exponent, status.kek) != (bits, exponent, kek):
+        raise UsageError(
+            f"ICC key pool {directory} holds {status.bits}-bit keys (e={status.exponent}) "
+            f"under {status.kek!r}: give the same --bits/--kek or another pool directory"
+        )
+    check_kek(status.kek, status.kek_kcv, store, str(directory))
+    return pool
+
+
+def check_kek(kek: str, kcv: bytes, store: KeyStore, where: str) -> None:
+    """Refuse a store whose ``kek`` is not the key that protects the pool (another KCV)."""
+    if store.info(kek).kcv != kcv:
+        raise KeyStoreError(
+            f"ICC key pool {where}: key {kek!r} of {store.location} is not the KEK that "
+            f"protects the pool (check value {kcv.hex().upper()})"
+        )
+
+
+def fill(
+    pool: IccKeyPool,
+    opener: StoreOpener,
+    *,
+    count: int,
+    workers: int,
+    progress: Callable[[int], None] | None = None,
+    batch: int = BATCH,
+    segment: int = SEGMENT,
+) -> FillResult:
+    """Generate keys until ``pool`` holds ``count`` free keys (module docstring)."""
+    import time
+
+    if count < 0 or workers < 1 or batch < 1 or segment < 1:
+        raise UsageError("--count must be at least 0 and --workers at least 1")
+    started = time.perf_counter()
+    with _generation_lock(pool.directory):
+        pool.remove_orphans()
+        status = pool.status()
+        missing = max(0, count - status.free)
+        size = status.bits // 8 + 5 * part_length(status.bits, BLOCK_SIZE[status.kek_algorithm])
+        tasks = [batch] * (missing // batch) + ([missing % batch] if missing % batch else [])
+        made = 0
+        pending: list[bytes] = []
+        pending_keys = 0
+
+        def flush() -> None:
+            nonlocal pending, pending_keys, made
+            if pending_keys:
+                pool.commit_segment(b"".join(pending))
+                made += pending_keys
+                pending, pending_keys = [], 0
+                if progress is not None:
+                    progress(made)
+
+        if tasks:
+            ctx = multiprocessing.get_context("spawn")
+            args = (opener, status.kek, status.bits, status.exponent)
+            mp_pool = ctx.Pool(min(workers, len(tasks)), _init_worker, args)
+            try:
+                for records in mp_pool.imap_unordered(_make_batch, tasks):
+                    if len(records) % size:
+                        raise KeyStoreError("a pool worker returned a partial record")
+                    pending.append(records)
+                    pending_keys += len(records) // size
+                    if pending_keys >= segment:
+                        flush()
+                mp_pool.close()
+            except BaseException:
+                mp_pool.terminate()
+                flush()  # what the workers finished is whole: keep it
+                raise
+            finally:
+                mp_pool.join()
+            flush()
+        end = pool.status()
+    return FillResult(made, end.total, end.free, time.perf_counter() - started)
