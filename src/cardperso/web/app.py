@@ -24,7 +24,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from cardperso.errors import UsageError
 from cardperso.line.control import request_resume
 from cardperso.storage.db import Database
-from cardperso.web import audit, desk, floor, sessions, users
+from cardperso.web import audit, desk, floor, office, sessions, users
 from cardperso.web.core import (
     ACCESS,
     ANYONE,
@@ -39,7 +39,7 @@ from cardperso.web.core import (
     _settings,
     guarded,
 )
-from cardperso.web.users import ADMIN, CENTRE, CLERK, OPERATOR, SECURITY
+from cardperso.web.users import ADMIN, OPERATOR, SECURITY
 
 __all__ = ["ACCESS", "PUBLIC", "ROUTES", "Settings", "create_app"]
 
@@ -126,8 +126,7 @@ async def logout(request: Request) -> Response:
 # -- pages -----------------------------------------------------------------------------------
 @guarded("/", ANYONE)
 async def home(request: Request) -> Response:
-    coming = request.state.user.role in (CLERK, CENTRE)
-    return _page(request, "home.html", coming=coming)
+    return _page(request, "home.html")  # the desk and the office have their pages now
 
 
 @guarded("/floor", frozenset({OPERATOR}))
@@ -308,6 +307,7 @@ ROUTES: Final[list[BaseRoute]] = [
     Route("/floor/results", floor_results),
     Route("/audit", audit_page),
     Route("/users", users_page),
+    *office.ROUTES,
     *desk.ROUTES,
     Mount("/static", StaticFiles(directory=HERE / "static"), name="static"),
 ]

@@ -1,0 +1,439 @@
+"""The centre's office: the audit queue with each applicant's photo beside the data, the
+comparison results and returns per insured unit, the dashboard of the time targets, and every
+report and partner file to download. For centre staff only (``ACCESS``).
+
+Every rule is the registry's own, called as ``cardperso registry`` calls it: accepting an
+application is :func:`cardperso.registry.applications.audit` (for that application alone:
+the photo specification, the fields, both signatures), rejecting it is
+:func:`~cardperso.registry.applications.reject` with the reason typed; the dashboard's
+figures are :func:`~cardperso.registry.breakdown.breakdown`, :func:`~cardperso.registry.reports.
+overdue` and :func:`~cardperso.registry.reports.stats`; each download is written by the
+function the CLI's ``--out`` calls (atomically, mode 0600, into a private temporary
+directory) and sent as it was written, so it is byte for byte the CLI's file. The actor in the
+registry's history is ``web:USER``; every view of a photo, decision and download is in the
+console's audit log.
+
+Identity numbers are shown in full only on the audit queue (the data being audited); every
+other page shows them masked (:func:`cardperso.codec.numbers.mask_id`), PANs and phones masked.
+"""
+
+from __future__ import annotations
+
+import datetime
+import os
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, Final
+
+from starlette.requests import Request
+from starlette.responses import RedirectResponse, Response
+from starlette.routing import BaseRoute, Route
+
+from cardperso.codec.photo import CARD_PHOTO, check_photo
+from cardperso.errors import CardPersoError, DataError, UsageError
+from cardperso.prep.validate import read_photo
+from cardperso.profiles.loader import load_profile
+from cardperso.registry import (
+    applications,
+    breakdown,
+    find,
+    lifecycle,
+    lost,
+    partners,
+    reports,
+    store,
+)
+from cardperso.registry.calendar import TARGETS, Calendar, load_calendar, parse_day
+from cardperso.registry.centre import missing_confirmations, parties
+from cardperso.storage.db import Database
+from cardperso.web import audit, charts
+from cardperso.web.core import NAV, _address, _db, _page, guarded
+from cardperso.web.users import CENTRE
+
+__all__ = ["ROUTES"]
+
+OFFICE: Final = frozenset({CENTRE})
+#: The profile the CLI's ``registry audit`` validates with by default.
+PROFILE: Final = "ssc3-pboc"
+#: The most applications the audit queue shows at once (oldest first).
+QUEUE: Final = 50
+#: A reason typed by the auditor: what ``registry audit --reason`` would take, kept short.
+MAX_REASON: Final = 200
+
+NAV += [
+    ("/office/audit", "审核 Audit"),
+    ("/office/compare", "比对 Comparison"),
+    ("/office/targets", "时限 Time targets"),
+    ("/office/files", "报表与文件 Reports & files"),
+]
+
+
+def _registry(request: Request) -> Database:
+    return store.open_registry(_db(request))  # refuses a schema behind or ahead, as the CLI
+
+
+def _actor(request: Request) -> str:
+    return f"web:{request.state.user.name}"
+
+
+def _log(request: Request, action: str, target: str, outcome: str = "ok") -> None:
+    user = request.state.user
+    audit.record(
+        _db(request), action, user=user.name, role=user.role, address=_address(request),
+        target=target, outcome=outcome,
+    )  # fmt: skip
+
+
+def _calendar() -> Calendar:
+    """The working-day calendar the CLI uses: ``CARDPERSO_CALENDAR``, else weekends only."""
+    return load_calendar(os.environ.get("CARDPERSO_CALENDAR") or None)
+
+
+def _as_of(request: Request) -> datetime.date:
+    given = request.query_params.get("as_of", "")
+    return parse_day(given, "as_of") if given else datetime.date.today()
+
+
+def _app_id(value: object) -> int:
+    text = str(value or "")
+    if not (text.isdigit() and len(text) < 9):
+        raise UsageError("application: an application id")
+    return int(text)
+
+
+# -- the audit queue ---------------------------------------------------------------------------
+@guarded("/office/audit", OFFICE)
+async def audit_queue(request: Request) -> Response:
+    """The accepted applications, oldest first, each with its photo and its data."""
+    db = _registry(request)
+    _log(request, "view", "/office/audit")
+    queue = store.select_apps(db, "state = ?", (lifecycle.ACCEPTED,))
+    items = [_audit_item(db, app) for app in queue[:QUEUE]]
+    last = None
+    if request.query_params.get("last"):
+        found = store.select_apps(db, "id = ?", (_app_id(request.query_params["last"]),))
+        last = found[0] if found else None
+    return _page(
+        request, "office_audit.html", items=items, total=len(queue), shown=len(items), last=last
+    )
+
+
+def _audit_item(db: Database, app: store.Application) -> dict[str, Any]:
+    shown = find.show(db, str(app.id))  # the CLI's `registry show`: masked phone and PAN
+    photo = read_photo(app.photo) if app.photo else "no photo"
+    if isinstance(photo, str):
+        quality = f"photo: {photo}"
+    else:
+        try:
+            check_photo(photo, CARD_PHOTO)
+            quality = ""
+        except DataError as exc:
+            quality = f"photo: {exc.reason}"
+    return {
+        "app": app,
+        "shown": shown,
+        "has_photo": not isinstance(photo, str),
+        "quality": quality,
+        "missing": missing_confirmations(shown["staff_confirmed"], shown["applicant_confirmed"])
+        if shown["service_point"]
+        else [],
+    }
+
+
+@guarded("/office/photo", OFFICE)
+async def photo(request: Request) -> Response:
+    """An application's photo (read with data preparation's safe reader), never cached."""
+    db = _registry(request)
+    app_id = _app_id(request.query_params.get("id"))
+    found = store.select_apps(db, "id = ?", (app_id,))
+    if not found or not found[0].photo:
+        raise UsageError(f"application {app_id} has no photo")
+    data = read_photo(found[0].photo)
+    if isinstance(data, str):
+        raise UsageError(f"application {app_id}: photo: {data}")
+    if data.startswith(b"\xff\xd8"):
+        media = "image/jpeg"
+    elif data.startswith(b"\x89PNG\r\n\x1a\n"):
+        media = "image/png"
+    else:
+        raise UsageError(f"application {app_id}: photo: not a JPEG or PNG image")
+    _log(request, "view-photo", f"application {app_id}")
+    return Response(data, media_type=media, headers={"Cache-Control": "private, no-store"})
+
+
+@guarded("/office/audit/accept", OFFICE)
+async def audit_accept(request: Request) -> Response:
+    """Audit one application: ``registry audit`` for it alone (audited, rejected with the rule
+    that failed, or still waiting for the signatures)."""
+    db = _registry(request)
+    app_id = _app_id((await request.form()).get("application"))
+    out = applications.audit(
+        db, load_profile(PROFILE), actor=_actor(request), photo_spec=CARD_PHOTO, only=app_id
+    )
+    if not out:
+        raise UsageError(f"application {app_id} is not waiting for its audit")
+    _log(request, "audit", f"application {app_id}", out[0].state)
+    return RedirectResponse(f"/office/audit?last={app_id}", status_code=303)
+
+
+@guarded("/office/audit/reject", OFFICE)
+async def audit_reject(request: Request) -> Response:
+    """Reject one application with the auditor's reason (``registry audit --reject ID
+    --reason TEXT``)."""
+    db = _registry(request)
+    form = await request.form()
+    app_id = _app_id(form.get("application"))
+    reason = " ".join(str(form.get("reason", "")).split())
+    if not reason:
+        raise DataError("--reject needs --reason", field="reason")
+    if len(reason) > MAX_REASON:
+        raise DataError(f"is longer than {MAX_REASON} characters", field="reason")
+    state = applications.reject(db, app_id, reason, actor=_actor(request))
+    _log(request, "audit-reject", f"application {app_id}", state)
+    return RedirectResponse(f"/office/audit?last={app_id}", status_code=303)
+
+
+# -- comparison results and returns per unit ---------------------------------------------------
+#: Where an application stands with the comparison.
+_WAITING: Final = frozenset({lifecycle.ACCEPTED, lifecycle.AUDITED})
+_NOT_COMPARED: Final = frozenset({lifecycle.REJECTED})
+_POPULATION_FIELDS: Final = frozenset({"ssn", "name", "gender", "birth_date"})
+
+
+@guarded("/office/compare", OFFICE)
+async def compare_page(request: Request) -> Response:
+    db = _registry(request)
+    _log(request, "view", "/office/compare")
+    per_unit: dict[str, dict[str, int]] = {}
+    returned: list[dict[str, Any]] = []
+    reasons = {
+        int(i): str(r or "")
+        for i, r in db.execute(
+            "SELECT id, reason FROM reg_applications WHERE state = ?", (lifecycle.RETURNED,)
+        )
+    }
+    for row in find.list_apps(db, find.filters()):
+        unit = row["unit"] or "-"
+        counts = per_unit.setdefault(
+            unit, {"applications": 0, "waiting": 0, "passed": 0, "returned": 0, "population": 0,
+                   "bank": 0, "rejected": 0},
+        )  # fmt: skip
+        counts["applications"] += 1
+        state = row["state"]
+        if state in _WAITING:
+            counts["waiting"] += 1
+        elif state in _NOT_COMPARED:
+            counts["rejected"] += 1
+        elif state == lifecycle.RETURNED:
+            counts["returned"] += 1
+            fields = partners.fields_of(reasons.get(row["application_id"], ""))
+            against = _against(fields)
+            for who in against:
+                counts[who] += 1
+            returned.append(dict(row, fields=fields, against=against,
+                                 reason=reasons.get(row["application_id"], "")))  # fmt: skip
+        else:
+            counts["passed"] += 1
+    units = {code: p.name for code, p in parties(db, "unit").items()}
+    return _page(
+        request, "office_compare.html", per_unit=sorted(per_unit.items()), returned=returned,
+        units=units,
+    )  # fmt: skip
+
+
+def _against(fields: list[str]) -> list[str]:
+    """Which comparison a returned application failed: the population database, the bank."""
+    out = []
+    if any(f in _POPULATION_FIELDS for f in fields):
+        out.append("population")
+    if any(f not in _POPULATION_FIELDS for f in fields):
+        out.append("bank")
+    return out
+
+
+# -- the time targets --------------------------------------------------------------------------
+@guarded("/office/targets", OFFICE)
+async def targets_page(request: Request) -> Response:
+    db = _registry(request)
+    cal, day = _calendar(), _as_of(request)
+    _log(request, "view", "/office/targets")
+    every = find.filters()
+    by_batch = breakdown.breakdown(db, cal, "batch", every, day)
+    by_point = breakdown.breakdown(db, cal, "service-point", every, day)
+    late = reports.overdue(db, cal, day)
+    st = reports.stats(db, cal)
+    charts_lead = [
+        (lt, lt.summary(), charts.histogram(
+            lt.values, lt.target, f"lead times, {lt.application_type}: target {lt.target}"))
+        for lt in st.lead_times
+    ]  # fmt: skip
+    point_bars = charts.bars(
+        [(g.key, g.late, g.at_risk) for g in by_point], "late and at risk per service point"
+    )
+    batch_bars = charts.bars(
+        [(g.key, g.late, g.at_risk) for g in by_batch], "late and at risk per batch"
+    )
+    return _page(
+        request, "office_targets.html", as_of=day, calendar=cal.source, by_batch=by_batch,
+        by_point=by_point, overdue=late, lead=charts_lead, point_bars=point_bars,
+        batch_bars=batch_bars, targets=TARGETS, columns=breakdown.COLUMNS,
+    )  # fmt: skip
+
+
+# -- reports and partner files -----------------------------------------------------------------
+Writer = Callable[[Database, Path, Request], str]
+
+
+def _breakdown(db: Database, out: Path, request: Request) -> str:
+    by = request.query_params.get("by", "")
+    day = _as_of(request)
+    groups = breakdown.breakdown(db, _calendar(), by, find.filters(), day)
+    breakdown.write_csv(out, breakdown.COLUMNS, [g.row() for g in groups])
+    return f"breakdown-{by}-{day.isoformat()}.csv"
+
+
+def _waiting(db: Database, out: Path, request: Request) -> str:
+    day = _as_of(request)
+    got = breakdown.waiting(db, _calendar(), day, find.filters())
+    breakdown.write_csv(out, breakdown.WAITING_COLUMNS, breakdown.waiting_rows(got))
+    return f"waiting-{day.isoformat()}.csv"
+
+
+def _overdue(db: Database, out: Path, request: Request) -> str:
+    day = _as_of(request)
+    found = reports.overdue(db, _calendar(), day)
+    breakdown.write_csv(out, reports.OVERDUE_COLUMNS, reports.overdue_rows(found))
+    return f"overdue-{day.isoformat()}.csv"
+
+
+def _stats(db: Database, out: Path, request: Request) -> str:
+    st = reports.stats(db, _calendar())
+    breakdown.write_csv(out, reports.STATS_COLUMNS, reports.stats_rows(st))
+    return "stats.csv"
+
+
+def _return_file(db: Database, out: Path, request: Request) -> str:
+    batch = request.query_params.get("batch", "")
+    reports.return_file(db, batch, out)
+    return f"return-{batch}.csv"
+
+
+def _compare_request(db: Database, out: Path, request: Request) -> str:
+    to = request.query_params.get("to", "")
+    partners.comparison_request(db, to, out)
+    return f"compare-request-{to}.csv"
+
+
+def _returned(db: Database, out: Path, request: Request) -> str:
+    unit = request.query_params.get("unit", "")
+    partners.returned_files(db, out.parent)
+    name = f"returned-{unit}.csv"
+    if not unit or not (out.parent / name).is_file():
+        raise UsageError(f"no application of unit {unit!r} was returned")
+    (out.parent / name).replace(out)
+    return name
+
+
+def _account_opening(db: Database, out: Path, request: Request) -> str:
+    bank = request.query_params.get("bank", "") or None
+    partners.account_opening(db, out, bank_code=bank)
+    return f"account-opening{'-' + bank if bank else ''}.csv"
+
+
+#: ``?name=`` → what writes it (the function behind the CLI's ``--out``).
+FILES: Final[dict[str, Writer]] = {
+    "breakdown": _breakdown,
+    "waiting": _waiting,
+    "overdue": _overdue,
+    "stats": _stats,
+    "return-file": _return_file,
+    "compare-request": _compare_request,
+    "returned": _returned,
+    "account-opening": _account_opening,
+}
+
+
+def _produce(request: Request, writer: Writer, file: str = "out.csv") -> tuple[str, bytes]:
+    """Run ``writer`` into a private temporary directory (mode 0700, removed after); the
+    file's name and its bytes, exactly as written."""
+    db = _registry(request)
+    with tempfile.TemporaryDirectory(prefix="cardperso-web-") as tmp:
+        out = Path(tmp) / file
+        name = writer(db, out, request)
+        if not out.is_file():
+            raise UsageError("nothing to write: no file")
+        return name, out.read_bytes()
+
+
+def _download(name: str, data: bytes) -> Response:
+    return Response(
+        data, media_type="text/csv; charset=utf-8",
+        headers={"Content-Disposition": f'attachment; filename="{name}"',
+                 "Cache-Control": "private, no-store"},
+    )  # fmt: skip
+
+
+@guarded("/office/files", OFFICE)
+async def files_page(request: Request) -> Response:
+    db = _registry(request)
+    _log(request, "view", "/office/files")
+    batches = [str(b) for (b,) in db.execute("SELECT batch_no FROM reg_batches ORDER BY 1")]
+    returned_units = sorted(
+        {str(u or "walk-in") for (u,) in db.execute(
+            "SELECT unit FROM reg_applications WHERE state = ?", (lifecycle.RETURNED,))}
+    )  # fmt: skip
+    waiting_requests = int(
+        db.execute("SELECT COUNT(*) FROM reg_bank_requests WHERE sent_at IS NULL")[0][0]
+    )
+    return _page(
+        request, "office_files.html", batches=batches, groups=list(breakdown.GROUPS),
+        returned_units=returned_units, waiting_requests=waiting_requests,
+    )  # fmt: skip
+
+
+@guarded("/office/file", OFFICE)
+async def file_download(request: Request) -> Response:
+    """A report or partner file (``?name=`` one of :data:`FILES`, with its parameters)."""
+    what = request.query_params.get("name", "")
+    writer = FILES.get(what)
+    if writer is None:
+        raise UsageError(f"no report {what!r}: one of {', '.join(FILES)}")
+    try:
+        name, data = _produce(request, writer)
+    except CardPersoError as exc:
+        _log(request, "download", what, f"refused: {exc}"[:200])
+        raise
+    _log(request, "download", name)
+    return _download(name, data)
+
+
+@guarded("/office/bank-requests", OFFICE)
+async def bank_requests(request: Request) -> Response:
+    """The block / unblock / close requests not yet sent (``registry report bank-requests``):
+    they are marked sent with this file, so each request is sent once."""
+    bank = str((await request.form()).get("bank", "")) or None
+    stamp = datetime.datetime.now(datetime.UTC).strftime("%Y%m%dT%H%M%SZ")
+    name = f"bank-requests-{stamp}.csv"
+
+    def write(db: Database, out: Path, _request: Request) -> str:
+        if not lost.write_requests(db, out, bank_code=bank):
+            raise UsageError("no bank request waiting (no file written)")
+        return name
+
+    _, data = _produce(request, write, name)
+    _log(request, "download", name)
+    return _download(name, data)
+
+
+ROUTES: Final[list[BaseRoute]] = [
+    Route("/office/audit", audit_queue),
+    Route("/office/photo", photo),
+    Route("/office/audit/accept", audit_accept, methods=["POST"]),
+    Route("/office/audit/reject", audit_reject, methods=["POST"]),
+    Route("/office/compare", compare_page),
+    Route("/office/targets", targets_page),
+    Route("/office/files", files_page),
+    Route("/office/file", file_download),
+    Route("/office/bank-requests", bank_requests, methods=["POST"]),
+]
