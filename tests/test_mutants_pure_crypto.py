@@ -1,16 +1,17 @@
 """Crypto behaviour that the mutation run over cardperso.crypto found unasserted (issue 18):
 the exact refusal of each misuse (the caller reads it), the edges of the KDF length checks, the
 redacted reprs of session keys, the "none" diversification's algorithm choice, and the DES tables
-that crypto/kcvbatch.py builds when it is imported."""
+that crypto/desvec.py builds when it is imported."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from typing import Any
 
+import numpy as np
 import pytest
 
-from cardperso.crypto import emv, gp, kcvbatch
+from cardperso.crypto import desvec, emv, gp
 from cardperso.crypto import primitives as cp
 from cardperso.errors import CryptogramMismatch, UsageError
 
@@ -108,14 +109,12 @@ def test_none_diversification_keeps_the_master_key_and_its_algorithm() -> None:
     assert gp.diversify_one(K16, bytes(10)) == gp.diversify(K16, [bytes(10)], "emv")[0]
 
 
-def test_bitsliced_des_tables_are_what_the_builders_make() -> None:
-    """kcvbatch builds its key schedule, S-box plan and round function when imported (the
-    SP 800-20 vectors of test_prep_kcv.py check the result). Mutation testing switches a mutant
-    on only after the import, so the builders are called again here: they must reproduce the
+def test_numpy_des_tables_are_what_the_builders_make() -> None:
+    """desvec builds its key-schedule, SP and permutation tables when imported (the SP 800-20
+    vectors of test_crypto_desvec.py check the result). Mutation testing switches a mutant on
+    only after the import, so the builders are called again here: they must reproduce the
     tables the vectors checked."""
-    assert kcvbatch._key_schedule() == kcvbatch._KS
-    assert kcvbatch._sbox_plan() == kcvbatch._PLAN
-    ns: dict[str, Any] = {}
-    exec(compile(kcvbatch._round_source(), "<round>", "exec"), ns)
-    r, k = list(range(1, 33)), [(7 * i) & 0xFF for i in range(48)]
-    assert ns["f"](r, k, 0xFF) == kcvbatch._f(r, k, 0xFF)  # type: ignore[operator]
+    assert np.array_equal(desvec._schedule_tables(), desvec._KS_TABLE)
+    assert np.array_equal(desvec._sp_table(), desvec._SP)
+    assert np.array_equal(desvec._permutation_table(desvec._IP), desvec._IP_TABLE)
+    assert np.array_equal(desvec._permutation_table(desvec._FP), desvec._FP_TABLE)
