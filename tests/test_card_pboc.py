@@ -112,7 +112,9 @@ def test_arqc_verifies_with_issuer_master_key(tmp_path: Path) -> None:
     # the issuer takes the CVR from the IAD the card sent (9F10 bytes 4-7): the card fills it
     iad = ac[0x9F10]
     assert iad[:3] + iad[7:15] == IAD[:3] + IAD[7:15]  # then the EC balance MAC (4 bytes)
-    assert iad[3:7] == bytes.fromhex("03A00000")  # 2nd AC not requested, 1st AC = ARQC
+    # 2nd AC not requested, 1st AC = ARQC; byte 3 10 = new card (no online transaction yet: the
+    # CVR a public qPBOC card test expects of a new card going online, "A01000")
+    assert iad[3:7] == bytes.fromhex("03A01000")
     emv.verify_application_cryptogram(sk_ac, data + AIP_DEBIT + atc + iad[3:7], ac[0x9F26])
     with pytest.raises(CryptogramMismatch):
         emv.verify_application_cryptogram(
@@ -124,7 +126,7 @@ def test_arqc_verifies_with_issuer_master_key(tmp_path: Path) -> None:
     assert get_data(host, 0x9F13) == atc
     tc = generate_ac(host, 0x40, b"00" + data)
     assert tc[0x9F27] == b"\x40"
-    assert tc[0x9F10][3:7] == bytes.fromhex("03600000")  # 2nd AC = TC, 1st AC = ARQC
+    assert tc[0x9F10][3:7] == bytes.fromhex("03601000")  # 2nd AC = TC, 1st AC = ARQC, new card
     cvr = tc[0x9F10][3:7]
     # the TC covers the minimum data set again (CDOL2's 8A ARC is not part of it)
     emv.verify_application_cryptogram(sk_ac, data + AIP_DEBIT + atc + cvr, tc[0x9F26])
@@ -270,10 +272,12 @@ def test_cvr_counts_scripts_and_pin(tmp_path: Path) -> None:
     assert host.send("0020008008241235FFFFFFFFFF")[1] == 0x63C2
     gpo(host, ec=False)
     ac = generate_ac(host, 0x80, cdol1(0))
-    assert ac[0x9F10][3:7] == bytes.fromhex("03A60000")  # offline PIN performed and failed
+    assert ac[0x9F10][3:7] == bytes.fromhex("03A61000")  # offline PIN performed, failed; new
     assert online_load(host, 100) == 0x9000
     tc = generate_ac(host, 0x40, b"00" + cdol1(0))
-    assert tc[0x9F10][3:7] == bytes.fromhex("03600010")  # one issuer script command processed
+    # one issuer script command processed; byte 3: 80 the ARQC above was left without its second
+    # GENERATE AC (online_load starts a new transaction), 10 new card (at its first AC)
+    assert tc[0x9F10][3:7] == bytes.fromhex("03609010")
 
 
 def test_script_replayed_in_a_later_transaction_refused(tmp_path: Path) -> None:
@@ -302,7 +306,7 @@ def test_fourth_wrong_pin_blocks_and_the_block_survives_power(tmp_path: Path) ->
     # the terminal sees the block in the CVR: byte 3 b7, PIN try limit exceeded
     gpo(host, ec=False)
     ac = generate_ac(host, 0x80, cdol1(0))
-    assert ac[0x9F10][3:7] == bytes.fromhex("03A64000")
+    assert ac[0x9F10][3:7] == bytes.fromhex("03A65000")  # 40 PIN try limit, 10 new card
     host.card.power_off()
     again = Host(VirtualCard.load(tmp_path / "card.json"))
     again.ok(SELECT_PBOC)

@@ -130,7 +130,7 @@ def test_9f10_is_pboc_layout_with_the_balance_and_its_mac(tmp_path: Path) -> Non
     iad, atc = ac[0x9F10], ac[0x9F36]
     assert len(iad) == 19
     parsed = pboc_ac.IAD.decode(iad)
-    assert (parsed.dki, parsed.cvn, parsed.cvr, parsed.algorithm) == (1, 1, H("A00000"), 1)
+    assert (parsed.dki, parsed.cvn, parsed.cvr, parsed.algorithm) == (1, 1, H("A01000"), 1)
     idd = pboc_ac.EC_IDD.decode(parsed.idd or b"")
     assert idd.balance == 1234 and iad[10:15] == H("0000001234")
     # the MAC: retail MAC (OpenSSL) under the SMI session key, PBOC's (00x6 ATC / ATC xor FFFF)

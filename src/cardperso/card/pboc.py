@@ -21,6 +21,7 @@ FCI's 9F4D in the 9F4F format, newest first, for READ RECORD.
 
 from __future__ import annotations
 
+from cardperso.card import pboc_crm
 from cardperso.card.applet import (
     SW_AUTH_BLOCKED,
     SW_CONDITIONS,
@@ -244,6 +245,9 @@ class PbocApplet(Applet):
         self.pin_verified = False
         self.pin_tried = False
         self.pdol_values: dict[int, bytes] = {}
+        self.txn: pboc_crm.Txn | None = None
+        self.crm_cvr = 0
+        self.unable_online = False
 
     # -- selection -----------------------------------------------------------------------------
 
@@ -382,20 +386,49 @@ class PbocApplet(Applet):
                 return parse_dol(found.value)
         return None
 
-    def _decide(self, requested: str, amount: int) -> str:
+    def _lookup(self, tag: int) -> bytes | None:
+        """A data object of the card's internal data (0D01 / 0E01), else of its records."""
+        value = self._internal_value(tag)
+        if value is None:
+            for record in self._records().values():
+                found = tlv.find(parse_tlvs(record), tag)
+                if found is not None:
+                    return found.value
+        return value
+
+    def _decide(self, requested: str, values: dict[int, bytes]) -> str:
+        """Card action analysis (:mod:`cardperso.card.pboc_crm` for the debit path)."""
         d = self.data
+        txn = pboc_crm.Txn(decode_n(values[0x9F02]) if 0x9F02 in values else 0, values.get(0x5F2A))
+        crm = pboc_crm.crm_data(self._lookup)
         if self.ac_count == 0:
-            if requested != "TC":
-                return requested
-            if self.path != "ec":
-                return "ARQC"
-            if amount <= d.ec_single_limit and amount <= d.ec_balance:
-                d.ec_balance -= amount
+            self.txn = txn
+            if self.path == "ec":
+                if requested != "TC":
+                    return requested
+                if txn.amount <= d.ec_single_limit and txn.amount <= d.ec_balance:
+                    d.ec_balance -= txn.amount
+                    return "TC"
+                return "AAC"
+            decision, self.crm_cvr = pboc_crm.first_ac(d, crm, txn, requested)
+            if decision == "TC":
+                pboc_crm.count_offline(d, txn, crm)
+            d.online_pending = decision == "ARQC"
+            return decision
+        first = self.txn or txn
+        if values.get(0x8A) in pboc_crm.UNABLE_ONLINE_ARCS and self.issuer_auth is None:
+            self.unable_online = True
+            d.online_pending = False
+            approve, bits = pboc_crm.offline_after_unable_online(d, crm, first)
+            self.crm_cvr |= bits
+            if requested == "TC" and approve:
+                pboc_crm.count_offline(d, first, crm)
                 return "TC"
             return "AAC"
-        if requested == "TC" and self.issuer_auth is not False:
-            return "TC"
-        return "AAC"
+        decision, bits = pboc_crm.second_ac_online(crm, self.issuer_auth, requested)
+        self.crm_cvr |= bits
+        pboc_crm.online_done(d, crm, self.issuer_auth, decision == "TC")
+        return decision
 
     def _cvr(self, decision: str) -> bytes:
         """Card verification results (4 bytes, IAD bytes 4-7; VIS/PBOC layout): byte 2 b8-7
@@ -411,7 +444,11 @@ class PbocApplet(Applet):
             b2 |= 0x08
         if self.pin_tried:
             b2 |= 0x04 | (0 if self.pin_verified else 0x02)
-        b3 = 0x40 if self.data.pin_block and self.data.pin_tries_left == 0 else 0
+        if self.unable_online:
+            b2 |= pboc_crm.CVR_UNABLE_TO_GO_ONLINE
+        b3 = self.crm_cvr
+        if self.data.pin_block and self.data.pin_tries_left == 0:
+            b3 |= pboc_crm.CVR_PIN_LIMIT_EXCEEDED
         b4 = min(len(self.scripts), 15) << 4 | (0x08 if self.script_failed else 0)
         return bytes((0x03, b2, b3, b4))
 
@@ -424,8 +461,7 @@ class PbocApplet(Applet):
         dol = self._cdol(0x8C if self.ac_count == 0 else 0x8D)
         need(bool(cmd.data), SW_WRONG_LENGTH)
         values = dol_values(dol, cmd.data) if dol is not None else {}
-        amount = decode_n(values[0x9F02]) if 0x9F02 in values else 0
-        decision = self._decide(requested, amount)
+        decision = self._decide(requested, values)
         atc = d.atc.to_bytes(2, "big")
         iad = self._iad(decision, atc)
         try:

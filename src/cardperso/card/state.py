@@ -27,6 +27,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from cardperso.card.pki_core import PkiData
 from cardperso.errors import DataError
 from cardperso.outputs import AtomicFile
 
@@ -127,6 +128,13 @@ class PbocData:
     ec_balance_limit: int = 0
     ec_single_limit: int = 0
     ec_reset_threshold: int = 0
+    #: card risk management (cardperso.card.pboc_crm): offline debit transactions and their
+    #: amount since the last online one, an online transaction left without its second
+    #: GENERATE AC, issuer authentication failed in the last online transaction
+    offline_count: int = 0
+    offline_amount: int = 0
+    online_pending: bool = False
+    issuer_auth_failed: bool = False
 
 
 @dataclass(slots=True)
@@ -144,6 +152,8 @@ class CardState:
     #: Supplementary security domains by AID (upper-case hex); each also has an entry of
     #: kind ``"ssd"`` in :attr:`apps` (life-cycle, privileges, associated domain).
     ssds: dict[str, SecurityDomain] = field(default_factory=dict)
+    #: The PKI applet's files and PINs (:mod:`cardperso.card.pki`).
+    pki: PkiData = field(default_factory=PkiData)
 
     def app(self, aid: bytes) -> Application | None:
         return self.apps.get(aid.hex().upper())
