@@ -23,6 +23,7 @@ import hmac
 import secrets
 from dataclasses import dataclass, field
 
+import gmpy2  # type: ignore[import-untyped]  # no stubs; only ints pass in and out
 from cryptography.hazmat.primitives.asymmetric import rsa as _rsa
 
 from cardperso.errors import UsageError
@@ -142,13 +143,15 @@ def rsa_sign_raw(key: RsaKey, block: bytes) -> bytes:
     while True:
         r = secrets.randbelow(n - 2) + 2
         try:
-            r_inv = pow(r, -1, n)
-        except ValueError:  # pragma: no cover - r shares a factor with n: negligible
+            r_inv = int(gmpy2.invert(r, n))
+        except ZeroDivisionError:  # pragma: no cover - r shares a factor with n: negligible
             continue
         break
     blinded = (m * pow(r, key.exponent, n)) % n
-    m1 = pow(blinded, _int(key.dp), p)
-    m2 = pow(blinded, _int(key.dq), q)
+    # GMP's constant-time modular exponentiation: ten times Python's pow at 704 bits (the
+    # issuer signs one ICC certificate per card at prep; H13b measured it, benchmarks/README.md)
+    m1 = int(gmpy2.powmod_sec(blinded, _int(key.dp), p))
+    m2 = int(gmpy2.powmod_sec(blinded, _int(key.dq), q))
     h = (_int(key.qinv) * (m1 - m2)) % p
     s = ((m2 + h * q) * r_inv) % n
     if pow(s, key.exponent, n) != m:
