@@ -7,7 +7,8 @@ application, and its acceptance into the registry as one more imported record.
 :func:`problems` answers "what is wrong with what was typed" while the clerk types: each field
 typed is checked by the whole-record rules with the fields not yet typed (or found wrong) stood
 in for by values consistent with the typed ones, so each message is the one ``registry import``
-gives for that field, and a field left empty is not blamed before the form is sent. The photo
+gives for that field, and a required field left empty is not blamed before the form is sent
+(an optional one that a typed value calls for is: a studio photo's receipt number). The photo
 is checked on its own (:func:`photo_problem`, the rule of ``registry import --photo-spec``).
 :func:`accept` checks the whole application as the import does and inserts it
 (:func:`cardperso.registry.applications._insert`: the same row, the same ``accept``
@@ -123,6 +124,9 @@ def problems(
             checked = _check(validator, trial)
             checked.update(check_centre(checked, lists))
         except Reject as rej:
+            if rej.field not in typed and not _stand_in(rej.field, trial, lists):
+                found[rej.field] = rej.reason  # an optional field another one calls for
+                break
             if rej.field in found or trial.get(rej.field) != typed.get(rej.field, "-"):
                 break  # a stand-in refused: what is typed around it is wrong, already said
             found[rej.field] = rej.reason
