@@ -33,6 +33,7 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
+from cardperso.card import pki_native
 from cardperso.card.applet import (
     SW_AUTH_BLOCKED,
     SW_CLA_NOT_SUPPORTED,
@@ -194,6 +195,7 @@ class NativeCard:
         self._ef: int | None = None
         self._challenge: bytes | None = None
         self._security = 0
+        self.pki_core: pki_native.PkiCore | None = None  # the PKI ADF's volatile state
 
     # -- the APDU path -------------------------------------------------------------------------
 
@@ -254,6 +256,10 @@ class NativeCard:
     def _route(self, cmd: Command, challenge: bytes | None) -> bytes:
         if cmd.cla & 0x03 or cmd.cla & 0x70:
             raise Sw(SW_CLA_NOT_SUPPORTED)
+        if pki_native.in_pki_adf(self):
+            answer = pki_native.process(self, cmd, challenge)
+            if answer is not None:
+                return answer
         handlers = {
             (0x00, 0xA4): self._select,
             (0x00, 0x84): self._get_challenge,

@@ -18,6 +18,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from cardperso.card.pki_core import PkiData
 from cardperso.card.state import IMAGE_MAX, dump_image, load_image, write_image
 from cardperso.errors import DataError
 
@@ -140,6 +141,8 @@ class NativeState:
     serial: bytes
     algorithm: str
     mf: NativeDf
+    #: The PKI ADF's keys, certificates and PINs (:mod:`cardperso.card.pki_native`).
+    pki: PkiData = field(default_factory=PkiData)
 
 
 def dumps(state: NativeState, *, compact: bool = False) -> str:

@@ -43,6 +43,7 @@ from cardperso.card.faults import CardMute, CardRemoved, CardTorn, FaultPlan
 from cardperso.card.isd import IssuerSecurityDomain
 from cardperso.card.pboc import PbocApplet
 from cardperso.card.perso import Personalizer
+from cardperso.card.pki import PKI_MODULE, PKI_PACKAGE, PkiApplet
 from cardperso.card.ssse import SsseApplet
 from cardperso.card.state import (
     GP_TEST_KEY,
@@ -101,6 +102,7 @@ class VirtualCard:
         self.pboc = PbocApplet(state)
         self.pse = DirectoryApplet(state, contactless=False)
         self.ppse = DirectoryApplet(state, contactless=True)
+        self.pki = PkiApplet(state, self)
         #: Supplementary security domains' applets, by AID (hex), made on first selection.
         self._ssd_applets: dict[str, IssuerSecurityDomain] = {}
         self._selected: Applet | None = None
@@ -143,6 +145,7 @@ class VirtualCard:
             packages=[
                 Package(SSSE_PACKAGE, SSSE_MODULE, "ssse"),
                 Package(PBOC_PACKAGE, PBOC_MODULE, "pboc"),
+                Package(PKI_PACKAGE, PKI_MODULE, "pki"),
             ],
             cplc=build_cplc(serial),
         )
@@ -200,7 +203,8 @@ class VirtualCard:
         self._selected = None
 
     def _applets(self) -> tuple[Applet, ...]:
-        return (self.isd, self.ssse, self.pboc, self.pse, self.ppse, *self._ssd_applets.values())
+        return (self.isd, self.ssse, self.pboc, self.pse, self.ppse, self.pki,
+                *self._ssd_applets.values())  # fmt: skip
 
     def _ssd_applet(self, aid: bytes) -> IssuerSecurityDomain:
         key = aid.hex().upper()
@@ -324,6 +328,8 @@ class VirtualCard:
                 applet: Applet
                 if app.kind == "ssd":
                     applet = self._ssd_applet(app.aid)
+                elif app.kind == "pki":
+                    applet = self.pki
                 else:
                     applet = self.ssse if app.kind == "ssse" else self.pboc
                 return applet, app.aid

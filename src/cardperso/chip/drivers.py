@@ -27,6 +27,7 @@ from pathlib import Path
 
 from cardperso.chip.model import CardData, ChipFailure, ChipPlan
 from cardperso.chip.native import NATIVE_COMMANDS, personalize_native
+from cardperso.chip.pki import PkiStep
 from cardperso.chip.script import Steps, personalize
 from cardperso.errors import ProfileError
 from cardperso.keystore.base import KeyStore
@@ -63,6 +64,8 @@ class ChipDriver:
 
     chip: ChipProfile
     workflow: ChipWorkflow
+    #: The PKI application's personalization after the chip's own steps (profile ``pki``).
+    pki: PkiStep | None = None
 
     @property
     def cos(self) -> str:
@@ -79,8 +82,12 @@ class ChipDriver:
     ) -> Steps:
         """The chip steps of one card on this chip (a flow for ``chip.transport.drive``)."""
         if self.chip.cos == "native":
-            return personalize_native(card, self.plan(plan), keys, self.chip, atr)
-        return self.workflow(card, self.plan(plan), keys)
+            flow = personalize_native(card, self.plan(plan), keys, self.chip, atr)
+        else:
+            flow = self.workflow(card, self.plan(plan), keys)
+        if self.pki is None:
+            return flow
+        return self.pki.after(flow, card, self.plan(plan), self.chip, atr)
 
 
 #: COS kind → the commands its driver sends (the chip profile must list them).
@@ -96,6 +103,8 @@ class DriverRegistry:
         self.drivers: list[ChipDriver] = []
         #: Chips refused untouched (their transport key is missing, :meth:`without_keys`).
         self.disabled: set[str] = set()
+        #: The PKI step of the product being made (set by the line before the first card).
+        self.pki: PkiStep | None = None
         gp_workflow = (workflows or {}).get("gp", personalize)
         for chip in chips:
             needed = _COMMANDS.get(chip.cos)
@@ -136,7 +145,7 @@ class DriverRegistry:
             raise ChipFailure(
                 "ATR", f"{chip.name} chip: its transport key {chip.transport_key!r} is not loaded"
             )
-        return found[0]
+        return found[0] if self.pki is None else dataclasses.replace(found[0], pki=self.pki)
 
 
 def load_drivers(

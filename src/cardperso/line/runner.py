@@ -40,6 +40,7 @@ from typing import Protocol
 
 from cardperso.chip.drivers import DriverRegistry, load_drivers
 from cardperso.chip.model import CardData, ChipFailure, ChipPlan
+from cardperso.chip.pki import pki_step
 from cardperso.chip.plan import card_data, chip_plan
 from cardperso.chip.script import Steps, check_atr, personalize
 from cardperso.chip.transport import drive
@@ -396,6 +397,7 @@ class LineRun:
             profile, self.header, scp=scp, verify_ac=spec.options.verify_ac
         )
         check_keys(keys, self.plan)  # every key a card needs, before the first card
+        self.drivers.pki = pki_step(profile, keys, db)  # the PKI's CA too (profile ``pki``)
         for chip in self.drivers.without_keys(keys):
             log.info("chip %s cannot be made (no transport key loaded): refused untouched", chip)
         self.records: dict[int, PersoRecordBody] = dict(iter_records(self.perso_file))

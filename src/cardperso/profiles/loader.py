@@ -40,6 +40,7 @@ from cardperso.profiles.model import (
     MagStripeSpec,
     PbocSpec,
     PinSpec,
+    PkiSpec,
     Profile,
     RecordSpec,
     SsseKeySpec,
@@ -271,6 +272,20 @@ SCHEMA = s.Map(
             defaults={"track1": True, "track2": True},
         ),
         "two_stage": TWO_STAGE,
+        "pki": s.Map(
+            {
+                "issuing_ca_key": _KEY_NAME,
+                "issuing_ca_certificate": s.Str(min_len=1, max_len=HEADER_MAX),
+                "organization": s.Str(min_len=1, max_len=64),
+                "organizational_unit": s.Str(min_len=1, max_len=64),
+                "country": s.Str(pattern=r"[A-Z]{2}", hint="a two-letter country code"),
+                "mask_identity": s.Bool(),
+                "validity_days": s.Int(min=1, max=36500),
+                "pin_tries": s.Int(min=1, max=15),
+                "encryption_pair": s.Bool(),
+            },
+            required=("issuing_ca_key", "issuing_ca_certificate"),
+        ),
         #: a production product: runs refuse sample/test keys and software key stores
         "production": s.Bool(),
     },
@@ -501,6 +516,7 @@ def _build(data: dict[str, Any], digest: bytes, source: str) -> Profile:
         source=source,
         production=bool(data.get("production", False)),
         photo_spec=data.get("photo_spec", "card"),
+        pki=None if "pki" not in data else PkiSpec(**data["pki"]),
     )
 
 

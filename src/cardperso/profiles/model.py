@@ -169,6 +169,24 @@ class MagStripeSpec:
 
 
 @dataclass(frozen=True, slots=True)
+class PkiSpec:
+    """The PKI application (``pki`` section, docs/pki.md): the issuing CA that certifies the
+    card's keys, the cardholder certificate's subject choices, the PIN's tries."""
+
+    issuing_ca_key: str
+    #: The issuing CA's certificate (PEM or DER), relative to the profile's directory.
+    issuing_ca_certificate: str
+    organization: str = "cardperso test PKI"
+    organizational_unit: str = "social security card"
+    country: str = "CN"
+    mask_identity: bool = True
+    validity_days: int = 3650
+    pin_tries: int = 3
+    #: Also the encryption pair: made by the issuer, sent in an SM2 key envelope.
+    encryption_pair: bool = True
+
+
+@dataclass(frozen=True, slots=True)
 class Profile:
     """One card product (see ``docs/prep.md`` for every key)."""
 
@@ -193,6 +211,8 @@ class Profile:
     #: ``photo_spec``: the rule photos meet at data preparation: ``card`` the social-security
     #: card photo specification (``cardperso.codec.photo``), ``none`` any whole JPEG.
     photo_spec: Literal["card", "none"] = "card"
+    #: The PKI application (``pki``); ``None``: the product has none.
+    pki: PkiSpec | None = None
 
     @property
     def needs_pan(self) -> bool:
