@@ -14,11 +14,13 @@ How this works
   gather with a precomputed index table (PC-1, the left shifts and PC-2 composed, see
   :func:`_schedule_index`) picks the 48 subkey bits of all 16 rounds for every key;
   ``np.packbits`` turns each group of 6 bits into the 6-bit input of one S-box.
-* **Round function as table look-ups** (the classic "SP table" form): for S-box *j* the table
-  ``SP[j][v]`` holds ``P(S_j(v))`` already moved to its place in the 32-bit word, so
-  ``f(R, K) = XOR_j SP[j][E_j(R) ⊕ K_j]``. The eight 6-bit windows ``E_j(R)`` of the expansion
-  are shifts of the 64-bit word ``R ‖ R`` (the wrap-around bits of E come from the copy). One
-  round is a handful of array operations over an ``(8, n)`` array, whatever *n* is.
+* **Round function as table look-ups** (the classic "SP table" form, by pairs of S-boxes): the
+  table ``SP[p][x ‖ y]`` holds ``P(S_2p(x) ‖ S_2p+1(y))`` already at its place in the 32-bit
+  word, so ``f(R, K) = XOR_p SP[p][E_2p(R) ‖ E_2p+1(R) ⊕ K_p]`` (4 tables of 4096 entries).
+  A pair's two 6-bit windows of the expansion E are one 10-bit field of the 64-bit word
+  ``R ‖ R`` (the wrap-around bits of E come from the copy), widened to 12 bits by a
+  1024-entry table. One round is a handful of array operations over a ``(4, n)`` array,
+  whatever *n* is.
 * Triple DES ``E_K1 ∘ D_K2 ∘ E_K1``: the final permutation of one stage and the initial
   permutation of the next cancel, so the three stages chain on the (L, R) halves; decryption
   runs the subkeys in reverse order.
@@ -112,8 +114,9 @@ U8Array = npt.NDArray[np.uint8]
 
 def _schedule_tables() -> I64Array:
     """``T[b, x, r]``: the subkey bits of round *r* that key byte *b* contributes when it holds
-    *x* - PC-1, the left shifts and PC-2 composed. S-box *j*'s 6 bits sit in byte *j* (little
-    endian) of the 64-bit word, so OR-ing the eight bytes' entries gives every S-box input."""
+    *x* - PC-1, the left shifts and PC-2 composed. The 12 bits of S-box pair *p* (S-box 2p
+    high, 2p + 1 low) sit in the 16-bit lane *p* (little endian) of the 64-bit word, so OR-ing
+    the eight bytes' entries gives every pair's input."""
     where = np.zeros((16, 64), dtype=np.int64)  # [r, key bit] -> word bits it lands on
     shift = 0
     for r in range(16):
@@ -121,7 +124,8 @@ def _schedule_tables() -> I64Array:
         cd = [(i + shift) % 28 for i in range(28)] + [28 + (i + shift) % 28 for i in range(28)]
         for i, p in enumerate(_PC2):
             key_bit = _PC1[cd[p - 1]] - 1
-            where[r, key_bit] |= 1 << (8 * (i // 6) + 5 - i % 6)
+            j = i // 6  # S-box j: pair j // 2, high 6 bits for the even S-box
+            where[r, key_bit] |= 1 << (16 * (j // 2) + 6 * (1 - j % 2) + 5 - i % 6)
     table = np.zeros((8, 256, 16), dtype=np.int64)
     for b in range(8):
         for x in range(256):
@@ -132,16 +136,20 @@ def _schedule_tables() -> I64Array:
 
 
 _KS_TABLE: Final = _schedule_tables()
-#: Shift that brings E's window j to the low 6 bits of R ‖ R (64 bits, bit 1 = MSB): window j
-#: starts at bit 4j (bit 32 for j = 0), so it ends at bit 4j + 5 and the shift is 59 - 4j.
-#: (Signed 64-bit words: the arithmetic shift only fills bits above the 6 kept.)
-_E_SHIFTS: Final = np.array([27, 55, 51, 47, 43, 39, 35, 31], dtype=np.int64)[:, None]
-#: Added to the subkey values: S-box j's entries start at 64·j in the flat SP table.
-_SP_OFFSET16: Final = (np.arange(8, dtype=np.uint16) * 64)[:, None]
+#: The round function works on pairs of S-boxes (2p, 2p + 1): their two E windows are bits
+#: a .. a+5 and a+4 .. a+9 of the 64-bit word R ‖ R (bit 1 = MSB; a = 32 for p = 0, else 8p),
+#: so one 10-bit field F holds both; :data:`_EXPAND` doubles its two shared middle bits into the
+#: 12-bit index ``E_2p ‖ E_2p+1``. Shift bringing F to the low bits: 55 - a.
+#: (Signed 64-bit words: the arithmetic shift only fills bits above the 10 kept.)
+_F_SHIFTS: Final = np.array([23, 47, 39, 31], dtype=np.int64)[:, None]
+_EXPAND: Final = np.array([((f >> 4) << 6) | (f & 63) for f in range(1024)], dtype=np.int64)
+#: Added to the pair subkeys: pair p's entries start at 4096·p in the flat SP table.
+_SP_OFFSET16: Final = (np.arange(4, dtype=np.uint16) * 4096)[:, None]
 
 
 def _sp_table() -> I64Array:
-    table = np.zeros(8 * 64, dtype=np.int64)
+    """``SP[4096·p + (x << 6 | y)] = P(S_2p(x) ‖ S_2p+1(y))`` at their places in the word."""
+    single = np.zeros((8, 64), dtype=np.int64)
     for j in range(8):
         for v in range(64):
             s = _SBOX[j][16 * (((v >> 4) & 2) | (v & 1)) + ((v >> 1) & 15)]
@@ -150,22 +158,24 @@ def _sp_table() -> I64Array:
             for i, src in enumerate(_P):
                 if word >> (32 - src) & 1:
                     out |= 1 << (31 - i)
-            table[64 * j + v] = out
-    return table
+            single[j, v] = out
+    x = np.arange(4096) >> 6
+    y = np.arange(4096) & 63
+    return np.concatenate([single[2 * p][x] ^ single[2 * p + 1][y] for p in range(4)])
 
 
 _SP: Final = _sp_table()
 
 
 def _schedule(keys: U8Array) -> U16Array:
-    """Per round, per S-box, per key: the subkey's 6 bits plus the S-box's table offset.
-    ``keys`` is ``(n, 8)`` bytes; the result is ``(16, 8, n)``, contiguous."""
+    """Per round, per S-box pair, per key: the pair's 12 subkey bits plus its table offset.
+    ``keys`` is ``(n, 8)`` bytes; the result is ``(16, 4, n)``, contiguous."""
     columns = np.ascontiguousarray(keys.T)
     words = _KS_TABLE[0].take(columns[0], axis=0)
     for b in range(1, 8):
         words |= _KS_TABLE[b].take(columns[b], axis=0)
-    six = words.astype("<i8").view(np.uint8).reshape(-1, 16, 8)  # (n, round, S-box)
-    sched: U16Array = np.ascontiguousarray(six.transpose(1, 2, 0)).astype(np.uint16)
+    pairs = words.astype("<i8").view("<u2").reshape(-1, 16, 4)  # (n, round, pair)
+    sched: U16Array = np.ascontiguousarray(pairs.transpose(1, 2, 0), dtype=np.uint16)
     sched += _SP_OFFSET16
     return sched
 
@@ -175,12 +185,12 @@ def _rounds(
 ) -> tuple[I64Array, I64Array]:
     """16 Feistel rounds on the 32-bit halves (int64 arrays); returns the halves swapped back
     (preoutput R16 ‖ L16 as (left, right))."""
-    sp = _SP
+    sp, expand = _SP, _EXPAND
     for r in order:
         doubled = (right << 32) | right
-        windows = (doubled[None, :] >> _E_SHIFTS) & 63
-        windows ^= sched[r]
-        f = np.bitwise_xor.reduce(sp.take(windows), axis=0)
+        index = expand.take((doubled[None, :] >> _F_SHIFTS) & 1023)
+        index ^= sched[r]
+        f = np.bitwise_xor.reduce(sp.take(index), axis=0)
         left, right = right, left ^ f
     return right, left
 
