@@ -190,6 +190,8 @@ def check_centre(values: dict[str, str], lists: Lists) -> dict[str, str]:
         raise Reject("applicant_confirmed", "is yes or no")
     if applicant in _YES:
         out["applicant_confirmed"] = "yes"
+    elif applicant:  # "no": not signed (stored empty, so audit waits for the signature)
+        out["applicant_confirmed"] = ""
     return out
 
 
