@@ -123,6 +123,8 @@ class PoolKeys:
     part_len: int
     moduli: tuple[bytes, ...]
     private: bytes = field(repr=False)
+    #: Each key's position in the pool (unique for ever: a certificate serial can come from it).
+    index: tuple[int, ...] = ()
 
     def __len__(self) -> int:
         return len(self.moduli)
@@ -196,13 +198,16 @@ class Reservation:
         view = memoryview(data)
         moduli = tuple(bytes(view[i * size : i * size + nbytes]) for i in range(count))
         private = b"".join(view[i * size + nbytes : (i + 1) * size] for i in range(count))
-        return PoolKeys(self.bits, self.exponent, self.kek, self.part_len, moduli, private)
+        index = tuple(range(first, end))
+        return PoolKeys(self.bits, self.exponent, self.kek, self.part_len, moduli, private, index)
 
     def pick(self, indices: Sequence[int]) -> PoolKeys:
         """The keys at ``indices`` of this reservation (e.g. the input lines of a chunk's
         records, less the reservation's first line), with one read of the range they span."""
         if not indices:
             return PoolKeys(self.bits, self.exponent, self.kek, self.part_len, (), b"")
+        if len(set(indices)) != len(indices):
+            raise UsageError("a pool key is picked twice in one read: each key serves one card")
         low, high = min(indices), max(indices)
         block = self.read(low, high - low + 1)
         if len(indices) == len(block) and list(indices) == list(range(low, high + 1)):
@@ -216,6 +221,7 @@ class Reservation:
             self.part_len,
             tuple(block.moduli[i - low] for i in indices),
             b"".join(p[(i - low) * n : (i - low + 1) * n] for i in indices),
+            tuple(self.start + i for i in indices),
         )
 
 
