@@ -12,16 +12,18 @@ import csv
 import io
 import random
 import re
+from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
+import pytest
 
 from cardperso.prep.synth import records
 from cardperso.registry import centre
 from cardperso.storage.db import Database
 from cardperso.web import users
 from centre_photos import spec_photo
-from fixtures_web import csrf_of, make_users
+from fixtures_web import Console, csrf_of, make_users, start_console
 from test_registry import _fake_line_results, run_cli
 
 #: The second service point's clerk (the first, clerk1, works at SP01).
@@ -47,6 +49,18 @@ def make_desk(db_path: Path) -> None:
         for code in BANKS:
             centre.add_party(db, "bank", code, f"合作银行{code}")
         users.add(db, CLERK2, users.CLERK, CLERK2_PASSWORD, "SP02")
+
+
+@pytest.fixture(scope="module")
+def desk_console(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Console]:
+    """A console (its own process and SQLite database) for the desk tests of one module."""
+    base = tmp_path_factory.mktemp("desk")
+    make_desk(base / "desk.db")
+    c = start_console(base / "desk.db", base / "serve.log")
+    try:
+        yield c
+    finally:
+        c.stop()
 
 
 def good_photo(seed: int = 1) -> bytes:

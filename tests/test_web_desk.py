@@ -13,12 +13,12 @@ import html
 import os
 import re
 import subprocess
-from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import pytest
 
+import fixtures_desk
 from cardperso.codec.numbers import mask_id
 from cardperso.registry import lifecycle
 from cardperso.registry.calendar import Calendar, deadline
@@ -42,23 +42,13 @@ from fixtures_desk import (
 from fixtures_web import PASSWORDS, Console, csrf_of, login_client, start_console
 from test_registry import pg_url, run_cli  # noqa: F401 - fixture
 
+desk_console = fixtures_desk.desk_console  # the module's fixture, used by name
 DESK_ROUTES = [
     (method, route.path)
     for route in desk.ROUTES
     for method in sorted(getattr(route, "methods", None) or {"GET"})
     if method != "HEAD"
 ]
-
-
-@pytest.fixture(scope="module")
-def desk_console(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Console]:
-    base = tmp_path_factory.mktemp("desk")
-    make_desk(base / "desk.db")
-    c = start_console(base / "desk.db", base / "serve.log")
-    try:
-        yield c
-    finally:
-        c.stop()
 
 
 def _clerk(console: Console, name: str = "clerk1") -> httpx.Client:
