@@ -17,7 +17,9 @@ import subprocess
 import sys
 import textwrap
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 from click.testing import CliRunner
@@ -326,3 +328,26 @@ def test_concurrent_reservations_never_overlap(store_path: Path, tmp_path: Path)
     starts = [int(x) for p in procs for x in p.communicate(timeout=120)[0].split()]
     assert sorted(starts) == list(range(40))
     assert pool.status().free == 0
+
+
+@pytest.mark.hsm
+def test_pkcs11_pool_is_encrypted_by_the_tokens_kek_in_each_worker(
+    hsm_store_factory: Callable[..., Any], softhsm: Any, tmp_path: Path
+) -> None:
+    """With a PKCS#11 store each spawned worker opens its own token session and encrypts its
+    batch under the token's KEK (C_Encrypt, one call per batch); the KEK never leaves it."""
+    from cardperso.keystore.pkcs11 import Pkcs11KeyStore
+
+    prefix = f"pool{os.getpid()}/"
+    hsm = hsm_store_factory(mode="strict", label_prefix=prefix)
+    hsm.generate_key("transport-kek", "3DES", 16)
+    opener = functools.partial(
+        Pkcs11KeyStore, softhsm.module, softhsm.token_label, softhsm.pin_source,
+        mode="strict", label_prefix=prefix,
+    )  # fmt: skip
+    pool = open_or_create(tmp_path / "p", hsm, bits=BITS, exponent=3, kek="transport-kek")
+    assert fill(pool, opener, count=4, workers=2, batch=2).generated == 4
+    keys = _all_keys(pool)
+    for i in range(4):
+        qinv, dq, dp, q, p = (unpad_method2(hsm.unwrap("transport-kek", x)) for x in keys.parts(i))
+        assert RsaKey.from_crt(keys.moduli[i], 3, p, q, dp, dq, qinv).bits == BITS
