@@ -88,6 +88,8 @@ class TerminalData:
     date: _dt.date | None = None
     unpredictable: bytes | None = None
     merchant: bytes = b"cardperso bank".ljust(20, b" ")
+    #: terminal transaction qualifiers 9F66 for a contactless PDOL (cardperso.bank.qpboc.ttq)
+    ttq: bytes = b""
 
     def values(self, arc: bytes = b"") -> dict[int, bytes]:
         today = self.date or _dt.datetime.now(_dt.UTC).date()
@@ -105,6 +107,8 @@ class TerminalData:
             0x9F7A: b"\x01" if self.ec_support else b"\x00",
             0xDF69: b"\x00",
         }
+        if self.ttq:
+            values[0x9F66] = self.ttq
         if arc:
             values[0x8A] = arc
         return values

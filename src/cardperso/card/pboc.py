@@ -21,7 +21,7 @@ FCI's 9F4D in the 9F4F format, newest first, for READ RECORD.
 
 from __future__ import annotations
 
-from cardperso.card import pboc_crm
+from cardperso.card import pboc_crm, qpboc
 from cardperso.card.applet import (
     SW_AUTH_BLOCKED,
     SW_CONDITIONS,
@@ -39,7 +39,17 @@ from cardperso.card.applet import (
     Sw,
     need,
 )
-from cardperso.card.perso import Personalizer, plaintext
+from cardperso.card.pboc_perso import (
+    EC_FIELDS,
+    PbocPersonalizer,
+    check_ec_consistency,
+    decode_n,
+    dol_values,
+    n12,
+    parse_dol,
+    parse_tlvs,
+)
+from cardperso.card.perso import Personalizer
 from cardperso.card.state import CardState, PbocData
 from cardperso.codec import tlv
 from cardperso.crypto import emv
@@ -47,13 +57,6 @@ from cardperso.crypto import primitives as cp
 from cardperso.errors import DataError, DecodeError, MacMismatch
 from cardperso.layouts import pboc_ac
 
-#: EC data objects changed by issuer scripts (n12) and the PbocData field holding each.
-EC_FIELDS = {
-    0x9F79: "ec_balance",
-    0x9F77: "ec_balance_limit",
-    0x9F78: "ec_single_limit",
-    0x9F6D: "ec_reset_threshold",
-}
 CID = {"AAC": 0x00, "TC": 0x40, "ARQC": 0x80}
 
 #: Data objects of 0D01 / 0E01 that GET DATA returns as personalized (JR/T 0025.5 / .13; the
@@ -71,158 +74,16 @@ GET_DATA_STATIC = frozenset(
 LOG_SFIS = range(0x0B, 0x1F)
 
 
-def n12(value: int) -> bytes:
-    return bytes.fromhex(f"{value:012d}")
-
-
-def decode_n(data: bytes) -> int:
-    text = data.hex()
-    need(text.isdigit(), SW_WRONG_DATA)
-    return int(text) if text else 0
-
-
-def parse_tlvs(data: bytes) -> list[tlv.Tlv]:
-    try:
-        return tlv.parse(data)
-    except DecodeError:
-        raise Sw(SW_WRONG_DATA) from None
-
-
-def parse_dol(dol: bytes) -> list[tuple[int, int]]:
-    """A data object list: ``(tag, length)`` pairs."""
-    out: list[tuple[int, int]] = []
-    pos = 0
-    while pos < len(dol):
-        tag = dol[pos]
-        pos += 1
-        if tag & 0x1F == 0x1F:
-            while pos < len(dol) and dol[pos] & 0x80:
-                tag = tag << 8 | dol[pos]
-                pos += 1
-            need(pos < len(dol), SW_WRONG_DATA)
-            tag = tag << 8 | dol[pos]
-            pos += 1
-        need(pos < len(dol), SW_WRONG_DATA)
-        out.append((tag, dol[pos]))
-        pos += 1
-    return out
-
-
-def dol_values(dol: list[tuple[int, int]], data: bytes) -> dict[int, bytes]:
-    need(sum(n for _, n in dol) == len(data), SW_WRONG_LENGTH)
-    out: dict[int, bytes] = {}
-    pos = 0
-    for tag, n in dol:
-        out[tag] = data[pos : pos + n]
-        pos += n
-    return out
-
-
-def check_ec_consistency(d: PbocData) -> None:
-    """balance, single limit and reset threshold all <= balance limit (pboc-financial.md)."""
-    need(
-        d.ec_balance <= d.ec_balance_limit
-        and d.ec_single_limit <= d.ec_balance_limit
-        and d.ec_reset_threshold <= d.ec_balance_limit,
-        SW_WRONG_DATA,
-    )
-
-
-class PbocPersonalizer(Personalizer):
-    def __init__(self, nv: CardState) -> None:
-        self.nv = nv
-
-    def store(self, dgi: int, value: bytes, encrypted: bool) -> None:
-        d = self.nv.pboc
-        hi, lo = dgi >> 8, dgi & 0xFF
-        key = f"{dgi:04X}"
-        if 0x01 <= hi <= 0x0A and lo >= 1:
-            need(not encrypted and value[:1] == b"\x70", SW_WRONG_DATA)
-            try:
-                tlv.parse_one(value)
-            except DecodeError:
-                raise Sw(SW_WRONG_DATA) from None
-            d.dgis[key] = value
-        elif dgi in (0x0D01, 0x0E01):
-            need(not encrypted, SW_WRONG_DATA)
-            items = parse_tlvs(value)
-            if len(items) == 1 and items[0].tag == 0x70:
-                value = items[0].value
-            values = tlv.to_dict(parse_tlvs(value)) if value else {}
-            for tag, name in EC_FIELDS.items():
-                if tag in values:
-                    need(len(values[tag]) == 6, SW_WRONG_DATA)
-                    setattr(d, name, decode_n(values[tag]))
-            if 0x9F36 in values:
-                need(len(values[0x9F36]) == 2, SW_WRONG_DATA)
-                d.atc = int.from_bytes(values[0x9F36], "big")
-            if 0x9F13 in values:
-                need(len(values[0x9F13]) == 2, SW_WRONG_DATA)
-                d.last_online_atc = int.from_bytes(values[0x9F13], "big")
-            d.dgis[key] = value
-        elif dgi in (0x9102, 0x9103, 0x9104, 0x9203, 0x9207):
-            need(not encrypted, SW_WRONG_DATA)
-            parse_tlvs(value)
-            d.dgis[key] = value
-        elif dgi == 0x9200:
-            need(not encrypted, SW_WRONG_DATA)
-            if value[:2] == b"\x9f\x10":
-                item = tlv.find(parse_tlvs(value), 0x9F10)
-                need(item is not None, SW_WRONG_DATA)
-                assert item is not None
-                value = item.value
-            if value[:1] == b"\x07":
-                try:  # PBOC's layout must be whole (a length byte never promises missing bytes)
-                    iad = pboc_ac.IAD.decode(value)
-                except DecodeError:
-                    raise Sw(SW_WRONG_DATA) from None
-                need(iad.algorithm == pboc_ac.ALGORITHM_3DES, SW_WRONG_DATA)  # no SM4 AC here
-            d.dgis[key] = value
-        elif dgi == 0x8000:
-            keys = plaintext(value, 48, encrypted)
-            d.ac_key, d.smi_key, d.smc_key = keys[:16], keys[16:32], keys[32:]
-            self._check_kcvs()
-        elif dgi == 0x9000:
-            need(len(value) == 9 and not encrypted, SW_WRONG_DATA)
-            d.dgis[key] = value
-            self._check_kcvs()
-        elif dgi == 0x8010:
-            block = plaintext(value, 8, encrypted)
-            from cardperso.card.ssse import decode_pin_block
-
-            decode_pin_block(block)
-            d.pin_block = block
-            if not d.pin_try_limit:
-                d.pin_try_limit = d.pin_tries_left = 3
-        elif dgi == 0x9010:
-            need(len(value) == 2 and not encrypted, SW_WRONG_DATA)
-            need(1 <= value[0] <= 15 and value[1] <= value[0], SW_WRONG_DATA)
-            d.pin_try_limit, d.pin_tries_left = value[0], value[1]
-        elif 0x8201 <= dgi <= 0x8205 or dgi in (0x8020, 0x8030):
-            need(encrypted, SW_WRONG_DATA)
-            d.dgis[key] = value
-        elif dgi in (0x9020, 0x9030):
-            d.dgis[key] = value
-        else:
-            raise Sw(SW_REF_NOT_FOUND)
-
-    def _check_kcvs(self) -> None:
-        d = self.nv.pboc
-        kcvs = d.dgis.get("9000")
-        if kcvs is None or not d.ac_key:
-            return
-        expected = b"".join(cp.kcv("3DES", k) for k in (d.ac_key, d.smi_key, d.smc_key))
-        need(cp.equal(expected, kcvs), SW_WRONG_DATA)
-
-    def finish(self) -> None:
-        check_ec_consistency(self.nv.pboc)
-
-
 class PbocApplet(Applet):
     kind = "pboc"
 
     def __init__(self, nv: CardState) -> None:
         super().__init__(nv)
+        #: the card sits in a contactless field (the interface, not the selection: it survives
+        #: deselection and rollback; set through VirtualCard.contactless)
+        self.contactless = False
+        #: signs fDDA on the qPBOC path (cardperso.card.pboc_oda installs it)
+        self.fdda: qpboc.FddaSigner | None = None
         self.deselect()
 
     @property
@@ -252,6 +113,10 @@ class PbocApplet(Applet):
     # -- selection -----------------------------------------------------------------------------
 
     def fci_proprietary(self) -> bytes:
+        """The FCI proprietary template: the contactless one (9103) in a contactless field
+        when personalized, else the contact one (9102)."""
+        if self.contactless and "9103" in self.data.dgis:
+            return self.data.dgis["9103"]
         return self.data.dgis.get("9102", b"")
 
     def select(self, cmd: Command, aid: bytes) -> bytes | Reply:
@@ -294,6 +159,9 @@ class PbocApplet(Applet):
         pdol_tlv = tlv.find(items, 0x9F38)
         pdol = parse_dol(pdol_tlv.value) if pdol_tlv else []
         values = dol_values(pdol, pdol_data)
+        ttq = values.get(0x9F66) if self.contactless else None
+        if ttq is not None and qpboc.route(ttq, "9207" in self.data.dgis) == "qpboc":
+            return qpboc.gpo(self, values, pdol_data, self.fdda)
         path = "ec" if values.get(0x9F7A) == b"\x01" and "9203" in self.data.dgis else "debit"
         response = self.data.dgis.get("9203" if path == "ec" else "9104")
         need(response is not None, SW_CONDITIONS)
@@ -339,6 +207,8 @@ class PbocApplet(Applet):
         value: bytes | None
         if tag in EC_FIELDS:
             value = n12(getattr(d, EC_FIELDS[tag]))
+        elif tag == 0x9F5D:  # available offline spending amount: the e-cash balance
+            value = n12(d.ec_balance)
         elif tag == 0x9F36:
             value = d.atc.to_bytes(2, "big")
         elif tag == 0x9F13:
@@ -489,17 +359,18 @@ class PbocApplet(Applet):
     def _session(self) -> str:
         return pboc_ac.session_method(self.data.dgis.get("9200", b""))
 
-    def _iad(self, decision: str, atc: bytes) -> bytes:
-        """9F10 of this answer: the personalized one with the CVR filled in, and for PBOC's
-        layout with an EC-balance part, the balance (low 10 digits) and its MAC."""
+    def _iad(self, decision: str, atc: bytes, base: bytes | None = None) -> bytes:
+        """9F10 of this answer: the personalized one (``base``, else DGI 9200) with the CVR
+        filled in, and for PBOC's layout with an EC-balance part, the balance (low 10 digits)
+        and its MAC."""
         d = self.data
-        iad = d.dgis.get("9200", b"")
+        iad = d.dgis.get("9200", b"") if base is None else base
         if len(iad) < 7 or iad[3] != 0x03:
             return iad
         iad = iad[:3] + self._cvr(decision) + iad[7:]
         if len(iad) == 19 and iad[0] == 0x07 and iad[8:10] == b"\x0a\x01" and d.smi_key:
             balance = bytes.fromhex(f"{d.ec_balance % 10**10:010d}")
-            sk = emv.session_key(self._session(), d.smi_key, atc)
+            sk = emv.session_key(pboc_ac.session_method(iad), d.smi_key, atc)
             mac = emv.issuer_script_mac(sk, pboc_ac.idd_mac_input(atc, balance))[:4]
             iad = iad[:10] + balance + mac
         return iad

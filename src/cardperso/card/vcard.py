@@ -179,6 +179,17 @@ class VirtualCard:
     def powered(self) -> bool:
         return self._powered
 
+    @property
+    def contactless(self) -> bool:
+        """The card is in a contactless field (volatile: the reader, not the card's memory).
+        The PBOC application then answers with its contactless FCI and takes the qPBOC path
+        (:mod:`cardperso.card.qpboc`)."""
+        return self.pboc.contactless
+
+    @contactless.setter
+    def contactless(self, value: bool) -> None:
+        self.pboc.contactless = bool(value)
+
     # -- power -------------------------------------------------------------------------------
 
     def power_on(self) -> bytes:

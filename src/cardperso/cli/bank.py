@@ -13,7 +13,7 @@ from typing import Any, TypeVar
 
 import click
 
-from cardperso.bank import terminal
+from cardperso.bank import qpboc, terminal
 from cardperso.bank.accounts import CardRowsFile, read_handover, ssn_digester
 from cardperso.bank.host import AuthRequest, HostKeys, IssuerHost
 from cardperso.bank.registry_link import RegistryRecorder
@@ -200,6 +200,37 @@ def ec_load_cmd(
     click.echo(
         f"loaded {_yuan(amount)} yuan on {got.pan_masked}: balance {_yuan(got.balance_before)}"
         f" -> {_yuan(got.balance_after)} yuan (ATC {got.atc}, {got.second_cid})"
+    )
+
+
+@bank_group.command("qpboc-purchase")
+@click.option("--reader", "-r", required=True, help="PC/SC reader name (a contactless reader)")
+@click.option("--amount", type=click.IntRange(min=0), required=True, help="amount in fen")
+@click.option("--online-required", is_flag=True, help="the reader asks an online cryptogram")
+@click.option(
+    "--keys", "-k", "keys_spec", default=None,
+    help="Bank key store for the issuer host (file or pkcs11:CONFIG); without it the reader "
+    "is offline-only",
+)  # fmt: skip
+@click.option("--imk-ac", default="pboc-imk-ac", show_default=True)
+@click.option("--imk-smi", default="pboc-imk-smi", show_default=True)
+@production_options
+def qpboc_purchase_cmd(
+    reader: str, amount: int, online_required: bool, keys_spec: str | None, imk_ac: str,
+    imk_smi: str, production: bool, allow_software_keystore: bool,
+) -> None:  # fmt: skip
+    """A qPBOC contactless purchase of AMOUNT fen: approved offline from the electronic cash,
+    online through the issuer host, or declined (docs/bank.md)."""
+    if online_required and keys_spec is None:
+        raise UsageError("--online-required needs --keys (an issuer host to go online to)")
+    host = None
+    if keys_spec is not None:
+        host = _host(keys_spec, imk_ac, imk_smi, production, allow_software_keystore)
+    got = _on_reader(reader, qpboc.qpboc_purchase(amount, host, online_required=online_required))
+    available = "" if got.available is None else f", available {_yuan(got.available)} yuan"
+    click.echo(
+        f"{got.outcome}: {_yuan(amount)} yuan on {got.pan_masked} ({got.cid}, ATC {got.atc}"
+        f"{available}); checks {', '.join(got.checks)}"
     )
 
 

@@ -1,0 +1,61 @@
+"""qPBOC contactless purchases over the real PC/SC stack (pcscd + vpcd) with the ``bank`` CLI,
+on a card the factory and the bank personalized from the shipped profiles (ssc3-pboc-2stage,
+whose bank stage is ssc3-pboc's ``pboc`` section with its contactless FCI 9103 and qPBOC GPO
+template 9207): an e-cash load on the contact interface, then in a contactless field an
+offline approval debiting the e-cash, an online approval through the issuer host, and a
+decline on an offline-only reader."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from cardperso.card import VirtualCard
+from fixtures_pcsc import LabSlot
+from test_bank_pcsc import BANK_KEYS, balance, invoke, two_stage_card
+
+pytestmark = pytest.mark.pcsc
+
+__all__ = ["two_stage_card"]  # the fixture, used by name
+
+
+def test_contactless_purchases_through_the_cli(
+    two_stage_card: tuple[LabSlot, Path, VirtualCard],
+) -> None:
+    slot, _, card = two_stage_card
+    out = invoke(
+        "bank", "ec-load", "--reader", slot.name, "--amount", "5000", "--keys", str(BANK_KEYS)
+    )
+    assert out.exit_code == 0, out.output
+    card.contactless = True  # the card now sits in the contactless reader's field
+    out = invoke("bank", "qpboc-purchase", "--reader", slot.name, "--amount", "1200")
+    assert out.exit_code == 0, out.output
+    assert out.output.startswith("approved offline: 12.00 yuan on ")
+    assert "(TC, ATC " in out.output and "available 38.00 yuan)" in out.output, out.output
+    assert "6214830000000009" not in out.output  # the PAN only masked
+    assert balance(slot) == 3800
+    # above the balance: online with the issuer host (no e-cash debit), declined without one
+    out = invoke(
+        "bank", "qpboc-purchase", "--reader", slot.name, "--amount", "9000",
+        "--keys", str(BANK_KEYS),
+    )  # fmt: skip
+    assert out.exit_code == 0 and out.output.startswith("approved online: 90.00 yuan"), out.output
+    assert "checks selected-via-ppse, gpo-arqc, arqc" in out.output
+    out = invoke("bank", "qpboc-purchase", "--reader", slot.name, "--amount", "9000")
+    assert out.exit_code == 0 and out.output.startswith("declined: 90.00 yuan"), out.output
+    assert balance(slot) == 3800
+    # usage: online required without an issuer host
+    out = invoke(
+        "bank", "qpboc-purchase", "--reader", slot.name, "--amount", "1", "--online-required"
+    )
+    assert out.exit_code == 2 and "needs --keys" in out.output
+
+
+def test_the_contact_interface_has_no_qpboc_path(
+    two_stage_card: tuple[LabSlot, Path, VirtualCard],
+) -> None:
+    slot, _, card = two_stage_card
+    assert not card.contactless
+    out = invoke("bank", "qpboc-purchase", "--reader", slot.name, "--amount", "100")
+    assert out.exit_code != 0 and "no qPBOC path" in out.output, out.output
