@@ -41,7 +41,7 @@ from cardperso.chip.script import Steps, _gp_keys
 from cardperso.chip.transport import ApduCount, Flow
 from cardperso.codec.apdu import CommandAPDU
 from cardperso.crypto import ecb_encrypt
-from cardperso.crypto.sm2 import signature_to_der
+from cardperso.crypto.sm2 import DEFAULT_USER_ID, signature_to_der
 from cardperso.errors import (
     CardError,
     CardPersoError,
@@ -52,7 +52,13 @@ from cardperso.errors import (
 from cardperso.keystore.base import KeyStore
 from cardperso.layouts import x509
 from cardperso.pki import ledger
-from cardperso.pki.ca import CardholderProfile, Holder, Issuer, cardholder_subject, verify_request
+from cardperso.pki.ca import (
+    CardholderProfile,
+    Holder,
+    Issuer,
+    cardholder_subject,
+    verify_request,
+)
 from cardperso.pki.card_app import (
     ENC_CERT,
     ENC_PRIV,
@@ -68,11 +74,21 @@ from cardperso.pki.card_app import (
     pin_hash,
 )
 from cardperso.pki.issue import CardIssuer, key_envelope
+from cardperso.pki.pem import from_pem
 from cardperso.profiles.chips import ChipProfile
 from cardperso.profiles.model import PkiSpec, Profile
 from cardperso.protocol import fmcos
 
-__all__ = ["PKI_DDF_FID", "PkiStep", "load_certificate", "pki_step", "read_file", "verify_pin"]
+__all__ = [
+    "PKI_DDF_FID",
+    "PkiStep",
+    "load_certificate",
+    "load_certificates",
+    "pki_step",
+    "read_file",
+    "sign",
+    "verify_pin",
+]
 
 #: FIDs of the PKI DDF and ADF on native chips [ours: the names are public, the FIDs are not].
 PKI_DDF_FID, PKI_ADF_FID = 0xDF20, 0xDF21
@@ -82,7 +98,7 @@ WRITE_PIECE, READ_PIECE = 0x70, 0xE0
 Send = Callable[[bytes, str], Flow[bytes]]
 
 
-def _send(apdu: bytes, step: str) -> Flow[bytes]:
+def send_plain(apdu: bytes, step: str) -> Flow[bytes]:
     return gp.ok((yield apdu), step)
 
 
@@ -90,26 +106,25 @@ def _apdu(cla: int, ins: int, p1: int, p2: int, data: bytes = b"", le: int | Non
     return CommandAPDU(cla, ins, p1, p2, data, le=le).to_bytes()
 
 
-def load_certificate(path: Path) -> bytes:
-    """A certificate file, PEM or DER, as DER (:class:`UsageError` naming the file otherwise)."""
+def load_certificates(path: Path) -> list[bytes]:
+    """The certificates of a file, PEM (one or more blocks) or one DER certificate, each
+    decoded once; :class:`UsageError` naming the file otherwise."""
     try:
         raw = path.read_bytes()
     except OSError as exc:
         raise UsageError(f"{path}: cannot read the certificate: {exc.strerror}") from None
-    if raw.lstrip().startswith(b"-----BEGIN"):
-        import base64
-
-        text = raw.decode("ascii", "replace")
-        body = text.split("-----", 4)[4 - 2] if text.count("-----") >= 4 else ""
-        try:
-            raw = base64.b64decode("".join(body.split()), validate=True)
-        except ValueError:
-            raise UsageError(f"{path}: not a PEM certificate") from None
     try:
-        x509.decode_certificate(raw)
-    except CardPersoError as exc:
+        found = from_pem(raw.decode("ascii")) if raw.lstrip().startswith(b"-----") else [raw]
+        for der in found:
+            x509.decode_certificate(der)
+    except (CardPersoError, UnicodeDecodeError) as exc:
         raise UsageError(f"{path}: not an X.509 certificate: {exc}") from None
-    return raw
+    return found
+
+
+def load_certificate(path: Path) -> bytes:
+    """The first certificate of a file (:func:`load_certificates`)."""
+    return load_certificates(path)[0]
 
 
 def read_file(send: Send, fid: int, what: str) -> Flow[bytes]:
@@ -283,26 +298,26 @@ def _gp_preamble(keys: KeyStore, plan: ChipPlan) -> Flow[gp.SecureSession]:
 
 
 def _native_preamble(tk: bytes, algorithm: str) -> Flow[tuple[Send, Send]]:
-    yield from _send(_apdu(0x00, 0xA4, 0x00, 0x00, b"\x3f\x00"), "SELECT MF")
-    challenge = yield from _send(_apdu(0x00, 0x84, 0x00, 0x00, le=8), "GET CHALLENGE")
+    yield from send_plain(_apdu(0x00, 0xA4, 0x00, 0x00, b"\x3f\x00"), "SELECT MF")
+    challenge = yield from send_plain(_apdu(0x00, 0x84, 0x00, 0x00, le=8), "GET CHALLENGE")
     block = 16 if algorithm == "SM4" else 8
     cryptogram = ecb_encrypt(algorithm, tk, challenge.ljust(block, b"\x00"))
-    yield from _send(
+    yield from send_plain(
         _apdu(0x00, 0x82, 0x00, 0x00, cryptogram), "EXTERNAL AUTHENTICATE transport key"
     )
     for fid, name, size in ((PKI_DDF_FID, PKI_DDF_NAME, 0x400), (PKI_ADF_FID, PKI_ADF_NAME, 0x300)):
         df = b"\x38" + size.to_bytes(2, "big") + b"\xf5\xf5\x95\xff\xff" + name
-        yield from _send(_apdu(0x80, 0xE0, fid >> 8, fid & 0xFF, df), f"CREATE FILE {name!r}")
-        yield from _send(_apdu(0x00, 0xA4, 0x04, 0x00, name), f"SELECT {name!r}")
+        yield from send_plain(_apdu(0x80, 0xE0, fid >> 8, fid & 0xFF, df), f"CREATE FILE {name!r}")
+        yield from send_plain(_apdu(0x00, 0xA4, 0x04, 0x00, name), f"SELECT {name!r}")
 
     def secret(apdu: bytes, step: str) -> Flow[bytes]:
         header, data = apdu[:4], apdu[5:]
-        challenge = yield from _send(_apdu(0x00, 0x84, 0x00, 0x00, le=8), "GET CHALLENGE")
+        challenge = yield from send_plain(_apdu(0x00, 0x84, 0x00, 0x00, le=8), "GET CHALLENGE")
         protected = fmcos.protect(bytes((header[0] | 0x04,)) + header[1:], data, algorithm, tk,
                                   challenge, encrypt=True)  # fmt: skip
-        return (yield from _send(protected, step))
+        return (yield from send_plain(protected, step))
 
-    return _send, secret
+    return send_plain, secret
 
 
 def pki_step(
@@ -341,4 +356,32 @@ def pki_step(
     def record(cert: Any) -> None:
         ledger.record(db, cert)
 
-    return PkiStep(CardIssuer(Issuer(signer, der), holder_profile, record), spec, keys)
+    user_id = b"" if spec.ca_user_id == "empty" else DEFAULT_USER_ID
+    issuer = Issuer(signer, der, user_id)
+    return PkiStep(CardIssuer(issuer, holder_profile, record), spec, keys)
+
+
+@dataclass(frozen=True, slots=True)
+class PkiReadout:
+    """What :func:`read_pki` took from a card: its certificates and its signature of the
+    challenge (``r ‖ s``)."""
+
+    signing_certificate: bytes
+    encryption_certificate: bytes | None
+    signature: bytes
+
+
+def read_pki(pin: bytes, challenge: bytes) -> Flow[PkiReadout]:
+    """A finished card's PKI application as a relying party sees it: SELECT the ADF, READ
+    BINARY both certificates (the encryption one may be absent), VERIFY the PIN, SIGN the
+    challenge."""
+    send = send_plain
+    yield from send(_apdu(0x00, 0xA4, 0x04, 0x00, PKI_ADF_NAME, le=256), "SELECT SS.CERT.ADF1")
+    signing = yield from read_file(send, SIGN_CERT, "signing certificate")
+    try:
+        encryption: bytes | None = yield from read_file(send, ENC_CERT, "encryption certificate")
+    except ChipFailure:
+        encryption = None
+    yield from verify_pin(send, pin)
+    signature = yield from sign(send, challenge, "SIGN challenge")
+    return PkiReadout(signing, encryption, signature)

@@ -18,6 +18,7 @@ MODULES: tuple[str, ...] = (
     "registry",
     "db",
     "web",
+    "pki",
 )
 
 

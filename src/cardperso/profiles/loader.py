@@ -283,6 +283,7 @@ SCHEMA = s.Map(
                 "validity_days": s.Int(min=1, max=36500),
                 "pin_tries": s.Int(min=1, max=15),
                 "encryption_pair": s.Bool(),
+                "ca_user_id": s.Enum(("default", "empty")),
             },
             required=("issuing_ca_key", "issuing_ca_certificate"),
         ),

@@ -184,6 +184,9 @@ class PkiSpec:
     pin_tries: int = 3
     #: Also the encryption pair: made by the issuer, sent in an SM2 key envelope.
     encryption_pair: bool = True
+    #: The SM2 user ID the CA signs with: ``default`` (1234567812345678, GM/T 0009) or
+    #: ``empty``, a test setting under which OpenSSL 3.0 checks whole chains and CRLs.
+    ca_user_id: str = "default"
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,0 +1,90 @@
+"""A test PKI for the card's PKI application (issue 17): SM2 root and issuing CA keys in a
+software key store (the sample store plus the native chips' transport masters), their
+certificates made by ``cardperso pki ca``, a profile with a ``pki`` section (the temporary
+SSSE-only product, so that GP cards and native chips both make it) and a prepared batch whose
+records carry known PINs."""
+
+from __future__ import annotations
+
+import csv
+import functools
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+from click.testing import CliRunner
+
+from cardperso.cli.pki import ca_cmd
+from cardperso.crypto.sm2 import Sm2PrivateKey
+from cardperso.keystore.sm2keys import sm2_entry
+from cardperso.keystore.software import SoftwareKeyStore
+from cardperso.prep.pipeline import PrepOptions, prepare
+from cardperso.prep.synth import make_batch
+from cardperso.profiles.loader import load_profile
+from test_native_driver import native_store
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@dataclass(frozen=True)
+class PkiLab:
+    keys: Path
+    profile: Path
+    perso: Path
+    chain: Path
+    issuing_ca: Path
+    root: Path
+    pins: dict[str, str]  # card number -> PIN digits
+
+    def store(self) -> SoftwareKeyStore:
+        return SoftwareKeyStore.load(self.keys)
+
+
+def pin_for(index: int) -> str:
+    return f"{314159 + 7919 * index:06d}"[-6:]
+
+
+def make_lab(
+    tmp: Path, *, records: int = 2, seed: int = 5, ca_user_id: str = "default",
+    encryption_pair: bool = True, batch_id: str = "PKI1",
+) -> PkiLab:  # fmt: skip
+    keys = native_store(tmp)
+    doc = json.loads(keys.read_text())
+    doc["keys"]["pki-root"] = sm2_entry(Sm2PrivateKey.generate())
+    doc["keys"]["pki-issuing-ca"] = sm2_entry(Sm2PrivateKey.generate())
+    keys.write_text(json.dumps(doc))
+    pki_dir = tmp / "pki"
+    done = CliRunner().invoke(
+        ca_cmd, ["--keys", str(keys), "--out-dir", str(pki_dir), "--ca-user-id", ca_user_id]
+    )
+    assert done.exit_code == 0, done.output
+    profile = tmp / "ssc3-pki.yaml"
+    base = (ROOT / "profiles" / "ssc3-temporary.yaml").read_text(encoding="utf-8")
+    profile.write_text(
+        base.replace("name: ssc3-temporary", "name: ssc3-pki")
+        + "\npki:\n  issuing_ca_key: pki-issuing-ca\n  issuing_ca_certificate: pki/issuing-ca.pem\n"
+        + f"  ca_user_id: {ca_user_id}\n  encryption_pair: {str(encryption_pair).lower()}\n"
+        + "  pin_tries: 3\n",
+        encoding="utf-8",
+    )
+    batch = tmp / "batch.csv"
+    make_batch(batch, records, seed=seed)
+    with batch.open(newline="", encoding="utf-8") as fh:
+        rows = list(csv.DictReader(fh))
+    pins = {}
+    for i, row in enumerate(rows):
+        row["pin"] = pin_for(i)
+        pins[row["card_no"]] = row["pin"]
+    with batch.open("w", newline="", encoding="utf-8") as fh:
+        writer = csv.DictWriter(fh, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+    perso = tmp / "batch.perso"
+    summary = prepare(
+        batch, load_profile(profile), SoftwareKeyStore.load(keys),
+        functools.partial(SoftwareKeyStore.load, keys), perso, tmp / "rejects.csv",
+        PrepOptions(batch_id=batch_id, created=1_700_000_000),
+    )  # fmt: skip
+    assert summary.prepared == records
+    return PkiLab(keys, profile, perso, pki_dir / "chain.pem", pki_dir / "issuing-ca.pem",
+                  pki_dir / "root.pem", pins)  # fmt: skip
