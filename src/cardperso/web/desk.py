@@ -24,6 +24,7 @@ import hashlib
 import os
 import re
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Final
 
@@ -44,7 +45,7 @@ from cardperso.registry.centre import Lists, missing_confirmations, parties
 from cardperso.registry.store import Application
 from cardperso.storage.db import Database, sqlite_path
 from cardperso.web import audit
-from cardperso.web.core import BODY_LIMITS, NAV, _address, _db, _page, guarded
+from cardperso.web.core import BODY_LIMITS, NAV, Endpoint, _address, _db, _page, guarded
 from cardperso.web.users import CLERK
 
 __all__ = ["ROUTES"]
@@ -373,28 +374,31 @@ async def desk_collect(request: Request) -> Response:
     return RedirectResponse(f"/desk/app?id={app.id}", status_code=303)
 
 
-@guarded("/desk/suspend", CLERKS)
-async def desk_suspend(request: Request) -> Response:
-    """挂失 (``registry suspend``): the bank is asked to block the account."""
-    card_no, app = await _own_card(request)
-    if isinstance(app, Response):
-        return app
-    reason = await _field(request, "reason") or "reported lost"
-    lost.suspend(_db(request), card_no, reason=reason[:200], actor=f"web:{request.state.user.name}")
-    _log(request, "suspend", f"card {card_no}")
-    return RedirectResponse(f"/desk/app?id={app.id}", status_code=303)
+def _loss(path: str, action: Callable[..., bool], default: str, doc: str) -> Endpoint:
+    """The endpoint of ``path``: ``action`` (:func:`lost.suspend` or :func:`lost.restore`)
+    on this point's card, with the reason typed or ``default``."""
+
+    async def endpoint(request: Request) -> Response:
+        card_no, app = await _own_card(request)
+        if isinstance(app, Response):
+            return app
+        reason = (await _field(request, "reason") or default)[:200]
+        action(_db(request), card_no, reason=reason, actor=f"web:{request.state.user.name}")
+        _log(request, path.rsplit("/", 1)[1], f"card {card_no}")
+        return RedirectResponse(f"/desk/app?id={app.id}", status_code=303)
+
+    endpoint.__name__, endpoint.__doc__ = f"desk_{path.rsplit('/', 1)[1]}", doc
+    return guarded(path, CLERKS)(endpoint)
 
 
-@guarded("/desk/restore", CLERKS)
-async def desk_restore(request: Request) -> Response:
-    """解挂 (``registry restore``): found again, issued again; the bank unblocks it."""
-    card_no, app = await _own_card(request)
-    if isinstance(app, Response):
-        return app
-    reason = await _field(request, "reason") or "found by the cardholder"
-    lost.restore(_db(request), card_no, reason=reason[:200], actor=f"web:{request.state.user.name}")
-    _log(request, "restore", f"card {card_no}")
-    return RedirectResponse(f"/desk/app?id={app.id}", status_code=303)
+desk_suspend = _loss(
+    "/desk/suspend", lost.suspend, "reported lost",
+    "挂失 (``registry suspend``): the bank is asked to block the account.",
+)  # fmt: skip
+desk_restore = _loss(
+    "/desk/restore", lost.restore, "found by the cardholder",
+    "解挂 (``registry restore``): found again, issued again; the bank unblocks it.",
+)  # fmt: skip
 
 
 @guarded("/desk/reissue", CLERKS)
