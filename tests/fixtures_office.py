@@ -57,7 +57,7 @@ def build_centre(directory: Path) -> Centre:
     run_cli("registry", "unit", "add", "U1002", "深圳市乙贸易有限公司", *db)
     recs = _applications(directory, 12)
     today = datetime.date.today()
-    for i, days in enumerate((40, 35, 9, 20, 45, 12, 60, 25, 2, 10, 50, 7)):  # calendar days ago
+    for i, days in enumerate((40, 35, 9, 20, 45, 12, 60, 25, 2, 10, 38, 7)):  # calendar days ago
         recs[i] = dict(recs[i], accepted_date=f"{today - datetime.timedelta(days=days):%Y%m%d}")
     # application 10 has its own photo file, spoiled once accepted
     (directory / "photos" / "own.jpg").write_bytes(spec_photo(random.Random(99)))

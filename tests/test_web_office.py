@@ -346,7 +346,7 @@ def test_the_dashboard_shows_the_registry_reports_numbers(
     client = login_client(console, "centre1")
     page = client.get("/office/targets", params={"as_of": AS_OF}).text
     db = ["--db", centre.url, "--as-of", AS_OF]
-    late_seen = 0
+    late_seen = risk_seen = 0
     for by, table in (("service-point", "by-point"), ("batch", "by-batch")):
         want = _csv(_cli_file(tmp_path, "registry", "report", "breakdown", "--by", by, *db))
         shown = _table(page, table)
@@ -357,7 +357,8 @@ def test_the_dashboard_shows_the_registry_reports_numbers(
             assert f'data-group="{group}" data-late="{row[6]}"' in page, row
             assert f'data-group="{group}" data-at-risk="{row[7]}"' in page, row
             late_seen += int(row[6])
-    assert late_seen > 0, "the data has late applications"
+            risk_seen += int(row[7])
+    assert late_seen > 0 and risk_seen > 0, "the data has late and at-risk applications"
     overdue = _csv(_cli_file(tmp_path, "registry", "overdue", *db))
     rows = re.findall(r'<tr class="(late|risk)">(.*?)</tr>', page)
     assert len(rows) == len(overdue) - 1 > 0
