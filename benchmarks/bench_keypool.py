@@ -1,0 +1,198 @@
+"""The ICC key pool and the per-card ODA data (issue 13 item 2).
+
+Usage (from the repository root)::
+
+    .venv/bin/python benchmarks/bench_keypool.py                     # both parts
+    .venv/bin/python benchmarks/bench_keypool.py --part gen --bits 1024,1408 --keys 600,200
+    .venv/bin/python benchmarks/bench_keypool.py --part oda --issuer-bits 1408,1984
+
+``gen``: keys per second of ``cardperso.keystore.poolgen.fill`` (what ``cardperso keys pool
+generate`` runs: spawned workers, OpenSSL's generator through ``cryptography``, each batch's CRT
+parts encrypted under the KEK in one call, segments committed atomically), against bare OpenSSL
+on the same cores: ``--workers`` shell loops, in parallel, each running ``openssl genpkey
+-algorithm RSA -pkeyopt rsa_keygen_bits:B -pkeyopt rsa_keygen_pubexp:3`` once per key (the
+process start of each ``openssl`` is measured apart with ``openssl version`` and printed).
+Both make the same number of keys; the wall time includes starting the workers.
+
+``oda``: per card, what prep adds for a DDA card (and SDA+DDA): the static data from the card's
+record DGIs, the ICC certificate signed by the issuer key (the raw RSA private operation of
+:func:`cardperso.crypto.rsa.rsa_sign_raw`, GMP's ``powmod_sec``), the record and key DGIs, on
+chunks of ``--cards`` cards from a pool reservation (one read per chunk). The raw private
+operation alone is also timed, and with Python's built-in ``pow`` for the same CRT (the
+exponentiation rsa_sign_raw used before), to show what the per-card RSA costs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import functools
+import os
+import secrets
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import benchenv
+
+from cardperso.codec.dgi import encode_dgi
+from cardperso.codec.tlv import encode as tlv
+from cardperso.crypto.rsa import RsaKey, rsa_generate, rsa_sign_raw
+from cardperso.keystore.pool import IccKeyPool
+from cardperso.keystore.poolgen import fill, open_or_create
+from cardperso.keystore.software import SoftwareKeyStore
+from cardperso.prep.oda import OdaSetup, icc_dgis, static_data_of
+
+
+def _openssl_loop(bits: int, count: int, workers: int, command: str) -> float:
+    """Wall seconds for ``workers`` shell loops in parallel running ``command`` ``count``
+    times in all."""
+    per = [count // workers + (1 if i < count % workers else 0) for i in range(workers)]
+    started = time.perf_counter()
+    procs = [
+        subprocess.Popen(["sh", "-c", f"i=0; while [ $i -lt {n} ]; do {command}; i=$((i+1)); done"])
+        for n in per
+    ]
+    for p in procs:
+        if p.wait() != 0:
+            raise SystemExit("openssl failed")
+    return time.perf_counter() - started
+
+
+def part_gen(bits_list: list[int], counts: list[int], workers: int, tmp: Path) -> None:
+    store_path = tmp / "keys.json"
+    SoftwareKeyStore.generate(test_keys=True).save(store_path)
+    opener = functools.partial(SoftwareKeyStore.load, store_path)
+    genpkey = (
+        "openssl genpkey -algorithm RSA -pkeyopt rsa_keygen_bits:{bits} "
+        "-pkeyopt rsa_keygen_pubexp:3 -out /dev/null 2>/dev/null"
+    )
+    start_cost = _openssl_loop(0, 200, 1, "openssl version >/dev/null") / 200
+    print(f"\nopenssl process start (openssl version, 200 runs): {start_cost * 1000:.2f} ms each")
+    print(
+        f"\n{'bits':>5} {'keys':>5}  {'pool fill keys/s':>17}  {'openssl genpkey keys/s':>23}  ratio"
+    )
+    for bits, count in zip(bits_list, counts):
+        with SoftwareKeyStore.load(store_path) as store:
+            pool = open_or_create(
+                tmp / f"rsa{bits}", store, bits=bits, exponent=3, kek="transport-kek"
+            )
+        t0 = time.perf_counter()
+        result = fill(pool, opener, count=count, workers=workers)
+        ours = result.generated / (time.perf_counter() - t0)
+        theirs = count / _openssl_loop(bits, count, workers, genpkey.format(bits=bits))
+        print(
+            f"{bits:>5} {count:>5}  {ours:>17.1f}  {theirs:>23.1f}  x{ours / theirs:.2f}",
+            flush=True,
+        )
+    print(f"(both with {workers} worker processes on {os.cpu_count()} CPUs)")
+
+
+def _python_pow_sign(key: RsaKey, block: bytes) -> bytes:
+    """The same CRT with Python's built-in pow (no blinding, no check): the baseline."""
+    p, q = int.from_bytes(key.p, "big"), int.from_bytes(key.q, "big")
+    m = int.from_bytes(block, "big")
+    m1 = pow(m, int.from_bytes(key.dp, "big"), p)
+    m2 = pow(m, int.from_bytes(key.dq, "big"), q)
+    h = (int.from_bytes(key.qinv, "big") * (m1 - m2)) % p
+    return (m2 + h * q).to_bytes(len(key.modulus), "big")
+
+
+def _card_stream(i: int) -> tuple[str, bytes]:
+    """A card's three ODA records as a DGI stream (track 2, name and IDs, PAN and dates)."""
+    pan = f"623100{i:09d}7"
+    rec = [
+        tlv(0x57, bytes.fromhex(pan + "D281220100000000000F")),
+        tlv(0x5F20, b"ZHANG/SAN") + tlv(0x9F08, b"\x00\x30") + tlv(0x9F61, b"1" * 18),
+        tlv(0x5A, bytes.fromhex(pan)) + tlv(0x5F24, bytes.fromhex("281231")),
+    ]
+    return pan, b"".join(encode_dgi(d, tlv(0x70, r)) for d, r in zip((0x0101, 0x0201, 0x0301), rec))
+
+
+def part_oda(issuer_bits: list[int], cards: int, rounds: int, tmp: Path) -> None:
+    store_path = tmp / "oda-keys.json"
+    store = SoftwareKeyStore.generate(test_keys=True)
+    store.save(store_path)
+    pool = open_or_create(tmp / "oda-pool", store, bits=1024, exponent=3, kek="transport-kek")
+    opener = functools.partial(SoftwareKeyStore.load, store_path)
+    afl = bytes.fromhex("080101011001020118010201")
+    pans, streams = zip(*(_card_stream(i) for i in range(cards)))
+    expiries = ["2812"] * cards
+    print(
+        f"\nper card, chunks of {cards:,} cards, 1024-bit ICC keys from the pool, best of {rounds}:"
+    )
+    for bits in issuer_bits:
+        fill(pool, opener, count=2 * cards * rounds, workers=2)  # a chunk per round and mode
+        issuer = rsa_generate(bits, 3)
+        block = b"\x6a" + secrets.token_bytes(bits // 8 - 2) + b"\xbc"
+        n = 200
+        t0 = time.perf_counter()
+        for _ in range(n):
+            rsa_sign_raw(issuer, block)
+        gmp = (time.perf_counter() - t0) / n
+        n = 20
+        t0 = time.perf_counter()
+        for _ in range(n):
+            _python_pow_sign(issuer, block)
+        plain = (time.perf_counter() - t0) / n
+        print(
+            f"  issuer {bits} bits: raw private op {gmp * 1e6:,.0f} us (rsa_sign_raw, GMP, "
+            f"blinded, checked); Python pow CRT {plain * 1e6:,.0f} us"
+        )
+        for sda in (False, True):
+            setup = OdaSetup.make(
+                issuer_sign=functools.partial(rsa_sign_raw, issuer), issuer_length=bits // 8,
+                afl=afl, aip=b"\x7c\x00", cert_dgi=0x0202, ssad_dgi=0x0302 if sda else None,
+                transport_kek="transport-kek",
+            )  # fmt: skip
+            best = [float("inf")] * 3
+            for _ in range(rounds):
+                res = IccKeyPool(pool.directory).reserve(cards, label="bench")
+                t0 = time.perf_counter()
+                keys = res.read(0, cards)
+                t1 = time.perf_counter()
+                static = [static_data_of(setup, s) for s in streams]
+                t2 = time.perf_counter()
+                icc_dgis(setup, keys, static, list(pans), expiries, store)
+                t3 = time.perf_counter()
+                best = [min(a, b) for a, b in zip(best, (t1 - t0, t2 - t1, t3 - t2))]
+            total = sum(best) / cards
+            print(
+                f"    {'SDA+DDA (9F46 and 93)' if sda else 'DDA (9F46)':<22} pool read "
+                f"{best[0] / cards * 1e6:6.1f} us, static data {best[1] / cards * 1e6:5.1f} us, "
+                f"icc_dgis {best[2] / cards * 1e6:7.1f} us: {total * 1e6:7.1f} us/card = "
+                f"{1 / total:,.0f} cards/s per core",
+                flush=True,
+            )
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    ap.add_argument("--part", choices=("gen", "oda", "all"), default="all")
+    ap.add_argument("--bits", default="1024,1408", help="ICC key sizes for --part gen")
+    ap.add_argument("--keys", default="600,200", help="keys generated at each size")
+    ap.add_argument("--workers", type=int, default=os.cpu_count() or 1)
+    ap.add_argument("--issuer-bits", default="1408,1984", help="issuer key sizes for --part oda")
+    ap.add_argument("--cards", type=int, default=1000, help="cards per chunk for --part oda")
+    ap.add_argument("--rounds", type=int, default=3)
+    args = ap.parse_args()
+    run = benchenv.start("bench_keypool")
+    with tempfile.TemporaryDirectory() as tmp:
+        if args.part in ("gen", "all"):
+            bits = [int(b) for b in args.bits.split(",")]
+            counts = [int(c) for c in args.keys.split(",")]
+            if len(bits) != len(counts):
+                raise SystemExit("--bits and --keys need as many values")
+            part_gen(bits, counts, args.workers, Path(tmp))
+        if args.part in ("oda", "all"):
+            part_oda(
+                [int(b) for b in args.issuer_bits.split(",")], args.cards, args.rounds, Path(tmp)
+            )
+    run.end()
+
+
+if __name__ == "__main__":
+    sys.exit(main())
