@@ -22,9 +22,11 @@ from pathlib import Path
 from typing import Any
 
 from cardperso.crypto import kcv, odd_parity
-from cardperso.keystore.base import CEREMONY_KEY_SET, REFERENCE_KEY_SET
+from cardperso.keystore.base import CEREMONY_KEY_SET, reference_key_set
 
 GP_TEST_KEY = bytes(range(0x40, 0x50))
+#: The sample store keeps the 3DES transport KEK it was published with (new stores get AES).
+SAMPLE_KEK_ALGORITHM = "3DES"
 WARNING = (
     "PUBLISHED TEST KEYS - for tests and demonstrations only; anyone can read them. "
     "Production refuses them (recognised by their check values). "
@@ -48,7 +50,7 @@ def sample_value(name: str, algorithm: str, length: int) -> bytes:
 def sample_document() -> dict[str, Any]:
     keys = {}
     for name, (algorithm, length, purpose) in sorted(
-        {**REFERENCE_KEY_SET, **SAMPLE_TRANSPORT_KEYS}.items()
+        {**reference_key_set(SAMPLE_KEK_ALGORITHM), **SAMPLE_TRANSPORT_KEYS}.items()
     ):
         value = sample_value(name, algorithm, length)
         if name.startswith(("gp-kmc", "gp-transport", "native-transport")):

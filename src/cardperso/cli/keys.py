@@ -25,11 +25,15 @@ from cardperso.crypto.primitives import SecretKey
 from cardperso.errors import DataError, KeyStoreError, UsageError
 from cardperso.keystore.base import (
     CEREMONY_KEY_SET,
+    DEFAULT_KEK_ALGORITHM,
+    KEK_ALGORITHMS,
     KNOWN_KEYS,
     REFERENCE_KEY_SET,
     KeyInfo,
     KeyStore,
+    key_algorithms,
     key_problem,
+    reference_key_set,
 )
 from cardperso.keystore.software import SoftwareKeyStore, generate_file, parse_json_document
 
@@ -154,8 +158,19 @@ def keys_group() -> None:
     help="With --store: only these reference keys (repeatable; default: all of them).",
 )
 @click.option("--force", is_flag=True, help="Overwrite an existing file (or replace token keys).")
+@click.option(
+    "--kek-algorithm",
+    type=click.Choice(KEK_ALGORITHMS),
+    default=DEFAULT_KEK_ALGORITHM,
+    show_default=True,
+    help="Algorithm of the transport KEK (transport-kek); 3DES for a station or HSM that needs it.",
+)
 def generate_cmd(
-    out: Path | None, store_spec: str | None, names: tuple[str, ...], force: bool
+    out: Path | None,
+    store_spec: str | None,
+    names: tuple[str, ...],
+    force: bool,
+    kek_algorithm: str = DEFAULT_KEK_ALGORITHM,
 ) -> None:
     """Fresh random keys with the reference key names: a key-store file (``--out``), or
     master keys generated inside an HSM token (``--store pkcs11:CONFIG``), never leaving it.
@@ -168,7 +183,7 @@ def generate_cmd(
     if out is not None:
         if names:
             raise click.UsageError("--name goes with --store")
-        store = generate_file(out, overwrite=force)
+        store = generate_file(out, overwrite=force, kek_algorithm=kek_algorithm)
         click.echo(f"wrote {len(store.names())} fresh keys to {out}")
         _print_table(store, location=False)
         _ceremony_note()
@@ -187,8 +202,9 @@ def generate_cmd(
         raise click.UsageError(f"not reference key names: {', '.join(unknown)}")
     token = open_store(store_spec)
     try:
-        for name in names or tuple(REFERENCE_KEY_SET):
-            algorithm, length, _purpose = REFERENCE_KEY_SET[name]
+        key_set = reference_key_set(kek_algorithm)
+        for name in names or tuple(key_set):
+            algorithm, length, _purpose = key_set[name]
             info = token.generate_key(name, algorithm, length, replace=force)
             click.echo(
                 f"{info.name:<24} {info.algorithm:<5} KCV {info.kcv.hex().upper()}  generated in {info.location}"
@@ -366,8 +382,11 @@ def import_components_cmd(
     if component_kcvs and len(component_kcvs) != n:
         raise UsageError(f"give one --component-kcv per component ({n})")
     known = KNOWN_KEYS.get(name)
-    if known is not None and known[0] != algorithm:
-        raise UsageError(f"--name {name} is a {known[0]} key ({known[2]}), not {algorithm}")
+    allowed = key_algorithms(name)
+    if known is not None and algorithm not in allowed:
+        raise UsageError(
+            f"--name {name} is a {' or '.join(allowed)} key ({known[2]}), not {algorithm}"
+        )
     store = _open_for_import(store_spec, create)
 
     with store:  # a token session is closed (logged out) whatever happens

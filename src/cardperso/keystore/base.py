@@ -371,9 +371,20 @@ _SSSE_KEYS: Final[dict[str, str]] = {
     "ssse-pin-reload": "SSSE PIN reload key (key 06)",
 }
 
-#: The keys the reference profile needs: name -> (algorithm, length in bytes, purpose). The
-#: published sample store (``keys-sample/keys.json``) and ``cardperso keys generate`` use these
-#: names. SSSE keys are SM4 for 3rd-generation cards; the ``-3des`` variants serve 2nd-generation.
+#: Algorithms a transport KEK may have (16-byte keys either way). New key stores get an AES
+#: ``transport-kek`` (:data:`DEFAULT_KEK_ALGORITHM`): wrapping a chunk under AES costs a small
+#: fraction of 3DES (issue 14). ``cardperso keys generate --kek-algorithm 3DES`` makes a 3DES one
+#: for a station or HSM that needs it; stores whose ``transport-kek`` is 3DES (the published
+#: sample store among them) are read and used as before: a personalization file names its KEK's
+#: algorithm and check value in its header.
+KEK_ALGORITHMS: Final[tuple[str, ...]] = ("AES", "3DES")
+DEFAULT_KEK_ALGORITHM: Final = "AES"
+
+#: The keys the reference profile needs: name -> (algorithm, length in bytes, purpose), as a new
+#: store gets them (``cardperso keys generate``; :func:`reference_key_set` for a 3DES transport
+#: KEK). The published sample store (``keys-sample/keys.json``) has these names, with the 3DES
+#: transport KEK it was published with. SSSE keys are SM4 for 3rd-generation cards; the ``-3des``
+#: variants serve 2nd-generation.
 REFERENCE_KEY_SET: Final[dict[str, tuple[str, int, str]]] = {
     "gp-kmc": ("3DES", 16, "issuer security domain master key (SCP02)"),
     "gp-kmc-aes": ("AES", 16, "issuer security domain master key (SCP03)"),
@@ -382,9 +393,38 @@ REFERENCE_KEY_SET: Final[dict[str, tuple[str, int, str]]] = {
     "pboc-imk-smc": ("3DES", 16, "PBOC issuer master key, secure messaging confidentiality"),
     **{name: ("SM4", 16, purpose) for name, purpose in _SSSE_KEYS.items()},
     **{f"{n}-3des": ("3DES", 16, f"{p}, 2nd generation") for n, p in _SSSE_KEYS.items()},
-    "transport-kek": ("3DES", 16, "transport KEK protecting personalization files"),
+    "transport-kek": (
+        DEFAULT_KEK_ALGORITHM,
+        16,
+        "transport KEK protecting personalization files",
+    ),
     "transport-kek-aes": ("AES", 16, "AES transport KEK (for stores and HSMs that wrap under AES)"),
 }
+
+
+def reference_key_set(
+    kek_algorithm: str = DEFAULT_KEK_ALGORITHM,
+) -> dict[str, tuple[str, int, str]]:
+    """:data:`REFERENCE_KEY_SET` with a ``transport-kek`` of ``kek_algorithm`` (one of
+    :data:`KEK_ALGORITHMS`; :class:`UsageError` otherwise)."""
+    if kek_algorithm not in KEK_ALGORITHMS:
+        raise UsageError(
+            f"transport KEK algorithm must be one of {', '.join(KEK_ALGORITHMS)}, "
+            f"not {kek_algorithm!r}"
+        )
+    _, length, purpose = REFERENCE_KEY_SET[DEFAULT_KEK]
+    return {**REFERENCE_KEY_SET, DEFAULT_KEK: (kek_algorithm, length, purpose)}
+
+
+def key_algorithms(name: str) -> tuple[str, ...]:
+    """The algorithms a key named ``name`` may have: both of :data:`KEK_ALGORITHMS` for the
+    transport KEK, the one of :data:`KNOWN_KEYS` for another known name, any for other names
+    (empty tuple)."""
+    if name == DEFAULT_KEK:
+        return KEK_ALGORITHMS
+    known = KNOWN_KEYS.get(name)
+    return (known[0],) if known is not None else ()
+
 
 #: Keys that another party holds and hands over by key ceremony (``cardperso keys
 #: import-components``): names the tools know, which ``cardperso keys generate`` never invents.

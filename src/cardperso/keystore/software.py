@@ -43,7 +43,7 @@ from cardperso.crypto.sm2 import Sm2PrivateKey, Sm2Signer, check_value
 from cardperso.errors import KeyStoreError, UsageError
 from cardperso.keystore.base import (
     DEFAULT_KEK,
-    REFERENCE_KEY_SET,
+    DEFAULT_KEK_ALGORITHM,
     CipherMode,
     DerivedKey,
     EmvCard,
@@ -55,6 +55,7 @@ from cardperso.keystore.base import (
     SessionKeyMethod,
     check_key,
     key_problem,
+    reference_key_set,
 )
 from cardperso.keystore.sm2keys import load_sm2_entry, sm2_entry
 from cardperso.outputs import atomic_write_text
@@ -309,13 +310,16 @@ class SoftwareKeyStore(KeyStore):
         *,
         test_keys: bool = False,
         purposes: Mapping[str, str] | None = None,
+        kek_algorithm: str = DEFAULT_KEK_ALGORITHM,
     ) -> SoftwareKeyStore:
         """A store of fresh random keys: ``spec`` maps names to (algorithm, length in bytes);
-        by default the reference key set (the names of the published sample keys).
+        by default the reference key set (the names of the published sample keys) with a
+        transport KEK of ``kek_algorithm`` (AES unless told, :func:`reference_key_set`).
         3DES keys get odd parity."""
         if spec is None:
-            spec = {name: (alg, length) for name, (alg, length, _) in REFERENCE_KEY_SET.items()}
-            purposes = purposes or {n: p for n, (_, _, p) in REFERENCE_KEY_SET.items()}
+            key_set = reference_key_set(kek_algorithm)
+            spec = {name: (alg, length) for name, (alg, length, _) in key_set.items()}
+            purposes = purposes or {n: p for n, (_, _, p) in key_set.items()}
         keys = [
             SecretKey(alg, _random_key(alg, length), name) for name, (alg, length) in spec.items()
         ]
@@ -553,10 +557,11 @@ def generate_file(
     *,
     overwrite: bool = False,
     spec: Mapping[str, tuple[str, int]] | None = None,
+    kek_algorithm: str = DEFAULT_KEK_ALGORITHM,
 ) -> SoftwareKeyStore:
     """Write a store of fresh random keys (the reference key set unless ``spec``) to ``path``
     (mode 0600, ``test_keys`` false); refuses an existing file unless ``overwrite``."""
-    store = SoftwareKeyStore.generate(spec)
+    store = SoftwareKeyStore.generate(spec, kek_algorithm=kek_algorithm)
     store.save(path, overwrite=overwrite)
     return store
 
