@@ -92,7 +92,7 @@ def _stand_in(name: str, got: Mapping[str, str], lists: Lists) -> str:
 
 
 def _record(values: Mapping[str, str], point: str, today: datetime.date) -> dict[str, str]:
-    rec = {k: str(values.get(k, "")).strip() for k in TYPED}
+    rec = {k: str(values.get(k, "")) for k in TYPED}  # as typed: a stray space is refused
     rec = {k: v for k, v in rec.items() if v}
     rec["service_point"] = point
     rec["accepted_date"] = f"{today:%Y%m%d}"

@@ -175,7 +175,7 @@ async def desk_accept(request: Request) -> Response:
         return _accept_page(request)
     db, point, user = _db(request), _point(request), request.state.user
     form = await request.form()
-    values = {k: str(form.get(k, "")).strip() for k in counter.TYPED}
+    values = {k: str(form.get(k, "")) for k in counter.TYPED}
     ref, problem = await _photo_from(request)
     path = _photos(db) / f"{ref}.jpg" if ref else None
     try:
