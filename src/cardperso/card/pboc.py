@@ -21,7 +21,7 @@ FCI's 9F4D in the 9F4F format, newest first, for READ RECORD.
 
 from __future__ import annotations
 
-from cardperso.card import pboc_crm, qpboc
+from cardperso.card import pboc_crm, pboc_oda, qpboc
 from cardperso.card.applet import (
     SW_AUTH_BLOCKED,
     SW_CONDITIONS,
@@ -45,9 +45,12 @@ from cardperso.card.pboc_perso import (
     check_ec_consistency,
     decode_n,
     dol_values,
+    internal_value,
+    lookup,
     n12,
     parse_dol,
     parse_tlvs,
+    records,
 )
 from cardperso.card.perso import Personalizer
 from cardperso.card.state import CardState, PbocData
@@ -83,7 +86,7 @@ class PbocApplet(Applet):
         #: deselection and rollback; set through VirtualCard.contactless)
         self.contactless = False
         #: signs fDDA on the qPBOC path (cardperso.card.pboc_oda installs it)
-        self.fdda: qpboc.FddaSigner | None = None
+        self.fdda: qpboc.FddaSigner | None = pboc_oda.fdda
         self.deselect()
 
     @property
@@ -106,6 +109,7 @@ class PbocApplet(Applet):
         self.pin_verified = False
         self.pin_tried = False
         self.pdol_values: dict[int, bytes] = {}
+        self.pdol_data = self.cdol1_data = self.cdol2_data = b""
         self.txn: pboc_crm.Txn | None = None
         self.crm_cvr = 0
         self.unable_online = False
@@ -141,6 +145,7 @@ class PbocApplet(Applet):
             (0x00, 0x20): self._verify,
             (0x80, 0xAE): self._generate_ac,
             (0x00, 0x82): self._external_authenticate,
+            (0x00, 0x88): self._internal_authenticate,
         }
         handler = handlers.get((base, cmd.ins))
         if handler is None:
@@ -159,6 +164,7 @@ class PbocApplet(Applet):
         pdol_tlv = tlv.find(items, 0x9F38)
         pdol = parse_dol(pdol_tlv.value) if pdol_tlv else []
         values = dol_values(pdol, pdol_data)
+        self.pdol_data = pdol_data
         ttq = values.get(0x9F66) if self.contactless else None
         if ttq is not None and qpboc.route(ttq, "9207" in self.data.dgis) == "qpboc":
             return qpboc.gpo(self, values, pdol_data, self.fdda)
@@ -177,8 +183,11 @@ class PbocApplet(Applet):
             return response
         return tlv.encode(0x77, response)
 
+    def _internal_authenticate(self, cmd: Command) -> bytes:
+        return pboc_oda.internal_authenticate(self, cmd)
+
     def _records(self) -> dict[str, bytes]:
-        return {k: v for k, v in self.data.dgis.items() if 0x01 <= int(k[:2], 16) <= 0x0A}
+        return records(self.data)
 
     def _read_record(self, cmd: Command) -> bytes:
         need(not cmd.data, SW_WRONG_LENGTH)
@@ -192,13 +201,7 @@ class PbocApplet(Applet):
         return record
 
     def _internal_value(self, tag: int) -> bytes | None:
-        for key in ("0D01", "0E01"):
-            raw = self.data.dgis.get(key)
-            if raw:
-                found = tlv.find(parse_tlvs(raw), tag)
-                if found is not None:
-                    return found.value
-        return None
+        return internal_value(self.data, tag)
 
     def _get_data(self, cmd: Command) -> bytes:
         need(not cmd.data, SW_WRONG_LENGTH)
@@ -257,14 +260,7 @@ class PbocApplet(Applet):
         return None
 
     def _lookup(self, tag: int) -> bytes | None:
-        """A data object of the card's internal data (0D01 / 0E01), else of its records."""
-        value = self._internal_value(tag)
-        if value is None:
-            for record in self._records().values():
-                found = tlv.find(parse_tlvs(record), tag)
-                if found is not None:
-                    return found.value
-        return value
+        return lookup(self.data, tag)
 
     def _decide(self, requested: str, values: dict[int, bytes]) -> str:
         """Card action analysis (:mod:`cardperso.card.pboc_crm` for the debit path)."""
@@ -331,6 +327,10 @@ class PbocApplet(Applet):
         dol = self._cdol(0x8C if self.ac_count == 0 else 0x8D)
         need(bool(cmd.data), SW_WRONG_LENGTH)
         values = dol_values(dol, cmd.data) if dol is not None else {}
+        if self.ac_count == 0:
+            self.cdol1_data = cmd.data
+        else:
+            self.cdol2_data = cmd.data
         decision = self._decide(requested, values)
         atc = d.atc.to_bytes(2, "big")
         iad = self._iad(decision, atc)
@@ -347,6 +347,9 @@ class PbocApplet(Applet):
         self.ac_count += 1
         if decision != "ARQC":
             self._log({**self.pdol_values, **values, 0x9F36: atc})
+        cda = cmd.p1 & pboc_oda.P1_CDA and decision != "AAC"
+        if cda and pboc_oda.icc_key(d, self._lookup) is not None:
+            return pboc_oda.cda_answer(self, CID[decision], atc, ac, iad, values.get(0x9F37))
         body = (
             tlv.encode(0x9F27, bytes((CID[decision],)))
             + tlv.encode(0x9F36, atc)

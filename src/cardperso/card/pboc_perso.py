@@ -4,6 +4,7 @@ codecs the application and its personalizer share (n12 amounts, DOLs, TLV parsin
 
 from __future__ import annotations
 
+from cardperso.card import pboc_oda
 from cardperso.card.applet import (
     SW_REF_NOT_FOUND,
     SW_WRONG_DATA,
@@ -84,6 +85,33 @@ def check_ec_consistency(d: PbocData) -> None:
     )
 
 
+def records(d: PbocData) -> dict[str, bytes]:
+    """The record DGIs (SFI 1-10 ‖ record) READ RECORD answers."""
+    return {k: v for k, v in d.dgis.items() if 0x01 <= int(k[:2], 16) <= 0x0A}
+
+
+def internal_value(d: PbocData, tag: int) -> bytes | None:
+    """A data object of the card's internal data (0D01, then 0E01)."""
+    for key in ("0D01", "0E01"):
+        raw = d.dgis.get(key)
+        if raw:
+            found = tlv.find(parse_tlvs(raw), tag)
+            if found is not None:
+                return found.value
+    return None
+
+
+def lookup(d: PbocData, tag: int) -> bytes | None:
+    """A data object of the internal data, else of the records (first found)."""
+    value = internal_value(d, tag)
+    if value is None:
+        for record in records(d).values():
+            found = tlv.find(parse_tlvs(record), tag)
+            if found is not None:
+                return found.value
+    return value
+
+
 class PbocPersonalizer(Personalizer):
     def __init__(self, nv: CardState) -> None:
         self.nv = nv
@@ -154,7 +182,9 @@ class PbocPersonalizer(Personalizer):
             need(len(value) == 2 and not encrypted, SW_WRONG_DATA)
             need(1 <= value[0] <= 15 and value[1] <= value[0], SW_WRONG_DATA)
             d.pin_try_limit, d.pin_tries_left = value[0], value[1]
-        elif 0x8201 <= dgi <= 0x8205 or dgi in (0x8020, 0x8030):
+        elif 0x8201 <= dgi <= 0x8205:
+            pboc_oda.store_part(d, dgi, value, encrypted)
+        elif dgi in (0x8020, 0x8030):
             need(encrypted, SW_WRONG_DATA)
             d.dgis[key] = value
         elif dgi in (0x9020, 0x9030):
@@ -171,4 +201,6 @@ class PbocPersonalizer(Personalizer):
         need(cp.equal(expected, kcvs), SW_WRONG_DATA)
 
     def finish(self) -> None:
-        check_ec_consistency(self.nv.pboc)
+        d = self.nv.pboc
+        check_ec_consistency(d)
+        pboc_oda.icc_key(d, lambda tag: lookup(d, tag))  # the five parts make one key, or 6A80
