@@ -66,7 +66,8 @@ def expected_static(records: dict[int, bytes]) -> bytes:
 def env(tmp_path_factory: pytest.TempPathFactory) -> dict[str, object]:
     root = tmp_path_factory.mktemp("oda")
     store_path = root / "keys.json"
-    store = SoftwareKeyStore.generate(test_keys=True)
+    # transport-kek 3DES (the published sample's), transport-kek-aes AES: both wraps are tested
+    store = SoftwareKeyStore.generate(test_keys=True, kek_algorithm="3DES")
     store.save(store_path)
     pool = open_or_create(root / "pool", store, bits=1024, exponent=3, kek="transport-kek")
     fill(pool, functools.partial(open_store, str(store_path)), count=12, workers=1)
