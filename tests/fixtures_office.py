@@ -33,8 +33,8 @@ AS_OF = datetime.date.today().isoformat()
 
 @dataclass
 class Centre:
-    db_path: Path
-    url: str
+    directory: Path  # the applications' files and photos
+    url: str  # the database (a SQLite file or a postgresql:// URL)
     recs: list[dict[str, str]]
     queue: list[int]  # the application ids waiting for their audit
     unsigned: int  # waiting for the applicant's signature
@@ -46,11 +46,13 @@ def _extras(units: list[str], points: list[str]) -> list[dict[str, str]]:
     return [dict(GOOD, unit=u, service_point=p) for u, p in zip(units, points, strict=True)]
 
 
-def build_centre(directory: Path) -> Centre:
+def build_centre(directory: Path, url: str | None = None) -> Centre:
+    """The centre's registry in ``directory`` (its files, photos and SQLite database), or on
+    the PostgreSQL database ``url``."""
     directory.mkdir(parents=True, exist_ok=True)
     db_path = directory / "centre.db"
-    url = str(db_path)
-    make_users(db_path)  # the registry's and the console's tables, one user per role, SP01
+    url = url or str(db_path)
+    make_users(url)  # type: ignore[arg-type]  # the registry's and the console's tables, one user per role, SP01
     db = ["--db", url]
     run_cli("registry", "service-point", "add", "SP02", "西丽街道社保服务点", *db)
     run_cli("registry", "unit", "add", "U1001", "深圳市甲科技有限公司", *db)
@@ -95,4 +97,4 @@ def build_centre(directory: Path) -> Centre:
     grey = io.BytesIO()
     Image.new("L", (358, 441), 200).save(grey, "JPEG", quality=70)
     (directory / "photos" / "own.jpg").write_bytes(grey.getvalue())  # no longer to the spec
-    return Centre(db_path, url, recs, [9, 10, 11, 12], unsigned=11, spoiled=10, batch=batch)
+    return Centre(directory, url, recs, [9, 10, 11, 12], unsigned=11, spoiled=10, batch=batch)

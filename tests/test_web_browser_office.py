@@ -33,7 +33,7 @@ def centre(tmp_path_factory: pytest.TempPathFactory) -> Centre:
 def console(centre: Centre, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Console]:
     with pytest.MonkeyPatch.context() as mp:
         mp.delenv("CARDPERSO_CALENDAR", raising=False)
-        c = start_console(centre.db_path, tmp_path_factory.mktemp("office") / "serve.log")
+        c = start_console(centre.url, tmp_path_factory.mktemp("office") / "serve.log")
     try:
         yield c
     finally:
@@ -41,7 +41,7 @@ def console(centre: Centre, tmp_path_factory: pytest.TempPathFactory) -> Iterato
 
 
 def _state(centre: Centre, app_id: int) -> tuple[str, str]:
-    with Database(centre.db_path) as db:
+    with Database(centre.url) as db:
         state, reason = db.execute(
             "SELECT state, reason FROM reg_applications WHERE id = ?", (app_id,)
         )[0]
@@ -107,7 +107,7 @@ def test_centre_staff_audit_with_the_photo(
         "return document.getElementById('reason-11').validity.valueMissing"
     )
     assert _state(centre, 11) == ("accepted", "")
-    with Database(centre.db_path) as db:
+    with Database(centre.url) as db:
         actors = db.execute(
             "SELECT application_id, event FROM reg_transitions WHERE actor = 'web:centre1' "
             "ORDER BY id"

@@ -1,3 +1,4 @@
+# ruff: noqa: F811 - the pg_url fixture imported from test_registry is a parameter here
 """The centre's office in the web console (issue 16 part 2), over HTTP against a real `cardperso
 web serve` process on a registry made with the `cardperso registry` commands
 (tests/fixtures_office.py). The outside checks: every download is byte for byte the file the
@@ -24,7 +25,10 @@ from cardperso.web import office
 from cardperso.web.app import ACCESS
 from fixtures_office import AS_OF, Centre, build_centre
 from fixtures_web import PASSWORDS, ROLE_OF, Console, csrf_of, login_client, start_console
-from test_registry import run_cli
+from test_registry import (  # the registry tests' helpers and fixture
+    pg_url,  # noqa: F401 - fixture
+    run_cli,
+)
 
 
 # -- fixtures ----------------------------------------------------------------------------------
@@ -34,7 +38,7 @@ def centre(tmp_path_factory: pytest.TempPathFactory) -> Centre:
     return build_centre(tmp_path_factory.mktemp("centre"))
 
 
-def _console(db_path: Path, base: Path) -> Iterator[Console]:
+def _console(db_path: str | Path, base: Path) -> Iterator[Console]:
     """A console whose temporary files go to ``base/tmp`` (to see that none is left)."""
     tmp = base / "tmp"
     tmp.mkdir(exist_ok=True)
@@ -50,7 +54,7 @@ def _console(db_path: Path, base: Path) -> Iterator[Console]:
 
 @pytest.fixture(scope="module")
 def console(centre: Centre, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Console]:
-    yield from _console(centre.db_path, tmp_path_factory.mktemp("office-console"))
+    yield from _console(centre.url, tmp_path_factory.mktemp("office-console"))
 
 
 def _copy(src: Path, dst: Path) -> Path:
@@ -66,7 +70,7 @@ def _copy(src: Path, dst: Path) -> Path:
 @pytest.fixture
 def fresh(centre: Centre, tmp_path: Path) -> Iterator[tuple[Console, Path]]:
     """A console of its own on a copy of the registry (the test may change it)."""
-    db_path = _copy(centre.db_path, tmp_path / "copy.db")
+    db_path = _copy(Path(centre.url), tmp_path / "copy.db")
     for c in _console(db_path, tmp_path):
         yield c, db_path
 
@@ -91,7 +95,7 @@ def _cli_file(tmp_path: Path, *args: str, out_name: str = "cli.csv") -> bytes:
     return out.read_bytes()
 
 
-def _audit_log(db_path: Path, action: str) -> list[tuple[str, str, str, str]]:
+def _audit_log(db_path: str | Path, action: str) -> list[tuple[str, str, str, str]]:
     with Database(db_path) as db:
         return [
             (str(u), str(r), str(t), str(o))
@@ -103,7 +107,7 @@ def _audit_log(db_path: Path, action: str) -> list[tuple[str, str, str, str]]:
         ]
 
 
-def _state(db_path: Path, app_id: int) -> tuple[str, str]:
+def _state(db_path: str | Path, app_id: int) -> tuple[str, str]:
     with Database(db_path) as db:
         state, reason = db.execute(
             "SELECT state, reason FROM reg_applications WHERE id = ?", (app_id,)
@@ -136,7 +140,7 @@ def test_every_office_route_is_for_centre_staff_only(console: Console) -> None:
             assert (
                 "image/" not in r.headers["content-type"] and "csv" not in r.headers["content-type"]
             )
-    refused = _audit_log(Path(console.db_path), "forbidden")
+    refused = _audit_log(console.db_path, "forbidden")
     assert ("op1", "operator", "/office/photo", "refused") in refused
 
 
@@ -180,7 +184,7 @@ def test_the_audit_queue_shows_each_photo_beside_the_data(centre: Centre, consol
         assert rec["ssn"] not in text
     # the photo itself: the file's bytes, never cached
     r = client.get("/office/photo", params={"id": "9"})
-    on_disk = Path(centre.db_path).parent / centre.recs[8]["photo"]
+    on_disk = centre.directory / centre.recs[8]["photo"]
     assert r.status_code == 200 and r.content == on_disk.read_bytes()
     assert r.headers["content-type"] == "image/jpeg"
     assert r.headers["cache-control"] == "private, no-store"
@@ -188,9 +192,7 @@ def test_the_audit_queue_shows_each_photo_beside_the_data(centre: Centre, consol
     for bad, why in (("99", "has no photo"), ("x", "an application id"), ("", "an application id")):
         r = client.get("/office/photo", params={"id": bad})
         assert r.status_code == 400 and why in html.unescape(r.text), bad
-    assert ("centre1", "centre", "application 9", "ok") in _audit_log(
-        Path(console.db_path), "view-photo"
-    )
+    assert ("centre1", "centre", "application 9", "ok") in _audit_log(console.db_path, "view-photo")
 
 
 def test_accept_and_reject_are_the_registrys_audit(
@@ -292,7 +294,7 @@ def test_every_report_and_partner_file_is_the_clis_byte_for_byte(
     ):
         r = client.get("/office/file", params=params)
         assert r.status_code == 400 and words in html.unescape(r.text), params
-    downloads = _audit_log(Path(console.db_path), "download")
+    downloads = _audit_log(console.db_path, "download")
     assert ("centre1", "centre", "return-B1.csv", "ok") in downloads
     assert any(o.startswith("refused: no batch B9") for _u, _r, _t, o in downloads)
     assert not list((Path(console.log_path).parent / "tmp").iterdir()), "no temporary file left"
@@ -428,3 +430,46 @@ def test_the_files_page_offers_every_file(centre: Centre, console: Console) -> N
     }  # fmt: skip
     assert "1 block / unblock / close request(s) not yet sent" in text
     assert PASSWORDS["centre1"] not in Path(console.log_path).read_text()
+
+
+# -- on PostgreSQL -----------------------------------------------------------------------------
+@pytest.mark.postgres
+def test_the_office_on_postgresql(pg_url: str, tmp_path: Path) -> None:
+    """The same pages and files on the PostgreSQL registry several offices share: the audit
+    with its photo, the dashboard equal to the CLI's report, downloads equal to the CLI's files,
+    the bank's requests marked sent (row locks) once."""
+    centre = build_centre(tmp_path / "centre", pg_url)
+    for console in _console(pg_url, tmp_path):
+        client = login_client(console, "centre1")
+        csrf = csrf_of(client, "/office/audit")
+        photo = client.get("/office/photo", params={"id": "9"})
+        assert photo.content == (centre.directory / centre.recs[8]["photo"]).read_bytes()
+        for app_id in (9, centre.spoiled):
+            r = client.post("/office/audit/accept", data={"csrf": csrf, "application": str(app_id)})
+            assert r.status_code == 303
+        assert _state(pg_url, 9) == ("audited", "")
+        assert _state(pg_url, centre.spoiled)[0] == "rejected"
+        page = client.get("/office/targets", params={"as_of": AS_OF}).text
+        want = _csv(
+            _cli_file(tmp_path, "registry", "report", "breakdown", "--by", "service-point",
+                      "--as-of", AS_OF, "--db", pg_url)
+        )  # fmt: skip
+        assert [[k, *v[1:]] for k, v in _table(page, "by-point").items()] == want[1:]
+        db = ["--db", pg_url]
+        for params, args in (
+            ({"name": "stats"}, ["registry", "stats"]),
+            ({"name": "return-file", "batch": "B1"},
+             ["registry", "report", "return-file", "--batch", "B1"]),
+            ({"name": "compare-request", "to": "population"},
+             ["registry", "partner", "compare-request", "--to", "population"]),
+        ):  # fmt: skip
+            assert _download(client, **params).content == _cli_file(tmp_path, *args, *db)
+        r = client.post("/office/bank-requests", data={"csrf": csrf})
+        assert r.status_code == 200 and r.content.startswith(b"request_id,request,card_no,pan")
+        assert client.post("/office/bank-requests", data={"csrf": csrf}).status_code == 400
+        assert "view-photo" in {a for (a,) in _pg_actions(pg_url)}
+
+
+def _pg_actions(url: str) -> list[tuple[str]]:
+    with Database(url) as db:
+        return [(str(a),) for (a,) in db.execute("SELECT DISTINCT action FROM web_audit")]
