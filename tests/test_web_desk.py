@@ -310,6 +310,22 @@ def test_lookup_collection_by_an_agent_loss_restore_and_reissue(
     card = {r["ssn"]: r["card_no"] for r in rows}[people[0]["ssn"]]
     page = client.get(f"/desk/app?id={ids[0]}").text
     assert lifecycle.READY in page and 'id="collect"' in page
+    # the cards travel in a box: collected only once the service point received it
+    db = ["--db", str(desk_console.db_path)]
+    out = run_cli("registry", "box", "pack", "--service-point", "SP01", "--manifest",
+                  str(tmp_path / "box.csv"), *db)  # fmt: skip
+    box = re.search(r"box (\S+): 2 card\(s\)", out).group(1)  # type: ignore[union-attr]
+    home = client.get("/desk").text
+    assert f'id="receive-{box}"' in home and card in home.split('id="waiting"')[1]
+    r = client.post("/desk/collect", data={"csrf": csrf, "card_no": card})
+    assert r.status_code == 400 and "not yet received" in r.text
+    other = _clerk(desk_console, CLERK2)
+    r = other.post("/desk/box-receive", data={"csrf": csrf_of(other, "/desk"), "box_no": box})
+    assert r.status_code == 403 and "another service point" in r.text
+    r = client.post("/desk/box-receive", data={"csrf": csrf, "box_no": box})
+    assert r.status_code == 303 and f'id="receive-{box}"' not in client.get("/desk").text
+    assert f"received {datetime.date.today():%Y%m%d} by clerk1" in run_cli(
+        "registry", "box", "list", *db)  # fmt: skip
     agent = STANDARD_ID
     r = client.post("/desk/collect", data={"csrf": csrf, "card_no": card, "agent_id": agent})
     assert r.status_code == 400 and "agent's name" in html.unescape(r.text)
@@ -331,7 +347,6 @@ def test_lookup_collection_by_an_agent_loss_restore_and_reissue(
     out = run_cli("registry", "show", str(new_id), "--json", "--db", str(desk_console.db_path))
     assert f'"replaces": "{card}"' in out and '"service_point": "SP01"' in out
     # the other point's clerk may not touch this card
-    other = _clerk(desk_console, CLERK2)
     r = other.post("/desk/restore", data={"csrf": csrf_of(other, "/desk"), "card_no": card})
     assert r.status_code == 403
     log = desk_console.log()

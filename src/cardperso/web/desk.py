@@ -39,7 +39,16 @@ from cardperso.outputs import atomic_write_bytes
 from cardperso.prep.validate import PHOTO_MAX_BYTES, Reject
 from cardperso.profiles.loader import load_profile
 from cardperso.profiles.model import Profile
-from cardperso.registry import applications, cards, counter, find, forms, lifecycle, lost
+from cardperso.registry import (
+    applications,
+    cards,
+    collection,
+    counter,
+    find,
+    forms,
+    lifecycle,
+    lost,
+)
 from cardperso.registry.calendar import deadline, load_calendar, parse_day
 from cardperso.registry.centre import Lists, missing_confirmations, parties
 from cardperso.registry.store import Application
@@ -120,10 +129,21 @@ async def _field(request: Request, name: str) -> str:
 
 @guarded("/desk", CLERKS)
 async def desk_home(request: Request) -> Response:
-    db, point = _db(request), _point(request)
+    point = _point(request)
     _log(request, "view", "/desk")
-    recent = find.list_apps(db, find.filters(service_point=point))[-20:][::-1]
-    return _page(request, "desk_home.html", point=point, recent=recent, found=None, message="")
+    return _home(request, point, found=None, message="")
+
+
+def _home(request: Request, point: str, **context: Any) -> Response:
+    """The desk's page: the lookup, its answer, the boxes sent here not yet received, the
+    cards waiting to be collected here and the newest applications."""
+    db = _db(request)
+    mine = find.list_apps(db, find.filters(service_point=point))
+    return _page(
+        request, "desk_home.html", point=point, recent=mine[-20:][::-1],
+        waiting=[r for r in mine if r["state"] == lifecycle.READY],
+        boxes=[b for b in collection.boxes(db, point) if not b.received_date], **context,
+    )  # fmt: skip
 
 
 @guarded("/desk/lookup", CLERKS)
@@ -139,7 +159,7 @@ async def desk_lookup(request: Request) -> Response:
         return _refused(request, "lookup")
     _log(request, "lookup", f"{len(found)} application(s)")
     message = "" if found else "没有此人的申请。No application for this identity number."
-    return _page(request, "desk_home.html", point=point, recent=[], found=found, message=message)
+    return _home(request, point, found=found, message=message)
 
 
 def _with_deadline(row: dict[str, Any]) -> dict[str, Any]:
@@ -346,6 +366,24 @@ async def desk_confirm(request: Request) -> Response:
 # -- cards: collection, loss -----------------------------------------------------------------
 
 
+@guarded("/desk/box-receive", CLERKS)
+async def desk_box_receive(request: Request) -> Response:
+    """A box of cards sent to this service point arrived (``registry box receive``, by this
+    clerk, today): its cards can be collected here."""
+    db, point = _db(request), _point(request)
+    box_no = await _field(request, "box_no")
+    sent_to = {b.box_no: b.service_point for b in collection.boxes(db)}
+    if box_no not in sent_to:
+        raise UsageError(f"no box {box_no!r} in the registry")
+    if sent_to[box_no] != point:
+        return _refused(request, f"box {box_no}")
+    box = collection.receive(
+        db, box_no, by=request.state.user.name, date=f"{datetime.date.today():%Y%m%d}"
+    )
+    _log(request, "box-receive", f"box {box_no} ({box.cards} cards)")
+    return RedirectResponse("/desk", status_code=303)
+
+
 async def _own_card(request: Request) -> tuple[str, Application | Response]:
     card_no = await _field(request, "card_no")
     if not card_no or (card_no.isdigit() and len(card_no) < 9):
@@ -427,6 +465,7 @@ ROUTES: Final[list[BaseRoute]] = [
     Route("/desk/photo", desk_photo),
     Route("/desk/form", desk_form),
     Route("/desk/confirm", desk_confirm, methods=["POST"]),
+    Route("/desk/box-receive", desk_box_receive, methods=["POST"]),
     Route("/desk/collect", desk_collect, methods=["POST"]),
     Route("/desk/suspend", desk_suspend, methods=["POST"]),
     Route("/desk/restore", desk_restore, methods=["POST"]),
