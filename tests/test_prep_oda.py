@@ -33,7 +33,7 @@ from cardperso.keystore.pool import IccKeyPool, PoolKeys
 from cardperso.keystore.poolgen import fill, open_or_create
 from cardperso.keystore.software import SoftwareKeyStore
 from cardperso.layouts.emv_cert import PublicKey, recover_icc_key, verify_ssad
-from cardperso.prep.oda import OdaChunk, OdaSetup, icc_dgis, static_data_of
+from cardperso.prep.oda import OdaChunk, OdaSetup, gpo_aip_afl, icc_dgis, static_data_of
 from openssl_cli import dec
 from openssl_rsa import public_pem, recover_with
 
@@ -221,3 +221,24 @@ def test_setup_and_static_data_refusals(env: dict[str, object]) -> None:
     del recs[0x0201]
     with pytest.raises(DataError, match="0201 the AFL marks for ODA is missing"):
         static_data_of(setup, recs)
+
+
+def test_gpo_aip_afl_of_the_reference_profile_and_a_mismatch() -> None:
+    import dataclasses
+
+    from cardperso.profiles.loader import load_profile
+    from cardperso.profiles.model import TlvItem
+
+    profile = load_profile("ssc3-pboc")
+    aip, afl = gpo_aip_afl(profile)  # profiles/ssc3-pboc.yaml, DGIs 9104 and 9203
+    assert aip == bytes.fromhex("7C00") and afl == bytes.fromhex("080101001801020020010300")
+    assert profile.pboc is not None
+    dgis = tuple(
+        dataclasses.replace(c, tlv=(TlvItem(0x82, aip), TlvItem(0x94, bytes.fromhex("08010101"))))
+        if c.dgi == 0x9203
+        else c
+        for c in profile.pboc.constant_dgis
+    )
+    odd = dataclasses.replace(profile, pboc=dataclasses.replace(profile.pboc, constant_dgis=dgis))
+    with pytest.raises(UsageError, match="9104 and 9203 differ"):
+        gpo_aip_afl(odd)

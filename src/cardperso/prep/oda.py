@@ -39,8 +39,20 @@ from cardperso.errors import DataError, UsageError
 from cardperso.keystore import KeyStore
 from cardperso.keystore.pool import PART_DGIS, PoolKeys, Reservation
 from cardperso.layouts.emv_cert import build_icc_certificate, build_ssad, static_data
+from cardperso.profiles.model import Profile
 
-__all__ = ["OdaChunk", "OdaSetup", "afl_records", "icc_dgis", "private_parts", "static_data_of"]
+__all__ = [
+    "OdaChunk",
+    "OdaSetup",
+    "afl_records",
+    "gpo_aip_afl",
+    "icc_dgis",
+    "private_parts",
+    "static_data_of",
+]
+
+#: The GPO responses of the PBOC application: debit/credit (9104) and electronic cash (9203).
+GPO_DGIS = (0x9104, 0x9203)
 
 RawSigner = Callable[[bytes], bytes]
 
@@ -59,6 +71,32 @@ def afl_records(afl: bytes) -> list[tuple[int, int, bool]]:
             raise UsageError(f"AFL (94) entry {i // 4 + 1}: more ODA records than records")
         out += [(sfi, r, r - first < oda) for r in range(first, last + 1)]
     return out
+
+
+def gpo_aip_afl(profile: Profile) -> tuple[bytes, bytes]:
+    """The AIP (82) and AFL (94) of the profile's GPO responses (DGIs 9104 and 9203). Both paths
+    must mark the same records for ODA with the same AIP: one certificate serves both, and its
+    hash covers those records and the AIP (a :class:`UsageError` says which differs)."""
+    if profile.pboc is None:
+        raise UsageError(f"profile {profile.name} has no PBOC application: no ODA")
+    found: dict[int, tuple[bytes, bytes]] = {}
+    for c in profile.pboc.constant_dgis:
+        if c.dgi in GPO_DGIS:
+            tags = {t.tag: t.value for t in c.tlv}
+            if 0x82 not in tags or 0x94 not in tags:
+                raise UsageError(f"profile {profile.name}: DGI {c.dgi:04X} lacks 82 or 94")
+            found[c.dgi] = (tags[0x82], tags[0x94])
+    if not found:
+        raise UsageError(f"profile {profile.name}: no GPO response (DGI 9104 or 9203)")
+    (aip, afl), *others = found.values()
+    marked = [(s, r) for s, r, m in afl_records(afl) if m]
+    for other_aip, other_afl in others:
+        if other_aip != aip or [(s, r) for s, r, m in afl_records(other_afl) if m] != marked:
+            raise UsageError(
+                f"profile {profile.name}: DGIs 9104 and 9203 differ in the AIP or in the records "
+                "marked for ODA (one ICC certificate must serve both)"
+            )
+    return aip, afl
 
 
 @dataclass(frozen=True, slots=True)
