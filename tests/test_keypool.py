@@ -28,6 +28,7 @@ from cardperso.cli.keys import open_store
 from cardperso.cli.main import _register, cli
 from cardperso.crypto.primitives import unpad_method2
 from cardperso.crypto.rsa import RsaKey, rsa_sign_raw
+from cardperso.errors import KeyStoreError
 from cardperso.keystore.pool import IccKeyPool, PoolExhausted, PoolKeys, Reservation
 from cardperso.keystore.poolgen import fill, open_or_create
 from cardperso.keystore.software import SoftwareKeyStore, generate_file
@@ -351,3 +352,16 @@ def test_pkcs11_pool_is_encrypted_by_the_tokens_kek_in_each_worker(
     for i in range(4):
         qinv, dq, dp, q, p = (unpad_method2(hsm.unwrap("transport-kek", x)) for x in keys.parts(i))
         assert RsaKey.from_crt(keys.moduli[i], 3, p, q, dp, dq, qinv).bits == BITS
+
+
+def _broken_opener() -> SoftwareKeyStore:
+    raise KeyStoreError("the token is not there")
+
+
+def test_a_store_that_does_not_open_in_the_workers_fails_the_fill(
+    store_path: Path, tmp_path: Path
+) -> None:
+    pool = _new_pool(store_path, tmp_path / "p")
+    with pytest.raises(KeyStoreError, match="the token is not there"):
+        fill(pool, _broken_opener, count=4, workers=2)
+    assert pool.status().total == 0

@@ -69,19 +69,26 @@ def pool_record(store: KeyStore, kek: str, keys: list[RsaKey]) -> bytes:
 
 # -- worker processes ------------------------------------------------------------------------
 
-_STORE: KeyStore | None = None
+_STORE: KeyStore | BaseException | None = None
 _JOB: tuple[str, int, int] = ("", 0, 0)
 
 
 def _init_worker(opener: StoreOpener, kek: str, bits: int, exponent: int) -> None:
-    """A worker: Ctrl-C is the parent's business; open this process's own key store."""
+    """A worker: Ctrl-C is the parent's business; open this process's own key store. A store
+    that does not open is raised by the first task (a ``multiprocessing.Pool`` whose
+    initializer raises starts new workers for ever instead of failing)."""
     global _STORE, _JOB
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    _STORE = opener()
+    try:
+        _STORE = opener()
+    except Exception as exc:  # handed to the parent by _make_batch
+        _STORE = exc
     _JOB = (kek, bits, exponent)
 
 
 def _make_batch(n: int) -> bytes:
+    if isinstance(_STORE, BaseException):
+        raise _STORE
     assert _STORE is not None
     kek, bits, exponent = _JOB
     return pool_record(_STORE, kek, [rsa_generate(bits, exponent) for _ in range(n)])
