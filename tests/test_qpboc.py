@@ -161,3 +161,30 @@ def test_no_generate_ac_after_the_qpboc_answer(tmp_path: Path) -> None:
     pdol = H("20000080") + bytes(30)
     host.ok(b"\x80\xa8\x00\x00" + bytes((len(pdol) + 2, 0x83, len(pdol))) + pdol)
     assert host.send(b"\x80\xae\x40\x00\x21" + bytes(0x21))[1] == 0x6985
+
+
+def test_a_malformed_qpboc_template_is_refused_at_personalization(tmp_path: Path) -> None:
+    for n, template in enumerate(
+        [
+            # the public script's 9208: 9F10 whose length byte 0A promises 10 bytes, 1 follows
+            tlv.encode(0x82, H("0000")) + tlv.encode(0x9F10, H("07010103000000010A01")),
+            tlv.encode(0x94, H("08010100")) + tlv.encode(0x9F10, IAD),  # no AIP
+            tlv.encode(0x82, H("0000")) + tlv.encode(0x9F10, IAD[:7] + b"\x04" + IAD[8:]),  # SM4
+        ]
+    ):
+        (tmp_path / str(n)).mkdir()
+        host = Host(new_card(tmp_path / str(n)))
+        host.authenticate(0x03)
+        install_pboc(host)
+        assert host.install_for_perso(PBOC_AID) == 0x9000
+        assert host.store_data([(0x9207, template, False)])[0] == 0x6A80, n
+
+
+def test_get_data_9f5d_and_the_log_follow_the_purchase(tmp_path: Path) -> None:
+    c = card(tmp_path)
+    assert run(c, qpboc.qpboc_purchase(834)).cid == "TC"
+    host = Host(c)
+    host.ok(SELECT_PBOC)
+    assert tlv.parse_one(host.ok("80CA9F5D00")).value == H("000000004166")
+    log = host.ok("00B2015C00")  # SFI 11 record 1, format 9A 9F02 9C 9F36 (0E01's 9F4F)
+    assert log[3:9] == H("000000000834") and log[-2:] == b"\x00\x01"

@@ -85,6 +85,17 @@ def check_ec_consistency(d: PbocData) -> None:
     )
 
 
+def check_iad(value: bytes) -> None:
+    """A 9F10 in PBOC's layout (starting 07) must be whole - a length byte never promises
+    missing bytes - and name 3DES (the card makes no SM4 cryptogram): else 6A80."""
+    if value[:1] == b"\x07":
+        try:
+            iad = pboc_ac.IAD.decode(value)
+        except DecodeError:
+            raise Sw(SW_WRONG_DATA) from None
+        need(iad.algorithm == pboc_ac.ALGORITHM_3DES, SW_WRONG_DATA)
+
+
 def records(d: PbocData) -> dict[str, bytes]:
     """The record DGIs (SFI 1-10 ‖ record) READ RECORD answers."""
     return {k: v for k, v in d.dgis.items() if 0x01 <= int(k[:2], 16) <= 0x0A}
@@ -146,7 +157,10 @@ class PbocPersonalizer(Personalizer):
             d.dgis[key] = value
         elif dgi in (0x9102, 0x9103, 0x9104, 0x9203, 0x9207):
             need(not encrypted, SW_WRONG_DATA)
-            parse_tlvs(value)
+            items = tlv.to_dict(parse_tlvs(value))
+            if dgi == 0x9207:  # qPBOC: an AIP, and a 9F10 as whole as 9200's
+                need(len(items.get(0x82, b"")) == 2, SW_WRONG_DATA)
+                check_iad(items.get(0x9F10, b""))
             d.dgis[key] = value
         elif dgi == 0x9200:
             need(not encrypted, SW_WRONG_DATA)
@@ -155,12 +169,7 @@ class PbocPersonalizer(Personalizer):
                 need(item is not None, SW_WRONG_DATA)
                 assert item is not None
                 value = item.value
-            if value[:1] == b"\x07":
-                try:  # PBOC's layout must be whole (a length byte never promises missing bytes)
-                    iad = pboc_ac.IAD.decode(value)
-                except DecodeError:
-                    raise Sw(SW_WRONG_DATA) from None
-                need(iad.algorithm == pboc_ac.ALGORITHM_3DES, SW_WRONG_DATA)  # no SM4 AC here
+            check_iad(value)
             d.dgis[key] = value
         elif dgi == 0x8000:
             keys = plaintext(value, 48, encrypted)
