@@ -157,10 +157,10 @@ class PbocPersonalizer(Personalizer):
             d.dgis[key] = value
         elif dgi in (0x9102, 0x9103, 0x9104, 0x9203, 0x9207):
             need(not encrypted, SW_WRONG_DATA)
-            items = tlv.to_dict(parse_tlvs(value))
+            objects = tlv.to_dict(parse_tlvs(value))
             if dgi == 0x9207:  # qPBOC: an AIP, and a 9F10 as whole as 9200's
-                need(len(items.get(0x82, b"")) == 2, SW_WRONG_DATA)
-                check_iad(items.get(0x9F10, b""))
+                need(len(objects.get(0x82, b"")) == 2, SW_WRONG_DATA)
+                check_iad(objects.get(0x9F10, b""))
             d.dgis[key] = value
         elif dgi == 0x9200:
             need(not encrypted, SW_WRONG_DATA)
