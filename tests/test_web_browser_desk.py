@@ -21,13 +21,16 @@ from fixtures_desk import (
     CLERK2,
     CLERK2_PASSWORD,
     PEOPLE,
+    STANDARD_ID,
     accept,
     app_id_of,
     form_of,
     good_photo,
     small_photo,
+    to_ready,
 )
-from fixtures_web import SCREENSHOTS, Console, login_client
+from fixtures_web import SCREENSHOTS, Console, csrf_of, login_client
+from test_registry import run_cli
 from test_web_browser import _fetch, _login, _new_page, _shot
 
 browser = fixtures_web.browser  # the session's fixture, used by name
@@ -56,7 +59,6 @@ def test_a_clerk_accepts_an_application_bad_identity_number_then_good(
     driver, person = browser, PEOPLE[10]
     _login(driver, desk_console, "clerk1")
     driver.get(desk_console.url + "/desk")
-    _shot(driver, "desk-home")
     _new_page(driver, driver.find_element(By.ID, "new-application").click)
     assert driver.current_url == desk_console.url + "/desk/accept"
     # a wrong check character: the message appears while typing, before the form is sent
@@ -144,3 +146,40 @@ def test_the_same_clerk_is_refused_on_another_service_points_applicant(
     assert "another service point" in driver.find_element(By.ID, "refused").text
     assert mask_id(person["ssn"]) not in driver.page_source
     assert (SCREENSHOTS / "desk-refused.png").stat().st_size > 0
+
+
+def test_a_clerk_receives_the_box_records_a_collection_and_a_lost_card(
+    browser: Driver, desk_console: Console, tmp_path: Path
+) -> None:
+    driver, person = browser, PEOPLE[8]
+    clerk = login_client(desk_console, "clerk1")
+    app_id = app_id_of(accept(clerk, form_of(person), good_photo(8)))
+    csrf = csrf_of(clerk, "/desk")
+    for who in ("staff", "applicant"):
+        clerk.post("/desk/confirm", data={"csrf": csrf, "id": str(app_id), "who": who})
+    rows = to_ready(str(desk_console.db_path), PEOPLE, tmp_path)
+    card = {r["ssn"]: r["card_no"] for r in rows}[person["ssn"]]
+    out = run_cli("registry", "box", "pack", "--service-point", "SP01", "--manifest",
+                  str(tmp_path / "box.csv"), "--db", str(desk_console.db_path))  # fmt: skip
+    box = out.split()[1].rstrip(":")
+    _login(driver, desk_console, "clerk1")
+    driver.get(desk_console.url + "/desk")
+    assert card in driver.find_element(By.ID, "waiting").text
+    _shot(driver, "desk-home")
+    _new_page(driver, driver.find_element(By.ID, f"receive-{box}").click)
+    assert not driver.find_elements(By.ID, f"receive-{box}")
+    driver.find_element(By.LINK_TEXT, str(app_id)).click()
+    WebDriverWait(driver, 30).until(lambda d: d.find_elements(By.ID, "collect"))
+    driver.find_element(By.ID, "agent_id").send_keys(STANDARD_ID)
+    driver.find_element(By.ID, "to").send_keys("李四")
+    _new_page(driver, driver.find_element(By.ID, "collect").click)
+    assert driver.find_element(By.ID, "state").text == "issued"
+    history = driver.find_element(By.ID, "history").text
+    assert f"by agent {mask_id(STANDARD_ID)}" in history and STANDARD_ID not in driver.page_source
+    _new_page(driver, driver.find_element(By.ID, "suspend").click)
+    assert driver.find_element(By.ID, "state").text == "suspended"
+    _shot(driver, "desk-card-lost")
+    _new_page(driver, driver.find_element(By.ID, "restore").click)
+    assert driver.find_element(By.ID, "state").text == "issued"
+    events = [e.text for e in driver.find_elements(By.CSS_SELECTOR, "#history td.event")]
+    assert events[-3:] == ["issue", "suspend", "restore"]
