@@ -13,6 +13,7 @@ import html
 import io
 import re
 import sqlite3
+import zipfile
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -151,6 +152,7 @@ def test_office_forms_need_their_csrf_token(fresh: tuple[Console, Path]) -> None
         ("/office/audit/accept", {"application": "9"}),
         ("/office/audit/reject", {"application": "12", "reason": "photo is of someone else"}),
         ("/office/bank-requests", {}),
+        ("/office/export-batch", {"kind": "temporary"}),
     ):
         for token in ({}, {"csrf": "forged"}):
             r = client.post(path, data=data | token)
@@ -158,7 +160,8 @@ def test_office_forms_need_their_csrf_token(fresh: tuple[Console, Path]) -> None
     assert _state(db_path, 9) == ("accepted", "") and _state(db_path, 12) == ("accepted", "")
     with Database(db_path) as db:
         assert db.execute("SELECT COUNT(*) FROM reg_bank_requests WHERE sent_at IS NULL")[0][0] == 1
-    assert len(_audit_log(db_path, "csrf")) == 6
+        assert db.execute("SELECT COUNT(*) FROM reg_batches")[0][0] == 1
+    assert len(_audit_log(db_path, "csrf")) == 8
 
 
 # -- the audit queue ---------------------------------------------------------------------------
@@ -326,6 +329,45 @@ def test_comparison_requests_and_bank_requests_are_the_clis(
     with Database(db_path) as dbh:
         (sent,) = dbh.execute("SELECT sent_file FROM reg_bank_requests")[0]
     assert re.search(r"bank-requests-\d{8}T\d{6}Z\.csv$", str(sent))
+    assert not list((tmp_path / "tmp").iterdir())
+
+
+def test_the_batch_for_the_factory_is_the_clis_archive(
+    fresh: tuple[Console, Path], tmp_path: Path
+) -> None:
+    """`registry export-batch --temporary --out T1.zip` on a copy taken just before, and the
+    console's export: the same archive members, byte for byte (a zip's time stamps aside),
+    and the application in production once."""
+    console, db_path = fresh
+    before = _copy(db_path, tmp_path / "before.db")
+    client = login_client(console, "centre1")
+    csrf = csrf_of(client, "/office/files")
+    r = client.post("/office/export-batch", data={"csrf": csrf, "kind": "temporary", "batch": "T1"})
+    assert r.status_code == 200 and r.headers["content-type"] == "application/zip"
+    assert r.headers["content-disposition"] == 'attachment; filename="T1.zip"'
+    cli_zip = tmp_path / "T1.zip"
+    run_cli("registry", "export-batch", "--temporary", "--batch", "T1", "--out", str(cli_zip),
+            "--db", str(before), "--by", "web:centre1")  # fmt: skip
+    with zipfile.ZipFile(io.BytesIO(r.content)) as web, zipfile.ZipFile(cli_zip) as cli:
+        assert web.namelist() == cli.namelist() == ["T1.csv", web.namelist()[1]]
+        assert web.namelist()[1].startswith("photos/")
+        for member in cli.namelist():
+            assert web.read(member) == cli.read(member), member
+    with Database(db_path) as db:
+        (state,) = db.execute("SELECT state FROM reg_applications WHERE id = 1")[0]
+        assert state == "in_production"
+        assert db.execute("SELECT kind FROM reg_batches WHERE batch_no = 'T1'") == [("temporary",)]
+    assert ("centre1", "centre", "T1 (temporary)", "ok") in _audit_log(db_path, "export-batch")
+    for data, words in (
+        ({"kind": "temporary"}, "no application is account_failed: nothing to export"),
+        ({"kind": "standard"}, "no application is registered: nothing to export"),
+        ({"kind": "sporadic"}, "no sporadic application is registered"),
+        ({"kind": "everything"}, "kind 'everything': one of standard, sporadic, temporary"),
+        ({"kind": "standard", "batch": "../B2"}, "is 1-32 letters, digits, - or _"),
+        ({"kind": "standard", "batch": "B1"}, "batch B1 exists already"),
+    ):
+        r = client.post("/office/export-batch", data={"csrf": csrf} | data)
+        assert r.status_code == 400 and words in html.unescape(r.text), data
     assert not list((tmp_path / "tmp").iterdir())
 
 

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import datetime
 import os
+import re
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
@@ -41,6 +42,7 @@ from cardperso.registry import (
     lifecycle,
     lost,
     partners,
+    production,
     reports,
     store,
 )
@@ -366,9 +368,9 @@ def _produce(request: Request, writer: Writer, file: str = "out.csv") -> tuple[s
         return name, out.read_bytes()
 
 
-def _download(name: str, data: bytes) -> Response:
+def _download(name: str, data: bytes, media: str = "text/csv; charset=utf-8") -> Response:
     return Response(
-        data, media_type="text/csv; charset=utf-8",
+        data, media_type=media,
         headers={"Content-Disposition": f'attachment; filename="{name}"',
                  "Cache-Control": "private, no-store"},
     )  # fmt: skip
@@ -386,9 +388,19 @@ async def files_page(request: Request) -> Response:
     waiting_requests = int(
         db.execute("SELECT COUNT(*) FROM reg_bank_requests WHERE sent_at IS NULL")[0][0]
     )
+    counts = store.counts(db)
+    sporadic = len(
+        store.select_apps(db, "state = ? AND application_type = ?", (lifecycle.REGISTERED,
+                                                                     "sporadic"))
+    )  # fmt: skip
+    exportable = {
+        "standard": counts[lifecycle.REGISTERED],
+        "sporadic": sporadic,
+        "temporary": counts[lifecycle.ACCOUNT_FAILED],
+    }
     return _page(
         request, "office_files.html", batches=batches, groups=list(breakdown.GROUPS),
-        returned_units=returned_units, waiting_requests=waiting_requests,
+        returned_units=returned_units, waiting_requests=waiting_requests, exportable=exportable,
     )  # fmt: skip
 
 
@@ -426,6 +438,37 @@ async def bank_requests(request: Request) -> Response:
     return _download(name, data)
 
 
+#: The kinds of batch the factory is sent (``registry export-batch`` with no flag,
+#: ``--sporadic``, ``--temporary``).
+BATCH_KINDS: Final = ("standard", "sporadic", "temporary")
+
+
+@guarded("/office/export-batch", OFFICE)
+async def export_batch(request: Request) -> Response:
+    """The batch for the factory as one archive (``registry export-batch --out B.zip``: the
+    CSV and its photos, no path of the centre's disk): its applications go into production."""
+    form = await request.form()
+    kind = str(form.get("kind", "standard"))
+    if kind not in BATCH_KINDS:
+        raise UsageError(f"kind {kind!r}: one of {', '.join(BATCH_KINDS)}")
+    number = str(form.get("batch", "")).strip() or None
+    if number is not None and not re.fullmatch(r"[A-Za-z0-9_-]{1,32}", number):
+        raise DataError("is 1-32 letters, digits, - or _", field="batch")
+    made: list[str] = []
+
+    def write(db: Database, out: Path, _request: Request) -> str:
+        batch = production.export_batch(
+            db, out, actor=_actor(request), batch_no=number, temporary=kind == "temporary",
+            application_type="sporadic" if kind == "sporadic" else None,
+        )  # fmt: skip
+        made.append(batch.batch_no)
+        return f"{batch.batch_no}.zip"
+
+    name, data = _produce(request, write, f"{number or 'batch'}.zip")
+    _log(request, "export-batch", f"{made[0]} ({kind})")
+    return _download(name, data, "application/zip")
+
+
 ROUTES: Final[list[BaseRoute]] = [
     Route("/office/audit", audit_queue),
     Route("/office/photo", photo),
@@ -436,4 +479,5 @@ ROUTES: Final[list[BaseRoute]] = [
     Route("/office/files", files_page),
     Route("/office/file", file_download),
     Route("/office/bank-requests", bank_requests, methods=["POST"]),
+    Route("/office/export-batch", export_batch, methods=["POST"]),
 ]
