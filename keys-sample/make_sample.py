@@ -10,6 +10,13 @@ import-components``). ``gp-kmc`` and ``gp-kmc-aes`` are the GP test key too (pub
 vectors are computed from it); every other key is the first N bytes of
 SHA-256("cardperso sample key " + name), with DES odd parity for 3DES keys.
 
+The ODA test chain (RSA, e = 3, 1408 bits): ``oda-ca-A000000333-F1`` (the test CA, RID and
+index in its name) and ``oda-issuer``. Their primes are deterministic: for prime i of key
+``name``, the integer of SHA-256("cardperso sample rsa <name> <i> <counter>") blocks for
+counter 0, 1, ... (bits/2 bits, top two bits and bit 0 set), then the next value, stepping by
+2, that passes Miller-Rabin with the first 24 primes as bases and is 2 mod 3 (so e = 3 is
+invertible); p is the larger prime, qinv = q^-1 mod p (:func:`sample_rsa`).
+
 Run ``.venv/bin/python keys-sample/make_sample.py``: rewrites keys.json and prints the check values
 to paste into ``SAMPLE_KCVS`` (tests/test_keystore_sample.py checks both stay in step).
 """
@@ -18,11 +25,15 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 from pathlib import Path
 from typing import Any
 
 from cardperso.crypto import kcv, odd_parity
+from cardperso.crypto.rsa import RsaKey
 from cardperso.keystore.base import CEREMONY_KEY_SET, reference_key_set
+from cardperso.keystore.oda import ISSUER_KEY, RID_PBOC, TEST_CA_INDEX, ca_key_name
+from cardperso.keystore.rsakeys import rsa_entry
 
 GP_TEST_KEY = bytes(range(0x40, 0x50))
 #: The sample store keeps the 3DES transport KEK it was published with (new stores get AES).
@@ -47,6 +58,61 @@ def sample_value(name: str, algorithm: str, length: int) -> bytes:
     return odd_parity(value) if algorithm == "3DES" else value
 
 
+_BASES = (2, 3, 5, 7, 11, 13, 17, 19, 23, 29, 31, 37, 41, 43, 47, 53, 59, 61, 67, 71, 73, 79,
+          83, 89)  # fmt: skip
+
+#: The ODA sample chain: name -> (bits, purpose).
+SAMPLE_RSA_KEYS = {
+    ca_key_name(RID_PBOC, TEST_CA_INDEX): (1408, "ODA test certification authority (CAPK F1)"),
+    ISSUER_KEY: (1408, "ODA issuer key pair, certified by the test CA"),
+}
+
+
+def _probable_prime(n: int) -> bool:
+    if n < 2 or any(n % b == 0 for b in _BASES):
+        return n in _BASES
+    d, r = n - 1, 0
+    while d % 2 == 0:
+        d, r = d // 2, r + 1
+    for b in _BASES:
+        x = pow(b, d, n)
+        if x in (1, n - 1):
+            continue
+        for _ in range(r - 1):
+            x = pow(x, 2, n)
+            if x == n - 1:
+                break
+        else:
+            return False
+    return True
+
+
+def _sample_prime(name: str, i: int, bits: int) -> int:
+    stream = b""
+    counter = 0
+    while len(stream) * 8 < bits:
+        stream += hashlib.sha256(f"cardperso sample rsa {name} {i} {counter}".encode()).digest()
+        counter += 1
+    n = int.from_bytes(stream, "big") >> (len(stream) * 8 - bits)
+    n |= (3 << (bits - 2)) | 1
+    while not (n % 3 == 2 and _probable_prime(n)):
+        n += 2
+    return n
+
+
+def sample_rsa(name: str, bits: int) -> RsaKey:
+    """The deterministic sample RSA key pair ``name`` (rule in the module docstring)."""
+    a, b = _sample_prime(name, 0, bits // 2), _sample_prime(name, 1, bits // 2)
+    p, q = max(a, b), min(a, b)
+    d = pow(3, -1, (p - 1) * (q - 1) // math.gcd(p - 1, q - 1))
+    half = bits // 16
+    return RsaKey.from_crt(
+        (p * q).to_bytes(bits // 8, "big"), 3, p.to_bytes(half, "big"), q.to_bytes(half, "big"),
+        (d % (p - 1)).to_bytes(half, "big"), (d % (q - 1)).to_bytes(half, "big"),
+        pow(q, -1, p).to_bytes(half, "big"),
+    )  # fmt: skip
+
+
 def sample_document() -> dict[str, Any]:
     keys = {}
     for name, (algorithm, length, purpose) in sorted(
@@ -61,6 +127,9 @@ def sample_document() -> dict[str, Any]:
             "kcv": kcv(algorithm, value).hex().upper(),
             "purpose": purpose,
         }
+    for name, (bits, purpose) in SAMPLE_RSA_KEYS.items():
+        keys[name] = {**rsa_entry(sample_rsa(name, bits)), "purpose": purpose}
+    keys = dict(sorted(keys.items()))
     return {"format": "cardperso-keystore/1", "_warning": WARNING, "test_keys": True, "keys": keys}
 
 

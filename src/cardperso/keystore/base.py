@@ -45,7 +45,7 @@ SM2 key pairs (CA keys of the test PKI) are named like the other keys but are us
 from __future__ import annotations
 
 import abc
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from typing import Final, Literal, Protocol
@@ -358,6 +358,29 @@ class KeyStore(abc.ABC):
         """Create a fresh SM2 key pair named ``name``."""
         raise KeyStoreError(f"{self.location} cannot hold SM2 key pairs (key {name!r})")
 
+    # -- RSA key pairs (the ODA CA and issuer keys, cardperso.keystore.oda) ----------------------
+
+    def rsa_names(self) -> list[str]:
+        """Names of the RSA key pairs, sorted (a namespace of their own: :meth:`names` lists
+        the keys the symmetric and SM2 operations use)."""
+        return []
+
+    def rsa_signer(self, name: str) -> Callable[[bytes], bytes]:
+        """The raw private operation of the RSA key pair ``name`` (a block as long as the
+        modulus in, its signature out; EMV's formats need no padding): in the token for
+        PKCS#11 (``C_Sign`` with ``CKM_RSA_X_509``)."""
+        raise KeyStoreError(f"{self.location} holds no RSA key pairs (key {name!r})")
+
+    def rsa_public_key(self, name: str) -> tuple[bytes, int]:
+        """(modulus, public exponent) of the RSA key pair ``name``."""
+        raise KeyStoreError(f"{self.location} holds no RSA key pairs (key {name!r})")
+
+    def generate_rsa_key(
+        self, name: str, bits: int, exponent: int = 3, *, replace: bool = False
+    ) -> KeyInfo:
+        """Create a fresh RSA key pair named ``name`` (inside the token for PKCS#11)."""
+        raise KeyStoreError(f"{self.location} cannot hold RSA key pairs (key {name!r})")
+
 
 # -- the reference key set and the production guard -------------------------------------------
 
@@ -474,6 +497,9 @@ SAMPLE_KCVS: Final[dict[str, str]] = {
     "gp-transport-aes": "504A77",
     "native-transport": "8EB0E2",
     "native-transport-3des": "8BAF47",
+    # the ODA sample chain (RSA; check value SHA-1(modulus ‖ exponent)[:3], keystore/rsakeys.py)
+    "oda-ca-A000000333-F1": "E6DAC5",
+    "oda-issuer": "C501D1",
 }
 
 
@@ -511,7 +537,7 @@ def production_guard(store: KeyStore, *, allow_software_store: bool = False) -> 
             f"production refuses a software key store ({store.location}); "
             "use the HSM store or pass the explicit override"
         )
-    for name in store.names():
+    for name in [*store.names(), *store.rsa_names()]:
         info = store.info(name)
         if info.is_sample:
             raise KeyStoreError(f"production refuses key {name!r}: it is a published sample key")

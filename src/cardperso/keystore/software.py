@@ -33,12 +33,13 @@ import json
 import logging
 import os
 import stat
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any, Final
 
 from cardperso.crypto import primitives as cp
 from cardperso.crypto.primitives import SecretKey
+from cardperso.crypto.rsa import RsaKey
 from cardperso.crypto.sm2 import Sm2PrivateKey, Sm2Signer, check_value
 from cardperso.errors import KeyStoreError, UsageError
 from cardperso.keystore.base import (
@@ -57,6 +58,8 @@ from cardperso.keystore.base import (
     key_problem,
     reference_key_set,
 )
+from cardperso.keystore.oda import create_chain
+from cardperso.keystore.rsakeys import RSA, RsaKeyHolder, load_rsa_entry, rsa_entry
 from cardperso.keystore.sm2keys import load_sm2_entry, sm2_entry
 from cardperso.outputs import atomic_write_text
 
@@ -186,6 +189,7 @@ class SoftwareKeyStore(KeyStore):
         purposes: Mapping[str, str] | None = None,
         comments: Mapping[str, str] | None = None,
         sm2_keys: Mapping[str, Sm2PrivateKey] | None = None,
+        rsa_keys: Mapping[str, RsaKey] | None = None,
     ) -> None:
         self._keys: dict[str, SecretKey] = {}
         for key in keys:
@@ -195,7 +199,9 @@ class SoftwareKeyStore(KeyStore):
                 raise KeyStoreError(f"key {key.name!r} appears twice")
             self._keys[key.name] = key
         self._sm2: dict[str, Sm2PrivateKey] = dict(sm2_keys or {})
-        both = sorted(set(self._sm2) & set(self._keys))
+        self._rsa = RsaKeyHolder()
+        self._rsa.pairs.update(rsa_keys or {})
+        both = sorted((set(self._sm2) | set(self._rsa.pairs)) & set(self._keys))
         if both:
             raise KeyStoreError(f"key {both[0]!r} appears twice")
         self.test_keys = test_keys
@@ -252,25 +258,35 @@ class SoftwareKeyStore(KeyStore):
             raise KeyStoreError(f"{where}: unknown top-level field(s) {', '.join(unknown)}")
         keys: list[SecretKey] = []
         sm2_keys: dict[str, Sm2PrivateKey] = {}
+        rsa_keys: dict[str, RsaKey] = {}
         purposes: dict[str, str] = {}
         for name, entry in entries.items():
             if isinstance(entry, dict) and entry.get("algorithm") == "SM2" and name:
                 sm2_keys[name] = load_sm2_entry(where, name, entry)
+            elif isinstance(entry, dict) and entry.get("algorithm") == RSA and name:
+                rsa_keys[name] = load_rsa_entry(where, name, entry)
             else:
                 keys.append(_load_entry(where, name, entry))
             if isinstance(entry, dict) and isinstance(entry.get("purpose"), str):
                 purposes[name] = entry["purpose"]
         comments = {k: v for k, v in doc.items() if k.startswith("_") and isinstance(v, str)}
         return cls(
-            keys, test_keys=test_keys, purposes=purposes, comments=comments, sm2_keys=sm2_keys
+            keys,
+            test_keys=test_keys,
+            purposes=purposes,
+            comments=comments,
+            sm2_keys=sm2_keys,
+            rsa_keys=rsa_keys,
         )
 
     def to_document(self) -> dict[str, Any]:
         """The JSON document, **with key values in clear** (for :meth:`save` only)."""
-        keys: dict[str, dict[str, str]] = {}
-        for name in self.names():
+        keys: dict[str, dict[str, Any]] = {}
+        for name in sorted([*self.names(), *self.rsa_names()]):
             if name in self._sm2:
                 entry = sm2_entry(self._sm2[name])
+            elif name in self._rsa.pairs:
+                entry = rsa_entry(self._rsa.pairs[name])
             else:
                 key = self._keys[name]
                 entry = {
@@ -338,25 +354,31 @@ class SoftwareKeyStore(KeyStore):
     def names(self) -> list[str]:
         return sorted([*self._keys, *self._sm2])
 
+    def rsa_names(self) -> list[str]:
+        return sorted(self._rsa.pairs)
+
     def info(self, name: str) -> KeyInfo:
         if name in self._sm2:
             kcv = check_value(self._sm2[name].public_key)
             return KeyInfo(name, "SM2", kcv, self.location, self.test_keys)
+        if name in self._rsa.pairs:
+            return self._rsa.info(name, self.location, self.test_keys)
         key = self._key(name)
         return KeyInfo(name, key.algorithm, key.kcv(), self.location, self.test_keys)
 
     def purpose(self, name: str) -> str:
         """The free-text purpose recorded for ``name`` (empty when none)."""
-        if name not in self._sm2:
+        if name not in self._sm2 and name not in self._rsa.pairs:
             self._key(name)
         return self._purposes.get(name, "")
 
     def close(self) -> None:
         self._keys.clear()
         self._sm2.clear()
+        self._rsa.pairs.clear()
 
     def __repr__(self) -> str:
-        count = len(self._keys) + len(self._sm2)
+        count = len(self._keys) + len(self._sm2) + len(self._rsa.pairs)
         return f"<SoftwareKeyStore {self.location} keys={count} test={self.test_keys}>"
 
     def _key(self, name: str) -> SecretKey:
@@ -542,6 +564,24 @@ class SoftwareKeyStore(KeyStore):
             self.save()
         return self.info(name)
 
+    def rsa_signer(self, name: str) -> Callable[[bytes], bytes]:
+        return self._rsa.signer(name, self.location)
+
+    def rsa_public_key(self, name: str) -> tuple[bytes, int]:
+        return self._rsa.public_key(name, self.location)
+
+    def generate_rsa_key(
+        self, name: str, bits: int, exponent: int = 3, *, replace: bool = False
+    ) -> KeyInfo:
+        if name in [*self.names(), *self.rsa_names()] and not replace:
+            raise KeyStoreError(f"key {name!r} already exists in {self.location}")
+        self._keys.pop(name, None)
+        self._sm2.pop(name, None)
+        self._rsa.generate(name, bits, exponent)
+        if self.path is not None:
+            self.save()
+        return self.info(name)
+
     def generate_key(
         self, name: str, algorithm: str, length: int = 16, *, replace: bool = False
     ) -> KeyInfo:
@@ -559,9 +599,12 @@ def generate_file(
     spec: Mapping[str, tuple[str, int]] | None = None,
     kek_algorithm: str = DEFAULT_KEK_ALGORITHM,
 ) -> SoftwareKeyStore:
-    """Write a store of fresh random keys (the reference key set unless ``spec``) to ``path``
-    (mode 0600, ``test_keys`` false); refuses an existing file unless ``overwrite``."""
+    """Write a store of fresh random keys (the reference key set unless ``spec``, then with its
+    own ODA test CA and issuer key pair, :func:`cardperso.keystore.oda.create_chain`) to
+    ``path`` (mode 0600, ``test_keys`` false); refuses an existing file unless ``overwrite``."""
     store = SoftwareKeyStore.generate(spec, kek_algorithm=kek_algorithm)
+    if spec is None:
+        create_chain(store)
     store.save(path, overwrite=overwrite)
     return store
 

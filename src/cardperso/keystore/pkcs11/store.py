@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
-from collections.abc import Collection, Iterator, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from typing import Any, Final, Literal
 
 from pkcs11 import Attribute, KeyType, Mechanism, MechanismFlag, ObjectClass
@@ -12,6 +12,7 @@ from pkcs11 import exceptions as p11e
 
 from cardperso.crypto import SecretKey, equal, odd_parity, pad_method2, unpad_method2
 from cardperso.crypto import kcv as soft_kcv
+from cardperso.crypto.kcvbatch import kcv_3des_blob
 from cardperso.errors import KeyStoreError, UsageError
 from cardperso.keystore.base import (
     DEFAULT_KEK,
@@ -26,6 +27,7 @@ from cardperso.keystore.base import (
     SessionKeyMethod,
     check_key,
 )
+from cardperso.keystore.pkcs11 import rsa as p11rsa
 from cardperso.keystore.pkcs11.data import (
     cmac_subkey1,
     emv_a_data,
@@ -54,6 +56,7 @@ from cardperso.keystore.pkcs11.token import (
     retail_mac,
     why,
 )
+from cardperso.keystore.rsakeys import rsa_check_value
 
 log = logging.getLogger("cardperso.keystore.pkcs11")
 
@@ -74,6 +77,15 @@ class _TokenSessionKey:
 
     def encrypt_block(self, block: bytes) -> bytes:
         return only_bytes(self._sk.encrypt(block, mechanism=Mechanism.DES3_ECB))
+
+
+def _check_values(algorithm: str, size: int, clear: bytes, keys: list[bytes]) -> list[bytes]:
+    """The check values of a chunk's per-card keys: double-length 3DES keys (every derivation
+    but GP kdf3) in one vectorized pass (:func:`kcv_3des_blob`), others one by one."""
+    if algorithm == "3DES" and size == 16:
+        blob = kcv_3des_blob(clear)
+        return [blob[i : i + 3] for i in range(0, len(blob), 3)]
+    return [soft_kcv(algorithm, k) for k in keys]
 
 
 class Pkcs11KeyStore(KeyStore):
@@ -215,7 +227,25 @@ class Pkcs11KeyStore(KeyStore):
                 out.add(label[len(self._prefix) :])
         return sorted(out)
 
+    def rsa_names(self) -> list[str]:
+        by_label = {v: k for k, v in self._labels.items()}
+        out = set()
+        for label in p11rsa.private_labels(self._session):  # RSA pairs (ODA CA, issuer)
+            if label in by_label:
+                out.add(by_label[label])
+            elif label.startswith(self._prefix) and label[len(self._prefix) :]:
+                out.add(label[len(self._prefix) :])
+        return sorted(out)
+
     def info(self, name: str) -> KeyInfo:
+        if name not in self._info and self._cached(self._label(name)) is None:
+            pair = p11rsa.find_pair(self._session, self._label(name))
+            if pair is not None:
+                modulus, exponent = p11rsa.public_key(pair[1])
+                self._info[name] = KeyInfo(
+                    name, "RSA", rsa_check_value(modulus, exponent),
+                    f"{self.location}/{self._label(name)}", pair[0][Attribute.ID] == TEST_KEY_ID,
+                )  # fmt: skip
         if name not in self._info:
             obj = self._key(name)
             algorithm = self._algorithm(obj)
@@ -360,7 +390,7 @@ class Pkcs11KeyStore(KeyStore):
                 clear[:] = b"".join(clear[o : o + out_len] for o in range(0, len(clear), step))
             size = out_len or (len(datas[0]) if datas else 0)
             keys = [bytes(clear[o : o + size]) for o in range(0, len(clear), size)]
-            checks = [soft_kcv(algorithm, k) for k in keys]
+            checks = _check_values(algorithm, size, bytes(clear), keys)
             if kek is None:
                 return [DerivedKey(algorithm, c, None, k) for c, k in zip(checks, keys)]
             if size % BLOCK[self.info(kek).algorithm]:
@@ -546,6 +576,11 @@ class Pkcs11KeyStore(KeyStore):
 
     def delete_key(self, name: str) -> None:
         """Destroy ``name`` (and its companion objects) in the token: key retirement."""
+        if p11rsa.find_pair(self._session, self._label(name)) is not None:
+            p11rsa.destroy_pair(self._session, self._label(name))
+            self._info.pop(name, None)
+            log.info("deleted RSA key %r from %s", name, self.location)
+            return
         self._key(name)
         self._make_room(name, True)
         log.info("deleted key %r from %s", name, self.location)
@@ -587,6 +622,35 @@ class Pkcs11KeyStore(KeyStore):
             self._make_room(key.name, True)
             raise KeyStoreError(f"key {key.name!r} in the token does not match its check value")
         log.info("imported key %r (%s, KCV %s) into %s", key.name, key.algorithm,
+                 info.kcv.hex().upper(), self.location)  # fmt: skip
+        return info
+
+    # -- RSA key pairs (keystore/pkcs11/rsa.py): generated and used in the token ---------------
+
+    def _rsa_pair(self, name: str) -> tuple[Any, Any]:
+        pair = p11rsa.find_pair(self._session, self._label(name))
+        if pair is None:
+            raise KeyStoreError(f"no RSA key pair {name!r} in {self.location}")
+        return pair
+
+    def rsa_signer(self, name: str) -> Callable[[bytes], bytes]:
+        return p11rsa.raw_signer(self._rsa_pair(name)[0], name)
+
+    def rsa_public_key(self, name: str) -> tuple[bytes, int]:
+        return p11rsa.public_key(self._rsa_pair(name)[1])
+
+    def generate_rsa_key(
+        self, name: str, bits: int, exponent: int = 3, *, replace: bool = False
+    ) -> KeyInfo:
+        label = self._label(name)
+        if p11rsa.find_pair(self._session, label) is not None:
+            if not replace:
+                raise KeyStoreError(f"key {name!r} already exists in {self.location}")
+            p11rsa.destroy_pair(self._session, label)
+        self._info.pop(name, None)
+        p11rsa.generate_pair(self._session, label, bits, exponent, False)
+        info = self.info(name)
+        log.info("generated RSA key %r (%d bits, KCV %s) in %s", name, bits,
                  info.kcv.hex().upper(), self.location)  # fmt: skip
         return info
 
