@@ -8,6 +8,7 @@ from __future__ import annotations
 import csv
 import os
 import pickle
+import types
 from collections import Counter
 from pathlib import Path
 
@@ -15,7 +16,7 @@ import pytest
 
 from cardperso.errors import DataError
 from cardperso.keystore.software import SoftwareKeyStore
-from cardperso.prep import container, templates
+from cardperso.prep import container
 from cardperso.prep.input import MAX_LINE_BYTES, open_input
 from cardperso.prep.pipeline import PrepOptions, prepare, validate_only
 from cardperso.prep.synth import COLUMNS, make_batch, records
@@ -110,19 +111,37 @@ def test_missing_columns_name_the_header(tmp_path: Path) -> None:
 
 
 def test_template_helpers_for_long_records() -> None:
-    assert [templates._ber_len(n).hex() for n in (0, 0x7F, 0x80, 0xFF, 0x100)] == [
-        "00",
-        "7f",
-        "8180",
-        "81ff",
-        "820100",
-    ]
-    assert templates._dgi_70(b"\x03\x02", 200).hex() == "0302cb" + "7081c8"
-    assert templates._fit("0102", "b", 2, "photo") == bytes.fromhex("0102")
-    with pytest.raises(Reject) as exc:
-        templates._fit("zz", "b", 4, "photo")
-    assert exc.value.field == "photo"
-    assert exc.value.reason.startswith("does not fit its card record: ")
+    """DGI 0302 over 127 bytes takes the 2-byte BER length inside its 70 template (81 xx), and
+    a variable-length source that does not fit its card record is refused naming the field."""
+    from cardperso.codec.dgi import parse_dgis
+    from cardperso.prep.build import _fit_slot, pboc_dgis
+    from cardperso.profiles.loader import load_profile
+
+    profile = load_profile("ssc3-pboc")
+    values = {
+        "pan": "6228480000000000000",
+        "pan_seq": "01",
+        "expiry_date": "20360115",
+        "issue_date": "20260115",
+        "name_latin": "A" * 26,
+        "name_head": "阿" * 25,
+        "ssn": "360426199101010071",
+        "ec": (0, 15000, 1000, 1500),
+    }
+    values["name_head"] = values["name_head"].encode("gbk")  # 50 bytes
+    blob = pboc_dgis(profile, values, bytes(48), bytes(9), bytes(8))
+    r0302 = dict(parse_dgis(blob))[0x0302]
+    assert r0302[:2].hex() == "7081" and r0302[2] >= 0x80 and len(r0302) == 3 + r0302[2]
+    short = pboc_dgis(
+        profile, values | {"name_latin": "", "name_head": b"AB"}, bytes(48), bytes(9), bytes(8)
+    )
+    assert dict(parse_dgis(short))[0x0302][:1] == b"\x70"
+    fit = _fit_slot("photo", "b", 2)
+    cards = types.SimpleNamespace(n=2, text={"photo": ["0102", "zz"]})
+    mat, bad = fit(cards)  # type: ignore[arg-type]
+    assert mat[0].tobytes() == bytes.fromhex("0102")
+    assert [(i, f) for i, f, _r in bad] == [(1, "photo")]
+    assert bad[0][2].startswith("does not fit its card record: ")
 
 
 def test_frame_carries_length_line_body_and_mac() -> None:

@@ -23,10 +23,11 @@ from cardperso.codec.dgi import parse_dgis
 from cardperso.codec.fields import card_id_tail
 from cardperso.errors import ProfileError
 from cardperso.keystore.software import SoftwareKeyStore
+from cardperso.prep.build import ChunkBuilder
+from cardperso.prep.cards import cards_of
 from cardperso.prep.container import iter_records, read_header
 from cardperso.prep.pipeline import PrepOptions, prepare
 from cardperso.prep.synth import make_batch, make_photo
-from cardperso.prep.templates import SsseTemplate
 from cardperso.prep.validate import Validator
 from cardperso.profiles.loader import load_profile
 from cardperso.sim.inprocess import InProcessTransport
@@ -47,7 +48,8 @@ def _profile_with(tmp_path: Path, old: str, new: str) -> Any:
 def _card_id(profile: Any, tmp_path: Path) -> bytes:
     (tmp_path / "p.jpg").write_bytes(make_photo(random.Random(1)))
     v = Validator(profile, tmp_path).check(known_record() | {"photo": "p.jpg"})
-    dgis = dict(parse_dgis(SsseTemplate(profile).clear_dgis(v)))
+    cards = cards_of(Validator(profile, tmp_path), [known_record() | {"photo": "p.jpg"}])
+    dgis = dict(parse_dgis(ChunkBuilder(profile).ssse_clear(cards)[0]))
     assert dgis[0x0501][:2] == b"\x01\x10"
     card_id: bytes = dgis[0x0501][2:]
     assert card_id == v["card_id"]

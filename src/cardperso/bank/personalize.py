@@ -8,7 +8,7 @@ How this works
    serial, which finds the card's account row (:class:`~cardperso.bank.accounts.AccountBatch`);
 2. the card's PBOC DGIs are built with the **bank's** keys: card master keys by EMV option A
    from the bank's issuer master keys, derived inside the bank's store and wrapped under the
-   bank's KEK; the records from :class:`cardperso.prep.templates.PbocTemplate` of the bank
+   bank's KEK; the records from :func:`cardperso.prep.build.pboc_dgis` of the bank
    profile (the same template data preparation uses);
 3. SELECT the bank's SSD and open SCP02 with the batch's transport keys; PUT KEY replaces them
    with per-card keys diversified from the bank's KMC and the card's KDD (key version
@@ -60,8 +60,8 @@ from cardperso.errors import (
     UsageError,
 )
 from cardperso.keystore.base import DEFAULT_KEK, KeyStore
+from cardperso.prep.build import pboc_dgis
 from cardperso.prep.keys import pin_block, seeded_pin
-from cardperso.prep.templates import PbocTemplate
 from cardperso.protocol.storedata import DgiItem, StoreDataConventions
 
 __all__ = [
@@ -123,10 +123,9 @@ def pboc_items(rec: AccountRecord, plan: BankPlan, store: KeyStore) -> list[tupl
     pin = rec.pin or seeded_pin(plan.pin_seed, rec.ssn, plan.two.bank.pin.length)
     aligned = store.info(plan.kek).algorithm == "3DES"  # an 8-byte block is a whole 3DES block
     wrapped_pin = store.wrap(plan.kek, pin_block(pin), pad=not aligned)
-    template = PbocTemplate(plan.two.bank)
-    blob = template.dgis(
-        rec.template_values(), ac.data + smi.data + smc.data, ac.kcv + smi.kcv + smc.kcv,
-        wrapped_pin,
+    blob = pboc_dgis(
+        plan.two.bank, rec.template_values(), ac.data + smi.data + smc.data,
+        ac.kcv + smi.kcv + smc.kcv, wrapped_pin,
     )  # fmt: skip
     return list(parse_dgis(blob))
 

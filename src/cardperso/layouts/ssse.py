@@ -57,6 +57,7 @@ __all__ = [
     "SsseFci",
     "override",
     "record_file",
+    "record_template",
 ]
 
 M = TypeVar("M")
@@ -303,6 +304,16 @@ class _Record(cs.Construct):  # type: ignore[misc]
 
     def _sizeof(self, context: Any, path: str) -> int:
         return 2 + self.spec.length
+
+
+def record_template(tag: int, length: int, fmt: str, value: Any = None) -> bytes:
+    """One record's simple TLV ``tag | length | value`` built by the record construct: the
+    record of a profile whose value is the same on every card (*value* in format *fmt*), or,
+    with *value* None, the record with a zero value that batch preparation fills per card at
+    offset 2 (the construct is the one definition of the record's bytes)."""
+    if value is None:
+        return bytes(_Record(RecordSpec(1, tag, "value", length, "b")).build(bytes(length)))
+    return bytes(_Record(RecordSpec(1, tag, "value", length, fmt)).build(value))
 
 
 # --- the record-file layout ----------------------------------------------------------------------

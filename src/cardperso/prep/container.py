@@ -27,6 +27,10 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import IO
 
+import numpy as np
+from numpy.typing import NDArray
+
+from cardperso.codec.columns import Var, assemble, var_of
 from cardperso.crypto import ecb_encrypt
 from cardperso.errors import DecodeError, KeyStoreError, MacMismatch, UsageError
 from cardperso.keystore import KeyStore
@@ -36,6 +40,7 @@ from cardperso.outputs import AtomicFile
 __all__ = [
     "BatchKeys",
     "PersoWriter",
+    "RecordMacs",
     "VerifyResult",
     "batch_keys",
     "file_key",
@@ -44,6 +49,7 @@ __all__ = [
     "open_body",
     "read_header",
     "record_mac",
+    "seal_chunk",
     "seal_many",
     "verify",
 ]
@@ -91,7 +97,8 @@ def file_key(
 
 
 _CTR_TABLE = b"".join(j.to_bytes(8, "big") for j in range(4096))
-_SEAL_GROUP = 64
+#: Records sealed per AES call: the temporaries stay a few MB whatever the chunk size.
+_SEAL_GROUP = 4096
 
 
 def _counters(n: int) -> bytes:
@@ -100,40 +107,47 @@ def _counters(n: int) -> bytes:
     return b"".join(j.to_bytes(8, "big") for j in range(n))
 
 
-def seal_many(keys: BatchKeys, items: list[tuple[int, bytes]]) -> list[tuple[bytes, bytes]]:
-    """Encrypt many record contents at once: (nonce, ciphertext) for each (line, content).
+def seal_chunk(keys: BatchKeys, lines: NDArray[np.int64], content: Var) -> Var:
+    """Encrypt the record contents of a chunk at once (one AES-ECB call per group of records).
 
     AES-CTR with the counter block ``nonce ‖ block number`` (64-bit, from 0); the nonce is the
     record's input line (unique in a file; the content key is unique per input file), so the
-    output is deterministic. The keystream of all records comes from one AES-ECB call over
-    their counter blocks."""
-    if len(items) > _SEAL_GROUP:
-        # groups of records keep the temporaries small (a few MB) whatever the chunk size
-        out: list[tuple[bytes, bytes]] = []
-        for start in range(0, len(items), _SEAL_GROUP):
-            out += seal_many(keys, items[start : start + _SEAL_GROUP])
-        return out
+    output is deterministic. Returns each ciphertext with the keystream of its last block
+    whole (padded to 16 bytes): the first ``len(content)`` bytes of each are the ciphertext
+    (:class:`cardperso.codec.columns.Cut` takes them when the records are framed)."""
+    n = len(lines)
+    if n > _SEAL_GROUP:
+        parts = []
+        starts = np.concatenate(([0], np.cumsum(content.lengths)))
+        for a in range(0, n, _SEAL_GROUP):
+            b = min(n, a + _SEAL_GROUP)
+            sub = Var(content.data[starts[a] : starts[b]], content.lengths[a:b])
+            parts.append(seal_chunk(keys, lines[a:b], sub).data)
+        return Var(np.concatenate(parts), content.lengths)
+    if n == 0:
+        return content
+    blocks = (content.lengths + 15) >> 4
+    pad = (blocks << 4) - content.lengths
+    padded = assemble(n, [content, Var(np.zeros(int(pad.sum()), np.uint8), pad)])
+    total = int(blocks.sum())
+    counter = np.empty((total, 2), ">u8")
+    counter[:, 0] = np.repeat(np.asarray(lines, np.uint64), blocks)
+    first = np.repeat(np.cumsum(blocks) - blocks, blocks)
+    counter[:, 1] = np.arange(total) - first
+    stream = np.frombuffer(ecb_encrypt("AES", keys.content, counter.tobytes()), np.uint8)
+    return Var(padded.data ^ stream, blocks << 4)
+
+
+def seal_many(keys: BatchKeys, items: list[tuple[int, bytes]]) -> list[tuple[bytes, bytes]]:
+    """(nonce, ciphertext) for each (line, content): :func:`seal_chunk` for a list."""
     if not items:
         return []
-    nonces = [line.to_bytes(8, "big") for line, _content in items]
-    sizes = [(len(content) + 15) >> 4 for _line, content in items]
-    total = sum(sizes)
-    # counter blocks of every record, interleaved in bulk: nonce_i ‖ block number
-    blocks = bytearray(16 * total)
-    q = memoryview(blocks).cast("Q")
-    q[0::2] = memoryview(b"".join([n * k for n, k in zip(nonces, sizes)])).cast("Q")
-    q[1::2] = memoryview(b"".join([_counters(k) for k in sizes])).cast("Q")
-    stream = ecb_encrypt("AES", keys.content, bytes(blocks))
-    plain = b"".join([c + bytes(16 * k - len(c)) for (_l, c), k in zip(items, sizes)])
-    mixed = (int.from_bytes(plain, "little") ^ int.from_bytes(stream, "little")).to_bytes(
-        len(plain), "little"
-    )
-    sealed: list[tuple[bytes, bytes]] = []
-    pos = 0
-    for (_line, content), nonce, k in zip(items, nonces, sizes):
-        sealed.append((nonce, mixed[pos : pos + len(content)]))
-        pos += 16 * k
-    return sealed
+    lines = np.array([line for line, _c in items], np.int64)
+    sealed = seal_chunk(keys, lines, var_of([c for _l, c in items]))
+    return [
+        (line.to_bytes(8, "big"), c[: len(content)])
+        for (line, content), c in zip(items, sealed.items())
+    ]
 
 
 def open_sealed(keys: BatchKeys, nonce: bytes, sealed: bytes) -> bytes:
@@ -167,10 +181,31 @@ def open_body(keys: BatchKeys, body: bytes) -> pf.PersoRecordBody:
     )
 
 
+class RecordMacs:
+    """Record MACs ``HMAC-SHA-256(K, "R" ‖ line ‖ SHA-256(body))[:16]`` with the key's HMAC
+    pads hashed once (RFC 2104), so a record costs two hash copies, not a new HMAC."""
+
+    def __init__(self, key: bytes) -> None:
+        k = hashlib.sha256(key).digest() if len(key) > 64 else key
+        k = k.ljust(64, b"\0")
+        self._inner = hashlib.sha256(k.translate(_IPAD))
+        self._outer = hashlib.sha256(k.translate(_OPAD))
+
+    def mac(self, line: int, body: bytes | memoryview) -> bytes:
+        i = self._inner.copy()
+        i.update(b"R" + _SEQ.pack(line) + hashlib.sha256(body).digest())
+        o = self._outer.copy()
+        o.update(i.digest())
+        return o.digest()[:16]
+
+
+_IPAD = bytes(b ^ 0x36 for b in range(256))
+_OPAD = bytes(b ^ 0x5C for b in range(256))
+
+
 def record_mac(key: bytes, line: int, body: bytes) -> bytes:
     """The 16-byte MAC of the record from input *line* with *body*."""
-    msg = b"R" + _SEQ.pack(line) + hashlib.sha256(body).digest()
-    return hmac.digest(key, msg, "sha256")[:16]
+    return RecordMacs(key).mac(line, body)
 
 
 def frame(key: bytes, line: int, body: bytes) -> bytes:

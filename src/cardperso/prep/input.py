@@ -39,7 +39,7 @@ import json
 import os
 import re
 import stat
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import IO, Any
 
@@ -53,9 +53,11 @@ __all__ = [
     "MAX_RECORD_LINES",
     "Chunk",
     "InputFile",
+    "Parsed",
     "ends_quoted",
     "open_input",
     "parse_chunk",
+    "parse_columns",
 ]
 
 #: The longest physical line (bytes, without its line end). A good record is a few hundred
@@ -508,7 +510,7 @@ def _json_record(text: str) -> dict[str, Any]:
     return out
 
 
-def _fast_csv(chunk: Chunk) -> list[tuple[int, dict[str, Any] | Reject]] | None:
+def _fast_csv_rows(chunk: Chunk) -> list[tuple[int, list[str] | Reject]] | None:
     """The common case in one pass of :mod:`csv` over the whole piece: valid UTF-8, no NULs or
     bare CRs, no records judged by the reader, every record on one line. None when the piece
     needs the record-by-record path (which gives the same results, more slowly)."""
@@ -527,7 +529,7 @@ def _fast_csv(chunk: Chunk) -> list[tuple[int, dict[str, Any] | Reject]] | None:
     columns = chunk.columns
     ncol = len(columns)
     line = chunk.first_line
-    out: list[tuple[int, dict[str, Any] | Reject]] = []
+    out: list[tuple[int, list[str] | Reject]] = []
     reader = csv.reader(io.StringIO(text))
     before = 0
     try:
@@ -540,13 +542,22 @@ def _fast_csv(chunk: Chunk) -> list[tuple[int, dict[str, Any] | Reject]] | None:
                 if quoted:
                     return None  # blank, or a record of one empty quoted field ("")?
             elif len(row) == ncol:
-                out.append((line, dict(zip(columns, row))))
+                out.append((line, row))
             else:
                 out.append((line, Reject(ROW, f"has {len(row)} fields, the header has {ncol}")))
             line += 1
     except csv.Error:
         return None
     return out
+
+
+def _fast_csv(chunk: Chunk) -> list[tuple[int, dict[str, Any] | Reject]] | None:
+    """:func:`_fast_csv_rows` with each row as a record ``dict``."""
+    rows = _fast_csv_rows(chunk)
+    if rows is None:
+        return None
+    columns = chunk.columns
+    return [(line, r if isinstance(r, Reject) else dict(zip(columns, r))) for line, r in rows]
 
 
 def parse_chunk(chunk: Chunk) -> Iterator[tuple[int, dict[str, Any] | Reject]]:
@@ -605,3 +616,56 @@ def parse_chunk(chunk: Chunk) -> Iterator[tuple[int, dict[str, Any] | Reject]]:
                 yield line, Reject(ROW, f"has {len(row)} fields, the header has {ncol}")
             continue
         yield line, dict(zip(columns, row))
+
+
+@dataclass(slots=True)
+class Parsed:
+    """The records of a chunk as columns (see :func:`parse_columns`)."""
+
+    read: int  # records in the chunk (good ones and rejected ones)
+    lines: list[int]  # input line of each parsed record
+    columns: dict[str, Sequence[str]]  # one column per field, "" where a record has none
+    rejects: list[tuple[int, str, str, str, int]]  # records rejected by the reader
+    _rows: list[list[str]] | None = None
+    _dicts: list[dict[str, Any]] | None = None
+    _names: tuple[str, ...] = ()
+
+    def record(self, i: int) -> dict[str, Any]:
+        """Record *i* as the validator's ``dict`` (for the per-record path)."""
+        if self._rows is not None:
+            return dict(zip(self._names, self._rows[i]))
+        assert self._dicts is not None
+        return dict(self._dicts[i])
+
+
+def parse_columns(chunk: Chunk) -> Parsed:
+    """The records of *chunk* as columns, with the same verdicts as :func:`parse_chunk` (the
+    one-pass CSV path when it applies, else :func:`parse_chunk` record by record)."""
+    rows = _fast_csv_rows(chunk) if chunk.fmt == "csv" else None
+    rejects: list[tuple[int, str, str, str, int]] = []
+    lines: list[int] = []
+    if rows is not None:
+        good: list[list[str]] = []
+        for line, r in rows:
+            if isinstance(r, Reject):
+                rejects.append((line, r.field, r.reason, "", r.end_line))
+            else:
+                lines.append(line)
+                good.append(r)
+        names = chunk.columns
+        cols: dict[str, Sequence[str]] = (
+            dict(zip(names, zip(*good))) if good else {f: () for f in names}
+        )
+        return Parsed(len(rows), lines, cols, rejects, good, None, names)
+    dicts: list[dict[str, Any]] = []
+    read = 0
+    for line, rec in parse_chunk(chunk):
+        read += 1
+        if isinstance(rec, Reject):
+            rejects.append((line, rec.field, rec.reason, "", rec.end_line))
+        else:
+            lines.append(line)
+            dicts.append(rec)
+    names = tuple(sorted({k for d in dicts for k in d}))
+    cols = {f: [d.get(f) or "" for d in dicts] for f in names}
+    return Parsed(read, lines, cols, rejects, None, dicts, names)

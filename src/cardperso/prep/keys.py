@@ -22,26 +22,28 @@ key** for the whole chunk, never one per card:
 
 from __future__ import annotations
 
-import hmac
-from collections.abc import Sequence
+import hashlib
 from dataclasses import dataclass, field
-from typing import Any
 
+import numpy as np
+
+from cardperso.codec.columns import U8
 from cardperso.crypto import BLOCK_SIZE, odd_parity
 from cardperso.crypto.kcvbatch import kcv_3des_blob
 from cardperso.errors import KeyStoreError
 from cardperso.keystore import KeyStore
+from cardperso.prep.cards import Cards
 from cardperso.profiles.model import Profile
 
-__all__ = ["CardKeys", "ChunkKeys", "pin_block", "seeded_pin"]
+__all__ = ["ChunkKeyData", "ChunkKeys", "pin_block", "seeded_pin"]
 
 _INVERT = bytes(b ^ 0xFF for b in range(256))
 
 
 def seeded_pin(seed: bytes, ssn: str, length: int) -> str:
-    """A PIN of *length* digits from the batch's PIN seed and the card's identity number."""
-    n = int.from_bytes(hmac.digest(seed, ssn.encode("ascii"), "sha256")[:8], "big")
-    return str(n % 10**length).zfill(length)
+    """A PIN of *length* digits from the batch's PIN seed and the card's identity number:
+    the first 8 bytes of HMAC-SHA-256(seed, ssn), as a number, modulo 10^length."""
+    return _SeededPins(seed).pin(ssn, length)
 
 
 def pin_block(pin: str) -> bytes:
@@ -50,13 +52,45 @@ def pin_block(pin: str) -> bytes:
 
 
 @dataclass(frozen=True, slots=True)
-class CardKeys:
-    """One card's protected key material (all encrypted under the transport KEK)."""
+class ChunkKeyData:
+    """The protected key material of a chunk's cards, one row per card (all encrypted under
+    the transport KEK): ``pboc_mk`` wrapped AC ‖ SMI ‖ SMC (48 bytes; no columns without
+    PBOC), ``pboc_kcv`` their check values (9), ``ssse`` 16 bytes per SSSE key in profile
+    order, ``pins`` the wrapped PIN block."""
 
-    pboc_mk: bytes = field(repr=False)  # 48 bytes: wrapped AC ‖ SMI ‖ SMC (empty without PBOC)
-    pboc_kcv: bytes = field(repr=False)  # 9 bytes: their check values (empty without PBOC)
-    ssse_keys: bytes = field(repr=False)  # 16 bytes per SSSE key, in profile order
-    pin: bytes = field(repr=False)  # wrapped PIN block
+    pboc_mk: U8 = field(repr=False)
+    pboc_kcv: U8 = field(repr=False)
+    ssse: U8 = field(repr=False)
+    pins: U8 = field(repr=False)
+
+
+def _rows(blob: bytes, n: int) -> U8:
+    return np.frombuffer(blob, np.uint8).reshape(n, -1) if n else np.zeros((0, 0), np.uint8)
+
+
+class _SeededPins:
+    """HMAC-SHA-256 keyed with the PIN seed, its pads hashed once (RFC 2104)."""
+
+    def __init__(self, seed: bytes) -> None:
+        key = hashlib.sha256(seed).digest() if len(seed) > 64 else seed
+        key = key.ljust(64, b"\0")
+        self.inner = hashlib.sha256(key.translate(_IPAD))
+        self.outer = hashlib.sha256(key.translate(_OPAD))
+
+    def digest(self, msg: bytes) -> bytes:
+        i = self.inner.copy()
+        i.update(msg)
+        o = self.outer.copy()
+        o.update(i.digest())
+        return o.digest()
+
+    def pin(self, ssn: str, length: int) -> str:
+        n = int.from_bytes(self.digest(ssn.encode("ascii"))[:8], "big")
+        return str(n % 10**length).zfill(length)
+
+
+_IPAD = bytes(b ^ 0x36 for b in range(256))
+_OPAD = bytes(b ^ 0x5C for b in range(256))
 
 
 class ChunkKeys:
@@ -69,6 +103,7 @@ class ChunkKeys:
         kek_info = store.info(self.kek)
         self.kek_block = BLOCK_SIZE[kek_info.algorithm]
         self.pin_seed = pin_seed
+        self.seeds = _SeededPins(pin_seed)
         self.fast = store.is_software
         ss = profile.ssse
         self.ssse_masters = tuple(k.master for k in ss.keys)
@@ -86,27 +121,23 @@ class ChunkKeys:
         self.pin_len = profile.pin.length
         self.pin_policy = profile.pin.source
 
-    def _pins(self, cards: Sequence[dict[str, Any]]) -> bytes:
-        seed, n, policy = self.pin_seed, self.pin_len, self.pin_policy
-        mod = 10**n
-        digest = hmac.digest
+    def _pins(self, cards: Cards) -> bytes:
+        seeds, n = self.seeds, self.pin_len
+        ssns = cards.text["ssn"]
         parts = []
-        for v in cards:
-            pin = v.get("pin") if policy != "seeded" else ""
+        for ssn, pin in zip(ssns, cards.pins):
             if not pin:
-                x = int.from_bytes(digest(seed, v["ssn"].encode("ascii"), "sha256")[:8], "big")
-                pin = str(x % mod).zfill(n)
+                pin = seeds.pin(ssn, n)
             parts.append(f"2{len(pin):X}{pin}".ljust(16, "F"))
         return bytes.fromhex("".join(parts))
 
-    def _emv_fast(self, cards: Sequence[dict[str, Any]]) -> tuple[bytes, bytes]:
+    def _emv_fast(self, y: bytes, count: int) -> tuple[bytes, bytes]:
         """Option A for the chunk with one ECB call per IMK and per half (Y, then ~Y).
 
         Returns (wrapped keys, check values), card-major: card i's AC ‖ SMI ‖ SMC are bytes
         48i..48i+48 of the first, their KCVs bytes 9i..9i+9 of the second."""
         assert self.pboc is not None
-        store, count = self.store, len(cards)
-        y = bytes.fromhex("".join((v["pan"] + v["pan_seq"])[-16:].rjust(16, "0") for v in cards))
+        store = self.store
         ny = y.translate(_INVERT)
         clear = bytearray(48 * count)
         q = memoryview(clear).cast("Q")
@@ -116,16 +147,15 @@ class ChunkKeys:
         keys = bytes(clear)
         return store.wrap(self.kek, keys), kcv_3des_blob(keys)
 
-    def derive(self, cards: Sequence[dict[str, Any]]) -> list[CardKeys]:
-        """Key material for every card of the chunk, in order."""
-        count = len(cards)
-        if not count:
-            return []
+    def derive(self, cards: Cards) -> ChunkKeyData:
+        """Key material for every card of the chunk, in order (one row per card)."""
+        count = cards.n
         store, kek = self.store, self.kek
-        factors = [v["card_no"][:8].encode("ascii") for v in cards]
         pins_clear = self._pins(cards)
         pin_len = 8 if 8 % self.kek_block == 0 else self.kek_block
-        if pin_len == 8:
+        if not count:
+            pins_w = b""
+        elif pin_len == 8:
             pins_w = store.wrap(kek, pins_clear)
         else:
             pins_w = b"".join(
@@ -134,8 +164,10 @@ class ChunkKeys:
         # SSSE keys, card-major: card i's keys (profile order) are 16·n bytes at 16·n·i
         nkeys = len(self.ssse_masters)
         width = 16 * nkeys
-        if self.fast:
-            f = b"".join(factors)
+        f = np.ascontiguousarray(cards.fixed["card_no"][:, :8]).tobytes()
+        if not count:
+            ssse_w = b""
+        elif self.fast:
             blocks = bytearray(16 * count)
             bq = memoryview(blocks).cast("Q")
             bq[0::2] = memoryview(f).cast("Q")
@@ -149,38 +181,29 @@ class ChunkKeys:
                 cq[2 * j + 1 :: step] = kq[1::2]
             ssse_w = store.wrap(kek, bytes(clear))
         else:
+            factors = [f[8 * i : 8 * i + 8] for i in range(count)]
             per = [
                 b"".join(d.data for d in store.derive_ssse(m, factors, wrap_under=kek))
                 for m in self.ssse_masters
             ]
             ssse_w = b"".join(b"".join(p[16 * i : 16 * i + 16] for p in per) for i in range(count))
-        if self.pboc is None:
-            return [
-                CardKeys(
-                    b"",
-                    b"",
-                    ssse_w[width * i : width * i + width],
-                    pins_w[pin_len * i : pin_len * i + pin_len],
-                )
-                for i in range(count)
-            ]
+        ssse = _rows(ssse_w, count).reshape(count, width)
+        pins = _rows(pins_w, count).reshape(count, pin_len)
+        if self.pboc is None or not count:
+            none = np.zeros((count, 0), np.uint8)
+            return ChunkKeyData(none, none, ssse, pins)
+        pans = cards.text["pan"]
+        psns = cards.text["pan_seq"]
         if self.fast:
-            mks, kcvs = self._emv_fast(cards)
+            y = bytes.fromhex("".join((p + s)[-16:].rjust(16, "0") for p, s in zip(pans, psns)))
+            mks, kcvs = self._emv_fast(y, count)
         else:
-            emv_cards = [(v["pan"], v["pan_seq"]) for v in cards]
             p = self.pboc
+            emv_cards = list(zip(pans, psns))
             ac, smi, smc = (
                 store.derive_emv_a(name, emv_cards, wrap_under=kek)
                 for name in (p.imk_ac, p.imk_smi, p.imk_smc)
             )
             mks = b"".join(ac[i].data + smi[i].data + smc[i].data for i in range(count))
             kcvs = b"".join(ac[i].kcv + smi[i].kcv + smc[i].kcv for i in range(count))
-        return [
-            CardKeys(
-                mks[48 * i : 48 * i + 48],
-                kcvs[9 * i : 9 * i + 9],
-                ssse_w[width * i : width * i + width],
-                pins_w[pin_len * i : pin_len * i + pin_len],
-            )
-            for i in range(count)
-        ]
+        return ChunkKeyData(_rows(mks, count), _rows(kcvs, count), ssse, pins)

@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
-import hmac
 import multiprocessing
 import os
 import signal
@@ -35,18 +34,21 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from cardperso.codec import magstripe
-from cardperso.codec.numbers import mask_id
+import numpy as np
+from numpy.typing import NDArray
+
+from cardperso.codec.columns import Cut, Var, assemble, be_uint, digits_value, fixed_text
 from cardperso.errors import DataError, UsageError
 from cardperso.keystore import KeyStore
 from cardperso.layouts import persofile as pf
-from cardperso.prep.container import BatchKeys, PersoWriter, batch_keys, seal_many
+from cardperso.prep.build import SSSE_PIN_DGI, ChunkBuilder, refused_rows, ssse_key_dgi
+from cardperso.prep.cards import Cards, ColumnChecker, RejectRow
+from cardperso.prep.container import BatchKeys, PersoWriter, RecordMacs, batch_keys, seal_chunk
 from cardperso.prep.dedup import FingerprintSet, card_no_fp, pan_fp, ssn_fp
-from cardperso.prep.input import Chunk, open_input, parse_chunk
+from cardperso.prep.input import Chunk, open_input, parse_columns
 from cardperso.prep.keys import ChunkKeys
 from cardperso.prep.rejects import RejectsWriter
-from cardperso.prep.templates import SSSE_PIN_DGI, PbocTemplate, SsseTemplate, ssse_key_dgi
-from cardperso.prep.validate import Reject, Validator
+from cardperso.prep.validate import Validator
 from cardperso.profiles.model import Profile
 
 __all__ = [
@@ -61,10 +63,10 @@ __all__ = [
 
 StoreOpener = Callable[[], KeyStore]
 
-_BODY_HEAD = struct.Struct(">B9s18s8sI")
-_FRAME = struct.Struct(">II")
-_U32 = struct.Struct(">I")
-_U16 = struct.Struct(">H")
+#: The stages of a chunk whose time :attr:`Preparer.stage_seconds` adds up (bench_prep.py).
+STAGES = ("parse", "validate", "derive+wrap", "encode", "seal", "frame", "MAC")
+
+_BODY_HEAD = struct.Struct(">B9s18s8sI")  # flags, card number, masked ssn, nonce, length
 
 
 #: The most worker processes a batch may use (``--workers``), and the largest chunk.
@@ -118,16 +120,31 @@ class ChunkResult:
     index: int
     read: int
     frames: bytes  # framed records: length ‖ line ‖ body ‖ MAC, in input order
-    ends: array[int]  # end offset of each frame in *frames*
+    ends: list[int]  # end offset of each frame in *frames*
     macs: bytes  # the 16-byte MAC of each frame, concatenated
     fps: array[int]  # 3 per record: ssn, card_no, pan (0 = none)
-    lines: array[int]
-    rejects: list[tuple[int, str, str, str, int]]  # line, field, reason, masked ssn, end line
+    lines: list[int]
+    rejects: list[RejectRow]  # line, field, reason, masked ssn, end line
 
 
-def _mask(ssn: Any) -> str:
-    """The one masking rule (:func:`cardperso.codec.numbers.mask_id`); no SSN, no mask."""
-    return mask_id(ssn) if isinstance(ssn, str) else ""
+_B36 = np.array([36**k for k in range(7, -1, -1)], np.uint64)
+
+
+def fingerprints(cards: Cards, pboc: bool) -> NDArray[np.uint64]:
+    """The exact duplicate fingerprints of the chunk's cards (``n x 3``: identity number, card
+    number, PAN; 0 = none), as :mod:`cardperso.prep.dedup` defines them one by one."""
+    out = np.zeros((cards.n, 3), np.uint64)
+    out[:, 0] = digits_value(cards.fixed["ssn"][:, :17]) + np.uint64(1)
+    cn = cards.fixed["card_no"][:, :8].astype(np.int64)
+    vals = np.where(cn >= 65, cn - 55, cn - 48).astype(np.uint64)
+    out[:, 1] = (vals * _B36).sum(axis=1, dtype=np.uint64) + np.uint64(1)
+    if pboc and cards.n:
+        pans = cards.text["pan"]
+        mat = fixed_text([p.rjust(19, "0") for p in pans], 19)[0]
+        lens = np.fromiter(map(len, pans), np.int64, cards.n)
+        body = digits_value(mat) // np.uint64(10)
+        out[:, 2] = ((body << np.uint64(2)) | (lens - 16).astype(np.uint64)) + np.uint64(1)
+    return out
 
 
 class Preparer:
@@ -143,169 +160,95 @@ class Preparer:
     ) -> None:
         self.profile = profile
         self.batch = batch
-        self.last_read = 0
         self.validator = Validator(profile, base_dir)
-        self.ssse = SsseTemplate(profile)
-        self.pboc = PbocTemplate(profile) if profile.pboc is not None else None
+        self.checker = ColumnChecker(self.validator)
+        self.builder = ChunkBuilder(profile)
         self.keys = ChunkKeys(store, profile, pin_seed) if store is not None else None
-        self.ssse_aid_head = bytes((len(profile.ssse.df_name),)) + profile.ssse.df_name
-        self.pboc_aid_head = (
-            bytes((len(profile.pboc.aid),)) + profile.pboc.aid if profile.pboc else b""
-        )
-        self.flags = 1 if profile.pboc is not None else 0
-        self.napps = b"\x02" if profile.pboc is not None else b"\x01"
-        self.face = tuple(f.src for f in profile.card_face)
-        self._blank = ("",) * len(self.face)
-        ms = profile.mag_stripe
-        self.tracks = (ms.track1, ms.track2) if ms is not None else ()
-        if profile.pboc is not None:
-            self.service_code = profile.pboc.service_code
-            self.disc = profile.pboc.track2_discretionary
-            self.latin_default = profile.pboc.latin_name_default
-        else:
-            self.service_code = self.disc = self.latin_default = ""
+        self.macs = RecordMacs(batch.mac) if batch is not None else None
+        self.flags = bytes((1 if profile.pboc is not None else 0,))
+        self.stage_seconds: dict[str, float] = dict.fromkeys(STAGES, 0.0)
 
-    def validate_chunk(
-        self, chunk: Chunk
-    ) -> tuple[list[tuple[int, dict[str, Any]]], list[tuple[int, str, str, str, int]]]:
-        good: list[tuple[int, dict[str, Any]]] = []
-        bad: list[tuple[int, str, str, str, int]] = []
-        check = self.validator.check
-        self.last_read = 0
-        for line, rec in parse_chunk(chunk):
-            self.last_read += 1
-            if isinstance(rec, Reject):
-                bad.append((line, rec.field, rec.reason, "", rec.end_line))
-                continue
-            try:
-                good.append((line, check(rec)))
-            except Reject as rej:
-                bad.append((line, rej.field, rej.reason, _mask(rec.get("ssn")), 0))
-            except Exception as exc:
-                bad.append((line, "(record)", f"internal error: {type(exc).__name__}", "", 0))
-        return good, bad
-
-    def _face_tracks(self, v: dict[str, Any]) -> tuple[bytes, bytes]:
-        """Card-face values joined by 1F (UTF-8) and the three tracks, length-prefixed.
-
-        Tracks 1 and 2 are ISO/IEC 7813 data from :mod:`cardperso.codec.magstripe`."""
-        latin = (v.get("name_latin") or self.latin_default).upper()
-        v["name_latin"] = latin
-        get = v.get
-        face = "\x1f".join(
-            [
-                x.hex().upper() if isinstance(x, bytes) else x
-                for x in map(get, self.face, self._blank)
-            ]
-        ).encode("utf-8")
-        if len(face) > 0xFFFF:
-            raise Reject("(record)", "card-face data is too long")
-        if self.pboc is None:
-            return _U16.pack(len(face)) + face, b"\x00\x00\x00"
-        try:
-            t = magstripe.tracks(v["pan"], latin, v["expiry_yymm"], self.service_code, self.disc)
-        except DataError as exc:
-            raise Reject(exc.field or "(record)", f"magnetic stripe: {exc.reason}") from None
-        v["track2_data"] = t.track2  # also the source of tag 57 (DGI 0101)
-        if not self.tracks:
-            return _U16.pack(len(face)) + face, b"\x00\x00\x00"
-        t1 = t.track1.encode("ascii") if self.tracks[0] else b""
-        t2 = t.track2.encode("ascii") if self.tracks[1] else b""
-        return (
-            _U16.pack(len(face)) + face,
-            bytes((len(t1),)) + t1 + bytes((len(t2),)) + t2 + b"\x00",
-        )
+    def validate_chunk(self, chunk: Chunk) -> tuple[Cards, list[RejectRow], int]:
+        """The chunk's good records as typed columns, its rejects, and its record count."""
+        t0 = time.perf_counter()
+        parsed = parse_columns(chunk)
+        t1 = time.perf_counter()
+        cards, bad = self.checker.check(parsed.columns, parsed.lines, parsed.record)
+        self.stage_seconds["parse"] += t1 - t0
+        self.stage_seconds["validate"] += time.perf_counter() - t1
+        return cards, parsed.rejects + bad, parsed.read
 
     def process(self, chunk: Chunk) -> ChunkResult:
-        good, bad = self.validate_chunk(chunk)
-        read = self.last_read
-        assert self.keys is not None and self.batch is not None
-        keys = self.keys.derive([v for _line, v in good])
-        ssse_build, pboc = self.ssse.build, self.pboc
-        pboc_dgis = pboc.dgis if pboc is not None else None
-        u32 = _U32.pack
-        napps = self.napps
-        ssse_aid_head, pboc_aid_head = self.ssse_aid_head, self.pboc_aid_head
-        contents: list[tuple[int, bytes]] = []
-        kept: list[dict[str, Any]] = []
-        for (line, v), k in zip(good, keys):
-            try:
-                sdgis = ssse_build(v, k.ssse_keys, k.pin)
-                face, tracks = self._face_tracks(v)
-                ssn = v["ssn"].encode()
-                if pboc_dgis is not None:
-                    pan = v["pan"].encode()
-                    pdgis = pboc_dgis(v, k.pboc_mk, k.pboc_kcv, k.pin)
-                    content = b"".join(
-                        (
-                            ssn,
-                            bytes((len(pan),)),
-                            pan,
-                            v["card_id"],
-                            napps,
-                            ssse_aid_head,
-                            u32(len(sdgis)),
-                            sdgis,
-                            pboc_aid_head,
-                            u32(len(pdgis)),
-                            pdgis,
-                            face,
-                            tracks,
-                        )
-                    )
-                else:
-                    content = b"".join(
-                        (
-                            ssn,
-                            b"\x00",
-                            v["card_id"],
-                            napps,
-                            ssse_aid_head,
-                            u32(len(sdgis)),
-                            sdgis,
-                            face,
-                            tracks,
-                        )
-                    )
-            except Reject as rej:
-                bad.append((line, rej.field, rej.reason, _mask(v.get("ssn")), 0))
-                continue
-            except Exception as exc:  # one record never stops the batch
-                reason = f"cannot be encoded ({type(exc).__name__})"
-                bad.append((line, "(record)", reason, _mask(v.get("ssn")), 0))
-                continue
-            contents.append((line, content))
-            kept.append(v)
-        sealed = seal_many(self.batch, contents)
-        frames: list[bytes] = []
-        ends = array("I")
-        macs: list[bytes] = []
-        fps = array("Q")
-        lines = array("I")
-        pos = 0
-        sha = hashlib.sha256
-        hmac_digest = hmac.digest
-        key = self.batch.mac
-        frame_head = _FRAME.pack
-        body_head = _BODY_HEAD.pack
-        flags = self.flags
-        for (line, _content), (nonce, cipher), v in zip(contents, sealed, kept):
-            card_no, ssn_s = v["card_no"], v["ssn"]
-            body = body_head(flags, card_no.encode(), _mask(ssn_s).encode(), nonce, len(cipher))
-            body += cipher
-            head = frame_head(len(body), line)
-            mac = hmac_digest(key, b"R" + head[4:] + sha(body).digest(), "sha256")[:16]
-            frames += (head, body, mac)
-            macs.append(mac)
-            pos += len(body) + 24
-            ends.append(pos)
-            fps.append(int(ssn_s[:17]) + 1)
-            fps.append(int(card_no[:8], 36) + 1)
-            fps.append(pan_fp(v["pan"]) if pboc is not None else 0)
-            lines.append(line)
+        cards, bad, read = self.validate_chunk(chunk)
+        assert self.keys is not None and self.batch is not None and self.macs is not None
+        clock = time.perf_counter
+        stage = self.stage_seconds
+        t0 = clock()
+        keys = self.keys.derive(cards)
+        t1 = clock()
+        built = self.builder.build(cards, keys)
+        content = built.content
+        lines = cards.lines
+        fps = fingerprints(cards, self.profile.pboc is not None)
+        card_no, masked = cards.fixed["card_no"], cards.masked
+        if built.refused:
+            bad += refused_rows(cards, built.refused)
+            keep = np.ones(cards.n, np.bool_)
+            keep[[i for i, _f, _r in built.refused]] = False
+            content = Var(content.data[np.repeat(keep, content.lengths)], content.lengths[keep])
+            lines, fps, card_no, masked = lines[keep], fps[keep], card_no[keep], masked[keep]
+        t2 = clock()
+        sealed = seal_chunk(self.batch, lines, content)
+        t3 = clock()
+        n = len(lines)
+        size = content.lengths
+        frames = assemble(
+            n,
+            [
+                be_uint(size + _BODY_HEAD.size, 4),
+                be_uint(lines, 4),
+                self.flags,
+                card_no,
+                masked,
+                be_uint(lines, 8),
+                be_uint(size, 4),
+                Cut(sealed, size),
+                bytes(16),
+            ],
+        )
+        t4 = clock()
+        buf = frames.data
+        ends = np.cumsum(frames.lengths)
+        view = memoryview(buf.data)
+        mac = self.macs.mac
+        line_list = lines.tolist()
+        macs = b"".join(
+            [
+                mac(line, view[start + 8 : end - 16])
+                for line, start, end in zip(
+                    line_list, (ends - frames.lengths).tolist(), ends.tolist()
+                )
+            ]
+        )
+        if n:
+            slots = (ends - 16)[:, None] + np.arange(16)
+            buf[slots] = np.frombuffer(macs, np.uint8).reshape(n, 16)
+        t5 = clock()
         bad.sort()
+        stage["derive+wrap"] += t1 - t0
+        stage["encode"] += t2 - t1
+        stage["seal"] += t3 - t2
+        stage["frame"] += t4 - t3
+        stage["MAC"] += t5 - t4
         return ChunkResult(
-            chunk.index, read, b"".join(frames), ends, b"".join(macs), fps, lines, bad
+            chunk.index,
+            read,
+            buf.tobytes(),
+            ends.tolist(),
+            macs,
+            array("Q", fps.tobytes()),
+            line_list,
+            bad,
         )
 
 
@@ -339,14 +282,13 @@ def _work(chunk: Chunk) -> ChunkResult:
     return _WORKER.process(chunk)
 
 
-def _validate_work(chunk: Chunk) -> tuple[int, list[tuple[int, dict[str, Any]]], list[Any]]:
+def _validate_work(chunk: Chunk) -> tuple[int, list[tuple[int, str, str, str]], list[Any]]:
     assert _WORKER is not None
-    good, bad = _WORKER.validate_chunk(chunk)
-    slim = [
-        (line, {"ssn": v["ssn"], "card_no": v["card_no"], "pan": v.get("pan", "")})
-        for line, v in good
-    ]
-    return _WORKER.last_read, slim, bad
+    cards, bad, read = _WORKER.validate_chunk(chunk)
+    t = cards.text
+    pans = t.get("pan") or [""] * cards.n
+    slim = list(zip(cards.lines.tolist(), t["ssn"], t["card_no"], pans))
+    return read, slim, bad
 
 
 # -- the batch ---------------------------------------------------------------------------------
@@ -563,16 +505,15 @@ def validate_only(
     summary = PrepSummary()
     dup_sets = (FingerprintSet(), FingerprintSet(), FingerprintSet())
 
-    def sink(res: tuple[int, list[tuple[int, dict[str, Any]]], list[Any]]) -> None:
+    def sink(res: tuple[int, list[tuple[int, str, str, str]], list[Any]]) -> None:
         read, good, bad = res
         summary.read += read
         rej = list(bad)
-        for line, v in good:
-            pan = v["pan"]
+        for line, ssn, card_no, pan in good:
             for j, (name, fp) in enumerate(
                 (
-                    ("ssn", ssn_fp(v["ssn"])),
-                    ("card_no", card_no_fp(v["card_no"])),
+                    ("ssn", ssn_fp(ssn)),
+                    ("card_no", card_no_fp(card_no)),
                     ("pan", pan_fp(pan) if pan else 0),
                 )
             ):
