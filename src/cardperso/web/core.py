@@ -81,6 +81,15 @@ def _page(request: Request, name: str, status: int = 200, **context: Any) -> Res
     return templates.TemplateResponse(request, name, context, status_code=status)
 
 
+def log_action(request: Request, action: str, target: str = "", outcome: str = "ok") -> None:
+    """Write ``action`` on ``target`` by the request's user to the audit log."""
+    user = request.state.user
+    audit.record(
+        _db(request), action, user=user.name, role=user.role, address=_address(request),
+        target=target, outcome=outcome,
+    )  # fmt: skip
+
+
 #: the navigation bar, in order; a page module appends its own entries when it is imported.
 NAV: list[tuple[str, str]] = [("/", "首页 Home")]
 

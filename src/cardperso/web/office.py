@@ -49,8 +49,9 @@ from cardperso.registry import (
 from cardperso.registry.calendar import TARGETS, Calendar, load_calendar, parse_day
 from cardperso.registry.centre import missing_confirmations, parties
 from cardperso.storage.db import Database
-from cardperso.web import audit, charts
-from cardperso.web.core import NAV, _address, _db, _page, guarded
+from cardperso.web import charts
+from cardperso.web.core import NAV, _db, _page, guarded
+from cardperso.web.core import log_action as _log
 from cardperso.web.users import CENTRE
 
 __all__ = ["ROUTES"]
@@ -77,14 +78,6 @@ def _registry(request: Request) -> Database:
 
 def _actor(request: Request) -> str:
     return f"web:{request.state.user.name}"
-
-
-def _log(request: Request, action: str, target: str, outcome: str = "ok") -> None:
-    user = request.state.user
-    audit.record(
-        _db(request), action, user=user.name, role=user.role, address=_address(request),
-        target=target, outcome=outcome,
-    )  # fmt: skip
 
 
 def _calendar() -> Calendar:
