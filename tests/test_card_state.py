@@ -31,7 +31,7 @@ def test_blank_card_image(tmp_path: Path) -> None:
     assert state.lifecycle == "OP_READY"
     assert state.isd.aid == bytes.fromhex("A000000151000000")
     assert state.isd.keys[0].kvn == 0xFF and state.isd.keys[0].enc == bytes(range(0x40, 0x50))
-    assert [p.kind for p in state.packages] == ["ssse", "pboc"] and not state.apps
+    assert [p.kind for p in state.packages] == ["ssse", "pboc", "pki"] and not state.apps
     assert card.atr == bytes.fromhex("3B8C80010043505353010203040190008B")
     image = card.path.read_bytes()
     with pytest.raises(UsageError, match=r"c\.json already exists"):

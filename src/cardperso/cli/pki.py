@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import datetime as dt
 import itertools
+import logging
 import shutil
 import subprocess
 import tempfile
@@ -179,7 +180,9 @@ def verify_cmd(reader: str, chain_file: Path, pin_file: Path | None) -> None:
     pool = load_certificates(chain_file)
     pin = _pin(pin_file)
     challenge = random_bytes(32)
-    with pcsc.PcscTransport(reader) as transport:
+    # -vv: the APDU trace (PINs, keys and records redacted) goes to the debug log
+    trace = pcsc.log_trace() if pcsc.log.isEnabledFor(logging.DEBUG) else None
+    with pcsc.PcscTransport(reader, trace=trace) as transport:
         got = drive(read_pki(pin, challenge), transport.transmit)
     _report(True, "PIN verified by the card")
     with tempfile.TemporaryDirectory(prefix="cardperso-pki-") as tmp:

@@ -126,6 +126,9 @@ SECRET_INS = {
     0x5E: "CHANGE/RELOAD PIN",
     0xD8: "PUT KEY",
     0xD4: "WRITE KEY",  # native COS (FMCOS): keys and PINs, enciphered or not
+    0xC4: "PIN HASH",  # the PKI application (docs/pki.md): the PIN in clear
+    0x4E: "KEY ENVELOPE",  # the PKI application: the SM2-encrypted SM4 key
+    0xC2: "IMPORT KEY",  # the PKI application: a private key under the envelope's key
 }
 INS_STORE_DATA = 0xE2
 
