@@ -18,7 +18,15 @@ from cardperso.codec import tlv
 from cardperso.codec.apdu import CommandAPDU
 from cardperso.errors import CardError
 
-__all__ = ["CID_NAMES", "AcAnswer", "dol_values", "generate_ac", "gpo", "read_afl"]
+__all__ = [
+    "CID_NAMES",
+    "AcAnswer",
+    "dol_values",
+    "generate_ac",
+    "gpo",
+    "internal_authenticate",
+    "read_afl",
+]
 
 CID_NAMES = {0x00: "AAC", 0x40: "TC", 0x80: "ARQC"}
 
@@ -98,3 +106,16 @@ def generate_ac(kind: str, cdol_data: bytes) -> Flow[AcAnswer]:
         iad.value if iad else b"",
         cdol_data,
     )
+
+
+def internal_authenticate(ddol_data: bytes) -> Flow[bytes]:
+    """INTERNAL AUTHENTICATE (DDA, EMV 4.3 Book 3 6.5.9) with the DDOL data; returns the signed
+    dynamic application data 9F4B from a format 1 (80) or format 2 (77) answer."""
+    raw = yield CommandAPDU(0x00, 0x88, 0x00, 0x00, ddol_data, le=256).to_bytes()
+    items = tlv.parse(ok(raw, "INTERNAL AUTHENTICATE"))
+    if len(items) == 1 and items[0].tag == 0x80 and items[0].value:
+        return items[0].value
+    found = tlv.find(tlv.parse(items[0].value), 0x9F4B) if items and items[0].tag == 0x77 else None
+    if found is None or not found.value:
+        raise CardError(0x6F00, "INTERNAL AUTHENTICATE", "no signed dynamic data in the answer")
+    return found.value
