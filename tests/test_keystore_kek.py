@@ -10,8 +10,10 @@ header's KEK check value against OpenSSL's ``E(K, 01×16)`` (AES) / ``E(K, 00×8
 from __future__ import annotations
 
 import json
+import os
 import re
 from pathlib import Path
+from typing import Any
 
 import pytest
 from click.testing import CliRunner
@@ -171,3 +173,39 @@ def test_an_old_store_with_a_3des_kek_still_opens_and_prepares(
         assert len(wrapped) == 8
         clear = dec("des-ede-ecb", kek, wrapped)
         assert re.fullmatch(rf"2{n:x}[0-9]{{{n}}}f{{{14 - n}}}", clear.hex())
+
+
+@pytest.mark.hsm
+@pytest.mark.parametrize(
+    ("option", "algorithm"), [([], "AES"), (["--kek-algorithm", "3DES"], "3DES")]
+)
+def test_token_generate_default_and_option(
+    softhsm: Any, tmp_path: Path, option: list[str], algorithm: str
+) -> None:
+    from cardperso.keystore.pkcs11 import Pkcs11KeyStore
+
+    _register()
+    prefix = f"kek{algorithm}{os.getpid()}/"
+    config = tmp_path / "hsm.json"
+    config.write_text(
+        json.dumps(
+            {
+                "module": softhsm.module,
+                "token": softhsm.token_label,
+                "pin": softhsm.pin_source,
+                "label_prefix": prefix,
+            }
+        )
+    )
+    args = ["keys", "generate", "--store", f"pkcs11:{config}", "--name", DEFAULT_KEK, *option]
+    result = CliRunner().invoke(cli, args)
+    assert result.exit_code == 0, result.output
+    store = Pkcs11KeyStore(
+        softhsm.module, softhsm.token_label, softhsm.pin_source, label_prefix=prefix
+    )
+    try:
+        assert store.names() == [DEFAULT_KEK]
+        assert store.info(DEFAULT_KEK).algorithm == algorithm
+        store.delete_key(DEFAULT_KEK)
+    finally:
+        store.close()
