@@ -443,4 +443,5 @@ def _open_for_import(spec: str, create: bool) -> KeyStore:
 
 COMMANDS = [keys_group]
 
+from cardperso.cli import keys_oda as _keys_oda  # noqa: E402, F401 - export-capk, oda-chain
 from cardperso.cli import keys_pool as _keys_pool  # noqa: E402, F401 - registers `keys pool`
