@@ -70,6 +70,12 @@ DEFAULT_ADA = bytes((0x40, 0x00))
 UNABLE_ONLINE_ARCS = frozenset({b"Y3", b"Z3"})
 
 
+def bit(value: bytes, which: tuple[int, int]) -> bool:
+    """Bit ``(byte index, mask)`` of ``value`` (ADA, TTQ, CTQ ...); absent bytes are 0."""
+    index, mask = which
+    return len(value) > index and bool(value[index] & mask)
+
+
 @dataclass(frozen=True, slots=True)
 class CrmData:
     """The card's personalized risk-management parameters (``None``: not personalized)."""
@@ -82,9 +88,8 @@ class CrmData:
     issuer_auth_mandatory: bool = False
     currency: bytes | None = None
 
-    def ada_bit(self, bit: tuple[int, int]) -> bool:
-        index, mask = bit
-        return len(self.ada) > index and bool(self.ada[index] & mask)
+    def ada_bit(self, which: tuple[int, int]) -> bool:
+        return bit(self.ada, which)
 
 
 def _int(value: bytes | None, bcd: bool = False) -> int | None:
@@ -130,6 +135,11 @@ class Rule:
 
 def _same_currency(c: CrmData, t: Txn) -> bool:
     return c.currency is None or t.currency is None or c.currency == t.currency
+
+
+def _passes(d: PbocData, c: CrmData, t: Txn, limit: int | None) -> bool:
+    """This transaction would take the offline amount past ``limit`` (application currency)."""
+    return limit is not None and _same_currency(c, t) and d.offline_amount + t.amount > limit
 
 
 def _soft_if(bit: tuple[int, int]) -> Callable[[CrmData], str]:
@@ -183,11 +193,7 @@ RULES: tuple[Rule, ...] = (
     Rule(
         "cumulative offline amount limit",
         CVR_VELOCITY_EXCEEDED,
-        lambda d, c, t: (
-            c.cumulative is not None
-            and _same_currency(c, t)
-            and d.offline_amount + t.amount > c.cumulative
-        ),
+        lambda d, c, t: _passes(d, c, t, c.cumulative),
         lambda c: "online",
     ),
     Rule(
@@ -209,11 +215,7 @@ HARD_RULES: tuple[Rule, ...] = (
     Rule(
         "cumulative offline amount upper limit",
         CVR_VELOCITY_EXCEEDED,
-        lambda d, c, t: (
-            c.cumulative_upper is not None
-            and _same_currency(c, t)
-            and d.offline_amount + t.amount > c.cumulative_upper
-        ),
+        lambda d, c, t: _passes(d, c, t, c.cumulative_upper),
         lambda c: "decline",
     ),
     Rule(

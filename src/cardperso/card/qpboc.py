@@ -39,6 +39,7 @@ from typing import TYPE_CHECKING
 
 from cardperso.card import pboc_crm
 from cardperso.card.applet import SW_CONDITIONS, SW_WRONG_DATA, Sw, need
+from cardperso.card.pboc_crm import bit
 from cardperso.codec import tlv
 from cardperso.crypto import emv, random_bytes
 from cardperso.errors import DataError, DecodeError
@@ -67,11 +68,6 @@ ANSWER_TAGS: dict[str, tuple[int, ...]] = {
     "ARQC": (0x82, 0x9F36, 0x57, 0x5F34, 0x9F10, 0x9F26, 0x9F63, 0x9F6C, 0x9F5D, 0x5F20),
     "AAC": (0x82, 0x9F36, 0x57, 0x5F34, 0x9F10, 0x9F26, 0x9F6C),
 }
-
-
-def bit(value: bytes, which: tuple[int, int]) -> bool:
-    index, mask = which
-    return len(value) > index and bool(value[index] & mask)
 
 
 def route(ttq: bytes, has_qpboc: bool) -> str:
