@@ -31,6 +31,7 @@ __all__ = [
     "be_uint",
     "digits_value",
     "fixed_text",
+    "segment_lengths",
     "text_var",
     "var_of",
 ]
@@ -167,6 +168,21 @@ def _width(seg: Segment) -> int:
     if isinstance(seg, Var):
         return int(seg.lengths.max()) if len(seg.lengths) else 0
     return int(seg.shape[1])
+
+
+def segment_lengths(n: int, segments: Sequence[Segment]) -> I64:
+    """The length of each of the *n* records the *segments* make (without assembling them)."""
+    total = np.zeros(n, np.int64)
+    fixed = 0
+    for seg in segments:
+        if isinstance(seg, bytes):
+            fixed += len(seg)
+        elif isinstance(seg, (Var, Cut)):
+            total += seg.lengths
+        else:
+            fixed += int(seg.shape[1])
+    out: I64 = total + fixed
+    return out
 
 
 def assemble(n: int, segments: Sequence[Segment]) -> Var:

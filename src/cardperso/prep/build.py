@@ -29,15 +29,28 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+from numpy.typing import NDArray
 
 from cardperso.codec import fields, magstripe
-from cardperso.codec.columns import U8, Segment, Var, assemble, bcd, be_uint, fixed_text, text_var
+from cardperso.codec.columns import (
+    U8,
+    Segment,
+    Var,
+    assemble,
+    bcd,
+    be_uint,
+    fixed_text,
+    segment_lengths,
+    text_var,
+    var_of,
+)
 from cardperso.codec.dgi import encode_dgi
 from cardperso.codec.tlv import encode as tlv_encode
 from cardperso.errors import DataError, ProfileError
 from cardperso.layouts.ssse import record_template
 from cardperso.prep.cards import Cards, RejectRow
 from cardperso.prep.keys import ChunkKeyData
+from cardperso.prep.oda import OdaChunk
 from cardperso.profiles.model import ConstantDgi, Profile, RecordSpec
 
 __all__ = ["SSSE_PIN_DGI", "Built", "ChunkBuilder", "dgi_header", "ssse_key_dgi"]
@@ -64,6 +77,10 @@ _DIGIT_FIELDS |= {"accepted_date", "pan_seq"}
 SSSE_PIN_DGI = 0x8F10
 SSSE_PIN_TRY_DGI = 0x9F10
 SSSE_ALG_DGI = 0x9F0C
+
+#: A per-profile stage of extra PBOC DGIs: the chunk's cards and their PBOC DGIs so far -> the
+#: DGIs to append, per card (offline data authentication: :func:`oda_stage`).
+ExtraDgis = Callable[["Cards", Var], Var]
 
 #: A slot's encoder: the chunk's cards -> an ``n x len`` matrix, and the rejects it found.
 Slot = Callable[[Cards], tuple[U8, list[tuple[int, str, str]]]]
@@ -189,10 +206,11 @@ def _amounts_bcd(values: np.ndarray) -> U8:
 
 @dataclass(slots=True)
 class Built:
-    """The record contents of a chunk's cards (``content``) and the cards refused while
-    encoding (index into the chunk's cards, field, reason)."""
+    """The record contents of a chunk's cards (``content``, with their ``sizes``) and the
+    cards refused while encoding (index into the chunk's cards, field, reason)."""
 
-    content: Var
+    content: Var  # padded to whole 16-byte blocks
+    sizes: NDArray[np.int64]  # each content's length without the padding
     refused: list[tuple[int, str, str]]
 
 
@@ -220,7 +238,7 @@ class ChunkBuilder:
         self.key_ids = tuple(k.id for k in ss.keys)
         self.ssse_aid_head = bytes((len(ss.df_name),)) + ss.df_name
         self.face = tuple(f.src for f in profile.card_face)
-        self.extra_pboc: Callable[[Cards], Var] | None = None
+        self.extra_pboc: ExtraDgis | None = None
         ms = profile.mag_stripe
         self.tracks = (ms.track1, ms.track2) if ms is not None else (False, False)
         self.has_tracks = ms is not None
@@ -270,7 +288,9 @@ class ChunkBuilder:
         """The clear SSSE DGIs (records, 9F0C, 9F10) of each card."""
         return assemble(c.n, self._ssse_clear(c, [])).items()
 
-    def _ssse(self, c: Cards, keys: ChunkKeyData, refused: list[tuple[int, str, str]]) -> U8:
+    def _ssse(
+        self, c: Cards, keys: ChunkKeyData, refused: list[tuple[int, str, str]]
+    ) -> list[Segment]:
         parts = self._ssse_clear(c, refused)
         for i, key_id in enumerate(self.key_ids):
             parts.append(dgi_header(ssse_key_dgi(key_id), 16))
@@ -278,10 +298,11 @@ class ChunkBuilder:
         pin_len = keys.pins.shape[1]
         parts.append(SSSE_PIN_DGI.to_bytes(2, "big") + bytes((pin_len,)))
         parts.append(keys.pins)
-        out = assemble(c.n, parts)
-        return out.data.reshape(c.n, -1)
+        return parts
 
-    def _pboc(self, c: Cards, keys: ChunkKeyData, pans: Sequence[str], yymm: list[str]) -> Var:
+    def _pboc(
+        self, c: Cards, keys: ChunkKeyData, pans: Sequence[str], yymm: list[str]
+    ) -> list[Segment]:
         n = c.n
         disc = self.sc + self.disc_digits
         # 0101: 57 track 2 equivalent data (ISO/IEC 7813 track 2, '=' as D, F padded)
@@ -354,8 +375,9 @@ class ChunkBuilder:
             self.pin_try,
         ]
         if self.extra_pboc is not None:
-            segs.append(self.extra_pboc(c))
-        return assemble(n, segs)
+            dgis = assemble(n, segs)
+            return [dgis, self.extra_pboc(c, dgis)]
+        return segs
 
     def _face(self, c: Cards, refused: list[tuple[int, str, str]]) -> Var:
         empty = [""] * c.n
@@ -382,34 +404,34 @@ class ChunkBuilder:
         return face
 
     def build(self, c: Cards, keys: ChunkKeyData) -> Built:
-        """The record content of every card of the chunk (see the module docstring)."""
+        """The record content of every card of the chunk (see the module docstring), each
+        zero-padded to whole 16-byte blocks for sealing (:attr:`Built.sizes`: the lengths)."""
         n = c.n
         refused: list[tuple[int, str, str]] = []
         if n == 0:
-            return Built(Var(np.zeros(0, np.uint8), np.zeros(0, np.int64)), refused)
+            empty = np.zeros(0, np.int64)
+            return Built(Var(np.zeros(0, np.uint8), empty), empty, refused)
         sdgis = self._ssse(c, keys, refused)
         face = self._face(c, refused)
         flen = be_uint(np.minimum(face.lengths, 0xFFFF), 2)
         napps = b"\x02" if self.pboc is not None else b"\x01"
-        head: list[Segment] = [c.fixed["ssn"]]
+        segs: list[Segment] = [c.fixed["ssn"]]
         if self.pboc is None:
-            head += [
-                b"\x00",
-                c.card_id,
-                napps + self.ssse_aid_head,
-                be_uint(np.full(n, sdgis.shape[1]), 4),
-            ]
-            segs = [*head, sdgis, flen, face, b"\x00\x00\x00"]
-            return Built(assemble(n, segs), refused)
-        pans = c.text["pan"]
-        yymm = [x[2:6] for x in c.text["expiry_date"]]
-        pan = text_var(pans, "ascii")
-        pdgis = self._pboc(c, keys, pans, yymm)
-        head += [pan.lengths.astype(np.uint8)[:, None], pan, c.card_id]
-        head += [napps + self.ssse_aid_head, be_uint(np.full(n, sdgis.shape[1]), 4), sdgis]
-        head += [self.pboc_aid_head, be_uint(pdgis.lengths, 4), pdgis, flen, face]
-        head += self._tracks(c, pans, yymm, refused)
-        return Built(assemble(n, head), refused)
+            segs += [b"\x00", c.card_id, napps + self.ssse_aid_head]
+            segs += [be_uint(segment_lengths(n, sdgis), 4), *sdgis, flen, face, b"\x00\x00\x00"]
+        else:
+            pans = c.text["pan"]
+            yymm = [x[2:6] for x in c.text["expiry_date"]]
+            pan = text_var(pans, "ascii")
+            pdgis = self._pboc(c, keys, pans, yymm)
+            segs += [pan.lengths.astype(np.uint8)[:, None], pan, c.card_id]
+            segs += [napps + self.ssse_aid_head, be_uint(segment_lengths(n, sdgis), 4), *sdgis]
+            segs += [self.pboc_aid_head, be_uint(segment_lengths(n, pdgis), 4), *pdgis]
+            segs += [flen, face, *self._tracks(c, pans, yymm, refused)]
+        sizes = segment_lengths(n, segs)
+        pad = -sizes % 16
+        segs.append(Var(np.zeros(int(pad.sum()), np.uint8), pad))
+        return Built(assemble(n, segs), sizes, refused)
 
     def _tracks(
         self, c: Cards, pans: Sequence[str], yymm: list[str], refused: list[tuple[int, str, str]]
@@ -485,4 +507,16 @@ def pboc_dgis(
 
     keys = ChunkKeyData(row(wrapped_mk), row(kcvs), np.zeros((1, 0), np.uint8), row(wrapped_pin))
     exp = [card.text["expiry_date"][0][2:6]]
-    return builder._pboc(card, keys, card.text["pan"], exp).item(0)
+    return assemble(1, builder._pboc(card, keys, card.text["pan"], exp)).item(0)
+
+
+def oda_stage(oda: OdaChunk) -> ExtraDgis:
+    """The ODA DGIs of a chunk (:class:`cardperso.prep.oda.OdaChunk`) as the PBOC stage of
+    extra DGIs: one pool read and the signatures for the whole chunk."""
+
+    def stage(c: Cards, dgis: Var) -> Var:
+        yymm = [x[2:6] for x in c.text["expiry_date"]]
+        got = oda.build(c.lines.tolist(), dgis.items(), c.text["pan"], yymm)
+        return var_of(got)
+
+    return stage

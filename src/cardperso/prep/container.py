@@ -128,7 +128,10 @@ def seal_chunk(keys: BatchKeys, lines: NDArray[np.int64], content: Var) -> Var:
         return content
     blocks = (content.lengths + 15) >> 4
     pad = (blocks << 4) - content.lengths
-    padded = assemble(n, [content, Var(np.zeros(int(pad.sum()), np.uint8), pad)])
+    if pad.any():
+        padded = assemble(n, [content, Var(np.zeros(int(pad.sum()), np.uint8), pad)])
+    else:  # already whole blocks (the chunk builder pads)
+        padded = content
     total = int(blocks.sum())
     counter = np.empty((total, 2), ">u8")
     counter[:, 0] = np.repeat(np.asarray(lines, np.uint64), blocks)
