@@ -4,21 +4,22 @@ Run: ``.venv/bin/python benchmarks/bench_hsm.py [--cards 2000] [--repeat 3]``
 
 The script sets up its own SoftHSM2 token in a temporary directory (PINs typed at
 softhsm2-util's prompt through a pty, as the test fixture does), imports the published sample
-keys and prints a Markdown table. Figures are the best of ``--repeat`` runs; record them in
-``docs/security-officers.md`` with the machine they came from.
+keys and prints a Markdown table. Figures are the best of ``--repeat`` runs; they are recorded
+in benchmarks/README.md (the HSM rows) with the machine and load they came from.
 
 Like is compared with like: every row names its transport KEK, and each comparison between
 stores is made on ONE KEK. SoftHSM2 wraps per-card keys (``C_WrapKey``) under AES keys only, so
 strict mode runs on the AES KEK alone; the software store and fast mode run on both the 3DES KEK
-(``transport-kek``, what the reference profiles use) and the AES KEK (``transport-kek-aes``).
+(``transport-kek`` of the sample keys) and the AES KEK (``transport-kek-aes``; a new key store's
+``transport-kek`` is AES too, issue 14).
 
 Measured:
 
 1. ``C_Encrypt`` DES3-ECB / AES-ECB, one call per block vs one call over all blocks;
 2. per-card key derivation (EMV option A, one master) with each store on each KEK;
 3. GP diversification (3 keys per card) and the key work of data preparation per card (three
-   PBOC master keys, four SSSE 3DES keys, the PIN blocks wrapped as prep wraps them) with each
-   store on each KEK;
+   PBOC master keys, four SSSE 3DES keys, the chunk's PIN blocks in one wrap call, padded on
+   the host under an AES KEK) with each store on each KEK;
 4. data preparation end to end (``cardperso.prep.pipeline.prepare``, profile ``ssc2-pboc`` with
    its ``transport_kek`` set to the KEK of the row, one worker, one timed run each after an
    untimed warm-up run), and the perso files of the stores on one KEK compared byte for byte
@@ -47,6 +48,7 @@ sys.path.insert(0, str(ROOT / "tests"))
 import benchenv  # noqa: E402
 from pkcs11 import Mechanism  # noqa: E402
 
+from cardperso.crypto import pad_method2  # noqa: E402
 from cardperso.keystore.base import KeyStore  # noqa: E402
 from cardperso.keystore.pkcs11 import Pkcs11KeyStore  # noqa: E402
 from cardperso.keystore.software import SoftwareKeyStore  # noqa: E402
@@ -83,13 +85,14 @@ def run_prep(batch: Path, store: KeyStore, kek: str, out: Path) -> None:
 
 
 def pin_wrap(store: KeyStore, kek: str, pins: bytes, kek_block: int) -> None:
-    """Wrap the 8-byte PIN blocks as prep does: all at once under a 3DES KEK, one padded
-    wrap per card under an AES KEK (``cardperso.prep.keys``)."""
+    """Wrap a chunk's 8-byte PIN blocks in ONE call under either KEK: under an AES KEK each
+    block is padded on the host first (ISO/IEC 9797-1 method 2, to 16 bytes), which gives the
+    bytes of one padded wrap per card (ECB) with one token call instead of one per card."""
     if kek_block == 8:
         store.wrap(kek, pins)
     else:
-        for i in range(0, len(pins), 8):
-            store.wrap(kek, pins[i : i + 8], pad=True)
+        padded = b"".join(pad_method2(pins[i : i + 8], kek_block) for i in range(0, len(pins), 8))
+        store.wrap(kek, padded)
 
 
 def setup_token() -> tuple[str, str]:
