@@ -211,3 +211,29 @@ def test_key_dgis_refused_in_clear_unpadded_or_mismatched(
     assert VirtualCard.load(host.card.path).state.apps[PBOC_AID.hex().upper()].lifecycle != (
         "PERSONALIZED"
     )
+
+
+def test_cda_on_the_second_generate_ac_binds_cdol2(icc_key: OpensslRsa, tmp_path: Path) -> None:
+    host = card(tmp_path, icc_key)
+    host.ok(SELECT_PBOC)
+    gpo(host, ec=False)
+    pdol_data = b"\x00" + bytes(6) + H("0156")
+    data1 = cdol1(2500, UN)
+    first = tlv.to_dict(
+        tlv.parse_one(
+            host.ok(b"\x80\xae\x80\x00" + bytes((len(data1),)) + data1 + b"\x00")
+        ).children
+    )
+    sk_ac, _ = issuer_keys(first[0x9F36])
+    arpc = emv.arpc_method1(sk_ac, first[0x9F26], b"00")
+    assert host.send(b"\x00\x82\x00\x00\x0a" + arpc + b"00")[1] == 0x9000
+    un2 = H("55667788")
+    data2 = b"00" + cdol1(2500, un2)
+    raw = host.ok(b"\x80\xae\x50\x00" + bytes((len(data2),)) + data2 + b"\x00")  # TC + CDA
+    objs = tlv.to_dict(tlv.parse_one(raw).children)
+    assert objs[0x9F27] == b"\x40" and 0x9F26 not in objs
+    dynamic = check_format_05(opened(icc_key, objs[0x9F4B], tmp_path), un2)
+    n = dynamic[0]
+    others = b"".join(t.to_bytes() for t in tlv.parse(tlv.parse_one(raw).value) if t.tag != 0x9F4B)
+    assert dynamic[1 + n] == 0x40
+    assert dynamic[10 + n :] == sha1(pdol_data + data1 + data2 + others)  # CDOL1 ‖ CDOL2 data
