@@ -9,9 +9,11 @@ from __future__ import annotations
 
 import csv
 import datetime
+import hashlib
 import html
 import os
 import re
+import stat
 import subprocess
 from pathlib import Path
 
@@ -225,7 +227,9 @@ def test_a_photo_is_shown_with_the_rule_it_fails(desk_console: Console) -> None:
     csrf = csrf_of(client, "/desk/accept")
     files = {"photo": ("small.jpg", small_photo(), "image/jpeg")}
     got = client.post("/desk/photo-check", data={"csrf": csrf}, files=files).json()
-    assert got["problem"].startswith("pixel size") and re.fullmatch(r"[0-9a-f]{64}", got["ref"])
+    assert got["problem"].startswith("pixel size") and got["ref"] == ""
+    kept = Path(desk_console.db_path).parent / "desk-photos"
+    assert hashlib.sha256(small_photo()).hexdigest() + ".jpg" not in os.listdir(kept)
     r = accept(client, form_of(PEOPLE[4]), small_photo())
     assert r.status_code == 400
     assert f'id="problem-photo">{got["problem"]}' in html.unescape(r.text)
@@ -233,7 +237,8 @@ def test_a_photo_is_shown_with_the_rule_it_fails(desk_console: Console) -> None:
     # the good photo, chosen before and kept by its reference, is accepted without a new upload
     good = client.post("/desk/photo-check", data={"csrf": csrf},
                        files={"photo": ("p.jpg", good_photo(7), "image/jpeg")}).json()  # fmt: skip
-    assert good["problem"] == ""
+    assert good["problem"] == "" and re.fullmatch(r"[0-9a-f]{64}", good["ref"])
+    assert stat.S_IMODE(os.stat(kept / f"{good['ref']}.jpg").st_mode) == 0o600
     data = dict(form_of(PEOPLE[4]), csrf=csrf, photo_ref=good["ref"])
     assert client.post("/desk/accept", data=data).status_code == 303
 

@@ -25,6 +25,7 @@ import os
 import re
 import tempfile
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final
 
@@ -196,11 +197,11 @@ async def desk_accept(request: Request) -> Response:
     db, point, user = _db(request), _point(request), request.state.user
     form = await request.form()
     values = {k: str(form.get(k, "")) for k in counter.TYPED}
-    ref, problem = await _photo_from(request)
-    path = _photos(db) / f"{ref}.jpg" if ref else None
+    photo = await _photo_from(request)
+    path = _photos(db) / f"{photo.ref}.jpg" if photo.ref else None
     try:
-        if problem:
-            raise Reject("photo", problem)
+        if photo.problem:
+            raise Reject("photo", photo.problem)
         if path is None:
             raise Reject("photo", "required: upload the photo (the ID card's, or the studio's)")
         got = counter.accept(
@@ -211,8 +212,7 @@ async def desk_accept(request: Request) -> Response:
         found = counter.problems(values, _profile(), Lists.load(db), point=point)
         found.setdefault(rej.field, rej.reason)
         _log(request, "accept", f"at {point}", f"refused: {rej.field}")
-        shown = _preview(path, ref, problem) if path is not None else None
-        return _accept_page(request, 400, values=values, problems=found, photo=shown)
+        return _accept_page(request, 400, values=values, problems=found, photo=photo.preview())
     _log(request, "accept", f"application {got.app_id}")
     return RedirectResponse(f"/desk/app?id={got.app_id}", status_code=303)
 
@@ -232,13 +232,15 @@ async def desk_check(request: Request) -> Response:
 
 @guarded("/desk/photo-check", CLERKS)
 async def desk_photo_check(request: Request) -> Response:
-    """Keep the photo chosen and say which rule of the card photo specification it fails:
-    ``{"ref": …, "problem": ""}``."""
-    ref, problem = await _photo_from(request)
-    if not ref:
+    """Say which rule of the card photo specification the photo chosen fails, and keep it if
+    none: ``{"ref": …, "problem": ""}`` (``ref`` empty for a photo refused)."""
+    photo = await _photo_from(request)
+    if not photo.data and not photo.problem:
         raise UsageError("choose a photo file")
-    _log(request, "photo-check", "photo", f"refused: {problem[:60]}" if problem else "ok")
-    return JSONResponse({"ref": ref, "problem": problem}, headers={"Cache-Control": "no-store"})
+    outcome = f"refused: {photo.problem[:60]}" if photo.problem else "ok"
+    _log(request, "photo-check", "photo", outcome)
+    answer = {"ref": photo.ref, "problem": photo.problem}
+    return JSONResponse(answer, headers={"Cache-Control": "no-store"})
 
 
 def _photos(db: Database) -> Path:
@@ -254,9 +256,27 @@ def _photos(db: Database) -> Path:
     return where
 
 
-async def _photo_from(request: Request) -> tuple[str, str]:
-    """The photo of this request (a file uploaded, or ``photo_ref``: one uploaded before), kept
-    under its SHA-256; (reference, the rule it fails or "")."""
+@dataclass(frozen=True, slots=True)
+class _Photo:
+    """The photo of a request: its reference (SHA-256, "" when none is kept), the rule it
+    fails ("" when none) and its bytes (to show it beside the rule)."""
+
+    ref: str = ""
+    problem: str = ""
+    data: bytes = b""
+
+    def preview(self) -> tuple[str, str, str] | None:
+        """(reference, data: URL, rule failed) for the accept form."""
+        if not self.data or len(self.data) > UPLOAD_LIMIT:
+            return None
+        url = "data:image/jpeg;base64," + base64.b64encode(self.data).decode()
+        return self.ref, url, self.problem
+
+
+async def _photo_from(request: Request) -> _Photo:
+    """The photo of this request (a file uploaded, or ``photo_ref``: one uploaded before). One
+    that meets the specification is kept under its SHA-256 (mode 0600); one that fails it is
+    not kept."""
     db = _db(request)
     form = await request.form()
     upload = form.get("photo")
@@ -264,24 +284,20 @@ async def _photo_from(request: Request) -> tuple[str, str]:
         data = await upload.read(UPLOAD_LIMIT + 1)
         ref = hashlib.sha256(data).hexdigest()
         path = _photos(db) / f"{ref}.jpg"
-        if not path.exists():
+        fresh = not path.exists()
+        if fresh:
             atomic_write_bytes(path, data)
-    else:
-        ref = str(form.get("photo_ref", ""))
-        if not ref:
-            return "", ""
-        if not _REF.fullmatch(ref) or not (_photos(db) / f"{ref}.jpg").is_file():
-            return "", "the photo chosen before is gone: choose it again"
-        path = _photos(db) / f"{ref}.jpg"
-    return ref, counter.photo_problem(path, CARD_PHOTO)
-
-
-def _preview(path: Path, ref: str, problem: str) -> tuple[str, str, str] | None:
-    """(reference, data: URL, rule failed) to show a photo not yet stored with an application."""
-    if not ref or not path.is_file() or path.stat().st_size > UPLOAD_LIMIT:
-        return None
-    data = base64.b64encode(path.read_bytes()).decode()
-    return ref, f"data:image/jpeg;base64,{data}", problem
+        problem = counter.photo_problem(path, CARD_PHOTO)
+        if problem and fresh:
+            path.unlink(missing_ok=True)
+        return _Photo("" if problem else ref, problem, data)
+    ref = str(form.get("photo_ref", ""))
+    if not ref:
+        return _Photo()
+    path = _photos(db) / f"{ref}.jpg"
+    if not _REF.fullmatch(ref) or not path.is_file():
+        return _Photo(problem="the photo chosen before is gone: choose it again")
+    return _Photo(ref, counter.photo_problem(path, CARD_PHOTO), path.read_bytes())
 
 
 # -- one application -------------------------------------------------------------------------
