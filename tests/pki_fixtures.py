@@ -11,6 +11,7 @@ import functools
 import json
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from click.testing import CliRunner
 
@@ -18,10 +19,14 @@ from cardperso.cli.pki import ca_cmd
 from cardperso.crypto.sm2 import Sm2PrivateKey
 from cardperso.keystore.sm2keys import sm2_entry
 from cardperso.keystore.software import SoftwareKeyStore
+from cardperso.line.linefile import LineOptions
+from cardperso.line.runner import RunSummary, run_line
 from cardperso.prep.pipeline import PrepOptions, prepare
 from cardperso.prep.synth import make_batch
 from cardperso.profiles.loader import load_profile
-from test_native_driver import native_store
+from cardperso.sim.line import SimLine
+from cardperso.storage.db import Database
+from test_native_driver import NATIVE_3DES, NATIVE_SM4, native_store
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -88,3 +93,18 @@ def make_lab(
     assert summary.prepared == records
     return PkiLab(keys, profile, perso, pki_dir / "chain.pem", pki_dir / "issuing-ca.pem",
                   pki_dir / "root.pem", pins)  # fmt: skip
+
+
+def run_mixed_line(
+    lab: PkiLab, slot: Any, tmp: Path, db_path: Path, chips: tuple[str, ...], **factories: Any
+) -> RunSummary:
+    """The lab's batch on a one-station simulated line over pcscd + vpcd (``slot``), fed GP
+    cards and native chips in the order ``chips`` names; results in ``tmp/results.csv``."""
+    line = SimLine(
+        1, tmp / "line", readers=[slot],
+        options=LineOptions(card_timeout=5, pause_retry=0.2, max_attempts=3),
+        chips=chips, native_transport={"SM4": NATIVE_SM4, "3DES": NATIVE_3DES},
+    )  # fmt: skip
+    with line:
+        return run_line(lab.perso, line.spec, lab.store(), Database(db_path),
+                        tmp / "results.csv", **factories)  # fmt: skip

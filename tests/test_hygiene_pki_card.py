@@ -24,13 +24,8 @@ from cardperso.card.native_fs import FORMAT as NATIVE_FORMAT
 from cardperso.card.vcard import VirtualCard
 from cardperso.crypto.sm2 import sm3
 from cardperso.devices.pcsc import log_trace
-from cardperso.line.linefile import LineOptions
-from cardperso.line.runner import run_line
 from cardperso.pki.card_app import bcd_pin
-from cardperso.sim.line import SimLine
-from cardperso.storage.db import Database
-from pki_fixtures import make_lab
-from test_native_driver import NATIVE_3DES, NATIVE_SM4
+from pki_fixtures import make_lab, run_mixed_line
 
 
 def forms(value: bytes) -> list[bytes]:
@@ -54,14 +49,8 @@ def test_pki_keys_and_pins_stay_out_of_logs_traces_messages_and_readable_files( 
     monkeypatch.setenv("CARDPERSO_PROFILES", str(tmp_path))
     caplog.set_level(logging.DEBUG)
     lab = make_lab(tmp_path, records=2, seed=43, batch_id="PKIH")
-    line = SimLine(
-        1, tmp_path / "line", readers=[pcsc_lab.free_slot()],
-        options=LineOptions(card_timeout=5, pause_retry=0.2, max_attempts=3),
-        chips=("native", "gp"), native_transport={"SM4": NATIVE_SM4, "3DES": NATIVE_3DES},
-    )  # fmt: skip
-    with line:
-        summary = run_line(lab.perso, line.spec, lab.store(), Database(tmp_path / "j.db"),
-                           tmp_path / "results.csv", trace=log_trace())  # fmt: skip
+    summary = run_mixed_line(lab, pcsc_lab.free_slot(), tmp_path, tmp_path / "j.db",
+                             ("native", "gp"), trace=log_trace())  # fmt: skip
     assert summary.done == 2, summary
     assert "<" in caplog.text and "bytes redacted>" in caplog.text, "the trace was on"
 

@@ -48,7 +48,7 @@ def made(lab: PkiLab, kind: str, tmp: Path, index: int = 0):  # type: ignore[no-
     bodies = [b for _, b in iter_records(lab.perso, store)]
     db = Database(tmp / "journal.db")
     drivers = load_drivers()
-    drivers.pki = pki_step(profile, store, db)
+    assert drivers.use_pki(pki_step(profile, store, db)) == []
     path = tmp / f"{kind}.json"
     card = blank_native(path) if kind == "native" else VirtualCard.create_blank(path)
     card.strict = True
@@ -236,3 +236,23 @@ def test_a_card_refusal_names_the_step(lab: PkiLab, tmp_path: Path) -> None:
     with pytest.raises(CardError) as refused:
         drive(read_pki(bcd_pin("000000" if pin != "000000" else "111111"), b"x"), card.transmit)
     assert refused.value.sw == 0x63C2 and refused.value.command == "VERIFY PIN"
+
+
+def test_a_chip_whose_profile_lacks_the_pki_commands_is_refused_untouched(
+    lab: PkiLab, tmp_path: Path
+) -> None:
+    import shutil
+
+    from cardperso.chip.model import ChipFailure
+
+    chips = tmp_path / "chips"
+    shutil.copytree(Path(__file__).resolve().parents[1] / "profiles" / "chips", chips)
+    sm4 = chips / "cardperso-fmcos-sm4.yaml"
+    sm4.write_text(sm4.read_text().split("  # the PKI application")[0])
+    drivers = load_drivers(directory=chips)
+    step = pki_step(load_profile(lab.profile), lab.store(), Database(tmp_path / "j.db"))
+    assert drivers.use_pki(step) == ["cardperso-fmcos-sm4"]
+    chip = blank_native(tmp_path / "n.json")
+    with pytest.raises(ChipFailure, match="cardperso-fmcos-sm4 chip: its profile lacks the PKI"):
+        drivers.choose(chip.power_on())
+    assert drivers.choose(VirtualCard.create_blank(tmp_path / "g.json").power_on()).pki is step

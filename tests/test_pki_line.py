@@ -21,16 +21,12 @@ from pathlib import Path
 from cardperso.card.native import NativeCard
 from cardperso.card.native_fs import FORMAT as NATIVE_FORMAT
 from cardperso.card.vcard import VirtualCard
-from cardperso.line.linefile import LineOptions
-from cardperso.line.runner import run_line
 from cardperso.pki.pem import to_pem
 from cardperso.registry.cards import cancel
 from cardperso.registry.lost import suspend
 from cardperso.registry.schema import upgrade
-from cardperso.sim.line import SimLine
 from cardperso.storage.db import Database
-from pki_fixtures import make_lab
-from test_native_driver import NATIVE_3DES, NATIVE_SM4
+from pki_fixtures import make_lab, run_mixed_line
 
 RECORDS = 4
 
@@ -71,15 +67,8 @@ def test_a_batch_on_the_line_makes_pki_cards_that_verify_and_revoke(  # type: ig
 ) -> None:
     monkeypatch.setenv("CARDPERSO_PROFILES", str(tmp_path))  # the product ssc3-pki lives there
     lab = make_lab(tmp_path, records=RECORDS, seed=41, ca_user_id="empty", batch_id="PKIL")
-    store = lab.store()
     db_path = tmp_path / "journal.db"
-    line = SimLine(
-        1, tmp_path / "line", readers=[pcsc_lab.free_slot()],
-        options=LineOptions(card_timeout=5, pause_retry=0.2, max_attempts=3),
-        chips=("gp", "native"), native_transport={"SM4": NATIVE_SM4, "3DES": NATIVE_3DES},
-    )  # fmt: skip
-    with line:
-        summary = run_line(lab.perso, line.spec, store, Database(db_path), tmp_path / "results.csv")
+    summary = run_mixed_line(lab, pcsc_lab.free_slot(), tmp_path, db_path, ("gp", "native"))
     assert summary.done == RECORDS and summary.failed == 0, summary
     with (tmp_path / "results.csv").open(newline="") as fh:
         rows = list(csv.DictReader(fh))

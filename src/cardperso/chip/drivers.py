@@ -27,7 +27,7 @@ from pathlib import Path
 
 from cardperso.chip.model import CardData, ChipFailure, ChipPlan
 from cardperso.chip.native import NATIVE_COMMANDS, personalize_native
-from cardperso.chip.pki import PkiStep
+from cardperso.chip.pki import PKI_COMMANDS, PkiStep
 from cardperso.chip.script import Steps, personalize
 from cardperso.errors import ProfileError
 from cardperso.keystore.base import KeyStore
@@ -105,6 +105,8 @@ class DriverRegistry:
         self.disabled: set[str] = set()
         #: The PKI step of the product being made (set by the line before the first card).
         self.pki: PkiStep | None = None
+        #: Chips refused because their profile lacks the PKI application's commands.
+        self.without_pki: set[str] = set()
         gp_workflow = (workflows or {}).get("gp", personalize)
         for chip in chips:
             needed = _COMMANDS.get(chip.cos)
@@ -128,6 +130,18 @@ class DriverRegistry:
         self.disabled.update(off)
         return off
 
+    def use_pki(self, step: PkiStep | None) -> list[str]:
+        """Personalize the PKI application after each chip's own steps (``None``: no PKI).
+        Chips whose profile lacks a command the PKI step sends are refused untouched, like
+        those without their transport key; returns their names (checked before the first card)."""
+        self.pki = step
+        if step is None:
+            return []
+        off = [d.chip.name for d in self.drivers if not PKI_COMMANDS <= d.chip.commands]
+        self.disabled.update(off)
+        self.without_pki.update(off)
+        return off
+
     def choose(self, atr: bytes) -> ChipDriver:
         """The driver of the chip whose ATR this is; :class:`ChipFailure` (step ``ATR``) for an
         ATR no chip profile (or more than one) matches, or a disabled chip's - before any
@@ -141,6 +155,8 @@ class DriverRegistry:
             names = ", ".join(d.chip.name for d in found)
             raise ChipFailure("ATR", f"ambiguous chip: ATR {atr.hex().upper()} matches {names}")
         chip = found[0].chip
+        if chip.name in self.without_pki:
+            raise ChipFailure("ATR", f"{chip.name} chip: its profile lacks the PKI commands")
         if chip.name in self.disabled:
             raise ChipFailure(
                 "ATR", f"{chip.name} chip: its transport key {chip.transport_key!r} is not loaded"

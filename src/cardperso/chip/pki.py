@@ -80,6 +80,7 @@ from cardperso.profiles.model import PkiSpec, Profile
 from cardperso.protocol import fmcos
 
 __all__ = [
+    "PKI_COMMANDS",
     "PKI_DDF_FID",
     "PkiStep",
     "load_certificate",
@@ -90,6 +91,14 @@ __all__ = [
     "verify_pin",
 ]
 
+#: What the PKI step sends besides the chip's own steps (a chip profile must list them).
+PKI_COMMANDS = frozenset(
+    {
+        "SELECT", "GET CHALLENGE", "EXTERNAL AUTHENTICATE", "READ BINARY", "UPDATE BINARY",
+        "VERIFY", "GENERATE KEY PAIR", "SET PIN", "KEY ENVELOPE", "IMPORT KEY",
+        "PERFORM SECURITY OPERATION", "END PERSONALIZATION",
+    }
+)  # fmt: skip
 #: FIDs of the PKI DDF and ADF on native chips [ours: the names are public, the FIDs are not].
 PKI_DDF_FID, PKI_ADF_FID = 0xDF20, 0xDF21
 #: UPDATE BINARY piece (N8 writes certificates 0x70 bytes at a time); READ BINARY piece.

@@ -397,7 +397,8 @@ class LineRun:
             profile, self.header, scp=scp, verify_ac=spec.options.verify_ac
         )
         check_keys(keys, self.plan)  # every key a card needs, before the first card
-        self.drivers.pki = pki_step(profile, keys, db)  # the PKI's CA too (profile ``pki``)
+        for chip in self.drivers.use_pki(pki_step(profile, keys, db)):  # the PKI's CA too
+            log.info("chip %s has no PKI application: refused untouched", chip)
         for chip in self.drivers.without_keys(keys):
             log.info("chip %s cannot be made (no transport key loaded): refused untouched", chip)
         self.records: dict[int, PersoRecordBody] = dict(iter_records(self.perso_file))

@@ -61,6 +61,12 @@ COMMANDS = (
     "VERIFY",
     "CHANGE PIN",
     "END PERSONALIZATION",
+    # the PKI application (docs/pki.md)
+    "GENERATE KEY PAIR",
+    "SET PIN",
+    "KEY ENVELOPE",
+    "IMPORT KEY",
+    "PERFORM SECURITY OPERATION",
 )
 #: Transport-key schemes: ``gp-key-set`` - the security domain's key set (the product
 #: profile's ``gp.transport_kmc``); ``native-master-key`` - the native COS's external
