@@ -23,7 +23,7 @@ import hashlib
 import hmac
 import os
 import struct
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import IO
 
@@ -194,12 +194,43 @@ class RecordMacs:
         self._inner = hashlib.sha256(k.translate(_IPAD))
         self._outer = hashlib.sha256(k.translate(_OPAD))
 
-    def mac(self, line: int, body: bytes | memoryview) -> bytes:
+    def _of(self, seq: bytes, body_digest: bytes) -> bytes:
         i = self._inner.copy()
-        i.update(b"R" + _SEQ.pack(line) + hashlib.sha256(body).digest())
+        i.update(b"R" + seq + body_digest)
         o = self._outer.copy()
         o.update(i.digest())
         return o.digest()[:16]
+
+    def mac(self, line: int, body: bytes | memoryview) -> bytes:
+        return self._of(_SEQ.pack(line), hashlib.sha256(body).digest())
+
+    def frame_chunk(
+        self, lines: Sequence[int], heads: bytes, sealed: NDArray[np.uint8], starts: Sequence[int],
+        sizes: Sequence[int],
+    ) -> tuple[bytes, list[int], bytes]:  # fmt: skip
+        """The frames ``length ‖ line ‖ body ‖ MAC`` of a chunk's records (:func:`frame` for
+        each), whose body is ``heads[i]`` (equal sizes, back to back) then ``sizes[i]`` bytes of
+        *sealed* from ``starts[i]``; returns the frames, each frame's end offset, the MACs."""
+        n = len(lines)
+        hs = len(heads) // n if n else 0
+        view = memoryview(sealed)
+        sha, seq_of, of = hashlib.sha256, _SEQ.pack, self._of
+        parts: list[bytes | memoryview] = []
+        macs: list[bytes] = []
+        ends: list[int] = []
+        pos = 0
+        for i, (line, start, size) in enumerate(zip(lines, starts, sizes)):
+            head = heads[i * hs : i * hs + hs]
+            content = view[start : start + size]
+            h = sha(head)
+            h.update(content)
+            seq = seq_of(line)
+            mac = of(seq, h.digest())
+            parts += (seq_of(hs + size), seq, head, content, mac)
+            macs.append(mac)
+            pos += hs + size + 24
+            ends.append(pos)
+        return b"".join(parts), ends, b"".join(macs)
 
 
 _IPAD = bytes(b ^ 0x36 for b in range(256))

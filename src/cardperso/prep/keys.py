@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from cardperso.codec.columns import U8
-from cardperso.crypto import BLOCK_SIZE, odd_parity
+from cardperso.crypto import BLOCK_SIZE, odd_parity, pad_method2
 from cardperso.crypto.kcvbatch import kcv_3des_blob
 from cardperso.errors import KeyStoreError
 from cardperso.keystore import KeyStore
@@ -157,9 +157,10 @@ class ChunkKeys:
             pins_w = b""
         elif pin_len == 8:
             pins_w = store.wrap(kek, pins_clear)
-        else:
-            pins_w = b"".join(
-                store.wrap(kek, pins_clear[8 * i : 8 * i + 8], pad=True) for i in range(count)
+        else:  # each block padded as wrap(pad=True) pads it; ECB: one call for the chunk
+            padded = pad_method2(pins_clear[:8], pin_len)[8:]
+            pins_w = store.wrap(
+                kek, b"".join(pins_clear[8 * i : 8 * i + 8] + padded for i in range(count))
             )
         # SSSE keys, card-major: card i's keys (profile order) are 16·n bytes at 16·n·i
         nkeys = len(self.ssse_masters)

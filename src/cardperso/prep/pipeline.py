@@ -37,7 +37,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from cardperso.codec.columns import Cut, Var, assemble, be_uint, digits_value, fixed_text
+from cardperso.codec.columns import Var, assemble, be_uint, digits_value, fixed_text
 from cardperso.errors import DataError, UsageError
 from cardperso.keystore import KeyStore
 from cardperso.layouts import persofile as pf
@@ -202,37 +202,16 @@ class Preparer:
         sealed = seal_chunk(self.batch, lines, content)
         t3 = clock()
         n = len(lines)
-        frames = assemble(
-            n,
-            [
-                be_uint(size + _BODY_HEAD.size, 4),
-                be_uint(lines, 4),
-                self.flags,
-                card_no,
-                masked,
-                be_uint(lines, 8),
-                be_uint(size, 4),
-                Cut(sealed, size),
-                bytes(16),
-            ],
-        )
+        heads = assemble(
+            n, [self.flags, card_no, masked, be_uint(lines, 8), be_uint(size, 4)]
+        ).data.tobytes()
         t4 = clock()
-        buf = frames.data
-        ends = np.cumsum(frames.lengths)
-        view = memoryview(buf.data)
-        mac = self.macs.mac
+        padded = sealed.lengths
+        starts = (np.cumsum(padded) - padded).tolist()
         line_list = lines.tolist()
-        macs = b"".join(
-            [
-                mac(line, view[start + 8 : end - 16])
-                for line, start, end in zip(
-                    line_list, (ends - frames.lengths).tolist(), ends.tolist()
-                )
-            ]
+        frames, ends, macs = self.macs.frame_chunk(
+            line_list, heads, sealed.data, starts, size.tolist()
         )
-        if n:
-            slots = (ends - 16)[:, None] + np.arange(16)
-            buf[slots] = np.frombuffer(macs, np.uint8).reshape(n, 16)
         t5 = clock()
         bad.sort()
         stage["derive+wrap"] += t1 - t0
@@ -243,8 +222,8 @@ class Preparer:
         return ChunkResult(
             chunk.index,
             read,
-            buf.tobytes(),
-            ends.tolist(),
+            frames,
+            ends,
             macs,
             array("Q", fps.tobytes()),
             line_list,
