@@ -137,7 +137,7 @@ class DriverRegistry:
         self.pki = step
         if step is None:
             return []
-        off = [d.chip.name for d in self.drivers if not PKI_COMMANDS <= d.chip.commands]
+        off = [d.chip.name for d in self.drivers if not d.chip.commands >= PKI_COMMANDS]
         self.disabled.update(off)
         self.without_pki.update(off)
         return off
