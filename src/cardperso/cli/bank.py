@@ -19,6 +19,7 @@ from cardperso.bank.host import AuthRequest, HostKeys, IssuerHost
 from cardperso.bank.registry_link import RegistryRecorder
 from cardperso.bank.twostage import TransportDelivery, load_two_stage, make_delivery
 from cardperso.chip.transport import Flow, drive
+from cardperso.cli import bank_kernel as _kernel_cli
 from cardperso.cli.keys import PKCS11_PREFIX, open_store
 from cardperso.cli.production import check_production, production_options
 from cardperso.errors import CardPersoError, DataError, KeyStoreError, TransportError, UsageError
@@ -237,13 +238,25 @@ def qpboc_purchase_cmd(
 @bank_group.command("verify")
 @click.option("--reader", "-r", required=True, help="PC/SC reader name")
 @click.option("--ppse", is_flag=True, help="select through the PPSE first")
+@click.option(
+    "--capk",
+    "capk_file",
+    default=None,
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="CA public keys (keys export-capk): act as a terminal kernel (ODA, ARQC, GET DATA).",
+)
 @_key_options
 def verify_cmd(
-    reader: str, ppse: bool, keys_spec: str, imk_ac: str, imk_smi: str, production: bool,
-    allow_software_keystore: bool,
+    reader: str, ppse: bool, capk_file: Path | None, keys_spec: str, imk_ac: str, imk_smi: str,
+    production: bool, allow_software_keystore: bool,
 ) -> None:  # fmt: skip
-    """Quality control: PSE/PPSE selection, records, an ARQC verified by the issuer host."""
+    """Quality control: PSE/PPSE selection, records, an ARQC verified by the issuer host; with
+    ``--capk`` a terminal kernel that also checks offline data authentication and the card's
+    risk-management data, one line per step (docs/bank.md)."""
     host = _host(keys_spec, imk_ac, imk_smi, production, allow_software_keystore)
+    if capk_file is not None:
+        _kernel_cli.run_kernel(reader, capk_file, host, "PPSE" if ppse else "PSE", _on_reader)
+        return
     got = _on_reader(reader, terminal.verify_card(host, "PPSE" if ppse else "PSE"))
     click.echo(
         f"OK {got.pan_masked} AID {got.aid.hex().upper()} via {got.via}: {got.records} records,"
