@@ -12,8 +12,11 @@ from pathlib import Path
 import pytest
 
 from cardperso.card import VirtualCard
+from cardperso.devices import pcsc
 from fixtures_pcsc import LabSlot
 from test_bank_pcsc import BANK_KEYS, balance, invoke, two_stage_card
+from test_pcsc_vcard import _cli, _stop
+from test_qpboc import card
 
 pytestmark = pytest.mark.pcsc
 
@@ -59,3 +62,23 @@ def test_the_contact_interface_has_no_qpboc_path(
     assert not card.contactless
     out = invoke("bank", "qpboc-purchase", "--reader", slot.name, "--amount", "100")
     assert out.exit_code != 0 and "no qPBOC path" in out.output, out.output
+
+
+def test_sim_serve_contactless_then_a_purchase(pcsc_slot: LabSlot, tmp_path: Path) -> None:
+    """A personalized image served by ``sim serve --contactless`` (another process), bought
+    from with ``bank qpboc-purchase`` through pcscd."""
+    images = tmp_path / "cards"
+    images.mkdir()
+    card(images, balance=3000)  # tests/test_qpboc.py's qPBOC card, image cards/card.json
+    proc = _cli(
+        "sim", "serve", "--cards", str(images), "--port", str(pcsc_slot.port), "--contactless"
+    )
+    try:
+        pcsc.wait_for_card(pcsc_slot.name, 30)
+        out = invoke("bank", "qpboc-purchase", "--reader", pcsc_slot.name, "--amount", "250")
+    finally:
+        _stop(proc)
+    assert out.exit_code == 0 and out.output.startswith("approved offline: 2.50 yuan"), out.output
+    assert "available 27.50 yuan" in out.output
+    pcsc.wait_for_removal(pcsc_slot.name, 5)
+    assert VirtualCard.load(images / "card.json").state.pboc.ec_balance == 2750

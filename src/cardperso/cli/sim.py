@@ -340,11 +340,18 @@ def load_image(path: Path) -> CardLike:
     help=f"Serve only the card with this chip serial (repeat, or comma-separated; at most "
     f"{MAX_SERVED}). Default: the first {MAX_SERVED} images by file name.",
 )
+@click.option(
+    "--contactless",
+    is_flag=True,
+    help="Serve the GP cards as in a contactless reader's field (the PBOC application answers "
+    "its contactless FCI and takes the qPBOC path).",
+)
 @_reader_options
 def sim_serve(
     cards_dir: Path,
     port: int,
     only: tuple[str, ...],
+    contactless: bool,
     write_readers: Path | None,
     start_pcscd: bool,
     name: str,
@@ -358,6 +365,9 @@ def sim_serve(
         rest = "choose others with --only SERIAL" if not only else "chosen with --only"
         click.echo(f"serving {len(paths)} of {total} cards; {rest}")
     cards = [load_image(p) for p in paths]
+    for card in cards:
+        if contactless and isinstance(card, VirtualCard):
+            card.contactless = True
     state = write_readers.parent if write_readers is not None else cards_dir
     names = _readers_setup(len(paths), port, write_readers, start_pcscd, state, name)
     _serve(cards, paths, port, names, reader_timeout)
