@@ -564,3 +564,12 @@ def test_an_applicant_who_said_no_has_not_signed() -> None:
     assert check_centre({"applicant_confirmed": "是"}, Lists({}, {}, {})) == {
         "applicant_confirmed": "yes"
     }
+
+
+def test_a_download_name_cannot_break_its_header() -> None:
+    """A batch number is whatever `registry export-batch --batch` was given: the file name in
+    Content-Disposition keeps letters, digits, '.', '_' and '-' only."""
+    got = office._download('return-B"1\r\nSet-Cookie: x=1;.csv', b"")
+    assert got.headers["content-disposition"] == (
+        'attachment; filename="return-B_1__Set-Cookie__x_1_.csv"'
+    )

@@ -201,35 +201,36 @@ async def compare_page(request: Request) -> Response:
     db = _registry(request)
     _log(request, "view", "/office/compare")
     per_unit: dict[str, dict[str, int]] = {}
-    returned: list[dict[str, Any]] = []
+    for unit, state, n in db.execute(
+        "SELECT unit, state, COUNT(*) FROM reg_applications GROUP BY unit, state"
+    ):
+        counts = per_unit.setdefault(
+            str(unit or "-"), dict.fromkeys(("applications", "waiting", "passed", "returned",
+                                             "population", "bank", "rejected"), 0),
+        )  # fmt: skip
+        counts["applications"] += int(n)
+        if state in _WAITING:
+            counts["waiting"] += int(n)
+        elif state in _NOT_COMPARED:
+            counts["rejected"] += int(n)
+        elif state == lifecycle.RETURNED:
+            counts["returned"] += int(n)
+        else:
+            counts["passed"] += int(n)
     reasons = {
         int(i): str(r or "")
         for i, r in db.execute(
             "SELECT id, reason FROM reg_applications WHERE state = ?", (lifecycle.RETURNED,)
         )
     }
-    for row in find.list_apps(db, find.filters()):
-        unit = row["unit"] or "-"
-        counts = per_unit.setdefault(
-            unit, {"applications": 0, "waiting": 0, "passed": 0, "returned": 0, "population": 0,
-                   "bank": 0, "rejected": 0},
-        )  # fmt: skip
-        counts["applications"] += 1
-        state = row["state"]
-        if state in _WAITING:
-            counts["waiting"] += 1
-        elif state in _NOT_COMPARED:
-            counts["rejected"] += 1
-        elif state == lifecycle.RETURNED:
-            counts["returned"] += 1
-            fields = partners.fields_of(reasons.get(row["application_id"], ""))
-            against = _against(fields)
-            for who in against:
-                counts[who] += 1
-            returned.append(dict(row, fields=fields, against=against,
-                                 reason=reasons.get(row["application_id"], "")))  # fmt: skip
-        else:
-            counts["passed"] += 1
+    returned: list[dict[str, Any]] = []
+    for row in find.list_apps(db, find.filters(states=(lifecycle.RETURNED,))):
+        reason = reasons.get(row["application_id"], "")
+        fields = partners.fields_of(reason)
+        against = _against(fields)
+        for who in against:
+            per_unit[row["unit"] or "-"][who] += 1
+        returned.append(dict(row, fields=fields, against=against, reason=reason))
     units = {code: p.name for code, p in parties(db, "unit").items()}
     return _page(
         request, "office_compare.html", per_unit=sorted(per_unit.items()), returned=returned,
@@ -322,10 +323,10 @@ def _compare_request(db: Database, out: Path, request: Request) -> str:
 
 def _returned(db: Database, out: Path, request: Request) -> str:
     unit = request.query_params.get("unit", "")
-    partners.returned_files(db, out.parent)
+    written = partners.returned_files(db, out.parent)  # {unit: count}, one file each
+    if unit not in written:
+        raise UsageError(f"no application of unit {unit[:40]!r} was returned")
     name = f"returned-{unit}.csv"
-    if not unit or not (out.parent / name).is_file():
-        raise UsageError(f"no application of unit {unit!r} was returned")
     (out.parent / name).replace(out)
     return name
 
@@ -362,6 +363,7 @@ def _produce(request: Request, writer: Writer, file: str = "out.csv") -> tuple[s
 
 
 def _download(name: str, data: bytes, media: str = "text/csv; charset=utf-8") -> Response:
+    name = re.sub(r"[^A-Za-z0-9._-]", "_", name)  # a batch number may hold anything
     return Response(
         data, media_type=media,
         headers={"Content-Disposition": f'attachment; filename="{name}"',
