@@ -10,13 +10,15 @@ command's stdout and stderr):
   (``cardperso -vv run``: the stations' PC/SC APDU trace, ``devices.pcsc.log_trace``, goes to
   the debug log);
 * the bank stage on one finished card: ``bank verify`` (ARQC verified by the issuer host),
-  ``bank ec-balance`` and ``bank ec-load`` (issuer script MAC).
+  ``keys export-capk`` and ``bank verify --capk`` (the terminal kernel), ``bank ec-balance``
+  and ``bank ec-load`` (issuer script MAC).
 
 Then every log, trace, report and output file (rejects file, perso file, per-card results,
 journal database, ``line.yaml``, tracks JSON, printed faces, stdout and stderr of every
 command) is scanned for, as raw bytes and as hex (upper and lower case):
 
-* every key of the store, every per-card key derived from them (EMV option A ICC master keys,
+* every key of the store (for the ODA test CA and issuer RSA key pairs: each private CRT
+  part), every per-card key derived from them (EMV option A ICC master keys,
   SSSE per-card keys, GP per-card keys diversified from the KMC with each chip's KDD), the EMV
   session keys (ATC 0-11, common and PBOC methods), the SCP02 session keys of every station
   session, the PIN seed, the perso-file MAC key and the key components of the ceremony;
@@ -284,8 +286,16 @@ def prepped(tmp_path_factory: pytest.TempPathFactory) -> Prepped:
     }
     keys_path.write_text(json.dumps(doc))
     store = SoftwareKeyStore.load(keys_path)
-    values = {n: bytes.fromhex(k["value"]) for n, k in doc["keys"].items()}
+    values = {n: bytes.fromhex(k["value"]) for n, k in doc["keys"].items() if "value" in k}
     assert sorted(values) == store.names()
+    # the ODA chain's RSA key pairs (issue 13): every private CRT part is a needle
+    rsa_parts = {
+        f"{n} {part}": bytes.fromhex(k[part])
+        for n, k in doc["keys"].items()
+        if k["algorithm"] == "RSA"
+        for part in ("p", "q", "dp", "dq", "qinv")
+    }
+    assert len(rsa_parts) == 10 and len(store.rsa_names()) == 2
 
     batch, good, rows = _write_batch(work)
     out = work.root / "out"
@@ -306,6 +316,8 @@ def prepped(tmp_path_factory: pytest.TempPathFactory) -> Prepped:
     found = Secrets()
     for name, value in values.items():
         found.add_key(f"store key {name}", value)
+    for label, value in rsa_parts.items():
+        found.add_key(f"ODA private key part {label}", value)
     for i, component in enumerate(components):
         found.add_key(f"key component {i + 1}", component)
     with perso.open("rb") as fh:
@@ -377,6 +389,11 @@ def _bank_stage(work: Workdir, keys: Path, image: Path, slot) -> None:  # type: 
     slot.insert(VirtualCard.load(image))
     try:
         work.cli("bank", "verify", "--reader", slot.name, "--keys", keys)
+        # the terminal kernel (issue 13): exit 1 when a claim does not hold, scanned alike
+        capk = work.root / "capk.json"
+        work.cli("keys", "export-capk", keys, "--out", capk)
+        work.cli("bank", "verify", "--reader", slot.name, "--keys", keys, "--capk", capk,
+                 ok=(0, 1))  # fmt: skip
         work.cli("bank", "ec-balance", "--reader", slot.name)
         work.cli("bank", "ec-load", "--reader", slot.name, "--amount", 1234, "--keys", keys)
     finally:
