@@ -11,10 +11,14 @@ from pathlib import Path
 
 import pytest
 
+from cardperso.bank import qpboc
 from cardperso.card import VirtualCard
+from cardperso.chip.transport import drive
 from cardperso.devices import pcsc
+from cardperso.devices.pcsc import PcscTransport
 from fixtures_pcsc import LabSlot
 from test_bank_pcsc import BANK_KEYS, balance, invoke, two_stage_card
+from test_card_support import PAN
 from test_pcsc_vcard import _cli, _stop
 from test_qpboc import card
 
@@ -82,3 +86,19 @@ def test_sim_serve_contactless_then_a_purchase(pcsc_slot: LabSlot, tmp_path: Pat
     assert "available 27.50 yuan" in out.output
     pcsc.wait_for_removal(pcsc_slot.name, 5)
     assert VirtualCard.load(images / "card.json").state.pboc.ec_balance == 2750
+
+
+def test_the_apdu_trace_of_a_contactless_purchase_shows_no_pan(
+    pcsc_slot: LabSlot, tmp_path: Path
+) -> None:
+    """The qPBOC GPO answer carries track 2 (57: PAN and expiry): the PC/SC trace (-vv) shows
+    its length only, as it does for records."""
+    c = card(tmp_path, balance=3000)
+    pcsc_slot.insert(c)
+    lines: list[str] = []
+    with PcscTransport(pcsc_slot.name, trace=lambda t: lines.append(str(t))) as t:
+        got = drive(qpboc.qpboc_purchase(100), t.transmit)
+    assert got.approved and got.answer[0x57].hex().upper().startswith(PAN)
+    text = "\n".join(lines)
+    assert "80A80000" in text and "bytes of records> 9000" in text
+    assert PAN not in text.upper() and PAN[-8:] not in text

@@ -160,12 +160,19 @@ def redact_command(apdu: bytes) -> str:
 
 
 #: INS bytes whose responses are the card's records (personal data); see :func:`redact_response`.
-RECORD_INS = {0xB0: "READ BINARY", 0xB1: "READ BINARY", 0xB2: "READ RECORD", 0xB3: "READ RECORD"}
+RECORD_INS = {
+    0xB0: "READ BINARY",
+    0xB1: "READ BINARY",
+    0xB2: "READ RECORD",
+    0xB3: "READ RECORD",
+    0xA8: "GET PROCESSING OPTIONS",  # a qPBOC answer carries 57 (track 2: the PAN) and 5F20
+}
 
 
 def redact_response(command: bytes, response: bytes) -> str:
-    """The response as hex; for READ RECORD / READ BINARY ``command`` the data field is replaced
-    by ``<N bytes of records>`` (records hold personal data), the status word stays."""
+    """The response as hex; for READ RECORD / READ BINARY / GET PROCESSING OPTIONS ``command``
+    the data field is replaced by ``<N bytes of records>`` (records, and a qPBOC GPO answer,
+    hold personal data), the status word stays."""
     if len(command) >= 2 and command[1] in RECORD_INS and len(response) > 2:
         return f"<{len(response) - 2} bytes of records> {response[-2:].hex().upper()}"
     return response.hex().upper()
