@@ -573,3 +573,34 @@ def test_a_download_name_cannot_break_its_header() -> None:
     assert got.headers["content-disposition"] == (
         'attachment; filename="return-B_1__Set-Cookie__x_1_.csv"'
     )
+
+
+def test_the_dashboards_filters_are_the_reports_options(
+    centre: Centre, console: Console, tmp_path: Path
+) -> None:
+    """Filtered by service point, unit and acceptance dates, the tables and their CSV links
+    are `registry report breakdown --service-point … --from … --to …`'s."""
+    client = login_client(console, "centre1")
+    since = min(r["accepted_date"] for r in centre.recs[:8])
+    since = f"{since[:4]}-{since[4:6]}-{since[6:]}"
+    for chosen, options in (
+        ({"service_point": "SP01"}, ["--service-point", "SP01"]),
+        ({"unit": "U1001", "from": since, "to": AS_OF},
+         ["--unit", "U1001", "--from", since, "--to", AS_OF]),
+        ({"bank": centre.recs[0]["bank_code"]}, ["--bank", centre.recs[0]["bank_code"]]),
+    ):  # fmt: skip
+        page = client.get("/office/targets", params={"as_of": AS_OF, **chosen}).text
+        args = ["registry", "report", "breakdown", "--as-of", AS_OF, *options, "--db", centre.url]
+        want = _cli_file(tmp_path, *args, "--by", "service-point")
+        assert [[k, *v[1:]] for k, v in _table(page, "by-point").items()] == _csv(want)[1:]
+        total = sum(int(row[1]) for row in _csv(want)[1:])
+        assert 0 < total < 12, chosen  # the filter keeps some applications, not all
+        link = html.unescape(re.search(r'id="dl-by-batch" href="([^"]+)"', page).group(1))  # type: ignore[union-attr]
+        got = client.get(link)
+        assert got.status_code == 200
+        assert got.content == _cli_file(tmp_path, *args, "--by", "batch"), chosen
+        link = html.unescape(re.search(r'id="dl-waiting" href="([^"]+)"', page).group(1))  # type: ignore[union-attr]
+        waiting = ["registry", "report", "waiting", "--as-of", AS_OF, *options, "--db", centre.url]
+        assert client.get(link).content == _cli_file(tmp_path, *waiting), chosen
+    r = client.get("/office/targets", params={"from": "2026-02-01", "to": "2026-01-01"})
+    assert r.status_code == 400 and "--to 2026-01-01 is before --from 2026-02-01" in r.text

@@ -90,6 +90,19 @@ def _as_of(request: Request) -> datetime.date:
     return parse_day(given, "as_of") if given else datetime.date.today()
 
 
+#: The filters of ``registry report breakdown`` and ``waiting`` (query parameter → option).
+FILTERS: Final = ("from", "to", "unit", "service_point", "bank")
+
+
+def _filters(request: Request) -> find.Filters:
+    """``?from=&to=&unit=&service_point=&bank=``: the reports' ``--from … --bank`` options."""
+    q = request.query_params
+    return find.filters(
+        date_from=q.get("from", ""), date_to=q.get("to", ""), unit=q.get("unit", ""),
+        service_point=q.get("service_point", ""), bank=q.get("bank", ""),
+    )  # fmt: skip
+
+
 def _app_id(value: object) -> int:
     text = str(value or "")
     if not (text.isdigit() and len(text) < 9):
@@ -254,9 +267,9 @@ async def targets_page(request: Request) -> Response:
     db = _registry(request)
     cal, day = _calendar(), _as_of(request)
     _log(request, "view", "/office/targets")
-    every = find.filters()
-    by_batch = breakdown.breakdown(db, cal, "batch", every, day)
-    by_point = breakdown.breakdown(db, cal, "service-point", every, day)
+    chosen = _filters(request)
+    by_batch = breakdown.breakdown(db, cal, "batch", chosen, day)
+    by_point = breakdown.breakdown(db, cal, "service-point", chosen, day)
     late = reports.overdue(db, cal, day)
     st = reports.stats(db, cal)
     charts_lead = [
@@ -274,6 +287,7 @@ async def targets_page(request: Request) -> Response:
         request, "office_targets.html", as_of=day, calendar=cal.source, by_batch=by_batch,
         by_point=by_point, overdue=late, lead=charts_lead, point_bars=point_bars,
         batch_bars=batch_bars, targets=TARGETS, columns=breakdown.COLUMNS,
+        chosen={k: request.query_params.get(k, "") for k in FILTERS},
     )  # fmt: skip
 
 
@@ -284,14 +298,14 @@ Writer = Callable[[Database, Path, Request], str]
 def _breakdown(db: Database, out: Path, request: Request) -> str:
     by = request.query_params.get("by", "")
     day = _as_of(request)
-    groups = breakdown.breakdown(db, _calendar(), by, find.filters(), day)
+    groups = breakdown.breakdown(db, _calendar(), by, _filters(request), day)
     breakdown.write_csv(out, breakdown.COLUMNS, [g.row() for g in groups])
     return f"breakdown-{by}-{day.isoformat()}.csv"
 
 
 def _waiting(db: Database, out: Path, request: Request) -> str:
     day = _as_of(request)
-    got = breakdown.waiting(db, _calendar(), day, find.filters())
+    got = breakdown.waiting(db, _calendar(), day, _filters(request))
     breakdown.write_csv(out, breakdown.WAITING_COLUMNS, breakdown.waiting_rows(got))
     return f"waiting-{day.isoformat()}.csv"
 
