@@ -65,3 +65,17 @@ def test_many_random_keys_and_lengths() -> None:
 @given(st.lists(st.binary(min_size=16, max_size=16), min_size=1, max_size=40))
 def test_property(keys: list[bytes]) -> None:
     assert kcv_3des_blob(b"".join(keys)) == b"".join(kcv("3DES", k) for k in keys)
+
+
+def test_kcvs_of_many_keys_of_any_algorithm() -> None:
+    from cardperso.crypto.kcvbatch import kcvs
+
+    des = [os.urandom(16) for _ in range(50)]
+    assert kcvs("3DES", des) == [kcv("3DES", k) for k in des]
+    assert kcvs("3DES", des, 8) == [kcv("3DES", k, 8) for k in des]
+    # not all double-length: one by one, same answers
+    mixed = [*des[:3], os.urandom(24)]
+    assert kcvs("3DES", mixed) == [kcv("3DES", k) for k in mixed]
+    aes = [os.urandom(16) for _ in range(5)]
+    assert kcvs("AES", aes) == [kcv("AES", k) for k in aes]
+    assert kcvs("3DES", []) == []

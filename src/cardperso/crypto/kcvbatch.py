@@ -16,9 +16,12 @@ Tested against the NIST SP 800-20 known answers and against :func:`cardperso.cry
 
 from __future__ import annotations
 
-from cardperso.crypto.desvec import tdes_kcv_blob
+from collections.abc import Sequence
 
-__all__ = ["kcv_3des_blob"]
+from cardperso.crypto.desvec import tdes_kcv_blob
+from cardperso.crypto.primitives import kcv
+
+__all__ = ["kcv_3des_blob", "kcvs"]
 
 
 def kcv_3des_blob(blob: bytes, length: int = 3) -> bytes:
@@ -29,3 +32,12 @@ def kcv_3des_blob(blob: bytes, length: int = 3) -> bytes:
     if not blob:
         return b""
     return tdes_kcv_blob(blob, length)
+
+
+def kcvs(algorithm: str, keys: Sequence[bytes], length: int = 3) -> list[bytes]:
+    """Check values of many keys of ``algorithm`` (:func:`cardperso.crypto.kcv` conventions):
+    double-length 3DES keys in one :func:`kcv_3des_blob` pass, any others one by one."""
+    if algorithm == "3DES" and all(len(k) == 16 for k in keys):
+        blob = kcv_3des_blob(b"".join(keys), length)
+        return [blob[i : i + length] for i in range(0, len(blob), length)]
+    return [kcv(algorithm, k, length) for k in keys]

@@ -38,6 +38,7 @@ from pathlib import Path
 from typing import Any, Final
 
 from cardperso.crypto import primitives as cp
+from cardperso.crypto.kcvbatch import kcvs as batch_kcvs
 from cardperso.crypto.primitives import SecretKey
 from cardperso.crypto.rsa import RsaKey
 from cardperso.crypto.sm2 import Sm2PrivateKey, Sm2Signer, check_value
@@ -396,9 +397,10 @@ class SoftwareKeyStore(KeyStore):
     def _out(
         self, algorithm: str, values: Sequence[bytes], wrap_under: str | None
     ) -> list[DerivedKey]:
-        """Per-card keys as :class:`DerivedKey`: check values, then one ECB call under the KEK
-        over the whole batch (every key is a whole number of KEK blocks)."""
-        kcvs = [cp.kcv(algorithm, v) for v in values]
+        """Per-card keys as :class:`DerivedKey`: check values (3DES: one vectorized pass), then
+        one ECB call under the KEK over the whole batch (every key is a whole number of KEK
+        blocks)."""
+        kcvs = batch_kcvs(algorithm, values)
         if wrap_under is None:
             return [DerivedKey(algorithm, k, None, v) for k, v in zip(kcvs, values)]
         kek = self._key(wrap_under)

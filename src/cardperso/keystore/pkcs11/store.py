@@ -11,8 +11,7 @@ from pkcs11 import Attribute, KeyType, Mechanism, MechanismFlag, ObjectClass
 from pkcs11 import exceptions as p11e
 
 from cardperso.crypto import SecretKey, equal, odd_parity, pad_method2, unpad_method2
-from cardperso.crypto import kcv as soft_kcv
-from cardperso.crypto.kcvbatch import kcv_3des_blob
+from cardperso.crypto.kcvbatch import kcvs as batch_kcvs
 from cardperso.errors import KeyStoreError, UsageError
 from cardperso.keystore.base import (
     DEFAULT_KEK,
@@ -77,15 +76,6 @@ class _TokenSessionKey:
 
     def encrypt_block(self, block: bytes) -> bytes:
         return only_bytes(self._sk.encrypt(block, mechanism=Mechanism.DES3_ECB))
-
-
-def _check_values(algorithm: str, size: int, clear: bytes, keys: list[bytes]) -> list[bytes]:
-    """The check values of a chunk's per-card keys: double-length 3DES keys (every derivation
-    but GP kdf3) in one vectorized pass (:func:`kcv_3des_blob`), others one by one."""
-    if algorithm == "3DES" and size == 16:
-        blob = kcv_3des_blob(clear)
-        return [blob[i : i + 3] for i in range(0, len(blob), 3)]
-    return [soft_kcv(algorithm, k) for k in keys]
 
 
 class Pkcs11KeyStore(KeyStore):
@@ -390,7 +380,7 @@ class Pkcs11KeyStore(KeyStore):
                 clear[:] = b"".join(clear[o : o + out_len] for o in range(0, len(clear), step))
             size = out_len or (len(datas[0]) if datas else 0)
             keys = [bytes(clear[o : o + size]) for o in range(0, len(clear), size)]
-            checks = _check_values(algorithm, size, bytes(clear), keys)
+            checks = batch_kcvs(algorithm, keys)
             if kek is None:
                 return [DerivedKey(algorithm, c, None, k) for c, k in zip(checks, keys)]
             if size % BLOCK[self.info(kek).algorithm]:
