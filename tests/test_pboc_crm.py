@@ -166,3 +166,15 @@ def test_crm_data_answer_get_data(tmp_path: Path) -> None:
     for tag, value in {0x9F58: "02", 0x9F59: "03", 0x9F54: "000000010000", 0x9F52: "6010"}.items():
         assert get_data(host, tag) == H(value)
     assert get_data(host, 0x9F13) == b"\x00\x00"
+
+
+def test_pin_try_limit_exceeded_declines_or_goes_online_per_the_ada(tmp_path: Path) -> None:
+    for ada, expected in (("0200", AAC), ("0100", ARQC), ("0000", TC)):
+        (tmp_path / ada).mkdir()
+        host = crm_card(tmp_path / ada, x9F58="05", x9F59="05", x9F52=ada)
+        host.ok(SELECT_PBOC)
+        for _ in range(3):  # three wrong offline PINs block it (try limit 3)
+            host.send("0020008008241235FFFFFFFFFF")
+        assert host.send("0020008008241234FFFFFFFFFF")[1] == 0x6983
+        answer = first_ac(host, 0x40, 100)
+        assert answer[0x9F27] == expected and cvr3(answer) & 0x40, ada
