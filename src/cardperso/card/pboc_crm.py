@@ -32,7 +32,10 @@ if the PIN try limit was exceeded before, decline; 01 ... go online; byte 2 80 i
 online; 40 if new card, decline when unable to go online.
 
 Electronic cash (contact with 9F7A = 01, and qPBOC) is limited by its balance and single limit,
-not by these counters; they count offline *debit* transactions.
+not by these counters; they count offline *debit* transactions. JR/T 0025.13's card action
+analysis for electronic cash says so: it answers an AAC asked, and skips the online-not-
+completed, last issuer authentication, last script, new card, offline PIN and velocity checks
+(the text of part 13 as published on www.dybbs8.com/doc/3266674.html).
 """
 
 from __future__ import annotations
