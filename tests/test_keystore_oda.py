@@ -18,6 +18,7 @@ import pytest
 from pkcs11 import Attribute, ObjectClass
 
 import openssl_rsa as orsa
+from cardperso.codec import tlv
 from cardperso.errors import KeyStoreError
 from cardperso.keystore import oda
 from cardperso.keystore.base import KeyStore, production_guard
@@ -79,6 +80,19 @@ def test_software_store_refuses_a_tampered_rsa_entry(tmp_path: Path) -> None:
     path.write_text(json.dumps(doc))
     with pytest.raises(KeyStoreError, match="'x' does not match its check value"):
         SoftwareKeyStore.load(path)
+
+
+def test_issuer_record_carries_8f_90_92_9f32(tmp_path: Path) -> None:
+    store = SoftwareKeyStore.load(Path(__file__).resolve().parents[1] / "keys-sample" / "keys.json")
+    record = oda.issuer_record(store, SPEC)
+    (template,) = tlv.parse(record)
+    assert template.tag == 0x70 and [t.tag for t in template.children or ()] == [
+        0x8F, 0x90, 0x92, 0x9F32,
+    ]  # fmt: skip
+    values = tlv.to_dict(template)
+    parts = oda.issuer_certificate(store, SPEC)
+    assert values[0x8F] == b"\xf1" and values[0x90] == parts.certificate
+    assert values[0x92] == parts.remainder and values[0x9F32] == b"\x03"
 
 
 def test_chain_refusals() -> None:

@@ -24,6 +24,7 @@ import re
 from dataclasses import dataclass
 from typing import Final
 
+from cardperso.codec import tlv
 from cardperso.errors import KeyStoreError, UsageError
 from cardperso.keystore.base import KeyInfo, KeyStore
 from cardperso.layouts.emv_cert import CertificateParts, build_issuer_certificate, issuer_identifier
@@ -39,6 +40,7 @@ __all__ = [
     "capks",
     "create_chain",
     "issuer_certificate",
+    "issuer_record",
     "parse_ca_name",
 ]
 
@@ -134,6 +136,16 @@ def issuer_certificate(store: KeyStore, spec: IssuerCertSpec) -> CertificatePart
         modulus=modulus,
         exponent=exponent,
     )
+
+
+def issuer_record(store: KeyStore, spec: IssuerCertSpec) -> bytes:
+    """The record template ``70 { 8F, 90, 92 (when the modulus needs it), 9F32 }`` of the
+    issuer certificate: the content of the record DGI a profile names for it (one per batch)."""
+    parts = issuer_certificate(store, spec)
+    body = tlv.encode(0x8F, bytes([spec.ca_index])) + tlv.encode(0x90, parts.certificate)
+    if parts.remainder:
+        body += tlv.encode(0x92, parts.remainder)
+    return tlv.encode(0x70, body + tlv.encode(0x9F32, parts.exponent))
 
 
 def create_chain(

@@ -38,6 +38,7 @@ from cardperso.profiles.model import (
     FileSpec,
     GpSpec,
     MagStripeSpec,
+    OdaSpec,
     PbocSpec,
     PinSpec,
     PkiSpec,
@@ -61,6 +62,23 @@ _DIGITS = r"[0-9]+"
 _HEX_TAG = s.Str(pattern=r"(?:[0-9A-Fa-f]{2}){1,3}", hint="a hex tag of 1-3 bytes")
 _DGI = s.Str(pattern=r"[0-9A-Fa-f]{4}", hint="a 4-hex-digit DGI")
 _AMOUNT = s.Int(min=0, max=999_999_999_999)
+#: ``pboc.oda`` (OdaSpec, docs/card-dgi-map.md): absent = no offline data authentication
+_ODA = s.Map(
+    {
+        "issuer_id": s.Str(pattern=r"[0-9]{3,8}", hint="3 to 8 leading PAN digits"),
+        "issuer_dgi": _DGI,
+        "cert_dgi": _DGI,
+        "ssad_dgi": _DGI,
+        "ca_index": s.Hex(length=1),
+        "issuer_key": _KEY_NAME,
+        "issuer_cert_expiry": s.Str(pattern=r"(0[1-9]|1[0-2])[0-9]{2}", hint="MMYY"),
+        "issuer_cert_serial": s.Str(pattern=r"[0-9A-Fa-f]{6}", hint="6 hex digits"),
+        "ddol": s.Hex(min_len=2, max_len=64),
+        "dac": s.Hex(length=2),
+        "icc_bits": s.Int(min=1024, max=1984),
+    },
+    required=("issuer_id", "issuer_dgi", "cert_dgi"),
+)
 
 _RECORD = s.Map(
     {
@@ -220,6 +238,7 @@ SCHEMA = s.Map(
                         required=("dgi", "tlv"),
                     )
                 ),
+                "oda": _ODA,
             },
             required=("aid", "keys", "service_code", "ec", "iad", "constant_dgis"),
             defaults={
@@ -414,6 +433,18 @@ def _check_const(r: dict[str, Any], fail: Any, path: str) -> None:
             raise fail(path, f"is longer than {length} bytes")
 
 
+def _oda(o: dict[str, Any] | None) -> OdaSpec | None:
+    if o is None:
+        return None
+    values: dict[str, Any] = dict(o)
+    for k in ("issuer_dgi", "cert_dgi", "ssad_dgi"):
+        if k in values:
+            values[k] = int(values[k], 16)
+    if "ca_index" in values:
+        values["ca_index"] = values["ca_index"][0]
+    return OdaSpec(**values)
+
+
 def _build(data: dict[str, Any], digest: bytes, source: str) -> Profile:
     ss = data["ssse"]
     cid = ss["card_id"]
@@ -463,6 +494,7 @@ def _build(data: dict[str, Any], digest: bytes, source: str) -> Profile:
             app_version=p["app_version"],
             iad=p["iad"],
             session_key=p["session_key"],
+            oda=_oda(p.get("oda")),
             ec=EcSpec(
                 currency=ec["currency"],
                 auth_code=ec["auth_code"],

@@ -102,6 +102,34 @@ class ConstantDgi:
 
 
 @dataclass(frozen=True, slots=True)
+class OdaSpec:
+    """Offline data authentication (``pboc.oda``, docs/card-dgi-map.md): the key chain of the
+    key store (``cardperso.keystore.oda``) and the record DGIs its data go to."""
+
+    #: 3 to 8 leading PAN digits every card of the product starts with (the issuer identifier
+    #: of the issuer certificate 90).
+    issuer_id: str
+    #: Record DGI (SFI ‖ record) of ``8F 90 92 9F32`` (one per batch); not marked for ODA.
+    issuer_dgi: int
+    #: Record DGI of ``9F46 9F47 9F48 9F49`` (per card); not marked for ODA.
+    cert_dgi: int
+    #: Record DGI of ``93`` (SDA), ``None``: no signed static data.
+    ssad_dgi: int | None = None
+    #: The CA public key index (8F); the CA key pair is ``oda-ca-<RID of the AID>-<index>``.
+    ca_index: int = 0xF1
+    issuer_key: str = "oda-issuer"
+    #: The issuer certificate's expiry (MMYY) and serial (3 bytes, hex).
+    issuer_cert_expiry: str = "1249"
+    issuer_cert_serial: str = "000001"
+    #: The DDOL (9F49) the card names for INTERNAL AUTHENTICATE.
+    ddol: bytes = b"\x9f\x37\x04"
+    #: The data authentication code signed in 93.
+    dac: bytes = b"\xda\xc1"
+    #: ICC key size (the pool of that size is used).
+    icc_bits: int = 1024
+
+
+@dataclass(frozen=True, slots=True)
 class PbocSpec:
     aid: bytes
     imk_ac: str
@@ -119,6 +147,8 @@ class PbocSpec:
     constant_dgis: tuple[ConstantDgi, ...]
     #: the cryptograms' session keys (pboc | emv-csk); the card picks them by 9F10's CVN
     session_key: str = "pboc"
+    #: offline data authentication (``pboc.oda``); ``None``: the product has none
+    oda: OdaSpec | None = None
 
 
 @dataclass(frozen=True, slots=True)
