@@ -192,7 +192,7 @@ def test_accept_print_both_forms_and_record_both_signatures(
     assert person["name"] in r.text, "the form comes back with what was typed"
     app_id = app_id_of(accept(client, form_of(person), good_photo()))
     page = client.get(f"/desk/app?id={app_id}").text
-    assert 'id="state" class="state">accepted' in page and mask_id(person["ssn"]) in page
+    assert '<span id="state">accepted</span>' in page and mask_id(person["ssn"]) in page
     assert person["ssn"] not in page
     assert "meets the card photo specification" in page
     photo = client.get(f"/desk/photo?id={app_id}")
@@ -303,6 +303,9 @@ def test_lookup_collection_by_an_agent_loss_restore_and_reissue(
     ids = [_accepted(desk_console, p) for p in people]
     csrf = csrf_of(client, "/desk")
     looked = client.post("/desk/lookup", data={"csrf": csrf, "ssn": people[0]["ssn"]}).text
+    assert "已受理" in looked  # the counter's word for the state, beside the registry's
+    mistyped = client.post("/desk/lookup", data={"csrf": csrf, "ssn": STANDARD_ID[:-1] + "3"})
+    assert "ssn: check character does not match (ISO 7064 MOD 11-2)" in mistyped.text
     due = deadline(Calendar(), datetime.date.today(), "sporadic", datetime.date.today())
     assert f"{due.deadline.isoformat()} (剩余 5 工作日" in looked  # 5 working days, sporadic
     for app_id in ids:
@@ -338,17 +341,17 @@ def test_lookup_collection_by_an_agent_loss_restore_and_reissue(
                                            "to": "李四"})  # fmt: skip
     assert r.status_code == 303
     page = client.get(f"/desk/app?id={ids[0]}").text
-    assert 'class="state">issued' in page and f"agent {mask_id(agent)}" in page
+    assert '<span id="state">issued</span>' in page and f"agent {mask_id(agent)}" in page
     assert agent not in page
     for action, state in (("suspend", "suspended"), ("restore", "issued"),
                           ("suspend", "suspended")):  # fmt: skip
         r = client.post(f"/desk/{action}", data={"csrf": csrf, "card_no": card})
         assert r.status_code == 303, r.text
-        assert f'class="state">{state}' in client.get(f"/desk/app?id={ids[0]}").text
+        assert f'<span id="state">{state}</span>' in client.get(f"/desk/app?id={ids[0]}").text
     r = client.post("/desk/reissue", data={"csrf": csrf, "card_no": card})
     new_id = app_id_of(r)
     page = client.get(f"/desk/app?id={new_id}").text
-    assert 'class="state">accepted' in page and card in page and "（未签字）" in page
+    assert '<span id="state">accepted</span>' in page and card in page and "（未签字）" in page
     out = run_cli("registry", "show", str(new_id), "--json", "--db", str(desk_console.db_path))
     assert f'"replaces": "{card}"' in out and '"service_point": "SP01"' in out
     # the other point's clerk may not touch this card
@@ -379,7 +382,7 @@ def test_the_desk_on_postgresql(
         assert (tmp_path / "photos").is_dir() and list((tmp_path / "photos").glob("*.jpg"))
         assert oct(os.stat(tmp_path / "photos").st_mode & 0o777) == "0o700"
         page = _clerk(c).get(f"/desk/app?id={app_id}").text
-        assert 'class="state">accepted' in page
+        assert '<span id="state">accepted</span>' in page
         other = _clerk(c, CLERK2)
         r = other.post("/desk/lookup", data={"csrf": csrf_of(other, "/desk"), "ssn": person["ssn"]})
         assert r.status_code == 403

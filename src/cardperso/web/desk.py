@@ -72,6 +72,25 @@ UPLOAD_LIMIT: Final = 256 * 1024
 PHOTOS_ENV: Final = "CARDPERSO_PHOTOS"
 _REF: Final = re.compile(r"[0-9a-f]{64}")
 
+#: What the counter calls each state of an application (beside the registry's name for it).
+STATE_TITLES: Final = {
+    lifecycle.ACCEPTED: "已受理",
+    lifecycle.AUDITED: "已审核",
+    lifecycle.COMPARED: "已比对",
+    lifecycle.REGISTERED: "已登记",
+    lifecycle.IN_PRODUCTION: "制卡中",
+    lifecycle.PREP_REJECTED: "制卡数据退回",
+    lifecycle.PERSONALIZED: "已制卡",
+    lifecycle.ACCOUNT_OPENED: "已开户",
+    lifecycle.ACCOUNT_FAILED: "开户失败",
+    lifecycle.READY: "待领取",
+    lifecycle.ISSUED: "已发放",
+    lifecycle.SUSPENDED: "已挂失",
+    lifecycle.RETURNED: "已退回单位",
+    lifecycle.REJECTED: "审核未通过",
+    lifecycle.CANCELLED: "已注销",
+}
+
 NAV.append(("/desk", "服务网点 Service desk"))
 BODY_LIMITS.update({"/desk/accept": UPLOAD_LIMIT, "/desk/photo-check": UPLOAD_LIMIT})
 
@@ -141,7 +160,7 @@ def _home(request: Request, point: str, **context: Any) -> Response:
     db = _db(request)
     mine = find.list_apps(db, find.filters(service_point=point))
     return _page(
-        request, "desk_home.html", point=point, recent=mine[-20:][::-1],
+        request, "desk_home.html", point=point, recent=mine[-20:][::-1], titles=STATE_TITLES,
         waiting=[r for r in mine if r["state"] == lifecycle.READY],
         boxes=[b for b in collection.boxes(db, point) if not b.received_date], **context,
     )  # fmt: skip
@@ -154,6 +173,10 @@ async def desk_lookup(request: Request) -> Response:
     ssn = (await _field(request, "ssn")).upper()
     if not ssn:
         raise UsageError("type the applicant's identity number")
+    wrong = counter.problems({"ssn": ssn}, _profile(), Lists.load(db), point=point)
+    if "ssn" in wrong:
+        message = f"社会保障号码 ssn: {wrong['ssn']}"
+        return _home(request, point, found=None, message=message)
     everywhere = find.list_apps(db, find.filters(ssn=ssn))
     found = [_with_deadline(r) for r in everywhere if r["service_point"] == point]
     if everywhere and not found:
@@ -322,6 +345,7 @@ async def desk_app(request: Request) -> Response:
     return _page(
         request, "desk_app.html", app=app, shown=shown, due=row["due"], photo_ok=photo_ok,
         missing=missing, bank=parties(db, "bank").get(app.bank_code), lifecycle=lifecycle,
+        titles=STATE_TITLES,
         today=f"{datetime.date.today():%Y-%m-%d}",
     )  # fmt: skip
 
