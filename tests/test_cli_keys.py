@@ -109,7 +109,9 @@ def test_list_shows_no_values(cli: click.Group, sample_keystore_path: Path) -> N
         "test,SAMPLE",
         f"file:{sample_keystore_path}",
     ]
-    assert len(lines) == 1 + len(SoftwareKeyStore.load(sample_keystore_path).names())
+    sample = SoftwareKeyStore.load(sample_keystore_path)
+    assert len(lines) == 1 + len(sample.names()) + len(sample.rsa_names())
+    assert lines[-1].split()[:4] == ["oda-issuer", "RSA", "C501D1", "test,SAMPLE"]  # ODA chain
     assert_no_secret(result.output, contract_keys())
 
 

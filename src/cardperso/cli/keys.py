@@ -119,7 +119,7 @@ def _marks(info: KeyInfo) -> str:
 
 
 def _print_table(store: KeyStore, *, location: bool) -> None:
-    infos = [store.info(n) for n in store.names()]
+    infos = [store.info(n) for n in [*store.names(), *store.rsa_names()]]  # + ODA RSA pairs
     width = max((len(i.name) for i in infos), default=4)
     header = f"{'name':<{width}}  {'alg':<4}  kcv     marks"
     if location:
