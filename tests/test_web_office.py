@@ -153,6 +153,7 @@ def test_office_forms_need_their_csrf_token(fresh: tuple[Console, Path]) -> None
         ("/office/audit/reject", {"application": "12", "reason": "photo is of someone else"}),
         ("/office/bank-requests", {}),
         ("/office/export-batch", {"kind": "temporary"}),
+        ("/office/box-pack", {"service_point": "SP01"}),
     ):
         for token in ({}, {"csrf": "forged"}):
             r = client.post(path, data=data | token)
@@ -161,7 +162,8 @@ def test_office_forms_need_their_csrf_token(fresh: tuple[Console, Path]) -> None
     with Database(db_path) as db:
         assert db.execute("SELECT COUNT(*) FROM reg_bank_requests WHERE sent_at IS NULL")[0][0] == 1
         assert db.execute("SELECT COUNT(*) FROM reg_batches")[0][0] == 1
-    assert len(_audit_log(db_path, "csrf")) == 8
+        assert db.execute("SELECT COUNT(*) FROM reg_boxes")[0][0] == 0
+    assert len(_audit_log(db_path, "csrf")) == 10
 
 
 # -- the audit queue ---------------------------------------------------------------------------
@@ -369,6 +371,34 @@ def test_the_batch_for_the_factory_is_the_clis_archive(
         r = client.post("/office/export-batch", data={"csrf": csrf} | data)
         assert r.status_code == 400 and words in html.unescape(r.text), data
     assert not list((tmp_path / "tmp").iterdir())
+
+
+def test_a_box_and_its_manifest_are_the_clis(fresh: tuple[Console, Path], tmp_path: Path) -> None:
+    console, db_path = fresh
+    before = _copy(db_path, tmp_path / "before.db")
+    client = login_client(console, "centre1")
+    csrf = csrf_of(client, "/office/files")
+    for point, box in (("SP01", "BOX-SP01-1"), ("SP02", "")):
+        r = client.post("/office/box-pack", data={"csrf": csrf, "service_point": point, "box": box})
+        assert r.status_code == 200, r.text
+        args = ["--box", box] if box else []
+        manifest = tmp_path / f"{point}.csv"
+        run_cli("registry", "box", "pack", "--service-point", point, "--manifest", str(manifest),
+                *args, "--db", str(before))  # fmt: skip
+        assert r.content == manifest.read_bytes() and len(r.content.splitlines()) > 1
+        number = r.content.decode().splitlines()[1].split(",")[0]
+        assert r.headers["content-disposition"] == f'attachment; filename="box-{number}.csv"'
+        assert ("centre1", "centre", f"{number} for {point}", "ok") in _audit_log(
+            db_path, "box-pack"
+        )
+    for data, words in (
+        ({"service_point": "SP01"}, "no made card of service point SP01 waits for a box"),
+        ({"service_point": "SP09"}, "service point SP09 is not on the centre's list"),
+        ({"service_point": "SP01", "box": "a/b"}, "is 1-40 letters, digits, - or _"),
+    ):
+        r = client.post("/office/box-pack", data={"csrf": csrf} | data)
+        assert r.status_code == 400 and words in html.unescape(r.text), data
+    assert "BOX-SP01-1" in client.get("/office/files").text
 
 
 # -- the dashboard and the comparison page -----------------------------------------------------

@@ -38,6 +38,7 @@ from cardperso.profiles.loader import load_profile
 from cardperso.registry import (
     applications,
     breakdown,
+    collection,
     find,
     lifecycle,
     lost,
@@ -410,6 +411,7 @@ async def files_page(request: Request) -> Response:
     return _page(
         request, "office_files.html", batches=batches, groups=list(breakdown.GROUPS),
         returned_units=returned_units, waiting_requests=waiting_requests, exportable=exportable,
+        points=parties(db, "service_point"), boxes=collection.boxes(db, "")[-20:],
     )  # fmt: skip
 
 
@@ -478,6 +480,27 @@ async def export_batch(request: Request) -> Response:
     return _download(name, data, "application/zip")
 
 
+@guarded("/office/box-pack", OFFICE)
+async def box_pack(request: Request) -> Response:
+    """A box of the made cards of a service point, and its manifest (``registry box pack
+    --service-point SP --manifest F``: the list that travels with the box)."""
+    form = await request.form()
+    point = str(form.get("service_point", "")).strip()
+    number = str(form.get("box", "")).strip() or None
+    if number is not None and not re.fullmatch(r"[A-Za-z0-9_-]{1,40}", number):
+        raise DataError("is 1-40 letters, digits, - or _", field="box")
+    made: list[str] = []
+
+    def write(db: Database, out: Path, _request: Request) -> str:
+        box = collection.pack(db, point, out, box_no=number)
+        made.append(box.box_no)
+        return f"box-{box.box_no}.csv"
+
+    name, data = _produce(request, write)
+    _log(request, "box-pack", f"{made[0]} for {point}")
+    return _download(name, data)
+
+
 ROUTES: Final[list[BaseRoute]] = [
     Route("/office/audit", audit_queue),
     Route("/office/photo", photo),
@@ -489,4 +512,5 @@ ROUTES: Final[list[BaseRoute]] = [
     Route("/office/file", file_download),
     Route("/office/bank-requests", bank_requests, methods=["POST"]),
     Route("/office/export-batch", export_batch, methods=["POST"]),
+    Route("/office/box-pack", box_pack, methods=["POST"]),
 ]
