@@ -1,13 +1,17 @@
 """The service-point desk: a clerk accepts an application with the applicant at the counter,
-prints its two forms and records both signatures, looks an applicant up, records a card's
-collection, and reports a card lost, then restores or re-issues it.
+prints its two forms and records both signatures, looks an applicant up, records the arrival
+of a box of cards and a card's collection, and reports a card lost, then restores or
+re-issues it.
 
 Every rule is the library's that the CLI calls: the fields are checked as ``registry import``
 checks them (:mod:`cardperso.registry.counter`, also while the clerk types: ``/desk/check``,
 called by ``static/desk.js``), the photo by the card photo specification, the forms are
 ``registry form``'s PDFs, the signatures ``registry confirm``, the collection ``registry
-issue``, the loss ``registry suspend / restore / reissue``, the expected date the registry's
-time target on its working-day calendar (``CARDPERSO_CALENDAR``, as for the reports).
+issue`` (and ``registry box receive``), the loss ``registry suspend / restore / reissue``,
+the expected date the registry's time target on its working-day calendar
+(``CARDPERSO_CALENDAR``, as for the reports). A photo that meets the specification is kept
+under its SHA-256 in ``CARDPERSO_PHOTOS`` (``desk-photos/`` beside a SQLite database), where
+the application names it; one refused is not kept.
 
 A clerk works for one service point (``web user add --service-point``): every query is scoped
 to it, and another point's applicant or card is refused (403, in the audit log) however it is
@@ -115,11 +119,16 @@ def _log(request: Request, action: str, target: str = "", outcome: str = "ok") -
     )  # fmt: skip
 
 
-def _refused(request: Request, target: str) -> Response:
-    """Another service point's applicant or card: 403, in the audit log."""
+_OTHER_POINT: Final = {
+    "applicant": "此申请人属于其他服务网点。This applicant belongs to another service point.",
+    "box": "此卡盒寄往其他服务网点。This box was sent to another service point.",
+}
+
+
+def _refused(request: Request, target: str, what: str = "applicant") -> Response:
+    """Another service point's applicant, card or box: 403, in the audit log."""
     _log(request, "forbidden", target, "refused: another service point")
-    message = "此申请人属于其他服务网点。This applicant belongs to another service point."
-    return _page(request, "refused.html", 403, reason="point", message=message)
+    return _page(request, "refused.html", 403, reason="point", message=_OTHER_POINT[what])
 
 
 def _point_of(db: Database, app_id: int) -> str:
@@ -416,7 +425,7 @@ async def desk_box_receive(request: Request) -> Response:
     if box_no not in sent_to:
         raise UsageError(f"no box {box_no!r} in the registry")
     if sent_to[box_no] != point:
-        return _refused(request, f"box {box_no}")
+        return _refused(request, f"box {box_no}", "box")
     box = collection.receive(
         db, box_no, by=request.state.user.name, date=f"{datetime.date.today():%Y%m%d}"
     )
