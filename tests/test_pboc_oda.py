@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from cardperso.bank import qpboc
+from cardperso.bank import qpboc, terminal
 from cardperso.card import VirtualCard
 from cardperso.chip.pboc_flows import dol_values
 from cardperso.codec import tlv
@@ -237,3 +237,16 @@ def test_cda_on_the_second_generate_ac_binds_cdol2(icc_key: OpensslRsa, tmp_path
     others = b"".join(t.to_bytes() for t in tlv.parse(tlv.parse_one(raw).value) if t.tag != 0x9F4B)
     assert dynamic[1 + n] == 0x40
     assert dynamic[10 + n :] == sha1(pdol_data + data1 + data2 + others)  # CDOL1 ‖ CDOL2 data
+
+
+def test_fdda_00_for_a_reader_without_fdda_01(icc_key: OpensslRsa, tmp_path: Path) -> None:
+    """TTQ B4 b8 clear: fDDA version 00, the signature over 9F37 alone and no 9F69 (the form S3's
+    qPBOC kernel verifies when the card sends no 9F69)."""
+    host = card(tmp_path, icc_key, qpboc_dgis(5000))
+    host.card.contactless = True
+    term = terminal.TerminalData(amount=700, ttq=bytes.fromhex("2A000000"))
+    got = run(host.card, qpboc.qpboc_purchase(700, term=term))
+    assert got.cid == "TC" and 0x9F69 not in got.answer
+    un = dol_values(CL_PDOL, got.pdol_data)[0x9F37]
+    dynamic = check_format_05(opened(icc_key, got.answer[0x9F4B], tmp_path), un)
+    assert dynamic == b"\x02" + got.answer[0x9F36]

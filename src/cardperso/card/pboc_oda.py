@@ -153,16 +153,22 @@ def cda_answer(
     )
 
 
-def fdda(applet: PbocApplet, values: dict[int, bytes], card_auth: bytes) -> bytes | None:
-    """fDDA 01 for a qPBOC offline approval, or ``None`` (no key, a key above 128 bytes)."""
+def fdda(applet: PbocApplet, values: dict[int, bytes], card_auth: bytes | None) -> bytes | None:
+    """fDDA for a qPBOC offline approval - version 01 over 9F37 ‖ 9F02 ‖ 5F2A ‖ 9F69 with
+    ``card_auth`` (9F69), version 00 over 9F37 alone without it - or ``None`` (no key, a key
+    above 128 bytes)."""
     key = icc_key(applet.data, applet._lookup)
     if key is None or len(key.modulus) > FDDA_MAX_KEY:
         return None
     un, amount, currency = (values.get(t, b"") for t in (0x9F37, 0x9F02, 0x5F2A))
-    need(len(un) == 4 and len(amount) == 6 and len(currency) == 2, SW_CONDITIONS)
+    need(len(un) == 4, SW_CONDITIONS)
+    terminal_data = un
+    if card_auth is not None:
+        need(len(amount) == 6 and len(currency) == 2, SW_CONDITIONS)
+        terminal_data = emv_cert.fdda_terminal_data(un, amount, currency, card_auth)
     return emv_cert.build_sdad(
         _signer(key),
         len(key.modulus),
         dynamic_data=emv_cert.dda_dynamic_data(applet.data.atc.to_bytes(2, "big")),
-        terminal_data=emv_cert.fdda_terminal_data(un, amount, currency, card_auth),
+        terminal_data=terminal_data,
     )

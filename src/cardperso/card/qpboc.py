@@ -126,9 +126,9 @@ def ctq(applet: PbocApplet, ttq: bytes, amount: int, decision: str) -> bytes:
     return bytes(base)
 
 
-#: Signs fDDA for a TC: ``(applet, values, card_auth_data) -> 9F4B``, or ``None`` when the
-#: card holds no ICC key (installed by :mod:`cardperso.card.pboc_oda`).
-FddaSigner = Callable[["PbocApplet", dict[int, bytes], bytes], bytes | None]
+#: Signs fDDA for a TC: ``(applet, values, 9F69 or None for fDDA 00) -> 9F4B``, or ``None``
+#: when the card holds no ICC key (installed by :mod:`cardperso.card.pboc_oda`).
+FddaSigner = Callable[["PbocApplet", dict[int, bytes], bytes | None], bytes | None]
 
 
 def gpo(
@@ -169,10 +169,14 @@ def gpo(
         if value is not None:
             objects[tag] = value
     if decision == "TC" and fdda is not None:
-        card_auth = b"\x01" + random_bytes(4) + objects[0x9F6C]  # 9F69: fDDA 01, UN, CTQ
+        card_auth = None  # fDDA 00 for a reader without fDDA 01 (TTQ B4 b8): over 9F37 alone
+        if bit(ttq, TTQ_FDDA_01):
+            card_auth = b"\x01" + random_bytes(4) + objects[0x9F6C]  # 9F69: 01, UN, CTQ
         sdad = fdda(applet, values, card_auth)
         if sdad is not None:
-            objects[0x9F4B], objects[0x9F69] = sdad, card_auth
+            objects[0x9F4B] = sdad
+            if card_auth is not None:
+                objects[0x9F69] = card_auth
     if decision != "ARQC":
         applet._log({**values, 0x9F36: atc})
     body = b"".join(tlv.encode(t, objects[t]) for t in ANSWER_TAGS[decision] if t in objects)
