@@ -16,6 +16,7 @@ from typing import Any
 from click.testing import CliRunner
 
 from cardperso.cli.pki import ca_cmd
+from cardperso.crypto import kcv, random_bytes
 from cardperso.crypto.sm2 import Sm2PrivateKey
 from cardperso.keystore.sm2keys import sm2_entry
 from cardperso.keystore.software import SoftwareKeyStore
@@ -57,6 +58,10 @@ def make_lab(
     doc = json.loads(keys.read_text())
     doc["keys"]["pki-root"] = sm2_entry(Sm2PrivateKey.generate())
     doc["keys"]["pki-issuing-ca"] = sm2_entry(Sm2PrivateKey.generate())
+    admin_master = random_bytes(16)
+    doc["keys"]["pki-admin-pin"] = {"algorithm": "SM4", "value": admin_master.hex().upper(),
+                                    "kcv": kcv("SM4", admin_master).hex().upper(),
+                                    "purpose": "PKI administrator PINs"}  # fmt: skip
     keys.write_text(json.dumps(doc))
     pki_dir = tmp / "pki"
     done = CliRunner().invoke(
@@ -69,7 +74,7 @@ def make_lab(
         base.replace("name: ssc3-temporary", "name: ssc3-pki")
         + "\npki:\n  issuing_ca_key: pki-issuing-ca\n  issuing_ca_certificate: pki/issuing-ca.pem\n"
         + f"  ca_user_id: {ca_user_id}\n  encryption_pair: {str(encryption_pair).lower()}\n"
-        + "  pin_tries: 3\n",
+        + "  pin_tries: 3\n  admin_pin_key: pki-admin-pin\n",
         encoding="utf-8",
     )
     batch = tmp / "batch.csv"

@@ -5,8 +5,8 @@ and world-readable files.
 A line (pcscd + vpcd, a GP card and a native chip) makes two PKI cards with the root logger at
 DEBUG and the stations' APDU trace on; ``cardperso -vv pki verify`` then reads each card (its
 trace at DEBUG too) and ``pki crl`` writes a list. The scan looks for every private key in the
-card images (the signing and the encryption key of each card), the CA keys of the store, each
-PIN's SM3 hash (what VERIFY's proof is made from) and the PIN digits in the messages, in every
+card images (the signing and the encryption key of each card), the CA keys and the
+administrator PINs' master of the store, each user and administrator PIN's SM3 hash (what VERIFY's proof is made from) and the PIN digits in the messages, in every
 form (raw, hex either case, decimal); it is shown to find a planted key first."""
 
 from __future__ import annotations
@@ -22,6 +22,7 @@ from pathlib import Path
 from cardperso.card.native import NativeCard
 from cardperso.card.native_fs import FORMAT as NATIVE_FORMAT
 from cardperso.card.vcard import VirtualCard
+from cardperso.chip.pki import admin_pin
 from cardperso.crypto.sm2 import sm3
 from cardperso.devices.pcsc import log_trace
 from cardperso.pki.card_app import bcd_pin
@@ -56,7 +57,7 @@ def test_pki_keys_and_pins_stay_out_of_logs_traces_messages_and_readable_files( 
 
     secrets: dict[str, bytes] = {}
     doc = json.loads(lab.keys.read_text())
-    for name in ("pki-root", "pki-issuing-ca"):
+    for name in ("pki-root", "pki-issuing-ca", "pki-admin-pin"):
         secrets[name] = bytes.fromhex(doc["keys"][name]["value"])
     outputs: list[bytes] = [caplog.text.encode()]
     with (tmp_path / "results.csv").open(newline="") as fh:
@@ -70,6 +71,8 @@ def test_pki_keys_and_pins_stay_out_of_logs_traces_messages_and_readable_files( 
             secrets[f"card {n} key {fid}"] = card.state.pki.files[fid]
         pin = lab.pins[card_of[image.stem]]
         secrets[f"card {n} PIN hash"] = sm3(bcd_pin(pin))
+        admin = admin_pin(lab.store(), "pki-admin-pin", card_of[image.stem])
+        secrets[f"card {n} admin PIN hash"] = sm3(admin)
         pin_file = tmp_path / f"pin{n}"
         pin_file.write_text(pin)
         pin_file.chmod(0o600)
@@ -95,7 +98,7 @@ def test_pki_keys_and_pins_stay_out_of_logs_traces_messages_and_readable_files( 
     outputs += [crl.stdout, crl.stderr]  # no registry in this database: refused in one line
     assert crl.returncode == 2 and b"no registry" in crl.stderr and b"Traceback" not in crl.stderr
 
-    assert len(secrets) == 2 + 3 * 2
+    assert len(secrets) == 3 + 4 * 2
     for blob in outputs:
         assert hits(blob, secrets) == []
     readable = [p for p in tmp_path.rglob("*") if p.is_file()

@@ -15,7 +15,7 @@ import pytest
 from cardperso.card.native import NativeCard
 from cardperso.card.vcard import VirtualCard
 from cardperso.chip.drivers import load_drivers
-from cardperso.chip.pki import pki_step, read_pki
+from cardperso.chip.pki import admin_pin, pki_step, read_pki, unblock_pin
 from cardperso.chip.plan import card_data, chip_plan
 from cardperso.chip.transport import drive
 from cardperso.cli.pki import check_readout
@@ -256,3 +256,25 @@ def test_a_chip_whose_profile_lacks_the_pki_commands_is_refused_untouched(
     with pytest.raises(ChipFailure, match="cardperso-fmcos-sm4 chip: its profile lacks the PKI"):
         drivers.choose(chip.power_on())
     assert drivers.choose(VirtualCard.create_blank(tmp_path / "g.json").power_on()).pki is step
+
+
+@pytest.mark.parametrize("kind", ["gp", "native"])
+def test_the_administrator_pin_unblocks_the_user_pin(
+    lab: PkiLab, kind: str, tmp_path: Path
+) -> None:
+    """The administrator PIN set at personalization (derived from the store's master and the
+    card number) verifies; RESET RETRY COUNTER then gives a blocked user PIN its tries back.
+    Without the administrator PIN, or with a wrong one, nothing is unblocked."""
+    card, _, _, pin = made(lab, kind, tmp_path)
+    select(card)
+    wrong = "000000" if pin != "000000" else "111111"
+    assert [verify(card, wrong) for _ in range(3)] == ["63C2", "63C1", "63C0"]
+    unblock = apdu(0x00, 0x2C, 0x03, 0x81)
+    assert sw(card, unblock) == "6982", "no unblocking without the administrator PIN"
+    number = next(c for c, p in lab.pins.items() if p == pin)
+    with pytest.raises(CardError) as refused:
+        drive(unblock_pin(admin_pin(lab.store(), "pki-admin-pin", "99999999X")), card.transmit)
+    assert refused.value.sw == 0x63C2 and "administrator" in refused.value.command
+    drive(unblock_pin(admin_pin(lab.store(), "pki-admin-pin", number)), card.transmit)
+    select(card)
+    assert verify(card, pin) == "9000"

@@ -103,21 +103,31 @@ def test_a_batch_on_the_line_makes_pki_cards_that_verify_and_revoke(  # type: ig
         assert lab.pins[r["card_no"]] not in out + done.stderr, "the PIN is never shown"
     assert set(kinds) == {"gp", "native"}, kinds
 
-    # a wrong PIN: the card's refusal, exit 3, one line
+    # wrong PINs until the card blocks it: the card's refusal, exit 3, one line; the
+    # administrator PIN (derived from the store's master) unblocks it
+    gp_row = rows[kinds.index("gp")]
+    gp_image = tmp_path / "line" / "output" / f"{gp_row['chip_serial']}.json"
     bad = tmp_path / "bad-pin"
     bad.write_text("000000")
-    slot.insert(
-        VirtualCard.load(
-            tmp_path / "line" / "output" / f"{rows[kinds.index('gp')]['chip_serial']}.json"
-        )
-    )
-    try:
-        refused = cli("pki", "verify", "--reader", slot.name, "--chain", str(lab.chain),
-                      "--pin-file", str(bad))  # fmt: skip
-    finally:
-        slot.remove()
-    assert refused.returncode == 3 and "VERIFY PIN" in refused.stderr and "63C2" in refused.stderr
-    assert "Traceback" not in refused.stderr
+    good_pin = tmp_path / f"pin-{gp_row['card_no']}"
+
+    def on_gp_card(*args: str) -> subprocess.CompletedProcess[str]:
+        slot.insert(VirtualCard.load(gp_image))  # the image holds what the card committed
+        try:
+            return cli(*args)
+        finally:
+            slot.remove()
+
+    verify_args = ("pki", "verify", "--reader", slot.name, "--chain", str(lab.chain), "--pin-file")
+    answers = [on_gp_card(*verify_args, str(bad)) for _ in range(3)]
+    answers.append(on_gp_card(*verify_args, str(good_pin)))
+    assert [a.returncode for a in answers] == [3, 3, 3, 3]
+    assert [a.stderr.split("returned ")[1][:4] for a in answers] == ["63C2", "63C1", "63C0", "6983"]
+    assert all("VERIFY PIN" in a.stderr and "Traceback" not in a.stderr for a in answers)
+    unblocked = on_gp_card("pki", "unblock", "--reader", slot.name, "--keys", str(lab.keys),
+                           "--card-no", gp_row["card_no"])  # fmt: skip
+    assert unblocked.returncode == 0 and "unblocked" in unblocked.stdout, unblocked.stderr
+    assert on_gp_card(*verify_args, str(good_pin)).returncode == 0
 
     # revocation: one card cancelled, one reported lost, the others good
     upgrade(db)

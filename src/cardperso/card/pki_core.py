@@ -203,6 +203,8 @@ class PkiCore:
             return self._change_pin(cmd)
         if key == (0x00, 0x2A):
             return self._sign(cmd)
+        if key == (0x00, 0x2C) and cmd.p1 == 0x03:
+            return self._unblock(cmd)
         perso_commands = {
             (0x00, 0xD6): self._update_binary,
             (0x80, 0x40): self._generate,
@@ -288,6 +290,17 @@ class PkiCore:
         n = plain[0]
         need(1 <= n <= 8 and plain[1 + n : 2 + n] == b"\x80", SW_WRONG_DATA)
         pin.value = _bcd_pin(plain[1 : 1 + n])
+        return b""
+
+    def _unblock(self, cmd: Command) -> bytes:
+        """``00 2C 03 81`` (ISO/IEC 7816-4 RESET RETRY COUNTER, counter only): the user PIN's
+        tries back to its limit, once the administrator PIN was verified in this selection."""
+        need(cmd.p2 == USER_PIN and not cmd.data, SW_WRONG_P1P2)
+        need(ADMIN_PIN in self.verified, SW_SECURITY)
+        pin = self.data.pins.get(f"{USER_PIN:02X}")
+        need(pin is not None, SW_REF_NOT_FOUND)
+        assert pin is not None
+        pin.left = pin.limit
         return b""
 
     def _set_pin(self, cmd: Command) -> bytes:

@@ -60,6 +60,7 @@ from cardperso.pki.ca import (
     verify_request,
 )
 from cardperso.pki.card_app import (
+    ADMIN_PIN,
     ENC_CERT,
     ENC_PRIV,
     ENC_PUB,
@@ -71,6 +72,8 @@ from cardperso.pki.card_app import (
     SIGN_PRIV,
     SIGN_PUB,
     USER_PIN,
+    bcd_pin,
+    decimal_pin,
     pin_hash,
 )
 from cardperso.pki.issue import CardIssuer, key_envelope
@@ -83,11 +86,13 @@ __all__ = [
     "PKI_COMMANDS",
     "PKI_DDF_FID",
     "PkiStep",
+    "admin_pin",
     "load_certificate",
     "load_certificates",
     "pki_step",
     "read_file",
     "sign",
+    "unblock_pin",
     "verify_pin",
 ]
 
@@ -153,11 +158,28 @@ def read_file(send: Send, fid: int, what: str) -> Flow[bytes]:
     return data
 
 
-def verify_pin(send: Send, pin: bytes, step: str = "VERIFY PIN") -> Flow[None]:
+def verify_pin(send: Send, pin: bytes, step: str = "VERIFY PIN", ref: int = USER_PIN) -> Flow[None]:
     """GET CHALLENGE (16 bytes) and VERIFY with SM4(hash(PIN)[:16], challenge) (N8)."""
     challenge = yield from send(_apdu(0x00, 0x84, 0x00, 0x00, le=16), "GET CHALLENGE")
     proof = ecb_encrypt("SM4", pin_hash(pin)[:16], challenge)
-    yield from send(_apdu(0x00, 0x20, 0x01, USER_PIN, proof), step)
+    yield from send(_apdu(0x00, 0x20, 0x01, ref, proof), step)
+
+
+def admin_pin(keys: KeyStore, master: str, card_no: str) -> bytes:
+    """A card's administrator PIN (8 digits, packed BCD): the ``master`` diversified by the
+    card number's 8 body characters (the SSSE's diversification), decimalized."""
+    factor = card_no[:8].encode("ascii").ljust(8, b"0")
+    key = keys.derive_ssse(master, [factor], wrap_under=None)[0].secret().value
+    return bcd_pin(decimal_pin(key))
+
+
+def unblock_pin(admin: bytes) -> Flow[None]:
+    """SELECT the ADF, VERIFY the administrator PIN, RESET RETRY COUNTER of the user PIN."""
+    yield from send_plain(
+        _apdu(0x00, 0xA4, 0x04, 0x00, PKI_ADF_NAME, le=256), "SELECT SS.CERT.ADF1"
+    )
+    yield from verify_pin(send_plain, admin, "VERIFY administrator PIN", ADMIN_PIN)
+    yield from send_plain(_apdu(0x00, 0x2C, 0x03, USER_PIN), "RESET RETRY COUNTER")
 
 
 def sign(send: Send, message: bytes, step: str = "SIGN") -> Flow[bytes]:
@@ -235,6 +257,11 @@ class PkiStep:
         # 3. the PIN, and the card's proof that it holds the private key
         yield from secret(_apdu(0x00, 0x2C, 0x02, USER_PIN, bytes((self.spec.pin_tries,)) + pin),
                           "SET PIN")  # fmt: skip
+        if self.spec.admin_pin_key:
+            admin = admin_pin(self.keys, self.spec.admin_pin_key, card.card_no)
+            yield from secret(_apdu(0x00, 0x2C, 0x02, ADMIN_PIN,
+                                    bytes((self.spec.pin_tries,)) + admin), "SET ADMIN PIN")  # fmt: skip
+            del admin
         yield from verify_pin(send, pin)
         tbs = x509.tbs_request(cardholder_subject(holder, self.issuer.profile), public)
         signature = yield from sign(send, tbs, "SIGN certificate request")
@@ -356,6 +383,10 @@ def pki_step(
         )
     if model.not_after.timestamp() <= (time.time() if now is None else now):
         raise UsageError(f"pre-flight: the issuing CA certificate {path} has expired")
+    if spec.admin_pin_key and spec.admin_pin_key not in keys.names():
+        raise UsageError(
+            f"pre-flight: the PKI's administrator PIN key {spec.admin_pin_key!r} is not in the store"
+        )
     ledger.ensure_tables(db)
     holder_profile = CardholderProfile(
         spec.organization, spec.organizational_unit, spec.country, spec.mask_identity,

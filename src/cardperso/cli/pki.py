@@ -12,6 +12,7 @@ from __future__ import annotations
 import datetime as dt
 import itertools
 import logging
+import re
 import shutil
 import subprocess
 import tempfile
@@ -19,7 +20,7 @@ from pathlib import Path
 
 import click
 
-from cardperso.chip.pki import PkiReadout, load_certificates, read_pki
+from cardperso.chip.pki import PkiReadout, admin_pin, load_certificates, read_pki, unblock_pin
 from cardperso.chip.transport import drive
 from cardperso.cli.keys import open_store
 from cardperso.codec.numbers import mask_id
@@ -189,6 +190,25 @@ def verify_cmd(reader: str, chain_file: Path, pin_file: Path | None) -> None:
         good = check_readout(got, challenge, pool, Path(tmp))
     if not good:
         raise DataError("the card's PKI application did not verify", field="pki")
+
+
+@pki_group.command("unblock")
+@click.option("--reader", "-r", required=True, help="PC/SC reader name")
+@click.option("--keys", "-k", "keys_spec", required=True, help="key store with the PIN master")
+@click.option("--admin-pin-key", default="pki-admin-pin", show_default=True,
+              help="the profile's pki.admin_pin_key")  # fmt: skip
+@click.option("--card-no", required=True, help="the card's social-security card number")
+def unblock_cmd(reader: str, keys_spec: str, admin_pin_key: str, card_no: str) -> None:
+    """Unblock the user PIN of the card in ``reader``: VERIFY its administrator PIN (derived
+    from the store's master and the card number), then RESET RETRY COUNTER."""
+    from cardperso.devices import pcsc
+
+    if not re.fullmatch(r"[0-9A-Z]{9}", card_no):
+        raise DataError("a card number is 9 characters 0-9, A-Z", field="card_no")
+    admin = admin_pin(open_store(keys_spec), admin_pin_key, card_no)
+    with pcsc.PcscTransport(reader) as transport:
+        drive(unblock_pin(admin), transport.transmit)
+    click.echo(f"OK   user PIN of card {card_no} unblocked (tries back to the limit)")
 
 
 @pki_group.command("crl")

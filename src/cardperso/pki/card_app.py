@@ -28,7 +28,9 @@ __all__ = [
     "SIGN_PRIV",
     "SIGN_PUB",
     "USER_PIN",
+    "bcd_pin",
     "change_pin_mac",
+    "decimal_pin",
     "pin_hash",
 ]
 
@@ -71,3 +73,13 @@ def bcd_pin(digits: str) -> bytes:
     if not digits.isdigit() or not 4 <= len(digits) <= 12:
         raise ValueError("a PIN is 4 to 12 digits")
     return bytes.fromhex(digits + ("F" if len(digits) % 2 else ""))
+
+
+def decimal_pin(key: bytes, length: int = 8) -> str:
+    """``length`` digits from a per-card key (the administrator PIN): the key's hex digits that
+    are decimal, in order, then the others less 10 (the IBM 3624 decimalization)."""
+    hexed = key.hex().upper()
+    digits = [c for c in hexed if c.isdigit()] + [
+        str(int(c, 16) - 10) for c in hexed if not c.isdigit()
+    ]
+    return "".join(digits[:length])

@@ -303,6 +303,7 @@ SCHEMA = s.Map(
                 "pin_tries": s.Int(min=1, max=15),
                 "encryption_pair": s.Bool(),
                 "ca_user_id": s.Enum(("default", "empty")),
+                "admin_pin_key": _KEY_NAME,
             },
             required=("issuing_ca_key", "issuing_ca_certificate"),
         ),

@@ -217,6 +217,9 @@ class PkiSpec:
     #: The SM2 user ID the CA signs with: ``default`` (1234567812345678, GM/T 0009) or
     #: ``empty``, a test setting under which OpenSSL 3.0 checks whole chains and CRLs.
     ca_user_id: str = "default"
+    #: Key-store name of the master the administrator PIN of each card is derived from
+    #: (diversified by the card number's 8 body characters); empty: no administrator PIN.
+    admin_pin_key: str = ""
 
 
 @dataclass(frozen=True, slots=True)
