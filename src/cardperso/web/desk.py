@@ -58,8 +58,8 @@ from cardperso.registry.calendar import deadline, load_calendar, parse_day
 from cardperso.registry.centre import Lists, missing_confirmations, parties
 from cardperso.registry.store import Application
 from cardperso.storage.db import Database, sqlite_path
-from cardperso.web import audit
-from cardperso.web.core import BODY_LIMITS, NAV, Endpoint, _address, _db, _page, guarded
+from cardperso.web.core import BODY_LIMITS, NAV, Endpoint, _db, _page, guarded
+from cardperso.web.core import log_action as _log
 from cardperso.web.users import CLERK
 
 __all__ = ["ROUTES"]
@@ -109,14 +109,6 @@ def _point(request: Request) -> str:
     if not point:
         raise UsageError("this clerk has no service point (web user add --service-point)")
     return point
-
-
-def _log(request: Request, action: str, target: str = "", outcome: str = "ok") -> None:
-    user = request.state.user
-    audit.record(
-        _db(request), action, user=user.name, role=user.role, address=_address(request),
-        target=target, outcome=outcome,
-    )  # fmt: skip
 
 
 _OTHER_POINT: Final = {
