@@ -187,3 +187,58 @@ def test_capk_file_refusals() -> None:
                                 "exponent": "03"}]))  # fmt: skip
     with pytest.raises(DataError, match="a JSON list"):
         load_capks("{}")
+
+
+# -- contactless: fDDA of a qPBOC offline approval ----------------------------------------------
+
+
+def qpboc_card(tmp_path: Path, chain: SoftwareKeyStore, icc: RsaKey) -> Host:
+    """The chain above on a card with the qPBOC path (tests/test_qpboc.py's DGIs), its 9207
+    GPO answer naming the same AIP and ODA records as the contact one: one ICC certificate
+    serves both."""
+    from test_card_support import IAD
+    from test_qpboc import qpboc_dgis
+
+    dgis = {d: (v, e) for d, v, e in oda_dgis(chain, icc, aip=H("7C00"))}
+    for d, v, e in qpboc_dgis(5000):
+        if d in (0x9103, 0x0E01):
+            dgis[d] = (v, e)
+    dgis[0x9207] = (tlv.encode(0x82, H("7C00")) + tlv.encode(0x94, AFL) + tlv.encode(0x9F10, IAD),
+                    False)  # fmt: skip
+    tmp_path.mkdir(parents=True, exist_ok=True)
+    card = Host(new_card(tmp_path))
+    card.authenticate(0x03)
+    install_pboc(card)
+    card.personalize(PBOC_AID, [(d, v, e) for d, (v, e) in dgis.items()])
+    card.card.contactless = True
+    return card
+
+
+def test_fdda_of_a_qpboc_offline_purchase(tmp_path: Path, chain: SoftwareKeyStore,
+                                          icc_key: RsaKey) -> None:  # fmt: skip
+    import dataclasses
+
+    from cardperso.bank import qpboc
+    from cardperso.bank.kernel import check_fdda
+
+    card = qpboc_card(tmp_path, chain, icc_key)
+    result = drive(qpboc.qpboc_purchase(800), card.transport.transmit)
+    assert result.outcome == "approved offline" and 0x9F4B in result.answer
+    capks = load_capks(capk_text(chain))
+    steps_ = check_fdda(capks, result, today=TODAY)
+    assert [s.name for s in steps_] == [
+        "aip", "ca public key", "issuer certificate", "static data", "icc certificate", "fdda",
+    ]  # fmt: skip
+    assert all(s.ok for s in steps_), [s.line() for s in steps_]
+    # a 9F69 other than the one signed (the card's unpredictable number, CTQ) fails the hash
+    card_auth = result.answer[0x9F69]
+    forged = {**result.answer, 0x9F69: card_auth[:-1] + bytes([card_auth[-1] ^ 1])}
+    bad = check_fdda(capks, dataclasses.replace(result, answer=forged), today=TODAY)
+    assert [s.name for s in bad if not s.ok] == ["fdda"] and "hash" in bad[-1].detail
+    # another amount than the one signed: same
+    other = dataclasses.replace(result, pdol_data=result.pdol_data.replace(
+        bytes.fromhex("000000000800"), bytes.fromhex("000000000080")))  # fmt: skip
+    assert not check_fdda(capks, other, today=TODAY)[-1].ok
+    # an online purchase has no fDDA to check
+    online = dataclasses.replace(result, cid="ARQC")
+    assert check_fdda(capks, online, today=TODAY)[-1].detail.startswith("the card answered ARQC")

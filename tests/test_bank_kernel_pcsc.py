@@ -23,9 +23,9 @@ pytestmark = pytest.mark.pcsc
 H = bytes.fromhex
 
 
-def invoke(*args: str) -> Result:
+def invoke(*args: str, prefix: str = "") -> Result:
     _register()
-    return CliRunner().invoke(cli, list(args))
+    return CliRunner().invoke(cli, [prefix, *args] if prefix else list(args))
 
 
 def test_bank_verify_as_a_kernel_over_pcsc(pcsc_slot: LabSlot, tmp_path: Path) -> None:
@@ -61,3 +61,24 @@ def test_bank_verify_as_a_kernel_over_pcsc(pcsc_slot: LabSlot, tmp_path: Path) -
     missing = invoke("bank", "verify", "--reader", pcsc_slot.name, "--keys", str(keys),
                      "--capk", str(tmp_path / "none.json"))  # fmt: skip
     assert missing.exit_code == 2 and "file not found" in missing.output
+
+
+def test_qpboc_purchase_checks_fdda_over_pcsc(pcsc_slot: LabSlot, tmp_path: Path) -> None:
+    from cardperso.keystore.software import SoftwareKeyStore
+    from test_bank_kernel import qpboc_card
+
+    chain = SoftwareKeyStore.load(SAMPLE)
+    card = qpboc_card(tmp_path / "card", chain, rsa_generate(1024))
+    capk = tmp_path / "capk.json"
+    capk.write_text(capk_text(chain))
+    pcsc_slot.insert(card.card)
+    out = invoke("qpboc-purchase", "--reader", pcsc_slot.name, "--amount", "800",
+                 "--capk", str(capk), prefix="bank")  # fmt: skip
+    assert out.exit_code == 0, out.output
+    assert "approved offline" in out.output
+    for name in ("issuer certificate", "static data", "icc certificate", "fdda"):
+        assert f"\nok {name}: " in out.output, (name, out.output)
+    assert PAN not in out.output
+    missing = invoke("qpboc-purchase", "--reader", pcsc_slot.name, "--amount", "800",
+                     "--capk", str(tmp_path / "none.json"), prefix="bank")  # fmt: skip
+    assert missing.exit_code == 2 and card.card.state.pboc.ec_balance == 4200  # not touched

@@ -35,6 +35,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 from cardperso.bank.host import AuthRequest, IssuerHost
+from cardperso.bank.qpboc import ContactlessResult
 from cardperso.bank.terminal import AppSelection, CardSession, TerminalData, gpo_and_records, select
 from cardperso.chip.gp import ok
 from cardperso.chip.pboc_flows import CID_NAMES, dol_values, generate_ac, internal_authenticate
@@ -51,6 +52,7 @@ __all__ = [
     "KernelReport",
     "Step",
     "TerminalCaps",
+    "check_fdda",
     "load_capks",
     "verify_kernel",
 ]
@@ -66,6 +68,9 @@ CRM_TAGS: tuple[int, ...] = (
 DEFAULT_DDOL = bytes.fromhex("9F3704")
 
 _P1_CDA = 0x10
+
+#: The RID of the PBOC applications (a qPBOC result does not carry the AID).
+PBOC_RID = bytes.fromhex("A000000333")
 
 
 @dataclass(frozen=True, slots=True)
@@ -130,10 +135,10 @@ def load_capks(text: str, where: str = "CAPK file") -> dict[tuple[bytes, int], e
     return out
 
 
-def _record_tags(session: CardSession) -> dict[int, bytes]:
+def _record_tags(records: Mapping[int, bytes]) -> dict[int, bytes]:
     """Every primitive object of the records (the first one of a tag wins)."""
     out: dict[int, bytes] = {}
-    for data in session.records.values():
+    for data in records.values():
         try:
             items = tlv.parse(data)
         except DecodeError:
@@ -150,13 +155,13 @@ def _record_tags(session: CardSession) -> dict[int, bytes]:
     return out
 
 
-def _oda_records(session: CardSession) -> list[tuple[int, bytes]]:
+def _oda_records(afl: bytes, records: Mapping[int, bytes]) -> list[tuple[int, bytes]]:
     """(SFI, record) of the records the AFL marks for offline data authentication, in order."""
-    afl, out = session.afl, []
+    out = []
     for i in range(0, len(afl) - 3, 4):
         sfi, first, count = afl[i] >> 3, afl[i + 1], afl[i + 3]
         for rec in range(first, first + count):
-            out.append((sfi, session.records.get(sfi << 8 | rec, b"")))
+            out.append((sfi, records.get(sfi << 8 | rec, b"")))
     return out
 
 
@@ -189,69 +194,23 @@ class _Run:
             return self.step(name, False, f"malformed: {exc}")
 
 
-def _oda(run: _Run, sel: AppSelection, session: CardSession, term: TerminalData) -> Flow[None]:
-    """Step 2 of the module docstring."""
-    tags, aip = _record_tags(session), session.aip
+def _claims(run: _Run, aip: bytes) -> tuple[bool, bool, bool]:
+    """The AIP's claims (SDA, DDA, CDA), reported, then those the terminal supports."""
     sda, dda, cda = (bool(aip and aip[0] & bit) for bit in (0x40, 0x20, 0x01))
     claims = [n for n, c in (("SDA", sda), ("DDA", dda), ("CDA", cda)) if c]
     run.step("aip", True, f"{aip.hex().upper()}: the card claims {', '.join(claims) or 'no ODA'}")
-    sda, dda, cda = sda and run.caps.sda, dda and run.caps.dda, cda and run.caps.cda
+    return sda and run.caps.sda, dda and run.caps.dda, cda and run.caps.cda
+
+
+def _oda(run: _Run, sel: AppSelection, session: CardSession, term: TerminalData) -> Flow[None]:
+    """Step 2 of the module docstring."""
+    tags = _record_tags(session.records)
+    sda, dda, cda = _claims(run, session.aip)
     if not (sda or dda or cda):
         return
-    pan = tags.get(0x5A, b"")
-    index = tags.get(0x8F, b"")
-    rid = sel.aid[:5]
-    if len(index) != 1:
-        run.step("ca public key", False, "the card has no CA public key index (8F)")
-        return
-    capk = run.capks.get((rid, index[0]))
-    if not run.step("ca public key", capk is not None,
-                    f"{rid.hex().upper()} index {index.hex().upper()}"
-                    + ("" if capk is not None else ": not in the CAPK file")):  # fmt: skip
-        return
-    assert capk is not None
-    holder: dict[str, ec.PublicKey | bytes] = {}
-
-    def issuer() -> str:
-        if 0x90 not in tags or 0x9F32 not in tags:
-            raise ec.CertificateError("issuer certificate", "presence", "90 or 9F32 missing")
-        key = ec.recover_issuer_key(capk, tags[0x90], tags.get(0x92, b""), tags[0x9F32],
-                                    pan=pan, today=run.today)  # fmt: skip
-        holder["issuer"] = key
-        return f"{len(key.modulus) * 8}-bit issuer key, expires {_expiry(key)}"
-
-    if not run.attempt("issuer certificate", issuer):
-        return
-
-    def static() -> str:
-        records = _oda_records(session)
-        data = ec.static_data(records, tags.get(0x9F4A, b""), {0x82: aip})
-        holder["static"] = data
-        aip_note = " + AIP (9F4A)" if tags.get(0x9F4A) else ""
-        return f"{len(records)} records{aip_note}, {len(data)} bytes"
-
-    if not run.attempt("static data", static):
-        return
-    issuer_key, static_bytes = holder["issuer"], holder["static"]
-    assert isinstance(issuer_key, ec.PublicKey) and isinstance(static_bytes, bytes)
-    if sda:
-        run.attempt(
-            "sda",
-            lambda: (
-                "93 verified, DAC "
-                + ec.verify_ssad(issuer_key, _need(tags, 0x93, "93"), static_bytes).hex()
-            ),
-        )
-    if not (dda or cda):
-        return
-
-    def icc() -> str:
-        run.icc = ec.recover_icc_key(issuer_key, _need(tags, 0x9F46, "9F46"),
-                                     tags.get(0x9F48, b""), _need(tags, 0x9F47, "9F47"),
-                                     pan=pan, static=static_bytes, today=run.today)  # fmt: skip
-        return f"{len(run.icc.modulus) * 8}-bit ICC key, expires {_expiry(run.icc)}"
-
-    if not run.attempt("icc certificate", icc) or run.icc is None:
+    oda_records = _oda_records(session.afl, session.records)
+    run.icc = _chain(run, sel.aid[:5], tags, session.aip, oda_records, sda=sda, icc=dda or cda)
+    if run.icc is None:
         return
     run.cda = cda
     if dda:
@@ -265,6 +224,112 @@ def _oda(run: _Run, sel: AppSelection, session: CardSession, term: TerminalData)
         icc_key = run.icc
         run.attempt("dda", lambda: "INTERNAL AUTHENTICATE signature verified, dynamic number "
                     f"of {ec.verify_sdad(icc_key, sdad, ddol_data)[0]} bytes")  # fmt: skip
+
+
+def _chain(
+    run: _Run, rid: bytes, tags: Mapping[int, bytes], aip: bytes,
+    oda_records: list[tuple[int, bytes]], *, sda: bool, icc: bool,
+) -> ec.PublicKey | None:  # fmt: skip
+    """The CA key, the issuer certificate, the static data, SDA when asked, and the ICC
+    certificate when asked (then its key is returned); each a step."""
+    pan = tags.get(0x5A, b"") or _track2_pan(tags.get(0x57, b""))
+    index = tags.get(0x8F, b"")
+    if len(index) != 1:
+        run.step("ca public key", False, "the card has no CA public key index (8F)")
+        return None
+    capk = run.capks.get((rid, index[0]))
+    if not run.step("ca public key", capk is not None,
+                    f"{rid.hex().upper()} index {index.hex().upper()}"
+                    + ("" if capk is not None else ": not in the CAPK file")):  # fmt: skip
+        return None
+    assert capk is not None
+    holder: dict[str, ec.PublicKey | bytes] = {}
+
+    def issuer() -> str:
+        if 0x90 not in tags or 0x9F32 not in tags:
+            raise ec.CertificateError("issuer certificate", "presence", "90 or 9F32 missing")
+        key = ec.recover_issuer_key(capk, tags[0x90], tags.get(0x92, b""), tags[0x9F32],
+                                    pan=pan, today=run.today)  # fmt: skip
+        holder["issuer"] = key
+        return f"{len(key.modulus) * 8}-bit issuer key, expires {_expiry(key)}"
+
+    if not run.attempt("issuer certificate", issuer):
+        return None
+
+    def static() -> str:
+        records = oda_records
+        data = ec.static_data(records, tags.get(0x9F4A, b""), {0x82: aip})
+        holder["static"] = data
+        aip_note = " + AIP (9F4A)" if tags.get(0x9F4A) else ""
+        return f"{len(records)} records{aip_note}, {len(data)} bytes"
+
+    if not run.attempt("static data", static):
+        return None
+    issuer_key, static_bytes = holder["issuer"], holder["static"]
+    assert isinstance(issuer_key, ec.PublicKey) and isinstance(static_bytes, bytes)
+    if sda:
+        run.attempt(
+            "sda",
+            lambda: (
+                "93 verified, DAC "
+                + ec.verify_ssad(issuer_key, _need(tags, 0x93, "93"), static_bytes).hex()
+            ),
+        )
+    if not icc:
+        return None
+    got: list[ec.PublicKey] = []
+
+    def icc_cert() -> str:
+        key = ec.recover_icc_key(issuer_key, _need(tags, 0x9F46, "9F46"),
+                                 tags.get(0x9F48, b""), _need(tags, 0x9F47, "9F47"),
+                                 pan=pan, static=static_bytes, today=run.today)  # fmt: skip
+        got.append(key)
+        return f"{len(key.modulus) * 8}-bit ICC key, expires {_expiry(key)}"
+
+    return got[0] if run.attempt("icc certificate", icc_cert) else None
+
+
+def _track2_pan(track2: bytes) -> bytes:
+    digits = track2.hex().upper().split("D", 1)[0]
+    return bytes.fromhex(digits + "F" * (len(digits) % 2))
+
+
+def check_fdda(
+    capks: Mapping[tuple[bytes, int], ec.PublicKey],
+    result: ContactlessResult,
+    *,
+    rid: bytes = PBOC_RID,
+    today: dt.date | None = None,
+) -> tuple[Step, ...]:
+    """The kernel's checks of a qPBOC purchase (:func:`cardperso.bank.qpboc.qpboc_purchase`):
+    the AIP of the GPO answer, the certificates from the records of its AFL, and fDDA version
+    01 (JR/T 0025.12 annex B: 9F4B over 9F37 ‖ 9F02 ‖ 5F2A ‖ 9F69 of this purchase). fDDA
+    is an offline approval's: an online or declined purchase has none to check."""
+    run = _Run(capks, TerminalCaps(), today or dt.datetime.now(dt.UTC).date())
+    answer = result.answer
+    aip = answer.get(0x82, b"")
+    _, dda, _ = _claims(run, aip)
+    if result.cid != "TC":
+        run.step("fdda", True, f"the card answered {result.cid}: no offline approval to check")
+        return tuple(run.steps)
+    if 0x9F4B not in answer:
+        run.step("fdda", not dda, "no 9F4B in the GPO answer"
+                 + (" although the AIP claims DDA" if dda else ""))  # fmt: skip
+        return tuple(run.steps)
+    tags = _record_tags(result.records)
+    for tag in (0x57, 0x5F34):
+        if tag in answer:
+            tags.setdefault(tag, answer[tag])
+    oda_records = _oda_records(answer.get(0x94, b""), result.records)
+    icc = _chain(run, rid, tags, aip, oda_records, sda=False, icc=True)
+    if icc is None:
+        return tuple(run.steps)
+    values = dol_values(result.pdol, result.pdol_data)
+    un, amount, currency = (values.get(t, b"") for t in (0x9F37, 0x9F02, 0x5F2A))
+    data = ec.fdda_terminal_data(un, amount, currency, answer.get(0x9F69, b""))
+    run.attempt("fdda", lambda: "9F4B verified over 9F37, 9F02, 5F2A and 9F69 (fDDA 01), "
+                f"dynamic number of {ec.verify_sdad(icc, answer[0x9F4B], data)[0]} bytes")  # fmt: skip
+    return tuple(run.steps)
 
 
 def _need(tags: Mapping[int, bytes], tag: int, name: str) -> bytes:

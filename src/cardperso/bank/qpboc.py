@@ -72,6 +72,8 @@ class ContactlessResult:
     answer: dict[int, bytes] = field(default_factory=dict, repr=False)  # GPO's data objects
     records: dict[int, bytes] = field(default_factory=dict, repr=False)
     pdol_data: bytes = field(default=b"", repr=False)
+    #: the contactless PDOL the data follow (a kernel takes 9F37, 9F02, 5F2A for fDDA from it)
+    pdol: bytes = field(default=b"", repr=False)
 
     @property
     def approved(self) -> bool:
@@ -142,4 +144,5 @@ def qpboc_purchase(
         answer,
         records,
         pdol_data,
+        sel.pdol,
     )

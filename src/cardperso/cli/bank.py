@@ -215,10 +215,17 @@ def ec_load_cmd(
 )  # fmt: skip
 @click.option("--imk-ac", default="pboc-imk-ac", show_default=True)
 @click.option("--imk-smi", default="pboc-imk-smi", show_default=True)
+@click.option(
+    "--capk",
+    "capk_file",
+    default=None,
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="CA public keys (keys export-capk): check the certificates and fDDA of an offline approval.",
+)
 @production_options
 def qpboc_purchase_cmd(
     reader: str, amount: int, online_required: bool, keys_spec: str | None, imk_ac: str,
-    imk_smi: str, production: bool, allow_software_keystore: bool,
+    imk_smi: str, capk_file: Path | None, production: bool, allow_software_keystore: bool,
 ) -> None:  # fmt: skip
     """A qPBOC contactless purchase of AMOUNT fen: approved offline from the electronic cash,
     online through the issuer host, or declined (docs/bank.md)."""
@@ -227,12 +234,15 @@ def qpboc_purchase_cmd(
     host = None
     if keys_spec is not None:
         host = _host(keys_spec, imk_ac, imk_smi, production, allow_software_keystore)
+    capks = None if capk_file is None else _kernel_cli.load_capk_file(capk_file)
     got = _on_reader(reader, qpboc.qpboc_purchase(amount, host, online_required=online_required))
     available = "" if got.available is None else f", available {_yuan(got.available)} yuan"
     click.echo(
         f"{got.outcome}: {_yuan(amount)} yuan on {got.pan_masked} ({got.cid}, ATC {got.atc}"
         f"{available}); checks {', '.join(got.checks)}"
     )
+    if capks is not None:
+        _kernel_cli.report_fdda(capks, got)
 
 
 @bank_group.command("verify")
