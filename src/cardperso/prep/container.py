@@ -407,7 +407,7 @@ def verify(path: str | os.PathLike[str], store: KeyStore) -> VerifyResult:
         count = 0
         last_line = -1
         sha = hashlib.sha256
-        digest = hmac.digest
+        mac_of = RecordMacs(key)._of
         same = hmac.compare_digest
         unpack = _FRAME.unpack_from
         block = 1 << 22
@@ -416,15 +416,42 @@ def verify(path: str | os.PathLike[str], store: KeyStore) -> VerifyResult:
         view = memoryview(buf)
         off = 0
         trailer = pf.TRAILER_MAGIC
+        trailer_int = int.from_bytes(trailer, "big")
+        size = 0
         while True:
-            avail = len(buf) - off
-            need = 8
-            if avail >= 8 and buf[off : off + 4] != trailer:
-                need = 24 + unpack(buf, off)[0]
-                if need > 1 << 24:
+            if off + 8 <= size:
+                length, line = unpack(buf, off)
+                if length == trailer_int:
+                    need = 8
+                elif length > (1 << 24) - 24:
                     raise DecodeError(
                         "record length is implausible (corrupt file)", offset=base + off
                     )
+                else:
+                    end = off + 8 + length
+                    if end + 16 <= size:  # the common case: a whole record in the buffer
+                        if line <= last_line:
+                            raise DecodeError(
+                                f"record {count} (input line {line}) comes after input line "
+                                f"{last_line}: reordered or spliced file",
+                                offset=base + off,
+                            )
+                        last_line = line
+                        mac = view[end : end + 16]
+                        want = mac_of(buf[off + 4 : off + 8], sha(view[off + 8 : end]).digest())
+                        if not same(want, mac):
+                            raise MacMismatch(
+                                f"record {count} (input line {line}, offset {base + off}) MAC "
+                                "does not verify"
+                            )
+                        macs.update(mac)
+                        count += 1
+                        off = end + 16
+                        continue
+                    need = 24 + length
+            else:
+                need = 8
+            avail = size - off
             if avail < need:
                 more = fh.read(block)
                 if not more:
@@ -435,47 +462,27 @@ def verify(path: str | os.PathLike[str], store: KeyStore) -> VerifyResult:
                     base += off
                     buf = buf[off:] + more
                     view = memoryview(buf)
+                    size = len(buf)
                     off = 0
                     continue
             pos = base + off
-            if buf[off : off + 4] == trailer:
-                tail = buf[off:] + fh.read()
-                if len(tail) < pf.TRAILER_SIZE:
-                    raise DecodeError("file is truncated inside the trailer", offset=pos)
-                if len(tail) > pf.TRAILER_SIZE:
-                    raise DecodeError("unexpected bytes after the trailer", offset=pos + 40)
-                stated = int.from_bytes(tail[4:8], "big")
-                if stated != count or header.record_count != count:
-                    raise DecodeError(
-                        f"record count mismatch: header {header.record_count}, trailer "
-                        f"{stated}, file {count} (truncated or spliced file)",
-                        offset=pos,
-                    )
-                want = _file_mac(key, raw, macs.digest(), count)
-                if not same(want, tail[8:40]):
-                    raise MacMismatch("file MAC does not verify (tampered, truncated or mixed)")
-                _VERIFIED[(os.path.realpath(path), hashlib.sha256(raw).digest())] = bkeys
-                return VerifyResult(header, count, pos + pf.TRAILER_SIZE)
-            length, line = unpack(buf, off)
-            end = off + 8 + length
-            if line <= last_line:
+            tail = buf[off:] + fh.read()
+            if len(tail) < pf.TRAILER_SIZE:
+                raise DecodeError("file is truncated inside the trailer", offset=pos)
+            if len(tail) > pf.TRAILER_SIZE:
+                raise DecodeError("unexpected bytes after the trailer", offset=pos + 40)
+            stated = int.from_bytes(tail[4:8], "big")
+            if stated != count or header.record_count != count:
                 raise DecodeError(
-                    f"record {count} (input line {line}) comes after input line {last_line}: "
-                    "reordered or spliced file",
+                    f"record count mismatch: header {header.record_count}, trailer "
+                    f"{stated}, file {count} (truncated or spliced file)",
                     offset=pos,
                 )
-            last_line = line
-            mac = view[end : end + 16]
-            want_mac = digest(
-                key, b"R" + buf[off + 4 : off + 8] + sha(view[off + 8 : end]).digest(), "sha256"
-            )
-            if not same(want_mac[:16], mac):
-                raise MacMismatch(
-                    f"record {count} (input line {line}, offset {pos}) MAC does not verify"
-                )
-            macs.update(mac)
-            count += 1
-            off = end + 16
+            want_file = _file_mac(key, raw, macs.digest(), count)
+            if not same(want_file, tail[8:40]):
+                raise MacMismatch("file MAC does not verify (tampered, truncated or mixed)")
+            _VERIFIED[(os.path.realpath(path), hashlib.sha256(raw).digest())] = bkeys
+            return VerifyResult(header, count, pos + pf.TRAILER_SIZE)
 
 
 #: Batch keys of files that verified in this process, so that :func:`iter_records` can open
