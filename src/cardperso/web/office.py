@@ -117,14 +117,19 @@ async def audit_queue(request: Request) -> Response:
     """The accepted applications, oldest first, each with its photo and its data."""
     db = _registry(request)
     _log(request, "view", "/office/audit")
-    queue = store.select_apps(db, "state = ?", (lifecycle.ACCEPTED,))
-    items = [_audit_item(db, app) for app in queue[:QUEUE]]
+    waiting = (lifecycle.ACCEPTED,)
+    (total,) = db.execute("SELECT COUNT(*) FROM reg_applications WHERE state = ?", waiting)[0]
+    oldest = store.select_apps(
+        db, "id IN (SELECT id FROM reg_applications WHERE state = ? ORDER BY id LIMIT ?)",
+        (*waiting, QUEUE),
+    )  # fmt: skip
+    items = [_audit_item(db, app) for app in oldest]
     last = None
     if request.query_params.get("last"):
         found = store.select_apps(db, "id = ?", (_app_id(request.query_params["last"]),))
         last = found[0] if found else None
     return _page(
-        request, "office_audit.html", items=items, total=len(queue), shown=len(items), last=last
+        request, "office_audit.html", items=items, total=int(total), shown=len(items), last=last
     )
 
 
