@@ -47,6 +47,8 @@ run prep $py benchmarks/bench_prep.py --rss 10000,100000,1000000 --workers 1,2
 run prep_breakdown_3des $py benchmarks/bench_prep.py --breakdown
 run prep_breakdown_aes $py benchmarks/bench_prep.py --breakdown --kek transport-kek-aes
 run hsm $py benchmarks/bench_hsm.py --cards 2000 --repeat 3
+run kcv $py benchmarks/bench_kcv.py --keys 30000 --repeat 5
+run prep_naive $py benchmarks/bench_prep_naive.py --count 20000
 run line_throughput $py benchmarks/bench_line.py --part zero,latency --line-rounds 3
 run registry $py benchmarks/bench_registry.py --jobs 4000 --records 10000 --workers 1,4,8
 run bank_1 $py benchmarks/bench_bank.py --count 50000 --perso 50 --pcsc 12 --stations 1
