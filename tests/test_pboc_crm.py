@@ -178,3 +178,23 @@ def test_pin_try_limit_exceeded_declines_or_goes_online_per_the_ada(tmp_path: Pa
         assert host.send("0020008008241234FFFFFFFFFF")[1] == 0x6983
         answer = first_ac(host, 0x40, 100)
         assert answer[0x9F27] == expected and cvr3(answer) & 0x40, ada
+
+
+def test_consecutive_offline_limit_in_another_currency(tmp_path: Path) -> None:
+    """9F53 (VIS "consecutive transaction limit, international"): that many offline debit
+    transactions in a currency other than 9F51, then online; an online approval resets it."""
+    host = crm_card(tmp_path, x9F58="09", x9F59="09", x9F53="02", x9F52="0000", x9F51="0156")
+    usd = cdol1(100)[:19] + H("0840") + cdol1(100)[21:]  # 5F2A (bytes 19-20) = USD
+
+    def foreign(p1: int) -> dict[int, bytes]:
+        host.ok(SELECT_PBOC)
+        gpo(host, ec=False)
+        return generate_ac(host, p1, usd)
+
+    assert [foreign(0x40)[0x9F27] for _ in range(2)] == [TC, TC]
+    assert first_ac(host, 0x40, 100)[0x9F27] == TC  # the application currency: not counted
+    answer = foreign(0x40)
+    assert answer[0x9F27] == ARQC and cvr3(answer) & 0x20
+    assert approve_online(host, answer)[0x9F27] == TC
+    assert host.card.state.pboc.offline_intl_count == 0
+    assert foreign(0x40)[0x9F27] == TC

@@ -9,6 +9,7 @@ from VIS (JR/T 0025.5 "card risk management"; pboc-conformance.md section 3 give
 
 * **data** personalized in 0D01 / 0E01 (answered by GET DATA): 9F58 / 9F59 lower / upper
   consecutive offline limit (9F14 / 9F23 of the records when the card has no 9F58 / 9F59),
+  9F53 consecutive offline limit in a currency other than the application's (0 when absent),
   9F54 / 9F5C cumulative total offline amount limit / upper limit (n12, application
   currency), 9F52 application default action (ADA), 9F56 issuer authentication indicator (b8:
   issuer authentication mandatory), 9F51 application currency;
@@ -87,6 +88,7 @@ class CrmData:
     upper: int | None = None
     cumulative: int | None = None
     cumulative_upper: int | None = None
+    intl: int | None = None
     ada: bytes = DEFAULT_ADA
     issuer_auth_mandatory: bool = False
     currency: bytes | None = None
@@ -113,6 +115,7 @@ def crm_data(lookup: Callable[[int], bytes | None]) -> CrmData:
         upper=_int(lookup(0x9F59) or lookup(0x9F23)),
         cumulative=_int(lookup(0x9F54), bcd=True),
         cumulative_upper=_int(lookup(0x9F5C), bcd=True),
+        intl=_int(lookup(0x9F53)),
         ada=ada if ada is not None and len(ada) == 2 else DEFAULT_ADA,
         issuer_auth_mandatory=bool(indicator and indicator[0] & 0x80),
         currency=lookup(0x9F51),
@@ -200,9 +203,9 @@ RULES: tuple[Rule, ...] = (
         lambda c: "online",
     ),
     Rule(
-        "offline transaction in another currency",
+        "consecutive offline limit, another currency (9F53)",
         CVR_VELOCITY_EXCEEDED,
-        lambda d, c, t: not _same_currency(c, t),
+        lambda d, c, t: not _same_currency(c, t) and d.offline_intl_count >= (c.intl or 0),
         lambda c: "online",
     ),
 )
@@ -288,10 +291,12 @@ def second_ac_online(c: CrmData, issuer_auth: bool | None, requested: str) -> tu
 
 def count_offline(d: PbocData, t: Txn, c: CrmData) -> None:
     """An offline-approved debit transaction: one more, and its amount when in the
-    application currency."""
+    application currency (else one more in another currency)."""
     d.offline_count = min(d.offline_count + 1, 0xFF)
     if _same_currency(c, t):
         d.offline_amount = min(d.offline_amount + t.amount, 999_999_999_999)
+    else:
+        d.offline_intl_count = min(d.offline_intl_count + 1, 0xFF)
 
 
 def online_done(d: PbocData, c: CrmData, issuer_auth: bool | None, approved: bool) -> None:
@@ -301,5 +306,5 @@ def online_done(d: PbocData, c: CrmData, issuer_auth: bool | None, approved: boo
     d.online_pending = False
     d.issuer_auth_failed = issuer_auth is False
     if approved and (issuer_auth is True or (issuer_auth is None and not c.issuer_auth_mandatory)):
-        d.offline_count = 0
+        d.offline_count = d.offline_intl_count = 0
         d.offline_amount = 0

@@ -128,11 +128,12 @@ class PbocData:
     ec_balance_limit: int = 0
     ec_single_limit: int = 0
     ec_reset_threshold: int = 0
-    #: card risk management (cardperso.card.pboc_crm): offline debit transactions and their
-    #: amount since the last online one, an online transaction left without its second
-    #: GENERATE AC, issuer authentication failed in the last online transaction
+    #: card risk management (cardperso.card.pboc_crm): offline debit transactions, their
+    #: amount, and those in another currency since the last online one, an online transaction
+    #: left without its second GENERATE AC, issuer authentication failed in the last online one
     offline_count: int = 0
     offline_amount: int = 0
+    offline_intl_count: int = 0
     online_pending: bool = False
     issuer_auth_failed: bool = False
 
