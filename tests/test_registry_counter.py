@@ -8,6 +8,7 @@ from __future__ import annotations
 import csv
 import datetime
 import random
+import threading
 from pathlib import Path
 
 import pytest
@@ -21,6 +22,7 @@ from cardperso.registry.applications import import_applications
 from cardperso.registry.centre import Lists
 from cardperso.storage.db import Database
 from centre_photos import spec_photo
+from test_registry import pg_url  # noqa: F401 - fixture
 
 PROFILE = load_profile("ssc3-pboc")
 TODAY = datetime.date.today()
@@ -156,3 +158,42 @@ def test_the_photo_rule_is_the_imports(tmp_path: Path) -> None:
     big.write_bytes(b"\xff" * 200_000)
     assert "over the 102,400-byte limit" in counter.photo_problem(big, CARD_PHOTO)
     assert counter.photo_problem(tmp_path / "none.jpg", CARD_PHOTO) == "file not found"
+
+
+@pytest.mark.postgres
+def test_one_person_at_two_counters_at_once_is_accepted_once(
+    pg_url: str,  # noqa: F811
+    tmp_path: Path,
+) -> None:
+    """Two consoles (two connections) accept the same person at the same moment: the second
+    waits for the first's transaction, then is refused as the import refuses a second open
+    application (without the lock it would not see the first's row and insert a second)."""
+    photo = tmp_path / "p.jpg"
+    photo.write_bytes(spec_photo(random.Random(3)))
+    form = dict(PEOPLE[0], application_type="sporadic")
+    with Database(pg_url) as first, Database(pg_url) as second:
+        schema.upgrade(first)
+        centre.add_party(first, "service_point", "SP01", "东城区社保服务网点")
+        centre.add_party(first, "service_point", "SP02", "西城区社保服务网点")
+        outcome: list[object] = []
+
+        def other_counter() -> None:
+            try:
+                outcome.append(counter.accept(second, form, PROFILE, point="SP02", photo=photo,
+                                              photo_spec=CARD_PHOTO, actor="web:clerk2"))  # fmt: skip
+            except Reject as exc:
+                outcome.append(exc)
+
+        with first.transaction():
+            got = counter.accept(first, form, PROFILE, point="SP01", photo=photo,
+                                 photo_spec=CARD_PHOTO, actor="web:clerk1")  # fmt: skip
+            thread = threading.Thread(target=other_counter)
+            thread.start()
+            thread.join(2.0)
+            assert thread.is_alive() and not outcome, "the second counter waits for the first"
+        thread.join(60)
+        (refused,) = outcome
+        assert isinstance(refused, Reject) and refused.field == "ssn"
+        assert refused.reason == f"has an open application in the registry (id {got.app_id})"
+        rows = first.execute("SELECT COUNT(*) FROM reg_applications WHERE ssn = ?", (form["ssn"],))
+        assert rows[0][0] == 1

@@ -52,6 +52,10 @@ TYPED: Final = (
     "photo_source",
     "photo_receipt",
 )
+#: The PostgreSQL advisory lock (with the identity number's hash) taken while one person's
+#: application is inserted: the check for an open application and the insert are one step
+#: for consoles in different processes.
+_LOCK_KEY: Final = 0x0CA2DE5C
 _STAND_IN_BIRTH: Final = "19800101"
 _STAND_IN_REGION: Final = "110105"
 
@@ -170,7 +174,8 @@ def accept(
     """Accept one application typed at service point ``point`` (accepted today): checked as
     ``registry import`` checks a record (:class:`Reject` with the field and reason), inserted
     as the import inserts one (state ``accepted``, its ``accept`` transition); refused when
-    the person has an open application already (:class:`Reject` on ``ssn``)."""
+    the person has an open application already (:class:`Reject` on ``ssn``), also when two
+    consoles on one PostgreSQL database accept the same person at the same moment."""
     day = today or datetime.date.today()
     rec = _record(values, point, day)
     if photo is not None:
@@ -181,14 +186,16 @@ def accept(
     checked.update(check_centre(checked, lists))
     summary = ImportSummary(read=1)
     base = photo.parent if photo is not None else Path("/")
-    _insert(
-        db,
-        [(1, checked)],
-        base,
-        summary,
-        actor=actor,
-        source=f"desk {point} {secrets.token_hex(6)}",
-    )
+    with db.transaction():
+        if db.dialect == "postgres":  # one person at two counters at once: one after the other
+            db.execute(
+                "SELECT pg_advisory_xact_lock(CAST(? AS integer), hashtext(?))",
+                (_LOCK_KEY, checked.get("ssn", "")),
+            )
+        _insert(
+            db, [(1, checked)], base, summary, actor=actor,
+            source=f"desk {point} {secrets.token_hex(6)}",
+        )  # fmt: skip
     if summary.rejects:
         _line, field, reason, _ssn = summary.rejects[0]
         raise Reject(field, reason)
