@@ -123,19 +123,44 @@ def _refused(request: Request, target: str, what: str = "applicant") -> Response
     return _page(request, "refused.html", 403, reason="point", message=_OTHER_POINT[what])
 
 
+class _OtherPoint(Exception):
+    """Raised by a desk endpoint on another service point's applicant, card or box."""
+
+    def __init__(self, target: str, what: str = "applicant") -> None:
+        super().__init__(target)
+        self.target, self.what = target, what
+
+
+def _desk(path: str) -> Callable[[Endpoint], Endpoint]:
+    """Register a desk endpoint for clerks (:func:`guarded`); another service point's
+    applicant, card or box it meets is answered with 403 and written to the audit log."""
+
+    def wrap(fn: Endpoint) -> Endpoint:
+        async def endpoint(request: Request) -> Response:
+            try:
+                return await fn(request)
+            except _OtherPoint as other:
+                return _refused(request, other.target, other.what)
+
+        endpoint.__name__, endpoint.__doc__ = fn.__name__, fn.__doc__
+        return guarded(path, CLERKS)(endpoint)
+
+    return wrap
+
+
 def _point_of(db: Database, app_id: int) -> str:
     rows = db.execute("SELECT service_point FROM reg_applications WHERE id = ?", (app_id,))
     return str(rows[0][0] or "") if rows else ""
 
 
-def _own(request: Request, key: str) -> Application | Response:
+def _own(request: Request, key: str) -> Application:
     """The application named by ``key`` (an id or a card number) if it is this clerk's
-    point's; the 403 answer otherwise."""
+    point's (:class:`_OtherPoint` if not)."""
     if not key.strip():
         raise UsageError("name an application (id) or a card (number)")
     app = find.resolve(_db(request), key)
     if _point_of(_db(request), app.id) != _point(request):
-        return _refused(request, f"application {app.id}")
+        raise _OtherPoint(f"application {app.id}")
     return app
 
 
@@ -148,7 +173,7 @@ async def _field(request: Request, name: str) -> str:
 # -- the desk ------------------------------------------------------------------------------------
 
 
-@guarded("/desk", CLERKS)
+@_desk("/desk")
 async def desk_home(request: Request) -> Response:
     point = _point(request)
     _log(request, "view", "/desk")
@@ -167,7 +192,7 @@ def _home(request: Request, point: str, **context: Any) -> Response:
     )  # fmt: skip
 
 
-@guarded("/desk/lookup", CLERKS)
+@_desk("/desk/lookup")
 async def desk_lookup(request: Request) -> Response:
     """Find an applicant by identity number (a POST: the number stays out of URLs and logs)."""
     db, point = _db(request), _point(request)
@@ -181,7 +206,7 @@ async def desk_lookup(request: Request) -> Response:
     everywhere = find.list_apps(db, find.filters(ssn=ssn))
     found = [_with_deadline(r) for r in everywhere if r["service_point"] == point]
     if everywhere and not found:
-        return _refused(request, "lookup")
+        raise _OtherPoint("lookup")
     _log(request, "lookup", f"{len(found)} application(s)")
     message = "" if found else "没有此人的申请。No application for this identity number."
     return _home(request, point, found=found, message=message)
@@ -214,7 +239,7 @@ def _accept_page(
     )  # fmt: skip
 
 
-@guarded("/desk/accept", CLERKS)
+@_desk("/desk/accept")
 async def desk_accept(request: Request) -> Response:
     if request.method == "GET":
         return _accept_page(request)
@@ -241,7 +266,7 @@ async def desk_accept(request: Request) -> Response:
     return RedirectResponse(f"/desk/app?id={got.app_id}", status_code=303)
 
 
-@guarded("/desk/check", CLERKS)
+@_desk("/desk/check")
 async def desk_check(request: Request) -> Response:
     """The rules of ``registry import`` on what is typed so far: ``{"problems": {field:
     reason}}`` (only ``field``'s when the form names one)."""
@@ -254,7 +279,7 @@ async def desk_check(request: Request) -> Response:
     return JSONResponse({"problems": found}, headers={"Cache-Control": "no-store"})
 
 
-@guarded("/desk/photo-check", CLERKS)
+@_desk("/desk/photo-check")
 async def desk_photo_check(request: Request) -> Response:
     """Say which rule of the card photo specification the photo chosen fails, and keep it if
     none: ``{"ref": …, "problem": ""}`` (``ref`` empty for a photo refused)."""
@@ -327,12 +352,10 @@ async def _photo_from(request: Request) -> _Photo:
 # -- one application -------------------------------------------------------------------------
 
 
-@guarded("/desk/app", CLERKS)
+@_desk("/desk/app")
 async def desk_app(request: Request) -> Response:
     db = _db(request)
     app = _own(request, request.query_params.get("id", ""))
-    if isinstance(app, Response):
-        return app
     _log(request, "view", f"application {app.id}")
     shown = find.show(db, str(app.id))
     row = _with_deadline(
@@ -351,24 +374,20 @@ async def desk_app(request: Request) -> Response:
     )  # fmt: skip
 
 
-@guarded("/desk/photo", CLERKS)
+@_desk("/desk/photo")
 async def desk_photo(request: Request) -> Response:
     app = _own(request, request.query_params.get("id", ""))
-    if isinstance(app, Response):
-        return app
     if not app.photo or not Path(app.photo).is_file():
         raise UsageError(f"application {app.id} has no photo file")
     _log(request, "view-photo", f"application {app.id}")
     return FileResponse(app.photo, media_type="image/jpeg", headers={"Cache-Control": "no-store"})
 
 
-@guarded("/desk/form", CLERKS)
+@_desk("/desk/form")
 async def desk_form(request: Request) -> Response:
     """One of the two forms as PDF (``registry form application|issuing``)."""
     db = _db(request)
     app = _own(request, request.query_params.get("id", ""))
-    if isinstance(app, Response):
-        return app
     kind = request.query_params.get("kind", "")
     make = {"application": forms.application_form, "issuing": forms.issuing_form}.get(kind)
     if make is None:
@@ -385,14 +404,12 @@ async def desk_form(request: Request) -> Response:
     )  # fmt: skip
 
 
-@guarded("/desk/confirm", CLERKS)
+@_desk("/desk/confirm")
 async def desk_confirm(request: Request) -> Response:
     """The staff member's (this clerk's) or the applicant's signature on the registration form
     (``registry confirm``)."""
     db, user = _db(request), request.state.user
     app = _own(request, await _field(request, "id"))
-    if isinstance(app, Response):
-        return app
     who = await _field(request, "who")
     if who not in ("staff", "applicant"):
         raise UsageError("who: staff or applicant")
@@ -407,7 +424,7 @@ async def desk_confirm(request: Request) -> Response:
 # -- cards: collection, loss -----------------------------------------------------------------
 
 
-@guarded("/desk/box-receive", CLERKS)
+@_desk("/desk/box-receive")
 async def desk_box_receive(request: Request) -> Response:
     """A box of cards sent to this service point arrived (``registry box receive``, by this
     clerk, today): its cards can be collected here."""
@@ -417,7 +434,7 @@ async def desk_box_receive(request: Request) -> Response:
     if box_no not in sent_to:
         raise UsageError(f"no box {box_no!r} in the registry")
     if sent_to[box_no] != point:
-        return _refused(request, f"box {box_no}", "box")
+        raise _OtherPoint(f"box {box_no}", "box")
     box = collection.receive(
         db, box_no, by=request.state.user.name, date=f"{datetime.date.today():%Y%m%d}"
     )
@@ -425,21 +442,19 @@ async def desk_box_receive(request: Request) -> Response:
     return RedirectResponse("/desk", status_code=303)
 
 
-async def _own_card(request: Request) -> tuple[str, Application | Response]:
+async def _own_card(request: Request) -> tuple[str, Application]:
     card_no = await _field(request, "card_no")
     if not card_no or (card_no.isdigit() and len(card_no) < 9):
         raise UsageError("card_no: a card number")
     return card_no, _own(request, card_no)
 
 
-@guarded("/desk/collect", CLERKS)
+@_desk("/desk/collect")
 async def desk_collect(request: Request) -> Response:
     """The holder, or an agent with the agent's identity number, collected the card here
     (``registry issue``)."""
     db, point, user = _db(request), _point(request), request.state.user
     card_no, app = await _own_card(request)
-    if isinstance(app, Response):
-        return app
     agent = (await _field(request, "agent_id")).upper()
     to = await _field(request, "to")
     if agent and not to:
@@ -459,15 +474,13 @@ def _loss(path: str, action: Callable[..., bool], default: str, doc: str) -> End
 
     async def endpoint(request: Request) -> Response:
         card_no, app = await _own_card(request)
-        if isinstance(app, Response):
-            return app
         reason = (await _field(request, "reason") or default)[:200]
         action(_db(request), card_no, reason=reason, actor=f"web:{request.state.user.name}")
         _log(request, path.rsplit("/", 1)[1], f"card {card_no}")
         return RedirectResponse(f"/desk/app?id={app.id}", status_code=303)
 
     endpoint.__name__, endpoint.__doc__ = f"desk_{path.rsplit('/', 1)[1]}", doc
-    return guarded(path, CLERKS)(endpoint)
+    return _desk(path)(endpoint)
 
 
 desk_suspend = _loss(
@@ -480,14 +493,12 @@ desk_restore = _loss(
 )  # fmt: skip
 
 
-@guarded("/desk/reissue", CLERKS)
+@_desk("/desk/reissue")
 async def desk_reissue(request: Request) -> Response:
     """补卡 (``registry reissue``): the lost card is cancelled and a new application accepted
     here replaces it (to be signed again)."""
     point = _point(request)
-    card_no, app = await _own_card(request)
-    if isinstance(app, Response):
-        return app
+    card_no, _app = await _own_card(request)  # this point's card, or refused
     got = lost.reissue(
         _db(request), card_no, accepted_date=f"{datetime.date.today():%Y%m%d}",
         actor=f"web:{request.state.user.name}", service_point=point,
