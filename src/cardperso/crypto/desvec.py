@@ -10,21 +10,21 @@ Here one numpy operation serves every key of the chunk at once.
 How this works
 --------------
 * Tables and bit numbering follow FIPS 46-3 (bit 1 = most significant bit of the first byte).
-* **Key schedule, all keys at once.** The keys are unpacked to bits (``np.unpackbits``), and one
-  gather with a precomputed index table (PC-1, the left shifts and PC-2 composed, see
-  :func:`_schedule_index`) picks the 48 subkey bits of all 16 rounds for every key;
-  ``np.packbits`` turns each group of 6 bits into the 6-bit input of one S-box.
-* **Round function as table look-ups** (the classic "SP table" form, by pairs of S-boxes): the
-  table ``SP[p][x ‖ y]`` holds ``P(S_2p(x) ‖ S_2p+1(y))`` already at its place in the 32-bit
-  word, so ``f(R, K) = XOR_p SP[p][E_2p(R) ‖ E_2p+1(R) ⊕ K_p]`` (4 tables of 4096 entries).
-  A pair's two 6-bit windows of the expansion E are one 10-bit field of the 64-bit word
-  ``R ‖ R`` (the wrap-around bits of E come from the copy), widened to 12 bits by a
-  1024-entry table. One round is a handful of array operations over a ``(4, n)`` array,
-  whatever *n* is.
+* **Key schedule, all keys at once.** A table per key byte (PC-1, the left shifts and PC-2
+  composed, :func:`_schedule_tables`) gives, for the byte's value, the bits it contributes to
+  every round's subkeys; eight gathers XOR-ed together give all 16 rounds of every key.
+* **Round function as table look-ups** (the classic "SP table" form, by pairs of S-boxes): a
+  pair's two 6-bit windows of the expansion E are one 10-bit field F of the 64-bit word
+  ``R ‖ R`` (the wrap-around bits of E come from the copy; the field's bits 5-4 feed both
+  S-boxes). The round key of the pair is a 12-bit K whose top two bits correct those shared
+  bits for the second S-box, so ``f(R, K) = XOR_p SP[p][F_p(R) ⊕ K_p]`` with 4 tables of 4096
+  entries, each holding ``P(S_2p(x) ‖ S_2p+1(y))`` already at its place in the 32-bit word
+  (:func:`_sp_table`). One round is five array operations over a ``(4, n)`` array (shift,
+  mask, XOR, gather, XOR-reduce), whatever *n* is.
 * Triple DES ``E_K1 ∘ D_K2 ∘ E_K1``: the final permutation of one stage and the initial
   permutation of the next cancel, so the three stages chain on the (L, R) halves; decryption
   runs the subkeys in reverse order.
-* Keys are processed in slices of :data:`SLICE` so the schedule (2 KiB per key) stays in cache
+* Keys are processed in slices of :data:`SLICE` so the schedule (128 bytes per key) stays in cache
   and memory stays bounded at any chunk size.
 
 Tested against the NIST SP 800-20 known-answer tables (tests/test_crypto_desvec.py) and against
@@ -113,42 +113,52 @@ U8Array = npt.NDArray[np.uint8]
 
 
 def _schedule_tables() -> I64Array:
-    """``T[b, x, r]``: the subkey bits of round *r* that key byte *b* contributes when it holds
-    *x* - PC-1, the left shifts and PC-2 composed. The 12 bits of S-box pair *p* (S-box 2p
-    high, 2p + 1 low) sit in the 16-bit lane *p* (little endian) of the 64-bit word, so OR-ing
-    the eight bytes' entries gives every pair's input."""
-    where = np.zeros((16, 64), dtype=np.int64)  # [r, key bit] -> word bits it lands on
+    """``T[b, x, r]``: the bits of round *r*'s pair indexes (:data:`_F_SHIFTS`) that key byte
+    *b* contributes when it holds *x* - PC-1, the left shifts and PC-2 composed. Pair *p*'s
+    12 bits sit in the 16-bit lane *p* (little endian) of the 64-bit word: bits 9-4 the subkey
+    bits of S-box 2p, bits 3-0 the low four of S-box 2p + 1, bits 11-10 the XOR of the two
+    S-boxes' subkey bits on the shared E positions. Every bit is a XOR of key bits, so the
+    eight bytes' entries XOR together into every pair's index."""
+    where = np.zeros((16, 64), dtype=np.int64)  # [r, key bit] -> index bits it flips
     shift = 0
     for r in range(16):
         shift += _SHIFTS[r]
         cd = [(i + shift) % 28 for i in range(28)] + [28 + (i + shift) % 28 for i in range(28)]
         for i, p in enumerate(_PC2):
             key_bit = _PC1[cd[p - 1]] - 1
-            j = i // 6  # S-box j: pair j // 2, high 6 bits for the even S-box
-            where[r, key_bit] |= 1 << (16 * (j // 2) + 6 * (1 - j % 2) + 5 - i % 6)
+            j, m = divmod(i, 6)  # S-box j, bit m of its 6 (0 = most significant)
+            lane = 16 * (j // 2)
+            if j % 2 == 0:  # S-box 2p: index bits 9-4; its last two bits also feed 11-10
+                bits = [9 - m] + ([15 - m] if m >= 4 else [])
+            else:  # S-box 2p + 1: its first two bits feed 11-10, the rest index bits 3-0
+                bits = [11 - m] if m < 2 else [5 - m]
+            for bit in bits:
+                where[r, key_bit] ^= 1 << (lane + bit)
     table = np.zeros((8, 256, 16), dtype=np.int64)
     for b in range(8):
         for x in range(256):
             for bit in range(8):
                 if x >> (7 - bit) & 1:
-                    table[b, x] |= where[:, 8 * b + bit]
+                    table[b, x] ^= where[:, 8 * b + bit]
     return table
 
 
 _KS_TABLE: Final = _schedule_tables()
 #: The round function works on pairs of S-boxes (2p, 2p + 1): their two E windows are bits
 #: a .. a+5 and a+4 .. a+9 of the 64-bit word R ‖ R (bit 1 = MSB; a = 32 for p = 0, else 8p),
-#: so one 10-bit field F holds both; :data:`_EXPAND` doubles its two shared middle bits into the
-#: 12-bit index ``E_2p ‖ E_2p+1``. Shift bringing F to the low bits: 55 - a.
+#: so one 10-bit field F holds both (its bits 5-4 feed both S-boxes). The table index is
+#: ``F ⊕ K`` with the 12-bit K of :func:`_schedule_tables`: bits 9-0 give S-box 2p's input and
+#: the low four of S-box 2p + 1's, bits 11-10 correct the two shared bits for S-box 2p + 1's
+#: own subkey bits (:func:`_sp_table`). Shift bringing F to the low bits: 55 - a.
 #: (Signed 64-bit words: the arithmetic shift only fills bits above the 10 kept.)
 _F_SHIFTS: Final = np.array([23, 47, 39, 31], dtype=np.int64)[:, None]
-_EXPAND: Final = np.array([((f >> 4) << 6) | (f & 63) for f in range(1024)], dtype=np.int64)
-#: Added to the pair subkeys: pair p's entries start at 4096·p in the flat SP table.
+#: Added to the pair indexes: pair p's entries start at 4096·p in the flat SP table.
 _SP_OFFSET16: Final = (np.arange(4, dtype=np.uint16) * 4096)[:, None]
 
 
 def _sp_table() -> I64Array:
-    """``SP[4096·p + (x << 6 | y)] = P(S_2p(x) ‖ S_2p+1(y))`` at their places in the word."""
+    """``SP[4096·p + i] = P(S_2p(x) ‖ S_2p+1(y))`` at their places in the word, for the index
+    ``i = d ‖ g`` (2 + 10 bits): ``x = g >> 4``, ``y = ((g >> 4 & 3) ⊕ d) ‖ (g & 15)``."""
     single = np.zeros((8, 64), dtype=np.int64)
     for j in range(8):
         for v in range(64):
@@ -159,8 +169,10 @@ def _sp_table() -> I64Array:
                 if word >> (32 - src) & 1:
                     out |= 1 << (31 - i)
             single[j, v] = out
-    x = np.arange(4096) >> 6
-    y = np.arange(4096) & 63
+    index = np.arange(4096)
+    g, d = index & 1023, index >> 10
+    x = g >> 4
+    y = ((((g >> 4) & 3) ^ d) << 4) | (g & 15)
     return np.concatenate([single[2 * p][x] ^ single[2 * p + 1][y] for p in range(4)])
 
 
@@ -173,7 +185,7 @@ def _schedule(keys: U8Array) -> U16Array:
     columns = np.ascontiguousarray(keys.T)
     words = _KS_TABLE[0].take(columns[0], axis=0)
     for b in range(1, 8):
-        words |= _KS_TABLE[b].take(columns[b], axis=0)
+        words ^= _KS_TABLE[b].take(columns[b], axis=0)
     pairs = words.astype("<i8").view("<u2").reshape(-1, 16, 4)  # (n, round, pair)
     sched: U16Array = np.ascontiguousarray(pairs.transpose(1, 2, 0), dtype=np.uint16)
     sched += _SP_OFFSET16
@@ -185,10 +197,10 @@ def _rounds(
 ) -> tuple[I64Array, I64Array]:
     """16 Feistel rounds on the 32-bit halves (int64 arrays); returns the halves swapped back
     (preoutput R16 ‖ L16 as (left, right))."""
-    sp, expand = _SP, _EXPAND
+    sp = _SP
     for r in order:
         doubled = (right << 32) | right
-        index = expand.take((doubled[None, :] >> _F_SHIFTS) & 1023)
+        index = (doubled[None, :] >> _F_SHIFTS) & 1023
         index ^= sched[r]
         f = np.bitwise_xor.reduce(sp.take(index), axis=0)
         left, right = right, left ^ f
