@@ -52,7 +52,7 @@ def pin_for(index: int) -> str:
 
 def make_lab(
     tmp: Path, *, records: int = 2, seed: int = 5, ca_user_id: str = "default",
-    encryption_pair: bool = True, batch_id: str = "PKI1",
+    encryption_pair: bool = True, batch_id: str = "PKI1", signing_key: str = "card",
 ) -> PkiLab:  # fmt: skip
     keys = native_store(tmp)
     doc = json.loads(keys.read_text())
@@ -74,7 +74,8 @@ def make_lab(
         base.replace("name: ssc3-temporary", "name: ssc3-pki")
         + "\npki:\n  issuing_ca_key: pki-issuing-ca\n  issuing_ca_certificate: pki/issuing-ca.pem\n"
         + f"  ca_user_id: {ca_user_id}\n  encryption_pair: {str(encryption_pair).lower()}\n"
-        + "  pin_tries: 3\n  admin_pin_key: pki-admin-pin\n",
+        + "  pin_tries: 3\n  admin_pin_key: pki-admin-pin\n"
+        + f"  signing_key: {signing_key}\n",
         encoding="utf-8",
     )
     batch = tmp / "batch.csv"

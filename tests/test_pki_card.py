@@ -278,3 +278,28 @@ def test_the_administrator_pin_unblocks_the_user_pin(
     drive(unblock_pin(admin_pin(lab.store(), "pki-admin-pin", number)), card.transmit)
     select(card)
     assert verify(card, pin) == "9000"
+
+
+@pytest.mark.parametrize("kind", ["gp", "native"])
+def test_an_issuer_made_signing_pair_is_imported_under_the_secure_channel(
+    tmp_path: Path, kind: str
+) -> None:
+    """``signing_key: import`` (chips that do not generate): the issuer's pair goes in with
+    IMPORT PUBLIC KEY and ``80 C2 C0 00`` inside the enciphered channel; the card proves it holds the key (the request it signs verifies) and openssl checks
+    chain and signature as for a card-made pair."""
+    (tmp_path / "lab").mkdir()
+    lab = make_lab(tmp_path / "lab", records=1, signing_key="import", encryption_pair=False)
+    card, result, _, pin = made(lab, kind, tmp_path)
+    assert len(result.checks) == 2 and "signing" in result.checks[1]
+    card.power_on()
+    challenge = b"challenge for an imported key"
+    got = drive(read_pki(bcd_pin(pin), challenge), card.transmit)
+    assert got.encryption_certificate is None
+    work = tmp_path / "work"
+    work.mkdir()
+    from cardperso.chip.pki import load_certificates
+
+    assert check_readout(got, challenge, load_certificates(lab.chain), work)
+    cert = x509.decode_certificate(got.signing_certificate)
+    key = Sm2PrivateKey.from_bytes(card.state.pki.files["0013"])
+    assert key.public_key.to_bytes() == cert.public_key

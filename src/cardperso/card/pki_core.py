@@ -345,8 +345,10 @@ class PkiCore:
 
     def _import_key(self, cmd: Command) -> bytes:
         """``80 C2 40 00 (C0 02 pub CA 40 x y)`` a public key; ``80 C2 C0 01 (C2 02 priv CB 20
-        SM4(k, d))`` its private key, enciphered under the envelope's key (N8). The private key
-        must match the public key already imported (6A80 otherwise)."""
+        SM4(k, d))`` its private key, enciphered under the envelope's key (N8), or ``80 C2 C0
+        00 (C2 02 priv CB 20 d)`` in clear inside the enciphered channel (ours: a pair the issuer
+        made, when the chip does not generate). The private key must match the public key
+        already imported (6A80 otherwise)."""
         items = _tlvs(cmd.data)
         if (cmd.p1, cmd.p2) == (0x40, 0x00):
             pub = _fid(items.get(0xC0))
@@ -358,15 +360,18 @@ class PkiCore:
                 raise Sw(SW_WRONG_DATA) from None
             self._put(pub, b"\xca\x40" + point)
             return b""
-        need((cmd.p1, cmd.p2) == (0xC0, 0x01), SW_WRONG_P1P2)
+        need((cmd.p1, cmd.p2) in ((0xC0, 0x01), (0xC0, 0x00)), SW_WRONG_P1P2)
         priv = _fid(items.get(0xC2))
         secret = items.get(0xCB, b"")
-        key, self.session_key = self.session_key, None
-        need(key is not None, SW_CONDITIONS)
-        assert key is not None
         need(priv in PRIVATE and len(secret) == 32, SW_WRONG_DATA)
         pub = next(p for p, q in PAIRS.items() if q == priv)
-        d = cp.ecb_decrypt("SM4", key, secret)
+        if cmd.p2 == 0x01:  # under the envelope's SM4 key (N8)
+            key, self.session_key = self.session_key, None
+            need(key is not None, SW_CONDITIONS)
+            assert key is not None
+            d = cp.ecb_decrypt("SM4", key, secret)
+        else:  # P2 00 (ours): in clear inside the enciphered channel (an issuer-made pair)
+            d = secret
         try:
             pair = Sm2PrivateKey.from_bytes(d)
         except CardPersoError:

@@ -41,7 +41,7 @@ from cardperso.chip.script import Steps, _gp_keys
 from cardperso.chip.transport import ApduCount, Flow
 from cardperso.codec.apdu import CommandAPDU
 from cardperso.crypto import ecb_encrypt
-from cardperso.crypto.sm2 import DEFAULT_USER_ID, signature_to_der
+from cardperso.crypto.sm2 import DEFAULT_USER_ID, Sm2PrivateKey, signature_to_der
 from cardperso.errors import (
     CardError,
     CardPersoError,
@@ -247,13 +247,16 @@ class PkiStep:
         else:
             session = yield from _gp_preamble(self.keys, plan)
             send = secret = session.send
-        # 2. the card makes its key pair
-        answer = yield from send(
-            _apdu(0x80, 0x40, 0, 0, _fids(SIGN_PUB, SIGN_PRIV)), "GENERATE KEY PAIR"
-        )
-        if len(answer) != 66 or answer[:2] != b"\xca\x40":
-            raise ChipFailure("GENERATE KEY PAIR", "the answer is not a public key (CA 40 x y)")
-        public = b"\x04" + answer[2:]
+        # 2. the card makes its key pair (or the issuer does, sent under the secure channel)
+        if self.spec.signing_key == "import":
+            public = yield from _import_signing_pair(secret)
+        else:
+            answer = yield from send(
+                _apdu(0x80, 0x40, 0, 0, _fids(SIGN_PUB, SIGN_PRIV)), "GENERATE KEY PAIR"
+            )
+            if len(answer) != 66 or answer[:2] != b"\xca\x40":
+                raise ChipFailure("GENERATE KEY PAIR", "the answer is not a public key (CA 40 x y)")
+            public = b"\x04" + answer[2:]
         # 3. the PIN, and the card's proof that it holds the private key
         yield from secret(_apdu(0x00, 0x2C, 0x02, USER_PIN, bytes((self.spec.pin_tries,)) + pin),
                           "SET PIN")  # fmt: skip
@@ -303,6 +306,19 @@ class PkiStep:
                 raise ChipFailure(f"READ BINARY {what} certificate", "differs from the one issued")
             checks.append(f"PKI {what} certificate {cert.serial:X}")
         return tuple(checks)
+
+
+def _import_signing_pair(secret: Send) -> Flow[bytes]:
+    """An issuer-made signing pair: IMPORT PUBLIC KEY into 0012, the private key in clear
+    inside the enciphered channel into 0013 (``80 C2 C0 00``); its public key."""
+    pair = Sm2PrivateKey.generate()
+    public = pair.public_key.to_bytes()
+    yield from secret(_apdu(0x80, 0xC2, 0x40, 0x00, _tlv(0xC0, SIGN_PUB.to_bytes(2, "big"))
+                            + _tlv(0xCA, public[1:])), "IMPORT SIGNING PUBLIC KEY")  # fmt: skip
+    yield from secret(_apdu(0x80, 0xC2, 0xC0, 0x00, _tlv(0xC2, SIGN_PRIV.to_bytes(2, "big"))
+                            + _tlv(0xCB, pair.to_bytes())), "IMPORT SIGNING PRIVATE KEY")  # fmt: skip
+    del pair
+    return public
 
 
 def _fids(pub: int, priv: int) -> bytes:

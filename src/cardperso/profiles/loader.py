@@ -304,6 +304,7 @@ SCHEMA = s.Map(
                 "encryption_pair": s.Bool(),
                 "ca_user_id": s.Enum(("default", "empty")),
                 "admin_pin_key": _KEY_NAME,
+                "signing_key": s.Enum(("card", "import")),
             },
             required=("issuing_ca_key", "issuing_ca_certificate"),
         ),

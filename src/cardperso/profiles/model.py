@@ -220,6 +220,9 @@ class PkiSpec:
     #: Key-store name of the master the administrator PIN of each card is derived from
     #: (diversified by the card number's 8 body characters); empty: no administrator PIN.
     admin_pin_key: str = ""
+    #: ``card``: the card generates its signing pair; ``import``: the issuer makes it and
+    #: sends the private key under the secure channel (chips that cannot generate).
+    signing_key: str = "card"
 
 
 @dataclass(frozen=True, slots=True)
