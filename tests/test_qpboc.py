@@ -127,11 +127,11 @@ def test_ctq_asks_for_a_cvm_above_the_card_cvm_limit(tmp_path: Path) -> None:
     c = card(tmp_path, balance=9000)  # card CVM limit 30.00, single limit 10.00
     c.state.pboc.ec_single_limit = 9000
     got = run(c, qpboc.qpboc_purchase(3001))
-    assert got.cid == "TC" and got.ctq == H("4000")  # signature (CTQ B1 b7)
+    assert got.cid == "TC" and got.ctq == H("4000") and got.cvm == "signature"  # CTQ B1 b7
     got = run(c, qpboc.qpboc_purchase(100, IssuerHost(store()), online_required=True))
-    assert got.ctq == H("0000")
+    assert got.ctq == H("0000") and got.cvm == "none"
     got = run(c, qpboc.qpboc_purchase(3001, IssuerHost(store()), online_required=True))
-    assert got.ctq[0] & 0x80  # online PIN when going online with a reader that can do it
+    assert got.ctq[0] & 0x80 and got.cvm == "online PIN"  # online, a reader that can do it
 
 
 def test_contact_interface_and_ttq_routing(tmp_path: Path) -> None:

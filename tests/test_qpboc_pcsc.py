@@ -49,6 +49,12 @@ def test_contactless_purchases_through_the_cli(
     )  # fmt: skip
     assert out.exit_code == 0 and out.output.startswith("approved online: 90.00 yuan"), out.output
     assert "checks selected-via-ppse, gpo-arqc, arqc" in out.output
+    assert "cardholder verification" not in out.output  # 90.00 <= the card CVM limit 300.00
+    out = invoke(
+        "bank", "qpboc-purchase", "--reader", slot.name, "--amount", "30001",
+        "--keys", str(BANK_KEYS),
+    )  # fmt: skip
+    assert "cardholder verification: online PIN" in out.output, out.output  # CTQ B1 b8
     out = invoke("bank", "qpboc-purchase", "--reader", slot.name, "--amount", "9000")
     assert out.exit_code == 0 and out.output.startswith("declined: 90.00 yuan"), out.output
     assert balance(slot) == 3800

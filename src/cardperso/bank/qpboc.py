@@ -79,6 +79,15 @@ class ContactlessResult:
     def approved(self) -> bool:
         return self.outcome.startswith("approved")
 
+    @property
+    def cvm(self) -> str:
+        """The cardholder verification the card asks in its CTQ (JR/T 0025.12 7.8, S3's
+        reader): ``"online PIN"`` (B1 b8, online path), ``"signature"`` (b7) or ``"none"``."""
+        b1 = self.ctq[0] if self.ctq else 0
+        if self.cid == "ARQC" and b1 & 0x80:
+            return "online PIN"
+        return "signature" if b1 & 0x40 else "none"
+
 
 def _pan(track2: bytes) -> str:
     digits = track2.hex().upper()

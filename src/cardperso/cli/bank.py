@@ -237,6 +237,8 @@ def qpboc_purchase_cmd(
     capks = None if capk_file is None else _kernel_cli.load_capk_file(capk_file)
     got = _on_reader(reader, qpboc.qpboc_purchase(amount, host, online_required=online_required))
     available = "" if got.available is None else f", available {_yuan(got.available)} yuan"
+    if got.cvm != "none":
+        available += f", cardholder verification: {got.cvm}"
     click.echo(
         f"{got.outcome}: {_yuan(amount)} yuan on {got.pan_masked} ({got.cid}, ATC {got.atc}"
         f"{available}); checks {', '.join(got.checks)}"
