@@ -8,7 +8,14 @@ separate fields so that GET DATA and issuer scripts change them in one place. On
 is volatile state of the selection: SELECT -> GET PROCESSING OPTIONS (path chosen, ATC + 1)
 -> READ RECORD ... -> GENERATE AC -> EXTERNAL AUTHENTICATE (ARPC method 1) -> issuer script
 PUT DATA (MAC under the SMI session key) -> second GENERATE AC. All cryptography is
-:mod:`cardperso.crypto.emv`.
+:mod:`cardperso.crypto.emv` (and :mod:`cardperso.crypto.rsa` for offline authentication).
+
+The application is one command table (:meth:`PbocApplet.process`) over these modules:
+personalization :mod:`cardperso.card.pboc_perso`; card risk management at GENERATE AC
+:mod:`cardperso.card.pboc_crm`; the contactless quick path decided at GPO
+:mod:`cardperso.card.qpboc` (in a contactless field, with a TTQ asking it); DDA (INTERNAL
+AUTHENTICATE), CDA (GENERATE AC P1 b5) and fDDA with the ICC key of DGIs 8201-8205
+:mod:`cardperso.card.pboc_oda`.
 
 The cryptogram follows the CVN of the personalized 9F10 (:mod:`cardperso.layouts.pboc_ac`, the
 one definition the issuer host uses too): for PBOC's CVN 01 the session keys are PBOC's
