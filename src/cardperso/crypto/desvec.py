@@ -19,8 +19,9 @@ How this works
   S-boxes). The round key of the pair is a 12-bit K whose top two bits correct those shared
   bits for the second S-box, so ``f(R, K) = XOR_p SP[p][F_p(R) ⊕ K_p]`` with 4 tables of 4096
   entries, each holding ``P(S_2p(x) ‖ S_2p+1(y))`` already at its place in the 32-bit word
-  (:func:`_sp_table`). One round is five array operations over a ``(4, n)`` array (shift,
-  mask, XOR, gather, XOR-reduce), whatever *n* is.
+  (:func:`_sp_table`). The halves are kept doubled (``x ‖ x`` in an int64, the SP entries
+  too), so one round is five array operations over a ``(4, n)`` array (shift, mask, XOR,
+  gather, XOR-reduce) and one XOR, whatever *n* is.
 * Triple DES ``E_K1 ∘ D_K2 ∘ E_K1``: the final permutation of one stage and the initial
   permutation of the next cancel, so the three stages chain on the (L, R) halves; decryption
   runs the subkeys in reverse order.
@@ -152,6 +153,8 @@ _KS_TABLE: Final = _schedule_tables()
 #: own subkey bits (:func:`_sp_table`). Shift bringing F to the low bits: 55 - a.
 #: (Signed 64-bit words: the arithmetic shift only fills bits above the 10 kept.)
 _F_SHIFTS: Final = np.array([23, 47, 39, 31], dtype=np.int64)[:, None]
+#: ``x * _DOUBLE`` is ``x ‖ x`` for a 32-bit x (in 64-bit arithmetic, which wraps).
+_DOUBLE: Final = np.int64(0x100000001)
 #: Added to the pair indexes: pair p's entries start at 4096·p in the flat SP table.
 _SP_OFFSET16: Final = (np.arange(4, dtype=np.uint16) * 4096)[:, None]
 
@@ -173,7 +176,8 @@ def _sp_table() -> I64Array:
     g, d = index & 1023, index >> 10
     x = g >> 4
     y = ((((g >> 4) & 3) ^ d) << 4) | (g & 15)
-    return np.concatenate([single[2 * p][x] ^ single[2 * p + 1][y] for p in range(4)])
+    pairs = np.concatenate([single[2 * p][x] ^ single[2 * p + 1][y] for p in range(4)])
+    return pairs * _DOUBLE  # each entry twice, f ‖ f: the rounds keep every half doubled
 
 
 _SP: Final = _sp_table()
@@ -195,15 +199,14 @@ def _schedule(keys: U8Array) -> U16Array:
 def _rounds(
     left: I64Array, right: I64Array, sched: U16Array, order: range
 ) -> tuple[I64Array, I64Array]:
-    """16 Feistel rounds on the 32-bit halves (int64 arrays); returns the halves swapped back
-    (preoutput R16 ‖ L16 as (left, right))."""
+    """16 Feistel rounds on the *doubled* 32-bit halves (``x ‖ x`` in an int64, so E's windows
+    are shifts of the word itself and the SP entries are doubled too); returns the halves
+    swapped back (preoutput R16 ‖ L16 as (left, right))."""
     sp = _SP
     for r in order:
-        doubled = (right << 32) | right
-        index = (doubled[None, :] >> _F_SHIFTS) & 1023
+        index = (right[None, :] >> _F_SHIFTS) & 1023
         index ^= sched[r]
-        f = np.bitwise_xor.reduce(sp.take(index), axis=0)
-        left, right = right, left ^ f
+        left, right = right, left ^ np.bitwise_xor.reduce(sp.take(index), axis=0)
     return right, left
 
 
@@ -231,12 +234,14 @@ def _permute(words: I64Array, table: I64Array) -> I64Array:
 
 
 def _split(blocks: I64Array) -> tuple[I64Array, I64Array]:
+    """IP, then the two halves, each doubled (``x ‖ x``)."""
     mixed = _permute(blocks, _IP_TABLE)
-    return (mixed >> 32) & 0xFFFFFFFF, mixed & 0xFFFFFFFF
+    return ((mixed >> 32) & 0xFFFFFFFF) * _DOUBLE, (mixed & 0xFFFFFFFF) * _DOUBLE
 
 
 def _join(left: I64Array, right: I64Array) -> I64Array:
-    return _permute((left << 32) | right, _FP_TABLE)
+    """The doubled halves back to one word (low copies), then FP."""
+    return _permute((left << 32) | (right & 0xFFFFFFFF), _FP_TABLE)
 
 
 def _key_array(keys: bytes, width: int) -> U8Array:
