@@ -19,6 +19,7 @@ from hypothesis import strategies as st
 from cardperso.card import VirtualCard
 from cardperso.card.state import dumps
 from test_card_fuzz import check
+from test_card_fuzz import fresh as fuzz_fresh
 from test_card_support import PBOC_AID
 from test_pboc_oda import card as keyed_card
 from test_pboc_oda import genrsa
@@ -38,12 +39,8 @@ def image() -> Iterator[Path]:
 
 
 def fresh(image: Path) -> VirtualCard:
-    work = Path(tempfile.mkdtemp(prefix="vcard-cl-ex-"))
-    shutil.copy(image, work / "card.json")
-    card = VirtualCard.load(work / "card.json")
-    card.strict = True
+    card = fuzz_fresh(image)  # a copy, strict, powered
     card.contactless = True
-    card.power_on()
     return card
 
 
