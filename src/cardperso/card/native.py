@@ -256,10 +256,9 @@ class NativeCard:
     def _route(self, cmd: Command, challenge: bytes | None) -> bytes:
         if cmd.cla & 0x03 or cmd.cla & 0x70:
             raise Sw(SW_CLA_NOT_SUPPORTED)
-        if pki_native.in_pki_adf(self):
-            answer = pki_native.process(self, cmd, challenge)
-            if answer is not None:
-                return answer
+        got = pki_native.process(self, cmd, challenge) if pki_native.in_pki_adf(self) else None
+        if got is not None:  # the PKI ADF answered (b"" is an answer too)
+            return got
         handlers = {
             (0x00, 0xA4): self._select,
             (0x00, 0x84): self._get_challenge,
