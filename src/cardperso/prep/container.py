@@ -213,7 +213,7 @@ class RecordMacs:
         *sealed* from ``starts[i]``; returns the frames, each frame's end offset, the MACs."""
         n = len(lines)
         hs = len(heads) // n if n else 0
-        view = memoryview(sealed)
+        view = memoryview(sealed.data)
         sha, seq_of, of = hashlib.sha256, _SEQ.pack, self._of
         parts: list[bytes | memoryview] = []
         macs: list[bytes] = []

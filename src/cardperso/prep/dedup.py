@@ -13,13 +13,14 @@ characters of a card number, :func:`pan_fp` the PAN without its Luhn digit and i
 
 from __future__ import annotations
 
-from array import array
-from collections.abc import Container, Sequence
+from collections.abc import Collection, Sequence
+
+import numpy as np
+from numpy.typing import NDArray
 
 __all__ = ["FingerprintSet", "card_no_fp", "pan_fp", "ssn_fp"]
 
 _MULT = 0x9E3779B97F4A7C15
-_MASK64 = (1 << 64) - 1
 _MAX_LOAD = 0.7
 
 
@@ -36,15 +37,19 @@ def pan_fp(pan: str) -> int:
 
 
 class FingerprintSet:
-    """Set of non-zero 64-bit fingerprints remembering the line of each first occurrence."""
+    """Set of non-zero 64-bit fingerprints remembering the line of each first occurrence.
+
+    A chunk's fingerprints are added at once with array operations (:meth:`add_many`): the
+    duplicates inside the chunk by one sort, the lookups and the insertions by probing every
+    pending key one slot further per round (linear probing; a handful of rounds at this load)."""
 
     __slots__ = ("_cap", "_keys", "_limit", "_lines", "count")
 
     def __init__(self, capacity: int = 1 << 16) -> None:
         self._cap = capacity
         self._limit = int(capacity * _MAX_LOAD)
-        self._keys = array("Q", bytes(8 * capacity))
-        self._lines = array("I", bytes(4 * capacity))
+        self._keys = np.zeros(capacity, np.uint64)
+        self._lines = np.zeros(capacity, np.uint32)
         self.count = 0
 
     def add(self, fp: int, line: int) -> int:
@@ -52,45 +57,85 @@ class FingerprintSet:
         found = self.add_many((fp,), (line,))
         return found.get(0, 0)
 
+    def _slots(self, keys: NDArray[np.uint64]) -> NDArray[np.int64]:
+        h = (keys * np.uint64(_MULT)) % np.uint64(self._cap)
+        out: NDArray[np.int64] = h.astype(np.int64)
+        return out
+
+    def _find(self, keys: NDArray[np.uint64]) -> tuple[NDArray[np.int64], NDArray[np.bool_]]:
+        """For each (distinct) key: its slot (where it is, or the first empty slot of its
+        probe sequence) and whether it is there."""
+        slot = self._slots(keys)
+        found = np.zeros(len(keys), np.bool_)
+        todo = np.arange(len(keys))
+        table, cap = self._keys, self._cap
+        while todo.size:
+            k = table[slot[todo]]
+            hit = k == keys[todo]
+            found[todo[hit]] = True
+            go = ~hit & (k != 0)
+            todo = todo[go]
+            slot[todo] = (slot[todo] + 1) % cap
+        return slot, found
+
+    def _insert(self, keys: NDArray[np.uint64], lines: NDArray[np.uint32]) -> None:
+        """Insert distinct keys that are not in the table."""
+        if self.count + len(keys) > self._limit:
+            self._grow(self.count + len(keys))
+        table, cap = self._keys, self._cap
+        slot = self._slots(keys)
+        todo = np.arange(len(keys))
+        while todo.size:
+            s = slot[todo]
+            full = table[s] != 0
+            while full.any():  # each pending key on to the next empty slot
+                s[full] = (s[full] + 1) % cap
+                full = table[s] != 0
+            slot[todo] = s
+            taken, first = np.unique(s, return_index=True)  # one key per slot: the first
+            win = todo[first]
+            table[taken] = keys[win]
+            self._lines[taken] = lines[win]
+            rest = np.ones(len(todo), np.bool_)
+            rest[first] = False
+            todo = todo[rest]
+        self.count += len(keys)
+
     def add_many(
-        self, fps: Sequence[int], lines: Sequence[int], skip: Container[int] = ()
+        self, fps: Sequence[int], lines: Sequence[int], skip: Collection[int] = ()
     ) -> dict[int, int]:
         """Add every non-zero ``fps[i]`` (first seen at ``lines[i]``) whose index is not in
         *skip*, in order; return {index: line of the first occurrence} of the duplicates."""
-        dups: dict[int, int] = {}
-        keys, lines_arr, cap = self._keys, self._lines, self._cap
-        for idx, fp in enumerate(fps):
-            if not fp or idx in skip:
-                continue
-            i = ((fp * _MULT) & _MASK64) % cap
-            while True:
-                k = keys[i]
-                if k == 0:
-                    keys[i] = fp
-                    lines_arr[i] = lines[idx]
-                    self.count += 1
-                    if self.count > self._limit:
-                        self._grow()
-                        keys, lines_arr, cap = self._keys, self._lines, self._cap
-                    break
-                if k == fp:
-                    dups[idx] = lines_arr[i] or 1
-                    break
-                i += 1
-                if i == cap:
-                    i = 0
-        return dups
+        f = np.asarray(fps, np.uint64)
+        ln = np.asarray(lines, np.uint32)
+        active = f != 0
+        if skip:
+            active[[i for i in skip if isinstance(i, int) and 0 <= i < len(f)]] = False
+        idx = np.flatnonzero(active)
+        if not idx.size:
+            return {}
+        keys = f[idx]
+        uniq, first, inverse = np.unique(keys, return_index=True, return_inverse=True)
+        slot, found = self._find(uniq)
+        first_line = ln[idx[first]]
+        first_line[found] = self._lines[slot[found]]
+        new = ~found
+        if new.any():
+            self._insert(uniq[new], first_line[new])
+        # a duplicate: its key was there before, or an earlier index of this call had it
+        is_first = np.zeros(len(idx), np.bool_)
+        is_first[first] = True
+        dup = ~is_first | found[inverse]
+        where = np.flatnonzero(dup)
+        got = first_line[inverse[where]]
+        return {int(i): int(x) or 1 for i, x in zip(idx[where].tolist(), got.tolist())}
 
-    def _grow(self) -> None:
-        old_keys, old_lines = self._keys, self._lines
-        count = self.count
-        self.__init__(self._cap * 3 // 2)  # type: ignore[misc]
-        keys, lines, cap = self._keys, self._lines, self._cap
-        for k, line in zip(old_keys, old_lines):
-            if k:
-                i = ((k * _MULT) & _MASK64) % cap
-                while keys[i]:
-                    i = i + 1 if i + 1 < cap else 0
-                keys[i] = k
-                lines[i] = line
-        self.count = count
+    def _grow(self, need: int) -> None:
+        old_keys = self._keys
+        old_lines = self._lines
+        cap = self._cap
+        while int(cap * _MAX_LOAD) < need:
+            cap = cap * 3 // 2
+        present = old_keys != 0
+        self.__init__(cap)  # type: ignore[misc]
+        self._insert(old_keys[present], old_lines[present])

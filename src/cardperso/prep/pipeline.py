@@ -316,26 +316,54 @@ def _required_columns(profile: Profile, fmt: str) -> frozenset[str]:
     return Validator(profile).required
 
 
+class _Done:
+    """A chunk the main process prepared itself (in the queue beside the pool's results)."""
+
+    __slots__ = ("value",)
+
+    def __init__(self, value: Any) -> None:
+        self.value = value
+
+    def ready(self) -> bool:
+        return True
+
+    def get(self) -> Any:
+        return self.value
+
+
 def _run_chunks(
     worker_fn: Callable[[Chunk], Any],
     chunks: Any,
     workers: int,
     init_args: tuple[Any, ...],
     sink: Callable[[Any], None],
+    local_args: tuple[Any, ...] | None = None,
 ) -> None:
-    """Run *worker_fn* over *chunks* in order (bounded in flight) and feed *sink* in order."""
+    """Run *worker_fn* over *chunks* and feed *sink* in input order, with *workers* processes
+    preparing: ``workers - 1`` forked ones and the main one, which takes a chunk itself when
+    the others have two queued each (so two processes use two CPUs, and the memory of a third
+    process is not spent). At most ``2 * workers + 2`` chunks are in flight. *local_args*
+    initialize the main process's preparer (default *init_args*)."""
     if workers <= 1:
-        _init_worker(*init_args)
+        _init_worker(*(local_args or init_args))
         for chunk in chunks:
             sink(worker_fn(chunk))
         return
     ctx = multiprocessing.get_context("fork")
-    with ctx.Pool(workers, initializer=_init_pool_worker, initargs=init_args) as pool:
+    with ctx.Pool(workers - 1, initializer=_init_pool_worker, initargs=init_args) as pool:
+        _init_worker(*(local_args or init_args))  # after the fork: not in the workers' memory
         inflight: deque[Any] = deque()
-        limit = workers + 2
+        limit = 2 * workers + 2
+        queued = 2 * (workers - 1)
         for chunk in chunks:
-            inflight.append(pool.apply_async(worker_fn, (chunk,)))
-            if len(inflight) >= limit:
+            while inflight and inflight[0].ready():
+                sink(inflight.popleft().get())
+            waiting = sum(1 for r in inflight if not r.ready())
+            if waiting < queued:
+                inflight.append(pool.apply_async(worker_fn, (chunk,)))
+            else:
+                inflight.append(_Done(worker_fn(chunk)))
+            while len(inflight) >= limit:
                 sink(inflight.popleft().get())
         while inflight:
             sink(inflight.popleft().get())
@@ -427,13 +455,8 @@ def prepare(
             progress(res.read)
 
     base_dir = str(Path(os.fspath(input_path)).resolve().parent)
-    init_args = (
-        profile,
-        opener if options.workers > 1 else (lambda: store),
-        base_dir,
-        pin_seed,
-        bkeys,
-    )
+    init_args = (profile, opener, base_dir, pin_seed, bkeys)
+    local_args = (profile, lambda: store, base_dir, pin_seed, bkeys)
     # From the creation of the output files to their commit, any failure or stop (SIGTERM
     # unwinds as an exception, see cardperso.cli.main.stop_on_signal) throws both away; signals
     # are held while they are created and committed, so none falls between two steps.
@@ -444,7 +467,9 @@ def prepare(
             opened.append(writer)
             rejects = RejectsWriter(rejects_path)
             opened.append(rejects)
-        _run_chunks(_work, src.chunks(options.chunk_size), options.workers, init_args, sink)
+        _run_chunks(
+            _work, src.chunks(options.chunk_size), options.workers, init_args, sink, local_args
+        )
         summary.prepared = writer.count
         # the rejects file first: a personalization file under its name means the batch is done
         with _signals_held():  # both files or neither
@@ -488,21 +513,19 @@ def validate_only(
         read, good, bad = res
         summary.read += read
         rej = list(bad)
-        for line, ssn, card_no, pan in good:
-            for j, (name, fp) in enumerate(
-                (
-                    ("ssn", ssn_fp(ssn)),
-                    ("card_no", card_no_fp(card_no)),
-                    ("pan", pan_fp(pan) if pan else 0),
-                )
-            ):
-                if fp:
-                    first = dup_sets[j].add(fp, line)
-                    if first:
-                        rej.append((line, name, f"duplicate of line {first}", "", 0))
-                        break
-            else:
-                summary.prepared += 1
+        lines = [g[0] for g in good]
+        fps = (
+            [ssn_fp(g[1]) for g in good],
+            [card_no_fp(g[2]) for g in good],
+            [pan_fp(g[3]) if g[3] else 0 for g in good],
+        )
+        drop: dict[int, int] = {}
+        for j, name in enumerate(("ssn", "card_no", "pan")):
+            found = dup_sets[j].add_many(fps[j], lines, drop)
+            for i, first in found.items():
+                rej.append((lines[i], name, f"duplicate of line {first}", "", 0))
+            drop |= found
+        summary.prepared += len(good) - len(drop)
         rej.sort()
         for line, fld, reason, masked, end in rej:
             if rejects is not None:
