@@ -62,6 +62,8 @@ OFFICE: Final = frozenset({CENTRE})
 PROFILE: Final = "ssc3-pboc"
 #: The most applications the audit queue shows at once (oldest first).
 QUEUE: Final = 50
+#: The most late and at-risk applications the dashboard lists (all of them: the CSV file).
+SHOWN: Final = 200
 #: A reason typed by the auditor: what ``registry audit --reason`` would take, kept short.
 MAX_REASON: Final = 200
 
@@ -291,7 +293,7 @@ async def targets_page(request: Request) -> Response:
     )
     return _page(
         request, "office_targets.html", as_of=day, calendar=cal.source, by_batch=by_batch,
-        by_point=by_point, overdue=late, lead=charts_lead, point_bars=point_bars,
+        by_point=by_point, overdue=late[:SHOWN], overdue_total=len(late), lead=charts_lead, point_bars=point_bars,
         batch_bars=batch_bars, targets=TARGETS, columns=breakdown.COLUMNS,
         chosen={k: request.query_params.get(k, "") for k in FILTERS},
     )  # fmt: skip
