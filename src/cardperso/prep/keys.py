@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from cardperso.codec.columns import U8
+from cardperso.codec.columns import U8, bcd
 from cardperso.crypto import BLOCK_SIZE, odd_parity, pad_method2
 from cardperso.crypto.kcvbatch import kcv_3des_blob
 from cardperso.errors import KeyStoreError
@@ -122,14 +122,28 @@ class ChunkKeys:
         self.pin_policy = profile.pin.source
 
     def _pins(self, cards: Cards) -> bytes:
-        seeds, n = self.seeds, self.pin_len
-        ssns = cards.text["ssn"]
-        parts = []
-        for ssn, pin in zip(ssns, cards.pins):
-            if not pin:
-                pin = seeds.pin(ssn, n)
-            parts.append(f"2{len(pin):X}{pin}".ljust(16, "F"))
-        return bytes.fromhex("".join(parts))
+        """The chunk's ISO 9564 format-2 PIN blocks (:func:`pin_block`), 8 bytes per card:
+        the input PIN, or :func:`seeded_pin` (HMAC per card, the arithmetic on the chunk)."""
+        n, count = self.pin_len, cards.n
+        pins = cards.pins
+        seeded = [i for i, pin in enumerate(pins) if not pin]
+        digits = np.empty((count, n), np.uint8)
+        if len(seeded) < count:
+            given = [pin if pin else "0" * n for pin in pins]
+            digits[:] = np.frombuffer("".join(given).encode("ascii"), np.uint8).reshape(count, n)
+        if seeded:
+            ssns = cards.text["ssn"]
+            digest = self.seeds.digest
+            head = b"".join([digest(ssns[i].encode("ascii"))[:8] for i in seeded])
+            value = np.frombuffer(head, ">u8").astype(np.uint64) % np.uint64(10**n)
+            for j in range(n - 1, -1, -1):
+                digits[seeded, j] = (value % np.uint64(10)).astype(np.uint8) + 48
+                value //= np.uint64(10)
+        nibbles = np.full((count, 16), ord("F"), np.uint8)
+        nibbles[:, 0] = ord("2")
+        nibbles[:, 1] = ord(f"{n:X}")
+        nibbles[:, 2 : 2 + n] = digits
+        return bcd(nibbles, 8, "F").tobytes()
 
     def _emv_fast(self, y: bytes, count: int) -> tuple[bytes, bytes]:
         """Option A for the chunk with one ECB call per IMK and per half (Y, then ~Y).
