@@ -186,7 +186,7 @@ def test_sigterm_stops_generation_with_nothing_half_written(
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
     )
-    time.sleep(8)  # the spawned workers start, then make keys for a while
+    time.sleep(6)  # the workers start, then make keys for a while
     workers = _children(proc.pid)
     assert len(workers) >= 2
     proc.send_signal(signal.SIGTERM)
@@ -335,7 +335,7 @@ def test_concurrent_reservations_never_overlap(store_path: Path, tmp_path: Path)
 def test_pkcs11_pool_is_encrypted_by_the_tokens_kek_in_each_worker(
     hsm_store_factory: Callable[..., Any], softhsm: Any, tmp_path: Path
 ) -> None:
-    """With a PKCS#11 store each spawned worker opens its own token session and encrypts its
+    """With a PKCS#11 store each forked worker opens its own token session and encrypts its
     batch under the token's KEK (C_Encrypt, one call per batch); the KEK never leaves it."""
     from cardperso.keystore.pkcs11 import Pkcs11KeyStore
 

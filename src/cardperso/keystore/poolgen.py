@@ -2,8 +2,9 @@
 
 How this works
 --------------
-``fill`` starts ``workers`` processes (the ``spawn`` start method: each opens the key store
-itself, which a PKCS#11 session needs). A worker generates a batch of RSA key pairs with
+``fill`` forks ``workers`` processes; each opens the key store itself (a PKCS#11 worker
+initialises the library and logs in again, as prep's workers do) and lets go of the parent's
+generation lock, so a worker left running by a killed parent never blocks the next ``fill``. A worker generates a batch of RSA key pairs with
 :func:`cardperso.crypto.rsa.rsa_generate` (OpenSSL's generator), pads their CRT parts and
 encrypts them with **one** ``wrap`` call of its own key-store session per batch; it hands back
 only records (public modulus, encrypted parts), so a clear private key never leaves the process
@@ -71,6 +72,8 @@ def pool_record(store: KeyStore, kek: str, keys: list[RsaKey]) -> bytes:
 
 _STORE: KeyStore | BaseException | None = None
 _JOB: tuple[str, int, int] = ("", 0, 0)
+#: The parent's generation-lock descriptor, closed in each forked worker.
+_LOCK_FD: int | None = None
 
 
 def _init_worker(opener: StoreOpener, kek: str, bits: int, exponent: int) -> None:
@@ -79,6 +82,9 @@ def _init_worker(opener: StoreOpener, kek: str, bits: int, exponent: int) -> Non
     initializer raises starts new workers for ever instead of failing)."""
     global _STORE, _JOB
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    if _LOCK_FD is not None:
+        with contextlib.suppress(OSError):
+            os.close(_LOCK_FD)
     try:
         _STORE = opener()
     except Exception as exc:  # handed to the parent by _make_batch
@@ -100,6 +106,7 @@ def _make_batch(n: int) -> bytes:
 @contextlib.contextmanager
 def _generation_lock(directory: Path) -> Iterator[None]:
     """One generation per pool at a time (reservations may go on meanwhile)."""
+    global _LOCK_FD
     fd = os.open(directory / "generate.lock", os.O_RDWR | os.O_CREAT, 0o600)
     try:
         try:
@@ -108,8 +115,10 @@ def _generation_lock(directory: Path) -> Iterator[None]:
             raise KeyStoreError(
                 f"ICC key pool {directory}: another generation is filling it"
             ) from None
+        _LOCK_FD = fd
         yield
     finally:
+        _LOCK_FD = None
         os.close(fd)
 
 
@@ -184,7 +193,7 @@ def fill(
                     progress(made)
 
         if tasks:
-            ctx = multiprocessing.get_context("spawn")
+            ctx = multiprocessing.get_context("fork")
             args = (opener, status.kek, status.bits, status.exponent)
             mp_pool = ctx.Pool(min(workers, len(tasks)), _init_worker, args)
             try:
