@@ -22,7 +22,7 @@ import pytest
 
 import fixtures_desk
 from cardperso.codec.numbers import mask_id
-from cardperso.registry import lifecycle
+from cardperso.registry import applications, lifecycle
 from cardperso.registry.calendar import Calendar, deadline
 from cardperso.storage.db import Database
 from cardperso.web import desk
@@ -290,6 +290,16 @@ def test_a_clerk_is_refused_on_another_service_points_applicant(desk_console: Co
     mine = _clerk(desk_console)
     r = mine.post("/desk/lookup", data={"csrf": csrf_of(mine, "/desk"), "ssn": person["ssn"]})
     assert r.status_code == 200 and f'href="/desk/app?id={app_id}"' in r.text
+    # that application is rejected; the person applies again at the other point: each clerk
+    # finds only their own point's application
+    with Database(desk_console.db_path) as db:
+        applications.reject(db, app_id, "photo: not the applicant", actor="test")
+    new_id = _accepted(desk_console, person, CLERK2)
+    for client, shown, hidden in ((mine, app_id, new_id), (other, new_id, app_id)):
+        r = client.post("/desk/lookup", data={"csrf": csrf_of(client, "/desk"),
+                                              "ssn": person["ssn"]})  # fmt: skip
+        found = r.text.split('id="found"')[1].split("</table>")[0]
+        assert f'?id={shown}"' in found and f'?id={hidden}"' not in found
 
 
 # -- lookup, collection, loss ------------------------------------------------------------------
@@ -359,6 +369,14 @@ def test_lookup_collection_by_an_agent_loss_restore_and_reissue(
     assert r.status_code == 403
     log = desk_console.log()
     assert all(p["ssn"] not in log for p in people) and agent not in log
+    # every action is in the audit log, by the clerk, with no identity number
+    with Database(desk_console.db_path) as audit_db:
+        done = {str(a) for (a,) in audit_db.execute(
+            "SELECT action FROM web_audit WHERE user_name = 'clerk1'")}  # fmt: skip
+        targets = [str(t) for (t,) in audit_db.execute("SELECT target FROM web_audit")]
+    assert {"view", "lookup", "accept", "confirm", "box-receive", "collect", "suspend",
+            "restore", "reissue"} <= done  # fmt: skip
+    assert not [t for t in targets for p in PEOPLE if p["ssn"] in t or mask_id(p["ssn"]) in t]
 
 
 # -- PostgreSQL --------------------------------------------------------------------------------
