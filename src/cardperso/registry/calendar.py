@@ -21,6 +21,7 @@ day of acceptance is day 0; the deadline is the target-th working day after it.
 from __future__ import annotations
 
 import datetime
+import functools
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -142,9 +143,12 @@ class Deadline:
         return self.days_left < 0
 
 
+@functools.lru_cache(maxsize=4096)
 def deadline(
     cal: Calendar, accepted: datetime.date, application_type: str, as_of: datetime.date
 ) -> Deadline:
+    """Where an application accepted on ``accepted`` stands on ``as_of`` (remembered: a
+    registry's applications share a few dozen acceptance days, and a report asks for each)."""
     target = TARGETS.get(application_type, TARGETS["batch"])
     due = cal.add_working_days(accepted, target)
     used = cal.working_days_between(accepted, as_of)
