@@ -70,6 +70,7 @@ def test_the_desk_routes_are_in_the_app_and_for_clerks_only() -> None:
     assert {p for _m, p in DESK_ROUTES} <= paths  # the route-walking tests walk them too
     assert all(ACCESS[p] == frozenset({CLERK}) for _m, p in DESK_ROUTES)
     assert ("POST", "/desk/accept") in DESK_ROUTES and ("GET", "/desk/accept") in DESK_ROUTES
+    assert set(desk.STATE_TITLES) == set(lifecycle.STATES), "a state without its counter word"
 
 
 def test_logged_out_wrong_role_and_no_csrf_are_refused_on_every_desk_route(
