@@ -18,13 +18,17 @@ Both make the same number of keys; the wall time includes starting the workers.
 record DGIs, the ICC certificate signed by the issuer key (the raw RSA private operation of
 :func:`cardperso.crypto.rsa.rsa_sign_raw`, GMP's ``powmod_sec``), the record and key DGIs, on
 chunks of ``--cards`` cards from a pool reservation (one read per chunk). The raw private
-operation alone is also timed, and with Python's built-in ``pow`` for the same CRT (the
-exponentiation rsa_sign_raw used before), to show what the per-card RSA costs.
+operation alone is also timed, in interleaved rounds, three ways: ``rsa_sign_raw`` (GMP's
+``powmod_sec``), the system OpenSSL's ``EVP_PKEY_decrypt`` with ``RSA_NO_PADDING`` through ctypes
+(``cryptography`` offers no raw RSA operation), and Python's built-in ``pow`` for the same CRT
+(what rsa_sign_raw used before).
 """
 
 from __future__ import annotations
 
 import argparse
+import ctypes
+import ctypes.util
 import functools
 import os
 import secrets
@@ -32,6 +36,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import benchenv
@@ -99,6 +104,50 @@ def _python_pow_sign(key: RsaKey, block: bytes) -> bytes:
     return (m2 + h * q).to_bytes(len(key.modulus), "big")
 
 
+def _openssl_signer(key: RsaKey) -> Callable[[bytes], bytes]:
+    """The raw private operation of the system's libcrypto (``EVP_PKEY_decrypt`` with
+    ``RSA_NO_PADDING``, OpenSSL's own blinding and CRT check) through ctypes: the comparison
+    for the choice of GMP in rsa_sign_raw (``cryptography`` has no raw RSA operation)."""
+    from cryptography.hazmat.primitives import serialization as ser
+    from cryptography.hazmat.primitives.asymmetric import rsa
+
+    ints = [int.from_bytes(x, "big") for x in (key.modulus, key.p, key.q, key.dp, key.dq, key.qinv)]
+    n, p, q, dp, dq, qinv = ints
+    d = rsa.rsa_recover_private_exponent(key.exponent, p, q)
+    pub = rsa.RSAPublicNumbers(key.exponent, n)
+    der = (
+        rsa.RSAPrivateNumbers(p, q, d, dp, dq, qinv, pub)
+        .private_key()
+        .private_bytes(ser.Encoding.DER, ser.PrivateFormat.TraditionalOpenSSL, ser.NoEncryption())
+    )
+    lib = ctypes.CDLL(ctypes.util.find_library("crypto") or "libcrypto.so.3")
+    vp = ctypes.c_void_p
+    lib.d2i_AutoPrivateKey.restype = vp
+    lib.d2i_AutoPrivateKey.argtypes = [vp, ctypes.POINTER(ctypes.c_char_p), ctypes.c_long]
+    lib.EVP_PKEY_CTX_new.restype = vp
+    lib.EVP_PKEY_CTX_new.argtypes = [vp, vp]
+    lib.EVP_PKEY_decrypt_init.argtypes = [vp]
+    lib.EVP_PKEY_CTX_set_rsa_padding.argtypes = [vp, ctypes.c_int]
+    size_p = ctypes.POINTER(ctypes.c_size_t)
+    lib.EVP_PKEY_decrypt.argtypes = [vp, ctypes.c_char_p, size_p, ctypes.c_char_p, ctypes.c_size_t]
+    src = ctypes.c_char_p(der)
+    pkey = lib.d2i_AutoPrivateKey(None, ctypes.byref(src), len(der))
+    ctx = lib.EVP_PKEY_CTX_new(pkey, None)
+    if not (lib.EVP_PKEY_decrypt_init(ctx) == 1 and lib.EVP_PKEY_CTX_set_rsa_padding(ctx, 3) == 1):
+        raise SystemExit("libcrypto refused the raw RSA set-up")
+    length = len(key.modulus)
+    out = ctypes.create_string_buffer(length)
+    got = ctypes.c_size_t(length)
+
+    def sign(block: bytes) -> bytes:
+        got.value = length
+        if lib.EVP_PKEY_decrypt(ctx, out, ctypes.byref(got), block, length) != 1:
+            raise SystemExit("libcrypto raw RSA failed")
+        return out.raw[: got.value]
+
+    return sign
+
+
 def _card_stream(i: int) -> tuple[str, bytes]:
     """A card's three ODA records as a DGI stream (track 2, name and IDs, PAN and dates)."""
     pan = f"623100{i:09d}7"
@@ -129,19 +178,23 @@ def part_oda(issuer_bits: list[int], cards: int, rounds: int, tmp: Path) -> None
     for bits in issuer_bits:
         issuer = rsa_generate(bits, 3)
         block = b"\x6a" + secrets.token_bytes(bits // 8 - 2) + b"\xbc"
-        n = 200
-        t0 = time.perf_counter()
-        for _ in range(n):
-            rsa_sign_raw(issuer, block)
-        gmp = (time.perf_counter() - t0) / n
-        n = 20
-        t0 = time.perf_counter()
-        for _ in range(n):
-            _python_pow_sign(issuer, block)
-        plain = (time.perf_counter() - t0) / n
+        ossl = _openssl_signer(issuer)
+        assert ossl(block) == rsa_sign_raw(issuer, block)
+        times = {"gmp": 0.0, "openssl": 0.0, "pow": 0.0}
+        for _ in range(5):  # interleaved rounds: the three see the same machine load
+            for name, fn, n in (
+                ("gmp", functools.partial(rsa_sign_raw, issuer), 40),
+                ("openssl", ossl, 40),
+                ("pow", functools.partial(_python_pow_sign, issuer), 4),
+            ):
+                t0 = time.perf_counter()
+                for _ in range(n):
+                    fn(block)
+                times[name] += (time.perf_counter() - t0) / n / 5
         print(
-            f"  issuer {bits} bits: raw private op {gmp * 1e6:,.0f} us (rsa_sign_raw, GMP, "
-            f"blinded, checked); Python pow CRT {plain * 1e6:,.0f} us"
+            f"  issuer {bits} bits, raw private op: rsa_sign_raw (GMP powmod_sec, blinded, checked) "
+            f"{times['gmp'] * 1e6:,.0f} us; libcrypto EVP_PKEY_decrypt no padding "
+            f"{times['openssl'] * 1e6:,.0f} us; Python pow CRT {times['pow'] * 1e6:,.0f} us"
         )
         for sda in (False, True):
             setup = OdaSetup.make(
