@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import itertools
 import multiprocessing
 import os
 import signal
@@ -178,7 +179,10 @@ def fill(
         status = pool.status()
         missing = max(0, count - status.free)
         size = status.bits // 8 + 5 * part_length(status.bits, BLOCK_SIZE[status.kek_algorithm])
-        tasks = [batch] * (missing // batch) + ([missing % batch] if missing % batch else [])
+        full, rest = divmod(missing, batch)
+        ntasks = full + (1 if rest else 0)
+        # a lazy task list: a pool of millions of keys is not a list of millions of tasks
+        tasks = itertools.chain(itertools.repeat(batch, full), [rest] if rest else [])
         made = 0
         pending: list[bytes] = []
         pending_keys = 0
@@ -192,10 +196,10 @@ def fill(
                 if progress is not None:
                     progress(made)
 
-        if tasks:
+        if ntasks:
             ctx = multiprocessing.get_context("fork")
             args = (opener, status.kek, status.bits, status.exponent)
-            mp_pool = ctx.Pool(min(workers, len(tasks)), _init_worker, args)
+            mp_pool = ctx.Pool(min(workers, ntasks), _init_worker, args)
             try:
                 for records in mp_pool.imap_unordered(_make_batch, tasks):
                     if len(records) % size:
