@@ -30,7 +30,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from cardperso.codec.columns import U8, Var, bcd, digits_value, fixed_text, text_var
+from cardperso.codec.columns import U8, Var, bcd, fixed_text, text_var
 from cardperso.codec.fields import split_gbk
 from cardperso.codec.numbers import mask_id
 from cardperso.errors import DataError
@@ -400,8 +400,3 @@ class ColumnChecker:
 def _mask(ssn: Any) -> str:
     """The one masking rule (:func:`cardperso.codec.numbers.mask_id`); no SSN, no mask."""
     return mask_id(ssn) if isinstance(ssn, str) else ""
-
-
-def digits_of(mat: U8) -> NDArray[np.uint64]:
-    """The number a matrix of ASCII digits spells, per row (for duplicate fingerprints)."""
-    return digits_value(mat)

@@ -4,18 +4,20 @@ How this works
 --------------
 ::
 
-    main process                      worker processes (or the main one with workers=1)
-    ------------                      ----------------------------------------------------
-    read lines, group records  ─────▶ parse CSV/JSONL, validate every rule,
-    (chunks of 1,000)                 derive keys for the chunk (1 store call per master key),
-                                      fill the precompiled DGI templates, hash each body
-    in input order:           ◀───── bodies (one bytes blob), SHA-256s, fingerprints, rejects
-      duplicates (ssn, card_no, PAN: first occurrence wins),
-      sequence numbers, record MACs, write; rejects file; totals
+    main process (prepares too)        forked processes (--workers N: N-1 of them)
+    ------------                       ----------------------------------------------------
+    read pieces of whole lines  ─────▶ parse into columns, validate with array masks
+    (chunks of 1,000)                  (prep.cards), derive the chunk's keys (1 store call per
+                                       master key), fill the compiled templates (prep.build),
+                                       seal (one AES call), frame + record MACs
+    in input order:            ◀────── framed records (one bytes object), MACs, fingerprints,
+      duplicates (ssn, card_no, PAN: first occurrence wins),            rejects
+      write; rejects file; totals
 
-At most ``workers + 2`` chunks are in flight, so memory does not grow with the batch. The
-output depends only on the input, the profile, the keys and the options: the worker count and
-the chunk size change nothing in the file.
+The main process takes a chunk itself when the forked ones have two queued each. At most
+``2 * workers + 2`` chunks are in flight, so memory does not grow with the batch. The output
+depends only on the input, the profile, the keys and the options: the worker count and the
+chunk size change nothing in the file.
 """
 
 from __future__ import annotations
