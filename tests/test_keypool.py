@@ -365,3 +365,17 @@ def test_a_store_that_does_not_open_in_the_workers_fails_the_fill(
     with pytest.raises(KeyStoreError, match="the token is not there"):
         fill(pool, _broken_opener, count=4, workers=2)
     assert pool.status().total == 0
+
+
+def test_cli_refusals_are_one_line_usage_errors(store_path: Path, tmp_path: Path) -> None:
+    _register()
+    runner = CliRunner()
+    base = ["keys", "pool", "generate", str(store_path), "--pool-dir", str(tmp_path)]
+    odd = runner.invoke(cli, [*base, "--bits", "1032", "--count", "1"])
+    assert odd.exit_code == 2 and "multiple of 16" in odd.output
+    small = runner.invoke(cli, [*base, "--bits", "512", "--count", "1"])
+    assert small.exit_code == 2 and "1024" in small.output
+    nokek = runner.invoke(cli, [*base, "--bits", "1024", "--count", "1", "--kek", "no-such-key"])
+    assert nokek.exit_code == 1 and "no-such-key" in nokek.output
+    assert "Traceback" not in odd.output + small.output + nokek.output
+    assert not (tmp_path / "rsa1024").exists() or not IccKeyPool(tmp_path / "rsa1024").exists()
