@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pytest
 
+from cardperso.bank import terminal
 from cardperso.bank.host import AuthRequest, HostKeys, IssuerHost, LoadRefused
 from cardperso.chip.transport import drive
 from cardperso.codec import tlv
@@ -298,8 +299,9 @@ def test_strict_host_refuses_a_request_without_the_card_balance() -> None:
 
 
 def test_a_terminal_lying_about_the_limit_gains_nothing(tmp_path: Path) -> None:
-    # the host takes 9F77 from the terminal, but the card checks the balance against its own
-    # limit when the script arrives: the load is refused there and the balance stays
+    # a host whose limit is wrong (10**9, as a 9F77 a lying terminal told would be) still
+    # cannot load past the card's limit: the card checks the balance against its own 9F77
+    # when the script arrives, refuses it, and the balance stays
     host = card(tmp_path, balance=14000)
     data = cdol1(5000)
     ac = arqc(host, data)
@@ -408,3 +410,54 @@ def test_generate_ac_refuses_a_malformed_answer_as_the_card_s() -> None:
     with pytest.raises(CardError, match="an ATC not of 2 bytes") as info:
         drive(terminal.generate_ac("ARQC", b"x"), _answer(tlv.encode(0x77, body)))
     assert info.value.sw == 0x6F00
+
+
+def test_the_terminal_tells_the_host_neither_9f79_nor_9f77(tmp_path: Path) -> None:
+    """ec_load sends the host the card's 9F10 and the amount only: the balance comes from the
+    card's MAC, the limit from the issuer (its record, else HostKeys.max_ec_balance)."""
+    host = card(tmp_path, balance=1000)
+    told: list[dict[str, object]] = []
+
+    class Spy(IssuerHost):
+        def authorize_load(self, req: AuthRequest, **kw: int | None):  # type: ignore[no-untyped-def]
+            told.append(dict(kw))
+            return super().authorize_load(req, **kw)  # type: ignore[arg-type]
+
+    got = drive(terminal.ec_load(Spy(store()), 500), host.transport.transmit)
+    assert told == [{"amount": 500}] and got.balance_after == 1500
+
+
+def test_the_host_ceiling_without_a_record_of_the_card_limit(tmp_path: Path) -> None:
+    host = card(tmp_path, balance=14000)
+    data = cdol1(1)
+    req = request(arqc(host, data), CDOL1, data)
+    small = IssuerHost(store(), HostKeys(max_ec_balance=14000))
+    with pytest.raises(LoadRefused, match="balance limit 14000"):
+        small.authorize_load(req, amount=1)  # the card's authenticated 140.00 + 0.01
+    assert IssuerHost(store()).authorize_load(req, amount=1).approved  # 1000.00 by default
+
+
+def test_a_script_the_card_refuses_ends_with_an_aac_that_says_so(tmp_path: Path) -> None:
+    """A load past the card's own 9F77 that a lying reader let through (it tells the terminal
+    a 9F79 of 0) and the host's ceiling allows: the card refuses the script (6A80, balance
+    unchanged), the terminal closes with a second GENERATE AC asking an AAC, and that AAC's CVR
+    carries "issuer script failed" (byte 4 b4) for the issuer."""
+    host = card(tmp_path, balance=14000)  # limit 150.00 (pboc_dgis)
+    sent: list[bytes] = []
+    answers: list[bytes] = []
+
+    def wire(apdu: bytes) -> bytes:
+        sent.append(apdu)
+        if apdu[:4] == H("80CA9F79"):
+            answers.append(tlv.encode(0x9F79, bytes(6)) + b"\x90\x00")
+        else:
+            answers.append(host.transport.transmit(apdu))
+        return answers[-1]
+
+    with pytest.raises(CardError) as err:
+        drive(terminal.ec_load(IssuerHost(store()), 5000), wire)
+    assert err.value.sw == 0x6A80
+    last = tlv.to_dict(tlv.parse_one(answers[-1][:-2]).children)
+    assert sent[-1][:3] == H("80AE00") and last[0x9F27] == b"\x00"
+    assert last[0x9F10][6] == 0x18  # CVR byte 4: one script command processed, and it failed
+    assert int(get_data(host, 0x9F79).hex()) == 14000

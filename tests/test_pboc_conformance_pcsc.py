@@ -157,14 +157,16 @@ def test_cli_ec_load_through_a_terminal_lying_about_9f79_gains_nothing(
     slot.insert(card)
     # the host loaded 10.00 yuan onto the card's authenticated 0, not onto the claimed 40.00
     assert balance(slot) == 1000
-    # a claim of 0 does not slip a load past the limit either: 1000 + 9500 > 10000
+    # a claim of 0 does not slip a load past the limit either: 1000 + 9500 > 10000. The host
+    # takes no 9F77 from the terminal (its ceiling is 1000 yuan) and makes the script, but the
+    # card refuses a balance past its own 9F77: the terminal closes with an AAC, exit 3
     slot.remove()
     slot.insert(LyingReader(card, claim=0))
     out = invoke(
         "bank", "ec-load", "--reader", slot.name, "--amount", "9500", "--keys", str(BANK_KEYS)
     )
-    assert out.exit_code == 1, out.output
-    assert "balance 1000 + load 9500 would pass the balance limit 10000" in out.output
+    assert out.exit_code == 3, out.output
+    assert "issuer script #1: card returned 6A80" in out.output
     slot.remove()
     slot.insert(card)
     assert balance(slot) == 1000

@@ -22,8 +22,10 @@ carries it (PBOC's CVN 01: ``TDES(MK)[00×6 ‖ ATC] ‖ TDES(MK)[00×6 ‖ ATC�
   the ARQC must verify; the balance it starts from is the one **the card authenticated** in
   9F10 (EC balance ‖ MAC under the SMI session key), checked here, never a 9F79 the terminal
   read (a tampered terminal gains nothing); the new balance must stay within the balance limit
-  (else :class:`LoadRefused`, and no script is produced); then ARPC and the PUT DATA 9F79
-  script. A request without the card's 9F10 falls back to the terminal's balance only while
+  the issuer knows - its own record of the card's 9F77 when the caller has one, else
+  :attr:`HostKeys.max_ec_balance`, never a 9F77 the terminal read - (else :class:`LoadRefused`,
+  and no script is produced; the card itself refuses a script past its own 9F77); then ARPC and
+  the PUT DATA 9F79 script. A request without the card's 9F10 falls back to the terminal's balance only while
   :attr:`HostKeys.require_card_balance` is off.
 """
 
@@ -90,6 +92,11 @@ class HostKeys:
     #: refuse an e-cash load whose request lacks the balance the card authenticated in 9F10
     #: (on by default: the terminal's 9F79 is trusted only where this is turned off)
     require_card_balance: bool = True
+    #: the highest e-cash balance the issuer allows on a card, the load ceiling when the caller
+    #: has no record of the card's own 9F77 (fen; the People's Bank of China caps the domestic
+    #: e-cash balance limit at 1000 yuan - "EMVTag系列12", www.shuzhiduo.com/A/x9J2ZEyWJ6 - and
+    #: so do the shipped profiles' ec.max_balance_limit)
+    max_ec_balance: int = 100_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -232,13 +239,15 @@ class IssuerHost:
         return AuthResponse(ARC_APPROVED, self.arpc(req, ARC_APPROVED))
 
     def authorize_load(
-        self, req: AuthRequest, *, balance: int | None = None, limit: int, amount: int
-    ) -> AuthResponse:
+        self, req: AuthRequest, *, balance: int | None = None, limit: int | None = None,
+        amount: int,
+    ) -> AuthResponse:  # fmt: skip
         """Online electronic-cash load: verify the ARQC, take the balance the card authenticated
         in 9F10 (``balance``, what the terminal read, is used only for a request without it and
         only while :attr:`HostKeys.require_card_balance` is off), refuse a load past the
-        balance limit, then ARPC (approved) and the script ``PUT DATA 9F79 = balance +
-        amount``."""
+        balance limit - ``limit``, the issuer's own record of the card's 9F77, else
+        :attr:`HostKeys.max_ec_balance`; never a 9F77 a terminal read -, then ARPC (approved)
+        and the script ``PUT DATA 9F79 = balance + amount``."""
         if amount <= 0:
             raise LoadRefused("a load needs a positive amount", field="amount")
         self.verify(req)
@@ -250,6 +259,8 @@ class IssuerHost:
                 "the request lacks the balance the card authenticated (9F10)", field="9F10"
             )
         new_balance = balance + amount
+        if limit is None:
+            limit = self.keys.max_ec_balance
         if new_balance > limit:
             raise LoadRefused(
                 f"balance {balance} + load {amount} would pass the balance limit {limit} (fen)",

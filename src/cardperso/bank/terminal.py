@@ -17,7 +17,8 @@ commands, as a terminal calls its acquirer.
   second GENERATE AC (TC) → GET DATA 9F79 read back. The host is sent the card's 9F10 and
   computes the new balance from the balance the card authenticated there
   (:meth:`~cardperso.bank.host.AuthRequest.from_card`), never from the 9F79 this terminal
-  read: that read only lets the terminal refuse early. A cryptogram the host refuses ends the
+  read, and checks it against the limit the issuer knows, never the 9F77 read here: those
+  reads only let the terminal refuse early (the card refuses a script past its own 9F77). A cryptogram the host refuses ends the
   transaction with a second GENERATE AC asking for an AAC, then raises.
 * :func:`verify_card` — the bank's quality control: selection through PSE/PPSE, records, an
   ARQC the host verifies, issuer authentication, a second GENERATE AC.
@@ -310,7 +311,10 @@ def _online(
     )
     checks.append("issuer-authentication")
     for n, script in enumerate(answer.scripts):
-        _ok((yield script), f"issuer script #{n + 1}")
+        raw = yield script
+        if _sw(raw) != 0x9000:  # close the transaction (AAC: its CVR shows the failed script)
+            yield from generate_ac("AAC", term.dol_data(session.cdol2 or session.cdol1, answer.arc))
+            _ok(raw, f"issuer script #{n + 1}")
         checks.append(f"script-{n + 1}")
     second = yield from generate_ac("TC", term.dol_data(session.cdol2 or session.cdol1, answer.arc))
     return first, second, answer
@@ -343,8 +347,9 @@ def ec_load(host: IssuerHost, amount: int, term: TerminalData | None = None) -> 
     _, second, _ = yield from _online(
         session,
         term,
-        # no balance=before: the host loads from the balance the card authenticated in 9F10
-        lambda req: host.authorize_load(req, limit=limit, amount=amount),
+        # neither the 9F79 nor the 9F77 read here goes to the host: it loads onto the balance
+        # the card authenticated in 9F10, within the limit it knows; the card checks its 9F77
+        lambda req: host.authorize_load(req, amount=amount),
         checks,
     )
     after = yield from get_data_amount(0x9F79)

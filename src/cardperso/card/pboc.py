@@ -458,5 +458,9 @@ class PbocApplet(Applet):
             raise Sw(SW_SM_INCORRECT) from None
         self.scripts.add(cmd.raw)
         setattr(d, EC_FIELDS[tag], decode_n(value))
-        check_ec_consistency(d)
+        try:
+            check_ec_consistency(d)  # e.g. a balance past the card's own limit 9F77
+        except Sw:
+            self.script_failed = True  # the CVR tells the issuer (the value is rolled back)
+            raise
         return b""
