@@ -242,3 +242,50 @@ def test_gpo_aip_afl_of_the_reference_profile_and_a_mismatch() -> None:
     odd = dataclasses.replace(profile, pboc=dataclasses.replace(profile.pboc, constant_dgis=dgis))
     with pytest.raises(UsageError, match="9104 and 9203 differ"):
         gpo_aip_afl(odd)
+
+
+def test_setup_for_a_profile_and_the_run_reservation(
+    env: dict[str, object], tmp_path: Path
+) -> None:
+    import dataclasses
+
+    from cardperso.errors import KeyStoreError
+    from cardperso.keystore.pool import PoolExhausted
+    from cardperso.prep.oda import reserve_for_run
+    from cardperso.profiles.loader import load_profile
+    from cardperso.profiles.model import ConstantDgi, OdaSpec, TlvItem
+
+    store, pool = env["store"], env["pool"]
+    assert isinstance(store, SoftwareKeyStore) and isinstance(pool, IccKeyPool)
+    profile = load_profile("ssc3-pboc")
+    assert profile.pboc is not None
+    assert OdaSetup.for_profile(profile, store) is None  # no pboc.oda: no ODA
+    store.generate_rsa_key("oda-issuer", 1152)
+    oda = OdaSpec(issuer_id="623100", issuer_dgi=0x0401, cert_dgi=0x0402)
+    with_9f4a = ConstantDgi(0x0F01, 0x70, (TlvItem(0x9F4A, b"\x82"),))
+    pboc = dataclasses.replace(
+        profile.pboc, oda=oda, constant_dgis=(*profile.pboc.constant_dgis, with_9f4a)
+    )
+    setup = OdaSetup.for_profile(dataclasses.replace(profile, pboc=pboc), store)
+    assert setup is not None
+    assert (setup.issuer_length, setup.cert_dgi, setup.ssad_dgi) == (144, 0x0402, None)
+    assert (setup.aip, setup.afl, setup.tag_list) == (
+        AIP,
+        bytes.fromhex("080101001801020020010300"),
+        b"\x82",
+    )
+    assert setup.transport_kek == profile.transport_kek
+    modulus, _ = store.rsa_public_key("oda-issuer")
+    block = setup.issuer_sign(b"\x6a" + bytes(142) + b"\xbc")  # the store's signer
+    assert recover_with(public_pem(modulus, 3, tmp_path), block) == b"\x6a" + bytes(142) + b"\xbc"
+
+    with pytest.raises(UsageError, match="holds 1024-bit keys, the profile asks for 1408"):
+        reserve_for_run(pool, store, bits=1408, lines=1, label="b")
+    other = SoftwareKeyStore.generate(test_keys=True, kek_algorithm="3DES")
+    with pytest.raises(KeyStoreError, match="not the KEK that protects the pool"):
+        reserve_for_run(pool, other, bits=1024, lines=1, label="b")
+    free = pool.status().free
+    with pytest.raises(PoolExhausted):
+        reserve_for_run(pool, store, bits=1024, lines=free + 1, label="b")
+    res = reserve_for_run(pool, store, bits=1024, lines=free, label="batch-42")
+    assert res.count == free and pool.status().free == 0

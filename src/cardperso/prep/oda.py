@@ -37,7 +37,8 @@ from cardperso.codec.tlv import encode as tlv
 from cardperso.crypto.primitives import BLOCK_SIZE, pad_method2, unpad_method2
 from cardperso.errors import DataError, UsageError
 from cardperso.keystore import KeyStore
-from cardperso.keystore.pool import PART_DGIS, PoolKeys, Reservation
+from cardperso.keystore.pool import PART_DGIS, IccKeyPool, PoolKeys, Reservation
+from cardperso.keystore.poolgen import check_kek
 from cardperso.layouts.emv_cert import build_icc_certificate, build_ssad, static_data
 from cardperso.profiles.model import Profile
 
@@ -48,6 +49,7 @@ __all__ = [
     "gpo_aip_afl",
     "icc_dgis",
     "private_parts",
+    "reserve_for_run",
     "static_data_of",
 ]
 
@@ -154,6 +156,34 @@ class OdaSetup:
             transport_kek, oda,
         )  # fmt: skip
 
+    @classmethod
+    def for_profile(cls, profile: Profile, store: KeyStore) -> OdaSetup | None:
+        """The setup of a profile's ``pboc.oda`` section (``None`` when it asks for no ODA):
+        the issuer key's signer and length from the key store, the AIP and AFL of its GPO
+        responses (:func:`gpo_aip_afl`), the SDA tag list 9F4A of its records (none: the AIP
+        is not in the static data, EMV Book 3 10.3)."""
+        p = profile.pboc
+        if p is None or p.oda is None:
+            return None
+        oda = p.oda
+        aip, afl = gpo_aip_afl(profile)
+        lists = {t.value for c in p.constant_dgis for t in c.tlv if t.tag == 0x9F4A}
+        if len(lists) > 1:
+            raise UsageError(f"profile {profile.name}: two different 9F4A tag lists")
+        modulus, _exponent = store.rsa_public_key(oda.issuer_key)
+        return cls.make(
+            issuer_sign=store.rsa_signer(oda.issuer_key),
+            issuer_length=len(modulus),
+            afl=afl,
+            aip=aip,
+            tag_list=lists.pop() if lists else b"",
+            cert_dgi=oda.cert_dgi,
+            ddol=oda.ddol,
+            ssad_dgi=oda.ssad_dgi,
+            dac=oda.dac,
+            transport_kek=profile.transport_kek,
+        )
+
 
 def static_data_of(setup: OdaSetup, card_dgis: bytes | Mapping[int, bytes]) -> bytes:
     """A card's static data to be authenticated, from its record DGIs (a DGI stream or a map
@@ -236,6 +266,22 @@ def icc_dgis(
             dgis.append(encode_dgi(dgi, secret[base + j * n : base + (j + 1) * n]))
         out.append(b"".join(dgis))
     return out
+
+
+def reserve_for_run(
+    pool: IccKeyPool, store: KeyStore, *, bits: int, lines: int, label: str
+) -> Reservation:
+    """Reserve a run's ICC keys before it writes anything: one key per input line (``lines``,
+    an upper bound of the records: header and rejected lines waste theirs). Refuses a pool of
+    another key size or under another KEK than the store's, and raises
+    :class:`~cardperso.keystore.pool.PoolExhausted` when too few keys are free."""
+    status = pool.status()
+    if status.bits != bits:
+        raise UsageError(
+            f"ICC key pool {pool.directory} holds {status.bits}-bit keys, the profile asks for {bits}"
+        )
+    check_kek(status.kek, status.kek_kcv, store, str(pool.directory))
+    return pool.reserve(lines, label=label)
 
 
 class OdaChunk:
