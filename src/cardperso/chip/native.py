@@ -34,7 +34,7 @@ import dataclasses
 
 from cardperso.chip.gp import ok
 from cardperso.chip.model import CardApp, CardData, ChipFailure, ChipPlan, ChipResult
-from cardperso.chip.script import SECRET_LENGTH, Steps, card_id_with_serial
+from cardperso.chip.script import Steps, card_id_with_serial, unwrap_secret
 from cardperso.chip.transport import ApduCount, Flow
 from cardperso.chip.verify import SSSE_FILES, verify_ssse
 from cardperso.codec.apdu import CommandAPDU
@@ -44,7 +44,13 @@ from cardperso.keystore.base import KeyStore
 from cardperso.profiles.chips import ChipProfile
 from cardperso.protocol import fmcos
 
-__all__ = ["NATIVE_COMMANDS", "SSSE_FID", "personalize_native", "transport_factor"]
+__all__ = [
+    "NATIVE_COMMANDS",
+    "SSSE_FID",
+    "personalize_native",
+    "pin_from_block",
+    "transport_factor",
+]
 
 #: What this driver sends (the chip profile must list them).
 NATIVE_COMMANDS = frozenset(
@@ -145,7 +151,7 @@ def _key_records(app: CardApp, keys: KeyStore, plan: ChipPlan) -> list[tuple[int
             continue
         if 0x8F01 <= dgi <= 0x8F0F:
             key_id = dgi & 0xFF
-            key = _unwrap(keys, plan.kek, dgi, value)[:16]
+            key = unwrap_secret(keys, plan.kek, dgi, value)[:16]
             key_type, third = _KEYS.get(key_id, (0x39, 0x11))
             if key_type == 0x34:
                 record = fmcos.KeyRecord(0x34, 0xF0, 0xF5, 0x01, algorithm_id, key)
@@ -155,16 +161,11 @@ def _key_records(app: CardApp, keys: KeyStore, plan: ChipPlan) -> list[tuple[int
                 record = fmcos.KeyRecord(0x39, 0xF0, 0xF5, third, 0x33, key)
             out.append((key_id, record))
         elif dgi == 0x8F10:
-            out.append((0x00, fmcos.KeyRecord(0x3A, 0xF0, 0xEF, 0x11, tries, _pin(_unwrap(keys, plan.kek, dgi, value)))))  # fmt: skip
+            out.append((0x00, fmcos.KeyRecord(0x3A, 0xF0, 0xEF, 0x11, tries, pin_from_block(unwrap_secret(keys, plan.kek, dgi, value)))))  # fmt: skip
     return out
 
 
-def _unwrap(keys: KeyStore, kek: str, dgi: int, value: bytes) -> bytes:
-    natural = SECRET_LENGTH.get(dgi)
-    return keys.unwrap(kek, value, pad=natural is not None and len(value) != natural)
-
-
-def _pin(block: bytes) -> bytes:
+def pin_from_block(block: bytes) -> bytes:
     """An ISO 9564 format-2 PIN block (``2L PP.. FF``) → the PIN as packed BCD (F-padded)."""
     digits = block.hex().upper()
     n = int(digits[1], 16)

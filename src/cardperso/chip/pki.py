@@ -36,8 +36,8 @@ from typing import Any
 
 from cardperso.chip import gp
 from cardperso.chip.model import CardApp, CardData, ChipFailure, ChipPlan, ChipResult
-from cardperso.chip.native import _pin, _unwrap, transport_factor
-from cardperso.chip.script import Steps, _gp_keys
+from cardperso.chip.native import pin_from_block, transport_factor
+from cardperso.chip.script import Steps, gp_keys, unwrap_secret
 from cardperso.chip.transport import ApduCount, Flow
 from cardperso.codec.apdu import CommandAPDU
 from cardperso.crypto import ecb_encrypt
@@ -233,7 +233,7 @@ class PkiStep:
 
     def _steps(self, card: CardData, ssse: CardApp, pin_dgi: bytes, result: ChipResult,
                plan: ChipPlan, chip: ChipProfile | None) -> Flow[tuple[str, ...]]:  # fmt: skip
-        pin = _pin(_unwrap(self.keys, plan.kek, 0x8F10, pin_dgi))
+        pin = pin_from_block(unwrap_secret(self.keys, plan.kek, 0x8F10, pin_dgi))
         holder = _holder(ssse)
         if chip is not None and chip.cos == "native":
             tk = (
@@ -338,7 +338,7 @@ def _write(send: Send, fid: int, der: bytes, what: str) -> Flow[None]:
 
 def _gp_preamble(keys: KeyStore, plan: ChipPlan) -> Flow[gp.SecureSession]:
     def card_keys(kdd: bytes) -> Any:
-        return _gp_keys(keys, plan, kdd, transport=not plan.put_key)
+        return gp_keys(keys, plan, kdd, transport=not plan.put_key)
 
     yield from gp.select(gp.ISD_AID, "SELECT ISD")
     session = yield from gp.open_channel(card_keys, scp=plan.scp, i=plan.i, security_level=0x03)

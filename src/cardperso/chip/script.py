@@ -33,7 +33,9 @@ __all__ = [
     "Steps",
     "card_id_with_serial",
     "check_atr",
+    "gp_keys",
     "personalize",
+    "unwrap_secret",
 ]
 
 #: Natural plaintext length of secret DGIs (wrapping under an AES KEK pads shorter ones).
@@ -71,15 +73,20 @@ def _packages(aid: bytes) -> tuple[bytes, bytes]:
     return bytes.fromhex("D156000005FF01"), bytes.fromhex("D156000005FF0101")
 
 
+def unwrap_secret(keys: KeyStore, kek: str, dgi: int, value: bytes) -> bytes:
+    """A secret DGI's value in clear (wrapped under the transport ``kek``; a value longer than
+    its natural length was padded to the KEK's block, :data:`SECRET_LENGTH`)."""
+    natural = SECRET_LENGTH.get(dgi)
+    return keys.unwrap(kek, value, pad=natural is not None and len(value) != natural)
+
+
 def _secret_items(
     app: CardApp, keys: KeyStore, kek: str, serial: bytes, plan: ChipPlan
 ) -> list[DgiItem]:
     items = []
     for dgi, value in app.dgis:
         if dgi in app.secret:
-            natural = SECRET_LENGTH.get(dgi)
-            plain = keys.unwrap(kek, value, pad=natural is not None and len(value) != natural)
-            items.append(DgiItem(dgi, plain, True))
+            items.append(DgiItem(dgi, unwrap_secret(keys, kek, dgi, value), True))
         elif dgi == 0x0501 and len(value) == 18:
             items.append(
                 DgiItem(dgi, _ssse_record_with_serial(value, serial, plan.card_id_check), False)
@@ -89,7 +96,9 @@ def _secret_items(
     return items
 
 
-def _gp_keys(keys: KeyStore, plan: ChipPlan, kdd: bytes, *, transport: bool = True) -> StaticKeys:
+def gp_keys(keys: KeyStore, plan: ChipPlan, kdd: bytes, *, transport: bool = True) -> StaticKeys:
+    """The card's static GP keys (ENC, MAC, DEK) from the product's master: the transport
+    KMC and its diversification, or with ``transport=False`` the issuer's own (after PUT KEY)."""
     kmc, method = (
         (plan.transport_kmc, plan.transport_diversification)
         if transport
@@ -127,14 +136,14 @@ def _steps(
 ) -> Flow[tuple[bytes, bytes, bool, tuple[str, ...]]]:
     serial = yield from gp.read_serial()
     session = yield from gp.open_channel(
-        lambda kdd: _gp_keys(keys, plan, kdd),
+        lambda kdd: gp_keys(keys, plan, kdd),
         scp=plan.scp,
         i=plan.i,
         kvn=plan.kvn,
         security_level=plan.security_level,
     )
     if plan.put_key:
-        new_keys = _gp_keys(keys, plan, session.kdd, transport=False)
+        new_keys = gp_keys(keys, plan, session.kdd, transport=False)
         yield from session.put_key(new_keys, plan.new_kvn)
         del new_keys
 
