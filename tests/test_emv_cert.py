@@ -16,6 +16,7 @@ Outside references:
 from __future__ import annotations
 
 import datetime as dt
+import math
 from pathlib import Path
 
 import pytest
@@ -379,3 +380,59 @@ def test_cda_chain_of_emv_utils_recovers() -> None:
     with pytest.raises(ec.CertificateError) as info:  # emv-utils' "invalid" copy: last byte
         ec.verify_sdad(icc, MC_SDAD[:-1] + b"\x47", H("8B55633B"))
     assert info.value.check in {"trailer", "header", "format", "hash"}
+
+
+# The private exponents of Mastercard's test CA key F1 and of the chain's ICC test key, as a
+# public Android EMV card simulator publishes them (Kotlin, package
+# com.crypto.calculator.service.cardSimulator, MastercardDelegate.kt; data only). With them our
+# builders must make emv-utils' certificate and CDA signature byte for byte: raw RSA is
+# deterministic, so any difference in the block layout would show.
+MC_CA_D = (
+    "1ACF7E1FA59A08E11E1E7D603783E24FB18C71F495C20F15E23DF1D06A199D72B89C2B140013099E60EFFD74"
+    "A23F3744BCB81CAB226D89179AF4DAF1D1CF4BB88BDDEA419E6D3A199AC4D64A55CF85420F45AD07D8A9DC5B"
+    "B25B06D78F6C6D48FA137128910007A4DFD5B113EF10F828D37D8C7AA1F7ED1E81692B4F019FB80DB925821E"
+    "D2F6ACCC5BEA7D3F8F2613CEC62A499F941712BA108FAF437AB3D102DDBFDB3BFBB312D644E138D0D90C023B"
+)
+MC_ICC_D = (
+    "1800000000000000000000000003000000000000000000000000000000000C00000000000000000000000000"
+    "0000000280000000000000000000000000400000000000000000000000000000000100000000000000000000"
+    "000000000000000B"
+)
+
+
+def _crt_from_d(modulus: bytes, d_hex: str) -> RsaKey:
+    """p and q from (n, e = 3, d) by the classic square-root-of-one search (e.g. Boneh, "Twenty
+    years of attacks on RSA", fact 1), then the CRT key; from_crt checks every part."""
+    n, d = int.from_bytes(modulus, "big"), int(d_hex, 16)
+    t = d * 3 - 1
+    while t % 2 == 0:
+        t //= 2
+    for g in range(2, 100):
+        x = pow(g, t, n)
+        for _ in range(4096):  # at most log2(d·e) squarings
+            if x in (1, n - 1):
+                break
+            y = pow(x, 2, n)
+            if y == 1:
+                p = math.gcd(x - 1, n)
+                p, q = max(p, n // p), min(p, n // p)
+                half = len(modulus) // 2
+                parts = (p, q, d % (p - 1), d % (q - 1), pow(q, -1, p))
+                return RsaKey.from_crt(modulus, 3, *(v.to_bytes(half, "big") for v in parts))
+            x = y
+    raise AssertionError("d does not factor the modulus")
+
+
+def test_builders_reproduce_emv_utils_blocks_byte_for_byte() -> None:
+    ca = _crt_from_d(MC_CAPK_F1, MC_CA_D)
+    parts = ec.build_issuer_certificate(
+        lambda b: rsa_sign_raw(ca, b), 176, issuer_id=H("541333FF"), expiry=H("1227"),
+        serial=H("000001"), modulus=MC_ISSUER_KEY, exponent=3,
+    )  # fmt: skip
+    assert (parts.certificate, parts.remainder, parts.exponent) == (MC_90, b"", b"\x03")
+    icc = _crt_from_d(MC_ICC_KEY, MC_ICC_D)
+    dynamic = ec.cda_dynamic_data(H("537EB5E03CC433C8"), 0x00, H("55B6408DBC985131"),
+                                  H("A04620C52455EA8F2370647AF36748A2CA4AA9F6"))  # fmt: skip
+    sdad = ec.build_sdad(lambda b: rsa_sign_raw(icc, b), 96, dynamic_data=dynamic,
+                         terminal_data=H("8B55633B"))  # fmt: skip
+    assert sdad == MC_SDAD
