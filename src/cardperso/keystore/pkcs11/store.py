@@ -416,9 +416,11 @@ class Pkcs11KeyStore(KeyStore):
             kek_obj = self._key(kek, session)
             mech = DERIVE[algorithm]
             usable = KeyType.AES if algorithm == "AES" else KeyType.DES2
+            # one derivation's data are all one length: the wrap mechanism (which reads the
+            # KEK's key type from the token) is chosen once per chunk, not once per key
+            size = out_len or (len(datas[0]) if datas else 0)
+            wrap_mech, wrap_param = self._wrap_mechanism(kek_obj, size)
             for data in datas:
-                size = out_len or len(data)
-                wrap_mech, wrap_param = self._wrap_mechanism(kek_obj, size)
                 key = derive_object(master, mech, data, usable, True, size)
                 exact = key
                 if not parity and algorithm == "3DES":
