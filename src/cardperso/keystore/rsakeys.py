@@ -21,6 +21,7 @@ from cardperso.crypto import primitives as cp
 from cardperso.crypto.rsa import RsaKey, rsa_generate, rsa_sign_raw, sha1
 from cardperso.errors import KeyStoreError, UsageError
 from cardperso.keystore.base import KeyInfo
+from cardperso.keystore.sm2keys import _hex  # one hex-field rule for the store's key entries
 
 __all__ = ["RSA", "RsaKeyHolder", "load_rsa_entry", "rsa_check_value", "rsa_entry"]
 
@@ -35,24 +36,15 @@ def rsa_check_value(modulus: bytes, exponent: int) -> bytes:
     return sha1(modulus + exp)[:3]
 
 
-def _hex(where: str, value: object) -> bytes:
-    if not isinstance(value, str):
-        raise KeyStoreError(f"{where} must be a hex string")
-    try:
-        return bytes.fromhex(value)
-    except ValueError:
-        raise KeyStoreError(f"{where} is not valid hex") from None
-
-
 def load_rsa_entry(where: str, name: str, entry: dict[str, Any]) -> RsaKey:
     """The key pair of one ``"algorithm": "RSA"`` entry, every field checked."""
     at = f"{where}: key {name!r}"
     exponent = entry.get("exponent")
     if not isinstance(exponent, int) or isinstance(exponent, bool):
         raise KeyStoreError(f"{at} exponent must be an integer")
-    modulus = _hex(f"{at} modulus", entry.get("modulus"))
-    parts = [_hex(f"{at} {part}", entry.get(part)) for part in _PARTS]
-    kcv = _hex(f"{at} kcv", entry.get("kcv"))
+    modulus = _hex(entry.get("modulus"), f"{at} modulus")
+    parts = [_hex(entry.get(part), f"{at} {part}") for part in _PARTS]
+    kcv = _hex(entry.get("kcv"), f"{at} kcv")
     try:
         key = RsaKey.from_crt(modulus, exponent, *parts)
     except UsageError as exc:

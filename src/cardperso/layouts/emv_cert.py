@@ -343,14 +343,18 @@ def build_ssad(sign: RawSigner, issuer_length: int, *, dac: bytes, static: bytes
     return _sign_block(sign, issuer_length, body, static)
 
 
+def _open(what: str, key: PublicKey, signature: bytes, fmt: int, extra: bytes) -> bytes:
+    """Recover a signed-data block of format ``fmt``, check its hash over ``extra``."""
+    block = _recover(what, key.modulus, key.exponent, signature, fmt)
+    _check_hash(what, block, extra)
+    if block[2] != HASH_SHA1:
+        raise CertificateError(what, "algorithm", "hash algorithm not 01 (SHA-1)")
+    return block
+
+
 def verify_ssad(issuer: PublicKey, signature: bytes, static: bytes) -> bytes:
     """Check 93 (EMV Book 2 5.4); return the data authentication code (9F45)."""
-    what = "signed static data (93)"
-    block = _recover(what, issuer.modulus, issuer.exponent, signature, 0x03)
-    _check_hash(what, block, static)
-    data = SSAD.decode(block)
-    _check_algorithms(what, data.hash_algorithm, PK_RSA)
-    return data.dac
+    return SSAD.decode(_open("signed static data (93)", issuer, signature, 0x03, static)).dac
 
 
 def dda_dynamic_data(icc_dynamic_number: bytes) -> bytes:
@@ -372,12 +376,8 @@ def build_sdad(
 
 def verify_sdad(icc: PublicKey, signature: bytes, terminal_data: bytes) -> bytes:
     """Check 9F4B (EMV Book 2 6.5); return the ICC dynamic data."""
-    what = "signed dynamic data (9F4B)"
-    block = _recover(what, icc.modulus, icc.exponent, signature, 0x05)
-    _check_hash(what, block, terminal_data)
-    data = SDAD.decode(block)
-    _check_algorithms(what, data.hash_algorithm, PK_RSA)
-    return data.dynamic_data
+    block = _open("signed dynamic data (9F4B)", icc, signature, 0x05, terminal_data)
+    return SDAD.decode(block).dynamic_data
 
 
 def fdda_terminal_data(un: bytes, amount: bytes, currency: bytes, card_auth: bytes) -> bytes:
