@@ -154,6 +154,14 @@ def bcd(mat: U8, width: int, pad: str) -> U8:
     return out
 
 
+def hex_pack(var: Var) -> Var:
+    """ASCII hex digits (``0``-``9``, ``A``-``F``), an even number per value, as the bytes they
+    spell: ``"6228D3"`` -> ``62 28 D3`` (BCD with letters, e.g. track 2 equivalent data)."""
+    nib = _NIBBLE[var.data]
+    data: U8 = ((nib[0::2] << 4) | nib[1::2]).astype(np.uint8)
+    return Var(data, var.lengths // 2)
+
+
 def be_uint(values: NDArray[np.int64] | NDArray[np.uint64], width: int) -> U8:
     """Each value as *width* big-endian bytes (an ``n x width`` matrix)."""
     v = np.asarray(values).astype(">u8").view(np.uint8).reshape(-1, 8)

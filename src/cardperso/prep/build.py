@@ -26,7 +26,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from numpy.typing import NDArray
@@ -40,6 +40,7 @@ from cardperso.codec.columns import (
     bcd,
     be_uint,
     fixed_text,
+    hex_pack,
     segment_lengths,
     text_var,
     var_of,
@@ -50,8 +51,10 @@ from cardperso.errors import DataError, ProfileError
 from cardperso.layouts.ssse import record_template
 from cardperso.prep.cards import Cards, RejectRow
 from cardperso.prep.keys import ChunkKeyData
-from cardperso.prep.oda import OdaChunk
 from cardperso.profiles.model import ConstantDgi, Profile, RecordSpec
+
+if TYPE_CHECKING:
+    from cardperso.prep.oda import OdaChunk
 
 __all__ = ["SSSE_PIN_DGI", "Built", "ChunkBuilder", "dgi_header", "ssse_key_dgi"]
 
@@ -188,10 +191,13 @@ def _constant_dgi(c: ConstantDgi) -> bytes:
     return encode_dgi(c.dgi, body)
 
 
-def _hex_var(strings: list[str]) -> Var:
-    """Hex strings of even length, one per card, as bytes (one ``fromhex`` for the chunk)."""
-    data = np.frombuffer(bytes.fromhex("".join(strings)), np.uint8)
-    return Var(data, np.fromiter(map(len, strings), np.int64, len(strings)) // 2)
+#: Upper-case hex digits of every byte value (for the card identification code on the face).
+_HEX = np.frombuffer(bytes(range(256)).hex().upper().encode("ascii"), np.uint8).reshape(256, 2)
+
+
+def _f_pad(count: NDArray[np.int64]) -> Var:
+    """An ``F`` (ASCII) for each card where *count* is 1, nothing where it is 0."""
+    return Var(np.full(int(count.sum()), ord("F"), np.uint8), count.astype(np.int64))
 
 
 def _amounts_bcd(values: np.ndarray) -> U8:
@@ -261,7 +267,7 @@ class ChunkBuilder:
         self.disc_digits = "".join(c for c in p.track2_discretionary if c.isdigit())
         # the constants must make valid tracks (the per-card values are validated input)
         magstripe.tracks("6228480000000000000", " /", "3012", self.sc, self.disc)
-        self.p0301_tail = (b"\x9f\x08\x02" + p.app_version).hex().upper()
+        self.p0301_tail = b"\x9f\x08\x02" + p.app_version
         self.p0302_head = b"\x5f\x28\x02" + cur + b"\x9f\x07\x02\xff\x00"
         self.p0302_mid = b"\x5f\x30\x02" + bytes.fromhex("0" + p.service_code) + b"\x9f\x42\x02"
         self.p0302_mid += cur
@@ -300,29 +306,31 @@ class ChunkBuilder:
         parts.append(keys.pins)
         return parts
 
-    def _pboc(
-        self, c: Cards, keys: ChunkKeyData, pans: Sequence[str], yymm: list[str]
-    ) -> list[Segment]:
+    def _pboc(self, c: Cards, keys: ChunkKeyData, pan: Var) -> list[Segment]:
         n = c.n
-        disc = self.sc + self.disc_digits
+        disc = (self.sc + self.disc_digits).encode("ascii")
+        plen = pan.lengths
+        yymm = c.fixed["expiry_date"][:, 2:6]
         # 0101: 57 track 2 equivalent data (ISO/IEC 7813 track 2, '=' as D, F padded)
-        t2 = [f"{p}D{y}{disc}" for p, y in zip(pans, yymm)]
-        t2 = [t if not len(t) & 1 else t + "F" for t in t2]
-        t2b = _hex_var(t2)
+        t2len = plen + 5 + len(disc)
+        t2b = hex_pack(assemble(n, [pan, b"D", yymm, disc, _f_pad(t2len & 1)]))
         n1 = t2b.lengths + 2
-        # 0301: 5A PAN, 5F24 expiry, 5F25 effective date, 9F08
-        exp, eff = c.text["expiry_date"], c.text["issue_date"]
-        r0301 = _hex_var(
-            [
-                f"5A{(len(p) + 1) >> 1:02X}{p if not len(p) & 1 else p + 'F'}"
-                f"5F2403{x[2:]}5F2503{e[2:]}{self.p0301_tail}"
-                for p, x, e in zip(pans, exp, eff)
-            ]
-        )
-        n3 = r0301.lengths
+        # 0301: 5A PAN (F padded), 5F24 expiry, 5F25 effective date, 9F08
+        panf = hex_pack(assemble(n, [pan, _f_pad(plen & 1)]))
+        r0301: list[Segment] = [
+            b"\x5a",
+            panf.lengths.astype(np.uint8)[:, None],
+            panf,
+            b"\x5f\x24\x03",
+            bcd(c.fixed["expiry_date"][:, 2:8], 3, "F"),
+            b"\x5f\x25\x03",
+            bcd(c.fixed["issue_date"][:, 2:8], 3, "F"),
+            self.p0301_tail,
+        ]
+        n3 = segment_lengths(n, r0301)
         # 0302: PAN sequence, names, service code, currency, identity number and type
         latin = text_var(c.latin, "ascii")
-        parts0302: list[Segment] = [
+        r0302: list[Segment] = [
             b"\x5f\x34\x01",
             bcd(c.fixed["pan_seq"], 1, "0"),
             self.p0302_head + b"\x5f\x20",
@@ -332,10 +340,9 @@ class ChunkBuilder:
         ]
         if self.ext_gbk:
             name = c.name_gbk
-            parts0302 += [b"\x9f\x0b", name.lengths.astype(np.uint8)[:, None], name]
-        parts0302 += [b"\x9f\x61\x12", c.fixed["ssn"], self.p0302_idtype]
-        r0302 = assemble(n, parts0302)
-        n4 = r0302.lengths
+            r0302 += [b"\x9f\x0b", name.lengths.astype(np.uint8)[:, None], name]
+        r0302 += [b"\x9f\x61\x12", c.fixed["ssn"], self.p0302_idtype]
+        n4 = segment_lengths(n, r0302)
         long4 = n4 >= 0x80
         h4 = np.zeros((n, 6), np.uint8)
         h4[:, 0], h4[:, 1] = 0x03, 0x02
@@ -360,9 +367,9 @@ class ChunkBuilder:
             t2b,
             b"\x03\x01",
             np.stack([n3 + 2, np.full(n, 0x70), n3], axis=1).astype(np.uint8),
-            r0301,
+            *r0301,
             head4,
-            r0302,
+            *r0302,
             self.records_const + b"\x0d\x01" + bytes((d0d01_len,)),
             *d0d01,
             self.tail,
@@ -379,29 +386,31 @@ class ChunkBuilder:
             return [dgis, self.extra_pboc(c, dgis)]
         return segs
 
-    def _face(self, c: Cards, refused: list[tuple[int, str, str]]) -> Var:
-        empty = [""] * c.n
-        cols: list[Sequence[str]] = []
-        for src in self.face:
+    def _face(self, c: Cards, refused: list[tuple[int, str, str]]) -> list[Segment]:
+        """The card-face values joined by 1F (UTF-8), length-prefixed (2 bytes)."""
+        n = c.n
+        segs: list[Segment] = []
+        for k, src in enumerate(self.face):
+            if k:
+                segs.append(b"\x1f")
             if src == "card_id":
-                hexed = c.card_id.tobytes().hex().upper()
-                cols.append([hexed[32 * i : 32 * i + 32] for i in range(c.n)])
+                segs.append(_HEX[c.card_id].reshape(n, 32))
             elif src == "name_latin":
-                cols.append(c.latin)
+                segs.append(text_var(c.latin, "utf-8"))
             elif src == "pin":
-                cols.append(c.pins)
+                segs.append(text_var(c.pins, "utf-8"))
             elif src == "person_code":
-                codes = c.person_code.tobytes().decode("ascii")
-                cols.append([codes[12 * i : 12 * i + 12] for i in range(c.n)])
+                segs.append(c.person_code)
             elif src == "expiry_yymm" and self.pboc is not None:
-                cols.append([x[2:6] for x in c.text["expiry_date"]])
+                segs.append(c.fixed["expiry_date"][:, 2:6])
+            elif src in c.fixed:
+                segs.append(c.fixed[src])
             else:
-                cols.append(c.text.get(src) or empty)
-        faces = list(map("\x1f".join, zip(*cols))) if cols else empty
-        face = text_var(faces, "utf-8")
-        for i in np.flatnonzero(face.lengths > 0xFFFF).tolist():
+                segs.append(text_var(c.text.get(src) or [""] * n, "utf-8"))
+        size = segment_lengths(n, segs)
+        for i in np.flatnonzero(size > 0xFFFF).tolist():
             refused.append((i, "(record)", "card-face data is too long"))
-        return face
+        return [be_uint(np.minimum(size, 0xFFFF), 2), *segs]
 
     def build(self, c: Cards, keys: ChunkKeyData) -> Built:
         """The record content of every card of the chunk (see the module docstring), each
@@ -413,48 +422,47 @@ class ChunkBuilder:
             return Built(Var(np.zeros(0, np.uint8), empty), empty, refused)
         sdgis = self._ssse(c, keys, refused)
         face = self._face(c, refused)
-        flen = be_uint(np.minimum(face.lengths, 0xFFFF), 2)
         napps = b"\x02" if self.pboc is not None else b"\x01"
         segs: list[Segment] = [c.fixed["ssn"]]
         if self.pboc is None:
             segs += [b"\x00", c.card_id, napps + self.ssse_aid_head]
-            segs += [be_uint(segment_lengths(n, sdgis), 4), *sdgis, flen, face, b"\x00\x00\x00"]
+            segs += [be_uint(segment_lengths(n, sdgis), 4), *sdgis, *face, b"\x00\x00\x00"]
         else:
-            pans = c.text["pan"]
-            yymm = [x[2:6] for x in c.text["expiry_date"]]
-            pan = text_var(pans, "ascii")
-            pdgis = self._pboc(c, keys, pans, yymm)
+            pan = text_var(c.text["pan"], "ascii")
+            pdgis = self._pboc(c, keys, pan)
             segs += [pan.lengths.astype(np.uint8)[:, None], pan, c.card_id]
             segs += [napps + self.ssse_aid_head, be_uint(segment_lengths(n, sdgis), 4), *sdgis]
             segs += [self.pboc_aid_head, be_uint(segment_lengths(n, pdgis), 4), *pdgis]
-            segs += [flen, face, *self._tracks(c, pans, yymm, refused)]
+            segs += [*face, *self._tracks(c, pan, refused)]
         sizes = segment_lengths(n, segs)
         pad = -sizes % 16
         segs.append(Var(np.zeros(int(pad.sum()), np.uint8), pad))
         return Built(assemble(n, segs), sizes, refused)
 
-    def _tracks(
-        self, c: Cards, pans: Sequence[str], yymm: list[str], refused: list[tuple[int, str, str]]
-    ) -> list[Segment]:
+    def _tracks(self, c: Cards, pan: Var, refused: list[tuple[int, str, str]]) -> list[Segment]:
         """Tracks 1 and 2 (ISO/IEC 7813, as :mod:`cardperso.codec.magstripe` makes them),
         each length-prefixed, then an empty track 3."""
         if not self.has_tracks:
             return [b"\x00\x00\x00"]
-        sc_disc = self.sc + self.disc
-        sc_digits = self.sc + self.disc_digits
-        t1 = [f"B{p}^{n}^{y}{sc_disc}" for p, n, y in zip(pans, c.latin, yymm)]
-        t2 = [f"{p}={y}{sc_digits}" for p, y in zip(pans, yymm)]
-        for i in range(c.n):  # lengths the validated values cannot reach, unless the profile's
-            if len(t1[i]) > magstripe.TRACK1_MAX or len(t2[i]) > magstripe.TRACK2_MAX:
-                try:
-                    magstripe.tracks(pans[i], c.latin[i], yymm[i], self.sc, self.disc)
-                except DataError as exc:
-                    refused.append((i, exc.field or "(record)", f"magnetic stripe: {exc.reason}"))
+        n = c.n
+        sc_disc = (self.sc + self.disc).encode("ascii")
+        sc_digits = (self.sc + self.disc_digits).encode("ascii")
+        latin = text_var(c.latin, "ascii")
+        yymm = c.fixed["expiry_date"][:, 2:6]
+        t1: list[Segment] = [b"B", pan, b"^", latin, b"^", yymm, sc_disc]
+        t2: list[Segment] = [pan, b"=", yymm, sc_digits]
+        len1, len2 = segment_lengths(n, t1), segment_lengths(n, t2)
+        bad = (len1 > magstripe.TRACK1_MAX) | (len2 > magstripe.TRACK2_MAX)
+        for i in np.flatnonzero(bad).tolist():  # only a profile's long constants get here
+            yy = yymm[i].tobytes().decode("ascii")
+            try:
+                magstripe.tracks(c.text["pan"][i], c.latin[i], yy, self.sc, self.disc)
+            except DataError as exc:
+                refused.append((i, exc.field or "(record)", f"magnetic stripe: {exc.reason}"))
         out: list[Segment] = []
-        for on, t in zip(self.tracks, (t1, t2)):
+        for on, track, size in zip(self.tracks, (t1, t2), (len1, len2)):
             if on:
-                v = text_var(t, "ascii")
-                out += [v.lengths.astype(np.uint8)[:, None], v]
+                out += [(size & 0xFF).astype(np.uint8)[:, None], *track]
             else:
                 out.append(b"\x00")
         out.append(b"\x00")
@@ -483,6 +491,10 @@ def pboc_dgis(
         f: [str(values.get(f) or "")] for f in ("pan", "expiry_date", "issue_date", "ssn")
     }
     default = builder.pboc.latin_name_default
+
+    def row(b: bytes) -> U8:
+        return np.frombuffer(b, np.uint8).reshape(1, -1)
+
     card = Cards(
         1,
         np.zeros(1, np.int64),
@@ -490,6 +502,8 @@ def pboc_dgis(
         {
             "ssn": np.frombuffer(values["ssn"].encode("ascii"), np.uint8).reshape(1, -1),
             "pan_seq": np.frombuffer(values["pan_seq"].encode("ascii"), np.uint8).reshape(1, 2),
+            "expiry_date": row(values["expiry_date"].encode("ascii")),
+            "issue_date": row(values["issue_date"].encode("ascii")),
         },
         Var(np.frombuffer(name, np.uint8), np.array([len(name)], np.int64)),
         np.zeros((1, 30), np.uint8),
@@ -502,12 +516,8 @@ def pboc_dgis(
         np.zeros((1, 18), np.uint8),
     )
 
-    def row(b: bytes) -> U8:
-        return np.frombuffer(b, np.uint8).reshape(1, -1)
-
     keys = ChunkKeyData(row(wrapped_mk), row(kcvs), np.zeros((1, 0), np.uint8), row(wrapped_pin))
-    exp = [card.text["expiry_date"][0][2:6]]
-    return assemble(1, builder._pboc(card, keys, card.text["pan"], exp)).item(0)
+    return assemble(1, builder._pboc(card, keys, text_var(card.text["pan"], "ascii"))).item(0)
 
 
 def oda_stage(oda: OdaChunk) -> ExtraDgis:
