@@ -50,6 +50,15 @@ def test_bank_verify_as_a_kernel_over_pcsc(pcsc_slot: LabSlot, tmp_path: Path) -
     # the test card carries only the e-cash CRM objects: the kernel says so, exit 1
     assert (out.exit_code == 0) == all(not line.startswith("FAILED") for line in lines)
     assert PAN not in out.output
+    # a terminal that supports DDA only checks neither 93 nor a CDA signature
+    dda_only = invoke("bank", "verify", "--reader", pcsc_slot.name, "--keys", str(keys),
+                      "--capk", str(capk), "--oda", "dda")  # fmt: skip
+    names = [line.split(" ", 2)[1].rstrip(":") for line in dda_only.output.splitlines()
+             if line.startswith(("ok ", "FAILED "))]  # fmt: skip
+    assert "dda" in names and "sda" not in names and "cda" not in names, dda_only.output
+    bad_oda = invoke("bank", "verify", "--reader", pcsc_slot.name, "--keys", str(keys),
+                     "--capk", str(capk), "--oda", "dda,xda")  # fmt: skip
+    assert bad_oda.exit_code == 2 and "unknown method(s) xda" in bad_oda.output
     wrong = tmp_path / "wrong.json"
     wrong.write_text(json.dumps([{**c.to_json(), "modulus": rsa_generate(1408).modulus.hex()}
                                  for c in oda.capks(chain)]))  # fmt: skip

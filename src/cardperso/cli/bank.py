@@ -257,17 +257,25 @@ def qpboc_purchase_cmd(
     type=click.Path(dir_okay=False, path_type=Path),
     help="CA public keys (keys export-capk): act as a terminal kernel (ODA, ARQC, GET DATA).",
 )
+@click.option(
+    "--oda",
+    "oda_methods",
+    default="sda,dda,cda",
+    show_default=True,
+    help="With --capk: the offline authentication methods this terminal supports.",
+)
 @_key_options
 def verify_cmd(
-    reader: str, ppse: bool, capk_file: Path | None, keys_spec: str, imk_ac: str, imk_smi: str,
-    production: bool, allow_software_keystore: bool,
+    reader: str, ppse: bool, capk_file: Path | None, oda_methods: str, keys_spec: str,
+    imk_ac: str, imk_smi: str, production: bool, allow_software_keystore: bool,
 ) -> None:  # fmt: skip
     """Quality control: PSE/PPSE selection, records, an ARQC verified by the issuer host; with
     ``--capk`` a terminal kernel that also checks offline data authentication and the card's
     risk-management data, one line per step (docs/bank.md)."""
     host = _host(keys_spec, imk_ac, imk_smi, production, allow_software_keystore)
     if capk_file is not None:
-        _kernel_cli.run_kernel(reader, capk_file, host, "PPSE" if ppse else "PSE", _on_reader)
+        prefer = "PPSE" if ppse else "PSE"
+        _kernel_cli.run_kernel(reader, capk_file, host, prefer, _on_reader, oda_methods)
         return
     got = _on_reader(reader, terminal.verify_card(host, "PPSE" if ppse else "PSE"))
     click.echo(

@@ -40,13 +40,28 @@ def report_fdda(capks: dict[tuple[bytes, int], Any], result: ContactlessResult) 
     _print(kernel.check_fdda(capks, result), result.pan_masked)
 
 
+def terminal_caps(methods: str) -> kernel.TerminalCaps:
+    """``sda,dda,cda`` (any of them, comma-separated; empty: none) as terminal capabilities."""
+    chosen = {m.strip().lower() for m in methods.split(",") if m.strip()}
+    unknown = sorted(chosen - {"sda", "dda", "cda"})
+    if unknown:
+        raise UsageError(f"--oda: unknown method(s) {', '.join(unknown)} (sda, dda, cda)")
+    return kernel.TerminalCaps(sda="sda" in chosen, dda="dda" in chosen, cda="cda" in chosen)
+
+
 def run_kernel(
-    reader: str, capk_file: Path, host: IssuerHost, prefer: str, on_reader: Callable[..., Any]
+    reader: str,
+    capk_file: Path,
+    host: IssuerHost,
+    prefer: str,
+    on_reader: Callable[..., Any],
+    methods: str = "sda,dda,cda",
 ) -> None:
     """Run the kernel on the card in ``reader``; one line per step; exit 1 when one failed."""
+    caps = terminal_caps(methods)
     capks = load_capk_file(capk_file)
     report: kernel.KernelReport = on_reader(
-        reader, kernel.verify_kernel(capks, host, prefer=prefer)
+        reader, kernel.verify_kernel(capks, host, prefer=prefer, caps=caps)
     )
     _print(report.steps, report.pan_masked)
     click.echo(f"OK {report.pan_masked} AID {report.aid.hex().upper()} via {report.via}: "
