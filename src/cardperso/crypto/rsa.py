@@ -9,7 +9,8 @@ How this works
   = q^-1 mod p, the form a card's private-key DGIs 8201-8205 and PKCS #11 carry). It never
   shows a private part in ``repr``, ``str`` or an exception.
 * Key generation goes through ``cryptography`` (OpenSSL's generator). ``cryptography`` has no
-  raw private operation, so :func:`rsa_sign_raw` does the CRT in Python integers, with
+  raw private operation, so :func:`rsa_sign_raw` does the CRT itself (the two halves by GMP's
+  constant-time ``powmod_sec`` through gmpy2), with
   multiplicative blinding (the exponentiation sees ``block * r^e``, not the block) and a check
   of the result against the public key before it is returned (a faulty CRT half must never
   leave this module: it would give away a factor of the modulus).
