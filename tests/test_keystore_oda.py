@@ -118,6 +118,26 @@ def test_sample_store_chain_is_refused_in_production(tmp_path: Path) -> None:
         assert store.info(name).is_sample, name
 
 
+def test_production_refuses_the_sample_chain_alone(tmp_path: Path) -> None:
+    # a store that is not marked as test keys and holds only the sample chain's RSA pairs:
+    # the production guard recognises them by their check values
+    sample = json.loads(
+        (Path(__file__).resolve().parents[1] / "keys-sample" / "keys.json").read_text()
+    )
+    chain = {n: e for n, e in sample["keys"].items() if e["algorithm"] == "RSA"}
+    doc = {"format": "cardperso-keystore/1", "test_keys": False, "keys": chain}
+    path = tmp_path / "chain.json"
+    path.write_text(json.dumps(doc))
+    path.chmod(0o600)
+    store = SoftwareKeyStore.load(path)
+    assert store.names() == [] and len(store.rsa_names()) == 2
+    with pytest.raises(KeyStoreError, match="published sample key"):
+        production_guard(store, allow_software_store=True)
+    fresh = tmp_path / "fresh.json"
+    generate_file(fresh)
+    production_guard(SoftwareKeyStore.load(fresh), allow_software_store=True)  # fresh: accepted
+
+
 def test_hsm_chain_keys_stay_in_the_token(
     hsm_store_factory: Callable[..., Any], tmp_path: Path
 ) -> None:
