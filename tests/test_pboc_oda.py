@@ -28,7 +28,7 @@ from cardperso.crypto.primitives import pad_method2
 from cardperso.layouts import emv_cert, pboc_ac
 from openssl_rsa import OpensslRsa, genrsa, public_pem, recover_with, sha1
 from test_card_pboc import SELECT_PBOC, cdol1, gpo, issuer_keys
-from test_card_support import AIP_DEBIT, PBOC_AID, Host, install_pboc, new_card, pboc_dgis
+from test_card_support import AIP_DEBIT, IAD, PBOC_AID, Host, install_pboc, new_card, pboc_dgis
 from test_qpboc import CL_PDOL, qpboc_dgis, run
 
 H = bytes.fromhex
@@ -159,14 +159,28 @@ def test_fdda_in_the_qpboc_offline_answer(icc_key: OpensslRsa, tmp_path: Path) -
     assert pboc_ac.IAD.decode(got.answer[0x9F10]).cvr[:1] == H("90")
 
 
-def test_no_fdda_with_a_key_above_128_bytes(tmp_path: Path) -> None:
+def test_fdda_of_a_key_above_128_bytes_is_in_the_virtual_record(tmp_path: Path) -> None:
+    """An ICC key above 1024 bits: 9F4B does not fit the GPO answer; the card puts 70 { 9F4B,
+    9F69 } in the virtual record SFI 6 record 1 that the qPBOC AFL names (S3), for READ
+    RECORD in this transaction only."""
     big = genrsa(tmp_path, 1152, 3)
-    host = card(tmp_path, big, qpboc_dgis(5000))
+    dgis = [
+        (d, tlv.encode(0x82, H("0000")) + tlv.encode(0x94, H("0801010030010100"))
+         + tlv.encode(0x9F10, IAD), e) if d == 0x9207 else (d, v, e)
+        for d, v, e in qpboc_dgis(5000)
+    ]  # fmt: skip
+    host = card(tmp_path, big, dgis)
     host.card.contactless = True
     got = run(host.card, qpboc.qpboc_purchase(700))
     assert got.cid == "TC" and 0x9F4B not in got.answer and 0x9F69 not in got.answer
-    # DDA still works with it
+    record = tlv.to_dict(tlv.parse_one(got.records[6 << 8 | 1]).children)
+    v = dol_values(CL_PDOL, got.pdol_data)
+    data = v[0x9F37] + v[0x9F02] + v[0x5F2A] + record[0x9F69]
+    assert len(record[0x9F4B]) == 144
+    check_format_05(opened(big, record[0x9F4B], tmp_path), data)
+    # gone with the transaction; DDA still works with the key
     host.ok(SELECT_PBOC)
+    assert host.send("00B2013400")[1] == 0x6A83
     raw = host.ok(b"\x00\x88\x00\x00\x04" + UN + b"\x00")
     sdad = tlv.to_dict(tlv.parse_one(raw).children)[0x9F4B]
     check_format_05(opened(big, sdad, tmp_path), UN)

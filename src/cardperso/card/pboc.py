@@ -117,6 +117,7 @@ class PbocApplet(Applet):
         self.pin_tried = False
         self.pdol_values: dict[int, bytes] = {}
         self.pdol_data = self.cdol1_data = self.cdol2_data = b""
+        self.fdda_record: bytes | None = None
         self.txn: pboc_crm.Txn | None = None
         self.crm_cvr = 0
         self.unable_online = False
@@ -203,6 +204,8 @@ class PbocApplet(Applet):
         log = self._log_entry()
         need(1 <= sfi <= 0x0A or (log is not None and sfi == log[0]), SW_RECORD_NOT_FOUND)
         record = self.data.dgis.get(f"{sfi:02X}{cmd.p1:02X}")
+        if record is None and (sfi, cmd.p1) == qpboc.FDDA_RECORD:
+            record = self.fdda_record  # fDDA of a key above 1024 bits (cardperso.card.pboc_oda)
         need(record is not None, SW_RECORD_NOT_FOUND)
         assert record is not None
         return record

@@ -20,8 +20,10 @@ How this works
   over the 9F37 of the CDOL data. An AAC carries no signature (Book 2 6.6.1).
 * **fDDA** (JR/T 0025.12 annex B, version 01; qPBOC offline approvals,
   :mod:`cardperso.card.qpboc`): 9F4B over 9F37 ‖ 9F02 ‖ 5F2A ‖ 9F69, where 9F69 = ``01`` ‖ a card
-  unpredictable number ‖ the CTQ; the ICC dynamic number is the ATC [inf]. Only an ICC key of
-  at most 128 bytes signs in the GPO answer (S3); a longer one leaves fDDA out.
+  unpredictable number ‖ the CTQ; the ICC dynamic number is the ATC [inf]. A signature of at
+  most 128 bytes rides in the GPO answer; a longer one (an ICC key above 1024 bits) is in the
+  virtual record SFI 6 record 1, ``70 { 9F4B, 9F69 }``, for READ RECORD in this transaction
+  (S3; the qPBOC AFL, DGI 9207, names it, and a personalized record 0601 takes precedence).
 
 The signature blocks are :mod:`cardperso.layouts.emv_cert`'s (one definition with the prep and
 the terminal kernel); the private operation is :func:`cardperso.crypto.rsa.rsa_sign_raw`.
@@ -55,9 +57,6 @@ if TYPE_CHECKING:
 
 #: DGI -> CRT part (pboc-conformance.md section 4; keystore.pool.PART_DGIS order)
 PART_DGIS = {"8201": "qinv", "8202": "dq", "8203": "dp", "8204": "q", "8205": "p"}
-
-#: fDDA signs in the GPO answer only with an ICC key of at most this many bytes (S3).
-FDDA_MAX_KEY = 128
 
 #: GENERATE AC P1 b5: CDA signature requested (EMV 4.3 Book 3 table 12).
 P1_CDA = 0x10
@@ -155,10 +154,11 @@ def cda_answer(
 
 def fdda(applet: PbocApplet, values: dict[int, bytes], card_auth: bytes | None) -> bytes | None:
     """fDDA for a qPBOC offline approval - version 01 over 9F37 ‖ 9F02 ‖ 5F2A ‖ 9F69 with
-    ``card_auth`` (9F69), version 00 over 9F37 alone without it - or ``None`` (no key, a key
-    above 128 bytes)."""
+    ``card_auth`` (9F69), version 00 over 9F37 alone without it - or ``None`` (no key). Where
+    it travels (the GPO answer up to :data:`cardperso.card.qpboc.FDDA_IN_GPO` bytes, else the
+    virtual record) is :mod:`cardperso.card.qpboc`'s."""
     key = icc_key(applet.data, applet._lookup)
-    if key is None or len(key.modulus) > FDDA_MAX_KEY:
+    if key is None:
         return None
     un, amount, currency = (values.get(t, b"") for t in (0x9F37, 0x9F02, 0x5F2A))
     need(len(un) == 4, SW_CONDITIONS)

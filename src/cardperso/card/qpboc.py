@@ -58,6 +58,11 @@ TTQ_ONLINE_REQUIRED = (1, 0x80)
 TTQ_CVM_REQUIRED = (1, 0x40)
 TTQ_FDDA_01 = (3, 0x80)
 
+#: 9F4B rides in the GPO answer up to this many bytes, else in the virtual record SFI 6 record 1
+#: (pboc-conformance.md section 5, S3).
+FDDA_IN_GPO = 128
+FDDA_RECORD = (6, 1)
+
 # CTQ (9F6C) byte 1 bits
 CTQ_ONLINE_PIN = 0x80
 CTQ_SIGNATURE = 0x40
@@ -173,10 +178,13 @@ def gpo(
         if bit(ttq, TTQ_FDDA_01):
             card_auth = b"\x01" + random_bytes(4) + objects[0x9F6C]  # 9F69: 01, UN, CTQ
         sdad = fdda(applet, values, card_auth)
-        if sdad is not None:
+        if sdad is not None and len(sdad) <= FDDA_IN_GPO:
             objects[0x9F4B] = sdad
             if card_auth is not None:
                 objects[0x9F69] = card_auth
+        elif sdad is not None:  # a key above 1024 bits: the virtual record SFI 6 record 1
+            extra = tlv.encode(0x9F69, card_auth) if card_auth is not None else b""
+            applet.fdda_record = tlv.encode(0x70, tlv.encode(0x9F4B, sdad) + extra)
     if decision != "ARQC":
         applet._log({**values, 0x9F36: atc})
     body = b"".join(tlv.encode(t, objects[t]) for t in ANSWER_TAGS[decision] if t in objects)
