@@ -530,6 +530,22 @@ def _fast_csv_rows(chunk: Chunk) -> list[tuple[int, list[str] | Reject]] | None:
     ncol = len(columns)
     line = chunk.first_line
     out: list[tuple[int, list[str] | Reject]] = []
+    if not quoted:  # no quotes: csv's fields are the text between commas, line by line
+        if "\r" in text:
+            text = text.replace("\r\n", "\n")
+        rows = text.split("\n")
+        if rows and not rows[-1]:
+            rows.pop()  # the piece ends with LF
+        for raw in rows:
+            row = raw.split(",")
+            if len(row) == 1 and not row[0].strip(" \t"):
+                pass  # blank: not a record
+            elif len(row) == ncol:
+                out.append((line, row))
+            else:
+                out.append((line, Reject(ROW, f"has {len(row)} fields, the header has {ncol}")))
+            line += 1
+        return out
     reader = csv.reader(io.StringIO(text))
     before = 0
     try:
