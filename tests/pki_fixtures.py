@@ -18,6 +18,7 @@ from click.testing import CliRunner
 from cardperso.cli.pki import ca_cmd
 from cardperso.crypto import kcv, random_bytes
 from cardperso.crypto.sm2 import Sm2PrivateKey
+from cardperso.keystore.poolgen import fill, open_or_create
 from cardperso.keystore.sm2keys import sm2_entry
 from cardperso.keystore.software import SoftwareKeyStore
 from cardperso.line.linefile import LineOptions
@@ -53,7 +54,10 @@ def pin_for(index: int) -> str:
 def make_lab(
     tmp: Path, *, records: int = 2, seed: int = 5, ca_user_id: str = "default",
     encryption_pair: bool = True, batch_id: str = "PKI1", signing_key: str = "card",
+    pool_keys: int | None = None,
 ) -> PkiLab:  # fmt: skip
+    """``signing_key: import`` fills the store's SM2 key pool (``KEYS.icc-pool/sm2``) with
+    ``pool_keys`` keys (default: one per record and two spare)."""
     keys = native_store(tmp)
     doc = json.loads(keys.read_text())
     doc["keys"]["pki-root"] = sm2_entry(Sm2PrivateKey.generate())
@@ -63,6 +67,8 @@ def make_lab(
                                     "kcv": kcv("SM4", admin_master).hex().upper(),
                                     "purpose": "PKI administrator PINs"}  # fmt: skip
     keys.write_text(json.dumps(doc))
+    if signing_key == "import":
+        fill_sm2_pool(keys, records + 2 if pool_keys is None else pool_keys)
     pki_dir = tmp / "pki"
     done = CliRunner().invoke(
         ca_cmd, ["--keys", str(keys), "--out-dir", str(pki_dir), "--ca-user-id", ca_user_id]
@@ -99,6 +105,17 @@ def make_lab(
     assert summary.prepared == records
     return PkiLab(keys, profile, perso, pki_dir / "chain.pem", pki_dir / "issuing-ca.pem",
                   pki_dir / "root.pem", pins)  # fmt: skip
+
+
+def fill_sm2_pool(keys: Path, count: int) -> Path:
+    """The SM2 key pool beside the store ``keys`` holding ``count`` free keys; its directory."""
+    directory = Path(f"{keys}.icc-pool") / "sm2"
+    directory.parent.mkdir(mode=0o700, exist_ok=True)
+    with SoftwareKeyStore.load(keys) as store:
+        pool = open_or_create(directory, store, bits=256, exponent=0, kek="transport-kek",
+                              kind="sm2")  # fmt: skip
+    fill(pool, functools.partial(SoftwareKeyStore.load, keys), count=count, workers=1)
+    return directory
 
 
 def run_mixed_line(

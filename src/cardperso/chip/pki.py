@@ -10,7 +10,10 @@ chips alike; every command's status word checked, a refusal is a
    MAC'd, every data field enciphered); on a native chip authenticate with the transport key in
    the MF, CREATE FILE of the DDF ``PKI.社会保障`` and of the ADF ``SS.CERT.ADF1`` in it, SELECT
    the ADF (secret commands then go ``84``-class, enciphered and MAC'd under the transport key);
-2. GENERATE KEY PAIR on the card: the answer is the signing public key;
+2. GENERATE KEY PAIR on the card: the answer is the signing public key (``signing_key:
+   import``, chips that cannot generate: the next pair of the SM2 key pool,
+   :mod:`cardperso.keystore.sm2pool`, sent with IMPORT PUBLIC KEY and IMPORT PRIVATE KEY inside
+   the enciphered channel);
 3. SET PIN (the cardholder's PIN of the record, the profile's tries), VERIFY it, and have the
    card SIGN the PKCS#10 request for its key: the request verifies (proof that the card holds
    the private key) before anything is certified;
@@ -50,6 +53,7 @@ from cardperso.errors import (
     UsageError,
 )
 from cardperso.keystore.base import KeyStore
+from cardperso.keystore.sm2pool import Sm2KeySource, default_pool_directory
 from cardperso.layouts import x509
 from cardperso.pki import ledger
 from cardperso.pki.ca import (
@@ -204,6 +208,14 @@ class PkiStep:
     issuer: CardIssuer
     spec: PkiSpec
     keys: KeyStore
+    #: The SM2 key pool of ``signing_key: import``.
+    key_source: Sm2KeySource | None = None
+
+    def check_pool(self, cards: int) -> None:
+        """Before the first card: the SM2 key pool (``signing_key: import``) has a key for
+        each of the ``cards`` still to make (:class:`UsageError` otherwise)."""
+        if self.key_source is not None:
+            self.key_source.check(cards)
 
     def after(self, flow: Steps, card: CardData, plan: ChipPlan, chip: ChipProfile | None,
               atr: bytes) -> Steps:  # fmt: skip
@@ -248,8 +260,8 @@ class PkiStep:
             session = yield from _gp_preamble(self.keys, plan)
             send = secret = session.send
         # 2. the card makes its key pair (or the issuer does, sent under the secure channel)
-        if self.spec.signing_key == "import":
-            public = yield from _import_signing_pair(secret)
+        if self.key_source is not None:
+            public = yield from _import_signing_pair(secret, self.key_source.take())
         else:
             answer = yield from send(
                 _apdu(0x80, 0x40, 0, 0, _fids(SIGN_PUB, SIGN_PRIV)), "GENERATE KEY PAIR"
@@ -308,10 +320,9 @@ class PkiStep:
         return tuple(checks)
 
 
-def _import_signing_pair(secret: Send) -> Flow[bytes]:
-    """An issuer-made signing pair: IMPORT PUBLIC KEY into 0012, the private key in clear
-    inside the enciphered channel into 0013 (``80 C2 C0 00``); its public key."""
-    pair = Sm2PrivateKey.generate()
+def _import_signing_pair(secret: Send, pair: Sm2PrivateKey) -> Flow[bytes]:
+    """An issuer-made signing pair (from the pool): IMPORT PUBLIC KEY into 0012, the private
+    key in clear inside the enciphered channel into 0013 (``80 C2 C0 00``); its public key."""
     public = pair.public_key.to_bytes()
     yield from secret(_apdu(0x80, 0xC2, 0x40, 0x00, _tlv(0xC0, SIGN_PUB.to_bytes(2, "big"))
                             + _tlv(0xCA, public[1:])), "IMPORT SIGNING PUBLIC KEY")  # fmt: skip
@@ -378,7 +389,9 @@ def pki_step(
     """The PKI step of ``profile``'s cards (``None``: the product has no ``pki`` section),
     checked before the first card: the issuing CA's key is in ``keys`` and is an SM2 key, its
     certificate (``issuing_ca_certificate``, relative to the profile's directory) is a CA
-    certificate of that very key and still valid; the ledger's tables exist in ``db``."""
+    certificate of that very key and still valid; the ledger's tables exist in ``db``; with
+    ``signing_key: import`` the SM2 key pool is one under the store's KEK (its free keys are
+    counted by :meth:`PkiStep.check_pool` once the run's cards are known)."""
     spec = profile.pki
     if spec is None:
         return None
@@ -412,9 +425,16 @@ def pki_step(
     def record(cert: Any) -> None:
         ledger.record(db, cert)
 
+    source = None
+    if spec.signing_key == "import":
+        pool = Path(spec.key_pool) if spec.key_pool else default_pool_directory(keys)
+        if spec.key_pool and not pool.is_absolute():
+            pool = Path(profile.source).parent / pool
+        source = Sm2KeySource(pool, keys, label=f"line {profile.name}")
+        source.check(0)
     user_id = b"" if spec.ca_user_id == "empty" else DEFAULT_USER_ID
     issuer = Issuer(signer, der, user_id)
-    return PkiStep(CardIssuer(issuer, holder_profile, record), spec, keys)
+    return PkiStep(CardIssuer(issuer, holder_profile, record), spec, keys, source)
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,8 +1,10 @@
 """``cardperso keys pool generate|status``: the ICC key pool (``docs/keystore.md``).
 
 A key store's pools live beside it, in ``KEYSTORE.icc-pool/rsa<bits>`` (``--pool-dir`` names
-another root; for ``pkcs11:CONFIG`` the root is ``CONFIG.icc-pool``). Nothing here prints key
-material: counts, sizes, the KEK's name and check value.
+another root; for ``pkcs11:CONFIG`` the root is ``CONFIG.icc-pool``); ``--type sm2`` is the
+pool of SM2 key pairs for the PKI application's imported signing keys,
+``KEYSTORE.icc-pool/sm2`` (docs/pki.md). Nothing here prints key material: counts, sizes, the
+KEK's name and check value.
 """
 
 from __future__ import annotations
@@ -54,9 +56,20 @@ _root_option = click.option(
 )
 
 
+_type_option = click.option(
+    "--type",
+    "kind",
+    type=click.Choice(("rsa", "sm2")),
+    default="rsa",
+    show_default=True,
+    help="rsa: ICC keys for ODA; sm2: the PKI application's imported signing keys.",
+)
+
+
 @pool_group.command("generate")
 @click.argument("store_spec", metavar="KEYSTORE")
-@click.option("--bits", required=True, type=click.IntRange(1024, 2048), help="ICC key size.")
+@click.option("--bits", type=click.IntRange(1024, 2048), default=None, help="ICC key size (rsa).")
+@_type_option
 @click.option(
     "--count",
     required=True,
@@ -80,6 +93,7 @@ def generate_cmd(
     exponent: str,
     kek: str,
     root: Path | None,
+    kind: str = "rsa",
 ) -> None:
     """Fill the pool of BITS-bit ICC keys until it holds COUNT free keys, with every core.
 
@@ -87,13 +101,22 @@ def generate_cmd(
     0700). Interruptible (Ctrl-C, SIGTERM: finished keys are kept, nothing is half-written)
     and resumable (run the same command again).
     """
-    if bits % 16:
+    if kind == "sm2":
+        if bits is not None:
+            raise UsageError("--bits is for RSA pools: an SM2 pool holds 256-bit keys")
+        bits, exponent, directory = 256, "0", pool_root(store_spec, root) / "sm2"
+    elif bits is None:
+        raise UsageError("--bits is required for an RSA pool (or give --type sm2)")
+    elif bits % 16:
         raise UsageError("--bits must be a multiple of 16 (the CRT halves are whole bytes)")
-    directory = pool_directory(store_spec, bits, int(exponent), root)
+    else:
+        directory = pool_directory(store_spec, bits, int(exponent), root)
     n = workers or os.cpu_count() or 1
     directory.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
     with open_store(store_spec) as store:
-        pool = open_or_create(directory, store, bits=bits, exponent=int(exponent), kek=kek)
+        pool = open_or_create(
+            directory, store, bits=bits, exponent=int(exponent), kek=kek, kind=kind
+        )
     opener = functools.partial(open_store, store_spec)
     step = max(1, count // 10)
     seen = [0]
@@ -107,17 +130,23 @@ def generate_cmd(
         result = fill(pool, opener, count=count, workers=n, progress=progress)
     rate = result.generated / result.seconds if result.seconds else 0.0
     click.echo(
-        f"generated {result.generated:,} {bits}-bit keys in {result.seconds:.1f} s "
+        f"generated {result.generated:,} {'SM2' if kind == 'sm2' else f'{bits}-bit'} keys in {result.seconds:.1f} s "
         f"({rate:.1f} keys/s, {n} workers); pool {directory}: {result.free:,} free of "
         f"{result.total:,}"
     )
 
 
 def _print(status: PoolStatus) -> None:
-    click.echo(
-        f"{status.directory}: {status.bits} bits, e={status.exponent}, KEK {status.kek} "
-        f"({status.kek_algorithm}, kcv {status.kek_kcv.hex().upper()})"
-    )
+    if status.kind == "sm2":
+        click.echo(
+            f"{status.directory}: SM2 key pairs, KEK {status.kek} "
+            f"({status.kek_algorithm}, kcv {status.kek_kcv.hex().upper()})"
+        )
+    else:
+        click.echo(
+            f"{status.directory}: {status.bits} bits, e={status.exponent}, KEK {status.kek} "
+            f"({status.kek_algorithm}, kcv {status.kek_kcv.hex().upper()})"
+        )
     click.echo(
         f"  total {status.total:,}  used {status.used:,}  free {status.free:,}  "
         f"(segments {status.segments}, reservations {status.reservations})"
@@ -127,8 +156,12 @@ def _print(status: PoolStatus) -> None:
 @pool_group.command("status")
 @click.argument("store_spec", metavar="KEYSTORE")
 @click.option("--bits", type=int, default=None, help="Only the pool of this key size.")
+@click.option("--type", "kind", type=click.Choice(("rsa", "sm2")), default=None,
+              help="Only the pools of this key type.")  # fmt: skip
 @_root_option
-def status_cmd(store_spec: str, bits: int | None, root: Path | None) -> None:
+def status_cmd(
+    store_spec: str, bits: int | None, root: Path | None, kind: str | None = None
+) -> None:
     """Counts of each pool of the key store (total, used, free), its key size and KEK; never
     key material."""
     base = pool_root(store_spec, root)
@@ -136,7 +169,9 @@ def status_cmd(store_spec: str, bits: int | None, root: Path | None) -> None:
         dirs = [d for d in (pool_directory(store_spec, bits, e, root) for e in (3, 65537))]
         dirs = [d for d in dirs if d.is_dir()] or dirs[:1]
     else:
-        dirs = sorted(d for d in base.glob("rsa*") if d.is_dir()) if base.is_dir() else []
+        patterns = {"rsa": ("rsa*",), "sm2": ("sm2",), None: ("rsa*", "sm2")}[kind]
+        found = (d for pat in patterns for d in base.glob(pat)) if base.is_dir() else ()
+        dirs = sorted(d for d in found if d.is_dir())
     if not dirs:
         raise UsageError(f"no ICC key pool in {base}: make one with `cardperso keys pool generate`")
     for d in dirs:

@@ -37,6 +37,14 @@ an output that uses those keys. A run then reads its keys chunk by chunk
 (:meth:`Reservation.read`: one ``pread`` per segment the range touches, nothing decrypted).
 A crash after the reservation wastes the rest of its range and never reuses it: the next
 reservation starts after it.
+
+SM2 pools
+---------
+A pool whose state says ``"type": "sm2"`` (``bits`` 256, ``exponent`` 0) holds SM2 key pairs
+for the PKI application's imported signing keys (docs/pki.md), with the same storage,
+reservations and rules. Its record is ``x ‖ y`` (the public key, 64 bytes) ‖ ``E(KEK, pad(d))``
+(one part: the 32-byte private key padded ``80 00…``); :mod:`cardperso.keystore.sm2pool` makes
+and opens them. A state without ``type`` is an RSA pool.
 """
 
 from __future__ import annotations
@@ -58,12 +66,14 @@ from cardperso.outputs import atomic_write_bytes, atomic_write_text
 
 __all__ = [
     "FORMAT",
+    "POOL_TYPES",
     "IccKeyPool",
     "PoolExhausted",
     "PoolKeys",
     "PoolStatus",
     "Reservation",
     "part_length",
+    "record_layout",
 ]
 
 FORMAT: Final = "cardperso-icc-pool/1"
@@ -71,6 +81,8 @@ STATE: Final = "pool.json"
 LOCK: Final = "pool.lock"
 #: The order of the CRT parts in a record: the card's DGIs 8201..8205.
 PART_DGIS: Final = (0x8201, 0x8202, 0x8203, 0x8204, 0x8205)
+#: Key types a pool may hold (state ``type``; absent: ``rsa``).
+POOL_TYPES: Final = ("rsa", "sm2")
 #: The largest state file read (a pool that served a million runs is still far below it).
 _MAX_STATE = 64 * 1024 * 1024
 
@@ -83,6 +95,12 @@ def part_length(bits: int, block: int) -> int:
     """The padded length of one CRT part: ``bits/16`` bytes, ``80``, zeros to a ``block``
     boundary (1024 bits, 3DES: 72; 1408 bits: 96)."""
     return (bits // 16 + 1 + block - 1) // block * block
+
+
+def record_layout(kind: str, bits: int) -> tuple[int, int]:
+    """(public bytes, private parts) of one record: RSA the modulus and five CRT parts, SM2
+    ``x ‖ y`` and the private key."""
+    return (64, 1) if kind == "sm2" else (bits // 8, 5)
 
 
 def segment_name(start: int) -> str:
@@ -103,6 +121,7 @@ class PoolStatus:
     used: int
     segments: int
     reservations: int
+    kind: str = "rsa"
 
     @property
     def free(self) -> int:
@@ -125,9 +144,16 @@ class PoolKeys:
     private: bytes = field(repr=False)
     #: Each key's position in the pool (unique for ever: a certificate serial can come from it).
     index: tuple[int, ...] = ()
+    #: ``rsa``: ``moduli`` are RSA moduli, 5 parts a key; ``sm2``: ``x ‖ y``, one part a key.
+    kind: str = "rsa"
 
     def __len__(self) -> int:
         return len(self.moduli)
+
+    def wrapped(self, i: int) -> bytes:
+        """Key ``i``'s encrypted private part(s) as stored (an SM2 key: ``E(KEK, pad(d))``)."""
+        n = len(self.private) // len(self.moduli)
+        return self.private[n * i : n * (i + 1)]
 
     def parts(self, i: int) -> tuple[bytes, bytes, bytes, bytes, bytes]:
         """Key ``i``'s encrypted CRT parts (DGIs 8201, 8202, 8203, 8204, 8205)."""
@@ -160,10 +186,12 @@ class Reservation:
     count: int
     #: (first key, key count) of each segment the range touches, in order.
     segments: tuple[tuple[int, int], ...]
+    kind: str = "rsa"
 
     @property
     def record_size(self) -> int:
-        return self.bits // 8 + 5 * self.part_len
+        public, parts = record_layout(self.kind, self.bits)
+        return public + parts * self.part_len
 
     def read(self, offset: int, count: int) -> PoolKeys:
         """Keys ``offset .. offset + count`` of this reservation (0 is its first key): one
@@ -172,7 +200,7 @@ class Reservation:
             raise UsageError(
                 f"keys {offset}..{offset + count} are outside this reservation of {self.count}"
             )
-        size, nbytes = self.record_size, self.bits // 8
+        size, nbytes = self.record_size, record_layout(self.kind, self.bits)[0]
         first, end = self.start + offset, self.start + offset + count
         starts = [s for s, _ in self.segments]
         blobs: list[bytes] = []
@@ -199,20 +227,24 @@ class Reservation:
         moduli = tuple(bytes(view[i * size : i * size + nbytes]) for i in range(count))
         private = b"".join(view[i * size + nbytes : (i + 1) * size] for i in range(count))
         index = tuple(range(first, end))
-        return PoolKeys(self.bits, self.exponent, self.kek, self.part_len, moduli, private, index)
+        return PoolKeys(
+            self.bits, self.exponent, self.kek, self.part_len, moduli, private, index, self.kind
+        )
 
     def pick(self, indices: Sequence[int]) -> PoolKeys:
         """The keys at ``indices`` of this reservation (e.g. the input lines of a chunk's
         records, less the reservation's first line), with one read of the range they span."""
         if not indices:
-            return PoolKeys(self.bits, self.exponent, self.kek, self.part_len, (), b"")
+            return PoolKeys(
+                self.bits, self.exponent, self.kek, self.part_len, (), b"", (), self.kind
+            )
         if len(set(indices)) != len(indices):
             raise UsageError("a pool key is picked twice in one read: each key serves one card")
         low, high = min(indices), max(indices)
         block = self.read(low, high - low + 1)
         if len(indices) == len(block) and list(indices) == list(range(low, high + 1)):
             return block
-        n = 5 * self.part_len
+        n = record_layout(self.kind, self.bits)[1] * self.part_len
         p = block.private
         return PoolKeys(
             self.bits,
@@ -222,6 +254,7 @@ class Reservation:
             tuple(block.moduli[i - low] for i in indices),
             b"".join(p[(i - low) * n : (i - low + 1) * n] for i in indices),
             tuple(self.start + i for i in indices),
+            self.kind,
         )
 
 
@@ -243,9 +276,16 @@ class IccKeyPool:
         kek: str,
         kek_algorithm: str,
         kek_kcv: bytes,
+        kind: str = "rsa",
     ) -> IccKeyPool:
-        """A new, empty pool (the directory is made with mode 0700); refuses an existing one."""
-        if bits % 16 or not 512 <= bits <= 4096:
+        """A new, empty pool (the directory is made with mode 0700); refuses an existing one.
+        ``kind="sm2"``: SM2 key pairs (``bits`` 256, ``exponent`` 0)."""
+        if kind == "sm2":
+            if (bits, exponent) != (256, 0):
+                raise UsageError("an SM2 key pool holds 256-bit keys (exponent 0)")
+        elif kind != "rsa":
+            raise UsageError(f"a key pool holds {' or '.join(POOL_TYPES)} keys, not {kind!r}")
+        elif bits % 16 or not 512 <= bits <= 4096:
             raise UsageError("ICC key size: a multiple of 16 bits from 512 to 4096")
         if kek_algorithm not in BLOCK_SIZE:
             raise KeyStoreError(f"KEK {kek!r} is {kek_algorithm}: it cannot protect a key pool")
@@ -261,12 +301,14 @@ class IccKeyPool:
                 "kek": kek,
                 "kek_algorithm": kek_algorithm,
                 "kek_kcv": kek_kcv.hex().upper(),
-                "part_len": part_length(bits, BLOCK_SIZE[kek_algorithm]),
+                "part_len": part_length(512 if kind == "sm2" else bits, BLOCK_SIZE[kek_algorithm]),
                 "generated": 0,
                 "consumed": 0,
                 "segments": [],
                 "reservations": [],
             }
+            if kind != "rsa":
+                state["type"] = kind
             pool._write(state)
         return pool
 
@@ -318,7 +360,13 @@ class IccKeyPool:
             pos += seg[1]
         if pos != doc["generated"] or doc["consumed"] > doc["generated"]:
             raise KeyStoreError(f"{where}: {STATE} counts do not add up")
+        if doc.get("type", "rsa") not in POOL_TYPES:
+            raise KeyStoreError(f"{where}: {STATE} holds keys of an unknown type")
         return doc
+
+    def kind(self) -> str:
+        """The key type the pool holds (``rsa`` or ``sm2``)."""
+        return str(self.state().get("type", "rsa"))
 
     def _write(self, state: dict[str, Any]) -> None:
         atomic_write_text(self.directory / STATE, json.dumps(state, indent=1) + "\n")
@@ -336,20 +384,23 @@ class IccKeyPool:
             s["consumed"],
             len(s["segments"]),
             len(s["reservations"]),
+            s.get("type", "rsa"),
         )
 
     # -- generation side -----------------------------------------------------------------------
 
     def record_size(self) -> int:
         s = self.state()
-        return int(s["bits"]) // 8 + 5 * int(s["part_len"])
+        public, parts = record_layout(s.get("type", "rsa"), int(s["bits"]))
+        return public + parts * int(s["part_len"])
 
     def commit_segment(self, records: bytes) -> int:
         """Add whole records as a new segment: the file first (atomic), then the state that
         names it (atomic, durable). Returns the number of keys now generated."""
         with self.locked():
             state = self.state()
-            size = int(state["bits"]) // 8 + 5 * int(state["part_len"])
+            public, parts = record_layout(state.get("type", "rsa"), int(state["bits"]))
+            size = public + parts * int(state["part_len"])
             if not records or len(records) % size:
                 raise UsageError("a pool segment is a whole, non-zero number of records")
             start, count = int(state["generated"]), len(records) // size
@@ -385,10 +436,14 @@ class IccKeyPool:
             state = self.state()
             start, free = int(state["consumed"]), state["generated"] - state["consumed"]
             if count > free:
+                kind = state.get("type", "rsa")
+                what, option = (
+                    ("SM2", "--type sm2") if kind == "sm2" else (f"{state['bits']}-bit", f"--bits {state['bits']}")
+                )  # fmt: skip
                 raise PoolExhausted(
-                    f"ICC key pool {self.directory} ({state['bits']}-bit): the run needs "
-                    f"{count:,} keys, {free:,} are free; fill it with "
-                    f"`cardperso keys pool generate --bits {state['bits']} --count N` first"
+                    f"{'SM2' if kind == 'sm2' else 'ICC'} key pool {self.directory} ({what}): "
+                    f"the run needs {count:,} keys, {free:,} are free; fill it with "
+                    f"`cardperso keys pool generate {option} --count N` first"
                 )
             state["consumed"] = start + count
             state["reservations"].append(
@@ -405,4 +460,5 @@ class IccKeyPool:
             start,
             count,
             touched,
+            str(state.get("type", "rsa")),
         )

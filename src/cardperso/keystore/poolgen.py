@@ -16,6 +16,9 @@ again after an interruption generates only what is still missing (resume). A sto
 through :func:`cardperso.cli.main.stop_on_signal`, Ctrl-C) terminates the workers, commits the
 records already received, and re-raises; a ``kill -9`` loses at most the uncommitted records,
 and the next ``fill`` removes the orphan segment file such a kill may leave.
+
+An SM2 pool (``kind="sm2"``) is filled the same way; its workers make SM2 key pairs
+(:func:`cardperso.keystore.sm2keys.sm2_records`).
 """
 
 from __future__ import annotations
@@ -35,7 +38,8 @@ from cardperso.crypto.primitives import BLOCK_SIZE, pad_method2
 from cardperso.crypto.rsa import RsaKey, rsa_generate
 from cardperso.errors import KeyStoreError, UsageError
 from cardperso.keystore.base import KeyStore
-from cardperso.keystore.pool import IccKeyPool, part_length
+from cardperso.keystore.pool import IccKeyPool
+from cardperso.keystore.sm2keys import sm2_records
 
 __all__ = ["FillResult", "fill", "pool_record"]
 
@@ -72,12 +76,14 @@ def pool_record(store: KeyStore, kek: str, keys: list[RsaKey]) -> bytes:
 # -- worker processes ------------------------------------------------------------------------
 
 _STORE: KeyStore | BaseException | None = None
-_JOB: tuple[str, int, int] = ("", 0, 0)
+_JOB: tuple[str, int, int, str] = ("", 0, 0, "rsa")
 #: The parent's generation-lock descriptor, closed in each forked worker.
 _LOCK_FD: int | None = None
 
 
-def _init_worker(opener: StoreOpener, kek: str, bits: int, exponent: int) -> None:
+def _init_worker(
+    opener: StoreOpener, kek: str, bits: int, exponent: int, kind: str = "rsa"
+) -> None:
     """A worker: Ctrl-C is the parent's business; open this process's own key store. A store
     that does not open is raised by the first task (a ``multiprocessing.Pool`` whose
     initializer raises starts new workers for ever instead of failing)."""
@@ -90,14 +96,16 @@ def _init_worker(opener: StoreOpener, kek: str, bits: int, exponent: int) -> Non
         _STORE = opener()
     except Exception as exc:  # handed to the parent by _make_batch
         _STORE = exc
-    _JOB = (kek, bits, exponent)
+    _JOB = (kek, bits, exponent, kind)
 
 
 def _make_batch(n: int) -> bytes:
     if isinstance(_STORE, BaseException):
         raise _STORE
     assert _STORE is not None
-    kek, bits, exponent = _JOB
+    kek, bits, exponent, kind = _JOB
+    if kind == "sm2":
+        return sm2_records(_STORE, kek, n)
     return pool_record(_STORE, kek, [rsa_generate(bits, exponent) for _ in range(n)])
 
 
@@ -124,10 +132,17 @@ def _generation_lock(directory: Path) -> Iterator[None]:
 
 
 def open_or_create(
-    directory: str | os.PathLike[str], store: KeyStore, *, bits: int, exponent: int, kek: str
+    directory: str | os.PathLike[str],
+    store: KeyStore,
+    *,
+    bits: int,
+    exponent: int,
+    kek: str,
+    kind: str = "rsa",
 ) -> IccKeyPool:
     """The pool at ``directory``, created empty if there is none; an existing pool must have
-    these parameters and a KEK with the same check value as the store's."""
+    these parameters and a KEK with the same check value as the store's (``kind="sm2"``: SM2
+    key pairs, ``bits`` 256, ``exponent`` 0)."""
     pool = IccKeyPool(directory)
     info = store.info(kek)
     if not pool.exists():
@@ -138,8 +153,11 @@ def open_or_create(
             kek=kek,
             kek_algorithm=info.algorithm,
             kek_kcv=info.kcv,
+            kind=kind,
         )
     status = pool.status()
+    if status.kind != kind:
+        raise UsageError(f"key pool {directory} holds {status.kind} keys, not {kind}")
     if (status.bits, status.exponent, status.kek) != (bits, exponent, kek):
         raise UsageError(
             f"ICC key pool {directory} holds {status.bits}-bit keys (e={status.exponent}) "
@@ -178,7 +196,7 @@ def fill(
         pool.remove_orphans()
         status = pool.status()
         missing = max(0, count - status.free)
-        size = status.bits // 8 + 5 * part_length(status.bits, BLOCK_SIZE[status.kek_algorithm])
+        size = pool.record_size()
         full, rest = divmod(missing, batch)
         ntasks = full + (1 if rest else 0)
         # a lazy task list: a pool of millions of keys is not a list of millions of tasks
@@ -198,7 +216,7 @@ def fill(
 
         if ntasks:
             ctx = multiprocessing.get_context("fork")
-            args = (opener, status.kek, status.bits, status.exponent)
+            args = (opener, status.kek, status.bits, status.exponent, status.kind)
             mp_pool = ctx.Pool(min(workers, ntasks), _init_worker, args)
             try:
                 for records in mp_pool.imap_unordered(_make_batch, tasks):

@@ -8,15 +8,24 @@ An entry::
 
 The loader derives the public key from ``value``, refuses an entry whose ``public_key`` or
 ``kcv`` does not match it, and a ``value`` outside [1, n-2]; errors name the key, never a value.
+
+Also the records of an SM2 key pool (:mod:`cardperso.keystore.pool`, ``type`` ``sm2``):
+``x ‖ y`` ‖ ``E(KEK, d ‖ 80 00…)``, made by :func:`sm2_records` (one ``wrap`` per batch) and
+opened by :func:`open_pool_keys` (one ``unwrap`` per batch, every key checked against its
+public half).
 """
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from cardperso.crypto import primitives as cp
 from cardperso.crypto.sm2 import Sm2PrivateKey, check_value, sm3
-from cardperso.errors import DataError, KeyStoreError
+from cardperso.errors import DataError, KeyStoreError, UsageError
+
+if TYPE_CHECKING:
+    from cardperso.keystore.base import KeyStore
+    from cardperso.keystore.pool import PoolKeys
 
 
 def _hex(text: object, what: str) -> bytes:
@@ -54,3 +63,41 @@ def sm2_entry(key: Sm2PrivateKey) -> dict[str, str]:
         "public_key": key.public_key.to_bytes().hex().upper(),
         "kcv": check_value(key.public_key).hex().upper(),
     }
+
+
+def sm2_records(store: KeyStore, kek: str, n: int) -> bytes:
+    """``n`` fresh SM2 key pairs as pool records, their private keys encrypted under ``kek``
+    with one ``wrap`` call (the clear keys never leave this process)."""
+    block = cp.BLOCK_SIZE[store.info(kek).algorithm]
+    keys = [Sm2PrivateKey.generate() for _ in range(n)]
+    clear = b"".join(cp.pad_method2(k.to_bytes(), block) for k in keys)
+    wrapped = store.wrap(kek, clear)
+    size = len(wrapped) // n if n else 0
+    out = b"".join(
+        k.public_key.to_bytes()[1:] + wrapped[i * size : (i + 1) * size] for i, k in enumerate(keys)
+    )
+    del keys, clear
+    return out
+
+
+def open_pool_keys(store: KeyStore, keys: PoolKeys) -> list[Sm2PrivateKey]:
+    """The SM2 key pairs of a pool read (one ``unwrap`` call); :class:`KeyStoreError` naming
+    the key's position in the pool when one does not decrypt to the key of its public half."""
+    if keys.kind != "sm2":
+        raise KeyStoreError(f"the pool holds {keys.kind} keys, not SM2 key pairs")
+    if not len(keys):
+        return []
+    clear = store.unwrap(keys.kek, keys.private)
+    n = len(clear) // len(keys)
+    out = []
+    for i, public in enumerate(keys.moduli):
+        where = f"SM2 key pool: key {keys.index[i] if keys.index else i}"
+        try:
+            key = Sm2PrivateKey.from_bytes(cp.unpad_method2(clear[i * n : (i + 1) * n]))
+        except (DataError, UsageError):
+            raise KeyStoreError(f"{where} does not decrypt to a private key") from None
+        if not cp.equal(key.public_key.to_bytes(), b"\x04" + public):
+            raise KeyStoreError(f"{where} does not match its public key")
+        out.append(key)
+    del clear
+    return out

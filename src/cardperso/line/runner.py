@@ -409,6 +409,9 @@ class LineRun:
         self.join = join
         self.resume = resume
         self._exists = check_continuation(db, self.identity, resume=resume, join=join)
+        if self.drivers.pki is not None:  # pooled PKI signing keys for the cards still to make
+            left = sum(n for s, n in self.journal.counts().items() if s not in ("done", "failed"))
+            self.drivers.pki.check_pool(left if self._exists else len(self.records))
         self.heartbeat = min(heartbeat, stale_after / 3)  # several beats before a claim is stale
         self.stale_after = stale_after
         self.member = member_id()

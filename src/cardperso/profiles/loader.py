@@ -305,6 +305,7 @@ SCHEMA = s.Map(
                 "ca_user_id": s.Enum(("default", "empty")),
                 "admin_pin_key": _KEY_NAME,
                 "signing_key": s.Enum(("card", "import")),
+                "key_pool": s.Str(min_len=1, max_len=HEADER_MAX),
             },
             required=("issuing_ca_key", "issuing_ca_certificate"),
         ),

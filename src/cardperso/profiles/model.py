@@ -223,6 +223,9 @@ class PkiSpec:
     #: ``card``: the card generates its signing pair; ``import``: the issuer makes it and
     #: sends the private key under the secure channel (chips that cannot generate).
     signing_key: str = "card"
+    #: With ``signing_key: import``: the SM2 key pool the pairs come from (a directory,
+    #: relative to the profile's); empty: ``KEYSTORE.icc-pool/sm2`` beside a key-store file.
+    key_pool: str = ""
 
 
 @dataclass(frozen=True, slots=True)
