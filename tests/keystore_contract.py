@@ -212,6 +212,22 @@ class KeyStoreContract:
                 partial(store.derive_ssse, name, FACTORS, wrap_under=None), expected
             )
 
+    def test_derive_ssse_without_check_values(
+        self, store: KeyStore, keys: dict[str, SecretKey]
+    ) -> None:
+        """``check_values=False`` (issue 14): the same wrapped keys, no check values, and
+        ``unwrap_key`` refuses a key it cannot check."""
+        masters = [n for n, k in self._usable(keys).items() if n.startswith("ssse-")]
+        for name in masters:
+            full = store.derive_ssse(name, FACTORS, **self._wrap_kw())
+            bare = store.derive_ssse(name, FACTORS, check_values=False, **self._wrap_kw())
+            assert [(b.algorithm, b.kek, b.data) for b in bare] == [
+                (f.algorithm, f.kek, f.data) for f in full
+            ]
+            assert all(b.kcv == b"" for b in bare) and all(len(f.kcv) == 3 for f in full)
+            with pytest.raises(KeyStoreError, match="has no check value"):
+                store.unwrap_key(bare[0], "k")
+
     def test_diversify_gp(self, store: KeyStore, keys: dict[str, SecretKey]) -> None:
         cases = [("gp-kmc", "emv", "3DES"), ("gp-kmc", "visa2", "3DES")]
         if "AES" in self.ALGORITHMS:

@@ -202,11 +202,21 @@ class KeyStore(abc.ABC):
 
     @abc.abstractmethod
     def derive_ssse(
-        self, master_name: str, factors: Sequence[bytes], *, wrap_under: str | None = DEFAULT_KEK
+        self,
+        master_name: str,
+        factors: Sequence[bytes],
+        *,
+        wrap_under: str | None = DEFAULT_KEK,
+        check_values: bool = True,
     ) -> list[DerivedKey]:
         """Per-card SSSE keys (16 bytes, the master's algorithm), one per 8-byte factor:
         3DES ``E(M, f) ‖ E(M, ~f)``; SM4 ``E(M, f ‖ ~f)``
-        (:func:`cardperso.crypto.ssse.diversify`)."""
+        (:func:`cardperso.crypto.ssse.diversify`).
+
+        ``check_values=False`` leaves :attr:`DerivedKey.kcv` empty, for a caller that only
+        passes the wrapped keys on (data preparation's SSSE DGIs carry no check values): a
+        PKCS#11 store in strict mode then makes 2 token calls per key instead of 4, the others
+        skip a computation. :meth:`unwrap_key` refuses such a key (it has nothing to check)."""
 
     @abc.abstractmethod
     def diversify_gp(
@@ -233,6 +243,10 @@ class KeyStore(abc.ABC):
 
     def unwrap_key(self, derived: DerivedKey, name: str = "") -> SecretKey:
         """Unwrap a :class:`DerivedKey` (or take it as is when clear) and check its KCV."""
+        if not derived.kcv:
+            raise KeyStoreError(
+                f"key {name or '(per-card)'} has no check value (derived with check_values=False)"
+            )
         value = derived.data if derived.kek is None else self.unwrap(derived.kek, derived.data)
         try:
             key = SecretKey(derived.algorithm, value, name)

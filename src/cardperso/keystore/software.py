@@ -395,12 +395,16 @@ class SoftwareKeyStore(KeyStore):
     # -- derivations ---------------------------------------------------------------------------
 
     def _out(
-        self, algorithm: str, values: Sequence[bytes], wrap_under: str | None
+        self,
+        algorithm: str,
+        values: Sequence[bytes],
+        wrap_under: str | None,
+        check_values: bool = True,
     ) -> list[DerivedKey]:
         """Per-card keys as :class:`DerivedKey`: check values (3DES: one vectorized pass), then
         one ECB call under the KEK over the whole batch (every key is a whole number of KEK
         blocks)."""
-        kcvs = batch_kcvs(algorithm, values)
+        kcvs = batch_kcvs(algorithm, values) if check_values else [b""] * len(values)
         if wrap_under is None:
             return [DerivedKey(algorithm, k, None, v) for k, v in zip(kcvs, values)]
         kek = self._key(wrap_under)
@@ -423,13 +427,18 @@ class SoftwareKeyStore(KeyStore):
         return self._out("3DES", emv.derive_icc_master_keys_a(imk.value, cards), wrap_under)
 
     def derive_ssse(
-        self, master_name: str, factors: Sequence[bytes], *, wrap_under: str | None = DEFAULT_KEK
+        self,
+        master_name: str,
+        factors: Sequence[bytes],
+        *,
+        wrap_under: str | None = DEFAULT_KEK,
+        check_values: bool = True,
     ) -> list[DerivedKey]:
         from cardperso.crypto import ssse
 
         master = self._key(master_name)
         values = ssse.diversify(master.value, master.algorithm, factors)
-        return self._out(master.algorithm, values, wrap_under)
+        return self._out(master.algorithm, values, wrap_under, check_values)
 
     def diversify_gp(
         self,

@@ -279,11 +279,23 @@ class Pkcs11KeyStore(KeyStore):
         return self._derive(imk_name, datas, "3DES", parity=True, wrap_under=wrap_under)
 
     def derive_ssse(
-        self, master_name: str, factors: Sequence[bytes], *, wrap_under: str | None = DEFAULT_KEK
+        self,
+        master_name: str,
+        factors: Sequence[bytes],
+        *,
+        wrap_under: str | None = DEFAULT_KEK,
+        check_values: bool = True,
     ) -> list[DerivedKey]:
         self._require(master_name, "3DES", "SSSE diversification (SM4 is not in PKCS#11)")
         datas = [ssse_data(f) for f in factors]
-        return self._derive(master_name, datas, "3DES", parity=False, wrap_under=wrap_under)
+        return self._derive(
+            master_name,
+            datas,
+            "3DES",
+            parity=False,
+            wrap_under=wrap_under,
+            check_values=check_values,
+        )
 
     def diversify_gp(
         self,
@@ -341,6 +353,7 @@ class Pkcs11KeyStore(KeyStore):
         parity: bool,
         wrap_under: str | None,
         out_len: int | None = None,
+        check_values: bool = True,
     ) -> list[DerivedKey]:
         if wrap_under is None and self.mode == "strict":
             raise KeyStoreError(
@@ -352,10 +365,12 @@ class Pkcs11KeyStore(KeyStore):
             if self.mode == "strict":
                 assert wrap_under is not None
                 out += self._derive_strict(
-                    master_name, chunk, algorithm, parity, wrap_under, out_len
+                    master_name, chunk, algorithm, parity, wrap_under, out_len, check_values
                 )
             else:
-                out += self._derive_fast(master_name, chunk, algorithm, parity, wrap_under, out_len)
+                out += self._derive_fast(
+                    master_name, chunk, algorithm, parity, wrap_under, out_len, check_values
+                )
         return out
 
     def _derive_fast(
@@ -366,6 +381,7 @@ class Pkcs11KeyStore(KeyStore):
         parity: bool,
         kek: str | None,
         out_len: int | None,
+        check_values: bool = True,
     ) -> list[DerivedKey]:
         master = self._key(master_name)
         try:
@@ -380,7 +396,7 @@ class Pkcs11KeyStore(KeyStore):
                 clear[:] = b"".join(clear[o : o + out_len] for o in range(0, len(clear), step))
             size = out_len or (len(datas[0]) if datas else 0)
             keys = [bytes(clear[o : o + size]) for o in range(0, len(clear), size)]
-            checks = batch_kcvs(algorithm, keys)
+            checks = batch_kcvs(algorithm, keys) if check_values else [b""] * len(keys)
             if kek is None:
                 return [DerivedKey(algorithm, c, None, k) for c, k in zip(checks, keys)]
             if size % BLOCK[self.info(kek).algorithm]:
@@ -409,6 +425,7 @@ class Pkcs11KeyStore(KeyStore):
         parity: bool,
         kek: str,
         out_len: int | None,
+        check_values: bool = True,
     ) -> list[DerivedKey]:
         out: list[DerivedKey] = []
         with self._scratch() as session:
@@ -420,12 +437,16 @@ class Pkcs11KeyStore(KeyStore):
             # KEK's key type from the token) is chosen once per chunk, not once per key
             size = out_len or (len(datas[0]) if datas else 0)
             wrap_mech, wrap_param = self._wrap_mechanism(kek_obj, size)
+            twin = not parity and algorithm == "3DES"
             for data in datas:
-                key = derive_object(master, mech, data, usable, True, size)
+                # the token sets odd parity on DES keys: a key without parity is exported from
+                # a generic-secret twin, and the DES object serves only the check value (not
+                # made at all without check values)
+                key = None
+                if check_values or not twin:
+                    key = derive_object(master, mech, data, usable, True, size)
                 exact = key
-                if not parity and algorithm == "3DES":
-                    # the token sets odd parity on DES keys: export the exact bytes from a
-                    # generic-secret twin, keep the DES object for the check value
+                if twin:
                     exact = derive_object(master, mech, data, KeyType.GENERIC_SECRET, True)
                 try:
                     wrapped = kek_obj.wrap_key(
@@ -438,7 +459,11 @@ class Pkcs11KeyStore(KeyStore):
                         "(SoftHSM2 wraps under AES keys only) - use an AES transport KEK, or "
                         "mode 'fast'"
                     ) from None
-                check = only_bytes(key.encrypt(KCV_BLOCK[algorithm], mechanism=ECB[algorithm]))[:3]
+                check = b""
+                if check_values:
+                    assert key is not None
+                    block = KCV_BLOCK[algorithm]
+                    check = only_bytes(key.encrypt(block, mechanism=ECB[algorithm]))[:3]
                 out.append(DerivedKey(algorithm, check, kek, wrapped))
         return out
 
