@@ -298,6 +298,21 @@ def cprofile(directory: Path, profile_name: str, chunks: int = 10) -> None:
     pstats.Stats(prof).sort_stats("tottime").print_stats(20)
 
 
+def kek_profile(directory: Path, profile_name: str, kek: str) -> Path:
+    """A copy of a shipped profile whose ``transport_kek`` is *kek* (same name: the file's
+    digest differs, which only changes the batch's keys)."""
+    text = (ROOT / "profiles" / f"{profile_name}.yaml").read_text(encoding="utf-8")
+    lines = [
+        f"transport_kek: {kek}" if line.startswith("transport_kek:") else line
+        for line in text.splitlines()
+    ]
+    if not any(line.startswith("transport_kek:") for line in text.splitlines()):
+        lines.append(f"transport_kek: {kek}")
+    path = directory / f"profile-{profile_name}-{kek}.yaml"
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return path
+
+
 def configuration(profile_name: str, kek: str | None) -> str:
     """The profile, its transport KEK and that key's algorithm, the chunk size."""
     import json
@@ -326,7 +341,8 @@ def main() -> None:
     ap.add_argument(
         "--kek",
         default=None,
-        help="with --breakdown: the transport KEK in place of the profile's (transport-kek-aes)",
+        help="the transport KEK in place of the profile's (transport-kek-aes); end to end, a "
+        "copy of the profile naming it is written to --dir",
     )
     ap.add_argument("--cprofile", action="store_true", help="cProfile of the worker function")
     args = ap.parse_args()
@@ -334,7 +350,7 @@ def main() -> None:
     directory.mkdir(parents=True, exist_ok=True)
     run = benchenv.start("bench_prep")
     print(
-        f"configuration: {configuration(args.profile, args.kek if args.breakdown else None)}",
+        f"configuration: {configuration(args.profile, args.kek)}",
         flush=True,
     )
     if args.breakdown:
@@ -345,13 +361,16 @@ def main() -> None:
         cprofile(directory, args.profile)
         run.end()
         return
+    profile_arg = args.profile
+    if args.kek:
+        profile_arg = str(kek_profile(directory, args.profile, args.kek))
     counts = [int(x) for x in args.rss.split(",")] if args.rss else [args.count]
     workers = [int(x) for x in args.workers.split(",")]
     rates: dict[tuple[int, int], float] = {}
     digests: dict[tuple[int, int], str] = {}
     for count in counts:
         for w in workers:
-            r = bench(directory, count, w, args.profile)
+            r = bench(directory, count, w, profile_arg)
             print(
                 f"{r['count']:>9} records  workers {r['workers']}  prep {r['prep_s']:7.2f} s "
                 f"= {r['prep_rate']:8.0f}/s  verify {r['verify_s']:6.2f} s  end-to-end "
