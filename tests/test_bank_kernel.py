@@ -192,7 +192,7 @@ def test_capk_file_refusals() -> None:
 # -- contactless: fDDA of a qPBOC offline approval ----------------------------------------------
 
 
-def qpboc_card(tmp_path: Path, chain: SoftwareKeyStore, icc: RsaKey) -> Host:
+def qpboc_card(tmp_path: Path, chain: SoftwareKeyStore, icc: RsaKey, afl: bytes = AFL) -> Host:
     """The chain above on a card with the qPBOC path (tests/test_qpboc.py's DGIs), its 9207
     GPO answer naming the same AIP and ODA records as the contact one: one ICC certificate
     serves both."""
@@ -203,7 +203,7 @@ def qpboc_card(tmp_path: Path, chain: SoftwareKeyStore, icc: RsaKey) -> Host:
     for d, v, e in qpboc_dgis(5000):
         if d in (0x9103, 0x0E01):
             dgis[d] = (v, e)
-    dgis[0x9207] = (tlv.encode(0x82, H("7C00")) + tlv.encode(0x94, AFL) + tlv.encode(0x9F10, IAD),
+    dgis[0x9207] = (tlv.encode(0x82, H("7C00")) + tlv.encode(0x94, afl) + tlv.encode(0x9F10, IAD),
                     False)  # fmt: skip
     tmp_path.mkdir(parents=True, exist_ok=True)
     card = Host(new_card(tmp_path))
@@ -242,3 +242,19 @@ def test_fdda_of_a_qpboc_offline_purchase(tmp_path: Path, chain: SoftwareKeyStor
     # an online purchase has no fDDA to check
     online = dataclasses.replace(result, cid="ARQC")
     assert check_fdda(capks, online, today=TODAY)[-1].detail.startswith("the card answered ARQC")
+
+
+def test_fdda_of_a_key_above_1024_bits_from_the_virtual_record(
+    tmp_path: Path, chain: SoftwareKeyStore
+) -> None:
+    # a 1152-bit ICC key signs 144 bytes: the card puts 70 { 9F4B, 9F69 } in the virtual record
+    # SFI 6 record 1, which the qPBOC AFL names (not for ODA)
+    from cardperso.bank import qpboc
+    from cardperso.bank.kernel import check_fdda
+
+    card = qpboc_card(tmp_path, chain, rsa_generate(1152), afl=AFL + H("30010100"))
+    result = drive(qpboc.qpboc_purchase(800), card.transport.transmit)
+    assert result.outcome == "approved offline" and 0x9F4B not in result.answer
+    got = check_fdda(load_capks(capk_text(chain)), result, today=TODAY)
+    assert all(s.ok for s in got), [s.line() for s in got]
+    assert got[-1].detail.startswith("9F4B (record) verified over 9F37, 9F02, 5F2A and 9F69")

@@ -312,11 +312,15 @@ def check_fdda(
     if result.cid != "TC":
         run.step("fdda", True, f"the card answered {result.cid}: no offline approval to check")
         return tuple(run.steps)
-    if 0x9F4B not in answer:
-        run.step("fdda", not dda, "no 9F4B in the GPO answer"
+    tags = _record_tags(result.records)
+    # 9F4B (and 9F69) ride in the GPO answer, or for an ICC key above 1024 bits in the
+    # virtual record SFI 6 record 1 of the qPBOC AFL (pboc-conformance.md section 5)
+    sdad = answer.get(0x9F4B) or tags.get(0x9F4B)
+    card_auth = answer.get(0x9F69) or tags.get(0x9F69)
+    if sdad is None:
+        run.step("fdda", not dda, "no 9F4B in the GPO answer or the records"
                  + (" although the AIP claims DDA" if dda else ""))  # fmt: skip
         return tuple(run.steps)
-    tags = _record_tags(result.records)
     for tag in (0x57, 0x5F34):
         if tag in answer:
             tags.setdefault(tag, answer[tag])
@@ -326,9 +330,14 @@ def check_fdda(
         return tuple(run.steps)
     values = dol_values(result.pdol, result.pdol_data)
     un, amount, currency = (values.get(t, b"") for t in (0x9F37, 0x9F02, 0x5F2A))
-    data = ec.fdda_terminal_data(un, amount, currency, answer.get(0x9F69, b""))
-    run.attempt("fdda", lambda: "9F4B verified over 9F37, 9F02, 5F2A and 9F69 (fDDA 01), "
-                f"dynamic number of {ec.verify_sdad(icc, answer[0x9F4B], data)[0]} bytes")  # fmt: skip
+    if card_auth is None:  # fDDA version 00: over 9F37 alone
+        data, version = un, "9F37 (fDDA 00)"
+    else:
+        data = ec.fdda_terminal_data(un, amount, currency, card_auth)
+        version = "9F37, 9F02, 5F2A and 9F69 (fDDA 01)"
+    where = "GPO answer" if 0x9F4B in answer else "record"
+    run.attempt("fdda", lambda: f"9F4B ({where}) verified over {version}, dynamic number of "
+                f"{ec.verify_sdad(icc, sdad, data)[0]} bytes")  # fmt: skip
     return tuple(run.steps)
 
 
