@@ -258,3 +258,14 @@ def test_fdda_of_a_key_above_1024_bits_from_the_virtual_record(
     got = check_fdda(load_capks(capk_text(chain)), result, today=TODAY)
     assert all(s.ok for s in got), [s.line() for s in got]
     assert got[-1].detail.startswith("9F4B (record) verified over 9F37, 9F02, 5F2A and 9F69")
+
+
+def test_a_card_without_a_cda_signature(tmp_path: Path, chain: SoftwareKeyStore,
+                                              icc_key: RsaKey) -> None:  # fmt: skip
+    # the AIP claims CDA but the card has no ICC private key: it answers GENERATE AC with P1 b5
+    # without a signature; the kernel says CDA failed and still sends the clear AC online
+    report = run(tmp_path, oda_dgis(chain, icc_key, aip=H("7D00"), with_key=False),
+                 capk_text(chain))  # fmt: skip
+    by_name = {s.name: s for s in report.steps}
+    assert not by_name["cda"].ok and "no 9F27 or 9F4B" in by_name["cda"].detail
+    assert not by_name["dda"].ok and by_name["arqc"].ok and "crm get data" in by_name

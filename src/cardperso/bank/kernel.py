@@ -373,7 +373,9 @@ def _first_ac(run: _Run, session: CardSession, pdol_data: bytes, cdol_data: byte
         return f"GENERATE AC signature verified ({CID_NAMES.get(cid[0] & 0xC0, '?')})"
 
     if not run.attempt("cda", check):
-        return None
+        # no valid signature; an AC in clear (a card that ignored P1 b5) still goes online
+        ac = values.get(0x9F26)
+        return None if ac is None or not cid else (atc, ac, iad, CID_NAMES.get(cid[0] & 0xC0, "?"))
     return atc, got[0].ac, iad, CID_NAMES.get(cid[0] & 0xC0, "?")
 
 
@@ -399,7 +401,11 @@ def verify_kernel(
     run.step("records", True, f"AFL {session.afl.hex().upper()}: {len(session.records)} records")
     yield from _oda(run, sel, session, term)
     cdol_data = term.dol_data(session.cdol1)
-    first = yield from _first_ac(run, session, pdol_data, cdol_data)
+    try:
+        first = yield from _first_ac(run, session, pdol_data, cdol_data)
+    except CardError as exc:  # the card refused GENERATE AC: reported, the run goes on
+        run.step("generate ac", False, str(exc))
+        first = None
     if first is not None:
         yield from _online(run, host, session, term, cdol_data, first)
     yield from _crm(run)
