@@ -298,18 +298,21 @@ def cprofile(directory: Path, profile_name: str, chunks: int = 10) -> None:
     pstats.Stats(prof).sort_stats("tottime").print_stats(20)
 
 
-def kek_profile(directory: Path, profile_name: str, kek: str) -> Path:
-    """A copy of a shipped profile whose ``transport_kek`` is *kek* (same name: the file's
-    digest differs, which only changes the batch's keys)."""
-    text = (ROOT / "profiles" / f"{profile_name}.yaml").read_text(encoding="utf-8")
-    lines = [
-        f"transport_kek: {kek}" if line.startswith("transport_kek:") else line
-        for line in text.splitlines()
-    ]
-    if not any(line.startswith("transport_kek:") for line in text.splitlines()):
-        lines.append(f"transport_kek: {kek}")
-    path = directory / f"profile-{profile_name}-{kek}.yaml"
-    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+def variant_profile(directory: Path, profile_name: str, kek: str | None, no_oda: bool) -> Path:
+    """A copy of a shipped profile with its ``transport_kek`` set to *kek* and/or without its
+    offline data authentication (``pboc.oda``: one RSA signature per card from the issuer key
+    and an ICC key pool as large as the batch; issue 13, measured by its own benchmark)."""
+    import yaml
+
+    data = yaml.safe_load((ROOT / "profiles" / f"{profile_name}.yaml").read_text("utf-8"))
+    if kek:
+        data["transport_kek"] = kek
+    if no_oda and isinstance(data.get("pboc"), dict):
+        data["pboc"].pop("oda", None)
+    variant = directory / f"profile-{kek or 'kek'}{'-no-oda' if no_oda else ''}"
+    variant.mkdir(exist_ok=True)
+    path = variant / f"{profile_name}.yaml"  # the file is named after the profile
+    path.write_text(yaml.safe_dump(data, sort_keys=False, allow_unicode=True), encoding="utf-8")
     return path
 
 
@@ -345,6 +348,11 @@ def main() -> None:
         "copy of the profile naming it is written to --dir",
     )
     ap.add_argument("--cprofile", action="store_true", help="cProfile of the worker function")
+    ap.add_argument(
+        "--no-oda",
+        action="store_true",
+        help="end to end: the profile without its pboc.oda section (no ICC key pool needed)",
+    )
     args = ap.parse_args()
     directory = Path(args.dir)
     directory.mkdir(parents=True, exist_ok=True)
@@ -362,8 +370,8 @@ def main() -> None:
         run.end()
         return
     profile_arg = args.profile
-    if args.kek:
-        profile_arg = str(kek_profile(directory, args.profile, args.kek))
+    if args.kek or args.no_oda:
+        profile_arg = str(variant_profile(directory, args.profile, args.kek, args.no_oda))
     counts = [int(x) for x in args.rss.split(",")] if args.rss else [args.count]
     workers = [int(x) for x in args.workers.split(",")]
     rates: dict[tuple[int, int], float] = {}
