@@ -309,6 +309,11 @@ def variant_profile(directory: Path, profile_name: str, kek: str | None, no_oda:
         data["transport_kek"] = kek
     if no_oda and isinstance(data.get("pboc"), dict):
         data["pboc"].pop("oda", None)
+        for dgi in data["pboc"].get("constant_dgis", []):
+            for tlv in dgi.get("tlv", []):
+                if str(tlv["tag"]).upper() == "82":  # AIP: no SDA (40), DDA (20), CDA (01)
+                    v = str(tlv["value"])
+                    tlv["value"] = f"{int(v[:2], 16) & ~0x61:02X}{v[2:]}"
     variant = directory / f"profile-{kek or 'kek'}{'-no-oda' if no_oda else ''}"
     variant.mkdir(exist_ok=True)
     path = variant / f"{profile_name}.yaml"  # the file is named after the profile
