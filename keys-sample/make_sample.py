@@ -17,6 +17,10 @@ counter 0, 1, ... (bits/2 bits, top two bits and bit 0 set), then the next value
 2, that passes Miller-Rabin with the first 24 primes as bases and is 2 mod 3 (so e = 3 is
 invertible); p is the larger prime, qinv = q^-1 mod p (:func:`sample_rsa`).
 
+The test PKI's SM2 CA key pairs ``pki-root`` and ``pki-issuing-ca`` (docs/pki.md): the
+private key is the integer of SHA-256("cardperso sample sm2 " + name) reduced to [1, n-2]
+(n the order of the SM2 curve) (:func:`sample_sm2`).
+
 Run ``.venv/bin/python keys-sample/make_sample.py``: rewrites keys.json and prints the check values
 to paste into ``SAMPLE_KCVS`` (tests/test_keystore_sample.py checks both stay in step).
 """
@@ -31,9 +35,11 @@ from typing import Any
 
 from cardperso.crypto import kcv, odd_parity
 from cardperso.crypto.rsa import RsaKey
+from cardperso.crypto.sm2 import SM2_P256, Sm2PrivateKey
 from cardperso.keystore.base import CEREMONY_KEY_SET, reference_key_set
 from cardperso.keystore.oda import ISSUER_KEY, RID_PBOC, TEST_CA_INDEX, ca_key_name
 from cardperso.keystore.rsakeys import rsa_entry
+from cardperso.keystore.sm2keys import PKI_ISSUING_KEY, PKI_ROOT_KEY, sm2_entry
 
 GP_TEST_KEY = bytes(range(0x40, 0x50))
 #: The sample store keeps the 3DES transport KEK it was published with (new stores get AES).
@@ -66,6 +72,20 @@ SAMPLE_RSA_KEYS = {
     ca_key_name(RID_PBOC, TEST_CA_INDEX): (1408, "ODA test certification authority (CAPK F1)"),
     ISSUER_KEY: (1408, "ODA issuer key pair, certified by the test CA"),
 }
+
+
+#: The test PKI's sample CA keys: name -> purpose.
+SAMPLE_SM2_KEYS = {
+    PKI_ROOT_KEY: "PKI test root CA (SM2), certifies the issuing CA",
+    PKI_ISSUING_KEY: "PKI test issuing CA (SM2), certifies the cardholders' keys",
+}
+
+
+def sample_sm2(name: str) -> Sm2PrivateKey:
+    """The deterministic sample SM2 key pair ``name`` (rule in the module docstring)."""
+    digest = hashlib.sha256(f"cardperso sample sm2 {name}".encode()).digest()
+    d = int.from_bytes(digest, "big") % (SM2_P256.n - 2) + 1
+    return Sm2PrivateKey.from_bytes(d.to_bytes(32, "big"))
 
 
 def _probable_prime(n: int) -> bool:
@@ -129,6 +149,8 @@ def sample_document() -> dict[str, Any]:
         }
     for name, (bits, purpose) in SAMPLE_RSA_KEYS.items():
         keys[name] = {**rsa_entry(sample_rsa(name, bits)), "purpose": purpose}
+    for name, purpose in SAMPLE_SM2_KEYS.items():
+        keys[name] = {**sm2_entry(sample_sm2(name)), "purpose": purpose}
     keys = dict(sorted(keys.items()))
     return {"format": "cardperso-keystore/1", "_warning": WARNING, "test_keys": True, "keys": keys}
 

@@ -55,8 +55,11 @@ def test_generate_writes_fresh_keys(cli: click.Group, tmp_path: Path) -> None:
     assert result.exit_code == 0, result.output
     assert stat.S_IMODE(out.stat().st_mode) == 0o600
     store = SoftwareKeyStore.load(out)
-    assert store.names() == sorted(REFERENCE_KEY_SET) and not store.test_keys
-    for name in store.names():
+    pki = ["pki-issuing-ca", "pki-root"]  # the test PKI's SM2 CA pairs (keystore/sm2keys.py)
+    assert store.names() == sorted([*REFERENCE_KEY_SET, *pki]) and not store.test_keys
+    for name in pki:
+        assert store.info(name).algorithm == "SM2" and not store.info(name).is_sample
+    for name in sorted(REFERENCE_KEY_SET):
         assert name in result.output and store.kcv(name).hex().upper() in result.output
         value = store._key(name).value
         assert value.hex().upper() not in result.output and value.hex() not in result.output
@@ -254,10 +257,11 @@ def test_console_script_generate_and_check(tmp_path: Path) -> None:
         timeout=60,
     )
     assert chk.returncode == 0, chk.stderr
-    assert "ok: 21 keys verified" in chk.stdout
+    assert "ok: 23 keys verified" in chk.stdout  # 21 reference keys and the PKI's 2 SM2 CA pairs
     store = SoftwareKeyStore.load(out)
-    for name in store.names():
-        v = store._key(name).value
+    doc = json.loads(out.read_text())
+    for name in store.names():  # every private value (symmetric keys, SM2 d)
+        v = bytes.fromhex(doc["keys"][name]["value"])
         for text in (gen.stdout, gen.stderr, chk.stdout, chk.stderr):
             assert v.hex() not in text and v.hex().upper() not in text
     # a corrupted file: exit code 1 and one line naming the key

@@ -192,9 +192,14 @@ def test_generate_save_load_round_trip(tmp_path: Path) -> None:
     assert stat.S_IMODE(path.stat().st_mode) == 0o600
     assert [p.name for p in path.parent.iterdir()] == ["keys.json"]  # no temporary file left
     loaded = SoftwareKeyStore.load(path)
-    assert loaded.names() == store.names() == sorted(REFERENCE_KEY_SET)
+    # the reference set and the test PKI's SM2 CA pairs (keystore/sm2keys.py)
+    pki = ["pki-issuing-ca", "pki-root"]
+    assert loaded.names() == store.names() == sorted([*REFERENCE_KEY_SET, *pki])
     assert not loaded.test_keys
-    for name in loaded.names():
+    for name in pki:
+        assert loaded.info(name) == store.info(name) and loaded.info(name).algorithm == "SM2"
+        assert not loaded.info(name).is_sample
+    for name in sorted(REFERENCE_KEY_SET):
         assert loaded.info(name) == store.info(name)
         assert loaded.info(name).algorithm == REFERENCE_KEY_SET[name][0]
         assert not loaded.info(name).is_sample

@@ -514,6 +514,9 @@ SAMPLE_KCVS: Final[dict[str, str]] = {
     # the ODA sample chain (RSA; check value SHA-1(modulus ‖ exponent)[:3], keystore/rsakeys.py)
     "oda-ca-A000000333-F1": "E6DAC5",
     "oda-issuer": "C501D1",
+    # the test PKI's sample CA keys (SM2; check value SM3(04 ‖ x ‖ y)[:3], keystore/sm2keys.py)
+    "pki-issuing-ca": "A47914",
+    "pki-root": "51E317",
 }
 
 

@@ -24,8 +24,19 @@ from cardperso.crypto.sm2 import Sm2PrivateKey, check_value, sm3
 from cardperso.errors import DataError, KeyStoreError, UsageError
 
 if TYPE_CHECKING:
-    from cardperso.keystore.base import KeyStore
+    from cardperso.keystore.base import KeyInfo, KeyStore
     from cardperso.keystore.pool import PoolKeys
+
+#: The test PKI's CA key pairs (root, issuing CA) a fresh store and the sample store hold; the
+#: certificates are made from them by ``cardperso pki ca`` (docs/pki.md).
+PKI_ROOT_KEY = "pki-root"
+PKI_ISSUING_KEY = "pki-issuing-ca"
+PKI_CA_KEYS = (PKI_ROOT_KEY, PKI_ISSUING_KEY)
+
+
+def create_pki_keys(store: KeyStore, *, replace: bool = False) -> list[KeyInfo]:
+    """Fresh SM2 key pairs for the test PKI's root and issuing CA in ``store``."""
+    return [store.generate_sm2_key(name, replace=replace) for name in PKI_CA_KEYS]
 
 
 def _hex(text: object, what: str) -> bytes:

@@ -61,7 +61,7 @@ from cardperso.keystore.base import (
 )
 from cardperso.keystore.oda import create_chain
 from cardperso.keystore.rsakeys import RSA, RsaKeyHolder, load_rsa_entry, rsa_entry
-from cardperso.keystore.sm2keys import load_sm2_entry, sm2_entry
+from cardperso.keystore.sm2keys import create_pki_keys, load_sm2_entry, sm2_entry
 from cardperso.outputs import atomic_write_text
 
 log = logging.getLogger(__name__)
@@ -611,11 +611,13 @@ def generate_file(
     kek_algorithm: str = DEFAULT_KEK_ALGORITHM,
 ) -> SoftwareKeyStore:
     """Write a store of fresh random keys (the reference key set unless ``spec``, then with its
-    own ODA test CA and issuer key pair, :func:`cardperso.keystore.oda.create_chain`) to
+    own ODA test CA and issuer key pair, :func:`cardperso.keystore.oda.create_chain`, and the
+    test PKI's SM2 root and issuing CA, :func:`cardperso.keystore.sm2keys.create_pki_keys`) to
     ``path`` (mode 0600, ``test_keys`` false); refuses an existing file unless ``overwrite``."""
     store = SoftwareKeyStore.generate(spec, kek_algorithm=kek_algorithm)
     if spec is None:
         create_chain(store)
+        create_pki_keys(store)
     store.save(path, overwrite=overwrite)
     return store
 
