@@ -25,6 +25,10 @@ operation alone is also timed, in interleaved rounds, three ways: ``rsa_sign_raw
 ``powmod_sec``), the system OpenSSL's ``EVP_PKEY_decrypt`` with ``RSA_NO_PADDING`` through ctypes
 (``cryptography`` offers no raw RSA operation), and Python's built-in ``pow`` for the same CRT
 (what rsa_sign_raw used before).
+
+``hsm``: the issuer key in a SoftHSM2 token (``C_Sign``, ``CKM_RSA_X_509``, one call per card
+through the PKCS#11 store's ``rsa_signer``) and a DDA chunk signed with it, the pool's keys
+encrypted under the token's KEK (the token is set up as ``bench_hsm.py`` does).
 """
 
 from __future__ import annotations
@@ -232,11 +236,55 @@ def part_oda(issuer_bits: list[int], cards: int, rounds: int, tmp: Path) -> None
             )
 
 
+def part_hsm(issuer_bits: list[int], cards: int, tmp: Path) -> None:
+    """The issuer's signature in a SoftHSM2 token (``C_Sign`` with ``CKM_RSA_X_509`` per card,
+    through the PKCS#11 store's ``rsa_signer``), and a DDA chunk signed with it. SoftHSM2 runs
+    in this process, so CPU time includes the token's work."""
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+    from bench_hsm import setup_token
+
+    from cardperso.keystore.pkcs11 import Pkcs11KeyStore
+    from fixtures_hsm import SOFTHSM_MODULE  # type: ignore[import-not-found,unused-ignore]
+
+    label, pin_source = setup_token()
+    token = Pkcs11KeyStore(SOFTHSM_MODULE, label, pin_source)
+    token.generate_key("transport-kek", "AES", 16)
+    pool = open_or_create(tmp / "hsm-pool", token, bits=1024, exponent=3, kek="transport-kek")
+    opener = functools.partial(Pkcs11KeyStore, SOFTHSM_MODULE, label, pin_source)
+    fill(pool, opener, count=cards, workers=2)
+    res = pool.reserve(cards, label="bench")
+    pans, streams = zip(*(_card_stream(i) for i in range(cards)))
+    print(f"\nSoftHSM2 token ({SOFTHSM_MODULE}), CPU time, DDA chunks of {cards:,} cards:")
+    for bits in issuer_bits:
+        token.generate_rsa_key(f"oda-issuer-{bits}", bits, 3)
+        sign = token.rsa_signer(f"oda-issuer-{bits}")
+        block = b"\x6a" + secrets.token_bytes(bits // 8 - 2) + b"\xbc"
+        t0 = time.process_time()
+        for _ in range(200):
+            sign(block)
+        raw = (time.process_time() - t0) / 200
+        setup = OdaSetup.make(
+            issuer_sign=sign, issuer_length=bits // 8, afl=bytes.fromhex("080101011001020118010201"),
+            aip=b"\x7c\x00", cert_dgi=0x0202, transport_kek="transport-kek",
+        )  # fmt: skip
+        t0 = time.process_time()
+        keys = res.read(0, cards)
+        static = [static_data_of(setup, s) for s in streams]
+        icc_dgis(setup, keys, static, list(pans), ["2812"] * cards, token)
+        per = (time.process_time() - t0) / cards
+        print(
+            f"  issuer {bits} bits: C_Sign CKM_RSA_X_509 {raw * 1e6:,.0f} us; DDA card "
+            f"{per * 1e6:,.0f} us = {1 / per:,.0f} cards/s per core",
+            flush=True,
+        )
+    token.close()
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    ap.add_argument("--part", choices=("gen", "oda", "all"), default="all")
+    ap.add_argument("--part", choices=("gen", "oda", "hsm", "all"), default="all")
     ap.add_argument("--bits", default="1024,1408", help="ICC key sizes for --part gen")
     ap.add_argument("--keys", default="600,200", help="keys generated at each size")
     ap.add_argument("--workers", type=int, default=os.cpu_count() or 1)
@@ -257,6 +305,8 @@ def main() -> None:
             part_oda(
                 [int(b) for b in args.issuer_bits.split(",")], args.cards, args.rounds, Path(tmp)
             )
+        if args.part in ("hsm", "all"):
+            part_hsm([int(b) for b in args.issuer_bits.split(",")], args.cards, Path(tmp))
     run.end()
 
 
