@@ -95,6 +95,7 @@ __all__ = [
     "load_certificates",
     "pki_step",
     "read_file",
+    "record_pin",
     "sign",
     "unblock_pin",
     "verify_pin",
@@ -194,6 +195,15 @@ def sign(send: Send, message: bytes, step: str = "SIGN") -> Flow[bytes]:
     return signature
 
 
+def record_pin(keys: KeyStore, kek: str, ssse: CardApp) -> bytes:
+    """The cardholder's PIN of a record (packed BCD, F-padded): the SSSE's PIN block (DGI 8F10)
+    unwrapped from the transport ``kek``; the PKI application gets the same PIN."""
+    pin_dgi = dict(ssse.dgis).get(0x8F10)
+    if pin_dgi is None:
+        raise ChipFailure("PKI", "the record has no PIN (DGI 8F10) for the PKI application")
+    return pin_from_block(unwrap_secret(keys, kek, 0x8F10, pin_dgi))
+
+
 def _holder(ssse: CardApp) -> Holder:
     dgis = dict(ssse.dgis)
     ssn = dgis.get(0x0601, b"")[2:].decode("ascii", "replace")
@@ -229,12 +239,10 @@ class PkiStep:
         ssse = next((a for a in card.apps if a.aid == plan.ssse_aid), None)
         if ssse is None:
             raise ChipFailure("PKI", "the record has no SSSE application (the holder's data)")
-        pin_dgi = dict(ssse.dgis).get(0x8F10)
-        if pin_dgi is None:
-            raise ChipFailure("PKI", "the record has no PIN (DGI 8F10) for the PKI application")
+        pin = record_pin(self.keys, plan.kek, ssse)
         count = ApduCount()
         try:
-            checks = yield from count(self._steps(card, ssse, pin_dgi, result, plan, chip))
+            checks = yield from count(self._steps(card, ssse, pin, result, plan, chip))
         except CardError as exc:
             raise ChipFailure(exc.command, f"card answered {exc.sw:04X} ({exc.meaning})") from None
         except CryptogramMismatch:
@@ -243,9 +251,8 @@ class PkiStep:
             result, apdus=result.apdus + count.n, checks=result.checks + checks
         )
 
-    def _steps(self, card: CardData, ssse: CardApp, pin_dgi: bytes, result: ChipResult,
+    def _steps(self, card: CardData, ssse: CardApp, pin: bytes, result: ChipResult,
                plan: ChipPlan, chip: ChipProfile | None) -> Flow[tuple[str, ...]]:  # fmt: skip
-        pin = pin_from_block(unwrap_secret(self.keys, plan.kek, 0x8F10, pin_dgi))
         holder = _holder(ssse)
         if chip is not None and chip.cos == "native":
             tk = (

@@ -9,14 +9,18 @@
 
 from __future__ import annotations
 
+import csv
 import datetime as dt
 import itertools
 import logging
+import os
 import re
 import shutil
 import subprocess
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import click
 
@@ -27,12 +31,15 @@ from cardperso.codec.numbers import mask_id
 from cardperso.crypto import random_bytes
 from cardperso.crypto.sm2 import DEFAULT_USER_ID, Sm2PublicKey, signature_to_der
 from cardperso.errors import DataError, SignatureMismatch, UsageError
+from cardperso.keystore.base import KeyStore
 from cardperso.layouts import x509
 from cardperso.outputs import atomic_write_text, check_paths
 from cardperso.pki import ledger
-from cardperso.pki.ca import Issuer, ca_certificate, revocation_list, verify_certificate
+from cardperso.pki.ca import Issuer, revocation_list, verify_certificate
 from cardperso.pki.card_app import bcd_pin
 from cardperso.pki.pem import to_pem
+from cardperso.pki.testpki import make_test_pki
+from cardperso.profiles.model import Profile
 from cardperso.registry.schema import has_table
 
 __all__ = ["COMMANDS"]
@@ -110,22 +117,29 @@ def _pin(pin_file: Path | None) -> bytes:
         raise DataError("a PIN is 4 to 12 digits", field="pin") from None
 
 
-def _report(ok: bool, what: str) -> bool:
-    click.echo(f"{'OK  ' if ok else 'FAIL'} {what}")
-    return ok
+def check_readout(
+    got: PkiReadout,
+    challenge: bytes,
+    pool: list[bytes],
+    work: Path,
+    echo: Callable[[str], None] = click.echo,
+) -> bool:
+    """Every check of ``pki verify`` on what the card gave, each reported by ``echo`` as an
+    ``OK``/``FAIL`` line; whether all passed."""
 
+    def report(ok: bool, what: str) -> bool:
+        echo(f"{'OK  ' if ok else 'FAIL'} {what}")
+        return ok
 
-def check_readout(got: PkiReadout, challenge: bytes, pool: list[bytes], work: Path) -> bool:
-    """Every check of ``pki verify`` on what the card gave; whether all passed."""
     good = True
     chain = _chain(got.signing_certificate, pool)
     card = x509.decode_certificate(got.signing_certificate)
     number = card.subject.get("serialNumber") or ""
     shown = number if "*" in number else mask_id(number)
-    good &= _report(True, f"signing certificate: serial {card.serial:X}, holder {shown}")
+    good &= report(True, f"signing certificate: serial {card.serial:X}, holder {shown}")
     ids = [_user_id(c, p) for c, p in itertools.pairwise(chain)]
     names = " -> ".join(x509.decode_certificate(c).subject.get("CN") or "?" for c in chain[1:])
-    good &= _report(True, f"chain to the root verifies (cardperso): card -> {names}")
+    good &= report(True, f"chain to the root verifies (cardperso): card -> {names}")
     paths = []
     for n, cert in enumerate(chain):
         path = work / f"c{n}.pem"
@@ -138,7 +152,7 @@ def check_readout(got: PkiReadout, challenge: bytes, pool: list[bytes], work: Pa
         if user_id:
             args += ["-vfyopt", DISTID]
         ok, line = _run([*args, str(paths[n])])
-        good &= _report(ok, f"openssl verify link {n}: {line.rsplit(': ', 1)[-1]}")
+        good &= report(ok, f"openssl verify link {n}: {line.rsplit(': ', 1)[-1]}")
     if got.encryption_certificate is not None:
         enc = x509.decode_certificate(got.encryption_certificate)
         same_issuer = enc.issuer == card.issuer
@@ -147,22 +161,22 @@ def check_readout(got: PkiReadout, challenge: bytes, pool: list[bytes], work: Pa
             ok = same_issuer
         except DataError:
             ok = False
-        good &= _report(ok, f"encryption certificate {enc.serial:X} signed by the same CA")
+        good &= report(ok, f"encryption certificate {enc.serial:X} signed by the same CA")
     else:
-        good &= _report(True, "no encryption certificate on the card")
+        good &= report(True, "no encryption certificate on the card")
     try:
         Sm2PublicKey.from_bytes(card.public_key).verify(got.signature, challenge)
         ok = True
     except SignatureMismatch:
         ok = False
-    good &= _report(ok, f"the card's signature of a {len(challenge)}-byte challenge (cardperso)")
+    good &= report(ok, f"the card's signature of a {len(challenge)}-byte challenge (cardperso)")
     (work / "challenge.bin").write_bytes(challenge)
     (work / "sig.der").write_bytes(signature_to_der(got.signature))
     (work / "pub.pem").write_text(to_pem(x509.public_key_info(card.public_key), "PUBLIC KEY"))
     ok, line = _run(["pkeyutl", "-verify", "-pubin", "-inkey", str(work / "pub.pem"), "-rawin",
                      "-digest", "sm3", "-pkeyopt", DISTID, "-in", str(work / "challenge.bin"),
                      "-sigfile", str(work / "sig.der")])  # fmt: skip
-    good &= _report(ok, f"openssl pkeyutl -verify (SM2, SM3, default ID): {line}")
+    good &= report(ok, f"openssl pkeyutl -verify (SM2, SM3, default ID): {line}")
     return good
 
 
@@ -176,20 +190,25 @@ def check_readout(got: PkiReadout, challenge: bytes, pool: list[bytes], work: Pa
 def verify_cmd(reader: str, chain_file: Path, pin_file: Path | None) -> None:
     """Read the card's certificates, check their chain to the root, VERIFY the PIN and have the
     card sign a random challenge; cardperso and openssl check each. Exit 1 when one fails."""
+    if not verify_card(reader, load_certificates(chain_file), _pin(pin_file)):
+        raise DataError("the card's PKI application did not verify", field="pki")
+
+
+def verify_card(
+    reader: str, pool: list[bytes], pin: bytes, echo: Callable[[str], None] = click.echo
+) -> bool:
+    """What ``pki verify`` does with the card in ``reader`` (``pin`` packed BCD, ``pool`` the
+    chain's certificates), each check reported by ``echo``; whether all passed."""
     from cardperso.devices import pcsc
 
-    pool = load_certificates(chain_file)
-    pin = _pin(pin_file)
     challenge = random_bytes(32)
     # -vv: the APDU trace (PINs, keys and records redacted) goes to the debug log
     trace = pcsc.log_trace() if pcsc.log.isEnabledFor(logging.DEBUG) else None
     with pcsc.PcscTransport(reader, trace=trace) as transport:
         got = drive(read_pki(pin, challenge), transport.transmit)
-    _report(True, "PIN verified by the card")
+    echo("OK   PIN verified by the card")
     with tempfile.TemporaryDirectory(prefix="cardperso-pki-") as tmp:
-        good = check_readout(got, challenge, pool, Path(tmp))
-    if not good:
-        raise DataError("the card's PKI application did not verify", field="pki")
+        return check_readout(got, challenge, pool, Path(tmp), echo)
 
 
 @pki_group.command("unblock")
@@ -267,20 +286,79 @@ def ca_cmd(keys_spec: str, root_key: str, issuing_key: str, organization: str, c
     """Write root.pem, issuing-ca.pem and chain.pem (both) for two SM2 keys of a store: the
     test PKI a profile's ``pki`` section names (docs/pki.md)."""
     store = open_store(keys_spec)
-    root_signer, ca_signer = store.sm2_signer(root_key), store.sm2_signer(issuing_key)
-    user_id = b"" if ca_user_id == "empty" else DEFAULT_USER_ID
-    now = dt.datetime.now(dt.UTC).replace(microsecond=0)
-    base = (("C", "CN"), ("O", organization))
-    root_cert = ca_certificate(root_signer, x509.Name((*base, ("CN", "Test Root"))), serial=1,
-                               not_before=now, days=7300, user_id=user_id)  # fmt: skip
-    root = Issuer(root_signer, root_cert, user_id)
-    ca_cert = ca_certificate(ca_signer, x509.Name((*base, ("CN", "Test Issuing CA"))), serial=2,
-                             not_before=now, days=3650, issuer=root)  # fmt: skip
-    out_dir.mkdir(parents=True, exist_ok=True)
-    for name, text in (("root.pem", to_pem(root_cert)), ("issuing-ca.pem", to_pem(ca_cert)),
-                       ("chain.pem", to_pem(ca_cert) + to_pem(root_cert))):  # fmt: skip
-        atomic_write_text(out_dir / name, text, mode=0o644)
+    files = make_test_pki(store.sm2_signer(root_key), store.sm2_signer(issuing_key),
+                           organization=organization,
+                           user_id=b"" if ca_user_id == "empty" else DEFAULT_USER_ID)  # fmt: skip
+    write_pki_files(out_dir, files)
     click.echo(f"root and issuing CA certificates in {out_dir}")
+
+
+def demo_product(store: KeyStore, state_dir: Path, base: str = "ssc3-pboc") -> Profile:
+    """The demo's product: ``base`` with the PKI application when the store holds the test
+    PKI's CA keys (:func:`cardperso.sim.pki_demo.pki_product`, in ``state_dir/product``,
+    found by name while the command runs), else ``base`` itself; one line says which."""
+    from cardperso.profiles.loader import load_profile
+    from cardperso.sim.pki_demo import pki_product
+
+    path = pki_product(base, store, state_dir / "product")
+    if path is None:
+        click.echo(
+            f"   product {base}: the key store has no test PKI CA keys (pki-root, "
+            "pki-issuing-ca), so the cards carry no PKI application"
+        )
+        return load_profile(base)
+    old = os.environ.get("CARDPERSO_PROFILES")
+    os.environ["CARDPERSO_PROFILES"] = os.pathsep.join([str(path.parent), *filter(None, [old])])
+
+    def restore() -> None:
+        if old is None:
+            os.environ.pop("CARDPERSO_PROFILES", None)
+        else:
+            os.environ["CARDPERSO_PROFILES"] = old
+
+    click.get_current_context().call_on_close(restore)
+    profile = load_profile(path)
+    click.echo(
+        f"   product {profile.name}: {base} with the PKI application (SM2 certificates from the "
+        f"key store's test PKI: {path.parent / 'pki'})"
+    )
+    return profile
+
+
+def demo_check(reader: Any, state_dir: Path, perso: Path, store: KeyStore) -> tuple[bool, str]:
+    """The demo's last step: the first produced card put back in ``reader`` (a simulated
+    line's reader) and checked as ``pki verify`` does, with the record's PIN; whether every
+    check passed and one line saying so (the failing check's line otherwise)."""
+    from cardperso.card.vcard import VirtualCard
+    from cardperso.sim.pki_demo import card_pin
+
+    with (state_dir / "results.csv").open(newline="", encoding="utf-8") as fh:
+        row = next((r for r in csv.DictReader(fh) if r["outcome"] == "produced"), None)
+    if row is None:
+        return False, "no card was produced: nothing to check"
+    serial = row["chip_serial"]
+    pin = card_pin(perso, store, int(row["record"]))
+    chain = load_certificates(state_dir / "product" / "pki" / "chain.pem")
+    lines: list[str] = []
+    reader.insert(VirtualCard.load(state_dir / "line" / "output" / f"{serial}.json"))
+    try:
+        good = verify_card(reader.name, chain, pin, lines.append)
+    finally:
+        reader.remove()
+    if not good:
+        return False, f"card {serial}: " + next(x for x in lines if x.startswith("FAIL"))
+    names = next(x for x in lines if "chain to the root" in x).split(": ", 1)[1]
+    return True, (
+        f"card {serial}: PIN verified, chain {names} and the card's signature of a random "
+        f"challenge checked by cardperso and openssl ({len(lines)} checks OK)"
+    )
+
+
+def write_pki_files(out_dir: Path, files: dict[str, str]) -> None:
+    """Write :func:`~cardperso.pki.testpki.make_test_pki`' certificates (public: 0644)."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    for name, text in files.items():
+        atomic_write_text(out_dir / name, text, mode=0o644)
 
 
 COMMANDS = (pki_group,)
