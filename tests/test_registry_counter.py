@@ -18,7 +18,7 @@ from cardperso.prep.synth import records
 from cardperso.prep.validate import Reject
 from cardperso.profiles.loader import load_profile
 from cardperso.registry import centre, counter, schema
-from cardperso.registry.applications import import_applications
+from cardperso.registry.applications import ImportSummary, import_applications
 from cardperso.registry.centre import Lists
 from cardperso.storage.db import Database
 from centre_photos import spec_photo
@@ -133,6 +133,8 @@ def test_an_application_accepted_at_the_counter_is_the_row_the_import_makes(
         k: v for k, v in rows[imported].items() if k not in skip
     }
     assert rows[got.app_id]["state"] == "accepted" and rows[got.app_id]["photo"] == str(photo)
+    # the source names the counter and the clerk, never the person
+    assert rows[got.app_id]["source"] == "desk SP01 user=clerk1:1"
     for i, typed in ((got.app_id, first), (imported, second)):
         assert {k: rows[i][k] for k in typed if k in cols} == typed
     events = db.execute(
@@ -196,4 +198,47 @@ def test_one_person_at_two_counters_at_once_is_accepted_once(
         assert isinstance(refused, Reject) and refused.field == "ssn"
         assert refused.reason == f"has an open application in the registry (id {got.app_id})"
         rows = first.execute("SELECT COUNT(*) FROM reg_applications WHERE ssn = ?", (form["ssn"],))
+        assert rows[0][0] == 1
+
+
+@pytest.mark.postgres
+def test_an_import_waits_for_a_counter_accepting_the_same_person(
+    pg_url: str,  # noqa: F811
+    tmp_path: Path,
+) -> None:
+    """`registry import` of a file (another process) while a counter accepts the same person:
+    the import waits for the counter's transaction (the person's advisory lock), then refuses
+    the record as a second open application. Without the lock in the import path it would not
+    see the counter's uncommitted row and insert a second application for the person."""
+    photo = tmp_path / "p.jpg"
+    photo.write_bytes(spec_photo(random.Random(4)))
+    person = dict(PEOPLE[1], application_type="sporadic")
+    others = [dict(p, application_type="sporadic") for p in PEOPLE[2:4]]
+    path = _file(tmp_path / "apps.csv", [*others, person], photo)
+    with Database(pg_url) as first, Database(pg_url) as second:
+        schema.upgrade(first)
+        centre.add_party(first, "service_point", "SP01", "东城区社保服务网点")
+        for code in sorted({p["bank_code"] for p in PEOPLE}):
+            centre.add_party(first, "bank", code, f"合作银行{code}")
+        outcome: list[object] = []
+
+        def importer() -> None:
+            outcome.append(import_applications(second, path, PROFILE, actor="cli:clerk",
+                                               photo_spec=CARD_PHOTO))  # fmt: skip
+
+        with first.transaction():
+            got = counter.accept(first, person, PROFILE, point="SP01", photo=photo,
+                                 photo_spec=CARD_PHOTO, actor="web:clerk1")  # fmt: skip
+            thread = threading.Thread(target=importer)
+            thread.start()
+            thread.join(2.0)
+            assert thread.is_alive() and not outcome, "the import waits for the counter"
+        thread.join(60)
+        (summary,) = outcome
+        assert isinstance(summary, ImportSummary)
+        assert summary.accepted == 2  # the two other people
+        assert [(line, f, r) for line, f, r, _ in summary.rejects] == [
+            (4, "ssn", f"has an open application in the registry (id {got.app_id})")]  # fmt: skip
+        rows = first.execute("SELECT COUNT(*) FROM reg_applications WHERE ssn = ?",
+                             (person["ssn"],))  # fmt: skip
         assert rows[0][0] == 1

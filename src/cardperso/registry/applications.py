@@ -15,6 +15,7 @@ import json
 import os
 import re
 import time
+import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -54,6 +55,14 @@ EXTRA: Final = (
 )
 _STAND_IN_CARD: Final = "X00000019"  # a valid card number (reference shelf), never stored
 _OPEN: Final = tuple(sorted(lifecycle.PENDING | {lifecycle.READY}))
+#: The PostgreSQL advisory locks (class, bucket of the identity number) held while applications
+#: are inserted: the check for an open application and the insert are one step for imports and
+#: desk acceptances in different processes (SQLite's writer lock does that on its own).
+PERSON_LOCK: Final = 0x0CA2DE5C
+#: Identity numbers are hashed (CRC-32) into this many locks: a chunk of an import takes at
+#: most this many (in ascending order, as every inserter does, so none waits on another in a
+#: circle), a desk acceptance one.
+LOCK_BUCKETS: Final = 64
 
 
 @dataclass
@@ -189,6 +198,18 @@ def _read_all(
             _insert(db, good, base, summary, actor=actor, source=str(path))
 
 
+def lock_people(db: Database, ssns: Iterator[str] | list[str]) -> None:
+    """On PostgreSQL, wait for (then hold until the transaction ends) the advisory locks of
+    these people's identity numbers; nothing on SQLite, whose writer lock serializes inserts."""
+    if db.dialect != "postgres":
+        return
+    for bucket in sorted({zlib.crc32(s.encode()) % LOCK_BUCKETS for s in ssns}):
+        db.execute(
+            "SELECT pg_advisory_xact_lock(CAST(? AS integer), CAST(? AS integer))",
+            (PERSON_LOCK, bucket),
+        )
+
+
 def _insert(
     db: Database,
     good: list[tuple[int, dict[str, str]]],
@@ -200,6 +221,7 @@ def _insert(
 ) -> None:
     now = time.time()
     with db.transaction():
+        lock_people(db, [v["ssn"] for _, v in good])  # another importer's insert is seen
         marks = ", ".join("?" for _ in good)
         states = ", ".join("?" for _ in _OPEN)
         open_ = {
