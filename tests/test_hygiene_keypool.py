@@ -2,7 +2,8 @@
 
 The scan of tests/test_hygiene.py (raw bytes, hex in both cases, spaced hex, bytes repr) looks
 for every private CRT part (p, q, d mod (p−1), d mod (q−1), q⁻¹ mod p) of every pool key, and
-for every key of the (fresh random) key store, in everything these flows wrote:
+for every secret of the (fresh random) key store (symmetric and SM2 values, the RSA CRT parts of
+its CA and issuer keys), in everything these flows wrote:
 
 * ``cardperso -vv keys pool generate`` (debug logging on), interrupted by SIGTERM once and then
   resumed, and ``cardperso -vv keys pool status``: the pool directory (state, segments, locks)
@@ -16,7 +17,7 @@ is checked to be able to find them (a planted copy is found).
 
 from __future__ import annotations
 
-import functools
+import json
 import signal
 import subprocess
 import sys
@@ -24,7 +25,6 @@ import time
 from pathlib import Path
 
 from cardperso.crypto.primitives import unpad_method2
-from cardperso.crypto.rsa import rsa_generate, rsa_sign_raw
 from cardperso.keystore.pool import IccKeyPool, Reservation
 from cardperso.keystore.software import SoftwareKeyStore
 from cardperso.prep.oda import OdaSetup, icc_dgis
@@ -59,18 +59,19 @@ def test_pool_files_logs_and_oda_dgis_hold_no_icc_private_key(tmp_path: Path) ->
         0, total, tuple((a, b) for a, b in state["segments"]),
     ).read(0, total)  # fmt: skip
     found = Secrets()
+    # every secret of the key store, from its file: symmetric and SM2 values, RSA CRT parts
+    for name, entry in json.loads(keys.read_text())["keys"].items():
+        for part in ("value", "p", "q", "dp", "dq", "qinv"):
+            if part in entry:
+                found.add_key(f"store key {name} {part}", bytes.fromhex(entry[part]))
     with SoftwareKeyStore.load(keys) as store:
-        for name in store.names():
-            found.add_key(name, store._key(name).value)
         for i in range(total):
             for j, part in enumerate(everything.parts(i)):
-                found.add_key(
-                    f"pool key {i} CRT part {j + 1}",
-                    unpad_method2(store.unwrap(everything.kek, part)),
-                )
-        issuer = rsa_generate(1152, 3)
+                clear = unpad_method2(store.unwrap(everything.kek, part))
+                found.add_key(f"pool key {i} CRT part {j + 1}", clear)
+        modulus, _ = store.rsa_public_key("oda-issuer")  # the store's issuer key signs
         setup = OdaSetup.make(
-            issuer_sign=functools.partial(rsa_sign_raw, issuer), issuer_length=144,
+            issuer_sign=store.rsa_signer("oda-issuer"), issuer_length=len(modulus),
             afl=bytes.fromhex("08010101" "10010100"), aip=b"\x7c\x00", cert_dgi=0x0201,
             transport_kek="transport-kek",
         )  # fmt: skip
