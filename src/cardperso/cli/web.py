@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import getpass
 import sys
+from pathlib import Path
 
 import click
 
@@ -18,6 +19,7 @@ from cardperso.errors import UsageError
 from cardperso.storage.db import Database, connect
 from cardperso.web import audit, users
 from cardperso.web import schema as web_schema
+from cardperso.web.photos import PENDING_TTL, check_directory
 
 
 def _open(db_url: str) -> Database:
@@ -58,7 +60,8 @@ PASSWORD_STDIN = click.option(
 
 @click.group("web")
 def web_group() -> None:
-    """The web console: the factory floor, users and the audit log, in a browser."""
+    """The web console in a browser: the service-point desk, the centre's office, the
+    factory floor, users and the audit log."""
 
 
 @web_group.command("serve")
@@ -82,6 +85,21 @@ def web_group() -> None:
     default=None,
     help="Key store that opens the runs' personalization files (rejected cards' faces).",
 )
+@click.option(
+    "--photos",
+    "photos_dir",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="Directory (mode 0700) where the desk keeps applicants' photos "
+    "[default: CARDPERSO_PHOTOS, or desk-photos/ beside a SQLite database].",
+)
+@click.option(
+    "--photo-ttl",
+    type=click.FloatRange(min=1),
+    default=PENDING_TTL,
+    show_default=True,
+    help="Seconds a photo uploaded for an application never accepted is kept.",
+)
 def serve_cmd(
     db_url: str,
     host: str,
@@ -89,11 +107,15 @@ def serve_cmd(
     secure_cookies: bool,
     forwarded_allow_ips: str,
     keys_spec: str | None,
+    photos_dir: Path | None,
+    photo_ttl: float,
 ) -> None:
     """Serve the console (stop it with Ctrl-C)."""
     from cardperso.web.app import Settings, create_app
     from cardperso.web.server import serve
 
+    if photos_dir is not None:
+        check_directory(photos_dir)
     keys = None
     if keys_spec:
         from cardperso.cli.keys import open_store
@@ -110,7 +132,10 @@ def serve_cmd(
                 err=True,
             )
         click.echo(f"cardperso web console on http://{host}:{port}/ ({db!r})", err=True)
-        app = create_app(db, Settings(secure_cookies=secure_cookies, keys=keys))
+        settings = Settings(
+            secure_cookies=secure_cookies, keys=keys, photos=photos_dir, photo_ttl=photo_ttl
+        )
+        app = create_app(db, settings)
         serve(app, host=host, port=port, forwarded_allow_ips=forwarded_allow_ips)
     finally:
         db.close()

@@ -24,7 +24,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from cardperso.errors import UsageError
 from cardperso.line.control import request_resume
 from cardperso.storage.db import Database
-from cardperso.web import audit, desk, floor, office, sessions, users
+from cardperso.web import audit, desk, floor, office, photos, sessions, users
 from cardperso.web.core import (
     ACCESS,
     ANYONE,
@@ -319,5 +319,6 @@ def create_app(db: Database, settings: Settings | None = None) -> Starlette:
     app.state.db = db
     app.state.settings = settings or Settings()
     app.state.faces = floor.Faces(app.state.settings.keys)
+    photos.sweep(db, app.state.settings.photo_ttl)  # uploads of forms abandoned before a stop
     app.add_middleware(Guard)
     return app

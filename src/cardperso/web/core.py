@@ -33,11 +33,15 @@ Endpoint = Callable[[Request], Awaitable[Response]]
 @dataclass(frozen=True)
 class Settings:
     """How the console runs: ``secure_cookies`` behind TLS (the cookie is sent over HTTPS
-    only), ``keys`` to draw rejected cards' faces from the run's personalization file, and the
-    login rate limits."""
+    only), ``keys`` to draw rejected cards' faces from the run's personalization file, where
+    the desk keeps photos and for how long an abandoned upload, and the login rate limits."""
 
     secure_cookies: bool = False
     keys: KeyStore | None = None
+    #: the desk's photo directory (``--photos``; else ``CARDPERSO_PHOTOS`` or beside SQLite)
+    photos: Path | None = None
+    #: how long a photo uploaded for an application never accepted is kept (seconds)
+    photo_ttl: float = 30 * 60.0
     max_user_failures: int = users.MAX_USER_FAILURES
     max_address_failures: int = users.MAX_ADDRESS_FAILURES
     window: float = users.WINDOW

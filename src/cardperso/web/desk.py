@@ -10,8 +10,9 @@ called by ``static/desk.js``), the photo by the card photo specification, the fo
 issue`` (and ``registry box receive``), the loss ``registry suspend / restore / reissue``,
 the expected date the registry's time target on its working-day calendar
 (``CARDPERSO_CALENDAR``, as for the reports). A photo that meets the specification is kept
-under its SHA-256 in ``CARDPERSO_PHOTOS`` (``desk-photos/`` beside a SQLite database), where
-the application names it; one refused is not kept.
+under its SHA-256 in the photo directory (:mod:`cardperso.web.photos`: ``web serve --photos``)
+where the application names it; one refused is not kept, and one whose form is abandoned is
+removed after ``--photo-ttl`` (the sweep runs on every desk request).
 
 A clerk works for one service point (``web user add --service-point``): every query is scoped
 to it, and another point's applicant or card is refused (403, in the audit log) however it is
@@ -24,7 +25,6 @@ from __future__ import annotations
 import base64
 import datetime
 import functools
-import hashlib
 import os
 import re
 import tempfile
@@ -40,7 +40,6 @@ from starlette.routing import BaseRoute, Route
 
 from cardperso.codec.photo import CARD_PHOTO
 from cardperso.errors import UsageError
-from cardperso.outputs import atomic_write_bytes
 from cardperso.prep.validate import PHOTO_MAX_BYTES, Reject
 from cardperso.profiles.loader import load_profile
 from cardperso.profiles.model import Profile
@@ -57,8 +56,9 @@ from cardperso.registry import (
 from cardperso.registry.calendar import deadline, load_calendar, parse_day
 from cardperso.registry.centre import Lists, missing_confirmations, parties
 from cardperso.registry.store import Application
-from cardperso.storage.db import Database, sqlite_path
-from cardperso.web.core import BODY_LIMITS, NAV, Endpoint, _db, _page, guarded
+from cardperso.storage.db import Database
+from cardperso.web import photos
+from cardperso.web.core import BODY_LIMITS, NAV, Endpoint, _db, _page, _settings, guarded
 from cardperso.web.core import log_action as _log
 from cardperso.web.users import CLERK
 
@@ -71,9 +71,8 @@ PROFILE: Final = "ssc3-pboc"
 #: (:data:`~cardperso.prep.validate.PHOTO_MAX_BYTES`, 100 KiB) plus room for the form, so a
 #: photo somewhat over the limit is still read and refused with the rule's message.
 UPLOAD_LIMIT: Final = 256 * 1024
-#: Where uploaded photos are kept (content-addressed, mode 0600): ``CARDPERSO_PHOTOS``, or
-#: ``desk-photos/`` beside a SQLite database.
-PHOTOS_ENV: Final = "CARDPERSO_PHOTOS"
+#: Where uploaded photos are kept when ``--photos`` is not given (see :mod:`.photos`).
+PHOTOS_ENV: Final = photos.PHOTOS_ENV
 _REF: Final = re.compile(r"[0-9a-f]{64}")
 
 #: What the counter calls each state of an application (beside the registry's name for it).
@@ -137,6 +136,7 @@ def _desk(path: str) -> Callable[[Endpoint], Endpoint]:
 
     def wrap(fn: Endpoint) -> Endpoint:
         async def endpoint(request: Request) -> Response:
+            photos.sweep(_db(request), _settings(request).photo_ttl)  # abandoned uploads
             try:
                 return await fn(request)
             except _OtherPoint as other:
@@ -247,7 +247,7 @@ async def desk_accept(request: Request) -> Response:
     form = await request.form()
     values = {k: str(form.get(k, "")) for k in counter.TYPED}
     photo = await _photo_from(request)
-    path = _photos(db) / f"{photo.ref}.jpg" if photo.ref else None
+    path = _photos(request) / f"{photo.ref}.jpg" if photo.ref else None
     try:
         if photo.problem:
             raise Reject("photo", photo.problem)
@@ -262,6 +262,8 @@ async def desk_accept(request: Request) -> Response:
         found.setdefault(rej.field, rej.reason)
         _log(request, "accept", f"at {point}", f"refused: {rej.field}")
         return _accept_page(request, 400, values=values, problems=found, photo=photo.preview())
+    if path is not None:
+        photos.settle(db, path)  # the registry's now, kept with the application
     _log(request, "accept", f"application {got.app_id}")
     return RedirectResponse(f"/desk/app?id={got.app_id}", status_code=303)
 
@@ -292,17 +294,8 @@ async def desk_photo_check(request: Request) -> Response:
     return JSONResponse(answer, headers={"Cache-Control": "no-store"})
 
 
-def _photos(db: Database) -> Path:
-    configured = os.environ.get(PHOTOS_ENV)
-    base = sqlite_path(db.url)
-    if configured:
-        where = Path(configured)
-    elif base is not None:
-        where = base.parent / "desk-photos"
-    else:
-        raise UsageError(f"set {PHOTOS_ENV}: where the desk keeps photos (on PostgreSQL)")
-    where.mkdir(mode=0o700, parents=True, exist_ok=True)
-    return where
+def _photos(request: Request) -> Path:
+    return photos.directory(_db(request), _settings(request).photos)
 
 
 @dataclass(frozen=True, slots=True)
@@ -324,28 +317,25 @@ class _Photo:
 
 async def _photo_from(request: Request) -> _Photo:
     """The photo of this request (a file uploaded, or ``photo_ref``: one uploaded before). One
-    that meets the specification is kept under its SHA-256 (mode 0600); one that fails it is
-    not kept."""
+    that meets the specification is kept under its SHA-256 (mode 0600), pending until its
+    application is accepted (:mod:`.photos`); one that fails it is not kept."""
     db = _db(request)
     form = await request.form()
     upload = form.get("photo")
     if isinstance(upload, UploadFile) and upload.filename:
         data = await upload.read(UPLOAD_LIMIT + 1)
-        ref = hashlib.sha256(data).hexdigest()
-        path = _photos(db) / f"{ref}.jpg"
-        fresh = not path.exists()
-        if fresh:
-            atomic_write_bytes(path, data)
+        ref, path, fresh = photos.keep(db, _photos(request), data)
         problem = counter.photo_problem(path, CARD_PHOTO)
         if problem and fresh:
-            path.unlink(missing_ok=True)
+            photos.drop(db, path)
         return _Photo("" if problem else ref, problem, data)
     ref = str(form.get("photo_ref", ""))
     if not ref:
         return _Photo()
-    path = _photos(db) / f"{ref}.jpg"
+    path = _photos(request) / f"{ref}.jpg"
     if not _REF.fullmatch(ref) or not path.is_file():
         return _Photo(problem="the photo chosen before is gone: choose it again")
+    photos.touch(db, path)  # the form is still in use: kept a while longer
     return _Photo(ref, counter.photo_problem(path, CARD_PHOTO), path.read_bytes())
 
 

@@ -7,7 +7,9 @@ schemas grow independently.
   its user, its CSRF token and when it was last used;
 * ``web_audit``: every action with the user, their role, the address and the time;
 * ``web_login_attempts``: failed logins per user name (kept as its SHA-256) and per address
-  (rate limiting).
+  (rate limiting);
+* ``web_pending_photos``: photos uploaded at the desk for an application not accepted yet
+  (their path and when last used), removed when the form is abandoned (``web.photos``).
 """
 
 from __future__ import annotations
@@ -39,9 +41,18 @@ def _v1(db: Database) -> list[str]:
     ]
 
 
+def _v2(db: Database) -> list[str]:
+    return [
+        "CREATE TABLE web_pending_photos (path TEXT PRIMARY KEY, "
+        "kept_at DOUBLE PRECISION NOT NULL)",
+        "CREATE INDEX web_pending_photos_at ON web_pending_photos (kept_at)",
+    ]
+
+
 #: (version, name, statements). Append only: never edit an applied one.
 MIGRATIONS: Final[tuple[tuple[int, str, Callable[[Database], list[str]]], ...]] = (
     (1, "web console: users, sessions, audit log, login attempts", _v1),
+    (2, "web console: the desk's pending photo uploads", _v2),
 )
 LATEST: Final = MIGRATIONS[-1][0]
 #: The PostgreSQL advisory lock held while migrating (not the registry's).
