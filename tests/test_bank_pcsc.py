@@ -89,6 +89,7 @@ def two_stage_card(pcsc_slot: LabSlot, tmp_path: Path) -> tuple[LabSlot, Path, V
     out = invoke(
         "bank", "personalize", str(accounts_in), "--profile", "ssc3-pboc-2stage",
         "--keys", str(BANK_KEYS), "--batch", "B1",
+        "--icc-pool", demo.bank_pool(bank_dir, bank_store(), 1) or "",
         "--line", str(line), "--count", "1", "--handover", str(factory_dir / "handover.csv"),
         "--out", str(bank_dir / "accounts.csv"), "--rejects", str(bank_dir / "rejects.csv"),
     )  # fmt: skip
@@ -227,7 +228,9 @@ def test_each_party_refused_on_the_other_domain(
 def test_no_bank_key_in_factory_outputs(two_stage_card: tuple[LabSlot, Path, VirtualCard]) -> None:
     _, tmp, _ = two_stage_card
     doc = json.loads(BANK_KEYS.read_text(encoding="utf-8"))
-    values = [bytes.fromhex(v["value"]) for k, v in doc["keys"].items() if k != "kek-exchange"]
+    # secret keys, and the private parts of the ODA chain's RSA pairs
+    values = [bytes.fromhex(v[part]) for k, v in doc["keys"].items() if k != "kek-exchange"
+              for part in ("value", "p", "q", "dp", "dq", "qinv") if part in v]  # fmt: skip
     tk = transport_keys(bank_store(), load_two_stage("ssc3-pboc-2stage"), "B1")
     values += [tk.enc, tk.mac, tk.dek]
     needles = [n for v in values for n in (v, v.hex().encode(), v.hex().upper().encode())]
@@ -301,6 +304,7 @@ def test_a_factory_batch_then_a_bank_batch_on_three_readers(
     out = invoke(
         "bank", "personalize", str(accounts_in), "--profile", "ssc3-pboc-2stage",
         "--keys", str(BANK_KEYS), "--transport", str(factory_dir / "delivery.json"),
+        "--icc-pool", demo.bank_pool(tmp_path, bank_store(), 3) or "",
         "--line", str(line), "--count", "3", "--out", str(tmp_path / "accounts.csv"),
         "--rejects", str(tmp_path / "rejects.csv"),
     )  # fmt: skip

@@ -51,7 +51,8 @@ def test_accounts_opened_and_failed_in_the_registry(tmp_path: Path) -> None:
             for r, a in zip(rows, apps, strict=False):
                 w.writerow({**r, "card_no": a.card_no})
         batch = read_accounts(path, two.bank.pboc, two.bank.pin.length)
-        plan = BankPlan(two, "B1", pin_seed=pin_seed_for(bank, "transport-kek", "B1"))
+        plan = BankPlan(two, "B1", pin_seed=pin_seed_for(bank, "transport-kek", "B1"),
+                        icc_pool=demo.bank_pool(tmp_path / "cards", bank, 2))  # fmt: skip
         recorder = RegistryRecorder(db, "bank@test")
 
         def transports():  # type: ignore[no-untyped-def]

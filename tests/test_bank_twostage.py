@@ -86,7 +86,9 @@ def test_factory_leaves_pboc_installed_under_the_ssd(
 def test_no_bank_key_in_any_factory_output(factory: tuple[Path, list[demo.FactoryCard]]) -> None:
     d, _cards = factory
     doc = bank_store().to_document()
-    secrets = [bytes.fromhex(v["value"]) for k, v in doc["keys"].items() if k != "kek-exchange"]
+    # secret keys, and the private parts of the ODA chain's RSA pairs
+    secrets = [bytes.fromhex(v[part]) for k, v in doc["keys"].items() if k != "kek-exchange"
+               for part in ("value", "p", "q", "dp", "dq", "qinv") if part in v]  # fmt: skip
     # every bank key but the key-exchange key (shared with the factory by design): the bank's
     # keys, their hex in both cases, and the transport keys in clear
     two = load_two_stage("ssc3-pboc-2stage")
@@ -196,7 +198,8 @@ def test_card_pulled_out_during_bank_personalization_resumes(tmp_path: Path, aft
     assert two.bank.pboc is not None
     store = bank_store()
     batch = read_accounts(demo.bank_input(tmp_path, cards), two.bank.pboc, 6)
-    plan = BankPlan(two, "B1", pin_seed=pin_seed_for(store, "transport-kek", "B1"))
+    plan = BankPlan(two, "B1", pin_seed=pin_seed_for(store, "transport-kek", "B1"),
+                    icc_pool=demo.bank_pool(tmp_path, store, 4))  # fmt: skip
     t = InProcessTransport(card)
     t.connect()
     with AccountFile(tmp_path / "a1.csv") as out:
@@ -220,7 +223,8 @@ def test_several_stations_at_once(tmp_path: Path) -> None:
     assert two.bank.pboc is not None
     store = bank_store()
     batch = read_accounts(demo.bank_input(tmp_path, cards), two.bank.pboc, 6)
-    plan = BankPlan(two, "B1", pin_seed=pin_seed_for(store, "transport-kek", "B1"))
+    plan = BankPlan(two, "B1", pin_seed=pin_seed_for(store, "transport-kek", "B1"),
+                    icc_pool=demo.bank_pool(tmp_path, store, 4))  # fmt: skip
 
     def station(mine: list[demo.FactoryCard]):  # type: ignore[no-untyped-def]
         for c in mine:

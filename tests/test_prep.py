@@ -199,10 +199,18 @@ def prep(tmp: Path, store: SoftwareKeyStore, profile: Any = PROFILE, **kw: Any) 
 def test_deterministic_across_workers_and_chunks(
     tmp_path: Path, sample_keystore: SoftwareKeyStore
 ) -> None:
+    import shutil
+
+    from cardperso.prep.oda_run import ensure_pool
+
     make_batch(tmp_path / "batch.csv", 120, photos=4, errors=8)
-    s1 = prep(tmp_path, sample_keystore)
+    # the reference product has ODA: both runs get the same ICC keys from two copies of a pool
+    # (a pool never hands a key out twice)
+    ensure_pool(PROFILE, sample_keystore, lambda: sample_keystore, tmp_path / "pool", 130)
+    shutil.copytree(tmp_path / "pool", tmp_path / "pool2")
+    s1 = prep(tmp_path, sample_keystore, icc_pool=str(tmp_path / "pool"))
     first = (tmp_path / "out.cppf").read_bytes()
-    s2 = prep(tmp_path, sample_keystore, workers=2, chunk_size=7)
+    s2 = prep(tmp_path, sample_keystore, workers=2, chunk_size=7, icc_pool=str(tmp_path / "pool2"))
     assert (tmp_path / "out.cppf").read_bytes() == first
     assert (
         (s1.read, s1.prepared, s1.rejected) == (s2.read, s2.prepared, s2.rejected) == (128, 120, 8)

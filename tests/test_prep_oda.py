@@ -230,8 +230,8 @@ def test_gpo_aip_afl_of_the_reference_profile_and_a_mismatch() -> None:
     from cardperso.profiles.model import TlvItem
 
     profile = load_profile("ssc3-pboc")
-    aip, afl = gpo_aip_afl(profile)  # profiles/ssc3-pboc.yaml, DGIs 9104 and 9203
-    assert aip == bytes.fromhex("7C00") and afl == bytes.fromhex("080101001801020020010300")
+    aip, afl = gpo_aip_afl(profile)  # profiles/ssc3-pboc.yaml, DGIs 9104, 9203 and 9207
+    assert aip == bytes.fromhex("7D00") and afl == bytes.fromhex("08010101100103001801020220010300")
     assert profile.pboc is not None
     dgis = tuple(
         dataclasses.replace(c, tlv=(TlvItem(0x82, aip), TlvItem(0x94, bytes.fromhex("08010101"))))
@@ -259,6 +259,8 @@ def test_setup_for_a_profile_and_the_run_reservation(
     assert isinstance(store, SoftwareKeyStore) and isinstance(pool, IccKeyPool)
     profile = load_profile("ssc3-pboc")
     assert profile.pboc is not None
+    profile = dataclasses.replace(profile, pboc=dataclasses.replace(profile.pboc, oda=None))
+    assert profile.pboc is not None
     assert OdaSetup.for_profile(profile, store) is None  # no pboc.oda: no ODA
     store.generate_rsa_key("oda-issuer", 1152)
     oda = OdaSpec(issuer_id="623100", issuer_dgi=0x0401, cert_dgi=0x0402)
@@ -270,8 +272,8 @@ def test_setup_for_a_profile_and_the_run_reservation(
     assert setup is not None
     assert (setup.issuer_length, setup.cert_dgi, setup.ssad_dgi) == (144, 0x0402, None)
     assert (setup.aip, setup.afl, setup.tag_list) == (
-        AIP,
-        bytes.fromhex("080101001801020020010300"),
+        bytes.fromhex("7D00"),  # profiles/ssc3-pboc.yaml
+        bytes.fromhex("08010101100103001801020220010300"),
         b"\x82",
     )
     assert setup.transport_kek == profile.transport_kek

@@ -9,14 +9,18 @@ How this works
 2. the card's PBOC DGIs are built with the **bank's** keys: card master keys by EMV option A
    from the bank's issuer master keys, derived inside the bank's store and wrapped under the
    bank's KEK; the records from :func:`cardperso.prep.build.pboc_dgis` of the bank
-   profile (the same template data preparation uses);
+   profile (the same template data preparation uses); for a profile with ``pboc.oda`` the
+   offline-data-authentication DGIs of :mod:`cardperso.prep.oda_run` (the bank's issuer
+   certificate, an ICC key from the bank's ICC key pool - reserved for the whole batch
+   before the first card, :func:`plan_oda` - and its certificate signed by the bank's issuer
+   key);
 3. SELECT the bank's SSD and open SCP02 with the batch's transport keys; PUT KEY replaces them
    with per-card keys diversified from the bank's KMC and the card's KDD (key version
    ``bank_kvn``); a card whose SSD does not accept the transport keys (already personalized,
    or another bank's card) fails **before** EXTERNAL AUTHENTICATE;
 4. INSTALL [for make selectable] and INSTALL [for personalization] of the PBOC application,
-   STORE DATA (8000 / 8010 unwrapped from the bank KEK and at once encrypted under the
-   session DEK);
+   STORE DATA (8000 / 8010, and the ICC private key 8201-8205 of offline data authentication,
+   unwrapped from the bank KEK and at once encrypted under the session DEK);
 5. read-back: :func:`cardperso.bank.terminal.verify_card` (PSE selection, GPO, records, an
    ARQC the issuer host verifies, issuer authentication).
 
@@ -30,7 +34,7 @@ import hashlib
 import logging
 import threading
 from collections.abc import Callable, Generator, Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Protocol
 
 from cardperso.bank import terminal
@@ -62,6 +66,8 @@ from cardperso.errors import (
 from cardperso.keystore.base import DEFAULT_KEK, KeyStore
 from cardperso.prep.build import pboc_dgis
 from cardperso.prep.keys import pin_block, seeded_pin
+from cardperso.prep.oda_run import SECRET_DGIS as ODA_SECRET_DGIS
+from cardperso.prep.oda_run import OdaRun, plan_run
 from cardperso.protocol.storedata import DgiItem, StoreDataConventions
 
 __all__ = [
@@ -71,6 +77,7 @@ __all__ = [
     "pboc_items",
     "personalize_batch",
     "personalize_stations",
+    "plan_oda",
 ]
 
 log = logging.getLogger(__name__)
@@ -96,6 +103,10 @@ class BankPlan:
     kek: str = DEFAULT_KEK
     pin_seed: bytes = field(default=b"", repr=False)  # secret: every PIN derives from it
     verify: bool = True
+    #: The bank's ICC key pool, for a bank profile with offline data authentication.
+    icc_pool: str | None = None
+    #: The batch's ODA run (its reserved ICC keys), set by :func:`plan_oda`.
+    oda: OdaRun | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -127,7 +138,29 @@ def pboc_items(rec: AccountRecord, plan: BankPlan, store: KeyStore) -> list[tupl
         plan.two.bank, rec.template_values(), ac.data + smi.data + smc.data,
         ac.kcv + smi.kcv + smc.kcv, wrapped_pin,
     )  # fmt: skip
+    if plan.oda is not None:
+        yymm = rec.expiry_date[2:6]
+        blob += plan.oda.card(plan.two.bank, store, rec.line, blob, rec.pan, yymm)
+    elif pboc.oda is not None:
+        raise UsageError("the bank profile asks for ODA: plan the batch's ICC keys (plan_oda)")
     return list(parse_dgis(blob))
+
+
+def plan_oda(plan: BankPlan, batch: AccountBatch, store: KeyStore) -> BankPlan:
+    """The plan with the batch's ODA run when the bank profile asks for offline data
+    authentication: one ICC key of ``plan.icc_pool`` reserved per input line of the batch,
+    before the first card (an exhausted pool stops here, no card touched)."""
+    if plan.oda is not None or plan.two.bank.pboc is None or plan.two.bank.pboc.oda is None:
+        return plan
+    if plan.icc_pool is None:
+        raise UsageError("the bank profile asks for ODA: name the bank's ICC key pool (--icc-pool)")
+    lines = [r.line for r in (*batch.by_serial.values(), *batch.by_ssn.values())]
+    first = min(lines, default=2)
+    oda = plan_run(
+        plan.two.bank, store, plan.icc_pool, lines=lambda: max(lines, default=first) - first + 1,
+        first_line=first, label=f"bank {plan.batch}",
+    )  # fmt: skip
+    return replace(plan, oda=oda)
 
 
 def _bank_keys(store: KeyStore, plan: BankPlan, kdd: bytes) -> StaticKeys:
@@ -206,6 +239,8 @@ def bank_card(
     items = [
         DgiItem(d, store.unwrap(plan.kek, v, pad=len(v) != SECRET_DGIS[d]), True)
         if d in SECRET_DGIS
+        else DgiItem(d, store.unwrap(plan.kek, v), True)  # 80-padded CRT parts
+        if d in ODA_SECRET_DGIS
         else DgiItem(d, v, False)
         for d, v in dgis
     ]
@@ -256,6 +291,7 @@ def personalize_batch(
     ``stop_after_auth_failures`` cards in a row whose domain the transport keys do not open
     (wrong batch or wrong bank keys: every further card would fail the same way)."""
     host = IssuerHost(store, host_keys or HostKeys())
+    plan = plan_oda(plan, batch, store)
     summary = BatchSummary()
     auth_failures = 0
     for transport in cards:
@@ -327,6 +363,7 @@ def personalize_stations(
     """:func:`personalize_batch` on several readers at once, one thread per station (each
     station's card iterator is consumed by its own thread: PC/SC contexts stay with it). The
     account-opening file, the registry and ``on_card`` are called under one lock."""
+    plan = plan_oda(plan, batch, store)  # once for every station
     lock = threading.Lock()
     shared = _LockedAccounts(out, lock)
 

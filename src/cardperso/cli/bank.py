@@ -478,13 +478,16 @@ def _registry_hook(db_url: str) -> RegistryRecorder:
 @click.option("--count", type=click.IntRange(min=1), help="stop after N cards")
 @click.option("--card-timeout", type=float, default=10.0, show_default=True)
 @click.option("--no-verify", is_flag=True, help="skip the read-back ARQC check")
+@click.option("--icc-pool", type=click.Path(file_okay=False),
+              help="the bank's ICC key pool, for a bank profile with ODA "
+              "(default: KEYSTORE.icc-pool/rsa<icc_bits>)")  # fmt: skip
 @production_options
 def personalize_cmd(
     input_path: Path, profile_name: str, keys_spec: str, delivery: Path | None,
     batch_name: str | None, line_file: Path | None,
     readers: tuple[str, ...], out: Path, rejects: Path, handover: Path | None,
     db_url: str | None, count: int | None, card_timeout: float, no_verify: bool,
-    production: bool, allow_software_keystore: bool,
+    icc_pool: str | None, production: bool, allow_software_keystore: bool,
 ) -> None:  # fmt: skip
     """Bank: personalize the PBOC application of two-stage cards and open their accounts."""
     from cardperso.bank.accounts import AccountFile, read_accounts
@@ -526,9 +529,14 @@ def personalize_cmd(
         raise
     writer.close()
     click.echo(f"input: read {batch.read}, valid {len(batch)}, rejected {batch.rejected}")
+    oda = two.bank.pboc.oda
+    if oda is not None and icc_pool is None:  # the ICC keys of offline data authentication
+        from cardperso.cli.keys_pool import pool_directory
+
+        icc_pool = str(pool_directory(keys_spec, oda.icc_bits))
     plan = BankPlan(
         two, batch_name, pin_seed=pin_seed_for(store, DEFAULT_KEK, batch_name),
-        verify=not no_verify,
+        verify=not no_verify, icc_pool=icc_pool,
     )  # fmt: skip
     mapping = (
         read_handover(handover, ssn_digester(store, two.ssd.key_exchange_kek))

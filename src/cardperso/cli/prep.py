@@ -190,6 +190,12 @@ def _report(summary: PrepSummary, what: str) -> None:
 )
 @click.option("--chunk-size", type=int, default=1000, show_default=True)
 @click.option("--format", "input_format", type=click.Choice(["csv", "jsonl"]), default=None)
+@click.option(
+    "--icc-pool",
+    default=None,
+    type=click.Path(file_okay=False),
+    help="ICC key pool of a profile with ODA (default: KEYSTORE.icc-pool/rsa<icc_bits>).",
+)
 @production_options
 def prep_cmd(
     input_path: str,
@@ -203,6 +209,7 @@ def prep_cmd(
     pin_seed: str | None,
     chunk_size: int,
     input_format: str | None,
+    icc_pool: str | None,
     production: bool,
     allow_software_keystore: bool,
 ) -> None:
@@ -248,6 +255,17 @@ def prep_cmd(
     )
     if pin_seed is not None:
         options = dataclasses.replace(options, pin_seed=_pin_seed(pin_seed))
+    oda = profile.pboc.oda if profile.pboc is not None else None
+    if oda is not None:  # the ICC keys of offline data authentication (prep.oda_run)
+        from cardperso.cli.keys_pool import pool_directory
+
+        pool = icc_pool or str(pool_directory(keys_spec, oda.icc_bits))
+        if icc_pool or Path(pool).exists() or not store.info(profile.transport_kek).test_key:
+            options = dataclasses.replace(options, icc_pool=pool)
+        else:  # test keys (the sample store) without a pool: this run makes its own keys
+            logging.getLogger(__name__).info(
+                "no ICC key pool at %s: this run makes its own ICC keys (test keys only)", pool
+            )
     update, bar = _progress(None, "rec")
     with stop_on_signal():
         try:

@@ -53,8 +53,9 @@ __all__ = [
     "static_data_of",
 ]
 
-#: The GPO responses of the PBOC application: debit/credit (9104) and electronic cash (9203).
-GPO_DGIS = (0x9104, 0x9203)
+#: The GPO responses of the PBOC application: debit/credit (9104), electronic cash (9203) and
+#: qPBOC (9207: fDDA checks the same ICC certificate, so the same AIP and ODA records).
+GPO_DGIS = (0x9104, 0x9203, 0x9207)
 
 RawSigner = Callable[[bytes], bytes]
 
@@ -76,7 +77,7 @@ def afl_records(afl: bytes) -> list[tuple[int, int, bool]]:
 
 
 def gpo_aip_afl(profile: Profile) -> tuple[bytes, bytes]:
-    """The AIP (82) and AFL (94) of the profile's GPO responses (DGIs 9104 and 9203). Both paths
+    """The AIP (82) and AFL (94) of the profile's GPO responses (DGIs 9104, 9203, 9207). All paths
     must mark the same records for ODA with the same AIP: one certificate serves both, and its
     hash covers those records and the AIP (a :class:`UsageError` says which differs)."""
     if profile.pboc is None:
@@ -90,13 +91,13 @@ def gpo_aip_afl(profile: Profile) -> tuple[bytes, bytes]:
             found[c.dgi] = (tags[0x82], tags[0x94])
     if not found:
         raise UsageError(f"profile {profile.name}: no GPO response (DGI 9104 or 9203)")
-    (aip, afl), *others = found.values()
+    (first, (aip, afl)), *others = found.items()
     marked = [(s, r) for s, r, m in afl_records(afl) if m]
-    for other_aip, other_afl in others:
+    for dgi, (other_aip, other_afl) in others:
         if other_aip != aip or [(s, r) for s, r, m in afl_records(other_afl) if m] != marked:
             raise UsageError(
-                f"profile {profile.name}: DGIs 9104 and 9203 differ in the AIP or in the records "
-                "marked for ODA (one ICC certificate must serve both)"
+                f"profile {profile.name}: DGIs {first:04X} and {dgi:04X} differ in the AIP or in "
+                "the records marked for ODA (one ICC certificate must serve every GPO path)"
             )
     return aip, afl
 

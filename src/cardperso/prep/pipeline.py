@@ -49,6 +49,7 @@ from cardperso.prep.container import BatchKeys, PersoWriter, RecordMacs, batch_k
 from cardperso.prep.dedup import FingerprintSet, card_no_fp, pan_fp, ssn_fp
 from cardperso.prep.input import Chunk, open_input, parse_columns
 from cardperso.prep.keys import ChunkKeys
+from cardperso.prep.oda_run import SECRET_DGIS, OdaRun, count_lines, plan_run
 from cardperso.prep.rejects import RejectsWriter
 from cardperso.prep.validate import Validator
 from cardperso.profiles.model import Profile
@@ -94,6 +95,8 @@ class PrepOptions:
     chunk_size: int = 1000
     pin_seed: bytes | None = field(default=None, repr=False)
     input_format: str | None = None
+    #: The ICC key pool of a profile with ODA (``pboc.oda``: :mod:`cardperso.prep.oda_run`).
+    icc_pool: str | None = None
 
     def __post_init__(self) -> None:
         pf.check_batch_id(self.batch_id)
@@ -159,12 +162,15 @@ class Preparer:
         base_dir: str,
         pin_seed: bytes,
         batch: BatchKeys | None = None,
+        oda: OdaRun | None = None,
     ) -> None:
         self.profile = profile
         self.batch = batch
         self.validator = Validator(profile, base_dir)
         self.checker = ColumnChecker(self.validator)
         self.builder = ChunkBuilder(profile)
+        if oda is not None and store is not None:
+            self.builder.extra_pboc = oda.stage(profile, store)
         self.keys = ChunkKeys(store, profile, pin_seed) if store is not None else None
         self.macs = RecordMacs(batch.mac) if batch is not None else None
         self.flags = bytes((1 if profile.pboc is not None else 0,))
@@ -244,10 +250,11 @@ def _init_worker(
     base_dir: str,
     pin_seed: bytes,
     batch: BatchKeys | None = None,
+    oda: OdaRun | None = None,
 ) -> None:
     global _WORKER
     store = opener() if opener is not None else None
-    _WORKER = Preparer(profile, store, base_dir, pin_seed, batch)
+    _WORKER = Preparer(profile, store, base_dir, pin_seed, batch, oda)
 
 
 def _init_pool_worker(*args: Any) -> None:
@@ -290,7 +297,8 @@ def build_header(
     ssse_secret = (*(ssse_key_dgi(k.id) for k in profile.ssse.keys), SSSE_PIN_DGI)
     apps = [pf.AppRef("ssse", profile.ssse.df_name, ssse_secret)]
     if profile.pboc is not None:
-        apps.append(pf.AppRef("pboc", profile.pboc.aid, (0x8000, 0x8010)))
+        oda_secret = SECRET_DGIS if profile.pboc.oda is not None else ()
+        apps.append(pf.AppRef("pboc", profile.pboc.aid, (0x8000, 0x8010, *oda_secret)))
     return pf.PersoHeader(
         version=pf.FORMAT_VERSION,
         record_count=0,
@@ -418,6 +426,12 @@ def prepare(
     )
     # fail on missing keys before touching the input
     ChunkKeys(store, profile, pin_seed)
+    # ODA: the ICC keys reserved, one per input line, before any output (prep.oda_run)
+    first = src.header_line + 1
+    oda = plan_run(
+        profile, store, options.icc_pool, lines=lambda: count_lines(input_path) - first + 1,
+        first_line=first, label=f"prep {options.batch_id}", opener=opener,
+    )  # fmt: skip
     summary = PrepSummary(output=os.fspath(out_path))
     # size the duplicate tables for the whole file up front (no growth spikes): a record is
     # at least ~130 bytes of CSV, so this over-estimates the count a little
@@ -457,8 +471,8 @@ def prepare(
             progress(res.read)
 
     base_dir = str(Path(os.fspath(input_path)).resolve().parent)
-    init_args = (profile, opener, base_dir, pin_seed, bkeys)
-    local_args = (profile, lambda: store, base_dir, pin_seed, bkeys)
+    init_args = (profile, opener, base_dir, pin_seed, bkeys, oda)
+    local_args = (profile, lambda: store, base_dir, pin_seed, bkeys, oda)
     # From the creation of the output files to their commit, any failure or stop (SIGTERM
     # unwinds as an exception, see cardperso.cli.main.stop_on_signal) throws both away; signals
     # are held while they are created and committed, so none falls between two steps.
@@ -481,6 +495,9 @@ def prepare(
         for output in opened:
             output.abort()
         raise
+    finally:
+        if oda is not None:
+            oda.close()
     summary.seconds = time.perf_counter() - started
     if summary.read != summary.prepared + summary.rejected:  # pragma: no cover - invariant
         raise UsageError("internal error: read != prepared + rejected")

@@ -108,7 +108,7 @@ def records(
         ssn = body17 + resident_id_check_char(body17)
         card_body = _base36(i + 36**6, 8)
         card_no = card_body + card_number_check_char(card_body)
-        pan_body = f"6217{i:011d}" if i % 5 == 4 else f"62284800{i:010d}"
+        pan_body = f"622848{i:09d}" if i % 5 == 4 else f"62284800{i:010d}"  # one issuer (ODA)
         pan = pan_body + luhn_check_digit(pan_body)
         iss = issue - datetime.timedelta(days=rng.randint(0, 60))
         limit = rng.choice((15000, 50000, 100000))

@@ -35,6 +35,7 @@ from cardperso.keystore.base import DEFAULT_KEK, KeyStore
 from cardperso.keystore.software import SoftwareKeyStore
 from cardperso.outputs import atomic_output, atomic_write_text
 from cardperso.prep.container import iter_records, verify
+from cardperso.prep.oda_run import ensure_pool
 from cardperso.prep.pipeline import PrepOptions, prepare
 from cardperso.prep.synth import make_batch
 from cardperso.sim.inprocess import InProcessTransport
@@ -131,7 +132,7 @@ def factory_cards(directory: Path, count: int, batch: str = "B1") -> list[Factor
 
 
 def bank_input(directory: Path, cards: list[FactoryCard], *, key: str = "chip_serial") -> Path:
-    """The bank's input for ``cards`` (PANs 621483..., balance 0, the profile's limits)."""
+    """The bank's input for ``cards`` (PANs 622848..., balance 0, the profile's limits)."""
     path = directory / "bank" / "accounts.csv"
     path.parent.mkdir(exist_ok=True)
     issue = datetime.date(2026, 1, 15)
@@ -142,7 +143,7 @@ def bank_input(directory: Path, cards: list[FactoryCard], *, key: str = "chip_se
              "expiry_date", "pin", "ec_balance")
         )  # fmt: skip
         for i, c in enumerate(cards):
-            body = f"621483{i:09d}"
+            body = f"622848{i:09d}"  # the product's issuer identifier (pboc.oda.issuer_id)
             pan = body + luhn_check_digit(body)
             w.writerow(
                 (
@@ -161,6 +162,14 @@ def bank_input(directory: Path, cards: list[FactoryCard], *, key: str = "chip_se
     return path
 
 
+def bank_pool(directory: Path, store: KeyStore, count: int) -> str | None:
+    """The bank's small ICC key pool for the demonstration (``bank/icc-pool``, ``count`` free
+    keys), when the bank profile asks for offline data authentication."""
+    two = load_two_stage(PROFILE)
+    made = ensure_pool(two.bank, store, lambda: store, directory / "bank" / "icc-pool", count)
+    return made[0] if made is not None else None
+
+
 def bank_stage(
     directory: Path,
     cards: list[FactoryCard],
@@ -176,7 +185,10 @@ def bank_stage(
     accounts = read_accounts(
         bank_input(directory, cards, key=key), two.bank.pboc, two.bank.pin.length
     )
-    plan = BankPlan(two, batch, pin_seed=pin_seed_for(store, DEFAULT_KEK, batch))
+    plan = BankPlan(
+        two, batch, pin_seed=pin_seed_for(store, DEFAULT_KEK, batch),
+        icc_pool=bank_pool(directory, store, len(accounts)),
+    )  # fmt: skip
     handover = None
     if key == "ssn":
         digest = ssn_digester(store, two.ssd.key_exchange_kek)
