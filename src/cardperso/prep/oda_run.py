@@ -46,6 +46,9 @@ __all__ = ["SECRET_DGIS", "OdaRun", "check_aip", "count_lines", "ensure_pool", "
 #: The ICC private key DGIs: secret, wrapped under the transport KEK in the perso file.
 SECRET_DGIS: tuple[int, ...] = tuple(PART_DGIS)
 
+#: The most ICC keys a run makes for itself when it names no pool (:func:`plan_run`).
+SCRATCH_MAX = 2000
+
 #: AIP byte 1 (EMV 4.3 Book 3 table 37): b7 SDA, b6 DDA, b1 CDA.
 AIP_SDA, AIP_DDA, AIP_CDA = 0x40, 0x20, 0x01
 
@@ -151,7 +154,8 @@ def plan_run(
 
     Without ``pool_dir`` (a library call that names no pool: tests, simulations; the CLI always
     names one) the run makes its own ICC keys first, with every core (~20 ms per 1024-bit key
-    and core), in a scratch pool that :meth:`OdaRun.close` removes."""
+    and core), in a scratch pool that :meth:`OdaRun.close` removes; at most
+    :data:`SCRATCH_MAX` of them (a larger batch is refused: it needs a pool)."""
     check_aip(profile)
     p = profile.pboc
     if p is None or p.oda is None:
@@ -171,8 +175,15 @@ def plan_run(
     scratch = None
     try:
         if pool_dir is None:
+            need = max(0, lines())
+            if need > SCRATCH_MAX:
+                raise UsageError(
+                    f"profile {profile.name} asks for ODA and names no ICC key pool: {need:,} "
+                    f"input lines need a pool (`cardperso keys pool generate KEYSTORE --bits "
+                    f"{oda.icc_bits} --count N`)"
+                )
             scratch = pool_dir = tempfile.mkdtemp(prefix="cardperso-icc-")
-            ensure_pool(profile, store, opener or (lambda: store), pool_dir, max(0, lines()))
+            ensure_pool(profile, store, opener or (lambda: store), pool_dir, need)
         pool = IccKeyPool(pool_dir)
         if not pool.exists():
             raise UsageError(

@@ -1,0 +1,117 @@
+"""A run's offline data authentication (cardperso.prep.oda_run): an exhausted ICC key pool
+stops prep and the bank's two-stage batch before the first record or card, a product whose AIP
+claims SDA, DDA or CDA without the data is refused, and a run that names no pool makes at most
+SCRATCH_MAX keys of its own (removed afterwards)."""
+
+from __future__ import annotations
+
+import dataclasses
+import shutil
+import tempfile
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from cardperso.bank.accounts import AccountFile, read_accounts
+from cardperso.bank.personalize import BankPlan, personalize_batch, pin_seed_for
+from cardperso.bank.twostage import load_two_stage
+from cardperso.card.vcard import VirtualCard
+from cardperso.cli.main import _register, cli
+from cardperso.errors import UsageError
+from cardperso.keystore.pool import IccKeyPool, PoolExhausted
+from cardperso.keystore.software import SoftwareKeyStore
+from cardperso.prep.oda_run import SCRATCH_MAX, ensure_pool, plan_run
+from cardperso.prep.synth import make_batch
+from cardperso.profiles.loader import load_profile
+from cardperso.sim import bank_demo as demo
+from cardperso.sim.inprocess import InProcessTransport
+
+SAMPLE = Path(__file__).resolve().parents[1] / "keys-sample" / "keys.json"
+
+
+def test_prep_refuses_an_exhausted_pool_before_any_output(tmp_path: Path) -> None:
+    keys = tmp_path / "keys.json"
+    shutil.copy(SAMPLE, keys)
+    _register()
+    run = CliRunner().invoke
+    made = run(cli, ["keys", "pool", "generate", str(keys), "--bits", "1024", "--count", "2"])
+    assert made.exit_code == 0, made.output
+    make_batch(tmp_path / "batch.csv", 4, photos=1)  # 5 lines: 4 keys needed
+    out = run(cli, ["prep", str(tmp_path / "batch.csv"), "-p", "ssc3-pboc", "-k", str(keys),
+                    "-o", str(tmp_path / "b.cppf"), "-r", str(tmp_path / "r.csv")])  # fmt: skip
+    assert out.exit_code != 0
+    lines = out.output.strip().splitlines()
+    assert len(lines) == 1 and "the run needs 4 keys, 2 are free" in lines[0], out.output
+    assert "keys pool generate --bits 1024" in lines[0] and "Traceback" not in out.output
+    assert not (tmp_path / "b.cppf").exists() and not (tmp_path / "r.csv").exists()
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]  # no partial file
+    status = IccKeyPool(tmp_path / "keys.json.icc-pool" / "rsa1024").status()
+    assert (status.total, status.free) == (2, 2)  # nothing reserved
+
+
+def test_an_aip_that_claims_oda_without_its_data_is_refused(
+    sample_keystore: SoftwareKeyStore,
+) -> None:
+    profile = load_profile("ssc3-pboc")
+    assert profile.pboc is not None
+    bare = dataclasses.replace(profile, pboc=dataclasses.replace(profile.pboc, oda=None))
+    with pytest.raises(UsageError, match=r"DGI 9104 claims SDA, DDA, CDA without the data"):
+        plan_run(bare, sample_keystore, None, lines=lambda: 1, first_line=2, label="x")
+    no_93 = dataclasses.replace(
+        profile,
+        pboc=dataclasses.replace(
+            profile.pboc, oda=dataclasses.replace(profile.pboc.oda, ssad_dgi=None)
+        ),
+    )
+    with pytest.raises(UsageError, match=r"claims SDA without the data"):
+        plan_run(no_93, sample_keystore, None, lines=lambda: 1, first_line=2, label="x")
+    # ssc2-pboc carries no chain and claims none (AIP 1C00): nothing to plan
+    assert plan_run(load_profile("ssc2-pboc"), sample_keystore, None, lines=lambda: 1,
+                    first_line=2, label="x") is None  # fmt: skip
+
+
+def test_a_run_without_a_pool_makes_few_keys_of_its_own(
+    sample_keystore: SoftwareKeyStore,
+) -> None:
+    profile = load_profile("ssc3-pboc")
+    before = set(Path(tempfile.gettempdir()).glob("cardperso-icc-*"))
+    with pytest.raises(UsageError, match="input lines need a pool"):
+        plan_run(profile, sample_keystore, None, lines=lambda: SCRATCH_MAX + 1, first_line=2,
+                 label="x")  # fmt: skip
+    run = plan_run(profile, sample_keystore, None, lines=lambda: 2, first_line=2, label="x")
+    assert run is not None and run.scratch is not None
+    assert (run.reservation.count, run.reservation.bits) == (2, 1024)
+    run.close()
+    assert set(Path(tempfile.gettempdir()).glob("cardperso-icc-*")) == before
+
+
+def test_bank_batch_refuses_an_exhausted_pool_before_the_first_card(tmp_path: Path) -> None:
+    cards = demo.factory_cards(tmp_path, 2)
+    two = load_two_stage("ssc3-pboc-2stage")
+    assert two.bank.pboc is not None
+    store = SoftwareKeyStore.load(demo.BANK_KEYS)
+    pool = ensure_pool(two.bank, store, lambda: store, tmp_path / "pool", 1)
+    assert pool is not None
+    batch = read_accounts(demo.bank_input(tmp_path, cards), two.bank.pboc, 6)
+    plan = BankPlan(two, "B1", pin_seed=pin_seed_for(store, "transport-kek", "B1"),
+                    icc_pool=pool[0])  # fmt: skip
+    touched: list[bytes] = []
+
+    def transports():  # type: ignore[no-untyped-def]
+        for c in cards:
+            touched.append(c.serial)
+            with InProcessTransport(VirtualCard.load(c.image)) as t:
+                yield t
+
+    with (
+        AccountFile(tmp_path / "accounts.csv") as out,
+        pytest.raises(PoolExhausted, match="the run needs 2 keys, 1 are free"),
+    ):
+        personalize_batch(batch, plan, store, transports(), out)
+    assert touched == []
+    assert all(not VirtualCard.load(c.image).state.pboc.ac_key for c in cards)
+    assert IccKeyPool(tmp_path / "pool").status().free == 1
+    no_pool = dataclasses.replace(plan, icc_pool=None)
+    with AccountFile(tmp_path / "a2.csv") as out, pytest.raises(UsageError, match="--icc-pool"):
+        personalize_batch(batch, no_pool, store, transports(), out)
