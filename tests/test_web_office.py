@@ -330,7 +330,8 @@ def test_comparison_requests_and_bank_requests_are_the_clis(
     assert r.status_code == 400 and "no bank request waiting" in r.text  # sent once
     with Database(db_path) as dbh:
         (sent,) = dbh.execute("SELECT sent_file FROM reg_bank_requests")[0]
-    assert re.search(r"bank-requests-\d{8}T\d{6}Z\.csv$", str(sent))
+    # the download's name and who downloaded it, not the console's deleted temporary path
+    assert re.fullmatch(r"bank-requests-\d{8}T\d{6}Z\.csv \(downloaded by web:centre1\)", sent)
     assert not list((tmp_path / "tmp").iterdir())
 
 
@@ -358,7 +359,8 @@ def test_the_batch_for_the_factory_is_the_clis_archive(
     with Database(db_path) as db:
         (state,) = db.execute("SELECT state FROM reg_applications WHERE id = 1")[0]
         assert state == "in_production"
-        assert db.execute("SELECT kind FROM reg_batches WHERE batch_no = 'T1'") == [("temporary",)]
+        assert db.execute("SELECT kind, file FROM reg_batches WHERE batch_no = 'T1'") == [
+            ("temporary", "T1.zip (downloaded by web:centre1)")]  # fmt: skip
     assert ("centre1", "centre", "T1 (temporary)", "ok") in _audit_log(db_path, "export-batch")
     for data, words in (
         ({"kind": "temporary"}, "no application is account_failed: nothing to export"),

@@ -182,9 +182,14 @@ def reissue(
 # -- the request file for the bank ------------------------------------------------------------
 
 
-def write_requests(db: Database, out: Path, *, bank_code: str | None = None) -> int:
+def write_requests(
+    db: Database, out: Path, *, bank_code: str | None = None, downloaded_by: str | None = None
+) -> int:
     """Write the requests not yet sent (optionally of one bank) to ``out`` (CSV, mode 0600: it
-    carries PANs) and mark them sent with that file; the count. Nothing pending: no file."""
+    carries PANs) and mark them sent with that file; the count. Nothing pending: no file. A
+    file sent as a download (``downloaded_by``: the web console's user, ``out`` a temporary
+    file) is recorded by its name and who downloaded it, not by its temporary path."""
+    sent_file = str(out) if downloaded_by is None else f"{out.name} (downloaded by {downloaded_by})"
     where = "sent_at IS NULL" + (" AND bank_code = ?" if bank_code else "")
     params: tuple[str, ...] = (bank_code,) if bank_code else ()
     with db.transaction():
@@ -204,7 +209,7 @@ def write_requests(db: Database, out: Path, *, bank_code: str | None = None) -> 
             now = time.time()
             db.executemany(
                 "UPDATE reg_bank_requests SET sent_file = ?, sent_at = ? WHERE id = ?",
-                [(str(out), now, int(r[0])) for r in rows],
+                [(sent_file, now, int(r[0])) for r in rows],
             )
     return len(rows)
 

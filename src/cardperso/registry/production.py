@@ -104,6 +104,12 @@ def _next_batch_no(db: Database, day: datetime.date) -> str:
     return f"{stem}-{n + 1:03d}"
 
 
+def _recorded(out: Path, number: str, downloaded_by: str | None) -> str:
+    if downloaded_by is None:
+        return str(out)
+    return f"{number}{out.suffix} (downloaded by {downloaded_by})"
+
+
 def export_batch(
     db: Database,
     out: Path,
@@ -116,9 +122,12 @@ def export_batch(
     temporary: bool = False,
     limit: int | None = None,
     application_type: str | None = None,
+    downloaded_by: str | None = None,
 ) -> Batch:
     """Export registered (or, ``temporary``, account-failed) applications; see the module
-    docstring. Refused when there is nothing to export."""
+    docstring. Refused when there is nothing to export. The batch's file is recorded as
+    ``out``, or, for a file sent as a download (``downloaded_by``: the web console's user,
+    ``out`` a temporary file), as the download's name and who downloaded it."""
     issue = issue_date or datetime.date.today()
     expiry = _expiry(issue, validity_years)
     kind = "temporary" if temporary else "standard"
@@ -177,7 +186,14 @@ def export_batch(
             db.execute(
                 "INSERT INTO reg_batches (batch_no, kind, profile, records, file, created_at) "
                 "VALUES (?, ?, ?, ?, ?, ?)",
-                (number, kind, profile, len(apps), str(out), time.time()),
+                (
+                    number,
+                    kind,
+                    profile,
+                    len(apps),
+                    _recorded(out, number, downloaded_by),
+                    time.time(),
+                ),
             )
     except BaseException:
         file.abort()

@@ -24,7 +24,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from cardperso.errors import UsageError
 from cardperso.line.control import request_resume
 from cardperso.storage.db import Database
-from cardperso.web import audit, desk, floor, office, photos, sessions, users
+from cardperso.web import audit, desk, floor, office, office_notify, photos, sessions, users
 from cardperso.web.core import (
     ACCESS,
     ANYONE,
@@ -308,6 +308,7 @@ ROUTES: Final[list[BaseRoute]] = [
     Route("/audit", audit_page),
     Route("/users", users_page),
     *office.ROUTES,
+    *office_notify.ROUTES,
     *desk.ROUTES,
     Mount("/static", StaticFiles(directory=HERE / "static"), name="static"),
 ]

@@ -121,9 +121,11 @@ async def audit_queue(request: Request) -> Response:
     _log(request, "view", "/office/audit")
     waiting = (lifecycle.ACCEPTED,)
     (total,) = db.execute("SELECT COUNT(*) FROM reg_applications WHERE state = ?", waiting)[0]
+    pages = max(1, -(-int(total) // QUEUE))
+    page = min(_page_no(request.query_params.get("page", "1")), pages)
     oldest = store.select_apps(
-        db, "id IN (SELECT id FROM reg_applications WHERE state = ? ORDER BY id LIMIT ?)",
-        (*waiting, QUEUE),
+        db, "id IN (SELECT id FROM reg_applications WHERE state = ? ORDER BY id LIMIT ? OFFSET ?)",
+        (*waiting, QUEUE, (page - 1) * QUEUE),
     )  # fmt: skip
     items = [_audit_item(db, app) for app in oldest]
     last = None
@@ -131,8 +133,15 @@ async def audit_queue(request: Request) -> Response:
         found = store.select_apps(db, "id = ?", (_app_id(request.query_params["last"]),))
         last = found[0] if found else None
     return _page(
-        request, "office_audit.html", items=items, total=int(total), shown=len(items), last=last
-    )
+        request, "office_audit.html", items=items, total=int(total), shown=len(items), last=last,
+        page=page, pages=pages, first=(page - 1) * QUEUE + 1,
+    )  # fmt: skip
+
+
+def _page_no(text: str) -> int:
+    if not (text.isdigit() and 0 < len(text) < 7 and int(text) > 0):
+        raise UsageError("page: a page number (1, 2, ...)")
+    return int(text)
 
 
 def _audit_item(db: Database, app: store.Application) -> dict[str, Any]:
@@ -419,7 +428,19 @@ async def files_page(request: Request) -> Response:
         request, "office_files.html", batches=batches, groups=list(breakdown.GROUPS),
         returned_units=returned_units, waiting_requests=waiting_requests, exportable=exportable,
         points=parties(db, "service_point"), boxes=collection.boxes(db, "")[-20:],
+        to_notify=_to_notify(db), today=f"{datetime.date.today():%Y-%m-%d}",
     )  # fmt: skip
+
+
+def _to_notify(db: Database) -> int:
+    """How many cards ``registry notify`` would make ready now (``/office/notify``, in
+    ``office_notify``: accounts opened, made temporary cards)."""
+    rows = db.execute(
+        "SELECT COUNT(*) FROM reg_applications a JOIN reg_cards c ON c.card_no = a.card_no "
+        "WHERE a.state = ? OR (a.state = ? AND c.kind = 'temporary')",
+        (lifecycle.ACCOUNT_OPENED, lifecycle.PERSONALIZED),
+    )
+    return int(rows[0][0])
 
 
 @guarded("/office/file", OFFICE)
@@ -447,7 +468,7 @@ async def bank_requests(request: Request) -> Response:
     name = f"bank-requests-{stamp}.csv"
 
     def write(db: Database, out: Path, _request: Request) -> str:
-        if not lost.write_requests(db, out, bank_code=bank):
+        if not lost.write_requests(db, out, bank_code=bank, downloaded_by=_actor(request)):
             raise UsageError("no bank request waiting (no file written)")
         return name
 
@@ -478,6 +499,7 @@ async def export_batch(request: Request) -> Response:
         batch = production.export_batch(
             db, out, actor=_actor(request), batch_no=number, temporary=kind == "temporary",
             application_type="sporadic" if kind == "sporadic" else None,
+            downloaded_by=_actor(request),
         )  # fmt: skip
         made.append(batch.batch_no)
         return f"{batch.batch_no}.zip"
