@@ -109,6 +109,8 @@ def test_cli_generate_and_status_sm2_print_counts_never_key_material(tmp_path: P
 
 def test_a_source_reserves_in_blocks_and_a_dry_pool_fails_the_take(tmp_path: Path) -> None:
     keys = _store(tmp_path)
+    with SoftwareKeyStore.load(keys) as store, pytest.raises(UsageError, match="--type sm2"):
+        Sm2KeySource(tmp_path / "nowhere", store).check(0)  # no pool: the command that makes one
     directory = fill_sm2_pool(keys, 3)
     with SoftwareKeyStore.load(keys) as store:
         with pytest.raises(UsageError, match=r"needs 4 keys, 3 are free.*--type sm2"):

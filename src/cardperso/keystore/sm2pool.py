@@ -75,6 +75,11 @@ class Sm2KeySource:
         """Before the first card: the pool holds SM2 keys under this store's KEK and has at
         least ``needed`` free keys (:class:`UsageError` naming the pool otherwise)."""
         where = str(self.pool.directory)
+        if not self.pool.exists():
+            raise UsageError(
+                f"pre-flight: no SM2 key pool at {where}: make one with `cardperso keys pool "
+                "generate KEYSTORE --type sm2 --count N` (or name it in the profile: pki.key_pool)"
+            )
         try:
             status = self.pool.status()
             if status.kind != "sm2":
