@@ -354,6 +354,13 @@ def main() -> None:
     )
     ap.add_argument("--cprofile", action="store_true", help="cProfile of the worker function")
     ap.add_argument(
+        "--naive",
+        type=int,
+        default=0,
+        help="also run the straightforward per-card preparation (bench_prep_naive.py) on this "
+        "many records of the same batch source, and print prep's ratio to it",
+    )
+    ap.add_argument(
         "--no-oda",
         action="store_true",
         help="end to end: the profile without its pboc.oda section (no ICC key pool needed)",
@@ -410,6 +417,18 @@ def main() -> None:
                 f"counts: {len({digests[count, w] for w in workers}) == 1}",
                 flush=True,
             )
+    if args.naive:
+        from bench_prep_naive import run_naive
+
+        src = batch(directory, args.naive)
+        naive = run_naive(src, directory / "naive.perso", KEYS, profile_arg)
+        best = max(rates.values()) if rates else 0.0
+        print(
+            f"naive per-card preparation: {naive:,.0f} cards/s ({args.naive:,} records, one "
+            f"process, load {benchenv.load()}); prep's best rate above is x{best / naive:.1f} "
+            "(target x10)",
+            flush=True,
+        )
     print(
         "targets (issue 14): prep >= 60,000 cards/s on 2 CPUs, 1 -> 2 workers >= x1.8, peak RSS "
         "< 300 MB at 1,000,000 records, perso-file verify >= 200,000 records/s"
