@@ -222,3 +222,32 @@ def test_kill_9_of_a_consumer_mid_run_then_the_next_never_reuses_a_key(tmp_path:
         with pytest.raises(KeyStoreError):
             source.take()
     assert IccKeyPool(directory).status().free == 0
+
+
+def test_a_profile_names_its_pool_relative_to_its_directory(tmp_path: Path) -> None:
+    """``pki.key_pool``: the pool's directory, relative to the profile's (a PKCS#11 store has
+    no file to keep the pool beside); it is checked before the first card like the default."""
+    from cardperso.chip.pki import pki_step
+    from cardperso.keystore.poolgen import fill, open_or_create
+    from cardperso.profiles.loader import load_profile
+
+    (tmp_path / "lab").mkdir()
+    lab = make_lab(tmp_path / "lab", records=1, signing_key="import", pool_keys=0)
+    text = lab.profile.read_text(encoding="utf-8")
+    lab.profile.write_text(text + "  key_pool: pools/pki-sm2\n", encoding="utf-8")
+    profile = load_profile(lab.profile)
+    db = Database(tmp_path / "j.db")
+    with pytest.raises(UsageError, match=r"no SM2 key pool at .*pools/pki-sm2"):
+        pki_step(profile, lab.store(), db)
+    directory = lab.profile.parent / "pools" / "pki-sm2"
+    directory.parent.mkdir()
+    with SoftwareKeyStore.load(lab.keys) as store:
+        pool = open_or_create(directory, store, bits=256, exponent=0, kek="transport-kek",
+                              kind="sm2")  # fmt: skip
+        fill(pool, lambda: SoftwareKeyStore.load(lab.keys), count=1, workers=1)
+    step = pki_step(profile, lab.store(), db)
+    assert step is not None and step.key_source is not None
+    assert step.key_source.pool.directory == directory
+    step.check_pool(1)
+    with pytest.raises(UsageError, match="needs 2 keys, 1 are free"):
+        step.check_pool(2)
