@@ -379,3 +379,31 @@ def test_cli_refusals_are_one_line_usage_errors(store_path: Path, tmp_path: Path
     assert nokek.exit_code == 1 and "no-such-key" in nokek.output
     assert "Traceback" not in odd.output + small.output + nokek.output
     assert not (tmp_path / "rsa1024").exists() or not IccKeyPool(tmp_path / "rsa1024").exists()
+
+
+def test_prune_deletes_only_wholly_handed_out_segments_of_old_reservations(
+    store_path: Path, tmp_path: Path
+) -> None:
+    pool = _new_pool(store_path, tmp_path / "rsa1024")
+    _fill(store_path, pool, 12, batch=2, segment=4)  # segments 0-3, 4-7, 8-11
+    res = pool.reserve(6, label="old run")
+    assert pool.prune(3600) == (0, 0)  # the run is young: nothing goes
+    later = time.time() + 7200
+    assert pool.prune(3600, now=later) == (1, 4)  # keys 0-3; 4-7 still holds free keys
+    assert not (pool.directory / "seg-000000000000.bin").exists()
+    assert pool.status().pruned == 4 and pool.status().free == 6
+    with pytest.raises(KeyStoreError, match=r"keys 0\.\.3 were pruned"):
+        res.read(0, 1)
+    assert len(res.read(4, 2)) == 2  # the rest of the run's range reads as before
+    nxt = pool.reserve(6)
+    assert nxt.start == 6 and len(set(nxt.read(0, 6).moduli)) == 6
+    assert pool.prune(3600) == (0, 0)  # the new reservation is young
+    assert pool.prune(3600, now=later) == (2, 8)
+    assert pool.status().pruned == 12
+    with pytest.raises(PoolExhausted):
+        pool.reserve(1)
+    _register()
+    args = ["keys", "pool", "prune", str(store_path), "--bits", "1024", "--pool-dir", str(tmp_path)]
+    out = CliRunner().invoke(cli, [*args, "--older-than", "0"])
+    assert out.exit_code == 0, out.output
+    assert "pruned 0 handed-out keys" in out.output and "pruned 12)" in out.output

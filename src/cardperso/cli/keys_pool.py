@@ -1,4 +1,4 @@
-"""``cardperso keys pool generate|status``: the ICC key pool (``docs/keystore.md``).
+"""``cardperso keys pool generate|status|prune``: the ICC key pool (``docs/keystore.md``).
 
 A key store's pools live beside it, in ``KEYSTORE.icc-pool/rsa<bits>`` (``--pool-dir`` names
 another root; for ``pkcs11:CONFIG`` the root is ``CONFIG.icc-pool``); ``--type sm2`` is the
@@ -149,7 +149,8 @@ def _print(status: PoolStatus) -> None:
         )
     click.echo(
         f"  total {status.total:,}  used {status.used:,}  free {status.free:,}  "
-        f"(segments {status.segments}, reservations {status.reservations})"
+        f"(segments {status.segments}, reservations {status.reservations}, "
+        f"pruned {status.pruned:,})"
     )
 
 
@@ -176,6 +177,28 @@ def status_cmd(
         raise UsageError(f"no ICC key pool in {base}: make one with `cardperso keys pool generate`")
     for d in dirs:
         _print(IccKeyPool(d).status())
+
+
+@pool_group.command("prune")
+@click.argument("store_spec", metavar="KEYSTORE")
+@click.option("--bits", required=True, type=int, help="The pool of this key size.")
+@click.option("--exponent", type=click.Choice(EXPONENTS), default="3", help="Public exponent.")
+@click.option(
+    "--older-than",
+    "hours",
+    type=click.FloatRange(0),
+    default=24.0,
+    show_default=True,
+    help="Hours since the reservations that took the keys (their runs are over).",
+)
+@_root_option
+def prune_cmd(store_spec: str, bits: int, exponent: str, hours: float, root: Path | None) -> None:
+    """Delete the pool files whose keys were all handed out more than HOURS ago (the keys are on
+    cards; the pool need not keep them, even encrypted). Never touches a free key."""
+    pool = IccKeyPool(pool_directory(store_spec, bits, int(exponent), root))
+    segments, keys = pool.prune(hours * 3600)
+    click.echo(f"pruned {keys:,} handed-out keys ({segments} segment files) from {pool.directory}")
+    _print(pool.status())
 
 
 keys_group.add_command(pool_group)

@@ -122,6 +122,8 @@ class PoolStatus:
     segments: int
     reservations: int
     kind: str = "rsa"
+    #: Keys whose segment files were deleted by :meth:`IccKeyPool.prune` (all handed out).
+    pruned: int = 0
 
     @property
     def free(self) -> int:
@@ -212,6 +214,11 @@ class Reservation:
             path = Path(self.directory) / segment_name(seg_start)
             try:
                 fd = os.open(path, os.O_RDONLY)
+            except FileNotFoundError:
+                raise KeyStoreError(
+                    f"ICC key pool {self.directory}: keys {seg_start}..{seg_start + seg_count - 1} "
+                    "were pruned (handed out to a run long ago); they are never given again"
+                ) from None
             except OSError as exc:
                 raise KeyStoreError(f"ICC key pool {self.directory}: {exc.strerror}") from None
             try:
@@ -358,6 +365,9 @@ class IccKeyPool:
             if not (isinstance(seg, list) and len(seg) == 2 and seg[0] == pos and seg[1] > 0):
                 raise KeyStoreError(f"{where}: {STATE} has segments that do not follow on")
             pos += seg[1]
+        pruned = doc.get("pruned", 0)
+        if not isinstance(pruned, int) or not 0 <= pruned <= doc["consumed"]:
+            raise KeyStoreError(f"{where}: {STATE} has a bad pruned count")
         if pos != doc["generated"] or doc["consumed"] > doc["generated"]:
             raise KeyStoreError(f"{where}: {STATE} counts do not add up")
         if doc.get("type", "rsa") not in POOL_TYPES:
@@ -385,6 +395,7 @@ class IccKeyPool:
             len(s["segments"]),
             len(s["reservations"]),
             s.get("type", "rsa"),
+            int(s.get("pruned", 0)),
         )
 
     # -- generation side -----------------------------------------------------------------------
@@ -424,6 +435,30 @@ class IccKeyPool:
                     path.unlink()
                     removed += 1
         return removed
+
+    def prune(self, older_than: float, *, now: float | None = None) -> tuple[int, int]:
+        """Delete the segment files whose every key went to reservations made more than
+        ``older_than`` seconds ago (their runs are over: the keys are on cards, and the pool
+        need not keep them, even encrypted). Returns (segments deleted, keys in them). A run
+        that still reads a pruned key gets a clear error, never another key."""
+        now = time.time() if now is None else now
+        removed = keys = 0
+        with self.locked():
+            state = self.state()
+            cursor = int(state["consumed"])
+            for r in state["reservations"]:  # in the order of their start
+                if r["time"] > now - older_than:
+                    cursor = min(cursor, int(r["start"]))
+                    break
+            pruned = int(state.get("pruned", 0))
+            for start, count in state["segments"]:
+                if start >= pruned and start + count <= cursor:
+                    (self.directory / segment_name(start)).unlink(missing_ok=True)
+                    removed, keys, pruned = removed + 1, keys + count, start + count
+            if removed:
+                state["pruned"] = pruned
+                self._write(state)
+        return removed, keys
 
     # -- consumption side ----------------------------------------------------------------------
 
