@@ -214,7 +214,8 @@ def test_accept_and_reject_are_the_registrys_audit(
     csrf = csrf_of(client, "/office/audit")
     for app_id in (9, centre.spoiled, centre.unsigned):
         r = client.post("/office/audit/accept", data={"csrf": csrf, "application": str(app_id)})
-        assert (r.status_code, r.headers["location"]) == (303, f"/office/audit?last={app_id}")
+        where = (303, f"/office/audit?last={app_id}&page=1")  # back to the queue's page
+        assert (r.status_code, r.headers["location"]) == where
         assert _state(db_path, app_id) == _state(cli_db, app_id)
     assert _state(db_path, 9) == ("audited", "")
     state, reason = _state(db_path, centre.spoiled)

@@ -126,7 +126,20 @@ async def logout(request: Request) -> Response:
 # -- pages -----------------------------------------------------------------------------------
 @guarded("/", ANYONE)
 async def home(request: Request) -> Response:
-    return _page(request, "home.html")  # the desk and the office have their pages now
+    return _page(request, "home.html", about=ABOUT)
+
+
+#: What each page is for, on the home page (beside its entry of the navigation).
+ABOUT: Final = {
+    "/desk": "受理申请、打印表格、查询、领卡、挂失 accept, forms, look up, collection, loss",
+    "/office/audit": "照片与资料对照审核 audit with the photo beside the data",
+    "/office/compare": "比对结果与退回单位 comparison results and returns per unit",
+    "/office/targets": "逾期、临期与办理周期 late, at risk and lead times",
+    "/office/files": "下载报表、合作方文件、批次与通知 reports, partner files, batches, notices",
+    "/floor": "工位状态、恢复、废卡 stations, Resume, rejected cards",
+    "/audit": "谁在何时做了什么 who did what, when",
+    "/users": "控制台用户 the console's users",
+}
 
 
 @guarded("/floor", frozenset({OPERATOR}))

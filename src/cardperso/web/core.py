@@ -56,6 +56,9 @@ PUBLIC: Final = frozenset({"/login", "/static"})
 
 _env = Environment(loader=FileSystemLoader(HERE / "templates"), autoescape=select_autoescape())
 _env.filters["utc"] = lambda t: time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(t))
+#: An imported application's source is its file's path on the centre's disk (and the line):
+#: the pages show the file's name only.
+_env.filters["file_name"] = lambda d: d.rsplit("/", 1)[-1] if str(d).startswith("/") else d
 templates = Jinja2Templates(env=_env)
 
 

@@ -192,14 +192,15 @@ async def audit_accept(request: Request) -> Response:
     """Audit one application: ``registry audit`` for it alone (audited, rejected with the rule
     that failed, or still waiting for the signatures)."""
     db = _registry(request)
-    app_id = _app_id((await request.form()).get("application"))
+    form = await request.form()
+    app_id = _app_id(form.get("application"))
     out = applications.audit(
         db, load_profile(PROFILE), actor=_actor(request), photo_spec=CARD_PHOTO, only=app_id
     )
     if not out:
         raise UsageError(f"application {app_id} is not waiting for its audit")
     _log(request, "audit", f"application {app_id}", out[0].state)
-    return RedirectResponse(f"/office/audit?last={app_id}", status_code=303)
+    return _back_to_queue(app_id, form.get("page"))
 
 
 @guarded("/office/audit/reject", OFFICE)
@@ -216,7 +217,13 @@ async def audit_reject(request: Request) -> Response:
         raise DataError(f"is longer than {MAX_REASON} characters", field="reason")
     state = applications.reject(db, app_id, reason, actor=_actor(request))
     _log(request, "audit-reject", f"application {app_id}", state)
-    return RedirectResponse(f"/office/audit?last={app_id}", status_code=303)
+    return _back_to_queue(app_id, form.get("page"))
+
+
+def _back_to_queue(app_id: int, page: object) -> Response:
+    """Back to the page of the queue the decision was made on, its outcome above it."""
+    number = _page_no(str(page or "1"))
+    return RedirectResponse(f"/office/audit?last={app_id}&page={number}", status_code=303)
 
 
 # -- comparison results and returns per unit ---------------------------------------------------
@@ -428,7 +435,7 @@ async def files_page(request: Request) -> Response:
         request, "office_files.html", batches=batches, groups=list(breakdown.GROUPS),
         returned_units=returned_units, waiting_requests=waiting_requests, exportable=exportable,
         points=parties(db, "service_point"), boxes=collection.boxes(db, "")[-20:],
-        to_notify=_to_notify(db), today=f"{datetime.date.today():%Y-%m-%d}",
+        to_notify=_to_notify(db), audited=counts[lifecycle.AUDITED], today=f"{datetime.date.today():%Y-%m-%d}",
     )  # fmt: skip
 
 
