@@ -444,6 +444,9 @@ def test_fresh_issuer_keys_personalize_blanks_opened_with_the_vendor_key(  # typ
     keys = _fresh_store_with_transport_key(tmp_path, vendor)
     fresh = SoftwareKeyStore.load(keys)
     make_batch(tmp_path / "batch.csv", 2, seed=4)
+    # the reference product's ODA: the issuer fills the ICC key pool beside its store first
+    code, output = _invoke("keys", "pool", "generate", keys, "--bits", "1024", "--count", "2")
+    assert code == 0, output
     code, output = _invoke(
         "prep", tmp_path / "batch.csv", "--profile", "ssc3-pboc", "--keys", keys,
         "--out", tmp_path / "batch.perso", "--rejects", tmp_path / "rejects.csv",

@@ -48,6 +48,7 @@ from cardperso.chip.gp import (
     open_domain,
     read_serial,
 )
+from cardperso.chip.script import PAD80_DGIS, unwrap_secret
 from cardperso.chip.transport import ApduCount, Transport, drive
 from cardperso.codec import tlv
 from cardperso.codec.apdu import CommandAPDU
@@ -66,7 +67,6 @@ from cardperso.errors import (
 from cardperso.keystore.base import DEFAULT_KEK, KeyStore
 from cardperso.prep.build import pboc_dgis
 from cardperso.prep.keys import pin_block, seeded_pin
-from cardperso.prep.oda_run import SECRET_DGIS as ODA_SECRET_DGIS
 from cardperso.prep.oda_run import OdaRun, plan_run
 from cardperso.protocol.storedata import DgiItem, StoreDataConventions
 
@@ -239,12 +239,14 @@ def bank_card(
     items = [
         DgiItem(d, store.unwrap(plan.kek, v, pad=len(v) != SECRET_DGIS[d]), True)
         if d in SECRET_DGIS
-        else DgiItem(d, store.unwrap(plan.kek, v), True)  # 80-padded CRT parts
-        if d in ODA_SECRET_DGIS
+        else DgiItem(d, unwrap_secret(store, plan.kek, d, v), True)  # the ICC key's CRT parts
+        if d in PAD80_DGIS
         else DgiItem(d, v, False)
         for d, v in dgis
     ]
-    conv = StoreDataConventions(dgi_format=two.bank.store_data.p1_dgi_format, block_size=8)
+    conv = StoreDataConventions(
+        dgi_format=two.bank.store_data.p1_dgi_format, block_size=8, padding_overrides=PAD80_DGIS
+    )
     yield from counted(session.store_data(items, conv))
     del items
     session.close()

@@ -25,9 +25,11 @@ from cardperso.chip.transport import ApduCount, Flow
 from cardperso.chip.verify import verify_pboc, verify_ssse
 from cardperso.codec.fields import card_id_tail
 from cardperso.crypto.gp import StaticKeys
+from cardperso.crypto.primitives import unpad_method2
 from cardperso.errors import CardError, CryptogramMismatch
 from cardperso.keystore.base import KeyStore
-from cardperso.protocol.storedata import DgiItem, StoreDataConventions
+from cardperso.keystore.pool import PART_DGIS
+from cardperso.protocol.storedata import DgiItem, PaddingRule, StoreDataConventions
 
 __all__ = [
     "Steps",
@@ -40,6 +42,11 @@ __all__ = [
 
 #: Natural plaintext length of secret DGIs (wrapping under an AES KEK pads shorter ones).
 SECRET_LENGTH = {0x8000: 48, 0x8010: 8, 0x8F10: 8} | {0x8F00 + k: 16 for k in range(1, 16)}
+
+#: The ICC private key's CRT parts (8201-8205): ``80``-padded under the transport KEK (the
+#: pool's KEK block), sent ``80``-padded to the session DEK's block (8 under SCP02, 16 under
+#: SCP03): the card strips exactly one padding (pboc-conformance.md section 4).
+PAD80_DGIS: dict[int, PaddingRule] = dict.fromkeys(PART_DGIS, "pad80")
 
 Steps = Generator[bytes, bytes, ChipResult]
 
@@ -75,7 +82,10 @@ def _packages(aid: bytes) -> tuple[bytes, bytes]:
 
 def unwrap_secret(keys: KeyStore, kek: str, dgi: int, value: bytes) -> bytes:
     """A secret DGI's value in clear (wrapped under the transport ``kek``; a value longer than
-    its natural length was padded to the KEK's block, :data:`SECRET_LENGTH`)."""
+    its natural length was padded to the KEK's block, :data:`SECRET_LENGTH`; a CRT part of
+    :data:`PAD80_DGIS` without its ``80`` padding)."""
+    if dgi in PAD80_DGIS:
+        return unpad_method2(keys.unwrap(kek, value))
     natural = SECRET_LENGTH.get(dgi)
     return keys.unwrap(kek, value, pad=natural is not None and len(value) != natural)
 
@@ -148,8 +158,9 @@ def _steps(
         del new_keys
 
     conv = StoreDataConventions(
-        max_data=plan.max_data, dgi_format=plan.dgi_format, block_size=16 if plan.scp == "03" else 8
-    )
+        max_data=plan.max_data, dgi_format=plan.dgi_format, block_size=16 if plan.scp == "03" else 8,
+        padding_overrides=PAD80_DGIS,
+    )  # fmt: skip
     expected: dict[bytes, dict[int, bytes]] = {}
     for app in card.apps:
         load_file, module = _packages(app.aid)
