@@ -34,7 +34,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Final
 
-from cardperso.crypto.primitives import BLOCK_SIZE, pad_method2
+from cardperso.crypto.primitives import BLOCK_SIZE, equal, pad_method2
 from cardperso.crypto.rsa import RsaKey, rsa_generate
 from cardperso.errors import KeyStoreError, UsageError
 from cardperso.keystore.base import KeyStore
@@ -169,7 +169,7 @@ def open_or_create(
 
 def check_kek(kek: str, kcv: bytes, store: KeyStore, where: str) -> None:
     """Refuse a store whose ``kek`` is not the key that protects the pool (another KCV)."""
-    if store.info(kek).kcv != kcv:
+    if not equal(store.info(kek).kcv, kcv):
         raise KeyStoreError(
             f"ICC key pool {where}: key {kek!r} of {store.location} is not the KEK that "
             f"protects the pool (check value {kcv.hex().upper()})"
