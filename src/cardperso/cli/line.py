@@ -406,9 +406,9 @@ def sim_clear_faults(state_dir: Path, stations: tuple[str, ...]) -> None:
 def demo_cmd(count: int, stations: int, state_dir: Path | None, keys_spec: str | None) -> None:
     """The whole flow on a simulated line: a synthetic batch (with a few bad records) is
     validated and prepared into a protected perso file, then personalized and printed."""
+    from cardperso.cli.pki import demo_check, demo_product
     from cardperso.prep.pipeline import PrepOptions, prepare
     from cardperso.prep.synth import make_batch
-    from cardperso.profiles.loader import load_profile
 
     keys_spec = keys_spec or str(_sample_keys())
     state_dir = (state_dir or Path("demo-out") / time.strftime("run-%Y%m%d-%H%M%S")).resolve()
@@ -422,8 +422,9 @@ def demo_cmd(count: int, stations: int, state_dir: Path | None, keys_spec: str |
     )
     store = open_store(keys_spec)
     perso = state_dir / "batch.perso"
+    profile = demo_product(store, state_dir)  # the reference product, with the PKI application
     summary = prepare(
-        batch, load_profile("ssc3-pboc"), store, functools.partial(open_store, keys_spec), perso,
+        batch, profile, store, functools.partial(open_store, keys_spec), perso,
         state_dir / "rejects.csv", PrepOptions(batch_id="DEMO", created=int(time.time())),
     )  # fmt: skip
     click.echo(
@@ -454,9 +455,16 @@ def demo_cmd(count: int, stations: int, state_dir: Path | None, keys_spec: str |
             None,
             live=sys.stderr.isatty() and not os.environ.get("CI"),
         )
+        pki: tuple[bool, str] | None = None  # one made card checked as `pki verify` does
+        if profile.pki is not None and run_summary.counts["done"]:
+            pki = demo_check(line.stations[0].reader, state_dir, perso, store)
     finally:
         line.stop()
     _print_summary(run_summary, results)
+    if pki is not None:  # the last check of the run; the serve hint stays the last line
+        click.echo(
+            f"PKI check, `pki verify` on one card: {pki[1]}" + ("" if pki[0] else " - FAILED")
+        )
     out = state_dir / "line" / "output"
     click.echo(
         f"4. cards: images and printed faces in {out}, rejected cards in {state_dir / 'line' / 'rejects'}"
@@ -466,7 +474,7 @@ def demo_cmd(count: int, stations: int, state_dir: Path | None, keys_spec: str |
         f"cardperso sim serve --cards {out} --port {SERVE_PORT} --write-readers "
         f"{state_dir / 'serve-readers'} --start-pcscd"
     )
-    if run_summary.stopped or run_summary.failed:
+    if run_summary.stopped or run_summary.failed or (pki is not None and not pki[0]):
         sys.exit(1)
 
 
