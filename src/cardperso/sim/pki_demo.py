@@ -70,8 +70,9 @@ def pki_product(base: str, store: KeyStore, directory: Path) -> Path | None:
 
 
 def card_pin(perso: Path, store: KeyStore, record: int) -> bytes:
-    """The PIN (packed BCD) the card of ``record`` was personalized with: the record's PIN
-    block unwrapped, as the line's PKI step does."""
+    """The PIN (packed BCD) the card of ``record`` (its input line: the results file's
+    ``record`` column) was personalized with: the record's PIN block unwrapped, as the line's
+    PKI step does."""
     with perso.open("rb") as fh:
         header, _ = read_header(fh)
     profile = load_profile(header.profile)
