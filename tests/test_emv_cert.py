@@ -5,6 +5,8 @@ Outside references:
   (the unit tests IssuerPublicKeyDecoderTest / ICCPublicKeyDecoderTest of
   github.com/shham12/nfc_emv_adaptor), with the published live CA public key A000000025 C9 and
   the issuer modulus that project expects;
+* an SDA chain under Visa's published test CA key A000000003 94: issuer certificate and 93
+  (format 03) with the values openemv/emv-utils' tests/emv_rsa_test.c expects (data only);
 * a CDA chain under Mastercard's published test CA key A000000004 F1 (its CAPK checksum checked):
   issuer certificate, ICC certificate and a CDA signature (format 05, ICC dynamic data
   IDN ‖ CID ‖ AC ‖ transaction data hash code) with the values openemv/emv-utils'
@@ -419,3 +421,54 @@ def test_builders_reproduce_emv_utils_blocks_byte_for_byte() -> None:
     sdad = ec.build_sdad(lambda b: rsa_sign_raw(icc, b), 96, dynamic_data=dynamic,
                          terminal_data=H("8B55633B"))  # fmt: skip
     assert sdad == MC_SDAD
+
+
+# -- SDA under Visa's published test CAPK A000000003 94 (1984 bits; checksum checked) -----------
+# The issuer certificate and signed static application data of openemv/emv-utils'
+# tests/emv_rsa_test.c (data only): the issuer key, identifier 476173FF, expiry 12/31 and serial
+# 03DA0A that test expects, and 93 recovered as format 03 with DAC DAC0, 150 BB and the hash it
+# expects (the static data it was signed over is not published, so its hash is not recomputed).
+VISA_CAPK_94 = H(
+    "ACD2B12302EE644F3F835ABD1FC7A6F62CCE48FFEC622AA8EF062BEF6FB8BA8BC68BBF6AB5870EED579BC397"
+    "3E121303D34841A796D6DCBC41DBF9E52C4609795C0CCF7EE86FA1D5CB041071ED2C51D2202F63F1156C58A9"
+    "2D38BC60BDF424E1776E2BC9648078A03B36FB554375FC53D57C73F5160EA59F3AFC5398EC7B67758D65C9BF"
+    "F7828B6B82D4BE124A416AB7301914311EA462C19F771F31B3B57336000DFF732D3B83DE07052D730354D297"
+    "BEC72871DCCF0E193F171ABA27EE464C6A97690943D59BDABB2A27EB71CEEBDAFA1176046478FD62FEC452D5"
+    "CA393296530AA3F41927ADFE434A2DF2AE3054F8840657A26E0FC617"
+)
+VISA_90 = H(
+    "665CD65C20DEAE638C7320EA011E5E2B33FC5070FF7D153D74FE9A01ABFF0B9587B3779C524577F8A57C1992"
+    "3B39CD3F5CCDD457D360DC2619CDBB94328777BB905E1CB79E280458F60C8C5593EFD22D6385512B11B7F2EA"
+    "FE1184CF9066B9B47A0BF832045066359AE465473D31B9F830A6DE7D88E969CB456033F8073BEC512205920E"
+    "3DEA773D3E36E1F46C2E8BDDC423FB675CA1710A3D0A06E9C7570919735190BD6ED65BD5EF92C0416BFE4094"
+    "EA96A218013838EF337151A8BE7222DCF0717399553C4DDA16EBABB2DD386A07BDF313D970C1324CAAB88506"
+    "7691E3EE5E5D8B912799BD53C8E1830237E9EC0A9254D80B2BD3622C"
+)
+VISA_ISSUER_KEY = H(
+    "DDD9039ACC0BB00E8D6C1A11BD78C055758C5AB4CC6A3735A23DDFCF16A8F7BA72B7060FD4A77A8F6CA5FB4F"
+    "11300A671BF14DF26647DCB2DC1D018A78D0F7CBCA854ECB03D32BEECEDFA849256CCB4B0392F3CC36B838EB"
+    "FD244C11C58EF44ED63196E6CD55E0AC7BCA87ED2CC4F475DC9999BA88BA0E00FA860D7763996ED8A01701E2"
+    "AC0D285B1198FC8485AADF043FAA3848ED869D6EB3D970F4AC08A97474278842C85584E34B6FACC07207BC41"
+)
+VISA_93 = H(
+    "30661BC4D33D38F913D48429E6760FD9BDF2D9172A22F30418A29138A2D35A473E2AE42A3A6E6EEDFBF99D6C"
+    "8C21F12EB96FD717D67AE222DB53863257EC8D7D649E40F2A64D18659B2FB45D893A995B88AEC4209975975E"
+    "8DB3AC516D4CDF4A26681C524F9EA5C3750283A2B8F4569F9A9672DE9B6ED2C529B9611B38F237C8BDCFF088"
+    "988CB2DD6599B8E62D4E77EE5386B892BE36B7BFB553A2BFDE900FB774C1A544CEB2C5A6CE9968927ED38B87"
+)
+
+
+def test_sda_chain_of_emv_utils_under_the_visa_test_capk() -> None:
+    assert orsa.sha1(H("A00000000394") + VISA_CAPK_94 + b"\x03") == H(
+        "C4A3C43CCF87327D136B804160E47D43B60E6E0F"
+    )
+    issuer = ec.recover_issuer_key(ec.PublicKey(VISA_CAPK_94, 3), VISA_90, b"", b"\x03",
+                                   pan=H("4761739001010119"), today=dt.date(2025, 1, 1))  # fmt: skip
+    assert (issuer.modulus, issuer.expiry, issuer.serial) == (VISA_ISSUER_KEY, H("1231"),
+                                                              H("03DA0A"))  # fmt: skip
+    ssad = ec.SSAD.decode(rsa_recover(issuer.modulus, 3, VISA_93))
+    assert ssad == ec.SsadData(1, H("DAC0"), b"\xbb" * 150,
+                               H("4E2821974D704E338E7218F887763F7BDCE2B814"))  # fmt: skip
+    with pytest.raises(ec.CertificateError) as info:  # without its static data: the hash
+        ec.verify_ssad(issuer, VISA_93, b"")
+    assert info.value.check == "hash"
