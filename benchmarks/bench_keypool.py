@@ -26,6 +26,9 @@ operation alone is also timed, in interleaved rounds, three ways: ``rsa_sign_raw
 (``cryptography`` offers no raw RSA operation), and Python's built-in ``pow`` for the same CRT
 (what rsa_sign_raw used before).
 
+``prep``: ``cardperso prep`` of the reference product (its ODA: 9F46 and 93 per card, signed by
+a fresh store's 1408-bit issuer key) with a full pool, ``--records`` records, per worker count.
+
 ``hsm``: the issuer key in a SoftHSM2 token (``C_Sign``, ``CKM_RSA_X_509``, one call per card
 through the PKCS#11 store's ``rsa_signer``) and a DDA chunk signed with it, the pool's keys
 encrypted under the token's KEK (the token is set up as ``bench_hsm.py`` does).
@@ -38,6 +41,7 @@ import ctypes
 import ctypes.util
 import functools
 import os
+import re
 import secrets
 import subprocess
 import sys
@@ -280,11 +284,48 @@ def part_hsm(issuer_bits: list[int], cards: int, tmp: Path) -> None:
     token.close()
 
 
+def part_prep(records: int, workers_list: list[int], tmp: Path) -> None:
+    """``cardperso prep`` of the reference product (ssc3-pboc: SDA + DDA + CDA, 1408-bit issuer
+    key of a fresh key store) with its ICC keys from a full pool, end to end in child processes
+    (wall time; the pool was filled beforehand and is not timed)."""
+    cli = [sys.executable, "-m", "cardperso"]
+    batch, keys = tmp / "prep-batch.csv", tmp / "prep-keys.json"
+    subprocess.run([*cli, "examples", "make-batch", "--count", str(records), "--out", str(batch)], check=True, capture_output=True)  # fmt: skip
+    subprocess.run([*cli, "keys", "generate", "--out", str(keys)], check=True, capture_output=True)
+    runs = len(workers_list)
+    fill_args = ["keys", "pool", "generate", str(keys), "--bits", "1024"]
+    subprocess.run([*cli, *fill_args, "--count", str((records + 2) * runs)], check=True, capture_output=True)  # fmt: skip
+    print(
+        f"\nprep of {records:,} records, profile ssc3-pboc (ODA: 9F46 and 93 per card), pool full:"
+    )
+    for workers in workers_list:
+        out, rejects = tmp / f"prep-{workers}.perso", tmp / f"prep-{workers}.rejects.csv"
+        t0 = time.perf_counter()
+        done = subprocess.run(
+            [*cli, "prep", str(batch), "--profile", "ssc3-pboc", "--keys", str(keys), "--out",
+             str(out), "--rejects", str(rejects), "--workers", str(workers)],
+            capture_output=True, text=True, check=False,
+        )  # fmt: skip
+        seconds = time.perf_counter() - t0
+        if done.returncode != 0:
+            raise SystemExit(f"prep failed: {done.stderr[-500:]}")
+        own = re.search(r"\(([0-9.]+) s, ([0-9,]+) records/s\)", done.stdout + done.stderr)
+        rate = own.group(2) if own else "?"
+        print(
+            f"  {workers} worker(s): {rate} records/s as prep reports it ({own.group(1) if own else '?'} s); "
+            f"{records / seconds:,.0f} cards/s over the whole command ({seconds:.1f} s, Python "
+            "start and imports included)",
+            flush=True,
+        )
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    ap.add_argument("--part", choices=("gen", "oda", "hsm", "all"), default="all")
+    ap.add_argument("--part", choices=("gen", "oda", "hsm", "prep", "all"), default="all")
+    ap.add_argument("--records", type=int, default=5000, help="records for --part prep")
+    ap.add_argument("--prep-workers", default="1,2", help="worker counts for --part prep")
     ap.add_argument("--bits", default="1024,1408", help="ICC key sizes for --part gen")
     ap.add_argument("--keys", default="600,200", help="keys generated at each size")
     ap.add_argument("--workers", type=int, default=os.cpu_count() or 1)
@@ -305,6 +346,8 @@ def main() -> None:
             part_oda(
                 [int(b) for b in args.issuer_bits.split(",")], args.cards, args.rounds, Path(tmp)
             )
+        if args.part in ("prep", "all"):
+            part_prep(args.records, [int(w) for w in args.prep_workers.split(",")], Path(tmp))
         if args.part in ("hsm", "all"):
             part_hsm([int(b) for b in args.issuer_bits.split(",")], args.cards, Path(tmp))
     run.end()
