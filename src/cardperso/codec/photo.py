@@ -110,7 +110,12 @@ def frame(data: bytes) -> PhotoInfo:
 
 def check_photo(data: bytes, spec: PhotoSpec = CARD_PHOTO) -> PhotoInfo:
     """Check ``data`` against ``spec``: format, pixel size, colour, file size (in that order)."""
-    info = frame(data)
+    return check_frame(frame(data), spec)
+
+
+def check_frame(info: PhotoInfo, spec: PhotoSpec = CARD_PHOTO) -> PhotoInfo:
+    """The rules of :func:`check_photo` after the format, on a frame already read (pixel size,
+    colour, file size, in that order)."""
     if (info.width, info.height) != (spec.width, spec.height):
         raise _fail(
             "pixel size",

@@ -31,7 +31,7 @@ from typing import Any, Final, Literal
 
 from cardperso.codec import numbers
 from cardperso.codec.fields import card_id_tail, split_gbk
-from cardperso.codec.photo import CARD_PHOTO, PhotoSpec, check_photo, frame
+from cardperso.codec.photo import CARD_PHOTO, PhotoSpec, check_frame, frame
 from cardperso.errors import DataError
 from cardperso.profiles.fields import OPTIONAL_FIELDS, PBOC_FIELDS
 from cardperso.profiles.model import Profile
@@ -206,7 +206,7 @@ def check_jpeg(data: bytes, spec: PhotoSpec | None = CARD_PHOTO) -> str:
         if data.rstrip(b"\x00")[-2:] != b"\xff\xd9":
             return "format: the JPEG is truncated (no EOI marker)"
         if spec is not None:
-            check_photo(data, spec)
+            check_frame(info, spec)  # the rest of check_photo's rules, the frame read once
     except DataError as exc:
         return exc.reason
     return ""
