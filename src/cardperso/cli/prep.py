@@ -175,7 +175,12 @@ def _report(summary: PrepSummary, what: str) -> None:
     help="Rejects file (.csv or .jsonl).",
 )
 @click.option(
-    "--workers", "-w", type=int, default=1, show_default=True, help="Worker processes (1-64)."
+    "--workers",
+    "-w",
+    type=int,
+    default=1,
+    show_default=True,
+    help="Processes preparing (1-64; the main one is one of them).",
 )
 @click.option("--batch-id", default=None, help="Batch id (default: the input file name).")
 @click.option(
