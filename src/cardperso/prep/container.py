@@ -214,22 +214,29 @@ class RecordMacs:
         n = len(lines)
         hs = len(heads) // n if n else 0
         view = memoryview(sealed.data)
-        sha, seq_of, of = hashlib.sha256, _SEQ.pack, self._of
+        sha = hashlib.sha256
+        inner, outer = self._inner.copy, self._outer.copy
+        size_arr = np.asarray(sizes, np.int64)
+        fh = np.empty((n, 2), ">u4")  # length ‖ line of each frame
+        fh[:, 0] = size_arr + hs
+        fh[:, 1] = np.asarray(lines, np.int64)
+        fheads = fh.tobytes()
         parts: list[bytes | memoryview] = []
         macs: list[bytes] = []
-        ends: list[int] = []
-        pos = 0
-        for i, (line, start, size) in enumerate(zip(lines, starts, sizes)):
+        for i, (start, size) in enumerate(zip(starts, sizes)):
             head = heads[i * hs : i * hs + hs]
             content = view[start : start + size]
             h = sha(head)
             h.update(content)
-            seq = seq_of(line)
-            mac = of(seq, h.digest())
-            parts += (seq_of(hs + size), seq, head, content, mac)
+            frame_head = fheads[8 * i : 8 * i + 8]
+            ih = inner()
+            ih.update(b"R" + frame_head[4:] + h.digest())
+            oh = outer()
+            oh.update(ih.digest())
+            mac = oh.digest()[:16]
+            parts += (frame_head, head, content, mac)
             macs.append(mac)
-            pos += hs + size + 24
-            ends.append(pos)
+        ends = np.cumsum(size_arr + (hs + 24)).tolist()
         return b"".join(parts), ends, b"".join(macs)
 
 
