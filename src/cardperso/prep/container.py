@@ -414,7 +414,8 @@ def verify(path: str | os.PathLike[str], store: KeyStore) -> VerifyResult:
         count = 0
         last_line = -1
         sha = hashlib.sha256
-        mac_of = RecordMacs(key)._of
+        record_macs = RecordMacs(key)
+        inner, outer = record_macs._inner.copy, record_macs._outer.copy
         same = hmac.compare_digest
         unpack = _FRAME.unpack_from
         block = 1 << 22
@@ -445,8 +446,11 @@ def verify(path: str | os.PathLike[str], store: KeyStore) -> VerifyResult:
                             )
                         last_line = line
                         mac = view[end : end + 16]
-                        want = mac_of(buf[off + 4 : off + 8], sha(view[off + 8 : end]).digest())
-                        if not same(want, mac):
+                        ih = inner()
+                        ih.update(b"R" + buf[off + 4 : off + 8] + sha(view[off + 8 : end]).digest())
+                        oh = outer()
+                        oh.update(ih.digest())
+                        if not same(oh.digest()[:16], mac):
                             raise MacMismatch(
                                 f"record {count} (input line {line}, offset {base + off}) MAC "
                                 "does not verify"
