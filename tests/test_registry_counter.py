@@ -9,6 +9,7 @@ import csv
 import datetime
 import random
 import threading
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -162,6 +163,25 @@ def test_the_photo_rule_is_the_imports(tmp_path: Path) -> None:
     assert counter.photo_problem(tmp_path / "none.jpg", CARD_PHOTO) == "file not found"
 
 
+def _while_accepting(
+    db: Database, form: dict[str, str], photo: Path, other: Callable[[], None],
+    outcome: list[object],
+) -> counter.Accepted:  # fmt: skip
+    """Accept ``form`` at SP01 on ``db`` and, before that transaction commits, start ``other``
+    in a thread (another connection): it must still be waiting 2 s later; it ends after the
+    commit."""
+    with db.transaction():
+        got = counter.accept(db, form, PROFILE, point="SP01", photo=photo,
+                             photo_spec=CARD_PHOTO, actor="web:clerk1")  # fmt: skip
+        thread = threading.Thread(target=other)
+        thread.start()
+        thread.join(2.0)
+        assert thread.is_alive() and not outcome, "the other one waits for the first"
+    thread.join(60)
+    assert not thread.is_alive()
+    return got
+
+
 @pytest.mark.postgres
 def test_one_person_at_two_counters_at_once_is_accepted_once(
     pg_url: str,  # noqa: F811
@@ -186,14 +206,7 @@ def test_one_person_at_two_counters_at_once_is_accepted_once(
             except Reject as exc:
                 outcome.append(exc)
 
-        with first.transaction():
-            got = counter.accept(first, form, PROFILE, point="SP01", photo=photo,
-                                 photo_spec=CARD_PHOTO, actor="web:clerk1")  # fmt: skip
-            thread = threading.Thread(target=other_counter)
-            thread.start()
-            thread.join(2.0)
-            assert thread.is_alive() and not outcome, "the second counter waits for the first"
-        thread.join(60)
+        got = _while_accepting(first, form, photo, other_counter, outcome)
         (refused,) = outcome
         assert isinstance(refused, Reject) and refused.field == "ssn"
         assert refused.reason == f"has an open application in the registry (id {got.app_id})"
@@ -226,14 +239,7 @@ def test_an_import_waits_for_a_counter_accepting_the_same_person(
             outcome.append(import_applications(second, path, PROFILE, actor="cli:clerk",
                                                photo_spec=CARD_PHOTO))  # fmt: skip
 
-        with first.transaction():
-            got = counter.accept(first, person, PROFILE, point="SP01", photo=photo,
-                                 photo_spec=CARD_PHOTO, actor="web:clerk1")  # fmt: skip
-            thread = threading.Thread(target=importer)
-            thread.start()
-            thread.join(2.0)
-            assert thread.is_alive() and not outcome, "the import waits for the counter"
-        thread.join(60)
+        got = _while_accepting(first, person, photo, importer, outcome)
         (summary,) = outcome
         assert isinstance(summary, ImportSummary)
         assert summary.accepted == 2  # the two other people

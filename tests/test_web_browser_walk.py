@@ -9,7 +9,6 @@ role that must not see it (only centre staff, on the audit queue, see the number
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
 from typing import Any
 
 import httpx
@@ -17,32 +16,19 @@ import pytest
 from selenium.webdriver.common.by import By
 
 import fixtures_web
-from fixtures_office import Centre, build_centre
-from fixtures_web import ROLE_OF, Console, start_console
+import test_web_browser_office
+from fixtures_office import Centre
+from fixtures_web import ROLE_OF, Console
 from test_web_browser import _login
 
 browser = fixtures_web.browser  # the session's fixture, used by name
+centre = test_web_browser_office.centre  # the module fixtures (this module's own instances)
+console = test_web_browser_office.console
 pytestmark = pytest.mark.browser
 Driver = Any
 #: Links that are not pages: fetched with the session, never opened in the window.
 FILES = ("/office/file", "/office/photo", "/desk/photo", "/desk/form", "/floor/face",
          "/floor/results")  # fmt: skip
-
-
-@pytest.fixture(scope="module")
-def centre(tmp_path_factory: pytest.TempPathFactory) -> Centre:
-    return build_centre(tmp_path_factory.mktemp("walk"))
-
-
-@pytest.fixture(scope="module")
-def console(centre: Centre, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Console]:
-    with pytest.MonkeyPatch.context() as mp:
-        mp.delenv("CARDPERSO_CALENDAR", raising=False)
-        c = start_console(centre.url, tmp_path_factory.mktemp("walk-console") / "serve.log")
-    try:
-        yield c
-    finally:
-        c.stop()
 
 
 @pytest.mark.parametrize("name", sorted(ROLE_OF))

@@ -39,7 +39,7 @@ def test_notify_is_registry_notify_with_its_sms_and_letter_files(
     client = login_client(console, "centre1")
     page = client.get("/office/files").text
     assert re.search(r'id="notify"\s*>', page), "the button is enabled"
-    assert "<p>1 张卡可通知领取 card(s) can be made ready for collection now" in page
+    assert "— 1 card(s) can be made ready for collection now" in page
     before = _copy(db_path, tmp_path / "before.db")
     csrf = csrf_of(client, "/office/files")
     r = client.post("/office/notify", data={"csrf": csrf, "date": AS_OF})
