@@ -235,7 +235,23 @@ async def audit_page(request: Request) -> Response:
     audit.record(
         db, "view", user=user.name, role=user.role, address=_address(request), target="/audit"
     )
-    return _page(request, "audit.html", entries=audit.recent(db))
+    q = request.query_params
+    who, action = q.get("user", "")[:64], q.get("action", "")[:64]
+    before = q.get("before", "")
+    if before and not (before.isdigit() and len(before) < 16):
+        raise UsageError("before: an entry number")
+    entries = audit.recent(
+        db, AUDIT_PAGE, user=who, action=action, before=int(before) if before else None
+    )
+    return _page(
+        request, "audit.html", entries=entries, chosen={"user": who, "action": action},
+        actions=audit.actions(db), people=[u.name for u in users.all_users(db)],
+        older=entries[-1].id if len(entries) == AUDIT_PAGE else None, newest=not before,
+    )  # fmt: skip
+
+
+#: Entries on one page of the audit log (newest first; "Older" pages back).
+AUDIT_PAGE: Final = 200
 
 
 @guarded("/users", frozenset({ADMIN}))

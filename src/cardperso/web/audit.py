@@ -12,6 +12,7 @@ from cardperso.storage.db import Database
 
 @dataclass(frozen=True, slots=True)
 class Entry:
+    id: int
     at: float
     user: str
     role: str
@@ -38,13 +39,25 @@ def record(
     )
 
 
-def recent(db: Database, limit: int = 200) -> list[Entry]:
+def recent(
+    db: Database, limit: int = 200, *, user: str = "", action: str = "", before: int | None = None
+) -> list[Entry]:
+    """The newest ``limit`` entries (of ``user``, of ``action``, older than entry ``before``
+    when given), newest first."""
+    below = -1 if before is None else before  # ids start at 1
     rows = db.execute(
-        "SELECT at, user_name, role, address, action, target, outcome FROM web_audit "
+        "SELECT id, at, user_name, role, address, action, target, outcome FROM web_audit "
+        "WHERE (? = '' OR user_name = ?) AND (? = '' OR action = ?) AND (? < 0 OR id < ?) "
         "ORDER BY id DESC LIMIT ?",
-        (limit,),
+        (user, user, action, action, below, below, limit),
     )
     return [
-        Entry(float(a), str(u or ""), str(r or ""), str(ad or ""), str(ac), str(t or ""), str(o))
-        for a, u, r, ad, ac, t, o in rows
-    ]
+        Entry(int(i), float(a), str(u or ""), str(r or ""), str(ad or ""), str(ac),
+              str(t or ""), str(o))
+        for i, a, u, r, ad, ac, t, o in rows
+    ]  # fmt: skip
+
+
+def actions(db: Database) -> list[str]:
+    """The actions the log holds (for the page's filter)."""
+    return [str(a) for (a,) in db.execute("SELECT DISTINCT action FROM web_audit ORDER BY 1")]
