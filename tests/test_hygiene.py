@@ -298,6 +298,9 @@ def prepped(tmp_path_factory: pytest.TempPathFactory) -> Prepped:
     assert len(rsa_parts) == 10 and len(store.rsa_names()) == 2
 
     batch, good, rows = _write_batch(work)
+    # the reference product's ODA: the issuer fills the ICC key pool beside its store first
+    lines = len(Path(batch).read_bytes().splitlines())
+    work.cli("keys", "pool", "generate", keys_path, "--bits", "1024", "--count", lines)
     out = work.root / "out"
     out.mkdir()
     perso = out / "batch.perso"

@@ -7,6 +7,7 @@ from __future__ import annotations
 import logging
 import os
 import secrets
+import shutil
 from pathlib import Path
 
 import pytest
@@ -23,18 +24,26 @@ SEED = secrets.token_bytes(16)
 def work(tmp_path: Path) -> Path:
     make_batch(tmp_path / "batch.csv", 3, seed=8)
     generate_file(tmp_path / "keys.json")
+    # the reference product's ODA: every run gets the same ICC keys from its own pool copy
+    _register()
+    made = CliRunner().invoke(cli, ["keys", "pool", "generate", str(tmp_path / "keys.json"),
+                                    "--bits", "1024", "--count", "3", "--pool-dir",
+                                    str(tmp_path / "pools")])  # fmt: skip
+    assert made.exit_code == 0, made.output
     return tmp_path
 
 
 def _prep(work: Path, out: str, seed_arg: str) -> tuple[int, str]:
     _register()
+    pool = work / f"pool-{out}"
+    shutil.copytree(work / "pools" / "rsa1024", pool)
     result = CliRunner().invoke(
         cli,
         [
             "prep", str(work / "batch.csv"), "--profile", "ssc3-pboc",
             "--keys", str(work / "keys.json"), "--out", str(work / out),
             "--rejects", str(work / f"{out}.rejects.csv"), "--created", "1700000000",
-            "--batch-id", "S", "--pin-seed", seed_arg,
+            "--batch-id", "S", "--pin-seed", seed_arg, "--icc-pool", str(pool),
         ],
     )  # fmt: skip
     return result.exit_code, result.output

@@ -224,6 +224,9 @@ def test_prep_production_with_fresh_keys_and_the_override_prepares_and_logs_it(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     generate_file(tmp_path / "keys.json")
+    pool = _cli(["keys", "pool", "generate", str(tmp_path / "keys.json"), "--bits", "1024",
+                 "--count", "2"])  # the reference product's ODA: its ICC keys  # fmt: skip
+    assert pool.exit_code == 0, pool.output
     flags = ("--production", "--allow-software-keystore")
     result = _cli(_prep_args(tmp_path, tmp_path / "keys.json", "ssc3-pboc", *flags))
     assert result.exit_code == 0 and "prepared 2, rejected 0" in result.output, result.output

@@ -28,6 +28,7 @@ from cardperso.errors import EncodingError
 from cardperso.layouts import persofile as pf
 from cardperso.prep.container import PersoWriter
 from cardperso.prep.synth import make_batch
+from profile_variants import write_without_oda
 
 ROOT = Path(__file__).resolve().parent.parent
 KEYS = ROOT / "keys-sample" / "keys.json"
@@ -75,7 +76,8 @@ def work(tmp_path: Path) -> Path:
     shutil.copy(ROOT / "examples" / "batch.csv", tmp_path / "b.csv")
     shutil.copytree(ROOT / "examples" / "photos", tmp_path / "photos")
     shutil.copy(KEYS, tmp_path / "k.json")
-    shutil.copy(PROFILE, tmp_path / "ssc3-pboc.yaml")
+    # without ODA: the 20,000-line SIGTERM/SIGKILL batches would need as many ICC keys
+    write_without_oda(tmp_path / "ssc3-pboc.yaml")
     return tmp_path
 
 
@@ -144,7 +146,7 @@ def _prep_big(where: Path, out: str, workers: int) -> subprocess.Popen[str]:
         "prep",
         "big.csv",
         "-p",
-        str(PROFILE),
+        str(write_without_oda(where / "ssc3-pboc.yaml")),  # 20,000 ICC keys: no
         "-k",
         str(KEYS),
         "-o",

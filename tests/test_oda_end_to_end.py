@@ -207,6 +207,27 @@ def test_line_cards_pass_the_kernel_and_openssl(pcsc_lab, tmp_path: Path) -> Non
         output = verify_on_reader(slot, image, keys, capk)
         assert not any(p in output for p in pans)  # masked
     outside_check(slot, images[0], capk, tmp_path)
+    # contactless (qPBOC, 9207 with the same AIP and ODA records): an e-cash load on contact,
+    # then an offline purchase whose fDDA 01 the kernel checks from the same CAPK file
+    slot.insert(VirtualCard.load(images[0]))
+    try:
+        out = invoke("bank", "ec-load", "--reader", slot.name, "--amount", "2000", "--keys",
+                     str(keys))  # fmt: skip
+        assert out.exit_code == 0, out.output
+    finally:
+        slot.remove()
+    card = VirtualCard.load(images[0])
+    card.contactless = True
+    slot.insert(card)
+    try:
+        out = invoke("bank", "qpboc-purchase", "--reader", slot.name, "--amount", "500",
+                     "--capk", str(capk))  # fmt: skip
+    finally:
+        slot.remove()
+    assert out.exit_code == 0 and "approved offline" in out.output, out.output
+    steps = kernel_steps(out.output)
+    assert all(steps.get(s) == "ok" for s in ("issuer certificate", "icc certificate", "fdda"))
+    assert "fDDA 01" in out.output, out.output
 
 
 def test_two_stage_cards_pass_the_kernel_and_openssl(pcsc_lab, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
