@@ -75,6 +75,7 @@ def test_notify_is_registry_notify_with_its_sms_and_letter_files(
     # once: nothing is left to notify, and no file
     r = client.post("/office/notify", data={"csrf": csrf})
     assert r.status_code == 400 and "no card is waiting" in html.unescape(r.text)
+    assert "<title>未完成 Not done" in r.text and 'id="back" href="/office/files"' in r.text
     r = client.post("/office/notify", data={"csrf": csrf, "date": "2999-01-01"})
     assert r.status_code == 400 and "is in the future" in html.unescape(r.text)
     assert not list((tmp_path / "tmp").iterdir()), "no temporary file left"

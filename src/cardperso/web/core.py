@@ -99,6 +99,18 @@ def log_action(request: Request, action: str, target: str = "", outcome: str = "
 
 #: the navigation bar, in order; a page module appends its own entries when it is imported.
 NAV: list[tuple[str, str]] = [("/", "首页 Home")]
+#: route → the page whose form or link it serves (where "Back" leads after an error), for
+#: routes that are not under a page of the navigation.
+BACK: dict[str, str] = {}
+
+
+def back_to(path: str, role: str) -> str:
+    """The page to go back to from ``path`` after an error: its entry in :data:`BACK`, else
+    the longest navigation entry it is under, else the home page."""
+    if path in BACK:
+        return BACK[path]
+    under = [p for p, _t in _nav(role) if p != "/" and (path == p or path.startswith(p + "/"))]
+    return max(under, key=len, default="/")
 
 
 def _nav(role: str) -> list[tuple[str, str]]:
@@ -140,7 +152,10 @@ def guarded(
             try:
                 return await fn(request)
             except CardPersoError as exc:
-                return _page(request, "refused.html", 400, reason="error", message=str(exc))
+                return _page(
+                    request, "refused.html", 400, reason="error", message=str(exc),
+                    back=back_to(request.url.path, user.role),
+                )  # fmt: skip
 
         endpoint.__name__ = fn.__name__
         endpoint.__doc__ = fn.__doc__

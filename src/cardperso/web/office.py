@@ -51,7 +51,7 @@ from cardperso.registry.calendar import TARGETS, Calendar, load_calendar, parse_
 from cardperso.registry.centre import missing_confirmations, parties
 from cardperso.storage.db import Database
 from cardperso.web import charts
-from cardperso.web.core import NAV, _db, _page, guarded
+from cardperso.web.core import BACK, NAV, _db, _page, guarded
 from cardperso.web.core import log_action as _log
 from cardperso.web.users import CENTRE
 
@@ -67,6 +67,11 @@ SHOWN: Final = 200
 #: A reason typed by the auditor: what ``registry audit --reason`` would take, kept short.
 MAX_REASON: Final = 200
 
+BACK.update(
+    dict.fromkeys(("/office/file", "/office/notify", "/office/bank-requests",
+                   "/office/export-batch", "/office/box-pack"), "/office/files")
+    | {"/office/photo": "/office/audit"}
+)  # fmt: skip
 NAV += [
     ("/office/audit", "审核 Audit"),
     ("/office/compare", "比对 Comparison"),
