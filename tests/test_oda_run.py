@@ -115,3 +115,18 @@ def test_bank_batch_refuses_an_exhausted_pool_before_the_first_card(tmp_path: Pa
     no_pool = dataclasses.replace(plan, icc_pool=None)
     with AccountFile(tmp_path / "a2.csv") as out, pytest.raises(UsageError, match="--icc-pool"):
         personalize_batch(batch, no_pool, store, transports(), out)
+
+
+def test_profile_check_refuses_an_aip_claim_without_the_data(tmp_path: Path) -> None:
+    from profile_variants import REFERENCE, without_oda
+
+    text = without_oda(REFERENCE.read_text(encoding="utf-8")).replace(
+        "value: 1C00}", "value: 7C00}"
+    )
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(text.replace("name: ssc3-pboc", "name: bad", 1), encoding="utf-8")
+    _register()
+    out = CliRunner().invoke(cli, ["profile", "check", str(bad)])
+    assert out.exit_code == 2 and "claims SDA, DDA without the data (pboc.oda)" in out.output
+    ok = CliRunner().invoke(cli, ["profile", "check", str(REFERENCE)])
+    assert ok.exit_code == 0, ok.output

@@ -56,7 +56,10 @@ def show_cmd(name: str) -> None:
 @click.argument("path", metavar="FILE", type=click.Path(exists=True, dir_okay=False))
 def check_cmd(path: str) -> None:
     """Validate one profile file; errors name the file, the line and the field."""
+    from cardperso.prep.oda_run import check_aip
+
     p = load_profile(path)
+    check_aip(p)  # the AIP claims no SDA, DDA or CDA without the pboc.oda data
     click.echo(f"{path}: OK - profile {p.name} (digest {p.digest.hex()[:16]}…)")
 
 
