@@ -9,6 +9,7 @@ print one clear line, never a traceback; ``CARDPERSO_DEBUG=1`` shows tracebacks 
 from __future__ import annotations
 
 import contextlib
+import importlib
 import logging
 import os
 import signal
@@ -144,7 +145,48 @@ class _Group(click.Group):
             ctx.exit(EXIT_DATA)
 
 
-@click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
+#: Each top-level command and the ``cardperso.cli`` modules that make it, the one that defines it
+#: first (in its ``COMMANDS``), then any that add sub-commands to it (``line`` adds ``sim line``).
+#: Only these are imported when the command runs: ``cardperso prep`` loads no web stack, registry,
+#: PDF fonts or PC/SC. tests/test_cli_lazy.py checks the table against ``commands.MODULES``.
+LAZY_COMMANDS: dict[str, tuple[str, ...]] = {
+    "keys": ("keys",),
+    "sim": ("sim", "line"),
+    "readers": ("sim",),
+    "prep": ("prep",),
+    "validate": ("prep",),
+    "perso-file": ("prep",),
+    "profile": ("profile",),
+    "examples": ("examples",),
+    "run": ("line",),
+    "line": ("line",),
+    "demo": ("line",),
+    "bank": ("bank",),
+    "registry": ("registry",),
+    "db": ("db",),
+    "web": ("web",),
+    "pki": ("pki",),
+}
+
+
+class _LazyGroup(_Group):
+    """The root group: a sub-command's module is imported when that command is looked up."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted(set(self.commands) | set(LAZY_COMMANDS))
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        if cmd_name not in self.commands and cmd_name in LAZY_COMMANDS:
+            modules = [
+                importlib.import_module(f"cardperso.cli.{m}") for m in LAZY_COMMANDS[cmd_name]
+            ]
+            for command in getattr(modules[0], "COMMANDS", ()):
+                if command.name == cmd_name:
+                    self.add_command(command)
+        return self.commands.get(cmd_name)
+
+
+@click.group(cls=_LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="cardperso")
 @click.option("-v", "--verbose", count=True, help="More log output (-vv for debug traces).")
 def cli(verbose: int) -> None:
@@ -154,7 +196,8 @@ def cli(verbose: int) -> None:
 
 
 def _register() -> None:
-    """Attach the sub-command groups (each module adds its own commands)."""
+    """Attach every sub-command group at once (tests that drive ``cli`` in process; the
+    console script loads only the command it runs, through :class:`_LazyGroup`)."""
     from cardperso.cli import commands
 
     commands.register(cli)
@@ -162,7 +205,6 @@ def _register() -> None:
 
 def main(argv: list[str] | None = None) -> None:
     """Console-script entry point."""
-    _register()
     try:
         cli.main(args=argv, prog_name="cardperso", standalone_mode=True)
     except SystemExit:
