@@ -29,6 +29,7 @@ from cardperso.keystore.base import KeyStore
 from cardperso.line.linefile import LineOptions, load_line
 from cardperso.line.runner import ChipWorkflow, LineRun, RunSummary, request_resume
 from cardperso.outputs import check_paths
+from cardperso.profiles.model import Profile
 from cardperso.sim.line import SimLine
 from cardperso.storage.db import Database, connect
 
@@ -407,6 +408,7 @@ def demo_cmd(count: int, stations: int, state_dir: Path | None, keys_spec: str |
     """The whole flow on a simulated line: a synthetic batch (with a few bad records) is
     validated and prepared into a protected perso file, then personalized and printed."""
     from cardperso.cli.pki import demo_check, demo_product
+    from cardperso.prep.oda_run import count_lines
     from cardperso.prep.pipeline import PrepOptions, prepare
     from cardperso.prep.synth import make_batch
 
@@ -423,9 +425,11 @@ def demo_cmd(count: int, stations: int, state_dir: Path | None, keys_spec: str |
     store = open_store(keys_spec)
     perso = state_dir / "batch.perso"
     profile = demo_product(store, state_dir)  # the reference product, with the PKI application
+    pool = _demo_pool(profile, store, keys_spec, state_dir, count_lines(batch) - 1)
     summary = prepare(
         batch, profile, store, functools.partial(open_store, keys_spec), perso,
-        state_dir / "rejects.csv", PrepOptions(batch_id="DEMO", created=int(time.time())),
+        state_dir / "rejects.csv",
+        PrepOptions(batch_id="DEMO", created=int(time.time()), icc_pool=pool),
     )  # fmt: skip
     click.echo(
         f"2. prepared: read {summary.read} = {summary.prepared} prepared + {summary.rejected} rejected "
@@ -476,6 +480,24 @@ def demo_cmd(count: int, stations: int, state_dir: Path | None, keys_spec: str |
     )
     if run_summary.stopped or run_summary.failed or (pki is not None and not pki[0]):
         sys.exit(1)
+
+
+def _demo_pool(
+    profile: Profile, store: KeyStore, keys_spec: str, state_dir: Path, lines: int
+) -> str | None:
+    """The demo's own small ICC key pool (one key per input line; offline data
+    authentication, docs/keystore.md) in the state directory: a fresh machine needs no
+    `keys pool generate` first (~20 ms per 1024-bit key and core)."""
+    from cardperso.prep.oda_run import ensure_pool
+
+    made = ensure_pool(
+        profile, store, functools.partial(open_store, keys_spec), state_dir / "icc-pool", lines
+    )
+    if made is None:
+        return None
+    directory, count, seconds = made
+    click.echo(f"   ICC key pool: {count} keys made in {seconds:.1f} s → {directory}")
+    return directory
 
 
 def _make_sim_line(stations: int, state_dir: Path, *, transport_key: bytes) -> SimLine:
