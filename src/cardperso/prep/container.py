@@ -294,6 +294,32 @@ class PersoWriter:
         if self._pending_size > 1 << 22:
             self.flush()
 
+    def add_segment(
+        self, path: str, ranges: Sequence[tuple[int, int]], macs: bytes, count: int
+    ) -> None:
+        """Append *count* framed records, the bytes at *ranges* (``start, end`` offsets, in
+        input order) of the file *path* (a worker's segment), and their MACs; the bytes are
+        copied in the kernel (``copy_file_range``), never read into this process."""
+        self.flush()
+        self._fh.flush()
+        out = self._fh.fileno()
+        src = os.open(path, os.O_RDONLY)
+        try:
+            for start, end in _merged(ranges):
+                while start < end:
+                    try:
+                        done = os.copy_file_range(src, out, end - start, start)
+                    except OSError:  # no copy_file_range between these files: copy by hand
+                        done = os.write(out, os.pread(src, min(end - start, 1 << 22), start))
+                    if done <= 0:
+                        raise OSError(f"segment {path} ends before byte {end}")
+                    start += done
+        finally:
+            os.close(src)
+        self._fh.seek(0, os.SEEK_END)  # the buffered file learns where the descriptor is
+        self._macs.update(macs)
+        self.count += count
+
     def flush(self) -> None:
         if self._pending:
             self._fh.write(b"".join(self._pending))
@@ -321,6 +347,22 @@ class PersoWriter:
     def abort(self) -> None:
         """Throw the temporary file away; the final name keeps what it had (or nothing)."""
         self._out.abort()
+
+
+def _merged(ranges: Sequence[tuple[int, int]]) -> Iterator[tuple[int, int]]:
+    """Adjacent byte ranges joined (a chunk without duplicates is one copy)."""
+    it = iter(ranges)
+    first = next(it, None)
+    if first is None:
+        return
+    start, end = first
+    for a, b in it:
+        if a == end:
+            end = b
+        else:
+            yield start, end
+            start, end = a, b
+    yield start, end
 
 
 def read_header(fh: IO[bytes]) -> tuple[pf.PersoHeader, bytes]:

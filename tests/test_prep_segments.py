@@ -1,0 +1,89 @@
+"""Forked workers hand their framed records over in segment files (prep/pipeline.py ``_work``,
+``PersoWriter.add_segment``): the file stays byte-identical to one process's, duplicates that
+fall in a worker's chunk are still dropped (first occurrence wins), every line is prepared or
+rejected once, and no segment is left behind, on success or on failure."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from cardperso.keystore.software import SoftwareKeyStore
+from cardperso.prep import container
+from cardperso.prep.container import PersoWriter, verify
+from cardperso.prep.pipeline import PrepOptions, prepare
+from cardperso.prep.synth import make_batch
+from cardperso.profiles.loader import load_profile
+from profile_variants import write_without_oda
+
+
+def _batch_with_duplicates(tmp: Path) -> int:
+    """120 records, then copies of records 3, 50 and 97 (duplicates that land in later
+    chunks, which the forked worker prepares) and a copy of the last one."""
+    make_batch(tmp / "batch.csv", 120, photos=4)
+    lines = (tmp / "batch.csv").read_bytes().splitlines(keepends=True)
+    lines += [lines[3], lines[50], lines[97], lines[-1]]
+    (tmp / "batch.csv").write_bytes(b"".join(lines))
+    return len(lines) - 1
+
+
+def _prep(tmp: Path, store: SoftwareKeyStore, out: str, **kw: Any) -> Any:
+    profile = load_profile(write_without_oda(tmp / "ssc3-pboc.yaml"))
+    opts = PrepOptions(batch_id="B1", created=1767225600, **kw)
+    return prepare(
+        tmp / "batch.csv",
+        profile,
+        store,
+        lambda: SoftwareKeyStore.load(store.location.removeprefix("file:")),
+        tmp / out,
+        tmp / f"{out}.rejects.csv",
+        opts,
+    )
+
+
+def test_segments_give_the_same_file_with_duplicates_dropped(
+    tmp_path: Path, sample_keystore: SoftwareKeyStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    records = _batch_with_duplicates(tmp_path)
+    one = _prep(tmp_path, sample_keystore, "one.cppf", chunk_size=5)
+    copied: list[int] = []
+    add = PersoWriter.add_segment
+
+    def counting(self: PersoWriter, path: str, ranges: Any, macs: bytes, count: int) -> None:
+        copied.append(count)
+        add(self, path, ranges, macs, count)
+
+    monkeypatch.setattr(PersoWriter, "add_segment", counting)
+    two = _prep(tmp_path, sample_keystore, "two.cppf", chunk_size=5, workers=2)
+    assert copied and sum(copied) < two.prepared  # the worker's chunks came as segments
+    assert (tmp_path / "two.cppf").read_bytes() == (tmp_path / "one.cppf").read_bytes()
+    rejects = (tmp_path / "two.cppf.rejects.csv").read_text("utf-8")
+    assert rejects == (tmp_path / "one.cppf.rejects.csv").read_text("utf-8")
+    assert (one.read, one.prepared, one.rejected) == (two.read, two.prepared, two.rejected)
+    assert (two.read, two.prepared, two.rejected) == (records, 120, 4)
+    for first, dup in ((4, 122), (51, 123), (98, 124), (121, 125)):  # file lines (header = 1)
+        assert f"{dup},ssn,duplicate of line {first}" in rejects
+    assert verify(tmp_path / "two.cppf", sample_keystore).records == 120
+    assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith(".")) == []
+
+
+def test_a_failure_mid_batch_leaves_no_segment(
+    tmp_path: Path, sample_keystore: SoftwareKeyStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _batch_with_duplicates(tmp_path)
+
+    def full_disk(self: PersoWriter, *args: Any) -> None:
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(container.PersoWriter, "add_segment", full_disk)
+    with pytest.raises(OSError):
+        _prep(tmp_path, sample_keystore, "out.cppf", chunk_size=5, workers=2)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["batch.csv", "photos", "ssc3-pboc.yaml"]
+
+
+def test_adjacent_ranges_are_one_copy() -> None:
+    ranges = [(0, 10), (10, 30), (50, 60), (199, 200)]
+    assert list(container._merged(ranges)) == [(0, 30), (50, 60), (199, 200)]
+    assert list(container._merged([])) == []
