@@ -30,7 +30,8 @@ from cardperso.errors import UsageError
 from cardperso.keystore import KeyStore
 from cardperso.layouts.persofile import check_created
 from cardperso.outputs import check_paths
-from cardperso.prep.container import iter_records, iter_sealed, read_header, verify
+from cardperso.prep import verify_split
+from cardperso.prep.container import iter_records, iter_sealed, read_header
 from cardperso.prep.pipeline import (
     PrepOptions,
     PrepSummary,
@@ -345,11 +346,19 @@ def perso_file() -> None:
 @perso_file.command("verify")
 @click.argument("path", metavar="FILE", type=click.Path(exists=True, dir_okay=False))
 @click.option("--keys", "-k", "keys_spec", required=True, help="Key store holding the KEK.")
-def verify_cmd(path: str, keys_spec: str) -> None:
+@click.option(
+    "--workers",
+    "-w",
+    type=click.IntRange(1, 2),
+    default=2,
+    show_default=True,
+    help="Processes checking the records (2: each half of a file of 8 MB or more).",
+)
+def verify_cmd(path: str, keys_spec: str, workers: int) -> None:
     """Check every MAC, the order and the counts (refuses tampered, truncated, mixed files)."""
     _regular_input(path, "FILE")
     store = _open_store(keys_spec)
-    result = verify(path, store)
+    result = verify_split.verify(path, store, workers)
     h = result.header
     click.echo(
         f"{path}: OK - batch {h.batch_id!r}, profile {h.profile}, {result.records} records, "
