@@ -16,6 +16,7 @@ from cardperso.storage.db import Database
 from cardperso.web import photos
 from fixtures_desk import PEOPLE, accept, app_id_of, form_of, good_photo, make_desk
 from fixtures_web import csrf_of, login_client, start_console
+from test_registry import db_url, pg_url  # noqa: F401 - fixtures
 
 
 def _serve(db: Path, *args: str) -> subprocess.CompletedProcess[str]:
@@ -92,13 +93,17 @@ def test_an_abandoned_upload_is_removed_and_an_accepted_one_kept(tmp_path: Path)
         c.stop()
 
 
-def test_the_sweep_spares_a_photo_an_application_names(tmp_path: Path) -> None:
+def test_the_sweep_spares_a_photo_an_application_names(
+    db_url: str,  # noqa: F811
+    tmp_path: Path,
+) -> None:
     """A pending photo that is also an accepted application's (the same file uploaded again
-    for another form, which is then abandoned) is forgotten as pending but not removed."""
-    make_desk(tmp_path / "desk.db")
+    for another form, which is then abandoned) is forgotten as pending but not removed; on
+    SQLite and on PostgreSQL (the upsert and DELETE ... RETURNING of both)."""
+    make_desk(db_url)  # type: ignore[arg-type]
     folder = tmp_path / "p"
     folder.mkdir(mode=0o700)
-    with Database(tmp_path / "desk.db") as db:
+    with Database(db_url) as db:
         ref, path, fresh = photos.keep(db, folder, good_photo(31))
         assert fresh and path.name == f"{ref}.jpg" and oct(path.stat().st_mode & 0o777) == "0o600"
         db.execute(
@@ -109,6 +114,8 @@ def test_the_sweep_spares_a_photo_an_application_names(tmp_path: Path) -> None:
             (str(path),),
         )
         _other, other_path, _ = photos.keep(db, folder, good_photo(32))
+        photos.keep(db, folder, good_photo(32))  # chosen again: still one pending row
+        assert db.execute("SELECT COUNT(*) FROM web_pending_photos")[0][0] == 2
         assert photos.sweep(db, ttl=60) == 0, "nothing is old yet"
         assert photos.sweep(db, ttl=60, now=time.time() + 61) == 1
         assert path.is_file() and not other_path.exists()
