@@ -146,7 +146,7 @@ class ChunkKeys:
         return bcd(nibbles, 8, "F").tobytes()
 
     def _emv_fast(self, y: bytes, count: int) -> tuple[bytes, bytes]:
-        """Option A for the chunk with one ECB call per IMK and per half (Y, then ~Y).
+        """Option A for the chunk with one ECB call per IMK (over Y ‖ ~Y of every card).
 
         Returns (wrapped keys, check values), card-major: card i's AC ‖ SMI ‖ SMC are bytes
         48i..48i+48 of the first, their KCVs bytes 9i..9i+9 of the second."""
@@ -155,9 +155,11 @@ class ChunkKeys:
         ny = y.translate(_INVERT)
         clear = bytearray(48 * count)
         q = memoryview(clear).cast("Q")
+        half = len(y) // 8
         for j, name in enumerate((self.pboc.imk_ac, self.pboc.imk_smi, self.pboc.imk_smc)):
-            q[2 * j :: 6] = memoryview(odd_parity(store.encrypt(name, y, "ecb"))).cast("Q")
-            q[2 * j + 1 :: 6] = memoryview(odd_parity(store.encrypt(name, ny, "ecb"))).cast("Q")
+            zq = memoryview(odd_parity(store.encrypt(name, y + ny, "ecb"))).cast("Q")
+            q[2 * j :: 6] = zq[:half]
+            q[2 * j + 1 :: 6] = zq[half:]
         keys = bytes(clear)
         return store.wrap(self.kek, keys), kcv_3des_blob(keys)
 
