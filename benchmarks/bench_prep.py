@@ -102,8 +102,10 @@ class Hung(Exception):
     pass
 
 
-def run_measured(cmd: list[str]) -> tuple[float, int, str, int, float]:
-    """Run *cmd*; return (wall s, peak tree RSS kB, output, peak tree PSS kB, CPU s).
+def run_measured(cmd: list[str]) -> tuple[float, int, str, int, float, float]:
+    """Run *cmd*; return (wall s, peak tree RSS kB, output, peak tree PSS kB, CPU s, CPU s of
+    the busiest process). With every process busy, the busiest one's CPU time is the wall time
+    on free CPUs: the scaling the work allows, whatever the machine's load.
 
     Raises :class:`Hung` (after killing the process tree) when no process of the tree used CPU
     for ``HANG_SECONDS``: ``cardperso prep -w 2`` was seen once to hang at the end of a batch."""
@@ -112,6 +114,7 @@ def run_measured(cmd: list[str]) -> tuple[float, int, str, int, float]:
     peak = peak_pss = 0
     done = threading.Event()
     hung: list[str] = []
+    last: dict[int, int] = {}  # CPU ticks of each process at its last sample
     before = os.times()
 
     def sample() -> None:
@@ -123,6 +126,7 @@ def run_measured(cmd: list[str]) -> tuple[float, int, str, int, float]:
             rss, pss = _tree_kb(pids)
             peak, peak_pss = max(peak, rss), max(peak_pss, pss)
             now = {p: _ticks(p) for p in pids}
+            last.update((p, t) for p, t in now.items() if t)
             if now != seen:
                 seen, progress = now, time.monotonic()
             elif time.monotonic() - progress > HANG_SECONDS:
@@ -148,7 +152,8 @@ def run_measured(cmd: list[str]) -> tuple[float, int, str, int, float]:
         raise Hung(f"{hung[0]}: {' '.join(cmd)}")
     if proc.returncode not in (0, 1):
         raise SystemExit(f"command failed ({proc.returncode}): {' '.join(cmd)}\n{out}")
-    return wall, peak, out, peak_pss, cpu
+    busiest = max(last.values(), default=0) / os.sysconf("SC_CLK_TCK")
+    return wall, peak, out, peak_pss, cpu, busiest
 
 
 def _state(pid: int) -> str:
@@ -189,11 +194,11 @@ def bench(directory: Path, count: int, workers: int, profile: str) -> dict[str, 
     prep_cmd = [*cli, "prep", str(src), "-p", profile, "-k", str(KEYS), "-o", str(out)]
     prep_cmd += ["-r", str(rej), "-w", str(workers), "--created", "2026-01-15T00:00:00Z"]
     try:
-        wall, peak, text, pss, cpu = run_measured(prep_cmd)
+        wall, peak, text, pss, cpu, busy = run_measured(prep_cmd)
     except Hung as exc:
         print(f"HUNG, killed, running it again: {exc}", flush=True)
-        wall, peak, text, pss, cpu = run_measured(prep_cmd)
-    vwall, vpeak, vtext, _vpss, vcpu = run_measured(
+        wall, peak, text, pss, cpu, busy = run_measured(prep_cmd)
+    vwall, vpeak, vtext, _vpss, vcpu, vbusy = run_measured(
         [*cli, "perso-file", "verify", str(out), "-k", str(KEYS)]
     )
     if "OK" not in vtext:
@@ -215,6 +220,8 @@ def bench(directory: Path, count: int, workers: int, profile: str) -> dict[str, 
         "peak_pss_mb": pss / 1024,
         "cpu_us_per_card": 1e6 * (cpu + vcpu) / count,
         "prep_cpu_us": 1e6 * cpu / count,
+        "prep_busiest_us": 1e6 * busy / count,
+        "verify_busiest_rate": count / vbusy if vbusy else 0.0,
         "verify_cpu_us": 1e6 * vcpu / count,
         "verify_rss_mb": vpeak / 1024,
         "file_mb": size / 1e6,
@@ -388,6 +395,8 @@ def main() -> None:
     workers = [int(x) for x in args.workers.split(",")]
     rates: dict[tuple[int, int], float] = {}
     digests: dict[tuple[int, int], str] = {}
+    busiest: dict[tuple[int, int], float] = {}
+    cpu_all: dict[tuple[int, int], float] = {}
     for count in counts:
         for w in workers:
             r = bench(directory, count, w, profile_arg)
@@ -404,9 +413,18 @@ def main() -> None:
             print(
                 f"{r['count']:>9} records  workers {r['workers']}  perso-file verify "
                 f"{r['verify_rate']:8.0f} records/s wall, {r['verify_cpu_rate']:8.0f} per CPU "
-                f"second  output sha256 {r['sha256'][:16]}",
+                f"second, {r['verify_busiest_rate']:8.0f}/s by its busiest process's CPU time  "
+                f"output sha256 {r['sha256'][:16]}",
                 flush=True,
             )
+            print(
+                f"{r['count']:>9} records  workers {r['workers']}  prep CPU of the busiest "
+                f"process {r['prep_busiest_us']:.1f} us/card (all processes "
+                f"{r['prep_cpu_us']:.1f}): {1e6 / r['prep_busiest_us']:8.0f} cards/s on free CPUs",
+                flush=True,
+            )
+            busiest[count, w] = r["prep_busiest_us"]
+            cpu_all[count, w] = r["prep_cpu_us"]
             rates[count, w] = r["prep_rate"]
             digests[count, w] = str(r["sha256"])
         if len(workers) > 1:
@@ -415,6 +433,12 @@ def main() -> None:
                 f"{count:>9} records  scaling {lo} -> {hi} workers (prep): "
                 f"x{rates[count, hi] / rates[count, lo]:.2f}; output identical across worker "
                 f"counts: {len({digests[count, w] for w in workers}) == 1}",
+                flush=True,
+            )
+            print(
+                f"{count:>9} records  scaling {lo} -> {hi} workers allowed by CPU time (the "
+                f"{lo}-worker CPU per card over the {hi}-worker busiest process's, load "
+                f"independent): x{cpu_all[count, lo] / busiest[count, hi]:.2f}",
                 flush=True,
             )
     if args.naive:
