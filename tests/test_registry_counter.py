@@ -120,7 +120,7 @@ def test_an_application_accepted_at_the_counter_is_the_row_the_import_makes(
     photo.write_bytes(spec_photo(random.Random(2)))
     first, second = (dict(p, application_type="sporadic", phone="13912345678") for p in PEOPLE[:2])
     got = counter.accept(db, first, PROFILE, point="SP01", photo=photo, photo_spec=CARD_PHOTO,
-                         actor="web:clerk1")  # fmt: skip
+                         actor="web:clerk1", today=TODAY)  # fmt: skip  # the file's day, at midnight too
     summary = import_applications(db, _file(tmp_path / "one.csv", [second], photo), PROFILE,
                                   actor="web:clerk1", photo_spec=CARD_PHOTO)  # fmt: skip
     (imported,) = summary.ids
