@@ -76,7 +76,7 @@ def two_stage_card(pcsc_slot: LabSlot, tmp_path: Path) -> tuple[LabSlot, Path, V
     accounts_in = bank_dir / "accounts-in.csv"
     accounts_in.write_text(
         "ssn,name,pan,pan_seq,issue_date,expiry_date,pin,ec_balance,ec_limit,ec_single_limit\n"
-        f"{person['ssn']},{person['name']},6214830000000009,01,20260115,20360115,123456,0,"
+        f"{person['ssn']},{person['name']},6228480000000007,01,20260115,20360115,123456,0,"
         "10000,2000\n",
         encoding="utf-8",
     )
@@ -94,10 +94,10 @@ def two_stage_card(pcsc_slot: LabSlot, tmp_path: Path) -> tuple[LabSlot, Path, V
         "--out", str(bank_dir / "accounts.csv"), "--rejects", str(bank_dir / "rejects.csv"),
     )  # fmt: skip
     assert out.exit_code == 0, out.output
-    assert person["ssn"] not in out.output and "6214830000000009" not in out.output
+    assert person["ssn"] not in out.output and "6228480000000007" not in out.output
     rows = list(csv.DictReader((bank_dir / "accounts.csv").open(encoding="utf-8")))
     assert [(r["chip_serial"], r["pan"], r["ssn"], r["outcome"]) for r in rows] == [
-        ("5A5A0001", "6214830000000009", person["ssn"], "account_opened")
+        ("5A5A0001", "6228480000000007", person["ssn"], "account_opened")
     ]
     return pcsc_slot, tmp_path, card
 
@@ -286,7 +286,7 @@ def test_a_factory_batch_then_a_bank_batch_on_three_readers(
     by_serial = {c.serial.hex().upper(): c for c in cards}
     lines = ["chip_serial,ssn,name,pan,issue_date,expiry_date,pin"]
     for n, serial in enumerate(serials):
-        body = f"62148300000001{n}"
+        body = f"62284800000001{n}"  # the product's issuer id 622848
         pan = body + luhn_check_digit(body)
         p = people[n]
         lines.append(f"{serial},{p['ssn']},{p['name']},{pan},20260115,20360115,654321")

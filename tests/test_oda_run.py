@@ -130,3 +130,61 @@ def test_profile_check_refuses_an_aip_claim_without_the_data(tmp_path: Path) -> 
     assert out.exit_code == 2 and "claims SDA, DDA without the data (pboc.oda)" in out.output
     ok = CliRunner().invoke(cli, ["profile", "check", str(REFERENCE)])
     assert ok.exit_code == 0, ok.output
+
+
+def test_a_pan_of_another_issuer_is_rejected_with_its_field(tmp_path: Path) -> None:
+    import csv
+
+    from cardperso.codec.numbers import luhn_check_digit
+
+    make_batch(tmp_path / "batch.csv", 3, photos=1)
+    rows = list(csv.DictReader((tmp_path / "batch.csv").open(encoding="utf-8", newline="")))
+    body = "621700" + rows[1]["pan"][6:-1]  # another bank's prefix: the certificate cannot match
+    rows[1]["pan"] = body + luhn_check_digit(body)
+    with (tmp_path / "batch.csv").open("w", encoding="utf-8", newline="") as fh:
+        w = csv.DictWriter(fh, fieldnames=list(rows[0]))
+        w.writeheader()
+        w.writerows(rows)
+    _register()
+    out = CliRunner().invoke(
+        cli, ["prep", str(tmp_path / "batch.csv"), "-p", "ssc3-pboc", "-k", str(SAMPLE),
+              "-o", str(tmp_path / "b.cppf"), "-r", str(tmp_path / "r.csv")],
+    )  # fmt: skip
+    assert out.exit_code == 1 and "prepared 2, rejected 1" in out.output, out.output
+    (rej,) = list(csv.DictReader((tmp_path / "r.csv").open(encoding="utf-8")))
+    assert (rej["line"], rej["field"]) == ("3", "pan")
+    assert rej["reason"] == "does not start with the issuer identifier 622848 (pboc.oda.issuer_id)"
+    assert rows[1]["pan"] not in (tmp_path / "r.csv").read_text(encoding="utf-8")
+
+
+def test_bank_refuses_a_pan_of_another_issuer_before_touching_the_card(tmp_path: Path) -> None:
+    import csv
+
+    from cardperso.codec.numbers import luhn_check_digit
+
+    cards = demo.factory_cards(tmp_path, 1)
+    two = load_two_stage("ssc3-pboc-2stage")
+    assert two.bank.pboc is not None
+    store = SoftwareKeyStore.load(demo.BANK_KEYS)
+    path = demo.bank_input(tmp_path, cards)
+    rows = list(csv.DictReader(path.open(encoding="utf-8", newline="")))
+    body = "621700" + rows[0]["pan"][6:-1]
+    rows[0]["pan"] = body + luhn_check_digit(body)
+    with path.open("w", encoding="utf-8", newline="") as fh:
+        w = csv.DictWriter(fh, fieldnames=list(rows[0]))
+        w.writeheader()
+        w.writerows(rows)
+    batch = read_accounts(path, two.bank.pboc, 6)
+    plan = BankPlan(two, "B1", pin_seed=pin_seed_for(store, "transport-kek", "B1"),
+                    icc_pool=demo.bank_pool(tmp_path, store, 1))  # fmt: skip
+
+    def transports():  # type: ignore[no-untyped-def]
+        with InProcessTransport(VirtualCard.load(cards[0].image)) as t:
+            yield t
+
+    with AccountFile(tmp_path / "accounts.csv") as out:
+        summary = personalize_batch(batch, plan, store, transports(), out)
+    assert (summary.opened, summary.failed) == (0, 1)
+    (row,) = list(csv.DictReader((tmp_path / "accounts.csv").open(encoding="utf-8")))
+    assert row["outcome"] == "account_failed" and "issuer identifier 622848" in row["reason"]
+    assert not VirtualCard.load(cards[0].image).state.pboc.ac_key  # nothing written

@@ -287,7 +287,7 @@ def valid_records(draw: st.DrawFn) -> dict[str, str]:
     digit = draw(st.sampled_from("13579" if male else "02468"))
     body17 = f"{region}{birth:%Y%m%d}{seq:02d}{digit}"
     card_body = draw(st.from_regex(r"[0-9A-Z]{8}", fullmatch=True))
-    pan_body = draw(st.from_regex(r"62[0-9]{13,16}", fullmatch=True))
+    pan_body = draw(st.from_regex(r"622848[0-9]{9,12}", fullmatch=True))  # pboc.oda.issuer_id
     surname = draw(st.sampled_from(_NAME_CHARS[:-1]))
     given = draw(st.text(alphabet=_NAME_CHARS[:-1], min_size=1, max_size=24))
     limit = draw(st.integers(0, 100000))

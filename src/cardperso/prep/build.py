@@ -253,6 +253,8 @@ class ChunkBuilder:
         if p is None:
             return
         self.pboc_aid_head = bytes((len(p.aid),)) + p.aid
+        #: pboc.oda: the issuer certificate names the leading PAN digits of every card
+        self.issuer_id = p.oda.issuer_id if p.oda is not None else ""
         consts = {c.dgi: _constant_dgi(c) for c in p.constant_dgis}
         early = [d for d in consts if d >= 0x9000 and d not in (0x9200,)]
         late = [d for d in consts if d not in early]
@@ -434,6 +436,11 @@ class ChunkBuilder:
             segs += [napps + self.ssse_aid_head, be_uint(segment_lengths(n, sdgis), 4), *sdgis]
             segs += [self.pboc_aid_head, be_uint(segment_lengths(n, pdgis), 4), *pdgis]
             segs += [*face, *self._tracks(c, pan, refused)]
+            if self.issuer_id:  # one reason per refused card
+                seen = {i for i, _f, _r in refused}
+                refused += [
+                    r for r in _other_issuer(c.text["pan"], self.issuer_id) if r[0] not in seen
+                ]
         sizes = segment_lengths(n, segs)
         pad = -sizes % 16
         segs.append(Var(np.zeros(int(pad.sum()), np.uint8), pad))
@@ -467,6 +474,13 @@ class ChunkBuilder:
                 out.append(b"\x00")
         out.append(b"\x00")
         return out
+
+
+def _other_issuer(pans: Sequence[str], issuer_id: str) -> list[tuple[int, str, str]]:
+    """The cards whose PAN does not start with the ODA issuer identifier (a terminal compares
+    the two: such a card would fail offline data authentication)."""
+    reason = f"does not start with the issuer identifier {issuer_id} (pboc.oda.issuer_id)"
+    return [(i, "pan", reason) for i, p in enumerate(pans) if not p.startswith(issuer_id)]
 
 
 def refused_rows(c: Cards, refused: list[tuple[int, str, str]]) -> list[RejectRow]:

@@ -30,7 +30,7 @@ from typing import TYPE_CHECKING
 
 from cardperso.codec.columns import Var, assemble
 from cardperso.codec.dgi import encode_dgi
-from cardperso.errors import UsageError
+from cardperso.errors import DataError, UsageError
 from cardperso.keystore import KeyStore
 from cardperso.keystore.oda import IssuerCertSpec, issuer_record
 from cardperso.keystore.pool import PART_DGIS, IccKeyPool, Reservation
@@ -131,6 +131,13 @@ class OdaRun:
         """The ODA DGIs of one card (the bank's two-stage flow): ``line`` picks its key, ``pboc``
         is its PBOC DGI stream so far (the static data's records), ``yymm`` its expiry."""
         chunk = self._chunk(profile, store)
+        oda = profile.pboc.oda if profile.pboc is not None else None
+        if oda is not None and not pan.startswith(oda.issuer_id):
+            raise DataError(
+                f"does not start with the issuer identifier {oda.issuer_id} (pboc.oda.issuer_id)",
+                field="pan",
+                record=line,
+            )
         keys = self.reservation.pick([line - self.first_line])
         static = [static_data_of(chunk.setup, pboc)]
         (icc,) = icc_dgis(chunk.setup, keys, static, [pan], [yymm], store)
