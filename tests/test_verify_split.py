@@ -83,10 +83,23 @@ def _error(path: Path, store: SoftwareKeyStore, split: bool) -> str:
     return f"{type(info.value).__name__}: {info.value}"
 
 
-@pytest.mark.parametrize("index", [0, 17, 29, 30, 31, 45, 59])
+@pytest.mark.parametrize(
+    ("base", "delta"),
+    [
+        ("start", 0),
+        ("start", 17),
+        ("seam", -1),
+        ("seam", 0),
+        ("seam", 1),
+        ("start", 45),
+        ("start", 59),
+    ],
+)
 def test_a_tampered_record_in_either_half_is_named_exactly(
-    good: Path, sample_keystore: SoftwareKeyStore, index: int
+    good: Path, sample_keystore: SoftwareKeyStore, base: str, delta: int
 ) -> None:
+    """Records 0, 17, 45 and 59, the last one before the seam, the first after it, the next."""
+    index = delta + (_seam(good) if base == "seam" else 0)
     data = bytearray(good.read_bytes())
     off, size = _frames(good)[index]
     data[off + size // 2] ^= 0x01  # a byte of the sealed body
@@ -97,10 +110,20 @@ def test_a_tampered_record_in_either_half_is_named_exactly(
     assert _error(bad, sample_keystore, split=True) == want
 
 
+def _seam(path: Path) -> int:
+    """The index of the first record the forked process checks."""
+    frames = _frames(path)
+    with open(path, "rb") as fh, mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ) as mm:
+        split = verify_split._split_point(mm, frames[0][0], len(mm) - 40)
+    return [off for off, _size in frames].index(split)
+
+
 def test_records_swapped_across_the_seam(good: Path, sample_keystore: SoftwareKeyStore) -> None:
     data = good.read_bytes()
     frames = _frames(good)
-    (a, la), (b, lb) = frames[29], frames[30]
+    seam = _seam(good)
+    assert 20 < seam < 40
+    (a, la), (b, lb) = frames[seam - 1], frames[seam]
     swapped = data[:a] + data[b : b + lb] + data[a : a + la] + data[b + lb :]
     bad = good.with_name("swapped.cppf")
     bad.write_bytes(swapped)

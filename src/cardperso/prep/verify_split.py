@@ -95,9 +95,14 @@ def _init(key: bytes) -> None:
     _KEY = key
 
 
+#: The share of the records' bytes the main process checks: it also walks its share's length
+#: fields (~0.6 µs per record against ~6 µs to check one), so a little less than half.
+_MAIN_SHARE = (10, 21)
+
+
 def _split_point(mm: mmap.mmap, off: int, end: int) -> int:
-    """The offset of the first frame at or past the middle of ``[off, end)``."""
-    target = off + (end - off) // 2
+    """The offset of the first frame at or past :data:`_MAIN_SHARE` of ``[off, end)``."""
+    target = off + (end - off) * _MAIN_SHARE[0] // _MAIN_SHARE[1]
     unpack = ct._FRAME.unpack_from
     done = off - off % mmap.PAGESIZE
     while off < target:
