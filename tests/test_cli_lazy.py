@@ -11,6 +11,7 @@ import importlib
 import json
 import subprocess
 import sys
+from typing import Any
 
 import click
 
@@ -87,3 +88,23 @@ def test_root_help_lists_every_command() -> None:
     code, modules, _ = _run("--help")
     assert code == 0
     assert "cardperso.cli.web" in modules  # the short help of each command is its own
+
+
+def test_an_unknown_command_is_a_usage_error_after_loading_them_all() -> None:
+    code, modules, _ = _run("no-such-command")
+    assert code == 2
+    assert "cardperso.cli.web" in modules  # a name outside the table loads every module
+
+
+def test_a_command_missing_from_the_table_still_runs(monkeypatch: Any) -> None:
+    """A module added to commands.MODULES but not to LAZY_COMMANDS: its command is still found
+    (through the full registration), and the table test above says what to add."""
+    from click.testing import CliRunner
+
+    from cardperso.cli import main as cli_main
+
+    monkeypatch.delitem(cli_main.LAZY_COMMANDS, "db")
+    monkeypatch.setattr(cli_main.cli, "commands", {})
+    result = CliRunner().invoke(cli_main.cli, ["db", "--help"])
+    assert result.exit_code == 0, result.output
+    assert "The database shared" in result.output

@@ -170,19 +170,24 @@ LAZY_COMMANDS: dict[str, tuple[str, ...]] = {
 
 
 class _LazyGroup(_Group):
-    """The root group: a sub-command's module is imported when that command is looked up."""
+    """The root group: a sub-command's module is imported when that command is looked up. A
+    name the table does not know (a module added to ``commands.MODULES`` only, or a typo) and
+    the list of commands (``--help``) load every module."""
 
     def list_commands(self, ctx: click.Context) -> list[str]:
-        return sorted(set(self.commands) | set(LAZY_COMMANDS))
+        _register()
+        return sorted(self.commands)
 
     def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
-        if cmd_name not in self.commands and cmd_name in LAZY_COMMANDS:
-            modules = [
-                importlib.import_module(f"cardperso.cli.{m}") for m in LAZY_COMMANDS[cmd_name]
-            ]
-            for command in getattr(modules[0], "COMMANDS", ()):
-                if command.name == cmd_name:
-                    self.add_command(command)
+        if cmd_name not in self.commands:
+            if cmd_name in LAZY_COMMANDS:
+                names = LAZY_COMMANDS[cmd_name]
+                modules = [importlib.import_module(f"cardperso.cli.{m}") for m in names]
+                for command in getattr(modules[0], "COMMANDS", ()):
+                    if command.name == cmd_name:
+                        self.add_command(command)
+            else:
+                _register()
         return self.commands.get(cmd_name)
 
 
