@@ -5,6 +5,8 @@ rejected once, and no segment is left behind, on success or on failure."""
 
 from __future__ import annotations
 
+import errno
+import os
 from pathlib import Path
 from typing import Any
 
@@ -87,3 +89,36 @@ def test_adjacent_ranges_are_one_copy() -> None:
     ranges = [(0, 10), (10, 30), (50, 60), (199, 200)]
     assert list(container._merged(ranges)) == [(0, 30), (50, 60), (199, 200)]
     assert list(container._merged([])) == []
+
+
+def test_without_copy_file_range_the_bytes_are_copied_by_hand(
+    tmp_path: Path, sample_keystore: SoftwareKeyStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A file system or kernel that refuses copy_file_range (EXDEV, ENOSYS): the same file."""
+    _batch_with_duplicates(tmp_path)
+    _prep(tmp_path, sample_keystore, "one.cppf", chunk_size=5)
+
+    def refuse(*args: Any) -> int:
+        raise OSError(errno.EXDEV, "Invalid cross-device link")
+
+    monkeypatch.setattr(os, "copy_file_range", refuse)
+    _prep(tmp_path, sample_keystore, "two.cppf", chunk_size=5, workers=2)
+    assert (tmp_path / "two.cppf").read_bytes() == (tmp_path / "one.cppf").read_bytes()
+
+
+def test_a_segment_shorter_than_its_ranges_is_an_error(
+    tmp_path: Path, sample_keystore: SoftwareKeyStore
+) -> None:
+    _batch_with_duplicates(tmp_path)
+    _prep(tmp_path, sample_keystore, "one.cppf", chunk_size=5)
+    with open(tmp_path / "one.cppf", "rb") as fh:
+        header, _raw = container.read_header(fh)
+    seg = tmp_path / "seg"
+    seg.write_bytes(bytes(100))
+    writer = PersoWriter(tmp_path / "w.cppf", header, bytes(32))
+    try:
+        with pytest.raises(OSError, match="ends before byte 150"):
+            writer.add_segment(str(seg), [(0, 50), (60, 150)], bytes(32), 2)
+    finally:
+        writer.abort()
+    assert not (tmp_path / "w.cppf").exists()
