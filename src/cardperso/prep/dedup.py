@@ -14,11 +14,17 @@ characters of a card number, :func:`pan_fp` the PAN without its Luhn digit and i
 from __future__ import annotations
 
 from collections.abc import Collection, Sequence
+from typing import TYPE_CHECKING
 
 import numpy as np
 from numpy.typing import NDArray
 
-__all__ = ["FingerprintSet", "card_no_fp", "pan_fp", "ssn_fp"]
+from cardperso.codec.columns import digits_value, fixed_text
+
+if TYPE_CHECKING:
+    from cardperso.prep.cards import Cards
+
+__all__ = ["FingerprintSet", "card_no_fp", "fingerprints", "pan_fp", "ssn_fp"]
 
 _MULT = 0x9E3779B97F4A7C15
 _MAX_LOAD = 0.7
@@ -139,3 +145,23 @@ class FingerprintSet:
         present = old_keys != 0
         self.__init__(cap)  # type: ignore[misc]
         self._insert(old_keys[present], old_lines[present])
+
+
+_B36 = np.array([36**k for k in range(7, -1, -1)], np.uint64)
+
+
+def fingerprints(cards: Cards, pboc: bool) -> NDArray[np.uint64]:
+    """The exact duplicate fingerprints of the chunk's cards (``n x 3``: identity number, card
+    number, PAN; 0 = none), as the functions above define them one by one."""
+    out = np.zeros((cards.n, 3), np.uint64)
+    out[:, 0] = digits_value(cards.fixed["ssn"][:, :17]) + np.uint64(1)
+    cn = cards.fixed["card_no"][:, :8].astype(np.int64)
+    vals = np.where(cn >= 65, cn - 55, cn - 48).astype(np.uint64)
+    out[:, 1] = (vals * _B36).sum(axis=1, dtype=np.uint64) + np.uint64(1)
+    if pboc and cards.n:
+        pans = cards.text["pan"]
+        mat = fixed_text([p.rjust(19, "0") for p in pans], 19)[0]
+        lens = np.fromiter(map(len, pans), np.int64, cards.n)
+        body = digits_value(mat) // np.uint64(10)
+        out[:, 2] = ((body << np.uint64(2)) | (lens - 16).astype(np.uint64)) + np.uint64(1)
+    return out

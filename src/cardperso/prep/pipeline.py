@@ -45,16 +45,15 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from numpy.typing import NDArray
 
-from cardperso.codec.columns import Var, assemble, be_uint, digits_value, fixed_text
+from cardperso.codec.columns import Var, assemble, be_uint
 from cardperso.errors import DataError, UsageError
 from cardperso.keystore import KeyStore
 from cardperso.layouts import persofile as pf
 from cardperso.prep.build import SSSE_PIN_DGI, ChunkBuilder, refused_rows, ssse_key_dgi
 from cardperso.prep.cards import Cards, ColumnChecker, RejectRow
 from cardperso.prep.container import BatchKeys, PersoWriter, RecordMacs, batch_keys, seal_chunk
-from cardperso.prep.dedup import FingerprintSet, card_no_fp, pan_fp, ssn_fp
+from cardperso.prep.dedup import FingerprintSet, card_no_fp, fingerprints, pan_fp, ssn_fp
 from cardperso.prep.input import Chunk, open_input, parse_columns
 from cardperso.prep.keys import ChunkKeys
 from cardperso.prep.oda_run import SECRET_DGIS, OdaRun, count_lines, plan_run
@@ -139,26 +138,6 @@ class ChunkResult:
     lines: list[int]
     rejects: list[RejectRow]  # line, field, reason, masked ssn, end line
     segment: str = ""  # a forked worker's file holding *frames* (then ``b""`` here)
-
-
-_B36 = np.array([36**k for k in range(7, -1, -1)], np.uint64)
-
-
-def fingerprints(cards: Cards, pboc: bool) -> NDArray[np.uint64]:
-    """The exact duplicate fingerprints of the chunk's cards (``n x 3``: identity number, card
-    number, PAN; 0 = none), as :mod:`cardperso.prep.dedup` defines them one by one."""
-    out = np.zeros((cards.n, 3), np.uint64)
-    out[:, 0] = digits_value(cards.fixed["ssn"][:, :17]) + np.uint64(1)
-    cn = cards.fixed["card_no"][:, :8].astype(np.int64)
-    vals = np.where(cn >= 65, cn - 55, cn - 48).astype(np.uint64)
-    out[:, 1] = (vals * _B36).sum(axis=1, dtype=np.uint64) + np.uint64(1)
-    if pboc and cards.n:
-        pans = cards.text["pan"]
-        mat = fixed_text([p.rjust(19, "0") for p in pans], 19)[0]
-        lens = np.fromiter(map(len, pans), np.int64, cards.n)
-        body = digits_value(mat) // np.uint64(10)
-        out[:, 2] = ((body << np.uint64(2)) | (lens - 16).astype(np.uint64)) + np.uint64(1)
-    return out
 
 
 class Preparer:
