@@ -32,3 +32,14 @@ def test_encrypted_data_bound() -> None:
         assert fmcos.decrypt_data("3DES", KEY8 * 2, out) == bytes(n)
     with pytest.raises(UsageError, match=r"^at most 255 bytes are encrypted in one command$"):
         fmcos.encrypt_data("3DES", KEY8 * 2, bytes(256))
+
+
+def test_store_data_items_show_size_not_data() -> None:
+    # protocol/storedata.py: a DGI's repr (logs, tracebacks) gives its number and size only
+    from cardperso.protocol.storedata import DgiItem, ReceivedDgi
+
+    secret = bytes.fromhex("0123456789ABCDEF")
+    assert repr(DgiItem(0x8201, secret)) == "DgiItem(8201, 8 bytes)"
+    assert repr(DgiItem(0x8201, secret, True)) == "DgiItem(8201, 8 bytes, encrypted)"
+    assert repr(ReceivedDgi(0x9000, secret, False)) == "ReceivedDgi(9000, 8 bytes)"
+    assert repr(ReceivedDgi(0x9000, secret, True)) == "ReceivedDgi(9000, 8 bytes, encrypted)"
