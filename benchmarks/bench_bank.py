@@ -113,7 +113,12 @@ def bench_pcsc(count: int, stations: int) -> None:
         assert two.bank.pboc is not None
         store = SoftwareKeyStore.load(BANK_KEYS)
         accounts = read_accounts(demo.bank_input(d, cards), two.bank.pboc, two.bank.pin.length)
-        plan = BankPlan(two, "B1", pin_seed=pin_seed_for(store, "transport-kek", "B1"))
+        plan = BankPlan(
+            two,
+            "B1",
+            pin_seed=pin_seed_for(store, "transport-kek", "B1"),
+            icc_pool=demo.bank_pool(d, store, count),  # the bank profile's ODA: one key per card
+        )
         lab.heal()
         slots = [s for s in lab.slots if s.slot.card is None][:stations]
         assert len(slots) == stations, "not enough free lab readers"
