@@ -195,12 +195,21 @@ def verify_cmd(reader: str, chain_file: Path, pin_file: Path | None) -> None:
 
 
 def verify_card(
-    reader: str, pool: list[bytes], pin: bytes, echo: Callable[[str], None] = click.echo
+    reader: str,
+    pool: list[bytes],
+    pin: bytes,
+    echo: Callable[[str], None] = click.echo,
+    *,
+    wait: float = 0.0,
 ) -> bool:
     """What ``pki verify`` does with the card in ``reader`` (``pin`` packed BCD, ``pool`` the
-    chain's certificates), each check reported by ``echo``; whether all passed."""
+    chain's certificates), each check reported by ``echo``; whether all passed. ``wait``: how
+    long to wait for the card to be seen in the reader (pcscd polls a reader's presence, so a
+    card put in a moment ago may not be there yet)."""
     from cardperso.devices import pcsc
 
+    if wait > 0:
+        pcsc.wait_for_card(reader, wait)
     challenge = random_bytes(32)
     # -vv: the APDU trace (PINs, keys and records redacted) goes to the debug log
     trace = pcsc.log_trace() if pcsc.log.isEnabledFor(logging.DEBUG) else None
@@ -342,7 +351,7 @@ def demo_check(reader: Any, state_dir: Path, perso: Path, store: KeyStore) -> tu
     lines: list[str] = []
     reader.insert(VirtualCard.load(state_dir / "line" / "output" / f"{serial}.json"))
     try:
-        good = verify_card(reader.name, chain, pin, lines.append)
+        good = verify_card(reader.name, chain, pin, lines.append, wait=10.0)
     finally:
         reader.remove()
     if not good:
