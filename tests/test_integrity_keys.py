@@ -175,7 +175,9 @@ def test_importing_a_bad_key_is_refused_and_the_file_keeps_what_it_had(tmp_path:
 
 def test_generated_keys_pass_the_checks(tmp_path: Path) -> None:
     store = generate_file(tmp_path / "keys.json")
-    for name in store.names():
+    symmetric = [n for n in store.names() if store.info(n).algorithm != "SM2"]
+    assert len(symmetric) >= 5  # the PKI's SM2 CA key pairs are checked by their own tests
+    for name in symmetric:
         key = store._key(name)
         assert key_problem(key.algorithm, key.value) is None, name
     assert store.generate_key("extra", "3DES", 24).algorithm == "3DES"
