@@ -11,8 +11,8 @@
 # Each command's output goes to OUTDIR/<name>.txt (every script prints the machine, the commit,
 # its configuration and the load average at start and end); this script prints one line per
 # command with the load average when it started. Runs one command at a time (2 CPUs: two
-# benchmarks at once would measure each other). About 25 minutes on an idle 2-CPU machine (the two 1M-record prep
-# runs about 8 of them).
+# benchmarks at once would measure each other). About 20 minutes on a 2-CPU machine at load 2-3 (the prep commands
+# about 6 of them, 00:40-00:46 on 2026-12-05).
 # Exit status 1 if any command failed (the others still run).
 #
 # The code measured is the checkout this script lives in (its src/ goes first on PYTHONPATH), so
