@@ -39,7 +39,7 @@ from typing import Final
 import numpy as np
 import numpy.typing as npt
 
-__all__ = ["SLICE", "des_ecb_encrypt_blocks", "tdes_ecb_encrypt_blocks", "tdes_kcv_blob"]
+__all__ = ["SLICE", "tdes_ecb_encrypt_blocks", "tdes_kcv_blob"]
 
 #: Keys per internal slice (bounded memory: about 4.5 KiB of temporaries per key).
 SLICE: Final = 4096
@@ -260,19 +260,6 @@ def _block_array(blocks: bytes | None, count: int) -> I64Array:
 
 def _to_bytes(words: I64Array) -> bytes:
     return words.astype(">i8").tobytes()
-
-
-def des_ecb_encrypt_blocks(keys: bytes, blocks: bytes | None = None) -> bytes:
-    """Single-DES encryption of block *i* under key *i* (8-byte keys laid end to end; blocks
-    the same, all zero when omitted). Parity bits are ignored, as DES does."""
-    k = _key_array(keys, 8)
-    data = _block_array(blocks, len(k))
-    out = []
-    for s in range(0, len(k), SLICE):
-        left, right = _split(data[s : s + SLICE])
-        left, right = _rounds(left, right, _schedule(k[s : s + SLICE]), range(16))
-        out.append(_join(left, right))
-    return _to_bytes(np.concatenate(out)) if out else b""
 
 
 def tdes_ecb_encrypt_blocks(keys: bytes, blocks: bytes | None = None) -> bytes:
