@@ -11,7 +11,7 @@ from pathlib import Path
 
 from PIL import Image, ImageStat
 
-from cardperso.codec.numbers import mask_id
+from cardperso.codec.numbers import NATIONS, mask_id
 from test_centre_acceptance import GOOD, setup_lists, write_centre_apps
 from test_integrity_registry import _applications
 from test_registry import (  # the registry tests' fixtures and helpers
@@ -49,6 +49,8 @@ def test_the_registration_and_issuing_forms(db_url: str, tmp_path: Path) -> None
         "南山街道社保服务点（SP01）", f"合作银行{recs[0]['bank_code']}", "13812345678",
         "照相馆采集，回执号 PS2026-0001", "经办人员确认：王工号0012", "申领人确认：已签字",
         "批量（单位）申领" if recs[0]["application_type"] == "batch" else "零星（个人）申领",
+        # the ethnic group by its GB/T 3304 name, with the code (01 汉族 ... 56 基诺族)
+        f"{NATIONS[recs[0]['nation']]}（{recs[0]['nation']}）",
     ):  # fmt: skip
         assert expected in text, expected
     images = subprocess.run(["pdfimages", "-list", str(form)], capture_output=True, text=True,

@@ -209,3 +209,37 @@ def test_mask_id() -> None:
     assert numbers.mask_id("6227000000000000008") == "622700*********0008"
     assert numbers.mask_id("B7K334774") == "B7*****74"
     assert numbers.mask_id("1234") == "****"
+
+
+def test_gb3304_ethnic_group_names() -> None:
+    # GB/T 3304-1991 "Names of ethnic groups in China in romanization with codes", its table:
+    # codes 01-56 in the standard's order, 97 other, 98 foreign-born Chinese citizen
+    NATIONS = numbers.NATIONS
+    assert len(NATIONS) == 58 and list(NATIONS)[:3] == ["01", "02", "03"]
+    assert set(NATIONS) == {f"{i:02d}" for i in range(1, 57)} | {"97", "98"}
+    assert (NATIONS["01"], NATIONS["02"], NATIONS["03"], NATIONS["04"]) == (
+        "汉族",
+        "蒙古族",
+        "回族",
+        "藏族",
+    )
+    assert (NATIONS["05"], NATIONS["08"], NATIONS["10"], NATIONS["11"]) == (
+        "维吾尔族",
+        "壮族",
+        "朝鲜族",
+        "满族",
+    )
+    assert (NATIONS["15"], NATIONS["23"], NATIONS["29"], NATIONS["37"]) == (
+        "土家族",
+        "高山族",
+        "柯尔克孜族",
+        "仡佬族",
+    )
+    assert (NATIONS["43"], NATIONS["46"], NATIONS["55"], NATIONS["56"]) == (
+        "乌孜别克族",
+        "德昂族",
+        "珞巴族",
+        "基诺族",
+    )
+    assert (NATIONS["97"], NATIONS["98"]) == ("其他", "外国血统中国籍人士")
+    assert len(set(NATIONS.values())) == 58

@@ -16,7 +16,7 @@ from selenium.webdriver.support.ui import Select, WebDriverWait
 
 import fixtures_desk
 import fixtures_web
-from cardperso.codec.numbers import mask_id
+from cardperso.codec.numbers import NATIONS, mask_id
 from fixtures_desk import (
     CLERK2,
     CLERK2_PASSWORD,
@@ -70,6 +70,8 @@ def test_a_clerk_accepts_an_application_bad_identity_number_then_good(
     assert _problem(driver, "name") == "" and _problem(driver, "pan") == ""  # not typed yet
     for field in ("birth_date", "nation", "birth_place", "region", "pan", "pan_seq"):
         _type(driver, field, person[field])
+    # the ethnic group's GB/T 3304 name appears beside the code typed
+    assert driver.find_element(By.ID, "nation-name").text == NATIONS[person["nation"]]
     Select(driver.find_element(By.ID, "gender")).select_by_value(person["gender"])
     Select(driver.find_element(By.ID, "bank_code")).select_by_value(person["bank_code"])
     _type(driver, "phone", "1391234")  # not finished: a mobile has 11 digits

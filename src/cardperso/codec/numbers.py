@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import datetime
 from dataclasses import dataclass
+from typing import Final
 
 from stdnum import luhn as _stdnum_luhn
 from stdnum.cn import ric as _stdnum_ric
@@ -25,6 +26,7 @@ from stdnum.cn import ric as _stdnum_ric
 from cardperso.errors import DataError
 
 __all__ = [
+    "NATIONS",
     "PROVINCE_CODES",
     "ResidentId",
     "card_number_check_char",
@@ -47,6 +49,71 @@ PROVINCE_CODES = frozenset(
     {11, 12, 13, 14, 15, 21, 22, 23, 31, 32, 33, 34, 35, 36, 37, 41, 42, 43, 44, 45, 46}
     | {50, 51, 52, 53, 54, 61, 62, 63, 64, 65, 71, 81, 82, 83}
 )
+
+#: GB/T 3304-1991 names of ethnic groups of China (romanisation omitted): code → name, the 56
+#: groups, 97 other and 98 foreign-born Chinese citizen. The only codes the application form
+#: and prep accept; the console and the printed form show the name beside the code. 46 is
+#: 德昂族 (renamed from 崩龙族 in 1985).
+NATIONS: Final = {
+    "01": "汉族",
+    "02": "蒙古族",
+    "03": "回族",
+    "04": "藏族",
+    "05": "维吾尔族",
+    "06": "苗族",
+    "07": "彝族",
+    "08": "壮族",
+    "09": "布依族",
+    "10": "朝鲜族",
+    "11": "满族",
+    "12": "侗族",
+    "13": "瑶族",
+    "14": "白族",
+    "15": "土家族",
+    "16": "哈尼族",
+    "17": "哈萨克族",
+    "18": "傣族",
+    "19": "黎族",
+    "20": "傈僳族",
+    "21": "佤族",
+    "22": "畲族",
+    "23": "高山族",
+    "24": "拉祜族",
+    "25": "水族",
+    "26": "东乡族",
+    "27": "纳西族",
+    "28": "景颇族",
+    "29": "柯尔克孜族",
+    "30": "土族",
+    "31": "达斡尔族",
+    "32": "仫佬族",
+    "33": "羌族",
+    "34": "布朗族",
+    "35": "撒拉族",
+    "36": "毛南族",
+    "37": "仡佬族",
+    "38": "锡伯族",
+    "39": "阿昌族",
+    "40": "普米族",
+    "41": "塔吉克族",
+    "42": "怒族",
+    "43": "乌孜别克族",
+    "44": "俄罗斯族",
+    "45": "鄂温克族",
+    "46": "德昂族",
+    "47": "保安族",
+    "48": "裕固族",
+    "49": "京族",
+    "50": "塔塔尔族",
+    "51": "独龙族",
+    "52": "鄂伦春族",
+    "53": "赫哲族",
+    "54": "门巴族",
+    "55": "珞巴族",
+    "56": "基诺族",
+    "97": "其他",
+    "98": "外国血统中国籍人士",
+}
 
 #: Earliest birth year accepted in an identity number.
 MIN_BIRTH_YEAR = 1900

@@ -91,7 +91,7 @@ _CARD_VAL = {c: i for i, c in enumerate(_ALNUM)}
 _RIC_CHECK = "10X98765432"
 _LUHN_DOUBLE = str.maketrans("0123456789", "0246813579")
 _PROVINCES = frozenset(f"{p:02d}" for p in numbers.PROVINCE_CODES)
-_NATIONS = frozenset([f"{i:02d}" for i in range(1, 57)] + ["97", "98"])
+_NATIONS = frozenset(numbers.NATIONS)  # GB/T 3304: 01-56, 97, 98
 _LATIN = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz /.-")
 _CONTROL = frozenset(chr(c) for c in range(32)) | {"\x7f"}
 

@@ -22,7 +22,7 @@ from typing import Final
 
 from fpdf import FPDF
 
-from cardperso.codec.numbers import mask_id
+from cardperso.codec.numbers import NATIONS, mask_id
 from cardperso.devices.cardface import find_font
 from cardperso.errors import UsageError
 from cardperso.outputs import atomic_write_bytes
@@ -85,7 +85,8 @@ def form_data(db: Database, key: str) -> FormData:
         return f"{getattr(party, 'name', '')}（{code}）" if party else code
 
     return FormData(
-        app.id, app.name, app.ssn, GENDER.get(app.gender, app.gender), app.nation,
+        app.id, app.name, app.ssn, GENDER.get(app.gender, app.gender),
+        f"{NATIONS[app.nation]}（{app.nation}）" if app.nation in NATIONS else app.nation,
         app.birth_date, app.region, phone, named(unit, dict(units)), named(point, dict(points)),
         named(app.bank_code, dict(banks)), KINDS.get(app.application_type, app.application_type),
         app.accepted_date, app.card_no, app.photo, source, receipt, staff, applicant,
@@ -139,7 +140,7 @@ def application_form(db: Database, key: str, out: Path) -> FormData:
         ("申请编号", str(data.app_id)),
         ("姓名", data.name),
         ("性别", data.gender),
-        ("民族代码", data.nation),
+        ("民族", data.nation),
         ("出生日期", _day(data.birth_date)),
         ("社会保障号码", data.ssn),
         ("行政区划", data.region),

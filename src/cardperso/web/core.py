@@ -16,6 +16,7 @@ from starlette.requests import Request
 from starlette.responses import PlainTextResponse, RedirectResponse, Response
 from starlette.templating import Jinja2Templates
 
+from cardperso.codec.numbers import NATIONS
 from cardperso.errors import CardPersoError
 from cardperso.keystore.base import KeyStore
 from cardperso.storage.db import Database
@@ -59,6 +60,8 @@ _env.filters["utc"] = lambda t: time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(t
 #: An imported application's source is its file's path on the centre's disk (and the line):
 #: the pages show the file's name only.
 _env.filters["file_name"] = lambda d: d.rsplit("/", 1)[-1] if str(d).startswith("/") else d
+#: GB/T 3304 names of the ethnic-group codes, shown beside the code (and offered as you type).
+_env.globals["nations"] = NATIONS
 templates = Jinja2Templates(env=_env)
 
 

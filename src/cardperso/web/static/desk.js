@@ -48,6 +48,16 @@ document.addEventListener("DOMContentLoaded", () => {
     el.addEventListener("blur", () => { touched.add(el.name); check(); });
   }
 
+  // the ethnic group's GB/T 3304 name beside its code, from the form's own list
+  const nation = document.getElementById("nation");
+  const nationName = document.getElementById("nation-name");
+  if (nation && nationName) {
+    nation.addEventListener("input", () => {
+      const option = document.querySelector(`#nation-list option[value="${CSS.escape(nation.value)}"]`);
+      nationName.textContent = option ? option.label.slice(3) : "";
+    });
+  }
+
   const file = document.getElementById("photo");
   const preview = document.getElementById("photo-preview");
   const ok = document.getElementById("photo-ok");
