@@ -29,6 +29,8 @@ main process ~2.7 µs of CPU per card with 2 workers (docs/prep.md, "Two process
 from __future__ import annotations
 
 import contextlib
+import ctypes
+import ctypes.util
 import hashlib
 import multiprocessing
 import os
@@ -386,6 +388,30 @@ def _run_chunks(
             sink(inflight.popleft().get())
 
 
+#: glibc's ``mallopt`` parameters (malloc.h): M_TRIM_THRESHOLD, M_MMAP_THRESHOLD.
+_M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3
+
+
+def keep_freed_memory() -> bool:
+    """Ask glibc's allocator to keep the memory a chunk frees for the next chunk: every chunk
+    allocates the same few MB of arrays (the record grid, its mask, the keystream, the frames),
+    and by default each one above 128 kB is a fresh ``mmap`` whose pages the kernel faults in
+    and zeroes, then unmaps at ``free`` (~2-4 µs of CPU per card, docs/prep.md). Arrays up to
+    256 MB now come from the heap and the heap is trimmed only above 512 MB free, so the
+    process's RSS stays at its working set's peak. Returns False where there is no glibc
+    (nothing changes there)."""
+    name = ctypes.util.find_library("c")
+    if name is None:
+        return False
+    try:
+        mallopt = ctypes.CDLL(name).mallopt
+    except (OSError, AttributeError):
+        return False
+    return bool(mallopt(_M_MMAP_THRESHOLD, 256 << 20)) and bool(
+        mallopt(_M_TRIM_THRESHOLD, 512 << 20)
+    )
+
+
 @contextlib.contextmanager
 def _signals_held() -> Iterator[None]:
     """Hold SIGTERM, SIGHUP and SIGINT while output files are created or committed: a stop
@@ -412,6 +438,7 @@ def prepare(
     file and the rejects file appear under their names only when the whole batch is done
     (rejects first, then the personalization file); on any failure neither is left."""
     started = time.perf_counter()
+    keep_freed_memory()  # before the workers fork: they inherit it
     src = open_input(input_path, options.input_format)
     required = _required_columns(profile, src.fmt)
     missing = sorted(required - set(src.columns)) if src.fmt == "csv" else []
