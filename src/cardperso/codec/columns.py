@@ -9,8 +9,9 @@ columns into such arrays (:func:`fixed_text`, :func:`text_var`), digits into pac
 (:func:`bcd`), numbers into big-endian bytes (:func:`be_uint`), and :func:`assemble` puts a
 record together from a list of segments (constant bytes, matrices, :class:`Var` values) for the
 whole chunk at once: the segments are laid out in a padded ``n x W`` matrix (2-D copies, no
-per-record work) and the padding of the variable segments is dropped with one boolean mask, so
-the result is every record's bytes back to back, in order.
+per-record work; the constant bytes all at once, from one row cached per layout) and the
+padding of the variable segments is dropped with one boolean mask, so the result is every
+record's bytes back to back, in order.
 """
 
 from __future__ import annotations
@@ -193,18 +194,49 @@ def segment_lengths(n: int, segments: Sequence[Segment]) -> I64:
     return out
 
 
+#: The constant bytes of a record layout laid out in one grid row, per layout (see
+#: :func:`_constant_row`); a chunk's layout changes only with its longest variable values.
+_ROWS: dict[tuple[object, ...], U8] = {}
+_ROWS_MAX = 64
+
+
+def _constant_row(total: int, segments: Sequence[Segment], widths: Sequence[int]) -> U8:
+    """A grid row of *total* bytes holding every constant segment at its column (zeros
+    elsewhere): the grid starts as copies of it, one broadcast copy for all the constants."""
+    key: list[object] = [total]
+    col = 0
+    for seg, w in zip(segments, widths):
+        if isinstance(seg, bytes):
+            key += (col, seg)
+        col += w
+    tkey = tuple(key)
+    row = _ROWS.get(tkey)
+    if row is None:
+        row = np.zeros(total, np.uint8)
+        col = 0
+        for seg, w in zip(segments, widths):
+            if isinstance(seg, bytes):
+                row[col : col + w] = np.frombuffer(seg, np.uint8)
+            col += w
+        if len(_ROWS) >= _ROWS_MAX:
+            _ROWS.clear()
+        _ROWS[tkey] = row
+    return row
+
+
 def assemble(n: int, segments: Sequence[Segment]) -> Var:
     """The records made of *segments* (in order) for all *n* records: see the module docstring."""
     widths = [_width(s) for s in segments]
     total = sum(widths)
     grid = np.empty((n, total), np.uint8)
+    grid[:] = _constant_row(total, segments, widths)
     mask: NDArray[np.bool_] | None = None
     lengths = np.zeros(n, np.int64)
+    fixed = 0
     col = 0
     for seg, w in zip(segments, widths):
         if isinstance(seg, bytes):
-            grid[:, col : col + w] = np.frombuffer(seg, np.uint8)
-            lengths += w
+            fixed += w
         elif isinstance(seg, (Var, Cut)):
             var, used = (seg, seg.lengths) if isinstance(seg, Var) else (seg.var, seg.lengths)
             if mask is None:
@@ -216,7 +248,8 @@ def assemble(n: int, segments: Sequence[Segment]) -> Var:
             lengths += used
         else:
             grid[:, col : col + w] = seg
-            lengths += w
+            fixed += w
         col += w
+    lengths += fixed
     data = grid.reshape(-1) if mask is None else grid[mask]
     return Var(data, lengths)
