@@ -1,0 +1,295 @@
+"""What the mutation run of 5 December 2026 over cardperso.prep (a seeded sample of 250 on
+43ac2f5) found unasserted (issue 18): the exact reject of a record holding a NUL byte and of a
+JSON record naming a field twice, one-line records with quoted fields read by the quick check,
+the track 2 sealed in each record, bytes after a file's trailer, segments copied around a
+dropped record, the per-field reject counts, photos that are not regular files, the synthetic
+generator's one broken rule per bad record, and the slow-path record encoders."""
+
+from __future__ import annotations
+
+import csv
+import os
+import types
+from pathlib import Path
+
+import pytest
+
+from cardperso.errors import CardPersoError
+from cardperso.keystore.software import SoftwareKeyStore
+from cardperso.prep import container
+from cardperso.prep.build import _fit_slot
+from cardperso.prep.input import Chunk, parse_chunk
+from cardperso.prep.pipeline import validate_only
+from cardperso.prep.synth import COLUMNS, _bad_records, make_batch, records
+from cardperso.prep.validate import ROW, Reject, read_photo
+from cardperso.profiles.loader import load_profile
+from test_mutants_pure import _prep
+
+PROFILE = load_profile("ssc3-pboc")
+
+
+def _csv_chunk(data: bytes, columns: tuple[str, ...] = ("a", "b")) -> Chunk:
+    return Chunk(0, "csv", columns, data, 2)
+
+
+def _verdicts(chunk: Chunk) -> list[tuple[int, object]]:
+    return [
+        (line, (r.field, r.reason) if isinstance(r, Reject) else r)
+        for line, r in parse_chunk(chunk)
+    ]
+
+
+def test_a_nul_byte_rejects_the_whole_row_at_its_position() -> None:
+    got = _verdicts(_csv_chunk(b"x,y\nab\x00c,d\n"))
+    assert got == [
+        (2, {"a": "x", "b": "y"}),
+        (3, (ROW, "holds a NUL byte (byte 3 of the line)")),
+    ]
+    got = _verdicts(Chunk(0, "jsonl", (), b'{"name": "a\x00"}\n', 5))
+    assert got == [(5, (ROW, "holds a NUL byte (byte 12 of the line)"))]
+
+
+def test_a_json_record_naming_a_field_and_its_alias_is_rejected_on_that_field() -> None:
+    # AAC003 is the ministry data dictionary's code for the name (profiles/fields.py ALIASES)
+    data = '{"name": "王", "AAC003": "李"}\n{"name": "王", "name": "李"}\n'.encode()
+    assert _verdicts(Chunk(0, "jsonl", (), data, 2)) == [
+        (2, ("name", "given twice (name and alias)")),
+        (3, ("name", "key given twice")),
+    ]
+
+
+def test_quoted_fields_on_one_line_are_read_as_csv_reads_them() -> None:
+    # RFC 4180: a quoted field may hold the separator and doubled quotes
+    data = b'"Zhang, San","say ""hi"""\nplain,"x"\n'
+    assert _verdicts(_csv_chunk(data)) == [
+        (2, {"a": "Zhang, San", "b": 'say "hi"'}),
+        (3, {"a": "plain", "b": "x"}),
+    ]
+    # the same through the reader that cuts a file into chunks (its quick check for records
+    # that run over a line end reads every line's quotes)
+    from cardperso.prep.input import _Segmenter
+
+    seg = _Segmenter()
+    notes: list[tuple[int, int, str]] = []
+    assert seg.piece(data, 2, notes, set(), True) == (data, 2)
+    assert notes == []
+
+
+def test_every_record_seals_its_track_2(tmp_path: Path, sample_keystore: SoftwareKeyStore) -> None:
+    """ISO/IEC 7813 track 2: PAN '=' YYMM service code discretionary data (the profile's
+    service code 220 and discretionary 00000)."""
+    out = _prep(tmp_path, sample_keystore, "t2", seed=5)
+    with open(tmp_path / "t2.csv", encoding="utf-8") as fh:
+        rows = {i: r for i, r in enumerate(csv.DictReader(fh), start=2)}
+    container.verify(out, sample_keystore)
+    seen = 0
+    for line, body in container.iter_records(out, sample_keystore):
+        row = rows[line]
+        want = f"{row['pan']}={row['expiry_date'][2:6]}22000000"
+        track2 = body.track2.decode() if isinstance(body.track2, bytes) else body.track2
+        assert track2 == want
+        assert body.pan == row["pan"] or body.pan == row["pan"].encode()
+        seen += 1
+    assert seen == 6
+
+
+def test_bytes_after_the_trailer_are_refused(
+    tmp_path: Path, sample_keystore: SoftwareKeyStore
+) -> None:
+    out = _prep(tmp_path, sample_keystore, "x", seed=4)
+    size = out.stat().st_size
+    with open(out, "ab") as fh:
+        fh.write(b"\x00")
+    container._VERIFIED.clear()
+    with pytest.raises(CardPersoError) as exc:
+        container.verify(out, sample_keystore)
+    assert "unexpected bytes after the trailer" in str(exc.value)
+    assert getattr(exc.value, "offset", None) == size
+
+
+def test_adjacent_ranges_merge_and_gaps_stay() -> None:
+    assert list(container._merged([])) == []
+    assert list(container._merged([(0, 5), (5, 9), (12, 20), (20, 21), (30, 31)])) == [
+        (0, 9),
+        (12, 21),
+        (30, 31),
+    ]
+
+
+def test_a_segment_is_copied_around_a_dropped_record(
+    tmp_path: Path, sample_keystore: SoftwareKeyStore
+) -> None:
+    """A worker's segment holds every framed record of its chunk; the writer copies the ranges
+    it keeps (a duplicate's frame left out), byte for byte, in order."""
+    src = _prep(tmp_path, sample_keystore, "s", seed=6)
+    with open(src, "rb") as fh:
+        header, raw = container.read_header(fh)
+    seg = tmp_path / "segment"
+    seg.write_bytes(b"A" * 10 + b"B" * 7 + b"C" * 5 + b"D" * 3 + b"E" * 4)
+    w = container.PersoWriter(tmp_path / "out.cppf", header, bytes(32))
+    w.add_segment(str(seg), [(0, 10), (17, 22), (25, 29)], b"", 0)
+    w.add_frames(b"F" * 2, b"", 0)
+    w.close(0, 0)
+    body = (tmp_path / "out.cppf").read_bytes()[len(raw) :]
+    assert body[:21] == b"A" * 10 + b"C" * 5 + b"E" * 4 + b"FF"
+
+
+def test_rejects_are_counted_per_field(tmp_path: Path) -> None:
+    batch = tmp_path / "b.csv"
+    make_batch(batch, 12, photos=2)
+    with open(batch, encoding="utf-8") as fh:
+        rows = list(csv.DictReader(fh))
+    for i in (0, 3, 5):
+        rows[i]["pan"] = rows[i]["pan"][:-1] + str((int(rows[i]["pan"][-1]) + 1) % 10)
+    rows[7]["gender"] = "3"
+    with open(batch, "w", encoding="utf-8", newline="") as fh:
+        w = csv.DictWriter(fh, fieldnames=list(COLUMNS), lineterminator="\n")
+        w.writeheader()
+        w.writerows(rows)
+    summary = validate_only(batch, PROFILE, tmp_path / "r.csv")
+    assert summary.rejected == 4
+    assert dict(summary.reasons) == {"pan": 3, "gender": 1}
+
+
+def test_a_photo_that_is_not_a_regular_file_is_named_by_its_kind(tmp_path: Path) -> None:
+    fifo = tmp_path / "p.jpg"
+    os.mkfifo(fifo)
+    assert read_photo(str(fifo)) == "is a FIFO (named pipe), not a regular file"
+    assert read_photo("/dev/null") == "is a character device, not a regular file"
+    assert read_photo(str(tmp_path)) == "is a directory, not a JPEG file"
+
+
+def _index_of(rec: dict[str, str], base: list[dict[str, str]], changed: set[str]) -> list[int]:
+    """The base records *rec* equals outside the *changed* fields."""
+    return [
+        i
+        for i, b in enumerate(base)
+        if all(rec[k] == b[k] for k in b if k not in changed) and rec != b
+    ]
+
+
+def test_each_synthetic_bad_record_breaks_its_one_rule(tmp_path: Path) -> None:
+    """make_batch's invalid records (benchmarks and demos count on them): each is one of the
+    first valid records with only its rule's fields changed, and is rejected for that rule."""
+    seed = next(s for s in range(1, 200) if next(records(1, seed=s))["ssn"][17] == "0")
+    base = list(records(16, seed=seed, photos=2))
+    assert base[0]["ssn"][17] == "0"  # the wrong check character is then "1"
+    bad = list(_bad_records(base))
+    rules = [r for r, _ in bad]
+    assert rules == [
+        "ssn check character",
+        "duplicate card number",
+        "expiry before issue",
+        "name not GBK",
+        "PAN Luhn",
+        "gender mismatch",
+        "EC balance over limit",
+        "missing photo",
+    ]
+    changed = {
+        "ssn check character": {"ssn"},
+        "duplicate card number": {"card_no", "ssn"},
+        "expiry before issue": {"expiry_date"},
+        "name not GBK": {"name"},
+        "PAN Luhn": {"pan"},
+        "gender mismatch": {"gender"},
+        "EC balance over limit": {"ec_balance", "ec_limit"},
+        "missing photo": {"photo"},
+    }
+    assert [_index_of(rec, base, changed[r]) for r, rec in bad] == [
+        [0], [1], [3], [4], [5], [6], [7], [8]
+    ]  # fmt: skip
+    assert bad[0][1]["ssn"] == base[0]["ssn"][:17] + "1"
+    assert (bad[6][1]["ec_balance"], bad[6][1]["ec_limit"]) == ("20000", "15000")
+    # and the validator rejects each for its rule
+    batch = tmp_path / "b.csv"
+    make_batch(batch, 16, photos=2, errors=8, seed=seed)
+    validate_only(batch, PROFILE, tmp_path / "r.csv")
+    with open(tmp_path / "r.csv", encoding="utf-8") as fh:
+        got = [(int(r["line"]), r["field"]) for r in csv.DictReader(fh)]
+    assert got == [
+        (18, "ssn"),
+        (19, "card_no"),
+        (20, "expiry_date"),
+        (21, "name"),
+        (22, "pan"),
+        (23, "gender"),
+        (24, "ec_balance"),
+        (25, "photo"),
+    ]
+
+
+@pytest.mark.parametrize(
+    ("fmt", "value", "n", "want"),
+    [
+        # EMV Book 3 annex B: n is BCD right-justified with leading zeros, cn BCD
+        # left-justified with trailing F, an ASCII left-justified padded with 00
+        ("n", "12345", 4, "00012345"),
+        ("cn", "12345", 4, "12345fff"),
+        ("an", "AB1", 4, "41423100"),
+        ("b", "0a0b", 2, "0a0b"),
+    ],
+)
+def test_a_variable_field_is_encoded_in_its_record_format(
+    fmt: str, value: str, n: int, want: str
+) -> None:
+    fit = _fit_slot("bank_code", fmt, n)
+    cards = types.SimpleNamespace(n=2, text={"bank_code": [value, "X" * 40]})
+    mat, bad = fit(cards)  # type: ignore[arg-type]
+    assert mat[0].tobytes().hex() == want
+    assert mat[1].tobytes() == bytes(n)  # refused: left zero
+    assert [(i, f) for i, f, _r in bad] == [(1, "bank_code")]
+    assert bad[0][2].startswith("does not fit its card record: ")
+
+
+def test_iter_records_refuses_bytes_after_the_trailer(
+    tmp_path: Path, sample_keystore: SoftwareKeyStore
+) -> None:
+    out = _prep(tmp_path, sample_keystore, "y", seed=4)
+    container.verify(out, sample_keystore)
+    size = out.stat().st_size
+    assert len(list(container.iter_records(out, sample_keystore))) == 6
+    with open(out, "ab") as fh:
+        fh.write(b"\x00")
+    with pytest.raises(CardPersoError) as exc:
+        list(container.iter_records(out, sample_keystore))
+    assert "unexpected bytes after the trailer" in str(exc.value)
+    assert getattr(exc.value, "offset", None) == size
+
+
+def test_the_bank_flow_gives_each_line_its_own_pool_key(sample_keystore: SoftwareKeyStore) -> None:
+    """OdaRun.card (the bank's two-stage flow): the ICC key of a card is the run's key at its
+    input line (line - first line), the same key again for the same line, another for the
+    next; a PAN of another issuer is refused on its field and line."""
+    from cardperso.codec.dgi import parse_dgis
+    from cardperso.errors import DataError
+    from cardperso.prep.build import pboc_dgis
+    from cardperso.prep.oda_run import plan_run
+
+    values = {
+        "pan": "6228480000000000000",
+        "pan_seq": "01",
+        "expiry_date": "20360115",
+        "issue_date": "20260115",
+        "name_latin": "LI SI",
+        "name_head": "李四".encode("gbk"),
+        "ssn": "360426199101010071",
+        "ec": (0, 15000, 1000, 1500),
+    }
+    blob = pboc_dgis(PROFILE, values, bytes(48), bytes(9), bytes(8))
+    run = plan_run(PROFILE, sample_keystore, None, lines=lambda: 2, first_line=2, label="t")
+    assert run is not None
+    try:
+        a = run.card(PROFILE, sample_keystore, 2, blob, values["pan"], "3601")
+        b = run.card(PROFILE, sample_keystore, 3, blob, values["pan"], "3601")
+        assert a.startswith(run.issuer_dgi) and b.startswith(run.issuer_dgi)
+        assert run.card(PROFILE, sample_keystore, 2, blob, values["pan"], "3601") == a
+        da, db = dict(parse_dgis(a)), dict(parse_dgis(b))
+        assert da.keys() == db.keys()
+        assert any(da[k] != db[k] for k in da)  # another ICC key, another certificate
+        with pytest.raises(DataError) as exc:
+            run.card(PROFILE, sample_keystore, 3, blob, "6212340000000000000", "3601")
+        assert (exc.value.field, exc.value.record) == ("pan", 3)
+        assert "issuer identifier 622848" in exc.value.reason
+    finally:
+        run.close()
