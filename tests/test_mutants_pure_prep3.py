@@ -292,4 +292,15 @@ def test_the_bank_flow_gives_each_line_its_own_pool_key(sample_keystore: Softwar
         assert (exc.value.field, exc.value.record) == ("pan", 3)
         assert "issuer identifier 622848" in exc.value.reason
     finally:
+        assert run.scratch is not None and os.path.isdir(run.scratch)
         run.close()
+    assert not os.path.exists(run.scratch)  # the run's own pool is gone with it
+
+
+def test_count_lines_counts_a_last_line_without_its_end(tmp_path: Path) -> None:
+    from cardperso.prep.oda_run import count_lines
+
+    path = tmp_path / "f"
+    for data, want in [(b"", 0), (b"a\n", 1), (b"a\nb", 2), (b"a\nb\n", 2), (b"\n\n", 2)]:
+        path.write_bytes(data)
+        assert count_lines(path) == want, data
