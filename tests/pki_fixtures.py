@@ -9,6 +9,7 @@ from __future__ import annotations
 import csv
 import functools
 import json
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -54,10 +55,13 @@ def pin_for(index: int) -> str:
 def make_lab(
     tmp: Path, *, records: int = 2, seed: int = 5, ca_user_id: str = "default",
     encryption_pair: bool = True, batch_id: str = "PKI1", signing_key: str = "card",
-    pool_keys: int | None = None,
+    pool_keys: int | None = None, pki_extra: str = "",
+    rows_hook: Callable[[list[dict[str, str]]], None] | None = None,
 ) -> PkiLab:  # fmt: skip
     """``signing_key: import`` fills the store's SM2 key pool (``KEYS.icc-pool/sm2``) with
-    ``pool_keys`` keys (default: one per record and two spare)."""
+    ``pool_keys`` keys (default: one per record and two spare). ``pki_extra``: more lines of
+    the profile's ``pki`` section; ``rows_hook`` edits the synthetic batch's rows before
+    preparation."""
     keys = native_store(tmp)
     doc = json.loads(keys.read_text())
     doc["keys"]["pki-root"] = sm2_entry(Sm2PrivateKey.generate())
@@ -81,13 +85,16 @@ def make_lab(
         + "\npki:\n  issuing_ca_key: pki-issuing-ca\n  issuing_ca_certificate: pki/issuing-ca.pem\n"
         + f"  ca_user_id: {ca_user_id}\n  encryption_pair: {str(encryption_pair).lower()}\n"
         + "  pin_tries: 3\n  admin_pin_key: pki-admin-pin\n"
-        + f"  signing_key: {signing_key}\n",
+        + f"  signing_key: {signing_key}\n"
+        + pki_extra,
         encoding="utf-8",
     )
     batch = tmp / "batch.csv"
     make_batch(batch, records, seed=seed)
     with batch.open(newline="", encoding="utf-8") as fh:
         rows = list(csv.DictReader(fh))
+    if rows_hook is not None:
+        rows_hook(rows)
     pins = {}
     for i, row in enumerate(rows):
         row["pin"] = pin_for(i)

@@ -36,6 +36,7 @@ from pathlib import Path
 from cardperso.card import pki_native
 from cardperso.card.applet import (
     SW_AUTH_BLOCKED,
+    SW_CHAINING_NOT_SUPPORTED,
     SW_CLA_NOT_SUPPORTED,
     SW_CONDITIONS,
     SW_INS_NOT_SUPPORTED,
@@ -71,6 +72,7 @@ from cardperso.card.native_fs import (
     write_image,
 )
 from cardperso.card.vcard import fresh_serial
+from cardperso.codec.apdu import CLA_CHAIN
 from cardperso.crypto import primitives as cp
 from cardperso.crypto import ssse as ssse_crypto
 from cardperso.errors import DecodeError, MacMismatch, UsageError
@@ -254,9 +256,12 @@ class NativeCard:
         return data + b"\x90\x00"
 
     def _route(self, cmd: Command, challenge: bytes | None) -> bytes:
-        if cmd.cla & 0x03 or cmd.cla & 0x70:
+        if cmd.cla & 0x03 or cmd.cla & 0x60:
             raise Sw(SW_CLA_NOT_SUPPORTED)
-        got = pki_native.process(self, cmd, challenge) if pki_native.in_pki_adf(self) else None
+        in_pki = pki_native.in_pki_adf(self)
+        if cmd.cla & CLA_CHAIN and not in_pki:  # ISO/IEC 7816-4 chaining: the PKI ADF only
+            raise Sw(SW_CHAINING_NOT_SUPPORTED)
+        got = pki_native.process(self, cmd, challenge) if in_pki else None
         if got is not None:  # the PKI ADF answered (b"" is an answer too)
             return got
         handlers = {

@@ -10,7 +10,9 @@ session per selection). Personalization commands (GENERATE KEY PAIR, certificate
 PIN, the key envelope) are taken only inside that session, at security level 03 (C-MAC and
 C-DECRYPTION: secrets arrive enciphered), and only until END PERSONALIZATION (``80 E0 00 01
 00``, the same APDU as the native chip's END OF CREATION), which makes the application
-PERSONALIZED. Cardholder commands (PIN, READ BINARY, SIGN) need no session.
+PERSONALIZED. Cardholder commands (PIN, READ BINARY, SIGN) need no session. SIGN's message
+may come in an ISO/IEC 7816-4 command chain, each piece wrapped by the secure channel on its
+own (:mod:`cardperso.card.pki_core`).
 """
 
 from __future__ import annotations
@@ -63,8 +65,10 @@ class PkiApplet(Applet):
 
     def process(self, cmd: Command) -> bytes | Reply:
         if cmd.ins == 0x50 and cmd.cla & 0xFC == 0x80:
+            self.core.check_chain(cmd)  # a new session in the middle of a chain: 6883
             return self._sd._initialize_update(cmd)
         if cmd.ins == 0x82 and cmd.cla & 0xFC == 0x84 and self._sd.channel is not None:
+            self.core.check_chain(cmd)
             return self._sd._external_authenticate(cmd)
         if not self._session():
             return self._plain(cmd)
@@ -84,6 +88,7 @@ class PkiApplet(Applet):
         app = self.nv.app(PKI_AID)
         open_ = app is not None and app.lifecycle in ("INSTALLED", "SELECTABLE")
         if (cmd.cla & 0xF0, cmd.ins, cmd.p1, cmd.p2) == (0x80, 0xE0, 0x00, 0x01):
+            self.core.check_chain(cmd)
             need(open_ and not cmd.data, SW_SECURITY)
             assert app is not None
             self.core.end_personalization()

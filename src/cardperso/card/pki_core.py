@@ -15,6 +15,13 @@ RESET RETRY COUNTER with new reference data) and SIGN (ISO/IEC 7816-8 PERFORM SE
 OPERATION: COMPUTE DIGITAL SIGNATURE, SM2 with the Z value of the default user ID) are this
 project's choices where no public source shows the command.
 
+SIGN's message may come in an ISO/IEC 7816-4 command chain (2005 edition 5.1.1.1: CLA b5 set on
+every command but the last; :func:`cardperso.codec.apdu.chain`), each piece under the wrapper's
+secure messaging: the core gathers the pieces in volatile memory (at most :data:`CHAIN_LIMIT`
+bytes, ``6700`` beyond and the chain dropped) and signs on the last. Another command in the
+middle of a chain answers ``6883`` (last command of the chain expected) and drops the chain;
+chaining any other command answers ``6884`` (command chaining not supported).
+
 Files (FID → content): ``0012`` signing public key ``CA 40 x y``, ``0013`` signing private key
 (32 bytes, never readable), ``0014`` / ``0015`` the encryption pair, ``0018`` / ``0019`` the
 signing / encryption certificates (binary, :data:`CERT_SIZE` bytes, DER then zeros).
@@ -26,6 +33,8 @@ from dataclasses import dataclass, field
 
 from cardperso.card.applet import (
     SW_AUTH_BLOCKED,
+    SW_CHAIN_LAST_EXPECTED,
+    SW_CHAINING_NOT_SUPPORTED,
     SW_CONDITIONS,
     SW_INS_NOT_SUPPORTED,
     SW_NOT_FOUND,
@@ -39,6 +48,7 @@ from cardperso.card.applet import (
     Sw,
     need,
 )
+from cardperso.codec.apdu import CLA_CHAIN
 from cardperso.crypto import primitives as cp
 from cardperso.crypto.sm2 import Sm2PrivateKey, Sm2PublicKey
 from cardperso.errors import CardPersoError
@@ -53,6 +63,7 @@ from cardperso.pki.card_app import (
     PKI_DDF_NAME,
     PRIVATE,
     SIGN_CERT,
+    SIGN_LIMIT,
     SIGN_PRIV,
     SIGN_PUB,
     USER_PIN,
@@ -62,6 +73,7 @@ from cardperso.pki.card_app import (
 
 __all__ = [
     "CERT_SIZE",
+    "CHAIN_LIMIT",
     "PKI_ADF_NAME",
     "PKI_DDF_NAME",
     "PkiCore",
@@ -73,6 +85,13 @@ __all__ = [
 
 PAIRS = {SIGN_PUB: SIGN_PRIV, ENC_PUB: ENC_PRIV}
 SW_END_OF_FILE = 0x6B00
+#: The most data a command chain may gather (the applet's transient buffer, ours), the
+#: longest SIGN message; the line's pre-flight checks every record's request against it.
+CHAIN_LIMIT = SIGN_LIMIT
+#: Commands (CLA without chaining and SM bits, INS) that may be chained: SIGN only.
+CHAINABLE = frozenset({(0x00, 0x2A)})
+#: CLA bits a chain's pieces may differ in: chaining (b5) and secure messaging (b4, b3).
+_CHAIN_SM_BITS = CLA_CHAIN | 0x0C
 
 
 @dataclass(slots=True)
@@ -140,6 +159,8 @@ class PkiCore:
         self.challenge: bytes | None = None
         self.verified: set[int] = set()
         self.session_key: bytes | None = None
+        #: The command chain being gathered: (CLA INS P1 P2 without chaining/SM bits, data).
+        self.chain: tuple[bytes, bytes] | None = None
 
     # -- helpers ---------------------------------------------------------------------------------
 
@@ -181,11 +202,46 @@ class PkiCore:
         assert challenge is not None
         return challenge
 
+    # -- command chaining (ISO/IEC 7816-4:2005 5.1.1.1) ---------------------------------------------
+
+    @staticmethod
+    def _chain_head(cmd: Command) -> bytes:
+        return bytes((cmd.cla & ~_CHAIN_SM_BITS & 0xFF, cmd.ins, cmd.p1, cmd.p2))
+
+    def check_chain(self, cmd: Command) -> None:
+        """A command the wrapper handles itself (not passed to :meth:`process`): with a chain
+        pending that this command does not continue, drop the chain and answer 6883."""
+        if self.chain is not None and self.chain[0] != self._chain_head(cmd):
+            self.chain = None
+            raise Sw(SW_CHAIN_LAST_EXPECTED)
+
+    def _chained(self, cmd: Command) -> Command | None:
+        """``None`` while a chain goes on (the piece is kept, answer 9000); on its last piece
+        (or an unchained command) the whole command."""
+        self.check_chain(cmd)
+        head = self._chain_head(cmd)
+        pending, self.chain = self.chain, None
+        more = bool(cmd.cla & CLA_CHAIN)
+        if pending is None and not more:
+            return cmd
+        need((head[0] & 0xF3, cmd.ins) in CHAINABLE, SW_CHAINING_NOT_SUPPORTED)
+        data = (pending[1] if pending else b"") + cmd.data
+        need(len(data) <= CHAIN_LIMIT, SW_WRONG_LENGTH)
+        if more:
+            self.chain = (head, data)
+            return None
+        return Command(cmd.cla & ~CLA_CHAIN & 0xFF, cmd.ins, cmd.p1, cmd.p2, data, cmd.le,
+                       cmd.raw)  # fmt: skip
+
     # -- dispatch --------------------------------------------------------------------------------
 
     def process(self, cmd: Command, *, perso: bool, confidential: bool) -> bytes | Reply:
         """One command; ``perso``: personalization is open (and the command authenticated);
         ``confidential``: its data arrived enciphered (secret imports need it)."""
+        whole = self._chained(cmd)
+        if whole is None:
+            return b""
+        cmd = whole
         key = (cmd.cla & 0xF3, cmd.ins)
         if key == (0x00, 0xA4):
             return self._select(cmd)

@@ -13,6 +13,8 @@ GET CHALLENGE of 4 or 8 bytes (the line-protection challenge) and CREATE FILE / 
   enciphered and MAC'd under the transport key with the chip's challenge, exactly like WRITE
   KEY (:mod:`cardperso.protocol.fmcos`); a MAC that does not verify answers 6988.
 * END OF CREATION of the ADF checks the PKI application is complete (6985 otherwise).
+* SIGN may come in an ISO/IEC 7816-4 command chain (CLA b5); only here: elsewhere this chip
+  answers a chained command ``6884`` (command chaining not supported).
 """
 
 from __future__ import annotations
@@ -46,12 +48,15 @@ def process(card: NativeCard, cmd: Command, challenge: bytes | None) -> bytes | 
     """The answer data of ``cmd`` in the PKI ADF, or ``None`` when the chip itself handles it."""
     df = card._df
     kind = (cmd.cla & 0x80, cmd.ins)
+    core = _core(card)
     if kind == (0x00, 0xA4) and (cmd.p1 == 0x04 or _is_df(card, cmd.data)):
+        core.chain = None  # selecting a DF drops a chain, as selecting an applet does on GP
         return None
     if kind == (0x00, 0x84) and cmd.le in (4, 8):
+        core.check_chain(cmd)  # the chip's own commands break a chain too: 6883
         return None
-    core = _core(card)
     if kind == (0x80, 0xE0):
+        core.check_chain(cmd)
         if (cmd.p1, cmd.p2) == (0x00, 0x01) and not df.ended:
             core.end_personalization()
         return None

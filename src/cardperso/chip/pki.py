@@ -16,7 +16,11 @@ chips alike; every command's status word checked, a refusal is a
    the enciphered channel);
 3. SET PIN (the cardholder's PIN of the record, the profile's tries), VERIFY it, and have the
    card SIGN the PKCS#10 request for its key: the request verifies (proof that the card holds
-   the private key) before anything is certified;
+   the private key) before anything is certified. The request (CertificationRequestInfo, its
+   length set by the holder's subject) goes as an ISO/IEC 7816-4 command chain of
+   :data:`SIGN_PIECE`-byte pieces, each wrapped by the secure channel on its own, so every
+   command stays a short APDU; :meth:`PkiStep.check_requests` makes sure before the first card
+   that every record's request fits the application's :data:`SIGN_LIMIT`;
 4. the issuing CA certifies the key with the subject from the record (the ledger records the
    certificate first), UPDATE BINARY of EF 0018 in 112-byte pieces;
 5. with ``encryption_pair``: the issuer's encryption pair in its SM2 key envelope (the SM4 key
@@ -32,7 +36,7 @@ from __future__ import annotations
 
 import dataclasses
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -42,13 +46,14 @@ from cardperso.chip.model import CardApp, CardData, ChipFailure, ChipPlan, ChipR
 from cardperso.chip.native import pin_from_block, transport_factor
 from cardperso.chip.script import Steps, gp_keys, unwrap_secret
 from cardperso.chip.transport import ApduCount, Flow
-from cardperso.codec.apdu import CommandAPDU
+from cardperso.codec.apdu import CommandAPDU, chain
 from cardperso.crypto import ecb_encrypt
 from cardperso.crypto.sm2 import DEFAULT_USER_ID, Sm2PrivateKey, signature_to_der
 from cardperso.errors import (
     CardError,
     CardPersoError,
     CryptogramMismatch,
+    DataError,
     KeyStoreError,
     UsageError,
 )
@@ -73,6 +78,7 @@ from cardperso.pki.card_app import (
     PKI_MODULE,
     PKI_PACKAGE,
     SIGN_CERT,
+    SIGN_LIMIT,
     SIGN_PRIV,
     SIGN_PUB,
     USER_PIN,
@@ -89,6 +95,7 @@ from cardperso.protocol import fmcos
 __all__ = [
     "PKI_COMMANDS",
     "PKI_DDF_FID",
+    "SIGN_PIECE",
     "PkiStep",
     "admin_pin",
     "load_certificate",
@@ -113,6 +120,10 @@ PKI_COMMANDS = frozenset(
 PKI_DDF_FID, PKI_ADF_FID = 0xDF20, 0xDF21
 #: UPDATE BINARY piece (N8 writes certificates 0x70 bytes at a time); READ BINARY piece.
 WRITE_PIECE, READ_PIECE = 0x70, 0xE0
+#: SIGN's command-chain piece: under the secure channel at level 03 a piece is padded to the
+#: next 16-byte block (SCP03; 8-byte for SCP02) and gets an 8-byte C-MAC, 224 + 16 + 8 = 248
+#: bytes: a short APDU.
+SIGN_PIECE = 0xE0
 
 Send = Callable[[bytes, str], Flow[bytes]]
 
@@ -188,8 +199,20 @@ def unblock_pin(admin: bytes) -> Flow[None]:
 
 
 def sign(send: Send, message: bytes, step: str = "SIGN") -> Flow[bytes]:
-    """PERFORM SECURITY OPERATION: COMPUTE DIGITAL SIGNATURE → ``r ‖ s``."""
-    signature = yield from send(_apdu(0x00, 0x2A, 0x9E, 0x9A, message, le=256), step)
+    """PERFORM SECURITY OPERATION: COMPUTE DIGITAL SIGNATURE → ``r ‖ s``; a message longer than
+    :data:`SIGN_PIECE` goes as an ISO/IEC 7816-4 command chain (CLA b5 on every piece but the
+    last, each through ``send``: wrapped on its own by a secure channel), the card signs on the
+    last piece. A message over the application's :data:`SIGN_LIMIT` is refused before any
+    command (:class:`UsageError`)."""
+    if len(message) > SIGN_LIMIT:
+        raise UsageError(
+            f"{step}: the message is {len(message)} bytes, the PKI application signs at most "
+            f"{SIGN_LIMIT}"
+        )
+    pieces = chain(0x00, 0x2A, 0x9E, 0x9A, message, SIGN_PIECE, le=256)
+    for n, piece in enumerate(pieces[:-1], start=1):
+        yield from send(piece.to_bytes(), f"{step} (chain piece {n} of {len(pieces)})")
+    signature = yield from send(pieces[-1].to_bytes(), step)
     if len(signature) != 64:
         raise ChipFailure(step, f"the card answered {len(signature)} bytes, not r ‖ s")
     return signature
@@ -226,6 +249,31 @@ class PkiStep:
         each of the ``cards`` still to make (:class:`UsageError` otherwise)."""
         if self.key_source is not None:
             self.key_source.check(cards)
+
+    def check_requests(self, records: Iterable[CardData], ssse_aid: bytes) -> None:
+        """Before the first card: every record's certificate request (its subject from the
+        record's SSSE data) builds and fits what SIGN takes (:data:`SIGN_LIMIT`), so a record
+        the card could never sign is refused before a card is spent; :class:`DataError` naming
+        the record otherwise."""
+        probe = _probe_key()
+        for card in records:
+            where = f"{card.index} (card {card.card_no})"
+            ssse = next((a for a in card.apps if a.aid == ssse_aid), None)
+            if ssse is None:
+                raise DataError("no SSSE application: the PKI needs the holder's data",
+                                record=where)  # fmt: skip
+            try:
+                tbs = x509.tbs_request(cardholder_subject(_holder(ssse), self.issuer.profile),
+                                       probe)  # fmt: skip
+            except DataError as exc:
+                raise exc.at(record=where) from None
+            if len(tbs) > SIGN_LIMIT:
+                raise DataError(
+                    f"its PKI certificate request is {len(tbs)} bytes, the card's PKI "
+                    f"application signs at most {SIGN_LIMIT} (the subject: the holder's name and "
+                    "the profile's pki organization / organizational_unit)",
+                    record=where,
+                )
 
     def after(self, flow: Steps, card: CardData, plan: ChipPlan, chip: ChipProfile | None,
               atr: bytes) -> Steps:  # fmt: skip
@@ -325,6 +373,12 @@ class PkiStep:
                 raise ChipFailure(f"READ BINARY {what} certificate", "differs from the one issued")
             checks.append(f"PKI {what} certificate {cert.serial:X}")
         return tuple(checks)
+
+
+def _probe_key() -> bytes:
+    """A public key to size certificate requests with (every SM2 key, ``04 ‖ x ‖ y``, is
+    the same length in the request): the curve's generator, 1·G."""
+    return Sm2PrivateKey.from_bytes((1).to_bytes(32, "big")).public_key.to_bytes()
 
 
 def _import_signing_pair(secret: Send, pair: Sm2PrivateKey) -> Flow[bytes]:

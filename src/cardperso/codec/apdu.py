@@ -21,6 +21,12 @@ refused as ambiguous. :meth:`CommandAPDU.parse` tells every malformed length apa
 a card (the virtual card) can answer ``6700``.
 
 Reprs show the header and lengths, never the data: command data carries PINs and keys.
+
+:func:`chain` splits a data field too long for one short command into an ISO/IEC 7816-4
+command chain (2005 edition 5.1.1.1; CLA bit b5, table 2): every command but the last has
+b5 set (:data:`CLA_CHAIN`), the card gathers the pieces and acts on the last one, which alone
+carries Le. A card that does not chain answers ``6884``; one whose chain is broken by another
+command answers ``6883`` (last command of the chain expected).
 """
 
 from __future__ import annotations
@@ -30,12 +36,14 @@ from dataclasses import dataclass
 from cardperso.codec import status
 from cardperso.errors import DecodeError, UsageError
 
-__all__ = ["CommandAPDU", "ResponseAPDU"]
+__all__ = ["CLA_CHAIN", "CommandAPDU", "ResponseAPDU", "chain"]
 
 MAX_SHORT_NC = 255
 MAX_SHORT_NE = 256
 MAX_EXTENDED_NC = 65535
 MAX_EXTENDED_NE = 65536
+#: CLA bit b5 (ISO/IEC 7816-4:2005 5.1.1, table 2): the command is not the last of a chain.
+CLA_CHAIN = 0x10
 
 
 def _byte(name: str, v: int) -> None:
@@ -174,6 +182,24 @@ class CommandAPDU:
             f"CommandAPDU({self.cla:02X} {self.ins:02X} {self.p1:02X} {self.p2:02X}, "
             f"Nc={len(self.data)}, Ne={le})"
         )
+
+
+def chain(
+    cla: int, ins: int, p1: int, p2: int, data: bytes, piece: int, le: int | None = None
+) -> list[CommandAPDU]:
+    """``data`` as a command chain (ISO/IEC 7816-4:2005 5.1.1.1): pieces of at most ``piece``
+    bytes in order, :data:`CLA_CHAIN` set on every command but the last, Le (``le``) on the
+    last only. Data that fits one piece is one ordinary command."""
+    if isinstance(piece, bool) or not 1 <= piece <= MAX_SHORT_NC:
+        raise UsageError(f"a chain's piece must be 1-{MAX_SHORT_NC} bytes, got {piece!r}")
+    if cla & CLA_CHAIN:
+        raise UsageError(f"CLA {cla:02X} already has the chaining bit: give the plain CLA")
+    pieces = [data[i : i + piece] for i in range(0, len(data), piece)] or [b""]
+    last = len(pieces) - 1
+    return [
+        CommandAPDU(cla | (CLA_CHAIN if n < last else 0), ins, p1, p2, p, le if n == last else None)
+        for n, p in enumerate(pieces)
+    ]
 
 
 @dataclass(frozen=True, slots=True)

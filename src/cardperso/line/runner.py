@@ -402,6 +402,11 @@ class LineRun:
         for chip in self.drivers.without_keys(keys):
             log.info("chip %s cannot be made (no transport key loaded): refused untouched", chip)
         self.records: dict[int, PersoRecordBody] = dict(iter_records(self.perso_file))
+        if self.drivers.pki is not None:  # every record's certificate request fits SIGN
+            self.drivers.pki.check_requests(
+                (card_data(self.header, body, i) for i, body in self.records.items()),
+                self.plan.ssse_aid,
+            )
         #: The run is the file's own identity (batch id + file MAC), not its name.
         self.identity = file_identity(self.perso_file, self.header, checked.size)
         self.journal = Journal(db, self.identity.run_id)

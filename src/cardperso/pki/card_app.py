@@ -25,6 +25,7 @@ __all__ = [
     "PKI_PACKAGE",
     "PRIVATE",
     "SIGN_CERT",
+    "SIGN_LIMIT",
     "SIGN_PRIV",
     "SIGN_PUB",
     "USER_PIN",
@@ -54,6 +55,12 @@ FILES = {SIGN_PUB: 66, SIGN_PRIV: 32, ENC_PUB: 66, ENC_PRIV: 32, SIGN_CERT: CERT
 PRIVATE = frozenset({SIGN_PRIV, ENC_PRIV})
 #: PIN references (N8: VERIFY P2 81 the user PIN, 00 the administrator PIN).
 USER_PIN, ADMIN_PIN = 0x81, 0x00
+#: The longest message SIGN takes, gathered from an ISO/IEC 7816-4 command chain: the applet's
+#: transient buffer, two short APDUs' worth (ours: no public source gives a real card's). A
+#: request with the longest name the validation allows is 291 bytes under the default subject
+#: O / OU; a profile's O and OU (up to 64 characters each) can take it past this, so the
+#: line's pre-flight checks every record's request against it.
+SIGN_LIMIT = 512
 
 
 def pin_hash(pin: bytes) -> bytes:
