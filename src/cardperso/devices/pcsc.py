@@ -133,8 +133,10 @@ SECRET_INS = {
 INS_STORE_DATA = 0xE2
 
 
-#: INS bytes whose command data are personal records (UPDATE BINARY / UPDATE RECORD).
-RECORD_WRITE_INS = frozenset({0xD6, 0xD7, 0xDC, 0xDD})
+#: INS bytes whose command data are personal records (UPDATE BINARY / UPDATE RECORD), or name
+#: the holder (PERFORM SECURITY OPERATION: the PKI's SIGN of a certificate request, whose
+#: subject is the holder's name in clear on a native chip).
+RECORD_WRITE_INS = frozenset({0xD6, 0xD7, 0xDC, 0xDD, 0x2A})
 
 
 def command_is_secret(apdu: bytes) -> bool:
