@@ -71,7 +71,7 @@ run registry $py benchmarks/bench_registry.py --jobs 4000 --records 10000 --work
 run bank_1 $py benchmarks/bench_bank.py --count 50000 --perso 50 --pcsc 12 --stations 1
 run bank_4 $py benchmarks/bench_bank.py --count 50000 --pcsc 16 --stations 4
 run sm2 $py benchmarks/bench_sm2.py --count 300 --rounds 3
-run pki_card $py benchmarks/bench_pki_card.py --cards 10
+run pki_card $py benchmarks/bench_pki_card.py --cards 20
 run web_office $py benchmarks/bench_web_office.py --records 10000 --repeat 5
 run keypool_gen $py benchmarks/bench_keypool.py --part gen --bits 1024,1408 --keys 600,210 --gen-rounds 3
 run keypool_oda $py benchmarks/bench_keypool.py --part oda --cards 1000 --rounds 3
