@@ -131,8 +131,11 @@ def test_a_chain_broken_by_another_command_answers_6883_and_is_dropped(
     # the native chip: the chip's own), SELECT of a file
     breakers = [apdu(0x00, 0xB0, 0x00, 0x00, le=4), apdu(0x00, 0x84, 0x00, 0x00, le=16),
                 apdu(0x00, 0xA4, 0x00, 0x00, b"\x00\x18")]  # fmt: skip
+    breakers.append(apdu(0x80, 0xE0, 0x00, 0x01))  # END PERSONALIZATION / END OF CREATION
     if kind == "native":
         breakers.append(apdu(0x00, 0x84, 0x00, 0x00, le=8))
+    else:  # INITIALIZE UPDATE: a secure channel opened through the applet
+        breakers.append(apdu(0x80, 0x50, 0x00, 0x00, bytes(8), le=256))
     for breaker in breakers:
         assert sw(card, apdu(0x10, 0x2A, 0x9E, 0x9A, first)) == "9000"
         assert sw(card, breaker) == "6883", breaker.hex()
