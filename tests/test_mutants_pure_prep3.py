@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from cardperso.errors import CardPersoError
+from cardperso.errors import CardPersoError, UsageError
 from cardperso.keystore.software import SoftwareKeyStore
 from cardperso.prep import container
 from cardperso.prep.build import _fit_slot
@@ -304,3 +304,129 @@ def test_count_lines_counts_a_last_line_without_its_end(tmp_path: Path) -> None:
     for data, want in [(b"", 0), (b"a\n", 1), (b"a\nb", 2), (b"a\nb\n", 2), (b"\n\n", 2)]:
         path.write_bytes(data)
         assert count_lines(path) == want, data
+
+
+def test_a_run_with_workers_keeps_its_segments_hidden_beside_the_output(
+    tmp_path: Path, sample_keystore: SoftwareKeyStore
+) -> None:
+    """Workers write their records to segment files in a private (0700) directory beside the
+    output (the same file system, for copy_file_range), hidden like the output's temporary
+    file (``.NAME.*.segments``), removed at the end."""
+    from cardperso.prep.pipeline import PrepOptions, prepare
+    from profile_variants import write_without_oda
+
+    make_batch(tmp_path / "in" / "b.csv", 40, photos=2)
+    profile = load_profile(write_without_oda(tmp_path / "ssc3-pboc.yaml"))
+    out_dir = tmp_path / "out"
+    out_dir.mkdir()
+    seen: list[tuple[str, int]] = []
+
+    def progress(_n: int) -> None:
+        for p in out_dir.iterdir():
+            if p.is_dir():
+                seen.append((p.name, p.stat().st_mode & 0o777))
+
+    before = set(tmp_path.iterdir())
+    opts = PrepOptions(batch_id="B1", created=1767225600, workers=2, chunk_size=5)
+    summary = prepare(
+        tmp_path / "in" / "b.csv",
+        profile,
+        sample_keystore,
+        lambda: sample_keystore,
+        out_dir / "out.cppf",
+        out_dir / "r.csv",
+        opts,
+        progress,
+    )
+    assert summary.prepared == 40
+    assert seen, "no segment directory while the workers ran"
+    for name, mode in seen:
+        assert name.startswith(".out.cppf.") and name.endswith(".segments"), name
+        assert mode == 0o700
+    assert sorted(p.name for p in out_dir.iterdir()) == ["out.cppf", "r.csv"]
+    assert set(tmp_path.iterdir()) == before
+
+
+def test_a_profile_without_a_tag_list_signs_no_aip(sample_keystore: SoftwareKeyStore) -> None:
+    """EMV Book 2, 5.4: when the SDA tag list 9F4A is present (it may list only 82) the AIP
+    follows the AFL's records in the signed static data; without it nothing follows them."""
+    import dataclasses
+
+    from cardperso.prep.build import pboc_dgis
+    from cardperso.prep.oda import OdaSetup, static_data_of
+
+    assert PROFILE.pboc is not None
+    dgis = tuple(
+        dataclasses.replace(c, tlv=tuple(t for t in c.tlv if t.tag != 0x9F4A))
+        for c in PROFILE.pboc.constant_dgis
+    )
+    bare = dataclasses.replace(PROFILE, pboc=dataclasses.replace(PROFILE.pboc, constant_dgis=dgis))
+    with_list = OdaSetup.for_profile(PROFILE, sample_keystore)
+    without = OdaSetup.for_profile(bare, sample_keystore)
+    assert with_list is not None and without is not None
+    assert (with_list.tag_list, without.tag_list) == (b"\x82", b"")
+    values = {
+        "pan": "6228480000000000000",
+        "pan_seq": "01",
+        "expiry_date": "20360115",
+        "issue_date": "20260115",
+        "name_latin": "LI SI",
+        "name_head": "李四".encode("gbk"),
+        "ssn": "360426199101010071",
+        "ec": (0, 15000, 1000, 1500),
+    }
+    blob = pboc_dgis(PROFILE, values, bytes(48), bytes(9), bytes(8))
+    signed = static_data_of(with_list, blob)
+    assert signed == static_data_of(without, blob) + with_list.aip
+    assert with_list.aip == bytes.fromhex("7D00")  # profiles/ssc3-pboc.yaml
+
+
+def test_a_pool_under_another_kek_is_named_in_the_refusal(tmp_path: Path) -> None:
+    from cardperso.errors import KeyStoreError
+    from cardperso.keystore.poolgen import open_or_create
+    from cardperso.prep.oda import reserve_for_run
+
+    store = SoftwareKeyStore.generate(test_keys=True, kek_algorithm="3DES")
+    pool = open_or_create(tmp_path / "pool", store, bits=1024, exponent=3, kek="transport-kek")
+    with pytest.raises(UsageError) as exc:
+        reserve_for_run(pool, store, bits=1408, lines=1, label="b")
+    assert str(exc.value) == (
+        f"ICC key pool {tmp_path / 'pool'} holds 1024-bit keys, the profile asks for 1408"
+    )
+    other = SoftwareKeyStore.generate(test_keys=True, kek_algorithm="3DES")
+    with pytest.raises(KeyStoreError) as kexc:
+        reserve_for_run(pool, other, bits=1024, lines=1, label="b")
+    assert str(kexc.value).startswith(f"ICC key pool {tmp_path / 'pool'}: key 'transport-kek' ")
+    assert "is not the KEK that protects the pool" in str(kexc.value)
+
+
+def test_a_record_over_line_ends_is_followed_for_at_most_16_lines() -> None:
+    """A quoted field that closes on the 16th line (MAX_RECORD_LINES) makes the 16 lines one
+    rejected record; one that would close on the 17th leaves its first line rejected as never
+    closed (the reader's window, docs/prep.md)."""
+    from cardperso.prep.input import MAX_RECORD_LINES, _Segmenter
+
+    assert MAX_RECORD_LINES == 16
+    for span, want in [
+        (16, [(2, 17, "record spans lines 2-17: a quoted field runs over a line end "
+                      "(fields cannot hold line breaks)")]),
+        (17, [(2, 2, "a quoted field is never closed (not within 16 lines or 65,536 bytes)")]),
+    ]:  # fmt: skip
+        data = b'a,"x\n' + b"y\n" * (span - 2) + b'z",b\nc,d\n'
+        notes: list[tuple[int, int, str]] = []
+        _Segmenter().piece(data, 2, notes, set(), True)
+        assert notes[:1] == want, span
+
+
+def test_an_over_long_line_is_skipped_whole_and_measured() -> None:
+    import io
+
+    from cardperso.prep.input import MAX_LINE_BYTES, _whole_lines
+
+    size = MAX_LINE_BYTES + 5000
+    data = b"h\n" + b"x" * size + b"\nok\n"
+    pieces = list(_whole_lines(io.BytesIO(data), 4096))
+    assert [long for _p, longs in pieces for long in longs] == [(0, size)]
+    lines = b"".join(p for p, _l in pieces).split(b"\n")
+    assert [x for x in lines if x] == [b"h", b"ok"]
+    assert lines[:3] == [b"h", b"", b"ok"]  # the long line emptied in place: numbering kept
