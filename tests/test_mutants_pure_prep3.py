@@ -430,3 +430,32 @@ def test_an_over_long_line_is_skipped_whole_and_measured() -> None:
     lines = b"".join(p for p, _l in pieces).split(b"\n")
     assert [x for x in lines if x] == [b"h", b"ok"]
     assert lines[:3] == [b"h", b"", b"ok"]  # the long line emptied in place: numbering kept
+
+
+@pytest.mark.parametrize(
+    ("seed", "mac", "pin6"),
+    [
+        # `printf %s 360426199101010071 | openssl dgst -sha256 -mac HMAC -macopt key:...`
+        # (OpenSSL 3.0.19), run by hand on 5 December 2026
+        (
+            b"cardperso test pin seed",
+            "da6bd8ff976ea9888cca2eed886d7acc714ecaa6c04bcb3e2ecff3a63915f793",
+            "202312",  # 0xda6bd8ff976ea988 = 15738911915045202312
+        ),
+        # an 80-byte key (bytes 00..4F, -macopt hexkey:): hashed first (RFC 2104 section 2)
+        (
+            bytes(range(80)),
+            "1805df0fe4aee7ba8779a8df312df4e066828f8c5041202fdf1a2065a99c38c0",
+            "995066",  # 0x1805df0fe4aee7ba = 1731034891147995066
+        ),
+    ],
+)
+def test_seeded_pins_are_hmac_sha256_of_the_identity_number(
+    seed: bytes, mac: str, pin6: str
+) -> None:
+    from cardperso.prep.keys import _SeededPins, seeded_pin
+
+    ssn = "360426199101010071"
+    assert _SeededPins(seed).digest(ssn.encode()).hex() == mac
+    assert seeded_pin(seed, ssn, 6) == pin6
+    assert seeded_pin(seed, ssn, 4) == pin6[2:]
