@@ -14,8 +14,9 @@ How this works
       duplicates (ssn, card_no, PAN: first occurrence wins),            rejects
       copy the kept frames in (copy_file_range); rejects file; totals
 
-The main process takes a chunk itself when the forked ones have two queued each. At most
-``2 * workers + 2`` chunks are in flight, so memory does not grow with the batch. The output
+The main process takes a chunk itself when the forked ones have two queued each and it has not
+used more CPU time than they have (its work beside the chunks counts: :func:`_run_chunks`). At
+most ``2 * workers + 2`` chunks are in flight, so memory does not grow with the batch. The output
 depends only on the input, the profile, the keys and the options: the worker count and the
 chunk size change nothing in the file.
 
@@ -346,6 +347,32 @@ class _Done:
         return self.value
 
 
+def _timed(worker_fn: Callable[[Chunk], Any], chunk: Chunk) -> tuple[float, Any]:
+    """*worker_fn* on *chunk* in a forked worker, with the CPU time it took there."""
+    start = time.process_time()
+    out = worker_fn(chunk)
+    return time.process_time() - start, out
+
+
+class _Pooled:
+    """A chunk given to the forked workers: its result, and the workers' CPU time it adds."""
+
+    __slots__ = ("async_result", "pooled")
+
+    def __init__(self, async_result: Any, pooled: list[float]) -> None:
+        self.async_result = async_result
+        self.pooled = pooled
+
+    def ready(self) -> bool:
+        return bool(self.async_result.ready())
+
+    def get(self) -> Any:
+        took, out = self.async_result.get()
+        self.pooled[0] += took
+        self.pooled[1] += 1
+        return out
+
+
 def _run_chunks(
     worker_fn: Callable[[Chunk], Any],
     chunks: Any,
@@ -354,13 +381,18 @@ def _run_chunks(
     sink: Callable[[Any], None],
     local_args: tuple[Any, ...] | None = None,
     segments: str | None = None,
+    cpu_start: float = 0.0,
 ) -> None:
     """Run *worker_fn* over *chunks* and feed *sink* in input order, with *workers* processes
     preparing: ``workers - 1`` forked ones and the main one, which takes a chunk itself when
-    the others have two queued each (so two processes use two CPUs, and the memory of a third
-    process is not spent). At most ``2 * workers + 2`` chunks are in flight. *local_args*
-    initialize the main process's preparer (default *init_args*); the forked ones write their
-    output to segment files in *segments* (:func:`_work`) when it is given."""
+    the others have two queued each and it is not more than a chunk's CPU time ahead of the
+    average forked one, counting its CPU time from *cpu_start* (``time.process_time()`` when
+    the batch started: it also opened the batch, reads the input, checks duplicates and writes
+    the output, and on two CPUs the busier process sets the pace, so the forked ones take more
+    of the chunks; two processes use two CPUs, and the memory of a third process is not spent).
+    At most ``2 * workers + 2`` chunks are in flight. *local_args* initialize the main
+    process's preparer (default *init_args*); the forked ones write their output to segment
+    files in *segments* (:func:`_work`) when it is given."""
     if workers <= 1:
         _init_worker(*(local_args or init_args))
         for chunk in chunks:
@@ -374,12 +406,15 @@ def _run_chunks(
         inflight: deque[Any] = deque()
         limit = 2 * workers + 2
         queued = 2 * (workers - 1)
+        pooled = [0.0, 0.0]  # the forked workers' chunks sunk so far: CPU time, count
         for chunk in chunks:
             while inflight and inflight[0].ready():
                 sink(inflight.popleft().get())
             waiting = sum(1 for r in inflight if not r.ready())
-            if waiting < queued:
-                inflight.append(pool.apply_async(worker_fn, (chunk,)))
+            cpu, count = pooled  # the average forked worker's CPU time, plus one chunk's
+            bound = cpu / (workers - 1) + cpu / count if count else float("inf")
+            if waiting < queued or time.process_time() - cpu_start > bound:
+                inflight.append(_Pooled(pool.apply_async(_timed, (worker_fn, chunk)), pooled))
             else:
                 inflight.append(_Done(worker_fn(chunk)))
             while len(inflight) >= limit:
@@ -437,7 +472,7 @@ def prepare(
     """Prepare a batch (see the module docstring); returns the totals. The personalization
     file and the rejects file appear under their names only when the whole batch is done
     (rejects first, then the personalization file); on any failure neither is left."""
-    started = time.perf_counter()
+    started, cpu_start = time.perf_counter(), time.process_time()
     keep_freed_memory()  # before the workers fork: they inherit it
     src = open_input(input_path, options.input_format)
     required = _required_columns(profile, src.fmt)
@@ -542,6 +577,7 @@ def prepare(
             sink,
             local_args,
             segments,
+            cpu_start,
         )
         summary.prepared = writer.count
         # the rejects file first: a personalization file under its name means the batch is done
@@ -575,7 +611,7 @@ def validate_only(
 ) -> PrepSummary:
     """Check a batch without keys and without preparing it (same rules, same rejects)."""
     check_workers(workers)
-    started = time.perf_counter()
+    started, cpu_start = time.perf_counter(), time.process_time()
     src = open_input(input_path, input_format)
     required = _required_columns(profile, src.fmt)
     missing = sorted(required - set(src.columns)) if src.fmt == "csv" else []
@@ -618,7 +654,9 @@ def validate_only(
     try:
         with _signals_held():  # a stop while the file is created must not orphan it
             rejects = RejectsWriter(rejects_path) if rejects_path else None
-        _run_chunks(_validate_work, src.chunks(chunk_size), workers, init_args, sink)
+        _run_chunks(
+            _validate_work, src.chunks(chunk_size), workers, init_args, sink, cpu_start=cpu_start
+        )
     except BaseException:
         if rejects is not None:
             rejects.abort()
