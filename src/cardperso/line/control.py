@@ -19,7 +19,7 @@ def control_table(db: Database) -> str:
 
 
 def ensure_control_table(db: Database) -> None:
-    db.execute(control_table(db))
+    db.script([control_table(db)])
 
 
 def _run_exists(db: Database, run_id: str) -> bool:

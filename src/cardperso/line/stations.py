@@ -48,7 +48,7 @@ class StationBoard:
         self.db = db
         self.run_id = run_id
         self._last: dict[str, tuple[str, str, int, int]] = {}
-        db.execute(board_table(db))
+        db.script([board_table(db)])  # under the DDL lock: lines start together
 
     def publish(self, stations: Iterable[StationLike]) -> None:
         for s in stations:

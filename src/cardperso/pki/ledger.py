@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import datetime as dt
 import time
+from collections.abc import Sequence
 from typing import Any, Protocol
 
 from cardperso.pki.issue import IssuedCertificate
@@ -32,6 +33,8 @@ __all__ = ["LEDGER_TABLES", "ensure_tables", "next_crl_number", "record", "revok
 
 class Db(Protocol):
     def execute(self, sql: str, params: Any = ()) -> list[tuple[Any, ...]]: ...
+
+    def script(self, statements: Sequence[str]) -> None: ...
 
 
 LEDGER_TABLES = (
@@ -45,8 +48,9 @@ LEDGER_TABLES = (
 
 
 def ensure_tables(db: Db) -> None:
-    for statement in LEDGER_TABLES:
-        db.execute(statement)
+    db.script(
+        LEDGER_TABLES
+    )  # one transaction, under the DDL lock on PostgreSQL (lines start together)
 
 
 def record(db: Db, cert: IssuedCertificate) -> None:

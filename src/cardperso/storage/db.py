@@ -38,6 +38,9 @@ Row = tuple[Any, ...]
 SQLITE_MAGIC = b"SQLite format 3\x00"
 #: The mode of a database file cardperso creates: it holds personal data.
 DB_FILE_MODE = 0o600
+#: The PostgreSQL advisory lock :meth:`Database.script` holds while it creates tables (an
+#: arbitrary constant, distinct from the registry's and the web console's migration locks).
+DDL_LOCK_KEY = 0x63700D01
 _SCHEME = re.compile(r"^([A-Za-z][A-Za-z0-9+.\-]*):/")
 
 
@@ -180,8 +183,13 @@ class Database:
                 self._sq.executemany(sql, [tuple(r) for r in rows])
 
     def script(self, statements: Sequence[str]) -> None:
-        """Run DDL statements in one transaction."""
+        """Run DDL statements in one transaction. On PostgreSQL the transaction first takes an
+        advisory lock, so processes that start together (the lines of one batch) create the
+        same tables one after the other: ``CREATE TABLE IF NOT EXISTS`` alone is not safe
+        against a concurrent one there (it fails on the catalogue's unique index)."""
         with self.transaction():
+            if self.dialect == "postgres":
+                self.execute("SELECT pg_advisory_xact_lock(?)", (DDL_LOCK_KEY,))
             for stmt in statements:
                 self.execute(stmt)
 
