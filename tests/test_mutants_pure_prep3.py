@@ -348,7 +348,7 @@ def test_a_run_with_workers_keeps_its_segments_hidden_beside_the_output(
 
 
 def test_a_profile_without_a_tag_list_signs_no_aip(sample_keystore: SoftwareKeyStore) -> None:
-    """EMV Book 2, 5.4: when the SDA tag list 9F4A is present (it may list only 82) the AIP
+    """EMV Book 3 10.3: when the SDA tag list 9F4A is present (it may list only 82) the AIP
     follows the AFL's records in the signed static data; without it nothing follows them."""
     import dataclasses
 
@@ -459,3 +459,41 @@ def test_seeded_pins_are_hmac_sha256_of_the_identity_number(
     assert _SeededPins(seed).digest(ssn.encode()).hex() == mac
     assert seeded_pin(seed, ssn, 6) == pin6
     assert seeded_pin(seed, ssn, 4) == pin6[2:]
+
+
+def test_oda_setup_refuses_certificate_records_the_afl_cannot_serve() -> None:
+    """The issuer certificate and the SSAD must be records the AFL names, and not records
+    signed for ODA themselves (a record cannot hold its own signature)."""
+    from cardperso.prep.oda import OdaSetup
+
+    # profiles/ssc3-pboc.yaml's AFL: SFI 1 record 1 (ODA), SFI 2 1-3, SFI 3 1-2 (both ODA),
+    # SFI 4 1-3; DGI = SFI << 8 | record
+    afl = bytes.fromhex("08010101100103001801020220010300")
+
+    def make(**kw: object) -> OdaSetup:
+        args: dict[str, object] = {
+            "issuer_sign": lambda block: block,
+            "issuer_length": 144,
+            "afl": afl,
+            "aip": bytes.fromhex("7D00"),
+            "cert_dgi": 0x0402,
+            "transport_kek": "transport-kek",
+        }
+        return OdaSetup.make(**(args | kw))  # type: ignore[arg-type]
+
+    assert make(ssad_dgi=0x0403).oda_dgis == ((1, 0x0101), (3, 0x0301), (3, 0x0302))
+    for kw, reason in [
+        ({"cert_dgi": 0x0501}, "ODA cert_dgi 0501 is not a record the AFL names"),
+        ({"ssad_dgi": 0x0204 }, "ODA ssad_dgi 0204 is not a record the AFL names"),
+        ({"cert_dgi": 0x0101}, "ODA cert_dgi 0101 is marked for ODA: it cannot sign itself"),
+        ({"ssad_dgi": 0x0302}, "ODA ssad_dgi 0302 is marked for ODA: it cannot sign itself"),
+        ({"aip": b"\x7d"}, "ODA: the AIP is 2 bytes, 9F4A lists 82 or nothing, the DAC 2 bytes"),
+        ({"tag_list": b"\x9f\x36"}, "ODA: the AIP is 2 bytes, 9F4A lists 82 or nothing, the DAC 2 bytes"),
+        ({"issuer_length": 63}, "ODA: the issuer modulus is 64 to 248 bytes"),
+        ({"issuer_length": 249}, "ODA: the issuer modulus is 64 to 248 bytes"),
+    ]:  # fmt: skip
+        with pytest.raises(UsageError) as exc:
+            make(**kw)
+        assert str(exc.value) == reason, kw
+    assert make(issuer_length=64).issuer_length == 64
+    assert make(issuer_length=248, tag_list=b"").tag_list == b""
