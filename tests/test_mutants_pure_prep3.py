@@ -497,3 +497,23 @@ def test_oda_setup_refuses_certificate_records_the_afl_cannot_serve() -> None:
         assert str(exc.value) == reason, kw
     assert make(issuer_length=64).issuer_length == 64
     assert make(issuer_length=248, tag_list=b"").tag_list == b""
+
+
+@pytest.mark.parametrize(
+    ("fmt", "n", "const", "want"),
+    [
+        # simple TLV tag ‖ length ‖ value (ISO/IEC 7816-4 5.2.1), the value in EMV Book 3
+        # annex B's formats: n right-justified with leading zeros, cn left-justified F-padded
+        ("n", 3, "1234", "0303001234"),
+        ("cn", 3, "1234", "03031234ff"),
+        ("b", 2, "0a0b", "03020a0b"),
+        ("an", 4, "AB", "030441420000"),
+    ],
+)
+def test_a_constant_record_is_encoded_in_its_format(
+    fmt: str, n: int, const: str, want: str
+) -> None:
+    from cardperso.prep.build import _const_value
+    from cardperso.profiles.model import RecordSpec
+
+    assert _const_value(RecordSpec(1, 0x03, n, fmt, None, const)).hex() == want  # type: ignore[arg-type]
