@@ -30,8 +30,6 @@ main process ~2.7 µs of CPU per card with 2 workers (docs/prep.md, "Two process
 from __future__ import annotations
 
 import contextlib
-import ctypes
-import ctypes.util
 import hashlib
 import multiprocessing
 import os
@@ -61,6 +59,7 @@ from cardperso.prep.input import Chunk, open_input, parse_columns
 from cardperso.prep.keys import ChunkKeys
 from cardperso.prep.oda_run import SECRET_DGIS, OdaRun, count_lines, plan_run
 from cardperso.prep.rejects import RejectsWriter
+from cardperso.prep.runtime import fewer_collections, keep_freed_memory
 from cardperso.prep.validate import Validator
 from cardperso.profiles.model import Profile
 
@@ -423,30 +422,6 @@ def _run_chunks(
             sink(inflight.popleft().get())
 
 
-#: glibc's ``mallopt`` parameters (malloc.h): M_TRIM_THRESHOLD, M_MMAP_THRESHOLD.
-_M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3
-
-
-def keep_freed_memory() -> bool:
-    """Ask glibc's allocator to keep the memory a chunk frees for the next chunk: every chunk
-    allocates the same few MB of arrays (the record grid, its mask, the keystream, the frames),
-    and by default each one above 128 kB is a fresh ``mmap`` whose pages the kernel faults in
-    and zeroes, then unmaps at ``free`` (~2-4 µs of CPU per card, docs/prep.md). Arrays up to
-    256 MB now come from the heap and the heap is trimmed only above 512 MB free, so the
-    process's RSS stays at its working set's peak. Returns False where there is no glibc
-    (nothing changes there)."""
-    name = ctypes.util.find_library("c")
-    if name is None:
-        return False
-    try:
-        mallopt = ctypes.CDLL(name).mallopt
-    except (OSError, AttributeError):
-        return False
-    return bool(mallopt(_M_MMAP_THRESHOLD, 256 << 20)) and bool(
-        mallopt(_M_TRIM_THRESHOLD, 512 << 20)
-    )
-
-
 @contextlib.contextmanager
 def _signals_held() -> Iterator[None]:
     """Hold SIGTERM, SIGHUP and SIGINT while output files are created or committed: a stop
@@ -569,16 +544,17 @@ def prepare(
             # hidden like the output's temporary (a SIGKILL leaves it: ``.NAME.*.segments``)
             out_dir, out_name = os.path.split(os.path.abspath(out_path))
             segments = tempfile.mkdtemp(".segments", f".{out_name}.", out_dir)
-        _run_chunks(
-            _work,
-            src.chunks(options.chunk_size),
-            options.workers,
-            init_args,
-            sink,
-            local_args,
-            segments,
-            cpu_start,
-        )
+        with fewer_collections():
+            _run_chunks(
+                _work,
+                src.chunks(options.chunk_size),
+                options.workers,
+                init_args,
+                sink,
+                local_args,
+                segments,
+                cpu_start,
+            )
         summary.prepared = writer.count
         # the rejects file first: a personalization file under its name means the batch is done
         with _signals_held():  # both files or neither
