@@ -259,10 +259,11 @@ def breakdown(directory: Path, profile_name: str, kek: str | None, chunks: int =
     from cardperso.prep.dedup import FingerprintSet
     from cardperso.prep.input import open_input
     from cardperso.prep.pipeline import Preparer
-    from cardperso.prep.runtime import keep_freed_memory
+    from cardperso.prep.runtime import batch_settings
     from cardperso.profiles.loader import load_profile
 
-    keep_freed_memory()  # as prepare() does: a chunk's arrays reuse the previous one's memory
+    # as prepare() does: a chunk's arrays reuse the previous one's memory, fewer collections
+    contextlib.ExitStack().enter_context(batch_settings())
     src = batch(directory, 2000 * chunks)
     profile = load_profile(profile_name)
     if kek:
@@ -308,10 +309,10 @@ def cprofile(directory: Path, profile_name: str, chunks: int = 10) -> None:
     from cardperso.prep.container import batch_keys
     from cardperso.prep.input import open_input
     from cardperso.prep.pipeline import Preparer
-    from cardperso.prep.runtime import keep_freed_memory
+    from cardperso.prep.runtime import batch_settings
     from cardperso.profiles.loader import load_profile
 
-    keep_freed_memory()
+    contextlib.ExitStack().enter_context(batch_settings())
     src = batch(directory, 1000 * chunks)
     profile = load_profile(profile_name)
     store = SoftwareKeyStore.load(KEYS)

@@ -1,5 +1,6 @@
-"""Process settings of batch preparation (cardperso.prep.runtime): glibc's allocator keeps
-freed arrays, the garbage collector runs less often during a batch and is set back after it."""
+"""Process settings of batch preparation (cardperso.prep.runtime): during a batch glibc's
+allocator keeps freed arrays and the garbage collector runs less often; both are set back
+after it."""
 
 from __future__ import annotations
 
@@ -8,19 +9,19 @@ import platform
 
 import pytest
 
-from cardperso.prep.runtime import fewer_collections, keep_freed_memory
+from cardperso.prep.runtime import GC_THRESHOLD, batch_settings, keep_freed_memory
 
 
-def test_fewer_collections_raises_the_threshold_and_sets_it_back() -> None:
+def test_batch_settings_raise_the_threshold_and_set_it_back() -> None:
     before = gc.get_threshold()
-    with fewer_collections():
-        assert gc.get_threshold()[0] >= 10 * before[0]
+    with batch_settings():
+        assert gc.get_threshold()[0] == GC_THRESHOLD > before[0]
     assert gc.get_threshold() == before
 
 
-def test_fewer_collections_sets_it_back_after_a_failure() -> None:
+def test_batch_settings_are_set_back_after_a_failure() -> None:
     before = gc.get_threshold()
-    with pytest.raises(RuntimeError), fewer_collections():
+    with pytest.raises(RuntimeError), batch_settings():
         raise RuntimeError("stop")
     assert gc.get_threshold() == before
 

@@ -59,7 +59,7 @@ from cardperso.prep.input import Chunk, open_input, parse_columns
 from cardperso.prep.keys import ChunkKeys
 from cardperso.prep.oda_run import SECRET_DGIS, OdaRun, count_lines, plan_run
 from cardperso.prep.rejects import RejectsWriter
-from cardperso.prep.runtime import fewer_collections, keep_freed_memory
+from cardperso.prep.runtime import batch_settings
 from cardperso.prep.validate import Validator
 from cardperso.profiles.model import Profile
 
@@ -448,7 +448,6 @@ def prepare(
     file and the rejects file appear under their names only when the whole batch is done
     (rejects first, then the personalization file); on any failure neither is left."""
     started, cpu_start = time.perf_counter(), time.process_time()
-    keep_freed_memory()  # before the workers fork: they inherit it
     src = open_input(input_path, options.input_format)
     required = _required_columns(profile, src.fmt)
     missing = sorted(required - set(src.columns)) if src.fmt == "csv" else []
@@ -544,7 +543,7 @@ def prepare(
             # hidden like the output's temporary (a SIGKILL leaves it: ``.NAME.*.segments``)
             out_dir, out_name = os.path.split(os.path.abspath(out_path))
             segments = tempfile.mkdtemp(".segments", f".{out_name}.", out_dir)
-        with fewer_collections():
+        with batch_settings():  # before the workers fork: they inherit it
             _run_chunks(
                 _work,
                 src.chunks(options.chunk_size),

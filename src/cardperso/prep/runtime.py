@@ -5,8 +5,9 @@ short-lived Python objects. Two defaults of the runtime make that cost more than
 glibc returns every array above 128 kB to the kernel when it is freed (the next chunk's pages
 are faulted in and zeroed again), and the cyclic garbage collector walks the young objects
 every 700 allocations although a chunk's objects die young, freed by their reference counts.
-:func:`keep_freed_memory` and :func:`fewer_collections` change those two settings for a batch;
-the output does not depend on them (docs/prep.md, "Performance").
+:func:`batch_settings` changes both for the time of a batch and sets them back after it (a
+long-lived process, the line or the web console, gets its memory back); the output does not
+depend on them (docs/prep.md, "Performance").
 """
 
 from __future__ import annotations
@@ -15,12 +16,39 @@ import contextlib
 import ctypes
 import ctypes.util
 import gc
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
-__all__ = ["fewer_collections", "keep_freed_memory"]
+__all__ = ["batch_settings", "keep_freed_memory"]
 
-#: glibc's ``mallopt`` parameters (malloc.h): M_TRIM_THRESHOLD, M_MMAP_THRESHOLD.
+#: glibc's ``mallopt`` parameters (malloc.h): M_TRIM_THRESHOLD, M_MMAP_THRESHOLD, and the
+#: default of both (128 kB).
 _M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3
+_DEFAULT_THRESHOLD = 128 * 1024
+#: The youngest generation's collection threshold during a batch (CPython's default: 700).
+GC_THRESHOLD = 50_000
+
+
+def _libc() -> ctypes.CDLL | None:
+    name = ctypes.util.find_library("c")
+    if name is None:
+        return None
+    try:
+        lib = ctypes.CDLL(name)
+        lib.mallopt  # noqa: B018 - glibc has it, musl does not
+        lib.malloc_trim  # noqa: B018
+    except (OSError, AttributeError):
+        return None
+    return lib
+
+
+def _mallopt(mmap_threshold: int, trim_threshold: int) -> bool:
+    lib = _libc()
+    if lib is None:
+        return False
+    set_: Callable[[int, int], int] = lib.mallopt
+    return bool(set_(_M_MMAP_THRESHOLD, mmap_threshold)) and bool(
+        set_(_M_TRIM_THRESHOLD, trim_threshold)
+    )
 
 
 def keep_freed_memory() -> bool:
@@ -31,28 +59,30 @@ def keep_freed_memory() -> bool:
     256 MB now come from the heap and the heap is trimmed only above 512 MB free, so the
     process's RSS stays at its working set's peak. Returns False where there is no glibc
     (nothing changes there)."""
-    name = ctypes.util.find_library("c")
-    if name is None:
-        return False
-    try:
-        mallopt = ctypes.CDLL(name).mallopt
-    except (OSError, AttributeError):
-        return False
-    return bool(mallopt(_M_MMAP_THRESHOLD, 256 << 20)) and bool(
-        mallopt(_M_TRIM_THRESHOLD, 512 << 20)
-    )
+    return _mallopt(256 << 20, 512 << 20)
+
+
+def _give_memory_back() -> None:
+    """glibc's default thresholds again, and the free heap returned to the kernel."""
+    if _mallopt(_DEFAULT_THRESHOLD, _DEFAULT_THRESHOLD):
+        lib = _libc()
+        assert lib is not None
+        lib.malloc_trim(0)
 
 
 @contextlib.contextmanager
-def fewer_collections() -> Iterator[None]:
-    """Run the cyclic garbage collector less often while chunks are prepared (the forked
-    workers inherit it): a chunk allocates tens of thousands of short-lived objects, none in
-    cycles, and each collection of the youngest generation walks them (~0.6 µs of CPU per
-    card with the default threshold of 700 allocations, docs/prep.md). The previous
-    thresholds come back afterwards."""
+def batch_settings() -> Iterator[None]:
+    """For the time of a batch (forked workers inherit it): glibc keeps freed arrays
+    (:func:`keep_freed_memory`) and the garbage collector's youngest generation is collected
+    every :data:`GC_THRESHOLD` allocations (~0.6 µs of CPU per card with the default 700,
+    docs/prep.md). Afterwards the collector's thresholds are the previous ones and the
+    allocator has glibc's default thresholds, its free heap trimmed."""
     before = gc.get_threshold()
-    gc.set_threshold(50_000, 20, 100)
+    kept = keep_freed_memory()
+    gc.set_threshold(GC_THRESHOLD, 20, 100)
     try:
         yield
     finally:
         gc.set_threshold(*before)
+        if kept:
+            _give_memory_back()
