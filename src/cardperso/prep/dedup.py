@@ -42,6 +42,12 @@ def pan_fp(pan: str) -> int:
     return (int(pan[:-1]) << 2 | (len(pan) - 16)) + 1
 
 
+def _distinct(values: NDArray[np.uint64] | NDArray[np.int64]) -> bool:
+    """Whether no value occurs twice (one sort, no index arrays: cheaper than ``np.unique``)."""
+    ordered = np.sort(values)
+    return not bool((ordered[1:] == ordered[:-1]).any())
+
+
 class FingerprintSet:
     """Set of non-zero 64-bit fingerprints remembering the line of each first occurrence.
 
@@ -98,6 +104,10 @@ class FingerprintSet:
                 s[full] = (s[full] + 1) % cap
                 full = table[s] != 0
             slot[todo] = s
+            if _distinct(s):  # the usual case: every pending key has a slot of its own
+                table[s] = keys[todo]
+                self._lines[s] = lines[todo]
+                break
             taken, first = np.unique(s, return_index=True)  # one key per slot: the first
             win = todo[first]
             table[taken] = keys[win]
@@ -121,7 +131,11 @@ class FingerprintSet:
         if not idx.size:
             return {}
         keys = f[idx]
-        uniq, first, inverse = np.unique(keys, return_index=True, return_inverse=True)
+        if _distinct(keys):  # the usual case: no key twice in the chunk
+            uniq = keys
+            first = inverse = np.arange(len(keys))
+        else:
+            uniq, first, inverse = np.unique(keys, return_index=True, return_inverse=True)
         slot, found = self._find(uniq)
         first_line = ln[idx[first]]
         first_line[found] = self._lines[slot[found]]
