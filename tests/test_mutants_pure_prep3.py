@@ -517,3 +517,153 @@ def test_a_constant_record_is_encoded_in_its_format(
     from cardperso.profiles.model import RecordSpec
 
     assert _const_value(RecordSpec(1, 0x03, n, fmt, None, const)).hex() == want  # type: ignore[arg-type]
+
+
+def test_face_tracks_and_a_record_the_builder_refuses(
+    tmp_path: Path, sample_keystore: SoftwareKeyStore
+) -> None:
+    """A product whose card face prints the card identification code (32 upper-case hex
+    digits), the Latin name and the Chinese name (fields joined by 1F), whose EF0D record 1
+    (4 bytes, an) takes the bank code: a bank code of 8 digits (valid input) does not fit and
+    that record alone is refused, the others prepared. Track 1 is ISO/IEC 7813 format B
+    (``B`` PAN ``^`` name ``^`` YYMM service code discretionary data); no track 3."""
+    import dataclasses
+
+    from cardperso.prep.pipeline import PrepOptions, prepare
+    from cardperso.profiles.model import FaceField
+
+    assert PROFILE.ssse is not None
+    files = tuple(
+        dataclasses.replace(
+            f,
+            records=tuple(
+                dataclasses.replace(r, src="bank_code", len=4) if r.src == "person_code" else r
+                for r in f.records
+            ),
+        )
+        for f in PROFILE.ssse.files
+    )
+    face = (FaceField("card_id", "card_id"), FaceField("latin", "name_latin"))
+    profile = dataclasses.replace(
+        PROFILE,
+        card_face=(*face, FaceField("name", "name")),
+        ssse=dataclasses.replace(PROFILE.ssse, files=files),
+    )
+    make_batch(tmp_path / "b.csv", 4, photos=1)
+    with open(tmp_path / "b.csv", encoding="utf-8") as fh:
+        rows = list(csv.DictReader(fh))
+    for r in rows:
+        r["name_latin"] = ""
+    rows[1]["bank_code"] = "12345678"
+    rows[2]["name_latin"] = "Zhang San"
+    with open(tmp_path / "b.csv", "w", encoding="utf-8", newline="") as fh:
+        w = csv.DictWriter(fh, fieldnames=[*COLUMNS, "name_latin"], lineterminator="\n")
+        w.writeheader()
+        w.writerows(rows)
+    out = tmp_path / "o.cppf"
+    summary = prepare(
+        tmp_path / "b.csv",
+        profile,
+        sample_keystore,
+        lambda: sample_keystore,
+        out,
+        tmp_path / "r.csv",
+        PrepOptions(batch_id="B", created=1767225600),
+    )
+    assert (summary.read, summary.prepared, summary.rejected) == (4, 3, 1)
+    with open(tmp_path / "r.csv", encoding="utf-8") as fh:
+        (rej,) = list(csv.DictReader(fh))
+    assert (rej["line"], rej["field"]) == ("3", "bank_code")
+    assert rej["reason"].startswith("does not fit its card record: ")
+    container.verify(out, sample_keystore)
+    got = list(container.iter_records(out, sample_keystore))
+    assert [line for line, _b in got] == [2, 4, 5]
+
+    def text(v: object) -> str:
+        return v.decode("utf-8") if isinstance(v, bytes) else str(v)
+
+    for line, body in got:
+        row = rows[line - 2]
+        latin = row["name_latin"].upper() or " /"  # EMV's "no name" default
+        card_id = body.card_id.hex().upper() if isinstance(body.card_id, bytes) else ""
+        assert len(card_id) == 32
+        assert text(body.face).split("\x1f") == [card_id, latin, row["name"]]
+        yymm = row["expiry_date"][2:6]
+        assert text(body.track1) == f"B{row['pan']}^{latin}^{yymm}22000000"
+        assert text(body.track3) == ""
+
+
+def test_a_discretionary_data_that_makes_a_track_too_long_refuses_the_profile() -> None:
+    """The builder checks the tracks its constants make once, with a 19-digit PAN: 13 digits
+    of discretionary data make track 2 40 characters (ISO/IEC 7813: at most 37 between the
+    sentinels), 60 letters make track 1 too long (track 2 keeps only the digits)."""
+    import dataclasses
+
+    from cardperso.errors import DataError
+    from cardperso.prep.build import ChunkBuilder
+
+    assert PROFILE.pboc is not None
+    for disc, field, start in [("0" * 13, "track2", "track 2 is 40 characters, at most 37"),
+                               ("A" * 60, "track1", "track 1 is ")]:  # fmt: skip
+        p = dataclasses.replace(
+            PROFILE, pboc=dataclasses.replace(PROFILE.pboc, track2_discretionary=disc)
+        )
+        with pytest.raises(DataError) as exc:
+            ChunkBuilder(p)
+        assert exc.value.field == field
+        assert exc.value.reason.startswith(start), exc.value.reason
+    ok = dataclasses.replace(PROFILE.pboc, track2_discretionary="0" * 10)
+    ChunkBuilder(dataclasses.replace(PROFILE, pboc=ok))  # 37 characters: fits
+
+
+def test_a_product_with_track_2_only_seals_an_empty_track_1(
+    tmp_path: Path, sample_keystore: SoftwareKeyStore
+) -> None:
+    import dataclasses
+
+    from cardperso.prep.pipeline import PrepOptions, prepare
+    from cardperso.profiles.model import MagStripeSpec
+
+    profile = dataclasses.replace(PROFILE, mag_stripe=MagStripeSpec(track1=False, track2=True))
+    make_batch(tmp_path / "b.csv", 3, photos=1)
+    with open(tmp_path / "b.csv", encoding="utf-8") as fh:
+        rows = list(csv.DictReader(fh))
+    out = tmp_path / "o.cppf"
+    prepare(
+        tmp_path / "b.csv",
+        profile,
+        sample_keystore,
+        lambda: sample_keystore,
+        out,
+        tmp_path / "r.csv",
+        PrepOptions(batch_id="B", created=1767225600),
+    )
+    container.verify(out, sample_keystore)
+    got = list(container.iter_records(out, sample_keystore))
+    assert len(got) == 3
+    for line, body in got:
+        row = rows[line - 2]
+        assert body.track1 in ("", b"") and body.track3 in ("", b"")
+        t2 = body.track2.decode() if isinstance(body.track2, bytes) else body.track2
+        assert t2 == f"{row['pan']}={row['expiry_date'][2:6]}22000000"
+
+
+def test_afl_refusals_name_the_entry_by_its_number() -> None:
+    """EMV Book 3 10.2: each AFL entry is SFI << 3 ‖ first record ‖ last record ‖ the number of
+    records (from the first) signed for ODA."""
+    from cardperso.prep.oda import afl_records
+
+    good = "08010101"
+    assert afl_records(bytes.fromhex(good + "10010302")) == [
+        (1, 1, True), (2, 1, True), (2, 2, True), (2, 3, False)
+    ]  # fmt: skip
+    for afl, reason in [
+        (good + "00010100", "AFL (94) entry 2: bad SFI or record range"),
+        (good + good + "08030201", "AFL (94) entry 3: bad SFI or record range"),
+        (good + "09010101", "AFL (94) entry 2: bad SFI or record range"),
+        (good + "10010203", "AFL (94) entry 2: more ODA records than records"),
+        (good + "08", "AFL (94): a whole number of 4-byte entries"),
+    ]:
+        with pytest.raises(UsageError) as exc:
+            afl_records(bytes.fromhex(afl))
+        assert str(exc.value) == reason, afl
