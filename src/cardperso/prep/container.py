@@ -123,7 +123,8 @@ def seal_chunk(keys: BatchKeys, lines: NDArray[np.int64], content: Var) -> Var:
             b = min(n, a + _SEAL_GROUP)
             sub = Var(content.data[starts[a] : starts[b]], content.lengths[a:b])
             parts.append(seal_chunk(keys, lines[a:b], sub).data)
-        return Var(np.concatenate(parts), content.lengths)
+        # each group's ciphertexts are padded to whole blocks, as below
+        return Var(np.concatenate(parts), ((content.lengths + 15) >> 4) << 4)
     if n == 0:
         return content
     blocks = (content.lengths + 15) >> 4
