@@ -712,3 +712,54 @@ def test_a_chunk_over_one_seal_group_is_sealed_record_by_record(
     for (line, content), (nonce, ct) in list(zip(items, container.seal_many(keys, items)))[-2:]:
         assert nonce == line.to_bytes(8, "big")
         assert container.open_sealed(keys, nonce, ct) == content
+
+
+def _luhn(body: str) -> str:
+    """*body* with its Luhn check digit (ISO/IEC 7812-1 annex B)."""
+    total = 0
+    for i, ch in enumerate(reversed(body)):
+        d = int(ch) * (2 if i % 2 == 0 else 1)
+        total += d - 9 if d > 9 else d
+    return body + str(-total % 10)
+
+
+def test_amounts_over_12_digits_and_pans_outside_16_to_19_digits_are_rejected(
+    tmp_path: Path,
+) -> None:
+    """A column with one value that is not a number takes the per-value path: an amount of
+    13 digits (0000000000001) is refused there too, as the per-record validator refuses it; a
+    PAN with a good Luhn digit but 15 or 20 digits is refused
+    by its length (ISO/IEC 7812-1 allows up to 19; PBOC cards use 16-19)."""
+    assert _luhn("7992739871") == "79927398713"  # the Luhn example of ISO/IEC 7812-1
+    batch = tmp_path / "b.csv"
+    make_batch(batch, 8, photos=1)
+    with open(batch, encoding="utf-8") as fh:
+        rows = list(csv.DictReader(fh))
+    rows[0]["ec_limit"] = "1x"
+    rows[1]["ec_balance"] = "0000000000001"
+    rows[2]["pan"] = _luhn("62284800000000")
+    rows[3]["pan"] = _luhn("6228480000000000000")
+    rows[4]["ec_balance"] = "123456789012"  # 12 digits: a number, over the limit
+    with open(batch, "w", encoding="utf-8", newline="") as fh:
+        w = csv.DictWriter(fh, fieldnames=list(COLUMNS), lineterminator="\n")
+        w.writeheader()
+        w.writerows(rows)
+    validate_only(batch, PROFILE, tmp_path / "r.csv")
+    with open(tmp_path / "r.csv", encoding="utf-8") as fh:
+        got = [(r["line"], r["field"], r["reason"]) for r in csv.DictReader(fh)]
+    fen = "must be a whole number of fen (0-999999999999)"
+    assert got == [
+        ("2", "ec_limit", fen),
+        ("3", "ec_balance", fen),
+        ("4", "pan", "PAN must be 16-19 digits, got 15"),
+        ("5", "pan", "PAN must be 16-19 digits, got 20"),
+        ("6", "ec_balance", "exceeds ec_limit"),
+    ]
+    # the per-record validator agrees
+    from cardperso.prep.validate import Validator
+
+    v = Validator(PROFILE, tmp_path)
+    for i in (1, 2, 3):
+        with pytest.raises(Reject) as exc:
+            v.check(dict(rows[i]))
+        assert (exc.value.field, exc.value.reason) == got[i][1:]
