@@ -763,3 +763,35 @@ def test_amounts_over_12_digits_and_pans_outside_16_to_19_digits_are_rejected(
         with pytest.raises(Reject) as exc:
             v.check(dict(rows[i]))
         assert (exc.value.field, exc.value.reason) == got[i][1:]
+
+
+def test_a_name_over_30_gbk_bytes_is_split_on_a_character_boundary(tmp_path: Path) -> None:
+    """EF06 tag 09 holds 30 bytes of the GBK name, tag 4E the next 20 (social-security-card.md):
+    a 2-byte character is never cut, so A + 15 x 张 (31 bytes) puts A + 14 x 张 (29 bytes,
+    00-padded) in 09 and one 张 in 4E; 张 is D5C5 in GBK (GB 2312 row 53, cell 37)."""
+    import random
+
+    from cardperso.prep.cards import cards_of
+    from cardperso.prep.synth import make_photo
+    from cardperso.prep.validate import Validator
+    from test_prep import known_record
+
+    (tmp_path / "p.jpg").write_bytes(make_photo(random.Random(1)))
+    names = ["A" + "张" * 15, "张" * 15, "张" * 25]
+    recs = [known_record() | {"photo": "p.jpg", "name": n} for n in names]
+    v = Validator(PROFILE, tmp_path)
+    cards = cards_of(v, recs)
+    zhang = bytes.fromhex("d5c5")
+    assert cards.n == 3
+    assert cards.name_head[0].tobytes() == b"A" + zhang * 14 + b"\0"
+    assert cards.name_ext[0].tobytes() == zhang + bytes(18)
+    assert cards.name_head[1].tobytes() == zhang * 15  # exactly 30: no extension
+    assert cards.name_ext[1].tobytes() == bytes(20)
+    assert cards.name_head[2].tobytes() == zhang * 15
+    assert cards.name_ext[2].tobytes() == zhang * 10
+    with pytest.raises(Reject) as exc:
+        cards_of(v, [known_record() | {"photo": "p.jpg", "name": "A" + "张" * 25}])
+    assert (exc.value.field, exc.value.reason) == (
+        "name",
+        "is 51 bytes in GBK, max 50 (30 name + 20 extension)",
+    )
