@@ -443,11 +443,18 @@ def prepare(
     rejects_path: str | os.PathLike[str],
     options: PrepOptions,
     progress: Callable[[int], None] | None = None,
+    cpu_start: float | None = None,
 ) -> PrepSummary:
     """Prepare a batch (see the module docstring); returns the totals. The personalization
     file and the rejects file appear under their names only when the whole batch is done
-    (rejects first, then the personalization file); on any failure neither is left."""
-    started, cpu_start = time.perf_counter(), time.process_time()
+    (rejects first, then the personalization file); on any failure neither is left.
+    *cpu_start* is the process's CPU time from which its share of the work is counted when it
+    balances the chunks with the forked workers (:func:`_run_chunks`): by default the CPU time
+    at this call; ``0.0`` for a process started for this batch (the command's start-up
+    counts too)."""
+    started = time.perf_counter()
+    if cpu_start is None:
+        cpu_start = time.process_time()
     src = open_input(input_path, options.input_format)
     required = _required_columns(profile, src.fmt)
     missing = sorted(required - set(src.columns)) if src.fmt == "csv" else []
