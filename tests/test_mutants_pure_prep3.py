@@ -795,3 +795,31 @@ def test_a_name_over_30_gbk_bytes_is_split_on_a_character_boundary(tmp_path: Pat
         "name",
         "is 51 bytes in GBK, max 50 (30 name + 20 extension)",
     )
+
+
+def test_the_record_validator_bounds_the_latin_name_and_drops_a_seeded_products_pin(
+    tmp_path: Path,
+) -> None:
+    """name_latin goes to track 1's name field (ISO/IEC 7813: at most 26 characters); a
+    product whose PINs are all seeded drops an input PIN from the normalized record."""
+    import dataclasses
+    import random
+
+    from cardperso.prep.synth import make_photo
+    from cardperso.prep.validate import Validator
+    from test_prep import known_record
+
+    (tmp_path / "p.jpg").write_bytes(make_photo(random.Random(1)))
+    v = Validator(PROFILE, tmp_path)
+    rec = known_record() | {"photo": "p.jpg"}
+    assert v.check(dict(rec) | {"name_latin": "A" * 26})["name_latin"] == "A" * 26
+    for bad in ("A" * 27, "A", "ZHANG_SAN"):
+        with pytest.raises(Reject) as exc:
+            v.check(dict(rec) | {"name_latin": bad})
+        assert (exc.value.field, exc.value.reason) == (
+            "name_latin",
+            "must be 2-26 Latin letters, spaces, '/', '.' or '-'",
+        )
+    assert v.check(dict(rec) | {"pin": "123456"})["pin"] == "123456"  # input-or-seeded
+    seeded = dataclasses.replace(PROFILE, pin=dataclasses.replace(PROFILE.pin, source="seeded"))
+    assert Validator(seeded, tmp_path).check(dict(rec) | {"pin": "123456"})["pin"] == ""
