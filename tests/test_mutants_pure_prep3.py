@@ -823,3 +823,13 @@ def test_the_record_validator_bounds_the_latin_name_and_drops_a_seeded_products_
     assert v.check(dict(rec) | {"pin": "123456"})["pin"] == "123456"  # input-or-seeded
     seeded = dataclasses.replace(PROFILE, pin=dataclasses.replace(PROFILE.pin, source="seeded"))
     assert Validator(seeded, tmp_path).check(dict(rec) | {"pin": "123456"})["pin"] == ""
+    # a product whose PINs all come from the input requires one in every record
+    given = dataclasses.replace(PROFILE, pin=dataclasses.replace(PROFILE.pin, source="input"))
+    vi = Validator(given, tmp_path)
+    assert "pin" in vi.required and "pin" not in v.required
+    for r, reason in [(dict(rec), "required field is missing"),
+                      (dict(rec) | {"pin": ""}, "required field is empty")]:  # fmt: skip
+        with pytest.raises(Reject) as exc:
+            vi.check(r)
+        assert (exc.value.field, exc.value.reason) == ("pin", reason)
+    assert vi.check(dict(rec) | {"pin": "123456"})["pin"] == "123456"
