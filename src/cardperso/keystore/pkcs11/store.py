@@ -53,6 +53,7 @@ from cardperso.keystore.pkcs11.token import (
     module_lib,
     only_bytes,
     retail_mac,
+    token_entry,
     why,
 )
 from cardperso.keystore.rsakeys import rsa_check_value
@@ -116,18 +117,19 @@ class Pkcs11KeyStore(KeyStore):
         self._info: dict[str, KeyInfo] = {}
         self._cmac_k1: dict[str, bytes] = {}
         self._objects: dict[str, Any] = {}
-        lib = module_lib(module)
-        try:
-            self._token = lib.get_token(token_label=token_label)
-        except REFUSED as exc:
-            raise KeyStoreError(f"token {token_label!r} not found: {why(exc)}") from None
-        login(module, self._token, token_label, pin_source)
-        self._closed = False
-        try:
-            self._session = self._token.open(rw=True)
-        except REFUSED as exc:
-            logout(module, token_label)
-            raise KeyStoreError(f"cannot open a session: {why(exc)}") from None
+        with token_entry():  # one process at a time: initialise, find the token, log in
+            lib = module_lib(module)
+            try:
+                self._token = lib.get_token(token_label=token_label)
+            except REFUSED as exc:
+                raise KeyStoreError(f"token {token_label!r} not found: {why(exc)}") from None
+            login(module, self._token, token_label, pin_source)
+            self._closed = False
+            try:
+                self._session = self._token.open(rw=True)
+            except REFUSED as exc:
+                logout(module, token_label)
+                raise KeyStoreError(f"cannot open a session: {why(exc)}") from None
         log.info("PKCS#11 key store on token %r opened (mode %s)", token_label, mode)
 
     @classmethod

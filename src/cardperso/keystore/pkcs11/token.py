@@ -1,5 +1,6 @@
 """PKCS#11 plumbing for the key store: PIN sources, one module load and one login per token per
-process, mechanism tables, in-token derivation, MAC algorithm 3 with token keys, key templates.
+process, one process at a time entering a token, mechanism tables, in-token derivation, MAC
+algorithm 3 with token keys, key templates.
 
 Nothing here holds a key value: objects are token handles, data are derivation inputs.
 """
@@ -8,8 +9,11 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
+import fcntl
+import logging
 import os
 import stat
+import tempfile
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -22,6 +26,8 @@ from pkcs11.constants import DEFAULT
 
 from cardperso.crypto import pad_method2
 from cardperso.errors import KeyStoreError, UsageError
+
+log = logging.getLogger("cardperso.keystore.pkcs11")
 
 #: ``CKA_ID`` of keys imported or generated as test keys (``KeyInfo.test_key``).
 TEST_KEY_ID: Final = b"cardperso:test-key"
@@ -78,14 +84,86 @@ def read_pin(source: str) -> str:
 # One pkcs11.lib per module file (C_Initialize once per process) and one logged-in anchor session
 # per token: PKCS#11 login state is per token per process, so a second C_Login fails and a
 # C_Logout from one store would log out every other store on that token.
+#
+# Entering a token (C_Initialize, the slot and token-label lookup, C_Login) is done by one process
+# at a time (token_entry): SoftHSM2's file store rewrites its token.object on every C_Login, and
+# another process that initialises the module or reads the token's label meanwhile does not see
+# the token (NoSuchToken) or fails (GeneralError). Measured on SoftHSM 2.6.1: ``keys pool
+# generate`` with 4 forked workers, each initialising and logging in at once, failed 20 of 40
+# fills (2 workers: 3 of 40); tests/test_pkcs11_entry.py makes that race on purpose.
 
 _lock = threading.Lock()
 _libs: dict[str, Any] = {}
+#: Modules loaded before this process was forked: initialised again at their next use.
+_forked: set[str] = set()
 _logins: dict[tuple[str, str], tuple[Any, int]] = {}
+_entry_lock = threading.RLock()
+_entry_depth = 0
+
+
+def entry_lock_path() -> Path:
+    """The lock file that orders token entries among this user's processes (in
+    ``$XDG_RUNTIME_DIR`` if set, else the temporary directory)."""
+    base = os.environ.get("XDG_RUNTIME_DIR") or tempfile.gettempdir()
+    return Path(base) / f"cardperso-pkcs11-{os.getuid()}.lock"
+
+
+def _open_entry_lock() -> int | None:
+    """A new open file description of the lock file (flock excludes another description even
+    in this process, and a forked child's inherited copy never counts as the child's own), or
+    None when it cannot be used (then entries are ordered within this process only)."""
+    path = entry_lock_path()
+    try:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
+    except OSError as exc:
+        log.warning(
+            "PKCS#11 entry lock %s unusable (%s): processes not ordered", path, exc.strerror
+        )
+        return None
+    if os.fstat(fd).st_uid != os.getuid():  # planted by another user: not ours to trust
+        os.close(fd)
+        log.warning("PKCS#11 entry lock %s belongs to another user: processes not ordered", path)
+        return None
+    return fd
+
+
+@contextlib.contextmanager
+def token_entry() -> Iterator[None]:
+    """Hold the token-entry lock: threads of this process and this user's other processes wait
+    (re-entrant within one thread)."""
+    global _entry_depth
+    with _entry_lock:
+        if _entry_depth:
+            _entry_depth += 1
+            try:
+                yield
+            finally:
+                _entry_depth -= 1
+            return
+        fd = _open_entry_lock()
+        try:
+            if fd is not None:
+                fcntl.flock(fd, fcntl.LOCK_EX)
+            _entry_depth = 1
+            yield
+        finally:
+            _entry_depth = 0
+            if fd is not None:
+                fcntl.flock(fd, fcntl.LOCK_UN)  # for every copy a fork may have made
+                os.close(fd)
 
 
 def module_lib(module: str) -> Any:
-    with _lock:
+    """The loaded module (C_Initialize in this process: at first use, and again at the first use
+    after a fork), under :func:`token_entry`."""
+    with token_entry(), _lock:
+        if module in _forked:
+            _forked.discard(module)
+            try:
+                _libs[module].reinitialize()
+            except (p11e.PKCS11Error, RuntimeError, OSError) as exc:
+                del _libs[module]
+                raise KeyStoreError(f"cannot initialise PKCS#11 module {module}: {exc!r}") from None
         if module not in _libs:
             try:
                 _libs[module] = pkcs11.lib(module)
@@ -95,7 +173,7 @@ def module_lib(module: str) -> Any:
 
 
 def login(module: str, token: Any, label: str, pin_source: str) -> None:
-    with _lock:
+    with token_entry(), _lock:
         anchor, count = _logins.get((module, label), (None, 0))
         if anchor is None:
             pin = read_pin(pin_source)
@@ -126,13 +204,15 @@ REFUSED: Final = (p11e.PKCS11Error, AttributeError)
 
 def _after_fork_in_child() -> None:
     """PKCS#11 state does not survive fork (PKCS#11 2.40 §6.6.1): a child process (prep
-    ``--workers``) must initialise the module again and log in with its own session."""
-    global _lock
+    ``--workers``, a key pool's workers) initialises the module again and logs in with its own
+    session. Not here, at the fork, where every worker would initialise at once while its
+    siblings log in: at the module's next use, under :func:`token_entry`."""
+    global _lock, _entry_lock, _entry_depth
     _lock = threading.Lock()
+    _entry_lock = threading.RLock()
+    _entry_depth = 0
     _logins.clear()
-    for lib in _libs.values():
-        with contextlib.suppress(Exception):
-            lib.reinitialize()
+    _forked.update(_libs)
 
 
 os.register_at_fork(after_in_child=_after_fork_in_child)
