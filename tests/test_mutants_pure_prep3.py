@@ -833,3 +833,41 @@ def test_the_record_validator_bounds_the_latin_name_and_drops_a_seeded_products_
             vi.check(r)
         assert (exc.value.field, exc.value.reason) == ("pin", reason)
     assert vi.check(dict(rec) | {"pin": "123456"})["pin"] == "123456"
+
+
+def test_an_optional_photo_column_may_be_left_out_of_the_batch(
+    tmp_path: Path, sample_keystore: SoftwareKeyStore
+) -> None:
+    """A product whose photo is optional (no PBOC application) prepares a batch that has no
+    photo column at all: the card face's photo field is empty."""
+    import dataclasses
+
+    from cardperso.prep.pipeline import PrepOptions, prepare
+
+    temporary = dataclasses.replace(load_profile("ssc3-temporary"), photo="optional")
+    assert temporary.pboc is None
+    make_batch(tmp_path / "b.csv", 3, photos=1)
+    with open(tmp_path / "b.csv", encoding="utf-8") as fh:
+        rows = list(csv.DictReader(fh))
+    cols = [c for c in COLUMNS if c not in ("photo", "pan", "pan_seq", "bank_code")]
+    with open(tmp_path / "b.csv", "w", encoding="utf-8", newline="") as fh:
+        w = csv.DictWriter(fh, fieldnames=cols, extrasaction="ignore", lineterminator="\n")
+        w.writeheader()
+        w.writerows(rows)
+    out = tmp_path / "o.cppf"
+    summary = prepare(
+        tmp_path / "b.csv",
+        temporary,
+        sample_keystore,
+        lambda: sample_keystore,
+        out,
+        tmp_path / "r.csv",
+        PrepOptions(batch_id="B", created=1767225600),
+    )
+    assert (summary.prepared, summary.rejected) == (3, 0)
+    container.verify(out, sample_keystore)
+    for line, body in container.iter_records(out, sample_keystore):
+        face = body.face.decode() if isinstance(body.face, bytes) else body.face
+        fields = face.split("\x1f")
+        assert len(fields) == len(temporary.card_face)
+        assert fields[0] == rows[line - 2]["name"] and fields[-1] == ""  # name ... photo
