@@ -871,3 +871,14 @@ def test_an_optional_photo_column_may_be_left_out_of_the_batch(
         fields = face.split("\x1f")
         assert len(fields) == len(temporary.card_face)
         assert fields[0] == rows[line - 2]["name"] and fields[-1] == ""  # name ... photo
+
+
+def test_synthetic_records_give_the_ec_amounts_all_or_none() -> None:
+    keys = ("ec_balance", "ec_limit", "ec_single_limit", "ec_reset_threshold")
+    recs = list(records(200, seed=2, photos=2))
+    given = [tuple(r[k] != "" for k in keys) for r in recs]
+    assert set(given) == {(True,) * 4, (False,) * 4}  # both kinds occur, never a mix
+    for r in recs:
+        if r["ec_limit"]:
+            assert int(r["ec_balance"]) <= int(r["ec_limit"])
+            assert int(r["ec_single_limit"]) <= int(r["ec_limit"])
