@@ -878,6 +878,7 @@ def test_synthetic_records_give_the_ec_amounts_all_or_none() -> None:
     recs = list(records(200, seed=2, photos=2))
     given = [tuple(r[k] != "" for k in keys) for r in recs]
     assert set(given) == {(True,) * 4, (False,) * 4}  # both kinds occur, never a mix
+    assert {r["application_type"] for r in recs} == {"batch", "sporadic"}
     for r in recs:
         if r["ec_limit"]:
             assert int(r["ec_balance"]) <= int(r["ec_limit"])
