@@ -21,7 +21,6 @@ import json
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 from cardperso.crypto.primitives import unpad_method2
@@ -29,6 +28,7 @@ from cardperso.keystore.pool import IccKeyPool, Reservation
 from cardperso.keystore.software import SoftwareKeyStore
 from cardperso.prep.oda import OdaSetup, icc_dgis
 from test_hygiene import Secrets, Workdir, files_to_scan, scan, scan_keys
+from test_keypool import busy_children, wait_for
 
 
 def test_pool_files_logs_and_oda_dgis_hold_no_icc_private_key(tmp_path: Path) -> None:
@@ -41,7 +41,9 @@ def test_pool_files_logs_and_oda_dgis_hold_no_icc_private_key(tmp_path: Path) ->
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
     )
-    time.sleep(6)
+    # the workers make keys for a while (1 s of CPU each), however long a loaded machine takes
+    # to get there: a fixed 6 s could end before the command had set its SIGTERM handler
+    wait_for(lambda: busy_children(proc.pid, 1.0) >= 2, proc)
     proc.send_signal(signal.SIGTERM)
     out, err = proc.communicate(timeout=60)
     (work.logs / "sigterm.stdout").write_bytes(out)

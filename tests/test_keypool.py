@@ -186,7 +186,10 @@ def test_sigterm_stops_generation_with_nothing_half_written(
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
     )
-    time.sleep(6)  # the workers start, then make keys for a while
+    # the workers start, then make keys for a while: 1 s of CPU each (~50 1024-bit keys, several
+    # batches of 8 handed back), however long that takes on a loaded machine (a fixed 6 s could
+    # end before the command had even imported cardperso and set its SIGTERM handler)
+    wait_for(lambda: busy_children(proc.pid, 1.0) >= 2, proc)
     workers = _children(proc.pid)
     assert len(workers) >= 2
     proc.send_signal(signal.SIGTERM)
@@ -201,8 +204,32 @@ def test_sigterm_stops_generation_with_nothing_half_written(
         keys = _all_keys(pool)
         for i in range(st.total):
             decrypt_key(store, keys, i)
-    time.sleep(0.5)
+    wait_for(lambda: not [w for w in workers if _alive(w)], None, seconds=30)
     assert not [w for w in workers if _alive(w)], "a pool worker outlived the stopped command"
+
+
+def busy_children(pid: int, cpu_seconds: float) -> int:
+    """How many children of ``pid`` have used ``cpu_seconds`` of CPU (from /proc)."""
+    busy = 0
+    for child in _children(pid):
+        try:
+            fields = Path(f"/proc/{child}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        busy += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK") >= cpu_seconds
+    return busy
+
+
+def wait_for(
+    condition: Callable[[], bool], proc: subprocess.Popen[bytes] | None, seconds: float = 180
+) -> None:
+    """Poll ``condition`` until it holds or ``seconds`` pass (a loaded 2-core CI machine is
+    slow, never wrong); a process that ends meanwhile ends the wait."""
+    deadline = time.monotonic() + seconds
+    while not condition() and time.monotonic() < deadline:
+        if proc is not None and proc.poll() is not None:
+            return
+        time.sleep(0.05)
 
 
 def _children(pid: int) -> list[int]:
@@ -242,12 +269,11 @@ _GENERATOR = textwrap.dedent(
 def test_kill_9_of_generation_then_resume(store_path: Path, tmp_path: Path) -> None:
     pool = _new_pool(store_path, tmp_path / "p")
     proc = subprocess.Popen([sys.executable, "-c", _GENERATOR, str(store_path), str(pool.directory), "400"])  # fmt: skip
-    deadline = time.monotonic() + 60
-    while pool.status().total < 6 and time.monotonic() < deadline:
-        time.sleep(0.05)
+    wait_for(lambda: pool.status().total >= 6, proc)
+    workers = _children(proc.pid)
     proc.send_signal(signal.SIGKILL)
     proc.wait(timeout=30)
-    time.sleep(0.5)  # the orphaned workers see their parent gone
+    wait_for(lambda: not [w for w in workers if _alive(w)], None, seconds=30)  # orphans see it
     before = pool.status().total
     assert 6 <= before < 400
     assert _fill(store_path, pool, before + 4) == 4  # resumed, orphans cleaned
@@ -259,10 +285,11 @@ def test_kill_9_of_generation_then_resume(store_path: Path, tmp_path: Path) -> N
 
 
 #: A prep-like consumer: reserves its keys, then writes one output per chunk (atomically),
-#: each naming the moduli it used, pausing between chunks.
+#: each naming the moduli it used, pausing after each chunk until it reads a line on stdin (the
+#: test decides where it stops, not the scheduler of a loaded machine).
 _CONSUMER = textwrap.dedent(
     """
-    import sys, time
+    import sys
     from pathlib import Path
     from cardperso.keystore.pool import IccKeyPool
     from cardperso.outputs import atomic_write_text
@@ -272,7 +299,7 @@ _CONSUMER = textwrap.dedent(
         keys = res.read(c, min(chunk, n - c))      # one read per chunk
         atomic_write_text(out / f"chunk{c:04d}", "\\n".join(m.hex() for m in keys.moduli))
         print("chunk", c, flush=True)
-        time.sleep(0.3)
+        sys.stdin.readline()
     """
 )
 
@@ -287,19 +314,24 @@ def test_kill_9_of_a_consumer_mid_run_then_resume_never_reuses_a_key(
     run2.mkdir()
     proc = subprocess.Popen(
         [sys.executable, "-c", _CONSUMER, str(pool.directory), str(run1), "25"],
+        stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
     )
-    assert proc.stdout is not None
+    assert proc.stdin is not None and proc.stdout is not None
     assert proc.stdout.readline().startswith(b"chunk 0")
+    proc.stdin.write(b"\n")
+    proc.stdin.flush()
     assert proc.stdout.readline().startswith(b"chunk 5")
-    proc.send_signal(signal.SIGKILL)
+    proc.send_signal(signal.SIGKILL)  # waiting after its second chunk
     proc.wait(timeout=30)
+    proc.stdin.close()
     proc.stdout.close()
     written = sorted(run1.iterdir())
-    assert 2 <= len(written) < 5  # killed mid-way
+    assert len(written) == 2  # killed mid-way
     assert pool.status().used == 25  # the whole reservation stays consumed
     done = subprocess.run(
         [sys.executable, "-c", _CONSUMER, str(pool.directory), str(run2), "25"],
+        input=b"\n" * 5,
         capture_output=True,
         check=True,
         timeout=120,
