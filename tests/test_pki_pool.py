@@ -179,7 +179,7 @@ def test_the_line_refuses_a_short_pool_before_the_first_card_then_makes_the_batc
 
 
 _CONSUMER = """
-import sys, time
+import sys
 from cardperso.keystore.software import SoftwareKeyStore
 from cardperso.keystore.sm2pool import Sm2KeySource
 store = SoftwareKeyStore.load(sys.argv[1])
@@ -190,7 +190,7 @@ with open(sys.argv[4], "a") as out:
         key = source.take()
         out.write(key.public_key.to_bytes().hex() + "\\n")
         out.flush()
-        time.sleep(0.2)
+        sys.stdin.readline()  # the test says when to take the next key
 """
 
 
@@ -201,8 +201,11 @@ def test_kill_9_of_a_consumer_mid_run_then_the_next_never_reuses_a_key(tmp_path:
     proc = subprocess.Popen(
         [sys.executable, "-c", textwrap.dedent(_CONSUMER), str(keys), str(directory), "8",
          str(used)],
-        env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)},
+        env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}, stdin=subprocess.PIPE,
     )  # fmt: skip
+    assert proc.stdin is not None
+    proc.stdin.write(b"\n\n")  # 3 keys, then it waits: killed there, not where the scheduler says
+    proc.stdin.flush()
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline and (
         not used.exists() or len(used.read_text().splitlines()) < 3
@@ -210,8 +213,9 @@ def test_kill_9_of_a_consumer_mid_run_then_the_next_never_reuses_a_key(tmp_path:
         time.sleep(0.05)
     os.kill(proc.pid, signal.SIGKILL)
     proc.wait(timeout=30)
+    proc.stdin.close()
     taken = set(used.read_text().split())
-    assert 3 <= len(taken) < 8, "killed mid-way"
+    assert len(taken) == 3, "killed mid-way"
     status = IccKeyPool(directory).status()
     assert status.used == 8, "the killed run's block stays used: the rest of it is wasted"
     with SoftwareKeyStore.load(keys) as store:
