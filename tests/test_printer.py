@@ -228,7 +228,7 @@ def test_simulator_drops_a_command_left_incomplete_by_a_dead_sender() -> None:
         fd = os.open(sim.port, os.O_RDWR | os.O_NOCTTY)
         try:
             os.write(fd, b"\x1bDb;k;2;" + bytes(1000))  # a panel download cut short
-            time.sleep(PtyPrinter.RECEIVE_TIMEOUT + 0.3)
+            time.sleep(PtyPrinter.RECEIVE_TIMEOUT + 1.5)  # the simulator sees the silence
         finally:
             os.close(fd)
         printer = EvolisPrinter(sim.port, timeout=3)
