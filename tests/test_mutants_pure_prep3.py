@@ -883,3 +883,17 @@ def test_synthetic_records_give_the_ec_amounts_all_or_none() -> None:
         if r["ec_limit"]:
             assert int(r["ec_balance"]) <= int(r["ec_limit"])
             assert int(r["ec_single_limit"]) <= int(r["ec_limit"])
+
+
+def test_synthetic_batches_hold_what_the_generator_promises() -> None:
+    """prep/synth.py's docstring: PANs of 16 and 19 digits, long minority names; and names of
+    two and of three characters (a surname and one or two given characters, the common
+    Chinese forms). (The docstring says the long names are over 30 GBK bytes and need the
+    EF06 extension: the longest is 30 bytes, so synthetic batches never use the extension;
+    test_a_name_over_30_gbk_bytes_is_split_on_a_character_boundary covers it.)"""
+    recs = list(records(300, seed=3, photos=2))
+    assert {len(r["pan"]) for r in recs} == {16, 19}
+    gbk = [len(r["name"].encode("gbk")) for r in recs]
+    assert max(gbk) == 30
+    lengths = {len(r["name"]) for r in recs}
+    assert {2, 3} <= lengths
