@@ -13,6 +13,7 @@ from cardperso.cli import line as line_cli
 from cardperso.cli.main import _register, cli
 from cardperso.line.linefile import LineOptions
 from cardperso.sim.line import SimLine
+from fixtures_pcsc import PRESENCE_TIMEOUT
 
 pytestmark = pytest.mark.pcsc
 
@@ -69,7 +70,7 @@ def _demo_serve_hint_works(output: str, state: Path, pcsc_lab) -> None:  # type:
     assert proc.returncode == 0, out
     assert "skipped 14 file(s) that are not card images" in out  # 7 faces, 7 tracks
     assert "serving 1 of 7 cards; chosen with --only" in out
-    pcsc.wait_for_removal(slot.name, 5)
+    pcsc.wait_for_removal(slot.name, PRESENCE_TIMEOUT)
 
 
 def test_demo_prepares_and_makes_every_good_card(lab_line: None, pcsc_lab, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]

@@ -30,6 +30,7 @@ from cardperso.prep.synth import make_batch
 from cardperso.profiles.loader import load_profile
 from cardperso.sim.line import SimLine
 from cardperso.storage.db import Database
+from fixtures_pcsc import PRESENCE_TIMEOUT
 from test_registry import db_url, pg_url  # noqa: F401 - the fixtures
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -544,7 +545,7 @@ def test_sim_cards_makes_blanks_with_the_stores_transport_key(  # type: ignore[n
     assert "(SCP02, the given transport key)" in out and vendor.hex() not in out.lower()
     (keyset,) = VirtualCard.load(state / "card-00.card").state.isd.keys
     assert (keyset.kvn, keyset.enc, keyset.mac, keyset.dek) == (0xFF, vendor, vendor, vendor)
-    pcsc.wait_for_removal(pcsc_slot.name, 5)
+    pcsc.wait_for_removal(pcsc_slot.name, PRESENCE_TIMEOUT)
     code, output = _invoke(
         "sim", "cards", "--slots", "1", "--state", tmp_path / "x", "--transport-key", "zz"
     )
@@ -646,7 +647,7 @@ def test_sim_serve_only_serves_the_chosen_card(pcsc_slot, tmp_path: Path) -> Non
     finally:
         out += _stop(proc)
     assert "serving 1 of 20 cards; chosen with --only" in out
-    pcsc.wait_for_removal(pcsc_slot.name, 5)
+    pcsc.wait_for_removal(pcsc_slot.name, PRESENCE_TIMEOUT)
 
 
 @pytest.mark.pcsc

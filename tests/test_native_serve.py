@@ -17,7 +17,7 @@ from cardperso.card.vcard import VirtualCard
 from cardperso.cli.sim import load_image, select_images
 from cardperso.devices import pcsc
 from cardperso.devices.pcsc import PcscTransport
-from fixtures_pcsc import LabSlot
+from fixtures_pcsc import PRESENCE_TIMEOUT, LabSlot
 
 ROOT = Path(__file__).parents[1]
 SELECT_MF = bytes.fromhex("00A40000023F00")
@@ -67,4 +67,4 @@ def test_sim_serve_serves_a_native_chip(pcsc_slot: LabSlot, tmp_path: Path) -> N
     assert atr == build_native_atr(serial, "3DES"), "the native chip answers as itself"
     assert len(challenge) == 10 and challenge[-2:] == b"\x90\x00"
     assert "C1C2C3C4.json" in out and "not card images" not in out
-    pcsc.wait_for_removal(pcsc_slot.name, 5)
+    pcsc.wait_for_removal(pcsc_slot.name, PRESENCE_TIMEOUT)

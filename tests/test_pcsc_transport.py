@@ -22,7 +22,7 @@ from cardperso.devices.pcsc import (
     UnsupportedCard,
 )
 from cardperso.errors import TransportError, UsageError
-from fixtures_pcsc import EchoCard, LabSlot, PcscLab, T0Card
+from fixtures_pcsc import PRESENCE_TIMEOUT, EchoCard, LabSlot, PcscLab, T0Card
 
 pytestmark = pytest.mark.pcsc
 
@@ -152,7 +152,7 @@ def test_card_removed_mid_command(pcsc_slot: LabSlot) -> None:
     assert len(card.commands) == 1
     # The fault cleared, the card is back in the reader by itself.
     card.faults.reinsert()
-    assert pcsc.wait_for_card(pcsc_slot.name, 5) == EchoCard.ATR
+    assert pcsc.wait_for_card(pcsc_slot.name, PRESENCE_TIMEOUT) == EchoCard.ATR
     with PcscTransport(pcsc_slot.name) as t:
         assert t.transmit(SELECT)[-2:] == b"\x90\x00"
 

@@ -13,7 +13,7 @@ import pytest
 from cardperso.card import VirtualCard
 from cardperso.devices import pcsc
 from cardperso.devices.pcsc import PcscTransport
-from fixtures_pcsc import LabSlot
+from fixtures_pcsc import PRESENCE_TIMEOUT, LabSlot
 
 pytestmark = pytest.mark.pcsc
 
@@ -90,7 +90,7 @@ def test_sim_cards_creates_and_serves_blank_cards(pcsc_slot: LabSlot, tmp_path: 
     card = VirtualCard.load(image)
     assert card.atr == atr
     assert card.serial.hex() in serial.hex()
-    pcsc.wait_for_removal(pcsc_slot.name, 5)
+    pcsc.wait_for_removal(pcsc_slot.name, PRESENCE_TIMEOUT)
 
 
 def test_sim_serve_serves_stored_images(pcsc_slot: LabSlot, tmp_path: Path) -> None:
@@ -106,7 +106,7 @@ def test_sim_serve_serves_stored_images(pcsc_slot: LabSlot, tmp_path: Path) -> N
     finally:
         out = _stop(proc)
     assert "a.card" in out
-    pcsc.wait_for_removal(pcsc_slot.name, 5)
+    pcsc.wait_for_removal(pcsc_slot.name, PRESENCE_TIMEOUT)
 
 
 def test_sim_serve_without_images_is_a_usage_error(tmp_path: Path) -> None:
@@ -130,4 +130,4 @@ def test_sim_cards_writes_reader_entries(pcsc_slot: LabSlot, tmp_path: Path) -> 
     assert f'FRIENDLYNAME "ci {pcsc_slot.port}"' in entry.read_text()
     assert f"ci {pcsc_slot.port} 00 00  <-  " in out
     assert "(re)start pcscd" in out and str(readers.resolve()) in out
-    pcsc.wait_for_removal(pcsc_slot.name, 5)
+    pcsc.wait_for_removal(pcsc_slot.name, PRESENCE_TIMEOUT)

@@ -16,7 +16,7 @@ from cardperso.card import VirtualCard
 from cardperso.chip.transport import drive
 from cardperso.devices import pcsc
 from cardperso.devices.pcsc import PcscTransport
-from fixtures_pcsc import LabSlot
+from fixtures_pcsc import PRESENCE_TIMEOUT, LabSlot
 from test_bank_pcsc import BANK_KEYS, balance, invoke, two_stage_card
 from test_card_support import PAN
 from test_pcsc_vcard import _cli, _stop
@@ -90,7 +90,7 @@ def test_sim_serve_contactless_then_a_purchase(pcsc_slot: LabSlot, tmp_path: Pat
         _stop(proc)
     assert out.exit_code == 0 and out.output.startswith("approved offline: 2.50 yuan"), out.output
     assert "available 27.50 yuan" in out.output
-    pcsc.wait_for_removal(pcsc_slot.name, 5)
+    pcsc.wait_for_removal(pcsc_slot.name, PRESENCE_TIMEOUT)
     assert VirtualCard.load(images / "card.json").state.pboc.ec_balance == 2750
 
 

@@ -26,7 +26,7 @@ from cardperso.sim.vpcd import (
     SlotGroup,
     iter_frames,
 )
-from fixtures_pcsc import EchoCard
+from fixtures_pcsc import PRESENCE_TIMEOUT, EchoCard
 
 
 class Peer:
@@ -158,7 +158,7 @@ def test_waits_for_vpcd_to_listen() -> None:
         try:
             assert late.accept()
             assert late.ask(bytes([CTRL_ATR])) == EchoCard.ATR
-            assert slot.wait_connected(5)
+            assert slot.wait_connected(PRESENCE_TIMEOUT)
         finally:
             late.close()
 
