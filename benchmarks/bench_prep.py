@@ -263,7 +263,9 @@ def breakdown(directory: Path, profile_name: str, kek: str | None, chunks: int =
     from cardperso.profiles.loader import load_profile
 
     # as prepare() does: a chunk's arrays reuse the previous one's memory, fewer collections
-    contextlib.ExitStack().enter_context(batch_settings())
+    # (held in a local: a context left to the garbage collector sets everything back at once)
+    settings = contextlib.ExitStack()
+    settings.enter_context(batch_settings())
     src = batch(directory, 2000 * chunks)
     profile = load_profile(profile_name)
     if kek:
@@ -312,7 +314,8 @@ def cprofile(directory: Path, profile_name: str, chunks: int = 10) -> None:
     from cardperso.prep.runtime import batch_settings
     from cardperso.profiles.loader import load_profile
 
-    contextlib.ExitStack().enter_context(batch_settings())
+    settings = contextlib.ExitStack()
+    settings.enter_context(batch_settings())
     src = batch(directory, 1000 * chunks)
     profile = load_profile(profile_name)
     store = SoftwareKeyStore.load(KEYS)
