@@ -97,3 +97,48 @@ def test_a_case_1_apdu_has_no_extended_form() -> None:
     with pytest.raises(UsageError) as exc:
         cmd.to_bytes(extended=True)
     assert str(exc.value) == "a case 1 APDU has no extended form"
+
+
+def _jpeg_error(data: bytes) -> tuple[str | None, str]:
+    from cardperso.codec.photo import frame
+
+    with pytest.raises(DataError) as exc:
+        frame(data)
+    return exc.value.field, exc.value.reason
+
+
+def test_a_damaged_jpeg_is_named_by_what_is_wrong() -> None:
+    """ITU T.81 annex B: after SOI (FFD8) every segment starts with FF and a marker; a frame
+    header (SOF0 FFC0) holds its length, precision, height, width and component count."""
+    from cardperso.codec.photo import frame
+
+    sof = bytes.fromhex("FFC0 0011 08 01B9 0166 03 011100 021101 031101")
+    info = frame(b"\xff\xd8" + sof)
+    assert (info.precision, info.height, info.width, info.components) == (8, 441, 358, 3)
+    # a restart marker (no length) before the frame header is stepped over
+    assert frame(b"\xff\xd8\xff\xd0" + sof).width == 358
+    assert _jpeg_error(b"\xff\xd8\x00\x00\x00\x00") == (
+        "photo",
+        "format: the JPEG is damaged (no marker at byte 2)",
+    )
+    assert _jpeg_error(b"\xff\xd8\xff\xe0\x00\x10\x00\x00") == (
+        "photo",
+        "format: the JPEG is damaged (a segment runs past the end)",
+    )
+    assert _jpeg_error(b"\xff\xd8\xff\xc0\x00\x06" + bytes(4)) == (
+        "photo",
+        "format: the JPEG is damaged (short frame header)",
+    )
+    assert _jpeg_error(b"\xff\xd8\xff\xd9") == (
+        "photo",
+        "format: the JPEG has no frame header (truncated?)",
+    )
+
+
+def test_photo_size_bounds_are_inclusive() -> None:
+    for size in (CARD_PHOTO.min_bytes, CARD_PHOTO.max_bytes):
+        info = PhotoInfo(CARD_PHOTO.width, CARD_PHOTO.height, 3, 8, size)
+        assert check_frame(info) == info
+    for size in (CARD_PHOTO.min_bytes - 1, CARD_PHOTO.max_bytes + 1):
+        with pytest.raises(DataError):
+            check_frame(PhotoInfo(CARD_PHOTO.width, CARD_PHOTO.height, 3, 8, size))
