@@ -37,6 +37,10 @@ def _signing_key(image: Path) -> bytes | None:
     return b"\x04" + held.files["0012"][2:66]
 
 
+def _reservations(pool_dir: Path) -> int:
+    return IccKeyPool(pool_dir).status().reservations if pool_dir.exists() else 0
+
+
 def test_sigkill_mid_run_then_resume_never_puts_a_pool_key_on_two_cards(  # type: ignore[no-untyped-def]
     pcsc_lab, tmp_path: Path
 ) -> None:
@@ -52,18 +56,26 @@ def test_sigkill_mid_run_then_resume_never_puts_a_pool_key_on_two_cards(  # type
     env = dict(os.environ, CI="true", CARDPERSO_PROFILES=str(tmp_path))
     rng = random.Random(20261204)
     output = tmp_path / "line" / "output"
+    pool_dir = Path(f"{lab.keys}.icc-pool") / "sm2"
     kills = 0
     with line:
         for attempt in range(2):
             before = len(list(output.glob("*.png"))) if output.exists() else 0
+            reserved = _reservations(pool_dir)
             proc = subprocess.Popen(cmd + (["--resume"] if attempt else []), env=env,
                                     stdout=subprocess.PIPE, stderr=subprocess.STDOUT)  # fmt: skip
-            # kill once this run has made a card and is in the middle of the next ones
+            # kill once this run has reserved its block of pool keys and made a card, in the
+            # middle of the next ones (a card face the killed run had sent to the printer may
+            # land after `before` was counted: the reservation says this run is the one going)
             deadline = time.monotonic() + 120
             while (
                 time.monotonic() < deadline
                 and proc.poll() is None
-                and (not output.exists() or len(list(output.glob("*.png"))) <= before)
+                and (
+                    not output.exists()
+                    or len(list(output.glob("*.png"))) <= before
+                    or _reservations(pool_dir) <= reserved
+                )
             ):
                 time.sleep(0.05)
             time.sleep(rng.uniform(0.0, 0.5))
@@ -84,8 +96,8 @@ def test_sigkill_mid_run_then_resume_never_puts_a_pool_key_on_two_cards(  # type
     keys = [k for k in map(_signing_key, images) if k is not None]
     assert len(keys) >= COUNT
     assert len(set(keys)) == len(keys), "a pool key went on two cards"
-    pool = _every_key(Path(f"{lab.keys}.icc-pool") / "sm2")
+    pool = _every_key(pool_dir)
     assert set(keys) <= {b"\x04" + p for p in pool.moduli}
-    status = IccKeyPool(Path(f"{lab.keys}.icc-pool") / "sm2").status()
+    status = IccKeyPool(pool_dir).status()
     # each run reserved its own block (a killed run's unused keys stay used: wasted, never reused)
     assert status.used >= len(keys) and status.reservations == kills + 1
