@@ -18,10 +18,12 @@ Personal data: files default to 0600. A caller that writes a file meant to be sh
 from __future__ import annotations
 
 import contextlib
+import ctypes
+import functools
 import os
 import stat
 import tempfile
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import IO, Any, Literal, overload
 
@@ -29,6 +31,25 @@ from cardperso.errors import UsageError
 
 #: The mode of a file cardperso writes unless a caller asks otherwise: owner read/write only.
 PRIVATE = 0o600
+
+
+#: ``sync_file_range(2)``'s flag that starts the writeback of a range's dirty pages without
+#: waiting for it (``SYNC_FILE_RANGE_WRITE``, linux/fs.h).
+_SYNC_FILE_RANGE_WRITE = 2
+#: How much a large output grows between two :meth:`AtomicFile.write_behind` kicks.
+WRITE_BEHIND_STEP = 64 << 20
+
+
+@functools.cache
+def _sync_file_range() -> Callable[[int, int, int, int], int] | None:
+    """Linux's ``sync_file_range`` from the C library already loaded, or None elsewhere."""
+    try:
+        fn = ctypes.CDLL(None, use_errno=True).sync_file_range
+    except (OSError, AttributeError):
+        return None
+    fn.argtypes = (ctypes.c_int, ctypes.c_int64, ctypes.c_int64, ctypes.c_uint)
+    fn.restype = ctypes.c_int
+    return fn
 
 
 def fsync_directory(directory: Path) -> None:
@@ -69,6 +90,24 @@ class AtomicFile:
             os.unlink(tmp)
             raise
         self.done = False
+        self._behind = 0  # the offset up to which the writeback was started
+
+    def write_behind(self, end: int) -> bool:
+        """Start the writeback of the bytes before *end* (the file's size so far, flushed to
+        the descriptor) once :data:`WRITE_BEHIND_STEP` more have come, without waiting for it.
+        A large file (a 1.5 GB personalization file) is then mostly on disk when
+        :meth:`commit` fsyncs it, instead of all of it being written then while the batch's
+        processes sit idle (the kernel starts writing only when a tenth of the memory is
+        dirty). Only a hint: where there is no ``sync_file_range`` nothing changes. Returns
+        whether the kernel took a range (False below the step, without the call, or when the
+        call failed)."""
+        if end - self._behind < WRITE_BEHIND_STEP:
+            return False
+        start, self._behind = self._behind, end
+        fn = _sync_file_range()
+        if fn is None:
+            return False
+        return fn(self.fh.fileno(), start, end - start, _SYNC_FILE_RANGE_WRITE) == 0
 
     def commit(self) -> None:
         """fsync the data, rename it onto the final name, fsync the directory."""

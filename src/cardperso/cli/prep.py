@@ -284,7 +284,6 @@ def prep_cmd(
                 rejects_path,
                 options,
                 progress=update,
-                cpu_start=0.0,  # this process runs this batch: its start-up is part of its share
             )
         finally:
             if bar is not None:

@@ -317,7 +317,8 @@ class PersoWriter:
                     start += done
         finally:
             os.close(src)
-        self._fh.seek(0, os.SEEK_END)  # the buffered file learns where the descriptor is
+        end = self._fh.seek(0, os.SEEK_END)  # the buffered file learns where the descriptor is
+        self._out.write_behind(end)
         self._macs.update(macs)
         self.count += count
 
@@ -326,6 +327,8 @@ class PersoWriter:
             self._fh.write(b"".join(self._pending))
             self._pending.clear()
             self._pending_size = 0
+            self._fh.flush()
+            self._out.write_behind(self._fh.tell())
 
     def close(self, read_count: int, rejected_count: int) -> None:
         """Write the trailer, patch the counts in the header and commit the file under its

@@ -14,9 +14,9 @@ How this works
       duplicates (ssn, card_no, PAN: first occurrence wins),            rejects
       copy the kept frames in (copy_file_range); rejects file; totals
 
-The main process takes a chunk itself when the forked ones have two queued each and it has not
-used more CPU time than they have (its work beside the chunks counts: :func:`_run_chunks`). At
-most ``2 * workers + 2`` chunks are in flight, so memory does not grow with the batch. The output
+The forked processes always have four chunks queued each and the main process takes every other
+chunk itself, so neither waits while there is work (:func:`_run_chunks`). At most
+``6 * workers - 2`` chunks are in flight, so memory does not grow with the batch. The output
 depends only on the input, the profile, the keys and the options: the worker count and the
 chunk size change nothing in the file.
 
@@ -346,30 +346,32 @@ class _Done:
         return self.value
 
 
-def _timed(worker_fn: Callable[[Chunk], Any], chunk: Chunk) -> tuple[float, Any]:
-    """*worker_fn* on *chunk* in a forked worker, with the CPU time it took there."""
-    start = time.process_time()
-    out = worker_fn(chunk)
-    return time.process_time() - start, out
-
-
 class _Pooled:
-    """A chunk given to the forked workers: its result, and the workers' CPU time it adds."""
+    """A chunk given to the forked workers (in the queue beside the main process's own)."""
 
-    __slots__ = ("async_result", "pooled")
+    __slots__ = ("async_result",)
 
-    def __init__(self, async_result: Any, pooled: list[float]) -> None:
+    def __init__(self, async_result: Any) -> None:
         self.async_result = async_result
-        self.pooled = pooled
 
     def ready(self) -> bool:
         return bool(self.async_result.ready())
 
     def get(self) -> Any:
-        took, out = self.async_result.get()
-        self.pooled[0] += took
-        self.pooled[1] += 1
-        return out
+        return self.async_result.get()
+
+
+def _pool_sizes(workers: int) -> tuple[int, int]:
+    """(chunks kept queued for the forked workers, most chunks in flight) for *workers*.
+
+    Four queued chunks per forked worker (~100 ms of work at 1,000 records a chunk): a worker
+    finds its next chunk waiting while the main process is busy with a chunk of its own, its
+    duplicates and the output, and while the pool's threads, which hand chunks and results
+    over, wait for the main thread's GIL. With two per worker and the main process holding
+    back to the forked one's CPU time, the two processes of a 1M batch sat idle for ~4.2 s in
+    all; now ~1.8 s, most of it the start-up and the end (docs/prep.md, "Two processes")."""
+    queued = 4 * (workers - 1)
+    return queued, queued + 2 * workers + 2
 
 
 def _run_chunks(
@@ -380,18 +382,16 @@ def _run_chunks(
     sink: Callable[[Any], None],
     local_args: tuple[Any, ...] | None = None,
     segments: str | None = None,
-    cpu_start: float = 0.0,
 ) -> None:
     """Run *worker_fn* over *chunks* and feed *sink* in input order, with *workers* processes
-    preparing: ``workers - 1`` forked ones and the main one, which takes a chunk itself when
-    the others have two queued each and it is not more than a chunk's CPU time ahead of the
-    average forked one, counting its CPU time from *cpu_start* (``time.process_time()`` when
-    the batch started: it also opened the batch, reads the input, checks duplicates and writes
-    the output, and on two CPUs the busier process sets the pace, so the forked ones take more
-    of the chunks; two processes use two CPUs, and the memory of a third process is not spent).
-    At most ``2 * workers + 2`` chunks are in flight. *local_args* initialize the main
-    process's preparer (default *init_args*); the forked ones write their output to segment
-    files in *segments* (:func:`_work`) when it is given."""
+    preparing: ``workers - 1`` forked ones and the main one. The forked ones always have a few
+    chunks queued (:func:`_pool_sizes`) and the main process takes every other chunk itself,
+    so no process waits while there is work: the main one, which also reads the input, checks
+    duplicates and writes the output, simply takes fewer chunks. Two processes use two CPUs,
+    and the memory of a third process is not spent. At most ``limit`` chunks are in flight, so
+    memory does not grow with the batch. *local_args* initialize the main process's preparer
+    (default *init_args*); the forked ones write their output to segment files in *segments*
+    (:func:`_work`) when it is given."""
     if workers <= 1:
         _init_worker(*(local_args or init_args))
         for chunk in chunks:
@@ -402,18 +402,14 @@ def _run_chunks(
         workers - 1, initializer=_init_pool_worker, initargs=(segments, *init_args)
     ) as pool:
         _init_worker(*(local_args or init_args))  # after the fork: not in the workers' memory
-        inflight: deque[Any] = deque()
-        limit = 2 * workers + 2
-        queued = 2 * (workers - 1)
-        pooled = [0.0, 0.0]  # the forked workers' chunks sunk so far: CPU time, count
+        inflight: deque[_Pooled | _Done] = deque()
+        queued, limit = _pool_sizes(workers)
         for chunk in chunks:
             while inflight and inflight[0].ready():
                 sink(inflight.popleft().get())
             waiting = sum(1 for r in inflight if not r.ready())
-            cpu, count = pooled  # the average forked worker's CPU time, plus one chunk's
-            bound = cpu / (workers - 1) + cpu / count if count else float("inf")
-            if waiting < queued or time.process_time() - cpu_start > bound:
-                inflight.append(_Pooled(pool.apply_async(_timed, (worker_fn, chunk)), pooled))
+            if waiting < queued:
+                inflight.append(_Pooled(pool.apply_async(worker_fn, (chunk,))))
             else:
                 inflight.append(_Done(worker_fn(chunk)))
             while len(inflight) >= limit:
@@ -443,18 +439,11 @@ def prepare(
     rejects_path: str | os.PathLike[str],
     options: PrepOptions,
     progress: Callable[[int], None] | None = None,
-    cpu_start: float | None = None,
 ) -> PrepSummary:
     """Prepare a batch (see the module docstring); returns the totals. The personalization
     file and the rejects file appear under their names only when the whole batch is done
-    (rejects first, then the personalization file); on any failure neither is left.
-    *cpu_start* is the process's CPU time from which its share of the work is counted when it
-    balances the chunks with the forked workers (:func:`_run_chunks`): by default the CPU time
-    at this call; ``0.0`` for a process started for this batch (the command's start-up
-    counts too)."""
+    (rejects first, then the personalization file); on any failure neither is left."""
     started = time.perf_counter()
-    if cpu_start is None:
-        cpu_start = time.process_time()
     src = open_input(input_path, options.input_format)
     required = _required_columns(profile, src.fmt)
     missing = sorted(required - set(src.columns)) if src.fmt == "csv" else []
@@ -559,7 +548,6 @@ def prepare(
                 sink,
                 local_args,
                 segments,
-                cpu_start,
             )
         summary.prepared = writer.count
         # the rejects file first: a personalization file under its name means the batch is done
@@ -593,7 +581,7 @@ def validate_only(
 ) -> PrepSummary:
     """Check a batch without keys and without preparing it (same rules, same rejects)."""
     check_workers(workers)
-    started, cpu_start = time.perf_counter(), time.process_time()
+    started = time.perf_counter()
     src = open_input(input_path, input_format)
     required = _required_columns(profile, src.fmt)
     missing = sorted(required - set(src.columns)) if src.fmt == "csv" else []
@@ -636,9 +624,7 @@ def validate_only(
     try:
         with _signals_held():  # a stop while the file is created must not orphan it
             rejects = RejectsWriter(rejects_path) if rejects_path else None
-        _run_chunks(
-            _validate_work, src.chunks(chunk_size), workers, init_args, sink, cpu_start=cpu_start
-        )
+        _run_chunks(_validate_work, src.chunks(chunk_size), workers, init_args, sink)
     except BaseException:
         if rejects is not None:
             rejects.abort()
