@@ -23,11 +23,13 @@ import dataclasses
 import hashlib
 import os
 import signal
+import statistics
 import subprocess
 import sys
 import threading
 import time
 from pathlib import Path
+from typing import Any
 
 import benchenv
 
@@ -89,10 +91,14 @@ def _tree(pid: int) -> list[int]:
     return out
 
 
-def _tree_kb(pids: list[int]) -> tuple[int, int]:
-    """(sum of RSS, sum of PSS) of *pids*, in kB."""
-    return sum(_rss_kb(p) for p in pids), sum(_pss_kb(p) for p in pids)
-
+#: How often the command's processes are sampled (RSS, CPU ticks), and every how many samples
+#: their PSS too. The sampler shares the CPUs with what it measures: every 20 ms, with the PSS
+#: each time, it took ~0.8 ms of CPU per sample with two 150 MB processes (~4 % of a CPU,
+#: taken from the 2-worker run only, whose two processes keep both CPUs busy).
+SAMPLE_SECONDS = 0.1
+PSS_EVERY = 5
+#: The sampler thread's CPU time of each command run (printed: what measuring cost).
+SAMPLER_CPU: list[float] = []
 
 #: A command whose processes use no CPU for this long is hung: it is killed and run again once.
 HANG_SECONDS = 30.0
@@ -135,14 +141,19 @@ def run_measured(cmd: list[str]) -> tuple[float, int, str, int, float, float]:
     last: dict[int, int] = {}  # CPU ticks of each process at its last sample
     before = os.times()
 
+    sampler_cpu = 0.0
+
     def sample() -> None:
-        nonlocal peak, peak_pss
+        nonlocal peak, peak_pss, sampler_cpu
         seen: dict[int, int] = {}
         progress = time.monotonic()
+        rounds = 0
         while not done.is_set():
             pids = _tree(proc.pid)
-            rss, pss = _tree_kb(pids)
-            peak, peak_pss = max(peak, rss), max(peak_pss, pss)
+            peak = max(peak, sum(_rss_kb(p) for p in pids))
+            if rounds % PSS_EVERY == 0:  # smaps_rollup walks the page tables: ~0.3 ms a process
+                peak_pss = max(peak_pss, sum(_pss_kb(p) for p in pids))
+            rounds += 1
             now = {p: _ticks(p) for p in pids}
             last.update((p, t) for p, t in now.items() if t)
             if now != seen:
@@ -154,7 +165,8 @@ def run_measured(cmd: list[str]) -> tuple[float, int, str, int, float, float]:
                     with contextlib.suppress(OSError):
                         os.kill(p, signal.SIGKILL)
                 return
-            time.sleep(0.02)
+            time.sleep(SAMPLE_SECONDS)
+        sampler_cpu = time.thread_time()
 
     t = threading.Thread(target=sample, daemon=True)
     t.start()
@@ -171,6 +183,7 @@ def run_measured(cmd: list[str]) -> tuple[float, int, str, int, float, float]:
     if proc.returncode not in (0, 1):
         raise SystemExit(f"command failed ({proc.returncode}): {' '.join(cmd)}\n{out}")
     busiest = max(last.values(), default=0) / os.sysconf("SC_CLK_TCK")
+    SAMPLER_CPU.append(sampler_cpu)
     return wall, peak, out, peak_pss, cpu, busiest
 
 
@@ -204,7 +217,7 @@ def batch(directory: Path, count: int) -> Path:
     return path
 
 
-def bench(directory: Path, count: int, workers: int, profile: str) -> dict[str, float]:
+def bench(directory: Path, count: int, workers: int, profile: str) -> dict[str, Any]:
     src = batch(directory, count)
     out = directory / f"out-{count}-{workers}.cppf"
     rej = directory / f"rejects-{count}-{workers}.csv"
@@ -216,6 +229,7 @@ def bench(directory: Path, count: int, workers: int, profile: str) -> dict[str, 
     except Hung as exc:
         print(f"HUNG, killed, running it again: {exc}", flush=True)
         wall, peak, text, pss, cpu, busy = run_measured(prep_cmd)
+    sampler = SAMPLER_CPU[-1]
     vwall, vpeak, vtext, _vpss, vcpu, vbusy = run_measured(
         [*cli, "perso-file", "verify", str(out), "-k", str(KEYS)]
     )
@@ -239,6 +253,7 @@ def bench(directory: Path, count: int, workers: int, profile: str) -> dict[str, 
         "cpu_us_per_card": 1e6 * (cpu + vcpu) / count,
         "prep_cpu_us": 1e6 * cpu / count,
         "prep_busiest_us": 1e6 * busy / count,
+        "sampler_cpu_s": sampler,
         "verify_busiest_rate": count / vbusy if vbusy else 0.0,
         "verify_cpu_us": 1e6 * vcpu / count,
         "verify_rss_mb": vpeak / 1024,
@@ -248,6 +263,45 @@ def bench(directory: Path, count: int, workers: int, profile: str) -> dict[str, 
         "sha256": digest.hexdigest(),
         "summary": text.strip().splitlines()[0] if text.strip() else "",
     }
+
+
+def report(r: dict[str, Any], rounds: int) -> None:
+    """The three lines of one prep + verify run."""
+    tag = f"  round {r['round']}" if rounds > 1 else ""
+    print(
+        f"{r['count']:>9} records  workers {r['workers']}{tag}  prep {r['prep_s']:7.2f} s "
+        f"= {r['prep_rate']:8.0f}/s  verify {r['verify_s']:6.2f} s  end-to-end "
+        f"{r['e2e_rate']:8.0f}/s  CPU {r['cpu_us_per_card']:5.1f} us/card (prep "
+        f"{r['prep_cpu_us']:.1f} + verify {r['verify_cpu_us']:.1f})  peak RSS "
+        f"{r['peak_rss_mb']:6.1f} MB (PSS {r['peak_pss_mb']:6.1f} MB, verify "
+        f"{r['verify_rss_mb']:.1f} MB)  file {r['file_mb']:.0f} MB  load "
+        f"{benchenv.load()}",
+        flush=True,
+    )
+    print(
+        f"{r['count']:>9} records  workers {r['workers']}{tag}  perso-file verify "
+        f"{r['verify_rate']:8.0f} records/s wall, {r['verify_cpu_rate']:8.0f} per CPU "
+        f"second, {r['verify_busiest_rate']:8.0f}/s by its busiest process's CPU time  "
+        f"output sha256 {r['sha256'][:16]}",
+        flush=True,
+    )
+    print(
+        f"{r['count']:>9} records  workers {r['workers']}{tag}  prep CPU of the busiest "
+        f"process {r['prep_busiest_us']:.1f} us/card (all processes "
+        f"{r['prep_cpu_us']:.1f}): {1e6 / r['prep_busiest_us']:8.0f} cards/s on free CPUs; "
+        f"the benchmark's sampler used {1e3 * r['sampler_cpu_s']:.0f} ms of CPU",
+        flush=True,
+    )
+
+
+def median_row(rows: list[dict[str, Any]]) -> dict[str, Any]:
+    """Each figure's median over *rows* (the rounds of one worker count); the first row's
+    other values."""
+    out = dict(rows[0])
+    for key, value in rows[0].items():
+        if isinstance(value, float):
+            out[key] = statistics.median(float(r[key]) for r in rows)
+    return out
 
 
 def breakdown(directory: Path, profile_name: str, kek: str | None, chunks: int = 10) -> None:
@@ -378,6 +432,13 @@ def main() -> None:
     ap.add_argument("--rss", default=None, help="comma-separated batch sizes for the RSS series")
     ap.add_argument("--profile", default="ssc3-pboc")
     ap.add_argument("--dir", default="/tmp/cardperso-bench")
+    ap.add_argument(
+        "--rounds",
+        type=int,
+        default=1,
+        help="run the worker counts this many times, interleaved (1, 2, 1, 2, ...), and print "
+        "the median of each figure and of the scaling: the CPUs' speed drifts between runs",
+    )
     ap.add_argument("--breakdown", action="store_true")
     ap.add_argument(
         "--kek",
@@ -431,41 +492,45 @@ def main() -> None:
     busiest: dict[tuple[int, int], float] = {}
     cpu_all: dict[tuple[int, int], float] = {}
     for count in counts:
+        per_round: list[dict[int, dict[str, Any]]] = []
+        for rnd in range(args.rounds):
+            per_round.append({})
+            for w in workers:
+                one = bench(directory, count, w, profile_arg)
+                one["round"] = rnd + 1
+                per_round[-1][w] = one
+                report(one, args.rounds)
         for w in workers:
-            r = bench(directory, count, w, profile_arg)
-            print(
-                f"{r['count']:>9} records  workers {r['workers']}  prep {r['prep_s']:7.2f} s "
-                f"= {r['prep_rate']:8.0f}/s  verify {r['verify_s']:6.2f} s  end-to-end "
-                f"{r['e2e_rate']:8.0f}/s  CPU {r['cpu_us_per_card']:5.1f} us/card (prep "
-                f"{r['prep_cpu_us']:.1f} + verify {r['verify_cpu_us']:.1f})  peak RSS "
-                f"{r['peak_rss_mb']:6.1f} MB (PSS {r['peak_pss_mb']:6.1f} MB, verify "
-                f"{r['verify_rss_mb']:.1f} MB)  file {r['file_mb']:.0f} MB  load "
-                f"{benchenv.load()}",
-                flush=True,
-            )
-            print(
-                f"{r['count']:>9} records  workers {r['workers']}  perso-file verify "
-                f"{r['verify_rate']:8.0f} records/s wall, {r['verify_cpu_rate']:8.0f} per CPU "
-                f"second, {r['verify_busiest_rate']:8.0f}/s by its busiest process's CPU time  "
-                f"output sha256 {r['sha256'][:16]}",
-                flush=True,
-            )
-            print(
-                f"{r['count']:>9} records  workers {r['workers']}  prep CPU of the busiest "
-                f"process {r['prep_busiest_us']:.1f} us/card (all processes "
-                f"{r['prep_cpu_us']:.1f}): {1e6 / r['prep_busiest_us']:8.0f} cards/s on free CPUs",
-                flush=True,
-            )
+            rows = [each[w] for each in per_round]
+            r = median_row(rows)
+            if len(rows) > 1:
+                print(
+                    f"{count:>9} records  workers {w}  median of {len(rows)} rounds: prep "
+                    f"{r['prep_rate']:8.0f} cards/s (rounds: "
+                    + ", ".join(f"{x['prep_rate']:.0f}" for x in rows)
+                    + f"), busiest process {r['prep_busiest_us']:.1f} us/card, all processes "
+                    f"{r['prep_cpu_us']:.1f}, peak RSS {r['peak_rss_mb']:.1f} MB (highest "
+                    f"{max(x['peak_rss_mb'] for x in rows):.1f}), verify "
+                    f"{r['verify_rate']:.0f} records/s",
+                    flush=True,
+                )
             busiest[count, w] = r["prep_busiest_us"]
             cpu_all[count, w] = r["prep_cpu_us"]
             rates[count, w] = r["prep_rate"]
             digests[count, w] = str(r["sha256"])
         if len(workers) > 1:
             lo, hi = min(workers), max(workers)
+            each_x = [rnd[hi]["prep_rate"] / rnd[lo]["prep_rate"] for rnd in per_round]
+            every = {str(rnd[w]["sha256"]) for rnd in per_round for w in workers}
+            detail = (
+                f" (of the median rates; each round: {', '.join(f'x{x:.2f}' for x in each_x)})"
+                if len(each_x) > 1
+                else ""
+            )
             print(
                 f"{count:>9} records  scaling {lo} -> {hi} workers (prep): "
-                f"x{rates[count, hi] / rates[count, lo]:.2f}; output identical across worker "
-                f"counts: {len({digests[count, w] for w in workers}) == 1}",
+                f"x{rates[count, hi] / rates[count, lo]:.2f}{detail}; output identical across "
+                f"worker counts and rounds: {len(every) == 1}",
                 flush=True,
             )
             print(
