@@ -22,6 +22,7 @@ import contextlib
 import dataclasses
 import hashlib
 import os
+import shutil
 import signal
 import statistics
 import subprocess
@@ -306,8 +307,10 @@ def median_row(rows: list[dict[str, Any]]) -> dict[str, Any]:
 
 def breakdown(directory: Path, profile_name: str, kek: str | None, chunks: int = 10) -> None:
     """Per-card CPU time of each stage, single process, on *chunks* chunks of 2,000 records (the
-    worker's own clock per stage: parse, validate incl. photos, derive + wrap, encode, seal,
-    frame, MAC), then the main process's duplicates + write, timed apart."""
+    worker's own clock per stage: parse, validate, photos, derive, wrap, encode, seal, frame,
+    MAC), then the main process's duplicates and write (to a file in *directory*: the page
+    cache, no fsync), timed apart; then what one distinct photo costs (the batch's photos read
+    and checked again with the cache empty)."""
     from cardperso.keystore.software import SoftwareKeyStore
     from cardperso.prep.container import batch_keys
     from cardperso.prep.dedup import FingerprintSet
@@ -339,13 +342,18 @@ def breakdown(directory: Path, profile_name: str, kek: str | None, chunks: int =
     t = dict(prep.stage_seconds)
     tables = [FingerprintSet(1 << 17) for _ in range(3)]
     a = time.process_time()
-    with open(os.devnull, "wb") as sink:
+    for res in results:
+        drop: dict[int, int] = {}
+        for j, table in enumerate(tables):
+            drop |= table.add_many(res.fps[j::3], res.lines, drop)
+    t["duplicates (main)"] = time.process_time() - a
+    target = directory / "breakdown-write.bin"
+    a = time.process_time()
+    with open(target, "wb") as sink:
         for res in results:
-            drop: dict[int, int] = {}
-            for j, table in enumerate(tables):
-                drop |= table.add_many(res.fps[j::3], res.lines, drop)
             sink.write(res.frames)
-    t["dedup+write (main)"] = time.process_time() - a
+    t["write (main)"] = time.process_time() - a
+    target.unlink()
     total = sum(t.values())
     print(
         f"per-card time, 1 process, {n} records in chunks of 2,000 (profile {profile_name}, "
@@ -354,6 +362,51 @@ def breakdown(directory: Path, profile_name: str, kek: str | None, chunks: int =
     for k, v in t.items():
         print(f"  {k:<20} {v / n * 1e6:6.1f} us  {100 * v / total:5.1f} %")
     print(f"  {'total':<20} {total / n * 1e6:6.1f} us")
+    # a distinct photo per record: copies of the batch's photos under distinct names, read and
+    # checked in chunks of 2,000 as prep does (threads for the reads), the cache empty
+    shared = sorted({p for chunk in parts for p in _photo_paths(chunk)})
+    copies = directory / "photos-distinct"
+    copies.mkdir(exist_ok=True)
+    names = []
+    for i in range(2000 * 3):
+        name = f"{i:05d}.jpg"
+        if not (copies / name).exists():
+            shutil.copyfile(directory / shared[i % len(shared)], copies / name)
+        names.append(f"photos-distinct/{name}")
+    validator = prep.validator
+    for cache in ("page cache", "off the disk"):
+        if cache == "off the disk":  # the kernel's caches dropped (root only)
+            os.sync()
+            try:
+                Path("/proc/sys/vm/drop_caches").write_text("3\n")
+            except OSError as exc:
+                print(f"photos off the disk: not measured (dropping the caches: {exc.strerror})")
+                break
+        validator._photo_cache.clear()
+        a = time.process_time()
+        w = time.perf_counter()
+        refused = 0
+        for k in range(0, len(names), 2000):
+            refused += sum(1 for v in validator.photo_verdicts(names[k : k + 2000]).values() if v)
+        took, wall = time.process_time() - a, time.perf_counter() - w
+        validator._photo_cache.clear()
+        print(
+            f"photos ({cache}): a distinct photo per record adds {took / len(names) * 1e6:.1f} "
+            f"us of CPU per card ({wall / len(names) * 1e6:.1f} us wall; {len(names):,} copies "
+            f"of the batch's {len(shared)} photos under distinct names, read and checked in "
+            f"chunks of 2,000, {refused} refused; in the synthetic batches the photos repeat, "
+            "so in the table above they are cache look-ups)"
+        )
+
+
+def _photo_paths(chunk: Any) -> list[str]:
+    """The photo column of a chunk (CSV; empty cells left out)."""
+    import csv
+    import io
+
+    rows = csv.reader(io.StringIO(chunk.data.decode("utf-8")))
+    col = list(chunk.columns).index("photo") if "photo" in chunk.columns else -1
+    return [r[col] for r in rows if col >= 0 and len(r) > col and r[col]]
 
 
 def cprofile(directory: Path, profile_name: str, chunks: int = 10) -> None:

@@ -27,7 +27,7 @@ from cardperso.prep.container import iter_sealed
 from cardperso.prep.input import MAX_LINE_BYTES, open_input
 from cardperso.prep.pipeline import PrepOptions, prepare, validate_only
 from cardperso.prep.synth import COLUMNS, make_batch
-from cardperso.prep.validate import PHOTO_MAX_BYTES, check_jpeg, read_photo
+from cardperso.prep.validate import PHOTO_MAX_BYTES, check_jpeg, read_photo, read_photos
 from cardperso.profiles.loader import load_profile
 
 PROFILE = load_profile("ssc3-pboc")
@@ -389,6 +389,53 @@ def test_photo_size_limit_is_exact(tmp_path: Path) -> None:
     assert str(read_photo(str(tmp_path / "over.jpg"))).startswith(
         "is 102,401 bytes, over the 102,400"
     )
+
+
+def test_photo_read_whole_whatever_fstat_says(tmp_path: Path) -> None:
+    """A photo is read with one system call of its fstat size plus one byte; a file whose
+    size fstat does not tell (procfs reports 0 for files with content) is still read whole,
+    byte for byte, and an empty file is read as empty (the format rule refuses it)."""
+    cmdline = Path("/proc/self/cmdline")
+    assert os.stat(cmdline).st_size == 0
+    got = read_photo(str(cmdline))
+    assert isinstance(got, bytes) and got == cmdline.read_bytes() and got
+    make_batch(tmp_path / "b.csv", 1, photos=1)
+    jpeg = (tmp_path / "photos" / "p0000.jpg").read_bytes()
+    assert read_photo(str(tmp_path / "photos" / "p0000.jpg")) == jpeg
+    (tmp_path / "empty.jpg").write_bytes(b"")
+    assert read_photo(str(tmp_path / "empty.jpg")) == b""
+    assert check_jpeg(b"", None).startswith("format")
+
+
+def test_photos_read_ahead_in_batches_are_read_photo_one_by_one(tmp_path: Path) -> None:
+    """read_photos (a chunk's new photos opened 64 at a time, the kernel asked to read them
+    ahead, then read) gives what read_photo gives path by path, in order, over batch
+    boundaries and with every kind of bad path among good ones; no descriptor stays open,
+    also when the reader stops half-way through a batch."""
+    make_batch(tmp_path / "b.csv", 1, photos=3)
+    os.mkfifo(tmp_path / "fifo.jpg")
+    with open(tmp_path / "huge.jpg", "wb") as fh:
+        fh.truncate(1 << 30)
+    (tmp_path / "empty.jpg").write_bytes(b"")
+    kinds = [
+        *(str(tmp_path / "photos" / f"p000{i}.jpg") for i in range(3)),
+        str(tmp_path / "missing.jpg"),
+        str(tmp_path / "fifo.jpg"),
+        "/dev/zero",
+        str(tmp_path / "photos"),
+        str(tmp_path / "huge.jpg"),
+        str(tmp_path / "empty.jpg"),
+        "bad\x00path",
+    ]
+    paths = [kinds[(7 * i) % len(kinds)] for i in range(150)]  # 3 batches of up to 64
+    fds = len(os.listdir("/proc/self/fd"))
+    assert list(read_photos(paths)) == [read_photo(p) for p in paths]
+    assert sum(isinstance(x, bytes) and len(x) > 100 for x in read_photos(paths)) == 45
+    reader = read_photos(paths)
+    for _ in range(70):  # into the second batch, then stop
+        next(reader)
+    reader.close()
+    assert len(os.listdir("/proc/self/fd")) == fds
 
 
 def test_hostile_photo_paths_are_per_record_rejects(tmp_path: Path) -> None:

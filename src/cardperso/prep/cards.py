@@ -23,6 +23,7 @@ PINs) derived for all of them at once.
 from __future__ import annotations
 
 import re
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -142,6 +143,9 @@ class ColumnChecker:
         self.seeded = p.pin.source == "seeded"
         self.latin_default = self.pboc.latin_name_default if self.pboc is not None else ""
         self.photo = p.photo != "absent"
+        #: CPU seconds spent on the photos (read and checked, or found in the cache) so far:
+        #: the benchmark's per-stage table (bench_prep.py --breakdown)
+        self.photo_seconds = 0.0
         self.cid_tail = np.frombuffer(validator._cid_prefix + validator._cid_tail, np.uint8)
 
     # -- masks -----------------------------------------------------------------------------
@@ -288,7 +292,9 @@ class ColumnChecker:
         else:
             person = np.full((n, 12), 48, np.uint8)
         if self.photo:
+            t0 = time.process_time()
             ok &= self._photos(get("photo", empty))
+            self.photo_seconds += time.process_time() - t0
         pins_in = get("pin", empty)
         if any(pins_in):
             plen = self.pin_len

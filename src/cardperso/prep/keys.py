@@ -23,6 +23,7 @@ key** for the whole chunk, never one per card:
 from __future__ import annotations
 
 import hashlib
+import time
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -120,6 +121,15 @@ class ChunkKeys:
                     raise KeyStoreError(f"key {name!r} must be 3DES (EMV option A)")
         self.pin_len = profile.pin.length
         self.pin_policy = profile.pin.source
+        #: CPU seconds of the wrapping under the KEK so far (software store; an HSM store
+        #: derives and wraps in one call, counted as derivation): bench_prep.py --breakdown
+        self.wrap_seconds = 0.0
+
+    def _wrap(self, data: bytes) -> bytes:
+        t0 = time.process_time()
+        out = self.store.wrap(self.kek, data)
+        self.wrap_seconds += time.process_time() - t0
+        return out
 
     def _pins(self, cards: Cards) -> bytes:
         """The chunk's ISO 9564 format-2 PIN blocks (:func:`pin_block`), 8 bytes per card:
@@ -173,7 +183,7 @@ class ChunkKeys:
             q[2 * j :: 6] = zq[:half]
             q[2 * j + 1 :: 6] = zq[half:]
         keys = bytes(clear)
-        return store.wrap(self.kek, keys), kcv_3des_blob(keys)
+        return self._wrap(keys), kcv_3des_blob(keys)
 
     def derive(self, cards: Cards) -> ChunkKeyData:
         """Key material for every card of the chunk, in order (one row per card)."""
@@ -184,11 +194,11 @@ class ChunkKeys:
         if not count:
             pins_w = b""
         elif pin_len == 8:
-            pins_w = store.wrap(kek, pins_clear)
+            pins_w = self._wrap(pins_clear)
         else:  # each block padded as wrap(pad=True) pads it; ECB: one call for the chunk
             padded = pad_method2(pins_clear[:8], pin_len)[8:]
-            pins_w = store.wrap(
-                kek, b"".join(pins_clear[8 * i : 8 * i + 8] + padded for i in range(count))
+            pins_w = self._wrap(
+                b"".join(pins_clear[8 * i : 8 * i + 8] + padded for i in range(count))
             )
         # SSSE keys, card-major: card i's keys (profile order) are 16·n bytes at 16·n·i
         nkeys = len(self.ssse_masters)
@@ -208,7 +218,7 @@ class ChunkKeys:
                 kq = memoryview(store.encrypt(m, bytes(blocks), "ecb")).cast("Q")
                 cq[2 * j :: step] = kq[0::2]
                 cq[2 * j + 1 :: step] = kq[1::2]
-            ssse_w = store.wrap(kek, bytes(clear))
+            ssse_w = self._wrap(bytes(clear))
         else:
             factors = [f[8 * i : 8 * i + 8] for i in range(count)]
             per = [
