@@ -81,6 +81,8 @@ run keypool_hsm $py benchmarks/bench_keypool.py --part hsm --cards 1000
 # three interleaved rounds each (medians: the CPUs' speed drifts between runs); the per-stage tables
 run prep_aes $py benchmarks/bench_prep.py --count 1000000 --workers 1,2 --no-oda --kek transport-kek-aes --rounds 3 --naive 10000
 run prep_3des $py benchmarks/bench_prep.py --count 1000000 --workers 1,2 --no-oda --rounds 3
+# every record with a photo of its own (hard links: each photo opened, read and checked)
+run prep_distinct_photos $py benchmarks/bench_prep.py --count 1000000 --workers 1,2 --no-oda --kek transport-kek-aes --distinct-photos
 run prep_breakdown_3des $py benchmarks/bench_prep.py --breakdown
 run prep_breakdown_aes $py benchmarks/bench_prep.py --breakdown --kek transport-kek-aes
 run prep_naive $py benchmarks/bench_prep_naive.py --count 20000
