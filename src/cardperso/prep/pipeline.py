@@ -375,7 +375,7 @@ def _pool_sizes(workers: int) -> tuple[int, int]:
     duplicates and the output, and while the pool's threads, which hand chunks and results
     over, wait for the main thread's GIL. With two per worker and the main process holding
     back to the forked one's CPU time, the two processes of a 1M batch sat idle for ~4.2 s in
-    all; now ~1.8 s, most of it the start-up and the end (docs/prep.md, "Two processes")."""
+    all; now ~1.8 s, most of it the start-up and the end (docs/prep.md, "Third pass")."""
     queued = 4 * (workers - 1)
     return queued, queued + 2 * workers + 2
 

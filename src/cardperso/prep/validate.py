@@ -251,7 +251,7 @@ def check_jpeg(data: bytes, spec: PhotoSpec | None = CARD_PHOTO) -> str:
         info = frame(data)
         if not info.width or not info.height:
             return "format: the JPEG has zero width or height"
-        if data.rstrip(b"\x00")[-2:] != b"\xff\xd9":
+        if not data.endswith(b"\xff\xd9") and data.rstrip(b"\x00")[-2:] != b"\xff\xd9":
             return "format: the JPEG is truncated (no EOI marker)"
         if spec is not None:
             check_frame(info, spec)  # the rest of check_photo's rules, the frame read once
