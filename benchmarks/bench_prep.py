@@ -645,8 +645,8 @@ def main() -> None:
         best = max(rates.values()) if rates else 0.0
         print(
             f"naive per-card preparation: {naive:,.0f} cards/s ({args.naive:,} records, one "
-            f"process, load {benchenv.load()}); prep's best rate above is x{best / naive:.1f} "
-            "(target x10)",
+            f"process, load {benchenv.load()}); prep's rate above (the best worker count's, "
+            f"its median with --rounds) is x{best / naive:.1f} (target x10)",
             flush=True,
         )
     print(
