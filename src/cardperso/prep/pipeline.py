@@ -14,9 +14,10 @@ How this works
       duplicates (ssn, card_no, PAN: first occurrence wins),            rejects
       copy the kept frames in (copy_file_range); rejects file; totals
 
-The forked processes always have four chunks queued each and the main process takes every other
-chunk itself, so neither waits while there is work (:func:`_run_chunks`). At most
-``6 * workers - 2`` chunks are in flight, so memory does not grow with the batch. The output
+The forked processes always have chunks queued (one each at first, up to four when they run
+dry) and the main process takes every other chunk itself, so neither waits while there is work
+(:func:`_run_chunks`). At most ``6 * workers - 2`` chunks are in flight, so memory does not grow
+with the batch. The output
 depends only on the input, the profile, the keys and the options: the worker count and the
 chunk size change nothing in the file.
 
@@ -367,17 +368,22 @@ class _Pooled:
         return self.async_result.get()
 
 
-def _pool_sizes(workers: int) -> tuple[int, int]:
-    """(chunks kept queued for the forked workers, most chunks in flight) for *workers*.
+def _pool_sizes(workers: int) -> tuple[int, int, int]:
+    """(chunks queued for the forked workers at the start, the most that are ever queued, the
+    most chunks in flight) for *workers*.
 
-    Four queued chunks per forked worker (~100 ms of work at 1,000 records a chunk): a worker
-    finds its next chunk waiting while the main process is busy with a chunk of its own, its
+    The queue starts at one chunk per forked worker and grows by one per worker, up to four,
+    each time the main process finds the forked ones without a chunk waiting (they may have
+    sat idle): slow chunks (prep with ODA, ~0.75 s per 1,000 cards) keep a short queue, so the
+    main process takes its share of a batch of a few chunks; fast ones (~25 ms) need four, or
+    a forked worker runs dry while the main process is busy with a chunk of its own, its
     duplicates and the output, and while the pool's threads, which hand chunks and results
     over, wait for the main thread's GIL. With two per worker and the main process holding
     back to the forked one's CPU time, the two processes of a 1M batch sat idle for ~4.2 s in
-    all; now ~1.8 s, most of it the start-up and the end (docs/prep.md, "Third pass")."""
-    queued = 4 * (workers - 1)
-    return queued, queued + 2 * workers + 2
+    all; with four, ~1.8 s, most of it the start-up and the end (docs/prep.md, "Third
+    pass")."""
+    forked = workers - 1
+    return forked, 4 * forked, 4 * forked + 2 * workers + 2
 
 
 def _run_chunks(
@@ -409,12 +415,16 @@ def _run_chunks(
     ) as pool:
         _init_worker(*(local_args or init_args))  # after the fork: not in the workers' memory
         inflight: deque[_Pooled | _Done] = deque()
-        queued, limit = _pool_sizes(workers)
+        queued, most, limit = _pool_sizes(workers)
+        pooled = False  # whether a chunk went to the forked workers yet
         for chunk in chunks:
             while inflight and inflight[0].ready():
                 sink(inflight.popleft().get())
-            waiting = sum(1 for r in inflight if not r.ready())
+            waiting = sum(1 for r in inflight if isinstance(r, _Pooled) and not r.ready())
+            if waiting == 0 and pooled:  # the forked workers ran dry: a longer queue
+                queued = min(most, queued + workers - 1)
             if waiting < queued:
+                pooled = True
                 inflight.append(_Pooled(pool.apply_async(worker_fn, (chunk,))))
             else:
                 inflight.append(_Done(worker_fn(chunk)))
