@@ -72,15 +72,21 @@ def test_an_aip_that_claims_oda_without_its_data_is_refused(
 
 
 def test_a_run_without_a_pool_makes_few_keys_of_its_own(
-    sample_keystore: SoftwareKeyStore,
+    sample_keystore: SoftwareKeyStore, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    # a temporary directory of the test's own: the machine's /tmp is shared with other runs,
+    # whose scratch pools would come and go under the comparison below
+    (tmp_path / "tmp").mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path / "tmp"))
     profile = load_profile("ssc3-pboc")
     before = set(Path(tempfile.gettempdir()).glob("cardperso-icc-*"))
+    assert before == set()
     with pytest.raises(UsageError, match="input lines need a pool"):
         plan_run(profile, sample_keystore, None, lines=lambda: SCRATCH_MAX + 1, first_line=2,
                  label="x")  # fmt: skip
     run = plan_run(profile, sample_keystore, None, lines=lambda: 2, first_line=2, label="x")
     assert run is not None and run.scratch is not None
+    assert Path(run.scratch).parent == tmp_path / "tmp"  # made where the test looks
     assert (run.reservation.count, run.reservation.bits) == (2, 1024)
     run.close()
     assert set(Path(tempfile.gettempdir()).glob("cardperso-icc-*")) == before
