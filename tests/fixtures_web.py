@@ -84,26 +84,34 @@ class Console:
 
 
 def start_console(db_path: str | Path, log_path: Path, *args: str) -> Console:
-    port = free_port()
-    log = log_path.open("wb")
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "cardperso", "web", "serve", "--db", str(db_path),
-         "--port", str(port), *args],
-        stdout=log, stderr=subprocess.STDOUT,
-    )  # fmt: skip
-    log.close()
-    console = Console(f"http://127.0.0.1:{port}", db_path, log_path, proc)
-    for _ in range(600):  # until it answers (or dies)
-        if proc.poll() is not None:
-            raise AssertionError(f"web serve exited {proc.returncode}: {console.log()}")
-        try:
-            if httpx.get(console.url + "/login", timeout=2).status_code == 200:
-                return console
-        except httpx.TransportError:
-            pass
-        time.sleep(0.1)
-    console.stop()
-    raise AssertionError(f"web serve did not answer: {console.log()}")
+    """`cardperso web serve` on a free port, answering. The port is free when chosen, but
+    another process may take it before the console binds it: then the console exits with
+    "address already in use" and is started again on another port (three tries)."""
+    for attempt in range(3):
+        port = free_port()
+        log = log_path.open("wb")
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "cardperso", "web", "serve", "--db", str(db_path),
+             "--port", str(port), *args],
+            stdout=log, stderr=subprocess.STDOUT,
+        )  # fmt: skip
+        log.close()
+        console = Console(f"http://127.0.0.1:{port}", db_path, log_path, proc)
+        for _ in range(600):  # until it answers (or dies)
+            if proc.poll() is not None:
+                if "address already in use" in console.log().lower() and attempt < 2:
+                    break  # the port was taken in between: another one
+                raise AssertionError(f"web serve exited {proc.returncode}: {console.log()}")
+            try:
+                if httpx.get(console.url + "/login", timeout=2).status_code == 200:
+                    return console
+            except httpx.TransportError:
+                pass
+            time.sleep(0.1)
+        else:
+            console.stop()
+            raise AssertionError(f"web serve did not answer: {console.log()}")
+    raise AssertionError("web serve found no free port in three tries")
 
 
 @pytest.fixture(scope="session")
