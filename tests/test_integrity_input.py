@@ -14,6 +14,7 @@ import os
 import re
 import subprocess
 import sys
+import textwrap
 from collections import Counter
 from pathlib import Path
 
@@ -436,6 +437,38 @@ def test_photos_read_ahead_in_batches_are_read_photo_one_by_one(tmp_path: Path) 
         next(reader)
     reader.close()
     assert len(os.listdir("/proc/self/fd")) == fds
+
+
+def test_photos_read_ahead_with_few_file_descriptors(tmp_path: Path) -> None:
+    """A process allowed only a few more file descriptors than it holds (RLIMIT_NOFILE) still
+    reads every photo of a chunk: the batch is read in smaller pieces, no photo is refused
+    "Too many open files" for the descriptors the read-ahead itself holds. When not one is
+    left, the photo's reason says so (the old one-by-one behaviour)."""
+    make_batch(tmp_path / "b.csv", 1, photos=3)
+    script = textwrap.dedent(
+        f"""
+        import os, resource
+        from cardperso.prep.validate import read_photos
+        paths = [{str(tmp_path / "photos")!r} + f"/p000{{i % 3}}.jpg" for i in range(150)]
+        held = len(os.listdir("/proc/self/fd"))
+        resource.setrlimit(resource.RLIMIT_NOFILE, (held + 5, resource.getrlimit(
+            resource.RLIMIT_NOFILE)[1]))
+        got = list(read_photos(paths))
+        print(sum(isinstance(x, bytes) and len(x) > 100 for x in got), len(got))
+        spare = []
+        while True:  # take every descriptor left
+            try:
+                spare.append(os.open("/dev/null", os.O_RDONLY))
+            except OSError:
+                break
+        print(list(read_photos(paths[:2])))
+        """
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, check=True, timeout=120
+    ).stdout.splitlines()
+    assert out[0] == "150 150"
+    assert out[1] == str(["cannot be read (Too many open files)"] * 2)
 
 
 def test_hostile_photo_paths_are_per_record_rejects(tmp_path: Path) -> None:

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime
+import errno
 import os
 import stat
 from collections.abc import Callable, Collection, Iterator, Sequence
@@ -149,9 +150,13 @@ def _not_regular(mode: int) -> str:
     return f"is {kind}, not a regular file"
 
 
+class _OutOfDescriptors(Exception):
+    """The process has no file descriptor left (EMFILE, ENFILE): not the photo's fault."""
+
+
 def _open_photo(path: str) -> tuple[int, os.stat_result] | str:
     """An open descriptor of the photo at *path* and its status, or the reason it cannot be
-    used (see :func:`read_photo`)."""
+    used (see :func:`read_photo`); :class:`_OutOfDescriptors` when the process has none left."""
     try:
         before = os.stat(path)
     except (FileNotFoundError, NotADirectoryError):
@@ -169,6 +174,8 @@ def _open_photo(path: str) -> tuple[int, os.stat_result] | str:
     except FileNotFoundError:
         return "file not found"
     except OSError as exc:
+        if exc.errno in (errno.EMFILE, errno.ENFILE):
+            raise _OutOfDescriptors(exc.strerror) from exc
         return f"cannot be read ({exc.strerror})"
     try:
         now = os.fstat(fd)
@@ -213,7 +220,10 @@ def read_photo(path: str) -> bytes | str:
     (a symbolic link is followed to one) of at most :data:`PHOTO_MAX_BYTES` is read: a FIFO, a
     device (``/dev/zero``) or a socket is refused before it is opened, and the open itself
     never waits (``O_NONBLOCK``) in case the path is swapped for one in between."""
-    opened = _open_photo(path)
+    try:
+        opened = _open_photo(path)
+    except _OutOfDescriptors as exc:
+        return f"cannot be read ({exc})"
     return opened if isinstance(opened, str) else _read_open(*opened)
 
 
@@ -224,20 +234,30 @@ def read_photos(paths: Sequence[str]) -> Iterator[bytes | str]:
     cache then arrive together instead of one disk wait after another, in one thread: 3,000
     distinct photos just off the disk (caches dropped) took ~35 µs each against ~130 one by one
     and ~80-107 µs in four threads, which also cost 2-3 times the CPU of one thread when the
-    photos are in the page cache (docs/prep.md, "Photos")."""
-    for start in range(0, len(paths), _PHOTO_READAHEAD):
-        opened = [_open_photo(p) for p in paths[start : start + _PHOTO_READAHEAD]]
+    photos are in the page cache (docs/prep.md, "Photos"). A process short of file descriptors
+    opens fewer at a time (never a photo refused for want of a descriptor of ours)."""
+    start = 0
+    while start < len(paths):
+        opened: list[tuple[int, os.stat_result] | str | bytes] = []
         try:
+            for path in paths[start : start + _PHOTO_READAHEAD]:
+                try:
+                    opened.append(_open_photo(path))
+                except _OutOfDescriptors:
+                    if not opened:  # none of ours open: the process is out of descriptors
+                        opened.append(read_photo(path))
+                    break  # read the ones open, then go on from this photo
+            start += len(opened)
             for got in opened:
-                if not isinstance(got, str):
+                if not isinstance(got, (str, bytes)):
                     with contextlib.suppress(OSError):
                         os.posix_fadvise(got[0], 0, 0, os.POSIX_FADV_WILLNEED)
             for k, got in enumerate(opened):
                 opened[k] = ""  # handed over: _read_open closes it
-                yield got if isinstance(got, str) else _read_open(*got)
+                yield got if isinstance(got, (str, bytes)) else _read_open(*got)
         finally:
             for got in opened:  # a reader that stopped early: close what it did not read
-                if not isinstance(got, str):
+                if not isinstance(got, (str, bytes)):
                     os.close(got[0])
 
 
