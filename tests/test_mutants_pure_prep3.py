@@ -19,10 +19,11 @@ from cardperso.keystore.software import SoftwareKeyStore
 from cardperso.prep import container
 from cardperso.prep.build import _fit_slot
 from cardperso.prep.input import Chunk, parse_chunk
-from cardperso.prep.pipeline import validate_only
+from cardperso.prep.pipeline import PrepOptions, PrepSummary, prepare, validate_only
 from cardperso.prep.synth import COLUMNS, _bad_records, make_batch, records
 from cardperso.prep.validate import ROW, Reject, read_photo
 from cardperso.profiles.loader import load_profile
+from cardperso.profiles.model import Profile
 from test_mutants_pure import _prep
 
 PROFILE = load_profile("ssc3-pboc")
@@ -37,6 +38,20 @@ def _verdicts(chunk: Chunk) -> list[tuple[int, object]]:
         (line, (r.field, r.reason) if isinstance(r, Reject) else r)
         for line, r in parse_chunk(chunk)
     ]
+
+
+def _rewrite_batch(path: Path, rows: list[dict[str, str]], columns: list[str]) -> None:
+    """Write *rows* back to the batch at *path* with *columns* (others left out)."""
+    with open(path, "w", encoding="utf-8", newline="") as fh:
+        w = csv.DictWriter(fh, fieldnames=columns, extrasaction="ignore", lineterminator="\n")
+        w.writeheader()
+        w.writerows(rows)
+
+
+def _prepare_one(tmp: Path, profile: Profile, store: SoftwareKeyStore) -> PrepSummary:
+    """``prepare`` of ``tmp/b.csv`` into ``tmp/o.cppf`` (rejects ``tmp/r.csv``), one worker."""
+    return prepare(tmp / "b.csv", profile, store, lambda: store, tmp / "o.cppf",
+                   tmp / "r.csv", PrepOptions(batch_id="B", created=1767225600))  # fmt: skip
 
 
 def test_a_nul_byte_rejects_the_whole_row_at_its_position() -> None:
@@ -529,7 +544,6 @@ def test_face_tracks_and_a_record_the_builder_refuses(
     (``B`` PAN ``^`` name ``^`` YYMM service code discretionary data); no track 3."""
     import dataclasses
 
-    from cardperso.prep.pipeline import PrepOptions, prepare
     from cardperso.profiles.model import FaceField
 
     assert PROFILE.ssse is not None
@@ -560,20 +574,9 @@ def test_face_tracks_and_a_record_the_builder_refuses(
         r["name_latin"] = ""
     rows[1]["bank_code"] = "12345678"
     rows[2]["name_latin"] = "Zhang San"
-    with open(tmp_path / "b.csv", "w", encoding="utf-8", newline="") as fh:
-        w = csv.DictWriter(fh, fieldnames=[*COLUMNS, "name_latin"], lineterminator="\n")
-        w.writeheader()
-        w.writerows(rows)
+    _rewrite_batch(tmp_path / "b.csv", rows, [*COLUMNS, "name_latin"])
     out = tmp_path / "o.cppf"
-    summary = prepare(
-        tmp_path / "b.csv",
-        profile,
-        sample_keystore,
-        lambda: sample_keystore,
-        out,
-        tmp_path / "r.csv",
-        PrepOptions(batch_id="B", created=1767225600),
-    )
+    summary = _prepare_one(tmp_path, profile, sample_keystore)
     assert (summary.read, summary.prepared, summary.rejected) == (4, 3, 1)
     with open(tmp_path / "r.csv", encoding="utf-8") as fh:
         (rej,) = list(csv.DictReader(fh))
@@ -625,7 +628,6 @@ def test_a_product_with_track_2_only_seals_an_empty_track_1(
 ) -> None:
     import dataclasses
 
-    from cardperso.prep.pipeline import PrepOptions, prepare
     from cardperso.profiles.model import MagStripeSpec
 
     profile = dataclasses.replace(PROFILE, mag_stripe=MagStripeSpec(track1=False, track2=True))
@@ -633,15 +635,7 @@ def test_a_product_with_track_2_only_seals_an_empty_track_1(
     with open(tmp_path / "b.csv", encoding="utf-8") as fh:
         rows = list(csv.DictReader(fh))
     out = tmp_path / "o.cppf"
-    prepare(
-        tmp_path / "b.csv",
-        profile,
-        sample_keystore,
-        lambda: sample_keystore,
-        out,
-        tmp_path / "r.csv",
-        PrepOptions(batch_id="B", created=1767225600),
-    )
+    _prepare_one(tmp_path, profile, sample_keystore)
     container.verify(out, sample_keystore)
     got = list(container.iter_records(out, sample_keystore))
     assert len(got) == 3
@@ -842,28 +836,15 @@ def test_an_optional_photo_column_may_be_left_out_of_the_batch(
     photo column at all: the card face's photo field is empty."""
     import dataclasses
 
-    from cardperso.prep.pipeline import PrepOptions, prepare
-
     temporary = dataclasses.replace(load_profile("ssc3-temporary"), photo="optional")
     assert temporary.pboc is None
     make_batch(tmp_path / "b.csv", 3, photos=1)
     with open(tmp_path / "b.csv", encoding="utf-8") as fh:
         rows = list(csv.DictReader(fh))
     cols = [c for c in COLUMNS if c not in ("photo", "pan", "pan_seq", "bank_code")]
-    with open(tmp_path / "b.csv", "w", encoding="utf-8", newline="") as fh:
-        w = csv.DictWriter(fh, fieldnames=cols, extrasaction="ignore", lineterminator="\n")
-        w.writeheader()
-        w.writerows(rows)
+    _rewrite_batch(tmp_path / "b.csv", rows, cols)
     out = tmp_path / "o.cppf"
-    summary = prepare(
-        tmp_path / "b.csv",
-        temporary,
-        sample_keystore,
-        lambda: sample_keystore,
-        out,
-        tmp_path / "r.csv",
-        PrepOptions(batch_id="B", created=1767225600),
-    )
+    summary = _prepare_one(tmp_path, temporary, sample_keystore)
     assert (summary.prepared, summary.rejected) == (3, 0)
     container.verify(out, sample_keystore)
     for line, body in container.iter_records(out, sample_keystore):
