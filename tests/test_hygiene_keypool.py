@@ -43,7 +43,7 @@ def test_pool_files_logs_and_oda_dgis_hold_no_icc_private_key(tmp_path: Path) ->
     )
     # the workers make keys for a while (1 s of CPU each), however long a loaded machine takes
     # to get there: a fixed 6 s could end before the command had set its SIGTERM handler
-    wait_for(lambda: busy_children(proc.pid, 1.0) >= 2, proc)
+    assert wait_for(lambda: busy_children(proc.pid, 1.0) >= 2, proc), "workers never got busy"
     proc.send_signal(signal.SIGTERM)
     out, err = proc.communicate(timeout=60)
     (work.logs / "sigterm.stdout").write_bytes(out)

@@ -189,7 +189,7 @@ def test_sigterm_stops_generation_with_nothing_half_written(
     # the workers start, then make keys for a while: 1 s of CPU each (~50 1024-bit keys, several
     # batches of 8 handed back), however long that takes on a loaded machine (a fixed 6 s could
     # end before the command had even imported cardperso and set its SIGTERM handler)
-    wait_for(lambda: busy_children(proc.pid, 1.0) >= 2, proc)
+    assert wait_for(lambda: busy_children(proc.pid, 1.0) >= 2, proc), "workers never got busy"
     workers = _children(proc.pid)
     assert len(workers) >= 2
     proc.send_signal(signal.SIGTERM)
@@ -222,14 +222,16 @@ def busy_children(pid: int, cpu_seconds: float) -> int:
 
 def wait_for(
     condition: Callable[[], bool], proc: subprocess.Popen[bytes] | None, seconds: float = 180
-) -> None:
+) -> bool:
     """Poll ``condition`` until it holds or ``seconds`` pass (a loaded 2-core CI machine is
-    slow, never wrong); a process that ends meanwhile ends the wait."""
+    slow, never wrong); a process that ends meanwhile ends the wait. Returns whether the
+    condition held (callers assert it where the test needs it)."""
     deadline = time.monotonic() + seconds
     while not condition() and time.monotonic() < deadline:
         if proc is not None and proc.poll() is not None:
-            return
+            break
         time.sleep(0.05)
+    return condition()
 
 
 def _children(pid: int) -> list[int]:
@@ -269,7 +271,7 @@ _GENERATOR = textwrap.dedent(
 def test_kill_9_of_generation_then_resume(store_path: Path, tmp_path: Path) -> None:
     pool = _new_pool(store_path, tmp_path / "p")
     proc = subprocess.Popen([sys.executable, "-c", _GENERATOR, str(store_path), str(pool.directory), "400"])  # fmt: skip
-    wait_for(lambda: pool.status().total >= 6, proc)
+    assert wait_for(lambda: pool.status().total >= 6, proc)
     workers = _children(proc.pid)
     proc.send_signal(signal.SIGKILL)
     proc.wait(timeout=30)

@@ -62,7 +62,7 @@ def test_a_constructed_tlv_keeps_its_children() -> None:
     kids = [Tlv(0x5A, bytes.fromhex("6228480000000000")), Tlv(0x5F24, bytes.fromhex("301231"))]
     t = Tlv.constructed(0x70, kids)
     assert t.children == tuple(kids) and t.is_constructed
-    assert t.value == bytes.fromhex("5A08622848000000000" + "05F2403301231")
+    assert t.value == bytes.fromhex("5A0862284800000000005F2403301231")
 
 
 def test_padding_after_one_tlv_is_skipped_only_when_allowed() -> None:
