@@ -230,11 +230,9 @@ def distinct_photos_batch(directory: Path, count: int) -> Path:
     print(f"linking a photo per record for {path} ...", flush=True)
     links = directory / f"photos-distinct-{count}"
     links.mkdir(exist_ok=True)
-    tmp = path.with_suffix(".part")
-    with (
-        open(base, encoding="utf-8", newline="") as src,
-        open(tmp, "w", encoding="utf-8", newline="") as out,
-    ):
+    from cardperso.outputs import atomic_output
+
+    with open(base, encoding="utf-8", newline="") as src, atomic_output(path) as out:
         header = src.readline()
         out.write(header)
         col = header.rstrip("\r\n").split(",").index("photo")
@@ -245,7 +243,6 @@ def distinct_photos_batch(directory: Path, count: int) -> Path:
                 os.link(directory / cells[col], directory / name)
             cells[col] = name
             out.write(",".join(cells))
-    tmp.replace(path)
     return path
 
 
@@ -433,13 +430,10 @@ def breakdown(directory: Path, profile_name: str, kek: str | None, chunks: int =
 
 
 def _photo_paths(chunk: Any) -> list[str]:
-    """The photo column of a chunk (CSV; empty cells left out)."""
-    import csv
-    import io
+    """The photo column of a chunk (prep's own column parser; empty cells left out)."""
+    from cardperso.prep.input import parse_columns
 
-    rows = csv.reader(io.StringIO(chunk.data.decode("utf-8")))
-    col = list(chunk.columns).index("photo") if "photo" in chunk.columns else -1
-    return [r[col] for r in rows if col >= 0 and len(r) > col and r[col]]
+    return [p for p in parse_columns(chunk).columns.get("photo", ()) if p]
 
 
 def cprofile(directory: Path, profile_name: str, chunks: int = 10) -> None:

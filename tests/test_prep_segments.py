@@ -122,3 +122,33 @@ def test_a_segment_shorter_than_its_ranges_is_an_error(
     finally:
         writer.abort()
     assert not (tmp_path / "w.cppf").exists()
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_the_output_is_handed_to_the_kernel_as_it_grows(
+    tmp_path: Path, sample_keystore: SoftwareKeyStore, monkeypatch: pytest.MonkeyPatch, workers: int
+) -> None:
+    """The personalization file's writeback is started every WRITE_BEHIND_STEP bytes, from
+    the main process's own frames (1 worker) and from the copied segments (2 workers), so the
+    commit's fsync does not write the whole file at the end; the bytes are the same."""
+    from cardperso import outputs
+
+    _batch_with_duplicates(tmp_path)
+    _prep(tmp_path, sample_keystore, "plain.cppf", chunk_size=5, workers=workers)
+    monkeypatch.setattr(outputs, "WRITE_BEHIND_STEP", 16 << 10)
+    taken: list[int] = []
+    real = outputs.AtomicFile.write_behind
+
+    def spy(self: outputs.AtomicFile, end: int) -> bool:
+        took = real(self, end)
+        if took:
+            taken.append(end)
+        return took
+
+    monkeypatch.setattr(outputs.AtomicFile, "write_behind", spy)
+    monkeypatch.setattr(PersoWriter, "FLUSH_BYTES", 4 << 10)  # write out every chunk
+    _prep(tmp_path, sample_keystore, "behind.cppf", chunk_size=5, workers=workers)
+    size = (tmp_path / "behind.cppf").stat().st_size
+    assert len(taken) >= 5 and taken == sorted(taken) and taken[-1] <= size
+    assert all(b - a >= 16 << 10 for a, b in zip([0, *taken], taken))
+    assert (tmp_path / "behind.cppf").read_bytes() == (tmp_path / "plain.cppf").read_bytes()

@@ -270,6 +270,9 @@ class PersoWriter:
     encoded before anything is created, so a header that cannot be built leaves no file.
     """
 
+    #: Framed records buffered in this process before they are written out.
+    FLUSH_BYTES = 1 << 22
+
     def __init__(self, path: str | os.PathLike[str], header: pf.PersoHeader, key: bytes) -> None:
         self.path = os.fspath(path)
         self._key = key
@@ -292,7 +295,7 @@ class PersoWriter:
         self.count += count
         self._pending.append(frames)
         self._pending_size += len(frames)
-        if self._pending_size > 1 << 22:
+        if self._pending_size > self.FLUSH_BYTES:
             self.flush()
 
     def add_segment(
