@@ -376,7 +376,7 @@ class Validator:
         spec = self.photo_spec
         found = {
             p: data if isinstance(data, str) else check_jpeg(data, spec)
-            for p, data in zip(new, read_photos([self._photo_path(p) for p in new]))
+            for p, data in zip(new, read_photos([self._photo_path(p) for p in new]), strict=True)
         }
         if len(cache) + len(found) <= _PHOTO_CACHE:
             cache.update(found)
